@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/* Kernel-side helpers shared by every kernel program: drop counters and ring reservation that never fails silently. */
+#ifndef SIDECARLESS_COMMON_BPF_H
+#define SIDECARLESS_COMMON_BPF_H
+
+#include "records.h"
+
+/* Per-CPU counters indexed by enum sl_drop_reason; user space sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_DROP_REASON_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+static __always_inline void sl_count_drop(__u32 reason)
+{
+	__u64 *counter = bpf_map_lookup_elem(&drops, &reason);
+
+	if (counter)
+		*counter += 1;
+}
+
+/* Reserve a record on `ring` and fill its header; a full ring is counted, never silent. */
+#define sl_reserve_record(ring, record_type, type_tag, type_version)                          \
+	({                                                                                    \
+		record_type *__r = bpf_ringbuf_reserve(ring, sizeof(record_type), 0);         \
+		if (__r) {                                                                    \
+			__r->header.type = (type_tag);                                        \
+			__r->header.version = (type_version);                                 \
+			__r->header.size = sizeof(record_type);                               \
+			__r->header.ts_ns = bpf_ktime_get_ns();                               \
+		} else {                                                                      \
+			sl_count_drop(SL_DROP_RINGBUF_FULL);                                  \
+		}                                                                             \
+		__r;                                                                          \
+	})
+
+#endif

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything sidecarless needs on this node, idempotently: a second run only checks stamps.
+#   1. Debian packages (clang/libbpf/bpftool for bpf/, clickhouse-server for the HTTP path, nftables for loss tests)
+#   2. npm packages (only when package-lock.json changed)
+#   3. Kafka jars from Maven Central into .stack/kafka-libs (only when the pom changed)
+#   4. bpf/ objects (make decides what is stale) and the TypeScript build
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+stack="$root/.stack"
+mkdir -p "$stack"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+apt_packages=(clang-16 llvm-16 libbpf-dev bpftool iproute2 clickhouse-server nftables make)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { log "need root to install: ${missing[*]}"; exit 1; }
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
+npm_sum=$(sha256sum package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-16)
+if [ ! -d node_modules ] || ! stamp_ok "$stack/npm.stamp" "$npm_sum"; then
+  log "installing npm packages"
+  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+  npm_sum=$(sha256sum package.json package-lock.json | sha256sum | cut -c1-16)
+  echo "$npm_sum" > "$stack/npm.stamp"
+fi
+
+pom=deploy/local/kafka/pom.xml
+pom_sum=$(sha256sum "$pom" | cut -c1-16)
+if ! stamp_ok "$stack/kafka-libs.stamp" "$pom_sum"; then
+  log "collecting Kafka jars with Maven"
+  rm -rf "$stack/kafka-libs"
+  mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$stack/kafka-libs"
+  echo "$pom_sum" > "$stack/kafka-libs.stamp"
+fi
+
+make -s -C bpf
+npx tsc -p tsconfig.json

@@ -1,0 +1,29 @@
+/**
+ * The `sidecarless` command: one executable, one sub-command per role. Each sub-command lives in its own module
+ * and is loaded only when invoked, so `sidecarless stack status` never loads libbpf or ClickHouse.
+ */
+export interface Command {
+  summary: string;
+  /** Resolves to the process exit code. */
+  run(args: string[]): Promise<number>;
+}
+
+const commands: Record<string, () => Promise<Command>> = {
+  stack: async () => (await import('./stack.js')).stackCommand,
+};
+
+function usage(): string {
+  const lines = Object.keys(commands).map((name) => `  ${name}`);
+  return `usage: sidecarless <command> [args]\ncommands:\n${lines.join('\n')}`;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const load = name === undefined ? undefined : commands[name];
+  if (!load) {
+    console.error(usage());
+    return name === undefined || name === 'help' || name === '--help' ? 0 : 2;
+  }
+  const command = await load();
+  return command.run(rest);
+}

@@ -1,0 +1,335 @@
+/**
+ * Configuration of every role: embedded defaults, overridden by an optional JSON file (`--config <path>` or
+ * SIDECARLESS_CONFIG), overridden by environment variables SIDECARLESS_<SECTION>_<KEY> (camelCase keys become
+ * SNAKE_CASE: kafka.tls.caPath ← SIDECARLESS_KAFKA_TLS_CA_PATH). The demo runs with neither file nor variables.
+ *
+ * Each setting is described once, as a `Field` (expected type, default, check). A file value is validated by the
+ * field's `parse`; an environment string is first turned into the value a file would hold (`fromEnv`: "9464" → 9464,
+ * "a:1,b:2" → ["a:1", "b:2"]) and then validated by the same `parse`, so both sources share one code path.
+ * Errors are ConfigErrors naming the full key and where the value came from; secret values never appear in them.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { ConfigError } from './errors.js';
+
+/** How one kind of value is read: `parse` validates a JSON value or throws a ConfigError naming `key` and `source`. */
+interface Kind<T> {
+  parse(value: unknown, key: string, source: string): T;
+  /** The environment string as the value a file would hold ("9464" → 9464), left for `parse` to judge. */
+  fromEnv(text: string): unknown;
+  /** Secret values are never shown in errors and are replaced by redactConfig. */
+  secret: boolean;
+}
+
+/** A setting: its kind and its default. */
+class Field<T> {
+  constructor(
+    readonly kind: Kind<T>,
+    readonly defaultValue: T,
+  ) {}
+}
+
+/** Defaults are frozen so that configs sharing one (a list) cannot change it for the others. */
+const setting = <T>(kind: Kind<T>, defaultValue: T): Field<T> => new Field(kind, Object.freeze(defaultValue) as T);
+
+type Check<T> = (value: T) => string | undefined;
+
+function fail(key: string, message: string, source: string): never {
+  throw new ConfigError(key, `${message} (${source})`);
+}
+
+/** Shows a rejected value, except a secret's: its type is enough to fix the mistake. */
+function shown(value: unknown, secret: boolean): string {
+  if (secret) return `a ${value === null ? 'null' : typeof value} (value hidden)`;
+  return JSON.stringify(value) ?? String(value);
+}
+
+function text(check?: Check<string>, secret = false): Kind<string> {
+  return {
+    secret,
+    fromEnv: (raw) => raw,
+    parse(value, key, source) {
+      if (typeof value !== 'string') fail(key, `expected a string, got ${shown(value, secret)}`, source);
+      const problem = check?.(value);
+      if (problem !== undefined) fail(key, `${problem}, got ${shown(value, secret)}`, source);
+      return value;
+    },
+  };
+}
+
+function int(min: number, max: number): Kind<number> {
+  return {
+    secret: false,
+    fromEnv: (raw) => (/^-?\d+$/.test(raw.trim()) ? Number(raw) : raw),
+    parse(value, key, source) {
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+        fail(key, `expected an integer in ${min}..${max}, got ${shown(value, false)}`, source);
+      }
+      return value;
+    },
+  };
+}
+
+const bool: Kind<boolean> = {
+  secret: false,
+  fromEnv: (raw) => ({ true: true, false: false })[raw.trim().toLowerCase()] ?? raw,
+  parse(value, key, source) {
+    if (typeof value !== 'boolean') fail(key, `expected true or false, got ${shown(value, false)}`, source);
+    return value;
+  },
+};
+
+function oneOf<const V extends string>(values: readonly V[]): Kind<V> {
+  return {
+    secret: false,
+    fromEnv: (raw) => raw,
+    parse(value, key, source) {
+      if (!values.includes(value as V)) fail(key, `expected one of ${values.join('|')}, got ${shown(value, false)}`, source);
+      return value as V;
+    },
+  };
+}
+
+/** A comma-separated list in the environment, an array in the file; each item is checked as `key[index]`. */
+function list<T>(item: Kind<T>, minItems: number): Kind<readonly T[]> {
+  return {
+    secret: item.secret,
+    fromEnv: (raw) => (raw.trim() === '' ? [] : raw.split(',').map((part) => item.fromEnv(part.trim()))),
+    parse(value, key, source) {
+      if (!Array.isArray(value)) fail(key, `expected an array, got ${shown(value, item.secret)}`, source);
+      if (value.length < minItems) fail(key, `expected at least ${minItems} item(s), got ${value.length}`, source);
+      return Object.freeze(value.map((v, i) => item.parse(v, `${key}[${i}]`, source)));
+    },
+  };
+}
+
+/** Unset by default; null or "" in the file and an empty variable also mean unset. */
+function optional<T>(kind: Kind<T>): Field<T | undefined> {
+  return setting<T | undefined>(
+    {
+      secret: kind.secret,
+      fromEnv: (raw) => (raw === '' ? '' : kind.fromEnv(raw)),
+      parse: (value, key, source) => (value === null || value === '' ? undefined : kind.parse(value, key, source)),
+    },
+    undefined,
+  );
+}
+
+const hostPort: Check<string> = (value) => {
+  const match = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$/.exec(value);
+  return match && Number(match[1]) >= 1 && Number(match[1]) <= 65535 ? undefined : 'expected host:port';
+};
+const nonEmpty: Check<string> = (value) => (value === '' ? 'expected a non-empty string' : undefined);
+const topicChars: Check<string> = (value) =>
+  /^[A-Za-z0-9._-]*$/.test(value) ? undefined : 'expected only letters, digits, ".", "_" and "-" (Kafka topic characters)';
+const identifier: Check<string> = (value) =>
+  /^[A-Za-z_][A-Za-z0-9_]*$/.test(value) ? undefined : 'expected a ClickHouse identifier ([A-Za-z_][A-Za-z0-9_]*)';
+/** Credentials in the URL would escape redaction: they belong in clickhouse.username/password. */
+const httpUrl: Check<string> = (value) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'expected an http(s) URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'expected an http(s) URL';
+  if (url.username !== '' || url.password !== '') return 'expected no credentials in the URL (use clickhouse.username/password)';
+  return undefined;
+};
+
+const name = text(nonEmpty);
+const secret = text(undefined, true);
+
+const schema = {
+  kafka: {
+    brokers: setting(list(text(hostPort), 1), ['127.0.0.1:19092']),
+    clientId: setting(name, 'sidecarless'),
+    topicPrefix: setting(text(topicChars), 'sidecarless.'),
+    tls: {
+      /** TLS without a caPath trusts the system CAs, so it needs its own switch. */
+      enabled: setting(bool, false),
+      caPath: optional(name),
+      certPath: optional(name),
+      keyPath: optional(name),
+      rejectUnauthorized: setting(bool, true),
+    },
+    sasl: {
+      /** Unset: no SASL. */
+      mechanism: optional(oneOf(['plain', 'scram-sha-256', 'scram-sha-512'])),
+      username: optional(name),
+      password: optional(secret),
+    },
+  },
+  clickhouse: {
+    /** Unset: the embedded engine (chdb) at embeddedPath. */
+    url: optional(text(httpUrl)),
+    username: setting(name, 'default'),
+    password: setting(secret, ''),
+    database: setting(text(identifier), 'sidecarless'),
+    tls: { caPath: optional(name), certPath: optional(name), keyPath: optional(name) },
+    embeddedPath: setting(name, '.stack/chdb'),
+    ttlDays: setting(int(1, 3650), 7),
+  },
+  node: {
+    /** In Kubernetes, set SIDECARLESS_NODE_NAME from the downward API (spec.nodeName). */
+    name: setting(name, hostname()),
+  },
+  log: {
+    level: setting(oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
+  },
+  telemetry: {
+    /** Port of /metrics and /healthz; 0 disables the endpoint (meters still work). */
+    metricsPort: setting(int(0, 65535), 9464),
+    host: setting(name, '127.0.0.1'),
+  },
+};
+
+interface Section {
+  readonly [key: string]: Field<unknown> | Section;
+}
+
+type Infer<S> = S extends Field<infer T> ? T : { readonly [K in keyof S]: Infer<S[K]> };
+
+/** The whole configuration, deeply readonly (and frozen at run time). */
+export type Config = Infer<typeof schema>;
+
+export interface LoadOptions {
+  /** Command-line arguments, searched for `--config <path>` / `--config=<path>`. Default: process.argv. */
+  argv?: readonly string[];
+  /** Environment. Default: process.env. */
+  env?: Environment;
+  /** Path of the JSON file; takes precedence over --config and SIDECARLESS_CONFIG. */
+  file?: string;
+}
+
+type Environment = Readonly<Record<string, string | undefined>>;
+
+const ENV_PREFIX = 'SIDECARLESS_';
+
+function envName(key: string): string {
+  return ENV_PREFIX + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/\./g, '_').toUpperCase();
+}
+
+/** Every setting's key, walked once: env names are derived from keys, never parsed back into keys. */
+function fieldKeys(section: Section, prefix = ''): string[] {
+  return Object.entries(section).flatMap(([name, node]) =>
+    node instanceof Field ? [prefix + name] : fieldKeys(node, `${prefix}${name}.`),
+  );
+}
+const KNOWN_ENV = new Set(fieldKeys(schema).map(envName));
+const SECTION_ENV_PREFIXES = Object.keys(schema).map((section) => `${envName(section)}_`);
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Values for one section: environment over file over default. */
+function build(section: Section, file: unknown, prefix: string, env: Environment, fileSource: string): unknown {
+  const where = prefix === '' ? '(top level)' : prefix.slice(0, -1);
+  if (file !== undefined && !isObject(file)) fail(where, `expected an object, got ${shown(file, false)}`, fileSource);
+  const fileValues = file ?? {};
+  for (const name of Object.keys(fileValues)) {
+    if (!Object.hasOwn(section, name)) {
+      fail(prefix + name, `unknown key; known keys here: ${Object.keys(section).join(', ')}`, fileSource);
+    }
+  }
+  const values: Record<string, unknown> = {};
+  for (const [name, node] of Object.entries(section)) {
+    const key = prefix + name;
+    if (!(node instanceof Field)) {
+      values[name] = build(node, fileValues[name], `${key}.`, env, fileSource);
+      continue;
+    }
+    const variable = envName(key);
+    const text = env[variable];
+    if (text !== undefined) values[name] = node.kind.parse(node.kind.fromEnv(text), key, `from ${variable}`);
+    else if (fileValues[name] !== undefined) values[name] = node.kind.parse(fileValues[name], key, fileSource);
+    else values[name] = node.defaultValue;
+  }
+  return Object.freeze(values);
+}
+
+/** A variable under a section's prefix that names no setting is a typo that would otherwise be ignored. */
+function rejectUnknownEnv(env: Environment): void {
+  for (const variable of Object.keys(env)) {
+    const prefix = SECTION_ENV_PREFIXES.find((p) => variable.startsWith(p));
+    if (prefix !== undefined && !KNOWN_ENV.has(variable)) {
+      const known = [...KNOWN_ENV].filter((v) => v.startsWith(prefix));
+      throw new ConfigError(variable, `unknown setting; known in this section: ${known.join(', ')}`);
+    }
+  }
+}
+
+function configPath(argv: readonly string[], env: Environment): { path: string; key: string } | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg.startsWith('--config=')) return { path: arg.slice('--config='.length), key: '--config' };
+    if (arg === '--config') {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('--')) throw new ConfigError('--config', 'expected a file path after --config');
+      return { path: next, key: '--config' };
+    }
+  }
+  const fromEnv = env[`${ENV_PREFIX}CONFIG`];
+  return fromEnv ? { path: fromEnv, key: `${ENV_PREFIX}CONFIG` } : undefined;
+}
+
+/**
+ * Reads the JSON file. A JSON.parse message can quote the text around the error (a password, say), so only the
+ * position is reported.
+ */
+function readConfigFile(path: string, key: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(key, `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    const position = /position (\d+)/.exec((error as Error).message)?.[1];
+    const at = position === undefined ? '' : ` at line ${text.slice(0, Number(position)).split('\n').length}`;
+    throw new ConfigError(key, `${path} is not valid JSON${at}`);
+  }
+}
+
+/** Loads, validates and freezes the configuration; throws a ConfigError on the first bad value. */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const located = options.file === undefined ? configPath(options.argv ?? process.argv.slice(2), env) : { path: options.file, key: 'file' };
+  const file = located === undefined ? undefined : readConfigFile(located.path, located.key);
+  rejectUnknownEnv(env);
+  const config = build(schema, file, '', env, located === undefined ? 'default' : `in ${located.path}`) as Config;
+  checkCombinations(config);
+  return config;
+}
+
+/** Rules that span settings; each names the setting to add. */
+function checkCombinations(config: Config): void {
+  const { sasl } = config.kafka;
+  if (sasl.mechanism !== undefined) {
+    if (sasl.username === undefined) throw new ConfigError('kafka.sasl.username', `required when kafka.sasl.mechanism is ${sasl.mechanism}`);
+    if (sasl.password === undefined) throw new ConfigError('kafka.sasl.password', `required when kafka.sasl.mechanism is ${sasl.mechanism}`);
+  }
+  for (const [section, tls] of [['kafka', config.kafka.tls], ['clickhouse', config.clickhouse.tls]] as const) {
+    if ((tls.certPath === undefined) !== (tls.keyPath === undefined)) {
+      throw new ConfigError(`${section}.tls.${tls.certPath === undefined ? 'certPath' : 'keyPath'}`, 'certPath and keyPath go together (client certificate)');
+    }
+  }
+}
+
+export const REDACTED = '[redacted]';
+
+/** A copy safe to log: every secret that is set becomes "[redacted]". */
+export function redactConfig(config: Config): Config {
+  const redact = (section: Section, values: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(
+      Object.entries(section).map(([name, node]) => {
+        const value = values[name];
+        if (!(node instanceof Field)) return [name, redact(node, value as Record<string, unknown>)];
+        return [name, node.kind.secret && value !== undefined && value !== '' ? REDACTED : value];
+      }),
+    );
+  return redact(schema, config as unknown as Record<string, unknown>) as unknown as Config;
+}

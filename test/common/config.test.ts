@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadConfig, redactConfig, REDACTED } from '../../src/common/config.js';
+import { ConfigError } from '../../src/common/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sidecarless-config-'));
+let files = 0;
+function configFile(content: unknown): string {
+  const path = join(dir, `config-${files++}.json`);
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
+  return path;
+}
+
+/** Runs loadConfig and returns the ConfigError it throws. */
+function rejection(options: Parameters<typeof loadConfig>[0]): ConfigError {
+  try {
+    loadConfig(options);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('loadConfig accepted the configuration');
+}
+
+describe('loadConfig', () => {
+  it('gives the embedded defaults with no file and no variables', () => {
+    const config = loadConfig({ argv: [], env: {} });
+    assert.deepEqual(config, {
+      kafka: {
+        brokers: ['127.0.0.1:19092'],
+        clientId: 'sidecarless',
+        topicPrefix: 'sidecarless.',
+        tls: { enabled: false, caPath: undefined, certPath: undefined, keyPath: undefined, rejectUnauthorized: true },
+        sasl: { mechanism: undefined, username: undefined, password: undefined },
+      },
+      clickhouse: {
+        url: undefined,
+        username: 'default',
+        password: '',
+        database: 'sidecarless',
+        tls: { caPath: undefined, certPath: undefined, keyPath: undefined },
+        embeddedPath: '.stack/chdb',
+        ttlDays: 7,
+      },
+      node: { name: hostname() },
+      log: { level: 'info' },
+      telemetry: { metricsPort: 9464, host: '127.0.0.1' },
+    });
+  });
+
+  it('is frozen all the way down', () => {
+    const config = loadConfig({ argv: [], env: {} });
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.kafka.tls) && Object.isFrozen(config.kafka.brokers));
+  });
+
+  it('takes the file over defaults and the environment over the file', () => {
+    const path = configFile({
+      kafka: { brokers: ['k1:9092', 'k2:9092'], clientId: 'from-file' },
+      telemetry: { metricsPort: 9000 },
+    });
+    const env = {
+      SIDECARLESS_CONFIG: path,
+      SIDECARLESS_KAFKA_BROKERS: 'a:1, b:2',
+      SIDECARLESS_CLICKHOUSE_URL: 'https://ch.example:8443',
+      SIDECARLESS_KAFKA_TLS_ENABLED: 'true',
+      SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
+    };
+    const config = loadConfig({ argv: [], env });
+    assert.deepEqual(config.kafka.brokers, ['a:1', 'b:2']);
+    assert.equal(config.kafka.clientId, 'from-file');
+    assert.equal(config.kafka.tls.enabled, true);
+    assert.equal(config.clickhouse.url, 'https://ch.example:8443');
+    assert.equal(config.telemetry.metricsPort, 0);
+    assert.equal(config.telemetry.host, '127.0.0.1');
+  });
+
+  it('finds the file through --config, which wins over SIDECARLESS_CONFIG', () => {
+    const fromArg = configFile({ node: { name: 'from-arg' } });
+    const fromEnv = configFile({ node: { name: 'from-env' } });
+    const env = { SIDECARLESS_CONFIG: fromEnv };
+    assert.equal(loadConfig({ argv: ['collector', '--config', fromArg], env }).node.name, 'from-arg');
+    assert.equal(loadConfig({ argv: [`--config=${fromArg}`], env }).node.name, 'from-arg');
+    assert.equal(loadConfig({ argv: [], env }).node.name, 'from-env');
+  });
+
+  it('rejects a bad list item with its full key and the variable it came from', () => {
+    const error = rejection({ argv: [], env: { SIDECARLESS_KAFKA_BROKERS: 'a:1,x' } });
+    assert.equal(error.message, 'config kafka.brokers[1]: expected host:port, got "x" (from SIDECARLESS_KAFKA_BROKERS)');
+    assert.equal(error.context.configKey, 'kafka.brokers[1]');
+  });
+
+  it('rejects a bad file value with its key and the file', () => {
+    const path = configFile({ telemetry: { metricsPort: 70000 } });
+    const error = rejection({ file: path, env: {} });
+    assert.equal(error.message, `config telemetry.metricsPort: expected an integer in 0..65535, got 70000 (in ${path})`);
+  });
+
+  it('judges an environment string by the same rule as a file value', () => {
+    const error = rejection({ argv: [], env: { SIDECARLESS_TELEMETRY_METRICS_PORT: 'nine' } });
+    assert.equal(error.message, 'config telemetry.metricsPort: expected an integer in 0..65535, got "nine" (from SIDECARLESS_TELEMETRY_METRICS_PORT)');
+  });
+
+  it('rejects an unknown key in the file', () => {
+    const path = configFile({ kafka: { brokerz: ['a:1'] } });
+    const error = rejection({ file: path, env: {} });
+    assert.equal(error.context.configKey, 'kafka.brokerz');
+    assert.match(error.message, /^config kafka\.brokerz: unknown key; known keys here: brokers, clientId, topicPrefix, tls, sasl/);
+  });
+
+  it('rejects an unknown variable under a section prefix and ignores other SIDECARLESS_ variables', () => {
+    const error = rejection({ argv: [], env: { SIDECARLESS_KAFKA_BROKER: 'a:1' } });
+    assert.equal(error.context.configKey, 'SIDECARLESS_KAFKA_BROKER');
+    assert.match(error.message, /known in this section: SIDECARLESS_KAFKA_BROKERS, /);
+    assert.equal(loadConfig({ argv: [], env: { SIDECARLESS_STACK_DIR: '/tmp' } }).kafka.clientId, 'sidecarless');
+  });
+
+  it('requires a username and password with a SASL mechanism', () => {
+    const error = rejection({ argv: [], env: { SIDECARLESS_KAFKA_SASL_MECHANISM: 'scram-sha-512', SIDECARLESS_KAFKA_SASL_USERNAME: 'u' } });
+    assert.equal(error.message, 'config kafka.sasl.password: required when kafka.sasl.mechanism is scram-sha-512');
+  });
+
+  it('rejects credentials inside the ClickHouse URL', () => {
+    const error = rejection({ argv: [], env: { SIDECARLESS_CLICKHOUSE_URL: 'http://u:hunter2@ch:8123' } });
+    assert.equal(error.context.configKey, 'clickhouse.url');
+  });
+
+  it('never shows a secret in an error, even a file that is not JSON', () => {
+    const badType = rejection({ file: configFile({ clickhouse: { password: 12345678 } }), env: {} });
+    assert.match(badType.message, /^config clickhouse\.password: expected a string, got a number \(value hidden\)/);
+    assert.doesNotMatch(badType.message, /12345678/);
+    const badJson = rejection({ file: configFile('{\n "clickhouse": {\n  "password": hunter2 } }'), env: {} });
+    assert.match(badJson.message, /is not valid JSON$/);
+    assert.doesNotMatch(badJson.message, /hunter2/);
+    const trailingComma = rejection({ file: configFile('{\n "log": {\n  "level": "info",\n }\n}'), env: {} });
+    assert.match(trailingComma.message, /is not valid JSON at line 4$/);
+  });
+
+  it('redacts every secret that is set, leaving the rest as is', () => {
+    const config = loadConfig({
+      argv: [],
+      env: {
+        SIDECARLESS_CLICKHOUSE_PASSWORD: 'hunter2',
+        SIDECARLESS_KAFKA_SASL_MECHANISM: 'plain',
+        SIDECARLESS_KAFKA_SASL_USERNAME: 'svc',
+        SIDECARLESS_KAFKA_SASL_PASSWORD: 's3cret',
+      },
+    });
+    const redacted = redactConfig(config);
+    assert.equal(redacted.clickhouse.password, REDACTED);
+    assert.deepEqual(redacted.kafka.sasl, { mechanism: 'plain', username: 'svc', password: REDACTED });
+    assert.doesNotMatch(JSON.stringify(redacted), /hunter2|s3cret/);
+    assert.equal(config.clickhouse.password, 'hunter2');
+    assert.deepEqual(redacted.kafka.brokers, config.kafka.brokers);
+  });
+});

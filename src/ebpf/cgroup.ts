@@ -1,0 +1,42 @@
+/**
+ * cgroup v2 directories for the processes sidecarless traces or guards: create, move a process in, read the id
+ * the kernel reports (bpf_get_current_cgroup_id() is the directory's inode number), remove.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { cgroup2Root } from './preflight.js';
+
+export class Cgroup {
+  private constructor(readonly path: string) {}
+
+  /** Creates (or reuses) a cgroup below the cgroup v2 root, e.g. Cgroup.create('sidecarless-test-1234'). */
+  static create(relativePath: string): Cgroup {
+    const full = path.join(cgroup2Root(), relativePath);
+    fs.mkdirSync(full, { recursive: true });
+    return new Cgroup(full);
+  }
+
+  /** The id the kernel uses for this cgroup in BPF helpers. */
+  get id(): bigint {
+    return fs.statSync(this.path, { bigint: true }).ino;
+  }
+
+  addProcess(pid: number): void {
+    fs.writeFileSync(path.join(this.path, 'cgroup.procs'), String(pid));
+  }
+
+  /** Moves any processes left back to the root, then removes the directory. Safe to call twice. */
+  remove(): void {
+    if (!fs.existsSync(this.path)) return;
+    const root = cgroup2Root();
+    const leftovers = fs.readFileSync(path.join(this.path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+    for (const pid of leftovers) {
+      try {
+        fs.writeFileSync(path.join(root, 'cgroup.procs'), pid);
+      } catch {
+        // the process exited meanwhile
+      }
+    }
+    fs.rmdirSync(this.path);
+  }
+}

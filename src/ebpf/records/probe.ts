@@ -1,0 +1,53 @@
+/**
+ * struct sl_probe_record (bpf/include/records.h), written by bpf/probe.bpf.c for each traced kill(2).
+ * Offsets are pinned by test/ebpf/records-layout.test.ts against the compiled object's BTF.
+ */
+import { DecodeError } from '../../common/errors.js';
+import { RECORD_HEADER, RecordType, recordMonotonicNs, recordType } from './header.js';
+
+export const PROBE_RECORD = {
+  struct: 'sl_probe_record',
+  size: 56,
+  version: 1,
+  offsets: { header: 0, pid: 16, tid: 20, seq: 24, target_pid: 32, signal: 36, comm: 40 },
+} as const;
+
+export interface ProbeRecord {
+  monotonicNs: bigint;
+  pid: number;
+  tid: number;
+  seq: bigint;
+  targetPid: number;
+  signal: number;
+  comm: string;
+}
+
+const o = PROBE_RECORD.offsets;
+
+export function decodeProbeRecord(view: DataView, offset: number, size: number): ProbeRecord {
+  if (size < PROBE_RECORD.size || recordType(view, offset) !== RecordType.probe) {
+    throw new DecodeError(`probe record: expected type ${RecordType.probe} of ${PROBE_RECORD.size} bytes, got type ${recordType(view, offset)} of ${size} bytes`, { field: 'header' });
+  }
+  return {
+    monotonicNs: recordMonotonicNs(view, offset),
+    pid: view.getUint32(offset + o.pid, true),
+    tid: view.getUint32(offset + o.tid, true),
+    seq: view.getBigUint64(offset + o.seq, true),
+    targetPid: view.getInt32(offset + o.target_pid, true),
+    signal: view.getInt32(offset + o.signal, true),
+    comm: decodeComm(view, offset + o.comm),
+  };
+}
+
+/** A NUL-terminated char[16] as latin1 (task comm is bytes, not necessarily UTF-8). */
+export function decodeComm(view: DataView, offset: number): string {
+  let text = '';
+  for (let i = 0; i < 16; i++) {
+    const byte = view.getUint8(offset + i);
+    if (byte === 0) break;
+    text += String.fromCharCode(byte);
+  }
+  return text;
+}
+
+export { RECORD_HEADER };

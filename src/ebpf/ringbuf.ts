@@ -1,0 +1,230 @@
+/**
+ * Reading a BPF ring buffer from JS.
+ *
+ * MappedRingReader (the default) maps the ring into the process the way libbpf does and walks records in JS:
+ *   1. mmap the consumer page read-write and the producer page plus the data area (mapped twice by the kernel, so a
+ *      record that wraps is still contiguous) read-only;
+ *   2. drain: load producer_pos (acquire), walk 8-byte record headers from consumer_pos, skip discarded records,
+ *      stop at a record still being written (BUSY bit), hand each record to the handler as (view, offset, size);
+ *   3. store consumer_pos (release) every quarter ring and at the end, so the kernel reuses space early;
+ *   4. wait: epoll on the map fd in a koffi worker thread; the kernel signals when a record lands after the
+ *      consumer caught up, and reports readable at once if data is already there.
+ * No native call per record, no allocation per record: the handler decodes straight from the shared memory.
+ *
+ * CallbackRingReader uses libbpf's ring_buffer__consume with a JS callback per record: the fallback, and the
+ * baseline bench/ringbuf compares against.
+ */
+import { KernelError } from '../common/errors.js';
+import { kernelError } from './errno.js';
+import type { BpfMapHandle } from './map.js';
+import { bpf, epollEvent, koffi, lastErrno, libcCalls, pointerAddress, ringSampleCallback, type Pointer } from './native.js';
+import type { Detachable } from './program.js';
+
+/** Called once per record; `offset` is where the record's bytes start in `view`. Must not keep the view. */
+export type RecordHandler = (view: DataView, offset: number, size: number) => void;
+
+export interface RingReader extends Detachable {
+  readonly kind: 'mapped' | 'callback';
+  /** Hands every available record to the handler, at most `maxRecords`; returns how many. */
+  drain(handler: RecordHandler, maxRecords?: number): number;
+  /** Resolves true when records may be available, false on timeout; never rejects after detach. */
+  wait(timeoutMs: number): Promise<boolean>;
+}
+
+const BPF_MAP_TYPE_RINGBUF = 27;
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const MAP_SHARED = 1;
+const SC_PAGESIZE = 30;
+const EPOLL_CTL_ADD = 1;
+const EPOLLIN = 1;
+const RINGBUF_BUSY_BIT = 0x80000000;
+const RINGBUF_DISCARD_BIT = 0x40000000;
+const RINGBUF_LENGTH_MASK = 0x3fffffff;
+const RINGBUF_HEADER_SIZE = 8;
+
+const pageSize = Number(libcCalls.sysconf(SC_PAGESIZE));
+
+/** Waits on a ring's fd with epoll without blocking the event loop (the wait runs on a koffi worker thread). */
+class RingWaiter {
+  private readonly epfd: number;
+  private readonly events = [{ events: 0, data: 0n }];
+  private pending: Promise<boolean> | undefined;
+  private closed = false;
+
+  constructor(mapFd: number, name: string) {
+    this.epfd = libcCalls.epollCreate(0) as number;
+    if (this.epfd < 0) throw kernelError(`${name}: epoll_create1`, lastErrno(), name);
+    const rc = libcCalls.epollCtl(this.epfd, EPOLL_CTL_ADD, mapFd, { events: EPOLLIN, data: 0n }) as number;
+    if (rc < 0) throw kernelError(`${name}: epoll_ctl`, lastErrno(), name);
+  }
+
+  wait(timeoutMs: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    this.pending ??= new Promise<boolean>((resolve) => {
+      libcCalls.epollWait.async(this.epfd, this.events, 1, timeoutMs, (error: unknown, count: number) => {
+        this.pending = undefined;
+        if (this.closed && !this.pending) this.release();
+        resolve(!error && count > 0);
+      });
+    });
+    return this.pending;
+  }
+
+  /** Closes the epoll fd now, or as soon as the wait in flight returns (closing under it would be a race). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.pending) this.release();
+  }
+
+  private release(): void {
+    libcCalls.close(this.epfd);
+  }
+}
+
+function ringMap(map: BpfMapHandle): { fd: number; size: number } {
+  if (map.type !== BPF_MAP_TYPE_RINGBUF) throw new KernelError(`${map.name}: not a ring buffer map`);
+  return { fd: map.fd, size: map.maxEntries };
+}
+
+export class MappedRingReader implements RingReader {
+  readonly kind = 'mapped';
+  private readonly size: number;
+  private readonly consumerPage: Pointer;
+  private readonly producerArea: Pointer;
+  private readonly producerAreaLength: number;
+  /** consumer_pos at index 0 (we store it); producer_pos at index 0 of `producerPosition` (the kernel stores it). */
+  private readonly consumerPosition: BigUint64Array;
+  private readonly producerPosition: BigUint64Array;
+  private readonly headerWords: Uint32Array;
+  private readonly view: DataView;
+  private readonly waiter: RingWaiter;
+  private open = true;
+
+  constructor(map: BpfMapHandle) {
+    const { fd, size } = ringMap(map);
+    this.size = size;
+    this.consumerPage = mapOrThrow(pageSize, PROT_READ | PROT_WRITE, fd, 0, map.name);
+    this.producerAreaLength = pageSize + 2 * size;
+    try {
+      this.producerArea = mapOrThrow(this.producerAreaLength, PROT_READ, fd, pageSize, map.name);
+    } catch (error) {
+      libcCalls.munmap(this.consumerPage, pageSize);
+      throw error;
+    }
+    const producerBuffer = koffi.view(this.producerArea, this.producerAreaLength);
+    this.consumerPosition = new BigUint64Array(koffi.view(this.consumerPage, pageSize), 0, 1);
+    this.producerPosition = new BigUint64Array(producerBuffer, 0, 1);
+    this.headerWords = new Uint32Array(producerBuffer);
+    this.view = new DataView(producerBuffer);
+    this.waiter = new RingWaiter(fd, map.name);
+  }
+
+  drain(handler: RecordHandler, maxRecords = Number.MAX_SAFE_INTEGER): number {
+    if (!this.open) return 0;
+    const size = this.size;
+    const flushEvery = size / 4;
+    let consumer = Number(Atomics.load(this.consumerPosition, 0));
+    let stored = consumer;
+    let count = 0;
+    for (;;) {
+      const producer = Number(Atomics.load(this.producerPosition, 0));
+      if (consumer >= producer || count >= maxRecords) break;
+      while (consumer < producer && count < maxRecords) {
+        const headerOffset = pageSize + (consumer % size);
+        const header = Atomics.load(this.headerWords, headerOffset >>> 2);
+        if (header & RINGBUF_BUSY_BIT) break;
+        const length = header & RINGBUF_LENGTH_MASK;
+        if (!(header & RINGBUF_DISCARD_BIT)) {
+          handler(this.view, headerOffset + RINGBUF_HEADER_SIZE, length);
+          count++;
+        }
+        consumer += (length + RINGBUF_HEADER_SIZE + 7) & ~7;
+        if (consumer - stored >= flushEvery) {
+          Atomics.store(this.consumerPosition, 0, BigInt(consumer));
+          stored = consumer;
+        }
+      }
+      if (consumer < producer) break; // stopped at a busy record or at maxRecords
+    }
+    if (consumer !== stored) Atomics.store(this.consumerPosition, 0, BigInt(consumer));
+    return count;
+  }
+
+  wait(timeoutMs: number): Promise<boolean> {
+    return this.waiter.wait(timeoutMs);
+  }
+
+  detach(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.waiter.close();
+    libcCalls.munmap(this.producerArea, this.producerAreaLength);
+    libcCalls.munmap(this.consumerPage, pageSize);
+  }
+}
+
+export class CallbackRingReader implements RingReader {
+  readonly kind = 'callback';
+  private readonly ring: Pointer;
+  private readonly callback: unknown;
+  private readonly waiter: RingWaiter;
+  private handler: RecordHandler | undefined;
+  private open = true;
+
+  constructor(map: BpfMapHandle) {
+    const { fd } = ringMap(map);
+    this.callback = koffi.register(this, this.onSample, koffi.pointer(ringSampleCallback));
+    this.ring = bpf.ringNew(fd, this.callback, null, null);
+    if (!this.ring) {
+      koffi.unregister(this.callback as never);
+      throw kernelError(`${map.name}: ring_buffer__new`, lastErrno(), map.name);
+    }
+    this.waiter = new RingWaiter(fd, map.name);
+  }
+
+  /** libbpf consumes everything available; `maxRecords` is not enforceable on this path. */
+  drain(handler: RecordHandler): number {
+    if (!this.open) return 0;
+    this.handler = handler;
+    const count = bpf.ringConsume(this.ring) as number;
+    if (count < 0) throw kernelError('ring_buffer__consume', -count);
+    return count;
+  }
+
+  wait(timeoutMs: number): Promise<boolean> {
+    return this.waiter.wait(timeoutMs);
+  }
+
+  detach(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.waiter.close();
+    bpf.ringFree(this.ring);
+    koffi.unregister(this.callback as never);
+  }
+
+  private onSample(_context: unknown, data: Pointer, size: number): number {
+    this.handler?.(new DataView(koffi.view(data, size)), 0, size);
+    return 0;
+  }
+}
+
+function mapOrThrow(length: number, protection: number, fd: number, offset: number, name: string): Pointer {
+  const pointer = libcCalls.mmap(null, length, protection, MAP_SHARED, fd, offset);
+  if (!pointer || pointerAddress(pointer) === 0xffffffffffffffffn) throw kernelError(`${name}: mmap ring`, lastErrno(), name);
+  return pointer;
+}
+
+/** Opens a reader over a ring map and ties its lifetime to the owning object (closed before the map's fd). */
+export function openRingReader(
+  owner: { own(resource: Detachable): void; map(name: string): BpfMapHandle },
+  mapName: string,
+  kind: 'mapped' | 'callback' = 'mapped',
+): RingReader {
+  const map = owner.map(mapName);
+  const reader = kind === 'mapped' ? new MappedRingReader(map) : new CallbackRingReader(map);
+  owner.own(reader);
+  return reader;
+}

@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { Btf } from '../../src/ebpf/btf.js';
+import { objectPath } from '../../src/ebpf/object.js';
+import { EGRESS4_KEY, egress4KeyCodec } from '../../src/ebpf/records/egress4-key.js';
+import { RECORD_HEADER } from '../../src/ebpf/records/header.js';
+import { PROBE_RECORD, decodeProbeRecord } from '../../src/ebpf/records/probe.js';
+
+/** Each TS layout description, checked field by field against what clang laid out (bpf/layouts.bpf.c BTF). */
+const layouts = [RECORD_HEADER, PROBE_RECORD, EGRESS4_KEY];
+
+describe('record layouts match the compiled objects', () => {
+  const btf = Btf.fromFile(objectPath('layouts'));
+  after(() => btf.free());
+
+  for (const layout of layouts) {
+    it(`${layout.struct}: size and every field offset`, () => {
+      const compiled = btf.struct(layout.struct);
+      assert.ok(compiled, `struct ${layout.struct} is not in bpf/.output/layouts.bpf.o`);
+      assert.equal(compiled.size, layout.size);
+      const compiledOffsets = Object.fromEntries([...compiled.fields].map(([name, field]) => [name, field.offset]));
+      assert.deepEqual(compiledOffsets, layout.offsets);
+    });
+  }
+});
+
+describe('decoders read golden bytes', () => {
+  it('sl_probe_record', () => {
+    // type=1 version=1 size=56 ts=0x0102030405060708 pid=4242 tid=4243 seq=2^60+5 target=-1 signal=15 comm="curl"
+    const golden = Buffer.from(
+      '01000100380000000807060504030201' +
+        '92100000931000000500000000000010' +
+        'ffffffff0f0000006375726c00000000' +
+        '0000000000000000',
+      'hex',
+    );
+    const framed = Buffer.concat([Buffer.alloc(8, 0xee), golden]);
+    const view = new DataView(framed.buffer, framed.byteOffset, framed.length);
+    assert.deepEqual(decodeProbeRecord(view, 8, golden.length), {
+      monotonicNs: 0x0102030405060708n,
+      pid: 4242,
+      tid: 4243,
+      seq: 2n ** 60n + 5n,
+      targetPid: -1,
+      signal: 15,
+      comm: 'curl',
+    });
+  });
+
+  it('rejects a record of another type, naming the field', () => {
+    const bytes = Buffer.alloc(56);
+    bytes.writeUInt16LE(9, 0);
+    assert.throws(() => decodeProbeRecord(new DataView(bytes.buffer, bytes.byteOffset, 56), 0, 56), /probe record: expected type 1.*got type 9/);
+  });
+
+  it('sl_egress4_key', () => {
+    const target = Buffer.alloc(8, 0xff);
+    egress4KeyCodec.encode({ daddr: '10.0.0.7', dport: 8080 }, target);
+    assert.equal(target.toString('hex'), '0a000007901f0000');
+    assert.deepEqual(egress4KeyCodec.decode(target, 0), { daddr: '10.0.0.7', dport: 8080 });
+  });
+});

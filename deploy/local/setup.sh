@@ -3,7 +3,7 @@
 #   1. Debian packages (clang/libbpf/bpftool for bpf/, clickhouse-server for the HTTP path, nftables for loss tests)
 #   2. npm packages (only when package-lock.json changed)
 #   3. Kafka jars from Maven Central into .stack/kafka-libs (only when the pom changed)
-#   4. bpf/ objects (make decides what is stale) and the TypeScript build
+#   4. tracefs and bpffs mounts, bpf/ objects (make decides what is stale) and the TypeScript build
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -42,6 +42,10 @@ if ! stamp_ok "$stack/kafka-libs.stamp" "$pom_sum"; then
   mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$stack/kafka-libs"
   echo "$pom_sum" > "$stack/kafka-libs.stamp"
 fi
+
+# Kernel filesystems the programs need; a fresh VM boots without them mounted.
+mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 make -s -C bpf
 npx tsc -p tsconfig.json

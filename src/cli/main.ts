@@ -10,6 +10,7 @@ export interface Command {
 
 const commands: Record<string, () => Promise<Command>> = {
   stack: async () => (await import('./stack.js')).stackCommand,
+  bench: async () => (await import('./bench.js')).benchCommand,
 };
 
 function usage(): string {

@@ -1,0 +1,28 @@
+/**
+ * `sidecarless bench <name>...`: runs benchmarks from bench/, each printing one JSON line on stdout.
+ * With no name, runs them all in order.
+ */
+import type { Command } from './main.js';
+
+type Benchmark = () => Promise<Record<string, unknown>>;
+
+const benchmarks: Record<string, () => Promise<Benchmark>> = {
+  ringbuf: async () => (await import('../../bench/ringbuf.js')).run,
+};
+
+export const benchCommand: Command = {
+  summary: `run benchmarks (${Object.keys(benchmarks).join(', ')}); one JSON line each`,
+  async run(args) {
+    const names = args.length > 0 ? args : Object.keys(benchmarks);
+    const unknown = names.filter((name) => !(name in benchmarks));
+    if (unknown.length > 0) {
+      console.error(`unknown benchmark: ${unknown.join(', ')}; known: ${Object.keys(benchmarks).join(', ')}`);
+      return 2;
+    }
+    for (const name of names) {
+      const benchmark = await benchmarks[name]!();
+      process.stdout.write(`${JSON.stringify(await benchmark())}\n`);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,240 @@
+/**
+ * Avro codecs for every event on a topic, with Confluent framing: byte 0 = magic 0, bytes 1-4 = schema id (uint32
+ * big-endian), then the Avro binary body. Ids come from `schemas/catalog.json` (id → subject + .avsc file), kept in
+ * the repo because no schema registry runs next to us; an id, once published, never changes meaning.
+ *
+ * Every Avro `long` is a BigInt (nanosecond timestamps exceed 2^53, which avsc's default long rejects). Encoders
+ * accept a bigint or a safe-integer number; decoders always return bigint.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import avsc from 'avsc';
+import { ConfigError, DecodeError, SidecarlessError, describeError } from './errors.js';
+
+type Type = avsc.Type;
+type Resolver = ReturnType<Type['createResolver']>;
+
+/** Bytes before the Avro body: magic byte and schema id. */
+export const FRAME_HEADER_BYTES = 5;
+const MAGIC = 0;
+
+const LONG_MIN = -(2n ** 63n);
+const LONG_MAX = 2n ** 63n - 1n;
+/** avsc hands the long to Avro's zig-zag packing as 8 little-endian bytes; one buffer serves every write. */
+const longBytes = Buffer.alloc(8);
+
+const bigintLong = avsc.types.LongType.__with({
+  fromBuffer: (bytes: Buffer) => bytes.readBigInt64LE(0),
+  toBuffer: (value: bigint | number) => {
+    longBytes.writeBigInt64LE(BigInt(value));
+    return longBytes;
+  },
+  fromJSON: (json: bigint | number | string) => BigInt(json),
+  // JSON has no bigint: a long that a number cannot hold exactly becomes a string.
+  toJSON: (value: bigint) => (value >= -Number.MAX_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER ? Number(value) : value.toString()),
+  isValid: (value: unknown) =>
+    typeof value === 'bigint' ? value >= LONG_MIN && value <= LONG_MAX : Number.isSafeInteger(value),
+  compare: (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0),
+});
+
+/** Every `long`, named or written `{"type": "long"}`, becomes the BigInt long. */
+function parseSchema(schema: avsc.Schema): Type {
+  return avsc.Type.forSchema(schema, {
+    typeHook: (s) => (s === 'long' || (typeof s === 'object' && (s as { type?: unknown }).type === 'long') ? bigintLong : undefined),
+  });
+}
+
+export interface DecodedEvent<T = unknown> {
+  /** Schema id and subject of the writer (from the frame). */
+  schemaId: number;
+  subject: string;
+  value: T;
+}
+
+/**
+ * Encoding output is first written to one growing scratch buffer, then copied to an exact-size buffer: one
+ * allocation per event. Encoding is synchronous, so sharing it is safe.
+ */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+/** One schema of the catalog; fetch it once (`registry.codec`) and reuse it on hot paths. */
+export class Codec<T = unknown> {
+  /** Resolvers from writer schema id to this (reader) schema, built on first use. */
+  private readonly resolvers = new Map<number, Resolver>();
+
+  constructor(
+    readonly id: number,
+    readonly subject: string,
+    readonly type: Type,
+  ) {}
+
+  /** A framed event in a buffer of its own. */
+  encode(value: T): Buffer {
+    let end = this.encodeInto(value, scratch);
+    while (end < 0) {
+      scratch = Buffer.allocUnsafe(Math.max(2 * scratch.length, scratch.length - end));
+      end = this.encodeInto(value, scratch);
+    }
+    const out = Buffer.allocUnsafe(end);
+    scratch.copy(out, 0, 0, end);
+    return out;
+  }
+
+  /**
+   * Writes a framed event at `offset`, for packing many events into one buffer without allocating. Returns the
+   * offset after the event, or a negative number when `target` is too small (then the bytes after `offset` are
+   * unspecified and at least that many more bytes are needed).
+   */
+  encodeInto(value: T, target: Buffer, offset = 0): number {
+    if (target.length - offset < FRAME_HEADER_BYTES) return target.length - offset - FRAME_HEADER_BYTES;
+    target[offset] = MAGIC;
+    target.writeUInt32BE(this.id, offset + 1);
+    try {
+      return this.type.encode(value, target, offset + FRAME_HEADER_BYTES);
+    } catch (error) {
+      throw this.encodeError(value, error);
+    }
+  }
+
+  /** Decodes the body of `frame`, written with `writer` (this codec or an older version of it). */
+  decodeFrom(frame: Buffer, writer: Codec): T {
+    const resolver = writer === this ? undefined : this.resolverFor(writer);
+    const context = { component: 'avro', schemaId: writer.id, subject: writer.subject };
+    let result: { value: T; offset: number };
+    try {
+      result = this.type.decode(frame, FRAME_HEADER_BYTES, resolver);
+    } catch (error) {
+      throw new DecodeError(`cannot decode ${writer.subject} (schema id ${writer.id}): ${describeError(error)}`, context);
+    }
+    if (result.offset < 0) {
+      throw new DecodeError(`truncated ${writer.subject} event (schema id ${writer.id}): ${frame.length} bytes`, context);
+    }
+    if (result.offset !== frame.length) {
+      const extra = frame.length - result.offset;
+      throw new DecodeError(`${extra} trailing bytes after a ${writer.subject} event (schema id ${writer.id})`, context);
+    }
+    return result.value;
+  }
+
+  private resolverFor(writer: Codec): Resolver {
+    let resolver = this.resolvers.get(writer.id);
+    if (resolver === undefined) {
+      try {
+        resolver = this.type.createResolver(writer.type);
+      } catch (error) {
+        throw new DecodeError(`${writer.subject} (schema id ${writer.id}) cannot be read as ${this.subject}: ${describeError(error)}`, {
+          component: 'avro',
+          schemaId: writer.id,
+        });
+      }
+      this.resolvers.set(writer.id, resolver);
+    }
+    return resolver;
+  }
+
+  /** avsc says only that a value is invalid; re-check it (slow path) to name each bad field. */
+  private encodeError(value: unknown, cause: unknown): SidecarlessError {
+    const problems: string[] = [];
+    this.type.isValid(value, {
+      errorHook: (path, bad, type) => {
+        const expected = typeof type.schema() === 'string' ? String(type.schema()) : type.typeName;
+        problems.push(`${path.join('.') || '(event)'}: expected ${expected}, got ${typeof bad} ${String(bad)}`);
+      },
+    });
+    const detail = problems.length > 0 ? problems.join('; ') : describeError(cause);
+    return new SidecarlessError(`cannot encode ${this.subject}: ${detail}`, { context: { component: 'avro', subject: this.subject }, cause });
+  }
+}
+
+export interface Registry {
+  /** The codec of a subject ("sidecarless.probe.v1") or schema id; throws if the catalog has neither. */
+  codec<T = unknown>(subjectOrId: string | number): Codec<T>;
+  encode(subjectOrId: string | number, value: unknown): Buffer;
+  /** Decodes with the writer's own schema. */
+  decode<T = unknown>(frame: Buffer): DecodedEvent<T>;
+  /** Decodes into the reader's schema (Avro schema resolution): a v2 reader reads v1 events. */
+  resolve<T = unknown>(readerSubject: string, frame: Buffer): DecodedEvent<T>;
+}
+
+interface CatalogEntry {
+  subject: string;
+  file: string;
+}
+
+/** Schemas shipped with the code, found from this module so the command works from any directory. */
+const SHIPPED_SCHEMAS = fileURLToPath(new URL('../../../schemas', import.meta.url));
+
+/** Reads the catalog and every schema in it; any problem is fatal at startup, so it is a ConfigError. */
+export function loadRegistry(dir: string = SHIPPED_SCHEMAS): Registry {
+  const catalogPath = join(dir, 'catalog.json');
+  const catalog = readJson(catalogPath, catalogPath);
+  if (typeof catalog !== 'object' || catalog === null || Array.isArray(catalog)) {
+    throw new ConfigError(catalogPath, 'expected an object mapping schema id to { "subject", "file" }');
+  }
+  const byId = new Map<number, Codec>();
+  const bySubject = new Map<string, Codec>();
+  for (const [key, entry] of Object.entries(catalog as Record<string, Partial<CatalogEntry> | null>)) {
+    const where = `${catalogPath} id ${key}`;
+    const id = Number(key);
+    if (!/^[1-9]\d*$/.test(key) || id > 0xffffffff) throw new ConfigError(where, 'expected an id in 1..4294967295');
+    if (typeof entry?.subject !== 'string' || typeof entry.file !== 'string') {
+      throw new ConfigError(where, 'expected { "subject": string, "file": string }');
+    }
+    if (bySubject.has(entry.subject)) throw new ConfigError(where, `subject ${entry.subject} is already id ${bySubject.get(entry.subject)!.id}`);
+    let type: Type;
+    try {
+      type = parseSchema(readJson(join(dir, entry.file), where) as avsc.Schema);
+    } catch (error) {
+      if (error instanceof ConfigError) throw error;
+      throw new ConfigError(where, `${entry.file} is not a valid Avro schema: ${describeError(error)}`);
+    }
+    const codec = new Codec(id, entry.subject, type);
+    byId.set(id, codec);
+    bySubject.set(entry.subject, codec);
+  }
+
+  function codec<T>(subjectOrId: string | number): Codec<T> {
+    const found = typeof subjectOrId === 'number' ? byId.get(subjectOrId) : bySubject.get(subjectOrId);
+    if (found === undefined) throw new SidecarlessError(`no schema ${subjectOrId} in ${catalogPath}`, { context: { component: 'avro' } });
+    return found as Codec<T>;
+  }
+
+  /** The writer's codec, from the frame header. */
+  function writerOf(frame: Buffer): Codec {
+    if (frame.length < FRAME_HEADER_BYTES) {
+      throw new DecodeError(`truncated event: ${frame.length} bytes, a framed event has at least ${FRAME_HEADER_BYTES}`, { component: 'avro' });
+    }
+    if (frame[0] !== MAGIC) {
+      throw new DecodeError(`bad magic byte ${frame[0]}: expected ${MAGIC} (Confluent framing)`, { component: 'avro' });
+    }
+    const id = frame.readUInt32BE(1);
+    const writer = byId.get(id);
+    if (writer === undefined) {
+      throw new DecodeError(`unknown schema id ${id}: not in ${catalogPath} (a producer newer than this reader?)`, { component: 'avro', schemaId: id });
+    }
+    return writer;
+  }
+
+  return {
+    codec,
+    encode: (subjectOrId, value) => codec(subjectOrId).encode(value),
+    decode<T>(frame: Buffer): DecodedEvent<T> {
+      const writer = writerOf(frame) as Codec<T>;
+      return { schemaId: writer.id, subject: writer.subject, value: writer.decodeFrom(frame, writer) };
+    },
+    resolve<T>(readerSubject: string, frame: Buffer): DecodedEvent<T> {
+      const reader = codec<T>(readerSubject);
+      const writer = writerOf(frame);
+      return { schemaId: writer.id, subject: writer.subject, value: reader.decodeFrom(frame, writer) };
+    },
+  };
+}
+
+function readJson(path: string, key: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new ConfigError(key, `cannot load ${path}: ${describeError(error)}`);
+  }
+}

@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { FRAME_HEADER_BYTES, loadRegistry } from '../../src/common/avro.js';
+import { ConfigError, DecodeError } from '../../src/common/errors.js';
+
+const PROBE = 'sidecarless.probe.v1';
+const probeEvent = {
+  host_name: 'node-1',
+  ts_ns: 2n ** 60n + 7n,
+  process_pid: 4242,
+  thread_id: 4243,
+  seq: 41n,
+  target_pid: 0,
+  signal: 10,
+  thread_name: 'node',
+};
+
+/** Decoded records are avsc record instances; compare their fields. */
+const fields = (value: unknown) => ({ ...(value as object) });
+
+/** A catalog holding the shipped probe.v1 and a probe.v2 built on it, as a real v2 would be. */
+function registryWithProbeV2() {
+  const dir = mkdtempSync(join(tmpdir(), 'sidecarless-avro-'));
+  mkdirSync(join(dir, 'avro'));
+  const v1 = JSON.parse(readFileSync(new URL('../../../schemas/avro/probe.v1.avsc', import.meta.url), 'utf8'));
+  const v2 = {
+    ...v1,
+    fields: [
+      ...v1.fields,
+      { name: 'container_id', type: ['null', 'string'], default: null },
+      { name: 'boot_ns', type: 'long', default: 0 },
+    ],
+  };
+  writeFileSync(join(dir, 'avro/probe.v1.avsc'), JSON.stringify(v1));
+  writeFileSync(join(dir, 'avro/probe.v2.avsc'), JSON.stringify(v2));
+  writeFileSync(
+    join(dir, 'catalog.json'),
+    JSON.stringify({ 1: { subject: PROBE, file: 'avro/probe.v1.avsc' }, 2: { subject: 'sidecarless.probe.v2', file: 'avro/probe.v2.avsc' } }),
+  );
+  return loadRegistry(dir);
+}
+
+function decodeError(run: () => unknown): DecodeError {
+  try {
+    run();
+  } catch (error) {
+    assert.ok(error instanceof DecodeError, `expected a DecodeError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('decoded without error');
+}
+
+describe('Avro registry', () => {
+  const registry = loadRegistry();
+
+  it('round-trips a probe event, keeping a long above 2^53 exact', () => {
+    const decoded = registry.decode(registry.encode(PROBE, probeEvent));
+    assert.equal(decoded.schemaId, 1);
+    assert.equal(decoded.subject, PROBE);
+    assert.deepEqual(fields(decoded.value), probeEvent);
+    assert.equal((decoded.value as typeof probeEvent).ts_ns, 1152921504606846983n);
+  });
+
+  it('round-trips the extremes of a signed 64-bit long and takes safe-integer numbers', () => {
+    for (const ts of [-(2n ** 63n), 2n ** 63n - 1n, -1n, 0n]) {
+      const decoded = registry.decode(registry.encode(1, { ...probeEvent, ts_ns: ts }));
+      assert.equal((decoded.value as typeof probeEvent).ts_ns, ts);
+    }
+    const fromNumber = registry.decode(registry.encode(1, { ...probeEvent, seq: 7 }));
+    assert.equal((fromNumber.value as typeof probeEvent).seq, 7n);
+  });
+
+  it('frames the body: magic byte 0, then the schema id as 4 big-endian bytes', () => {
+    const frame = registry.encode(PROBE, probeEvent);
+    assert.deepEqual([...frame.subarray(0, FRAME_HEADER_BYTES)], [0, 0, 0, 0, 1]);
+    assert.deepEqual(frame.subarray(FRAME_HEADER_BYTES), registry.codec(PROBE).type.toBuffer(probeEvent));
+  });
+
+  it('packs events back to back with encodeInto and reports a buffer too small', () => {
+    const codec = registry.codec(PROBE);
+    const one = codec.encode(probeEvent);
+    const target = Buffer.alloc(2 * one.length);
+    const end = codec.encodeInto(probeEvent, target, codec.encodeInto(probeEvent, target));
+    assert.equal(end, target.length);
+    assert.deepEqual(target.subarray(one.length), one);
+    assert.ok(codec.encodeInto(probeEvent, Buffer.alloc(one.length - 1)) < 0);
+  });
+
+  it('names every bad field when an event does not encode', () => {
+    assert.throws(() => registry.encode(PROBE, { ...probeEvent, ts_ns: 1.5, process_pid: 'x' }), {
+      message: 'cannot encode sidecarless.probe.v1: ts_ns: expected long, got number 1.5; process_pid: expected int, got string x',
+    });
+    assert.throws(() => registry.encode(PROBE, { ...probeEvent, seq: 2n ** 63n }), /seq: expected long/);
+  });
+
+  it('rejects an unknown schema id, naming the id', () => {
+    const frame = registry.encode(PROBE, probeEvent);
+    frame.writeUInt32BE(987654, 1);
+    const error = decodeError(() => registry.decode(frame));
+    assert.match(error.message, /^unknown schema id 987654: /);
+    assert.equal(error.context.schemaId, 987654);
+  });
+
+  it('rejects a bad magic byte, a truncated event and trailing bytes', () => {
+    const frame = registry.encode(PROBE, probeEvent);
+    const badMagic = Buffer.from(frame);
+    badMagic[0] = 1;
+    assert.equal(decodeError(() => registry.decode(badMagic)).message, 'bad magic byte 1: expected 0 (Confluent framing)');
+    assert.match(decodeError(() => registry.decode(frame.subarray(0, 3))).message, /^truncated event: 3 bytes/);
+    assert.equal(
+      decodeError(() => registry.decode(frame.subarray(0, frame.length - 1))).message,
+      `truncated sidecarless.probe.v1 event (schema id 1): ${frame.length - 1} bytes`,
+    );
+    assert.equal(
+      decodeError(() => registry.decode(Buffer.concat([frame, Buffer.from([0, 0])]))).message,
+      '2 trailing bytes after a sidecarless.probe.v1 event (schema id 1)',
+    );
+  });
+
+  it('lets a v2 reader read v1 events, filling new fields with their defaults', () => {
+    const evolved = registryWithProbeV2();
+    const v1Frame = evolved.encode(PROBE, probeEvent);
+    const read = evolved.resolve('sidecarless.probe.v2', v1Frame);
+    assert.equal(read.schemaId, 1);
+    assert.equal(read.subject, PROBE);
+    assert.deepEqual(fields(read.value), { ...probeEvent, container_id: null, boot_ns: 0n });
+    // The reader's own events need no resolution.
+    const v2Event = { ...probeEvent, container_id: 'abc', boot_ns: 5n };
+    assert.deepEqual(fields(evolved.resolve('sidecarless.probe.v2', evolved.encode(2, v2Event)).value), v2Event);
+  });
+
+  it('reads every shipped subject version with the next version of the same subject', () => {
+    const catalog: Record<string, { subject: string }> = JSON.parse(readFileSync(new URL('../../../schemas/catalog.json', import.meta.url), 'utf8'));
+    const subjects = new Set(Object.values(catalog).map((entry) => entry.subject));
+    for (const subject of subjects) {
+      const [, base, version] = /^(.*)\.v(\d+)$/.exec(subject) ?? assert.fail(`subject ${subject} does not end in .v<N>`);
+      const previous = `${base}.v${Number(version) - 1}`;
+      if (!subjects.has(previous)) continue;
+      assert.doesNotThrow(() => registry.codec(subject).type.createResolver(registry.codec(previous).type), `${subject} must read ${previous}`);
+    }
+  });
+
+  it('rejects a catalog entry whose file is missing, naming the id', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sidecarless-avro-'));
+    writeFileSync(join(dir, 'catalog.json'), JSON.stringify({ 7: { subject: 'x.v1', file: 'avro/missing.avsc' } }));
+    assert.throws(() => loadRegistry(dir), (error) => error instanceof ConfigError && /catalog\.json id 7: cannot load/.test(error.message));
+  });
+});

@@ -1,0 +1,78 @@
+/**
+ * One ClickHouse client type for both ways of reaching ClickHouse (DESIGN.md, Storage): a server over HTTP(S)
+ * when a URL is configured, otherwise the embedded engine (chdb) in this process. Callers write the same SQL and
+ * the same @clickhouse/client calls either way.
+ *
+ * Differences callers must still respect:
+ * - chdb: `clickhouse_settings` passed on one call stay in force for later calls of the same client (one
+ *   session); pass the same settings everywhere or none. RowBinary results come back corrupted: use JSON or
+ *   TabSeparated formats. One on-disk path per process: a second client on another path is refused while the
+ *   first is open.
+ * - Old servers (the Debian 18.16 package of the local stack) lack JSONCompactEachRow, the client's default
+ *   insert format (pass `format: 'JSONEachRow'`), and modern types (DateTime64, IPv6, TTL, query parameters).
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
+import { ConfigError, describeError } from './errors.js';
+
+export interface ClickHouseOptions {
+  /** http(s)://host:port of a server. Without it, ClickHouse runs embedded. */
+  url?: string;
+  username?: string;
+  password?: string;
+  database?: string;
+  /** PEM file paths; only with an https:// url. */
+  tls?: { caPath?: string; certPath?: string; keyPath?: string };
+  /** Data directory of the embedded engine; relative paths are resolved against the working directory. */
+  embeddedPath?: string;
+}
+
+export const defaultEmbeddedPath = '.stack/chdb';
+
+function readPem(path: string, key: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(key, `cannot read PEM file ${path}: ${describeError(error)}`);
+  }
+}
+
+function tlsOptions(url: string, tls: NonNullable<ClickHouseOptions['tls']>): ClickHouseClientConfigOptions['tls'] {
+  if (!url.startsWith('https://')) throw new ConfigError('clickhouse.tls', `TLS files are set but the url ${url} is not https://`);
+  if (tls.caPath === undefined) throw new ConfigError('clickhouse.tls.caPath', 'TLS to ClickHouse needs the CA certificate that signed the server');
+  const ca_cert = readPem(tls.caPath, 'clickhouse.tls.caPath');
+  if (tls.certPath === undefined && tls.keyPath === undefined) return { ca_cert };
+  if (tls.certPath === undefined || tls.keyPath === undefined) {
+    throw new ConfigError(tls.certPath === undefined ? 'clickhouse.tls.certPath' : 'clickhouse.tls.keyPath', 'a client certificate and its key go together: set both or neither');
+  }
+  return { ca_cert, cert: readPem(tls.certPath, 'clickhouse.tls.certPath'), key: readPem(tls.keyPath, 'clickhouse.tls.keyPath') };
+}
+
+async function embeddedConnection(path: string): Promise<NonNullable<ClickHouseClientConfigOptions['connection']>> {
+  mkdirSync(path, { recursive: true });
+  // Loaded only here: chdb maps a ~500 MB engine into the process, which an HTTP-only role must not pay for.
+  const { createChdbConnection } = await import('chdb/connection');
+  // chdb implements the client's Connection contract against its own copy of the contract's types, which
+  // TypeScript cannot identify with the client's; the cast states that they are the same contract.
+  return createChdbConnection({ path }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>;
+}
+
+export async function createClickHouse(options: ClickHouseOptions = {}): Promise<ClickHouseClient> {
+  const common: ClickHouseClientConfigOptions = { application: 'sidecarless' };
+  if (options.database !== undefined) common.database = options.database;
+  if (options.url === undefined) {
+    if (options.tls !== undefined) throw new ConfigError('clickhouse.tls', 'TLS files are set but no clickhouse url: the embedded engine has no network');
+    return createClient({ ...common, connection: await embeddedConnection(resolve(options.embeddedPath ?? defaultEmbeddedPath)) });
+  }
+  try {
+    new URL(options.url);
+  } catch {
+    throw new ConfigError('clickhouse.url', `"${options.url}" is not a URL (expected http(s)://host:port)`);
+  }
+  const config: ClickHouseClientConfigOptions = { ...common, url: options.url };
+  if (options.username !== undefined) config.username = options.username;
+  if (options.password !== undefined) config.password = options.password;
+  if (options.tls !== undefined) config.tls = tlsOptions(options.url, options.tls);
+  return createClient(config);
+}

@@ -3,9 +3,10 @@
  * SIDECARLESS_CONFIG), overridden by environment variables SIDECARLESS_<SECTION>_<KEY> (camelCase keys become
  * SNAKE_CASE: kafka.tls.caPath ← SIDECARLESS_KAFKA_TLS_CA_PATH). The demo runs with neither file nor variables.
  *
- * Each setting is described once, as a `Field` (expected type, default, check). A file value is validated by the
- * field's `parse`; an environment string is first turned into the value a file would hold (`fromEnv`: "9464" → 9464,
- * "a:1,b:2" → ["a:1", "b:2"]) and then validated by the same `parse`, so both sources share one code path.
+ * Each setting is described once, as a `Field`: its `Kind` (expected type and check) and its default. A file
+ * value is validated by the kind's `parse`; an environment string is first turned into the value a file would hold
+ * (`fromEnv`: "9464" → 9464, "a:1,b:2" → ["a:1", "b:2"]) and then validated by the same `parse`, so both sources
+ * share one code path.
  * Errors are ConfigErrors naming the full key and where the value came from; secret values never appear in them.
  */
 import { readFileSync } from 'node:fs';

@@ -16,12 +16,14 @@
 /* Type tag of a ring record. */
 enum sl_record_type {
 	SL_RECORD_PROBE = 1, /* bpf/probe.bpf.c: one per traced kill(2), proves the ring path end to end */
+	SL_RECORD_FLOW = 2,  /* bpf/flows.bpf.c: one TCP connection seen from one side */
 };
 
 /* Why the kernel side lost something; index into the per-CPU `drops` array of every object. */
 enum sl_drop_reason {
-	SL_DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed: user space drains too slowly */
-	SL_DROP_REASON_COUNT = 1,
+	SL_DROP_RINGBUF_FULL = 0,    /* bpf_ringbuf_reserve failed: user space drains too slowly */
+	SL_DROP_CONN_TABLE_FULL = 1, /* a new connection found the tracking table full: it is not recorded */
+	SL_DROP_REASON_COUNT = 2,
 };
 
 struct sl_record_header {
@@ -45,6 +47,63 @@ struct sl_probe_record {
 	char comm[16];
 };
 _Static_assert(sizeof(struct sl_probe_record) == 56, "sl_probe_record layout");
+
+#define SL_RECORD_VERSION_FLOW 1
+
+/* Which end of the connection the observing socket is. */
+enum sl_flow_side {
+	SL_SIDE_CLIENT = 1, /* the socket called connect() */
+	SL_SIDE_SERVER = 2, /* the socket came out of accept() */
+};
+
+enum sl_flow_kind {
+	SL_FLOW_INTERIM = 1, /* the connection is still open; counters so far */
+	SL_FLOW_FINAL = 2,   /* the socket reached TCP_CLOSE; counters are final */
+};
+
+/* Bits of sl_flow_record.flags */
+#define SL_FLOW_FLAG_RST_SENT 0x01
+#define SL_FLOW_FLAG_RST_RECEIVED 0x02
+#define SL_FLOW_FLAG_ESTABLISHED 0x04  /* the handshake completed */
+#define SL_FLOW_FLAG_FIN_SENT 0x08     /* this side closed its direction (close() or shutdown()) */
+#define SL_FLOW_FLAG_FIN_RECEIVED 0x10 /* the peer closed its direction */
+
+/*
+ * One TCP connection as one of its sockets saw it. Counters are cumulative since the connection began, in every
+ * record of that connection (interim or final), so the newest record of a connection carries its totals.
+ * Times are CLOCK_MONOTONIC ns. Addresses are 16 bytes, IPv4 v4-mapped; ports in host byte order.
+ */
+struct sl_flow_record {
+	struct sl_record_header header; /* ts_ns: when these counters were read */
+	__u64 conn_id;                  /* unique per boot and node: assigned when tracking began */
+	__u64 start_ns;                 /* client: connect(); server: handshake completed */
+	__u64 cgroup_id;                /* cgroup v2 id of the socket (inherited from the creating process) */
+	__u64 bytes_sent;               /* payload bytes this side sent that the peer acknowledged (no SYN/FIN) */
+	__u64 bytes_received;           /* payload bytes this side received in order (no FIN) */
+	__u32 segs_sent;
+	__u32 segs_received;
+	__u32 srtt_us;                  /* smoothed RTT; 0 until the first sample */
+	__u32 rttvar_us;                /* RTT mean deviation */
+	__u32 retransmits;              /* segments retransmitted, SYN included */
+	__u32 syn_retransmits;          /* SYN retransmits (a slow or lossy connect) */
+	__u32 connect_us;               /* client: connect() to established; 0 when unknown */
+	__u32 netns_ino;                /* inode number of the socket's network namespace */
+	__u32 pid;                      /* tgid of the owning process; 0 when never seen in process context */
+	__u32 tid;
+	__u32 record_seq;               /* 0, 1, 2...: order of this record among its connection's records */
+	__u16 family;                   /* AF_INET or AF_INET6 of the socket */
+	__u16 client_port;
+	__u16 server_port;
+	__u8 side;                      /* enum sl_flow_side */
+	__u8 kind;                      /* enum sl_flow_kind */
+	__u8 last_state;                /* final: TCP state before CLOSE (says how it ended); interim: current */
+	__u8 flags;                     /* SL_FLOW_FLAG_* */
+	__u16 _pad0;
+	__u8 client_addr[16];
+	__u8 server_addr[16];
+	char comm[16];
+};
+_Static_assert(sizeof(struct sl_flow_record) == 160, "sl_flow_record layout");
 
 /* Key of the egress deny map used by bpf/connect_guard.bpf.c: an IPv4 destination and port. */
 struct sl_egress4_key {

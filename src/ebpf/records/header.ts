@@ -11,6 +11,7 @@ export const RECORD_HEADER = {
 /** enum sl_record_type */
 export const RecordType = {
   probe: 1,
+  flow: 2,
 } as const;
 
 export function recordType(view: DataView, offset: number): number {
@@ -27,4 +28,4 @@ export function recordMonotonicNs(view: DataView, offset: number): bigint {
 }
 
 /** enum sl_drop_reason, by index of the per-CPU `drops` map. */
-export const KERNEL_DROP_REASONS = ['ringbuf_full'] as const;
+export const KERNEL_DROP_REASONS = ['ringbuf_full', 'conn_table_full'] as const;

@@ -59,7 +59,12 @@ async function embeddedConnection(path: string): Promise<NonNullable<ClickHouseC
 }
 
 export async function createClickHouse(options: ClickHouseOptions = {}): Promise<ClickHouseClient> {
-  const common: ClickHouseClientConfigOptions = { application: 'sidecarless' };
+  const common: ClickHouseClientConfigOptions = {
+    application: 'sidecarless',
+    // 64-bit integers (byte counters, nanosecond timestamps) as JSON strings on every transport: chdb and current
+    // servers print them as numbers by default, which JavaScript silently rounds above 2^53.
+    clickhouse_settings: { output_format_json_quote_64bit_integers: 1 },
+  };
   if (options.database !== undefined) common.database = options.database;
   if (options.url === undefined) {
     if (options.tls !== undefined) throw new ConfigError('clickhouse.tls', 'TLS files are set but no clickhouse url: the embedded engine has no network');

@@ -14,8 +14,8 @@ export interface KafkaOptions {
   /** host:port of one or more bootstrap brokers. */
   brokers: readonly string[];
   clientId: string;
-  /** PEM file paths. Present (even empty) means TLS. */
-  tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean };
+  /** PEM file paths (names as in config.ts). Present, even empty, means TLS; without caPath the system CAs apply. */
+  tls?: { caPath?: string; certPath?: string; keyPath?: string; rejectUnauthorized?: boolean };
   sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
 }
 
@@ -28,13 +28,13 @@ function readPem(path: string, key: string): string {
 }
 
 function tlsOptions(tls: NonNullable<KafkaOptions['tls']>): ConnectionOptions {
-  if ((tls.cert === undefined) !== (tls.key === undefined)) {
-    throw new ConfigError(tls.cert === undefined ? 'kafka.tls.cert' : 'kafka.tls.key', 'a client certificate and its key go together: set both or neither');
+  if ((tls.certPath === undefined) !== (tls.keyPath === undefined)) {
+    throw new ConfigError(tls.certPath === undefined ? 'kafka.tls.certPath' : 'kafka.tls.keyPath', 'a client certificate and its key go together: set both or neither');
   }
   const options: ConnectionOptions = {};
-  if (tls.ca !== undefined) options.ca = [readPem(tls.ca, 'kafka.tls.ca')];
-  if (tls.cert !== undefined) options.cert = readPem(tls.cert, 'kafka.tls.cert');
-  if (tls.key !== undefined) options.key = readPem(tls.key, 'kafka.tls.key');
+  if (tls.caPath !== undefined) options.ca = [readPem(tls.caPath, 'kafka.tls.caPath')];
+  if (tls.certPath !== undefined) options.cert = readPem(tls.certPath, 'kafka.tls.certPath');
+  if (tls.keyPath !== undefined) options.key = readPem(tls.keyPath, 'kafka.tls.keyPath');
   if (tls.rejectUnauthorized !== undefined) options.rejectUnauthorized = tls.rejectUnauthorized;
   return options;
 }

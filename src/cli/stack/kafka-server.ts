@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { SidecarlessError } from '../../common/errors.js';
 import { kafkaControllerPort, kafkaPort, localHost, localKafkaBrokers } from './endpoints.js';
-import { displayPath, logFile, portInUse, runLogged, runningPid, spawnDetached, stackDir, stopProcess, waitFor } from './processes.js';
+import { displayPath, logFile, acceptsConnections, runLogged, runningPid, spawnDetached, stackDir, stopProcess, waitFor } from './processes.js';
 import type { ServiceStatus, StackService } from './service.js';
 
 const name = 'kafka';
@@ -145,7 +145,7 @@ function failure(message: string, cause?: unknown): SidecarlessError {
 
 async function start(): Promise<void> {
   for (const port of [kafkaPort, kafkaControllerPort]) {
-    if (await portInUse(localHost, port)) {
+    if (await acceptsConnections(localHost, port)) {
       throw new SidecarlessError(
         `${localHost}:${port} is already taken by another process; stop it or move the stack with ` +
           `SIDECARLESS_STACK_KAFKA_PORT / SIDECARLESS_STACK_KAFKA_CONTROLLER_PORT`,

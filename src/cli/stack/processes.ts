@@ -149,7 +149,7 @@ export async function waitFor(check: () => Promise<boolean>, options: WaitOption
 }
 
 /** True when something accepts TCP connections on host:port (used to refuse starting over a foreign listener). */
-export function portInUse(host: string, port: number): Promise<boolean> {
+export function acceptsConnections(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     const done = (inUse: boolean) => {

@@ -75,8 +75,9 @@ before(async () => {
 after(async () => {
   await producer.disconnect();
   try {
-    if (groups.length > 0) await admin.deleteGroups(groups);
+    // Topics first: they hold the data; a group left behind is only a name.
     if (topics.length > 0) await admin.deleteTopics({ topics });
+    if (groups.length > 0) await admin.deleteGroups(groups);
   } finally {
     await admin.disconnect();
   }

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SidecarlessError } from '../../common/errors.js';
 import { clickHouseHttpPort, clickHouseTcpPort, localClickHouseUrl, localHost } from './endpoints.js';
-import { displayPath, logFile, acceptsConnections, runningPid, spawnDetached, stackDir, stopProcess, waitFor } from './processes.js';
+import { acceptsConnections, displayPath, logFile, runningPid, spawnDetached, stackDir, stopProcess, waitFor } from './processes.js';
 import type { ServiceStatus, StackService } from './service.js';
 
 const name = 'clickhouse';

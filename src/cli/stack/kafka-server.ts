@@ -8,13 +8,13 @@
  * 4. Ready when an admin request (DescribeCluster) succeeds, not when the port opens: the broker accepts
  *    connections before the controller quorum has elected itself.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { SidecarlessError } from '../../common/errors.js';
 import { kafkaControllerPort, kafkaPort, localHost, localKafkaBrokers } from './endpoints.js';
-import { displayPath, logFile, acceptsConnections, runLogged, runningPid, spawnDetached, stackDir, stopProcess, waitFor } from './processes.js';
+import { acceptsConnections, displayPath, logFile, runLogged, runningPid, spawnDetached, stackDir, stopProcess, waitFor } from './processes.js';
 import type { ServiceStatus, StackService } from './service.js';
 
 const name = 'kafka';
@@ -131,7 +131,7 @@ async function waitUntilReady(): Promise<void> {
   await waitFor(
     async () => {
       if (runningPid(name, propertiesFile) === undefined) {
-        throw new Error(`the Kafka process exited during start-up`);
+        throw new Error('the Kafka process exited during start-up');
       }
       return answersAdmin();
     },

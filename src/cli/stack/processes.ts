@@ -71,7 +71,7 @@ export interface SpawnSpec {
  * Starts the process in its own session (so it outlives the CLI and a Ctrl-C in the terminal does not reach it),
  * appending stdout and stderr to .stack/logs/<name>.log, and records its pid.
  */
-export function spawnDetached(spec: SpawnSpec): number {
+export function spawnDetached(spec: SpawnSpec): void {
   if (!spec.args.some((arg) => arg.includes(spec.marker)) && !spec.command.includes(spec.marker)) {
     throw new Error(`${spec.name}: marker ${spec.marker} is not part of the command line`);
   }
@@ -80,12 +80,12 @@ export function spawnDetached(spec: SpawnSpec): number {
   const out = openSync(logFile(spec.name), 'a');
   try {
     const child = spawn(spec.command, spec.args, { cwd: spec.cwd ?? stackDir, detached: true, stdio: ['ignore', out, out] });
-    if (child.pid === undefined) throw new Error(`${spec.name}: could not start ${spec.command}`);
-    // Without a listener a spawn failure (ENOENT) would be an unhandled 'error' event; isOurProcess sees it.
+    // A command that cannot start (ENOENT) leaves pid undefined and also emits 'error', which would crash the
+    // CLI unless listened to; the throw reports it.
     child.on('error', () => undefined);
+    if (child.pid === undefined) throw new Error(`${spec.name}: could not start ${spec.command}`);
     child.unref();
     writeFileSync(pidFile(spec.name), `${child.pid}\n`);
-    return child.pid;
   } finally {
     closeSync(out);
   }
@@ -103,7 +103,7 @@ export function runLogged(name: string, command: string, args: string[], timeout
     child.once('error', reject);
     child.once('exit', (code, signal) => {
       if (code === 0) resolve();
-      else reject(new Error(`${command} ${args.slice(-6).join(' ')} failed (${signal ?? `exit code ${code}`})`));
+      else reject(new Error(`${command} exited with ${signal ?? `code ${code}`}`));
     });
   }).finally(() => closeSync(out));
 }
@@ -115,16 +115,25 @@ export function runLogged(name: string, command: string, args: string[], timeout
 export async function stopProcess(name: string, marker: string, graceMs: number): Promise<boolean> {
   const pid = runningPid(name, marker);
   if (pid === undefined) return false;
-  process.kill(pid, 'SIGTERM');
+  signal(pid, 'SIGTERM');
   const gone = () => Promise.resolve(!isOurProcess(pid, marker));
   try {
     await waitFor(gone, { timeoutMs: graceMs, what: `${name} (pid ${pid}) to exit after SIGTERM` });
   } catch {
-    process.kill(pid, 'SIGKILL');
+    signal(pid, 'SIGKILL');
     await waitFor(gone, { timeoutMs: 10_000, what: `${name} (pid ${pid}) to exit after SIGKILL` });
   }
   rmSync(pidFile(name), { force: true });
   return true;
+}
+
+/** kill(2) that tolerates the process having exited since it was checked. */
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
 }
 
 export interface WaitOptions {
@@ -152,9 +161,9 @@ export async function waitFor(check: () => Promise<boolean>, options: WaitOption
 export function acceptsConnections(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
-    const done = (inUse: boolean) => {
+    const done = (accepted: boolean) => {
       socket.destroy();
-      resolve(inUse);
+      resolve(accepted);
     };
     socket.setTimeout(1000, () => done(false));
     socket.once('connect', () => done(true));

@@ -8,6 +8,7 @@ import type { ConnectionOptions } from 'node:tls';
 // Default import: kafkajs is CommonJS and Node cannot see ConfigResourceTypes as a named export of it.
 import kafkajs, { type Admin, type Kafka, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
 import { ConfigError, SidecarlessError, describeError } from './errors.js';
+import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 
 export interface KafkaOptions {
@@ -51,11 +52,14 @@ function saslOptions({ mechanism, username, password }: NonNullable<KafkaOptions
   }
 }
 
-/** kafkajs logs through pino, tagged with the kafkajs namespace; its timestamp is dropped because pino adds one. */
+/**
+ * kafkajs logs through pino, tagged with the kafkajs namespace. Its own timestamp and `logger: 'kafkajs'` fields
+ * are dropped: pino adds a time, and the namespace tag already says where the line came from.
+ */
 function logCreator(logger: Logger): NonNullable<KafkaConfig['logCreator']> {
   return () =>
     ({ namespace, level, log }: LogEntry) => {
-      const { message, timestamp: _timestamp, ...fields } = log;
+      const { message, timestamp: _timestamp, logger: _logger, ...fields } = log;
       const bound = { kafkajs: namespace, ...fields };
       if (level === kafkajs.logLevel.ERROR) logger.error(bound, message);
       else if (level === kafkajs.logLevel.WARN) logger.warn(bound, message);
@@ -73,7 +77,7 @@ export function createKafka(options: KafkaOptions, logger: Logger = createLogger
   }
   const log = logger.child({ component: 'kafka' });
   if (options.sasl?.mechanism === 'plain' && options.tls === undefined) {
-    log.warn('SASL PLAIN without TLS sends the password in clear text; set kafka.tls');
+    log.warn('SASL PLAIN without TLS sends the password in clear text; enable kafka.tls');
   }
   const config: KafkaConfig = {
     clientId: options.clientId,
@@ -202,4 +206,17 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
   }
   // false: another process created all of them in the meantime, which is as good.
   return created ? missing.map((spec) => spec.topic) : [];
+}
+
+/** KafkaOptions from the kafka section of the configuration (config.ts names; TLS only when kafka.tls.enabled). */
+export function kafkaOptionsFromConfig(kafka: Config['kafka'], role: string): KafkaOptions {
+  const options: KafkaOptions = { brokers: kafka.brokers, clientId: `${kafka.clientId}-${role}` };
+  if (kafka.tls.enabled) {
+    const { caPath, certPath, keyPath, rejectUnauthorized } = kafka.tls;
+    options.tls = { rejectUnauthorized, ...(caPath && { caPath }), ...(certPath && { certPath }), ...(keyPath && { keyPath }) };
+  }
+  if (kafka.sasl.mechanism !== undefined) {
+    options.sasl = { mechanism: kafka.sasl.mechanism, username: kafka.sasl.username ?? '', password: kafka.sasl.password ?? '' };
+  }
+  return options;
 }

@@ -8,8 +8,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { clickHouseHttpPort, localClickHouseUrl, localHost } from '../../src/cli/stack/endpoints.js';
-import { createClickHouse } from '../../src/common/clickhouse.js';
+import { createClickHouse, type ClickHouseOptions } from '../../src/common/clickhouse.js';
+import { ConfigError } from '../../src/common/errors.js';
 import { requireStackService, uniqueName } from '../helpers/stack.js';
+
+describe('createClickHouse options', () => {
+  it('names the setting at fault', async () => {
+    const configKeyOf = async (options: ClickHouseOptions) => {
+      const error = await createClickHouse(options).then(
+        () => assert.fail('createClickHouse accepted the options'),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+      return error.context.configKey;
+    };
+    assert.equal(await configKeyOf({ url: 'not a url' }), 'clickhouse.url');
+    assert.equal(await configKeyOf({ url: 'http://127.0.0.1:18123', tls: { caPath: '/nonexistent/ca.pem' } }), 'clickhouse.tls');
+    assert.equal(await configKeyOf({ url: 'https://ch:8443', tls: { caPath: '/nonexistent/ca.pem' } }), 'clickhouse.tls.caPath');
+    assert.equal(await configKeyOf({ url: 'https://ch:8443', tls: { certPath: '/a.pem', keyPath: '/b.pem' } }), 'clickhouse.tls.caPath');
+    assert.equal(await configKeyOf({ tls: {} }), 'clickhouse.tls');
+  });
+});
 
 describe('embedded (chdb)', () => {
   it('runs the modern DDL and returns exact values: nanosecond timestamps, IPv4-mapped IPv6, UInt64', async () => {

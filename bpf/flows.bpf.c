@@ -6,8 +6,8 @@
  * Hooks and algorithm:
  *   1. sock/inet_sock_set_state CLOSE -> SYN_SENT (connect(), process context) starts a client-side entry;
  *      SYN_RECV -> ESTABLISHED (handshake completed on a child socket) starts a server-side entry. Only sockets
- *      whose cgroup, or an ancestor of it, is in `traced_cgroups` are tracked, and never sockets below the agent's
- *      own cgroup: the decision is made here, once; later hooks only look the socket up in `conns`.
+ *      whose cgroup, or an ancestor of it, is in `traced_cgroups` are tracked, and never sockets of the agent's
+ *      own cgroup (the agent's sockets): the decision is made here, once; later hooks only look the socket up in `conns`.
  *   2. The pid and comm are taken only on transitions that run in the owning process (connect, close, shutdown);
  *      other transitions run in softirq context, where "current" is whoever was interrupted.
  *   3. tcp/tcp_retransmit_skb counts SYN retransmits; tcp/tcp_receive_reset and tcp/tcp_send_reset flag resets.
@@ -30,7 +30,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define MAX_CGROUP_DEPTH 16
 #define E2BIG 7
 
-const volatile __u64 agent_cgroup_id = 0;            /* sockets below this cgroup are never traced */
+const volatile __u64 agent_cgroup_id = 0;            /* sockets of this cgroup are never traced */
 const volatile __u64 active_timeout_ns = 10000000000; /* interim record period for open connections */
 
 __u64 next_conn_id = 0;
@@ -80,6 +80,9 @@ static __always_inline int cgroup_is_traced(struct sock *sk, __u64 *cgroup_id)
 	int traced = 0;
 
 	*cgroup_id = BPF_CORE_READ(cgrp, kn, id);
+	/* The agent's own sockets live in its own cgroup (which may be the root, an ancestor of everything). */
+	if (*cgroup_id == agent_cgroup_id)
+		return 0;
 	for (int i = 0; i < MAX_CGROUP_DEPTH; i++) {
 		struct cgroup *ancestor;
 		__u64 id;
@@ -89,8 +92,6 @@ static __always_inline int cgroup_is_traced(struct sock *sk, __u64 *cgroup_id)
 		if (bpf_core_read(&ancestor, sizeof(ancestor), &cgrp->ancestors[i]))
 			return 0;
 		id = BPF_CORE_READ(ancestor, kn, id);
-		if (id == agent_cgroup_id)
-			return 0;
 		if (bpf_map_lookup_elem(&traced_cgroups, &id))
 			traced = 1;
 	}

@@ -11,6 +11,7 @@ export interface Command {
 const commands: Record<string, () => Promise<Command>> = {
   stack: async () => (await import('./stack.js')).stackCommand,
   bench: async () => (await import('./bench.js')).benchCommand,
+  collector: async () => (await import('./collector.js')).collectorCommand,
 };
 
 function usage(): string {

@@ -58,7 +58,7 @@ function text(check?: Check<string>, secret = false): Kind<string> {
   };
 }
 
-function int(min: number, max: number): Kind<number> {
+function int(min: number, max: number, check?: Check<number>): Kind<number> {
   return {
     secret: false,
     fromEnv: (raw) => (/^-?\d+$/.test(raw.trim()) ? Number(raw) : raw),
@@ -66,6 +66,8 @@ function int(min: number, max: number): Kind<number> {
       if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
         fail(key, `expected an integer in ${min}..${max}, got ${shown(value, false)}`, source);
       }
+      const problem = check?.(value);
+      if (problem !== undefined) fail(key, `${problem}, got ${value}`, source);
       return value;
     },
   };
@@ -120,6 +122,7 @@ const hostPort: Check<string> = (value) => {
   const match = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$/.exec(value);
   return match && Number(match[1]) >= 1 && Number(match[1]) <= 65535 ? undefined : 'expected host:port';
 };
+const powerOfTwo: Check<number> = (value) => ((value & (value - 1)) === 0 ? undefined : 'expected a power of two');
 const nonEmpty: Check<string> = (value) => (value === '' ? 'expected a non-empty string' : undefined);
 const topicChars: Check<string> = (value) =>
   /^[A-Za-z0-9._-]*$/.test(value) ? undefined : 'expected only letters, digits, ".", "_" and "-" (Kafka topic characters)';
@@ -146,6 +149,8 @@ const schema = {
     brokers: setting(list(text(hostPort), 1), ['127.0.0.1:19092']),
     clientId: setting(name, 'sidecarless'),
     topicPrefix: setting(text(topicChars), 'sidecarless.'),
+    /** Partitions of the time-retained topics when sidecarless creates them. */
+    partitions: setting(int(1, 10_000), 6),
     tls: {
       /** TLS without a caPath trusts the system CAs, so it needs its own switch. */
       enabled: setting(bool, false),
@@ -177,6 +182,27 @@ const schema = {
   },
   log: {
     level: setting(oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
+  },
+  collector: {
+    /** cgroup v2 directories whose sockets are traced (with their descendants), absolute or below the cgroup2 root. */
+    cgroups: setting(list(name, 0), []),
+    /** Bytes of the kernel ring buffer: a power of two, a multiple of the page size. */
+    ringBytes: setting(int(4096, 1 << 30, powerOfTwo), 8 << 20),
+    /** An open connection gets an interim event when its last one is older than this (and it carries traffic). */
+    activeTimeoutMs: setting(int(100, 3_600_000), 10_000),
+    /** Events held in memory while Kafka is slow or down; beyond it new events are dropped (and counted). */
+    queueEvents: setting(int(1000, 10_000_000), 500_000),
+    /** Events packed into one Kafka message. */
+    eventsPerMessage: setting(int(1, 10_000), 64),
+    /** A partly filled message waits at most this long before it is sent. */
+    flushMs: setting(int(1, 60_000), 200),
+  },
+  enricher: {
+    groupId: setting(text(topicChars), 'sidecarless-enricher'),
+    /** Rows per ClickHouse insert (at most). */
+    batchRows: setting(int(1, 1_000_000), 100_000),
+    /** A partly filled batch is inserted after at most this long. */
+    flushMs: setting(int(1, 600_000), 1000),
   },
   telemetry: {
     /** Port of /metrics and /healthz; 0 disables the endpoint (meters still work). */

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { KernelError } from '../common/errors.js';
 import { cgroup2Root } from './preflight.js';
 
 export class Cgroup {
@@ -13,6 +14,13 @@ export class Cgroup {
   static create(relativePath: string): Cgroup {
     const full = path.join(cgroup2Root(), relativePath);
     fs.mkdirSync(full, { recursive: true });
+    return new Cgroup(full);
+  }
+
+  /** An existing cgroup, by absolute path or by path below the cgroup v2 root. */
+  static at(cgroupPath: string): Cgroup {
+    const full = path.isAbsolute(cgroupPath) && cgroupPath.startsWith(cgroup2Root()) ? cgroupPath : path.join(cgroup2Root(), cgroupPath);
+    if (!fs.existsSync(full)) throw new KernelError(`no cgroup at ${full}`, { context: { component: 'cgroup' } });
     return new Cgroup(full);
   }
 
@@ -39,4 +47,10 @@ export class Cgroup {
     }
     fs.rmdirSync(this.path);
   }
+}
+
+/** The cgroup v2 directory a process belongs to (its "0::" line in /proc/<pid>/cgroup). */
+export function cgroupOfProcess(pid: number | 'self' = 'self'): Cgroup {
+  const line = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+  return Cgroup.at(path.join(cgroup2Root(), line?.slice(3) ?? '/'));
 }

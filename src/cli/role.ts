@@ -1,0 +1,48 @@
+/**
+ * What every long-running role shares: configuration, JSON logs, metrics and health, and an ordered, idempotent
+ * shutdown on SIGINT/SIGTERM. A role's own module only builds its pipeline and returns how to stop it.
+ */
+import { loadConfig, redactConfig, type Config } from '../common/config.js';
+import { describeError, SidecarlessError } from '../common/errors.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { startTelemetry, type Telemetry } from '../common/telemetry.js';
+
+export interface RoleContext {
+  config: Config;
+  logger: Logger;
+  telemetry: Telemetry;
+}
+
+export interface RunningRole {
+  /** Drain, flush, commit, release. Called once. */
+  stop(): Promise<void>;
+  /** Resolves if the role ends by itself (a fatal error); the process then exits non-zero. */
+  failed?: Promise<unknown>;
+}
+
+export async function runRole(name: string, args: string[], start: (context: RoleContext) => Promise<RunningRole>): Promise<number> {
+  let logger = createLogger({ name: `sidecarless-${name}` });
+  let telemetry: Telemetry | undefined;
+  try {
+    const config = loadConfig({ argv: args });
+    logger = createLogger({ name: `sidecarless-${name}`, level: config.log.level });
+    telemetry = await startTelemetry({ host: config.telemetry.host, metricsPort: config.telemetry.metricsPort });
+    logger.info({ config: redactConfig(config), metricsPort: telemetry.port }, `${name} starting`);
+    const role = await start({ config, logger, telemetry });
+    const signalled = new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+    });
+    const reason = await Promise.race([signalled, role.failed?.then((error) => Promise.reject(error)) ?? new Promise<never>(() => {})]);
+    logger.info({ signal: reason }, `${name} stopping`);
+    await role.stop();
+    logger.info(`${name} stopped`);
+    return 0;
+  } catch (error) {
+    const known = error instanceof SidecarlessError;
+    logger.fatal(known ? { context: error.context } : { err: error }, `${name} failed: ${describeError(error)}`);
+    return 1;
+  } finally {
+    await telemetry?.shutdown();
+  }
+}

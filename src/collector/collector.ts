@@ -1,0 +1,215 @@
+/**
+ * The collector role: ring buffer -> decode -> FlowEvent -> packed Avro messages -> Kafka.
+ *
+ *   read loop   drains the ring in slices (yielding to the event loop between them), decodes and transforms each
+ *               record and adds it to the Packer; an event that does not fit the bounded queue is dropped and
+ *               counted (queue_full). Waits on epoll when the ring is empty.
+ *   flush timer seals partly filled messages every flushMs, polls the kernel's drop counters.
+ *   send loop   produces the oldest queued messages; on a retriable failure keeps them and backs off (the read
+ *               loop goes on draining the ring meanwhile), on a permanent one counts their events as dropped.
+ *   stop()      stops reading, drains the ring once more, seals, sends what is queued within the shutdown
+ *               deadline (the rest is counted as dropped), then releases Kafka and the kernel objects.
+ */
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
+import type { Meter } from '@opentelemetry/api';
+import type { Logger } from '../common/logger.js';
+import { createDropCounter, type DropCounter } from '../common/telemetry.js';
+import { decodeFlowRecord } from '../ebpf/records/flow.js';
+import type { RecordHandler, RingReader } from '../ebpf/ringbuf.js';
+import type { FlowEvent } from './flow-event.js';
+import { toFlowEvent, type FlowContext } from './flow-transform.js';
+import type { SinkResult } from './kafka-sink.js';
+import { Outbox, type OutMessage } from './outbox.js';
+import { Packer } from './packer.js';
+import { partitionOf } from './partitioner.js';
+
+export interface CollectorOptions {
+  queueEvents: number;
+  eventsPerMessage: number;
+  flushMs: number;
+  /** How long stop() may spend sending what is queued. */
+  shutdownTimeoutMs?: number;
+}
+
+export interface CollectorDeps {
+  reader: Pick<RingReader, 'drain' | 'wait'>;
+  sink: { send(messages: OutMessage[]): Promise<SinkResult>; shutdown(): Promise<void> };
+  partitions: number;
+  encode(events: FlowEvent[]): Buffer;
+  context: FlowContext;
+  /** Kernel drops since the last call, by reason. */
+  takeKernelDrops(): Array<[string, number]>;
+  logger: Logger;
+  meter: Meter;
+}
+
+export interface CollectorStats {
+  recordsRead: number;
+  eventsProduced: number;
+  messagesProduced: number;
+  /** Drops by reason, kernel ones included. */
+  drops: Record<string, number>;
+}
+
+const READ_SLICE = 4096;
+const MESSAGES_PER_SEND = 256;
+const MAX_BACKOFF_MS = 5000;
+
+export class Collector {
+  readonly stats: CollectorStats = { recordsRead: 0, eventsProduced: 0, messagesProduced: 0, drops: {} };
+  private readonly outbox: Outbox;
+  private readonly packer: Packer<FlowEvent>;
+  private readonly queueDrops: DropCounter;
+  private readonly kernelDrops: DropCounter;
+  private readonly sendSeconds;
+  private readonly counters;
+  private reading = false;
+  private sending = false;
+  private readLoopDone: Promise<void> = Promise.resolve();
+  private sendLoopDone: Promise<void> = Promise.resolve();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private wakeSender: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    private readonly deps: CollectorDeps,
+    private readonly options: CollectorOptions,
+  ) {
+    const { meter, logger } = deps;
+    this.outbox = new Outbox(options.queueEvents);
+    this.queueDrops = createDropCounter(meter, logger, { name: 'collector.queue', setting: 'collector.queueEvents' });
+    this.kernelDrops = createDropCounter(meter, logger, { name: 'collector.kernel', setting: 'collector.ringBytes' });
+    this.packer = new Packer<FlowEvent>(this.outbox, {
+      eventsPerMessage: options.eventsPerMessage,
+      partitionOf: (event) => partitionOf(event.connection_id, deps.partitions),
+      encode: deps.encode,
+      onDrop: (reason) => this.drop(this.queueDrops, reason, 1),
+    });
+    this.counters = {
+      records: meter.createCounter('sidecarless.collector.records_read', { description: 'Ring records read', unit: '{record}' }),
+      events: meter.createCounter('sidecarless.collector.events_produced', { description: 'Flow events acknowledged by Kafka', unit: '{event}' }),
+      messages: meter.createCounter('sidecarless.collector.messages_produced', { description: 'Kafka messages acknowledged', unit: '{message}' }),
+    };
+    this.sendSeconds = meter.createHistogram('sidecarless.collector.send_duration', { description: 'Time to produce one batch of messages', unit: 's' });
+    meter
+      .createObservableGauge('sidecarless.collector.queue_depth', { description: 'Events held for Kafka', unit: '{event}' })
+      .addCallback((result) => result.observe(this.outbox.events + this.packer.heldEvents));
+  }
+
+  start(): void {
+    this.reading = true;
+    this.sending = true;
+    this.readLoopDone = this.readLoop();
+    this.sendLoopDone = this.sendLoop();
+    this.flushTimer = setInterval(() => this.tick(), this.options.flushMs);
+  }
+
+  /** Ordered shutdown; safe to call twice (the second call waits for the first). */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  get queuedEvents(): number {
+    return this.outbox.events + this.packer.heldEvents;
+  }
+
+  private readonly onRecord: RecordHandler = (view, offset, size) => {
+    this.stats.recordsRead++;
+    let event: FlowEvent;
+    try {
+      event = toFlowEvent(decodeFlowRecord(view, offset, size), this.deps.context);
+    } catch (error) {
+      this.drop(this.queueDrops, 'bad_record', 1);
+      this.deps.logger.error({ err: error }, 'undecodable flow record');
+      return;
+    }
+    this.packer.add(event);
+  };
+
+  private async readLoop(): Promise<void> {
+    while (this.reading) {
+      const read = this.drainOnce();
+      if (read === 0) await this.deps.reader.wait(100);
+      else await yieldToLoop();
+    }
+  }
+
+  private drainOnce(): number {
+    const read = this.deps.reader.drain(this.onRecord, READ_SLICE);
+    if (read > 0) this.counters.records.add(read);
+    if (this.outbox.length > 0) this.wakeSender?.();
+    return read;
+  }
+
+  private tick(): void {
+    this.packer.flush();
+    for (const [reason, count] of this.deps.takeKernelDrops()) this.drop(this.kernelDrops, reason, count);
+    if (this.outbox.length > 0) this.wakeSender?.();
+  }
+
+  private async sendLoop(): Promise<void> {
+    let backoffMs = 100;
+    let failingSince: number | undefined;
+    while (this.sending) {
+      const batch = this.outbox.peek(MESSAGES_PER_SEND);
+      if (batch.length === 0) {
+        await new Promise<void>((resolve) => (this.wakeSender = resolve));
+        continue;
+      }
+      const started = performance.now();
+      const result = await this.deps.sink.send(batch);
+      const events = batch.reduce((sum, message) => sum + message.events, 0);
+      if (result.ok) {
+        this.outbox.remove(batch.length);
+        this.stats.eventsProduced += events;
+        this.stats.messagesProduced += batch.length;
+        this.counters.events.add(events);
+        this.counters.messages.add(batch.length);
+        this.sendSeconds.record((performance.now() - started) / 1000);
+        if (failingSince !== undefined) this.deps.logger.info({ outageMs: Date.now() - failingSince }, 'Kafka is reachable again');
+        failingSince = undefined;
+        backoffMs = 100;
+      } else if (!result.retriable) {
+        this.outbox.remove(batch.length);
+        this.drop(this.queueDrops, 'kafka_rejected', events);
+        this.deps.logger.error({ error: result.error, events }, 'Kafka rejected a batch; its events are dropped');
+      } else {
+        if (failingSince === undefined) {
+          failingSince = Date.now();
+          this.deps.logger.warn({ error: result.error, queued: this.queuedEvents }, 'Kafka unavailable; queueing events (collector.queueEvents bounds it)');
+        }
+        await sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
+      }
+    }
+  }
+
+  private drop(counter: DropCounter, reason: string, count: number): void {
+    this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + count;
+    counter.add(reason, count);
+  }
+
+  private async shutdown(): Promise<void> {
+    this.reading = false;
+    await this.readLoopDone;
+    while (this.drainOnce() > 0);
+    clearInterval(this.flushTimer);
+    this.tick();
+    const deadline = Date.now() + (this.options.shutdownTimeoutMs ?? 10_000);
+    while (this.outbox.length > 0 && Date.now() < deadline) {
+      this.wakeSender?.();
+      await sleep(20);
+    }
+    this.sending = false;
+    this.wakeSender?.();
+    await this.sendLoopDone;
+    if (this.outbox.events > 0) {
+      this.drop(this.queueDrops, 'shutdown_timeout', this.outbox.events);
+      this.outbox.remove(this.outbox.length);
+    }
+    this.queueDrops.flush();
+    this.kernelDrops.flush();
+    await this.deps.sink.shutdown();
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The kernel side of the collector: bpf/flows.bpf.c loaded, attached to its five tracepoints, told which cgroups
+ * to trace, and read for its drop counters. Everything else about flows happens in user space.
+ */
+import { u64Codec } from '../ebpf/codecs.js';
+import { Cgroup, cgroupOfProcess } from '../ebpf/cgroup.js';
+import type { BpfMap } from '../ebpf/map.js';
+import { BpfObject, objectPath } from '../ebpf/object.js';
+import { checkKernel } from '../ebpf/preflight.js';
+import { KERNEL_DROP_REASONS } from '../ebpf/records/header.js';
+import { openRingReader, type RingReader } from '../ebpf/ringbuf.js';
+import type { Codec } from '../ebpf/map.js';
+
+export interface FlowProbeOptions {
+  /** cgroup v2 directories to trace (absolute, or below the cgroup v2 root). */
+  cgroups: readonly string[];
+  ringBytes: number;
+  activeTimeoutMs: number;
+}
+
+const presence: Codec<number> = { size: 1, encode: (v, b) => void b.writeUInt8(v), decode: (b, o) => b.readUInt8(o) };
+
+export class FlowProbe {
+  readonly reader: RingReader;
+  private readonly traced: BpfMap<bigint, number>;
+  private readonly lastDrops = KERNEL_DROP_REASONS.map(() => 0n);
+
+  private constructor(private readonly object: BpfObject) {
+    this.reader = openRingReader(object, 'flow_ring');
+    this.traced = object.map('traced_cgroups').typed(u64Codec, presence);
+  }
+
+  static load(options: FlowProbeOptions): FlowProbe {
+    checkKernel(['btf', 'bpf', 'perfmon', 'cgroup2', 'tracefs']);
+    const object = BpfObject.load(objectPath('flows'), {
+      rodata: {
+        // Our own sockets (Kafka, ClickHouse, metrics) must never become flow records.
+        agent_cgroup_id: cgroupOfProcess().id,
+        active_timeout_ns: BigInt(options.activeTimeoutMs) * 1_000_000n,
+      },
+      maxEntries: { flow_ring: options.ringBytes },
+    });
+    try {
+      const probe = new FlowProbe(object);
+      for (const cgroup of options.cgroups) probe.trace(cgroup);
+      object.program('flow_state_change').attachTracepoint('sock', 'inet_sock_set_state');
+      object.program('flow_interim').attachTracepoint('tcp', 'tcp_probe');
+      object.program('flow_retransmit').attachTracepoint('tcp', 'tcp_retransmit_skb');
+      object.program('flow_reset_received').attachTracepoint('tcp', 'tcp_receive_reset');
+      object.program('flow_reset_sent').attachTracepoint('tcp', 'tcp_send_reset');
+      return probe;
+    } catch (error) {
+      object.close();
+      throw error;
+    }
+  }
+
+  /** Starts tracing the sockets created from now on below this cgroup. */
+  trace(cgroupPath: string): void {
+    this.traced.update(Cgroup.at(cgroupPath).id, 1);
+  }
+
+  untrace(cgroupPath: string): void {
+    this.traced.delete(Cgroup.at(cgroupPath).id);
+  }
+
+  /** Kernel drops since the previous call, by reason. */
+  takeKernelDrops(): Array<[reason: string, count: number]> {
+    const totals = this.object.map('drops').perCpuCounters().readAll();
+    const deltas: Array<[string, number]> = [];
+    KERNEL_DROP_REASONS.forEach((reason, index) => {
+      const total = totals[index] ?? 0n;
+      if (total > this.lastDrops[index]!) deltas.push([reason, Number(total - this.lastDrops[index]!)]);
+      this.lastDrops[index] = total;
+    });
+    return deltas;
+  }
+
+  close(): void {
+    this.object.close();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Sealed Kafka messages waiting to be produced, oldest first. Its capacity is counted in events, the unit drops
+ * are reported in; the Packer checks it before accepting an event.
+ */
+export interface OutMessage {
+  partition: number;
+  value: Buffer;
+  /** Events packed in this message. */
+  events: number;
+}
+
+export class Outbox {
+  private readonly messages: OutMessage[] = [];
+  private head = 0;
+  private heldEvents = 0;
+
+  constructor(readonly capacityEvents: number) {}
+
+  get events(): number {
+    return this.heldEvents;
+  }
+
+  get length(): number {
+    return this.messages.length - this.head;
+  }
+
+  push(message: OutMessage): void {
+    this.messages.push(message);
+    this.heldEvents += message.events;
+  }
+
+  /** The oldest messages, up to `maxMessages`, without removing them: they leave only once produced. */
+  peek(maxMessages: number): OutMessage[] {
+    return this.messages.slice(this.head, this.head + maxMessages);
+  }
+
+  /** Removes the `count` oldest messages (after Kafka acknowledged them). */
+  remove(count: number): void {
+    for (let i = 0; i < count; i++) this.heldEvents -= this.messages[this.head + i]!.events;
+    this.head += count;
+    // Compact now and then so the array does not grow with everything ever sent.
+    if (this.head > 1024 && this.head * 2 > this.messages.length) {
+      this.messages.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}

@@ -29,7 +29,9 @@ stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 npm_sum=$(sha256sum package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-16)
 if [ ! -d node_modules ] || ! stamp_ok "$stack/npm.stamp" "$npm_sum"; then
   log "installing npm packages"
-  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+  # `npm install`, not `npm ci`: the lock records only this platform's build of chdb's optional native package,
+  # which `npm ci` rejects as out of sync; install still follows the lock's versions.
+  npm install --no-audit --no-fund --loglevel=error
   npm_sum=$(sha256sum package.json package-lock.json | sha256sum | cut -c1-16)
   echo "$npm_sum" > "$stack/npm.stamp"
 fi

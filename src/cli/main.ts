@@ -12,6 +12,7 @@ const commands: Record<string, () => Promise<Command>> = {
   stack: async () => (await import('./stack.js')).stackCommand,
   bench: async () => (await import('./bench.js')).benchCommand,
   collector: async () => (await import('./collector.js')).collectorCommand,
+  enricher: async () => (await import('./enricher.js')).enricherCommand,
 };
 
 function usage(): string {

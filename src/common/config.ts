@@ -199,9 +199,9 @@ const schema = {
   },
   enricher: {
     groupId: setting(text(topicChars), 'sidecarless-enricher'),
-    /** Rows per ClickHouse insert (at most). */
-    batchRows: setting(int(1, 1_000_000), 100_000),
-    /** A partly filled batch is inserted after at most this long. */
+    /** Bytes of Kafka messages the broker gathers per partition before a batch is handed over (one insert each). */
+    batchBytes: setting(int(1024, 1 << 30), 8 << 20),
+    /** A smaller batch is handed over after at most this long. */
     flushMs: setting(int(1, 600_000), 1000),
   },
   telemetry: {

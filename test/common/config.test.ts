@@ -33,6 +33,7 @@ describe('loadConfig', () => {
         brokers: ['127.0.0.1:19092'],
         clientId: 'sidecarless',
         topicPrefix: 'sidecarless.',
+        partitions: 6,
         tls: { enabled: false, caPath: undefined, certPath: undefined, keyPath: undefined, rejectUnauthorized: true },
         sasl: { mechanism: undefined, username: undefined, password: undefined },
       },
@@ -46,9 +47,16 @@ describe('loadConfig', () => {
         ttlDays: 7,
       },
       node: { name: hostname() },
+      collector: { cgroups: [], ringBytes: 8 << 20, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 200 },
+      enricher: { groupId: 'sidecarless-enricher', batchBytes: 8 << 20, flushMs: 1000 },
       log: { level: 'info' },
       telemetry: { metricsPort: 9464, host: '127.0.0.1' },
     });
+  });
+
+  it('rejects a ring size that is not a power of two, naming the key', () => {
+    const error = rejection({ argv: [], env: { SIDECARLESS_COLLECTOR_RING_BYTES: '5000' } });
+    assert.match(error.message, /^config collector\.ringBytes: expected a power of two, got 5000/);
   });
 
   it('is frozen all the way down', () => {
@@ -107,7 +115,7 @@ describe('loadConfig', () => {
     const path = configFile({ kafka: { brokerz: ['a:1'] } });
     const error = rejection({ file: path, env: {} });
     assert.equal(error.context.configKey, 'kafka.brokerz');
-    assert.match(error.message, /^config kafka\.brokerz: unknown key; known keys here: brokers, clientId, topicPrefix, tls, sasl/);
+    assert.match(error.message, /^config kafka\.brokerz: unknown key; known keys here: brokers, clientId, topicPrefix, partitions, tls, sasl/);
   });
 
   it('rejects an unknown variable under a section prefix and ignores other SIDECARLESS_ variables', () => {

@@ -56,7 +56,7 @@ for (const kind of ['mapped', 'callback'] as const) {
       const comm = fs.readFileSync('/proc/self/comm', 'utf8').trim();
       assert.ok(records.every((record) => record.comm === comm));
       assert.ok(records[0]!.monotonicNs >= before && records.at(-1)!.monotonicNs <= afterNs, 'timestamps are CLOCK_MONOTONIC of this run');
-      assert.deepEqual(object.map('drops').perCpuCounters().readAll(), [0n]);
+      assert.equal(object.map('drops').perCpuCounters().read(0), 0n, 'no ring-full drops');
     });
 
     it('counts what did not fit in the ring as drops, exactly', () => {

@@ -1,0 +1,77 @@
+/**
+ * Wiring of the enricher role: a Kafka consumer group on the flows topic, the Avro codec, ClickHouse and the
+ * dead-letter topic around the Enricher pipeline. Offsets are committed only after a batch is stored.
+ */
+import type { Consumer } from 'kafkajs';
+import { loadRegistry } from '../common/avro.js';
+import { createClickHouse } from '../common/clickhouse.js';
+import { DeadLetterProducer } from '../common/dead-letter.js';
+import { createKafka, ensureTopics, kafkaOptionsFromConfig, topicSpecs } from '../common/kafka.js';
+import type { RoleContext, RunningRole } from '../cli/role.js';
+import { FLOWS_SUBJECT, type FlowBatch } from '../collector/flow-event.js';
+import { ClickHouseSink } from './clickhouse-sink.js';
+import { Enricher } from './enricher.js';
+import { ensureSchema } from './schema.js';
+
+export async function startEnricher({ config, logger, telemetry }: RoleContext): Promise<RunningRole> {
+  const registry = loadRegistry();
+  const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'enricher'), logger);
+  const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await ensureTopics(admin, [topics.flows, topics.deadletter]);
+  } finally {
+    await admin.disconnect();
+  }
+  const clickhouse = await createClickHouse({ ...config.clickhouse, database: undefined });
+  await ensureSchema(clickhouse, { database: config.clickhouse.database, ttlDays: config.clickhouse.ttlDays });
+  const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic);
+  let running = true;
+  const enricher = new Enricher({
+    decode: (value) => registry.resolve<FlowBatch>(FLOWS_SUBJECT, value).value,
+    sink: new ClickHouseSink(clickhouse, `${config.clickhouse.database}.flows`),
+    deadLetters,
+    logger: logger.child({ role: 'enricher' }),
+    meter: telemetry.meter('sidecarless.enricher'),
+    isRunning: () => running,
+  });
+
+  const consumer: Consumer = kafka.consumer({
+    groupId: config.enricher.groupId,
+    minBytes: config.enricher.batchBytes,
+    maxBytesPerPartition: config.enricher.batchBytes,
+    maxBytes: config.enricher.batchBytes * 4,
+    maxWaitTimeInMs: config.enricher.flushMs,
+  });
+  consumer.on(consumer.events.GROUP_JOIN, () => enricher.forgetPartitions());
+  let crashed: (error: unknown) => void = () => {};
+  const failed = new Promise<unknown>((resolve) => (crashed = resolve));
+  consumer.on(consumer.events.CRASH, (event) => {
+    if (!event.payload.restart) crashed(event.payload.error);
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topics.flows.topic], fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+      if (!isRunning() || isStale()) return;
+      const next = await enricher.handle({ topic: batch.topic, partition: batch.partition, messages: batch.messages });
+      if (next === undefined) return;
+      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+      await heartbeat();
+    },
+  });
+  telemetry.addHealthCheck('consumer', () => ({ ok: running }));
+  logger.info({ topic: topics.flows.topic, group: config.enricher.groupId, table: `${config.clickhouse.database}.flows` }, 'enricher running');
+  return {
+    failed,
+    async stop() {
+      running = false;
+      await consumer.disconnect();
+      await deadLetters.shutdown();
+      await clickhouse.close();
+    },
+  };
+}

@@ -66,8 +66,10 @@ export async function createClickHouse(options: ClickHouseOptions = {}): Promise
     clickhouse_settings: { output_format_json_quote_64bit_integers: 1 },
   };
   if (options.database !== undefined) common.database = options.database;
+  // The configuration always has a tls section; it means TLS only when a file is named in it.
+  const tls = options.tls && Object.values(options.tls).some((path) => path !== undefined) ? options.tls : undefined;
   if (options.url === undefined) {
-    if (options.tls !== undefined) throw new ConfigError('clickhouse.tls', 'TLS files are set but no clickhouse url: the embedded engine has no network');
+    if (tls !== undefined) throw new ConfigError('clickhouse.tls', 'TLS files are set but no clickhouse url: the embedded engine has no network');
     return createClient({ ...common, connection: await embeddedConnection(resolve(options.embeddedPath ?? defaultEmbeddedPath)) });
   }
   try {
@@ -78,6 +80,6 @@ export async function createClickHouse(options: ClickHouseOptions = {}): Promise
   const config: ClickHouseClientConfigOptions = { ...common, url: options.url };
   if (options.username !== undefined) config.username = options.username;
   if (options.password !== undefined) config.password = options.password;
-  if (options.tls !== undefined) config.tls = tlsOptions(options.url, options.tls);
+  if (tls !== undefined) config.tls = tlsOptions(options.url, tls);
   return createClient(config);
 }

@@ -199,6 +199,9 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): P
       })),
     });
   } catch (error) {
+    // Another role starting at the same moment may have created them first (TOPIC_ALREADY_EXISTS): as good.
+    const now = new Set(await admin.listTopics());
+    if (missing.every((spec) => now.has(spec.topic))) return [];
     throw new SidecarlessError(`creating topics ${missing.map((s) => s.topic).join(', ')} failed: ${describeError(error)}`, {
       retriable: (error as { retriable?: boolean }).retriable === true,
       cause: error,

@@ -1,0 +1,29 @@
+/** HTTP/1.1 server answering every request with 200 and exactly responseBytes of body. */
+import http from 'node:http';
+import { agentParams, finish, ready, stopWhen, type HttpServerParams, type HttpServerStats } from './protocol.js';
+
+const params = agentParams<HttpServerParams>();
+const body = Buffer.alloc(params.responseBytes, 'h');
+const stats: HttpServerStats = { connections: 0, requests: 0, bodyBytesSent: 0, peers: [] };
+
+const server = http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    res.end(body, () => {
+      stats.requests++;
+      stats.bodyBytesSent += body.length;
+    });
+  });
+});
+server.on('connection', (socket) => {
+  stats.connections++;
+  if (socket.remoteAddress && !stats.peers.includes(socket.remoteAddress)) stats.peers.push(socket.remoteAddress);
+});
+
+server.listen(params.port, params.host, ready);
+stopWhen(params.deadlineMs, () => {
+  server.close();
+  server.closeAllConnections();
+  setImmediate(() => finish(stats));
+});

@@ -1,0 +1,133 @@
+/**
+ * How traffic.ts talks to the traffic agents, small Node scripts it runs inside pods (one file per agent in this
+ * directory). Parameters arrive as one JSON argument; the agent writes JSON lines to stdout: {"type":"ready"} once
+ * listening (servers), {"type":"result",...} once at the end. An agent stops by itself when stdin closes (the
+ * parent called stop() or died) or its deadline passes, so no agent outlives the run that started it.
+ */
+
+export interface TcpServerParams {
+  host: string;
+  port: number;
+  /** Bytes read from each connection before replying. */
+  expectBytes: number;
+  /** Bytes written back once expectBytes arrived; then the server closes its side. */
+  replyBytes: number;
+  /** Stops by itself after this long. */
+  deadlineMs: number;
+}
+
+export interface TcpServerStats {
+  connections: number;
+  /** Connections that got exactly expectBytes, were sent replyBytes and closed cleanly. */
+  completed: number;
+  bytesReceived: number;
+  bytesSent: number;
+  /** Distinct client addresses. */
+  peers: string[];
+}
+
+export interface TcpClientParams {
+  host: string;
+  port: number;
+  connections: number;
+  /** Connections open at a time. */
+  concurrency: number;
+  /** Bytes sent on each connection, in `chunks` writes, waiting intervalMs before each write. */
+  sendBytes: number;
+  chunks: number;
+  intervalMs: number;
+  /** Bytes read back before closing. */
+  expectBytes: number;
+  deadlineMs: number;
+}
+
+export interface TcpClientResult {
+  connections: number;
+  /** Connections that sent sendBytes, got exactly expectBytes and an orderly close. */
+  completed: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Up to ten distinct error messages. */
+  errors: string[];
+  durationMs: number;
+  timedOut: boolean;
+}
+
+export interface HttpServerParams {
+  host: string;
+  port: number;
+  /** Body bytes of every response. */
+  responseBytes: number;
+  /** Stops by itself after this long. */
+  deadlineMs: number;
+}
+
+export interface HttpServerStats {
+  connections: number;
+  requests: number;
+  bodyBytesSent: number;
+  peers: string[];
+}
+
+export interface HttpLoadParams {
+  url: string;
+  /** Stop after this many requests, or after durationMs, whichever comes first. */
+  requests?: number;
+  durationMs?: number;
+  concurrency: number;
+  deadlineMs: number;
+}
+
+export interface HttpLoadResult {
+  /** Requests sent. */
+  requests: number;
+  /** Responses read to the end. */
+  responses: number;
+  /** Status code → responses. */
+  statuses: Record<string, number>;
+  bodyBytesReceived: number;
+  /** Keep-alive connections the client opened. */
+  connections: number;
+  errors: string[];
+  durationMs: number;
+  timedOut: boolean;
+}
+
+export type AgentMessage<R> = { type: 'ready' } | ({ type: 'result' } & R);
+
+// Agent side
+
+export function agentParams<P>(): P {
+  return JSON.parse(process.argv[2] ?? '{}') as P;
+}
+
+export function ready(): void {
+  process.stdout.write(`${JSON.stringify({ type: 'ready' })}\n`);
+}
+
+/** Writes the result and exits; stdout to a pipe is synchronous on Linux, so nothing is lost. */
+export function finish(result: object): never {
+  process.stdout.write(`${JSON.stringify({ type: 'result', ...result })}\n`);
+  process.exit(0);
+}
+
+/** Calls stop once: when stdin closes or after ms. */
+export function stopWhen(ms: number, stop: (reason: 'stdin' | 'deadline') => void): void {
+  let stopped = false;
+  const once = (reason: 'stdin' | 'deadline') => {
+    if (!stopped) (stopped = true), stop(reason);
+  };
+  setTimeout(() => once('deadline'), ms).unref();
+  process.stdin.on('end', () => once('stdin')).on('close', () => once('stdin')).resume();
+}
+
+/** Keeps the first ten distinct messages. */
+export function errorList(): { add(err: Error): void; list: string[] } {
+  const list: string[] = [];
+  return {
+    list,
+    add: (err) => {
+      if (list.length < 10 && !list.includes(err.message)) list.push(err.message);
+    },
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * Flow events and the pieces of a pipeline run for integration tests: configuration with unique names, FlowBatch
+ * messages built like the collector builds them, and ClickHouse queries against the embedded engine.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FlowEvent } from '../../src/collector/flow-event.js';
+import { loadConfig, type Config } from '../../src/common/config.js';
+import { uniqueName } from './stack.js';
+
+/** A configuration whose topics, database, consumer group and embedded store belong to this test run alone. */
+export function testConfig(extra: Record<string, string> = {}): { config: Config; env: Record<string, string> } {
+  const name = uniqueName('t');
+  const env = {
+    SIDECARLESS_KAFKA_TOPIC_PREFIX: `${name}.`,
+    SIDECARLESS_KAFKA_PARTITIONS: '2',
+    SIDECARLESS_CLICKHOUSE_DATABASE: name,
+    SIDECARLESS_CLICKHOUSE_EMBEDDED_PATH: mkdtempSync(join(tmpdir(), 'sidecarless-chdb-')),
+    SIDECARLESS_ENRICHER_GROUP_ID: `${name}-enricher`,
+    SIDECARLESS_ENRICHER_FLUSH_MS: '100',
+    SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
+    SIDECARLESS_LOG_LEVEL: 'warn',
+    ...extra,
+  };
+  return { config: loadConfig({ argv: [], env }), env };
+}
+
+/** An hour ago, in ns: recent enough for the tables' TTL, which drops rows that are already expired. */
+export const BASE_TIME_NS = BigInt(Date.now() - 3_600_000) * 1_000_000n + 123n;
+
+/** A final client-side event of connection `n`, with times and byte counts derived from n so every row is checkable. */
+export function flowEvent(n: number, overrides: Partial<FlowEvent> = {}): FlowEvent {
+  const start = BASE_TIME_NS + BigInt(n) * 1_000_000n;
+  return {
+    connection_id: `test-node/e1/${n}`,
+    k8s_node_name: 'test-node',
+    record_kind: 'final',
+    record_seq: 0,
+    observer_side: 'client',
+    start_time_ns: start,
+    time_ns: start + 123_456_789n,
+    network_transport: 'tcp',
+    network_type: 'ipv4',
+    client_address: '10.0.0.1',
+    client_port: 40000 + (n % 20000),
+    server_address: '10.0.0.2',
+    server_port: 8080,
+    bytes_client_to_server: BigInt(1000 + n),
+    bytes_server_to_client: BigInt(2000 + n),
+    segments_client_to_server: 3n,
+    segments_server_to_client: 4n,
+    rtt_us: 50,
+    rtt_var_us: 10,
+    retransmits: 0,
+    syn_retransmits: 0,
+    connect_latency_us: 80,
+    handshake_completed: true,
+    close_reason: 'normal',
+    process_pid: 1234,
+    thread_id: 1234,
+    process_executable_name: 'curl',
+    cgroup_id: 99n,
+    network_namespace_inode: 4026531840n,
+    sampling_rate: 1,
+    ...overrides,
+  };
+}

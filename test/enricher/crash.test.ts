@@ -1,0 +1,96 @@
+/**
+ * The enricher process killed with SIGKILL while it stores a stream of batches, then restarted: the table ends with
+ * every event exactly once. A separate file (a separate process) because the embedded engine allows one store
+ * per process, and this test opens it only after the enricher processes are gone.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { waitFor } from '../../src/cli/stack/processes.js';
+import { kafkaPort, localHost } from '../../src/cli/stack/endpoints.js';
+import { loadRegistry } from '../../src/common/avro.js';
+import { createClickHouse } from '../../src/common/clickhouse.js';
+import { createKafka, ensureTopics, kafkaOptionsFromConfig, topicSpecs } from '../../src/common/kafka.js';
+import { createLogger } from '../../src/common/logger.js';
+import { FLOWS_SUBJECT, type FlowBatch } from '../../src/collector/flow-event.js';
+import { flowEvent, testConfig } from '../helpers/flows.js';
+import { requireStackService } from '../helpers/stack.js';
+
+const MESSAGES = 600;
+const EVENTS_PER_MESSAGE = 20;
+const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
+// Small fetches: many batches, so the kill lands between inserts and commits of a running stream.
+const { config, env } = testConfig({ SIDECARLESS_ENRICHER_BATCH_BYTES: '4096', SIDECARLESS_KAFKA_PARTITIONS: '3' });
+const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), createLogger({ level: 'warn' }));
+const topics = topicSpecs(config.kafka.topicPrefix, { partitions: 3 });
+const admin = kafka.admin();
+const children = new Set<ChildProcess>();
+
+function startEnricherProcess(): ChildProcess {
+  const child = spawn(process.execPath, [bin, 'enricher'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+async function committed(): Promise<number> {
+  const [topic] = await admin.fetchOffsets({ groupId: config.enricher.groupId, topics: [topics.flows.topic] });
+  return (topic?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+before(async () => {
+  await requireStackService('Kafka', localHost, kafkaPort);
+  await admin.connect();
+  await ensureTopics(admin, [topics.flows, topics.deadletter]);
+});
+
+after(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await admin.deleteTopics({ topics: [topics.flows.topic, topics.deadletter.topic] }).catch(() => {});
+  await admin.disconnect();
+});
+
+describe('enricher crash', () => {
+  it('SIGKILL mid-stream and restart: every event stored exactly once', async () => {
+    const codec = loadRegistry().codec<FlowBatch>(FLOWS_SUBJECT);
+    const producer = kafka.producer();
+    await producer.connect();
+    const messages = Array.from({ length: MESSAGES }, (_, m) => ({
+      key: `k${m}`,
+      value: codec.encode({ events: Array.from({ length: EVENTS_PER_MESSAGE }, (_, e) => flowEvent(m * EVENTS_PER_MESSAGE + e)) }),
+    }));
+    await producer.send({ topic: topics.flows.topic, messages });
+    await producer.disconnect();
+
+    const first = startEnricherProcess();
+    await waitFor(async () => (await committed()) >= MESSAGES / 10, { timeoutMs: 60_000, what: 'the first enricher to commit a tenth of the stream' });
+    first.kill('SIGKILL');
+    await exited(first);
+    const atKill = await committed();
+    assert.ok(atKill < MESSAGES, `killed before the end (committed ${atKill} of ${MESSAGES})`);
+
+    const second = startEnricherProcess();
+    await waitFor(async () => (await committed()) === MESSAGES, { timeoutMs: 90_000, what: 'the restarted enricher to commit everything' });
+    second.kill('SIGTERM');
+    await exited(second);
+
+    const clickhouse = await createClickHouse({ embeddedPath: config.clickhouse.embeddedPath });
+    try {
+      const result = await clickhouse.query({
+        query: `SELECT count() AS rows, uniqExact(connection_id) AS connections, sum(bytes_client_to_server) AS bytes FROM ${config.clickhouse.database}.flows`,
+        format: 'JSONEachRow',
+      });
+      const total = MESSAGES * EVENTS_PER_MESSAGE;
+      // bytes_client_to_server of event n is 1000 + n: the sum proves every event's own row, not just the count.
+      const expectedBytes = BigInt(total) * 1000n + BigInt((total * (total - 1)) / 2);
+      assert.deepEqual(await result.json(), [{ rows: String(total), connections: String(total), bytes: expectedBytes.toString() }]);
+    } finally {
+      await clickhouse.close();
+    }
+  });
+});

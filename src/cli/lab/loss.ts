@@ -7,6 +7,8 @@
  * retransmission; measured here, 9 such drops gave 0 to 2 retransmitted segments. Dropped on the host side of the
  * veth, the packet has left the pod's stack, so TCP sees real loss and retransmits (RetransSegs, SACK,
  * tcp_retransmit_skb), as it would on a lossy link.
+ * Every packet from the port counts, SYN-ACKs and pure ACKs included: the client may retransmit too, and a dropped
+ * SYN-ACK delays a connect by the 1 s initial RTO.
  * The table lives in the host netns and is not removed with the pod's netns: remove() or the lab's teardown
  * deletes it.
  */

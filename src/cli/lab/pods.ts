@@ -119,6 +119,10 @@ export class Lab {
     return pod;
   }
 
+  /**
+   * Pod.spawn registers its children: destroy() must also kill one that has not reached its cgroup yet (sh runs
+   * for a moment before it writes cgroup.procs), which cgroup.kill would miss.
+   */
   track(child: ChildProcess): void {
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));

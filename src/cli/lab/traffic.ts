@@ -65,6 +65,8 @@ function launch<R>(pod: Pod, agent: string, params: object, deadlineMs: number):
     readyDone(failure('before it was ready')); // no effect once ready
     resultDone(code === 0 && outcome !== undefined ? undefined : failure('without a result'), outcome);
   });
+  // stop() may come after the agent ended (killed by a teardown); writing to its stdin then fails with EPIPE.
+  child.stdin!.on('error', () => {});
   return { ready, result, stop: () => child.stdin!.end() };
 }
 

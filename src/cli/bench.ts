@@ -8,6 +8,8 @@ type Benchmark = () => Promise<Record<string, unknown>>;
 
 const benchmarks: Record<string, () => Promise<Benchmark>> = {
   ringbuf: async () => (await import('../../bench/ringbuf.js')).run,
+  collector: async () => (await import('../../bench/collector.js')).run,
+  enricher: async () => (await import('../../bench/enricher.js')).run,
 };
 
 export const benchCommand: Command = {

@@ -13,6 +13,7 @@ const commands: Record<string, () => Promise<Command>> = {
   bench: async () => (await import('./bench.js')).benchCommand,
   collector: async () => (await import('./collector.js')).collectorCommand,
   enricher: async () => (await import('./enricher.js')).enricherCommand,
+  demo: async () => (await import('./demo.js')).demoCommand,
 };
 
 function usage(): string {

@@ -3,9 +3,11 @@
  * the messages and retries on `retriable`. The producer is idempotent, so a retry after a lost acknowledgement
  * does not write a message twice.
  */
-import type { Kafka, Producer } from 'kafkajs';
+import kafkajs, { type Kafka, type Producer } from 'kafkajs';
 import { describeError } from '../common/errors.js';
 import type { OutMessage } from './outbox.js';
+
+const { Partitioners } = kafkajs;
 
 export type SinkResult = { ok: true } | { ok: false; error: string; retriable: boolean };
 
@@ -19,12 +21,13 @@ export class KafkaSink {
     private readonly key: string,
   ) {
     // Few internal retries: the collector's loop owns retrying, so a broker outage surfaces quickly as a result.
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 } });
-  }
-
-  async partitions(admin: { fetchTopicMetadata(o: { topics: string[] }): Promise<{ topics: Array<{ partitions: unknown[] }> }> }): Promise<number> {
-    const metadata = await admin.fetchTopicMetadata({ topics: [this.topic] });
-    return metadata.topics[0]?.partitions.length ?? 0;
+    // Partitions are chosen by the packer (src/collector/partitioner.ts); the partitioner given here is never used.
+    this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
   }
 
   async send(messages: OutMessage[]): Promise<SinkResult> {

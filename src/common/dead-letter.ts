@@ -2,7 +2,9 @@
  * The dead-letter topic: records that could not be decoded or applied, kept byte for byte under their original
  * key, with why and where from in headers, so nothing bad is silently skipped and an operator can replay it.
  */
-import type { Kafka, Producer } from 'kafkajs';
+import kafkajs, { type Kafka, type Producer } from 'kafkajs';
+
+const { Partitioners } = kafkajs;
 
 export interface DeadLetter {
   topic: string;
@@ -21,7 +23,8 @@ export class DeadLetterProducer {
     kafka: Kafka,
     readonly topic: string,
   ) {
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    // Keyed by the original key: the Java-compatible partitioner puts a key where any other client would.
+    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   }
 
   /** Throws on failure: the caller must not commit past records it could not dead-letter. */

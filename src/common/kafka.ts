@@ -56,12 +56,20 @@ function saslOptions({ mechanism, username, password }: NonNullable<KafkaOptions
  * kafkajs logs through pino, tagged with the kafkajs namespace. Its own timestamp and `logger: 'kafkajs'` fields
  * are dropped: pino adds a time, and the namespace tag already says where the line came from.
  */
+/**
+ * kafkajs warns about this on every idempotent producer with bounded retries. Our producers bound them on purpose
+ * (their caller retries the same messages, which keep their sequence numbers, so the broker still de-duplicates):
+ * the warning is noise, kept at debug.
+ */
+const EXPECTED_WARNINGS = new Set(['Limiting retries for the idempotent producer may invalidate EoS guarantees']);
+
 function logCreator(logger: Logger): NonNullable<KafkaConfig['logCreator']> {
   return () =>
     ({ namespace, level, log }: LogEntry) => {
       const { message, timestamp: _timestamp, logger: _logger, ...fields } = log;
       const bound = { kafkajs: namespace, ...fields };
-      if (level === kafkajs.logLevel.ERROR) logger.error(bound, message);
+      if (EXPECTED_WARNINGS.has(message)) logger.debug(bound, message);
+      else if (level === kafkajs.logLevel.ERROR) logger.error(bound, message);
       else if (level === kafkajs.logLevel.WARN) logger.warn(bound, message);
       else if (level === kafkajs.logLevel.INFO) logger.info(bound, message);
       else logger.debug(bound, message);

@@ -1,0 +1,73 @@
+/**
+ * A collector process and ClickHouse queries for end-to-end flow tests. The collector runs as its own process in
+ * a cgroup of its own, as in production, so tests can list that cgroup as traced and prove its own Kafka traffic
+ * never becomes a flow.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { CollectorStats } from '../../src/collector/collector.js';
+import { Cgroup } from '../../src/ebpf/cgroup.js';
+import { uniqueName } from './stack.js';
+
+const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
+
+export interface CollectorProcess {
+  cgroup: Cgroup;
+  /** Every JSON log line so far. */
+  logs: Array<Record<string, unknown>>;
+  /** SIGTERM, then resolves to the final counts it logs on an orderly stop. */
+  stop(): Promise<CollectorStats>;
+  kill(): void;
+}
+
+/** Starts `sidecarless collector` in a fresh cgroup; `cgroupsToTrace` may include its own (it must be ignored). */
+export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[]): Promise<CollectorProcess> {
+  const cgroup = Cgroup.create(uniqueName('sidecarless-test-agent-'));
+  const childEnv = { ...process.env, ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(','), SIDECARLESS_LOG_LEVEL: 'info' };
+  const child: ChildProcess = spawn('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', `${cgroup.path}/cgroup.procs`, process.execPath, bin, 'collector'], {
+    env: childEnv,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const running = new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        entry = { msg: line };
+      }
+      logs.push(entry);
+      if (entry.msg === 'collector running') resolve();
+    });
+    void exited.then(() => reject(new Error(`collector exited before running: ${JSON.stringify(logs.slice(-3))}`)));
+  });
+  const kill = () => void child.kill('SIGKILL');
+  try {
+    await running;
+  } catch (error) {
+    cgroup.remove();
+    throw error;
+  }
+  return {
+    cgroup,
+    logs,
+    kill,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+      cgroup.remove();
+      const final = logs.find((entry) => entry.msg === 'collector final counts');
+      if (!final) throw new Error(`collector stopped without its final counts: ${JSON.stringify(logs.slice(-3))}`);
+      return final.stats as CollectorStats;
+    },
+  };
+}
+
+export async function queryRows<T = Record<string, unknown>>(clickhouse: ClickHouseClient, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+  const result = await clickhouse.query({ query, query_params: params, format: 'JSONEachRow' });
+  return result.json<T>();
+}

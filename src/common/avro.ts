@@ -24,7 +24,11 @@ const LONG_MAX = 2n ** 63n - 1n;
 /** avsc hands the long to Avro's zig-zag packing as 8 little-endian bytes; one buffer serves every write. */
 const longBytes = Buffer.alloc(8);
 
-const bigintLong = avsc.types.LongType.__with({
+function isLong(value: unknown): boolean {
+  return typeof value === 'bigint' ? value >= LONG_MIN && value <= LONG_MAX : Number.isSafeInteger(value);
+}
+
+const genericLong = avsc.types.LongType.__with({
   fromBuffer: (bytes: Buffer) => bytes.readBigInt64LE(0),
   toBuffer: (value: bigint | number) => {
     longBytes.writeBigInt64LE(BigInt(value));
@@ -33,10 +37,85 @@ const bigintLong = avsc.types.LongType.__with({
   fromJSON: (json: bigint | number | string) => BigInt(json),
   // JSON has no bigint: a long that a number cannot hold exactly becomes a string.
   toJSON: (value: bigint) => (value >= -Number.MAX_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER ? Number(value) : value.toString()),
-  isValid: (value: unknown) =>
-    typeof value === 'bigint' ? value >= LONG_MIN && value <= LONG_MAX : Number.isSafeInteger(value),
+  isValid: isLong,
   compare: (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0),
 });
+
+/**
+ * The hot path of that long, replacing avsc's generic one (bigint -> 8-byte buffer -> zig-zag repacking, and a
+ * fresh 8-byte buffer per long read): the 64 bits go through one DataView as two 32-bit halves, zig-zag and
+ * varint work on those halves, and a read allocates only the resulting bigint. Same bytes, same values
+ * (test/common/avro.test.ts pins the extremes and the errors).
+ */
+interface Tap {
+  buf: Buffer;
+  pos: number;
+  writeLong(n: number): void;
+}
+const halves = new DataView(new ArrayBuffer(8));
+
+function writeLong(tap: Tap, value: bigint | number): void {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw new Error(`invalid "long": ${String(value)}`);
+    // avsc's varint of a number is exact in 31 bits only (beyond, it rounds doubles); larger ones take the bigint way.
+    if (value >= -0x40000000 && value < 0x40000000) {
+      tap.writeLong(value);
+      return;
+    }
+    value = BigInt(value);
+  } else if (typeof value !== 'bigint' || value < LONG_MIN || value > LONG_MAX) {
+    throw new Error(`invalid "long": ${String(value)}`);
+  }
+  halves.setBigInt64(0, value, true);
+  const lo = halves.getUint32(0, true);
+  const hi = halves.getUint32(4, true);
+  // Zig-zag: (n << 1) ^ (n >> 63), on the two halves.
+  const sign = hi >> 31; // 0 or -1
+  let zlo = ((lo << 1) ^ sign) >>> 0;
+  let zhi = (((hi << 1) | (lo >>> 31)) ^ sign) >>> 0;
+  // Varint, 7 bits a byte, low first. Writes past the end are ignored by the buffer; avsc then sees pos beyond it.
+  const buf = tap.buf;
+  let pos = tap.pos;
+  while (zhi !== 0) {
+    buf[pos++] = (zlo & 0x7f) | 0x80;
+    zlo = ((zlo >>> 7) | (zhi << 25)) >>> 0;
+    zhi >>>= 7;
+  }
+  while (zlo > 0x7f) {
+    buf[pos++] = (zlo & 0x7f) | 0x80;
+    zlo >>>= 7;
+  }
+  buf[pos++] = zlo;
+  tap.pos = pos;
+}
+
+function readLong(tap: Tap): bigint {
+  const buf = tap.buf;
+  let pos = tap.pos;
+  let lo = 0;
+  let hi = 0;
+  let shift = 0;
+  let byte: number;
+  do {
+    byte = buf[pos++]!; // undefined past the end: the loop stops and avsc sees pos beyond the buffer
+    const bits = byte & 0x7f;
+    if (shift < 28) lo |= bits << shift;
+    else if (shift === 28) {
+      lo |= bits << 28;
+      hi |= bits >>> 4;
+    } else hi |= bits << (shift - 32);
+    shift += 7;
+  } while (byte & 0x80 && shift < 70);
+  tap.pos = pos;
+  // Undo zig-zag: (z >>> 1) ^ -(z & 1).
+  const sign = -(lo & 1);
+  halves.setUint32(0, ((lo >>> 1) | (hi << 31)) ^ sign, true);
+  halves.setUint32(4, (hi >>> 1) ^ sign, true);
+  return halves.getBigInt64(0, true);
+}
+
+/** avsc freezes the type __with returns; a frozen child of it carries the fast paths. */
+const bigintLong: Type = Object.freeze(Object.assign(Object.create(genericLong) as Type, { _write: writeLong, _read: readLong }));
 
 /** Every `long`, named or written `{"type": "long"}`, becomes the BigInt long. */
 function parseSchema(schema: avsc.Schema): Type {

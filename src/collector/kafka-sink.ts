@@ -9,6 +9,20 @@ import type { OutMessage } from './outbox.js';
 
 const { Partitioners } = kafkajs;
 
+/**
+ * Broker answers that say the messages themselves are unacceptable: sending them again cannot succeed. Anything
+ * else (connection refused, retries exhausted, leader moved, timeouts) is an outage to ride out. kafkajs marks
+ * "retries exhausted" as non-retriable, so its own flag cannot tell the two apart.
+ */
+const MESSAGE_ERRORS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP']);
+
+function rejectsTheMessages(error: unknown): boolean {
+  for (let e = error as { type?: string; cause?: unknown; originalError?: unknown } | undefined; e; e = (e.originalError ?? e.cause) as typeof e) {
+    if (e.type !== undefined && MESSAGE_ERRORS.has(e.type)) return true;
+  }
+  return false;
+}
+
 export type SinkResult = { ok: true } | { ok: false; error: string; retriable: boolean };
 
 export class KafkaSink {
@@ -48,8 +62,7 @@ export class KafkaSink {
       });
       return { ok: true };
     } catch (error) {
-      const retriable = (error as { retriable?: boolean }).retriable !== false;
-      return { ok: false, error: describeError(error), retriable };
+      return { ok: false, error: describeError(error), retriable: !rejectsTheMessages(error) };
     }
   }
 

@@ -30,6 +30,23 @@ export interface ClickHouseOptions {
 
 export const defaultEmbeddedPath = '.stack/chdb';
 
+/**
+ * The embedded engine's own calls, for what the client's contract cannot carry (a binary insert: the chdb
+ * connection turns an insert body into text). SQL run here goes to the same session as the client's.
+ */
+export interface EmbeddedEngine {
+  queryAsync(sql: string, options?: { format?: string }): Promise<unknown>;
+  /** The session's data directory. */
+  readonly session: { readonly path: string };
+}
+
+const embeddedEngines = new WeakMap<ClickHouseClient, EmbeddedEngine>();
+
+/** The embedded engine behind a client from createClickHouse, or undefined for a server over HTTP. */
+export function embeddedEngine(client: ClickHouseClient): EmbeddedEngine | undefined {
+  return embeddedEngines.get(client);
+}
+
 function readPem(path: string, key: string): Buffer {
   try {
     return readFileSync(path);
@@ -70,7 +87,10 @@ export async function createClickHouse(options: ClickHouseOptions = {}): Promise
   const tls = options.tls && Object.values(options.tls).some((path) => path !== undefined) ? options.tls : undefined;
   if (options.url === undefined) {
     if (tls !== undefined) throw new ConfigError('clickhouse.tls', 'TLS files are set but no clickhouse url: the embedded engine has no network');
-    return createClient({ ...common, connection: await embeddedConnection(resolve(options.embeddedPath ?? defaultEmbeddedPath)) });
+    const connection = await embeddedConnection(resolve(options.embeddedPath ?? defaultEmbeddedPath));
+    const client = createClient({ ...common, connection });
+    embeddedEngines.set(client, (connection as unknown as { chdb: EmbeddedEngine }).chdb);
+    return client;
   }
   try {
     new URL(options.url);

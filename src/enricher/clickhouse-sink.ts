@@ -5,20 +5,53 @@
  * first batch, the enricher asks `storedOffset` and skips what is already there (a crash between insert and commit
  * replays a batch that is stored). Each insert also carries a deduplication token made of that range, so a retry
  * of an insert whose acknowledgement was lost is ignored by the server.
+ *
+ * Rows travel as RowBinary (src/enricher/flow-row.ts): over HTTP as the request body; into the embedded engine as
+ * a file the INSERT reads with file(), because chdb's client connection turns an insert body into text, which
+ * corrupts binary formats, and its text formats cost the engine ~4x more to parse (bench/enricher). The token is
+ * set on each INSERT itself (a URL parameter over HTTP, a SETTINGS clause embedded), never on the session: chdb
+ * keeps session settings for later queries, so a token set there would swallow the next, different insert.
  */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
+import { embeddedEngine, type EmbeddedEngine } from '../common/clickhouse.js';
 import { describeError } from '../common/errors.js';
+import { encodeFlowRows, FLOW_COLUMNS, type FlowRow } from './flow-row.js';
 
 export type InsertResult = { ok: true } | { ok: false; error: string; retriable: boolean };
 
 /** Errors that say the data is wrong: retrying the same rows cannot help. */
 const DATA_ERROR_CODES = new Set(['6', '26', '27', '38', '41', '53', '69', '70', '72', '117', '130', '131', '135']);
 
+const COLUMNS = FLOW_COLUMNS.map(([name]) => name).join(', ');
+const STRUCTURE = FLOW_COLUMNS.map(([name, type]) => `${name} ${type}`).join(', ');
+
+/** A ClickHouse string literal. */
+function quote(text: string): string {
+  return `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+}
+
+/** The ClickHouse error code: a field over HTTP, "Code: N." in the message from the embedded engine. */
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined) return String(code);
+  return /\bCode: (\d+)\./.exec(describeError(error))?.[1] ?? '';
+}
+
+let fileSequence = 0;
+
 export class ClickHouseSink {
+  private readonly engine: EmbeddedEngine | undefined;
+  private fileDirectory: Promise<string> | undefined;
+
   constructor(
     private readonly client: ClickHouseClient,
     readonly table: string,
-  ) {}
+  ) {
+    this.engine = embeddedEngine(client);
+  }
 
   /** The highest Kafka offset stored for this partition, or -1 when none. */
   async storedOffset(topic: string, partition: number): Promise<bigint> {
@@ -31,18 +64,53 @@ export class ClickHouseSink {
     return row && Number(row.rows) > 0 ? BigInt(row.offset) : -1n;
   }
 
-  async insert(rows: readonly object[], deduplicationToken: string): Promise<InsertResult> {
+  async insert(rows: readonly FlowRow[], deduplicationToken: string): Promise<InsertResult> {
+    if (rows.length === 0) return { ok: true };
+    let payload: Buffer;
     try {
-      await this.client.insert({
-        table: this.table,
-        values: rows as object[],
-        format: 'JSONEachRow',
-        clickhouse_settings: { insert_deduplication_token: deduplicationToken, insert_deduplicate: 1 },
-      });
+      payload = encodeFlowRows(rows);
+    } catch (error) {
+      return { ok: false, error: describeError(error), retriable: false };
+    }
+    try {
+      if (this.engine) await this.insertEmbedded(this.engine, payload, deduplicationToken);
+      else await this.insertOverHttp(payload, deduplicationToken);
       return { ok: true };
     } catch (error) {
-      const code = String((error as { code?: unknown }).code ?? '');
-      return { ok: false, error: describeError(error), retriable: !DATA_ERROR_CODES.has(code) };
+      return { ok: false, error: describeError(error), retriable: !DATA_ERROR_CODES.has(errorCode(error)) };
+    }
+  }
+
+  private async insertOverHttp(payload: Buffer, token: string): Promise<void> {
+    const result = await this.client.exec({
+      query: `INSERT INTO ${this.table} (${COLUMNS}) FORMAT RowBinary`,
+      values: Readable.from([payload], { objectMode: false }),
+      // wait_end_of_query: an error while the server writes comes back as an error status, not a 200.
+      clickhouse_settings: { insert_deduplicate: 1, insert_deduplication_token: token, wait_end_of_query: 1 },
+    });
+    result.stream.resume();
+    await new Promise<void>((resolve, reject) => result.stream.once('end', resolve).once('error', reject));
+  }
+
+  /** The payload goes to a file of its own next to the engine's data, read by the INSERT and removed after it. */
+  private async insertEmbedded(engine: EmbeddedEngine, payload: Buffer, token: string): Promise<void> {
+    const directory = join(engine.session.path, 'sidecarless-inserts');
+    this.fileDirectory ??= mkdir(directory, { recursive: true }).then(
+      () => directory,
+      (error: unknown) => {
+        this.fileDirectory = undefined; // try again on the next insert
+        throw error;
+      },
+    );
+    const path = join(await this.fileDirectory, `${process.pid}-${++fileSequence}.rowbinary`);
+    try {
+      await writeFile(path, payload);
+      await engine.queryAsync(
+        `INSERT INTO ${this.table} (${COLUMNS}) SETTINGS insert_deduplicate = 1, insert_deduplication_token = ${quote(token)} ` +
+          `SELECT * FROM file(${quote(path)}, 'RowBinary', ${quote(STRUCTURE)})`,
+      );
+    } finally {
+      await rm(path, { force: true });
     }
   }
 }

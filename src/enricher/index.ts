@@ -43,6 +43,8 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
     maxBytesPerPartition: config.enricher.batchBytes,
     maxBytes: config.enricher.batchBytes * 4,
     maxWaitTimeInMs: config.enricher.flushMs,
+    // kafkajs restarts a crashed consumer after a delay even if it was disconnected meanwhile: not once we stop.
+    retry: { restartOnFailure: async () => running },
   });
   consumer.on(consumer.events.GROUP_JOIN, () => enricher.forgetPartitions());
   let crashed: (error: unknown) => void = () => {};

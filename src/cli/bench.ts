@@ -10,6 +10,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   ringbuf: async () => (await import('../../bench/ringbuf.js')).run,
   collector: async () => (await import('../../bench/collector.js')).run,
   enricher: async () => (await import('../../bench/enricher.js')).run,
+  'flows-live': async () => (await import('../../bench/flows-live.js')).run,
 };
 
 export const benchCommand: Command = {

@@ -26,7 +26,7 @@ describe('createClickHouse options', () => {
     assert.equal(await configKeyOf({ url: 'http://127.0.0.1:18123', tls: { caPath: '/nonexistent/ca.pem' } }), 'clickhouse.tls');
     assert.equal(await configKeyOf({ url: 'https://ch:8443', tls: { caPath: '/nonexistent/ca.pem' } }), 'clickhouse.tls.caPath');
     assert.equal(await configKeyOf({ url: 'https://ch:8443', tls: { certPath: '/a.pem', keyPath: '/b.pem' } }), 'clickhouse.tls.caPath');
-    assert.equal(await configKeyOf({ tls: {} }), 'clickhouse.tls');
+    assert.equal(await configKeyOf({ tls: { caPath: '/ca.pem' } }), 'clickhouse.tls');
   });
 });
 

@@ -18,7 +18,8 @@ import { createLogger } from '../../src/common/logger.js';
 import { startTelemetry, type Telemetry } from '../../src/common/telemetry.js';
 import { startEnricher } from '../../src/enricher/index.js';
 import { testConfig } from '../helpers/flows.js';
-import { queryRows, startCollectorProcess, type CollectorProcess } from '../helpers/pipeline.js';
+import { startCollectorProcess, type CollectorProcess } from '../../src/cli/lab/collector-process.js';
+import { queryRows } from '../helpers/clickhouse.js';
 import { requireStackService } from '../helpers/stack.js';
 
 const PORT = 7201;

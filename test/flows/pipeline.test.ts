@@ -17,7 +17,8 @@ import { startTelemetry, type Telemetry } from '../../src/common/telemetry.js';
 import type { RunningRole } from '../../src/cli/role.js';
 import { startEnricher } from '../../src/enricher/index.js';
 import { testConfig } from '../helpers/flows.js';
-import { queryRows, startCollectorProcess, type CollectorProcess } from '../helpers/pipeline.js';
+import { startCollectorProcess, type CollectorProcess } from '../../src/cli/lab/collector-process.js';
+import { queryRows } from '../helpers/clickhouse.js';
 import { requireStackService } from '../helpers/stack.js';
 
 const logger = createLogger({ level: 'warn' });

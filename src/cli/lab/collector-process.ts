@@ -1,19 +1,19 @@
 /**
- * A collector process and ClickHouse queries for end-to-end flow tests. The collector runs as its own process in
- * a cgroup of its own, as in production, so tests can list that cgroup as traced and prove its own Kafka traffic
- * never becomes a flow.
+ * `sidecarless collector` as a separate process in a cgroup of its own, as in production, for tests and
+ * benchmarks: tests can list that cgroup as traced and prove its own Kafka traffic never becomes a flow, and
+ * benchmarks can read its CPU time and memory from /proc.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { ClickHouseClient } from '@clickhouse/client';
-import type { CollectorStats } from '../../src/collector/collector.js';
-import { Cgroup } from '../../src/ebpf/cgroup.js';
-import { uniqueName } from './stack.js';
+import { randomBytes } from 'node:crypto';
+import type { CollectorStats } from '../../collector/collector.js';
+import { Cgroup } from '../../ebpf/cgroup.js';
 
-const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
+const bin = fileURLToPath(new URL('../../../../bin/sidecarless.js', import.meta.url));
 
 export interface CollectorProcess {
+  pid: number;
   cgroup: Cgroup;
   /** Every JSON log line so far. */
   logs: Array<Record<string, unknown>>;
@@ -24,7 +24,7 @@ export interface CollectorProcess {
 
 /** Starts `sidecarless collector` in a fresh cgroup; `cgroupsToTrace` may include its own (it must be ignored). */
 export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[]): Promise<CollectorProcess> {
-  const cgroup = Cgroup.create(uniqueName('sidecarless-test-agent-'));
+  const cgroup = Cgroup.create(`sidecarless-agent-${randomBytes(4).toString('hex')}`);
   const childEnv = { ...process.env, ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(','), SIDECARLESS_LOG_LEVEL: 'info' };
   const child: ChildProcess = spawn('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', `${cgroup.path}/cgroup.procs`, process.execPath, bin, 'collector'], {
     env: childEnv,
@@ -53,6 +53,7 @@ export async function startCollectorProcess(env: Record<string, string>, cgroups
     throw error;
   }
   return {
+    pid: child.pid!,
     cgroup,
     logs,
     kill,
@@ -65,9 +66,4 @@ export async function startCollectorProcess(env: Record<string, string>, cgroups
       return final.stats as CollectorStats;
     },
   };
-}
-
-export async function queryRows<T = Record<string, unknown>>(clickhouse: ClickHouseClient, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
-  const result = await clickhouse.query({ query, query_params: params, format: 'JSONEachRow' });
-  return result.json<T>();
 }

@@ -24,7 +24,20 @@ import { requireStackService } from '../helpers/stack.js';
 const logger = createLogger({ level: 'warn' });
 const { config, env } = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50' });
 const table = `${config.clickhouse.database}.flows`;
-const PORTS = { exact: 7101, long: 7102, lossy: 7103, untraced: 7104, marker: 7105 };
+const PORTS = { exact: 7101, long: 7102, lossy: 7103, untraced: 7104, marker: 7105, ipv6: 7106, dualStack: 7107 };
+
+/**
+ * In one pod: a server on `listen`, one client connecting to `connect`, `up` bytes up and `down` bytes back, then
+ * both close. Prints "done" once the client saw everything.
+ */
+function exchangeScript(listen: string, connect: string, port: number, up: number, down: number): string {
+  return `const net = require('net');
+const server = net.createServer((s) => { let n = 0; s.on('data', (d) => { n += d.length; if (n === ${up}) s.end(Buffer.alloc(${down})); }); });
+server.listen(${port}, '${listen}', () => {
+  const c = net.connect(${port}, '${connect}', () => c.write(Buffer.alloc(${up})));
+  let m = 0; c.on('data', (d) => (m += d.length)); c.on('end', () => { c.end(); server.close(); console.log(m === ${down} ? 'done' : 'short ' + m); });
+});`;
+}
 
 let lab: Lab;
 let collector: CollectorProcess;
@@ -160,6 +173,27 @@ describe('L4 flows', () => {
     assert.equal(await countWhere(`client_address IN (toIPv6({c:String}), toIPv6({d:String}))`, { c: c.ip, d: d.ip }), 0);
     assert.equal(await countWhere(`server_port = {kafka:UInt16}`, { kafka: kafkaPort }), 0);
     assert.equal(await countWhere(`cgroup_id = {id:UInt64}`, { id: collector.cgroup.id.toString() }), 0);
+  });
+
+  it('IPv6, and IPv4 through a dual-stack (::) socket, with the family each side really used', async () => {
+    const a = lab.pod('a');
+    assert.equal(a.exec(process.execPath, ['-e', exchangeScript('::1', '::1', PORTS.ipv6, 1234, 4321)]).trim(), 'done');
+    assert.equal(a.exec(process.execPath, ['-e', exchangeScript('::', '127.0.0.1', PORTS.dualStack, 111, 222)]).trim(), 'done');
+    await waitForFinalRows(PORTS.ipv6, 2);
+    await waitForFinalRows(PORTS.dualStack, 2);
+    const rows = await queryRows(
+      clickhouse,
+      `SELECT server_port, observer_side, toString(network_type) AS type, toString(client_address) AS client, toString(server_address) AS server,
+              toString(bytes_client_to_server) AS c2s, toString(bytes_server_to_client) AS s2c
+       FROM ${table} WHERE server_port IN (${PORTS.ipv6}, ${PORTS.dualStack}) AND record_kind = 'final' ORDER BY server_port, observer_side`,
+    );
+    assert.deepEqual(rows, [
+      { server_port: PORTS.ipv6, observer_side: 'client', type: 'ipv6', client: '::1', server: '::1', c2s: '1234', s2c: '4321' },
+      { server_port: PORTS.ipv6, observer_side: 'server', type: 'ipv6', client: '::1', server: '::1', c2s: '1234', s2c: '4321' },
+      // The client socket is AF_INET; the accepted one is AF_INET6 holding v4-mapped addresses: both read as IPv4.
+      { server_port: PORTS.dualStack, observer_side: 'client', type: 'ipv4', client: '::ffff:127.0.0.1', server: '::ffff:127.0.0.1', c2s: '111', s2c: '222' },
+      { server_port: PORTS.dualStack, observer_side: 'server', type: 'ipv4', client: '::ffff:127.0.0.1', server: '::ffff:127.0.0.1', c2s: '111', s2c: '222' },
+    ]);
   });
 
   it('a connection open for 25 s yields interim records, and a final one with the totals', async () => {

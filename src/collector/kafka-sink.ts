@@ -3,11 +3,10 @@
  * the messages and retries on `retriable`. The producer is idempotent, so a retry after a lost acknowledgement
  * does not write a message twice.
  */
-import kafkajs, { type Kafka, type Producer } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { describeError } from '../common/errors.js';
+import { LazyProducer } from '../common/kafka.js';
 import type { OutMessage } from './outbox.js';
-
-const { Partitioners } = kafkajs;
 
 /**
  * Broker answers that say the messages themselves are unacceptable: sending them again cannot succeed. Anything
@@ -26,8 +25,7 @@ function rejectsTheMessages(error: unknown): boolean {
 export type SinkResult = { ok: true } | { ok: false; error: string; retriable: boolean };
 
 export class KafkaSink {
-  private readonly producer: Producer;
-  private connected = false;
+  private readonly producer: LazyProducer;
 
   constructor(
     kafka: Kafka,
@@ -35,39 +33,28 @@ export class KafkaSink {
     private readonly key: string,
   ) {
     // Few internal retries: the collector's loop owns retrying, so a broker outage surfaces quickly as a result.
-    // Partitions are chosen by the packer (src/collector/partitioner.ts); the partitioner given here is never used.
-    this.producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
-      createPartitioner: Partitioners.DefaultPartitioner,
-    });
+    this.producer = new LazyProducer(kafka, { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 });
   }
 
   async send(messages: OutMessage[]): Promise<SinkResult> {
     try {
-      if (!this.connected) {
-        await this.producer.connect();
-        this.connected = true;
-      }
-      await this.producer.send({
-        topic: this.topic,
-        acks: -1,
-        messages: messages.map((message) => ({
+      // Partitions were chosen by the packer (src/collector/partitioner.ts) from the connection ids.
+      await this.producer.send(
+        this.topic,
+        messages.map((message) => ({
           key: this.key,
           value: message.value,
           partition: message.partition,
           headers: { 'sidecarless-events': String(message.events) },
         })),
-      });
+      );
       return { ok: true };
     } catch (error) {
       return { ok: false, error: describeError(error), retriable: !rejectsTheMessages(error) };
     }
   }
 
-  async shutdown(): Promise<void> {
-    if (this.connected) await this.producer.disconnect();
-    this.connected = false;
+  shutdown(): Promise<void> {
+    return this.producer.shutdown();
   }
 }

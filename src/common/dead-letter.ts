@@ -2,9 +2,8 @@
  * The dead-letter topic: records that could not be decoded or applied, kept byte for byte under their original
  * key, with why and where from in headers, so nothing bad is silently skipped and an operator can replay it.
  */
-import kafkajs, { type Kafka, type Producer } from 'kafkajs';
-
-const { Partitioners } = kafkajs;
+import type { Kafka } from 'kafkajs';
+import { LazyProducer } from './kafka.js';
 
 export interface DeadLetter {
   topic: string;
@@ -16,28 +15,22 @@ export interface DeadLetter {
 }
 
 export class DeadLetterProducer {
-  private readonly producer: Producer;
-  private connected = false;
+  private readonly producer: LazyProducer;
 
   constructor(
     kafka: Kafka,
     readonly topic: string,
   ) {
-    // Keyed by the original key: the Java-compatible partitioner puts a key where any other client would.
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    this.producer = new LazyProducer(kafka);
   }
 
   /** Throws on failure: the caller must not commit past records it could not dead-letter. */
   async send(letters: readonly DeadLetter[]): Promise<void> {
     if (letters.length === 0) return;
-    if (!this.connected) {
-      await this.producer.connect();
-      this.connected = true;
-    }
-    await this.producer.send({
-      topic: this.topic,
-      acks: -1,
-      messages: letters.map((letter) => ({
+    // Keyed by the original key, so a letter lands where any client would put that key.
+    await this.producer.send(
+      this.topic,
+      letters.map((letter) => ({
         key: letter.key,
         value: letter.value,
         headers: {
@@ -47,11 +40,10 @@ export class DeadLetterProducer {
           'sidecarless-source-offset': letter.offset,
         },
       })),
-    });
+    );
   }
 
-  async shutdown(): Promise<void> {
-    if (this.connected) await this.producer.disconnect();
-    this.connected = false;
+  shutdown(): Promise<void> {
+    return this.producer.shutdown();
   }
 }

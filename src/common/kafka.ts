@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 // Default import: kafkajs is CommonJS and Node cannot see ConfigResourceTypes as a named export of it.
-import kafkajs, { type Admin, type Kafka, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
+import kafkajs, { type Admin, type Kafka, type KafkaConfig, type LogEntry, type Message, type Producer, type RetryOptions, type SASLOptions } from 'kafkajs';
 import { ConfigError, SidecarlessError, describeError } from './errors.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
@@ -230,4 +230,36 @@ export function kafkaOptionsFromConfig(kafka: Config['kafka'], role: string): Ka
     options.sasl = { mechanism: kafka.sasl.mechanism, username: kafka.sasl.username ?? '', password: kafka.sasl.password ?? '' };
   }
   return options;
+}
+
+/**
+ * An idempotent producer (acks=all, one request in flight, the Java-compatible partitioner for keyed messages)
+ * that connects on its first send, so a role can start while the broker is down, and disconnects only if it ever
+ * connected. `retry` bounds kafkajs' own retries when the caller retries itself.
+ */
+export class LazyProducer {
+  private readonly producer: Producer;
+  private connected = false;
+
+  constructor(kafka: Kafka, retry?: RetryOptions) {
+    this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+      ...(retry && { retry }),
+    });
+  }
+
+  async send(topic: string, messages: Message[]): Promise<void> {
+    if (!this.connected) {
+      await this.producer.connect();
+      this.connected = true;
+    }
+    await this.producer.send({ topic, acks: -1, messages });
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.connected) await this.producer.disconnect();
+    this.connected = false;
+  }
 }

@@ -64,7 +64,7 @@ class RingWaiter {
     this.pending ??= new Promise<boolean>((resolve) => {
       libcCalls.epollWait.async(this.epfd, this.events, 1, timeoutMs, (error: unknown, count: number) => {
         this.pending = undefined;
-        if (this.closed && !this.pending) this.release();
+        if (this.closed) this.release();
         resolve(!error && count > 0);
       });
     });
@@ -83,12 +83,42 @@ class RingWaiter {
   }
 }
 
+/**
+ * What both readers share: the epoll waiter (made on the first wait, so a subclass constructor that fails leaks
+ * no fd) and a detach that releases once.
+ */
+abstract class RingReaderBase {
+  protected open = true;
+  private waiter: RingWaiter | undefined;
+
+  constructor(
+    private readonly fd: number,
+    private readonly name: string,
+  ) {}
+
+  wait(timeoutMs: number): Promise<boolean> {
+    if (!this.open) return Promise.resolve(false);
+    this.waiter ??= new RingWaiter(this.fd, this.name);
+    return this.waiter.wait(timeoutMs);
+  }
+
+  detach(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.waiter?.close();
+    this.release();
+  }
+
+  /** Frees the reader's own resources (mappings, libbpf ring); called once. */
+  protected abstract release(): void;
+}
+
 function ringMap(map: BpfMapHandle): { fd: number; size: number } {
   if (map.type !== BPF_MAP_TYPE_RINGBUF) throw new KernelError(`${map.name}: not a ring buffer map`);
   return { fd: map.fd, size: map.maxEntries };
 }
 
-export class MappedRingReader implements RingReader {
+export class MappedRingReader extends RingReaderBase implements RingReader {
   readonly kind = 'mapped';
   private readonly size: number;
   private readonly consumerPage: Pointer;
@@ -99,11 +129,10 @@ export class MappedRingReader implements RingReader {
   private readonly producerPosition: BigUint64Array;
   private readonly headerWords: Uint32Array;
   private readonly view: DataView;
-  private readonly waiter: RingWaiter;
-  private open = true;
 
   constructor(map: BpfMapHandle) {
     const { fd, size } = ringMap(map);
+    super(fd, map.name);
     this.size = size;
     this.consumerPage = mapOrThrow(pageSize, PROT_READ | PROT_WRITE, fd, 0, map.name);
     this.producerAreaLength = pageSize + 2 * size;
@@ -118,7 +147,6 @@ export class MappedRingReader implements RingReader {
     this.producerPosition = new BigUint64Array(producerBuffer, 0, 1);
     this.headerWords = new Uint32Array(producerBuffer);
     this.view = new DataView(producerBuffer);
-    this.waiter = new RingWaiter(fd, map.name);
   }
 
   drain(handler: RecordHandler, maxRecords = Number.MAX_SAFE_INTEGER): number {
@@ -152,36 +180,27 @@ export class MappedRingReader implements RingReader {
     return count;
   }
 
-  wait(timeoutMs: number): Promise<boolean> {
-    return this.waiter.wait(timeoutMs);
-  }
-
-  detach(): void {
-    if (!this.open) return;
-    this.open = false;
-    this.waiter.close();
+  protected release(): void {
     libcCalls.munmap(this.producerArea, this.producerAreaLength);
     libcCalls.munmap(this.consumerPage, pageSize);
   }
 }
 
-export class CallbackRingReader implements RingReader {
+export class CallbackRingReader extends RingReaderBase implements RingReader {
   readonly kind = 'callback';
   private readonly ring: Pointer;
   private readonly callback: unknown;
-  private readonly waiter: RingWaiter;
   private handler: RecordHandler | undefined;
-  private open = true;
 
   constructor(map: BpfMapHandle) {
     const { fd } = ringMap(map);
+    super(fd, map.name);
     this.callback = koffi.register(this, this.onSample, koffi.pointer(ringSampleCallback));
     this.ring = bpf.ringNew(fd, this.callback, null, null);
     if (!this.ring) {
       koffi.unregister(this.callback as never);
       throw kernelError(`${map.name}: ring_buffer__new`, lastErrno(), map.name);
     }
-    this.waiter = new RingWaiter(fd, map.name);
   }
 
   /** libbpf consumes everything available; `maxRecords` is not enforceable on this path. */
@@ -193,14 +212,7 @@ export class CallbackRingReader implements RingReader {
     return count;
   }
 
-  wait(timeoutMs: number): Promise<boolean> {
-    return this.waiter.wait(timeoutMs);
-  }
-
-  detach(): void {
-    if (!this.open) return;
-    this.open = false;
-    this.waiter.close();
+  protected release(): void {
     bpf.ringFree(this.ring);
     koffi.unregister(this.callback as never);
   }

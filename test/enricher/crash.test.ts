@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import kafkajs from 'kafkajs';
 import { waitFor } from '../../src/cli/stack/processes.js';
 import { kafkaPort, localHost } from '../../src/cli/stack/endpoints.js';
 import { loadRegistry } from '../../src/common/avro.js';
@@ -58,7 +59,7 @@ after(async () => {
 describe('enricher crash', () => {
   it('SIGKILL mid-stream and restart: every event stored exactly once', async () => {
     const codec = loadRegistry().codec<FlowBatch>(FLOWS_SUBJECT);
-    const producer = kafka.producer();
+    const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
     await producer.connect();
     const messages = Array.from({ length: MESSAGES }, (_, m) => ({
       key: `k${m}`,

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import kafkajs from 'kafkajs';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { startEnricher } from '../../src/enricher/index.js';
 import { ClickHouseSink } from '../../src/enricher/clickhouse-sink.js';
@@ -26,7 +27,7 @@ const { config } = testConfig();
 const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), logger);
 const topics = topicSpecs(config.kafka.topicPrefix, { partitions: 1 });
 const admin = kafka.admin();
-const producer = kafka.producer();
+const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
 let clickhouse: ClickHouseClient;
 
 async function rowCount(): Promise<number> {

@@ -4,6 +4,7 @@
  * Every assertion is on exact values: byte counts, addresses, ports, row counts.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { createLab, type Lab } from '../../src/cli/lab/pods.js';
@@ -22,7 +23,8 @@ import { queryRows } from '../helpers/clickhouse.js';
 import { requireStackService } from '../helpers/stack.js';
 
 const logger = createLogger({ level: 'warn' });
-const { config, env } = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50' });
+const metricsPort = await freePort();
+const { config, env } = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50', SIDECARLESS_TELEMETRY_METRICS_PORT: String(metricsPort) });
 const table = `${config.clickhouse.database}.flows`;
 const PORTS = { exact: 7101, long: 7102, lossy: 7103, untraced: 7104, marker: 7105, ipv6: 7106, dualStack: 7107 };
 
@@ -37,6 +39,14 @@ server.listen(${port}, '${listen}', () => {
   const c = net.connect(${port}, '${connect}', () => c.write(Buffer.alloc(${up})));
   let m = 0; c.on('data', (d) => (m += d.length)); c.on('end', () => { c.end(); server.close(); console.log(m === ${down} ? 'done' : 'short ' + m); });
 });`;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 let lab: Lab;
@@ -218,6 +228,23 @@ describe('L4 flows', () => {
     const sent = interim.map((row) => Number(row.c2s));
     assert.ok(sent.every((bytes, i) => bytes > 0 && bytes < 25_000 && (i === 0 || bytes > sent[i - 1]!)), `interim bytes ${sent}`);
     assert.ok(interim.every((row) => row.reason === 'open'));
+  });
+
+  it('the collector serves exact metrics and health while it runs', async () => {
+    const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    let text = '';
+    await waitFor(
+      async () => {
+        text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        return metric(text, 'sidecarless_collector_queue_depth') === 0 && metric(text, 'sidecarless_collector_records_read_total') === (await countWhere('1'));
+      },
+      { timeoutMs: 30_000, what: 'the collector to report every stored record as read and produced' },
+    );
+    assert.equal(metric(text, 'sidecarless_collector_events_produced_total'), metric(text, 'sidecarless_collector_records_read_total'));
+    assert.match(text, /^sidecarless_collector_send_duration_count\{?[^ ]* \d+/m);
+    assert.doesNotMatch(text, /sidecarless_collector_(queue|kernel)_drops_total/);
+    const health = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+    assert.equal(health.status, 200);
   });
 
   it('the collector stops cleanly with exact counts and no drops', async () => {

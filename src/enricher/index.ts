@@ -57,11 +57,14 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
-    eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+    eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
       if (!isRunning() || isStale()) return;
       const next = await enricher.handle({ topic: batch.topic, partition: batch.partition, messages: batch.messages });
       if (next === undefined) return;
       await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+      // The next fetch starts after the resolved offset, not the committed one: without this, every fetch would
+      // read the partition again from where the group joined, and a backlog beyond one fetch would never be reached.
+      resolveOffset(batch.messages.at(-1)!.offset);
       await heartbeat();
     },
   });

@@ -18,7 +18,7 @@ import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { embeddedEngine, type EmbeddedEngine } from '../common/clickhouse.js';
 import { describeError } from '../common/errors.js';
-import { encodeFlowRows, FLOW_COLUMNS, type FlowRow } from './flow-row.js';
+import { encodeFlowRows, FLOW_COLUMNS, FlowRows, type FlowRow } from './flow-row.js';
 
 export type InsertResult = { ok: true } | { ok: false; error: string; retriable: boolean };
 
@@ -64,11 +64,12 @@ export class ClickHouseSink {
     return row && Number(row.rows) > 0 ? BigInt(row.offset) : -1n;
   }
 
-  async insert(rows: readonly FlowRow[], deduplicationToken: string): Promise<InsertResult> {
+  /** Rows already written as RowBinary (FlowRows, what the enricher builds), or row objects to write here. */
+  async insert(rows: FlowRows | readonly FlowRow[], deduplicationToken: string): Promise<InsertResult> {
     if (rows.length === 0) return { ok: true };
     let payload: Buffer;
     try {
-      payload = encodeFlowRows(rows);
+      payload = rows instanceof FlowRows ? rows.bytes() : encodeFlowRows(rows);
     } catch (error) {
       return { ok: false, error: describeError(error), retriable: false };
     }

@@ -3,8 +3,9 @@
  *
  *   1. Skip messages at or below the offset the table already holds for the partition (a replay after a crash
  *      between insert and commit).
- *   2. Decode each message (Avro FlowBatch, any compatible writer version); one that does not decode becomes a
- *      dead letter with the reason, and the rest go on.
+ *   2. Decode each message (Avro FlowBatch, any compatible writer version) and write its rows (RowBinary, as they
+ *      come: src/enricher/flow-row.ts); a message that does not decode, or holds a row the table cannot take,
+ *      becomes a dead letter with the reason, and the rest go on.
  *   3. Dead letters are produced first, then the rows are inserted with a token naming the offset range; a
  *      retriable failure is retried with back-off until it succeeds or the consumer stops (then nothing is
  *      committed and the batch comes again).
@@ -18,7 +19,7 @@ import { describeError, SidecarlessError } from '../common/errors.js';
 import type { DeadLetter } from '../common/dead-letter.js';
 import type { Logger } from '../common/logger.js';
 import type { InsertResult } from './clickhouse-sink.js';
-import { toFlowRow, type FlowRow } from './flow-row.js';
+import { FlowRows } from './flow-row.js';
 
 export interface KafkaMessage {
   offset: string;
@@ -34,7 +35,7 @@ export interface KafkaBatch {
 
 export interface EnricherDeps {
   decode(value: Buffer): FlowBatch;
-  sink: { storedOffset(topic: string, partition: number): Promise<bigint>; insert(rows: readonly FlowRow[], token: string): Promise<InsertResult> };
+  sink: { storedOffset(topic: string, partition: number): Promise<bigint>; insert(rows: FlowRows, token: string): Promise<InsertResult> };
   deadLetters: { send(letters: readonly DeadLetter[]): Promise<void> };
   logger: Logger;
   meter: Meter;
@@ -74,7 +75,8 @@ export class Enricher {
       this.stored.set(partitionKey, stored);
     }
 
-    const rows: FlowRow[] = [];
+    // Rows are written as they are decoded (src/enricher/flow-row.ts): each message's events can go at once.
+    const rows = new FlowRows();
     const letters: DeadLetter[] = [];
     const decoded: KafkaMessage[] = [];
     let first: string | undefined;
@@ -85,12 +87,15 @@ export class Enricher {
         continue;
       }
       first ??= message.offset;
+      const checkpoint = rows.checkpoint();
       try {
         if (message.value === null) throw new SidecarlessError('empty message value (a tombstone on an event topic)');
         const position = { topic: batch.topic, partition: batch.partition, offset: message.offset };
-        for (const event of this.deps.decode(message.value).events) rows.push(toFlowRow(event, position));
+        for (const event of this.deps.decode(message.value).events) rows.add(event, position);
         decoded.push(message);
       } catch (error) {
+        // Undecodable, or a row the table cannot hold (FlowRowError): the whole message goes to the dead letters.
+        rows.restore(checkpoint);
         letters.push(this.letter(batch, message, describeError(error)));
       }
     }
@@ -121,7 +126,7 @@ export class Enricher {
   }
 
   /** A refusal that retrying cannot fix (the rows themselves are wrong) sends the batch to the dead letters. */
-  private async insertWithRetry(rows: FlowRow[], token: string): Promise<'stored' | 'stopped' | { rejected: string }> {
+  private async insertWithRetry(rows: FlowRows, token: string): Promise<'stored' | 'stopped' | { rejected: string }> {
     let backoffMs = 100;
     for (;;) {
       const result = await this.deps.sink.insert(rows, token);

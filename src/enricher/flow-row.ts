@@ -86,12 +86,24 @@ const STRINGS_PER_ROW = 5;
 
 /** Writes rows as one RowBinary payload (FLOW_COLUMNS order). Throws FlowRowError for a value the table cannot hold. */
 export function encodeFlowRows(rows: readonly FlowRow[]): Buffer {
-  const writer = new RowWriter(rows.length * 256 + 1024);
-  for (const row of rows) writer.row(row);
-  return writer.finish();
+  const batch = new FlowRows(rows.length * 256);
+  for (const { event, position } of rows) batch.add(event, position);
+  return batch.bytes();
 }
 
-class RowWriter {
+/** Where a FlowRows stood, to go back to when a message turns out to hold a row the table cannot take. */
+export interface FlowRowsCheckpoint {
+  readonly length: number;
+  readonly byteLength: number;
+}
+
+/**
+ * The rows of one insert, written as RowBinary as they are added, so the events they came from can be collected at
+ * once instead of living (and being copied by the GC) until the insert. A row that throws leaves nothing behind.
+ */
+export class FlowRows {
+  /** Rows added. */
+  length = 0;
   private buf: Buffer;
   private view: DataView;
   private pos = 0;
@@ -99,16 +111,26 @@ class RowWriter {
   private lastPosition: KafkaPosition | undefined;
   private positionBytes = Buffer.alloc(0);
 
-  constructor(capacity: number) {
-    this.buf = Buffer.allocUnsafe(capacity);
+  constructor(capacity = 256 * 1024) {
+    this.buf = Buffer.allocUnsafe(Math.max(capacity, 1024));
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   }
 
-  finish(): Buffer {
+  /** The RowBinary bytes of the rows so far (a view: valid until the next add). */
+  bytes(): Buffer {
     return this.buf.subarray(0, this.pos);
   }
 
-  row({ event, position }: FlowRow): void {
+  checkpoint(): FlowRowsCheckpoint {
+    return { length: this.length, byteLength: this.pos };
+  }
+
+  restore(checkpoint: FlowRowsCheckpoint): void {
+    this.length = checkpoint.length;
+    this.pos = checkpoint.byteLength;
+  }
+
+  add(event: FlowEvent, position: KafkaPosition): void {
     if (position !== this.lastPosition) this.setPosition(position);
     const nodeName = event.k8s_node_name;
     const comm = event.process_executable_name ?? '';
@@ -151,7 +173,9 @@ class RowWriter {
     p += 20;
     const tail = this.positionBytes;
     for (let i = 0; i < tail.length; i++) this.buf[p + i] = tail[i]!;
+    // Only a row written to the end counts: one that threw is overwritten by the next.
     this.pos = p + tail.length;
+    this.length++;
   }
 
   /** kafka_topic, kafka_partition, kafka_offset: the same bytes for every row of a message. */

@@ -65,11 +65,13 @@ describe('enricher crash', () => {
       key: `k${m}`,
       value: codec.encode({ events: Array.from({ length: EVENTS_PER_MESSAGE }, (_, e) => flowEvent(m * EVENTS_PER_MESSAGE + e)) }),
     }));
-    await producer.send({ topic: topics.flows.topic, messages });
+    // A few messages per send: a fetch returns whole record batches whatever its size limit, so one big send would
+    // reach the enricher as one batch per partition and be stored before the kill could land.
+    for (let i = 0; i < messages.length; i += 3) await producer.send({ topic: topics.flows.topic, messages: messages.slice(i, i + 3) });
     await producer.disconnect();
 
     const first = startEnricherProcess();
-    await waitFor(async () => (await committed()) >= MESSAGES / 10, { timeoutMs: 60_000, what: 'the first enricher to commit a tenth of the stream' });
+    await waitFor(async () => (await committed()) >= MESSAGES / 10, { timeoutMs: 60_000, intervalMs: 20, what: 'the first enricher to commit a tenth of the stream' });
     first.kill('SIGKILL');
     await exited(first);
     const atKill = await committed();

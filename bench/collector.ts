@@ -32,7 +32,8 @@ import { RecordType } from '../src/ebpf/records/header.js';
 
 const BROKER = process.env.SIDECARLESS_KAFKA_BROKERS ?? '127.0.0.1:19092';
 const PARTITIONS = 6;
-const POOL = 50_000;
+/** Distinct records in the pool; runs cycle through it. */
+export const POOL = 50_000;
 const PACKED_EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const BASELINE_EVENTS = Number(process.env.BENCH_BASELINE_EVENTS ?? 100_000);
 const EVENTS_PER_MESSAGE = 64;
@@ -48,13 +49,16 @@ function cpuSeconds(): number {
 }
 
 /** What the pool's records add up to, for checking what comes back from Kafka. */
-interface PoolSums {
+export interface PoolSums {
   bytes: bigint[];
   connIds: bigint[];
 }
 
-/** POOL flow records back to back, as the kernel writes them (little-endian, 16-byte v4-mapped or v6 addresses). */
-function buildRecords(): { view: DataView; sums: PoolSums } {
+/**
+ * POOL flow records back to back, as the kernel writes them (little-endian, 16-byte v4-mapped or v6 addresses).
+ * Also the source of bench/enricher's events.
+ */
+export function buildRecords(): { view: DataView; sums: PoolSums } {
   const size = FLOW_RECORD.size;
   const o = FLOW_RECORD.offsets;
   const buffer = new ArrayBuffer(POOL * size);

@@ -31,7 +31,7 @@ import { FLOW_RECORD, FlowFlag, FlowKind, FlowSide, TcpState } from '../src/ebpf
 import { RecordType } from '../src/ebpf/records/header.js';
 
 const BROKER = process.env.SIDECARLESS_KAFKA_BROKERS ?? '127.0.0.1:19092';
-const PARTITIONS = 6;
+const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 6);
 /** Distinct records in the pool; runs cycle through it. */
 export const POOL = 50_000;
 const PACKED_EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);

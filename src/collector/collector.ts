@@ -53,6 +53,12 @@ export interface CollectorStats {
 
 const READ_SLICE = 4096;
 const MESSAGES_PER_SEND = 256;
+/**
+ * Value bytes per partition in one send. A send becomes one record batch per partition, which the broker refuses
+ * above max.message.bytes (1 MiB by default): with few partitions, 256 messages of 64 events would exceed it and be
+ * dropped as rejected. The margin covers keys, headers and record framing.
+ */
+const PARTITION_BYTES_PER_SEND = 768 * 1024;
 const MAX_BACKOFF_MS = 5000;
 
 export class Collector {
@@ -152,7 +158,7 @@ export class Collector {
     let backoffMs = 100;
     let failingSince: number | undefined;
     while (this.sending) {
-      const batch = this.outbox.peek(MESSAGES_PER_SEND);
+      const batch = this.outbox.peek(MESSAGES_PER_SEND, PARTITION_BYTES_PER_SEND);
       if (batch.length === 0) {
         await new Promise<void>((resolve) => (this.wakeSender = resolve));
         continue;

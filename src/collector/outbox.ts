@@ -29,9 +29,22 @@ export class Outbox {
     this.heldEvents += message.events;
   }
 
-  /** The oldest messages, up to `maxMessages`, without removing them: they leave only once produced. */
-  peek(maxMessages: number): OutMessage[] {
-    return this.messages.slice(this.head, this.head + maxMessages);
+  /**
+   * The oldest messages, up to `maxMessages` and, in each partition, up to `maxPartitionBytes` of values (the first
+   * message always), without removing them: they leave only once produced.
+   */
+  peek(maxMessages: number, maxPartitionBytes = Number.POSITIVE_INFINITY): OutMessage[] {
+    const end = Math.min(this.messages.length, this.head + maxMessages);
+    if (maxPartitionBytes === Number.POSITIVE_INFINITY) return this.messages.slice(this.head, end);
+    const bytes = new Map<number, number>();
+    let i = this.head;
+    for (; i < end; i++) {
+      const { partition, value } = this.messages[i]!;
+      const total = (bytes.get(partition) ?? 0) + value.length;
+      if (total > maxPartitionBytes && i > this.head) break;
+      bytes.set(partition, total);
+    }
+    return this.messages.slice(this.head, i);
   }
 
   /** Removes the `count` oldest messages (after Kafka acknowledged them). */

@@ -29,7 +29,9 @@
  *      field with the events (exact byte counts, addresses as IPv6, DateTime64(9) nanoseconds); sums over every row;
  *      no temporary insert file left behind. Then the topics, consumer group, databases and the data directory go.
  *   One JSON line; floor: 200k rows per CPU-second into the embedded engine, both insert-only and end to end from
- *   Kafka in the steady state (the start-up-inclusive end-to-end figure is reported beside it).
+ *   Kafka in the steady state (the start-up-inclusive end-to-end figure is reported beside it). Merges running
+ *   during a run are in its CPU; those the engine runs after the last insert are measured apart (merge_tail_cpu_s):
+ *   meets_floor counts them, meets_floor_before_merge_tail does not.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -98,6 +100,20 @@ async function measure(rows: number, work: () => Promise<void>): Promise<Measure
   const cpuS = cpuSeconds() - cpu;
   const wallS = (performance.now() - wall) / 1000;
   return { rows, cpu_s: round(cpuS, 3), wall_s: round(wallS, 3), rows_per_cpu_s: Math.round(rows / cpuS), rows_per_wall_s: Math.round(rows / wallS) };
+}
+
+interface Ingested extends Measured {
+  /** CPU after the last insert until the engine ran no merge for a second: merges the inserts caused. */
+  merge_tail_cpu_s: number;
+  rows_per_cpu_s_with_merge_tail: number;
+}
+
+/** Measures an ingest, then the engine's merges that follow it (merges during the ingest are in its CPU anyway). */
+async function measureIngest(rows: number, client: ClickHouseClient, work: () => Promise<void>): Promise<Ingested> {
+  const measured = await measure(rows, work);
+  const tail = await measure(rows, () => mergesDone(client));
+  const total = measured.cpu_s + tail.cpu_s;
+  return { ...measured, merge_tail_cpu_s: tail.cpu_s, rows_per_cpu_s_with_merge_tail: Math.round(rows / total) };
 }
 
 function round(value: number, digits: number): number {
@@ -341,11 +357,16 @@ class LegacyHttpSink {
   }
 }
 
-/** Waits until the embedded engine runs no merge (at most 20 s): a run ends with the merges its inserts caused. */
+/**
+ * Waits until the embedded engine has run no merge for a second (at most 20 s): a run ends with the merges its
+ * inserts caused, including those the engine schedules a moment after the last insert.
+ */
 async function mergesDone(client: ClickHouseClient): Promise<void> {
   const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline && Number((await queryRows<{ n: string }>(client, 'SELECT count() AS n FROM system.merges'))[0]!.n) > 0) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  for (let quiet = 0; quiet < 10 && Date.now() < deadline; ) {
+    const running = Number((await queryRows<{ n: string }>(client, 'SELECT count() AS n FROM system.merges'))[0]!.n);
+    quiet = running === 0 ? quiet + 1 : 0;
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
@@ -495,21 +516,17 @@ export async function run(): Promise<Record<string, unknown>> {
     // Its own client: client.insert on chdb SETs the token on the session, which would stay for later queries.
     const jsonClient = await createClickHouse({ embeddedPath: dataDir });
     await handleAllHeld(registry, subset.batches, jsonEachRowInsert(jsonClient, table('warmup')));
+    // Its merges must not run into the measured runs.
+    await client.command({ query: `DROP TABLE ${table('warmup')} SYNC` });
 
-    // Each run ends when the merges its inserts started are done: their CPU is part of the cost of ingesting.
+    // Each run is followed by the merges its inserts caused (reported apart and together): their CPU is part of the
+    // cost of ingesting into a MergeTree, and must not leak into the next run.
     await mergesDone(client);
-    const rowbinary = await measure(all.events, async () => {
-      await handleAll(new Enricher(enricherDeps(new ClickHouseSink(client!, table('rowbinary')), telemetry, 'rb')), all.batches);
-      await mergesDone(client!);
-    });
-    const tsv = await measure(subset.events, async () => {
-      await handleAllHeld(registry, subset.batches, tabSeparatedInsert(client!, table('tsv')));
-      await mergesDone(client!);
-    });
-    const json = await measure(subset.events, async () => {
-      await handleAllHeld(registry, subset.batches, jsonEachRowInsert(jsonClient, table('json')));
-      await mergesDone(client!);
-    });
+    const rowbinary = await measureIngest(all.events, client, () =>
+      handleAll(new Enricher(enricherDeps(new ClickHouseSink(client!, table('rowbinary')), telemetry, 'rb')), all.batches),
+    );
+    const tsv = await measureIngest(subset.events, client, () => handleAllHeld(registry, subset.batches, tabSeparatedInsert(client!, table('tsv'))));
+    const json = await measureIngest(subset.events, client, () => handleAllHeld(registry, subset.batches, jsonEachRowInsert(jsonClient, table('json'))));
     await jsonClient.close();
 
     const config = loadConfig({
@@ -543,19 +560,28 @@ export async function run(): Promise<Record<string, unknown>> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([stored, new Promise((resolve) => (timer = setTimeout(resolve, E2E_TIMEOUT_MS)))]);
     clearTimeout(timer);
-    await mergesDone(client);
     const e2eEnd = cpuSeconds();
     const e2eWallS = (performance.now() - e2eWall) / 1000;
+    const tail = (await measure(all.events, () => mergesDone(client!))).cpu_s;
     // Bounded: a broker that went away mid-run must not hang the bench.
     await Promise.race([role.stop(), new Promise((resolve) => setTimeout(resolve, 15_000).unref())]);
-    const e2e: Measured = {
+    const e2e: Ingested = {
       rows: e2eStored,
       cpu_s: round(e2eEnd - e2eCpu, 3),
       wall_s: round(e2eWallS, 3),
       rows_per_cpu_s: Math.round(e2eStored / (e2eEnd - e2eCpu)),
       rows_per_wall_s: Math.round(e2eStored / e2eWallS),
+      merge_tail_cpu_s: tail,
+      rows_per_cpu_s_with_merge_tail: Math.round(e2eStored / (e2eEnd - e2eCpu + tail)),
     };
-    const steady = first && { rows: e2eStored - first.rows, cpu_s: round(e2eEnd - first.cpu, 3), rows_per_cpu_s: Math.round((e2eStored - first.rows) / (e2eEnd - first.cpu)) };
+    const steadyRows = e2eStored - (first?.rows ?? 0);
+    const steadyCpu = e2eEnd - (first?.cpu ?? e2eCpu);
+    const steady = {
+      rows: steadyRows,
+      cpu_s: round(steadyCpu, 3),
+      rows_per_cpu_s: Math.round(steadyRows / steadyCpu),
+      rows_per_cpu_s_with_merge_tail: Math.round(steadyRows / (steadyCpu + tail)),
+    };
 
     // 3. HTTP to the Debian 18.16 server.
     http = await createClickHouse({ url: localClickHouseUrl });
@@ -607,7 +633,8 @@ export async function run(): Promise<Record<string, unknown>> {
       sums.http_legacy === sumBytes.toString() &&
       leftoverFiles === 0;
 
-    const e2eMeets = rowbinary.rows_per_cpu_s >= FLOOR_ROWS_PER_CPU_S && (steady?.rows_per_cpu_s ?? 0) >= FLOOR_ROWS_PER_CPU_S;
+    const floorWithMerges = rowbinary.rows_per_cpu_s_with_merge_tail >= FLOOR_ROWS_PER_CPU_S && steady.rows_per_cpu_s_with_merge_tail >= FLOOR_ROWS_PER_CPU_S;
+    const floorBeforeTail = rowbinary.rows_per_cpu_s >= FLOOR_ROWS_PER_CPU_S && steady.rows_per_cpu_s >= FLOOR_ROWS_PER_CPU_S;
     return {
       bench: 'enricher',
       events: all.events,
@@ -624,7 +651,7 @@ export async function run(): Promise<Record<string, unknown>> {
         insert_only_tsv_raw: tsv,
         insert_only_jsoneachrow_baseline: json,
         end_to_end_from_kafka: e2e,
-        end_to_end_after_first_insert: steady ?? null,
+        end_to_end_after_first_insert: steady,
         rowbinary_vs_jsoneachrow: round(rowbinary.rows_per_cpu_s / json.rows_per_cpu_s, 2),
         rowbinary_vs_tsv: round(rowbinary.rows_per_cpu_s / tsv.rows_per_cpu_s, 2),
         end_to_end_vs_jsoneachrow: round(e2e.rows_per_cpu_s / json.rows_per_cpu_s, 2),
@@ -639,7 +666,9 @@ export async function run(): Promise<Record<string, unknown>> {
       verify: { counts, differences, sample_rows: sample.size, sample_mismatches: mismatches, sum_bytes: sums, expected_sum_bytes: sumBytes.toString(), leftover_insert_files: leftoverFiles },
       exact,
       floor: { insert_only_and_end_to_end_steady_rows_per_cpu_s: FLOOR_ROWS_PER_CPU_S },
-      meets_floor: e2eMeets && exact,
+      // Conservative: merges that follow the last insert counted too.
+      meets_floor: floorWithMerges && exact,
+      meets_floor_before_merge_tail: floorBeforeTail && exact,
     };
   } finally {
     if (http) {

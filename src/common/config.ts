@@ -192,8 +192,8 @@ const schema = {
     activeTimeoutMs: setting(int(100, 3_600_000), 10_000),
     /** Events held in memory while Kafka is slow or down; beyond it new events are dropped (and counted). */
     queueEvents: setting(int(1000, 10_000_000), 500_000),
-    /** Events packed into one Kafka message. */
-    eventsPerMessage: setting(int(1, 10_000), 64),
+    /** Events packed into one Kafka message (at most 2000: about 300 KB, well under the broker's 1 MiB message limit). */
+    eventsPerMessage: setting(int(1, 2_000), 64),
     /** A partly filled message waits at most this long before it is sent. */
     flushMs: setting(int(1, 60_000), 200),
   },

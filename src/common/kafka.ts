@@ -63,11 +63,25 @@ function saslOptions({ mechanism, username, password }: NonNullable<KafkaOptions
  */
 const EXPECTED_WARNINGS = new Set(['Limiting retries for the idempotent producer may invalidate EoS guarantees']);
 
-function logCreator(logger: Logger): NonNullable<KafkaConfig['logCreator']> {
+/** An outage makes kafkajs log every reconnect attempt: the same line is logged at most once per interval. */
+const REPEAT_INTERVAL_MS = 10_000;
+const MAX_TRACKED_LINES = 1000;
+
+export function logCreator(logger: Logger, now: () => number = Date.now): NonNullable<KafkaConfig['logCreator']> {
+  const lastLogged = new Map<string, { at: number; suppressed: number }>();
   return () =>
     ({ namespace, level, log }: LogEntry) => {
       const { message, timestamp: _timestamp, logger: _logger, ...fields } = log;
-      const bound = { kafkajs: namespace, ...fields };
+      const key = `${namespace}\u0000${message}`;
+      const seen = lastLogged.get(key);
+      const at = now();
+      if (seen && at - seen.at < REPEAT_INTERVAL_MS) {
+        seen.suppressed++;
+        return;
+      }
+      if (lastLogged.size >= MAX_TRACKED_LINES) lastLogged.clear();
+      lastLogged.set(key, { at, suppressed: 0 });
+      const bound = { kafkajs: namespace, ...fields, ...(seen?.suppressed ? { repeatedSinceLastLine: seen.suppressed } : {}) };
       if (EXPECTED_WARNINGS.has(message)) logger.debug(bound, message);
       else if (level === kafkajs.logLevel.ERROR) logger.error(bound, message);
       else if (level === kafkajs.logLevel.WARN) logger.warn(bound, message);

@@ -63,8 +63,8 @@ const EVENTS = Number(process.env.BENCH_EVENTS ?? 640_000);
 const BASELINE_EVENTS = Number(process.env.BENCH_BASELINE_EVENTS ?? 128_000);
 const EVENTS_PER_MESSAGE = 64;
 const PARTITIONS = 2;
-/** Bytes per batch, in memory and for the role's fetches: enricher.batchBytes, default 8 MiB. */
-const BATCH_BYTES = Number(process.env.BENCH_BATCH_BYTES ?? 8 << 20);
+/** Bytes per batch, in memory and for the role's fetches: the default of enricher.batchBytes unless overridden. */
+const BATCH_BYTES = Number(process.env.BENCH_BATCH_BYTES ?? loadConfig({ argv: [], env: {} }).enricher.batchBytes);
 const FLOOR_ROWS_PER_CPU_S = 200_000;
 const E2E_TIMEOUT_MS = 90_000;
 

@@ -200,7 +200,7 @@ const schema = {
   enricher: {
     groupId: setting(text(topicChars), 'sidecarless-enricher'),
     /** Bytes of Kafka messages the broker gathers per partition before a batch is handed over (one insert each). */
-    batchBytes: setting(int(1024, 1 << 30), 8 << 20),
+    batchBytes: setting(int(1024, 1 << 30), 32 << 20),
     /** A smaller batch is handed over after at most this long. */
     flushMs: setting(int(1, 600_000), 1000),
   },

@@ -41,7 +41,8 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
     groupId: config.enricher.groupId,
     minBytes: config.enricher.batchBytes,
     maxBytesPerPartition: config.enricher.batchBytes,
-    maxBytes: config.enricher.batchBytes * 4,
+    // Room for two partitions' batches per fetch; bigger batches mean fewer, larger parts for ClickHouse to merge.
+    maxBytes: config.enricher.batchBytes * 2,
     maxWaitTimeInMs: config.enricher.flushMs,
     // kafkajs restarts a crashed consumer after a delay even if it was disconnected meanwhile: not once we stop.
     retry: { restartOnFailure: async () => running },

@@ -64,9 +64,10 @@ function serverProperties(): string {
     // Like a production cluster: topics exist because ensureTopics created them with their configs, not by accident.
     'auto.create.topics.enable': 'false',
     'num.partitions': 1,
-    // Small segments and an impatient cleaner so compaction is observable in seconds; tests tighten further per
-    // topic (segment.ms, min.cleanable.dirty.ratio, delete.retention.ms).
-    'log.segment.bytes': 8 * 1024 * 1024,
+    // An impatient cleaner so compaction is observable in seconds; tests tighten further per topic (segment.ms,
+    // min.cleanable.dirty.ratio, delete.retention.ms). Segments stay large: a fetch never spans two segments, so
+    // small ones would cap the enricher's batches (and inserts) at the segment size.
+    'log.segment.bytes': 256 * 1024 * 1024,
     'log.cleaner.backoff.ms': 500,
     'log.cleaner.dedupe.buffer.size': 16 * 1024 * 1024,
     'log.retention.check.interval.ms': 10_000,

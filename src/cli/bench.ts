@@ -8,6 +8,7 @@ type Benchmark = () => Promise<Record<string, unknown>>;
 
 const benchmarks: Record<string, () => Promise<Benchmark>> = {
   ringbuf: async () => (await import('../../bench/ringbuf.js')).run,
+  avro: async () => (await import('../../bench/avro.js')).run,
   collector: async () => (await import('../../bench/collector.js')).run,
   enricher: async () => (await import('../../bench/enricher.js')).run,
   'flows-live': async () => (await import('../../bench/flows-live.js')).run,

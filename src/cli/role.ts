@@ -33,9 +33,11 @@ export async function runRole(name: string, args: string[], start: (context: Rol
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));
     });
-    const reason = await Promise.race([signalled, role.failed?.then((error) => Promise.reject(error)) ?? new Promise<never>(() => {})]);
-    logger.info({ signal: reason }, `${name} stopping`);
+    const ended = await Promise.race([signalled.then((signal) => ({ signal })), role.failed?.then((error) => ({ error })) ?? new Promise<never>(() => {})]);
+    logger.info('signal' in ended ? ended : { err: ended.error }, `${name} stopping`);
+    // Even after a fatal error the role drains and releases what it can before the process exits.
     await role.stop();
+    if ('error' in ended) throw ended.error;
     logger.info(`${name} stopped`);
     return 0;
   } catch (error) {

@@ -178,6 +178,7 @@ async function runOnce(
       encode: (batch: FlowEvent[]) => codec.encode({ events: batch }),
       context: { nodeName: 'bench-node', epoch: 'bench', toWallNs: (ns) => ns + 1_764_000_000_000_000_000n },
       takeKernelDrops: () => [],
+      stopSources: () => {}, // the in-memory ring has no producer to stop
       logger,
       meter: telemetry.meter(`bench.collector.${label}`),
     },

@@ -39,6 +39,8 @@ export interface CollectorDeps {
   context: FlowContext;
   /** Kernel drops since the last call, by reason. */
   takeKernelDrops(): Array<[string, number]>;
+  /** Stops the kernel from producing more records (detaches the programs); the ring stays readable. */
+  stopSources(): void;
   logger: Logger;
   meter: Meter;
 }
@@ -89,7 +91,10 @@ export class Collector {
       eventsPerMessage: options.eventsPerMessage,
       partitionOf: (event) => partitionOf(event.connection_id, deps.partitions),
       encode: deps.encode,
-      onDrop: (reason) => this.drop(this.queueDrops, reason, 1),
+      onDrop: (reason, count, error) => {
+        this.drop(this.queueDrops, reason, count);
+        if (error !== undefined) this.deps.logger.error({ err: error, events: count }, 'flow events the Avro schema refuses; dropped');
+      },
     });
     this.counters = {
       records: meter.createCounter('sidecarless.collector.records_read', { description: 'Ring records read', unit: '{record}' }),
@@ -102,12 +107,27 @@ export class Collector {
       .addCallback((result) => result.observe(this.outbox.events + this.packer.heldEvents));
   }
 
+  /** Resolves with the error if a loop fails in a way it cannot recover from; the role then stops. */
+  readonly failed: Promise<unknown> = new Promise((resolve) => (this.fail = resolve));
+  private fail!: (error: unknown) => void;
+
   start(): void {
     this.reading = true;
     this.sending = true;
-    this.readLoopDone = this.readLoop();
-    this.sendLoopDone = this.sendLoop();
-    this.flushTimer = setInterval(() => this.tick(), this.options.flushMs);
+    this.readLoopDone = this.guard('read loop', () => this.readLoop());
+    this.sendLoopDone = this.guard('send loop', () => this.sendLoop());
+    this.flushTimer = setInterval(() => void this.guard('flush timer', async () => this.tick()), this.options.flushMs);
+  }
+
+  /** Background work never throws into the event loop: a failure is logged and ends the role through `failed`. */
+  private async guard(what: string, work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (error) {
+      this.deps.logger.fatal({ err: error }, `collector ${what} failed`);
+      this.reading = false;
+      this.fail(error);
+    }
   }
 
   /** Ordered shutdown; safe to call twice (the second call waits for the first). */
@@ -157,8 +177,11 @@ export class Collector {
   private async sendLoop(): Promise<void> {
     let backoffMs = 100;
     let failingSince: number | undefined;
+    // A batch that failed is retried exactly as it was: the idempotent producer re-sends the same messages with the
+    // same sequence numbers, so the broker can tell a retry from new data. Messages queued meanwhile wait.
+    let batch: OutMessage[] = [];
     while (this.sending) {
-      const batch = this.outbox.peek(MESSAGES_PER_SEND, PARTITION_BYTES_PER_SEND);
+      if (batch.length === 0) batch = this.outbox.peek(MESSAGES_PER_SEND, PARTITION_BYTES_PER_SEND);
       if (batch.length === 0) {
         await new Promise<void>((resolve) => (this.wakeSender = resolve));
         continue;
@@ -176,10 +199,12 @@ export class Collector {
         if (failingSince !== undefined) this.deps.logger.info({ outageMs: Date.now() - failingSince }, 'Kafka is reachable again');
         failingSince = undefined;
         backoffMs = 100;
+        batch = [];
       } else if (!result.retriable) {
         this.outbox.remove(batch.length);
         this.drop(this.queueDrops, 'kafka_rejected', events);
         this.deps.logger.error({ error: result.error, events }, 'Kafka rejected a batch; its events are dropped');
+        batch = [];
       } else {
         if (failingSince === undefined) {
           failingSince = Date.now();
@@ -199,6 +224,8 @@ export class Collector {
   private async shutdown(): Promise<void> {
     this.reading = false;
     await this.readLoopDone;
+    // Detach the kernel programs first: the drain below then sees every record there will ever be.
+    this.deps.stopSources();
     while (this.drainOnce() > 0);
     clearInterval(this.flushTimer);
     this.tick();

@@ -8,6 +8,7 @@ import type { BpfMap } from '../ebpf/map.js';
 import { BpfObject, objectPath } from '../ebpf/object.js';
 import { checkKernel } from '../ebpf/preflight.js';
 import { KERNEL_DROP_REASONS } from '../ebpf/records/header.js';
+import type { Detachable } from '../ebpf/program.js';
 import { openRingReader, type RingReader } from '../ebpf/ringbuf.js';
 import type { Codec } from '../ebpf/map.js';
 
@@ -23,6 +24,7 @@ const presence: Codec<number> = { size: 1, encode: (v, b) => void b.writeUInt8(v
 export class FlowProbe {
   readonly reader: RingReader;
   private readonly traced: BpfMap<bigint, number>;
+  private readonly links: Detachable[] = [];
   private readonly lastDrops = KERNEL_DROP_REASONS.map(() => 0n);
 
   private constructor(private readonly object: BpfObject) {
@@ -43,11 +45,13 @@ export class FlowProbe {
     try {
       const probe = new FlowProbe(object);
       for (const cgroup of options.cgroups) probe.trace(cgroup);
-      object.program('flow_state_change').attachTracepoint('sock', 'inet_sock_set_state');
-      object.program('flow_interim').attachTracepoint('tcp', 'tcp_probe');
-      object.program('flow_retransmit').attachTracepoint('tcp', 'tcp_retransmit_skb');
-      object.program('flow_reset_received').attachTracepoint('tcp', 'tcp_receive_reset');
-      object.program('flow_reset_sent').attachTracepoint('tcp', 'tcp_send_reset');
+      probe.links.push(
+        object.program('flow_state_change').attachTracepoint('sock', 'inet_sock_set_state'),
+        object.program('flow_interim').attachTracepoint('tcp', 'tcp_probe'),
+        object.program('flow_retransmit').attachTracepoint('tcp', 'tcp_retransmit_skb'),
+        object.program('flow_reset_received').attachTracepoint('tcp', 'tcp_receive_reset'),
+        object.program('flow_reset_sent').attachTracepoint('tcp', 'tcp_send_reset'),
+      );
       return probe;
     } catch (error) {
       object.close();
@@ -62,6 +66,11 @@ export class FlowProbe {
 
   untrace(cgroupPath: string): void {
     this.traced.delete(Cgroup.at(cgroupPath).id);
+  }
+
+  /** Detaches the programs: no record is written after this; the ring and maps stay readable until close(). */
+  detachPrograms(): void {
+    for (const link of this.links.splice(0)) link.detach();
   }
 
   /** Kernel drops since the previous call, by reason. */

@@ -37,6 +37,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext)
       encode: (events: FlowEvent[]) => codec.encode({ events }),
       context: { nodeName: config.node.name, epoch: Date.now().toString(36), toWallNs: (ns) => clock.toWallNs(ns) },
       takeKernelDrops: () => probe.takeKernelDrops(),
+      stopSources: () => probe.detachPrograms(),
       logger: logger.child({ role: 'collector' }),
       meter: telemetry.meter('sidecarless.collector'),
     },
@@ -47,6 +48,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext)
   logger.info({ topic: topics.flows.topic, partitions, cgroups: config.collector.cgroups }, 'collector running');
   return {
     collector,
+    failed: collector.failed,
     async stop() {
       clearInterval(resync);
       await collector.stop();

@@ -15,9 +15,13 @@ import type { OutMessage } from './outbox.js';
  */
 const MESSAGE_ERRORS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP']);
 
-function rejectsTheMessages(error: unknown): boolean {
+/** The broker no longer accepts this producer's sequence numbers: only a new producer id gets through. */
+const PRODUCER_STATE_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH']);
+
+/** Whether `error`, or an error it wraps, is of one of the Kafka error types. */
+function isKafkaError(error: unknown, types: ReadonlySet<string>): boolean {
   for (let e = error as { type?: string; cause?: unknown; originalError?: unknown } | undefined; e; e = (e.originalError ?? e.cause) as typeof e) {
-    if (e.type !== undefined && MESSAGE_ERRORS.has(e.type)) return true;
+    if (e.type !== undefined && types.has(e.type)) return true;
   }
   return false;
 }
@@ -50,7 +54,8 @@ export class KafkaSink {
       );
       return { ok: true };
     } catch (error) {
-      return { ok: false, error: describeError(error), retriable: !rejectsTheMessages(error) };
+      if (isKafkaError(error, PRODUCER_STATE_ERRORS)) await this.producer.reset();
+      return { ok: false, error: describeError(error), retriable: !isKafkaError(error, MESSAGE_ERRORS) };
     }
   }
 

@@ -9,8 +9,8 @@ export interface PackerOptions<E> {
   partitionOf(event: E): number;
   /** Serialises one message's events (e.g. Avro FlowBatch). */
   encode(events: E[]): Buffer;
-  /** Called for each event that did not fit. */
-  onDrop(reason: 'queue_full'): void;
+  /** Called for events that did not fit, or whose message could not be encoded. */
+  onDrop(reason: 'queue_full' | 'encode_error', count: number, error?: unknown): void;
 }
 
 export class Packer<E> {
@@ -25,7 +25,7 @@ export class Packer<E> {
   /** Returns false when the event was dropped because the queue is full. */
   add(event: E): boolean {
     if (this.pendingEvents + this.outbox.events >= this.outbox.capacityEvents) {
-      this.options.onDrop('queue_full');
+      this.options.onDrop('queue_full', 1);
       return false;
     }
     const partition = this.options.partitionOf(event);
@@ -50,8 +50,16 @@ export class Packer<E> {
   }
 
   private seal(partition: number, events: E[]): void {
-    this.outbox.push({ partition, value: this.options.encode(events), events: events.length });
     this.pendingEvents -= events.length;
     this.pending.set(partition, []);
+    let value: Buffer;
+    try {
+      value = this.options.encode(events);
+    } catch (error) {
+      // Events the schema refuses would fail again on every flush: counted and dropped, the rest go on.
+      this.options.onDrop('encode_error', events.length, error);
+      return;
+    }
+    this.outbox.push({ partition, value, events: events.length });
   }
 }

@@ -252,16 +252,14 @@ export function kafkaOptionsFromConfig(kafka: Config['kafka'], role: string): Ka
  * connected. `retry` bounds kafkajs' own retries when the caller retries itself.
  */
 export class LazyProducer {
-  private readonly producer: Producer;
+  private producer: Producer;
   private connected = false;
 
-  constructor(kafka: Kafka, retry?: RetryOptions) {
-    this.producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
-      ...(retry && { retry }),
-    });
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly retry?: RetryOptions,
+  ) {
+    this.producer = this.create();
   }
 
   async send(topic: string, messages: Message[]): Promise<void> {
@@ -272,8 +270,28 @@ export class LazyProducer {
     await this.producer.send({ topic, acks: -1, messages });
   }
 
+  /**
+   * Replaces the producer with a new one (a new producer id): the way out when the broker no longer accepts this
+   * producer's sequence numbers. A message whose earlier attempt was written may then be written twice.
+   */
+  async reset(): Promise<void> {
+    const old = this.producer;
+    this.producer = this.create();
+    if (this.connected) await old.disconnect().catch(() => {});
+    this.connected = false;
+  }
+
   async shutdown(): Promise<void> {
     if (this.connected) await this.producer.disconnect();
     this.connected = false;
+  }
+
+  private create(): Producer {
+    return this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+      ...(this.retry && { retry: this.retry }),
+    });
   }
 }

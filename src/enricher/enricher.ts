@@ -45,6 +45,14 @@ export interface EnricherDeps {
 
 const MAX_BACKOFF_MS = 5000;
 
+/** The consumer-group session a batch was fetched in (kafkajs eachBatch's heartbeat and isStale). */
+export interface ConsumerSession {
+  heartbeat(): Promise<void>;
+  isStale(): boolean;
+}
+
+const IDLE_SESSION: ConsumerSession = { heartbeat: async () => {}, isStale: () => false };
+
 export class Enricher {
   private readonly stored = new Map<string, bigint>();
   private readonly counters;
@@ -65,7 +73,11 @@ export class Enricher {
   }
 
   /** Stores the batch; resolves to the offset to commit, or undefined when stopped before it was stored. */
-  async handle(batch: KafkaBatch): Promise<string | undefined> {
+  /**
+   * `session` keeps the consumer's group membership alive while an insert is retried (a ClickHouse outage can last
+   * longer than the session timeout) and says when the partition was taken away meanwhile.
+   */
+  async handle(batch: KafkaBatch, session: ConsumerSession = IDLE_SESSION): Promise<string | undefined> {
     const last = batch.messages.at(-1);
     if (!last) return undefined;
     const partitionKey = `${batch.topic}/${batch.partition}`;
@@ -104,7 +116,7 @@ export class Enricher {
 
     await this.sendDeadLetters(letters);
     if (rows.length > 0) {
-      const outcome = await this.insertWithRetry(rows, `${partitionKey}/${first}-${last.offset}`);
+      const outcome = await this.insertWithRetry(rows, `${partitionKey}/${first}-${last.offset}`, session);
       if (outcome === 'stopped') return undefined;
       if (outcome === 'stored') this.counters.rows.add(rows.length);
       else await this.sendDeadLetters(decoded.map((message) => this.letter(batch, message, outcome.rejected)));
@@ -126,7 +138,7 @@ export class Enricher {
   }
 
   /** A refusal that retrying cannot fix (the rows themselves are wrong) sends the batch to the dead letters. */
-  private async insertWithRetry(rows: FlowRows, token: string): Promise<'stored' | 'stopped' | { rejected: string }> {
+  private async insertWithRetry(rows: FlowRows, token: string, session: ConsumerSession): Promise<'stored' | 'stopped' | { rejected: string }> {
     let backoffMs = 100;
     for (;;) {
       const result = await this.deps.sink.insert(rows, token);
@@ -134,7 +146,9 @@ export class Enricher {
       if (!result.retriable) return { rejected: `ClickHouse refused the rows: ${result.error}` };
       this.counters.retries.add(1);
       this.deps.logger.warn({ error: result.error, token, backoffMs }, 'insert failed; retrying');
-      if (!this.deps.isRunning()) return 'stopped';
+      // Stopping, or the partition went to another member: give up without committing; the batch comes again.
+      if (!this.deps.isRunning() || session.isStale()) return 'stopped';
+      await session.heartbeat().catch(() => {}); // a failed heartbeat means a rebalance: isStale() tells next time
       await sleep(backoffMs);
       backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
     }

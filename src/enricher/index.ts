@@ -60,7 +60,7 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
     eachBatchAutoResolve: false,
     eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
       if (!isRunning() || isStale()) return;
-      const next = await enricher.handle({ topic: batch.topic, partition: batch.partition, messages: batch.messages });
+      const next = await enricher.handle({ topic: batch.topic, partition: batch.partition, messages: batch.messages }, { heartbeat, isStale });
       if (next === undefined) return;
       await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
       // The next fetch starts after the resolved offset, not the committed one: without this, every fetch would

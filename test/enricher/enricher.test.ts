@@ -138,6 +138,24 @@ describe('enricher', () => {
     assert.deepEqual(await result.json(), [{ rows: '7', connections: '7' }]);
   });
 
+  it('keeps the consumer session alive while an insert is retried, and gives up uncommitted once it is stale', async () => {
+    let heartbeats = 0;
+    let inserts = 0;
+    const enricher = new Enricher({
+      decode: (value: Buffer) => codec.decodeFrom(value, codec),
+      sink: { storedOffset: async () => -1n, insert: async () => (inserts++, { ok: false, error: 'ClickHouse down', retriable: true }) },
+      deadLetters: { send: async () => assert.fail('no dead letters expected') },
+      logger,
+      meter: { createCounter: () => ({ add() {} }) } as never,
+      isRunning: () => true,
+    });
+    const batch: KafkaBatch = { topic: 't', partition: 0, messages: [{ offset: '0', key: null, value: codec.encode({ events: [flowEvent(1)] }) }] };
+    const next = await enricher.handle(batch, { heartbeat: async () => void heartbeats++, isStale: () => heartbeats >= 3 });
+    assert.equal(next, undefined, 'nothing to commit');
+    assert.equal(heartbeats, 3);
+    assert.equal(inserts, 4);
+  });
+
   it('ignores a retried insert with the same deduplication token', async () => {
     const table = `${config.clickhouse.database}.flows`;
     await clickhouse.command({ query: `TRUNCATE TABLE ${table}` });

@@ -121,7 +121,8 @@ static __always_inline void start_tracking(__u64 key, struct sock *sk, __u8 side
 	}
 	if (process_context)
 		take_process(&state);
-	if (bpf_map_update_elem(&conns, &key, &state, BPF_NOEXIST) == -E2BIG)
+	/* BPF_ANY: an entry left by a socket whose close we missed (same kernel address, reused) is replaced. */
+	if (bpf_map_update_elem(&conns, &key, &state, BPF_ANY) == -E2BIG)
 		sl_count_drop(SL_DROP_CONN_TABLE_FULL);
 }
 

@@ -56,7 +56,11 @@ class RingWaiter {
     this.epfd = libcCalls.epollCreate(0) as number;
     if (this.epfd < 0) throw kernelError(`${name}: epoll_create1`, lastErrno(), name);
     const rc = libcCalls.epollCtl(this.epfd, EPOLL_CTL_ADD, mapFd, { events: EPOLLIN, data: 0n }) as number;
-    if (rc < 0) throw kernelError(`${name}: epoll_ctl`, lastErrno(), name);
+    if (rc < 0) {
+      const errno = lastErrno();
+      libcCalls.close(this.epfd);
+      throw kernelError(`${name}: epoll_ctl`, errno, name);
+    }
   }
 
   wait(timeoutMs: number): Promise<boolean> {

@@ -23,6 +23,7 @@ class FakeRing {
     for (let i = 0; i < count; i++) {
       const bytes = new DataView(new ArrayBuffer(FLOW_RECORD.size));
       bytes.setUint16(0, 2, true); // SL_RECORD_FLOW
+      bytes.setUint16(2, FLOW_RECORD.version, true);
       bytes.setUint32(4, FLOW_RECORD.size, true);
       bytes.setBigUint64(FLOW_RECORD.offsets.conn_id, BigInt(this.records.length), true);
       bytes.setUint8(FLOW_RECORD.offsets.side, FlowSide.client);

@@ -60,3 +60,15 @@ describe('decoders read golden bytes', () => {
     assert.deepEqual(egress4KeyCodec.decode(target, 0), { daddr: '10.0.0.7', dport: 8080 });
   });
 });
+
+describe('record versions', () => {
+  it('a flow record of another layout version is rejected, not misread', async () => {
+    const { FLOW_RECORD, decodeFlowRecord } = await import('../../src/ebpf/records/flow.js');
+    const bytes = new DataView(new ArrayBuffer(FLOW_RECORD.size));
+    bytes.setUint16(0, 2, true);
+    bytes.setUint16(2, FLOW_RECORD.version + 1, true);
+    assert.throws(() => decodeFlowRecord(bytes, 0, FLOW_RECORD.size), /flow record: expected type 2 v1 of 160 bytes, got type 2 v2 of 160 bytes/);
+    bytes.setUint16(2, FLOW_RECORD.version, true);
+    assert.equal(decodeFlowRecord(bytes, 0, FLOW_RECORD.size).kind, 0);
+  });
+});

@@ -4,7 +4,7 @@
  */
 import { DecodeError } from '../../common/errors.js';
 import { formatAddress } from './address.js';
-import { RecordType, recordMonotonicNs, recordType } from './header.js';
+import { RecordType, recordMonotonicNs, recordType, recordVersion } from './header.js';
 import { decodeComm } from './probe.js';
 
 export const FLOW_RECORD = {
@@ -87,8 +87,8 @@ export interface FlowRecord {
 const o = FLOW_RECORD.offsets;
 
 export function decodeFlowRecord(view: DataView, offset: number, size: number): FlowRecord {
-  if (size < FLOW_RECORD.size || recordType(view, offset) !== RecordType.flow) {
-    throw new DecodeError(`flow record: expected type ${RecordType.flow} of ${FLOW_RECORD.size} bytes, got type ${recordType(view, offset)} of ${size} bytes`, { field: 'header' });
+  if (size < FLOW_RECORD.size || recordType(view, offset) !== RecordType.flow || recordVersion(view, offset) !== FLOW_RECORD.version) {
+    throw new DecodeError(`flow record: expected type ${RecordType.flow} v${FLOW_RECORD.version} of ${FLOW_RECORD.size} bytes, got type ${recordType(view, offset)} v${recordVersion(view, offset)} of ${size} bytes`, { field: 'header' });
   }
   return {
     monotonicNs: recordMonotonicNs(view, offset),

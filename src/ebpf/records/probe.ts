@@ -3,7 +3,7 @@
  * Offsets are pinned by test/ebpf/records-layout.test.ts against the compiled object's BTF.
  */
 import { DecodeError } from '../../common/errors.js';
-import { RECORD_HEADER, RecordType, recordMonotonicNs, recordType } from './header.js';
+import { RECORD_HEADER, RecordType, recordMonotonicNs, recordType, recordVersion } from './header.js';
 
 export const PROBE_RECORD = {
   struct: 'sl_probe_record',
@@ -25,8 +25,8 @@ export interface ProbeRecord {
 const o = PROBE_RECORD.offsets;
 
 export function decodeProbeRecord(view: DataView, offset: number, size: number): ProbeRecord {
-  if (size < PROBE_RECORD.size || recordType(view, offset) !== RecordType.probe) {
-    throw new DecodeError(`probe record: expected type ${RecordType.probe} of ${PROBE_RECORD.size} bytes, got type ${recordType(view, offset)} of ${size} bytes`, { field: 'header' });
+  if (size < PROBE_RECORD.size || recordType(view, offset) !== RecordType.probe || recordVersion(view, offset) !== PROBE_RECORD.version) {
+    throw new DecodeError(`probe record: expected type ${RecordType.probe} v${PROBE_RECORD.version} of ${PROBE_RECORD.size} bytes, got type ${recordType(view, offset)} v${recordVersion(view, offset)} of ${size} bytes`, { field: 'header' });
   }
   return {
     monotonicNs: recordMonotonicNs(view, offset),

@@ -4,13 +4,12 @@
  */
 import { u64Codec } from '../ebpf/codecs.js';
 import { Cgroup, cgroupOfProcess } from '../ebpf/cgroup.js';
-import type { BpfMap } from '../ebpf/map.js';
+import type { BpfMap, Codec } from '../ebpf/map.js';
 import { BpfObject, objectPath } from '../ebpf/object.js';
 import { checkKernel } from '../ebpf/preflight.js';
 import { KERNEL_DROP_REASONS } from '../ebpf/records/header.js';
 import type { Detachable } from '../ebpf/program.js';
 import { openRingReader, type RingReader } from '../ebpf/ringbuf.js';
-import type { Codec } from '../ebpf/map.js';
 
 export interface FlowProbeOptions {
   /** cgroup v2 directories to trace (absolute, or below the cgroup v2 root). */

@@ -108,7 +108,8 @@ export const libcCalls = {
   close: libc.func('int close(int fd)'),
 };
 
-export const MAP_FAILED = -1n;
+/** mmap's MAP_FAILED, (void *)-1, as koffi reports the address. */
+export const MAP_FAILED = 0xffffffffffffffffn;
 
 export function pointerAddress(pointer: Pointer): bigint {
   return koffi.address(pointer);

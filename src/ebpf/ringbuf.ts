@@ -17,7 +17,7 @@
 import { KernelError } from '../common/errors.js';
 import { kernelError } from './errno.js';
 import type { BpfMapHandle } from './map.js';
-import { bpf, epollEvent, koffi, lastErrno, libcCalls, pointerAddress, ringSampleCallback, type Pointer } from './native.js';
+import { bpf, koffi, lastErrno, libcCalls, MAP_FAILED, pointerAddress, ringSampleCallback, type Pointer } from './native.js';
 import type { Detachable } from './program.js';
 
 /** Called once per record; `offset` is where the record's bytes start in `view`. Must not keep the view. */
@@ -229,7 +229,7 @@ export class CallbackRingReader extends RingReaderBase implements RingReader {
 
 function mapOrThrow(length: number, protection: number, fd: number, offset: number, name: string): Pointer {
   const pointer = libcCalls.mmap(null, length, protection, MAP_SHARED, fd, offset);
-  if (!pointer || pointerAddress(pointer) === 0xffffffffffffffffn) throw kernelError(`${name}: mmap ring`, lastErrno(), name);
+  if (!pointer || pointerAddress(pointer) === MAP_FAILED) throw kernelError(`${name}: mmap ring`, lastErrno(), name);
   return pointer;
 }
 

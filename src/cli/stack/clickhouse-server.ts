@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SidecarlessError } from '../../common/errors.js';
 import { clickHouseHttpPort, clickHouseTcpPort, localClickHouseUrl, localHost } from './endpoints.js';
-import { acceptsConnections, displayPath, logFile, runningPid, spawnDetached, stackDir, stopProcess, waitFor } from './processes.js';
+import { displayPath, ensurePortsFree, logFile, runningPid, spawnDetached, stackDir, stopProcess, waitFor } from './processes.js';
 import type { ServiceStatus, StackService } from './service.js';
 
 const name = 'clickhouse';
@@ -111,15 +111,10 @@ export const clickHouseServer: StackService = {
 
   async up() {
     if (runningPid(name, configFile) === undefined) {
-      for (const port of [clickHouseHttpPort, clickHouseTcpPort]) {
-        if (await acceptsConnections(localHost, port)) {
-          throw new SidecarlessError(
-            `${localHost}:${port} is already taken by another process; stop it or move the stack with ` +
-              `SIDECARLESS_STACK_CLICKHOUSE_HTTP_PORT / SIDECARLESS_STACK_CLICKHOUSE_TCP_PORT`,
-            { context: { component: name } },
-          );
-        }
-      }
+      await ensurePortsFree(name, localHost, {
+        SIDECARLESS_STACK_CLICKHOUSE_HTTP_PORT: clickHouseHttpPort,
+        SIDECARLESS_STACK_CLICKHOUSE_TCP_PORT: clickHouseTcpPort,
+      });
       const binary = serverBinary();
       for (const dir of ['data', 'tmp', 'user_files', 'format_schemas']) mkdirSync(join(home, dir), { recursive: true });
       writeFileSync(configFile, serverConfig());

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { SidecarlessError } from '../../common/errors.js';
 import { kafkaControllerPort, kafkaPort, localHost, localKafkaBrokers } from './endpoints.js';
-import { acceptsConnections, displayPath, logFile, runLogged, runningPid, spawnDetached, stackDir, stopProcess, waitFor } from './processes.js';
+import { displayPath, ensurePortsFree, logFile, runLogged, runningPid, spawnDetached, stackDir, stopProcess, waitFor } from './processes.js';
 import type { ServiceStatus, StackService } from './service.js';
 
 const name = 'kafka';
@@ -145,15 +145,7 @@ function failure(message: string, cause?: unknown): SidecarlessError {
 }
 
 async function start(): Promise<void> {
-  for (const port of [kafkaPort, kafkaControllerPort]) {
-    if (await acceptsConnections(localHost, port)) {
-      throw new SidecarlessError(
-        `${localHost}:${port} is already taken by another process; stop it or move the stack with ` +
-          `SIDECARLESS_STACK_KAFKA_PORT / SIDECARLESS_STACK_KAFKA_CONTROLLER_PORT`,
-        { context: { component: name } },
-      );
-    }
-  }
+  await ensurePortsFree(name, localHost, { SIDECARLESS_STACK_KAFKA_PORT: kafkaPort, SIDECARLESS_STACK_KAFKA_CONTROLLER_PORT: kafkaControllerPort });
   const cp = classpath();
   mkdirSync(home, { recursive: true });
   writeFileSync(propertiesFile, serverProperties());

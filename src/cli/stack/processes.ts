@@ -11,6 +11,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } f
 import { connect } from 'node:net';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SidecarlessError } from '../../common/errors.js';
 
 /**
  * The .stack directory of this checkout. The compiled module sits at dist/src/cli/stack/, four levels below the
@@ -169,4 +170,15 @@ export function acceptsConnections(host: string, port: number): Promise<boolean>
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
   });
+}
+
+/** Refuses to start a service whose ports another process holds, naming the variables that move them. */
+export async function ensurePortsFree(service: string, host: string, ports: Record<string, number>): Promise<void> {
+  for (const [variable, port] of Object.entries(ports)) {
+    if (await acceptsConnections(host, port)) {
+      throw new SidecarlessError(`${host}:${port} is already taken by another process; stop it or move the stack with ${variable}`, {
+        context: { component: service },
+      });
+    }
+  }
 }

@@ -5,7 +5,7 @@
 import { DecodeError } from '../../common/errors.js';
 import { formatAddress } from './address.js';
 import { RecordType, recordMonotonicNs, recordType, recordVersion } from './header.js';
-import { decodeComm } from './probe.js';
+import { decodeComm } from './comm.js';
 
 export const FLOW_RECORD = {
   struct: 'sl_flow_record',

@@ -3,7 +3,8 @@
  * Offsets are pinned by test/ebpf/records-layout.test.ts against the compiled object's BTF.
  */
 import { DecodeError } from '../../common/errors.js';
-import { RECORD_HEADER, RecordType, recordMonotonicNs, recordType, recordVersion } from './header.js';
+import { decodeComm } from './comm.js';
+import { RecordType, recordMonotonicNs, recordType, recordVersion } from './header.js';
 
 export const PROBE_RECORD = {
   struct: 'sl_probe_record',
@@ -38,16 +39,3 @@ export function decodeProbeRecord(view: DataView, offset: number, size: number):
     comm: decodeComm(view, offset + o.comm),
   };
 }
-
-/** A NUL-terminated char[16] as latin1 (task comm is bytes, not necessarily UTF-8). */
-export function decodeComm(view: DataView, offset: number): string {
-  let text = '';
-  for (let i = 0; i < 16; i++) {
-    const byte = view.getUint8(offset + i);
-    if (byte === 0) break;
-    text += String.fromCharCode(byte);
-  }
-  return text;
-}
-
-export { RECORD_HEADER };

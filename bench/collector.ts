@@ -3,7 +3,7 @@
  *
  *   1. Build a pool of real `struct sl_flow_record` bytes (FLOW_RECORD offsets): varied connection ids, sides,
  *      ports, v4-mapped and v6 addresses, byte counters above 2^32, interim and final records.
- *   2. Drive the real Collector (decodeFlowRecord -> toFlowEvent -> Packer/Outbox -> Avro FlowBatch -> KafkaSink,
+ *   2. Drive the real Collector (flowsKind.toEvent (decodeFlowRecord -> toFlowEvent) -> Packer/Outbox -> Avro FlowBatch -> KafkaSink,
  *      acks=all, idempotent producer) with an in-memory ring reader over those bytes. The reader stands for a ring
  *      the kernel keeps full: it hands out records only while the collector holds fewer than half its queue, so
  *      a run measures the rate the collector sustains without loss (a drop would be counted and fail the run).
@@ -20,12 +20,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Admin, Kafka } from 'kafkajs';
 import { loadRegistry, type Codec } from '../src/common/avro.js';
-import { createKafka } from '../src/common/kafka.js';
+import { createKafka } from '../src/common/kafka/client.js';
 import { createLogger } from '../src/common/logger.js';
 import { startTelemetry } from '../src/common/telemetry.js';
 import { Collector } from '../src/collector/collector.js';
-import { FLOWS_SUBJECT, type FlowBatch, type FlowEvent } from '../src/collector/flow-event.js';
-import { KafkaSink } from '../src/collector/kafka-sink.js';
+import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
+import { flowsKind } from '../src/collector/flows/index.js';
+import { KafkaSink } from '../src/common/kafka/sink.js';
 import type { RecordHandler } from '../src/ebpf/ringbuf.js';
 import { FLOW_RECORD, FlowFlag, FlowKind, FlowSide, TcpState } from '../src/ebpf/records/flow.js';
 import { RecordType } from '../src/ebpf/records/header.js';
@@ -159,6 +160,8 @@ interface RunResult {
   drops: Record<string, number>;
 }
 
+const CONTEXT = { nodeName: 'bench-node', epoch: 'bench', toWallNs: (ns: bigint) => ns + 1_764_000_000_000_000_000n };
+
 async function runOnce(
   kafka: Kafka,
   codec: Codec<FlowBatch>,
@@ -168,17 +171,18 @@ async function runOnce(
 ): Promise<RunResult> {
   const logger = createLogger({ level: 'warn', destination: 2 });
   const sink = new KafkaSink(kafka, topic, 'bench-node');
-  let collector: Collector | undefined;
+  let collector: Collector<FlowEvent> | undefined;
   const ring = new MemoryRing(view, events, () => collector!.queuedEvents, QUEUE_EVENTS / 2);
   collector = new Collector(
     {
-      reader: ring,
+      kind: flowsKind.name,
+      // The in-memory ring has no kernel producer to stop and no kernel drops.
+      source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {}, stop: () => {} },
+      toEvent: (record, offset, size) => flowsKind.toEvent(record, offset, size, CONTEXT),
+      partitionKey: FLOWS.partitionKey,
       sink,
       partitions: PARTITIONS,
-      encode: (batch: FlowEvent[]) => codec.encode({ events: batch }),
-      context: { nodeName: 'bench-node', epoch: 'bench', toWallNs: (ns) => ns + 1_764_000_000_000_000_000n },
-      takeKernelDrops: () => [],
-      stopSources: () => {}, // the in-memory ring has no producer to stop
+      encode: (batch) => codec.encode(FLOWS.pack(batch)),
       logger,
       meter: telemetry.meter(`bench.collector.${label}`),
     },
@@ -274,7 +278,7 @@ function expectedSums(sums: PoolSums, events: number): { bytes: bigint; connIds:
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const codec = loadRegistry().codec<FlowBatch>(FLOWS_SUBJECT);
+  const codec = loadRegistry().codec<FlowBatch>(FLOWS.subject);
   const kafka = createKafka({ brokers: [BROKER], clientId: 'sidecarless-bench-collector' }, createLogger({ level: 'error', destination: 2 }));
   const admin = kafka.admin();
   await admin.connect();
@@ -331,7 +335,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const drops = checked.reduce((a, r) => a + r.dropped, 0);
     return {
       bench: 'collector',
-      path: 'flow record bytes -> decodeFlowRecord -> toFlowEvent -> Packer/Outbox -> Avro FlowBatch -> KafkaSink (acks=all, idempotent) -> broker',
+      path: 'flow record bytes -> flowsKind.toEvent (decodeFlowRecord -> toFlowEvent) -> Packer/Outbox -> Avro FlowBatch -> KafkaSink (acks=all, idempotent) -> broker',
       partitions: PARTITIONS,
       packed_events_per_message: EVENTS_PER_MESSAGE,
       packed_events_per_cpu_s: packed.events_per_cpu_s,

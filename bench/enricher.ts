@@ -41,22 +41,22 @@ import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Attributes } from '@opentelemetry/api';
 import { loadRegistry } from '../src/common/avro.js';
-import { createClickHouse } from '../src/common/clickhouse.js';
+import { createClickHouse } from '../src/common/clickhouse/client.js';
 import { loadConfig } from '../src/common/config.js';
-import { createKafka } from '../src/common/kafka.js';
+import { createKafka } from '../src/common/kafka/client.js';
 import { createLogger } from '../src/common/logger.js';
 import { startTelemetry, type Telemetry } from '../src/common/telemetry.js';
-import { FLOWS_SUBJECT, type FlowBatch, type FlowEvent } from '../src/collector/flow-event.js';
-import { toFlowEvent } from '../src/collector/flow-transform.js';
-import { partitionOf } from '../src/collector/partitioner.js';
+import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
+import { toFlowEvent } from '../src/collector/flows/transform.js';
+import { partitionOf } from '../src/common/kafka/partitioner.js';
 import { decodeFlowRecord, FLOW_RECORD } from '../src/ebpf/records/flow.js';
 import { ClickHouseSink, type InsertResult } from '../src/enricher/clickhouse-sink.js';
 import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../src/enricher/enricher.js';
 import { FLOW_COLUMNS, nanosToDateTime64, toFlowRow, type FlowRow, type FlowRows } from '../src/enricher/flow-row.js';
 import { startEnricher } from '../src/enricher/index.js';
 import { ensureSchema } from '../src/enricher/schema.js';
-import { localClickHouseUrl, localKafkaBrokers } from '../src/cli/stack/endpoints.js';
-import { stackDir } from '../src/cli/stack/processes.js';
+import { localClickHouseUrl, localKafkaBrokers } from '../src/lab/stack/endpoints.js';
+import { stackDir } from '../src/lab/stack/processes.js';
 import { buildRecords, POOL } from './collector.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 640_000);
@@ -203,7 +203,7 @@ function eventCount(frame: Buffer): number {
 function enricherDeps(sink: EnricherDeps['sink'], telemetry: Telemetry, name: string): EnricherDeps {
   const registry = loadRegistry();
   return {
-    decode: (value) => registry.resolve<FlowBatch>(FLOWS_SUBJECT, value).value,
+    decode: (value) => registry.resolve<FlowBatch>(FLOWS.subject, value).value,
     sink,
     deadLetters: {
       send: async (letters) => {
@@ -232,7 +232,7 @@ async function handleAllHeld(registry: ReturnType<typeof loadRegistry>, batches:
     const rows: FlowRow[] = [];
     for (const message of batch.messages) {
       const position = { topic: batch.topic, partition: batch.partition, offset: message.offset };
-      for (const event of registry.resolve<FlowBatch>(FLOWS_SUBJECT, message.value!).value.events) rows.push(toFlowRow(event, position));
+      for (const event of registry.resolve<FlowBatch>(FLOWS.subject, message.value!).value.events) rows.push(toFlowRow(event, position));
     }
     await insert(rows, `${batch.topic}/${batch.partition}/${batch.messages[0]!.offset}-${batch.messages.at(-1)!.offset}`);
   }
@@ -462,7 +462,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const name = `slbench_${stamp}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'sidecarless-bench-enricher-'));
   const registry = loadRegistry();
-  const codec = registry.codec<FlowBatch>(FLOWS_SUBJECT);
+  const codec = registry.codec<FlowBatch>(FLOWS.subject);
   const logger = createLogger({ level: 'error', destination: 2 });
   const kafka = createKafka({ brokers: [...localKafkaBrokers], clientId: 'sidecarless-bench-enricher' }, logger);
   const admin = kafka.admin();
@@ -502,7 +502,7 @@ export async function run(): Promise<Record<string, unknown>> {
 
     // Avro decode alone, for the split of the costs.
     const decode = await measure(EVENTS, async () => {
-      for (const list of partitions) for (const frame of list) registry.resolve<FlowBatch>(FLOWS_SUBJECT, frame);
+      for (const list of partitions) for (const frame of list) registry.resolve<FlowBatch>(FLOWS.subject, frame);
     });
 
     // 2. Embedded engine.

@@ -12,12 +12,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { startCollectorProcess } from '../src/cli/lab/collector-process.js';
-import { createLab, type Pod } from '../src/cli/lab/pods.js';
-import { runTcpClient, startTcpServer } from '../src/cli/lab/traffic.js';
-import { createKafka, topicSpecs } from '../src/common/kafka.js';
+import { startCollectorProcess } from '../src/lab/collector-process.js';
+import { createLab, type Pod } from '../src/lab/pods.js';
+import { runTcpClient, startTcpServer } from '../src/lab/traffic.js';
+import { createKafka } from '../src/common/kafka/client.js';
+import { topicSpecs } from '../src/events/topics.js';
 import { createLogger } from '../src/common/logger.js';
-import { localKafkaBrokers } from '../src/cli/stack/endpoints.js';
+import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20_000);
 const CONCURRENCY = 32;

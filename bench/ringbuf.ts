@@ -1,7 +1,7 @@
 /**
  * bench/ringbuf: records/s drained and decoded by the mapped ring reader vs libbpf's callback path, same run.
  *
- *   1. Load bpf/probe.bpf.c with a 16 MiB ring and `burst` records per traced kill(2): one syscall fills the ring
+ *   1. Load bpf/selftest/probe.bpf.c with a 16 MiB ring and `burst` records per traced kill(2): one syscall fills the ring
  *      with BURST records, so the producer's cost stays out of the measured drain.
  *   2. For each round and each reader (alternating, so machine noise hits both alike): fill, then time the drain
  *      with a decode of every field into one reused object (CPU time of this process, i.e. one core).
@@ -47,7 +47,7 @@ function measureDrain(reader: RingReader, handler: RecordHandler): { records: nu
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const object = BpfObject.load(objectPath('probe'), {
+  const object = BpfObject.load(objectPath('selftest/probe'), {
     rodata: { target_tgid: process.pid, burst: BURST },
     maxEntries: { probe_ring: RING_BYTES },
   });

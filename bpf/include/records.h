@@ -15,7 +15,7 @@
 
 /* Type tag of a ring record. */
 enum sl_record_type {
-	SL_RECORD_PROBE = 1, /* bpf/probe.bpf.c: one per traced kill(2), proves the ring path end to end */
+	SL_RECORD_PROBE = 1, /* bpf/selftest/probe.bpf.c: one per traced kill(2), proves the ring path end to end */
 	SL_RECORD_FLOW = 2,  /* bpf/flows.bpf.c: one TCP connection seen from one side */
 };
 
@@ -36,7 +36,7 @@ _Static_assert(sizeof(struct sl_record_header) == 16, "sl_record_header layout")
 
 #define SL_RECORD_VERSION_PROBE 1
 
-/* One traced kill(2) from the configured process (see bpf/probe.bpf.c). */
+/* One traced kill(2) from the configured process (see bpf/selftest/probe.bpf.c). */
 struct sl_probe_record {
 	struct sl_record_header header;
 	__u32 pid;        /* tgid of the caller */
@@ -105,7 +105,7 @@ struct sl_flow_record {
 };
 _Static_assert(sizeof(struct sl_flow_record) == 160, "sl_flow_record layout");
 
-/* Key of the egress deny map used by bpf/connect_guard.bpf.c: an IPv4 destination and port. */
+/* Key of the egress deny map used by bpf/selftest/connect_guard.bpf.c: an IPv4 destination and port. */
 struct sl_egress4_key {
 	__u32 daddr;  /* network byte order, as in struct bpf_sock_addr.user_ip4 */
 	__u16 dport;  /* host byte order */

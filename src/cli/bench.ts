@@ -2,7 +2,7 @@
  * `sidecarless bench <name>...`: runs benchmarks from bench/, each printing one JSON line on stdout.
  * With no name, runs them all in order.
  */
-import type { Command } from './main.js';
+import type { Command } from './command.js';
 
 type Benchmark = () => Promise<Record<string, unknown>>;
 

@@ -2,11 +2,7 @@
  * The `sidecarless` command: one executable, one sub-command per role. Each sub-command lives in its own module
  * and is loaded only when invoked, so `sidecarless stack status` never loads libbpf or ClickHouse.
  */
-export interface Command {
-  summary: string;
-  /** Resolves to the process exit code. */
-  run(args: string[]): Promise<number>;
-}
+import type { Command } from './command.js';
 
 const commands: Record<string, () => Promise<Command>> = {
   stack: async () => (await import('./stack.js')).stackCommand,

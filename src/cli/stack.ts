@@ -3,10 +3,10 @@
  * benchmarks run against. The services themselves live in ./stack/.
  */
 import { describeError } from '../common/errors.js';
-import type { Command } from './main.js';
-import { clickHouseServer } from './stack/clickhouse-server.js';
-import { kafkaServer } from './stack/kafka-server.js';
-import type { ServiceStatus, StackService } from './stack/service.js';
+import type { Command } from './command.js';
+import { clickHouseServer } from '../lab/stack/clickhouse-server.js';
+import { kafkaServer } from '../lab/stack/kafka-server.js';
+import type { ServiceStatus, StackService } from '../lab/stack/service.js';
 
 const services: StackService[] = [kafkaServer, clickHouseServer];
 const usage = `usage: sidecarless stack up|down|status [${services.map((s) => s.name).join('|')}...]`;

@@ -1,27 +1,37 @@
 /**
- * The collector role: ring buffer -> decode -> FlowEvent -> packed Avro messages -> Kafka.
+ * The collector's pipeline for one record kind: ring -> decode -> event -> packed messages -> Kafka. Generic: what a
+ * kind brings (its kernel source, decoder and transform, contract) comes in through CollectorDeps, so HTTP records
+ * and verdicts run the very same loops, drops and metrics as flows (src/collector/kinds.ts lists the kinds).
  *
- *   read loop   drains the ring in slices (yielding to the event loop between them), decodes and transforms each
- *               record and adds it to the Packer; an event that does not fit the bounded queue is dropped and
+ *   read loop   drains the ring in slices (yielding to the event loop between them), turns each record into an
+ *               event and adds it to the Packer; an event that does not fit the bounded queue is dropped and
  *               counted (queue_full). Waits on epoll when the ring is empty.
  *   flush timer seals partly filled messages every flushMs, polls the kernel's drop counters.
  *   send loop   produces the oldest queued messages; on a retriable failure keeps them and backs off (the read
  *               loop goes on draining the ring meanwhile), on a permanent one counts their events as dropped.
- *   stop()      stops reading, drains the ring once more, seals, sends what is queued within the shutdown
- *               deadline (the rest is counted as dropped), then releases Kafka and the kernel objects.
+ *   stop()      stops reading, stops the kernel source, drains the ring once more, seals, sends what is queued
+ *               within the shutdown deadline (the rest is counted as dropped), then releases the sink.
  */
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { Meter } from '@opentelemetry/api';
+import { partitionOf } from '../common/kafka/partitioner.js';
+import type { OutMessage } from '../common/kafka/sink.js';
 import type { Logger } from '../common/logger.js';
+import type { Sink } from '../common/pipeline.js';
 import { createDropCounter, type DropCounter } from '../common/telemetry.js';
-import { decodeFlowRecord } from '../ebpf/records/flow.js';
-import type { RecordHandler, RingReader } from '../ebpf/ringbuf.js';
-import type { FlowEvent } from './flow-event.js';
-import { toFlowEvent, type FlowContext } from './flow-transform.js';
-import type { SinkResult } from './kafka-sink.js';
-import { Outbox, type OutMessage } from './outbox.js';
+import type { RecordHandler } from '../ebpf/ringbuf.js';
+import { Outbox } from './outbox.js';
 import { Packer } from './packer.js';
-import { partitionOf } from './partitioner.js';
+import type { KernelSource } from './record-kind.js';
+
+/** What governs each drop the collector itself makes (kernel drops bring their own, from the kind). */
+export const COLLECTOR_DROP_REMEDIES = {
+  queue_full: 'Kafka is slower than the kernel or unreachable: raise collector.queueEvents to ride out longer outages',
+  bad_record: 'the kernel object and this collector disagree on a record layout: run the collector that matches the loaded programs (collector --uninstall replaces them)',
+  encode_error: 'an event the Avro schema refuses (a bug): the event is logged',
+  kafka_rejected: 'the broker refused the messages as too large or malformed: lower collector.eventsPerMessage or raise the topic\'s max.message.bytes',
+  shutdown_timeout: 'Kafka did not take the queued events before the process stopped: raise collector.shutdownTimeoutMs or fix Kafka first',
+} as const;
 
 export interface CollectorOptions {
   queueEvents: number;
@@ -31,16 +41,17 @@ export interface CollectorOptions {
   shutdownTimeoutMs?: number;
 }
 
-export interface CollectorDeps {
-  reader: Pick<RingReader, 'drain' | 'wait'>;
-  sink: { send(messages: OutMessage[]): Promise<SinkResult>; shutdown(): Promise<void> };
+export interface CollectorDeps<Event> {
+  /** The record kind's name, as in metrics (`record_kind`) and logs. */
+  kind: string;
+  source: Pick<KernelSource, 'reader' | 'takeKernelDrops' | 'kernelDropRemedies' | 'stop'>;
+  /** One ring record -> its event; throws (a DecodeError) on a record it cannot read. */
+  toEvent(view: DataView, offset: number, size: number): Event;
+  /** The contract's partition key (src/events/contract.ts). */
+  partitionKey(event: Event): string;
   partitions: number;
-  encode(events: FlowEvent[]): Buffer;
-  context: FlowContext;
-  /** Kernel drops since the last call, by reason. */
-  takeKernelDrops(): Array<[string, number]>;
-  /** Stops the kernel from producing more records (detaches the programs); the ring stays readable. */
-  stopSources(): void;
+  encode(events: Event[]): Buffer;
+  sink: Sink<OutMessage[]>;
   logger: Logger;
   meter: Meter;
 }
@@ -63,14 +74,15 @@ const MESSAGES_PER_SEND = 256;
 const PARTITION_BYTES_PER_SEND = 768 * 1024;
 const MAX_BACKOFF_MS = 5000;
 
-export class Collector {
+export class Collector<Event> {
   readonly stats: CollectorStats = { recordsRead: 0, eventsProduced: 0, messagesProduced: 0, drops: {} };
   private readonly outbox: Outbox;
-  private readonly packer: Packer<FlowEvent>;
+  private readonly packer: Packer<Event>;
   private readonly queueDrops: DropCounter;
   private readonly kernelDrops: DropCounter;
   private readonly sendSeconds;
   private readonly counters;
+  private readonly attributes: { record_kind: string };
   private reading = false;
   private sending = false;
   private readLoopDone: Promise<void> = Promise.resolve();
@@ -80,31 +92,33 @@ export class Collector {
   private stopping: Promise<void> | undefined;
 
   constructor(
-    private readonly deps: CollectorDeps,
+    private readonly deps: CollectorDeps<Event>,
     private readonly options: CollectorOptions,
   ) {
-    const { meter, logger } = deps;
+    const { meter, logger, kind } = deps;
+    const attributes = { record_kind: kind };
     this.outbox = new Outbox(options.queueEvents);
-    this.queueDrops = createDropCounter(meter, logger, { name: 'collector.queue', setting: 'collector.queueEvents' });
-    this.kernelDrops = createDropCounter(meter, logger, { name: 'collector.kernel', setting: 'collector.ringBytes' });
-    this.packer = new Packer<FlowEvent>(this.outbox, {
+    this.queueDrops = createDropCounter(meter, logger, { name: 'collector.queue', remedies: COLLECTOR_DROP_REMEDIES, attributes });
+    this.kernelDrops = createDropCounter(meter, logger, { name: 'collector.kernel', remedies: deps.source.kernelDropRemedies, attributes });
+    this.packer = new Packer<Event>(this.outbox, {
       eventsPerMessage: options.eventsPerMessage,
-      partitionOf: (event) => partitionOf(event.connection_id, deps.partitions),
+      partitionOf: (event) => partitionOf(deps.partitionKey(event), deps.partitions),
       encode: deps.encode,
       onDrop: (reason, count, error) => {
         this.drop(this.queueDrops, reason, count);
-        if (error !== undefined) this.deps.logger.error({ err: error, events: count }, 'flow events the Avro schema refuses; dropped');
+        if (error !== undefined) this.deps.logger.error({ err: error, events: count, record_kind: kind }, 'events the Avro schema refuses; dropped');
       },
     });
+    this.attributes = attributes;
     this.counters = {
       records: meter.createCounter('sidecarless.collector.records_read', { description: 'Ring records read', unit: '{record}' }),
-      events: meter.createCounter('sidecarless.collector.events_produced', { description: 'Flow events acknowledged by Kafka', unit: '{event}' }),
+      events: meter.createCounter('sidecarless.collector.events_produced', { description: 'Events acknowledged by Kafka', unit: '{event}' }),
       messages: meter.createCounter('sidecarless.collector.messages_produced', { description: 'Kafka messages acknowledged', unit: '{message}' }),
     };
     this.sendSeconds = meter.createHistogram('sidecarless.collector.send_duration', { description: 'Time to produce one batch of messages', unit: 's' });
     meter
       .createObservableGauge('sidecarless.collector.queue_depth', { description: 'Events held for Kafka', unit: '{event}' })
-      .addCallback((result) => result.observe(this.outbox.events + this.packer.heldEvents));
+      .addCallback((result) => result.observe(this.queuedEvents, attributes));
   }
 
   /** Resolves with the error if a loop fails in a way it cannot recover from; the role then stops. */
@@ -142,12 +156,12 @@ export class Collector {
 
   private readonly onRecord: RecordHandler = (view, offset, size) => {
     this.stats.recordsRead++;
-    let event: FlowEvent;
+    let event: Event;
     try {
-      event = toFlowEvent(decodeFlowRecord(view, offset, size), this.deps.context);
+      event = this.deps.toEvent(view, offset, size);
     } catch (error) {
       this.drop(this.queueDrops, 'bad_record', 1);
-      this.deps.logger.error({ err: error }, 'undecodable flow record');
+      this.deps.logger.error({ err: error, record_kind: this.deps.kind }, 'undecodable ring record');
       return;
     }
     this.packer.add(event);
@@ -156,21 +170,21 @@ export class Collector {
   private async readLoop(): Promise<void> {
     while (this.reading) {
       const read = this.drainOnce();
-      if (read === 0) await this.deps.reader.wait(100);
+      if (read === 0) await this.deps.source.reader.wait(100);
       else await yieldToLoop();
     }
   }
 
   private drainOnce(): number {
-    const read = this.deps.reader.drain(this.onRecord, READ_SLICE);
-    if (read > 0) this.counters.records.add(read);
+    const read = this.deps.source.reader.drain(this.onRecord, READ_SLICE);
+    if (read > 0) this.counters.records.add(read, this.attributes);
     if (this.outbox.length > 0) this.wakeSender?.();
     return read;
   }
 
   private tick(): void {
     this.packer.flush();
-    for (const [reason, count] of this.deps.takeKernelDrops()) this.drop(this.kernelDrops, reason, count);
+    for (const [reason, count] of this.deps.source.takeKernelDrops()) this.drop(this.kernelDrops, reason, count);
     if (this.outbox.length > 0) this.wakeSender?.();
   }
 
@@ -193,9 +207,9 @@ export class Collector {
         this.outbox.remove(batch.length);
         this.stats.eventsProduced += events;
         this.stats.messagesProduced += batch.length;
-        this.counters.events.add(events);
-        this.counters.messages.add(batch.length);
-        this.sendSeconds.record((performance.now() - started) / 1000);
+        this.counters.events.add(events, this.attributes);
+        this.counters.messages.add(batch.length, this.attributes);
+        this.sendSeconds.record((performance.now() - started) / 1000, this.attributes);
         if (failingSince !== undefined) this.deps.logger.info({ outageMs: Date.now() - failingSince }, 'Kafka is reachable again');
         failingSince = undefined;
         backoffMs = 100;
@@ -224,8 +238,8 @@ export class Collector {
   private async shutdown(): Promise<void> {
     this.reading = false;
     await this.readLoopDone;
-    // Detach the kernel programs first: the drain below then sees every record there will ever be.
-    this.deps.stopSources();
+    // Stop the kernel source first: the drain below then sees every record there will ever be.
+    this.deps.source.stop();
     while (this.drainOnce() > 0);
     clearInterval(this.flushTimer);
     this.tick();

@@ -1,59 +1,87 @@
 /**
- * Wiring of the collector role: the kernel probe, Kafka, the Avro codec and the Collector pipeline.
+ * Wiring of the collector role: per record kind (src/collector/kinds.ts), its kernel source, the Avro codec of its
+ * contract and a Collector pipeline producing to its topic. Kafka is checked after the kernel: a node without the
+ * capabilities fails on that first, whatever the state of Kafka.
  */
 import { loadRegistry } from '../common/avro.js';
-import { createKafka, ensureTopics, kafkaOptionsFromConfig, topicSpecs } from '../common/kafka.js';
+import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
+import { KafkaSink } from '../common/kafka/sink.js';
+import { ensureTopics } from '../common/kafka/topics.js';
+import type { RoleContext, RunningRole } from '../common/role.js';
 import { BootClock } from '../ebpf/clock.js';
-import type { RoleContext, RunningRole } from '../cli/role.js';
-import { Collector } from './collector.js';
-import { FLOWS_SUBJECT, type FlowBatch, type FlowEvent } from './flow-event.js';
-import { FlowProbe } from './flow-probe.js';
-import { KafkaSink } from './kafka-sink.js';
+import { bindCodec } from '../events/contract.js';
+import { topicSpecs } from '../events/topics.js';
+import { Collector, type CollectorStats } from './collector.js';
+import { RECORD_KINDS } from './kinds.js';
+import type { KernelSource, RecordKind } from './record-kind.js';
 
-export async function startCollector({ config, logger, telemetry }: RoleContext): Promise<RunningRole & { collector: Collector }> {
-  const codec = loadRegistry().codec<FlowBatch>(FLOWS_SUBJECT);
-  const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'collector'), logger);
-  const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
+export interface RunningCollector extends RunningRole {
+  /** Per record kind, its pipeline. */
+  collectors: ReadonlyMap<string, Collector<unknown>>;
+}
+
+export async function startCollector({ config, logger, telemetry }: RoleContext, kinds: ReadonlyArray<RecordKind<unknown, unknown>> = RECORD_KINDS): Promise<RunningCollector> {
+  const registry = loadRegistry();
+  const sources: KernelSource[] = [];
+  const clock = new BootClock();
+  const resync = setInterval(() => clock.resync(), 60_000);
+  const collectors = new Map<string, Collector<unknown>>();
+  const topicOf = (kind: RecordKind<unknown, unknown>) => `${config.kafka.topicPrefix}${kind.contract.topic}`;
+  try {
+    for (const kind of kinds) sources.push(kind.load(config.collector));
+    const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'collector'), logger);
+    const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
+    const partitions = await partitionCounts(kafka, [...Object.values(topics)].filter((spec) => kinds.some((kind) => spec.topic === topicOf(kind))));
+    const context = { nodeName: config.node.name, epoch: Date.now().toString(36), toWallNs: (ns: bigint) => clock.toWallNs(ns) };
+    kinds.forEach((kind, i) => {
+      const codec = bindCodec(registry, kind.contract);
+      const collector = new Collector(
+        {
+          kind: kind.name,
+          source: sources[i]!,
+          toEvent: (view, offset, size) => kind.toEvent(view, offset, size, context),
+          partitionKey: (event) => kind.contract.partitionKey(event),
+          partitions: partitions.get(topicOf(kind))!,
+          encode: (events) => codec.encode(events),
+          sink: new KafkaSink(kafka, topicOf(kind), config.node.name),
+          logger: logger.child({ role: 'collector', record_kind: kind.name }),
+          meter: telemetry.meter('sidecarless.collector'),
+        },
+        config.collector,
+      );
+      collectors.set(kind.name, collector);
+    });
+  } catch (error) {
+    clearInterval(resync);
+    for (const source of sources) source.close();
+    throw error;
+  }
+  const queued = () => [...collectors.values()].reduce((sum, collector) => sum + collector.queuedEvents, 0);
+  telemetry.addHealthCheck('kafka_queue', () => ({ ok: queued() < config.collector.queueEvents, detail: `${queued()} events queued` }));
+  for (const collector of collectors.values()) collector.start();
+  logger.info({ kinds: kinds.map((kind) => kind.name), topics: kinds.map(topicOf), cgroups: config.collector.cgroups }, 'collector running');
+  return {
+    collectors,
+    failed: Promise.race([...collectors.values()].map((collector) => collector.failed)),
+    async stop() {
+      clearInterval(resync);
+      await Promise.all([...collectors.values()].map((collector) => collector.stop()));
+      for (const source of sources) source.close();
+      const stats: Record<string, CollectorStats> = Object.fromEntries([...collectors].map(([name, collector]) => [name, collector.stats]));
+      logger.info({ stats }, 'collector final counts');
+    },
+  };
+}
+
+/** Creates the topics if needed and returns each one's partition count (events are partitioned by the collector). */
+async function partitionCounts(kafka: ReturnType<typeof createKafka>, specs: Parameters<typeof ensureTopics>[1]): Promise<Map<string, number>> {
   const admin = kafka.admin();
   await admin.connect();
-  let partitions: number;
   try {
-    await ensureTopics(admin, [topics.flows, topics.deadletter]);
-    const metadata = await admin.fetchTopicMetadata({ topics: [topics.flows.topic] });
-    partitions = metadata.topics[0]?.partitions.length ?? 0;
+    await ensureTopics(admin, specs);
+    const metadata = await admin.fetchTopicMetadata({ topics: specs.map((spec) => spec.topic) });
+    return new Map(metadata.topics.map((topic) => [topic.name, topic.partitions.length]));
   } finally {
     await admin.disconnect();
   }
-
-  const probe = FlowProbe.load(config.collector);
-  const clock = new BootClock();
-  const resync = setInterval(() => clock.resync(), 60_000);
-  const sink = new KafkaSink(kafka, topics.flows.topic, config.node.name);
-  const collector = new Collector(
-    {
-      reader: probe.reader,
-      sink,
-      partitions,
-      encode: (events: FlowEvent[]) => codec.encode({ events }),
-      context: { nodeName: config.node.name, epoch: Date.now().toString(36), toWallNs: (ns) => clock.toWallNs(ns) },
-      takeKernelDrops: () => probe.takeKernelDrops(),
-      stopSources: () => probe.detachPrograms(),
-      logger: logger.child({ role: 'collector' }),
-      meter: telemetry.meter('sidecarless.collector'),
-    },
-    config.collector,
-  );
-  telemetry.addHealthCheck('kafka_queue', () => ({ ok: collector.queuedEvents < config.collector.queueEvents, detail: `${collector.queuedEvents} events queued` }));
-  collector.start();
-  logger.info({ topic: topics.flows.topic, partitions, cgroups: config.collector.cgroups }, 'collector running');
-  return {
-    collector,
-    failed: collector.failed,
-    async stop() {
-      clearInterval(resync);
-      await collector.stop();
-      probe.close();
-      logger.info({ stats: collector.stats }, 'collector final counts');
-    },
-  };
 }

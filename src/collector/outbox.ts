@@ -2,12 +2,7 @@
  * Sealed Kafka messages waiting to be produced, oldest first. Its capacity is counted in events, the unit drops
  * are reported in; the Packer checks it before accepting an event.
  */
-export interface OutMessage {
-  partition: number;
-  value: Buffer;
-  /** Events packed in this message. */
-  events: number;
-}
+import type { OutMessage } from '../common/kafka/sink.js';
 
 export class Outbox {
   private readonly messages: OutMessage[] = [];

@@ -188,6 +188,8 @@ const schema = {
     cgroups: setting(list(name, 0), []),
     /** Bytes of the kernel ring buffer: a power of two, a multiple of the page size. */
     ringBytes: setting(int(4096, 1 << 30, powerOfTwo), 8 << 20),
+    /** Open traced connections the kernel tracks at once (each side counts); beyond it new ones are counted, not tracked. */
+    maxConnections: setting(int(1024, 4_194_304), 65_536),
     /** An open connection gets an interim event when its last one is older than this (and it carries traffic). */
     activeTimeoutMs: setting(int(100, 3_600_000), 10_000),
     /** Events held in memory while Kafka is slow or down; beyond it new events are dropped (and counted). */
@@ -196,6 +198,8 @@ const schema = {
     eventsPerMessage: setting(int(1, 2_000), 64),
     /** A partly filled message waits at most this long before it is sent. */
     flushMs: setting(int(1, 60_000), 200),
+    /** On stop, queued events may take this long to reach Kafka; what is still queued then is counted as dropped. */
+    shutdownTimeoutMs: setting(int(0, 600_000), 10_000),
   },
   enricher: {
     groupId: setting(text(topicChars), 'sidecarless-enricher'),

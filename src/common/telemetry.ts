@@ -118,8 +118,13 @@ function listen(server: Server, host: string, port: number): Promise<Server> {
 export interface DropCounterOptions {
   /** Component, as in metric names: "collector.queue" counts into sidecarless.collector.queue.drops. */
   name: string;
-  /** The configuration key an operator changes to drop less, named in every log line. */
-  setting: string;
+  /**
+   * Per reason, what governs it: the configuration key an operator changes to drop less, or the cause to fix.
+   * Logged with every report; a reason missing here is a bug and is logged as such.
+   */
+  remedies: Readonly<Record<string, string>>;
+  /** Attributes every count carries besides `reason` (e.g. which record kind). */
+  attributes?: Attributes;
   /** At most one log line per interval. Default 10 s. */
   intervalMs?: number;
   /** Milliseconds clock; injectable for tests. */
@@ -133,16 +138,18 @@ export interface DropCounter {
   flush(): void;
 }
 
+const UNKNOWN_REMEDY = 'no remedy is known for this reason: report it as a bug';
+
 /**
  * Nothing is dropped silently (DESIGN rule 4): every drop is counted by reason in an OTel counter, exactly, and a
- * summary naming the reasons and the setting to change is logged at most once per interval, so a flood of drops
+ * summary naming the reasons and what governs each is logged at most once per interval, so a flood of drops
  * costs a counter increment each, not a log line each. The summary is written by the first drop after the
  * interval has passed (no timer to stop), or by flush().
  */
 export function createDropCounter(meter: Meter, logger: Logger, options: DropCounterOptions): DropCounter {
-  const { name, setting, intervalMs = 10_000, now = Date.now } = options;
+  const { name, remedies, attributes: common = {}, intervalMs = 10_000, now = Date.now } = options;
   const counter: Counter = meter.createCounter(`sidecarless.${name}.drops`, {
-    description: `Items dropped by ${name}, by reason; to drop less, change ${setting}`,
+    description: `Items dropped by ${name}, by reason; the log names what governs each reason`,
     unit: '{drop}',
   });
   const attributes = new Map<string, Attributes>();
@@ -153,7 +160,11 @@ export function createDropCounter(meter: Meter, logger: Logger, options: DropCou
     const drops = Object.fromEntries(pending);
     const total = [...pending.values()].reduce((sum, n) => sum + n, 0);
     const reasons = [...pending].map(([reason, n]) => `${reason}=${n}`).join(', ');
-    logger.warn({ component: name, drops, setting }, `${name} dropped ${total} (${reasons}) since the last report; to drop less, change ${setting}`);
+    const advice = Object.fromEntries([...pending.keys()].map((reason) => [reason, remedies[reason] ?? UNKNOWN_REMEDY]));
+    const text = Object.entries(advice)
+      .map(([reason, remedy]) => `${reason}: ${remedy}`)
+      .join('; ');
+    logger.warn({ component: name, ...common, drops, remedies: advice }, `${name} dropped ${total} (${reasons}) since the last report; ${text}`);
     pending.clear();
     lastReport = at;
   }
@@ -161,7 +172,7 @@ export function createDropCounter(meter: Meter, logger: Logger, options: DropCou
   return {
     add(reason, count = 1) {
       let attrs = attributes.get(reason);
-      if (attrs === undefined) attributes.set(reason, (attrs = { reason }));
+      if (attrs === undefined) attributes.set(reason, (attrs = { ...common, reason }));
       counter.add(count, attrs);
       pending.set(reason, (pending.get(reason) ?? 0) + count);
       const at = now();

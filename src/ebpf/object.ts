@@ -1,7 +1,7 @@
 /**
  * A compiled BPF object (bpf/.output/*.bpf.o) opened, configured and loaded into the kernel.
  *
- *   const object = BpfObject.load(objectPath('probe'), { rodata: { target_tgid: process.pid } });
+ *   const object = BpfObject.load(objectPath('selftest/probe'), { rodata: { target_tgid: process.pid } });
  *   const link = object.program('probe_kill').attachTracepoint('syscalls', 'sys_enter_kill');
  *   ...
  *   object.close(); // destroys every link made through it, then frees maps and programs
@@ -29,7 +29,7 @@ export interface LoadOptions {
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-/** Path of a compiled object built by bpf/Makefile, e.g. objectPath('probe'). */
+/** Path of a compiled object built by bpf/Makefile, e.g. objectPath('selftest/probe'). */
 export function objectPath(name: string): string {
   return path.join(repoRoot, 'bpf', '.output', `${name}.bpf.o`);
 }

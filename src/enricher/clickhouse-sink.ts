@@ -16,7 +16,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { embeddedEngine, type EmbeddedEngine } from '../common/clickhouse.js';
+import { embeddedEngine, type EmbeddedEngine } from '../common/clickhouse/client.js';
 import { describeError } from '../common/errors.js';
 import { encodeFlowRows, FLOW_COLUMNS, FlowRows, type FlowRow } from './flow-row.js';
 

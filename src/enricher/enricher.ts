@@ -14,9 +14,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Meter } from '@opentelemetry/api';
-import type { FlowBatch } from '../collector/flow-event.js';
+import type { FlowBatch } from '../events/flows.js';
 import { describeError, SidecarlessError } from '../common/errors.js';
-import type { DeadLetter } from '../common/dead-letter.js';
+import type { DeadLetter } from '../common/kafka/dead-letter.js';
 import type { Logger } from '../common/logger.js';
 import type { InsertResult } from './clickhouse-sink.js';
 import { FlowRows } from './flow-row.js';

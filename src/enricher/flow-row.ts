@@ -9,7 +9,7 @@
  * its columns. A value the table cannot hold (an address that does not parse, an unknown enum name) throws a
  * FlowRowError: retrying the same rows cannot help.
  */
-import type { FlowEvent } from '../collector/flow-event.js';
+import type { FlowEvent } from '../events/flows.js';
 
 /** Where the event came from, kept on the row so a restart can tell what is already stored. */
 export interface KafkaPosition {

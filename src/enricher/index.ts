@@ -4,11 +4,13 @@
  */
 import type { Consumer } from 'kafkajs';
 import { loadRegistry } from '../common/avro.js';
-import { createClickHouse } from '../common/clickhouse.js';
-import { DeadLetterProducer } from '../common/dead-letter.js';
-import { createKafka, ensureTopics, kafkaOptionsFromConfig, topicSpecs } from '../common/kafka.js';
-import type { RoleContext, RunningRole } from '../cli/role.js';
-import { FLOWS_SUBJECT, type FlowBatch } from '../collector/flow-event.js';
+import { createClickHouse } from '../common/clickhouse/client.js';
+import { DeadLetterProducer } from '../common/kafka/dead-letter.js';
+import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
+import { ensureTopics } from '../common/kafka/topics.js';
+import { topicSpecs } from '../events/topics.js';
+import type { RoleContext, RunningRole } from '../common/role.js';
+import { FLOWS, type FlowBatch } from '../events/flows.js';
 import { ClickHouseSink } from './clickhouse-sink.js';
 import { Enricher } from './enricher.js';
 import { ensureSchema } from './schema.js';
@@ -29,7 +31,7 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
   const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic);
   let running = true;
   const enricher = new Enricher({
-    decode: (value) => registry.resolve<FlowBatch>(FLOWS_SUBJECT, value).value,
+    decode: (value) => registry.resolve<FlowBatch>(FLOWS.subject, value).value,
     sink: new ClickHouseSink(clickhouse, `${config.clickhouse.database}.flows`),
     deadLetters,
     logger: logger.child({ role: 'enricher' }),

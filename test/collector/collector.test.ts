@@ -1,28 +1,38 @@
 /**
- * The Collector's loops with in-memory parts (no kernel, no broker): a failed send is retried with exactly the same
- * messages, events that do not fit are counted, and stop() detaches the sources before its last drain.
+ * The generic Collector's loops with in-memory parts (no kernel, no broker) and the real flows record kind: a
+ * failed send is retried with exactly the same messages, events that do not fit are counted, and stop() stops the
+ * kernel source before its last drain.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { metrics } from '@opentelemetry/api';
 import { Collector } from '../../src/collector/collector.js';
-import type { SinkResult } from '../../src/collector/kafka-sink.js';
-import type { OutMessage } from '../../src/collector/outbox.js';
+import { flowsKind } from '../../src/collector/flows/index.js';
+import type { OutMessage } from '../../src/common/kafka/sink.js';
 import { createLogger } from '../../src/common/logger.js';
+import { MemorySink, type SinkResult } from '../../src/common/pipeline.js';
 import type { RecordHandler } from '../../src/ebpf/ringbuf.js';
 import { FLOW_RECORD, FlowKind, FlowSide } from '../../src/ebpf/records/flow.js';
+import { RecordType } from '../../src/ebpf/records/header.js';
+import { FLOWS, type FlowEvent } from '../../src/events/flows.js';
 
-/** A ring of flow records handed out `perDrain` at a time; `stop()` seals it, as detaching the programs would. */
+/**
+ * A ring of flow records handed out in order. Like the kernel, it may still write records until its programs are
+ * detached: `stop()` writes `writtenUntilStop` more records, then seals the ring (nothing is added after that).
+ */
 class FakeRing {
   private next = 0;
   readonly records: DataView[] = [];
-  sealedAt: number | undefined;
+  sealed = false;
+
+  constructor(private readonly writtenUntilStop = 0) {}
 
   add(count: number): void {
+    assert.ok(!this.sealed, 'no record is written after the source stopped');
     for (let i = 0; i < count; i++) {
       const bytes = new DataView(new ArrayBuffer(FLOW_RECORD.size));
-      bytes.setUint16(0, 2, true); // SL_RECORD_FLOW
+      bytes.setUint16(0, RecordType.flow, true);
       bytes.setUint16(2, FLOW_RECORD.version, true);
       bytes.setUint32(4, FLOW_RECORD.size, true);
       bytes.setBigUint64(FLOW_RECORD.offsets.conn_id, BigInt(this.records.length), true);
@@ -46,19 +56,26 @@ class FakeRing {
     await sleep(Math.min(ms, 5));
     return this.next < this.records.length;
   }
+
+  stop(): void {
+    this.add(this.writtenUntilStop);
+    this.sealed = true;
+  }
 }
 
-function collector(ring: FakeRing, send: (messages: OutMessage[]) => Promise<SinkResult>, queueEvents = 1000) {
-  return new Collector(
+const CONTEXT = { nodeName: 'n', epoch: 'e', toWallNs: (ns: bigint) => ns };
+
+function collector(ring: FakeRing, sink: MemorySink<OutMessage[]>, queueEvents = 1000): Collector<FlowEvent> {
+  return new Collector<FlowEvent>(
     {
-      reader: ring,
-      sink: { send, shutdown: async () => {} },
+      kind: 'flows',
+      source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {}, stop: () => ring.stop() },
+      toEvent: (view, offset, size) => flowsKind.toEvent(view, offset, size, CONTEXT),
+      partitionKey: FLOWS.partitionKey,
       partitions: 1,
       // One byte per event in the "message", so tests can count events in what was sent.
       encode: (events) => Buffer.from(events.map((event) => Number(event.connection_id.split('/').pop()) % 256)),
-      context: { nodeName: 'n', epoch: 'e', toWallNs: (ns) => ns },
-      takeKernelDrops: () => [],
-      stopSources: () => (ring.sealedAt = ring.records.length),
+      sink,
       logger: createLogger({ level: 'silent' }),
       meter: metrics.getMeter('test'),
     },
@@ -66,52 +83,83 @@ function collector(ring: FakeRing, send: (messages: OutMessage[]) => Promise<Sin
   );
 }
 
+const down: SinkResult = { ok: false, error: 'broker down', retriable: true };
+
 describe('collector', () => {
   it('retries a failed send with exactly the same messages, while newer ones wait', async () => {
     const ring = new FakeRing();
     const sends: OutMessage[][] = [];
-    let fail = true;
-    const c = collector(ring, async (messages) => {
+    const sink = new MemorySink<OutMessage[]>();
+    const send = sink.send.bind(sink);
+    sink.send = async (messages) => {
       sends.push(messages);
-      if (fail) {
-        fail = false;
-        ring.add(10); // more events arrive while the first attempt fails
-        return { ok: false, error: 'broker down', retriable: true };
-      }
-      return { ok: true };
-    });
+      if (sends.length === 1) ring.add(10); // more events arrive while the first attempt fails
+      return send(messages);
+    };
+    sink.script.push(down);
     ring.add(4);
+    const c = collector(ring, sink);
     c.start();
     await sleep(300);
     await c.stop();
     assert.deepEqual(sends[1], sends[0], 'the retry carries the very same messages');
     assert.equal(c.stats.recordsRead, 14);
     assert.equal(c.stats.eventsProduced, 14);
+    assert.equal(sink.accepted.flat().reduce((sum, message) => sum + message.events, 0), 14);
     assert.deepEqual(c.stats.drops, {});
+    assert.equal(sink.shutdowns, 1);
   });
 
   it('counts every event that does not fit the queue, and read = produced + dropped', async () => {
     const ring = new FakeRing();
-    let open = false;
-    const c = collector(ring, async () => (open ? { ok: true } : { ok: false, error: 'down', retriable: true }), 1000);
+    const sink = new MemorySink<OutMessage[]>();
+    for (let i = 0; i < 1000; i++) sink.script.push(down);
     ring.add(1500);
+    const c = collector(ring, sink, 1000);
     c.start();
     await sleep(100);
-    open = true;
+    sink.script.length = 0;
     await c.stop();
     assert.equal(c.stats.recordsRead, 1500);
     assert.equal(c.stats.drops.queue_full, 500);
     assert.equal(c.stats.eventsProduced, 1000);
   });
 
-  it('stops its sources before the last drain, so records written until then are read', async () => {
+  it('counts a batch the broker rejects as dropped and goes on with the next', async () => {
     const ring = new FakeRing();
-    const c = collector(ring, async () => ({ ok: true }));
+    const sink = new MemorySink<OutMessage[]>();
+    sink.script.push({ ok: false, error: 'MESSAGE_TOO_LARGE', retriable: false });
+    ring.add(4);
+    const c = collector(ring, sink);
+    c.start();
+    await sleep(100);
+    ring.add(6);
+    await c.stop();
+    assert.equal(c.stats.recordsRead, 10);
+    assert.equal(c.stats.drops.kafka_rejected, 4);
+    assert.equal(c.stats.eventsProduced, 6);
+  });
+
+  it('stops its source before the last drain, so records written until then are read', async () => {
+    // Records the kernel writes between the read loop's last drain and the detach: only a drain after stop() sees them.
+    const ring = new FakeRing(5);
+    const c = collector(ring, new MemorySink<OutMessage[]>());
     c.start();
     ring.add(3);
     await c.stop();
-    assert.equal(ring.sealedAt, 3);
-    assert.equal(c.stats.recordsRead, 3);
-    assert.equal(c.stats.eventsProduced, 3);
+    assert.equal(ring.sealed, true);
+    assert.equal(c.stats.recordsRead, 8);
+    assert.equal(c.stats.eventsProduced, 8);
+  });
+
+  it('stop() called twice stops once', async () => {
+    const ring = new FakeRing(1);
+    const sink = new MemorySink<OutMessage[]>();
+    const c = collector(ring, sink);
+    c.start();
+    await Promise.all([c.stop(), c.stop()]);
+    await c.stop();
+    assert.equal(c.stats.recordsRead, 1);
+    assert.equal(sink.shutdowns, 1);
   });
 });

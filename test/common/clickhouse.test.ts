@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { clickHouseHttpPort, localClickHouseUrl, localHost } from '../../src/cli/stack/endpoints.js';
-import { createClickHouse, type ClickHouseOptions } from '../../src/common/clickhouse.js';
+import { clickHouseHttpPort, localClickHouseUrl, localHost } from '../../src/lab/stack/endpoints.js';
+import { createClickHouse, type ClickHouseOptions } from '../../src/common/clickhouse/client.js';
 import { ConfigError } from '../../src/common/errors.js';
 import { requireStackService, uniqueName } from '../helpers/stack.js';
 

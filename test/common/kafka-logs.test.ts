@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
 import { pino } from 'pino';
-import { logCreator } from '../../src/common/kafka.js';
+import { logCreator } from '../../src/common/kafka/client.js';
 
 describe('kafkajs logs through pino', () => {
   it('logs a line repeated during an outage once per 10 s, with how often it was held back', () => {

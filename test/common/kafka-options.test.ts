@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { ConfigError } from '../../src/common/errors.js';
-import { createKafka, topicSpecs, type KafkaOptions } from '../../src/common/kafka.js';
+import { createKafka, type KafkaOptions } from '../../src/common/kafka/client.js';
+import { topicSpecs } from '../../src/events/topics.js';
 
 const brokers = ['127.0.0.1:19092'];
 

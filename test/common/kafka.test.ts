@@ -5,9 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
-import { kafkaPort, localHost, localKafkaBrokers } from '../../src/cli/stack/endpoints.js';
-import { waitFor } from '../../src/cli/stack/processes.js';
-import { createKafka, ensureTopics, topicSpecs, type TopicSpec } from '../../src/common/kafka.js';
+import { kafkaPort, localHost, localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
+import { createKafka } from '../../src/common/kafka/client.js';
+import { ensureTopics, type TopicSpec } from '../../src/common/kafka/topics.js';
+import { topicSpecs } from '../../src/events/topics.js';
 import { createLogger } from '../../src/common/logger.js';
 import { requireStackService, uniqueName } from '../helpers/stack.js';
 

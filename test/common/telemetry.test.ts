@@ -118,16 +118,16 @@ describe('createDropCounter', () => {
     let clock = 1_000_000;
     const drops = createDropCounter(telemetry.meter('test'), logger, {
       name: 'collector.queue',
-      setting: 'collector.queueSize',
+      remedies: { queue_full: 'raise collector.queueEvents', encode_error: 'a bug: the event is logged' },
       intervalMs: 10_000,
       now: () => clock,
     });
 
     drops.add('queue_full'); // the first drop is reported at once
     assert.equal(lines.length, 1);
-    assert.equal(lines[0]!.msg, 'collector.queue dropped 1 (queue_full=1) since the last report; to drop less, change collector.queueSize');
+    assert.equal(lines[0]!.msg, 'collector.queue dropped 1 (queue_full=1) since the last report; queue_full: raise collector.queueEvents');
     assert.deepEqual(lines[0]!.drops, { queue_full: 1 });
-    assert.equal(lines[0]!.setting, 'collector.queueSize');
+    assert.deepEqual(lines[0]!.remedies, { queue_full: 'raise collector.queueEvents' });
     assert.equal(lines[0]!.level, 40);
 
     clock += 5_000;
@@ -139,7 +139,10 @@ describe('createDropCounter', () => {
     clock += 1;
     drops.add('queue_full', 2);
     assert.equal(lines.length, 2);
-    assert.equal(lines[1]!.msg, 'collector.queue dropped 13 (queue_full=12, encode_error=1) since the last report; to drop less, change collector.queueSize');
+    assert.equal(
+      lines[1]!.msg,
+      'collector.queue dropped 13 (queue_full=12, encode_error=1) since the last report; queue_full: raise collector.queueEvents; encode_error: a bug: the event is logged',
+    );
 
     clock += 1;
     drops.add('encode_error');
@@ -148,7 +151,11 @@ describe('createDropCounter', () => {
     assert.equal(lines.length, 3, 'flush reports what is pending, once');
     assert.deepEqual(lines[2]!.drops, { encode_error: 1 });
 
-    assert.deepEqual(await reader.sum('sidecarless.collector.queue.drops', 'reason'), { queue_full: 13, encode_error: 2 });
+    clock += 10_000;
+    drops.add('mystery');
+    assert.match(String(lines[3]!.msg), /mystery: no remedy is known for this reason: report it as a bug$/);
+
+    assert.deepEqual(await reader.sum('sidecarless.collector.queue.drops', 'reason'), { queue_full: 13, encode_error: 2, mystery: 1 });
     await telemetry.shutdown();
   });
 });

@@ -29,7 +29,7 @@ describe('cgroup/connect4 deny map', () => {
     server = net.createServer((socket) => socket.end());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as net.AddressInfo).port;
-    object = BpfObject.load(objectPath('connect_guard'));
+    object = BpfObject.load(objectPath('selftest/connect_guard'));
     object.program('guard_connect4').attachCgroup(cgroup.path);
   });
 

@@ -8,7 +8,7 @@ import { u32Codec, u64Codec } from '../../src/ebpf/codecs.js';
 import { BpfObject, objectPath } from '../../src/ebpf/object.js';
 import { openRingReader } from '../../src/ebpf/ringbuf.js';
 
-/** Order of `enum hook` in bpf/hooks_selftest.bpf.c. */
+/** Order of `enum hook` in bpf/selftest/hooks.bpf.c. */
 const Hook = { tracepoint: 0, rawTracepoint: 1, uprobe: 2, uretprobe: 3, tc: 4 } as const;
 
 const libcPath = ['/lib/x86_64-linux-gnu/libc.so.6', '/usr/lib/x86_64-linux-gnu/libc.so.6'].find((p) => fs.existsSync(p))!;
@@ -47,7 +47,7 @@ describe('attaching every hook type', () => {
   after(() => sink?.close());
 
   it('counts exactly the triggered events on tracepoint, raw tracepoint, uprobe, uretprobe and tc', async () => {
-    const object = BpfObject.load(objectPath('hooks_selftest'), { rodata: { target_tgid: process.pid, target_port: port } });
+    const object = BpfObject.load(objectPath('selftest/hooks'), { rodata: { target_tgid: process.pid, target_port: port } });
     try {
       object.program('count_tracepoint').attachTracepoint('syscalls', 'sys_enter_getppid');
       object.program('count_raw_tracepoint').attachRawTracepoint('sys_enter');
@@ -71,12 +71,12 @@ describe('attaching every hook type', () => {
 
   it('detach stops counting, and close leaves no fd, link or tc filter behind', () => {
     const fdsBefore = openFds();
-    const object = BpfObject.load(objectPath('hooks_selftest'), { rodata: { target_tgid: process.pid, target_port: port } });
+    const object = BpfObject.load(objectPath('selftest/hooks'), { rodata: { target_tgid: process.pid, target_port: port } });
     const tracepoint = object.program('count_tracepoint').attachTracepoint('syscalls', 'sys_enter_getppid');
     object.program('count_raw_tracepoint').attachRawTracepoint('sys_enter');
     object.program('count_uprobe').attachUprobe({ binaryPath: libcPath, functionName: 'getppid' });
     object.program('count_tc').attachTc({ interface: 'lo', direction: 'ingress' });
-    const probe = BpfObject.load(objectPath('probe'), { rodata: { target_tgid: process.pid } });
+    const probe = BpfObject.load(objectPath('selftest/probe'), { rodata: { target_tgid: process.pid } });
     openRingReader(probe, 'probe_ring', 'mapped');
     openRingReader(probe, 'probe_ring', 'callback');
 

@@ -6,17 +6,17 @@ import { EGRESS4_KEY, egress4KeyCodec } from '../../src/ebpf/records/egress4-key
 import { RECORD_HEADER } from '../../src/ebpf/records/header.js';
 import { PROBE_RECORD, decodeProbeRecord } from '../../src/ebpf/records/probe.js';
 
-/** Each TS layout description, checked field by field against what clang laid out (bpf/layouts.bpf.c BTF). */
+/** Each TS layout description, checked field by field against what clang laid out (bpf/selftest/layouts.bpf.c BTF). */
 const layouts = [RECORD_HEADER, PROBE_RECORD, EGRESS4_KEY];
 
 describe('record layouts match the compiled objects', () => {
-  const btf = Btf.fromFile(objectPath('layouts'));
+  const btf = Btf.fromFile(objectPath('selftest/layouts'));
   after(() => btf.free());
 
   for (const layout of layouts) {
     it(`${layout.struct}: size and every field offset`, () => {
       const compiled = btf.struct(layout.struct);
-      assert.ok(compiled, `struct ${layout.struct} is not in bpf/.output/layouts.bpf.o`);
+      assert.ok(compiled, `struct ${layout.struct} is not in bpf/.output/selftest/layouts.bpf.o`);
       assert.equal(compiled.size, layout.size);
       const compiledOffsets = Object.fromEntries([...compiled.fields].map(([name, field]) => [name, field.offset]));
       assert.deepEqual(compiledOffsets, layout.offsets);

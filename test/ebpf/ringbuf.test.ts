@@ -5,7 +5,7 @@ import { BpfObject, objectPath } from '../../src/ebpf/object.js';
 import { openRingReader, type RingReader } from '../../src/ebpf/ringbuf.js';
 import { decodeProbeRecord, type ProbeRecord } from '../../src/ebpf/records/probe.js';
 
-/** bpf/probe.bpf.c emits one record per kill(2) of this process; signal 0 only checks the pid exists. */
+/** bpf/selftest/probe.bpf.c emits one record per kill(2) of this process; signal 0 only checks the pid exists. */
 function triggerKill(times: number, signal = 0): void {
   for (let i = 0; i < times; i++) process.kill(process.pid, signal);
 }
@@ -22,7 +22,7 @@ for (const kind of ['mapped', 'callback'] as const) {
     let reader: RingReader;
 
     before(() => {
-      object = BpfObject.load(objectPath('probe'), {
+      object = BpfObject.load(objectPath('selftest/probe'), {
         rodata: { target_tgid: process.pid },
         maxEntries: { probe_ring: 4096 }, // 63 records fit: small on purpose, so tests wrap it many times
       });

@@ -8,13 +8,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
-import { waitFor } from '../../src/cli/stack/processes.js';
-import { kafkaPort, localHost } from '../../src/cli/stack/endpoints.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
+import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { loadRegistry } from '../../src/common/avro.js';
-import { createClickHouse } from '../../src/common/clickhouse.js';
-import { createKafka, ensureTopics, kafkaOptionsFromConfig, topicSpecs } from '../../src/common/kafka.js';
+import { createClickHouse } from '../../src/common/clickhouse/client.js';
+import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
+import { ensureTopics } from '../../src/common/kafka/topics.js';
+import { topicSpecs } from '../../src/events/topics.js';
 import { createLogger } from '../../src/common/logger.js';
-import { FLOWS_SUBJECT, type FlowBatch } from '../../src/collector/flow-event.js';
+import { FLOWS, type FlowBatch } from '../../src/events/flows.js';
 import { flowEvent, testConfig } from '../helpers/flows.js';
 import { requireStackService } from '../helpers/stack.js';
 
@@ -58,7 +60,7 @@ after(async () => {
 
 describe('enricher crash', () => {
   it('SIGKILL mid-stream and restart: every event stored exactly once', async () => {
-    const codec = loadRegistry().codec<FlowBatch>(FLOWS_SUBJECT);
+    const codec = loadRegistry().codec<FlowBatch>(FLOWS.subject);
     const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
     await producer.connect();
     const messages = Array.from({ length: MESSAGES }, (_, m) => ({

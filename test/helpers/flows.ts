@@ -5,7 +5,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FlowEvent } from '../../src/collector/flow-event.js';
+import type { FlowEvent } from '../../src/events/flows.js';
 import { loadConfig, type Config } from '../../src/common/config.js';
 import { uniqueName } from './stack.js';
 

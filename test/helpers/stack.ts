@@ -4,7 +4,7 @@
  * minute, and names that cannot collide with earlier or concurrent runs.
  */
 import { randomBytes } from 'node:crypto';
-import { acceptsConnections } from '../../src/cli/stack/processes.js';
+import { acceptsConnections } from '../../src/lab/stack/processes.js';
 
 export async function requireStackService(what: string, host: string, port: number): Promise<void> {
   if (!(await acceptsConnections(host, port))) {

@@ -6,8 +6,8 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { createLab, destroyAll, type Lab } from '../../src/cli/lab/pods.js';
-import { holdConnection, runHttpLoad, runTcpClient, startHttpServer, startTcpServer } from '../../src/cli/lab/traffic.js';
+import { createLab, destroyAll, type Lab } from '../../src/lab/pods.js';
+import { holdConnection, runHttpLoad, runTcpClient, startHttpServer, startTcpServer } from '../../src/lab/traffic.js';
 import { cgroup2Root } from '../../src/ebpf/preflight.js';
 import { uniqueName } from '../helpers/stack.js';
 

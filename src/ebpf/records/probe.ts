@@ -1,5 +1,5 @@
 /**
- * struct sl_probe_record (bpf/include/records.h), written by bpf/probe.bpf.c for each traced kill(2).
+ * struct sl_probe_record (bpf/include/records.h), written by bpf/selftest/probe.bpf.c for each traced kill(2).
  * Offsets are pinned by test/ebpf/records-layout.test.ts against the compiled object's BTF.
  */
 import { DecodeError } from '../../common/errors.js';

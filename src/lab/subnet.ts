@@ -4,7 +4,7 @@
  * reserved by another lab or overlaps a route of the host, so a lab never shadows a network the node uses.
  */
 import { createHash } from 'node:crypto';
-import { SidecarlessError } from '../../common/errors.js';
+import { SidecarlessError } from '../common/errors.js';
 import { reserve, thisProcess } from './registry.js';
 import { run } from './run.js';
 

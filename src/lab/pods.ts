@@ -10,8 +10,8 @@
  */
 import { spawn, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { join } from 'node:path';
-import { SidecarlessError } from '../../common/errors.js';
-import { Cgroup } from '../../ebpf/cgroup.js';
+import { SidecarlessError } from '../common/errors.js';
+import { Cgroup } from '../ebpf/cgroup.js';
 import { addLoss, type PacketLoss } from './loss.js';
 import { labNames, newLabId } from './names.js';
 import { ownerAlive, records, thisProcess } from './registry.js';

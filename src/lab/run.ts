@@ -3,7 +3,7 @@
  * process.on('exit'), where nothing asynchronous runs, and building a lab is a few dozen short commands.
  */
 import { execFileSync } from 'node:child_process';
-import { SidecarlessError } from '../../common/errors.js';
+import { SidecarlessError } from '../common/errors.js';
 
 export function run(command: string, args: readonly string[], input?: string): string {
   try {

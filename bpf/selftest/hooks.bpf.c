@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
 /*
- * hooks_selftest: one tiny program per attach type the loader supports, each counting its hits, so tests (and an
+ * selftest/hooks: one tiny program per attach type the loader supports, each counting its hits, so tests (and an
  * operator checking a node) can prove every hook works on this kernel and detaches cleanly.
  *
  *   1. tracepoint syscalls/sys_enter_getppid  - counts getppid() calls of target_tgid

@@ -1,7 +1,11 @@
 /**
- * FlowEvent: one event of the flows topic (schemas/avro/flows.v1.avsc, record dev.sidecarless.FlowEvent), and the
- * FlowBatch message value that packs several of them. The Avro schema is the contract; this type mirrors it.
+ * The flows topic (`flows.v1`): one FlowEvent per TCP connection and observing side, final or interim
+ * (schemas/avro/flows.v1.avsc, record dev.sidecarless.FlowEvent), packed into FlowBatch messages. Written by the
+ * collector, read by the enricher and by anyone's own consumers. The Avro schema is the contract; these types
+ * mirror it.
  */
+import type { PackedTopicContract } from './contract.js';
+
 export type CloseReason = 'open' | 'normal' | 'reset_received' | 'reset_sent' | 'refused' | 'connect_timeout' | 'aborted';
 
 export interface FlowEvent {
@@ -41,4 +45,12 @@ export interface FlowBatch {
   events: FlowEvent[];
 }
 
-export const FLOWS_SUBJECT = 'sidecarless.flows.v1';
+export const FLOWS: PackedTopicContract<FlowEvent, FlowBatch> = {
+  topic: 'flows.v1',
+  subject: 'sidecarless.flows.v1',
+  messageKey: 'the node name of the collector that wrote the message',
+  // Every event of a connection (interim and final, both sides on one node) in one partition, in order.
+  partitionKey: (event) => event.connection_id,
+  pack: (events) => ({ events }),
+  unpack: (batch) => batch.events,
+};

@@ -3,7 +3,7 @@
  * key, with why and where from in headers, so nothing bad is silently skipped and an operator can replay it.
  */
 import type { Kafka } from 'kafkajs';
-import { LazyProducer } from './kafka.js';
+import { LazyProducer } from './producer.js';
 
 export interface DeadLetter {
   topic: string;

@@ -12,9 +12,9 @@
  */
 import { existsSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SidecarlessError } from '../../common/errors.js';
-import { Cgroup } from '../../ebpf/cgroup.js';
-import { cgroup2Root } from '../../ebpf/preflight.js';
+import { SidecarlessError } from '../common/errors.js';
+import { Cgroup } from '../ebpf/cgroup.js';
+import { cgroup2Root } from '../ebpf/preflight.js';
 import { tableExists } from './loss.js';
 import { labIdOf, labNames } from './names.js';
 import { release } from './registry.js';

@@ -7,18 +7,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import type { CollectorStats } from '../../collector/collector.js';
-import { Cgroup } from '../../ebpf/cgroup.js';
+import type { CollectorStats } from '../collector/collector.js';
+import { Cgroup } from '../ebpf/cgroup.js';
 
-const bin = fileURLToPath(new URL('../../../../bin/sidecarless.js', import.meta.url));
+const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
 
 export interface CollectorProcess {
   pid: number;
   cgroup: Cgroup;
   /** Every JSON log line so far. */
   logs: Array<Record<string, unknown>>;
-  /** SIGTERM, then resolves to the final counts it logs on an orderly stop. */
-  stop(): Promise<CollectorStats>;
+  /** SIGTERM, then resolves to the final counts of one record kind, as it logs them on an orderly stop. */
+  stop(kind?: string): Promise<CollectorStats>;
   kill(): void;
 }
 
@@ -57,13 +57,15 @@ export async function startCollectorProcess(env: Record<string, string>, cgroups
     cgroup,
     logs,
     kill,
-    async stop() {
+    async stop(kind = 'flows') {
       child.kill('SIGTERM');
       await exited;
       cgroup.remove();
       const final = logs.find((entry) => entry.msg === 'collector final counts');
       if (!final) throw new Error(`collector stopped without its final counts: ${JSON.stringify(logs.slice(-3))}`);
-      return final.stats as CollectorStats;
+      const stats = (final.stats as Record<string, CollectorStats>)[kind];
+      if (!stats) throw new Error(`collector's final counts have no record kind ${kind}: ${JSON.stringify(final.stats)}`);
+      return stats;
     },
   };
 }

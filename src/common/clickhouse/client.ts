@@ -14,7 +14,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
-import { ConfigError, describeError } from './errors.js';
+import { ConfigError, describeError } from '../errors.js';
 
 export interface ClickHouseOptions {
   /** http(s)://host:port of a server. Without it, ClickHouse runs embedded. */

@@ -1,26 +1,36 @@
 /**
- * The kernel side of the collector: bpf/flows.bpf.c loaded, attached to its five tracepoints, told which cgroups
- * to trace, and read for its drop counters. Everything else about flows happens in user space.
+ * The kernel side of flows: bpf/flows.bpf.c loaded, attached to its five tracepoints, told which cgroups to
+ * trace, and read for its drop counters. Everything else about flows happens in user space.
  */
-import { u64Codec } from '../ebpf/codecs.js';
-import { Cgroup, cgroupOfProcess } from '../ebpf/cgroup.js';
-import type { BpfMap, Codec } from '../ebpf/map.js';
-import { BpfObject, objectPath } from '../ebpf/object.js';
-import { checkKernel } from '../ebpf/preflight.js';
-import { KERNEL_DROP_REASONS } from '../ebpf/records/header.js';
-import type { Detachable } from '../ebpf/program.js';
-import { openRingReader, type RingReader } from '../ebpf/ringbuf.js';
+import { u64Codec } from '../../ebpf/codecs.js';
+import { Cgroup, cgroupOfProcess } from '../../ebpf/cgroup.js';
+import type { BpfMap, Codec } from '../../ebpf/map.js';
+import { BpfObject, objectPath } from '../../ebpf/object.js';
+import { checkKernel } from '../../ebpf/preflight.js';
+import { KERNEL_DROP_REASONS } from '../../ebpf/records/header.js';
+import type { Detachable } from '../../ebpf/program.js';
+import { openRingReader, type RingReader } from '../../ebpf/ringbuf.js';
+import type { KernelSource } from '../record-kind.js';
 
 export interface FlowProbeOptions {
   /** cgroup v2 directories to trace (absolute, or below the cgroup v2 root). */
   cgroups: readonly string[];
   ringBytes: number;
+  /** Capacity of the tracking table (open traced connections, both sides). */
+  maxConnections: number;
   activeTimeoutMs: number;
 }
 
 const presence: Codec<number> = { size: 1, encode: (v, b) => void b.writeUInt8(v), decode: (b, o) => b.readUInt8(o) };
 
-export class FlowProbe {
+/** What governs each kernel drop of flows (enum sl_drop_reason). */
+const KERNEL_DROP_REMEDIES: Record<(typeof KERNEL_DROP_REASONS)[number], string> = {
+  ringbuf_full: 'the collector drains the ring too slowly for the burst: raise collector.ringBytes',
+  conn_table_full: 'more open traced connections than the tracking table holds: raise collector.maxConnections',
+};
+
+export class FlowProbe implements KernelSource {
+  readonly kernelDropRemedies = KERNEL_DROP_REMEDIES;
   readonly reader: RingReader;
   private readonly traced: BpfMap<bigint, number>;
   private readonly links: Detachable[] = [];
@@ -39,7 +49,7 @@ export class FlowProbe {
         agent_cgroup_id: cgroupOfProcess().id,
         active_timeout_ns: BigInt(options.activeTimeoutMs) * 1_000_000n,
       },
-      maxEntries: { flow_ring: options.ringBytes },
+      maxEntries: { flow_ring: options.ringBytes, conns: options.maxConnections },
     });
     try {
       const probe = new FlowProbe(object);
@@ -63,12 +73,8 @@ export class FlowProbe {
     this.traced.update(Cgroup.at(cgroupPath).id, 1);
   }
 
-  untrace(cgroupPath: string): void {
-    this.traced.delete(Cgroup.at(cgroupPath).id);
-  }
-
   /** Detaches the programs: no record is written after this; the ring and maps stay readable until close(). */
-  detachPrograms(): void {
+  stop(): void {
     for (const link of this.links.splice(0)) link.detach();
   }
 

@@ -2,10 +2,10 @@
  * What every long-running role shares: configuration, JSON logs, metrics and health, and an ordered, idempotent
  * shutdown on SIGINT/SIGTERM. A role's own module only builds its pipeline and returns how to stop it.
  */
-import { loadConfig, redactConfig, type Config } from '../common/config.js';
-import { describeError, SidecarlessError } from '../common/errors.js';
-import { createLogger, type Logger } from '../common/logger.js';
-import { startTelemetry, type Telemetry } from '../common/telemetry.js';
+import { loadConfig, redactConfig, type Config } from './config.js';
+import { describeError, SidecarlessError } from './errors.js';
+import { createLogger, type Logger } from './logger.js';
+import { startTelemetry, type Telemetry } from './telemetry.js';
 
 export interface RoleContext {
   config: Config;

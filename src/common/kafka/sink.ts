@@ -1,12 +1,19 @@
 /**
- * Produces sealed messages to one topic. Returns a result instead of throwing (DESIGN rule 7): the caller keeps
- * the messages and retries on `retriable`. The producer is idempotent, so a retry after a lost acknowledgement
- * does not write a message twice.
+ * Produces sealed messages, each with its partition already chosen, to one topic. Returns a SinkResult instead of
+ * throwing (DESIGN rule 7): the caller keeps the messages and retries on `retriable`. The producer is idempotent,
+ * so a retry after a lost acknowledgement does not write a message twice.
  */
 import type { Kafka } from 'kafkajs';
-import { describeError } from '../common/errors.js';
-import { LazyProducer } from '../common/kafka.js';
-import type { OutMessage } from './outbox.js';
+import { describeError } from '../errors.js';
+import type { Sink, SinkResult } from '../pipeline.js';
+import { LazyProducer } from './producer.js';
+
+/** A sealed message: its value packs `events` events, all of which belong to `partition`. */
+export interface OutMessage {
+  partition: number;
+  value: Buffer;
+  events: number;
+}
 
 /**
  * Broker answers that say the messages themselves are unacceptable: sending them again cannot succeed. Anything
@@ -26,9 +33,7 @@ function isKafkaError(error: unknown, types: ReadonlySet<string>): boolean {
   return false;
 }
 
-export type SinkResult = { ok: true } | { ok: false; error: string; retriable: boolean };
-
-export class KafkaSink {
+export class KafkaSink implements Sink<OutMessage[]> {
   private readonly producer: LazyProducer;
 
   constructor(
@@ -42,7 +47,7 @@ export class KafkaSink {
 
   async send(messages: OutMessage[]): Promise<SinkResult> {
     try {
-      // Partitions were chosen by the packer (src/collector/partitioner.ts) from the connection ids.
+      // Partitions were chosen by the producer from each event's partition key (src/events/contract.ts).
       await this.producer.send(
         this.topic,
         messages.map((message) => ({

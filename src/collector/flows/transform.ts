@@ -3,16 +3,9 @@
  * Orients the observer's sent/received counters into client->server / server->client, converts kernel
  * monotonic time to wall-clock ns, and names how the connection ended.
  */
-import { FlowFlag, FlowKind, FlowSide, TcpState, type FlowRecord } from '../ebpf/records/flow.js';
-import type { CloseReason, FlowEvent } from './flow-event.js';
-
-export interface FlowContext {
-  nodeName: string;
-  /** Distinguishes this collector run: kernel connection ids restart when the program is loaded again. */
-  epoch: string;
-  /** Kernel monotonic ns -> wall-clock ns since the epoch. */
-  toWallNs(monotonicNs: bigint): bigint;
-}
+import { FlowFlag, FlowKind, FlowSide, TcpState, type FlowRecord } from '../../ebpf/records/flow.js';
+import type { CloseReason, FlowEvent } from '../../events/flows.js';
+import type { CollectorContext } from '../record-kind.js';
 
 /** States a socket leaves for CLOSE after an orderly shutdown of at least one direction. */
 const ORDERLY_STATES = new Set<number>([TcpState.FIN_WAIT1, TcpState.FIN_WAIT2, TcpState.CLOSING, TcpState.LAST_ACK, TcpState.TIME_WAIT]);
@@ -27,7 +20,7 @@ export function closeReason(record: Pick<FlowRecord, 'kind' | 'lastState' | 'fla
   return 'aborted';
 }
 
-export function toFlowEvent(record: FlowRecord, context: FlowContext): FlowEvent {
+export function toFlowEvent(record: FlowRecord, context: CollectorContext): FlowEvent {
   const client = record.side === FlowSide.client;
   const established = (record.flags & FlowFlag.established) !== 0;
   return {

@@ -6,7 +6,7 @@
  */
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { SidecarlessError } from '../../common/errors.js';
+import { SidecarlessError } from '../common/errors.js';
 import type { Pod } from './pods.js';
 import type {
   AgentMessage,

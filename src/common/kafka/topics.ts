@@ -1,0 +1,90 @@
+/**
+ * Creates topics idempotently and checks the cleanup policy of those that exist. Which topics there are, and their
+ * retention, is a contract between roles: src/events/topics.ts.
+ */
+// Default import: kafkajs is CommonJS and Node cannot see ConfigResourceTypes as a named export of it.
+import kafkajs, { type Admin } from 'kafkajs';
+import { SidecarlessError, describeError } from '../errors.js';
+
+/** A topic as ensureTopics creates it. */
+export interface TopicSpec {
+  topic: string;
+  partitions: number;
+  /** Omitted: the broker's default.replication.factor. */
+  replicationFactor?: number;
+  /** Topic-level configs; cleanup.policy is checked on topics that already exist. */
+  configs: Record<string, string>;
+}
+
+/**
+ * kafkajs speaks CreateTopics v3 at most, which cannot ask for "the broker's default" replication factor (-1 came
+ * with v4), so the default is read from a broker's config.
+ */
+async function defaultReplicationFactor(admin: Admin): Promise<number> {
+  const { brokers } = await admin.describeCluster();
+  const broker = brokers[0];
+  if (broker === undefined) throw new SidecarlessError('the Kafka cluster reported no brokers', { retriable: true });
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: kafkajs.ConfigResourceTypes.BROKER, name: String(broker.nodeId), configNames: ['default.replication.factor'] }],
+  });
+  const value = Number(resources[0]?.configEntries[0]?.configValue);
+  return Number.isInteger(value) && value > 0 ? value : 1;
+}
+
+/** cleanup.policy of existing topics: a compacted topic that silently expires would lose state on replay. */
+async function checkCleanupPolicies(admin: Admin, specs: readonly TopicSpec[]): Promise<void> {
+  const checked = specs.filter((spec) => spec.configs['cleanup.policy'] !== undefined);
+  if (checked.length === 0) return;
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: checked.map((spec) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: spec.topic, configNames: ['cleanup.policy'] })),
+  });
+  for (const spec of checked) {
+    const actual = resources.find((r) => r.resourceName === spec.topic)?.configEntries[0]?.configValue;
+    const wanted = spec.configs['cleanup.policy'];
+    if (actual !== wanted) {
+      throw new SidecarlessError(
+        `topic ${spec.topic} exists with cleanup.policy=${actual} but needs ${wanted}; ` +
+          `alter it (kafka-configs.sh --alter --entity-type topics --entity-name ${spec.topic} --add-config cleanup.policy=${wanted})`,
+        { context: { topic: spec.topic } },
+      );
+    }
+  }
+}
+
+/**
+ * Creates the topics that do not exist yet, with their configs, and checks the cleanup policy of those that do.
+ * Partition counts and other configs of existing topics are left alone: an operator may have tuned them.
+ * Returns the names of the topics it created.
+ */
+export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const missing = specs.filter((spec) => !existing.has(spec.topic));
+  await checkCleanupPolicies(admin, specs.filter((spec) => existing.has(spec.topic)));
+  if (missing.length === 0) return [];
+  const fallbackReplication = missing.some((spec) => spec.replicationFactor === undefined) ? await defaultReplicationFactor(admin) : 1;
+  let created: boolean;
+  try {
+    created = await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((spec) => ({
+        topic: spec.topic,
+        numPartitions: spec.partitions,
+        replicationFactor: spec.replicationFactor ?? fallbackReplication,
+        configEntries: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
+      })),
+    });
+  } catch (error) {
+    // Another role starting at the same moment may have created them first (TOPIC_ALREADY_EXISTS): as good.
+    const now = new Set(await admin.listTopics());
+    if (missing.every((spec) => now.has(spec.topic))) return [];
+    throw new SidecarlessError(`creating topics ${missing.map((s) => s.topic).join(', ')} failed: ${describeError(error)}`, {
+      retriable: (error as { retriable?: boolean }).retriable === true,
+      cause: error,
+    });
+  }
+  // false: another process created all of them in the meantime, which is as good.
+  return created ? missing.map((spec) => spec.topic) : [];
+}
+

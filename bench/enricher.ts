@@ -50,7 +50,8 @@ import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
 import { toFlowEvent } from '../src/collector/flows/transform.js';
 import { partitionOf } from '../src/common/kafka/partitioner.js';
 import { decodeFlowRecord, FLOW_RECORD } from '../src/ebpf/records/flow.js';
-import { ClickHouseSink, type InsertResult } from '../src/enricher/clickhouse-sink.js';
+import type { SinkResult } from '../src/common/pipeline.js';
+import { ClickHouseSink } from '../src/enricher/clickhouse-sink.js';
 import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../src/enricher/enricher.js';
 import { FLOW_COLUMNS, nanosToDateTime64, toFlowRow, type FlowRow, type FlowRows } from '../src/enricher/flow-row.js';
 import { startEnricher } from '../src/enricher/index.js';
@@ -203,7 +204,7 @@ function eventCount(frame: Buffer): number {
 function enricherDeps(sink: EnricherDeps['sink'], telemetry: Telemetry, name: string): EnricherDeps {
   const registry = loadRegistry();
   return {
-    decode: (value) => registry.resolve<FlowBatch>(FLOWS.subject, value).value,
+    decode: (value) => registry.resolve<FlowBatch>(FLOWS.subject, value).value.events,
     sink,
     deadLetters: {
       send: async (letters) => {
@@ -346,7 +347,7 @@ class LegacyHttpSink {
     return -1n;
   }
 
-  async insert(rows: FlowRows): Promise<InsertResult> {
+  async insert(rows: FlowRows): Promise<SinkResult> {
     const result = await this.client.exec({
       query: `INSERT INTO ${this.table} (${FLOW_COLUMNS.map(([name]) => name).join(', ')}) FORMAT RowBinary`,
       values: Readable.from([rows.bytes()], { objectMode: false }),

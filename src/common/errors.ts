@@ -58,6 +58,16 @@ export class DecodeError extends SidecarlessError {
   }
 }
 
+/**
+ * A value that decoded but that its destination cannot hold (a table column's type, an enum's names). Not
+ * retriable: the same value is refused again; the message names the field and what it accepts.
+ */
+export class RejectedValueError extends SidecarlessError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super(message, { context });
+  }
+}
+
 /** Turns anything thrown into a readable one-line reason (for logs and dead-letter headers). */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;

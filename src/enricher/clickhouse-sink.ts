@@ -18,9 +18,8 @@ import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { embeddedEngine, type EmbeddedEngine } from '../common/clickhouse/client.js';
 import { describeError } from '../common/errors.js';
+import type { SinkResult } from '../common/pipeline.js';
 import { encodeFlowRows, FLOW_COLUMNS, FlowRows, type FlowRow } from './flow-row.js';
-
-export type InsertResult = { ok: true } | { ok: false; error: string; retriable: boolean };
 
 /** Errors that say the data is wrong: retrying the same rows cannot help. */
 const DATA_ERROR_CODES = new Set(['6', '26', '27', '38', '41', '53', '69', '70', '72', '117', '130', '131', '135']);
@@ -65,7 +64,7 @@ export class ClickHouseSink {
   }
 
   /** Rows already written as RowBinary (FlowRows, what the enricher builds), or row objects to write here. */
-  async insert(rows: FlowRows | readonly FlowRow[], deduplicationToken: string): Promise<InsertResult> {
+  async insert(rows: FlowRows | readonly FlowRow[], deduplicationToken: string): Promise<SinkResult> {
     if (rows.length === 0) return { ok: true };
     let payload: Buffer;
     try {

@@ -14,11 +14,11 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Meter } from '@opentelemetry/api';
-import type { FlowBatch } from '../events/flows.js';
+import type { FlowEvent } from '../events/flows.js';
 import { describeError, SidecarlessError } from '../common/errors.js';
 import type { DeadLetter } from '../common/kafka/dead-letter.js';
 import type { Logger } from '../common/logger.js';
-import type { InsertResult } from './clickhouse-sink.js';
+import type { SinkResult } from '../common/pipeline.js';
 import { FlowRows } from './flow-row.js';
 
 export interface KafkaMessage {
@@ -34,8 +34,9 @@ export interface KafkaBatch {
 }
 
 export interface EnricherDeps {
-  decode(value: Buffer): FlowBatch;
-  sink: { storedOffset(topic: string, partition: number): Promise<bigint>; insert(rows: FlowRows, token: string): Promise<InsertResult> };
+  /** One message value -> its events (the flows contract's codec). */
+  decode(value: Buffer): readonly FlowEvent[];
+  sink: { storedOffset(topic: string, partition: number): Promise<bigint>; insert(rows: FlowRows, token: string): Promise<SinkResult> };
   deadLetters: { send(letters: readonly DeadLetter[]): Promise<void> };
   logger: Logger;
   meter: Meter;
@@ -103,10 +104,10 @@ export class Enricher {
       try {
         if (message.value === null) throw new SidecarlessError('empty message value (a tombstone on an event topic)');
         const position = { topic: batch.topic, partition: batch.partition, offset: message.offset };
-        for (const event of this.deps.decode(message.value).events) rows.add(event, position);
+        for (const event of this.deps.decode(message.value)) rows.add(event, position);
         decoded.push(message);
       } catch (error) {
-        // Undecodable, or a row the table cannot hold (FlowRowError): the whole message goes to the dead letters.
+        // Undecodable, or a row the table cannot hold (RejectedValueError): the whole message goes to the dead letters.
         rows.restore(checkpoint);
         letters.push(this.letter(batch, message, describeError(error)));
       }

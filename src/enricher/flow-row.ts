@@ -7,8 +7,9 @@
  * No number becomes text and back, which is most of what a text format costs on both sides (bench/enricher).
  * Unknown values become the table's sentinels (0 for RTT, pid, connect latency; '' for names), as documented on
  * its columns. A value the table cannot hold (an address that does not parse, an unknown enum name) throws a
- * FlowRowError: retrying the same rows cannot help.
+ * RejectedValueError: retrying the same rows cannot help.
  */
+import { RejectedValueError } from '../common/errors.js';
 import type { FlowEvent } from '../events/flows.js';
 
 /** Where the event came from, kept on the row so a restart can tell what is already stored. */
@@ -65,10 +66,6 @@ export const FLOW_COLUMNS: ReadonlyArray<readonly [name: string, type: string]> 
   ['kafka_offset', 'UInt64'],
 ];
 
-export class FlowRowError extends Error {
-  override readonly name = 'FlowRowError';
-}
-
 export function toFlowRow(event: FlowEvent, position: KafkaPosition): FlowRow {
   return { event, position };
 }
@@ -86,7 +83,7 @@ const FIXED_ROW_BYTES = 16 + 3 + 32 + 4 + 48 + 36 + 1;
 /** Strings per row (the Kafka topic aside), each with a varint length of at most 5 bytes. */
 const STRINGS_PER_ROW = 5;
 
-/** Writes rows as one RowBinary payload (FLOW_COLUMNS order). Throws FlowRowError for a value the table cannot hold. */
+/** Writes rows as one RowBinary payload (FLOW_COLUMNS order). Throws RejectedValueError for a value the table cannot hold. */
 export function encodeFlowRows(rows: readonly FlowRow[]): Buffer {
   const batch = new FlowRows(rows.length * 256);
   for (const { event, position } of rows) batch.add(event, position);
@@ -241,8 +238,8 @@ function networkType(name: string): number {
   throw badEnum('network_type', name, 'ipv4, ipv6');
 }
 
-function badEnum(column: string, name: string, names: string): FlowRowError {
-  return new FlowRowError(`${column}: "${name}" is not one of ${names}`);
+function badEnum(column: string, name: string, names: string): RejectedValueError {
+  return new RejectedValueError(`${column}: "${name}" is not one of ${names}`, { field: column });
 }
 
 function varintLength(value: number): number {
@@ -354,6 +351,6 @@ function hexDigit(code: number): number {
   return -1;
 }
 
-function badAddress(text: string): FlowRowError {
-  return new FlowRowError(`"${text}" is not an IPv4 or IPv6 address`);
+function badAddress(text: string): RejectedValueError {
+  return new RejectedValueError(`"${text}" is not an IPv4 or IPv6 address`, { field: 'client_address or server_address' });
 }

@@ -10,13 +10,14 @@ import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
 import { ensureTopics } from '../common/kafka/topics.js';
 import { topicSpecs } from '../events/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
-import { FLOWS, type FlowBatch } from '../events/flows.js';
+import { bindCodec } from '../events/contract.js';
+import { FLOWS } from '../events/flows.js';
 import { ClickHouseSink } from './clickhouse-sink.js';
 import { Enricher } from './enricher.js';
 import { ensureSchema } from './schema.js';
 
 export async function startEnricher({ config, logger, telemetry }: RoleContext): Promise<RunningRole> {
-  const registry = loadRegistry();
+  const flows = bindCodec(loadRegistry(), FLOWS);
   const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'enricher'), logger);
   const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
   const admin = kafka.admin();
@@ -31,7 +32,7 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
   const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic);
   let running = true;
   const enricher = new Enricher({
-    decode: (value) => registry.resolve<FlowBatch>(FLOWS.subject, value).value,
+    decode: (value) => flows.decode(value),
     sink: new ClickHouseSink(clickhouse, `${config.clickhouse.database}.flows`),
     deadLetters,
     logger: logger.child({ role: 'enricher' }),

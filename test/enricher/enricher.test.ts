@@ -124,7 +124,7 @@ describe('enricher', () => {
       messages: [10, 11, 12].map((offset) => ({ offset: String(offset), key: null, value: codec.encode({ events: [flowEvent(offset), flowEvent(offset + 100)] }) })),
     };
     const deps = () => ({
-      decode: (value: Buffer) => codec.decodeFrom(value, codec),
+      decode: (value: Buffer) => codec.decodeFrom(value, codec).events,
       sink: new ClickHouseSink(clickhouse, table),
       deadLetters: { send: async () => assert.fail('no dead letters expected') },
       logger,
@@ -144,7 +144,7 @@ describe('enricher', () => {
     let heartbeats = 0;
     let inserts = 0;
     const enricher = new Enricher({
-      decode: (value: Buffer) => codec.decodeFrom(value, codec),
+      decode: (value: Buffer) => codec.decodeFrom(value, codec).events,
       sink: { storedOffset: async () => -1n, insert: async () => (inserts++, { ok: false, error: 'ClickHouse down', retriable: true }) },
       deadLetters: { send: async () => assert.fail('no dead letters expected') },
       logger,

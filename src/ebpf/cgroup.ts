@@ -17,9 +17,18 @@ export class Cgroup {
     return new Cgroup(full);
   }
 
-  /** An existing cgroup, by absolute path or by path below the cgroup v2 root. */
+  /**
+   * An existing cgroup, by absolute path below the cgroup v2 mount or by path relative to it. An absolute path
+   * elsewhere is refused rather than moved below the mount: it names something else than the caller thinks.
+   */
   static at(cgroupPath: string): Cgroup {
-    const full = path.isAbsolute(cgroupPath) && cgroupPath.startsWith(cgroup2Root()) ? cgroupPath : path.join(cgroup2Root(), cgroupPath);
+    const root = cgroup2Root();
+    const full = path.isAbsolute(cgroupPath) ? path.normalize(cgroupPath) : path.join(root, cgroupPath);
+    if (full !== root && !full.startsWith(`${root}/`)) {
+      throw new KernelError(`${cgroupPath} is not below the cgroup v2 mount ${root}: give a path below it, or relative to it`, {
+        context: { component: 'cgroup' },
+      });
+    }
     if (!fs.existsSync(full)) throw new KernelError(`no cgroup at ${full}`, { context: { component: 'cgroup' } });
     return new Cgroup(full);
   }

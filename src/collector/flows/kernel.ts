@@ -2,6 +2,7 @@
  * The kernel side of flows: bpf/flows.bpf.c loaded, attached to its five tracepoints, told which cgroups to
  * trace, and read for its drop counters. Everything else about flows happens in user space.
  */
+import { ConfigError, describeError } from '../../common/errors.js';
 import { u64Codec } from '../../ebpf/codecs.js';
 import { Cgroup, cgroupOfProcess } from '../../ebpf/cgroup.js';
 import type { BpfMap, Codec } from '../../ebpf/map.js';
@@ -29,6 +30,23 @@ const KERNEL_DROP_REMEDIES: Record<(typeof KERNEL_DROP_REASONS)[number], string>
   conn_table_full: 'more open traced connections than the tracking table holds: raise collector.maxConnections',
 };
 
+/**
+ * The ids of the cgroups to trace, checked before anything is loaded: a path that does not exist or lies outside
+ * the cgroup v2 mount, or an empty list (nothing would ever be traced), stops the collector naming collector.cgroups.
+ */
+function tracedCgroupIds(paths: readonly string[]): bigint[] {
+  if (paths.length === 0) {
+    throw new ConfigError('collector.cgroups', 'is empty, so nothing would be traced: list the cgroup v2 directories of the workloads to trace (e.g. kubepods.slice)');
+  }
+  return paths.map((cgroupPath) => {
+    try {
+      return Cgroup.at(cgroupPath).id;
+    } catch (error) {
+      throw new ConfigError('collector.cgroups', describeError(error));
+    }
+  });
+}
+
 export class FlowProbe implements KernelSource {
   readonly kernelDropRemedies = KERNEL_DROP_REMEDIES;
   readonly reader: RingReader;
@@ -43,6 +61,7 @@ export class FlowProbe implements KernelSource {
 
   static load(options: FlowProbeOptions): FlowProbe {
     checkKernel(['btf', 'bpf', 'perfmon', 'cgroup2', 'tracefs']);
+    const cgroupIds = tracedCgroupIds(options.cgroups);
     const object = BpfObject.load(objectPath('flows'), {
       rodata: {
         // Our own sockets (Kafka, ClickHouse, metrics) must never become flow records.
@@ -53,7 +72,7 @@ export class FlowProbe implements KernelSource {
     });
     try {
       const probe = new FlowProbe(object);
-      for (const cgroup of options.cgroups) probe.trace(cgroup);
+      for (const id of cgroupIds) probe.traced.update(id, 1);
       probe.links.push(
         object.program('flow_state_change').attachTracepoint('sock', 'inet_sock_set_state'),
         object.program('flow_interim').attachTracepoint('tcp', 'tcp_probe'),
@@ -66,11 +85,6 @@ export class FlowProbe implements KernelSource {
       object.close();
       throw error;
     }
-  }
-
-  /** Starts tracing the sockets created from now on below this cgroup. */
-  trace(cgroupPath: string): void {
-    this.traced.update(Cgroup.at(cgroupPath).id, 1);
   }
 
   /** Detaches the programs: no record is written after this; the ring and maps stay readable until close(). */

@@ -1,12 +1,13 @@
 /**
  * Avro codecs for every event on a topic, with Confluent framing: byte 0 = magic 0, bytes 1-4 = schema id (uint32
  * big-endian), then the Avro binary body. Ids come from `schemas/catalog.json` (id → subject + .avsc file), kept in
- * the repo because no schema registry runs next to us; an id, once published, never changes meaning.
+ * the repo because no schema registry runs next to us; an id, once published, never changes meaning, so an id no
+ * longer used goes to `schemas/retired.json` and the catalog cannot take it again.
  *
  * Every Avro `long` is a BigInt (nanosecond timestamps exceed 2^53, which avsc's default long rejects). Encoders
  * accept a bigint or a safe-integer number; decoders always return bigint.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import avsc from 'avsc';
@@ -227,7 +228,7 @@ export class Codec<T = unknown> {
 }
 
 export interface Registry {
-  /** The codec of a subject ("sidecarless.probe.v1") or schema id; throws if the catalog has neither. */
+  /** The codec of a subject ("sidecarless.flows.v1") or schema id; throws if the catalog has neither. */
   codec<T = unknown>(subjectOrId: string | number): Codec<T>;
   encode(subjectOrId: string | number, value: unknown): Buffer;
   /** Decodes with the writer's own schema. */
@@ -244,19 +245,24 @@ interface CatalogEntry {
 /** Schemas shipped with the code, found from this module so the command works from any directory. */
 const SHIPPED_SCHEMAS = fileURLToPath(new URL('../../../schemas', import.meta.url));
 
-/** Reads the catalog and every schema in it; any problem is fatal at startup, so it is a ConfigError. */
+/**
+ * Reads the catalog and every schema in it, and `retired.json` (optional: retired id → what it meant) beside it;
+ * any problem is fatal at startup, so it is a ConfigError.
+ */
 export function loadRegistry(dir: string = SHIPPED_SCHEMAS): Registry {
   const catalogPath = join(dir, 'catalog.json');
-  const catalog = readJson(catalogPath, catalogPath);
-  if (typeof catalog !== 'object' || catalog === null || Array.isArray(catalog)) {
-    throw new ConfigError(catalogPath, 'expected an object mapping schema id to { "subject", "file" }');
-  }
+  const catalog = readObject(catalogPath, 'schema id to { "subject", "file" }') as Record<string, Partial<CatalogEntry> | null>;
+  const retiredPath = join(dir, 'retired.json');
+  const retired = existsSync(retiredPath) ? readObject(retiredPath, 'retired schema id to what it meant') : {};
   const byId = new Map<number, Codec>();
   const bySubject = new Map<string, Codec>();
-  for (const [key, entry] of Object.entries(catalog as Record<string, Partial<CatalogEntry> | null>)) {
+  for (const [key, entry] of Object.entries(catalog)) {
     const where = `${catalogPath} id ${key}`;
     const id = Number(key);
     if (!/^[1-9]\d*$/.test(key) || id > 0xffffffff) throw new ConfigError(where, 'expected an id in 1..4294967295');
+    if (Object.hasOwn(retired, key)) {
+      throw new ConfigError(where, `retired in ${retiredPath} (${String(retired[key])}): an id never changes meaning; take the next free id`);
+    }
     if (typeof entry?.subject !== 'string' || typeof entry.file !== 'string') {
       throw new ConfigError(where, 'expected { "subject": string, "file": string }');
     }
@@ -308,6 +314,12 @@ export function loadRegistry(dir: string = SHIPPED_SCHEMAS): Registry {
       return { schemaId: writer.id, subject: writer.subject, value: reader.decodeFrom(frame, writer) };
     },
   };
+}
+
+function readObject(path: string, mapping: string): Record<string, unknown> {
+  const value = readJson(path, path);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(path, `expected an object mapping ${mapping}`);
+  return value as Record<string, unknown>;
 }
 
 function readJson(path: string, key: string): unknown {

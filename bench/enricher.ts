@@ -6,7 +6,7 @@
  *      FlowBatch message per partition the way the collector packs them. The same messages are produced to a fresh
  *      topic, so a Kafka batch and an in-memory batch of the same partition hold the same offsets.
  *   2. Embedded engine (chdb in this process: its parsing, sorting and compression count in our CPU time), one
- *      database per variant, each created by ensureSchema:
+ *      database per variant, each created by the shipped migrations:
  *        rowbinary      the real Enricher + ClickHouseSink (RowBinary file read by INSERT ... SELECT FROM file()),
  *                       fed in-memory batches of BATCH_BYTES (what one Kafka fetch of enricher.batchBytes holds):
  *                       the insert path alone, no consumer;
@@ -42,6 +42,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { Attributes } from '@opentelemetry/api';
 import { loadRegistry } from '../src/common/avro.js';
 import { createClickHouse } from '../src/common/clickhouse/client.js';
+import { migrate } from '../src/common/clickhouse/migrations.js';
 import { loadConfig } from '../src/common/config.js';
 import { createKafka } from '../src/common/kafka/client.js';
 import { createLogger } from '../src/common/logger.js';
@@ -55,7 +56,6 @@ import { ClickHouseSink } from '../src/enricher/clickhouse-sink.js';
 import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../src/enricher/enricher.js';
 import { FLOW_COLUMNS, nanosToDateTime64, toFlowRow, type FlowRow, type FlowRows } from '../src/enricher/flow-row.js';
 import { startEnricher } from '../src/enricher/index.js';
-import { ensureSchema } from '../src/enricher/schema.js';
 import { localClickHouseUrl, localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 import { stackDir } from '../src/lab/stack/processes.js';
 import { buildRecords, POOL } from './collector.js';
@@ -508,7 +508,7 @@ export async function run(): Promise<Record<string, unknown>> {
 
     // 2. Embedded engine.
     client = await createClickHouse({ embeddedPath: dataDir });
-    for (const database of Object.values(databases)) await ensureSchema(client, { database, ttlDays: 7 });
+    for (const database of Object.values(databases)) await migrate(client, { database, ttlDays: 7 });
     const table = (variant: keyof typeof databases) => `${databases[variant]}.flows`;
     // Warm-up, untimed, each path on the batches it is measured on (into a scratch table): JIT, and the engine's
     // first inserts, which cost it 2-3x more than later ones (its memory, caches and thread pools settle).

@@ -1,5 +1,5 @@
 /**
- * FlowEvent -> row of the `flows` table (schemas/clickhouse/flows.sql), and rows -> the bytes of one insert.
+ * FlowEvent -> row of the `flows` table (schemas/clickhouse/0001_flows.sql), and rows -> the bytes of one insert.
  *
  * A row is the event plus the Kafka position it came from (kept on the row so a restart can tell what is already
  * stored). Rows are written as RowBinary, column by column in FLOW_COLUMNS order: fixed-width little-endian

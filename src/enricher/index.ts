@@ -5,6 +5,7 @@
 import type { Consumer } from 'kafkajs';
 import { loadRegistry } from '../common/avro.js';
 import { createClickHouse } from '../common/clickhouse/client.js';
+import { migrate } from '../common/clickhouse/migrations.js';
 import { DeadLetterProducer } from '../common/kafka/dead-letter.js';
 import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
 import { ensureTopics } from '../common/kafka/topics.js';
@@ -14,7 +15,6 @@ import { bindCodec } from '../events/contract.js';
 import { FLOWS } from '../events/flows.js';
 import { ClickHouseSink } from './clickhouse-sink.js';
 import { Enricher } from './enricher.js';
-import { ensureSchema } from './schema.js';
 
 export async function startEnricher({ config, logger, telemetry }: RoleContext): Promise<RunningRole> {
   const flows = bindCodec(loadRegistry(), FLOWS);
@@ -28,7 +28,11 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
     await admin.disconnect();
   }
   const clickhouse = await createClickHouse({ ...config.clickhouse, database: undefined });
-  await ensureSchema(clickhouse, { database: config.clickhouse.database, ttlDays: config.clickhouse.ttlDays });
+  const migrated = await migrate(clickhouse, { database: config.clickhouse.database, ttlDays: config.clickhouse.ttlDays });
+  logger.info({ database: config.clickhouse.database, applied: migrated.applied }, 'clickhouse schema migrated');
+  if (migrated.newer.length > 0) {
+    logger.warn({ database: config.clickhouse.database, versions: migrated.newer }, 'clickhouse schema has migrations newer than this release; upgrade this process');
+  }
   const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic);
   let running = true;
   const enricher = new Enricher({

@@ -9,10 +9,10 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { startEnricher } from '../../src/enricher/index.js';
 import { ClickHouseSink } from '../../src/enricher/clickhouse-sink.js';
 import { Enricher, type KafkaBatch } from '../../src/enricher/enricher.js';
-import { ensureSchema } from '../../src/enricher/schema.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { loadRegistry } from '../../src/common/avro.js';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
+import { migrate } from '../../src/common/clickhouse/migrations.js';
 import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
 import { ensureTopics } from '../../src/common/kafka/topics.js';
 import { topicSpecs } from '../../src/events/topics.js';
@@ -43,7 +43,7 @@ before(async () => {
   await producer.connect();
   await ensureTopics(admin, [topics.flows, topics.deadletter]);
   clickhouse = await createClickHouse({ embeddedPath: config.clickhouse.embeddedPath });
-  await ensureSchema(clickhouse, { database: config.clickhouse.database, ttlDays: 7 });
+  await migrate(clickhouse, { database: config.clickhouse.database, ttlDays: 7 });
 });
 
 after(async () => {

@@ -1,6 +1,7 @@
 -- One row per flow event (schemas/avro/flows.v1.avsc): a TCP connection seen from one side, interim or final.
 -- Counters are cumulative per connection: totals come from the newest row of each connection (see README queries).
--- {{database}} and {{ttl_days}} are filled in by src/enricher/schema.ts from validated configuration.
+-- Migration 1 (rules for these files: src/common/clickhouse/migrations.ts). {{database}} and {{ttl_days}} are
+-- filled in from validated configuration.
 CREATE TABLE IF NOT EXISTS {{database}}.flows
 (
     time DateTime64(9) CODEC(Delta, ZSTD(1)),

@@ -1,0 +1,147 @@
+/**
+ * Numbered ClickHouse migrations: the files NNNN_<what>.sql of a directory (shipped: schemas/clickhouse/), applied
+ * in order and each recorded in `<database>.schema_migrations` once it succeeded, on both ways of reaching
+ * ClickHouse (client.ts): the embedded engine and a server over HTTP, down to the local stack's 18.16.
+ *
+ * A migration file
+ * 1. is named with the next free four-digit version, e.g. 0002_flows_bytes_total.sql: no gaps, no repeats;
+ * 2. holds one statement; comments are fine, the final `;` optional (why: migration-files.ts);
+ * 3. can run twice without harm (CREATE … IF NOT EXISTS, ALTER TABLE … ADD COLUMN IF NOT EXISTS where the engine
+ *    has it), because two processes may apply it at the same time (see applyOne);
+ * 4. never changes once applied anywhere: its checksum is recorded and compared at every start, so a change to the
+ *    schema is a new file;
+ * 5. names its tables `{{database}}.<table>` and may use `{{ttl_days}}`, filled in from validated configuration.
+ *
+ * Versions recorded in the database that no file here has (a newer release migrated it) are reported, not refused:
+ * migrations add to the schema, so an older release keeps working beside them, and a rollback must be able to start.
+ */
+import { fileURLToPath } from 'node:url';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { ConfigError, describeError, SidecarlessError } from '../errors.js';
+import { fillPlaceholders, migrationFileError, readMigrationFiles, type MigrationFile } from './migration-files.js';
+
+export const shippedMigrations = fileURLToPath(new URL('../../../../schemas/clickhouse/', import.meta.url));
+
+export interface MigrateOptions {
+  database: string;
+  ttlDays: number;
+  /** Directory of NNNN_<what>.sql files; default: the shipped schemas/clickhouse/. */
+  directory?: string;
+}
+
+export interface MigrateResult {
+  /** File names this call applied, in order. */
+  applied: string[];
+  /** Versions recorded in the database that no file here has: a newer release migrated it. */
+  newer: number[];
+}
+
+interface Recorded {
+  version: number;
+  name: string;
+  checksum: string;
+}
+
+/** Brings `options.database` up to the last migration; returns what it applied. Throws naming the file at fault. */
+export async function migrate(client: ClickHouseClient, options: MigrateOptions): Promise<MigrateResult> {
+  const { database, ttlDays, directory = shippedMigrations } = options;
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new ConfigError('clickhouse.database', 'expected an identifier');
+  if (!Number.isInteger(ttlDays) || ttlDays < 1) throw new ConfigError('clickhouse.ttlDays', 'expected a positive integer');
+  const files = readMigrationFiles(directory);
+  // Every file filled in before ClickHouse is touched: a bad placeholder in a later file stops nothing half way.
+  const values = { database, ttl_days: String(ttlDays) };
+  const statements = files.map((file) => ({ file, sql: fillPlaceholders(file, values) }));
+  const table = `${database}.schema_migrations`;
+  await bookkeeping(`create the database ${database}`, () => client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` }));
+  // Plain MergeTree and types every supported version has (18.16: no DateTime64, LowCardinality or TTL). A version
+  // that two processes recorded at once stays visible as two rows, which readRecorded accepts when they agree and
+  // refuses when they do not; a ReplacingMergeTree could merge a disagreement away unseen.
+  await bookkeeping(`create ${table}`, () =>
+    client.command({
+      query: `CREATE TABLE IF NOT EXISTS ${table} (version UInt32, name String, checksum String, applied_at DateTime)
+              ENGINE = MergeTree ORDER BY version`,
+    }),
+  );
+  const recorded = await readRecorded(client, table);
+  const pending = statements.filter(({ file }) => {
+    const record = recorded.get(file.version);
+    if (record !== undefined) checkUnchanged(file, record, table, files.length);
+    return record === undefined;
+  });
+  for (const { file, sql } of pending) await applyOne(client, table, file, sql, files.length);
+  return { applied: pending.map(({ file }) => file.name), newer: [...recorded.keys()].filter((version) => version > files.length) };
+}
+
+/**
+ * Runs one migration and records it. Two processes may start together (enricher replicas on one server), and
+ * ClickHouse offers no transaction or lock around DDL on the versions we support. So instead: the statement is
+ * idempotent (rule 3), and whether it succeeded or failed, the record is read again before writing: a version
+ * another process recorded meanwhile is not recorded twice, and a failure is accepted when another process
+ * recorded the same file (an engine without IF NOT EXISTS for an ALTER refuses the second run). Both processes can
+ * still pass the re-read before either writes: that leaves two equal rows, which readRecorded accepts. The
+ * embedded engine holds its data directory for one process, so only servers meet this.
+ */
+async function applyOne(client: ClickHouseClient, table: string, file: MigrationFile, sql: string, lastFile: number): Promise<void> {
+  let failure: unknown;
+  try {
+    await client.command({ query: sql });
+  } catch (error) {
+    failure = error;
+  }
+  const other = (await readRecorded(client, table)).get(file.version);
+  if (other !== undefined) return checkUnchanged(file, other, table, lastFile);
+  if (failure !== undefined) {
+    throw new SidecarlessError(
+      `ClickHouse migration ${file.path} failed: ${describeError(failure)}; fix the file (one statement that can run twice) or the database, then start again: the migrations before it are recorded and will be skipped`,
+      { cause: failure, context: { component: 'clickhouse migrations', file: file.path } },
+    );
+  }
+  // Seconds since the epoch: unambiguous whatever the server's time zone, and every version parses them.
+  const record = { version: file.version, name: file.name, checksum: file.checksum, applied_at: Math.floor(Date.now() / 1000) };
+  await bookkeeping(`record ${file.name} in ${table}`, () => client.insert({ table, values: [record], format: 'JSONEachRow' }));
+}
+
+/** Recorded migrations by version; throws when two rows of one version name different files. */
+async function readRecorded(client: ClickHouseClient, table: string): Promise<Map<number, Recorded>> {
+  const rows = await bookkeeping(`read ${table}`, async () => {
+    const result = await client.query({ query: `SELECT version, name, checksum FROM ${table} ORDER BY version, applied_at`, format: 'JSONEachRow' });
+    return result.json<Recorded>();
+  });
+  const byVersion = new Map<number, Recorded>();
+  for (const row of rows) {
+    const version = Number(row.version);
+    const first = byVersion.get(version);
+    if (first !== undefined && first.checksum !== row.checksum) {
+      throw new SidecarlessError(
+        `${table} records version ${version} twice with different files (${first.name} ${first.checksum.slice(0, 12)}, ${row.name} ${row.checksum.slice(0, 12)}): two releases migrated at once; find which one the schema holds and delete the other row`,
+        { context: { component: 'clickhouse migrations', table } },
+      );
+    }
+    byVersion.set(version, first ?? { ...row, version });
+  }
+  return byVersion;
+}
+
+function checkUnchanged(file: MigrationFile, record: Recorded, table: string, lastFile: number): void {
+  if (record.checksum === file.checksum) return;
+  throw migrationFileError(
+    `${file.path} changed after it was applied (${table} records ${record.name} with checksum ${record.checksum.slice(0, 12)}, the file now has ${file.checksum.slice(0, 12)}): restore the file and put the change in a new migration (${versionText(lastFile + 1)}_<what>.sql)`,
+    file.path,
+  );
+}
+
+function versionText(version: number): string {
+  return String(version).padStart(4, '0');
+}
+
+/** The migrations' own queries: a failure here is about reaching ClickHouse or its rights, not about a file. */
+async function bookkeeping<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw new SidecarlessError(
+      `cannot ${what} for the ClickHouse migrations: ${describeError(error)}; check that ClickHouse is reachable (clickhouse.url) and that its user may create databases and tables`,
+      { cause: error, context: { component: 'clickhouse migrations' } },
+    );
+  }
+}

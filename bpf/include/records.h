@@ -19,6 +19,12 @@ enum sl_record_type {
 	SL_RECORD_FLOW = 2,  /* bpf/flows.bpf.c: one TCP connection seen from one side */
 };
 
+/* Layout version of each record type (sl_record_header.version); a layout change takes the next number. */
+enum sl_record_version {
+	SL_RECORD_VERSION_PROBE = 1,
+	SL_RECORD_VERSION_FLOW = 1,
+};
+
 /* Why the kernel side lost something; index into the per-CPU `drops` array of every object. */
 enum sl_drop_reason {
 	SL_DROP_RINGBUF_FULL = 0,    /* bpf_ringbuf_reserve failed: user space drains too slowly */
@@ -34,8 +40,6 @@ struct sl_record_header {
 };
 _Static_assert(sizeof(struct sl_record_header) == 16, "sl_record_header layout");
 
-#define SL_RECORD_VERSION_PROBE 1
-
 /* One traced kill(2) from the configured process (see bpf/selftest/probe.bpf.c). */
 struct sl_probe_record {
 	struct sl_record_header header;
@@ -48,8 +52,6 @@ struct sl_probe_record {
 };
 _Static_assert(sizeof(struct sl_probe_record) == 56, "sl_probe_record layout");
 
-#define SL_RECORD_VERSION_FLOW 1
-
 /* Which end of the connection the observing socket is. */
 enum sl_flow_side {
 	SL_SIDE_CLIENT = 1, /* the socket called connect() */
@@ -61,12 +63,14 @@ enum sl_flow_kind {
 	SL_FLOW_FINAL = 2,   /* the socket reached TCP_CLOSE; counters are final */
 };
 
-/* Bits of sl_flow_record.flags */
-#define SL_FLOW_FLAG_RST_SENT 0x01
-#define SL_FLOW_FLAG_RST_RECEIVED 0x02
-#define SL_FLOW_FLAG_ESTABLISHED 0x04  /* the handshake completed */
-#define SL_FLOW_FLAG_FIN_SENT 0x08     /* this side closed its direction (close() or shutdown()) */
-#define SL_FLOW_FLAG_FIN_RECEIVED 0x10 /* the peer closed its direction */
+/* Bits of sl_flow_record.flags; an enum rather than #defines so that BTF carries them for the layout test. */
+enum sl_flow_flag {
+	SL_FLOW_FLAG_RST_SENT = 0x01,
+	SL_FLOW_FLAG_RST_RECEIVED = 0x02,
+	SL_FLOW_FLAG_ESTABLISHED = 0x04,  /* the handshake completed */
+	SL_FLOW_FLAG_FIN_SENT = 0x08,     /* this side closed its direction (close() or shutdown()) */
+	SL_FLOW_FLAG_FIN_RECEIVED = 0x10, /* the peer closed its direction */
+};
 
 /*
  * One TCP connection as one of its sockets saw it. Counters are cumulative since the connection began, in every
@@ -97,7 +101,7 @@ struct sl_flow_record {
 	__u8 side;                      /* enum sl_flow_side */
 	__u8 kind;                      /* enum sl_flow_kind */
 	__u8 last_state;                /* final: TCP state before CLOSE (says how it ended); interim: current */
-	__u8 flags;                     /* SL_FLOW_FLAG_* */
+	__u8 flags;                     /* bits of enum sl_flow_flag */
 	__u16 _pad0;
 	__u8 client_addr[16];
 	__u8 server_addr[16];

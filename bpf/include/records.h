@@ -2,8 +2,11 @@
 /*
  * Every structure that crosses kernel <-> user space, and nothing else.
  *
- * Rules (checked by test/ebpf/records-layout.test.ts against the BTF of the compiled objects):
+ * Rules (checked against bpf/selftest/layouts.bpf.c, which names every type here: test/ebpf/records-layout.test.ts
+ * compares each sl_* struct and enum of its BTF with the TS mirror in src/ebpf/records/layouts.ts, and
+ * test/ebpf/records-golden.test.ts its golden records' bytes with the fixtures in test/ebpf/fixtures/):
  *   - fixed-width types only; padding is an explicit field named _pad*; sizes pinned by _Static_assert;
+ *   - constants user space reads are enumerators, not #defines: BTF carries enums, so they can be checked;
  *   - every ring record starts with struct sl_record_header, whose type tag says which decoder applies;
  *   - addresses are 16 bytes, IPv4 stored v4-mapped (::ffff:a.b.c.d), ports in host byte order;
  *   - changing a layout means a new version number in the header (SL_RECORD_VERSION_*), never a silent edit.

@@ -2,8 +2,11 @@
 /*
  * Every structure that crosses kernel <-> user space, and nothing else.
  *
- * Rules (checked by test/ebpf/records-layout.test.ts against the BTF of the compiled objects):
+ * Rules (checked against bpf/selftest/layouts.bpf.c, which names every type here: test/ebpf/records-layout.test.ts
+ * compares each sl_* struct and enum of its BTF with the TS mirror in src/ebpf/records/layouts.ts, and
+ * test/ebpf/records-golden.test.ts its golden records' bytes with the fixtures in test/ebpf/fixtures/):
  *   - fixed-width types only; padding is an explicit field named _pad*; sizes pinned by _Static_assert;
+ *   - constants user space reads are enumerators, not #defines: BTF carries enums, so they can be checked;
  *   - every ring record starts with struct sl_record_header, whose type tag says which decoder applies;
  *   - addresses are 16 bytes, IPv4 stored v4-mapped (::ffff:a.b.c.d), ports in host byte order;
  *   - changing a layout means a new version number in the header (SL_RECORD_VERSION_*), never a silent edit.
@@ -17,6 +20,12 @@
 enum sl_record_type {
 	SL_RECORD_PROBE = 1, /* bpf/selftest/probe.bpf.c: one per traced kill(2), proves the ring path end to end */
 	SL_RECORD_FLOW = 2,  /* bpf/flows.bpf.c: one TCP connection seen from one side */
+};
+
+/* Layout version of each record type (sl_record_header.version); a layout change takes the next number. */
+enum sl_record_version {
+	SL_RECORD_VERSION_PROBE = 1,
+	SL_RECORD_VERSION_FLOW = 1,
 };
 
 /* Why the kernel side lost something; index into the per-CPU `drops` array of every object. */
@@ -34,8 +43,6 @@ struct sl_record_header {
 };
 _Static_assert(sizeof(struct sl_record_header) == 16, "sl_record_header layout");
 
-#define SL_RECORD_VERSION_PROBE 1
-
 /* One traced kill(2) from the configured process (see bpf/selftest/probe.bpf.c). */
 struct sl_probe_record {
 	struct sl_record_header header;
@@ -48,8 +55,6 @@ struct sl_probe_record {
 };
 _Static_assert(sizeof(struct sl_probe_record) == 56, "sl_probe_record layout");
 
-#define SL_RECORD_VERSION_FLOW 1
-
 /* Which end of the connection the observing socket is. */
 enum sl_flow_side {
 	SL_SIDE_CLIENT = 1, /* the socket called connect() */
@@ -61,12 +66,14 @@ enum sl_flow_kind {
 	SL_FLOW_FINAL = 2,   /* the socket reached TCP_CLOSE; counters are final */
 };
 
-/* Bits of sl_flow_record.flags */
-#define SL_FLOW_FLAG_RST_SENT 0x01
-#define SL_FLOW_FLAG_RST_RECEIVED 0x02
-#define SL_FLOW_FLAG_ESTABLISHED 0x04  /* the handshake completed */
-#define SL_FLOW_FLAG_FIN_SENT 0x08     /* this side closed its direction (close() or shutdown()) */
-#define SL_FLOW_FLAG_FIN_RECEIVED 0x10 /* the peer closed its direction */
+/* Bits of sl_flow_record.flags; an enum rather than #defines so that BTF carries them for the layout test. */
+enum sl_flow_flag {
+	SL_FLOW_FLAG_RST_SENT = 0x01,
+	SL_FLOW_FLAG_RST_RECEIVED = 0x02,
+	SL_FLOW_FLAG_ESTABLISHED = 0x04,  /* the handshake completed */
+	SL_FLOW_FLAG_FIN_SENT = 0x08,     /* this side closed its direction (close() or shutdown()) */
+	SL_FLOW_FLAG_FIN_RECEIVED = 0x10, /* the peer closed its direction */
+};
 
 /*
  * One TCP connection as one of its sockets saw it. Counters are cumulative since the connection began, in every
@@ -97,7 +104,7 @@ struct sl_flow_record {
 	__u8 side;                      /* enum sl_flow_side */
 	__u8 kind;                      /* enum sl_flow_kind */
 	__u8 last_state;                /* final: TCP state before CLOSE (says how it ended); interim: current */
-	__u8 flags;                     /* SL_FLOW_FLAG_* */
+	__u8 flags;                     /* bits of enum sl_flow_flag */
 	__u16 _pad0;
 	__u8 client_addr[16];
 	__u8 server_addr[16];

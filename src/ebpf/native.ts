@@ -92,6 +92,7 @@ export const bpf = {
   btfParse: libbpf.func('void *btf__parse(const char *path, void *btf_ext)'),
   btfFree: libbpf.func('void btf__free(void *btf)'),
   btfFindByNameKind: libbpf.func('int btf__find_by_name_kind(void *btf, const char *name, uint32_t kind)'),
+  btfTypeCount: libbpf.func('uint32_t btf__type_cnt(void *btf)'),
   btfTypeById: libbpf.func('void *btf__type_by_id(void *btf, uint32_t id)'),
   btfNameByOffset: libbpf.func('const char *btf__name_by_offset(void *btf, uint32_t offset)'),
   btfResolveSize: libbpf.func('int64_t btf__resolve_size(void *btf, uint32_t id)'),

@@ -1,74 +1,74 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { Btf } from '../../src/ebpf/btf.js';
 import { objectPath } from '../../src/ebpf/object.js';
-import { EGRESS4_KEY, egress4KeyCodec } from '../../src/ebpf/records/egress4-key.js';
-import { RECORD_HEADER } from '../../src/ebpf/records/header.js';
-import { PROBE_RECORD, decodeProbeRecord } from '../../src/ebpf/records/probe.js';
+import { MIRRORS, enumeratorName, type EnumMirror, type StructMirror } from '../../src/ebpf/records/layouts.js';
 
-/** Each TS layout description, checked field by field against what clang laid out (bpf/selftest/layouts.bpf.c BTF). */
-const layouts = [RECORD_HEADER, PROBE_RECORD, EGRESS4_KEY];
+/**
+ * Each TS mirror (src/ebpf/records/layouts.ts) against what clang laid out: the BTF of bpf/selftest/layouts.bpf.c,
+ * which names every records.h type. Each check collects every difference and fails with all of them, each saying
+ * what C has, so a layout change shows in full at once.
+ */
+const btf = Btf.fromFile(objectPath('selftest/layouts'));
+after(() => btf.free());
 
-describe('record layouts match the compiled objects', () => {
-  const btf = Btf.fromFile(objectPath('selftest/layouts'));
-  after(() => btf.free());
+const mirrorName = (mirror: StructMirror | EnumMirror) => ('struct' in mirror ? `struct ${mirror.struct}` : `enum ${mirror.enum}`);
 
-  for (const layout of layouts) {
-    it(`${layout.struct}: size and every field offset`, () => {
-      const compiled = btf.struct(layout.struct);
-      assert.ok(compiled, `struct ${layout.struct} is not in bpf/.output/selftest/layouts.bpf.o`);
-      assert.equal(compiled.size, layout.size);
-      const compiledOffsets = Object.fromEntries([...compiled.fields].map(([name, field]) => [name, field.offset]));
-      assert.deepEqual(compiledOffsets, layout.offsets);
+function structDifferences(mirror: StructMirror): string[] {
+  const compiled = btf.struct(mirror.struct);
+  if (!compiled) return [`struct ${mirror.struct}: mirrored in TS, not in the compiled BTF`];
+  const differences: string[] = [];
+  if (compiled.size !== mirror.size) differences.push(`struct ${mirror.struct}: C size is ${compiled.size}, TS says ${mirror.size}`);
+  for (const [field, { offset }] of compiled.fields) {
+    const mirrored = mirror.offsets[field];
+    if (mirrored === undefined) differences.push(`${mirror.struct}.${field}: C has it at offset ${offset}, TS does not list it`);
+    else if (mirrored !== offset) differences.push(`${mirror.struct}.${field}: C offset is ${offset}, TS says ${mirrored}`);
+  }
+  for (const [field, offset] of Object.entries(mirror.offsets)) {
+    if (!compiled.fields.has(field)) differences.push(`${mirror.struct}.${field}: TS lists it at offset ${offset}, C has no such field`);
+  }
+  return differences;
+}
+
+function enumDifferences(mirror: EnumMirror): string[] {
+  const compiled = btf.enum(mirror.enum);
+  if (!compiled) return [`enum ${mirror.enum}: mirrored in TS, not in the compiled BTF`];
+  const differences: string[] = [];
+  const mirrored = new Map(Object.entries(mirror.values).map(([key, value]) => [enumeratorName(mirror, key), { key, value }]));
+  for (const [name, value] of compiled) {
+    const entry = mirrored.get(name);
+    if (!entry) differences.push(`enum ${mirror.enum}: C has ${name} = ${value}, TS has no key for it under ${mirror.prefix}`);
+    else if (entry.value !== value) differences.push(`enum ${mirror.enum}: C has ${name} = ${value}, TS says ${entry.key} = ${entry.value}`);
+  }
+  for (const [name, { key, value }] of mirrored) {
+    if (!compiled.has(name)) differences.push(`enum ${mirror.enum}: TS has ${key} = ${value}, C has no ${name}`);
+  }
+  return differences;
+}
+
+const compiled = [...btf.names('struct').map((name) => `struct ${name}`), ...btf.names('enum').map((name) => `enum ${name}`)];
+
+describe('records.h layouts match their TS mirrors', () => {
+  it('every struct and enum of records.h reaches the layouts object, and no constant is a #define', () => {
+    const header = readFileSync(new URL('../../../bpf/include/records.h', import.meta.url), 'utf8');
+    const defined = [...header.matchAll(/^(?:struct|enum) sl_\w+(?= \{)/gm)].map(([name]) => name);
+    const unnamed = defined.filter((name) => !compiled.includes(name));
+    const defines = [...header.matchAll(/^#define (SL_\w+)/gm)].map(([, name]) => name);
+    assert.deepEqual({ unnamed, defines }, { unnamed: [], defines: [] }, 'name each type in bpf/selftest/layouts.bpf.c; make each #define an enumerator');
+  });
+
+  it('every sl_* struct and enum of the layouts object has exactly one mirror', () => {
+    const mirrored = MIRRORS.map(mirrorName);
+    const unmirrored = compiled.filter((name) => name.split(' ')[1]!.startsWith('sl_') && !mirrored.includes(name));
+    const duplicated = mirrored.filter((name, index) => mirrored.indexOf(name) !== index);
+    assert.deepEqual({ unmirrored, duplicated }, { unmirrored: [], duplicated: [] }, 'add each to src/ebpf/records/layouts.ts, once');
+  });
+
+  for (const mirror of MIRRORS) {
+    it(mirrorName(mirror), () => {
+      const differences = 'struct' in mirror ? structDifferences(mirror) : enumDifferences(mirror);
+      assert.deepEqual(differences, [], differences.join('\n'));
     });
   }
-});
-
-describe('decoders read golden bytes', () => {
-  it('sl_probe_record', () => {
-    // type=1 version=1 size=56 ts=0x0102030405060708 pid=4242 tid=4243 seq=2^60+5 target=-1 signal=15 comm="curl"
-    const golden = Buffer.from(
-      '01000100380000000807060504030201' +
-        '92100000931000000500000000000010' +
-        'ffffffff0f0000006375726c00000000' +
-        '0000000000000000',
-      'hex',
-    );
-    const framed = Buffer.concat([Buffer.alloc(8, 0xee), golden]);
-    const view = new DataView(framed.buffer, framed.byteOffset, framed.length);
-    assert.deepEqual(decodeProbeRecord(view, 8, golden.length), {
-      monotonicNs: 0x0102030405060708n,
-      pid: 4242,
-      tid: 4243,
-      seq: 2n ** 60n + 5n,
-      targetPid: -1,
-      signal: 15,
-      comm: 'curl',
-    });
-  });
-
-  it('rejects a record of another type, naming the field', () => {
-    const bytes = Buffer.alloc(56);
-    bytes.writeUInt16LE(9, 0);
-    assert.throws(() => decodeProbeRecord(new DataView(bytes.buffer, bytes.byteOffset, 56), 0, 56), /probe record: expected type 1.*got type 9/);
-  });
-
-  it('sl_egress4_key', () => {
-    const target = Buffer.alloc(8, 0xff);
-    egress4KeyCodec.encode({ daddr: '10.0.0.7', dport: 8080 }, target);
-    assert.equal(target.toString('hex'), '0a000007901f0000');
-    assert.deepEqual(egress4KeyCodec.decode(target, 0), { daddr: '10.0.0.7', dport: 8080 });
-  });
-});
-
-describe('record versions', () => {
-  it('a flow record of another layout version is rejected, not misread', async () => {
-    const { FLOW_RECORD, decodeFlowRecord } = await import('../../src/ebpf/records/flow.js');
-    const bytes = new DataView(new ArrayBuffer(FLOW_RECORD.size));
-    bytes.setUint16(0, 2, true);
-    bytes.setUint16(2, FLOW_RECORD.version + 1, true);
-    assert.throws(() => decodeFlowRecord(bytes, 0, FLOW_RECORD.size), /flow record: expected type 2 v1 of 160 bytes, got type 2 v2 of 160 bytes/);
-    bytes.setUint16(2, FLOW_RECORD.version, true);
-    assert.equal(decodeFlowRecord(bytes, 0, FLOW_RECORD.size).kind, 0);
-  });
 });

@@ -1,6 +1,7 @@
 /**
  * struct sl_egress4_key (bpf/include/records.h): key of connect_guard's deny map. The address is kept in network
- * byte order, as the kernel hands it to cgroup/connect4; the port in host order.
+ * byte order, as the kernel hands it to cgroup/connect4; the port in host order. EGRESS4_KEY is registered in
+ * ./layouts.ts; test/ebpf/records-golden.test.ts pins the codec to compiler-made bytes (fixtures/sl_egress4_key.hex).
  */
 import type { Codec } from '../map.js';
 

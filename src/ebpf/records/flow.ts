@@ -1,6 +1,7 @@
 /**
  * struct sl_flow_record (bpf/include/records.h), written by bpf/flows.bpf.c: one TCP connection seen from one side.
- * Offsets are pinned by test/ebpf/records-layout.test.ts against the compiled object's BTF.
+ * FLOW_RECORD and the enum mirrors below are registered in ./layouts.ts, whose test compares them with the compiled
+ * BTF; test/ebpf/records-golden.test.ts pins decodeFlowRecord to compiler-made bytes (fixtures/sl_flow_record.v1.hex).
  */
 import { DecodeError } from '../../common/errors.js';
 import { formatAddress } from './address.js';
@@ -43,9 +44,19 @@ export const FLOW_RECORD = {
   },
 } as const;
 
-export const FlowSide = { client: 1, server: 2 } as const;
-export const FlowKind = { interim: 1, final: 2 } as const;
-export const FlowFlag = { rstSent: 0x01, rstReceived: 0x02, established: 0x04 } as const;
+export const FLOW_SIDE = { enum: 'sl_flow_side', prefix: 'SL_SIDE_', values: { client: 1, server: 2 } } as const;
+export const FlowSide = FLOW_SIDE.values;
+
+export const FLOW_KIND = { enum: 'sl_flow_kind', prefix: 'SL_FLOW_', values: { interim: 1, final: 2 } } as const;
+export const FlowKind = FLOW_KIND.values;
+
+/** Bits of FlowRecord.flags. */
+export const FLOW_FLAG = {
+  enum: 'sl_flow_flag',
+  prefix: 'SL_FLOW_FLAG_',
+  values: { rstSent: 0x01, rstReceived: 0x02, established: 0x04, finSent: 0x08, finReceived: 0x10 },
+} as const;
+export const FlowFlag = FLOW_FLAG.values;
 
 /** TCP states (include/net/tcp_states.h), for last_state. */
 export const TcpState = {

@@ -1,6 +1,7 @@
 /**
  * struct sl_probe_record (bpf/include/records.h), written by bpf/selftest/probe.bpf.c for each traced kill(2).
- * Offsets are pinned by test/ebpf/records-layout.test.ts against the compiled object's BTF.
+ * PROBE_RECORD is registered in ./layouts.ts, whose test compares it with the compiled BTF;
+ * test/ebpf/records-golden.test.ts pins decodeProbeRecord to compiler-made bytes (fixtures/sl_probe_record.v1.hex).
  */
 import { DecodeError } from '../../common/errors.js';
 import { decodeComm } from './comm.js';

@@ -12,3 +12,4 @@ struct sl_record_header sl_layout_record_header;
 struct sl_probe_record sl_layout_probe_record;
 struct sl_flow_record sl_layout_flow_record;
 struct sl_egress4_key sl_layout_egress4_key;
+struct sl_conn_state sl_layout_conn_state;

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Btf } from '../../src/ebpf/btf.js';
 import { objectPath } from '../../src/ebpf/object.js';
+import { CONN_STATE, connStateCodec } from '../../src/ebpf/records/conn-state.js';
 import { EGRESS4_KEY, egress4KeyCodec } from '../../src/ebpf/records/egress4-key.js';
 import { RECORD_HEADER } from '../../src/ebpf/records/header.js';
 import { PROBE_RECORD, decodeProbeRecord } from '../../src/ebpf/records/probe.js';
 
 /** Each TS layout description, checked field by field against what clang laid out (bpf/selftest/layouts.bpf.c BTF). */
-const layouts = [RECORD_HEADER, PROBE_RECORD, EGRESS4_KEY];
+const layouts = [RECORD_HEADER, PROBE_RECORD, EGRESS4_KEY, CONN_STATE];
 
 describe('record layouts match the compiled objects', () => {
   const btf = Btf.fromFile(objectPath('selftest/layouts'));
@@ -58,6 +59,32 @@ describe('decoders read golden bytes', () => {
     egress4KeyCodec.encode({ daddr: '10.0.0.7', dport: 8080 }, target);
     assert.equal(target.toString('hex'), '0a000007901f0000');
     assert.deepEqual(egress4KeyCodec.decode(target, 0), { daddr: '10.0.0.7', dport: 8080 });
+  });
+
+  it('sl_conn_state', () => {
+    // conn_id=7 start=2^40 established=2^40+1 last=2^40+2 cgroup=99 pid=4242 tid=4243 syn=1 records=3 side=2 flags=0x0c comm="nginx"
+    const golden =
+      '0700000000000000' + '0000000000010000' + '0100000000010000' + '0200000000010000' +
+      '6300000000000000' + '92100000' + '93100000' + '01000000' + '03000000' +
+      '02' + '0c' + '000000000000' + '6e67696e780000000000000000000000';
+    const state = {
+      connId: 7n,
+      startMonotonicNs: 2n ** 40n,
+      establishedMonotonicNs: 2n ** 40n + 1n,
+      lastRecordMonotonicNs: 2n ** 40n + 2n,
+      cgroupId: 99n,
+      pid: 4242,
+      tid: 4243,
+      synRetransmits: 1,
+      records: 3,
+      side: 2,
+      flags: 0x0c,
+      comm: 'nginx',
+    };
+    const target = Buffer.alloc(CONN_STATE.size, 0xee);
+    connStateCodec.encode(state, target);
+    assert.equal(target.toString('hex'), golden);
+    assert.deepEqual(connStateCodec.decode(Buffer.concat([Buffer.alloc(8), target]), 8), state);
   });
 });
 

@@ -4,7 +4,16 @@
  * record about one connection carries the same conn_id: the `conns` table, the `conn_ids` counter and the set of
  * traced cgroups. One program (flows) starts and ends entries; the others only look them up.
  *
- * A global counter in .bss would be one per object, hence `conn_ids` is a map.
+ * Sharing: these maps are declared `pinning LIBBPF_PIN_BY_NAME`, so the sharing travels with this header into every
+ * object that includes it. Where they are pinned is never libbpf's default (the bpffs root) but what the loader is
+ * given (src/ebpf/pins.ts, `LoadOptions.pins`): objects loaded with one pin directory use one kernel map each, the
+ * first creating and pinning it, the next reusing it; an object loaded without one gets private copies (tests, a
+ * lone program). A global counter in .bss would be one per object, hence `conn_ids` is a map.
+ *
+ * Every object sharing a pin directory must declare and configure these maps alike (type, key, value, max_entries):
+ * a mismatch is refused at load. A pinned map outlives the programs that made it, so when the layout of one changes,
+ * it gets a new name (conns -> conns_v2): new programs then never adopt an old pin with another meaning (a same-size
+ * field change would pass libbpf's size checks), and old and new can run side by side during an upgrade.
  *
  * Included by kernel programs after vmlinux.h and bpf_helpers.h.
  */
@@ -22,6 +31,7 @@ struct {
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } traced_cgroups SEC(".maps");
 
 /* Keyed by the socket's kernel address: stable for the socket's life, and the key every tcp tracepoint carries. */
@@ -30,6 +40,7 @@ struct {
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct sl_conn_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conns SEC(".maps");
 
 /* One counter at index 0: the next conn_id. Pinned, it also survives a collector restart, so ids never repeat. */
@@ -38,6 +49,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conn_ids SEC(".maps");
 
 static __always_inline struct sl_conn_state *sl_conn_lookup(const void *skaddr)

@@ -4,10 +4,13 @@
  * long-lived connections.
  *
  * Hooks and algorithm:
- *   1. sock/inet_sock_set_state CLOSE -> SYN_SENT (connect(), process context) starts a client-side entry;
- *      SYN_RECV -> ESTABLISHED (handshake completed on a child socket) starts a server-side entry. Only sockets
- *      whose cgroup, or an ancestor of it, is in `traced_cgroups` are tracked, and never sockets of the agent's
- *      own cgroup (the agent's sockets): the decision is made here, once; later hooks only look the socket up in `conns`.
+ *   1. sock/inet_sock_set_state CLOSE -> SYN_SENT (connect(), process context) starts a client-side entry in
+ *      `conns`; SYN_RECV -> ESTABLISHED (handshake completed on a child socket) starts a server-side entry. Only
+ *      sockets whose cgroup, or an ancestor of it, is in `traced_cgroups` are tracked, and never sockets of the
+ *      agent's own cgroup (the agent's sockets): the decision is made here, once; later hooks, here and in other
+ *      programs, only look the socket up in `conns`. The entry's conn_id comes from the `conn_ids` counter.
+ *      Those three maps are the connection tracking of bpf/include/conn.h, shared with other programs when the
+ *      loader gives them one pin directory.
  *   2. The pid and comm are taken only on transitions that run in the owning process (connect, close, shutdown);
  *      other transitions run in softirq context, where "current" is whoever was interrupted.
  *   3. tcp/tcp_retransmit_skb counts SYN retransmits; tcp/tcp_receive_reset and tcp/tcp_send_reset flag resets.
@@ -21,84 +24,24 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include "common.bpf.h"
+#include "conn.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
-#define MAX_CGROUP_DEPTH 16
 #define E2BIG 7
 
 const volatile __u64 agent_cgroup_id = 0;            /* sockets of this cgroup are never traced */
 const volatile __u64 active_timeout_ns = 10000000000; /* interim record period for open connections */
-
-__u64 next_conn_id = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 * 1024 * 1024);
 } flow_ring SEC(".maps");
 
-/* cgroup ids whose sockets (and their descendants' sockets) are traced; written by the collector. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, __u8);
-} traced_cgroups SEC(".maps");
-
-/* What the kernel does not keep for us until close; private to this program. */
-struct conn_state {
-	__u64 conn_id;
-	__u64 start_ns;
-	__u64 established_ns;
-	__u64 last_record_ns;
-	__u64 cgroup_id;
-	__u32 pid;
-	__u32 tid;
-	__u32 syn_retransmits;
-	__u32 records;
-	__u8 side;
-	__u8 flags;
-	__u8 _pad[6];
-	char comm[16];
-};
-
-/* Keyed by the socket's kernel address: stable for the socket's life, and the key every tcp tracepoint carries. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct conn_state);
-} conns SEC(".maps");
-
-static __always_inline int cgroup_is_traced(struct sock *sk, __u64 *cgroup_id)
-{
-	struct cgroup *cgrp = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
-	int level = BPF_CORE_READ(cgrp, level);
-	int traced = 0;
-
-	*cgroup_id = BPF_CORE_READ(cgrp, kn, id);
-	/* The agent's own sockets live in its own cgroup (which may be the root, an ancestor of everything). */
-	if (*cgroup_id == agent_cgroup_id)
-		return 0;
-	for (int i = 0; i < MAX_CGROUP_DEPTH; i++) {
-		struct cgroup *ancestor;
-		__u64 id;
-
-		if (i > level)
-			break;
-		if (bpf_core_read(&ancestor, sizeof(ancestor), &cgrp->ancestors[i]))
-			return 0;
-		id = BPF_CORE_READ(ancestor, kn, id);
-		if (bpf_map_lookup_elem(&traced_cgroups, &id))
-			traced = 1;
-	}
-	return traced;
-}
-
-static __always_inline void take_process(struct conn_state *state)
+static __always_inline void take_process(struct sl_conn_state *state)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
@@ -109,11 +52,11 @@ static __always_inline void take_process(struct conn_state *state)
 
 static __always_inline void start_tracking(__u64 key, struct sock *sk, __u8 side, int process_context)
 {
-	struct conn_state state = { .side = side, .start_ns = bpf_ktime_get_ns() };
+	struct sl_conn_state state = { .side = side, .start_ns = bpf_ktime_get_ns() };
 
-	if (!cgroup_is_traced(sk, &state.cgroup_id))
+	if (!sl_cgroup_is_traced(BPF_CORE_READ(sk, sk_cgrp_data.cgroup), agent_cgroup_id, &state.cgroup_id))
 		return;
-	state.conn_id = __sync_fetch_and_add(&next_conn_id, 1);
+	state.conn_id = sl_conn_new_id();
 	state.last_record_ns = state.start_ns;
 	if (side == SL_SIDE_SERVER) {
 		state.established_ns = state.start_ns;
@@ -143,7 +86,7 @@ static __always_inline void read_addr(__u8 out[16], __u16 family, const __u8 *v4
  * The kernel's byte counters count sequence space: bytes_acked includes the client's SYN and our FIN once the peer
  * acknowledged them, bytes_received includes the peer's FIN. Records carry payload bytes, so those are taken out.
  */
-static __always_inline __u64 payload_sent(struct tcp_sock *tp, struct conn_state *state)
+static __always_inline __u64 payload_sent(struct tcp_sock *tp, struct sl_conn_state *state)
 {
 	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
 	__u64 control = 0;
@@ -168,7 +111,7 @@ static __always_inline __u64 payload_received(struct tcp_sock *tp, __u8 *flags)
 	return received;
 }
 
-static __always_inline void emit(struct sock *sk, struct conn_state *state, __u8 kind, __u8 tcp_state)
+static __always_inline void emit(struct sock *sk, struct sl_conn_state *state, __u8 kind, __u8 tcp_state)
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct sl_flow_record *r =
@@ -232,7 +175,7 @@ int flow_state_change(struct trace_event_raw_inet_sock_set_state *ctx)
 	struct sock *sk = (struct sock *)ctx->skaddr;
 	__u64 key = (__u64)ctx->skaddr;
 	int old_state = ctx->oldstate, new_state = ctx->newstate;
-	struct conn_state *state;
+	struct sl_conn_state *state;
 
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
@@ -244,7 +187,7 @@ int flow_state_change(struct trace_event_raw_inet_sock_set_state *ctx)
 		start_tracking(key, sk, SL_SIDE_SERVER, 0);
 		return 0;
 	}
-	state = bpf_map_lookup_elem(&conns, &key);
+	state = sl_conn_lookup(ctx->skaddr);
 	if (!state)
 		return 0;
 	if (old_state == TCP_SYN_SENT && new_state == TCP_ESTABLISHED) {
@@ -268,8 +211,7 @@ int flow_state_change(struct trace_event_raw_inet_sock_set_state *ctx)
 SEC("tracepoint/tcp/tcp_probe")
 int flow_interim(struct trace_event_raw_tcp_probe *ctx)
 {
-	__u64 key = (__u64)ctx->skaddr;
-	struct conn_state *state = bpf_map_lookup_elem(&conns, &key);
+	struct sl_conn_state *state = sl_conn_lookup(ctx->skaddr);
 	__u64 now;
 
 	if (!state)
@@ -285,8 +227,7 @@ int flow_interim(struct trace_event_raw_tcp_probe *ctx)
 SEC("tracepoint/tcp/tcp_retransmit_skb")
 int flow_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx)
 {
-	__u64 key = (__u64)ctx->skaddr;
-	struct conn_state *state = bpf_map_lookup_elem(&conns, &key);
+	struct sl_conn_state *state = sl_conn_lookup(ctx->skaddr);
 
 	if (state && ctx->state == TCP_SYN_SENT)
 		state->syn_retransmits++;
@@ -295,8 +236,7 @@ int flow_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx)
 
 static __always_inline void flag_reset(const void *skaddr, __u8 flag)
 {
-	__u64 key = (__u64)skaddr;
-	struct conn_state *state = bpf_map_lookup_elem(&conns, &key);
+	struct sl_conn_state *state = sl_conn_lookup(skaddr);
 
 	if (state)
 		state->flags |= flag;

@@ -112,6 +112,29 @@ struct sl_flow_record {
 };
 _Static_assert(sizeof(struct sl_flow_record) == 160, "sl_flow_record layout");
 
+/*
+ * Value of the `conns` map (bpf/include/conn.h), keyed by the socket's kernel address: what the kernel does not keep
+ * for us until a connection closes. Shared by every program that reports on connections, and read by user space
+ * to adopt the connections a restarted collector finds open. It lives in a pinned map, whose name is its version:
+ * change this layout only together with a new map name (conns -> conns_v2).
+ */
+struct sl_conn_state {
+	__u64 conn_id;        /* unique per boot and node: taken from the shared `conn_ids` counter */
+	__u64 start_ns;       /* client: connect(); server: handshake completed */
+	__u64 established_ns; /* when the handshake completed; 0 before */
+	__u64 last_record_ns; /* when the last record of this connection was emitted (or tracking began) */
+	__u64 cgroup_id;      /* cgroup v2 id of the socket */
+	__u32 pid;            /* tgid of the owning process; 0 until seen in process context */
+	__u32 tid;
+	__u32 syn_retransmits;
+	__u32 records;        /* records emitted so far: the record_seq of the next one */
+	__u8 side;            /* enum sl_flow_side */
+	__u8 flags;           /* SL_FLOW_FLAG_* gathered so far */
+	__u8 _pad0[6];
+	char comm[16];
+};
+_Static_assert(sizeof(struct sl_conn_state) == 80, "sl_conn_state layout");
+
 /* Key of the egress deny map used by bpf/selftest/connect_guard.bpf.c: an IPv4 destination and port. */
 struct sl_egress4_key {
 	__u32 daddr;  /* network byte order, as in struct bpf_sock_addr.user_ip4 */

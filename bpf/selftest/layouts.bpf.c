@@ -83,3 +83,19 @@ const struct sl_egress4_key sl_golden_egress4_key = {
 	.daddr = bpf_htonl(0x0a000007), /* 10.0.0.7 */
 	.dport = 8080,
 };
+
+/* Value of the shared `conns` map (bpf/include/conn.h). */
+const struct sl_conn_state sl_golden_conn_state = {
+	.conn_id = 0x0102030405060708,
+	.start_ns = 0x1112131415161718,
+	.established_ns = 0x2122232425262728,
+	.last_record_ns = 0x3132333435363738,
+	.cgroup_id = 0x4142434445464748,
+	.pid = 3000000001,
+	.tid = 3000000002,
+	.syn_retransmits = 3,
+	.records = 2000000004,
+	.side = SL_SIDE_SERVER,
+	.flags = SL_FLOW_FLAG_ESTABLISHED | SL_FLOW_FLAG_FIN_RECEIVED,
+	.comm = "conn-selftest-1", /* 15 characters and the NUL */
+};

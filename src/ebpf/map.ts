@@ -58,6 +58,10 @@ export class BpfMapHandle {
     return bpf.mapType(this.handle) as number;
   }
 
+  get flags(): number {
+    return bpf.mapFlags(this.handle) as number;
+  }
+
   /** Gives the map types; the codecs' sizes must match what the compiler laid out. */
   typed<K, V>(key: Codec<K>, value: Codec<V>): BpfMap<K, V> {
     if (key.size !== this.keySize || value.size !== this.valueSize) {

@@ -45,6 +45,16 @@ export const batchOpts = koffi.struct('bpf_map_batch_opts', {
   flags: 'uint64_t',
 });
 
+/** The head of struct bpf_map_info (linux/bpf.h): the kernel fills as many bytes as the length passed says. */
+export const mapInfo = koffi.struct('bpf_map_info_head', {
+  type: 'uint32_t',
+  id: 'uint32_t',
+  key_size: 'uint32_t',
+  value_size: 'uint32_t',
+  max_entries: 'uint32_t',
+  map_flags: 'uint32_t',
+});
+
 export const ringSampleCallback = koffi.proto('int ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
 
 export const epollEvent = koffi.pack('epoll_event', { events: 'uint32_t', data: 'uint64_t' });
@@ -58,6 +68,7 @@ export const bpf = {
   objectFindProgram: libbpf.func('void *bpf_object__find_program_by_name(void *obj, const char *name)'),
   objectFindMap: libbpf.func('void *bpf_object__find_map_by_name(void *obj, const char *name)'),
   objectBtf: libbpf.func('void *bpf_object__btf(void *obj)'),
+  objectNextMap: libbpf.func('void *bpf_object__next_map(void *obj, void *map)'),
 
   mapFd: libbpf.func('int bpf_map__fd(void *map)'),
   mapInitialValue: libbpf.func('void *bpf_map__initial_value(void *map, _Out_ size_t *size)'),
@@ -66,6 +77,10 @@ export const bpf = {
   mapKeySize: libbpf.func('uint32_t bpf_map__key_size(void *map)'),
   mapValueSize: libbpf.func('uint32_t bpf_map__value_size(void *map)'),
   mapType: libbpf.func('int bpf_map__type(void *map)'),
+  mapFlags: libbpf.func('uint32_t bpf_map__map_flags(void *map)'),
+  mapName: libbpf.func('const char *bpf_map__name(void *map)'),
+  mapPinPath: libbpf.func('const char *bpf_map__pin_path(void *map)'),
+  mapSetPinPath: libbpf.func('int bpf_map__set_pin_path(void *map, const char *path)'),
 
   programFd: libbpf.func('int bpf_program__fd(void *prog)'),
   attachTracepoint: libbpf.func('void *bpf_program__attach_tracepoint(void *prog, const char *category, const char *name)'),
@@ -84,6 +99,9 @@ export const bpf = {
   mapDelete: libbpf.func('int bpf_map_delete_elem(int fd, const void *key)'),
   mapNextKey: libbpf.func('int bpf_map_get_next_key(int fd, const void *key, void *next_key)'),
   mapLookupBatch: libbpf.func('int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, _Inout_ uint32_t *count, bpf_map_batch_opts *opts)'),
+
+  objGet: libbpf.func('int bpf_obj_get(const char *pathname)'),
+  objGetInfoByFd: libbpf.func('int bpf_obj_get_info_by_fd(int fd, _Out_ bpf_map_info_head *info, _Inout_ uint32_t *info_len)'),
 
   ringNew: libbpf.func('void *ring_buffer__new(int map_fd, ring_buffer_sample_fn *cb, void *ctx, void *opts)'),
   ringConsume: libbpf.func('int ring_buffer__consume(void *rb)'),

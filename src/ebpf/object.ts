@@ -6,7 +6,8 @@
  *   ...
  *   object.close(); // destroys every link made through it, then frees maps and programs
  *
- * `.rodata` values and map sizes are set between open and load, the only moment libbpf allows it.
+ * `.rodata` values, map sizes and where shared maps are pinned are set between open and load, the only moment libbpf
+ * allows it.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +16,7 @@ import { Btf } from './btf.js';
 import { kernelError } from './errno.js';
 import { captureLibbpfLog, takeRecentLibbpfLog } from './libbpf-log.js';
 import { BpfMapHandle } from './map.js';
+import { placeSharedMap, type PinDirectory } from './pins.js';
 import { BpfProgram, type Detachable } from './program.js';
 import { bpf, koffi, lastErrno, type Pointer } from './native.js';
 
@@ -25,6 +27,12 @@ export interface LoadOptions {
   rodata?: Record<string, RodataValue>;
   /** Overrides of map max_entries by map name (ring sizes, table capacities). */
   maxEntries?: Record<string, number>;
+  /**
+   * Where the maps the object declares `pinning LIBBPF_PIN_BY_NAME` are shared: each is reused from this directory
+   * when pinned there (refused if its shape differs), else created and pinned there. Without it, they are private
+   * to this object.
+   */
+  pins?: PinDirectory;
 }
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -110,6 +118,7 @@ export class BpfObject {
       const rc = bpf.mapSetMaxEntries(this.map(mapName).handle, entries) as number;
       if (rc < 0) throw kernelError(`${this.name}: set max_entries of ${mapName}`, -rc, this.name);
     }
+    this.placeSharedMaps(options.pins);
     const values = Object.entries(options.rodata ?? {});
     if (values.length === 0) return;
     const variables = this.btf.sectionVariables('.rodata');
@@ -122,6 +131,17 @@ export class BpfObject {
       const variable = variables.get(name);
       if (!variable) throw new KernelError(`${this.name}: no const volatile named ${name} in .rodata`);
       writeValue(view, variable.offset, variable.size, value, name);
+    }
+  }
+
+  /** After max_entries are final: the pinned map's shape is compared with the configured one. */
+  private placeSharedMaps(pins: PinDirectory | undefined): void {
+    pins?.prepare();
+    for (let map = bpf.objectNextMap(this.handle, null); map; map = bpf.objectNextMap(this.handle, map)) {
+      // libbpf gives a pin path at open exactly to the maps declared LIBBPF_PIN_BY_NAME.
+      if (bpf.mapPinPath(map) === null) continue;
+      const name = bpf.mapName(map) as string;
+      placeSharedMap(new BpfMapHandle(map, `${this.name}/${name}`), name, pins);
     }
   }
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { Btf } from '../../src/ebpf/btf.js';
 import { objectPath } from '../../src/ebpf/object.js';
+import { connStateCodec, type ConnState } from '../../src/ebpf/records/conn-state.js';
 import { egress4KeyCodec } from '../../src/ebpf/records/egress4-key.js';
 import { FLOW_RECORD, decodeFlowRecord } from '../../src/ebpf/records/flow.js';
 import { RECORD_HEADER, recordMonotonicNs, recordType, recordVersion } from '../../src/ebpf/records/header.js';
@@ -26,6 +27,7 @@ const FIXTURES: Record<string, string> = {
   sl_probe_record: 'sl_probe_record.v1.hex',
   sl_flow_record: 'sl_flow_record.v1.hex',
   sl_egress4_key: 'sl_egress4_key.hex',
+  sl_conn_state: 'sl_conn_state.hex',
 };
 
 /** A fixture: hex, with `#` comments and whitespace ignored. */
@@ -122,6 +124,28 @@ describe('golden bytes: compiler, fixture and decoder agree', () => {
     egress4KeyCodec.encode({ daddr: '10.0.0.7', dport: 8080 }, written);
     assert.equal(written.toString('hex'), bytes.toString('hex'));
     assert.deepEqual(egress4KeyCodec.decode(bytes, 0), { daddr: '10.0.0.7', dport: 8080 });
+  });
+
+  it('sl_conn_state: the codec reads and writes the compiler bytes, padding zeroed', () => {
+    const bytes = assertCompiledAsFixture('sl_conn_state');
+    const state: ConnState = {
+      connId: 0x0102030405060708n,
+      startMonotonicNs: 0x1112131415161718n,
+      establishedMonotonicNs: 0x2122232425262728n,
+      lastRecordMonotonicNs: 0x3132333435363738n,
+      cgroupId: 0x4142434445464748n,
+      pid: 3000000001,
+      tid: 3000000002,
+      synRetransmits: 3,
+      records: 2000000004,
+      side: 2, // server
+      flags: 0x14, // established | fin received
+      comm: 'conn-selftest-1',
+    };
+    assert.deepEqual(connStateCodec.decode(Buffer.concat([Buffer.alloc(8, 0xee), bytes]), 8), state);
+    const written = Buffer.alloc(bytes.length, 0xff);
+    connStateCodec.encode(state, written);
+    assert.equal(written.toString('hex'), bytes.toString('hex'));
   });
 });
 

@@ -3,9 +3,9 @@
  * trace, and read for its drop counters. Everything else about flows happens in user space.
  */
 import { ConfigError, describeError } from '../../common/errors.js';
-import { u64Codec } from '../../ebpf/codecs.js';
+import { u64Codec, u8Codec } from '../../ebpf/codecs.js';
 import { Cgroup, cgroupOfProcess } from '../../ebpf/cgroup.js';
-import type { BpfMap, Codec } from '../../ebpf/map.js';
+import type { BpfMap } from '../../ebpf/map.js';
 import { BpfObject, objectPath } from '../../ebpf/object.js';
 import { checkKernel } from '../../ebpf/preflight.js';
 import { KERNEL_DROP_REASONS } from '../../ebpf/records/header.js';
@@ -21,8 +21,6 @@ export interface FlowProbeOptions {
   maxConnections: number;
   activeTimeoutMs: number;
 }
-
-const presence: Codec<number> = { size: 1, encode: (v, b) => void b.writeUInt8(v), decode: (b, o) => b.readUInt8(o) };
 
 /** What governs each kernel drop of flows (enum sl_drop_reason). */
 const KERNEL_DROP_REMEDIES: Record<(typeof KERNEL_DROP_REASONS)[number], string> = {
@@ -56,7 +54,7 @@ export class FlowProbe implements KernelSource {
 
   private constructor(private readonly object: BpfObject) {
     this.reader = openRingReader(object, 'flow_ring');
-    this.traced = object.map('traced_cgroups').typed(u64Codec, presence);
+    this.traced = object.map('traced_cgroups').typed(u64Codec, u8Codec);
   }
 
   static load(options: FlowProbeOptions): FlowProbe {

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Connection tracking shared by every program that reports on TCP connections (flows, and HTTP next), so that each
+ * record about one connection carries the same conn_id: the `conns` table, the `conn_ids` counter and the set of
+ * traced cgroups. One program (flows) starts and ends entries; the others only look them up.
+ *
+ * Sharing: these maps are declared `pinning LIBBPF_PIN_BY_NAME`, so the sharing travels with this header into every
+ * object that includes it. Where they are pinned is never libbpf's default (the bpffs root) but what the loader is
+ * given (src/ebpf/pins.ts, `LoadOptions.pins`): objects loaded with one pin directory use one kernel map each, the
+ * first creating and pinning it, the next reusing it; an object loaded without one gets private copies (tests, a
+ * lone program). A global counter in .bss would be one per object, hence `conn_ids` is a map.
+ *
+ * Every object sharing a pin directory must declare and configure these maps alike (type, key, value, max_entries):
+ * a mismatch is refused at load. A pinned map outlives the programs that made it, so when the layout of one changes,
+ * it gets a new name (conns -> conns_v2): new programs then never adopt an old pin with another meaning (a same-size
+ * field change would pass libbpf's size checks), and old and new can run side by side during an upgrade.
+ *
+ * Included by kernel programs after vmlinux.h and bpf_helpers.h.
+ */
+#ifndef SIDECARLESS_CONN_H
+#define SIDECARLESS_CONN_H
+
+#include <bpf/bpf_core_read.h>
+#include "records.h"
+
+#define SL_MAX_CGROUP_DEPTH 16
+
+/* cgroup ids whose sockets (and their descendants' sockets) are traced; written by the collector. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} traced_cgroups SEC(".maps");
+
+/* Keyed by the socket's kernel address: stable for the socket's life, and the key every tcp tracepoint carries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sl_conn_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conns SEC(".maps");
+
+/* One counter at index 0: the next conn_id. Pinned, it also survives a collector restart, so ids never repeat. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conn_ids SEC(".maps");
+
+static __always_inline struct sl_conn_state *sl_conn_lookup(const void *skaddr)
+{
+	__u64 key = (__u64)skaddr;
+
+	return bpf_map_lookup_elem(&conns, &key);
+}
+
+static __always_inline __u64 sl_conn_new_id(void)
+{
+	__u32 zero = 0;
+	__u64 *next = bpf_map_lookup_elem(&conn_ids, &zero);
+
+	/* Index 0 of a one-entry array always exists; the check is for the verifier. */
+	return next ? __sync_fetch_and_add(next, 1) : 0;
+}
+
+/*
+ * Whether `cgrp` or one of its ancestors is in `traced_cgroups`; sets *cgroup_id to cgrp's id. The agent's own
+ * cgroup (which may be the root, an ancestor of everything) is never traced: the agent's sockets and syscalls
+ * must not become records.
+ */
+static __always_inline int sl_cgroup_is_traced(struct cgroup *cgrp, __u64 agent_cgroup_id, __u64 *cgroup_id)
+{
+	int level = BPF_CORE_READ(cgrp, level);
+	int traced = 0;
+
+	*cgroup_id = BPF_CORE_READ(cgrp, kn, id);
+	if (*cgroup_id == agent_cgroup_id)
+		return 0;
+	for (int i = 0; i < SL_MAX_CGROUP_DEPTH; i++) {
+		struct cgroup *ancestor;
+		__u64 id;
+
+		if (i > level)
+			break;
+		if (bpf_core_read(&ancestor, sizeof(ancestor), &cgrp->ancestors[i]))
+			return 0;
+		id = BPF_CORE_READ(ancestor, kn, id);
+		if (bpf_map_lookup_elem(&traced_cgroups, &id))
+			traced = 1;
+	}
+	return traced;
+}
+
+#endif

@@ -1,0 +1,99 @@
+/**
+ * Kernel state shared through bpffs: a directory the caller chooses (one per node, e.g.
+ * /sys/fs/bpf/sidecarless/<node>) in which objects pin what they share and find what others pinned.
+ *
+ *   const pins = new PinDirectory(`/sys/fs/bpf/sidecarless/${node}`);
+ *   const flows = BpfObject.load(objectPath('flows'), { pins }); // creates and pins conns, conn_ids, traced_cgroups
+ *   const http = BpfObject.load(objectPath('http'), { pins });   // reuses them: the same kernel maps
+ *   ...
+ *   pins.remove(); // when nothing should survive: the loaded objects keep their maps until they close
+ *
+ * Which maps are shared is said by the kernel code (`pinning LIBBPF_PIN_BY_NAME`, see bpf/include/conn.h); where
+ * they are pinned is said here. Layout: <dir>/maps/<map name>, leaving room for links/ and the ring later.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { KernelError } from '../common/errors.js';
+import { kernelError } from './errno.js';
+import type { BpfMapHandle } from './map.js';
+import { bpf, koffi, libcCalls, mapInfo } from './native.js';
+
+/** statfs f_type of a bpf filesystem (linux/magic.h). */
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+export class PinDirectory {
+  readonly path: string;
+
+  constructor(directory: string) {
+    this.path = path.resolve(directory);
+  }
+
+  mapPath(name: string): string {
+    return path.join(this.mapsDirectory, name);
+  }
+
+  /** Checks that the directory lies on a mounted bpffs, then creates it. */
+  prepare(): void {
+    let existing = this.path;
+    while (!fs.existsSync(existing)) existing = path.dirname(existing);
+    if (fs.statfsSync(existing).type !== BPF_FS_MAGIC) {
+      throw new KernelError(
+        `pin directory ${this.path} is not on a bpf filesystem (${existing} is not bpffs): mount it with \`mount -t bpf bpf /sys/fs/bpf\` and pin below /sys/fs/bpf`,
+        { context: { component: 'pins' } },
+      );
+    }
+    fs.mkdirSync(this.mapsDirectory, { recursive: true });
+  }
+
+  /** Unpins everything below the directory and removes it. Programs still running keep their maps. Safe twice. */
+  remove(): void {
+    fs.rmSync(this.path, { recursive: true, force: true });
+  }
+
+  private get mapsDirectory(): string {
+    return path.join(this.path, 'maps');
+  }
+}
+
+/**
+ * Between open and load, for a map declared `pinning LIBBPF_PIN_BY_NAME`: points it at its pin in `pins`, where
+ * libbpf's load reuses the pinned map or creates and pins one; without `pins`, clears the pin path (libbpf's
+ * default is the bpffs root) so the map is private to this object. A pinned map of another shape is refused here,
+ * naming the differences and the remedy, instead of by libbpf's bare EINVAL.
+ */
+export function placeSharedMap(map: BpfMapHandle, mapName: string, pins: PinDirectory | undefined): void {
+  let pinPath: string | null = null;
+  if (pins) {
+    pinPath = pins.mapPath(mapName);
+    checkPinnedShape(map, pins, pinPath);
+  }
+  const rc = bpf.mapSetPinPath(map.handle, pinPath) as number;
+  if (rc < 0) throw kernelError(`${map.name}: set pin path`, -rc, map.name);
+}
+
+function checkPinnedShape(map: BpfMapHandle, pins: PinDirectory, pinPath: string): void {
+  const fd = bpf.objGet(pinPath) as number;
+  if (fd === -koffi.os.errno.ENOENT!) return;
+  if (fd < 0) throw kernelError(`${map.name}: open pinned map ${pinPath}`, -fd, map.name);
+  const info: Record<string, number> = {};
+  const rc = bpf.objGetInfoByFd(fd, info, [koffi.sizeof(mapInfo)]) as number;
+  libcCalls.close(fd);
+  if (rc < 0) throw kernelError(`${map.name}: read pinned map ${pinPath}`, -rc, map.name);
+  const wanted: Record<string, number> = {
+    type: map.type,
+    key_size: map.keySize,
+    value_size: map.valueSize,
+    max_entries: map.maxEntries,
+    map_flags: map.flags,
+  };
+  const differences = Object.entries(wanted)
+    .filter(([field, value]) => info[field] !== value)
+    .map(([field, value]) => `${field} ${info[field]} pinned, ${value} here`);
+  if (differences.length === 0) return;
+  throw new KernelError(
+    `${map.name}: the map pinned at ${pinPath} has another shape (${differences.join(', ')}). Either its layout ` +
+      `changed, and a changed layout needs a new map name, or its capacity is configured differently from the ` +
+      `program that pinned it. Stop the sidecarless programs using ${pins.path}, then remove the pins: rm -r ${pins.path}`,
+    { context: { component: map.name } },
+  );
+}

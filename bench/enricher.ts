@@ -7,9 +7,9 @@
  *      topic, so a Kafka batch and an in-memory batch of the same partition hold the same offsets.
  *   2. Embedded engine (chdb in this process: its parsing, sorting and compression count in our CPU time), one
  *      database per variant, each created by the shipped migrations:
- *        rowbinary      the real Enricher + ClickHouseSink (RowBinary file read by INSERT ... SELECT FROM file()),
- *                       fed in-memory batches of BATCH_BYTES (what one Kafka fetch of enricher.batchBytes holds):
- *                       the insert path alone, no consumer;
+ *        rowbinary      the real Enricher + ClickHouseSink (RowBinary file read by INSERT ... SELECT FROM file())
+ *                       + BatchLedger (a row recorded before each insert), fed in-memory batches of BATCH_BYTES
+ *                       (what one Kafka fetch of enricher.batchBytes holds): the insert path alone, no consumer;
  *        jsoneachrow    baseline, the path as it was: every event of a batch held as a row object of text values,
  *                       then client.insert JSONEachRow (which SETs the token on the chdb session: its own client);
  *        tsv            the same held rows as TabSeparated text, built with little per-row work, handed to chdb's
@@ -23,7 +23,8 @@
  *      ClickHouse 18.16 server of the local stack. It cannot hold the modern table, so a legacy table takes the
  *      very same bytes: times UInt64 ns (DateTime64(9) is Int64 ns), addresses FixedString(16) (IPv6 is 16 bytes),
  *      String for LowCardinality(String), UInt8 for Bool; no TTL, codecs or deduplication token (18.16 lacks
- *      insert_deduplication_token, so those inserts carry none). The server's CPU is read from /proc as well.
+ *      insert_deduplication_token, so those inserts carry none; nor the batch ledger, whose table it cannot hold
+ *      either, so no batch is recorded). The server's CPU is read from /proc as well.
  *   4. Verify, reading back: exact row counts; every table equal to the baseline's rows (EXCEPT both ways, all
  *      columns) over the baseline's offsets, and end_to_end equal to rowbinary; a sample of rows compared field by
  *      field with the events (exact byte counts, addresses as IPv6, DateTime64(9) nanoseconds); sums over every row;
@@ -52,6 +53,7 @@ import { toFlowEvent } from '../src/collector/flows/transform.js';
 import { partitionOf } from '../src/common/kafka/partitioner.js';
 import { decodeFlowRecord, FLOW_RECORD } from '../src/ebpf/records/flow.js';
 import type { SinkResult } from '../src/common/pipeline.js';
+import { BatchLedger, type Ledger } from '../src/enricher/batch-ledger.js';
 import { ClickHouseSink } from '../src/enricher/clickhouse-sink.js';
 import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../src/enricher/enricher.js';
 import { FLOW_COLUMNS, nanosToDateTime64, toFlowRow, type FlowRow, type FlowRows } from '../src/enricher/flow-row.js';
@@ -176,12 +178,12 @@ function kafkaBatches(topic: string, partitions: Buffer[][], maxEvents: number):
       let bytes = 0;
       for (let offset = start; offset < list.length && bytes + list[offset]!.length <= BATCH_BYTES && events < maxEvents; offset++) {
         bytes += list[offset]!.length;
-        batch.push({ offset: String(offset), key: null, value: list[offset]! });
+        batch.push({ offset: String(offset), timestamp: '0', key: null, value: list[offset]! });
         events += eventCount(list[offset]!);
         messages++;
       }
       next[partition] = start + batch.length;
-      if (batch.length > 0) batches.push({ topic, partition, messages: batch });
+      if (batch.length > 0) batches.push({ topic, partition, highWatermark: String(list.length), messages: batch });
       if (events >= maxEvents) return { batches, events, messages };
     }
   }
@@ -201,11 +203,12 @@ function eventCount(frame: Buffer): number {
   return value / 2; // positive counts only: (n << 1)
 }
 
-function enricherDeps(sink: EnricherDeps['sink'], telemetry: Telemetry, name: string): EnricherDeps {
+function enricherDeps(sink: EnricherDeps['sink'], ledger: Ledger, telemetry: Telemetry, name: string): EnricherDeps {
   const registry = loadRegistry();
   return {
     decode: (value) => registry.resolve<FlowBatch>(FLOWS.subject, value).value.events,
     sink,
+    ledger,
     deadLetters: {
       send: async (letters) => {
         throw new Error(`bench: unexpected dead letters (${letters[0]?.reason})`);
@@ -219,8 +222,8 @@ function enricherDeps(sink: EnricherDeps['sink'], telemetry: Telemetry, name: st
 
 async function handleAll(enricher: Enricher, batches: KafkaBatch[]): Promise<void> {
   for (const batch of batches) {
-    const next = await enricher.handle(batch);
-    if (next === undefined) throw new Error('bench: a batch was not stored');
+    const handled = await enricher.handle(batch);
+    if (handled?.commit === undefined) throw new Error('bench: a batch was not stored');
   }
 }
 
@@ -336,16 +339,15 @@ function legacyDdl(table: string): string {
   return `CREATE TABLE ${table} (${columns}) ENGINE = MergeTree PARTITION BY toDate(toDateTime(intDiv(time, 1000000000))) ORDER BY (server_address, server_port, time, connection_id, record_seq)`;
 }
 
+/** 18.16 cannot hold the ledger's table (LowCardinality, TTL): every batch is new to it, and none is recorded. */
+const NO_LEDGER: Ledger = { latest: async () => undefined, boundaryWithin: async () => undefined, record: async () => ({ ok: true }) };
+
 /** Posts the rows as the ClickHouseSink does over HTTP, minus the token settings 18.16 does not know. */
 class LegacyHttpSink {
   constructor(
     private readonly client: ClickHouseClient,
     private readonly table: string,
   ) {}
-
-  async storedOffset(): Promise<bigint> {
-    return -1n;
-  }
 
   async insert(rows: FlowRows): Promise<SinkResult> {
     const result = await this.client.exec({
@@ -510,9 +512,10 @@ export async function run(): Promise<Record<string, unknown>> {
     client = await createClickHouse({ embeddedPath: dataDir });
     for (const database of Object.values(databases)) await migrate(client, { database, ttlDays: 7 });
     const table = (variant: keyof typeof databases) => `${databases[variant]}.flows`;
+    const ledger = (variant: keyof typeof databases) => new BatchLedger(client!, `${databases[variant]}.kafka_batches`);
     // Warm-up, untimed, each path on the batches it is measured on (into a scratch table): JIT, and the engine's
     // first inserts, which cost it 2-3x more than later ones (its memory, caches and thread pools settle).
-    await handleAll(new Enricher(enricherDeps(new ClickHouseSink(client, table('warmup')), telemetry, 'warm')), all.batches);
+    await handleAll(new Enricher(enricherDeps(new ClickHouseSink(client, table('warmup')), ledger('warmup'), telemetry, 'warm')), all.batches);
     await handleAllHeld(registry, subset.batches, tabSeparatedInsert(client, table('warmup')));
     // Its own client: client.insert on chdb SETs the token on the session, which would stay for later queries.
     const jsonClient = await createClickHouse({ embeddedPath: dataDir });
@@ -524,7 +527,7 @@ export async function run(): Promise<Record<string, unknown>> {
     // cost of ingesting into a MergeTree, and must not leak into the next run.
     await mergesDone(client);
     const rowbinary = await measureIngest(all.events, client, () =>
-      handleAll(new Enricher(enricherDeps(new ClickHouseSink(client!, table('rowbinary')), telemetry, 'rb')), all.batches),
+      handleAll(new Enricher(enricherDeps(new ClickHouseSink(client!, table('rowbinary')), ledger('rowbinary'), telemetry, 'rb')), all.batches),
     );
     const tsv = await measureIngest(subset.events, client, () => handleAllHeld(registry, subset.batches, tabSeparatedInsert(client!, table('tsv'))));
     const json = await measureIngest(subset.events, client, () => handleAllHeld(registry, subset.batches, jsonEachRowInsert(jsonClient, table('json'))));
@@ -591,7 +594,7 @@ export async function run(): Promise<Record<string, unknown>> {
     await http.command({ query: legacyDdl(legacyTable) });
     await mergesDone(client);
     const serverBefore = serverCpuSeconds();
-    const httpRun = await measure(all.events, () => handleAll(new Enricher(enricherDeps(new LegacyHttpSink(http!, legacyTable), telemetry, 'http')), all.batches));
+    const httpRun = await measure(all.events, () => handleAll(new Enricher(enricherDeps(new LegacyHttpSink(http!, legacyTable), NO_LEDGER, telemetry, 'http')), all.batches));
     const serverAfter = serverCpuSeconds();
     const serverCpu = serverBefore !== undefined && serverAfter !== undefined ? serverAfter - serverBefore : undefined;
 

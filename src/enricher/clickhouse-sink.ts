@@ -1,10 +1,9 @@
 /**
- * Inserts rows into one ClickHouse table, idempotently, and tells how far a Kafka partition is already stored.
+ * Inserts rows into one ClickHouse table, idempotently.
  *
- * Exactly once, across crashes and replays: every row carries its Kafka topic/partition/offset. Before a partition's
- * first batch, the enricher asks `storedOffset` and skips what is already there (a crash between insert and commit
- * replays a batch that is stored). Each insert also carries a deduplication token made of that range, so a retry
- * of an insert whose acknowledgement was lost is ignored by the server.
+ * Exactly once, across crashes and replays: every insert carries a deduplication token naming its batch (the
+ * batch ledger's batchToken), and a replay repeats the very same insert, so the server ignores what it already holds,
+ * part by part. Every row also carries its Kafka topic/partition/offset, for whoever reads the table.
  *
  * Rows travel as RowBinary (src/enricher/flow-row.ts): over HTTP as the request body; into the embedded engine as
  * a file the INSERT reads with file(), because chdb's client connection turns an insert body into text, which
@@ -50,17 +49,6 @@ export class ClickHouseSink {
     readonly table: string,
   ) {
     this.engine = embeddedEngine(client);
-  }
-
-  /** The highest Kafka offset stored for this partition, or -1 when none. */
-  async storedOffset(topic: string, partition: number): Promise<bigint> {
-    const result = await this.client.query({
-      query: `SELECT toString(max(kafka_offset)) AS offset, count() AS rows FROM ${this.table} WHERE kafka_topic = {topic:String} AND kafka_partition = {partition:UInt32}`,
-      query_params: { topic, partition },
-      format: 'JSONEachRow',
-    });
-    const [row] = await result.json<{ offset: string; rows: string | number }>();
-    return row && Number(row.rows) > 0 ? BigInt(row.offset) : -1n;
   }
 
   /** Rows already written as RowBinary (FlowRows, what the enricher builds), or row objects to write here. */

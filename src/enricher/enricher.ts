@@ -1,16 +1,33 @@
 /**
  * The enricher's pipeline for one Kafka batch (one partition): decode -> rows -> ClickHouse, dead letters aside.
  *
- *   1. Skip messages at or below the offset the table already holds for the partition (a replay after a crash
- *      between insert and commit).
- *   2. Decode each message (Avro FlowBatch, any compatible writer version) and write its rows (RowBinary, as they
- *      come: src/enricher/flow-row.ts); a message that does not decode, or holds a row the table cannot take,
- *      becomes a dead letter with the reason, and the rest go on.
- *   3. Dead letters are produced first, then the rows are inserted with a token naming the offset range; a
- *      retriable failure is retried with back-off until it succeeds or the consumer stops (then nothing is
- *      committed and the batch comes again).
- *   4. Returns the offset to commit: the batch is stored.
+ *   1. Where the partition stands comes from the batch ledger (batch-ledger.ts): its generation, the last offset
+ *      recorded, and that last batch, whose insert may have been cut short.
+ *   2. A batch that reaches back to or below that offset (a restart or rebalance before the commit, an offset reset,
+ *      a recreated topic) is verified first (verify): the message at a recorded batch boundary compared with its
+ *      fingerprint, or the log found to end below the stored offset. Other messages than those stored: the topic
+ *      was deleted and recreated (or truncated); that is logged once as an error and the partition starts its next
+ *      generation, storing every message of it. The same messages: those before the last recorded batch are
+ *      skipped, and that batch is replayed whole (held until a refetch delivers all of it, uncommitted meanwhile)
+ *      with its own token, so ClickHouse writes exactly the parts it lacks.
+ *   3. New messages: their batch is recorded in the ledger before anything else, so a crash at any later point is
+ *      replayed exactly. Each message is decoded (Avro FlowBatch, any compatible writer version) into rows
+ *      (RowBinary, as they come: flow-row.ts); a message that does not decode, or holds a row the table cannot
+ *      take, becomes a dead letter with the reason, and the rest go on.
+ *   4. Dead letters are produced first, then the rows are inserted with the batch's token; a retriable failure is
+ *      retried with back-off until it succeeds or the consumer stops (then nothing is committed and the batch
+ *      comes again).
+ *   5. Returns what the consumer may commit: the offset after the batch once it is stored.
  * Node-level for now: Kubernetes metadata joins come with the metadata topic.
+ *
+ * What a recreated topic can still hide (without topic ids, see batch-ledger.ts):
+ * - a running consumer fetches from its own position, above everything stored; if the new topic has grown past it
+ *   before that fetch, the fetch succeeds and the new topic's messages below it are never seen, nor anything told;
+ * - a recreated topic already longer than the stored position, fetched where no recorded batch begins or ends (the
+ *   rows of its first batches expired: the old topic lived longer than clickhouse.ttlDays) is unverified: warned
+ *   about, and its messages up to the position are taken as stored.
+ * And one false alarm: right after a leader failover the high watermark can lag the log for a moment; an overlapping
+ * fetch with no recorded boundary in it then looks like a shorter log, and is stored again as a new generation.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Meter } from '@opentelemetry/api';
@@ -19,10 +36,13 @@ import { describeError, SidecarlessError } from '../common/errors.js';
 import type { DeadLetter } from '../common/kafka/dead-letter.js';
 import type { Logger } from '../common/logger.js';
 import type { SinkResult } from '../common/pipeline.js';
+import { batchToken, fingerprint, replayable, type Ledger, type RecordedBatch } from './batch-ledger.js';
 import { FlowRows } from './flow-row.js';
 
 export interface KafkaMessage {
   offset: string;
+  /** As the broker stores it (milliseconds): part of the message's fingerprint. */
+  timestamp: string;
   key: Buffer | null;
   value: Buffer | null;
 }
@@ -30,18 +50,26 @@ export interface KafkaMessage {
 export interface KafkaBatch {
   topic: string;
   partition: number;
+  /** The partition's log end as the fetch saw it (kafkajs batch.highWatermark): the next offset to be written. */
+  highWatermark: string;
   messages: readonly KafkaMessage[];
 }
 
 export interface EnricherDeps {
   /** One message value -> its events (the flows contract's codec). */
   decode(value: Buffer): readonly FlowEvent[];
-  sink: { storedOffset(topic: string, partition: number): Promise<bigint>; insert(rows: FlowRows, token: string): Promise<SinkResult> };
+  sink: { insert(rows: FlowRows, token: string): Promise<SinkResult> };
+  ledger: Ledger;
   deadLetters: { send(letters: readonly DeadLetter[]): Promise<void> };
   logger: Logger;
   meter: Meter;
   /** False once the consumer is stopping: retries give up and the batch is not committed. */
   isRunning(): boolean;
+}
+
+/** The outcome of a batch the consumer goes past: the offset to commit, or none while a replay waits for the rest. */
+export interface Handled {
+  commit: string | undefined;
 }
 
 const MAX_BACKOFF_MS = 5000;
@@ -54,8 +82,23 @@ export interface ConsumerSession {
 
 const IDLE_SESSION: ConsumerSession = { heartbeat: async () => {}, isStale: () => false };
 
+/** Where a partition stands, from the ledger at its first batch and kept up to date after. */
+interface PartitionState {
+  generation: number;
+  /** The last offset recorded in the ledger (-1 when none): at or below it, messages are stored or being stored. */
+  position: bigint;
+  /** The batch recorded at `position`: the one a restart replays. */
+  latest: RecordedBatch | undefined;
+  /** Messages of `latest` fetched so far, while a refetch delivers it in pieces. */
+  held: KafkaMessage[];
+  /** The last offset of the previous batch handled (in this process, since the partition was assigned). */
+  handledThrough: bigint | undefined;
+}
+
+type Verdict = 'same' | 'other messages' | 'unverified';
+
 export class Enricher {
-  private readonly stored = new Map<string, bigint>();
+  private readonly partitions = new Map<string, PartitionState>();
   private readonly counters;
 
   constructor(private readonly deps: EnricherDeps) {
@@ -65,41 +108,152 @@ export class Enricher {
       skipped: meter.createCounter('sidecarless.enricher.messages_already_stored', { description: 'Replayed messages found already stored', unit: '{message}' }),
       deadLetters: meter.createCounter('sidecarless.enricher.dead_letters', { description: 'Messages sent to the dead-letter topic', unit: '{message}' }),
       retries: meter.createCounter('sidecarless.enricher.insert_retries', { description: 'Failed inserts retried', unit: '{insert}' }),
+      generations: meter.createCounter('sidecarless.enricher.recreated_partitions', { description: 'Topic partitions found deleted and recreated (or truncated)', unit: '{partition}' }),
     };
   }
 
-  /** Forget stored offsets (after a rebalance another member may have written more). */
+  /** Forget where partitions stand (after a rebalance another member may have written more). */
   forgetPartitions(): void {
-    this.stored.clear();
+    this.partitions.clear();
   }
 
-  /** Stores the batch; resolves to the offset to commit, or undefined when stopped before it was stored. */
   /**
-   * `session` keeps the consumer's group membership alive while an insert is retried (a ClickHouse outage can last
-   * longer than the session timeout) and says when the partition was taken away meanwhile.
+   * Stores the batch; resolves to what may be committed, or undefined when stopped before it was stored (then the
+   * consumer fetches it again). `session` keeps the consumer's group membership alive while an insert is retried
+   * (a ClickHouse outage can last longer than the session timeout) and says when the partition was taken away.
    */
-  async handle(batch: KafkaBatch, session: ConsumerSession = IDLE_SESSION): Promise<string | undefined> {
+  async handle(batch: KafkaBatch, session: ConsumerSession = IDLE_SESSION): Promise<Handled | undefined> {
     const last = batch.messages.at(-1);
     if (!last) return undefined;
-    const partitionKey = `${batch.topic}/${batch.partition}`;
-    let stored = this.stored.get(partitionKey);
-    if (stored === undefined) {
-      stored = await this.deps.sink.storedOffset(batch.topic, batch.partition);
-      this.stored.set(partitionKey, stored);
+    const state = await this.partition(batch.topic, batch.partition);
+    const first = BigInt(batch.messages[0]!.offset);
+    // Fetches go forward; one that starts at or before the previous batch's end is a refetch or an offset reset
+    // (a restart, a rebalance, a recreated topic), looked at afresh. Others go on from the previous batch.
+    if (state.handledThrough === undefined || first <= state.handledThrough) {
+      state.held = [];
+      if (first <= state.position && (await this.verify(batch, state)) === 'other messages') this.nextGeneration(batch, state);
     }
 
-    // Rows are written as they are decoded (src/enricher/flow-row.ts): each message's events can go at once.
+    const fresh: KafkaMessage[] = [];
+    let skipped = 0;
+    for (const message of batch.messages) {
+      const offset = BigInt(message.offset);
+      if (offset > state.position) fresh.push(message);
+      else if (state.latest !== undefined && replayable(state.latest) && offset >= state.latest.first) state.held.push(message);
+      else skipped++;
+    }
+    if (state.held.length > 0) {
+      const replay = state.latest!;
+      const held = state.held;
+      const fromStart = BigInt(held[0]!.offset) === replay.first;
+      if (fromStart && BigInt(held.at(-1)!.offset) === replay.last) {
+        state.held = [];
+        if ((await this.store(batch, held, replay, session)) === 'stopped') return undefined;
+      } else if (fromStart && fresh.length === 0) {
+        // The refetch ended inside the batch: the rest comes with the next fetch, and nothing is committed until then.
+        state.handledThrough = BigInt(last.offset);
+        return { commit: undefined };
+      } else {
+        this.deps.logger.warn(
+          { topic: batch.topic, partition: batch.partition, first: replay.first.toString(), last: replay.last.toString(), fetched: `${held[0]!.offset}-${held.at(-1)!.offset}` },
+          'the last recorded batch cannot be replayed whole: Kafka no longer holds all of its messages (retention); treating it as stored, though a crash may have cut its insert short',
+        );
+        skipped += held.length;
+        state.held = [];
+      }
+    }
+    if (skipped > 0) this.counters.skipped.add(skipped);
+
+    if (fresh.length > 0) {
+      const record: RecordedBatch = {
+        topic: batch.topic,
+        partition: batch.partition,
+        generation: state.generation,
+        first: BigInt(fresh[0]!.offset),
+        last: BigInt(last.offset),
+        firstFingerprint: fingerprint(fresh[0]!),
+        lastFingerprint: fingerprint(last),
+      };
+      // Recorded before the insert: from here on, a restart replays exactly this batch.
+      if ((await this.withRetry(() => this.deps.ledger.record(record), batchToken(record), session)) !== 'stored') return undefined;
+      state.position = record.last;
+      state.latest = record;
+      if ((await this.store(batch, fresh, record, session)) === 'stopped') return undefined;
+    }
+    state.handledThrough = BigInt(last.offset);
+    return { commit: nextOffset(last.offset) };
+  }
+
+  private async partition(topic: string, partition: number): Promise<PartitionState> {
+    const key = `${topic}/${partition}`;
+    let state = this.partitions.get(key);
+    if (state === undefined) {
+      const latest = await this.deps.ledger.latest(topic, partition);
+      state = { generation: latest?.generation ?? 0, position: latest?.last ?? -1n, latest, held: [], handledThrough: undefined };
+      this.partitions.set(key, state);
+    }
+    return state;
+  }
+
+  /**
+   * Does the partition still hold the messages stored up to `state.position`? Conclusive evidence, in order:
+   *   1. a batch boundary recorded among the batch's offsets up to the position: the message there has the
+   *      recorded fingerprint, or not. A refetch after a restart or rebalance starts at a committed offset, which
+   *      is always where a recorded batch begins; a recreated topic starts where the first recorded batch began
+   *      (offset 0, while its row is kept);
+   *   2. the log ends at or below the position: a log only grows, so this is another one (typically a recreated
+   *      topic that is still shorter than the one stored).
+   * Neither (a reset to an offset whose batch rows have expired, a recreated topic already longer than the stored
+   * position with no recorded boundary among its first offsets): treated as the same log, with a warning.
+   */
+  private async verify(batch: KafkaBatch, state: PartitionState): Promise<Verdict> {
+    const from = BigInt(batch.messages[0]!.offset);
+    const lastOffset = BigInt(batch.messages.at(-1)!.offset);
+    const to = lastOffset < state.position ? lastOffset : state.position;
+    const recorded = await this.deps.ledger.boundaryWithin(batch.topic, batch.partition, state.generation, from, to);
+    if (recorded !== undefined) {
+      for (const [offset, recordedFingerprint] of [[recorded.first, recorded.firstFingerprint], [recorded.last, recorded.lastFingerprint]] as const) {
+        if (offset < from || offset > to) continue;
+        const message = batch.messages.find((m) => BigInt(m.offset) === offset);
+        if (message !== undefined) return fingerprint(message) === recordedFingerprint ? 'same' : 'other messages';
+      }
+    }
+    if (BigInt(batch.highWatermark) <= state.position) return 'other messages';
+    this.deps.logger.warn(
+      { topic: batch.topic, partition: batch.partition, generation: state.generation, storedThrough: state.position.toString(), from: from.toString() },
+      'cannot verify that the partition still holds the messages stored from it (no recorded batch boundary among the offsets fetched, and the log reaches beyond them): treating them as stored',
+    );
+    return 'unverified';
+  }
+
+  /** The partition's log is another one than was stored: its messages are all new, under the next generation. */
+  private nextGeneration(batch: KafkaBatch, state: PartitionState): void {
+    const generation = state.generation + 1;
+    this.counters.generations.add(1);
+    this.deps.logger.error(
+      {
+        topic: batch.topic,
+        partition: batch.partition,
+        generation,
+        storedThrough: state.position.toString(),
+        from: batch.messages[0]!.offset,
+        highWatermark: batch.highWatermark,
+      },
+      `topic ${batch.topic} partition ${batch.partition} holds other messages at offsets already stored (up to ${state.position}): ` +
+        `the topic was deleted and recreated (or its log truncated); storing its messages from offset ${batch.messages[0]!.offset} on as generation ${generation}`,
+    );
+    state.generation = generation;
+    state.position = -1n;
+    state.latest = undefined;
+  }
+
+  /** Dead letters, then the rows of `messages` (the whole recorded batch `record`) under the batch's token. */
+  private async store(batch: KafkaBatch, messages: readonly KafkaMessage[], record: RecordedBatch, session: ConsumerSession): Promise<'stored' | 'stopped'> {
+    // Rows are written as they are decoded (flow-row.ts): each message's events can go at once.
     const rows = new FlowRows();
     const letters: DeadLetter[] = [];
     const decoded: KafkaMessage[] = [];
-    let first: string | undefined;
-    let skipped = 0;
-    for (const message of batch.messages) {
-      if (BigInt(message.offset) <= stored) {
-        skipped++;
-        continue;
-      }
-      first ??= message.offset;
+    for (const message of messages) {
       const checkpoint = rows.checkpoint();
       try {
         if (message.value === null) throw new SidecarlessError('empty message value (a tombstone on an event topic)');
@@ -112,18 +266,13 @@ export class Enricher {
         letters.push(this.letter(batch, message, describeError(error)));
       }
     }
-    if (skipped > 0) this.counters.skipped.add(skipped);
-    if (first === undefined) return nextOffset(last.offset);
-
     await this.sendDeadLetters(letters);
-    if (rows.length > 0) {
-      const outcome = await this.insertWithRetry(rows, `${partitionKey}/${first}-${last.offset}`, session);
-      if (outcome === 'stopped') return undefined;
-      if (outcome === 'stored') this.counters.rows.add(rows.length);
-      else await this.sendDeadLetters(decoded.map((message) => this.letter(batch, message, outcome.rejected)));
-    }
-    this.stored.set(partitionKey, BigInt(last.offset));
-    return nextOffset(last.offset);
+    if (rows.length === 0) return 'stored';
+    const outcome = await this.withRetry(() => this.deps.sink.insert(rows, batchToken(record)), batchToken(record), session);
+    if (outcome === 'stopped') return 'stopped';
+    if (outcome === 'stored') this.counters.rows.add(rows.length);
+    else await this.sendDeadLetters(decoded.map((message) => this.letter(batch, message, `ClickHouse refused the rows: ${outcome.rejected}`)));
+    return 'stored';
   }
 
   private letter(batch: KafkaBatch, message: KafkaMessage, reason: string): DeadLetter {
@@ -138,13 +287,13 @@ export class Enricher {
     this.deps.logger.warn({ topic, partition, offsets: letters.map((l) => l.offset), reason }, 'sent messages to the dead-letter topic');
   }
 
-  /** A refusal that retrying cannot fix (the rows themselves are wrong) sends the batch to the dead letters. */
-  private async insertWithRetry(rows: FlowRows, token: string, session: ConsumerSession): Promise<'stored' | 'stopped' | { rejected: string }> {
+  /** A refusal that retrying cannot fix (the rows themselves are wrong) is returned for the dead letters. */
+  private async withRetry(attempt: () => Promise<SinkResult>, token: string, session: ConsumerSession): Promise<'stored' | 'stopped' | { rejected: string }> {
     let backoffMs = 100;
     for (;;) {
-      const result = await this.deps.sink.insert(rows, token);
+      const result = await attempt();
       if (result.ok) return 'stored';
-      if (!result.retriable) return { rejected: `ClickHouse refused the rows: ${result.error}` };
+      if (!result.retriable) return { rejected: result.error };
       this.counters.retries.add(1);
       this.deps.logger.warn({ error: result.error, token, backoffMs }, 'insert failed; retrying');
       // Stopping, or the partition went to another member: give up without committing; the batch comes again.

@@ -1,6 +1,7 @@
 /**
- * Wiring of the enricher role: a Kafka consumer group on the flows topic, the Avro codec, ClickHouse and the
- * dead-letter topic around the Enricher pipeline. Offsets are committed only after a batch is stored.
+ * Wiring of the enricher role: a Kafka consumer group on the flows topic, the Avro codec, ClickHouse (the flows
+ * table and the batch ledger) and the dead-letter topic around the Enricher pipeline. Offsets are committed only
+ * after a batch is stored.
  */
 import type { Consumer } from 'kafkajs';
 import { loadRegistry } from '../common/avro.js';
@@ -13,6 +14,7 @@ import { topicSpecs } from '../events/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
 import { bindCodec } from '../events/contract.js';
 import { FLOWS } from '../events/flows.js';
+import { BatchLedger } from './batch-ledger.js';
 import { ClickHouseSink } from './clickhouse-sink.js';
 import { Enricher } from './enricher.js';
 
@@ -38,6 +40,7 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
   const enricher = new Enricher({
     decode: (value) => flows.decode(value),
     sink: new ClickHouseSink(clickhouse, `${config.clickhouse.database}.flows`),
+    ledger: new BatchLedger(clickhouse, `${config.clickhouse.database}.kafka_batches`),
     deadLetters,
     logger: logger.child({ role: 'enricher' }),
     meter: telemetry.meter('sidecarless.enricher'),
@@ -67,12 +70,14 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
     eachBatchAutoResolve: false,
     eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
       if (!isRunning() || isStale()) return;
-      const next = await enricher.handle({ topic: batch.topic, partition: batch.partition, messages: batch.messages }, { heartbeat, isStale });
-      if (next === undefined) return;
-      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+      const { topic, partition, highWatermark, messages } = batch;
+      const handled = await enricher.handle({ topic, partition, highWatermark, messages }, { heartbeat, isStale });
+      if (handled === undefined) return;
+      if (handled.commit !== undefined) await consumer.commitOffsets([{ topic, partition, offset: handled.commit }]);
       // The next fetch starts after the resolved offset, not the committed one: without this, every fetch would
-      // read the partition again from where the group joined, and a backlog beyond one fetch would never be reached.
-      resolveOffset(batch.messages.at(-1)!.offset);
+      // read the partition again from where the group joined, and a backlog beyond one fetch would never be reached
+      // (nor the rest of a batch that a replay holds uncommitted).
+      resolveOffset(messages.at(-1)!.offset);
       await heartbeat();
     },
   });

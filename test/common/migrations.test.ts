@@ -16,6 +16,7 @@ import { createClickHouse } from '../../src/common/clickhouse/client.js';
 import { fillPlaceholders, readMigrationFiles } from '../../src/common/clickhouse/migration-files.js';
 import { migrate, shippedMigrations } from '../../src/common/clickhouse/migrations.js';
 import { ConfigError, SidecarlessError } from '../../src/common/errors.js';
+import { BatchLedger, replayable } from '../../src/enricher/batch-ledger.js';
 import { clickHouseHttpPort, localClickHouseUrl, localHost } from '../../src/lab/stack/endpoints.js';
 import { queryRows } from '../helpers/clickhouse.js';
 import { requireStackService, uniqueName } from '../helpers/stack.js';
@@ -67,6 +68,19 @@ interface Recorded {
 
 const recorded = (client: ClickHouseClient, database: string) =>
   queryRows<Recorded>(client, `SELECT version, name, checksum, toUnixTimestamp(applied_at) AS applied_at FROM ${database}.schema_migrations ORDER BY version, applied_at`);
+
+/** A row of migration 1's flows table, timed now: inside the TTL (the server's time zone does not matter at 7 days). */
+function flowsRow(values: Record<string, string | number>): Record<string, string | number> {
+  const time = new Date().toISOString().replace('T', ' ').replace('Z', '');
+  return {
+    time, start_time: time, connection_id: 'c', record_kind: 'final', observer_side: 'client', network_transport: 'tcp', network_type: 'ipv4',
+    client_address: '::ffff:10.0.0.1', server_address: '::ffff:10.0.0.2', server_port: 80,
+    ...values,
+  };
+}
+
+/** Migration 1 alone, whatever later migrations ship: the schema of a database created by release 1. */
+const release1 = () => ({ '0001_flows.sql': readFileSync(join(shippedMigrations, '0001_flows.sql'), 'utf8') });
 
 const versions = async (client: ClickHouseClient, database: string) => (await recorded(client, database)).map((row) => row.version);
 
@@ -183,18 +197,11 @@ describe('migrations on the embedded engine (chdb)', () => {
   });
 
   it('upgrades a flows table created by migration 1: the new column holds exact values for old and new rows', async () => {
-    // Migration 1 alone, whatever later migrations ship: the table as a database created by release 1 holds it.
-    const release1 = { '0001_flows.sql': readFileSync(join(shippedMigrations, '0001_flows.sql'), 'utf8') };
-    await withDirectory(release1, (directory) =>
+    await withDirectory(release1(), (directory) =>
       withDatabase(client, async (database) => {
         assert.deepEqual((await migrate(client, { database, ttlDays: 7, directory })).applied, ['0001_flows.sql']);
-        // Inside the TTL (the server's time zone does not matter at a 7-day TTL).
-        const time = new Date().toISOString().replace('T', ' ').replace('Z', '');
-        const row = (connection_id: string, toServer: string, toClient: string) => ({
-          time, start_time: time, connection_id, record_kind: 'final', observer_side: 'client', network_transport: 'tcp', network_type: 'ipv4',
-          client_address: '::ffff:10.0.0.1', server_address: '::ffff:10.0.0.2', server_port: 80,
-          bytes_client_to_server: toServer, bytes_server_to_client: toClient,
-        });
+        const row = (connection_id: string, toServer: string, toClient: string) =>
+          flowsRow({ connection_id, bytes_client_to_server: toServer, bytes_server_to_client: toClient });
         const table = `${database}.flows`;
         await client.insert({ table, format: 'JSONEachRow', values: [row('old-1', '9007199254740993', '7'), row('old-2', '100', '23')] });
 
@@ -217,6 +224,39 @@ describe('migrations on the embedded engine (chdb)', () => {
         // Old parts compute the column on read; a merge writes it: the values must not change.
         await client.command({ query: `OPTIMIZE TABLE ${table} FINAL` });
         assert.deepEqual(await totals(), expected);
+      }),
+    );
+  });
+
+  it('starts the batch ledger of a release-1 database at the highest offset each partition stored, the same however often it runs', async () => {
+    await withDirectory(release1(), (directory) =>
+      withDatabase(client, async (database) => {
+        await migrate(client, { database, ttlDays: 7, directory });
+        const row = (kafka_topic: string, kafka_partition: number, kafka_offset: string) => flowsRow({ kafka_topic, kafka_partition, kafka_offset });
+        await client.insert({
+          table: `${database}.flows`,
+          format: 'JSONEachRow',
+          values: [row('a', 0, '4'), row('a', 0, '9007199254740993'), row('a', 1, '3'), row('b', 0, '9'), row('b', 0, '0')],
+        });
+        const upgrade = await migrate(client, { database, ttlDays: 7 });
+        assert.deepEqual(upgrade, { applied: ['0002_kafka_batches.sql', '0003_kafka_batches_from_flows.sql'], newer: [] });
+        const ledger = () =>
+          queryRows(
+            client,
+            `SELECT DISTINCT kafka_topic, kafka_partition, generation, toString(first_offset) AS first, toString(last_offset) AS last, first_fingerprint, last_fingerprint
+             FROM ${database}.kafka_batches ORDER BY kafka_topic, kafka_partition`,
+          );
+        const at = (kafka_topic: string, kafka_partition: number, offset: string) =>
+          ({ kafka_topic, kafka_partition, generation: 0, first: offset, last: offset, first_fingerprint: '', last_fingerprint: '' });
+        const expected = [at('a', 0, '9007199254740993'), at('a', 1, '3'), at('b', 0, '9')];
+        assert.deepEqual(await ledger(), expected);
+        // Two processes may both apply it: the second run adds equal rows, and the ledger reads the same.
+        await client.command({ query: `TRUNCATE TABLE ${database}.schema_migrations` });
+        await migrate(client, { database, ttlDays: 7 });
+        assert.deepEqual(await ledger(), expected);
+        const latest = await new BatchLedger(client, `${database}.kafka_batches`).latest('a', 0);
+        assert.deepEqual(latest, { topic: 'a', partition: 0, generation: 0, first: 9007199254740993n, last: 9007199254740993n, firstFingerprint: '', lastFingerprint: '' });
+        assert.equal(replayable(latest!), false, 'a position without its batch: never replayed');
       }),
     );
   });

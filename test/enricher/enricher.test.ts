@@ -1,14 +1,18 @@
 /**
  * The enricher against the real broker and the embedded ClickHouse engine: exact rows, dead letters for bad
- * input, and exactly-once storage when a batch is stored but its offset was never committed.
+ * input, and exactly-once storage when a batch is stored but its offset was never committed, when a crash cut its
+ * insert between two day partitions, and when the partition's log turns out to be another one (a recreated topic).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
+import { pino } from 'pino';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { startEnricher } from '../../src/enricher/index.js';
+import { BatchLedger } from '../../src/enricher/batch-ledger.js';
 import { ClickHouseSink } from '../../src/enricher/clickhouse-sink.js';
-import { Enricher, type KafkaBatch } from '../../src/enricher/enricher.js';
+import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../../src/enricher/enricher.js';
+import { toFlowRow, type FlowRow, type FlowRows } from '../../src/enricher/flow-row.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { loadRegistry } from '../../src/common/avro.js';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
@@ -18,10 +22,11 @@ import { ensureTopics } from '../../src/common/kafka/topics.js';
 import { topicSpecs } from '../../src/events/topics.js';
 import { createLogger } from '../../src/common/logger.js';
 import { startTelemetry } from '../../src/common/telemetry.js';
-import { FLOWS, type FlowBatch } from '../../src/events/flows.js';
+import { FLOWS, type FlowBatch, type FlowEvent } from '../../src/events/flows.js';
 import { BASE_TIME_NS, flowEvent, testConfig } from '../helpers/flows.js';
+import { queryRows } from '../helpers/clickhouse.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
-import { requireStackService } from '../helpers/stack.js';
+import { requireStackService, uniqueName } from '../helpers/stack.js';
 
 const codec = loadRegistry().codec<FlowBatch>(FLOWS.subject);
 const logger = createLogger({ level: 'warn' });
@@ -31,6 +36,93 @@ const topics = topicSpecs(config.kafka.topicPrefix, { partitions: 1 });
 const admin = kafka.admin();
 const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
 let clickhouse: ClickHouseClient;
+const table = `${config.clickhouse.database}.flows`;
+
+/** The Enricher on the embedded engine's flows table and batch ledger, expecting no dead letters. */
+function pipeline(overrides: Partial<EnricherDeps> = {}): EnricherDeps {
+  return {
+    decode: (value: Buffer) => codec.decodeFrom(value, codec).events,
+    sink: new ClickHouseSink(clickhouse, table),
+    ledger: new BatchLedger(clickhouse, `${config.clickhouse.database}.kafka_batches`),
+    deadLetters: { send: async () => assert.fail('no dead letters expected') },
+    logger,
+    meter: { createCounter: () => ({ add() {} }) } as never,
+    isRunning: () => true,
+    ...overrides,
+  };
+}
+
+/** A message as Kafka hands it over; the timestamp is a function of the offset unless given (it is in the fingerprint). */
+function message(offset: number, events: FlowEvent[], timestamp = 1_700_000_000_000 + offset): KafkaMessage {
+  return { offset: String(offset), timestamp: String(timestamp), key: null, value: codec.encode({ events }) };
+}
+
+/** A batch of one partition whose log ends right after it unless told otherwise. */
+function batchOf(topic: string, messages: KafkaMessage[], highWatermark = Number(messages.at(-1)!.offset) + 1): KafkaBatch {
+  return { topic, partition: 0, highWatermark: String(highWatermark), messages };
+}
+
+/** (connection id, Kafka offset, day) of the topic's rows: which events are stored, from where, how often. */
+async function rowsOf(topic: string): Promise<StoredRow[]> {
+  const rows = await queryRows<{ connection_id: string; kafka_offset: string; day: string }>(
+    clickhouse,
+    `SELECT connection_id, kafka_offset, toString(toDate(time)) AS day FROM ${table} WHERE kafka_topic = {topic:String} ORDER BY kafka_offset, time`,
+    { topic },
+  );
+  return rows.map((row): StoredRow => [row.connection_id, Number(row.kafka_offset), row.day]);
+}
+
+type StoredRow = [connectionId: string, offset: number, day: string];
+
+/**
+ * Events on both sides of the engine's last midnight (the table's partitions are days in its time zone): per
+ * message n, event n before midnight first (so the first part an insert of such messages commits is that day's),
+ * then event n + 100 after it; and the rows that messages at `offsets` leave on the first day, or on both.
+ */
+async function aroundMidnight(): Promise<{
+  events(n: number): FlowEvent[];
+  firstDay(offsets: number[]): StoredRow[];
+  bothDays(offsets: number[]): StoredRow[];
+  after: string;
+}> {
+  const [day] = await queryRows<{ midnight: string; before: string; after: string }>(
+    clickhouse,
+    'SELECT toString(toUnixTimestamp(toStartOfDay(now()))) AS midnight, toString(yesterday()) AS before, toString(today()) AS after',
+  );
+  const midnight = BigInt(day!.midnight) * 1_000_000_000n;
+  const { before, after } = day!;
+  return {
+    events: (n) => [flowEvent(n, { time_ns: midnight - 1_000_000_000n + BigInt(n) }), flowEvent(n + 100, { time_ns: midnight + 1_000_000_000n + BigInt(n) })],
+    firstDay: (offsets) => offsets.map((offset): StoredRow => [`test-node/e1/${offset}`, offset, before]),
+    bothDays: (offsets) => offsets.flatMap((offset): StoredRow[] => [[`test-node/e1/${offset}`, offset, before], [`test-node/e1/${offset + 100}`, offset, after]]),
+    after,
+  };
+}
+
+/**
+ * A sink whose insert dies after ClickHouse committed the first part (the day before midnight) and before the
+ * second. That part is written as the server writes it: the server names a part by its table partition and the
+ * insert's deduplication token (ClickHouse 26.x deduplication log: `<partition>_<hash of token>`, the same for
+ * every part of one insert), so that day's rows inserted alone under the same token leave the very part, with the
+ * very name, that the cut insert left.
+ */
+class DiesBetweenParts extends ClickHouseSink {
+  constructor(private readonly firstPart: FlowRow[]) {
+    super(clickhouse, table);
+  }
+
+  override async insert(_rows: FlowRows, token: string): Promise<never> {
+    assert.deepEqual(await super.insert(this.firstPart, token), { ok: true });
+    throw new Error('killed between the two parts of the insert');
+  }
+}
+
+/** The first life of a batch of messages made by `events`: its insert cut after the first day; nothing committed. */
+async function crashBetweenParts(batch: KafkaBatch, events: (n: number) => FlowEvent[]): Promise<void> {
+  const { topic, partition } = batch;
+  const firstDay = batch.messages.map(({ offset }) => toFlowRow(events(Number(offset))[0]!, { topic, partition, offset }));
+  await assert.rejects(new Enricher(pipeline({ sink: new DiesBetweenParts(firstDay) })).handle(batch), /killed between the two parts/);
+}
 
 async function rowCount(): Promise<number> {
   const result = await clickhouse.query({ query: `SELECT count() AS n FROM ${config.clickhouse.database}.flows`, format: 'JSONEachRow' });
@@ -115,43 +207,81 @@ describe('enricher', () => {
   });
 
   it('stores a batch once when it was inserted but its offset never committed (crash, then replay)', async () => {
-    const database = config.clickhouse.database;
-    const table = `${database}.flows`;
     await clickhouse.command({ query: `TRUNCATE TABLE ${table}` });
-    const batch: KafkaBatch = {
-      topic: 'replayed-topic',
-      partition: 0,
-      messages: [10, 11, 12].map((offset) => ({ offset: String(offset), key: null, value: codec.encode({ events: [flowEvent(offset), flowEvent(offset + 100)] }) })),
-    };
-    const deps = () => ({
-      decode: (value: Buffer) => codec.decodeFrom(value, codec).events,
-      sink: new ClickHouseSink(clickhouse, table),
-      deadLetters: { send: async () => assert.fail('no dead letters expected') },
-      logger,
-      meter: { createCounter: () => ({ add() {} }) } as never,
-      isRunning: () => true,
-    });
+    const batch = batchOf('replayed-topic', [10, 11, 12].map((offset) => message(offset, [flowEvent(offset), flowEvent(offset + 100)])));
     // First life: stores the batch, then "dies" before committing (the returned offset is simply not committed).
-    assert.equal(await new Enricher(deps()).handle(batch), '13');
+    assert.deepEqual(await new Enricher(pipeline()).handle(batch), { commit: '13' });
     // Second life: Kafka hands the same batch again, plus one new message.
-    const replay = { ...batch, messages: [...batch.messages, { offset: '13', key: null, value: codec.encode({ events: [flowEvent(13)] }) }] };
-    assert.equal(await new Enricher(deps()).handle(replay), '14');
+    assert.deepEqual(await new Enricher(pipeline()).handle(batchOf(batch.topic, [...batch.messages, message(13, [flowEvent(13)])])), { commit: '14' });
     const result = await clickhouse.query({ query: `SELECT count() AS rows, uniqExact(connection_id) AS connections FROM ${table}`, format: 'JSONEachRow' });
     assert.deepEqual(await result.json(), [{ rows: '7', connections: '7' }]);
+  });
+
+  it('replays a batch whose insert a crash cut between its two day partitions: every row stored once', async () => {
+    const topic = uniqueName('two_days_');
+    const { events, firstDay, bothDays } = await aroundMidnight();
+    const batch = batchOf(topic, [20, 21, 22].map((offset) => message(offset, events(offset))));
+    await crashBetweenParts(batch, events);
+    assert.deepEqual(await rowsOf(topic), firstDay([20, 21, 22]));
+
+    // Restarted: nothing was committed, so Kafka hands the same batch again.
+    const handled = await new Enricher(pipeline()).handle(batch);
+    assert.deepEqual(await rowsOf(topic), bothDays([20, 21, 22]));
+    assert.deepEqual(handled, { commit: '23' });
+  });
+
+  it('holds the replay of a cut batch until a refetch has delivered all of it, committing nothing meanwhile', async () => {
+    const topic = uniqueName('in_pieces_');
+    const { events, firstDay, bothDays, after } = await aroundMidnight();
+    const messages = [30, 31, 32].map((offset) => message(offset, events(offset)));
+    await crashBetweenParts(batchOf(topic, messages), events);
+
+    // Restarted: the refetch comes in two pieces, the second with a new message after the recorded batch.
+    const enricher = new Enricher(pipeline());
+    const firstPiece = await enricher.handle(batchOf(topic, messages.slice(0, 1), 34));
+    const whileHeld = await rowsOf(topic);
+    const secondPiece = await enricher.handle(batchOf(topic, [...messages.slice(1), message(33, events(33).slice(1))], 34));
+    assert.deepEqual(await rowsOf(topic), [...bothDays([30, 31, 32]), ['test-node/e1/133', 33, after]]);
+    assert.deepEqual(whileHeld, firstDay([30, 31, 32]), 'nothing inserted from a piece of the batch');
+    assert.deepEqual([firstPiece, secondPiece], [{ commit: undefined }, { commit: '34' }]);
+  });
+
+  it('stores a partition whose log now ends below the stored offset (a recreated topic) as its next generation, saying so once', async () => {
+    const topic = uniqueName('recreated_');
+    const lines: Array<Record<string, unknown>> = [];
+    const capturing = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const running = new Enricher(pipeline({ logger: capturing }));
+    // The old log: the enricher first met it at offset 5 (retention had removed 0-4), and stored 5-9.
+    const old = batchOf(topic, [5, 6, 7, 8, 9].map((offset) => message(offset, [flowEvent(offset)])));
+    const oldHandled = await running.handle(old);
+    // Recreated: offsets from 0 again, other messages, and no recorded batch begins or ends among 0-2. The same
+    // enricher meets them (a consumer whose offset is out of range starts again at the earliest).
+    const recreated = [0, 1, 2].map((offset) => message(offset, [flowEvent(200 + offset)], 1_800_000_000_000 + offset));
+    const runningHandled = await running.handle(batchOf(topic, recreated));
+    // Restarted before the commit: Kafka hands 0-2 again, and one more.
+    const restartedHandled = await new Enricher(pipeline({ logger: capturing })).handle(
+      batchOf(topic, [...recreated, message(3, [flowEvent(203)], 1_800_000_000_003)]),
+    );
+    assert.deepEqual(
+      (await rowsOf(topic)).map(([connection, offset]) => [connection, offset]),
+      [[`test-node/e1/200`, 0], [`test-node/e1/201`, 1], [`test-node/e1/202`, 2], [`test-node/e1/203`, 3], ...[5, 6, 7, 8, 9].map((offset) => [`test-node/e1/${offset}`, offset])],
+    );
+    const errors = lines.filter((line) => line.level === 50);
+    assert.equal(errors.length, 1, JSON.stringify(lines));
+    assert.deepEqual([errors[0]!.topic, errors[0]!.generation, errors[0]!.storedThrough], [topic, 1, '9']);
+    assert.deepEqual([oldHandled, runningHandled, restartedHandled], [{ commit: '10' }, { commit: '3' }, { commit: '4' }]);
   });
 
   it('keeps the consumer session alive while an insert is retried, and gives up uncommitted once it is stale', async () => {
     let heartbeats = 0;
     let inserts = 0;
-    const enricher = new Enricher({
-      decode: (value: Buffer) => codec.decodeFrom(value, codec).events,
-      sink: { storedOffset: async () => -1n, insert: async () => (inserts++, { ok: false, error: 'ClickHouse down', retriable: true }) },
-      deadLetters: { send: async () => assert.fail('no dead letters expected') },
-      logger,
-      meter: { createCounter: () => ({ add() {} }) } as never,
-      isRunning: () => true,
-    });
-    const batch: KafkaBatch = { topic: 't', partition: 0, messages: [{ offset: '0', key: null, value: codec.encode({ events: [flowEvent(1)] }) }] };
+    const enricher = new Enricher(
+      pipeline({
+        sink: { insert: async () => (inserts++, { ok: false, error: 'ClickHouse down', retriable: true }) },
+        ledger: { latest: async () => undefined, boundaryWithin: async () => undefined, record: async () => ({ ok: true }) },
+      }),
+    );
+    const batch = batchOf('t', [message(0, [flowEvent(1)])]);
     const next = await enricher.handle(batch, { heartbeat: async () => void heartbeats++, isStale: () => heartbeats >= 3 });
     assert.equal(next, undefined, 'nothing to commit');
     assert.equal(heartbeats, 3);
@@ -159,15 +289,11 @@ describe('enricher', () => {
   });
 
   it('ignores a retried insert with the same deduplication token', async () => {
-    const table = `${config.clickhouse.database}.flows`;
     await clickhouse.command({ query: `TRUNCATE TABLE ${table}` });
     const sink = new ClickHouseSink(clickhouse, table);
-    const { toFlowRow } = await import('../../src/enricher/flow-row.js');
     const rows = [flowEvent(7), flowEvent(8)].map((event) => toFlowRow(event, { topic: 't', partition: 0, offset: '5' }));
     assert.deepEqual(await sink.insert(rows, 't/0/5-5'), { ok: true });
     assert.deepEqual(await sink.insert(rows, 't/0/5-5'), { ok: true });
     assert.equal(await rowCount(), 2);
-    assert.equal(await sink.storedOffset('t', 0), 5n);
-    assert.equal(await sink.storedOffset('t', 1), -1n);
   });
 });

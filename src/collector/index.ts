@@ -1,14 +1,17 @@
 /**
  * Wiring of the collector role: per record kind (src/collector/kinds.ts), its kernel source, the Avro codec of its
  * contract and a Collector pipeline producing to its topic. Kafka is checked after the kernel: a node without the
- * capabilities fails on that first, whatever the state of Kafka.
+ * capabilities fails on that first, whatever the state of Kafka. The kernel side lives on in the node's pin
+ * directory after the collector stops; `uninstallCollector` (`sidecarless collector --uninstall`) removes it.
  */
 import { loadRegistry } from '../common/avro.js';
 import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
 import { KafkaSink } from '../common/kafka/sink.js';
 import { ensureTopics } from '../common/kafka/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
+import type { Config } from '../common/config.js';
 import { BootClock } from '../ebpf/clock.js';
+import { PinDirectory } from '../ebpf/pins.js';
 import { bindCodec } from '../events/contract.js';
 import { topicSpecs } from '../events/topics.js';
 import { Collector, type CollectorStats } from './collector.js';
@@ -28,12 +31,13 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   const collectors = new Map<string, Collector<unknown>>();
   const topicOf = (kind: RecordKind<unknown, unknown>) => `${config.kafka.topicPrefix}${kind.contract.topic}`;
   try {
-    for (const kind of kinds) sources.push(kind.load(config.collector));
+    const pins = pinDirectory(config);
+    for (const kind of kinds) sources.push(kind.load(config.collector, pins));
     const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'collector'), logger);
     const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
     const partitions = await partitionCounts(kafka, [...Object.values(topics)].filter((spec) => kinds.some((kind) => spec.topic === topicOf(kind))));
-    const context = { nodeName: config.node.name, epoch: Date.now().toString(36), toWallNs: (ns: bigint) => clock.toWallNs(ns) };
     kinds.forEach((kind, i) => {
+      const context = { nodeName: config.node.name, epoch: sources[i]!.epoch, toWallNs: (ns: bigint) => clock.toWallNs(ns) };
       const codec = bindCodec(registry, kind.contract);
       const collector = new Collector(
         {
@@ -58,8 +62,9 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   }
   const queued = () => [...collectors.values()].reduce((sum, collector) => sum + collector.queuedEvents, 0);
   telemetry.addHealthCheck('kafka_queue', () => ({ ok: queued() < config.collector.queueEvents, detail: `${queued()} events queued` }));
+  const kernel = Object.fromEntries(kinds.map((kind, i) => [kind.name, sources[i]!.status]));
   for (const collector of collectors.values()) collector.start();
-  logger.info({ kinds: kinds.map((kind) => kind.name), topics: kinds.map(topicOf), cgroups: config.collector.cgroups }, 'collector running');
+  logger.info({ kinds: kinds.map((kind) => kind.name), topics: kinds.map(topicOf), cgroups: config.collector.cgroups, kernel }, 'collector running');
   return {
     collectors,
     failed: Promise.race([...collectors.values()].map((collector) => collector.failed)),
@@ -71,6 +76,21 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
       logger.info({ stats }, 'collector final counts');
     },
   };
+}
+
+function pinDirectory(config: Config): PinDirectory {
+  return new PinDirectory(config.collector.pinDirectory ?? `/sys/fs/bpf/sidecarless/${config.node.name}`);
+}
+
+/**
+ * Removes every pin of this node's collector, which detaches its programs (a collector still running then reads
+ * nothing more). Returns the directory removed, or undefined when nothing was installed there.
+ */
+export function uninstallCollector(config: Config): string | undefined {
+  const pins = pinDirectory(config);
+  if (!pins.exists()) return undefined;
+  pins.remove();
+  return pins.path;
 }
 
 /** Creates the topics if needed and returns each one's partition count (events are partitioned by the collector). */

@@ -10,6 +10,7 @@ import { KafkaSink } from '../common/kafka/sink.js';
 import { ensureTopics } from '../common/kafka/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
 import type { Config } from '../common/config.js';
+import { KernelError } from '../common/errors.js';
 import { BootClock } from '../ebpf/clock.js';
 import { PinDirectory } from '../ebpf/pins.js';
 import { bindCodec } from '../events/contract.js';
@@ -25,13 +26,15 @@ export interface RunningCollector extends RunningRole {
 
 export async function startCollector({ config, logger, telemetry }: RoleContext, kinds: ReadonlyArray<RecordKind<unknown, unknown>> = RECORD_KINDS): Promise<RunningCollector> {
   const registry = loadRegistry();
+  const pins = pinDirectory(config);
+  const firstStart = !pins.exists();
+  const unlock = lockPins(pins, 'another collector runs on it: stop that one first, or give this one its own collector.pinDirectory');
   const sources: KernelSource[] = [];
   const clock = new BootClock();
   const resync = setInterval(() => clock.resync(), 60_000);
   const collectors = new Map<string, Collector<unknown>>();
   const topicOf = (kind: RecordKind<unknown, unknown>) => `${config.kafka.topicPrefix}${kind.contract.topic}`;
   try {
-    const pins = pinDirectory(config);
     for (const kind of kinds) sources.push(kind.load(config.collector, pins));
     const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'collector'), logger);
     const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
@@ -58,6 +61,9 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   } catch (error) {
     clearInterval(resync);
     for (const source of sources) source.close();
+    unlock();
+    // Nothing of an earlier collector is there: a failed first start leaves the node as it found it.
+    if (firstStart) pins.remove();
     throw error;
   }
   const queued = () => [...collectors.values()].reduce((sum, collector) => sum + collector.queuedEvents, 0);
@@ -72,6 +78,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
       clearInterval(resync);
       await Promise.all([...collectors.values()].map((collector) => collector.stop()));
       for (const source of sources) source.close();
+      unlock();
       const stats: Record<string, CollectorStats> = Object.fromEntries([...collectors].map(([name, collector]) => [name, collector.stats]));
       logger.info({ stats }, 'collector final counts');
     },
@@ -89,8 +96,21 @@ function pinDirectory(config: Config): PinDirectory {
 export function uninstallCollector(config: Config): string | undefined {
   const pins = pinDirectory(config);
   if (!pins.exists()) return undefined;
+  const unlock = lockPins(pins, 'a collector runs on it: stop the collector first');
   pins.remove();
+  unlock();
   return pins.path;
+}
+
+/**
+ * One collector per pin directory: two would read one ring, each taking records from the other. A second one stops
+ * at start (the first may still be shutting down during a rollout: the pod is restarted); the kernel drops the lock
+ * of a process that dies.
+ */
+function lockPins(pins: PinDirectory, whenHeld: string): () => void {
+  const unlock = pins.lock();
+  if (!unlock) throw new KernelError(`${pins.path} is in use, ${whenHeld}`, { context: { component: 'pins' } });
+  return unlock;
 }
 
 /** Creates the topics if needed and returns each one's partition count (events are partitioned by the collector). */

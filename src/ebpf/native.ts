@@ -1,6 +1,6 @@
 /**
  * The only module that declares native functions: libbpf (system libbpf.so.1) and the few libc calls the
- * ring-buffer reader needs (mmap, epoll). Everything above it works with JS types and KernelError.
+ * ring-buffer reader needs (mmap, epoll), and flock for the pin directory. Everything above it works with JS types and KernelError.
  *
  * Conventions of libbpf 1.x that callers rely on: int-returning calls give a negative errno on failure;
  * pointer-returning calls give NULL and set errno (read with koffi.errno() right after the call).
@@ -128,6 +128,7 @@ export const libcCalls = {
   epollCtl: libc.func('int epoll_ctl(int epfd, int op, int fd, epoll_event *event)'),
   epollWait: libc.func('int epoll_wait(int epfd, _Out_ epoll_event *events, int maxevents, int timeout)'),
   close: libc.func('int close(int fd)'),
+  flock: libc.func('int flock(int fd, int operation)'),
 };
 
 /** mmap's MAP_FAILED, (void *)-1, as koffi reports the address. */

@@ -17,11 +17,13 @@ import path from 'node:path';
 import { KernelError } from '../common/errors.js';
 import { kernelError } from './errno.js';
 import type { BpfMapHandle } from './map.js';
-import { bpf } from './native.js';
+import { bpf, koffi, lastErrno, libcCalls } from './native.js';
 import { PinnedMap } from './pinned-map.js';
 
 /** statfs f_type of a bpf filesystem (linux/magic.h). */
 const BPF_FS_MAGIC = 0xcafe4a11;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
 
 export class PinDirectory {
   readonly path: string;
@@ -68,6 +70,20 @@ export class PinDirectory {
       );
     }
     fs.mkdirSync(this.mapsDirectory, { recursive: true });
+  }
+
+  /**
+   * Creates the directory and takes an exclusive lock on it for as long as this process lives, or until the returned
+   * release is called; undefined when another process holds it. The kernel drops the lock of a process that dies.
+   */
+  lock(): (() => void) | undefined {
+    this.prepare();
+    const fd = fs.openSync(this.path, 'r');
+    if ((libcCalls.flock(fd, LOCK_EX | LOCK_NB) as number) === 0) return () => fs.closeSync(fd);
+    const errno = lastErrno();
+    fs.closeSync(fd);
+    if (errno === koffi.os.errno.EWOULDBLOCK) return undefined;
+    throw kernelError(`lock ${this.path}`, errno, 'pins');
   }
 
   /**

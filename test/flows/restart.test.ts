@@ -232,6 +232,7 @@ describe('a connection open across a collector restart', () => {
   });
 
   it('collector --uninstall removes every pin and detaches every program', async () => {
+    assert.throws(() => uninstallCollectorPins(env), /is in use, a collector runs on it: stop the collector first/);
     assertClean(await collector!.stop());
     collector = undefined;
     const pinDirectory = env.SIDECARLESS_COLLECTOR_PIN_DIRECTORY!;

@@ -176,8 +176,8 @@ async function runOnce(
   collector = new Collector(
     {
       kind: flowsKind.name,
-      // The in-memory ring has no kernel producer to stop and no kernel drops.
-      source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {}, stop: () => {} },
+      // The in-memory ring has no kernel drops.
+      source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {} },
       toEvent: (record, offset, size) => flowsKind.toEvent(record, offset, size, CONTEXT),
       partitionKey: FLOWS.partitionKey,
       sink,

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { startCollectorProcess } from '../src/lab/collector-process.js';
+import { startCollectorProcess, uninstallCollectorPins } from '../src/lab/collector-process.js';
 import { createLab, type Pod } from '../src/lab/pods.js';
 import { runTcpClient, startTcpServer } from '../src/lab/traffic.js';
 import { createKafka } from '../src/common/kafka/client.js';
@@ -45,6 +45,11 @@ async function burst(client: Pod, server: Pod): Promise<{ completed: number; per
 
 export async function run(): Promise<Record<string, unknown>> {
   const prefix = `bench-${randomBytes(3).toString('hex')}.`;
+  const collectorEnv = {
+    SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix,
+    SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
+    SIDECARLESS_COLLECTOR_PIN_DIRECTORY: `/sys/fs/bpf/sidecarless-${prefix.slice(0, -1)}`,
+  };
   const lab = createLab({ name: 'bench-flows-live', pods: ['client', 'server'] });
   try {
     const [client, server] = [lab.pod('client'), lab.pod('server')];
@@ -52,10 +57,7 @@ export async function run(): Promise<Record<string, unknown>> {
     await burst(client, server); // warm-up: JIT of the agents, ARP, conntrack-free paths
     const baseline = await burst(client, server);
 
-    const collector = await startCollectorProcess(
-      { SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix, SIDECARLESS_TELEMETRY_METRICS_PORT: '0' },
-      () => [client.cgroup.path, server.cgroup.path],
-    );
+    const collector = await startCollectorProcess(collectorEnv, () => [client.cgroup.path, server.cgroup.path]);
     let traced: Awaited<ReturnType<typeof burst>>;
     let cpu: number;
     let rss: number;
@@ -65,7 +67,7 @@ export async function run(): Promise<Record<string, unknown>> {
       cpu = cpuSeconds(collector.pid) - cpuBefore;
       rss = rssMegabytes(collector.pid);
     } catch (error) {
-      collector.kill();
+      await collector.kill();
       throw error;
     }
     const stats = await collector.stop();
@@ -90,6 +92,7 @@ export async function run(): Promise<Record<string, unknown>> {
     };
   } finally {
     lab.destroy();
+    uninstallCollectorPins(collectorEnv);
     const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'bench' }, createLogger({ level: 'error' }));
     const admin = kafka.admin();
     await admin.connect();

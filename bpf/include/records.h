@@ -135,6 +135,16 @@ struct sl_conn_state {
 };
 _Static_assert(sizeof(struct sl_conn_state) == 80, "sl_conn_state layout");
 
+/*
+ * Value of the `traced_cgroups` map (bpf/include/conn.h), keyed by cgroup id: what the collector says of a cgroup.
+ * The agent's mark lives in the map, not in the programs, because pinned programs outlive the collector that
+ * loaded them and the next one runs in another cgroup (a new pod).
+ */
+enum sl_cgroup_mark {
+	SL_CGROUP_TRACED = 1, /* its sockets, and those of cgroups below it, are traced */
+	SL_CGROUP_AGENT = 2,  /* the running collector's own: its sockets are never traced */
+};
+
 /* Key of the egress deny map used by bpf/selftest/connect_guard.bpf.c: an IPv4 destination and port. */
 struct sl_egress4_key {
 	__u32 daddr;  /* network byte order, as in struct bpf_sock_addr.user_ip4 */

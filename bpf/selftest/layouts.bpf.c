@@ -20,6 +20,7 @@ enum sl_drop_reason sl_layout_drop_reason;
 enum sl_flow_side sl_layout_flow_side;
 enum sl_flow_kind sl_layout_flow_kind;
 enum sl_flow_flag sl_layout_flow_flag;
+enum sl_cgroup_mark sl_layout_cgroup_mark;
 
 /* Not a real record type: every byte differs, so the header readers are checked byte by byte. */
 const struct sl_record_header sl_golden_record_header = {

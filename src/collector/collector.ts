@@ -9,8 +9,10 @@
  *   flush timer seals partly filled messages every flushMs, polls the kernel's drop counters.
  *   send loop   produces the oldest queued messages; on a retriable failure keeps them and backs off (the read
  *               loop goes on draining the ring meanwhile), on a permanent one counts their events as dropped.
- *   stop()      stops reading, stops the kernel source, drains the ring once more, seals, sends what is queued
- *               within the shutdown deadline (the rest is counted as dropped), then releases the sink.
+ *   stop()      stops reading, takes what the ring holds as far as the queue has room, seals, sends what is
+ *               queued within the shutdown deadline (the rest is counted as dropped), then releases the sink. The
+ *               kernel programs keep running (they are pinned): what they write from then on waits in the ring for
+ *               the next collector, which reads on from where this one stopped.
  */
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { Meter } from '@opentelemetry/api';
@@ -27,7 +29,7 @@ import type { KernelSource } from './record-kind.js';
 /** What governs each drop the collector itself makes (kernel drops bring their own, from the kind). */
 export const COLLECTOR_DROP_REMEDIES = {
   queue_full: 'Kafka is slower than the kernel or unreachable: raise collector.queueEvents to ride out longer outages',
-  bad_record: 'the kernel object and this collector disagree on a record layout: run the collector that matches the loaded programs (collector --uninstall replaces them)',
+  bad_record: 'a record this collector cannot read: left in the ring by programs of another version it replaced, or a bug (the error is logged)',
   encode_error: 'an event the Avro schema refuses (a bug): the event is logged',
   kafka_rejected: 'the broker refused the messages as too large or malformed: lower collector.eventsPerMessage or raise the topic\'s max.message.bytes',
   shutdown_timeout: 'Kafka did not take the queued events before the process stopped: raise collector.shutdownTimeoutMs or fix Kafka first',
@@ -44,7 +46,7 @@ export interface CollectorOptions {
 export interface CollectorDeps<Event> {
   /** The record kind's name, as in metrics (`record_kind`) and logs. */
   kind: string;
-  source: Pick<KernelSource, 'reader' | 'takeKernelDrops' | 'kernelDropRemedies' | 'stop'>;
+  source: Pick<KernelSource, 'reader' | 'takeKernelDrops' | 'kernelDropRemedies'>;
   /** One ring record -> its event; throws (a DecodeError) on a record it cannot read. */
   toEvent(view: DataView, offset: number, size: number): Event;
   /** The contract's partition key (src/events/contract.ts). */
@@ -175,8 +177,8 @@ export class Collector<Event> {
     }
   }
 
-  private drainOnce(): number {
-    const read = this.deps.source.reader.drain(this.onRecord, READ_SLICE);
+  private drainOnce(maxRecords = READ_SLICE): number {
+    const read = this.deps.source.reader.drain(this.onRecord, maxRecords);
     if (read > 0) this.counters.records.add(read, this.attributes);
     if (this.outbox.length > 0) this.wakeSender?.();
     return read;
@@ -238,9 +240,13 @@ export class Collector<Event> {
   private async shutdown(): Promise<void> {
     this.reading = false;
     await this.readLoopDone;
-    // Stop the kernel source first: the drain below then sees every record there will ever be.
-    this.deps.source.stop();
-    while (this.drainOnce() > 0);
+    // The ring outlives this process: a record read now that does not fit the queue would be dropped, while left in
+    // the ring it waits for the next collector. So take only what the queue has room for.
+    for (let room = this.options.queueEvents - this.queuedEvents; room > 0; ) {
+      const read = this.drainOnce(Math.min(READ_SLICE, room));
+      if (read === 0) break;
+      room -= read;
+    }
     clearInterval(this.flushTimer);
     this.tick();
     const deadline = Date.now() + (this.options.shutdownTimeoutMs ?? 10_000);

@@ -5,26 +5,36 @@
  */
 import type { PackedTopicContract } from '../events/contract.js';
 import type { Config } from '../common/config.js';
+import type { PinDirectory } from '../ebpf/pins.js';
 import type { RingReader } from '../ebpf/ringbuf.js';
 
 /** Who is collecting, passed to every transform: events name their node and carry wall-clock times. */
 export interface CollectorContext {
   nodeName: string;
-  /** Distinguishes this collector run: kernel connection ids restart when the programs are loaded again. */
+  /** Which run of the kernel's conn id counter the records' conn ids come from (KernelSource.epoch). */
   epoch: string;
   /** Kernel monotonic ns -> wall-clock ns since the epoch. */
   toWallNs(monotonicNs: bigint): bigint;
 }
 
-/** The loaded and attached kernel programs of one kind, and the ring they write. */
+/**
+ * The kernel programs of one kind, and the ring they write. They outlive the collector (pinned in bpffs, see
+ * src/collector/installed-source.ts): a collector stops by closing the source, and the programs go on tracking.
+ */
 export interface KernelSource {
   readonly reader: Pick<RingReader, 'drain' | 'wait'>;
+  /**
+   * Names the run of the kernel's conn id counter (src/ebpf/conn-epoch.ts): the same across collector restarts while
+   * the counter goes on, so a connection keeps one connection id.
+   */
+  readonly epoch: string;
+  /** For the start-up log: the layout running now, whether it was adopted, which other layouts are being retired. */
+  readonly status: { layout: string; adopted: boolean; retiring: readonly string[] };
   /** Kernel drops since the previous call, by reason. */
   takeKernelDrops(): Array<[reason: string, count: number]>;
   /** Per kernel drop reason, the setting or cause that governs it (logged with the drops). */
   readonly kernelDropRemedies: Readonly<Record<string, string>>;
-  /** Stops the kernel from writing more records; the ring stays readable until close(). */
-  stop(): void;
+  /** Releases this process's hold on the kernel side; the programs keep running and writing the ring. */
   close(): void;
 }
 
@@ -32,8 +42,11 @@ export interface RecordKind<Event, Value = unknown> {
   /** As in metrics (`record_kind`) and logs: `flows`. */
   readonly name: string;
   readonly contract: PackedTopicContract<Event, Value>;
-  /** Loads and attaches the kind's kernel programs; throws a KernelError or ConfigError naming what is wrong. */
-  load(config: Config['collector']): KernelSource;
+  /**
+   * Adopts the kind's kernel programs running on this node, or loads and attaches them; throws a KernelError or
+   * ConfigError naming what is wrong.
+   */
+  load(config: Config['collector'], pins: PinDirectory): KernelSource;
   /** One ring record -> its event. Pure; throws a DecodeError on a record it cannot read. */
   toEvent(view: DataView, offset: number, size: number, context: CollectorContext): Event;
 }

@@ -200,6 +200,11 @@ const schema = {
     flushMs: setting(int(1, 60_000), 200),
     /** On stop, queued events may take this long to reach Kafka; what is still queued then is counted as dropped. */
     shutdownTimeoutMs: setting(int(0, 600_000), 10_000),
+    /**
+     * Where the kernel programs, their links and maps are pinned (bpffs), so that they outlive the collector and the
+     * next one adopts them; unset: /sys/fs/bpf/sidecarless/<node.name>. `collector --uninstall` removes it.
+     */
+    pinDirectory: optional(name),
   },
   enricher: {
     groupId: setting(text(topicChars), 'sidecarless-enricher'),

@@ -28,11 +28,13 @@ export async function runRole(name: string, args: string[], start: (context: Rol
     logger = createLogger({ name: `sidecarless-${name}`, level: config.log.level });
     telemetry = await startTelemetry({ host: config.telemetry.host, metricsPort: config.telemetry.metricsPort });
     logger.info({ config: redactConfig(config), metricsPort: telemetry.port }, `${name} starting`);
-    const role = await start({ config, logger, telemetry });
+    // Listening before the role starts: a signal during start-up (the role logs that it runs just before start
+    // returns) then stops it in order once started, instead of killing it half-way.
     const signalled = new Promise<string>((resolve) => {
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));
     });
+    const role = await start({ config, logger, telemetry });
     const ended = await Promise.race([signalled.then((signal) => ({ signal })), role.failed?.then((error) => ({ error })) ?? new Promise<never>(() => {})]);
     logger.info('signal' in ended ? ended : { err: ended.error }, `${name} stopping`);
     // Even after a fatal error the role drains and releases what it can before the process exits.

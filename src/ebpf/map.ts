@@ -31,12 +31,42 @@ export const possibleCpus: number = (() => {
   }, 0);
 })();
 
-/** A map inside a BpfObject, before it is given types. */
-export class BpfMapHandle {
+/** A map before it is given types, whether it came with a loaded object (BpfMapHandle) or from a pin (PinnedMap). */
+export abstract class MapAccess {
+  abstract readonly name: string;
+  abstract get fd(): number;
+  abstract get keySize(): number;
+  abstract get valueSize(): number;
+  abstract get maxEntries(): number;
+  abstract get type(): number;
+
+  /** Gives the map types; the codecs' sizes must match what the compiler laid out. */
+  typed<K, V>(key: Codec<K>, value: Codec<V>): BpfMap<K, V> {
+    if (key.size !== this.keySize || value.size !== this.valueSize) {
+      throw new KernelError(
+        `${this.name}: codec sizes ${key.size}/${value.size} do not match the map's key/value sizes ${this.keySize}/${this.valueSize}`,
+      );
+    }
+    return new BpfMap(this.fd, this.name, key, value);
+  }
+
+  /** A per-CPU map of u64 counters indexed by u32 (drop counters): each value is the sum over CPUs. */
+  perCpuCounters(): PerCpuCounters {
+    if (!PER_CPU_TYPES.has(this.type) || this.valueSize !== 8 || this.keySize !== 4) {
+      throw new KernelError(`${this.name}: not a per-CPU array of u64 counters`);
+    }
+    return new PerCpuCounters(this.fd, this.name, this.maxEntries);
+  }
+}
+
+/** A map inside a BpfObject. */
+export class BpfMapHandle extends MapAccess {
   constructor(
     readonly handle: Pointer,
     readonly name: string,
-  ) {}
+  ) {
+    super();
+  }
 
   get fd(): number {
     return bpf.mapFd(this.handle) as number;
@@ -60,24 +90,6 @@ export class BpfMapHandle {
 
   get flags(): number {
     return bpf.mapFlags(this.handle) as number;
-  }
-
-  /** Gives the map types; the codecs' sizes must match what the compiler laid out. */
-  typed<K, V>(key: Codec<K>, value: Codec<V>): BpfMap<K, V> {
-    if (key.size !== this.keySize || value.size !== this.valueSize) {
-      throw new KernelError(
-        `${this.name}: codec sizes ${key.size}/${value.size} do not match the map's key/value sizes ${this.keySize}/${this.valueSize}`,
-      );
-    }
-    return new BpfMap(this.fd, this.name, key, value);
-  }
-
-  /** A per-CPU map of u64 counters indexed by u32 (drop counters): each value is the sum over CPUs. */
-  perCpuCounters(): PerCpuCounters {
-    if (!PER_CPU_TYPES.has(this.type) || this.valueSize !== 8 || this.keySize !== 4) {
-      throw new KernelError(`${this.name}: not a per-CPU array of u64 counters`);
-    }
-    return new PerCpuCounters(this.fd, this.name, this.maxEntries);
   }
 }
 

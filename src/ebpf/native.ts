@@ -1,6 +1,6 @@
 /**
  * The only module that declares native functions: libbpf (system libbpf.so.1) and the few libc calls the
- * ring-buffer reader needs (mmap, epoll). Everything above it works with JS types and KernelError.
+ * ring-buffer reader needs (mmap, epoll), and flock for the pin directory. Everything above it works with JS types and KernelError.
  *
  * Conventions of libbpf 1.x that callers rely on: int-returning calls give a negative errno on failure;
  * pointer-returning calls give NULL and set errno (read with koffi.errno() right after the call).
@@ -88,6 +88,7 @@ export const bpf = {
   attachUprobe: libbpf.func('void *bpf_program__attach_uprobe_opts(void *prog, int pid, const char *path, size_t offset, bpf_uprobe_opts *opts)'),
   attachCgroup: libbpf.func('void *bpf_program__attach_cgroup(void *prog, int cgroup_fd)'),
   linkDestroy: libbpf.func('int bpf_link__destroy(void *link)'),
+  linkPin: libbpf.func('int bpf_link__pin(void *link, const char *path)'),
 
   tcHookCreate: libbpf.func('int bpf_tc_hook_create(bpf_tc_hook *hook)'),
   tcHookDestroy: libbpf.func('int bpf_tc_hook_destroy(bpf_tc_hook *hook)'),
@@ -101,6 +102,8 @@ export const bpf = {
   mapLookupBatch: libbpf.func('int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, _Inout_ uint32_t *count, bpf_map_batch_opts *opts)'),
 
   objGet: libbpf.func('int bpf_obj_get(const char *pathname)'),
+  objPin: libbpf.func('int bpf_obj_pin(int fd, const char *pathname)'),
+  mapCreate: libbpf.func('int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *opts)'),
   objGetInfoByFd: libbpf.func('int bpf_obj_get_info_by_fd(int fd, _Out_ bpf_map_info_head *info, _Inout_ uint32_t *info_len)'),
 
   ringNew: libbpf.func('void *ring_buffer__new(int map_fd, ring_buffer_sample_fn *cb, void *ctx, void *opts)'),
@@ -125,6 +128,7 @@ export const libcCalls = {
   epollCtl: libc.func('int epoll_ctl(int epfd, int op, int fd, epoll_event *event)'),
   epollWait: libc.func('int epoll_wait(int epfd, _Out_ epoll_event *events, int maxevents, int timeout)'),
   close: libc.func('int close(int fd)'),
+  flock: libc.func('int flock(int fd, int operation)'),
 };
 
 /** mmap's MAP_FAILED, (void *)-1, as koffi reports the address. */

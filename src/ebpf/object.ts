@@ -16,7 +16,7 @@ import { Btf } from './btf.js';
 import { kernelError } from './errno.js';
 import { captureLibbpfLog, takeRecentLibbpfLog } from './libbpf-log.js';
 import { BpfMapHandle } from './map.js';
-import { placeSharedMap, type PinDirectory } from './pins.js';
+import { placeMapPin, type PinDirectory } from './pins.js';
 import { BpfProgram, type Detachable } from './program.js';
 import { bpf, koffi, lastErrno, type Pointer } from './native.js';
 
@@ -33,6 +33,12 @@ export interface LoadOptions {
    * to this object.
    */
   pins?: PinDirectory;
+  /**
+   * Maps declared without pinning that are pinned anyway, in `directory`: reused when pinned there (refused if their
+   * shape differs), else created and pinned there. How an installation keeps its ring and counters past the process
+   * (src/ebpf/installation.ts).
+   */
+  pinMaps?: { directory: PinDirectory; names: readonly string[] };
 }
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -119,6 +125,10 @@ export class BpfObject {
       if (rc < 0) throw kernelError(`${this.name}: set max_entries of ${mapName}`, -rc, this.name);
     }
     this.placeSharedMaps(options.pins);
+    if (options.pinMaps) {
+      options.pinMaps.directory.prepare();
+      for (const name of options.pinMaps.names) placeMapPin(this.map(name), name, options.pinMaps.directory);
+    }
     const values = Object.entries(options.rodata ?? {});
     if (values.length === 0) return;
     const variables = this.btf.sectionVariables('.rodata');
@@ -141,7 +151,7 @@ export class BpfObject {
       // libbpf gives a pin path at open exactly to the maps declared LIBBPF_PIN_BY_NAME.
       if (bpf.mapPinPath(map) === null) continue;
       const name = bpf.mapName(map) as string;
-      placeSharedMap(new BpfMapHandle(map, `${this.name}/${name}`), name, pins);
+      placeMapPin(new BpfMapHandle(map, `${this.name}/${name}`), name, pins);
     }
   }
 }

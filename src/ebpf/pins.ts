@@ -9,17 +9,21 @@
  *   pins.remove(); // when nothing should survive: the loaded objects keep their maps until they close
  *
  * Which maps are shared is said by the kernel code (`pinning LIBBPF_PIN_BY_NAME`, see bpf/include/conn.h); where
- * they are pinned is said here. Layout: <dir>/maps/<map name>, leaving room for links/ and the ring later.
+ * they are pinned is said here. Layout: <dir>/maps/<map name> and <dir>/links/<program name>; a directory holds
+ * others below it (src/ebpf/installation.ts keeps one per record kind and layout there).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { KernelError } from '../common/errors.js';
 import { kernelError } from './errno.js';
 import type { BpfMapHandle } from './map.js';
-import { bpf, koffi, libcCalls, mapInfo } from './native.js';
+import { bpf, koffi, lastErrno, libcCalls } from './native.js';
+import { PinnedMap } from './pinned-map.js';
 
 /** statfs f_type of a bpf filesystem (linux/magic.h). */
 const BPF_FS_MAGIC = 0xcafe4a11;
+const LOCK_EX = 2;
+const LOCK_NB = 4;
 
 export class PinDirectory {
   readonly path: string;
@@ -30,6 +34,29 @@ export class PinDirectory {
 
   mapPath(name: string): string {
     return path.join(this.mapsDirectory, name);
+  }
+
+  linkPath(name: string): string {
+    return path.join(this.path, 'links', name);
+  }
+
+  /** A directory below this one. */
+  child(name: string): PinDirectory {
+    return new PinDirectory(path.join(this.path, name));
+  }
+
+  /** Names of the directories below this one (maps/ and links/ excepted); none when it does not exist. */
+  childNames(): string[] {
+    if (!fs.existsSync(this.path)) return [];
+    return fs
+      .readdirSync(this.path, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory() && entry.name !== 'maps' && entry.name !== 'links')
+      .map((entry) => entry.name)
+      .sort();
+  }
+
+  exists(): boolean {
+    return fs.existsSync(this.path);
   }
 
   /** Checks that the directory lies on a mounted bpffs, then creates it. */
@@ -45,7 +72,24 @@ export class PinDirectory {
     fs.mkdirSync(this.mapsDirectory, { recursive: true });
   }
 
-  /** Unpins everything below the directory and removes it. Programs still running keep their maps. Safe twice. */
+  /**
+   * Creates the directory and takes an exclusive lock on it for as long as this process lives, or until the returned
+   * release is called; undefined when another process holds it. The kernel drops the lock of a process that dies.
+   */
+  lock(): (() => void) | undefined {
+    this.prepare();
+    const fd = fs.openSync(this.path, 'r');
+    if ((libcCalls.flock(fd, LOCK_EX | LOCK_NB) as number) === 0) return () => fs.closeSync(fd);
+    const errno = lastErrno();
+    fs.closeSync(fd);
+    if (errno === koffi.os.errno.EWOULDBLOCK) return undefined;
+    throw kernelError(`lock ${this.path}`, errno, 'pins');
+  }
+
+  /**
+   * Unpins everything below the directory and removes it: a program attached through a link pinned here stops once
+   * no process holds that link either; maps live on while a program or a process uses them. Safe twice.
+   */
   remove(): void {
     fs.rmSync(this.path, { recursive: true, force: true });
   }
@@ -56,12 +100,12 @@ export class PinDirectory {
 }
 
 /**
- * Between open and load, for a map declared `pinning LIBBPF_PIN_BY_NAME`: points it at its pin in `pins`, where
- * libbpf's load reuses the pinned map or creates and pins one; without `pins`, clears the pin path (libbpf's
- * default is the bpffs root) so the map is private to this object. A pinned map of another shape is refused here,
- * naming the differences and the remedy, instead of by libbpf's bare EINVAL.
+ * Between open and load: points a map at its pin in `pins`, where libbpf's load reuses the pinned map or creates and
+ * pins one; without `pins`, clears the pin path (for a map declared `pinning LIBBPF_PIN_BY_NAME` libbpf's default is
+ * the bpffs root) so the map is private to this object. A pinned map of another shape is refused here, naming the
+ * differences and the remedy, instead of by libbpf's bare EINVAL.
  */
-export function placeSharedMap(map: BpfMapHandle, mapName: string, pins: PinDirectory | undefined): void {
+export function placeMapPin(map: BpfMapHandle, mapName: string, pins: PinDirectory | undefined): void {
   let pinPath: string | null = null;
   if (pins) {
     pinPath = pins.mapPath(mapName);
@@ -72,13 +116,10 @@ export function placeSharedMap(map: BpfMapHandle, mapName: string, pins: PinDire
 }
 
 function checkPinnedShape(map: BpfMapHandle, pins: PinDirectory, pinPath: string): void {
-  const fd = bpf.objGet(pinPath) as number;
-  if (fd === -koffi.os.errno.ENOENT!) return;
-  if (fd < 0) throw kernelError(`${map.name}: open pinned map ${pinPath}`, -fd, map.name);
-  const info: Record<string, number> = {};
-  const rc = bpf.objGetInfoByFd(fd, info, [koffi.sizeof(mapInfo)]) as number;
-  libcCalls.close(fd);
-  if (rc < 0) throw kernelError(`${map.name}: read pinned map ${pinPath}`, -rc, map.name);
+  const pinned = PinnedMap.open(pinPath);
+  if (!pinned) return;
+  const info: Record<string, number> = { ...pinned.info };
+  pinned.close();
   const wanted: Record<string, number> = {
     type: map.type,
     key_size: map.keySize,
@@ -93,7 +134,8 @@ function checkPinnedShape(map: BpfMapHandle, pins: PinDirectory, pinPath: string
   throw new KernelError(
     `${map.name}: the map pinned at ${pinPath} has another shape (${differences.join(', ')}). Either its layout ` +
       `changed, and a changed layout needs a new map name, or its capacity is configured differently from the ` +
-      `program that pinned it. Stop the sidecarless programs using ${pins.path}, then remove the pins: rm -r ${pins.path}`,
+      `program that pinned it. Remove the pins, which also stops the sidecarless programs attached through them ` +
+      `(\`sidecarless collector --uninstall\` does it): rm -r ${pins.path}`,
     { context: { component: map.name } },
   );
 }

@@ -30,13 +30,24 @@ export interface TcTarget {
 const BPF_TC_INGRESS = 1;
 const BPF_TC_EGRESS = 2;
 
-/** A libbpf bpf_link; destroying it detaches the program. */
-class Link implements Detachable {
+/**
+ * A libbpf bpf_link; destroying it detaches the program, unless it was pinned: then destroying it only closes this
+ * process's fds, and the program stays attached until the pin is removed (verified for tracepoint links on 6.18,
+ * whose libbpf detach also disables the perf event: BPF programs on a tracepoint run regardless).
+ */
+export class Link implements Detachable {
   constructor(
     private handle: Pointer | null,
     private readonly owner: Set<Detachable>,
   ) {
     owner.add(this);
+  }
+
+  /** Pins the link at `pinPath` (bpffs): it then outlives this handle and this process. */
+  pin(pinPath: string): void {
+    if (this.handle === null) throw new KernelError(`pin ${pinPath}: the link is already detached`);
+    const rc = bpf.linkPin(this.handle, pinPath) as number;
+    if (rc < 0) throw kernelError(`pin link at ${pinPath}`, -rc);
   }
 
   detach(): void {
@@ -91,15 +102,15 @@ export class BpfProgram {
     return bpf.programFd(this.handle) as number;
   }
 
-  attachTracepoint(category: string, event: string): Detachable {
+  attachTracepoint(category: string, event: string): Link {
     return this.link(bpf.attachTracepoint(this.handle, category, event), `tracepoint ${category}/${event}`);
   }
 
-  attachRawTracepoint(event: string): Detachable {
+  attachRawTracepoint(event: string): Link {
     return this.link(bpf.attachRawTracepoint(this.handle, event), `raw tracepoint ${event}`);
   }
 
-  attachUprobe(target: UprobeTarget): Detachable {
+  attachUprobe(target: UprobeTarget): Link {
     const opts = {
       sz: koffi.sizeof(uprobeOpts),
       ref_ctr_offset: 0,
@@ -112,7 +123,7 @@ export class BpfProgram {
   }
 
   /** Attaches to a cgroup v2 directory; the program applies to every process in it and below. */
-  attachCgroup(cgroupPath: string): Detachable {
+  attachCgroup(cgroupPath: string): Link {
     const fd = fs.openSync(cgroupPath, 'r');
     try {
       return this.link(bpf.attachCgroup(this.handle, fd), `cgroup ${cgroupPath}`);
@@ -133,7 +144,7 @@ export class BpfProgram {
     return new TcAttachment(hook, opts, createRc === 0, this.attachments);
   }
 
-  private link(handle: Pointer, what: string): Detachable {
+  private link(handle: Pointer, what: string): Link {
     if (!handle) throw kernelError(`${this.name}: attach ${what}`, lastErrno(), this.name);
     return new Link(handle, this.attachments);
   }

@@ -16,7 +16,7 @@
  */
 import { KernelError } from '../common/errors.js';
 import { kernelError } from './errno.js';
-import type { BpfMapHandle } from './map.js';
+import type { MapAccess } from './map.js';
 import { bpf, koffi, lastErrno, libcCalls, MAP_FAILED, pointerAddress, ringSampleCallback, type Pointer } from './native.js';
 import type { Detachable } from './program.js';
 
@@ -117,7 +117,7 @@ abstract class RingReaderBase {
   protected abstract release(): void;
 }
 
-function ringMap(map: BpfMapHandle): { fd: number; size: number } {
+function ringMap(map: MapAccess): { fd: number; size: number } {
   if (map.type !== BPF_MAP_TYPE_RINGBUF) throw new KernelError(`${map.name}: not a ring buffer map`);
   return { fd: map.fd, size: map.maxEntries };
 }
@@ -134,7 +134,7 @@ export class MappedRingReader extends RingReaderBase implements RingReader {
   private readonly headerWords: Uint32Array;
   private readonly view: DataView;
 
-  constructor(map: BpfMapHandle) {
+  constructor(map: MapAccess) {
     const { fd, size } = ringMap(map);
     super(fd, map.name);
     this.size = size;
@@ -196,7 +196,7 @@ export class CallbackRingReader extends RingReaderBase implements RingReader {
   private readonly callback: unknown;
   private handler: RecordHandler | undefined;
 
-  constructor(map: BpfMapHandle) {
+  constructor(map: MapAccess) {
     const { fd } = ringMap(map);
     super(fd, map.name);
     this.callback = koffi.register(this, this.onSample, koffi.pointer(ringSampleCallback));
@@ -235,7 +235,7 @@ function mapOrThrow(length: number, protection: number, fd: number, offset: numb
 
 /** Opens a reader over a ring map and ties its lifetime to the owning object (closed before the map's fd). */
 export function openRingReader(
-  owner: { own(resource: Detachable): void; map(name: string): BpfMapHandle },
+  owner: { own(resource: Detachable): void; map(name: string): MapAccess },
   mapName: string,
   kind: 'mapped' | 'callback' = 'mapped',
 ): RingReader {

@@ -1,9 +1,10 @@
 /**
  * `sidecarless collector` as a separate process in a cgroup of its own, as in production, for tests and
  * benchmarks: tests can list that cgroup as traced and prove its own Kafka traffic never becomes a flow, and
- * benchmarks can read its CPU time and memory from /proc.
+ * benchmarks can read its CPU time and memory from /proc. Its kernel programs outlive it (pinned in
+ * collector.pinDirectory): `uninstallCollectorPins` removes them, as `sidecarless collector --uninstall` does.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +20,8 @@ export interface CollectorProcess {
   logs: Array<Record<string, unknown>>;
   /** SIGTERM, then resolves to the final counts of one record kind, as it logs them on an orderly stop. */
   stop(kind?: string): Promise<CollectorStats>;
-  kill(): void;
+  /** SIGKILL (a crash, an OOM kill), then removes its cgroup. */
+  kill(): Promise<void>;
 }
 
 /** Starts `sidecarless collector` in a fresh cgroup; `cgroupsToTrace` may include its own (it must be ignored). */
@@ -45,11 +47,15 @@ export async function startCollectorProcess(env: Record<string, string>, cgroups
     });
     void exited.then(() => reject(new Error(`collector exited before running: ${JSON.stringify(logs.slice(-3))}`)));
   });
-  const kill = () => void child.kill('SIGKILL');
+  const kill = async () => {
+    child.kill('SIGKILL');
+    await exited;
+    cgroup.remove();
+  };
   try {
     await running;
   } catch (error) {
-    cgroup.remove();
+    await kill();
     throw error;
   }
   return {
@@ -68,4 +74,11 @@ export async function startCollectorProcess(env: Record<string, string>, cgroups
       return stats;
     },
   };
+}
+
+/** Runs `sidecarless collector --uninstall` with the collector's environment; resolves to what it printed. */
+export function uninstallCollectorPins(env: Record<string, string>): string {
+  const result = spawnSync(process.execPath, [bin, 'collector', '--uninstall'], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`collector --uninstall exited ${result.status}: ${result.stderr}`);
+  return result.stdout.trim();
 }

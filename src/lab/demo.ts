@@ -13,7 +13,7 @@ import { createClickHouse } from '../common/clickhouse/client.js';
 import { describeError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
 import { startTelemetry } from '../common/telemetry.js';
-import { startCollector } from '../collector/index.js';
+import { startCollector, uninstallCollector } from '../collector/index.js';
 import { startEnricher } from '../enricher/index.js';
 import { createLab, type Pod } from './pods.js';
 import { runHttpLoad, startHttpServer } from './traffic.js';
@@ -93,12 +93,19 @@ export async function runDemo(): Promise<number> {
     console.log(`pods: ${lab.pods.map((p) => `${p.name} ${p.ip}`).join(', ')}`);
     const config = loadConfig({
       argv: [],
-      env: { ...process.env, SIDECARLESS_COLLECTOR_CGROUPS: lab.pods.map((p) => p.cgroup.path).join(','), SIDECARLESS_TELEMETRY_METRICS_PORT: '0' },
+      env: {
+        ...process.env,
+        SIDECARLESS_COLLECTOR_CGROUPS: lab.pods.map((p) => p.cgroup.path).join(','),
+        // The demo's programs apart from a collector this node may run, and removed at the end.
+        SIDECARLESS_COLLECTOR_PIN_DIRECTORY: `/sys/fs/bpf/sidecarless-demo-${process.pid}`,
+        SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
+      },
     });
     const telemetry = await startTelemetry({ host: config.telemetry.host, metricsPort: 0 });
     stops.push(() => telemetry.shutdown());
     const enricher = await startEnricher({ config, logger, telemetry });
     stops.push(() => enricher.stop());
+    stops.push(async () => void uninstallCollector(config));
     const collector = await startCollector({ config, logger, telemetry });
     stops.push(() => collector.stop());
     const sinceNs = BigInt(Date.now()) * 1_000_000n;

@@ -1,20 +1,22 @@
 /**
  * Start-up errors of `sidecarless collector`, as an operator meets them: the process exits 1 with one fatal line
  * naming the setting or capability, and it does so before it ever talks to Kafka (the brokers given here do not
- * exist, so an error about them, or a hang, would fail the test).
+ * exist, so an error about them, or a hang, would fail the test). A failed first start leaves no pins behind.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { PinDirectory } from '../../src/ebpf/pins.js';
 import { cgroup2Root } from '../../src/ebpf/preflight.js';
 
 const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
 const DEADLINE_MS = 20_000;
+const PIN_DIRECTORY = `/sys/fs/bpf/sidecarless-test-startup-${process.pid}`;
 
 interface Exit {
   code: number | null;
@@ -25,7 +27,13 @@ interface Exit {
 function runCollector(env: Record<string, string>, wrapper: string[] = []): Promise<Exit> {
   const command = [...wrapper, process.execPath, bin, 'collector'];
   const child = spawn(command[0]!, command.slice(1), {
-    env: { ...process.env, SIDECARLESS_KAFKA_BROKERS: '127.0.0.1:1', SIDECARLESS_TELEMETRY_METRICS_PORT: '0', ...env },
+    env: {
+      ...process.env,
+      SIDECARLESS_KAFKA_BROKERS: '127.0.0.1:1',
+      SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
+      SIDECARLESS_COLLECTOR_PIN_DIRECTORY: PIN_DIRECTORY,
+      ...env,
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const lines: Array<Record<string, unknown>> = [];
@@ -47,6 +55,7 @@ function runCollector(env: Record<string, string>, wrapper: string[] = []): Prom
 
 function assertFatal(exit: Exit, pattern: RegExp, configKey?: string): void {
   assert.equal(exit.code, 1, `exit code (null: still running at the deadline); fatal line: ${JSON.stringify(exit.fatal)}`);
+  assert.equal(existsSync(PIN_DIRECTORY), false, 'a failed first start leaves no pins');
   assert.ok(exit.fatal, 'one fatal log line');
   assert.match(String(exit.fatal.msg), pattern);
   assert.doesNotMatch(String(exit.fatal.msg), /kafka|broker|ECONNREFUSED/i, 'the collector stopped before Kafka');
@@ -79,5 +88,17 @@ describe('collector start-up errors', () => {
     // Root without any capability: the bounding set is emptied before exec, so the collector's effective set is empty.
     const exit = await runCollector({ SIDECARLESS_COLLECTOR_CGROUPS: cgroup2Root() }, ['setpriv', '--bounding-set=-all', '--inh-caps=-all', '--']);
     assertFatal(exit, /capability CAP_BPF.*capability CAP_PERFMON/);
+  });
+
+  it('refuses a pin directory another collector holds: two would read one ring', async () => {
+    const unlock = new PinDirectory(PIN_DIRECTORY).lock()!;
+    try {
+      const exit = await runCollector({ SIDECARLESS_COLLECTOR_CGROUPS: cgroup2Root() });
+      assert.equal(exit.code, 1);
+      assert.match(String(exit.fatal?.msg), new RegExp(`${PIN_DIRECTORY} is in use, another collector runs on it: stop that one first, or give this one its own collector.pinDirectory`));
+    } finally {
+      unlock();
+      rmSync(PIN_DIRECTORY, { recursive: true, force: true });
+    }
   });
 });

@@ -18,7 +18,7 @@ import { createLogger } from '../../src/common/logger.js';
 import { startTelemetry, type Telemetry } from '../../src/common/telemetry.js';
 import { startEnricher } from '../../src/enricher/index.js';
 import { testConfig } from '../helpers/flows.js';
-import { startCollectorProcess, type CollectorProcess } from '../../src/lab/collector-process.js';
+import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
 import { queryRows } from '../helpers/clickhouse.js';
 import { requireStackService } from '../helpers/stack.js';
 
@@ -44,7 +44,8 @@ before(async () => {
 
 after(async () => {
   await kafkaServer.up(); // whatever happened, leave the broker running for the tests after this one
-  collector?.kill();
+  await collector?.kill();
+  uninstallCollectorPins(env);
   await enricher?.stop();
   await telemetry?.shutdown();
   lab?.destroy();

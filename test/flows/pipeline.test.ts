@@ -12,14 +12,12 @@ import { holdConnection, runTcpClient, startTcpServer, type TcpClientResult } fr
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
-import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
-import { topicSpecs } from '../../src/events/topics.js';
 import { createLogger } from '../../src/common/logger.js';
 import { startTelemetry, type Telemetry } from '../../src/common/telemetry.js';
 import type { RunningRole } from '../../src/common/role.js';
 import { startEnricher } from '../../src/enricher/index.js';
-import { testConfig } from '../helpers/flows.js';
-import { startCollectorProcess, type CollectorProcess } from '../../src/lab/collector-process.js';
+import { dropTestData, testConfig } from '../helpers/flows.js';
+import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
 import { queryRows } from '../helpers/clickhouse.js';
 import { requireStackService } from '../helpers/stack.js';
 
@@ -99,18 +97,12 @@ before(async () => {
 });
 
 after(async () => {
-  collector?.kill();
+  await collector?.kill();
+  uninstallCollectorPins(env);
   await enricher?.stop();
   await telemetry?.shutdown();
   lab?.destroy();
-  await clickhouse?.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` }).catch(() => {});
-  await clickhouse?.close();
-  const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), logger);
-  const admin = kafka.admin();
-  await admin.connect();
-  const topics = topicSpecs(config.kafka.topicPrefix);
-  await admin.deleteTopics({ topics: [topics.flows.topic, topics.deadletter.topic] }).catch(() => {});
-  await admin.disconnect();
+  await dropTestData(config, clickhouse);
 });
 
 describe('L4 flows', () => {

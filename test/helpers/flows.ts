@@ -5,11 +5,15 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ClickHouseClient } from '@clickhouse/client';
 import type { FlowEvent } from '../../src/events/flows.js';
 import { loadConfig, type Config } from '../../src/common/config.js';
+import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
+import { createLogger } from '../../src/common/logger.js';
+import { topicSpecs } from '../../src/events/topics.js';
 import { uniqueName } from './stack.js';
 
-/** A configuration whose topics, database, consumer group and embedded store belong to this test run alone. */
+/** A configuration whose topics, database, consumer group, embedded store and pins belong to this test run alone. */
 export function testConfig(extra: Record<string, string> = {}): { config: Config; env: Record<string, string> } {
   const name = uniqueName('t');
   const env = {
@@ -18,12 +22,25 @@ export function testConfig(extra: Record<string, string> = {}): { config: Config
     SIDECARLESS_CLICKHOUSE_DATABASE: name,
     SIDECARLESS_CLICKHOUSE_EMBEDDED_PATH: mkdtempSync(join(tmpdir(), 'sidecarless-chdb-')),
     SIDECARLESS_ENRICHER_GROUP_ID: `${name}-enricher`,
+    // The collector's programs outlive it: each run pins them apart, and removes them (uninstallCollectorPins).
+    SIDECARLESS_COLLECTOR_PIN_DIRECTORY: `/sys/fs/bpf/sidecarless-test-${name}`,
     SIDECARLESS_ENRICHER_FLUSH_MS: '100',
     SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
     SIDECARLESS_LOG_LEVEL: 'warn',
     ...extra,
   };
   return { config: loadConfig({ argv: [], env }), env };
+}
+
+/** Drops the run's database and deletes its topics (in after(): whatever failed, nothing is left behind). */
+export async function dropTestData(config: Config, clickhouse: ClickHouseClient | undefined): Promise<void> {
+  await clickhouse?.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` }).catch(() => {});
+  await clickhouse?.close();
+  const admin = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), createLogger({ level: 'warn' })).admin();
+  await admin.connect();
+  const topics = topicSpecs(config.kafka.topicPrefix);
+  await admin.deleteTopics({ topics: [topics.flows.topic, topics.deadletter.topic] }).catch(() => {});
+  await admin.disconnect();
 }
 
 /** An hour ago, in ns: recent enough for the tables' TTL, which drops rows that are already expired. */

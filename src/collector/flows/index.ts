@@ -2,12 +2,12 @@
 import { decodeFlowRecord } from '../../ebpf/records/flow.js';
 import { FLOWS, type FlowBatch, type FlowEvent } from '../../events/flows.js';
 import type { RecordKind } from '../record-kind.js';
-import { FlowProbe } from './kernel.js';
+import { loadFlowProbe } from './kernel.js';
 import { toFlowEvent } from './transform.js';
 
 export const flowsKind: RecordKind<FlowEvent, FlowBatch> = {
   name: 'flows',
   contract: FLOWS,
-  load: (config) => FlowProbe.load(config),
+  load: (config, pins) => loadFlowProbe(config, pins),
   toEvent: (view, offset, size, context) => toFlowEvent(decodeFlowRecord(view, offset, size), context),
 };

@@ -1,17 +1,18 @@
 /**
- * The kernel side of flows: bpf/flows.bpf.c loaded, attached to its five tracepoints, told which cgroups to
- * trace, and read for its drop counters. Everything else about flows happens in user space.
+ * The kernel side of flows: bpf/flows.bpf.c installed on its five tracepoints (or adopted, as the previous collector
+ * left it running: src/collector/installed-source.ts), told which cgroups to trace and which one is ours.
+ * Everything else about flows happens in user space.
  */
 import { ConfigError, describeError } from '../../common/errors.js';
 import { u64Codec, u8Codec } from '../../ebpf/codecs.js';
 import { Cgroup, cgroupOfProcess } from '../../ebpf/cgroup.js';
-import type { BpfMap } from '../../ebpf/map.js';
-import { BpfObject, objectPath } from '../../ebpf/object.js';
+import { connIdEpoch } from '../../ebpf/conn-epoch.js';
+import { objectPath } from '../../ebpf/object.js';
+import type { PinDirectory } from '../../ebpf/pins.js';
 import { checkKernel } from '../../ebpf/preflight.js';
-import { KERNEL_DROP_REASONS } from '../../ebpf/records/header.js';
-import type { Detachable } from '../../ebpf/program.js';
-import { openRingReader, type RingReader } from '../../ebpf/ringbuf.js';
-import type { KernelSource } from '../record-kind.js';
+import { CgroupMark } from '../../ebpf/records/conn-state.js';
+import type { KERNEL_DROP_REASONS } from '../../ebpf/records/header.js';
+import { InstalledSource } from '../installed-source.js';
 
 export interface FlowProbeOptions {
   /** cgroup v2 directories to trace (absolute, or below the cgroup v2 root). */
@@ -24,7 +25,7 @@ export interface FlowProbeOptions {
 
 /** What governs each kernel drop of flows (enum sl_drop_reason). */
 const KERNEL_DROP_REMEDIES: Record<(typeof KERNEL_DROP_REASONS)[number], string> = {
-  ringbuf_full: 'the collector drains the ring too slowly for the burst: raise collector.ringBytes',
+  ringbuf_full: 'the collector drains the ring too slowly for the burst, or none ran for a while (a restart): raise collector.ringBytes',
   conn_table_full: 'more open traced connections than the tracking table holds: raise collector.maxConnections',
 };
 
@@ -45,64 +46,43 @@ function tracedCgroupIds(paths: readonly string[]): bigint[] {
   });
 }
 
-export class FlowProbe implements KernelSource {
-  readonly kernelDropRemedies = KERNEL_DROP_REMEDIES;
-  readonly reader: RingReader;
-  private readonly traced: BpfMap<bigint, number>;
-  private readonly links: Detachable[] = [];
-  private readonly lastDrops = KERNEL_DROP_REASONS.map(() => 0n);
-
-  private constructor(private readonly object: BpfObject) {
-    this.reader = openRingReader(object, 'flow_ring');
-    this.traced = object.map('traced_cgroups').typed(u64Codec, u8Codec);
-  }
-
-  static load(options: FlowProbeOptions): FlowProbe {
-    checkKernel(['btf', 'bpf', 'perfmon', 'cgroup2', 'tracefs']);
-    const cgroupIds = tracedCgroupIds(options.cgroups);
-    const object = BpfObject.load(objectPath('flows'), {
-      rodata: {
-        // Our own sockets (Kafka, ClickHouse, metrics) must never become flow records.
-        agent_cgroup_id: cgroupOfProcess().id,
-        active_timeout_ns: BigInt(options.activeTimeoutMs) * 1_000_000n,
-      },
+/**
+ * Installs (or adopts) the flows programs, then makes `traced_cgroups` say what this collector's configuration says:
+ * its cgroups traced, its own cgroup marked as the agent's (a new collector runs in a new cgroup), nothing else, so
+ * that cgroups an earlier configuration traced, and an earlier collector's own cgroup, are forgotten.
+ */
+export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): InstalledSource {
+  checkKernel(['btf', 'bpf', 'perfmon', 'cgroup2', 'tracefs']);
+  const cgroupIds = tracedCgroupIds(options.cgroups);
+  const source = InstalledSource.open(pins, {
+    kind: 'flows',
+    objectFile: objectPath('flows'),
+    load: {
+      rodata: { active_timeout_ns: BigInt(options.activeTimeoutMs) * 1_000_000n },
       maxEntries: { flow_ring: options.ringBytes, conns: options.maxConnections },
-    });
-    try {
-      const probe = new FlowProbe(object);
-      for (const id of cgroupIds) probe.traced.update(id, 1);
-      probe.links.push(
-        object.program('flow_state_change').attachTracepoint('sock', 'inet_sock_set_state'),
-        object.program('flow_interim').attachTracepoint('tcp', 'tcp_probe'),
-        object.program('flow_retransmit').attachTracepoint('tcp', 'tcp_retransmit_skb'),
-        object.program('flow_reset_received').attachTracepoint('tcp', 'tcp_receive_reset'),
-        object.program('flow_reset_sent').attachTracepoint('tcp', 'tcp_send_reset'),
-      );
-      return probe;
-    } catch (error) {
-      object.close();
-      throw error;
-    }
-  }
-
-  /** Detaches the programs: no record is written after this; the ring and maps stay readable until close(). */
-  stop(): void {
-    for (const link of this.links.splice(0)) link.detach();
-  }
-
-  /** Kernel drops since the previous call, by reason. */
-  takeKernelDrops(): Array<[reason: string, count: number]> {
-    const totals = this.object.map('drops').perCpuCounters().readAll();
-    const deltas: Array<[string, number]> = [];
-    KERNEL_DROP_REASONS.forEach((reason, index) => {
-      const total = totals[index] ?? 0n;
-      if (total > this.lastDrops[index]!) deltas.push([reason, Number(total - this.lastDrops[index]!)]);
-      this.lastDrops[index] = total;
-    });
-    return deltas;
-  }
-
-  close(): void {
-    this.object.close();
+    },
+    maps: ['flow_ring', 'drops'],
+    links: {
+      flow_state_change: { tracepoint: 'sock/inet_sock_set_state' },
+      flow_interim: { tracepoint: 'tcp/tcp_probe' },
+      flow_retransmit: { tracepoint: 'tcp/tcp_retransmit_skb' },
+      flow_reset_received: { tracepoint: 'tcp/tcp_receive_reset' },
+      flow_reset_sent: { tracepoint: 'tcp/tcp_send_reset' },
+    },
+    ring: 'flow_ring',
+    kernelDropRemedies: KERNEL_DROP_REMEDIES,
+    epoch: (installation) => connIdEpoch(installation.map('conn_ids')),
+  });
+  try {
+    const marks = new Map<bigint, number>(cgroupIds.map((id) => [id, CgroupMark.traced]));
+    // Our own sockets (Kafka, ClickHouse, metrics) must never become flow records, even below a traced cgroup.
+    marks.set(cgroupOfProcess().id, CgroupMark.agent);
+    const traced = source.installation.map('traced_cgroups').typed(u64Codec, u8Codec);
+    for (const [id, mark] of marks) traced.update(id, mark);
+    for (const id of [...traced.keys()]) if (!marks.has(id)) traced.delete(id);
+    return source;
+  } catch (error) {
+    source.close();
+    throw error;
   }
 }

@@ -27,6 +27,10 @@ export const CONN_STATE = {
   },
 } as const;
 
+/** enum sl_cgroup_mark: values of the shared `traced_cgroups` map, keyed by cgroup id. */
+export const CGROUP_MARK = { enum: 'sl_cgroup_mark', prefix: 'SL_CGROUP_', values: { traced: 1, agent: 2 } } as const;
+export const CgroupMark = CGROUP_MARK.values;
+
 export interface ConnState {
   connId: bigint;
   /** Kernel monotonic ns, as every time the kernel records. */

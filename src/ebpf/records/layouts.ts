@@ -11,7 +11,7 @@
  * An enum mirror gives its C enumerators as a prefix and TS keys: `prefix` + the key in upper snake case
  * (FlowFlag.rstSent under SL_FLOW_FLAG_ is SL_FLOW_FLAG_RST_SENT).
  */
-import { CONN_STATE } from './conn-state.js';
+import { CGROUP_MARK, CONN_STATE } from './conn-state.js';
 import { EGRESS4_KEY } from './egress4-key.js';
 import { FLOW_FLAG, FLOW_KIND, FLOW_RECORD, FLOW_SIDE } from './flow.js';
 import { DROP_REASON, RECORD_HEADER, RECORD_TYPE } from './header.js';
@@ -48,6 +48,7 @@ export const MIRRORS: ReadonlyArray<StructMirror | EnumMirror> = [
   FLOW_SIDE,
   FLOW_KIND,
   FLOW_FLAG,
+  CGROUP_MARK,
 ];
 
 /** The C enumerator a mirror's key stands for. */

@@ -1,0 +1,109 @@
+/**
+ * A record kind's kernel side kept in bpffs (src/ebpf/installation.ts), so that it outlives the collector:
+ *
+ *   open    adopts the installation of this collector's layout, or installs it; then retires the kind's other
+ *           installations: their links are unpinned (their programs stop), what their rings still hold is read
+ *           before this one's ring, their last drops are reported, then their pins are removed.
+ *   read    the ring from where the previous reader stopped (the consumer position lives in the ring): records
+ *           written while no collector ran come first, up to the ring's size; the kernel counted what did not fit
+ *           (ringbuf_full), and that is reported once, by whichever collector reads it first (ReportedDrops).
+ *   close   releases this process's fds only: the programs keep tracking, the ring keeps what they write for the
+ *           next collector. `sidecarless collector --uninstall` removes the pins, which stops them.
+ */
+import { Installation, type InstallationSpec } from '../ebpf/installation.js';
+import type { PinDirectory } from '../ebpf/pins.js';
+import { KERNEL_DROP_REASONS } from '../ebpf/records/header.js';
+import { ReportedDrops } from '../ebpf/reported-drops.js';
+import { openRingReader, type RecordHandler, type RingReader } from '../ebpf/ringbuf.js';
+import type { KernelSource } from './record-kind.js';
+
+export interface InstalledSourceSpec extends InstallationSpec {
+  /** The ring map the programs write (one of `maps`, as is `drops`). */
+  ring: string;
+  kernelDropRemedies: Readonly<Record<(typeof KERNEL_DROP_REASONS)[number], string>>;
+  /** The epoch of the conn ids its records carry (src/ebpf/conn-epoch.ts). */
+  epoch(installation: Installation): string;
+}
+
+/** An installation of another layout, its programs stopped: read to the end, then removed. */
+interface Retiring {
+  installation: Installation;
+  reader: RingReader;
+  drops: ReportedDrops;
+}
+
+export class InstalledSource implements KernelSource {
+  readonly kernelDropRemedies: Readonly<Record<string, string>>;
+  readonly epoch: string;
+  readonly reader: Pick<RingReader, 'drain' | 'wait'>;
+  private readonly drops: ReportedDrops;
+  private readonly retiring: Retiring[] = [];
+  /** Drops of retired installations, not yet reported. */
+  private readonly retiredDrops = KERNEL_DROP_REASONS.map(() => 0n);
+
+  private constructor(
+    readonly installation: Installation,
+    spec: InstalledSourceSpec,
+  ) {
+    this.kernelDropRemedies = spec.kernelDropRemedies;
+    this.epoch = spec.epoch(installation);
+    this.drops = new ReportedDrops(installation);
+    const current = openRingReader(installation, spec.ring);
+    this.reader = {
+      drain: (handler, maxRecords) => this.drain(current, handler, maxRecords),
+      wait: (timeoutMs) => (this.retiring.length > 0 ? Promise.resolve(true) : current.wait(timeoutMs)),
+    };
+  }
+
+  static open(pins: PinDirectory, spec: InstalledSourceSpec): InstalledSource {
+    const installation = Installation.open(pins, spec);
+    let source: InstalledSource | undefined;
+    try {
+      source = new InstalledSource(installation, spec);
+      for (const other of installation.others()) source.retire(other, spec.ring);
+      return source;
+    } catch (error) {
+      source?.close();
+      installation.close();
+      throw error;
+    }
+  }
+
+  get status(): KernelSource['status'] {
+    return { layout: this.installation.layout, adopted: !this.installation.installedNow, retiring: this.retiring.map((old) => old.installation.layout) };
+  }
+
+  takeKernelDrops(): Array<[reason: string, count: number]> {
+    const totals = this.drops.take().map((count, index) => count + this.retiredDrops[index]!);
+    this.retiredDrops.fill(0n);
+    return KERNEL_DROP_REASONS.flatMap((reason, index) => (totals[index]! > 0n ? [[reason, Number(totals[index])] as [string, number]] : []));
+  }
+
+  /** Releases this process's fds; every pin stays (an installation still being retired is retired by the next one). */
+  close(): void {
+    for (const old of this.retiring.splice(0)) old.installation.close();
+    this.installation.close();
+  }
+
+  private retire(other: Installation, ring: string): void {
+    other.detach();
+    if (!other.findMap(ring) || !other.findMap('drops')) {
+      other.remove(); // an install that did not finish: nothing to read
+      return;
+    }
+    this.retiring.push({ installation: other, reader: openRingReader(other, ring), drops: new ReportedDrops(other) });
+  }
+
+  /** The retiring installations' rings first, each to its end (their programs are stopped), then the current one. */
+  private drain(current: RingReader, handler: RecordHandler, maxRecords?: number): number {
+    while (this.retiring.length > 0) {
+      const old = this.retiring[0]!;
+      const read = old.reader.drain(handler, maxRecords);
+      if (read > 0) return read;
+      old.drops.take().forEach((count, index) => (this.retiredDrops[index]! += count));
+      this.retiring.shift();
+      old.installation.remove();
+    }
+    return current.drain(handler, maxRecords);
+  }
+}

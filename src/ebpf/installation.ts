@@ -1,0 +1,153 @@
+/**
+ * Kernel programs that outlive the process that loaded them. An installation is one object's programs, attached
+ * through pinned links, and the maps user space reads, pinned beside them, in a pin directory (one per node):
+ *
+ *   <pins>/maps/<name>                        maps shared by every object (bpf/include/conn.h), pinned by name
+ *   <pins>/<kind>/<layout>/links/<program>    one pinned link per attached program
+ *   <pins>/<kind>/<layout>/maps/<name>        the object's own maps user space reads (ring, drop counters), and
+ *                                             maps user space keeps beside them (userMap)
+ *
+ * <layout> is a digest of everything that makes the loaded programs what they are: the object file's bytes, the
+ * load options (tunables, map sizes) and where each program is attached. `open` adopts the installation of its
+ * layout when one is complete (loading nothing), else installs it. Any other difference, a new version of the
+ * object or another setting, is another layout, installed beside the old one; `others()` finds the old ones so
+ * that the caller can retire them once it has read what they hold. Adopting old programs after an upgrade would
+ * keep old code running; the shared maps (open connections, conn ids) carry over a replacement all the same.
+ *
+ * A pinned link holds its program and the program its maps, so nothing here needs the loading process to live on.
+ * Unpinning the links (detach, remove) stops the programs, as soon as no process holds those links either.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { KernelError } from '../common/errors.js';
+import { BpfObject, type LoadOptions } from './object.js';
+import { PinnedMap, type MapShape } from './pinned-map.js';
+import type { PinDirectory } from './pins.js';
+import type { Detachable } from './program.js';
+
+/** A classic tracepoint, `category/event`. */
+export interface TracepointHook {
+  tracepoint: `${string}/${string}`;
+}
+
+export interface InstallationSpec {
+  /** Directory below the pin directory holding this kind's installations, e.g. `flows`. */
+  kind: string;
+  objectFile: string;
+  load: Pick<LoadOptions, 'rodata' | 'maxEntries'>;
+  /** The object's own maps user space reads (its ring, its drop counters): pinned in the installation. */
+  maps: readonly string[];
+  /** Program name -> where it is attached: each program gets a link, pinned under its name. */
+  links: Readonly<Record<string, TracepointHook>>;
+}
+
+export class Installation {
+  private readonly maps = new Map<string, PinnedMap>();
+  private readonly resources: Detachable[] = [];
+
+  private constructor(
+    private readonly pins: PinDirectory,
+    readonly kind: string,
+    readonly layout: string,
+    /** True when this process loaded the programs, false when it found them running. */
+    readonly installedNow: boolean,
+  ) {}
+
+  /** The installation of the spec's layout: adopted when complete, else installed (programs loaded and attached). */
+  static open(pins: PinDirectory, spec: InstallationSpec): Installation {
+    const layout = layoutOf(spec);
+    const directory = pins.child(spec.kind).child(layout);
+    const complete =
+      Object.keys(spec.links).every((program) => fs.existsSync(directory.linkPath(program))) &&
+      spec.maps.every((name) => fs.existsSync(directory.mapPath(name)));
+    if (!complete) install(pins, directory, spec);
+    return new Installation(pins, spec.kind, layout, !complete);
+  }
+
+  get directory(): PinDirectory {
+    return this.pins.child(this.kind).child(this.layout);
+  }
+
+  /** The kind's installations of other layouts, left running by earlier versions or configurations. */
+  others(): Installation[] {
+    return this.pins
+      .child(this.kind)
+      .childNames()
+      .filter((layout) => layout !== this.layout)
+      .map((layout) => new Installation(this.pins, this.kind, layout, false));
+  }
+
+  /** A pinned map of this installation, or a shared one of the pin directory; undefined when neither is pinned. */
+  findMap(name: string): PinnedMap | undefined {
+    let map = this.maps.get(name);
+    if (!map) {
+      map = PinnedMap.open(this.directory.mapPath(name)) ?? PinnedMap.open(this.pins.mapPath(name));
+      if (map) this.maps.set(name, map);
+    }
+    return map;
+  }
+
+  map(name: string): PinnedMap {
+    const map = this.findMap(name);
+    if (!map) throw new KernelError(`${this.kind}: no map ${name} pinned in ${this.directory.path} or ${this.pins.path}`, { context: { component: this.kind } });
+    return map;
+  }
+
+  /** A map user space keeps beside the programs' (they never see it): pinned in the installation, created if missing. */
+  userMap(name: string, shape: MapShape): PinnedMap {
+    let map = this.findMap(name);
+    if (!map) {
+      map = PinnedMap.create(this.directory.mapPath(name), shape);
+      this.maps.set(name, map);
+    }
+    return map;
+  }
+
+  /** Registers something to release before the maps' fds close (ring readers over them). */
+  own(resource: Detachable): void {
+    this.resources.push(resource);
+  }
+
+  /** Unpins the links: the programs stop. The maps stay pinned, to be read, until remove(). */
+  detach(): void {
+    fs.rmSync(this.directory.linkPath(''), { recursive: true, force: true });
+  }
+
+  /** Releases this process's fds and removes every pin of the installation. */
+  remove(): void {
+    this.close();
+    this.directory.remove();
+  }
+
+  /** Releases this process's fds; the pins, and the programs with them, stay. Safe twice. */
+  close(): void {
+    for (const resource of this.resources.splice(0).reverse()) resource.detach();
+    for (const map of this.maps.values()) map.close();
+    this.maps.clear();
+  }
+}
+
+function layoutOf(spec: InstallationSpec): string {
+  const options = JSON.stringify({ load: spec.load, maps: spec.maps, links: spec.links }, (_key, value: unknown) =>
+    typeof value === 'bigint' ? value.toString() : value,
+  );
+  return createHash('sha256').update(fs.readFileSync(spec.objectFile)).update(options).digest('hex').slice(0, 16);
+}
+
+function install(pins: PinDirectory, directory: PinDirectory, spec: InstallationSpec): void {
+  // What an install that did not finish left (its process killed midway): its links, if any, are unpinned here.
+  directory.remove();
+  const object = BpfObject.load(spec.objectFile, { ...spec.load, pins, pinMaps: { directory, names: spec.maps } });
+  try {
+    for (const [program, hook] of Object.entries(spec.links)) {
+      const [category, event] = hook.tracepoint.split('/') as [string, string];
+      object.program(program).attachTracepoint(category, event).pin(directory.linkPath(program));
+    }
+  } catch (error) {
+    object.close();
+    directory.remove();
+    throw error;
+  }
+  // Closing the object closes this process's fds of links, programs and maps; the pins hold all of them.
+  object.close();
+}

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { KernelError } from '../common/errors.js';
 import { kernelError } from './errno.js';
-import { bpf, lastErrno, tcHook, tcOpts, koffi, uprobeOpts, type Pointer } from './native.js';
+import { bpf, lastErrno, PROG_INFO, tcHook, tcOpts, koffi, uprobeOpts, type Pointer } from './native.js';
 
 export interface Detachable {
   detach(): void;
@@ -89,6 +89,17 @@ export class BpfProgram {
 
   get fd(): number {
     return bpf.programFd(this.handle) as number;
+  }
+
+  /**
+   * How many times the kernel skipped this program because it fired while a tracing program (itself, for raw
+   * tracepoints; any, for classic tracepoints) was running on that CPU. Always 0 for cgroup programs.
+   */
+  recursionMisses(): bigint {
+    const info = Buffer.alloc(PROG_INFO.size);
+    const rc = bpf.progGetInfoByFd(this.fd, info, [info.length]) as number;
+    if (rc < 0) throw kernelError(`${this.name}: program info`, -rc, this.name);
+    return info.readBigUInt64LE(PROG_INFO.recursionMissesOffset);
   }
 
   attachTracepoint(category: string, event: string): Detachable {

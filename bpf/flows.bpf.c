@@ -4,21 +4,37 @@
  * long-lived connections.
  *
  * Hooks and algorithm:
- *   1. sock/inet_sock_set_state CLOSE -> SYN_SENT (connect(), process context) starts a client-side entry in
- *      `conns`; SYN_RECV -> ESTABLISHED (handshake completed on a child socket) starts a server-side entry. Only
- *      sockets whose cgroup, or an ancestor of it, is in `traced_cgroups` are tracked, and never sockets of the
- *      agent's own cgroup (the agent's sockets): the decision is made here, once; later hooks, here and in other
- *      programs, only look the socket up in `conns`. The entry's conn_id comes from the `conn_ids` counter.
- *      Those three maps are the connection tracking of bpf/include/conn.h, shared with other programs when the
- *      loader gives them one pin directory.
- *   2. The pid and comm are taken only on transitions that run in the owning process (connect, close, shutdown);
- *      other transitions run in softirq context, where "current" is whoever was interrupted.
- *   3. tcp/tcp_retransmit_skb counts SYN retransmits; tcp/tcp_receive_reset and tcp/tcp_send_reset flag resets.
- *   4. tcp/tcp_probe (each segment received on an established socket) emits an interim record when the last
- *      record of that connection is older than `active_timeout_ns`. An idle connection emits nothing until it
- *      carries traffic again or closes.
- *   5. -> CLOSE emits the final record (counters read from struct tcp_sock) and forgets the socket.
- * Nothing is lost silently: a full ring or a full `conns` table is counted in `drops` by reason.
+ *   1. flow_sock_ops, a sock_ops program the collector attaches to each traced cgroup, follows each connection from
+ *      start to end. It runs for the sockets of that cgroup and below (a socket belongs to the cgroup of the process
+ *      that created it; an accepted socket to its listener's). Cgroup programs have no recursion guard: the kernel
+ *      never skips them, so no connection's start or end can be missed (tracepoint programs are skipped when they
+ *      fire inside another BPF program on that CPU, e.g. in a softirq that interrupted one).
+ *      a. TCP_CONNECT_CB (connect(), process context, as the SYN is about to leave) starts a client-side entry in
+ *         `conns`, with the owner; PASSIVE_ESTABLISHED_CB (handshake completed on an accepted socket, softirq)
+ *         starts a server-side entry.
+ *         Only sockets whose cgroup, or an ancestor of it, is in `traced_cgroups` are tracked, and never sockets of
+ *         the agent's own cgroup: the decision is made here, once; later hooks, here and in other programs, only
+ *         look the socket up in `conns`. The entry's conn_id comes from the `conn_ids` counter. Those three maps
+ *         are the connection tracking of bpf/include/conn.h, shared with other programs when the loader gives them
+ *         one pin directory. A tracked socket gets state callbacks (BPF_SOCK_OPS_STATE_CB_FLAG).
+ *      b. SYN_SENT -> ESTABLISHED: the handshake time, and the SYN retransmits (every retransmit so far).
+ *      c. -> FIN_WAIT1 or -> LAST_ACK: close() or shutdown() queued our FIN, in the owner's process context.
+ *      d. -> CLOSE emits the final record (counters read from struct tcp_sock, how it ended per close_flags())
+ *         and forgets the socket. The callback runs first thing in tcp_set_state(), before the kernel unhashes
+ *         the socket, releases its port or sends an abort's RST.
+ *   2. The owner (pid, comm) is the first process seen using the socket: connect(), then the raw tracepoints
+ *      tcp_rcv_space_adjust (recvmsg() copied data) and tcp_sendmsg_locked (sendmsg()), which run in the reading or
+ *      writing process, and close()/shutdown() (1c). Other hooks run in softirq context, where "current" is
+ *      whoever was interrupted.
+ *   3. The raw tracepoint tcp_probe (each segment received on an established socket) emits an interim record when
+ *      the last record of that connection is older than `active_timeout_ns`. An idle connection emits nothing
+ *      until it carries traffic again or closes.
+ *   4. The raw tracepoint tcp_send_reset flags a reset sent while the socket is still open (the kernel's own
+ *      aborts: keepalive or orphan timers, memory limits, a socket kill).
+ * Nothing is lost silently: a full ring or a full `conns` table is counted in `drops` by reason. A raw tracepoint
+ * program is skipped when it fires while it already runs on that CPU; the kernel counts each skip in the program's
+ * recursion_misses, which the collector reports as drop reason program_skipped. A skip delays an owner or an
+ * interim record, or loses a reset flag; it never loses a connection or its final record.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -30,10 +46,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AF_INET 2
 #define AF_INET6 10
-#define IPPROTO_TCP 6
 #define E2BIG 7
+#define EPIPE 32
+#define ECONNRESET 104
+#define ECONNREFUSED 111
 
-const volatile __u64 agent_cgroup_id = 0;            /* sockets of this cgroup are never traced */
 const volatile __u64 active_timeout_ns = 10000000000; /* interim record period for open connections */
 
 struct {
@@ -50,23 +67,28 @@ static __always_inline void take_process(struct sl_conn_state *state)
 	bpf_get_current_comm(state->comm, sizeof(state->comm));
 }
 
-static __always_inline void start_tracking(__u64 key, struct sock *sk, __u8 side, int process_context)
+/* Returns whether the socket is now tracked. */
+static __always_inline int start_tracking(struct sock *sk, __u8 side)
 {
 	struct sl_conn_state state = { .side = side, .start_ns = bpf_ktime_get_ns() };
+	__u64 key = (__u64)sk;
+	long err;
 
-	if (!sl_cgroup_is_traced(BPF_CORE_READ(sk, sk_cgrp_data.cgroup), agent_cgroup_id, &state.cgroup_id))
-		return;
+	if (!sl_cgroup_is_traced(BPF_CORE_READ(sk, sk_cgrp_data.cgroup), &state.cgroup_id))
+		return 0;
 	state.conn_id = sl_conn_new_id();
 	state.last_record_ns = state.start_ns;
 	if (side == SL_SIDE_SERVER) {
 		state.established_ns = state.start_ns;
 		state.flags = SL_FLOW_FLAG_ESTABLISHED;
+	} else {
+		take_process(&state); /* connect() runs in the owner */
 	}
-	if (process_context)
-		take_process(&state);
-	/* BPF_ANY: an entry left by a socket whose close we missed (same kernel address, reused) is replaced. */
-	if (bpf_map_update_elem(&conns, &key, &state, BPF_ANY) == -E2BIG)
+	/* BPF_ANY: an entry left by an earlier socket at the same kernel address (a close we never saw) is replaced. */
+	err = bpf_map_update_elem(&conns, &key, &state, BPF_ANY);
+	if (err == -E2BIG)
 		sl_count_drop(SL_DROP_CONN_TABLE_FULL);
+	return err == 0;
 }
 
 /* 16-byte address of the socket's local or remote end, IPv4 stored v4-mapped. */
@@ -82,6 +104,11 @@ static __always_inline void read_addr(__u8 out[16], __u16 family, const __u8 *v4
 	}
 }
 
+static __always_inline int fin_acknowledged(struct tcp_sock *tp, struct sl_conn_state *state)
+{
+	return (state->flags & SL_FLOW_FLAG_FIN_SENT) && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq);
+}
+
 /*
  * The kernel's byte counters count sequence space: bytes_acked includes the client's SYN and our FIN once the peer
  * acknowledged them, bytes_received includes the peer's FIN. Records carry payload bytes, so those are taken out.
@@ -93,8 +120,8 @@ static __always_inline __u64 payload_sent(struct tcp_sock *tp, struct sl_conn_st
 
 	if (state->side == SL_SIDE_CLIENT && (state->flags & SL_FLOW_FLAG_ESTABLISHED))
 		control++; /* our SYN; a server socket is born after its SYN-ACK was acknowledged */
-	if ((state->flags & SL_FLOW_FLAG_FIN_SENT) && BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
-		control++; /* our FIN, the last sequence number, is acknowledged */
+	if (fin_acknowledged(tp, state))
+		control++; /* our FIN, the last sequence number */
 	return acked > control ? acked - control : 0;
 }
 
@@ -109,6 +136,40 @@ static __always_inline __u64 payload_received(struct tcp_sock *tp, __u8 *flags)
 		return received ? received - 1 : 0;
 	}
 	return received;
+}
+
+/*
+ * How a connection ended, from what the kernel shows as the socket enters CLOSE (the flag a reset sent earlier left
+ * comes on top; transform.ts names the close reasons from these flags):
+ *   - sk_err ECONNREFUSED, ECONNRESET or EPIPE: tcp_reset() took an incoming RST (ECONNREFUSED also for an ICMP
+ *     port unreachable answering our SYN): RST_RECEIVED;
+ *   - any other sk_err (ETIMEDOUT from the SYN, retransmission or keepalive timers, ECONNABORTED from a socket
+ *     kill, an ICMP error): ERROR;
+ *   - no error, after the handshake, and not an orderly end: the kernel is aborting the connection and sends its
+ *     RST right after this transition: close() with unread data, close() with SO_LINGER 0, connect(AF_UNSPEC),
+ *     a listener closed with connections it never accepted: RST_SENT. An orderly end is our FIN acknowledged,
+ *     and from FIN_WAIT2 also the peer's FIN received or the socket orphaned (the hand-over to a time-wait
+ *     socket); FIN_WAIT2 without either is close() with unread data after shutdown(SHUT_WR).
+ * Not distinguishable here, and documented with the reasons: an orphaned FIN_WAIT2 socket aborted because
+ * TCP_LINGER2 is negative or memory ran out reads as orderly, and data arriving after close() (which Linux
+ * answers through tcp_reset() and then an RST) reads as RST_RECEIVED.
+ */
+static __always_inline __u8 close_flags(struct tcp_sock *tp, struct sl_conn_state *state, int old_state)
+{
+	struct sock *sk = (struct sock *)tp;
+	int err = BPF_CORE_READ(sk, sk_err);
+	unsigned long sk_flags;
+
+	if (err == ECONNREFUSED || err == ECONNRESET || err == EPIPE)
+		return SL_FLOW_FLAG_RST_RECEIVED;
+	if (err)
+		return SL_FLOW_FLAG_ERROR;
+	if (old_state == TCP_SYN_SENT || !fin_acknowledged(tp, state))
+		return old_state == TCP_SYN_SENT ? 0 : SL_FLOW_FLAG_RST_SENT;
+	sk_flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	if (old_state == TCP_FIN_WAIT2 && !(sk_flags & ((1UL << SOCK_DONE) | (1UL << SOCK_DEAD))))
+		return SL_FLOW_FLAG_RST_SENT;
+	return 0;
 }
 
 static __always_inline void emit(struct sock *sk, struct sl_conn_state *state, __u8 kind, __u8 tcp_state)
@@ -148,7 +209,7 @@ static __always_inline void emit(struct sock *sk, struct sl_conn_state *state, _
 
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	r->family = family;
-	/* inet_sport, not skc_num: the kernel zeroes skc_num (releasing the port) before the CLOSE tracepoint. */
+	/* inet_sport, not skc_num: the kernel zeroes skc_num when it releases the port. */
 	local_port = __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (state->side == SL_SIDE_CLIENT) {
@@ -169,49 +230,90 @@ static __always_inline void emit(struct sock *sk, struct sl_conn_state *state, _
 	bpf_ringbuf_submit(r, 0);
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int flow_state_change(struct trace_event_raw_inet_sock_set_state *ctx)
+static __always_inline void state_change(struct sock *sk, int old_state, int new_state)
 {
-	struct sock *sk = (struct sock *)ctx->skaddr;
-	__u64 key = (__u64)ctx->skaddr;
-	int old_state = ctx->oldstate, new_state = ctx->newstate;
-	struct sl_conn_state *state;
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	struct sl_conn_state *state = sl_conn_lookup(sk);
+	__u64 key = (__u64)sk;
 
-	if (ctx->protocol != IPPROTO_TCP)
-		return 0;
-	if (new_state == TCP_SYN_SENT) {
-		start_tracking(key, sk, SL_SIDE_CLIENT, 1);
-		return 0;
-	}
-	if (old_state == TCP_SYN_RECV && new_state == TCP_ESTABLISHED) {
-		start_tracking(key, sk, SL_SIDE_SERVER, 0);
-		return 0;
-	}
-	state = sl_conn_lookup(ctx->skaddr);
 	if (!state)
-		return 0;
+		return;
+	/* Before the handshake completes, the only segment a client retransmits is its SYN. */
+	if (old_state == TCP_SYN_SENT)
+		state->syn_retransmits = BPF_CORE_READ(tp, total_retrans);
 	if (old_state == TCP_SYN_SENT && new_state == TCP_ESTABLISHED) {
 		state->established_ns = bpf_ktime_get_ns();
 		state->flags |= SL_FLOW_FLAG_ESTABLISHED;
 	}
 	/* close() or shutdown() by the owner, which queues our FIN: process context, even on a server socket. */
-	if ((old_state == TCP_ESTABLISHED && new_state == TCP_FIN_WAIT1) ||
-	    (old_state == TCP_CLOSE_WAIT && new_state == TCP_LAST_ACK)) {
+	if (new_state == TCP_FIN_WAIT1 || new_state == TCP_LAST_ACK) {
 		state->flags |= SL_FLOW_FLAG_FIN_SENT;
 		if (!state->pid)
 			take_process(state);
 	}
 	if (new_state == TCP_CLOSE) {
+		state->flags |= close_flags(tp, state, old_state);
 		emit(sk, state, SL_FLOW_FINAL, old_state);
 		bpf_map_delete_elem(&conns, &key);
 	}
+}
+
+SEC("sockops")
+int flow_sock_ops(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *socket = skops->sk;
+	struct tcp_sock *tp;
+	__u8 side;
+
+	if (!socket)
+		return 1;
+	/* A typed pointer (PTR_TO_BTF_ID) the verifier lets us read struct tcp_sock through. */
+	tp = bpf_skc_to_tcp_sock(socket);
+	if (!tp)
+		return 1;
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		side = skops->op == BPF_SOCK_OPS_TCP_CONNECT_CB ? SL_SIDE_CLIENT : SL_SIDE_SERVER;
+		/* The flags are the socket's, shared with any other sock_ops program: add ours, keep theirs. */
+		if (start_tracking((struct sock *)tp, side))
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		state_change((struct sock *)tp, skops->args[0], skops->args[1]);
+		break;
+	}
+	/* 1 = success, and `reply` left alone: the kernel's defaults for every op that asks for a value. */
+	return 1;
+}
+
+static __always_inline void take_owner(const void *skaddr)
+{
+	struct sl_conn_state *state = sl_conn_lookup(skaddr);
+
+	if (state && !state->pid)
+		take_process(state);
+}
+
+SEC("raw_tp/tcp_rcv_space_adjust")
+int flow_owner_read(struct bpf_raw_tracepoint_args *ctx)
+{
+	take_owner((const void *)ctx->args[0]);
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_probe")
-int flow_interim(struct trace_event_raw_tcp_probe *ctx)
+SEC("raw_tp/tcp_sendmsg_locked")
+int flow_owner_write(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct sl_conn_state *state = sl_conn_lookup(ctx->skaddr);
+	take_owner((const void *)ctx->args[0]);
+	return 0;
+}
+
+SEC("raw_tp/tcp_probe")
+int flow_interim(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->args[0];
+	struct sl_conn_state *state = sl_conn_lookup(sk);
 	__u64 now;
 
 	if (!state)
@@ -220,38 +322,17 @@ int flow_interim(struct trace_event_raw_tcp_probe *ctx)
 	if (now - state->last_record_ns < active_timeout_ns)
 		return 0;
 	state->last_record_ns = now;
-	emit((struct sock *)ctx->skaddr, state, SL_FLOW_INTERIM, TCP_ESTABLISHED);
+	emit(sk, state, SL_FLOW_INTERIM, TCP_ESTABLISHED);
 	return 0;
 }
 
-SEC("tracepoint/tcp/tcp_retransmit_skb")
-int flow_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx)
+SEC("raw_tp/tcp_send_reset")
+int flow_reset_sent(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct sl_conn_state *state = sl_conn_lookup(ctx->skaddr);
-
-	if (state && ctx->state == TCP_SYN_SENT)
-		state->syn_retransmits++;
-	return 0;
-}
-
-static __always_inline void flag_reset(const void *skaddr, __u8 flag)
-{
-	struct sl_conn_state *state = sl_conn_lookup(skaddr);
+	/* The socket is NULL for an RST answering a segment no socket owns: no entry has that key. */
+	struct sl_conn_state *state = sl_conn_lookup((const void *)ctx->args[0]);
 
 	if (state)
-		state->flags |= flag;
-}
-
-SEC("tracepoint/tcp/tcp_receive_reset")
-int flow_reset_received(struct trace_event_raw_tcp_event_sk *ctx)
-{
-	flag_reset(ctx->skaddr, SL_FLOW_FLAG_RST_RECEIVED);
-	return 0;
-}
-
-SEC("tracepoint/tcp/tcp_send_reset")
-int flow_reset_sent(struct trace_event_raw_tcp_send_reset *ctx)
-{
-	flag_reset(ctx->skaddr, SL_FLOW_FLAG_RST_SENT);
+		state->flags |= SL_FLOW_FLAG_RST_SENT;
 	return 0;
 }

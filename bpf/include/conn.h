@@ -72,19 +72,16 @@ static __always_inline __u64 sl_conn_new_id(void)
 /*
  * Whether `cgrp` or one of its ancestors is marked SL_CGROUP_TRACED in `traced_cgroups`; sets *cgroup_id to cgrp's
  * id. The agent's own cgroup (which may be below a traced one) is never traced, the agent's sockets and syscalls
- * must not become records: the running collector marks it SL_CGROUP_AGENT in the map. `agent_cgroup_id` is a
- * cgroup fixed at load that is never traced either (0: none); the collector leaves it 0, since a collector that
- * adopts pinned programs runs in another cgroup than the one that loaded them.
+ * must not become records: the running collector marks it SL_CGROUP_AGENT in the map (not in the programs: a
+ * collector that adopts pinned programs runs in another cgroup than the one that loaded them).
  */
-static __always_inline int sl_cgroup_is_traced(struct cgroup *cgrp, __u64 agent_cgroup_id, __u64 *cgroup_id)
+static __always_inline int sl_cgroup_is_traced(struct cgroup *cgrp, __u64 *cgroup_id)
 {
 	int level = BPF_CORE_READ(cgrp, level);
 	int traced = 0;
 	__u8 *mark;
 
 	*cgroup_id = BPF_CORE_READ(cgrp, kn, id);
-	if (*cgroup_id == agent_cgroup_id)
-		return 0;
 	mark = bpf_map_lookup_elem(&traced_cgroups, cgroup_id);
 	if (mark && *mark == SL_CGROUP_AGENT)
 		return 0;

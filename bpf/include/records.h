@@ -68,11 +68,12 @@ enum sl_flow_kind {
 
 /* Bits of sl_flow_record.flags; an enum rather than #defines so that BTF carries them for the layout test. */
 enum sl_flow_flag {
-	SL_FLOW_FLAG_RST_SENT = 0x01,
-	SL_FLOW_FLAG_RST_RECEIVED = 0x02,
+	SL_FLOW_FLAG_RST_SENT = 0x01,     /* this side aborted the connection with a reset */
+	SL_FLOW_FLAG_RST_RECEIVED = 0x02, /* the kernel closed the socket on the peer's reset (or refusal) */
 	SL_FLOW_FLAG_ESTABLISHED = 0x04,  /* the handshake completed */
 	SL_FLOW_FLAG_FIN_SENT = 0x08,     /* this side closed its direction (close() or shutdown()) */
 	SL_FLOW_FLAG_FIN_RECEIVED = 0x10, /* the peer closed its direction */
+	SL_FLOW_FLAG_ERROR = 0x20,        /* the kernel closed the socket on another error (a timeout, ICMP, a kill) */
 };
 
 /*

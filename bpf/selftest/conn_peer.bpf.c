@@ -45,6 +45,6 @@ int peer_getppid(void *ctx)
 	state = sl_conn_lookup((const void *)lookup_skaddr);
 	set_result(PEER_FOUND_CONN_ID, state ? state->conn_id : ~0ULL);
 	set_result(PEER_NEW_CONN_ID, sl_conn_new_id());
-	set_result(PEER_TRACED, sl_cgroup_is_traced(BPF_CORE_READ(task, cgroups, dfl_cgrp), 0, &cgroup_id));
+	set_result(PEER_TRACED, sl_cgroup_is_traced(BPF_CORE_READ(task, cgroups, dfl_cgrp), &cgroup_id));
 	return 0;
 }

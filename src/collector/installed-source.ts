@@ -6,40 +6,61 @@
  *           before this one's ring, their last drops are reported, then their pins are removed.
  *   read    the ring from where the previous reader stopped (the consumer position lives in the ring): records
  *           written while no collector ran come first, up to the ring's size; the kernel counted what did not fit
- *           (ringbuf_full), and that is reported once, by whichever collector reads it first (ReportedDrops).
+ *           (ringbuf_full), and that is reported once, by whichever collector reads it first (ReportedTotals); so are
+ *           the runs of its tracing programs the kernel skipped (program_skipped).
  *   close   releases this process's fds only: the programs keep tracking, the ring keeps what they write for the
  *           next collector. `sidecarless collector --uninstall` removes the pins, which stops them.
  */
 import { Installation, type InstallationSpec } from '../ebpf/installation.js';
 import type { PinDirectory } from '../ebpf/pins.js';
 import { KERNEL_DROP_REASONS } from '../ebpf/records/header.js';
-import { ReportedDrops } from '../ebpf/reported-drops.js';
+import { dropCounters, ReportedTotals, skippedRuns } from '../ebpf/reported-drops.js';
 import { openRingReader, type RecordHandler, type RingReader } from '../ebpf/ringbuf.js';
 import type { KernelSource } from './record-kind.js';
 
 export interface InstalledSourceSpec extends InstallationSpec {
   /** The ring map the programs write (one of `maps`, as is `drops`). */
   ring: string;
-  kernelDropRemedies: Readonly<Record<(typeof KERNEL_DROP_REASONS)[number], string>>;
+  kernelDropRemedies: Readonly<Record<KernelDropReason, string>>;
   /** The epoch of the conn ids its records carry (src/ebpf/conn-epoch.ts). */
   epoch(installation: Installation): string;
+}
+
+/** The runs of an installation's pinned programs (spec.programs) that the kernel skipped. */
+export const PROGRAM_SKIPPED = 'program_skipped';
+export type KernelDropReason = (typeof KERNEL_DROP_REASONS)[number] | typeof PROGRAM_SKIPPED;
+const REASONS: readonly KernelDropReason[] = [...KERNEL_DROP_REASONS, PROGRAM_SKIPPED];
+
+/** What an installation counted and this collector has not reported yet, by index of REASONS. */
+class InstallationDrops {
+  private readonly drops: ReportedTotals;
+  private readonly skipped: ReportedTotals;
+
+  constructor(installation: Installation, programs: readonly string[]) {
+    this.drops = new ReportedTotals(installation, dropCounters(installation));
+    this.skipped = new ReportedTotals(installation, skippedRuns(installation, programs));
+  }
+
+  take(): bigint[] {
+    return [...this.drops.take(), ...this.skipped.take()];
+  }
 }
 
 /** An installation of another layout, its programs stopped: read to the end, then removed. */
 interface Retiring {
   installation: Installation;
   reader: RingReader;
-  drops: ReportedDrops;
+  drops: InstallationDrops;
 }
 
 export class InstalledSource implements KernelSource {
   readonly kernelDropRemedies: Readonly<Record<string, string>>;
   readonly epoch: string;
   readonly reader: Pick<RingReader, 'drain' | 'wait'>;
-  private readonly drops: ReportedDrops;
+  private readonly drops: InstallationDrops;
   private readonly retiring: Retiring[] = [];
   /** Drops of retired installations, not yet reported. */
-  private readonly retiredDrops = KERNEL_DROP_REASONS.map(() => 0n);
+  private readonly retiredDrops = REASONS.map(() => 0n);
 
   private constructor(
     readonly installation: Installation,
@@ -47,7 +68,7 @@ export class InstalledSource implements KernelSource {
   ) {
     this.kernelDropRemedies = spec.kernelDropRemedies;
     this.epoch = spec.epoch(installation);
-    this.drops = new ReportedDrops(installation);
+    this.drops = new InstallationDrops(installation, spec.programs ?? []);
     const current = openRingReader(installation, spec.ring);
     this.reader = {
       drain: (handler, maxRecords) => this.drain(current, handler, maxRecords),
@@ -60,7 +81,7 @@ export class InstalledSource implements KernelSource {
     let source: InstalledSource | undefined;
     try {
       source = new InstalledSource(installation, spec);
-      for (const other of installation.others()) source.retire(other, spec.ring);
+      for (const other of installation.others()) source.retire(other, spec);
       return source;
     } catch (error) {
       source?.close();
@@ -76,7 +97,7 @@ export class InstalledSource implements KernelSource {
   takeKernelDrops(): Array<[reason: string, count: number]> {
     const totals = this.drops.take().map((count, index) => count + this.retiredDrops[index]!);
     this.retiredDrops.fill(0n);
-    return KERNEL_DROP_REASONS.flatMap((reason, index) => (totals[index]! > 0n ? [[reason, Number(totals[index])] as [string, number]] : []));
+    return REASONS.flatMap((reason, index) => (totals[index]! > 0n ? [[reason, Number(totals[index])] as [string, number]] : []));
   }
 
   /** Releases this process's fds; every pin stays (an installation still being retired is retired by the next one). */
@@ -85,13 +106,14 @@ export class InstalledSource implements KernelSource {
     this.installation.close();
   }
 
-  private retire(other: Installation, ring: string): void {
+  private retire(other: Installation, spec: InstalledSourceSpec): void {
     other.detach();
-    if (!other.findMap(ring) || !other.findMap('drops')) {
+    if (!other.findMap(spec.ring) || !other.findMap('drops')) {
       other.remove(); // an install that did not finish: nothing to read
       return;
     }
-    this.retiring.push({ installation: other, reader: openRingReader(other, ring), drops: new ReportedDrops(other) });
+    // The old layout's own programs may differ; those of this spec it does not have pinned count 0.
+    this.retiring.push({ installation: other, reader: openRingReader(other, spec.ring), drops: new InstallationDrops(other, spec.programs ?? []) });
   }
 
   /** The retiring installations' rings first, each to its end (their programs are stopped), then the current one. */

@@ -3,12 +3,14 @@
  * through pinned links, and the maps user space reads, pinned beside them, in a pin directory (one per node):
  *
  *   <pins>/maps/<name>                        maps shared by every object (bpf/include/conn.h), pinned by name
- *   <pins>/<kind>/<layout>/links/<program>    one pinned link per attached program
+ *   <pins>/<kind>/<layout>/links/<link>       one pinned link per attachment (a program may have several)
+ *   <pins>/<kind>/<layout>/programs/<program> the programs whose info user space reads (recursion misses)
  *   <pins>/<kind>/<layout>/maps/<name>        the object's own maps user space reads (ring, drop counters), and
  *                                             maps user space keeps beside them (userMap)
  *
  * <layout> is a digest of everything that makes the loaded programs what they are: the object file's bytes, the
- * load options (tunables, map sizes) and where each program is attached. `open` adopts the installation of its
+ * load options (tunables, map sizes) and where each program is attached (tracepoints, and the cgroups of cgroup
+ * programs: tracing other cgroups is another layout). `open` adopts the installation of its
  * layout when one is complete (loading nothing), else installs it. Any other difference, a new version of the
  * object or another setting, is another layout, installed beside the old one; `others()` finds the old ones so
  * that the caller can retire them once it has read what they hold. Adopting old programs after an upgrade would
@@ -23,12 +25,15 @@ import { KernelError } from '../common/errors.js';
 import { BpfObject, type LoadOptions } from './object.js';
 import { PinnedMap, type MapShape } from './pinned-map.js';
 import type { PinDirectory } from './pins.js';
-import type { Detachable } from './program.js';
+import { recursionMissesOf, type BpfProgram, type Detachable, type Link } from './program.js';
+import { bpf, libcCalls } from './native.js';
+import { kernelError } from './errno.js';
 
-/** A classic tracepoint, `category/event`. */
-export interface TracepointHook {
-  tracepoint: `${string}/${string}`;
-}
+/**
+ * Where a link attaches its program: a classic tracepoint (`category/event`), a raw tracepoint (`event`), or a
+ * cgroup v2 directory (cgroup programs: sock_ops, cgroup_skb, connect4...). `program` defaults to the link's name.
+ */
+export type Hook = { program?: string } & ({ tracepoint: `${string}/${string}` } | { rawTracepoint: string } | { cgroup: string });
 
 export interface InstallationSpec {
   /** Directory below the pin directory holding this kind's installations, e.g. `flows`. */
@@ -37,8 +42,10 @@ export interface InstallationSpec {
   load: Pick<LoadOptions, 'rodata' | 'maxEntries'>;
   /** The object's own maps user space reads (its ring, its drop counters): pinned in the installation. */
   maps: readonly string[];
-  /** Program name -> where it is attached: each program gets a link, pinned under its name. */
-  links: Readonly<Record<string, TracepointHook>>;
+  /** Link name -> where its program is attached; each link is pinned under its name. */
+  links: Readonly<Record<string, Hook>>;
+  /** Programs pinned beside the links so that any process can read their recursion misses. */
+  programs?: readonly string[];
 }
 
 export class Installation {
@@ -58,7 +65,8 @@ export class Installation {
     const layout = layoutOf(spec);
     const directory = pins.child(spec.kind).child(layout);
     const complete =
-      Object.keys(spec.links).every((program) => fs.existsSync(directory.linkPath(program))) &&
+      Object.keys(spec.links).every((link) => fs.existsSync(directory.linkPath(link))) &&
+      (spec.programs ?? []).every((program) => fs.existsSync(directory.programPath(program))) &&
       spec.maps.every((name) => fs.existsSync(directory.mapPath(name)));
     if (!complete) install(pins, directory, spec);
     return new Installation(pins, spec.kind, layout, !complete);
@@ -103,6 +111,22 @@ export class Installation {
     return map;
   }
 
+  /**
+   * How many times the kernel skipped a pinned program (spec.programs) because it fired while already running on
+   * that CPU; 0 once the program's pin is gone (a retired installation).
+   */
+  recursionMisses(program: string): bigint {
+    const pinPath = this.directory.programPath(program);
+    if (!fs.existsSync(pinPath)) return 0n;
+    const fd = bpf.objGet(pinPath) as number;
+    if (fd < 0) throw kernelError(`open pinned program ${pinPath}`, -fd, this.kind);
+    try {
+      return recursionMissesOf(fd, `${this.kind}/${program}`);
+    } finally {
+      libcCalls.close(fd);
+    }
+  }
+
   /** Registers something to release before the maps' fds close (ring readers over them). */
   own(resource: Detachable): void {
     this.resources.push(resource);
@@ -139,10 +163,8 @@ function install(pins: PinDirectory, directory: PinDirectory, spec: Installation
   directory.remove();
   const object = BpfObject.load(spec.objectFile, { ...spec.load, pins, pinMaps: { directory, names: spec.maps } });
   try {
-    for (const [program, hook] of Object.entries(spec.links)) {
-      const [category, event] = hook.tracepoint.split('/') as [string, string];
-      object.program(program).attachTracepoint(category, event).pin(directory.linkPath(program));
-    }
+    for (const [name, hook] of Object.entries(spec.links)) attach(object.program(hook.program ?? name), hook).pin(directory.linkPath(name));
+    for (const program of spec.programs ?? []) object.program(program).pin(directory.programPath(program));
   } catch (error) {
     object.close();
     directory.remove();
@@ -150,4 +172,13 @@ function install(pins: PinDirectory, directory: PinDirectory, spec: Installation
   }
   // Closing the object closes this process's fds of links, programs and maps; the pins hold all of them.
   object.close();
+}
+
+function attach(program: BpfProgram, hook: Hook): Link {
+  if ('tracepoint' in hook) {
+    const [category, event] = hook.tracepoint.split('/') as [string, string];
+    return program.attachTracepoint(category, event);
+  }
+  if ('rawTracepoint' in hook) return program.attachRawTracepoint(hook.rawTracepoint);
+  return program.attachCgroup(hook.cgroup);
 }

@@ -55,6 +55,12 @@ export const mapInfo = koffi.struct('bpf_map_info_head', {
   map_flags: 'uint32_t',
 });
 
+/**
+ * Where struct bpf_prog_info (linux/bpf.h, UAPI: offsets never move) keeps what we read; the kernel fills as many
+ * bytes as the length passed says.
+ */
+export const PROG_INFO = { recursionMissesOffset: 208, size: 216 } as const;
+
 export const ringSampleCallback = koffi.proto('int ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
 
 export const epollEvent = koffi.pack('epoll_event', { events: 'uint32_t', data: 'uint64_t' });
@@ -105,6 +111,8 @@ export const bpf = {
   objPin: libbpf.func('int bpf_obj_pin(int fd, const char *pathname)'),
   mapCreate: libbpf.func('int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *opts)'),
   objGetInfoByFd: libbpf.func('int bpf_obj_get_info_by_fd(int fd, _Out_ bpf_map_info_head *info, _Inout_ uint32_t *info_len)'),
+  /** The same call for a program: struct bpf_prog_info is read from the bytes of a Buffer (see PROG_INFO). */
+  progGetInfoByFd: libbpf.func('bpf_obj_get_info_by_fd', 'int', ['int', 'void *', '_Inout_ uint32_t *']),
 
   ringNew: libbpf.func('void *ring_buffer__new(int map_fd, ring_buffer_sample_fn *cb, void *ctx, void *opts)'),
   ringConsume: libbpf.func('int ring_buffer__consume(void *rb)'),

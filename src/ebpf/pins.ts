@@ -9,7 +9,8 @@
  *   pins.remove(); // when nothing should survive: the loaded objects keep their maps until they close
  *
  * Which maps are shared is said by the kernel code (`pinning LIBBPF_PIN_BY_NAME`, see bpf/include/conn.h); where
- * they are pinned is said here. Layout: <dir>/maps/<map name> and <dir>/links/<program name>; a directory holds
+ * they are pinned is said here. Layout: <dir>/maps/<map name>, <dir>/links/<link name> and <dir>/programs/<program
+ * name>; a directory holds
  * others below it (src/ebpf/installation.ts keeps one per record kind and layout there).
  */
 import fs from 'node:fs';
@@ -40,17 +41,21 @@ export class PinDirectory {
     return path.join(this.path, 'links', name);
   }
 
+  programPath(name: string): string {
+    return path.join(this.path, 'programs', name);
+  }
+
   /** A directory below this one. */
   child(name: string): PinDirectory {
     return new PinDirectory(path.join(this.path, name));
   }
 
-  /** Names of the directories below this one (maps/ and links/ excepted); none when it does not exist. */
+  /** Names of the directories below this one (maps/, links/ and programs/ excepted); none when it does not exist. */
   childNames(): string[] {
     if (!fs.existsSync(this.path)) return [];
     return fs
       .readdirSync(this.path, { withFileTypes: true })
-      .filter((entry) => entry.isDirectory() && entry.name !== 'maps' && entry.name !== 'links')
+      .filter((entry) => entry.isDirectory() && !['maps', 'links', 'programs'].includes(entry.name))
       .map((entry) => entry.name)
       .sort();
   }

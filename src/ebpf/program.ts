@@ -3,9 +3,10 @@
  * object detaches everything; `detach()` on the returned handle does it earlier. Both are safe to repeat.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { KernelError } from '../common/errors.js';
 import { kernelError } from './errno.js';
-import { bpf, lastErrno, tcHook, tcOpts, koffi, uprobeOpts, type Pointer } from './native.js';
+import { bpf, lastErrno, PROG_INFO, tcHook, tcOpts, koffi, uprobeOpts, type Pointer } from './native.js';
 
 export interface Detachable {
   detach(): void;
@@ -91,6 +92,14 @@ class TcAttachment implements Detachable {
   }
 }
 
+/** recursion_misses of the program behind `fd` (struct bpf_prog_info; see BpfProgram.recursionMisses). */
+export function recursionMissesOf(fd: number, name: string): bigint {
+  const info = Buffer.alloc(PROG_INFO.size);
+  const rc = bpf.progGetInfoByFd(fd, info, [info.length]) as number;
+  if (rc < 0) throw kernelError(`${name}: program info`, -rc, name);
+  return info.readBigUInt64LE(PROG_INFO.recursionMissesOffset);
+}
+
 export class BpfProgram {
   constructor(
     private readonly handle: Pointer,
@@ -100,6 +109,21 @@ export class BpfProgram {
 
   get fd(): number {
     return bpf.programFd(this.handle) as number;
+  }
+
+  /**
+   * How many times the kernel skipped this program because it fired while a tracing program (itself, for raw
+   * tracepoints; any, for classic tracepoints) was running on that CPU. Always 0 for cgroup programs.
+   */
+  recursionMisses(): bigint {
+    return recursionMissesOf(this.fd, this.name);
+  }
+
+  /** Pins the program itself at `pinPath` (bpffs), so that another process can read its info. */
+  pin(pinPath: string): void {
+    fs.mkdirSync(path.dirname(pinPath), { recursive: true });
+    const rc = bpf.objPin(this.fd, pinPath) as number;
+    if (rc < 0) throw kernelError(`pin program ${this.name} at ${pinPath}`, -rc, this.name);
   }
 
   attachTracepoint(category: string, event: string): Link {

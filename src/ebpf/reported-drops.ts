@@ -1,31 +1,51 @@
 /**
- * The kernel's drop counters of an installation (the per-CPU `drops` map, bpf/include/common.bpf.h) read as what is
- * new since the last report. The totals already reported are kept in bpffs beside the counters (`drops_reported`,
- * a map only user space touches): the programs outlive the collector, so the collector that adopts them reports
- * what they dropped while none ran, and nothing that its predecessor already reported. A counter cannot be reset
- * instead: the kernel adds to it on any CPU at any time, and a read-then-zero would lose what lands in between.
+ * Kernel counters of an installation read as what is new since the last report: the per-CPU `drops` map
+ * (bpf/include/common.bpf.h) and the recursion misses of its pinned programs. The totals already reported are kept
+ * in bpffs beside them (`<name>_reported`, a map only user space touches): the programs outlive the collector, so
+ * the collector that adopts them reports what happened while none ran, and nothing that its predecessor already
+ * reported. A counter cannot be reset instead: the kernel adds to it on any CPU at any time, and a read-then-zero
+ * would lose what lands in between.
  */
 import { u32Codec, u64Codec } from './codecs.js';
 import type { Installation } from './installation.js';
-import type { BpfMap, PerCpuCounters } from './map.js';
+import type { BpfMap } from './map.js';
 
 const BPF_MAP_TYPE_ARRAY = 2;
 
-export class ReportedDrops {
-  private readonly counters: PerCpuCounters;
+/** Cumulative kernel totals, one per index, and the name their reported copy is kept under. */
+export interface KernelTotals {
+  name: string;
+  size: number;
+  read(): bigint[];
+}
+
+/** The installation's per-CPU drop counters (`drops`, indexed by enum sl_drop_reason), summed over the CPUs. */
+export function dropCounters(installation: Installation, name = 'drops'): KernelTotals {
+  const counters = installation.map(name).perCpuCounters();
+  return { name, size: counters.size, read: () => counters.readAll() };
+}
+
+/** One total: the runs the kernel skipped of the installation's pinned `programs`, summed. */
+export function skippedRuns(installation: Installation, programs: readonly string[]): KernelTotals {
+  return { name: 'skipped', size: 1, read: () => [programs.reduce((sum, program) => sum + installation.recursionMisses(program), 0n)] };
+}
+
+export class ReportedTotals {
   private readonly reported: BpfMap<number, bigint>;
 
-  constructor(installation: Installation, countersName = 'drops') {
-    this.counters = installation.map(countersName).perCpuCounters();
-    const shape = { type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: this.counters.size };
-    this.reported = installation.userMap(`${countersName}_reported`, shape).typed(u32Codec, u64Codec);
+  constructor(
+    installation: Installation,
+    private readonly totals: KernelTotals,
+  ) {
+    const shape = { type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: totals.size };
+    this.reported = installation.userMap(`${totals.name}_reported`, shape).typed(u32Codec, u64Codec);
   }
 
-  /** Per counter index, what was counted since the last report; marks it reported. */
+  /** Per index, what was counted since the last report; marks it reported. */
   take(): bigint[] {
-    return this.counters.readAll().map((total, index) => {
+    return this.totals.read().map((total, index) => {
       const reported = this.reported.lookup(index) ?? 0n;
-      if (total === reported) return 0n;
+      if (total <= reported) return 0n;
       this.reported.update(index, total);
       return total - reported;
     });

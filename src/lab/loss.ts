@@ -33,8 +33,9 @@ export function addLoss(table: string, hostVeth: string, sport: number, percent:
   if (!Number.isInteger(sport) || sport < 1 || sport > 65535) throw new RangeError(`dropOutgoing: sport ${sport} is not a port`);
   if (!(percent > 0 && percent <= 100)) throw new RangeError(`dropOutgoing: percent ${percent} must be in (0, 100]`);
   // Declaring, deleting and redeclaring the table in one transaction replaces an earlier rule for the same port.
-  // The share is in hundredths of a percent. Drops are per packet as the veth carries it: with GSO one packet can
-  // hold up to 64 KiB of segments.
+  // The share is in hundredths of a percent; 100 % drops every packet (numgen's range stops below 10000). Drops
+  // are per packet as the veth carries it: with GSO one packet can hold up to 64 KiB of segments.
+  const share = Math.round(percent * 100);
   run(
     'nft',
     ['-f', '-'],
@@ -43,7 +44,7 @@ delete table netdev ${table}
 table netdev ${table} {
   chain lossy {
     type filter hook ingress device "${hostVeth}" priority 0; policy accept;
-    tcp sport ${sport} numgen random mod 10000 < ${Math.round(percent * 100)} drop
+    tcp sport ${sport} ${share < 10000 ? `numgen random mod 10000 < ${share} ` : ''}drop
   }
 }
 `,

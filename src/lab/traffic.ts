@@ -108,23 +108,27 @@ export async function startHttpServer(
   return { ...server, url: `http://${pod.ip}:${options.port}` };
 }
 
-/** k connections from a pod; each sends exactly sendBytes, reads exactly expectBytes, closes. */
+/**
+ * k connections from a pod, or as many as it opens in durationMs (at least one of them); each sends exactly
+ * sendBytes, reads exactly expectBytes, closes.
+ */
 export function runTcpClient(
   from: Pod,
-  options: { host: string; port: number; connections?: number; concurrency?: number; sendBytes: number; expectBytes: number; timeoutMs?: number },
+  options: { host: string; port: number; connections?: number; durationMs?: number; concurrency?: number; sendBytes: number; expectBytes: number; timeoutMs?: number },
 ): Promise<TcpClientResult> {
   assertInLab(from, options.host);
   const params: Omit<TcpClientParams, 'deadlineMs'> = {
     host: options.host,
     port: options.port,
-    connections: options.connections ?? 1,
+    connections: options.connections ?? (options.durationMs === undefined ? 1 : Number.MAX_SAFE_INTEGER),
+    durationMs: options.durationMs,
     concurrency: options.concurrency ?? 16,
     sendBytes: options.sendBytes,
     chunks: 1,
     intervalMs: 0,
     expectBytes: options.expectBytes,
   };
-  return launch<TcpClientResult>(from, 'tcp-client', params, options.timeoutMs ?? defaultClientTimeoutMs).result;
+  return launch<TcpClientResult>(from, 'tcp-client', params, options.timeoutMs ?? (options.durationMs ?? 0) + defaultClientTimeoutMs).result;
 }
 
 /**

@@ -94,4 +94,18 @@ describe('attaching every hook type', () => {
     const tcFilters = execFileSync('tc', ['filter', 'show', 'dev', 'lo', 'ingress'], { encoding: 'utf8' });
     assert.doesNotMatch(tcFilters, /count_tc/);
   });
+
+  it('reads exactly how often the kernel skipped a program that fired inside itself (recursion_misses)', () => {
+    const object = BpfObject.load(objectPath('selftest/recursion'), { rodata: { target_tgid: process.pid } });
+    try {
+      object.program('trigger').attachTracepoint('syscalls', 'sys_enter_getppid');
+      const nest = object.program('nest');
+      nest.attachRawTracepoint('bpf_trace_printk');
+      for (let i = 0; i < 7; i++) getppid();
+      assert.equal(nest.recursionMisses(), 7n);
+      assert.equal(object.program('trigger').recursionMisses(), 0n);
+    } finally {
+      object.close();
+    }
+  });
 });

@@ -1,18 +1,19 @@
 /**
- * The kernel side of flows: bpf/flows.bpf.c installed on its five tracepoints (or adopted, as the previous collector
- * left it running: src/collector/installed-source.ts), told which cgroups to trace and which one is ours.
- * Everything else about flows happens in user space.
+ * The kernel side of flows: bpf/flows.bpf.c installed (or adopted, as the previous collector left it running:
+ * src/collector/installed-source.ts) with its sock_ops program on the traced cgroups and its raw tracepoints, told
+ * which cgroups to trace and which one is ours, and read for its drops (the drops map, and the runs of its raw
+ * tracepoint programs the kernel skipped). Everything else about flows happens in user space.
  */
 import { ConfigError, describeError } from '../../common/errors.js';
 import { u64Codec, u8Codec } from '../../ebpf/codecs.js';
 import { Cgroup, cgroupOfProcess } from '../../ebpf/cgroup.js';
 import { connIdEpoch } from '../../ebpf/conn-epoch.js';
+import type { Hook } from '../../ebpf/installation.js';
 import { objectPath } from '../../ebpf/object.js';
 import type { PinDirectory } from '../../ebpf/pins.js';
 import { checkKernel } from '../../ebpf/preflight.js';
 import { CgroupMark } from '../../ebpf/records/conn-state.js';
-import type { KERNEL_DROP_REASONS } from '../../ebpf/records/header.js';
-import { InstalledSource } from '../installed-source.js';
+import { InstalledSource, type KernelDropReason } from '../installed-source.js';
 
 export interface FlowProbeOptions {
   /** cgroup v2 directories to trace (absolute, or below the cgroup v2 root). */
@@ -23,23 +24,34 @@ export interface FlowProbeOptions {
   activeTimeoutMs: number;
 }
 
-/** What governs each kernel drop of flows (enum sl_drop_reason). */
-const KERNEL_DROP_REMEDIES: Record<(typeof KERNEL_DROP_REASONS)[number], string> = {
+/** What governs each kernel drop of flows (enum sl_drop_reason, and skipped program runs). */
+const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
   ringbuf_full: 'the collector drains the ring too slowly for the burst, or none ran for a while (a restart): raise collector.ringBytes',
   conn_table_full: 'more open traced connections than the tracking table holds: raise collector.maxConnections',
+  program_skipped:
+    'the kernel skipped a flows tracepoint program that fired while it was already running on that CPU (softirq nesting under load): ' +
+    'an owner, an interim record or a reset flag may be missing or late; connections and final records are not affected',
 };
 
+/** Raw tracepoint programs of bpf/flows.bpf.c by the event they attach to. */
+const RAW_TRACEPOINTS = {
+  flow_interim: 'tcp_probe',
+  flow_owner_read: 'tcp_rcv_space_adjust',
+  flow_owner_write: 'tcp_sendmsg_locked',
+  flow_reset_sent: 'tcp_send_reset',
+} as const;
+
 /**
- * The ids of the cgroups to trace, checked before anything is loaded: a path that does not exist or lies outside
- * the cgroup v2 mount, or an empty list (nothing would ever be traced), stops the collector naming collector.cgroups.
+ * The cgroups to trace, checked before anything is loaded: a path that does not exist or lies outside the cgroup v2
+ * mount, or an empty list (nothing would ever be traced), stops the collector naming collector.cgroups.
  */
-function tracedCgroupIds(paths: readonly string[]): bigint[] {
+function tracedCgroups(paths: readonly string[]): Cgroup[] {
   if (paths.length === 0) {
     throw new ConfigError('collector.cgroups', 'is empty, so nothing would be traced: list the cgroup v2 directories of the workloads to trace (e.g. kubepods.slice)');
   }
   return paths.map((cgroupPath) => {
     try {
-      return Cgroup.at(cgroupPath).id;
+      return Cgroup.at(cgroupPath);
     } catch (error) {
       throw new ConfigError('collector.cgroups', describeError(error));
     }
@@ -47,13 +59,34 @@ function tracedCgroupIds(paths: readonly string[]): bigint[] {
 }
 
 /**
+ * The cgroups the sock_ops program is attached to: a program attached to a cgroup runs for its descendants too,
+ * so a traced cgroup below another traced one is left out (attached to both, it would run twice per callback).
+ */
+function outermost(cgroups: readonly Cgroup[]): Cgroup[] {
+  const below = (inner: Cgroup, outer: Cgroup) => inner.path.startsWith(outer.path.endsWith('/') ? outer.path : `${outer.path}/`);
+  const distinct = cgroups.filter((cgroup, index) => cgroups.findIndex((other) => other.path === cgroup.path) === index);
+  return distinct.filter((cgroup) => !distinct.some((other) => other !== cgroup && below(cgroup, other)));
+}
+
+/** Every link of flows: the sock_ops program once per outermost traced cgroup, each raw tracepoint program once. */
+function flowLinks(cgroups: readonly Cgroup[]): Record<string, Hook> {
+  const links: Record<string, Hook> = {};
+  for (const cgroup of outermost(cgroups)) links[`flow_sock_ops@${cgroup.id}`] = { program: 'flow_sock_ops', cgroup: cgroup.path };
+  for (const [program, event] of Object.entries(RAW_TRACEPOINTS)) links[program] = { rawTracepoint: event };
+  return links;
+}
+
+/**
  * Installs (or adopts) the flows programs, then makes `traced_cgroups` say what this collector's configuration says:
  * its cgroups traced, its own cgroup marked as the agent's (a new collector runs in a new cgroup), nothing else, so
- * that cgroups an earlier configuration traced, and an earlier collector's own cgroup, are forgotten.
+ * that cgroups an earlier configuration traced, and an earlier collector's own cgroup, are forgotten. The cgroups
+ * the sock_ops program is attached to are part of the installation's layout: tracing other cgroups installs anew
+ * (and retires the old installation, as an upgrade does).
  */
 export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): InstalledSource {
-  checkKernel(['btf', 'bpf', 'perfmon', 'cgroup2', 'tracefs']);
-  const cgroupIds = tracedCgroupIds(options.cgroups);
+  // sock_ops on cgroups needs CAP_NET_ADMIN; raw tracepoints CAP_PERFMON; neither needs tracefs.
+  checkKernel(['btf', 'bpf', 'perfmon', 'net_admin', 'cgroup2']);
+  const cgroups = tracedCgroups(options.cgroups);
   const source = InstalledSource.open(pins, {
     kind: 'flows',
     objectFile: objectPath('flows'),
@@ -62,19 +95,14 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
       maxEntries: { flow_ring: options.ringBytes, conns: options.maxConnections },
     },
     maps: ['flow_ring', 'drops'],
-    links: {
-      flow_state_change: { tracepoint: 'sock/inet_sock_set_state' },
-      flow_interim: { tracepoint: 'tcp/tcp_probe' },
-      flow_retransmit: { tracepoint: 'tcp/tcp_retransmit_skb' },
-      flow_reset_received: { tracepoint: 'tcp/tcp_receive_reset' },
-      flow_reset_sent: { tracepoint: 'tcp/tcp_send_reset' },
-    },
+    links: flowLinks(cgroups),
+    programs: Object.keys(RAW_TRACEPOINTS),
     ring: 'flow_ring',
     kernelDropRemedies: KERNEL_DROP_REMEDIES,
     epoch: (installation) => connIdEpoch(installation.map('conn_ids')),
   });
   try {
-    const marks = new Map<bigint, number>(cgroupIds.map((id) => [id, CgroupMark.traced]));
+    const marks = new Map<bigint, number>(cgroups.map((cgroup) => [cgroup.id, CgroupMark.traced]));
     // Our own sockets (Kafka, ClickHouse, metrics) must never become flow records, even below a traced cgroup.
     marks.set(cgroupOfProcess().id, CgroupMark.agent);
     const traced = source.installation.map('traced_cgroups').typed(u64Codec, u8Codec);

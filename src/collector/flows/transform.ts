@@ -7,17 +7,33 @@ import { FlowFlag, FlowKind, FlowSide, TcpState, type FlowRecord } from '../../e
 import type { CloseReason, FlowEvent } from '../../events/flows.js';
 import type { CollectorContext } from '../record-kind.js';
 
-/** States a socket leaves for CLOSE after an orderly shutdown of at least one direction. */
-const ORDERLY_STATES = new Set<number>([TcpState.FIN_WAIT1, TcpState.FIN_WAIT2, TcpState.CLOSING, TcpState.LAST_ACK, TcpState.TIME_WAIT]);
-
+/**
+ * How a connection ended, from the state its socket closed from and the flags the kernel program set as it closed
+ * (close_flags() in bpf/flows.bpf.c says what the kernel shows at that moment). What each reason means:
+ *   open             interim record: the connection is still open.
+ *   refused          client: the SYN was answered by a reset (nothing listened) or an ICMP port unreachable.
+ *   connect_timeout  client: the handshake did not complete otherwise: the SYN retries ran out
+ *                    (net.ipv4.tcp_syn_retries), an ICMP error answered, or the application closed the socket
+ *                    while connecting (its own connect timeout).
+ *   reset_received   the kernel closed the socket on the peer's reset. Also data arriving after this side's
+ *                    close(): Linux takes that down through its reset path before answering with an RST.
+ *   reset_sent       this side aborted with a reset: close() with unread data, close() with SO_LINGER 0,
+ *                    connect(AF_UNSPEC), a listener closed with connections it never accepted, or the kernel's own
+ *                    aborts (orphan and keepalive timers, memory limits, a socket kill).
+ *   aborted          the kernel closed the socket on another error: retransmission or keepalive timeout, an ICMP
+ *                    error.
+ *   normal           this side's FIN was acknowledged, and the connection ended without error or reset (an
+ *                    orphaned socket aborted in FIN_WAIT2 for a negative TCP_LINGER2 or lack of memory also
+ *                    reads as normal: the kernel shows nothing else at that point).
+ */
 export function closeReason(record: Pick<FlowRecord, 'kind' | 'lastState' | 'flags'>): CloseReason {
   if (record.kind === FlowKind.interim) return 'open';
   const { lastState, flags } = record;
   if (lastState === TcpState.SYN_SENT) return flags & FlowFlag.rstReceived ? 'refused' : 'connect_timeout';
   if (flags & FlowFlag.rstReceived) return 'reset_received';
   if (flags & FlowFlag.rstSent) return 'reset_sent';
-  if (ORDERLY_STATES.has(lastState)) return 'normal';
-  return 'aborted';
+  if (flags & FlowFlag.error) return 'aborted';
+  return 'normal';
 }
 
 export function toFlowEvent(record: FlowRecord, context: CollectorContext): FlowEvent {

@@ -38,6 +38,8 @@ export interface TcpClientParams {
   intervalMs: number;
   /** Bytes read back before closing. */
   expectBytes: number;
+  /** Open no connection after this long since the start (connections is then an upper bound). */
+  durationMs?: number;
   deadlineMs: number;
 }
 

@@ -1,7 +1,7 @@
 /**
  * TCP client for exact byte counts and long-lived connections: opens `connections` connections (`concurrency` at
- * a time); on each sends sendBytes in `chunks` writes (waiting intervalMs before each), reads exactly
- * expectBytes, and closes once the server has closed its side.
+ * a time), or as many as it can in durationMs; on each sends sendBytes in `chunks` writes (waiting intervalMs
+ * before each), reads exactly expectBytes, and closes once the server has closed its side.
  */
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -48,8 +48,10 @@ function connection(): Promise<void> {
   });
 }
 
+const openingEnds = params.durationMs === undefined ? Infinity : started + params.durationMs;
+
 async function worker(): Promise<void> {
-  while (result.connections < params.connections) await connection();
+  while (result.connections < params.connections && Date.now() < openingEnds) await connection();
 }
 
 function report(): never {

@@ -65,7 +65,7 @@ async function drive(pair: LabPair, rate: (typeof RATES)[number], seconds = RATE
 }
 
 /** One agent, one window: `work` runs between two usage samples; the agent is stopped whatever happens. */
-async function measure(agent: FlowAgent, work: () => Promise<Load>, tailSeconds: number): Promise<Record<string, unknown>> {
+async function measure(agent: FlowAgent, work: () => Promise<Load>, tailSeconds: number, baselinePerSecond?: number): Promise<Record<string, unknown>> {
   try {
     await sleep(SETTLE_MS);
     const before = sampleUsage(agent);
@@ -75,7 +75,8 @@ async function measure(agent: FlowAgent, work: () => Promise<Load>, tailSeconds:
     const peakRss = peakRssMegabytes(agent.pid);
     const perThousand = load.achieved_per_s > 0 ? { cores_per_1000_conn_s: round(usage.total_cores / (load.achieved_per_s / 1000), 4) } : {};
     const { client: _, ...loadFields } = load;
-    return { ...loadFields, ...usage, ...perThousand, peak_rss_mb: peakRss, ...(await agent.finish(load.client)) };
+    const vsBaseline = baselinePerSecond ? { vs_baseline: round(load.achieved_per_s / baselinePerSecond, 3) } : {};
+    return { ...loadFields, ...vsBaseline, ...usage, ...perThousand, peak_rss_mb: peakRss, ...(await agent.finish(load.client)) };
   } catch (error) {
     await agent.abort();
     throw error;
@@ -105,7 +106,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const tcpServer = await startTcpServer(pair.server, { port: PORT, expectBytes: 100, replyBytes: 100 });
     const agents = new Map<string, StartFlowAgent>([['ours', startOurs(kafka, pair, stamp, topics)]]);
     if ('binary' in peer) agents.set('peer', startPeer(kafka, admin, peer.binary, pair, stamp, topics, PEER_ACTIVE_TIMEOUT_SECONDS));
-    const window = async (mode: string, name: string, work: () => Promise<Load>, live: boolean, tail: number) => {
+    const window = async (mode: string, name: string, work: () => Promise<Load>, live: boolean, tail: number, baseline?: number) => {
       process.stderr.write(`flows-live: ${name} ${mode}\n`);
       let agent: FlowAgent;
       try {
@@ -116,7 +117,7 @@ export async function run(): Promise<Record<string, unknown>> {
         agents.delete(mode);
         return (peer = { skipped: `${name}: ${(error as Error).message}` });
       }
-      return measure(agent, work, tail);
+      return measure(agent, work, tail, baseline);
     };
 
     await drive(pair, 'max', 2); // warm-up: JIT of the agents, ARP, the server's accept path
@@ -127,8 +128,9 @@ export async function run(): Promise<Record<string, unknown>> {
     const rates: RateResult[] = [];
     for (const rate of RATES) {
       process.stderr.write(`flows-live: ${rate} baseline\n`);
-      const result: RateResult = { rate, baseline: { achieved_per_s: (await drive(pair, rate)).achieved_per_s } };
-      for (const mode of agents.keys()) result[mode] = await window(mode, `r${rate}`, () => drive(pair, rate), rate !== 'max', TAIL_SECONDS);
+      const baseline = (await drive(pair, rate)).achieved_per_s;
+      const result: RateResult = { rate, baseline: { achieved_per_s: baseline } };
+      for (const mode of agents.keys()) result[mode] = await window(mode, `r${rate}`, () => drive(pair, rate), rate !== 'max', TAIL_SECONDS, baseline);
       rates.push(result);
     }
     await tcpServer.stop();

@@ -88,6 +88,8 @@ export function startPeer(kafka: Kafka, admin: Admin, binary: string, pair: LabP
           one_way: count.oneWay,
           other_records: count.otherRecords,
           records_per_connection: connections > 0 ? round(count.records / connections, 3) : 0,
+          packets_per_connection: connections > 0 ? round(count.packets / connections, 2) : 0,
+          bytes_per_connection: connections > 0 ? round(count.bytes / connections, 1) : 0,
           exact: count.connections === expected && count.oneWay === 0,
         };
       },

@@ -1,103 +1,156 @@
 /**
- * bench/flows-live: the highest TCP connection rate this machine generates between two lab pods, with and without
- * the collector tracing both, in the same run.
+ * bench/flows-live: what tracing live TCP connections costs, our collector against a peer (NetObserv's eBPF
+ * agent, PLATFORM.md), both against nothing attached, in the same run between two lab pods.
  *
- *   1. Two pods; a TCP server in one; a client in the other opening CONNECTIONS connections (CONCURRENCY at a
- *      time), each sending and receiving 100 bytes.
- *   2. Baseline: the burst with nothing traced. Then the same burst with `sidecarless collector` (its own process
- *      and cgroup, producing to the local Kafka) tracing both pods.
- *   3. Reports connections/s both ways and their ratio, the collector's CPU (from /proc/<pid>/stat over the burst)
- *      and RSS, CPU cores per 1000 connections/s, and its exact counts: records read must be 2 per connection
- *      (both sides are traced) and drops must be zero.
+ *   1. The peer is built once per version from Go modules (src/lab/peer/netobserv.ts); when it cannot be built
+ *      or started, `peer.skipped` says why and the rest runs. BPF run-time statistics are on for the whole run.
+ *   2. Two pods; a TCP server in one; a client in the other; every connection sends and receives 100 bytes.
+ *   3. Idle: ours, then the peer, started alone with no lab traffic for BENCH_IDLE_SECONDS (default 60).
+ *   4. Per rate — 500/s and 2,000/s paced, then as fast as CONCURRENCY connections allow, each for
+ *      BENCH_RATE_SECONDS (default 20) — three modes in turn: baseline (nothing attached), ours (`sidecarless
+ *      collector`, tracing both pods' cgroups) and the peer (watching both pods' host-side veths). Each agent is
+ *      started fresh for its window (src/lab/flow-agents.ts) and stopped after it.
+ *   5. Per window: achieved connections/s; per agent (src/lab/usage.ts): process cores (CPU of its cgroup) and
+ *      BPF cores (run time of its programs), counted from the load's start until TAIL_SECONDS after its end (the
+ *      peer exports up to its active timeout late) and divided by the load's duration; cores per 1,000
+ *      connections/s; peak RSS; exactness. Ours: records read == 2 × connections, no drops, events per
+ *      connection, and at paced rates freshness: a connection's close (the event's time_ns) → the event read
+ *      from Kafka by a consumer in this process. The peer: its records read back from Kafka cover, both ways,
+ *      exactly the distinct 5-tuples the client used.
+ *   6. `floors`: issue 7's floors, each with the numbers it was judged on and met: true/false.
  */
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { startCollectorProcess, uninstallCollectorPins } from '../src/lab/collector-process.js';
-import { createLab, type Pod } from '../src/lab/pods.js';
-import { runTcpClient, startTcpServer } from '../src/lab/traffic.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createKafka } from '../src/common/kafka/client.js';
-import { topicSpecs } from '../src/events/topics.js';
 import { createLogger } from '../src/common/logger.js';
+import { enableRunTimeStats } from '../src/ebpf/stats.js';
+import { startOurs, startPeer, type FlowAgent, type LabPair, type StartFlowAgent } from '../src/lab/flow-agents.js';
+import { buildNetobserv, netobservVersion } from '../src/lab/peer/netobserv.js';
+import { createLab } from '../src/lab/pods.js';
 import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
+import { runTcpClient, startTcpServer, type TcpClientResult } from '../src/lab/traffic.js';
+import { peakRssMegabytes, round, sampleUsage, usageBetween } from '../src/lab/usage.js';
+import { judgeFloors, type RateResult } from './flows-live-floors.js';
 
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20_000);
+const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 20);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
+const RATES = [500, 2_000, 'max'] as const;
 const CONCURRENCY = 32;
+/** Paced: enough connections in flight that a slow one never holds back the pace. */
+const PACED_CONCURRENCY = 64;
 const PORT = 7301;
-const CLOCK_TICKS = 100; // USER_HZ on Linux
+const PEER_ACTIVE_TIMEOUT_SECONDS = 5;
+const TAIL_SECONDS = PEER_ACTIVE_TIMEOUT_SECONDS + 1;
+/** After an agent's start, before its window: start-up work is not what a window measures. */
+const SETTLE_MS = 2_000;
 
-function cpuSeconds(pid: number): number {
-  // Fields after the command (which may contain spaces) start after the last ')'; utime and stime are 14 and 15.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(')').pop()!.trim().split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+interface Load {
+  client?: TcpClientResult;
+  seconds: number;
+  achieved_per_s: number;
 }
 
-function rssMegabytes(pid: number): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Math.round(Number(kb) / 1024);
+async function drive(pair: LabPair, rate: (typeof RATES)[number], seconds = RATE_SECONDS): Promise<Load> {
+  const paced = rate !== 'max';
+  const client = await runTcpClient(pair.client, {
+    host: pair.server.ip,
+    port: pair.port,
+    durationMs: seconds * 1000,
+    ...(paced ? { connections: rate * seconds, ratePerSecond: rate, concurrency: PACED_CONCURRENCY } : { concurrency: CONCURRENCY }),
+    sendBytes: 100,
+    expectBytes: 100,
+  });
+  if (client.completed !== client.connections) throw new Error(`client completed ${client.completed} of ${client.connections}: ${client.errors.join('; ')}`);
+  return { client, seconds: client.durationMs / 1000, achieved_per_s: Math.round(client.completed / (client.durationMs / 1000)) };
 }
 
-async function burst(client: Pod, server: Pod): Promise<{ completed: number; perSecond: number; seconds: number }> {
-  const result = await runTcpClient(client, { host: server.ip, port: PORT, connections: CONNECTIONS, concurrency: CONCURRENCY, sendBytes: 100, expectBytes: 100, timeoutMs: 300_000 });
-  if (result.completed !== CONNECTIONS) throw new Error(`burst completed ${result.completed} of ${CONNECTIONS}: ${result.errors.join('; ')}`);
-  const seconds = result.durationMs / 1000;
-  return { completed: result.completed, perSecond: Math.round(result.completed / seconds), seconds };
+/** One agent, one window: `work` runs between two usage samples; the agent is stopped whatever happens. */
+async function measure(agent: FlowAgent, work: () => Promise<Load>, tailSeconds: number, baselinePerSecond?: number): Promise<Record<string, unknown>> {
+  try {
+    await sleep(SETTLE_MS);
+    const before = sampleUsage(agent);
+    const load = await work();
+    await sleep(tailSeconds * 1000);
+    const usage = usageBetween(before, sampleUsage(agent), load.seconds);
+    const peakRss = peakRssMegabytes(agent.pid);
+    const perThousand = load.achieved_per_s > 0 ? { cores_per_1000_conn_s: round(usage.total_cores / (load.achieved_per_s / 1000), 4) } : {};
+    const { client: _, ...loadFields } = load;
+    const vsBaseline = baselinePerSecond ? { vs_baseline: round(load.achieved_per_s / baselinePerSecond, 3) } : {};
+    return { ...loadFields, ...vsBaseline, ...usage, ...perThousand, peak_rss_mb: peakRss, ...(await agent.finish(load.client)) };
+  } catch (error) {
+    await agent.abort();
+    throw error;
+  }
+}
+
+async function buildPeer(): Promise<{ binary: string } | { skipped: string }> {
+  try {
+    process.stderr.write(`flows-live: NetObserv agent ${netobservVersion} (built once, then cached)\n`);
+    return { binary: await buildNetobserv() };
+  } catch (error) {
+    return { skipped: (error as Error).message };
+  }
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const prefix = `bench-${randomBytes(3).toString('hex')}.`;
-  const collectorEnv = {
-    SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix,
-    SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
-    SIDECARLESS_COLLECTOR_PIN_DIRECTORY: `/sys/fs/bpf/sidecarless-${prefix.slice(0, -1)}`,
-  };
+  let peer = await buildPeer();
+  const stamp = `bench-${randomBytes(3).toString('hex')}.`;
+  const topics: string[] = [];
+  const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'sidecarless-bench-flows-live' }, createLogger({ level: 'error', destination: 2 }));
+  const admin = kafka.admin();
+  await admin.connect();
+  const stats = enableRunTimeStats();
   const lab = createLab({ name: 'bench-flows-live', pods: ['client', 'server'] });
   try {
-    const [client, server] = [lab.pod('client'), lab.pod('server')];
-    const tcpServer = await startTcpServer(server, { port: PORT, expectBytes: 100, replyBytes: 100 });
-    await burst(client, server); // warm-up: JIT of the agents, ARP, conntrack-free paths
-    const baseline = await burst(client, server);
+    const pair: LabPair = { client: lab.pod('client'), server: lab.pod('server'), port: PORT };
+    const tcpServer = await startTcpServer(pair.server, { port: PORT, expectBytes: 100, replyBytes: 100 });
+    const agents = new Map<string, StartFlowAgent>([['ours', startOurs(kafka, pair, stamp, topics)]]);
+    if ('binary' in peer) agents.set('peer', startPeer(kafka, admin, peer.binary, pair, stamp, topics, PEER_ACTIVE_TIMEOUT_SECONDS));
+    const window = async (mode: string, name: string, work: () => Promise<Load>, live: boolean, tail: number, baseline?: number) => {
+      process.stderr.write(`flows-live: ${name} ${mode}\n`);
+      let agent: FlowAgent;
+      try {
+        agent = await agents.get(mode)!(name, live);
+      } catch (error) {
+        if (mode !== 'peer') throw error;
+        // The peer that does not start is skipped for the rest of the run, like one that does not build.
+        agents.delete(mode);
+        return (peer = { skipped: `${name}: ${(error as Error).message}` });
+      }
+      return measure(agent, work, tail, baseline);
+    };
 
-    const collector = await startCollectorProcess(collectorEnv, () => [client.cgroup.path, server.cgroup.path]);
-    let traced: Awaited<ReturnType<typeof burst>>;
-    let cpu: number;
-    let rss: number;
-    try {
-      const cpuBefore = cpuSeconds(collector.pid);
-      traced = await burst(client, server);
-      cpu = cpuSeconds(collector.pid) - cpuBefore;
-      rss = rssMegabytes(collector.pid);
-    } catch (error) {
-      await collector.kill();
-      throw error;
+    await drive(pair, 'max', 2); // warm-up: JIT of the agents, ARP, the server's accept path
+    const idle: Record<string, unknown> = {};
+    const idleLoad = async (): Promise<Load> => (await sleep(IDLE_SECONDS * 1000), { seconds: IDLE_SECONDS, achieved_per_s: 0 });
+    for (const mode of agents.keys()) idle[mode] = await window(mode, 'idle', idleLoad, false, 0);
+
+    const rates: RateResult[] = [];
+    for (const rate of RATES) {
+      process.stderr.write(`flows-live: ${rate} baseline\n`);
+      const baseline = (await drive(pair, rate)).achieved_per_s;
+      const result: RateResult = { rate, baseline: { achieved_per_s: baseline } };
+      for (const mode of agents.keys()) result[mode] = await window(mode, `r${rate}`, () => drive(pair, rate), rate !== 'max', TAIL_SECONDS, baseline);
+      rates.push(result);
     }
-    const stats = await collector.stop();
     await tcpServer.stop();
-
-    const cores = cpu / traced.seconds;
     return {
       bench: 'flows-live',
-      connections: CONNECTIONS,
-      concurrency: CONCURRENCY,
-      baseline_connections_per_s: baseline.perSecond,
-      traced_connections_per_s: traced.perSecond,
-      traced_vs_baseline: Number((traced.perSecond / baseline.perSecond).toFixed(3)),
-      collector_cpu_cores: Number(cores.toFixed(3)),
-      collector_cpu_cores_per_1000_conn_s: Number((cores / (traced.perSecond / 1000)).toFixed(4)),
-      collector_rss_mb: rss,
-      records_read: stats.recordsRead,
-      records_expected: 2 * CONNECTIONS,
-      events_produced: stats.eventsProduced,
-      drops: stats.drops,
-      zero_drops: Object.keys(stats.drops).length === 0 && stats.recordsRead === 2 * CONNECTIONS,
+      rate_seconds: RATE_SECONDS,
+      idle_seconds: IDLE_SECONDS,
+      peer: 'binary' in peer ? { agent: `netobserv-ebpf-agent ${netobservVersion}`, active_timeout_s: PEER_ACTIVE_TIMEOUT_SECONDS } : peer,
+      idle,
+      rates,
+      floors: judgeFloors(rates, idle, IDLE_SECONDS),
     };
   } finally {
     lab.destroy();
-    uninstallCollectorPins(collectorEnv);
-    const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'bench' }, createLogger({ level: 'error' }));
-    const admin = kafka.admin();
-    await admin.connect();
-    const topics = topicSpecs(prefix);
-    await admin.deleteTopics({ topics: [topics.flows.topic, topics.deadletter.topic] }).catch(() => {});
+    stats.release();
+    // Only those that exist: an agent that failed to start may not have created its topics.
+    const existing = new Set(await admin.listTopics());
+    await admin
+      .deleteTopics({ topics: topics.filter((topic) => existing.has(topic)) })
+      .catch((error: Error) => process.stderr.write(`flows-live: topics left behind: ${error.message}\n`));
     await admin.disconnect();
   }
 }

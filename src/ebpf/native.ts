@@ -118,6 +118,9 @@ export const bpf = {
   ringConsume: libbpf.func('int ring_buffer__consume(void *rb)'),
   ringFree: libbpf.func('void ring_buffer__free(void *rb)'),
 
+  /** BPF_ENABLE_STATS: run_time_ns/run_cnt are kept while the returned fd is open (reference-counted). */
+  enableStats: libbpf.func('int bpf_enable_stats(int type)'),
+
   btfParse: libbpf.func('void *btf__parse(const char *path, void *btf_ext)'),
   btfFree: libbpf.func('void btf__free(void *btf)'),
   btfFindByNameKind: libbpf.func('int btf__find_by_name_kind(void *btf, const char *name, uint32_t kind)'),

@@ -1,15 +1,17 @@
 /**
  * `sidecarless collector` as a separate process in a cgroup of its own, as in production, for tests and
  * benchmarks: tests can list that cgroup as traced and prove its own Kafka traffic never becomes a flow, and
- * benchmarks can read its CPU time and memory from /proc. Its kernel programs outlive it (pinned in
- * collector.pinDirectory): `uninstallCollectorPins` removes them, as `sidecarless collector --uninstall` does.
+ * benchmarks can read its CPU time from that cgroup and its memory from /proc. Its kernel programs outlive it
+ * (pinned in collector.pinDirectory): `uninstallCollectorPins` removes them, as `sidecarless collector --uninstall`
+ * does.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { CollectorStats } from '../collector/collector.js';
 import { Cgroup } from '../ebpf/cgroup.js';
+import { spawnInCgroup } from './cgroup-spawn.js';
 
 const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
 
@@ -28,10 +30,7 @@ export interface CollectorProcess {
 export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[]): Promise<CollectorProcess> {
   const cgroup = Cgroup.create(`sidecarless-agent-${randomBytes(4).toString('hex')}`);
   const childEnv = { ...process.env, ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(','), SIDECARLESS_LOG_LEVEL: 'info' };
-  const child: ChildProcess = spawn('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', `${cgroup.path}/cgroup.procs`, process.execPath, bin, 'collector'], {
-    env: childEnv,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child: ChildProcess = spawnInCgroup(cgroup, process.execPath, [bin, 'collector'], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const running = new Promise<void>((resolve, reject) => {

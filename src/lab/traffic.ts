@@ -109,26 +109,39 @@ export async function startHttpServer(
 }
 
 /**
- * k connections from a pod, or as many as it opens in durationMs (at least one of them); each sends exactly
- * sendBytes, reads exactly expectBytes, closes.
+ * Connections from a pod; each sends exactly sendBytes, reads exactly expectBytes, closes. The run ends after
+ * `connections` or after durationMs, whichever comes first (connections defaults to 1 without durationMs,
+ * unbounded with it); ratePerSecond paces the starts (default: as fast as `concurrency` allows).
  */
 export function runTcpClient(
   from: Pod,
-  options: { host: string; port: number; connections?: number; durationMs?: number; concurrency?: number; sendBytes: number; expectBytes: number; timeoutMs?: number },
+  options: {
+    host: string;
+    port: number;
+    connections?: number;
+    durationMs?: number;
+    ratePerSecond?: number;
+    concurrency?: number;
+    sendBytes: number;
+    expectBytes: number;
+    timeoutMs?: number;
+  },
 ): Promise<TcpClientResult> {
   assertInLab(from, options.host);
   const params: Omit<TcpClientParams, 'deadlineMs'> = {
     host: options.host,
     port: options.port,
     connections: options.connections ?? (options.durationMs === undefined ? 1 : Number.MAX_SAFE_INTEGER),
-    durationMs: options.durationMs,
+    durationMs: options.durationMs ?? 0,
+    ratePerSecond: options.ratePerSecond ?? 0,
     concurrency: options.concurrency ?? 16,
     sendBytes: options.sendBytes,
     chunks: 1,
     intervalMs: 0,
     expectBytes: options.expectBytes,
   };
-  return launch<TcpClientResult>(from, 'tcp-client', params, options.timeoutMs ?? (options.durationMs ?? 0) + defaultClientTimeoutMs).result;
+  const deadlineMs = options.timeoutMs ?? (options.durationMs ?? 0) + defaultClientTimeoutMs;
+  return launch<TcpClientResult>(from, 'tcp-client', params, deadlineMs).result;
 }
 
 /**
@@ -145,6 +158,8 @@ export function holdConnection(
     host: options.host,
     port: options.port,
     connections: 1,
+    durationMs: 0,
+    ratePerSecond: 0,
     concurrency: 1,
     sendBytes: options.seconds * options.chunkBytes,
     chunks: options.seconds,

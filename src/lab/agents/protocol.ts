@@ -29,7 +29,12 @@ export interface TcpServerStats {
 export interface TcpClientParams {
   host: string;
   port: number;
+  /** Stops after this many connections... */
   connections: number;
+  /** ...or once durationMs has passed since the start (0: no time limit), whichever comes first. */
+  durationMs: number;
+  /** Connections started per second, evenly spaced (one that is late starts at once); 0: as fast as possible. */
+  ratePerSecond: number;
   /** Connections open at a time. */
   concurrency: number;
   /** Bytes sent on each connection, in `chunks` writes, waiting intervalMs before each write. */
@@ -38,8 +43,6 @@ export interface TcpClientParams {
   intervalMs: number;
   /** Bytes read back before closing. */
   expectBytes: number;
-  /** Open no connection after this long since the start (connections is then an upper bound). */
-  durationMs?: number;
   deadlineMs: number;
 }
 
@@ -49,6 +52,8 @@ export interface TcpClientResult {
   completed: number;
   bytesSent: number;
   bytesReceived: number;
+  /** Distinct local ports: with one server address and port, the distinct 5-tuples the run used. */
+  localPorts: number;
   /** Up to ten distinct error messages. */
   errors: string[];
   durationMs: number;

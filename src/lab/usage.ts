@@ -1,0 +1,63 @@
+/**
+ * What an agent process costs, read from outside so that any agent (ours, a peer in Go) is measured the same way:
+ * CPU time from its own cgroup's cpu.stat (every thread and child, user and system time), the in-kernel run time
+ * of the BPF programs it holds (../ebpf/stats.ts; needs run-time statistics on), memory from /proc/<pid>/status.
+ */
+import { readFileSync } from 'node:fs';
+import type { Cgroup } from '../ebpf/cgroup.js';
+import { programStatsOfProcess } from '../ebpf/stats.js';
+
+export interface MeasuredProcess {
+  pid: number;
+  cgroup: Cgroup;
+}
+
+export interface UsageSample {
+  atMs: number;
+  cpuUsec: number;
+  bpfRunNs: bigint;
+  recursionMisses: bigint;
+}
+
+export interface Usage {
+  /** The agent process's CPU (user + system time) per second of the window. */
+  process_cores: number;
+  /** Its BPF programs' in-kernel run time per second of the window. */
+  bpf_cores: number;
+  total_cores: number;
+  /** Runs of its programs the kernel skipped (nested tracing programs): events it never saw. */
+  recursion_misses: number;
+}
+
+export function sampleUsage(agent: MeasuredProcess): UsageSample {
+  const cpuUsec = Number(/^usage_usec (\d+)$/m.exec(readFileSync(`${agent.cgroup.path}/cpu.stat`, 'utf8'))?.[1]);
+  let bpfRunNs = 0n;
+  let recursionMisses = 0n;
+  for (const stats of programStatsOfProcess(agent.pid).values()) {
+    bpfRunNs += stats.runTimeNs;
+    recursionMisses += stats.recursionMisses;
+  }
+  return { atMs: Date.now(), cpuUsec, bpfRunNs, recursionMisses };
+}
+
+/** Cores between two samples; `seconds` divides instead of the time between them (work spread past a window). */
+export function usageBetween(from: UsageSample, to: UsageSample, seconds = (to.atMs - from.atMs) / 1000): Usage {
+  const processCores = (to.cpuUsec - from.cpuUsec) / 1e6 / seconds;
+  const bpfCores = Number(to.bpfRunNs - from.bpfRunNs) / 1e9 / seconds;
+  return {
+    process_cores: round(processCores, 4),
+    bpf_cores: round(bpfCores, 4),
+    total_cores: round(processCores + bpfCores, 4),
+    recursion_misses: Number(to.recursionMisses - from.recursionMisses),
+  };
+}
+
+/** Peak resident memory of the process so far (VmHWM), in MB. */
+export function peakRssMegabytes(pid: number): number {
+  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Math.round(Number(kb) / 1024);
+}
+
+export function round(value: number, digits: number): number {
+  return Number(value.toFixed(digits));
+}

@@ -9,8 +9,9 @@
  *                                             maps user space keeps beside them (userMap)
  *
  * <layout> is a digest of everything that makes the loaded programs what they are: the object file's bytes, the
- * load options (tunables, map sizes) and where each program is attached (tracepoints, and the cgroups of cgroup
- * programs: tracing other cgroups is another layout). `open` adopts the installation of its
+ * load options (tunables, map sizes) and where its tracepoint programs are attached. Which cgroups a cgroup
+ * program is attached to is not part of it: `attachToCgroups` makes those links match a list on every start, adopted
+ * or installed, through the program pinned in programs/. `open` adopts the installation of its
  * layout when one is complete (loading nothing), else installs it. Any other difference, a new version of the
  * object or another setting, is another layout, installed beside the old one; `others()` finds the old ones so
  * that the caller can retire them once it has read what they hold. Adopting old programs after an upgrade would
@@ -21,6 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { KernelError } from '../common/errors.js';
 import { BpfObject, type LoadOptions } from './object.js';
 import { PinnedMap, type MapShape } from './pinned-map.js';
@@ -29,11 +31,17 @@ import { recursionMissesOf, type BpfProgram, type Detachable, type Link } from '
 import { bpf, libcCalls } from './native.js';
 import { kernelError } from './errno.js';
 
-/**
- * Where a link attaches its program: a classic tracepoint (`category/event`), a raw tracepoint (`event`), or a
- * cgroup v2 directory (cgroup programs: sock_ops, cgroup_skb, connect4...). `program` defaults to the link's name.
- */
-export type Hook = { program?: string } & ({ tracepoint: `${string}/${string}` } | { rawTracepoint: string } | { cgroup: string });
+/** Where a link attaches its program: a classic tracepoint (`category/event`) or a raw tracepoint (`event`). */
+export type Hook = { tracepoint: `${string}/${string}` } | { rawTracepoint: string };
+
+/** enum bpf_attach_type of the cgroup programs an installation attaches (uapi/linux/bpf.h). */
+export const CgroupAttachType = { sockOps: 3 } as const;
+
+/** A cgroup a cgroup program is attached to: its id names the link, its path opens it. */
+export interface CgroupTarget {
+  id: bigint;
+  path: string;
+}
 
 export interface InstallationSpec {
   /** Directory below the pin directory holding this kind's installations, e.g. `flows`. */
@@ -42,9 +50,12 @@ export interface InstallationSpec {
   load: Pick<LoadOptions, 'rodata' | 'maxEntries'>;
   /** The object's own maps user space reads (its ring, its drop counters): pinned in the installation. */
   maps: readonly string[];
-  /** Link name -> where its program is attached; each link is pinned under its name. */
+  /** Program name -> where it is attached; each link is pinned under its program's name. */
   links: Readonly<Record<string, Hook>>;
-  /** Programs pinned beside the links so that any process can read their recursion misses. */
+  /**
+   * Programs pinned beside the links, so that any process can read their recursion misses or attach them to
+   * cgroups (attachToCgroups).
+   */
   programs?: readonly string[];
 }
 
@@ -127,6 +138,27 @@ export class Installation {
     }
   }
 
+  /**
+   * Makes the links of a pinned cgroup program (`<program>@<cgroup id>`) match `targets`: attaches it where it is
+   * not yet, and unpins the links of cgroups no longer listed (the program then stops running for them).
+   */
+  attachToCgroups(program: string, attachType: number, targets: readonly CgroupTarget[]): void {
+    const prefix = `${program}@`;
+    const wanted = new Map(targets.map((target) => [`${prefix}${target.id}`, target]));
+    const linksDirectory = this.directory.linkPath('');
+    const existing = fs.existsSync(linksDirectory) ? fs.readdirSync(linksDirectory).filter((name) => name.startsWith(prefix)) : [];
+    for (const name of existing) if (!wanted.has(name)) fs.rmSync(this.directory.linkPath(name));
+    const missing = [...wanted].filter(([name]) => !existing.includes(name));
+    if (missing.length === 0) return;
+    const programFd = bpf.objGet(this.directory.programPath(program)) as number;
+    if (programFd < 0) throw kernelError(`open pinned program ${this.directory.programPath(program)}`, -programFd, this.kind);
+    try {
+      for (const [name, target] of missing) pinCgroupLink(programFd, attachType, target, this.directory.linkPath(name), this.kind);
+    } finally {
+      libcCalls.close(programFd);
+    }
+  }
+
   /** Registers something to release before the maps' fds close (ring readers over them). */
   own(resource: Detachable): void {
     this.resources.push(resource);
@@ -152,7 +184,7 @@ export class Installation {
 }
 
 function layoutOf(spec: InstallationSpec): string {
-  const options = JSON.stringify({ load: spec.load, maps: spec.maps, links: spec.links }, (_key, value: unknown) =>
+  const options = JSON.stringify({ load: spec.load, maps: spec.maps, links: spec.links, programs: spec.programs }, (_key, value: unknown) =>
     typeof value === 'bigint' ? value.toString() : value,
   );
   return createHash('sha256').update(fs.readFileSync(spec.objectFile)).update(options).digest('hex').slice(0, 16);
@@ -163,7 +195,7 @@ function install(pins: PinDirectory, directory: PinDirectory, spec: Installation
   directory.remove();
   const object = BpfObject.load(spec.objectFile, { ...spec.load, pins, pinMaps: { directory, names: spec.maps } });
   try {
-    for (const [name, hook] of Object.entries(spec.links)) attach(object.program(hook.program ?? name), hook).pin(directory.linkPath(name));
+    for (const [program, hook] of Object.entries(spec.links)) attach(object.program(program), hook).pin(directory.linkPath(program));
     for (const program of spec.programs ?? []) object.program(program).pin(directory.programPath(program));
   } catch (error) {
     object.close();
@@ -175,10 +207,26 @@ function install(pins: PinDirectory, directory: PinDirectory, spec: Installation
 }
 
 function attach(program: BpfProgram, hook: Hook): Link {
-  if ('tracepoint' in hook) {
-    const [category, event] = hook.tracepoint.split('/') as [string, string];
-    return program.attachTracepoint(category, event);
-  }
   if ('rawTracepoint' in hook) return program.attachRawTracepoint(hook.rawTracepoint);
-  return program.attachCgroup(hook.cgroup);
+  const [category, event] = hook.tracepoint.split('/') as [string, string];
+  return program.attachTracepoint(category, event);
+}
+
+/** Links a program (by fd) to a cgroup and pins the link; this process's fds close, the pin holds the link. */
+function pinCgroupLink(programFd: number, attachType: number, target: CgroupTarget, pinPath: string, component: string): void {
+  const cgroupFd = fs.openSync(target.path, 'r');
+  let linkFd: number;
+  try {
+    linkFd = bpf.linkCreate(programFd, cgroupFd, attachType, null) as number;
+  } finally {
+    fs.closeSync(cgroupFd); // the link holds its own reference to the cgroup
+  }
+  if (linkFd < 0) throw kernelError(`attach to cgroup ${target.path}`, -linkFd, component);
+  try {
+    fs.mkdirSync(path.dirname(pinPath), { recursive: true });
+    const rc = bpf.objPin(linkFd, pinPath) as number;
+    if (rc < 0) throw kernelError(`pin link at ${pinPath}`, -rc, component);
+  } finally {
+    libcCalls.close(linkFd);
+  }
 }

@@ -109,6 +109,8 @@ export const bpf = {
 
   objGet: libbpf.func('int bpf_obj_get(const char *pathname)'),
   objPin: libbpf.func('int bpf_obj_pin(int fd, const char *pathname)'),
+  /** A link of a program (fd) to a target (a cgroup fd, ...) by attach type (enum bpf_attach_type); opts may be null. */
+  linkCreate: libbpf.func('int bpf_link_create(int prog_fd, int target_fd, int attach_type, void *opts)'),
   mapCreate: libbpf.func('int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *opts)'),
   objGetInfoByFd: libbpf.func('int bpf_obj_get_info_by_fd(int fd, _Out_ bpf_map_info_head *info, _Inout_ uint32_t *info_len)'),
   /** The same call for a program: struct bpf_prog_info is read from the bytes of a Buffer (see PROG_INFO). */

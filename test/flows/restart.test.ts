@@ -57,6 +57,9 @@ function startCollector(extraEnv: Record<string, string> = {}): Promise<Collecto
   return startCollectorProcess({ ...env, ...extraEnv }, (agent) => [a.cgroup.path, b.cgroup.path, agent.path]);
 }
 
+/** Links pinned by a collector of this test: 4 raw tracepoints, and sock_ops on pods a and b and its own cgroup. */
+const LINKS = 7;
+
 function kernelStatus(process: CollectorProcess): { layout: string; adopted: boolean; retiring: string[] } {
   const running = process.logs.find((entry) => entry.msg === 'collector running') as { kernel: { flows: ReturnType<typeof kernelStatus> } };
   return running.kernel.flows;
@@ -192,7 +195,7 @@ describe('a connection open across a collector restart', () => {
 
   it('another layout (a changed setting) replaces the programs: the old ones are freed, the connection carries over', async () => {
     const before = pinnedPrograms(env.SIDECARLESS_COLLECTOR_PIN_DIRECTORY!);
-    assert.equal(before.size, 5);
+    assert.equal(before.size, LINKS);
     await connectionAcross(PORTS.layout, async (opened) => {
       const old = kernelStatus(collector!).layout;
       assertClean(await collector!.stop());
@@ -208,7 +211,7 @@ describe('a connection open across a collector restart', () => {
     });
     await waitForProgramsGone(before.values());
     const now = pinnedPrograms(env.SIDECARLESS_COLLECTOR_PIN_DIRECTORY!);
-    assert.equal(now.size, 5, `only the new programs are pinned: ${[...now.keys()]}`);
+    assert.equal(now.size, LINKS, `only the new programs are pinned: ${[...now.keys()]}`);
     assert.ok([...now.values()].every((id) => ![...before.values()].includes(id)));
   });
 
@@ -237,7 +240,7 @@ describe('a connection open across a collector restart', () => {
     collector = undefined;
     const pinDirectory = env.SIDECARLESS_COLLECTOR_PIN_DIRECTORY!;
     const programs = pinnedPrograms(pinDirectory);
-    assert.equal(programs.size, 5);
+    assert.equal(programs.size, LINKS);
     assert.equal(uninstallCollectorPins(env), `removed ${pinDirectory}: the collector's programs are detached`);
     assert.equal(pinnedPrograms(pinDirectory).size, 0);
     await waitForProgramsGone(programs.values());

@@ -80,7 +80,7 @@ describe('a lab of three pods', () => {
     const server = await startTcpServer(b, { port: 7001, expectBytes: 3_000, replyBytes: 70_000 });
     const client = await runTcpClient(a, { host: b.ip, port: 7001, connections: 5, sendBytes: 3_000, expectBytes: 70_000 });
     const stats = await server.stop();
-    assert.deepEqual({ ...client, durationMs: 0 }, { connections: 5, completed: 5, bytesSent: 15_000, bytesReceived: 350_000, errors: [], durationMs: 0, timedOut: false });
+    assert.deepEqual({ ...client, durationMs: 0 }, { connections: 5, completed: 5, bytesSent: 15_000, bytesReceived: 350_000, localPorts: 5, errors: [], durationMs: 0, timedOut: false });
     assert.deepEqual(stats, { connections: 5, completed: 5, bytesReceived: 15_000, bytesSent: 350_000, peers: [a.ip] });
   });
 

@@ -8,7 +8,7 @@ import { ConfigError, describeError } from '../../common/errors.js';
 import { u64Codec, u8Codec } from '../../ebpf/codecs.js';
 import { Cgroup, cgroupOfProcess } from '../../ebpf/cgroup.js';
 import { connIdEpoch } from '../../ebpf/conn-epoch.js';
-import type { Hook } from '../../ebpf/installation.js';
+import { CgroupAttachType } from '../../ebpf/installation.js';
 import { objectPath } from '../../ebpf/object.js';
 import type { PinDirectory } from '../../ebpf/pins.js';
 import { checkKernel } from '../../ebpf/preflight.js';
@@ -68,20 +68,12 @@ function outermost(cgroups: readonly Cgroup[]): Cgroup[] {
   return distinct.filter((cgroup) => !distinct.some((other) => other !== cgroup && below(cgroup, other)));
 }
 
-/** Every link of flows: the sock_ops program once per outermost traced cgroup, each raw tracepoint program once. */
-function flowLinks(cgroups: readonly Cgroup[]): Record<string, Hook> {
-  const links: Record<string, Hook> = {};
-  for (const cgroup of outermost(cgroups)) links[`flow_sock_ops@${cgroup.id}`] = { program: 'flow_sock_ops', cgroup: cgroup.path };
-  for (const [program, event] of Object.entries(RAW_TRACEPOINTS)) links[program] = { rawTracepoint: event };
-  return links;
-}
 
 /**
  * Installs (or adopts) the flows programs, then makes `traced_cgroups` say what this collector's configuration says:
  * its cgroups traced, its own cgroup marked as the agent's (a new collector runs in a new cgroup), nothing else, so
- * that cgroups an earlier configuration traced, and an earlier collector's own cgroup, are forgotten. The cgroups
- * the sock_ops program is attached to are part of the installation's layout: tracing other cgroups installs anew
- * (and retires the old installation, as an upgrade does).
+ * that cgroups an earlier configuration traced, and an earlier collector's own cgroup, are forgotten; and attaches
+ * the sock_ops program to the outermost traced cgroups, and to those only.
  */
 export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): InstalledSource {
   // sock_ops on cgroups needs CAP_NET_ADMIN; raw tracepoints CAP_PERFMON; neither needs tracefs.
@@ -95,8 +87,8 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
       maxEntries: { flow_ring: options.ringBytes, conns: options.maxConnections },
     },
     maps: ['flow_ring', 'drops'],
-    links: flowLinks(cgroups),
-    programs: Object.keys(RAW_TRACEPOINTS),
+    links: Object.fromEntries(Object.entries(RAW_TRACEPOINTS).map(([program, event]) => [program, { rawTracepoint: event }])),
+    programs: ['flow_sock_ops', ...Object.keys(RAW_TRACEPOINTS)],
     ring: 'flow_ring',
     kernelDropRemedies: KERNEL_DROP_REMEDIES,
     epoch: (installation) => connIdEpoch(installation.map('conn_ids')),
@@ -108,6 +100,7 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
     const traced = source.installation.map('traced_cgroups').typed(u64Codec, u8Codec);
     for (const [id, mark] of marks) traced.update(id, mark);
     for (const id of [...traced.keys()]) if (!marks.has(id)) traced.delete(id);
+    source.installation.attachToCgroups('flow_sock_ops', CgroupAttachType.sockOps, outermost(cgroups));
     return source;
   } catch (error) {
     source.close();

@@ -223,7 +223,7 @@ static __always_inline void emit(struct sock *sk, struct conn_state *state, __u8
 		  (const __u8 *)&sk->__sk_common.skc_v6_rcv_saddr);
 	read_addr(remote, family, (const __u8 *)&sk->__sk_common.skc_daddr,
 		  (const __u8 *)&sk->__sk_common.skc_v6_daddr);
-	bpf_ringbuf_submit(r, 0);
+	sl_submit_record(&flow_ring, r);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")

@@ -3,10 +3,10 @@
  * kind brings (its kernel source, decoder and transform, contract) comes in through CollectorDeps, so HTTP records
  * and verdicts run the very same loops, drops and metrics as flows (src/collector/kinds.ts lists the kinds).
  *
- *   read loop   drains the ring in slices (yielding to the event loop between them), turns each record into an
- *               event and adds it to the Packer; an event that does not fit the bounded queue is dropped and
- *               counted (queue_full). Waits on epoll when the ring is empty.
- *   flush timer seals partly filled messages every flushMs, polls the kernel's drop counters.
+ *   read loop   every flushMs (earlier if the kernel signals a filling ring) drains the ring in slices (yielding
+ *               to the event loop between them), turns each record into an event and adds it to the Packer; an
+ *               event that does not fit the bounded queue is dropped and counted (queue_full). Then seals partly
+ *               filled messages and polls the kernel's drop counters. Sleeps in epoll in between.
  *   send loop   produces the oldest queued messages; on a retriable failure keeps them and backs off (the read
  *               loop goes on draining the ring meanwhile), on a permanent one counts their events as dropped.
  *   stop()      stops reading, stops the kernel source, drains the ring once more, seals, sends what is queued
@@ -36,6 +36,7 @@ export const COLLECTOR_DROP_REMEDIES = {
 export interface CollectorOptions {
   queueEvents: number;
   eventsPerMessage: number;
+  /** The read loop drains the ring and seals partly filled messages this often. */
   flushMs: number;
   /** How long stop() may spend sending what is queued. */
   shutdownTimeoutMs?: number;
@@ -87,7 +88,6 @@ export class Collector<Event> {
   private sending = false;
   private readLoopDone: Promise<void> = Promise.resolve();
   private sendLoopDone: Promise<void> = Promise.resolve();
-  private flushTimer: NodeJS.Timeout | undefined;
   private wakeSender: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -130,7 +130,6 @@ export class Collector<Event> {
     this.sending = true;
     this.readLoopDone = this.guard('read loop', () => this.readLoop());
     this.sendLoopDone = this.guard('send loop', () => this.sendLoop());
-    this.flushTimer = setInterval(() => void this.guard('flush timer', async () => this.tick()), this.options.flushMs);
   }
 
   /** Background work never throws into the event loop: a failure is logged and ends the role through `failed`. */
@@ -167,11 +166,24 @@ export class Collector<Event> {
     this.packer.add(event);
   };
 
+  /**
+   * Drains on a timer, not per record: the kernel wakes the reader only when much is unread (ring_wakeup_bytes in
+   * bpf/include/common.bpf.h), so between ticks the loop sleeps in epoll and each tick drains everything written
+   * meanwhile, seals and wakes the sender once. Measured with flows at 500 connections/s against a wake-up per
+   * record: user+sys 0.088 -> 0.041 cores, in-kernel BPF time 0.012 -> 0.002 (at 2,000/s: 0.139 -> 0.055 in all).
+   */
   private async readLoop(): Promise<void> {
+    const { flushMs } = this.options;
+    let nextTick = performance.now() + flushMs;
     while (this.reading) {
-      const read = this.drainOnce();
-      if (read === 0) await this.deps.source.reader.wait(100);
-      else await yieldToLoop();
+      const more = this.drainOnce() >= READ_SLICE;
+      const now = performance.now();
+      if (now >= nextTick) {
+        this.tick();
+        nextTick = now + flushMs;
+      }
+      if (more) await yieldToLoop();
+      else await this.deps.source.reader.wait(Math.ceil(nextTick - now));
     }
   }
 
@@ -241,7 +253,6 @@ export class Collector<Event> {
     // Stop the kernel source first: the drain below then sees every record there will ever be.
     this.deps.source.stop();
     while (this.drainOnce() > 0);
-    clearInterval(this.flushTimer);
     this.tick();
     const deadline = Date.now() + (this.options.shutdownTimeoutMs ?? 10_000);
     while (this.outbox.length > 0 && Date.now() < deadline) {

@@ -67,6 +67,9 @@ export class FlowProbe implements KernelSource {
         // Our own sockets (Kafka, ClickHouse, metrics) must never become flow records.
         agent_cgroup_id: cgroupOfProcess().id,
         active_timeout_ns: BigInt(options.activeTimeoutMs) * 1_000_000n,
+        // The collector drains the ring on its own timer (every collector.flushMs), so a record need not wake it;
+        // only a quarter of the ring unread does, which leaves three quarters for the burst until it drains.
+        ring_wakeup_bytes: BigInt(options.ringBytes / 4),
       },
       maxEntries: { flow_ring: options.ringBytes, conns: options.maxConnections },
     });

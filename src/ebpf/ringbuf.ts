@@ -6,12 +6,14 @@
  *      record that wraps is still contiguous) read-only;
  *   2. drain: load producer_pos (acquire), walk 8-byte record headers from consumer_pos, skip discarded records,
  *      stop at a record still being written (BUSY bit), hand each record to the handler as (view, offset, size);
- *   3. store consumer_pos (release) every quarter ring and at the end, so the kernel reuses space early;
- *   4. wait: epoll on the map fd in a koffi worker thread; the kernel signals when a record lands after the
- *      consumer caught up (or, when the program batches wake-ups, once much is unread: bpf/include/common.bpf.h).
- *      Edge-triggered: a wait returns on a new signal, not because records are still unread, so drain to empty
- *      before waiting. Level-triggered, a ring that receives a record between every drain and the next wait stays
- *      readable: measured at 500 connections/s, the reader then woke ~1,600 times a second despite the batching.
+ *   3. store consumer_pos (release) every quarter ring and at the end, then look at producer_pos once more: the
+ *      kernel signals a record only if the reader had caught up with it when it was committed, so a record
+ *      committed just before that store must be found by this last look, or it would wait for the next signal;
+ *   4. wait: epoll on the map fd in a koffi worker thread; the kernel signals the first record after the reader
+ *      caught up (and, if the program asks, a filling ring: bpf/include/common.bpf.h). Edge-triggered: a wait
+ *      returns on a new signal, not because records are still unread. Level-triggered, a ring that receives a
+ *      record between every drain and the next wait stays readable: measured at 500 connections/s, a reader that
+ *      lets records gather then woke ~1,600 times a second.
  * No native call per record, no allocation per record: the handler decodes straight from the shared memory.
  *
  * CallbackRingReader uses libbpf's ring_buffer__consume with a JS callback per record: the fallback, and the
@@ -165,8 +167,8 @@ export class MappedRingReader extends RingReaderBase implements RingReader {
     let stored = consumer;
     let count = 0;
     for (;;) {
+      const start = consumer;
       const producer = Number(Atomics.load(this.producerPosition, 0));
-      if (consumer >= producer || count >= maxRecords) break;
       while (consumer < producer && count < maxRecords) {
         const headerOffset = pageSize + (consumer % size);
         const header = Atomics.load(this.headerWords, headerOffset >>> 2);
@@ -182,9 +184,12 @@ export class MappedRingReader extends RingReaderBase implements RingReader {
           stored = consumer;
         }
       }
-      if (consumer < producer) break; // stopped at a busy record or at maxRecords
+      if (consumer !== stored) {
+        Atomics.store(this.consumerPosition, 0, BigInt(consumer));
+        stored = consumer;
+      }
+      if (consumer === start) break; // a pass after the last store found nothing new (or a busy record, or maxRecords)
     }
-    if (consumer !== stored) Atomics.store(this.consumerPosition, 0, BigInt(consumer));
     return count;
   }
 

@@ -5,7 +5,7 @@
 import { ConfigError, describeError } from '../../common/errors.js';
 import { u64Codec } from '../../ebpf/codecs.js';
 import { Cgroup, cgroupOfProcess } from '../../ebpf/cgroup.js';
-import type { BpfMap, Codec } from '../../ebpf/map.js';
+import type { BpfMap, Codec, PerCpuCounters } from '../../ebpf/map.js';
 import { BpfObject, objectPath } from '../../ebpf/object.js';
 import { checkKernel } from '../../ebpf/preflight.js';
 import { KERNEL_DROP_REASONS } from '../../ebpf/records/header.js';
@@ -51,12 +51,15 @@ export class FlowProbe implements KernelSource {
   readonly kernelDropRemedies = KERNEL_DROP_REMEDIES;
   readonly reader: RingReader;
   private readonly traced: BpfMap<bigint, number>;
+  private readonly drops: PerCpuCounters;
   private readonly links: Detachable[] = [];
   private readonly lastDrops = KERNEL_DROP_REASONS.map(() => 0n);
 
   private constructor(private readonly object: BpfObject) {
     this.reader = openRingReader(object, 'flow_ring');
     this.traced = object.map('traced_cgroups').typed(u64Codec, presence);
+    // Looked up once: read on every flush tick.
+    this.drops = object.map('drops').perCpuCounters();
   }
 
   static load(options: FlowProbeOptions): FlowProbe {
@@ -67,8 +70,8 @@ export class FlowProbe implements KernelSource {
         // Our own sockets (Kafka, ClickHouse, metrics) must never become flow records.
         agent_cgroup_id: cgroupOfProcess().id,
         active_timeout_ns: BigInt(options.activeTimeoutMs) * 1_000_000n,
-        // The collector drains the ring on its own timer (every collector.flushMs), so a record need not wake it;
-        // only a quarter of the ring unread does, which leaves three quarters for the burst until it drains.
+        // The collector, once woken, lets records gather for collector.flushMs before it drains: a quarter of the
+        // ring unread wakes it early, which leaves three quarters for the burst until it drains.
         ring_wakeup_bytes: BigInt(options.ringBytes / 4),
       },
       maxEntries: { flow_ring: options.ringBytes, conns: options.maxConnections },
@@ -97,7 +100,7 @@ export class FlowProbe implements KernelSource {
 
   /** Kernel drops since the previous call, by reason. */
   takeKernelDrops(): Array<[reason: string, count: number]> {
-    const totals = this.object.map('drops').perCpuCounters().readAll();
+    const totals = this.drops.readAll();
     const deltas: Array<[string, number]> = [];
     KERNEL_DROP_REASONS.forEach((reason, index) => {
       const total = totals[index] ?? 0n;

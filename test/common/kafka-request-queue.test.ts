@@ -1,4 +1,4 @@
-/** The kafkajs RequestQueue fix (src/common/kafka/request-queue.ts): no timer when there is nothing to check. */
+/** The kafkajs RequestQueue fixes (src/common/kafka/request-queue.ts): no timer when there is nothing to check. */
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
@@ -9,13 +9,15 @@ interface Queue {
   pending: unknown[];
   throttledUntil: number;
   throttleCheckTimeoutId: NodeJS.Timeout | null;
+  inflight: Map<number, object>;
   scheduleCheckPendingRequests(): void;
+  scheduleRequestTimeoutCheck(): void;
   destroy(): void;
 }
 const RequestQueue = createRequire(import.meta.url)('kafkajs/src/network/requestQueue/index.js') as new (options: object) => Queue;
 
 function queue(): Queue {
-  return new RequestQueue({ maxInFlightRequests: 1, requestTimeout: 1000, enforceRequestTimeout: false, clientId: 't', broker: 'b', logger: { namespace: () => pino({ level: 'silent' }) } });
+  return new RequestQueue({ maxInFlightRequests: 1, requestTimeout: 1000, enforceRequestTimeout: true, clientId: 't', broker: 'b', logger: { namespace: () => pino({ level: 'silent' }) } });
 }
 
 describe('kafkajs request queue', () => {
@@ -33,5 +35,15 @@ describe('kafkajs request queue', () => {
       assert.notEqual(q.throttleCheckTimeoutId, null);
       q.destroy();
     }
+  });
+
+  it('still times out an in-flight request, within a second of its timeout', async () => {
+    const q = queue();
+    let timedOut = false;
+    q.inflight.set(1, { sentAt: Date.now() - 200, requestTimeout: 100, timeoutRequest: () => (timedOut = true) });
+    q.scheduleRequestTimeoutCheck();
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    q.destroy();
+    assert.equal(timedOut, true);
   });
 });

@@ -22,7 +22,7 @@ import type { Sink } from '../common/pipeline.js';
 import { createDropCounter, type DropCounter } from '../common/telemetry.js';
 import type { RecordHandler } from '../ebpf/ringbuf.js';
 import { Outbox } from './outbox.js';
-import { Packer } from './packer.js';
+import { Packer, type MessageBuilder } from './packer.js';
 import type { KernelSource } from './record-kind.js';
 
 /** What governs each drop the collector itself makes (kernel drops bring their own, from the kind). */
@@ -52,7 +52,8 @@ export interface CollectorDeps<Event> {
   /** The contract's partition key (src/events/contract.ts). */
   partitionKey(event: Event): string;
   partitions: number;
-  encode(events: Event[]): Buffer;
+  /** A message being built for the contract's topic, e.g. the Avro codec's BatchBuilder. */
+  messageBuilder(): MessageBuilder<Event>;
   sink: Sink<OutMessage[]>;
   logger: Logger;
   meter: Meter;
@@ -110,7 +111,7 @@ export class Collector<Event> {
     this.packer = new Packer<Event>(this.outbox, {
       eventsPerMessage: options.eventsPerMessage,
       partitionOf: (event) => partitionOf(deps.partitionKey(event), deps.partitions),
-      encode: deps.encode,
+      messageBuilder: deps.messageBuilder,
       onDrop: (reason, count, error) => {
         this.drop(this.queueDrops, reason, count);
         if (error !== undefined) this.deps.logger.error({ err: error, events: count, record_kind: kind }, 'events the Avro schema refuses; dropped');

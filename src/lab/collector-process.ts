@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { CollectorStats } from '../collector/collector.js';
+import { COLLECTOR_NODE_FLAGS } from '../collector/node-flags.js';
 import { Cgroup } from '../ebpf/cgroup.js';
 
 const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
@@ -26,7 +27,7 @@ export interface CollectorProcess {
 export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[]): Promise<CollectorProcess> {
   const cgroup = Cgroup.create(`sidecarless-agent-${randomBytes(4).toString('hex')}`);
   const childEnv = { ...process.env, ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(','), SIDECARLESS_LOG_LEVEL: 'info' };
-  const child: ChildProcess = spawn('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', `${cgroup.path}/cgroup.procs`, process.execPath, bin, 'collector'], {
+  const child: ChildProcess = spawn('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', `${cgroup.path}/cgroup.procs`, process.execPath, ...COLLECTOR_NODE_FLAGS, bin, 'collector'], {
     env: childEnv,
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -182,7 +182,7 @@ async function runOnce(
       partitionKey: FLOWS.partitionKey,
       sink,
       partitions: PARTITIONS,
-      encode: (batch) => codec.encode(FLOWS.pack(batch)),
+      messageBuilder: () => codec.batchBuilder<FlowEvent>(),
       logger,
       meter: telemetry.meter(`bench.collector.${label}`),
     },

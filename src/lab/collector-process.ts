@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { CollectorStats } from '../collector/collector.js';
+import { COLLECTOR_NODE_FLAGS } from '../collector/node-flags.js';
 import { Cgroup } from '../ebpf/cgroup.js';
 import { spawnInCgroup } from './cgroup-spawn.js';
 
@@ -30,7 +31,7 @@ export interface CollectorProcess {
 export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[]): Promise<CollectorProcess> {
   const cgroup = Cgroup.create(`sidecarless-agent-${randomBytes(4).toString('hex')}`);
   const childEnv = { ...process.env, ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(','), SIDECARLESS_LOG_LEVEL: 'info' };
-  const child: ChildProcess = spawnInCgroup(cgroup, process.execPath, [bin, 'collector'], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawnInCgroup(cgroup, process.execPath, [...COLLECTOR_NODE_FLAGS, bin, 'collector'], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const running = new Promise<void>((resolve, reject) => {

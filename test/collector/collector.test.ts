@@ -66,7 +66,16 @@ function collector(ring: FakeRing, sink: MemorySink<OutMessage[]>, queueEvents =
       partitionKey: FLOWS.partitionKey,
       partitions: 1,
       // One byte per event in the "message", so tests can count events in what was sent.
-      encode: (events) => Buffer.from(events.map((event) => Number(event.connection_id.split('/').pop()) % 256)),
+      messageBuilder: () => {
+        const bytes: number[] = [];
+        return {
+          get size() {
+            return bytes.length;
+          },
+          add: (event) => void bytes.push(Number(event.connection_id.split('/').pop()) % 256),
+          seal: () => Buffer.from(bytes.splice(0)),
+        };
+      },
       sink,
       logger: createLogger({ level: 'silent' }),
       meter: metrics.getMeter('test'),

@@ -6,6 +6,8 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { FRAME_HEADER_BYTES, loadRegistry } from '../../src/common/avro.js';
 import { ConfigError, DecodeError, describeError } from '../../src/common/errors.js';
+import { FLOWS, type FlowBatch, type FlowEvent } from '../../src/events/flows.js';
+import { flowEvent } from '../helpers/flows.js';
 
 const SHIPPED_SCHEMAS = fileURLToPath(new URL('../../../schemas', import.meta.url));
 /** Test-only schemas: the probe event (bpf/selftest/probe.bpf.c) in a v1 and a v2 built on it. */
@@ -101,6 +103,29 @@ describe('Avro registry', () => {
     assert.equal(end, target.length);
     assert.deepEqual(target.subarray(one.length), one);
     assert.ok(codec.encodeInto(probeEvent, Buffer.alloc(one.length - 1)) < 0);
+  });
+
+  it('builds a batch event by event into the very bytes of encoding the batch at once', () => {
+    const codec = loadRegistry(SHIPPED_SCHEMAS).codec<FlowBatch>(FLOWS.subject);
+    const builder = codec.batchBuilder<FlowEvent>();
+    // 300 events outgrow the builder's first 16 KiB; 200 take a two-byte item count.
+    for (const count of [1, 300, 200]) {
+      const events = Array.from({ length: count }, (_, n) => flowEvent(n));
+      for (const event of events) builder.add(event);
+      assert.equal(builder.size, count);
+      assert.deepEqual(builder.seal(), codec.encode(FLOWS.pack(events)), `${count} events`);
+      assert.equal(builder.size, 0);
+    }
+    assert.throws(() => registry.codec(PROBE).batchBuilder(), /not a record of one array field/);
+  });
+
+  it('leaves a batch as it was when an event does not encode, naming the bad field', () => {
+    const codec = loadRegistry(SHIPPED_SCHEMAS).codec<FlowBatch>(FLOWS.subject);
+    const builder = codec.batchBuilder<FlowEvent>();
+    builder.add(flowEvent(1));
+    assert.throws(() => builder.add({ ...flowEvent(2), client_port: 'x' as unknown as number }), /client_port: expected int/);
+    builder.add(flowEvent(3));
+    assert.deepEqual(builder.seal(), codec.encode({ events: [flowEvent(1), flowEvent(3)] }));
   });
 
   it('names every bad field when an event does not encode', () => {

@@ -47,7 +47,7 @@ describe('loadConfig', () => {
         ttlDays: 7,
       },
       node: { name: hostname() },
-      collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 200, shutdownTimeoutMs: 10_000, pinDirectory: undefined },
+      collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 500, shutdownTimeoutMs: 10_000, pinDirectory: undefined },
       enricher: { groupId: 'sidecarless-enricher', batchBytes: 32 << 20, flushMs: 1000 },
       log: { level: 'info' },
       telemetry: { metricsPort: 9464, host: '127.0.0.1' },

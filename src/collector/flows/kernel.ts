@@ -83,7 +83,12 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
     kind: 'flows',
     objectFile: objectPath('flows'),
     load: {
-      rodata: { active_timeout_ns: BigInt(options.activeTimeoutMs) * 1_000_000n },
+      rodata: {
+        active_timeout_ns: BigInt(options.activeTimeoutMs) * 1_000_000n,
+        // The collector, once woken, lets records gather for collector.flushMs before it drains: a quarter of the
+        // ring unread wakes it early, which leaves three quarters for the burst until it drains.
+        ring_wakeup_bytes: BigInt(options.ringBytes / 4),
+      },
       maxEntries: { flow_ring: options.ringBytes, conns: options.maxConnections },
     },
     maps: ['flow_ring', 'drops'],

@@ -10,6 +10,7 @@ import kafkajs, { type Kafka, type KafkaConfig, type LogEntry, type SASLOptions 
 import { ConfigError, describeError } from '../errors.js';
 import type { Config } from '../config.js';
 import { createLogger, type Logger } from '../logger.js';
+import './request-queue.js';
 
 export interface KafkaOptions {
   /** host:port of one or more bootstrap brokers. */

@@ -106,6 +106,7 @@ export const libcCalls = {
   epollCtl: libc.func('int epoll_ctl(int epfd, int op, int fd, epoll_event *event)'),
   epollWait: libc.func('int epoll_wait(int epfd, _Out_ epoll_event *events, int maxevents, int timeout)'),
   close: libc.func('int close(int fd)'),
+  mallopt: libc.func('int mallopt(int param, int value)'),
 };
 
 /** mmap's MAP_FAILED, (void *)-1, as koffi reports the address. */

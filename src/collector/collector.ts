@@ -93,9 +93,8 @@ export class Collector<Event> {
   private reading = false;
   private sending = false;
   private readLoopDone: Promise<void> = Promise.resolve();
-  /** Resolves (false) when stop() is called: the read loop then stops waiting for the ring at once. */
-  private readonly stopRequested: Promise<boolean>;
-  private requestStop!: () => void;
+  /** Ends the read loop's wait for the ring at once (stop() calls it). */
+  private interruptWait: (() => void) | undefined;
   private sendLoopDone: Promise<void> = Promise.resolve();
   private wakeSender: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
@@ -106,7 +105,6 @@ export class Collector<Event> {
   ) {
     const { meter, logger, kind } = deps;
     const attributes = { record_kind: kind };
-    this.stopRequested = new Promise((resolve) => (this.requestStop = () => resolve(false)));
     this.outbox = new Outbox(options.queueEvents);
     this.queueDrops = createDropCounter(meter, logger, { name: 'collector.queue', remedies: COLLECTOR_DROP_REMEDIES, attributes });
     this.kernelDrops = createDropCounter(meter, logger, { name: 'collector.kernel', remedies: deps.source.kernelDropRemedies, attributes });
@@ -202,7 +200,12 @@ export class Collector<Event> {
 
   /** Resolves true when the kernel signals the ring, false on timeout or when stop() is called. */
   private waitForRing(timeoutMs: number): Promise<boolean> {
-    return this.reading ? Promise.race([this.deps.source.reader.wait(timeoutMs), this.stopRequested]) : Promise.resolve(false);
+    if (!this.reading) return Promise.resolve(false);
+    // A promise per wait, not a race with one long-lived "stopped" promise, which would keep a reaction per wait.
+    return new Promise((resolve, reject) => {
+      this.interruptWait = () => resolve(false);
+      this.deps.source.reader.wait(timeoutMs).then(resolve, reject);
+    });
   }
 
   private drainOnce(maxRecords = READ_SLICE): number {
@@ -267,7 +270,7 @@ export class Collector<Event> {
 
   private async shutdown(): Promise<void> {
     this.reading = false;
-    this.requestStop();
+    this.interruptWait?.();
     await this.readLoopDone;
     // The ring outlives this process: a record read now that does not fit the queue would be dropped, while left in
     // the ring it waits for the next collector. So take only what the queue has room for.

@@ -15,6 +15,7 @@ import { BootClock } from '../ebpf/clock.js';
 import { PinDirectory } from '../ebpf/pins.js';
 import { bindCodec } from '../events/contract.js';
 import { topicSpecs } from '../events/topics.js';
+import { fixMallocThresholds } from './allocator.js';
 import { Collector, type CollectorStats } from './collector.js';
 import { RECORD_KINDS } from './kinds.js';
 import type { KernelSource, RecordKind } from './record-kind.js';
@@ -25,6 +26,7 @@ export interface RunningCollector extends RunningRole {
 }
 
 export async function startCollector({ config, logger, telemetry }: RoleContext, kinds: ReadonlyArray<RecordKind<unknown, unknown>> = RECORD_KINDS): Promise<RunningCollector> {
+  fixMallocThresholds();
   const registry = loadRegistry();
   const pins = pinDirectory(config);
   const firstStart = !pins.exists();

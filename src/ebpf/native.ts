@@ -142,6 +142,7 @@ export const libcCalls = {
   epollWait: libc.func('int epoll_wait(int epfd, _Out_ epoll_event *events, int maxevents, int timeout)'),
   close: libc.func('int close(int fd)'),
   flock: libc.func('int flock(int fd, int operation)'),
+  mallopt: libc.func('int mallopt(int param, int value)'),
 };
 
 /** mmap's MAP_FAILED, (void *)-1, as koffi reports the address. */

@@ -87,8 +87,12 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   };
 }
 
-function pinDirectory(config: Config): PinDirectory {
-  return new PinDirectory(config.collector.pinDirectory ?? `/sys/fs/bpf/sidecarless/${config.node.name}`);
+/**
+ * collector.pinDirectory, or one per node below /sys/fs/bpf/sidecarless. bpffs refuses names with a dot, which node
+ * names often have (ip-10-0-0-1.ec2.internal): dots become underscores, which node names never hold.
+ */
+export function pinDirectory(config: Pick<Config, 'collector' | 'node'>): PinDirectory {
+  return new PinDirectory(config.collector.pinDirectory ?? `/sys/fs/bpf/sidecarless/${config.node.name.replaceAll('.', '_')}`);
 }
 
 /**

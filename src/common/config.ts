@@ -207,7 +207,8 @@ const schema = {
     shutdownTimeoutMs: setting(int(0, 600_000), 10_000),
     /**
      * Where the kernel programs, their links and maps are pinned (bpffs), so that they outlive the collector and the
-     * next one adopts them; unset: /sys/fs/bpf/sidecarless/<node.name>. `collector --uninstall` removes it.
+     * next one adopts them; unset: /sys/fs/bpf/sidecarless/<node.name, dots as underscores: bpffs refuses dots>.
+     * `collector --uninstall` removes it.
      */
     pinDirectory: optional(name),
   },

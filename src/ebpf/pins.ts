@@ -68,6 +68,12 @@ export class PinDirectory {
   prepare(): void {
     let existing = this.path;
     while (!fs.existsSync(existing)) existing = path.dirname(existing);
+    const dotted = path.relative(existing, this.path).split(path.sep).find((name) => name.includes('.'));
+    if (dotted !== undefined) {
+      throw new KernelError(`pin directory ${this.path}: bpffs refuses names with a dot ("${dotted}"): choose a name without dots`, {
+        context: { component: 'pins' },
+      });
+    }
     if (fs.statfsSync(existing).type !== BPF_FS_MAGIC) {
       throw new KernelError(
         `pin directory ${this.path} is not on a bpf filesystem (${existing} is not bpffs): mount it with \`mount -t bpf bpf /sys/fs/bpf\` and pin below /sys/fs/bpf`,

@@ -39,7 +39,8 @@ export function startOurs(kafka: Kafka, pair: LabPair, topicPrefix: string, topi
     const env = {
       SIDECARLESS_KAFKA_TOPIC_PREFIX: `${topicPrefix}${window}.`,
       SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
-      SIDECARLESS_COLLECTOR_PIN_DIRECTORY: `/sys/fs/bpf/sidecarless-${topicPrefix}${window}`.replace(/\.+$/, ''),
+      // bpffs refuses dots in names.
+      SIDECARLESS_COLLECTOR_PIN_DIRECTORY: `/sys/fs/bpf/sidecarless-${topicPrefix}${window}`.replace(/\.+$/, '').replaceAll('.', '-'),
     };
     const collector = await startCollectorProcess(env, () => [pair.client.cgroup.path, pair.server.cgroup.path]);
     const stop = async () => {

@@ -7,6 +7,7 @@ import koffi from 'koffi';
 import { cgroupOfProcess } from '../../src/ebpf/cgroup.js';
 import { u32Codec, u64Codec, u8Codec } from '../../src/ebpf/codecs.js';
 import { BpfObject, objectPath, type LoadOptions } from '../../src/ebpf/object.js';
+import { pinDirectory } from '../../src/collector/index.js';
 import { PinDirectory } from '../../src/ebpf/pins.js';
 import { connStateCodec, type ConnState } from '../../src/ebpf/records/conn-state.js';
 
@@ -123,6 +124,21 @@ describe('maps shared through a pin directory', () => {
     const outside = new PinDirectory(path.join(os.tmpdir(), `sidecarless-pins-${process.pid}`, 'node-1'));
     assert.throws(() => load('flows', { pins: outside }), /is not on a bpf filesystem.*mount -t bpf bpf \/sys\/fs\/bpf/);
     assert.equal(fs.existsSync(outside.path), false);
+  });
+
+  it('refuses a name with a dot, which bpffs cannot hold, naming it; a node name with dots gets a default without', () => {
+    const dotted = new PinDirectory(path.join(pins.path, 'node.example'));
+    assert.throws(() => dotted.prepare(), /bpffs refuses names with a dot \("node\.example"\)/);
+    const node = pinDirectory({ collector: { pinDirectory: undefined }, node: { name: `ip-10-0-0-1.${process.pid}.internal` } } as Parameters<typeof pinDirectory>[0]);
+    assert.equal(node.path, `/sys/fs/bpf/sidecarless/ip-10-0-0-1_${process.pid}_internal`);
+    try {
+      node.prepare();
+      assert.equal(fs.statSync(node.path).isDirectory(), true);
+    } finally {
+      node.remove();
+      // The parent too, when this test created it: left empty, it is no one's.
+      if (fs.readdirSync(path.dirname(node.path)).length === 0) fs.rmdirSync(path.dirname(node.path));
+    }
   });
 
   it('remove() unpins everything; loaded objects keep their maps', () => {

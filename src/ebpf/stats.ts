@@ -5,6 +5,7 @@
  * else's measurement, and a crashed run switches them back off by closing the fd.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { kernelError } from './errno.js';
 import { bpf, libcCalls } from './native.js';
 
@@ -43,8 +44,33 @@ export function programStatsOfProcess(pid: number): Map<number, ProgramStats> {
     } catch {
       continue; // closed meanwhile
     }
-    const field = (name: string) => BigInt(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(info)?.[1] ?? 0);
-    programs.set(Number(field('prog_id')), { runTimeNs: field('run_time_ns'), runCount: field('run_cnt'), recursionMisses: field('recursion_misses') });
+    addProgram(programs, info);
   }
   return programs;
+}
+
+/**
+ * The programs pinned below `directory` (in its programs/ folders, src/ebpf/installation.ts): those of an agent
+ * whose programs outlive it, which holds no fd of them. Each is opened for a moment to read its counters.
+ */
+export function programStatsOfPins(directory: string): Map<number, ProgramStats> {
+  const programs = new Map<number, ProgramStats>();
+  if (!fs.existsSync(directory)) return programs;
+  for (const entry of fs.readdirSync(directory, { recursive: true, encoding: 'utf8' })) {
+    if (path.basename(path.dirname(entry)) !== 'programs') continue;
+    const fd = bpf.objGet(path.join(directory, entry)) as number;
+    if (fd < 0) continue; // unpinned meanwhile
+    try {
+      addProgram(programs, fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    } finally {
+      libcCalls.close(fd);
+    }
+  }
+  return programs;
+}
+
+/** One program's counters from its fdinfo text. */
+function addProgram(programs: Map<number, ProgramStats>, info: string): void {
+  const field = (name: string) => BigInt(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(info)?.[1] ?? 0);
+  programs.set(Number(field('prog_id')), { runTimeNs: field('run_time_ns'), runCount: field('run_cnt'), recursionMisses: field('recursion_misses') });
 }

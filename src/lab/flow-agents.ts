@@ -54,6 +54,7 @@ export function startOurs(kafka: Kafka, pair: LabPair, topicPrefix: string, topi
     return {
       pid: collector.pid,
       cgroup: collector.cgroup,
+      pinDirectory: env.SIDECARLESS_COLLECTOR_PIN_DIRECTORY,
       abort: () => stop().then(() => {}, () => {}),
       async finish(load) {
         const stats = await stop();

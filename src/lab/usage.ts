@@ -1,15 +1,18 @@
 /**
  * What an agent process costs, read from outside so that any agent (ours, a peer in Go) is measured the same way:
  * CPU time from its own cgroup's cpu.stat (every thread and child, user and system time), the in-kernel run time
- * of the BPF programs it holds (../ebpf/stats.ts; needs run-time statistics on), memory from /proc/<pid>/status.
+ * of the BPF programs it holds or pinned (../ebpf/stats.ts; needs run-time statistics on), memory from
+ * /proc/<pid>/status.
  */
 import { readFileSync } from 'node:fs';
 import type { Cgroup } from '../ebpf/cgroup.js';
-import { programStatsOfProcess } from '../ebpf/stats.js';
+import { programStatsOfPins, programStatsOfProcess } from '../ebpf/stats.js';
 
 export interface MeasuredProcess {
   pid: number;
   cgroup: Cgroup;
+  /** Where it pins programs that outlive it (and of which it holds no fd), when it does. */
+  pinDirectory?: string;
 }
 
 export interface UsageSample {
@@ -33,7 +36,8 @@ export function sampleUsage(agent: MeasuredProcess): UsageSample {
   const cpuUsec = Number(/^usage_usec (\d+)$/m.exec(readFileSync(`${agent.cgroup.path}/cpu.stat`, 'utf8'))?.[1]);
   let bpfRunNs = 0n;
   let recursionMisses = 0n;
-  for (const stats of programStatsOfProcess(agent.pid).values()) {
+  const programs = new Map([...programStatsOfProcess(agent.pid), ...(agent.pinDirectory ? programStatsOfPins(agent.pinDirectory) : [])]);
+  for (const stats of programs.values()) {
     bpfRunNs += stats.runTimeNs;
     recursionMisses += stats.recursionMisses;
   }

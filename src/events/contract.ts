@@ -3,7 +3,8 @@
  * contract (src/events/<topic>.ts), never each other, so a role can be replaced or added without touching the rest.
  *
  * Event topics pack several events into one Kafka message (a "batch" record in Avro): per-message overhead
- * dominates the producer's cost (../shared/PLATFORM.md), so one event per message would cost several times more.
+ * dominates the producer's cost (bench/collector: packed messages cost about a fifth per event of one event per
+ * message), so one event per message would cost several times more.
  * The partition of each event is chosen from its partition key exactly as Kafka's default partitioner would choose
  * it from that key, so every event of one connection lands in one partition, in order, whichever role wrote it.
  */

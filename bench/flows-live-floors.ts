@@ -17,6 +17,7 @@ interface Window {
   cores_per_1000_conn_s?: number;
   peak_rss_mb: number;
   freshness_ms?: { p50: number; p99: number };
+  row_freshness_ms?: { rows: number; p50?: number; p99?: number };
 }
 
 const IDLE_CORES = 0.003;
@@ -35,7 +36,8 @@ export function judgeFloors(rates: RateResult[], idle: Record<string, unknown>, 
   const max = rates.find((rate) => rate.rate === 'max')!;
   const peerMax = window(max, 'peer')?.achieved_per_s;
   const rss: Record<string, number> = Object.fromEntries([['idle', idleOurs.peak_rss_mb], ...rates.map((rate) => [String(rate.rate), ours(rate).peak_rss_mb])]);
-  const freshness = Object.fromEntries(rates.flatMap((rate) => (ours(rate).freshness_ms ? [[String(rate.rate), ours(rate).freshness_ms]] : [])));
+  const paced = rates.filter((rate) => rate.rate !== 'max');
+  const freshness = Object.fromEntries(paced.map((rate) => [String(rate.rate), ours(rate).row_freshness_ms]));
 
   return {
     cores_per_1000_conn_s_below_peer: { rates: perRate, met: perRate.every((rate) => rate.met) },
@@ -48,9 +50,8 @@ export function judgeFloors(rates: RateResult[], idle: Record<string, unknown>, 
     rss_at_most_96_mb: { ours_peak: rss, met: Object.values(rss).every((mb) => mb <= RSS_MB) },
     freshness_p50_p99_reported: {
       ours_ms: freshness,
-      measured: "client's close → event read from Kafka, at the paced rates",
-      met: false,
-      why: 'the floor names close → row queryable; the enricher and ClickHouse are not in this run',
+      measured: "a connection's close (its final event's time_ns) → its row queryable in ClickHouse, the enricher at its defaults, at the paced rates",
+      met: paced.every((rate) => ours(rate).row_freshness_ms?.p99 !== undefined),
     },
   };
 }

@@ -15,7 +15,8 @@
  *      peer exports up to its active timeout late) and divided by the load's duration; cores per 1,000
  *      connections/s; peak RSS; exactness. Ours: records read == 2 × connections, no drops, events per
  *      connection, and at paced rates freshness: a connection's close (the event's time_ns) → the event read
- *      from Kafka by a consumer in this process. The peer: its records read back from Kafka cover, both ways,
+ *      from Kafka by a consumer in this process, and → its row queryable in ClickHouse (src/lab/row-freshness.ts:
+ *      the enricher at its defaults, in this process, into an embedded engine of its own). The peer: its records read back from Kafka cover, both ways,
  *      exactly the distinct 5-tuples the client used.
  *   6. `floors`: issue 7's floors, each with the numbers it was judged on and met: true/false.
  */

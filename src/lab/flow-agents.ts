@@ -8,6 +8,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { topicSpecs } from '../events/topics.js';
 import { startCollectorProcess, uninstallCollectorPins } from './collector-process.js';
 import { readFlowEvents } from './flows-read.js';
+import { measureRowFreshness } from './row-freshness.js';
 import { countNetobservConnections, startNetobserv } from './peer/netobserv.js';
 import type { Pod } from './pods.js';
 import { localKafkaBrokers } from './stack/endpoints.js';
@@ -51,14 +52,19 @@ export function startOurs(kafka: Kafka, pair: LabPair, topicPrefix: string, topi
       }
     };
     const reader = live ? await readFlowEvents(kafka, names.flows.topic) : undefined;
+    const rows = live ? await measureRowFreshness(`${topicPrefix}${window}.`) : undefined;
     return {
       pid: collector.pid,
       cgroup: collector.cgroup,
       pinDirectory: env.SIDECARLESS_COLLECTOR_PIN_DIRECTORY,
-      abort: () => stop().then(() => {}, () => {}),
+      abort: async () => {
+        await stop().catch(() => {});
+        await rows?.stop(0).catch(() => {});
+      },
       async finish(load) {
         const stats = await stop();
         const read = await (reader ?? (await readFlowEvents(kafka, names.flows.topic))).drain();
+        const stored = await rows?.stop(read.finalEvents);
         const connections = load?.connections ?? 0;
         return {
           records_read: stats.recordsRead,
@@ -67,6 +73,7 @@ export function startOurs(kafka: Kafka, pair: LabPair, topicPrefix: string, topi
           events_on_kafka: read.events,
           events_per_connection: connections > 0 ? round(read.events / connections, 3) : 0,
           ...(live && read.freshnessMs ? { freshness_ms: read.freshnessMs } : {}),
+          ...(stored ? { row_freshness_ms: stored, final_rows_stored: stored.rows, final_events: read.finalEvents } : {}),
           exact: stats.recordsRead === 2 * connections && Object.keys(stats.drops).length === 0,
         };
       },

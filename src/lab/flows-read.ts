@@ -20,6 +20,12 @@ function percentile(sorted: Float64Array, p: number): number {
   return round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!, 1);
 }
 
+/** p50 and p99 of some milliseconds (at least one). */
+export function percentiles(values: readonly number[]): { p50: number; p99: number } {
+  const sorted = Float64Array.from(values).sort();
+  return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
+}
+
 export async function readFlowEvents(kafka: Kafka, topic: string): Promise<{ drain(): Promise<FlowsRead> }> {
   const registry = loadRegistry();
   const lags: number[] = [];
@@ -34,8 +40,7 @@ export async function readFlowEvents(kafka: Kafka, topic: string): Promise<{ dra
   return {
     async drain() {
       await reader.drain();
-      const sorted = Float64Array.from(lags).sort();
-      const freshnessMs = sorted.length > 0 ? { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) } : undefined;
+      const freshnessMs = lags.length > 0 ? percentiles(lags) : undefined;
       return { events, finalEvents: lags.length, freshnessMs };
     },
   };

@@ -52,3 +52,9 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 make -s -C bpf
 npx tsc -p tsconfig.json
+# Compiled files whose source is gone (moved or deleted) would still be importable, and their tests still found.
+find dist -name '*.js' | while read -r js; do
+  source="${js#dist/}"
+  [ -f "${source%.js}.ts" ] || rm -f "$js" "$js.map"
+done
+find dist -type d -empty -delete

@@ -42,7 +42,11 @@ const PACED_CONCURRENCY = 64;
 const PORT = 7301;
 const PEER_ACTIVE_TIMEOUT_SECONDS = 5;
 const TAIL_SECONDS = PEER_ACTIVE_TIMEOUT_SECONDS + 1;
-/** After an agent's start, before its window: start-up work is not what a window measures. */
+/**
+ * After an agent's start, before its window: the agent's own start-up work is not what a window measures. The JIT
+ * warm-up of our collector under load is: each window starts a fresh collector (a DaemonSet pod runs warm for days,
+ * so this errs against us; the peer, in Go, has no JIT).
+ */
 const SETTLE_MS = 2_000;
 
 interface Load {
@@ -121,7 +125,7 @@ export async function run(): Promise<Record<string, unknown>> {
       return measure(agent, work, tail, baseline);
     };
 
-    await drive(pair, 'max', 2); // warm-up: JIT of the agents, ARP, the server's accept path
+    await drive(pair, 'max', 2); // warm-up of the lab: the client and server agents' JIT, ARP, the server's accept path
     const idle: Record<string, unknown> = {};
     const idleLoad = async (): Promise<Load> => (await sleep(IDLE_SECONDS * 1000), { seconds: IDLE_SECONDS, achieved_per_s: 0 });
     for (const mode of agents.keys()) idle[mode] = await window(mode, 'idle', idleLoad, false, 0);

@@ -86,8 +86,8 @@ static __always_inline int start_tracking(struct sock *sk, __u8 side)
 	}
 	/* BPF_ANY: an entry left by an earlier socket at the same kernel address (a close we never saw) is replaced. */
 	err = bpf_map_update_elem(&conns, &key, &state, BPF_ANY);
-	if (err == -E2BIG)
-		sl_count_drop(SL_DROP_CONN_TABLE_FULL);
+	if (err)
+		sl_count_drop(err == -E2BIG ? SL_DROP_CONN_TABLE_FULL : SL_DROP_TRACKING_FAILED);
 	return err == 0;
 }
 
@@ -276,8 +276,15 @@ int flow_sock_ops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		side = skops->op == BPF_SOCK_OPS_TCP_CONNECT_CB ? SL_SIDE_CLIENT : SL_SIDE_SERVER;
 		/* The flags are the socket's, shared with any other sock_ops program: add ours, keep theirs. */
-		if (start_tracking((struct sock *)tp, side))
-			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		if (!start_tracking((struct sock *)tp, side))
+			break;
+		/* Without state callbacks the connection would never end: forget it, and count it. */
+		if (bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG)) {
+			__u64 key = (__u64)tp;
+
+			bpf_map_delete_elem(&conns, &key);
+			sl_count_drop(SL_DROP_TRACKING_FAILED);
+		}
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		state_change((struct sock *)tp, skops->args[0], skops->args[1]);

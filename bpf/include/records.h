@@ -32,7 +32,8 @@ enum sl_record_version {
 enum sl_drop_reason {
 	SL_DROP_RINGBUF_FULL = 0,    /* bpf_ringbuf_reserve failed: user space drains too slowly */
 	SL_DROP_CONN_TABLE_FULL = 1, /* a new connection found the tracking table full: it is not recorded */
-	SL_DROP_REASON_COUNT = 2,
+	SL_DROP_TRACKING_FAILED = 2, /* the kernel refused to track a connection otherwise (map update, callback flags) */
+	SL_DROP_REASON_COUNT = 3,
 };
 
 struct sl_record_header {

@@ -15,7 +15,7 @@ import { Installation, type InstallationSpec } from '../ebpf/installation.js';
 import type { PinDirectory } from '../ebpf/pins.js';
 import { KERNEL_DROP_REASONS } from '../ebpf/records/header.js';
 import { dropCounters, ReportedTotals, skippedRuns } from '../ebpf/reported-drops.js';
-import { openRingReader, type RecordHandler, type RingReader } from '../ebpf/ringbuf.js';
+import { MappedRingReader, openRingReader, type RecordHandler, type RingReader } from '../ebpf/ringbuf.js';
 import type { KernelSource } from './record-kind.js';
 
 export interface InstalledSourceSpec extends InstallationSpec {
@@ -24,6 +24,12 @@ export interface InstalledSourceSpec extends InstallationSpec {
   kernelDropRemedies: Readonly<Record<KernelDropReason, string>>;
   /** The epoch of the conn ids its records carry (src/ebpf/conn-epoch.ts). */
   epoch(installation: Installation): string;
+  /**
+   * Makes the installation (installed or adopted) do what this collector's configuration says: which cgroups it
+   * traces, where its cgroup programs are attached. Runs before other layouts are retired, so that one installation
+   * is always live and no connection starts or ends unseen during an upgrade.
+   */
+  configure(installation: Installation): void;
 }
 
 /** The runs of an installation's pinned programs (spec.programs) that the kernel skipped. */
@@ -41,15 +47,17 @@ class InstallationDrops {
     this.skipped = new ReportedTotals(installation, skippedRuns(installation, programs));
   }
 
+  /** By index of REASONS; an older layout with fewer drop reasons counts 0 for the ones it lacks. */
   take(): bigint[] {
-    return [...this.drops.take(), ...this.skipped.take()];
+    const drops = this.drops.take();
+    return [...KERNEL_DROP_REASONS.map((_, index) => drops[index] ?? 0n), ...this.skipped.take()];
   }
 }
 
 /** An installation of another layout, its programs stopped: read to the end, then removed. */
 interface Retiring {
   installation: Installation;
-  reader: RingReader;
+  reader: MappedRingReader;
   drops: InstallationDrops;
 }
 
@@ -81,6 +89,7 @@ export class InstalledSource implements KernelSource {
     let source: InstalledSource | undefined;
     try {
       source = new InstalledSource(installation, spec);
+      spec.configure(installation);
       for (const other of installation.others()) source.retire(other, spec);
       return source;
     } catch (error) {
@@ -113,7 +122,10 @@ export class InstalledSource implements KernelSource {
       return;
     }
     // The old layout's own programs may differ; those of this spec it does not have pinned count 0.
-    this.retiring.push({ installation: other, reader: openRingReader(other, spec.ring), drops: new InstallationDrops(other, spec.programs ?? []) });
+    // Mapped, whatever the current reader is: retiring needs to know when the ring is read to its end (empty()).
+    const reader = new MappedRingReader(other.map(spec.ring));
+    other.own(reader);
+    this.retiring.push({ installation: other, reader, drops: new InstallationDrops(other, spec.programs ?? []) });
   }
 
   /** The retiring installations' rings first, each to its end (their programs are stopped), then the current one. */
@@ -122,6 +134,9 @@ export class InstalledSource implements KernelSource {
       const old = this.retiring[0]!;
       const read = old.reader.drain(handler, maxRecords);
       if (read > 0) return read;
+      // A record still being written (an old program ending its run on another CPU): read it on the next drain,
+      // before anything of the current ring, which holds later records of the same connections.
+      if (!old.reader.empty()) return 0;
       old.drops.take().forEach((count, index) => (this.retiredDrops[index]! += count));
       this.retiring.shift();
       old.installation.remove();

@@ -61,6 +61,8 @@ export interface InstallationSpec {
 
 export class Installation {
   private readonly maps = new Map<string, PinnedMap>();
+  /** fds of pinned programs, by name. */
+  private readonly programs = new Map<string, number>();
   private readonly resources: Detachable[] = [];
 
   private constructor(
@@ -124,18 +126,11 @@ export class Installation {
 
   /**
    * How many times the kernel skipped a pinned program (spec.programs) because it fired while already running on
-   * that CPU; 0 once the program's pin is gone (a retired installation).
+   * that CPU; 0 when the program is not pinned (a retired installation of another layout).
    */
   recursionMisses(program: string): bigint {
-    const pinPath = this.directory.programPath(program);
-    if (!fs.existsSync(pinPath)) return 0n;
-    const fd = bpf.objGet(pinPath) as number;
-    if (fd < 0) throw kernelError(`open pinned program ${pinPath}`, -fd, this.kind);
-    try {
-      return recursionMissesOf(fd, `${this.kind}/${program}`);
-    } finally {
-      libcCalls.close(fd);
-    }
+    const fd = this.programFd(program);
+    return fd === undefined ? 0n : recursionMissesOf(fd, `${this.kind}/${program}`);
   }
 
   /**
@@ -150,13 +145,22 @@ export class Installation {
     for (const name of existing) if (!wanted.has(name)) fs.rmSync(this.directory.linkPath(name));
     const missing = [...wanted].filter(([name]) => !existing.includes(name));
     if (missing.length === 0) return;
-    const programFd = bpf.objGet(this.directory.programPath(program)) as number;
-    if (programFd < 0) throw kernelError(`open pinned program ${this.directory.programPath(program)}`, -programFd, this.kind);
-    try {
-      for (const [name, target] of missing) pinCgroupLink(programFd, attachType, target, this.directory.linkPath(name), this.kind);
-    } finally {
-      libcCalls.close(programFd);
+    const programFd = this.programFd(program);
+    if (programFd === undefined) throw new KernelError(`${this.kind}: no program ${program} pinned in ${this.directory.path}`, { context: { component: this.kind } });
+    for (const [name, target] of missing) pinCgroupLink(programFd, attachType, target, this.directory.linkPath(name), this.kind);
+  }
+
+  /** A pinned program's fd, opened once (it is read on every poll) and closed by close(); undefined when not pinned. */
+  private programFd(program: string): number | undefined {
+    let fd = this.programs.get(program);
+    if (fd === undefined) {
+      const pinPath = this.directory.programPath(program);
+      if (!fs.existsSync(pinPath)) return undefined;
+      fd = bpf.objGet(pinPath) as number;
+      if (fd < 0) throw kernelError(`open pinned program ${pinPath}`, -fd, this.kind);
+      this.programs.set(program, fd);
     }
+    return fd;
   }
 
   /** Registers something to release before the maps' fds close (ring readers over them). */
@@ -180,6 +184,8 @@ export class Installation {
     for (const resource of this.resources.splice(0).reverse()) resource.detach();
     for (const map of this.maps.values()) map.close();
     this.maps.clear();
+    for (const fd of this.programs.values()) libcCalls.close(fd);
+    this.programs.clear();
   }
 }
 

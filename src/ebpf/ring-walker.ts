@@ -77,6 +77,11 @@ export class RingWalker {
     return count;
   }
 
+  /** Whether every record the kernel committed or is still writing has been read. */
+  empty(): boolean {
+    return Atomics.load(this.consumerPosition, 0) >= Atomics.load(this.producerPosition, 0);
+  }
+
   /** A record that runs past the end of the data area, made contiguous in the scratch view. */
   private wrapped(offset: number, length: number): DataView {
     if (this.scratch.length < length) {

@@ -151,6 +151,11 @@ export class MappedRingReader extends RingReaderBase implements RingReader {
     return this.open ? this.walker.drain(handler, maxRecords) : 0;
   }
 
+  /** Whether every record written so far was read, one still being written included (it is not read yet). */
+  empty(): boolean {
+    return !this.open || this.walker.empty();
+  }
+
   protected release(): void {
     libcCalls.munmap(this.producerArea, this.producerAreaLength);
     libcCalls.munmap(this.consumerPage, pageSize);

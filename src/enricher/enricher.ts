@@ -35,6 +35,7 @@ import type { FlowEvent } from '../events/flows.js';
 import { describeError, SidecarlessError } from '../common/errors.js';
 import type { DeadLetter } from '../common/kafka/dead-letter.js';
 import type { Logger } from '../common/logger.js';
+import { createDropCounter, type DropCounter } from '../common/telemetry.js';
 import type { SinkResult } from '../common/pipeline.js';
 import { batchToken, fingerprint, replayable, type Ledger, type RecordedBatch } from './batch-ledger.js';
 import { FlowRows } from './flow-row.js';
@@ -97,12 +98,23 @@ interface PartitionState {
 
 type Verdict = 'same' | 'other messages' | 'unverified';
 
+/** What leads the enricher to skip messages it cannot prove stored, and what to do about it. */
+const UNCERTAIN_REMEDIES = {
+  replay_incomplete:
+    'the last recorded batch could not be replayed whole because Kafka no longer holds all of it: keep topic retention longer than the longest enricher outage',
+  unverified_overlap:
+    'messages at or below the stored position could not be checked against the batch ledger (its rows expired, or the topic was recreated and grew past the position): keep clickhouse.ttlDays longer than topic retention; compare the topic with the table',
+} as const;
+
 export class Enricher {
   private readonly partitions = new Map<string, PartitionState>();
   private readonly counters;
+  /** Messages skipped as stored without proof that they are: possibly lost, so counted as drops with a reason. */
+  private readonly uncertain: DropCounter;
 
   constructor(private readonly deps: EnricherDeps) {
     const meter = deps.meter;
+    this.uncertain = createDropCounter(meter, deps.logger, { name: 'enricher.uncertain', remedies: UNCERTAIN_REMEDIES });
     this.counters = {
       rows: meter.createCounter('sidecarless.enricher.rows_inserted', { description: 'Rows stored in ClickHouse', unit: '{row}' }),
       skipped: meter.createCounter('sidecarless.enricher.messages_already_stored', { description: 'Replayed messages found already stored', unit: '{message}' }),
@@ -129,9 +141,11 @@ export class Enricher {
     const first = BigInt(batch.messages[0]!.offset);
     // Fetches go forward; one that starts at or before the previous batch's end is a refetch or an offset reset
     // (a restart, a rebalance, a recreated topic), looked at afresh. Others go on from the previous batch.
+    let verdict: Verdict = 'same';
     if (state.handledThrough === undefined || first <= state.handledThrough) {
       state.held = [];
-      if (first <= state.position && (await this.verify(batch, state)) === 'other messages') this.nextGeneration(batch, state);
+      if (first <= state.position) verdict = await this.verify(batch, state);
+      if (verdict === 'other messages') this.nextGeneration(batch, state);
     }
 
     const fresh: KafkaMessage[] = [];
@@ -158,11 +172,12 @@ export class Enricher {
           { topic: batch.topic, partition: batch.partition, first: replay.first.toString(), last: replay.last.toString(), fetched: `${held[0]!.offset}-${held.at(-1)!.offset}` },
           'the last recorded batch cannot be replayed whole: Kafka no longer holds all of its messages (retention); treating it as stored, though a crash may have cut its insert short',
         );
-        skipped += held.length;
+        this.uncertain.add('replay_incomplete', held.length);
         state.held = [];
       }
     }
-    if (skipped > 0) this.counters.skipped.add(skipped);
+    if (skipped > 0 && verdict === 'unverified') this.uncertain.add('unverified_overlap', skipped);
+    else if (skipped > 0) this.counters.skipped.add(skipped);
 
     if (fresh.length > 0) {
       const record: RecordedBatch = {

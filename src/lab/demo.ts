@@ -124,10 +124,11 @@ export async function runDemo(): Promise<number> {
     stops.push(() => clickhouse.close());
     // Each connection closes on both ends, both traced: one final row per side.
     const wanted = 2 * connections;
-    await Promise.race([
-      waitFor(async () => (await storedFinalRows(clickhouse, config.clickhouse.database, sinceNs)) >= wanted, { timeoutMs: 60_000, what: `${wanted} connection sides in ClickHouse` }),
-      interrupted,
+    const stored = await Promise.race([
+      waitFor(async () => (await storedFinalRows(clickhouse, config.clickhouse.database, sinceNs)) >= wanted, { timeoutMs: 60_000, what: `${wanted} connection sides in ClickHouse` }).then(() => true),
+      interrupted.then(() => false),
     ]);
+    if (!stored) return 130;
     console.log(`\ntop connections by bytes (ClickHouse ${config.clickhouse.database}.flows, client side):`);
     printTable(await topConnections(clickhouse, config.clickhouse.database, sinceNs), podOf);
     const stats = collector.collectors.get('flows')!.stats;

@@ -11,6 +11,7 @@ import { Collector } from '../../src/collector/collector.js';
 import { flowsKind } from '../../src/collector/flows/index.js';
 import type { OutMessage } from '../../src/common/kafka/sink.js';
 import { createLogger } from '../../src/common/logger.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
 import { MemorySink, type SinkResult } from '../../src/common/pipeline.js';
 import type { RecordHandler } from '../../src/ebpf/ringbuf.js';
 import { FLOW_RECORD, FlowKind, FlowSide } from '../../src/ebpf/records/flow.js';
@@ -84,6 +85,11 @@ function collector(ring: FakeRing, sink: MemorySink<OutMessage[]>, queueEvents =
   );
 }
 
+/** Waits for a condition of the collector's loops, with a deadline. */
+function until(condition: () => boolean, what: string): Promise<void> {
+  return waitFor(async () => condition(), { timeoutMs: 5_000, what });
+}
+
 const down: SinkResult = { ok: false, error: 'broker down', retriable: true };
 
 describe('collector', () => {
@@ -101,7 +107,7 @@ describe('collector', () => {
     ring.add(4);
     const c = collector(ring, sink);
     c.start();
-    await sleep(300);
+    await until(() => c.stats.eventsProduced === 14, 'all 14 events produced after the retry');
     await c.stop();
     assert.deepEqual(sends[1], sends[0], 'the retry carries the very same messages');
     assert.equal(c.stats.recordsRead, 14);
@@ -118,7 +124,7 @@ describe('collector', () => {
     ring.add(1500);
     const c = collector(ring, sink, 1000);
     c.start();
-    await sleep(100);
+    await until(() => c.stats.recordsRead === 1500, 'the whole ring read while Kafka is down');
     sink.script.length = 0;
     await c.stop();
     assert.equal(c.stats.recordsRead, 1500);
@@ -133,7 +139,7 @@ describe('collector', () => {
     ring.add(4);
     const c = collector(ring, sink);
     c.start();
-    await sleep(100);
+    await until(() => c.stats.drops.kafka_rejected === 4, 'the rejected batch counted');
     ring.add(6);
     await c.stop();
     assert.equal(c.stats.recordsRead, 10);
@@ -155,10 +161,10 @@ describe('collector', () => {
     ring.add(900);
     const c = collector(ring, sink, 1000);
     c.start();
-    await sleep(50);
+    await until(() => c.stats.recordsRead === 900, 'the first 900 records read');
     ring.add(500); // written after the read loop's last drain
     const stopped = c.stop();
-    await sleep(50);
+    await until(() => c.stats.recordsRead === 1000, 'the final drain taking what the queue has room for');
     release();
     await stopped;
     assert.equal(c.stats.recordsRead, 1000);

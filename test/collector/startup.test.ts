@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { PinDirectory } from '../../src/ebpf/pins.js';
 import { cgroup2Root } from '../../src/ebpf/preflight.js';
@@ -61,6 +61,9 @@ function assertFatal(exit: Exit, pattern: RegExp, configKey?: string): void {
   assert.doesNotMatch(String(exit.fatal.msg), /kafka|broker|ECONNREFUSED/i, 'the collector stopped before Kafka');
   if (configKey !== undefined) assert.equal((exit.fatal.context as { configKey?: string } | undefined)?.configKey, configKey);
 }
+
+// A start that wrongly succeeded would leave its programs pinned: removed whatever the tests found.
+after(() => rmSync(PIN_DIRECTORY, { recursive: true, force: true }));
 
 describe('collector start-up errors', () => {
   it('names collector.cgroups when a cgroup does not exist', async () => {

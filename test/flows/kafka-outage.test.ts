@@ -17,7 +17,7 @@ import { createClickHouse } from '../../src/common/clickhouse/client.js';
 import { createLogger } from '../../src/common/logger.js';
 import { startTelemetry, type Telemetry } from '../../src/common/telemetry.js';
 import { startEnricher } from '../../src/enricher/index.js';
-import { testConfig } from '../helpers/flows.js';
+import { dropTestData, testConfig } from '../helpers/flows.js';
 import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
 import { queryRows } from '../helpers/clickhouse.js';
 import { requireStackService } from '../helpers/stack.js';
@@ -49,7 +49,7 @@ after(async () => {
   await enricher?.stop();
   await telemetry?.shutdown();
   lab?.destroy();
-  await clickhouse?.close();
+  await dropTestData(config, clickhouse);
 });
 
 describe('Kafka outage', () => {

@@ -224,8 +224,12 @@ describe('a connection open across a collector restart', () => {
     assert.equal((await runTcpClient(c, { host: d.ip, port: PORTS.overflow, connections: 20, concurrency: 1, sendBytes: 10, expectBytes: 20 })).completed, 20);
     await server.stop();
     const next = await start();
-    await waitForRows(PORTS.overflow, '24 final rows', (rows) => rows.length >= 24);
-    const stats = await next.stop();
+    let stats: CollectorStats;
+    try {
+      await waitForRows(PORTS.overflow, '24 final rows', (rows) => rows.length >= 24);
+    } finally {
+      stats = await next.stop();
+    }
     assert.deepEqual(stats.drops, { ringbuf_full: 16 });
     assert.equal(stats.recordsRead, 24);
     assert.equal(stats.eventsProduced, 24);

@@ -2,7 +2,7 @@
  * Flow events and the pieces of a pipeline run for integration tests: configuration with unique names, FlowBatch
  * messages built like the collector builds them, and ClickHouse queries against the embedded engine.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -36,6 +36,8 @@ export function testConfig(extra: Record<string, string> = {}): { config: Config
 export async function dropTestData(config: Config, clickhouse: ClickHouseClient | undefined): Promise<void> {
   await clickhouse?.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` }).catch(() => {});
   await clickhouse?.close();
+  // The embedded engine's directory is this run's own (testConfig made it).
+  if (config.clickhouse.embeddedPath.startsWith(tmpdir())) rmSync(config.clickhouse.embeddedPath, { recursive: true, force: true });
   const admin = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), createLogger({ level: 'warn' })).admin();
   await admin.connect();
   const topics = topicSpecs(config.kafka.topicPrefix);

@@ -28,6 +28,9 @@ export interface FlowProbeOptions {
 const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
   ringbuf_full: 'the collector drains the ring too slowly for the burst, or none ran for a while (a restart): raise collector.ringBytes',
   conn_table_full: 'more open traced connections than the tracking table holds: raise collector.maxConnections',
+  tracking_failed:
+    'the kernel refused to track a connection (a tracking-table update other than full, or its state callbacks): ' +
+    'another sock_ops program on the cgroup may own its callback flags; the connection has no records',
   program_skipped:
     'the kernel skipped a flows tracepoint program that fired while it was already running on that CPU (softirq nesting under load): ' +
     'an owner, an interim record or a reset flag may be missing or late; connections and final records are not affected',
@@ -79,7 +82,7 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
   // sock_ops on cgroups needs CAP_NET_ADMIN; raw tracepoints CAP_PERFMON; neither needs tracefs.
   checkKernel(['btf', 'bpf', 'perfmon', 'net_admin', 'cgroup2']);
   const cgroups = tracedCgroups(options.cgroups);
-  const source = InstalledSource.open(pins, {
+  return InstalledSource.open(pins, {
     kind: 'flows',
     objectFile: objectPath('flows'),
     load: {
@@ -97,18 +100,14 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
     ring: 'flow_ring',
     kernelDropRemedies: KERNEL_DROP_REMEDIES,
     epoch: (installation) => connIdEpoch(installation.map('conn_ids')),
+    configure(installation) {
+      const marks = new Map<bigint, number>(cgroups.map((cgroup) => [cgroup.id, CgroupMark.traced]));
+      // Our own sockets (Kafka, ClickHouse, metrics) must never become flow records, even below a traced cgroup.
+      marks.set(cgroupOfProcess().id, CgroupMark.agent);
+      const traced = installation.map('traced_cgroups').typed(u64Codec, u8Codec);
+      for (const [id, mark] of marks) traced.update(id, mark);
+      for (const id of [...traced.keys()]) if (!marks.has(id)) traced.delete(id);
+      installation.attachToCgroups('flow_sock_ops', CgroupAttachType.sockOps, outermost(cgroups));
+    },
   });
-  try {
-    const marks = new Map<bigint, number>(cgroups.map((cgroup) => [cgroup.id, CgroupMark.traced]));
-    // Our own sockets (Kafka, ClickHouse, metrics) must never become flow records, even below a traced cgroup.
-    marks.set(cgroupOfProcess().id, CgroupMark.agent);
-    const traced = source.installation.map('traced_cgroups').typed(u64Codec, u8Codec);
-    for (const [id, mark] of marks) traced.update(id, mark);
-    for (const id of [...traced.keys()]) if (!marks.has(id)) traced.delete(id);
-    source.installation.attachToCgroups('flow_sock_ops', CgroupAttachType.sockOps, outermost(cgroups));
-    return source;
-  } catch (error) {
-    source.close();
-    throw error;
-  }
 }

@@ -35,22 +35,33 @@ interface RequestQueue {
 
 const TIMEOUT_CHECK_MS = 1000;
 
+/**
+ * The version whose RequestQueue these fixes were written against: the second one replaces a function body copied
+ * from it. Any other kafkajs is left as it is (test/common/kafka-request-queue.test.ts then fails, so an upgrade
+ * cannot drop or misapply the fixes unnoticed).
+ */
+export const PATCHED_KAFKAJS_VERSION = '2.2.4';
+
 const require = createRequire(import.meta.url);
-const { prototype } = require('kafkajs/src/network/requestQueue/index.js') as { prototype: RequestQueue };
-const schedule = prototype.scheduleCheckPendingRequests;
+const { version } = require('kafkajs/package.json') as { version: string };
 
-prototype.scheduleCheckPendingRequests = function (this: RequestQueue) {
-  if (this.pending.length === 0 && this.throttledUntil <= Date.now()) return;
-  schedule.call(this);
-};
+if (version === PATCHED_KAFKAJS_VERSION) {
+  const { prototype } = require('kafkajs/src/network/requestQueue/index.js') as { prototype: RequestQueue };
+  const schedule = prototype.scheduleCheckPendingRequests;
 
-// kafkajs' own body, with TIMEOUT_CHECK_MS for its Math.min(requestTimeout, 100).
-prototype.scheduleRequestTimeoutCheck = function (this: RequestQueue) {
-  if (!this.enforceRequestTimeout) return;
-  this.destroy();
-  this.requestTimeoutIntervalId = setInterval(() => {
-    const now = Date.now();
-    for (const request of this.inflight.values()) if (now - request.sentAt > request.requestTimeout) request.timeoutRequest();
-    if (!this.isConnected()) this.destroy();
-  }, TIMEOUT_CHECK_MS);
-};
+  prototype.scheduleCheckPendingRequests = function (this: RequestQueue) {
+    if (this.pending.length === 0 && this.throttledUntil <= Date.now()) return;
+    schedule.call(this);
+  };
+
+  // kafkajs' own body, with TIMEOUT_CHECK_MS for its Math.min(requestTimeout, 100).
+  prototype.scheduleRequestTimeoutCheck = function (this: RequestQueue) {
+    if (!this.enforceRequestTimeout) return;
+    this.destroy();
+    this.requestTimeoutIntervalId = setInterval(() => {
+      const now = Date.now();
+      for (const request of this.inflight.values()) if (now - request.sentAt > request.requestTimeout) request.timeoutRequest();
+      if (!this.isConnected()) this.destroy();
+    }, TIMEOUT_CHECK_MS);
+  };
+}

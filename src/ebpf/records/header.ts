@@ -26,7 +26,7 @@ export function recordMonotonicNs(view: DataView, offset: number): bigint {
 }
 
 /** enum sl_drop_reason, by index of the per-CPU `drops` map. */
-export const KERNEL_DROP_REASONS = ['ringbuf_full', 'conn_table_full'] as const;
+export const KERNEL_DROP_REASONS = ['ringbuf_full', 'conn_table_full', 'tracking_failed'] as const;
 
 /** The same list as an enum mirror; SL_DROP_REASON_COUNT, the size of `drops`, is the list's length. */
 export const DROP_REASON = {

@@ -3,6 +3,7 @@
  */
 import type { TopicSpec } from '../common/kafka/topics.js';
 import { FLOWS } from './flows.js';
+import { METADATA } from './metadata.js';
 
 export type TopicRole = 'flows' | 'http' | 'verdicts' | 'metadata' | 'policies' | 'deadletter';
 
@@ -36,7 +37,7 @@ export function topicSpecs(prefix = 'sidecarless.', options: TopicCatalogOptions
     flows: timed(FLOWS.topic, retentionMs),
     http: timed('http.v1', retentionMs),
     verdicts: timed('verdicts.v1', retentionMs),
-    metadata: compacted('metadata.v1'),
+    metadata: compacted(METADATA.topic),
     policies: compacted('policies.v1'),
     deadletter: timed('deadletter.v1', options.deadLetterRetentionMs ?? 30 * day),
   };

@@ -126,6 +126,9 @@ const powerOfTwo: Check<number> = (value) => ((value & (value - 1)) === 0 ? unde
 const nonEmpty: Check<string> = (value) => (value === '' ? 'expected a non-empty string' : undefined);
 const topicChars: Check<string> = (value) =>
   /^[A-Za-z0-9._-]*$/.test(value) ? undefined : 'expected only letters, digits, ".", "_" and "-" (Kafka topic characters)';
+/** A source is named <type>/<cluster>: the cluster name cannot hold the separator. */
+const sourceName: Check<string> = (value) =>
+  /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value) ? undefined : 'expected letters, digits, ".", "_" and "-" (it names the source kubernetes/<cluster>)';
 const identifier: Check<string> = (value) =>
   /^[A-Za-z_][A-Za-z0-9_]*$/.test(value) ? undefined : 'expected a ClickHouse identifier ([A-Za-z_][A-Za-z0-9_]*)';
 /** Credentials in the URL would escape redaction: they belong in clickhouse.username/password. */
@@ -218,6 +221,21 @@ const schema = {
     batchBytes: setting(int(1024, 1 << 30), 32 << 20),
     /** A smaller batch is handed over after at most this long. */
     flushMs: setting(int(1, 600_000), 1000),
+  },
+  metadata: {
+    /**
+     * The kubeconfig of the API server to watch. Unset: the files in KUBECONFIG, else ~/.kube/config, else the
+     * pod's service account (in a cluster).
+     */
+    kubeconfig: optional(name),
+    /** Names the cluster in every event's source: kubernetes/<cluster> (or file/<cluster>). */
+    cluster: setting(text(sourceName), 'default'),
+    /** A YAML file of manifests to publish instead of watching an API server (hosts without Kubernetes). */
+    file: optional(name),
+    /** While every informer is synced, a watermark at least this often (what the enricher waits for). */
+    watermarkMs: setting(int(100, 60_000), 1000),
+    /** Messages waiting for Kafka before superseded states of an object are skipped (its latest still goes out). */
+    queueMessages: setting(int(1000, 10_000_000), 100_000),
   },
   telemetry: {
     /** Port of /metrics and /healthz; 0 disables the endpoint (meters still work). */

@@ -49,6 +49,7 @@ describe('loadConfig', () => {
       node: { name: hostname() },
       collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 500, shutdownTimeoutMs: 10_000, pinDirectory: undefined },
       enricher: { groupId: 'sidecarless-enricher', batchBytes: 32 << 20, flushMs: 1000 },
+      metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, watermarkMs: 1000, queueMessages: 100_000 },
       log: { level: 'info' },
       telemetry: { metricsPort: 9464, host: '127.0.0.1' },
     });
@@ -57,6 +58,11 @@ describe('loadConfig', () => {
   it('rejects a ring size that is not a power of two, naming the key', () => {
     const error = rejection({ argv: [], env: { SIDECARLESS_COLLECTOR_RING_BYTES: '5000' } });
     assert.match(error.message, /^config collector\.ringBytes: expected a power of two, got 5000/);
+  });
+
+  it('rejects a cluster name that cannot name a source, and a watermark interval out of range, naming the key', () => {
+    assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_CLUSTER: 'prod/eu' } }).message, /^config metadata\.cluster: expected letters, digits, .*got "prod\/eu"/);
+    assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_WATERMARK_MS: '10' } }).message, /^config metadata\.watermarkMs: expected an integer in 100\.\.60000, got 10/);
   });
 
   it('is frozen all the way down', () => {

@@ -1,0 +1,189 @@
+/**
+ * One kind's informer, kept alive. @kubernetes/client-node 1.4.0's ListWatch (what makeInformer builds) lists,
+ * then watches from the list's resourceVersion, keeps a cache keyed by namespace/name, and relists by itself when
+ * the API server answers 410 (the resourceVersion is no longer served). On any other error (the API server
+ * restarted, a connection refused or cut) it emits `error` and stops for good. This class:
+ *
+ * 1. builds the ListWatch with our list (api-list.ts: paged, plain JSON, abortable) and a Watch that asks for
+ *    bookmarks (they keep the resourceVersion fresh, so a reconnect after a quiet hour resumes instead of
+ *    relisting), a server-side timeout (5-10 min, so a silently dead connection is replaced, as client-go does),
+ *    and that closes for good on stop (ListWatch.stop() alone leaves a watch whose request was still connecting);
+ * 2. restarts it after `error` with a growing back-off (1 s doubling to 30 s; back to 1 s once it has stayed up
+ *    for 30 s), counting each restart and logging at most one line per kind per interval; start() resumes from
+ *    the last resourceVersion, so a short outage costs no relist when the API server still serves it;
+ * 3. tells the owner when a list has been applied (the initial sync, and each relist after a 410, counted), and
+ *    whether the informer is watching now: a source may claim a watermark only while all of its informers are.
+ *
+ * Every list after the first one is a relist: ListWatch lists again only when the resourceVersion was reset,
+ * which it does only on a 410 (a restart after an error resumes from the resourceVersion it had).
+ */
+import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from '../../common/logger.js';
+import { describeError } from '../../common/errors.js';
+import { listAll } from './api-list.js';
+
+export type InformerState = 'starting' | 'listing' | 'watching' | 'down' | 'stopped';
+
+export interface InformerHandlers {
+  /** An object added or changed; `fromList`: delivered by a list rather than by the watch. */
+  upsert(object: KubernetesObject, fromList: boolean): void;
+  /** An object deleted (for a relist: no longer listed). The last state the informer had of it. */
+  delete(object: KubernetesObject): void;
+  /** A list has been applied: `relist` false for the first one. */
+  listed(relist: boolean): void;
+  /** The informer stopped on an error and will start again after `retryMs`. */
+  failed(error: unknown, retryMs: number): void;
+}
+
+export interface InformerOptions {
+  name: string;
+  path: string;
+  kubeConfig: KubeConfig;
+  handlers: InformerHandlers;
+  logger: Logger;
+  /** Back-off after a failure. Default 1 s doubling to 30 s. */
+  backoff?: { initialMs: number; maxMs: number };
+  /** Log at most one line per this interval about failures. Default 10 s. */
+  logIntervalMs?: number;
+}
+
+/** A client-node Watch with bookmarks and a server-side timeout, which refuses to watch once closed. */
+class InformerWatch extends Watch {
+  private closed = false;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly onWatch: () => void,
+  ) {
+    super(kubeConfig);
+  }
+
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    if (this.closed) {
+      done(new Error('the informer was stopped'));
+      return new AbortController();
+    }
+    this.onWatch();
+    const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
+    const controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, callback, done);
+    // Stopped while connecting: ListWatch had no request to abort yet.
+    if (this.closed) controller.abort();
+    return controller;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
+
+export class Informer {
+  private informer: ListWatch<KubernetesObject>;
+  private readonly watch: InformerWatch;
+  private stateNow: InformerState = 'starting';
+  private lists = 0;
+  /** Objects delivered now come from a list being applied, not from the watch. */
+  private applyingList = false;
+  private listAbort = new AbortController();
+  private retryMs: number;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Since the last watch attempt or failure: a failure after a long enough calm starts the back-off over. */
+  private upSince = 0;
+  private lastLog = -Infinity;
+  private failuresSinceLog = 0;
+  restarts = 0;
+  relists = 0;
+
+  constructor(private readonly options: InformerOptions) {
+    const { kubeConfig, path, handlers } = options;
+    this.retryMs = this.backoff.initialMs;
+    this.watch = new InformerWatch(kubeConfig, () => {
+      const listed = this.applyingList;
+      this.applyingList = false;
+      this.stateNow = 'watching';
+      this.upSince = Date.now();
+      if (listed) handlers.listed(this.lists > 1);
+    });
+    this.informer = new ListWatch(path, this.watch, () => this.list(), false);
+    this.informer.on('add', (object) => this.running() && handlers.upsert(object, this.applyingList));
+    this.informer.on('update', (object) => this.running() && handlers.upsert(object, this.applyingList));
+    this.informer.on('delete', (object) => this.running() && handlers.delete(object));
+    this.informer.on('error', (error) => this.failed(error));
+  }
+
+  get state(): InformerState {
+    return this.stateNow;
+  }
+
+  /** Listed at least once and watching now. */
+  get ready(): boolean {
+    return this.stateNow === 'watching' && this.lists > 0;
+  }
+
+  start(): void {
+    this.launch();
+  }
+
+  async stop(): Promise<void> {
+    this.stateNow = 'stopped';
+    clearTimeout(this.retryTimer);
+    this.watch.close();
+    this.listAbort.abort();
+    // Emits an `error` (the aborted request), ignored once stopped.
+    await this.informer.stop();
+  }
+
+  private get backoff(): { initialMs: number; maxMs: number } {
+    return this.options.backoff ?? { initialMs: 1000, maxMs: 30_000 };
+  }
+
+  private running(): boolean {
+    return this.stateNow !== 'stopped';
+  }
+
+  private launch(): void {
+    if (!this.running()) return;
+    this.stateNow = 'starting';
+    // start() rejects only when no watch could even be attempted (no cluster in the kubeconfig).
+    this.informer.start().catch((error: unknown) => this.failed(error));
+  }
+
+  private async list() {
+    this.stateNow = 'listing';
+    this.listAbort = new AbortController();
+    const list = await listAll(this.options.kubeConfig, this.options.path, this.listAbort.signal);
+    this.lists++;
+    if (this.lists > 1) this.relists++;
+    // ListWatch applies the items right after this resolves, then starts the watch (InformerWatch.onWatch).
+    this.applyingList = true;
+    return list;
+  }
+
+  private failed(error: unknown): void {
+    if (!this.running()) return;
+    this.applyingList = false;
+    this.stateNow = 'down';
+    this.restarts++;
+    const { initialMs, maxMs } = this.backoff;
+    if (Date.now() - this.upSince >= maxMs) this.retryMs = initialMs;
+    this.upSince = Date.now();
+    const retryMs = this.retryMs;
+    this.retryMs = Math.min(this.retryMs * 2, maxMs);
+    this.options.handlers.failed(error, retryMs);
+    this.failuresSinceLog++;
+    if (Date.now() - this.lastLog >= (this.options.logIntervalMs ?? 10_000)) {
+      this.options.logger.warn(
+        { informer: this.options.name, restarts: this.restarts, failuresSinceLastLine: this.failuresSinceLog, retryMs },
+        `the ${this.options.name} informer stopped: ${describeError(error)}; restarting it in ${retryMs} ms (it resumes from resourceVersion ${this.informer.latestResourceVersion() || 'none: it lists'})`,
+      );
+      this.lastLog = Date.now();
+      this.failuresSinceLog = 0;
+    }
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.launch(), retryMs);
+  }
+}

@@ -120,9 +120,9 @@ export class MetadataPublisher {
     return { published: { ...published }, tombstones: { ...tombstones }, duplicates: { ...duplicates }, watermarks, lastWatermarkNs, queued: this.outbox.size };
   }
 
-  /** The topic's latest message per key, read back at start: what this source published before. */
-  restore(changes: Iterable<MetadataChange>): void {
-    for (const change of changes) this.state.restore(change);
+  /** A message of the topic, read back in offset order at start: what this source published before. */
+  restore(change: MetadataChange): void {
+    this.state.restore(change);
   }
 
   /** An observed state of an object: published when it differs from what its key shows. */

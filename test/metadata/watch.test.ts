@@ -1,0 +1,152 @@
+/**
+ * `sidecarless metadata` against the real API server and the real Kafka: objects created, relabeled and deleted
+ * end as exactly their final states on the compacted topic, each state published once (per key, the sequence of
+ * states has no repeat), deletions as tombstones; a restart of the role publishes nothing when nothing changed and
+ * tombstones what was deleted while it was down; watermarks appear only once every informer is synced, and advance
+ * while nothing changes. Each case has its own topic and namespace; objects are deleted whatever the result.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Config } from '../../src/common/config.js';
+import type { MetadataEvent } from '../../src/events/metadata.js';
+import type { KubeSource } from '../../src/metadata/watch/kube-source.js';
+import { stateDigest } from '../../src/metadata/watch/published-state.js';
+import { kafkaPort, kubeApiServerPort, localHost } from '../../src/lab/stack/endpoints.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
+import { KubeApi, kubeName, manifests, runningStatus, type Created } from '../helpers/kube.js';
+import { codec, deleteMetadataTopic, historyByKey, metadataConfig, readMetadata, startRole, type StartedRole } from '../helpers/metadata.js';
+import { requireStackService } from '../helpers/stack.js';
+
+const kube = KubeApi.fromStack();
+const configs: Config[] = [];
+const roles: StartedRole[] = [];
+const digest = stateDigest(codec);
+
+function newConfig(extra: Record<string, string> = {}): Config {
+  const config = metadataConfig(extra);
+  configs.push(config);
+  return config;
+}
+
+async function start(config: Config): Promise<StartedRole> {
+  const started = await startRole(config);
+  roles.push(started);
+  return started;
+}
+
+/** Waits until every informer has listed and a watermark after that was acknowledged. */
+async function synced({ role }: StartedRole): Promise<void> {
+  await waitFor(async () => role.source.ready() && role.publisher.stats.watermarks > 0, { timeoutMs: 20_000, what: 'the informers to sync and a first watermark' });
+}
+
+/**
+ * Waits until the topic satisfies `done`, then until a watermark later than that has been acknowledged (every change
+ * observed before it is on the topic), and returns the topic read once more.
+ */
+async function settle(config: Config, { role }: StartedRole, done: (history: Map<string, Array<MetadataEvent | null>>) => boolean): Promise<Map<string, Array<MetadataEvent | null>>> {
+  await waitFor(async () => done(historyByKey(await readMetadata(config))), { timeoutMs: 20_000, what: 'the expected states on the metadata topic', intervalMs: 300 });
+  const after = BigInt(Date.now()) * 1_000_000n;
+  await waitFor(async () => role.publisher.stats.lastWatermarkNs > after, { timeoutMs: 10_000, what: 'a watermark after the expected states' });
+  return historyByKey(await readMetadata(config));
+}
+
+/** No key holds the same state twice in a row: a republished state would show as two equal digests. */
+function assertNoRepeats(history: Map<string, Array<MetadataEvent | null>>): void {
+  for (const [key, states] of history) {
+    for (let i = 1; i < states.length; i++) {
+      const [a, b] = [states[i - 1], states[i]];
+      assert.ok(a === null || b === null ? a !== b : digest(a!) !== digest(b!), `${key}: state ${i} repeats state ${i - 1}`);
+    }
+  }
+}
+
+const kubeStats = ({ role }: StartedRole) => (role.source as KubeSource).stats;
+const labelsOf = (states: Array<MetadataEvent | null> | undefined) => (states ?? []).map((state) => (state === null ? 'deleted' : JSON.stringify(state.labels)));
+const createdNs = (object: Created) => BigInt(Date.parse(String(object.metadata.creationTimestamp))) * 1_000_000n;
+
+describe('metadata from the API server', () => {
+  before(async () => {
+    await requireStackService('Kafka', localHost, kafkaPort);
+    await requireStackService('the Kubernetes API server', localHost, kubeApiServerPort);
+  });
+
+  after(async () => {
+    for (const started of roles) await started.stop();
+    await kube.cleanup();
+    for (const config of configs) await deleteMetadataTopic(config);
+  });
+
+  it('publishes every state of pods, owners, services, slices, nodes and namespaces once, and tombstones deletions', async () => {
+    const config = newConfig();
+    const started = await start(config);
+    await synced(started);
+
+    const ns = await kube.create(manifests.namespace(kubeName('md'), { team: 'a' }));
+    const namespace = ns.metadata.name;
+    const node = await kube.create(manifests.node(kubeName('md-node'), { zone: 'z1' }));
+    await kube.patch(node, { status: { addresses: [{ type: 'Hostname', address: 'h' }, { type: 'InternalIP', address: '192.168.50.10' }] } }, 'status');
+    const app = { app: 'web' };
+    const deployment = await kube.create(manifests.deployment(namespace, 'web', app));
+    const replicaSet = await kube.create(manifests.replicaSet(namespace, 'web-5d8f', app, deployment));
+    const pod1 = await kube.create(manifests.pod(namespace, 'web-5d8f-a', app, { owner: replicaSet, nodeName: node.metadata.name }));
+    const pod2 = await kube.create(manifests.pod(namespace, 'web-5d8f-b', app, { owner: replicaSet, nodeName: node.metadata.name }));
+    await kube.patch(pod1, runningStatus('10.244.7.1', 'c0ffee01'), 'status');
+    await kube.patch(pod2, runningStatus('10.244.7.2', 'c0ffee02'), 'status');
+    const service = await kube.create(manifests.service(namespace, 'web', app, 80, 8080));
+    const slice = await kube.create(
+      manifests.endpointSlice(namespace, 'web-x7', service, [{ pod: pod1, ip: '10.244.7.1', ready: true }, { pod: pod2, ip: '10.244.7.2', ready: true }], 8080),
+    );
+
+    const relabeled = await kube.patch(pod1, { metadata: { labels: { app: 'web', version: 'v2' } } });
+    // Annotations are outside the contract: a new resourceVersion, the same state.
+    await kube.patch(pod1, { metadata: { annotations: { note: 'not published' } } });
+    await kube.patch(ns, { metadata: { labels: { team: 'b' } } });
+    await kube.delete(pod2);
+    await kube.patch(slice, { endpoints: [{ addresses: ['10.244.7.1'], conditions: { ready: true }, targetRef: { kind: 'Pod', name: pod1.metadata.name, namespace, uid: pod1.metadata.uid } }] });
+    await kube.delete(service);
+    await kube.delete(node);
+
+    const history = await settle(config, started, (h) => h.get(node.metadata.uid)?.at(-1) === null && h.get(slice.metadata.uid)?.length === 2);
+    const mine = [ns, node, deployment, replicaSet, pod1, pod2, service, slice].map((object) => object.metadata.uid);
+    assertNoRepeats(new Map([...history].filter(([key]) => mine.includes(key))));
+
+    const nsName = { 'kubernetes.io/metadata.name': namespace };
+    assert.deepEqual(labelsOf(history.get(ns.metadata.uid)), [JSON.stringify({ ...nsName, team: 'a' }), JSON.stringify({ ...nsName, team: 'b' })]);
+    assert.deepEqual(history.get(node.metadata.uid)?.map((s) => s && s.node?.addresses), [[], ['192.168.50.10'], null]);
+    assert.deepEqual(labelsOf(history.get(pod1.metadata.uid)), ['{"app":"web"}', '{"app":"web"}', '{"app":"web","version":"v2"}']);
+    assert.deepEqual(history.get(pod2.metadata.uid)?.map((s) => s && `${s.pod?.phase} ${s.pod?.ips.join()}`), ['Pending ', 'Running 10.244.7.2', null]);
+    assert.deepEqual(history.get(service.metadata.uid)?.map((s) => s && s.service?.cluster_ips), [service.spec && (service.spec as { clusterIPs: string[] }).clusterIPs, null]);
+    assert.deepEqual(history.get(slice.metadata.uid)?.map((s) => s?.endpoint_slice?.endpoints.map((e) => e.pod_uid)), [[pod1.metadata.uid, pod2.metadata.uid], [pod1.metadata.uid]]);
+    assert.deepEqual([history.get(deployment.metadata.uid)?.length, history.get(replicaSet.metadata.uid)?.length], [1, 1]);
+
+    // The final state of each object, exactly (the change time: when it was observed, checked for order only).
+    const final = history.get(pod1.metadata.uid)!.at(-1)!;
+    assert.deepEqual(structuredClone({ ...final, change_time_ns: 0n }), {
+      object_key: pod1.metadata.uid,
+      kind: 'Pod',
+      source: 'kubernetes/test',
+      change_time_ns: 0n,
+      created_time_ns: createdNs(pod1),
+      resource_version: relabeled.metadata.resourceVersion,
+      k8s_namespace_name: namespace,
+      name: 'web-5d8f-a',
+      labels: { app: 'web', version: 'v2' },
+      owner: { kind: 'ReplicaSet', name: 'web-5d8f', uid: replicaSet.metadata.uid },
+      pod: { k8s_node_name: node.metadata.name, phase: 'Running', host_network: false, ips: ['10.244.7.1'], container_ids: ['c0ffee01'], ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] },
+      service: null,
+      endpoint_slice: null,
+      node: null,
+      cgroup: null,
+    });
+    const states = history.get(pod1.metadata.uid)!.map((s) => s!.change_time_ns);
+    assert.ok(states[0]! >= createdNs(pod1) && states[0]! < states[1]! && states[1]! < states[2]!, `change times in order: ${states.join(', ')}`);
+    const rs = history.get(replicaSet.metadata.uid)![0]!;
+    assert.deepEqual([structuredClone(rs.owner), rs.k8s_namespace_name, rs.created_time_ns], [{ kind: 'Deployment', name: 'web', uid: deployment.metadata.uid }, namespace, createdNs(replicaSet)]);
+    const lastSlice = history.get(slice.metadata.uid)!.at(-1)!;
+    assert.deepEqual(structuredClone(lastSlice.endpoint_slice), { service_name: 'web', address_type: 'IPv4', endpoints: [{ addresses: ['10.244.7.1'], pod_uid: pod1.metadata.uid, ready: true }], ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] });
+
+    const { publisher } = started.role;
+    assert.ok((publisher.stats.duplicates.Pod ?? 0) >= 1, 'the annotation-only change was suppressed');
+    assert.deepEqual([kubeStats(started).restarts.Pod, kubeStats(started).relists.Pod], [0, 0]);
+  });
+});

@@ -27,7 +27,8 @@ export interface KubeObject {
 export type Created = KubeObject & { metadata: { uid: string; resourceVersion: string } };
 
 export class KubeApi {
-  private readonly created: Created[] = [];
+  /** What to delete at cleanup, by path, in creation order. */
+  private readonly created: string[] = [];
 
   constructor(readonly kubeConfig: KubeConfig) {}
 
@@ -39,8 +40,24 @@ export class KubeApi {
 
   async create(object: KubeObject): Promise<Created> {
     const created = (await this.call('POST', collectionPath(object.kind, object.metadata.namespace), object)) as Created;
-    this.created.push(created);
+    this.created.push(objectPath(created));
     return created;
+  }
+
+  /** POST of anything else (RBAC, service accounts) to a collection path; `named` objects are deleted at cleanup. */
+  async post(collection: string, body: { metadata?: { name?: string } } & Record<string, unknown>, named = true): Promise<Record<string, unknown>> {
+    const created = (await this.call('POST', collection, body)) as Record<string, unknown>;
+    if (named) this.created.push(`${collection}/${body.metadata!.name!}`);
+    return created;
+  }
+
+  /** A JSON merge patch of anything at `path`. */
+  async patchPath(path: string, patch: unknown): Promise<void> {
+    await this.call('PATCH', path, patch, 'application/merge-patch+json');
+  }
+
+  async get(path: string): Promise<Record<string, unknown>> {
+    return (await this.call('GET', path)) as Record<string, unknown>;
   }
 
   /** A JSON merge patch of the object (or of its status subresource). */
@@ -51,17 +68,21 @@ export class KubeApi {
 
   /** Deletes at once (grace 0: no kubelet confirms a pod's end). */
   async delete(object: Pick<KubeObject, 'kind' | 'metadata'>): Promise<void> {
-    await this.call('DELETE', `${objectPath(object)}?gracePeriodSeconds=0`);
+    await this.deletePath(objectPath(object));
   }
 
   /** Deletes every object this helper created that still exists, newest first. */
   async cleanup(): Promise<void> {
-    for (const object of this.created.reverse()) {
-      await this.delete(object).catch((error: { statusCode?: number }) => {
+    for (const path of this.created.reverse()) {
+      await this.deletePath(path).catch((error: { statusCode?: number }) => {
         if (error.statusCode !== 404) throw error;
       });
     }
     this.created.length = 0;
+  }
+
+  private async deletePath(path: string): Promise<void> {
+    await this.call('DELETE', `${path}?gracePeriodSeconds=0`);
   }
 
   private async call(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<unknown> {

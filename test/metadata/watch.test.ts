@@ -6,12 +6,16 @@
  * while nothing changes. Each case has its own topic and namespace; objects are deleted whatever the result.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Config } from '../../src/common/config.js';
 import type { MetadataEvent } from '../../src/events/metadata.js';
 import type { KubeSource } from '../../src/metadata/watch/kube-source.js';
 import { stateDigest } from '../../src/metadata/watch/published-state.js';
 import { kafkaPort, kubeApiServerPort, localHost } from '../../src/lab/stack/endpoints.js';
+import { kubeCredentials } from '../../src/lab/stack/kube-credentials.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { KubeApi, kubeName, manifests, runningStatus, type Created } from '../helpers/kube.js';
 import { codec, deleteMetadataTopic, historyByKey, metadataConfig, readMetadata, startRole, type StartedRole } from '../helpers/metadata.js';
@@ -20,6 +24,7 @@ import { requireStackService } from '../helpers/stack.js';
 const kube = KubeApi.fromStack();
 const configs: Config[] = [];
 const roles: StartedRole[] = [];
+const temporary: string[] = [];
 const digest = stateDigest(codec);
 
 function newConfig(extra: Record<string, string> = {}): Config {
@@ -50,9 +55,10 @@ async function settle(config: Config, { role }: StartedRole, done: (history: Map
   return historyByKey(await readMetadata(config));
 }
 
-/** No key holds the same state twice in a row: a republished state would show as two equal digests. */
+/** No object's key holds the same state twice in a row: a republished state would show as two equal digests. */
 function assertNoRepeats(history: Map<string, Array<MetadataEvent | null>>): void {
   for (const [key, states] of history) {
+    if (key.startsWith('watermark/')) continue;
     for (let i = 1; i < states.length; i++) {
       const [a, b] = [states[i - 1], states[i]];
       assert.ok(a === null || b === null ? a !== b : digest(a!) !== digest(b!), `${key}: state ${i} repeats state ${i - 1}`);
@@ -74,6 +80,7 @@ describe('metadata from the API server', () => {
     for (const started of roles) await started.stop();
     await kube.cleanup();
     for (const config of configs) await deleteMetadataTopic(config);
+    for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
   });
 
   it('publishes every state of pods, owners, services, slices, nodes and namespaces once, and tombstones deletions', async () => {
@@ -148,5 +155,103 @@ describe('metadata from the API server', () => {
     const { publisher } = started.role;
     assert.ok((publisher.stats.duplicates.Pod ?? 0) >= 1, 'the annotation-only change was suppressed');
     assert.deepEqual([kubeStats(started).restarts.Pod, kubeStats(started).relists.Pod], [0, 0]);
+  });
+
+  it('publishes nothing on a restart when nothing changed, and after one tombstones what was deleted while it was down', async () => {
+    const config = newConfig();
+    const ns = await kube.create(manifests.namespace(kubeName('md')));
+    const namespace = ns.metadata.name;
+    const kept = await kube.create(manifests.pod(namespace, 'kept', { app: 'a' }));
+    const deleted = await kube.create(manifests.pod(namespace, 'deleted', { app: 'a' }));
+    const first = await start(config);
+    await synced(first);
+    await settle(config, first, (h) => h.has(kept.metadata.uid) && h.has(deleted.metadata.uid));
+    await first.stop();
+    const before = await readMetadata(config);
+    const objects = [...historyByKey(before)].filter(([key, states]) => !key.startsWith('watermark/') && states.at(-1) !== null).length;
+
+    const second = await start(config);
+    await synced(second);
+    await second.stop();
+    const { published, tombstones, duplicates } = second.role.publisher.stats;
+    assert.deepEqual([published, tombstones], [{}, {}]);
+    assert.equal(Object.values(duplicates).reduce((sum, n) => sum + n, 0), objects, 'every object was compared with what the topic holds');
+    const again = await readMetadata(config);
+    assert.deepEqual(
+      again.filter((m) => !m.change.key.startsWith('watermark/')).length,
+      before.filter((m) => !m.change.key.startsWith('watermark/')).length,
+      'no message but watermarks',
+    );
+
+    // While no publisher runs: one pod deleted, one relabeled, one created.
+    await kube.delete(deleted);
+    const relabeled = await kube.patch(kept, { metadata: { labels: { app: 'b' } } });
+    const added = await kube.create(manifests.pod(namespace, 'added', { app: 'a' }));
+    const third = await start(config);
+    await synced(third);
+    const history = await settle(config, third, (h) => h.get(deleted.metadata.uid)?.at(-1) === null && h.has(added.metadata.uid));
+    assert.deepEqual([third.role.publisher.stats.published, third.role.publisher.stats.tombstones], [{ Pod: 2 }, { Pod: 1 }]);
+    assert.deepEqual(labelsOf(history.get(deleted.metadata.uid)), ['{"app":"a"}', 'deleted']);
+    assert.deepEqual(labelsOf(history.get(kept.metadata.uid)), ['{"app":"a"}', '{"app":"b"}']);
+    assert.equal(history.get(kept.metadata.uid)!.at(-1)!.resource_version, relabeled.metadata.resourceVersion);
+    assert.deepEqual(labelsOf(history.get(added.metadata.uid)), ['{"app":"a"}']);
+    assertNoRepeats(history);
+  });
+
+  it('publishes watermarks only once every informer has listed, and advances them while nothing changes', async () => {
+    // A service account that may list and watch every kind but CronJobs: that informer cannot sync until granted.
+    const ns = await kube.create(manifests.namespace(kubeName('md')));
+    const account = kubeName('md-reader');
+    const rbac = '/apis/rbac.authorization.k8s.io/v1';
+    const rule = (resources: string[]) => [
+      { apiGroups: [''], resources: ['namespaces', 'nodes', 'pods', 'services'], verbs: ['list', 'watch'] },
+      { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
+      { apiGroups: ['apps'], resources: ['replicasets', 'deployments', 'statefulsets', 'daemonsets'], verbs: ['list', 'watch'] },
+      { apiGroups: ['batch'], resources, verbs: ['list', 'watch'] },
+    ];
+    await kube.post(`/api/v1/namespaces/${ns.metadata.name}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: account } });
+    await kube.post(`${rbac}/clusterroles`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: account }, rules: rule(['jobs']) });
+    await kube.post(`${rbac}/clusterrolebindings`, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: account },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: account },
+      subjects: [{ kind: 'ServiceAccount', name: account, namespace: ns.metadata.name }],
+    });
+    const token = await kube.post(
+      `/api/v1/namespaces/${ns.metadata.name}/serviceaccounts/${account}/token`,
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+      false,
+    );
+    const kubeconfig = join(mkdtempSync(join(tmpdir(), 'sidecarless-md-')), 'kubeconfig');
+    temporary.push(dirname(kubeconfig));
+    writeFileSync(kubeconfig, readFileSync(kubeCredentials.kubeconfigFile, 'utf8').replace(/token: .*/, `token: ${(token.status as { token: string }).token}`), { mode: 0o600 });
+
+    const config = newConfig({ SIDECARLESS_METADATA_KUBECONFIG: kubeconfig });
+    const started = await start(config);
+    const { role } = started;
+    await waitFor(async () => (kubeStats(started).restarts.CronJob ?? 0) >= 2 && (role.publisher.stats.published.Namespace ?? 0) > 0, {
+      timeoutMs: 20_000,
+      what: 'the CronJob informer to be refused twice while the others publish',
+    });
+    assert.deepEqual(structuredClone(started.telemetry.health().checks.source), { ok: false, detail: 'CronJob: down' });
+    const topic = await readMetadata(config);
+    assert.ok(topic.some((m) => m.change.key === ns.metadata.uid), 'objects are published meanwhile');
+    assert.equal(topic.filter((m) => m.change.key.startsWith('watermark/')).length, 0, 'no watermark while an informer has not listed');
+    assert.equal(role.publisher.stats.watermarks, 0);
+
+    const granted = BigInt(Date.now()) * 1_000_000n;
+    await kube.patchPath(`${rbac}/clusterroles/${account}`, { rules: rule(['jobs', 'cronjobs']) });
+    await waitFor(async () => role.source.ready() && role.publisher.stats.watermarks >= 4, { timeoutMs: 40_000, what: 'the CronJob informer to list after the grant, and watermarks' });
+    await started.stop();
+    const watermarks = (await readMetadata(config)).filter((m) => m.change.key === 'watermark/kubernetes/test').map((m) => ('event' in m.change ? m.change.event.change_time_ns : -1n));
+    assert.ok(watermarks.length >= 4, `${watermarks.length} watermarks`);
+    assert.ok(watermarks[0]! > granted, 'the first watermark follows the grant');
+    assert.ok(watermarks.at(-1)! > watermarks.at(-2)!, 'the stop\'s watermark is the latest');
+    // Idle: one every metadata.watermarkMs (200 ms), each later than the one before; the last one is the stop's.
+    for (let i = 1; i < watermarks.length - 1; i++) {
+      assert.ok(watermarks[i]! - watermarks[i - 1]! >= 150_000_000n, `watermark ${i} is ${watermarks[i]! - watermarks[i - 1]!} ns after the one before`);
+    }
+    assert.equal(role.publisher.stats.lastWatermarkNs, watermarks.at(-1));
   });
 });

@@ -81,6 +81,14 @@ class InformerWatch extends Watch {
   }
 }
 
+/** What to do about a refusal that no restart fixes by itself. */
+function remedy(error: unknown, path: string): string {
+  const status = (error as { statusCode?: number }).statusCode;
+  if (status === 401) return '; the credentials of the kubeconfig (metadata.kubeconfig) are not accepted';
+  if (status === 403) return `; grant the role's account list and watch on ${path} (RBAC)`;
+  return '';
+}
+
 export class Informer {
   private informer: ListWatch<KubernetesObject>;
   private readonly watch: InformerWatch;
@@ -178,7 +186,7 @@ export class Informer {
     if (Date.now() - this.lastLog >= (this.options.logIntervalMs ?? 10_000)) {
       this.options.logger.warn(
         { informer: this.options.name, restarts: this.restarts, failuresSinceLastLine: this.failuresSinceLog, retryMs },
-        `the ${this.options.name} informer stopped: ${describeError(error)}; restarting it in ${retryMs} ms (it resumes from resourceVersion ${this.informer.latestResourceVersion() || 'none: it lists'})`,
+        `the ${this.options.name} informer stopped: ${describeError(error)}${remedy(error, this.options.path)}; restarting it in ${retryMs} ms (it resumes from resourceVersion ${this.informer.latestResourceVersion() || 'none: it lists'})`,
       );
       this.lastLog = Date.now();
       this.failuresSinceLog = 0;

@@ -5,11 +5,15 @@
  * references cascade nothing, EndpointSlices are written by hand, a deleted namespace stays Terminating.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KIND_APIS } from '../../src/metadata/watch/kinds.js';
 import type { ObjectKind } from '../../src/metadata/watch/translate.js';
 import { kubeCredentials } from '../../src/lab/stack/kube-credentials.js';
+import { localKubeApiServerUrl } from '../../src/lab/stack/endpoints.js';
 
 /** A DNS-1123 name unique to this run: prefix, time, random. */
 export function kubeName(prefix: string): string {
@@ -174,4 +178,18 @@ export function runningStatus(ip: string, containerId: string) {
       containerStatuses: [{ name: 'app', containerID: `containerd://${containerId}`, ready: true, restartCount: 0, image: 'registry.invalid/app:1', imageID: '', started: true, state: { running: {} } }],
     },
   };
+}
+
+/**
+ * The stack's kubeconfig with another bearer token (a service account's) or another server address (a relay's
+ * port), in a temporary file; `remove` deletes it.
+ */
+export function kubeconfigVariant(change: { token?: string; port?: number }): { path: string; remove(): void } {
+  let text = readFileSync(kubeCredentials.kubeconfigFile, 'utf8');
+  if (change.token !== undefined) text = text.replace(/token: .*/, `token: ${change.token}`);
+  if (change.port !== undefined) text = text.replace(`server: ${localKubeApiServerUrl}`, `server: https://127.0.0.1:${change.port}`);
+  const dir = mkdtempSync(join(tmpdir(), 'sidecarless-kubeconfig-'));
+  const path = join(dir, 'kubeconfig');
+  writeFileSync(path, text, { mode: 0o600 });
+  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

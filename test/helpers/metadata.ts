@@ -3,6 +3,7 @@
  * started in-process with an in-memory metrics reader, and the topic read back whole and decoded, per key in
  * offset order (one key lives in one partition).
  */
+import assert from 'node:assert/strict';
 import { MetricReader, type DataPoint, type HistogramMetricData, type SumMetricData } from '@opentelemetry/sdk-metrics';
 import { loadRegistry } from '../../src/common/avro.js';
 import { loadConfig, type Config } from '../../src/common/config.js';
@@ -13,6 +14,10 @@ import { startTelemetry, type Telemetry } from '../../src/common/telemetry.js';
 import { bindMetadataCodec, type MetadataChange, type MetadataEvent } from '../../src/events/metadata.js';
 import { topicSpecs } from '../../src/events/topics.js';
 import { startMetadata, type MetadataRoleOptions, type RunningMetadata } from '../../src/metadata/role.js';
+import type { KubeSource } from '../../src/metadata/watch/kube-source.js';
+import { stateDigest } from '../../src/metadata/watch/published-state.js';
+import { OBJECT_KINDS } from '../../src/metadata/watch/kinds.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
 import { kubeCredentials } from '../../src/lab/stack/kube-credentials.js';
 import { uniqueName } from './stack.js';
 
@@ -105,8 +110,10 @@ export async function readMetadata(config: Config): Promise<Message[]> {
   return messages;
 }
 
-/** Per key, its messages in offset order: the state (null for a tombstone) and, for tombstones, their time. */
-export function historyByKey(messages: readonly Message[]): Map<string, Array<MetadataEvent | null>> {
+/** Per key, its states in offset order (null: a tombstone). */
+export type History = Map<string, Array<MetadataEvent | null>>;
+
+export function historyByKey(messages: readonly Message[]): History {
   const history = new Map<string, Array<MetadataEvent | null>>();
   const ordered = [...messages].sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
   for (const { change } of ordered) {
@@ -124,3 +131,40 @@ export async function deleteMetadataTopic(config: Config): Promise<void> {
   await admin.deleteTopics({ topics: [topicSpecs(config.kafka.topicPrefix).metadata.topic] }).catch(() => {});
   await admin.disconnect();
 }
+
+/** Waits until every informer has listed and a watermark after that was acknowledged. */
+export async function synced({ role }: StartedRole): Promise<void> {
+  await waitFor(async () => role.source.ready() && role.publisher.stats.watermarks > 0, { timeoutMs: 20_000, what: 'the informers to sync and a first watermark' });
+}
+
+/**
+ * Waits until the topic satisfies `done`, then until a watermark later than that has been acknowledged (every change
+ * observed before it is on the topic), and returns the topic read once more.
+ */
+export async function settle(config: Config, { role }: StartedRole, done: (history: History) => boolean, timeoutMs = 20_000): Promise<History> {
+  await waitFor(async () => done(historyByKey(await readMetadata(config))), { timeoutMs, what: 'the expected states on the metadata topic', intervalMs: 300 });
+  const after = BigInt(Date.now()) * 1_000_000n;
+  await waitFor(async () => role.publisher.stats.lastWatermarkNs > after, { timeoutMs: 10_000, what: 'a watermark after the expected states' });
+  return historyByKey(await readMetadata(config));
+}
+
+const digest = stateDigest(codec);
+
+/** No object's key holds the same state twice in a row: a republished state would show as two equal digests. */
+export function assertNoRepeats(history: History): void {
+  for (const [key, states] of history) {
+    if (key.startsWith('watermark/')) continue;
+    for (let i = 1; i < states.length; i++) {
+      const [a, b] = [states[i - 1], states[i]];
+      assert.ok(a === null || b === null ? a !== b : digest(a!) !== digest(b!), `${key}: state ${i} repeats state ${i - 1}`);
+    }
+  }
+}
+
+export const kubeStats = ({ role }: StartedRole) => (role.source as KubeSource).stats;
+
+/** Each state's labels as JSON, 'deleted' for a tombstone. */
+export const labelsOf = (states: Array<MetadataEvent | null> | undefined): string[] => (states ?? []).map((state) => (state === null ? 'deleted' : JSON.stringify(state.labels)));
+
+/** The same count for every watched kind (what the stats and counters hold per kind). */
+export const perKind = (n: number): Record<string, number> => Object.fromEntries(OBJECT_KINDS.map((kind) => [kind, n]));

@@ -6,26 +6,18 @@
  * while nothing changes. Each case has its own topic and namespace; objects are deleted whatever the result.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Config } from '../../src/common/config.js';
-import type { MetadataEvent } from '../../src/events/metadata.js';
-import type { KubeSource } from '../../src/metadata/watch/kube-source.js';
-import { stateDigest } from '../../src/metadata/watch/published-state.js';
 import { kafkaPort, kubeApiServerPort, localHost } from '../../src/lab/stack/endpoints.js';
-import { kubeCredentials } from '../../src/lab/stack/kube-credentials.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
-import { KubeApi, kubeName, manifests, runningStatus, type Created } from '../helpers/kube.js';
-import { codec, deleteMetadataTopic, historyByKey, metadataConfig, readMetadata, startRole, type StartedRole } from '../helpers/metadata.js';
+import { KubeApi, kubeconfigVariant, kubeName, manifests, runningStatus, type Created } from '../helpers/kube.js';
+import { assertNoRepeats, deleteMetadataTopic, historyByKey, kubeStats, labelsOf, perKind, metadataConfig, readMetadata, settle, startRole, synced, type StartedRole } from '../helpers/metadata.js';
 import { requireStackService } from '../helpers/stack.js';
 
 const kube = KubeApi.fromStack();
 const configs: Config[] = [];
 const roles: StartedRole[] = [];
-const temporary: string[] = [];
-const digest = stateDigest(codec);
+const temporary: Array<() => void> = [];
 
 function newConfig(extra: Record<string, string> = {}): Config {
   const config = metadataConfig(extra);
@@ -39,35 +31,6 @@ async function start(config: Config): Promise<StartedRole> {
   return started;
 }
 
-/** Waits until every informer has listed and a watermark after that was acknowledged. */
-async function synced({ role }: StartedRole): Promise<void> {
-  await waitFor(async () => role.source.ready() && role.publisher.stats.watermarks > 0, { timeoutMs: 20_000, what: 'the informers to sync and a first watermark' });
-}
-
-/**
- * Waits until the topic satisfies `done`, then until a watermark later than that has been acknowledged (every change
- * observed before it is on the topic), and returns the topic read once more.
- */
-async function settle(config: Config, { role }: StartedRole, done: (history: Map<string, Array<MetadataEvent | null>>) => boolean): Promise<Map<string, Array<MetadataEvent | null>>> {
-  await waitFor(async () => done(historyByKey(await readMetadata(config))), { timeoutMs: 20_000, what: 'the expected states on the metadata topic', intervalMs: 300 });
-  const after = BigInt(Date.now()) * 1_000_000n;
-  await waitFor(async () => role.publisher.stats.lastWatermarkNs > after, { timeoutMs: 10_000, what: 'a watermark after the expected states' });
-  return historyByKey(await readMetadata(config));
-}
-
-/** No object's key holds the same state twice in a row: a republished state would show as two equal digests. */
-function assertNoRepeats(history: Map<string, Array<MetadataEvent | null>>): void {
-  for (const [key, states] of history) {
-    if (key.startsWith('watermark/')) continue;
-    for (let i = 1; i < states.length; i++) {
-      const [a, b] = [states[i - 1], states[i]];
-      assert.ok(a === null || b === null ? a !== b : digest(a!) !== digest(b!), `${key}: state ${i} repeats state ${i - 1}`);
-    }
-  }
-}
-
-const kubeStats = ({ role }: StartedRole) => (role.source as KubeSource).stats;
-const labelsOf = (states: Array<MetadataEvent | null> | undefined) => (states ?? []).map((state) => (state === null ? 'deleted' : JSON.stringify(state.labels)));
 const createdNs = (object: Created) => BigInt(Date.parse(String(object.metadata.creationTimestamp))) * 1_000_000n;
 
 describe('metadata from the API server', () => {
@@ -80,7 +43,7 @@ describe('metadata from the API server', () => {
     for (const started of roles) await started.stop();
     await kube.cleanup();
     for (const config of configs) await deleteMetadataTopic(config);
-    for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
+    for (const remove of temporary) remove();
   });
 
   it('publishes every state of pods, owners, services, slices, nodes and namespaces once, and tombstones deletions', async () => {
@@ -154,7 +117,8 @@ describe('metadata from the API server', () => {
 
     const { publisher } = started.role;
     assert.ok((publisher.stats.duplicates.Pod ?? 0) >= 1, 'the annotation-only change was suppressed');
-    assert.deepEqual([kubeStats(started).restarts.Pod, kubeStats(started).relists.Pod], [0, 0]);
+    assert.deepEqual([kubeStats(started).restarts, kubeStats(started).relists], [perKind(0), perKind(0)]);
+    await started.stop();
   });
 
   it('publishes nothing on a restart when nothing changed, and after one tombstones what was deleted while it was down', async () => {
@@ -196,6 +160,7 @@ describe('metadata from the API server', () => {
     assert.equal(history.get(kept.metadata.uid)!.at(-1)!.resource_version, relabeled.metadata.resourceVersion);
     assert.deepEqual(labelsOf(history.get(added.metadata.uid)), ['{"app":"a"}']);
     assertNoRepeats(history);
+    await third.stop();
   });
 
   it('publishes watermarks only once every informer has listed, and advances them while nothing changes', async () => {
@@ -223,11 +188,10 @@ describe('metadata from the API server', () => {
       { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
       false,
     );
-    const kubeconfig = join(mkdtempSync(join(tmpdir(), 'sidecarless-md-')), 'kubeconfig');
-    temporary.push(dirname(kubeconfig));
-    writeFileSync(kubeconfig, readFileSync(kubeCredentials.kubeconfigFile, 'utf8').replace(/token: .*/, `token: ${(token.status as { token: string }).token}`), { mode: 0o600 });
+    const kubeconfig = kubeconfigVariant({ token: (token.status as { token: string }).token });
+    temporary.push(kubeconfig.remove);
 
-    const config = newConfig({ SIDECARLESS_METADATA_KUBECONFIG: kubeconfig });
+    const config = newConfig({ SIDECARLESS_METADATA_KUBECONFIG: kubeconfig.path });
     const started = await start(config);
     const { role } = started;
     await waitFor(async () => (kubeStats(started).restarts.CronJob ?? 0) >= 2 && (role.publisher.stats.published.Namespace ?? 0) > 0, {

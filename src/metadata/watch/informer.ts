@@ -9,8 +9,8 @@
  *    relisting), a server-side timeout (5-10 min, so a silently dead connection is replaced, as client-go does),
  *    and that closes for good on stop (ListWatch.stop() alone leaves a watch whose request was still connecting);
  * 2. restarts it after `error` with a growing back-off (1 s doubling to 30 s; back to 1 s once it has stayed up
- *    for 30 s), counting each restart and logging at most one line per kind per interval; start() resumes from
- *    the last resourceVersion, so a short outage costs no relist when the API server still serves it;
+ *    for 30 s), counting each restart and telling the owner why; start() resumes from the last resourceVersion,
+ *    so a short outage costs no relist when the API server still serves it;
  * 3. tells the owner when a list has been applied (the initial sync, and each relist after a 410, counted), and
  *    whether the informer is watching now: a source may claim a watermark only while all of its informers are.
  *
@@ -18,8 +18,6 @@
  * which it does only on a 410 (a restart after an error resumes from the resourceVersion it had).
  */
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import type { Logger } from '../../common/logger.js';
-import { describeError } from '../../common/errors.js';
 import { listAll } from './api-list.js';
 
 export type InformerState = 'starting' | 'listing' | 'watching' | 'down' | 'stopped';
@@ -31,8 +29,8 @@ export interface InformerHandlers {
   delete(object: KubernetesObject): void;
   /** A list has been applied: `relist` false for the first one. */
   listed(relist: boolean): void;
-  /** The informer stopped on an error and will start again after `retryMs`. */
-  failed(error: unknown, retryMs: number): void;
+  /** The informer stopped on an error and starts again after `retryMs`, from `resourceVersion` ('': it lists). */
+  failed(error: unknown, retryMs: number, resourceVersion: string): void;
 }
 
 export interface InformerOptions {
@@ -40,11 +38,8 @@ export interface InformerOptions {
   path: string;
   kubeConfig: KubeConfig;
   handlers: InformerHandlers;
-  logger: Logger;
   /** Back-off after a failure. Default 1 s doubling to 30 s. */
   backoff?: { initialMs: number; maxMs: number };
-  /** Log at most one line per this interval about failures. Default 10 s. */
-  logIntervalMs?: number;
 }
 
 /** A client-node Watch with bookmarks and a server-side timeout, which refuses to watch once closed. */
@@ -81,14 +76,6 @@ class InformerWatch extends Watch {
   }
 }
 
-/** What to do about a refusal that no restart fixes by itself. */
-function remedy(error: unknown, path: string): string {
-  const status = (error as { statusCode?: number }).statusCode;
-  if (status === 401) return '; the credentials of the kubeconfig (metadata.kubeconfig) are not accepted';
-  if (status === 403) return `; grant the role's account list and watch on ${path} (RBAC)`;
-  return '';
-}
-
 export class Informer {
   private informer: ListWatch<KubernetesObject>;
   private readonly watch: InformerWatch;
@@ -101,8 +88,6 @@ export class Informer {
   private retryTimer: NodeJS.Timeout | undefined;
   /** Since the last watch attempt or failure: a failure after a long enough calm starts the back-off over. */
   private upSince = 0;
-  private lastLog = -Infinity;
-  private failuresSinceLog = 0;
   restarts = 0;
   relists = 0;
 
@@ -181,16 +166,7 @@ export class Informer {
     this.upSince = Date.now();
     const retryMs = this.retryMs;
     this.retryMs = Math.min(this.retryMs * 2, maxMs);
-    this.options.handlers.failed(error, retryMs);
-    this.failuresSinceLog++;
-    if (Date.now() - this.lastLog >= (this.options.logIntervalMs ?? 10_000)) {
-      this.options.logger.warn(
-        { informer: this.options.name, restarts: this.restarts, failuresSinceLastLine: this.failuresSinceLog, retryMs },
-        `the ${this.options.name} informer stopped: ${describeError(error)}${remedy(error, this.options.path)}; restarting it in ${retryMs} ms (it resumes from resourceVersion ${this.informer.latestResourceVersion() || 'none: it lists'})`,
-      );
-      this.lastLog = Date.now();
-      this.failuresSinceLog = 0;
-    }
+    this.options.handlers.failed(error, retryMs, this.informer.latestResourceVersion());
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.launch(), retryMs);
   }

@@ -16,6 +16,7 @@ import type { Logger } from '../../common/logger.js';
 import { createDropCounter, type DropCounter } from '../../common/telemetry.js';
 import type { Clock } from './clock.js';
 import { Informer } from './informer.js';
+import { FailureLog, remedy } from './informer-failures.js';
 import { KIND_APIS, OBJECT_KINDS } from './kinds.js';
 import type { MetadataPublisher } from './publisher.js';
 import type { MetadataSource } from './source.js';
@@ -59,10 +60,12 @@ export class KubeSource implements MetadataSource {
   private readonly lastWrite = new Map<string, number>();
   private synced = false;
   private lastTranslateLog = -Infinity;
+  private readonly failures: FailureLog;
 
   constructor(private readonly options: KubeSourceOptions) {
     const { meter, logger, publisher } = options;
     const source = publisher.source;
+    this.failures = new FailureLog(logger);
     this.drops = createDropCounter(meter, logger, { name: 'metadata.kubernetes', remedies: DROP_REMEDIES, attributes: { source } });
     const restarts = meter.createCounter('sidecarless.metadata.informer_restarts', { description: 'Informers restarted after they stopped on an error, by kind', unit: '{restart}' });
     const relists = meter.createCounter('sidecarless.metadata.relists', {
@@ -85,7 +88,6 @@ export class KubeSource implements MetadataSource {
         name: kind,
         path: KIND_APIS[kind].path,
         kubeConfig: options.kubeConfig,
-        logger,
         ...(options.backoff && { backoff: options.backoff }),
         handlers: {
           upsert: (object, fromList) => {
@@ -113,7 +115,10 @@ export class KubeSource implements MetadataSource {
               logger.info({ kinds: this.informers.size }, 'every informer has listed: watermarks start');
             }
           },
-          failed: () => restarts.add(1, attributes),
+          failed: (error, retryMs, resourceVersion) => {
+            restarts.add(1, attributes);
+            this.failures.add(kind, `${describeError(error)}${remedy(error, KIND_APIS[kind].path)}`, { retryMs, resumesFrom: resourceVersion || 'none: it lists' });
+          },
         },
       });
       this.informers.set(kind, informer);
@@ -144,6 +149,7 @@ export class KubeSource implements MetadataSource {
 
   async stop(): Promise<void> {
     await Promise.all([...this.informers.values()].map((informer) => informer.stop()));
+    this.failures.flush();
     this.drops.flush();
   }
 

@@ -60,8 +60,9 @@ export class KubeApi {
     await this.call('PATCH', path, patch, 'application/merge-patch+json');
   }
 
-  async get(path: string): Promise<Record<string, unknown>> {
-    return (await this.call('GET', path)) as Record<string, unknown>;
+  /** The object as the API server has it now. */
+  async read(object: Pick<KubeObject, 'kind' | 'metadata'>): Promise<Created> {
+    return (await this.call('GET', objectPath(object))) as Created;
   }
 
   /** A JSON merge patch of the object (or of its status subresource). */

@@ -44,9 +44,10 @@ export function parseManifests(text: string, file: string): Manifest[] {
       const at = lines.linePos(syntax.pos[0]);
       throw new DecodeError(`${file}: ${label}: line ${at.line}, column ${at.col}: ${syntax.message.split('\n')[0]}`, { field: label, line: at.line });
     }
-    if (document.contents === null) return;
-    const lineOf = (node: Node | null | undefined) => lines.linePos(node?.range?.[0] ?? 0).line;
     const root = document.toJS({ maxAliasCount: 100 }) as unknown;
+    // An empty document (two separators in a row, or only comments).
+    if (root === null || root === undefined) return;
+    const lineOf = (node: Node | null | undefined) => lines.linePos(node?.range?.[0] ?? 0).line;
     if (new Fields(root).string('kind') === 'List') {
       const items = new Fields(root).items('items');
       items.forEach((_, i) => manifests.push(manifest(root, ['items', i], `${label}, items[${i}]`, document, lineOf, file)));

@@ -19,7 +19,9 @@ import { stateDigest } from '../../src/metadata/watch/published-state.js';
 import { OBJECT_KINDS } from '../../src/metadata/watch/kinds.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { kubeCredentials } from '../../src/lab/stack/kube-credentials.js';
-import { uniqueName } from './stack.js';
+import { kafkaPort, kubeApiServerPort, localHost } from '../../src/lab/stack/endpoints.js';
+import { KubeApi } from './kube.js';
+import { requireStackService, uniqueName } from './stack.js';
 
 export const codec = bindMetadataCodec(loadRegistry());
 
@@ -168,3 +170,43 @@ export const labelsOf = (states: Array<MetadataEvent | null> | undefined): strin
 
 /** The same count for every watched kind (what the stats and counters hold per kind). */
 export const perKind = (n: number): Record<string, number> => Object.fromEntries(OBJECT_KINDS.map((kind) => [kind, n]));
+
+/** What one test file creates (configurations and their topics, roles, API objects, files), removed in after(). */
+export class MetadataFixture {
+  readonly kube = KubeApi.fromStack();
+  private readonly configs: Config[] = [];
+  private readonly roles: StartedRole[] = [];
+  private readonly cleanups: Array<() => Promise<void> | void> = [];
+
+  /** For before(): Kafka and the API server answer. */
+  async requireStack(): Promise<void> {
+    await requireStackService('Kafka', localHost, kafkaPort);
+    await requireStackService('the Kubernetes API server', localHost, kubeApiServerPort);
+  }
+
+  /** A configuration of its own (metadataConfig); its topic is deleted at cleanup. */
+  config(extra: Record<string, string> = {}): Config {
+    const config = metadataConfig(extra);
+    this.configs.push(config);
+    return config;
+  }
+
+  async start(config: Config, options: MetadataRoleOptions = {}): Promise<StartedRole> {
+    const started = await startRole(config, options);
+    this.roles.push(started);
+    return started;
+  }
+
+  /** Something else to undo at cleanup, before the API objects are deleted. */
+  defer(cleanup: () => Promise<void> | void): void {
+    this.cleanups.push(cleanup);
+  }
+
+  /** For after(): stops the roles, undoes the deferred, deletes the objects and the topics. */
+  async cleanup(): Promise<void> {
+    for (const started of this.roles) await started.stop();
+    for (const cleanup of this.cleanups) await cleanup();
+    await this.kube.cleanup();
+    for (const config of this.configs) await deleteMetadataTopic(config);
+  }
+}

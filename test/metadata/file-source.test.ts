@@ -9,15 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import type { Config } from '../../src/common/config.js';
 import { DecodeError } from '../../src/common/errors.js';
 import type { MetadataEvent } from '../../src/events/metadata.js';
-import { kafkaPort, kubeApiServerPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { FileSource, manifestEvents, parseManifests } from '../../src/metadata/watch/file-source.js';
-import { KubeApi, kubeName, manifests, runningStatus, type Created } from '../helpers/kube.js';
-import { deleteMetadataTopic, labelsOf, metadataConfig, settle, startRole, synced, type StartedRole } from '../helpers/metadata.js';
-import { requireStackService } from '../helpers/stack.js';
+import { kubeName, manifests, runningStatus, type Created } from '../helpers/kube.js';
+import { labelsOf, MetadataFixture, settle, synced } from '../helpers/metadata.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sidecarless-metadata-file-'));
 const FILE = 'hosts.yaml';
@@ -93,28 +90,17 @@ describe('metadata file: parsing', () => {
 });
 
 describe('metadata file: as a source', () => {
-  const kube = KubeApi.fromStack();
-  const configs: Config[] = [];
-  const roles: StartedRole[] = [];
-
-  before(async () => {
-    await requireStackService('Kafka', localHost, kafkaPort);
-    await requireStackService('the Kubernetes API server', localHost, kubeApiServerPort);
-  });
-
+  const fixture = new MetadataFixture();
+  const { kube } = fixture;
+  before(() => fixture.requireStack());
   after(async () => {
-    for (const started of roles) await started.stop();
-    await kube.cleanup();
-    for (const config of configs) await deleteMetadataTopic(config);
+    await fixture.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function start(options: { file?: string } = {}): Promise<{ config: Config; started: StartedRole }> {
-    const config = metadataConfig();
-    configs.push(config);
-    const started = await startRole(config, options);
-    roles.push(started);
-    return { config, started };
+  async function start(options: { file?: string } = {}) {
+    const config = fixture.config();
+    return { config, started: await fixture.start(config, options) };
   }
 
   const withoutSource = (event: MetadataEvent | null | undefined) => event && structuredClone({ ...event, source: '', change_time_ns: 0n });

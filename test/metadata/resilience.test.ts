@@ -15,40 +15,22 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Config } from '../../src/common/config.js';
-import { kafkaPort, kubeApiServerPort, localEtcdUrl, localHost } from '../../src/lab/stack/endpoints.js';
+import { kubeApiServerPort, localEtcdUrl, localHost } from '../../src/lab/stack/endpoints.js';
 import { kubernetesServer } from '../../src/lab/stack/kubernetes.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { OBJECT_KINDS } from '../../src/metadata/watch/kinds.js';
-import { KubeApi, kubeconfigVariant, kubeName, manifests } from '../helpers/kube.js';
-import {
-  assertNoRepeats,
-  deleteMetadataTopic,
-  kubeStats,
-  perKind,
-  labelsOf,
-  metadataConfig,
-  settle,
-  startRole,
-  synced,
-  type StartedRole,
-} from '../helpers/metadata.js';
-import { requireStackService } from '../helpers/stack.js';
+import { kubeconfigVariant, kubeName, manifests } from '../helpers/kube.js';
+import { assertNoRepeats, kubeStats, labelsOf, MetadataFixture, perKind, settle, synced } from '../helpers/metadata.js';
 import { TcpRelay } from '../helpers/tcp-relay.js';
 
-const kube = KubeApi.fromStack();
-const configs: Config[] = [];
-const roles: StartedRole[] = [];
-const cleanups: Array<() => Promise<void> | void> = [];
+const fixture = new MetadataFixture();
+const { kube } = fixture;
 
 const everyKind = (counts: Partial<Record<string, number>>, atLeast: number) => OBJECT_KINDS.every((kind) => (counts[kind] ?? 0) >= atLeast);
 
-async function start(extra: Record<string, string> = {}): Promise<{ config: Config; started: StartedRole }> {
-  const config = metadataConfig(extra);
-  configs.push(config);
-  const started = await startRole(config);
-  roles.push(started);
-  return { config, started };
+async function start(extra: Record<string, string> = {}) {
+  const config = fixture.config(extra);
+  return { config, started: await fixture.start(config) };
 }
 
 /** Restarts the API server (and its etcd), leaving it running even when the stop fails half-way. */
@@ -74,17 +56,8 @@ async function compactEtcd(): Promise<number> {
 }
 
 describe('metadata when the API server goes away', () => {
-  before(async () => {
-    await requireStackService('Kafka', localHost, kafkaPort);
-    await requireStackService('the Kubernetes API server', localHost, kubeApiServerPort);
-  });
-
-  after(async () => {
-    for (const started of roles) await started.stop();
-    for (const cleanup of cleanups) await cleanup();
-    await kube.cleanup();
-    for (const config of configs) await deleteMetadataTopic(config);
-  });
+  before(() => fixture.requireStack());
+  after(() => fixture.cleanup());
 
   it('restarts its informers through an API server restart, claims no watermark meanwhile, and publishes later changes once', async () => {
     const { config, started } = await start();
@@ -120,9 +93,9 @@ describe('metadata when the API server goes away', () => {
 
   it('relists after a 410 when it resumes from a compacted resourceVersion, publishing only what changed', async () => {
     const relay = await TcpRelay.open({ host: localHost, port: kubeApiServerPort });
-    cleanups.push(() => relay.cut());
+    fixture.defer(() => relay.cut());
     const kubeconfig = kubeconfigVariant({ port: relay.port });
-    cleanups.push(kubeconfig.remove);
+    fixture.defer(kubeconfig.remove);
     const { config, started } = await start({ SIDECARLESS_METADATA_KUBECONFIG: kubeconfig.path });
     const { role } = started;
     await synced(started);

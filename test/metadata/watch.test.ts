@@ -7,48 +7,22 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Config } from '../../src/common/config.js';
-import { kafkaPort, kubeApiServerPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
-import { KubeApi, kubeconfigVariant, kubeName, manifests, runningStatus, type Created } from '../helpers/kube.js';
-import { assertNoRepeats, deleteMetadataTopic, historyByKey, kubeStats, labelsOf, perKind, metadataConfig, readMetadata, settle, startRole, synced, type StartedRole } from '../helpers/metadata.js';
-import { requireStackService } from '../helpers/stack.js';
+import { kubeconfigVariant, kubeName, manifests, runningStatus, type Created } from '../helpers/kube.js';
+import { assertNoRepeats, historyByKey, kubeStats, labelsOf, MetadataFixture, perKind, readMetadata, settle, synced } from '../helpers/metadata.js';
 
-const kube = KubeApi.fromStack();
-const configs: Config[] = [];
-const roles: StartedRole[] = [];
-const temporary: Array<() => void> = [];
-
-function newConfig(extra: Record<string, string> = {}): Config {
-  const config = metadataConfig(extra);
-  configs.push(config);
-  return config;
-}
-
-async function start(config: Config): Promise<StartedRole> {
-  const started = await startRole(config);
-  roles.push(started);
-  return started;
-}
+const fixture = new MetadataFixture();
+const { kube } = fixture;
 
 const createdNs = (object: Created) => BigInt(Date.parse(String(object.metadata.creationTimestamp))) * 1_000_000n;
 
 describe('metadata from the API server', () => {
-  before(async () => {
-    await requireStackService('Kafka', localHost, kafkaPort);
-    await requireStackService('the Kubernetes API server', localHost, kubeApiServerPort);
-  });
-
-  after(async () => {
-    for (const started of roles) await started.stop();
-    await kube.cleanup();
-    for (const config of configs) await deleteMetadataTopic(config);
-    for (const remove of temporary) remove();
-  });
+  before(() => fixture.requireStack());
+  after(() => fixture.cleanup());
 
   it('publishes every state of pods, owners, services, slices, nodes and namespaces once, and tombstones deletions', async () => {
-    const config = newConfig();
-    const started = await start(config);
+    const config = fixture.config();
+    const started = await fixture.start(config);
     await synced(started);
 
     const ns = await kube.create(manifests.namespace(kubeName('md'), { team: 'a' }));
@@ -122,19 +96,19 @@ describe('metadata from the API server', () => {
   });
 
   it('publishes nothing on a restart when nothing changed, and after one tombstones what was deleted while it was down', async () => {
-    const config = newConfig();
+    const config = fixture.config();
     const ns = await kube.create(manifests.namespace(kubeName('md')));
     const namespace = ns.metadata.name;
     const kept = await kube.create(manifests.pod(namespace, 'kept', { app: 'a' }));
     const deleted = await kube.create(manifests.pod(namespace, 'deleted', { app: 'a' }));
-    const first = await start(config);
+    const first = await fixture.start(config);
     await synced(first);
     await settle(config, first, (h) => h.has(kept.metadata.uid) && h.has(deleted.metadata.uid));
     await first.stop();
     const before = await readMetadata(config);
     const objects = [...historyByKey(before)].filter(([key, states]) => !key.startsWith('watermark/') && states.at(-1) !== null).length;
 
-    const second = await start(config);
+    const second = await fixture.start(config);
     await synced(second);
     await second.stop();
     const { published, tombstones, duplicates } = second.role.publisher.stats;
@@ -151,7 +125,7 @@ describe('metadata from the API server', () => {
     await kube.delete(deleted);
     const relabeled = await kube.patch(kept, { metadata: { labels: { app: 'b' } } });
     const added = await kube.create(manifests.pod(namespace, 'added', { app: 'a' }));
-    const third = await start(config);
+    const third = await fixture.start(config);
     await synced(third);
     const history = await settle(config, third, (h) => h.get(deleted.metadata.uid)?.at(-1) === null && h.has(added.metadata.uid));
     assert.deepEqual([third.role.publisher.stats.published, third.role.publisher.stats.tombstones], [{ Pod: 2 }, { Pod: 1 }]);
@@ -189,10 +163,10 @@ describe('metadata from the API server', () => {
       false,
     );
     const kubeconfig = kubeconfigVariant({ token: (token.status as { token: string }).token });
-    temporary.push(kubeconfig.remove);
+    fixture.defer(kubeconfig.remove);
 
-    const config = newConfig({ SIDECARLESS_METADATA_KUBECONFIG: kubeconfig.path });
-    const started = await start(config);
+    const config = fixture.config({ SIDECARLESS_METADATA_KUBECONFIG: kubeconfig.path });
+    const started = await fixture.start(config);
     const { role } = started;
     await waitFor(async () => (kubeStats(started).restarts.CronJob ?? 0) >= 2 && (role.publisher.stats.published.Namespace ?? 0) > 0, {
       timeoutMs: 20_000,

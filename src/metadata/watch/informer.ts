@@ -6,8 +6,10 @@
  *
  * 1. builds the ListWatch with our list (api-list.ts: paged, plain JSON, abortable) and a Watch that asks for
  *    bookmarks (they keep the resourceVersion fresh, so a reconnect after a quiet hour resumes instead of
- *    relisting), a server-side timeout (5-10 min, so a silently dead connection is replaced, as client-go does),
- *    and that closes for good on stop (ListWatch.stop() alone leaves a watch whose request was still connecting);
+ *    relisting), a server-side timeout (5-10 min, as client-go's reflector asks: connections are renewed), that
+ *    is replaced when it hears nothing, not even a bookmark, for three minutes (a connection lost without a
+ *    word), and that closes for good on stop (ListWatch.stop() alone leaves a watch whose request was still
+ *    connecting);
  * 2. restarts it after `error` with a growing back-off (1 s doubling to 30 s; back to 1 s once it has stayed up
  *    for 30 s), counting each restart and telling the owner why; start() resumes from the last resourceVersion,
  *    so a short outage costs no relist when the API server still serves it;
@@ -20,7 +22,7 @@
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { listAll } from './api-list.js';
 
-export type InformerState = 'starting' | 'listing' | 'watching' | 'down' | 'stopped';
+export type InformerState = 'starting' | 'listing' | 'connecting' | 'watching' | 'down' | 'stopped';
 
 export interface InformerHandlers {
   /** An object added or changed; `fromList`: delivered by a list rather than by the watch. */
@@ -42,13 +44,28 @@ export interface InformerOptions {
   backoff?: { initialMs: number; maxMs: number };
 }
 
-/** A client-node Watch with bookmarks and a server-side timeout, which refuses to watch once closed. */
+/** What InformerWatch tells its informer about each watch request. */
+interface WatchEvents {
+  /** A watch request is about to be made (right after a list was applied, or to resume). */
+  attempt(): void;
+  /** The API server accepted it (200): changes flow from now on. */
+  connected(): void;
+  /** A line arrived on the watch: an event or a bookmark. */
+  heard(): void;
+}
+
+/**
+ * A client-node Watch with bookmarks and a server-side timeout, which tells when a watch is actually accepted (not
+ * just attempted) and refuses to watch once closed.
+ */
 class InformerWatch extends Watch {
   private closed = false;
+  /** The request of the current watch. */
+  private current: AbortController | undefined;
 
   constructor(
     kubeConfig: KubeConfig,
-    private readonly onWatch: () => void,
+    private readonly events: WatchEvents,
   ) {
     super(kubeConfig);
   }
@@ -63,18 +80,37 @@ class InformerWatch extends Watch {
       done(new Error('the informer was stopped'));
       return new AbortController();
     }
-    this.onWatch();
+    this.events.attempt();
     const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
-    const controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, callback, done);
+    // Until super.watch returns, `done` is called only when the request failed (refused, not 200).
+    let failed = false;
+    const heard = (phase: string, object: unknown, line?: unknown) => {
+      this.events.heard();
+      callback(phase, object, line);
+    };
+    const controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, heard, (error) => {
+      failed = true;
+      done(error);
+    });
+    this.current = controller;
     // Stopped while connecting: ListWatch had no request to abort yet.
     if (this.closed) controller.abort();
+    else if (!failed) this.events.connected();
     return controller;
+  }
+
+  /** Ends the current watch as failed (ListWatch then reports an error, and the informer restarts). */
+  abort(): void {
+    this.current?.abort();
   }
 
   close(): void {
     this.closed = true;
   }
 }
+
+/** Bookmarks come about every 60 s on a quiet watch (measured on kube-apiserver 1.35): three missed ones end it. */
+const SILENCE_LIMIT_MS = 180_000;
 
 export class Informer {
   private informer: ListWatch<KubernetesObject>;
@@ -88,19 +124,40 @@ export class Informer {
   private retryTimer: NodeJS.Timeout | undefined;
   /** Since the last watch attempt or failure: a failure after a long enough calm starts the back-off over. */
   private upSince = 0;
+  /** When the current watch was accepted or last delivered a line. */
+  private lastHeard = 0;
+  /** The current watch was ended for its silence: the error it ends with says only "aborted". */
+  private silenced = false;
+  private readonly silenceCheck: NodeJS.Timeout;
   restarts = 0;
   relists = 0;
 
   constructor(private readonly options: InformerOptions) {
     const { kubeConfig, path, handlers } = options;
     this.retryMs = this.backoff.initialMs;
-    this.watch = new InformerWatch(kubeConfig, () => {
-      const listed = this.applyingList;
-      this.applyingList = false;
-      this.stateNow = 'watching';
-      this.upSince = Date.now();
-      if (listed) handlers.listed(this.lists > 1);
+    this.watch = new InformerWatch(kubeConfig, {
+      attempt: () => {
+        const listed = this.applyingList;
+        this.applyingList = false;
+        this.stateNow = 'connecting';
+        this.upSince = Date.now();
+        if (listed) handlers.listed(this.lists > 1);
+      },
+      connected: () => {
+        if (this.stateNow !== 'connecting') return;
+        this.stateNow = 'watching';
+        this.lastHeard = Date.now();
+      },
+      heard: () => (this.lastHeard = Date.now()),
     });
+    this.silenceCheck = setInterval(() => {
+      // A watch that hears nothing, not even the bookmark the API server sends about every minute, has lost its
+      // connection without being told (a half-open TCP connection): it is replaced, resuming from its version.
+      if (this.stateNow !== 'watching' || Date.now() - this.lastHeard <= SILENCE_LIMIT_MS) return;
+      this.silenced = true;
+      this.watch.abort();
+    }, SILENCE_LIMIT_MS / 4);
+    this.silenceCheck.unref();
     this.informer = new ListWatch(path, this.watch, () => this.list(), false);
     this.informer.on('add', (object) => this.running() && handlers.upsert(object, this.applyingList));
     this.informer.on('update', (object) => this.running() && handlers.upsert(object, this.applyingList));
@@ -124,6 +181,7 @@ export class Informer {
   async stop(): Promise<void> {
     this.stateNow = 'stopped';
     clearTimeout(this.retryTimer);
+    clearInterval(this.silenceCheck);
     this.watch.close();
     this.listAbort.abort();
     // Emits an `error` (the aborted request), ignored once stopped.
@@ -151,13 +209,17 @@ export class Informer {
     const list = await listAll(this.options.kubeConfig, this.options.path, this.listAbort.signal);
     this.lists++;
     if (this.lists > 1) this.relists++;
-    // ListWatch applies the items right after this resolves, then starts the watch (InformerWatch.onWatch).
+    // ListWatch applies the items right after this resolves, then starts the watch (WatchEvents.attempt).
     this.applyingList = true;
     return list;
   }
 
   private failed(error: unknown): void {
     if (!this.running()) return;
+    if (this.silenced) {
+      this.silenced = false;
+      error = new Error(`the watch heard nothing, not even a bookmark, for ${SILENCE_LIMIT_MS / 1000} s: its connection is taken as lost`);
+    }
     this.applyingList = false;
     this.stateNow = 'down';
     this.restarts++;

@@ -58,9 +58,14 @@ export class TestReader extends MetricReader {
     return Object.fromEntries((await this.points(name)).map((p) => [String(p.attributes.kind), p.value as number]));
   }
 
-  /** A histogram's number of values by the `kind` attribute. */
-  async countsByKind(name: string): Promise<Record<string, number>> {
-    return Object.fromEntries((await this.points(name)).map((p) => [String(p.attributes.kind), (p.value as { count: number }).count]));
+  /** A histogram's number of values and largest value by the `kind` attribute. */
+  async histogramByKind(name: string): Promise<Record<string, { count: number; max: number }>> {
+    return Object.fromEntries(
+      (await this.points(name)).map((p) => {
+        const { count, max } = p.value as { count: number; max?: number };
+        return [String(p.attributes.kind), { count, max: max ?? NaN }];
+      }),
+    );
   }
 }
 

@@ -75,6 +75,7 @@ export class KubeSource implements MetadataSource {
     const watchLag = meter.createHistogram('sidecarless.metadata.watch_lag', {
       description: 'Observation time minus the newest managedFields time of the changed object (whole seconds as the API server records them: up to 1 s above the true delay)',
       unit: 's',
+      advice: { explicitBucketBoundaries: [0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 300] },
     });
     meter
       .createObservableGauge('sidecarless.metadata.informer_up', { description: 'Whether the kind\'s informer has listed and is watching (1) or not (0)' })

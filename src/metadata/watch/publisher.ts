@@ -84,6 +84,7 @@ export class MetadataPublisher {
     this.publishLatency = meter.createHistogram('sidecarless.metadata.publish_latency', {
       description: 'From the observation of a change to its acknowledgement by Kafka',
       unit: 's',
+      advice: { explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] },
     });
     meter
       .createObservableGauge('sidecarless.metadata.watermark', { description: 'Time of the last watermark Kafka acknowledged (Unix seconds)', unit: 's' })

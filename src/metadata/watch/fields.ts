@@ -25,7 +25,10 @@ export class Fields {
 
   /** The strings of the list under `key`; absent reads as none. */
   strings(key: string): string[] {
-    return this.items(key).map((item) => item.self('string', ''));
+    return this.items(key).map((item) => {
+      if (typeof item.value !== 'string') throw new DecodeError(`${item.path}: expected a string, got ${shown(item.value)}`, { field: item.path });
+      return item.value;
+    });
   }
 
   string(key: string, fallback = ''): string {
@@ -72,12 +75,6 @@ export class Fields {
     const ms = Date.parse(text);
     if (Number.isNaN(ms)) this.fail(key, 'an RFC 3339 time', text);
     return BigInt(ms) * 1_000_000n;
-  }
-
-  private self(type: string, fallback: string): string {
-    if (this.value === undefined || this.value === null) return fallback;
-    if (typeof this.value !== type) throw new DecodeError(`${this.path}: expected ${type === 'string' ? 'a string' : type}, got ${shown(this.value)}`, { field: this.path });
-    return this.value as string;
   }
 
   private raw(key: string): unknown {

@@ -58,7 +58,8 @@ export class KubeSource implements MetadataSource {
   private readonly drops: DropCounter;
   /** Per uid, the newest managedFields time already measured. */
   private readonly lastWrite = new Map<string, number>();
-  private synced = false;
+  /** Kinds whose first list has been applied. */
+  private readonly listed = new Set<ObjectKind>();
   private lastTranslateLog = -Infinity;
   private readonly failures: FailureLog;
 
@@ -111,10 +112,8 @@ export class KubeSource implements MetadataSource {
             }
             const gone = publisher.reconcile(kind);
             if (gone > 0) logger.info({ kind, tombstones: gone }, `${gone} ${kind} object(s) published earlier no longer exist: tombstones queued`);
-            if (!this.synced && this.ready()) {
-              this.synced = true;
-              logger.info({ kinds: this.informers.size }, 'every informer has listed: watermarks start');
-            }
+            this.listed.add(kind);
+            if (this.listed.size === this.informers.size) logger.info({ kinds: this.listed.size }, 'every kind has been listed: watermarks follow while every watch runs');
           },
           failed: (error, retryMs, resourceVersion) => {
             restarts.add(1, attributes);

@@ -44,6 +44,24 @@ export interface InformerOptions {
   backoff?: { initialMs: number; maxMs: number };
 }
 
+/**
+ * What the informer's cache keeps of an object, which is all the objects for as long as they exist: the contract
+ * never reads annotations (often the largest part: last-applied-configuration), and of managedFields only the
+ * newest time is used (the watch lag).
+ */
+function slim(object: KubernetesObject): KubernetesObject {
+  const metadata = object?.metadata;
+  if (metadata === undefined) return object;
+  delete metadata.annotations;
+  let newest: { time: Date } | undefined;
+  for (const { time } of metadata.managedFields ?? []) {
+    if (time !== undefined && (newest === undefined || Date.parse(String(time)) > Date.parse(String(newest.time)))) newest = { time };
+  }
+  if (newest === undefined) delete metadata.managedFields;
+  else metadata.managedFields = [newest];
+  return object;
+}
+
 /** What InformerWatch tells its informer about each watch request. */
 interface WatchEvents {
   /** A watch request is about to be made (right after a list was applied, or to resume). */
@@ -86,7 +104,7 @@ class InformerWatch extends Watch {
     let failed = false;
     const heard = (phase: string, object: unknown, line?: unknown) => {
       this.events.heard();
-      callback(phase, object, line);
+      callback(phase, slim(object as KubernetesObject), line);
     };
     const controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, heard, (error) => {
       failed = true;
@@ -207,6 +225,7 @@ export class Informer {
     this.stateNow = 'listing';
     this.listAbort = new AbortController();
     const list = await listAll(this.options.kubeConfig, this.options.path, this.listAbort.signal);
+    list.items.forEach(slim);
     this.lists++;
     if (this.lists > 1) this.relists++;
     // ListWatch applies the items right after this resolves, then starts the watch (WatchEvents.attempt).

@@ -14,7 +14,7 @@ import type { MetadataEvent } from '../../src/events/metadata.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { FileSource, manifestEvents, parseManifests } from '../../src/metadata/watch/file-source.js';
 import { kubeName, manifests, runningStatus, type Created } from '../helpers/kube.js';
-import { labelsOf, MetadataFixture, settle, synced } from '../helpers/metadata.js';
+import { labelsOf, MetadataFixture, settle, synced } from '../helpers/metadata-role.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sidecarless-metadata-file-'));
 const FILE = 'hosts.yaml';

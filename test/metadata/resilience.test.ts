@@ -20,7 +20,7 @@ import { kubernetesServer } from '../../src/lab/stack/kubernetes.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { OBJECT_KINDS } from '../../src/metadata/watch/kinds.js';
 import { kubeconfigVariant, kubeName, manifests } from '../helpers/kube.js';
-import { assertNoRepeats, kubeStats, labelsOf, MetadataFixture, perKind, settle, synced } from '../helpers/metadata.js';
+import { assertNoRepeats, kubeStats, labelsOf, MetadataFixture, perKind, settle, synced } from '../helpers/metadata-role.js';
 import { TcpRelay } from '../helpers/tcp-relay.js';
 
 const fixture = new MetadataFixture();

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { kubeconfigVariant, kubeName, manifests, runningStatus, type Created } from '../helpers/kube.js';
-import { assertNoRepeats, historyByKey, kubeStats, labelsOf, MetadataFixture, perKind, readMetadata, settle, synced } from '../helpers/metadata.js';
+import { assertNoRepeats, historyByKey, kubeStats, labelsOf, MetadataFixture, perKind, readMetadata, settle, synced } from '../helpers/metadata-role.js';
 
 const fixture = new MetadataFixture();
 const { kube } = fixture;

@@ -40,7 +40,3 @@ export function recordedObjects(labId: string): RecordedObject[] {
   });
   return [...byLine.values()];
 }
-
-export function hasRecordedObjects(labId: string): boolean {
-  return recordedObjects(labId).length > 0;
-}

@@ -207,6 +207,24 @@ describe('a lab whose pods are Kubernetes objects', () => {
     );
   });
 
+  it('gives a pod whose named target port differs a slice of its own, and deletes that slice with the pod', async () => {
+    const slices = async () =>
+      (await list<V1EndpointSlice>(api, 'EndpointSlice', shop, 'kubernetes.io/service-name=payments'))
+        .map((slice) => ({ name: slice.metadata!.name!, ports: slice.ports!.map((p) => p.port), pods: slice.endpoints.map((e) => e.targetRef!.name!) }))
+        .sort((a, b) => a.pods[0]!.localeCompare(b.pods[0]!));
+    const canary = await cluster.addPod({ name: 'payments-canary', namespace: shop, labels: { app: 'payments' }, ports: [{ name: 'http', containerPort: 9443 }] });
+    const two = await slices();
+    assert.deepEqual(
+      two.map((slice) => [slice.ports, slice.pods]),
+      [
+        [[8443, 9100], ['payments-0']],
+        [[9443, 9100], [canary.kubernetes!.name]],
+      ],
+    );
+    await cluster.deletePod('payments-canary');
+    assert.deepEqual(await slices(), [two[0]]);
+  });
+
   it('refuses a pod whose workload already has another template, and a taken index, leaving no object behind', async () => {
     await assert.rejects(
       cluster.addPod({ name: 'checkout-2', namespace: shop, workload: { kind: 'Deployment', name: 'checkout' }, labels: { app: 'other' } }),

@@ -24,7 +24,7 @@ export interface ObjectRef {
   name: string;
 }
 
-export function describeRef(ref: ObjectRef): string {
+function describeRef(ref: ObjectRef): string {
   return `${ref.kind} ${ref.namespace === undefined ? '' : `${ref.namespace}/`}${ref.name}`;
 }
 

@@ -32,10 +32,10 @@ import type { QosClass } from '../kubelet-cgroup.js';
 export type Labels = Record<string, string>;
 
 /** Never pulled: no kubelet runs. */
-export const labImage = 'sidecarless-lab';
-export const containerName = 'main';
+const labImage = 'sidecarless-lab';
+const containerName = 'main';
 /** The EndpointSlice controller marks its slices `endpointslice-controller.k8s.io`; the lab's are its own. */
-export const sliceManager = 'sidecarless-lab';
+const sliceManager = 'sidecarless-lab';
 
 // The alphabet of Kubernetes' generated names (k8s.io/apimachinery/pkg/util/rand): no vowels, no 0/1/3.
 const alphanums = 'bcdfghjklmnpqrstvwxz2456789';
@@ -85,7 +85,7 @@ export function podTemplate(options: TemplateOptions): V1PodTemplateSpec {
 }
 
 /** Points at the object as its controller, as Kubernetes' controllers do. */
-export function controllerReference(owner: KubernetesObject): V1OwnerReference {
+function controllerReference(owner: KubernetesObject): V1OwnerReference {
   return { apiVersion: owner.apiVersion!, kind: owner.kind!, name: owner.metadata!.name!, uid: owner.metadata!.uid!, controller: true, blockOwnerDeletion: true };
 }
 
@@ -113,7 +113,7 @@ export function replicaSet(owner: V1Deployment): V1ReplicaSet {
     apiVersion: 'apps/v1',
     kind: 'ReplicaSet',
     metadata: meta(owner.metadata!.namespace!, `${owner.metadata!.name}-${hash}`, labels, owner),
-    spec: { replicas: 1, selector: { matchLabels: labels }, template: { ...template, metadata: { labels } } },
+    spec: { selector: { matchLabels: labels }, template: { ...template, metadata: { labels } } },
   };
 }
 
@@ -143,7 +143,8 @@ export function cronJob(namespace: string, name: string, template: V1PodTemplate
     apiVersion: 'batch/v1',
     kind: 'CronJob',
     metadata: meta(namespace, name, labels),
-    spec: { schedule: '0 0 * * *', jobTemplate: { metadata: { labels }, spec: { template } } },
+    // Every minute, so that a run at any minute is one the schedule asked for.
+    spec: { schedule: '* * * * *', jobTemplate: { metadata: { labels }, spec: { template } } },
   };
 }
 
@@ -151,7 +152,8 @@ export function cronJob(namespace: string, name: string, template: V1PodTemplate
 export function cronJobRun(owner: V1CronJob, scheduledAt: Date): V1Job {
   const minute = Math.floor(scheduledAt.getTime() / 60_000);
   const run = job(owner.metadata!.namespace!, `${owner.metadata!.name}-${minute}`, owner.spec!.jobTemplate.spec!.template, owner);
-  run.metadata!.annotations = { 'batch.kubernetes.io/cronjob-scheduled-timestamp': new Date(minute * 60_000).toISOString() };
+  // RFC 3339 in whole seconds, as the controller writes it.
+  run.metadata!.annotations = { 'batch.kubernetes.io/cronjob-scheduled-timestamp': new Date(minute * 60_000).toISOString().replace('.000Z', 'Z') };
   return run;
 }
 

@@ -141,8 +141,6 @@ const live = new Set<Lab>();
 export class Lab {
   readonly bridge: string;
   readonly pods: Pod[] = [];
-  /** Pids of removed pods' processes, in case one was still on its way into its cgroup. */
-  private readonly removedPids: number[] = [];
 
   constructor(
     readonly id: string,
@@ -192,9 +190,7 @@ export class Lab {
   /** Kills the pod's processes and removes its cgroups, loss tables, veth and netns; its index becomes free. */
   removePod(name: string): void {
     const pod = this.pod(name);
-    const pids = pod.childPids();
-    this.removedPids.push(...pids);
-    teardownPod({ labId: this.id, index: pod.index, netns: pod.netns, hostVeth: pod.hostVeth, cgroupPath: pod.podCgroupPath }, pids);
+    teardownPod({ labId: this.id, index: pod.index, netns: pod.netns, hostVeth: pod.hostVeth, cgroupPath: pod.podCgroupPath }, pod.childPids());
     this.pods.splice(this.pods.indexOf(pod), 1);
   }
 
@@ -210,7 +206,7 @@ export class Lab {
    * destroyAll) retries what is left.
    */
   destroy(): void {
-    teardown(this.id, [...this.removedPids, ...this.pods.flatMap((pod) => pod.childPids())]);
+    teardown(this.id, this.pods.flatMap((pod) => pod.childPids()));
     live.delete(this);
   }
 }

@@ -2,18 +2,20 @@
  * Removes everything of one lab, found by name (names.ts) and by the lab's record of Kubernetes objects
  * (kube/ledger.ts) rather than from memory, so the same code cleans a live lab, a half-built one and the leftovers
  * of a crashed process. Order:
- *   1. Kubernetes objects the lab wrote (kube/delete-recorded.ts): pods first, namespaces last
- *   2. processes: cgroup.kill on the lab's cgroup (reaches every pod and whatever a command forked), SIGKILL for
+ *   1. processes: cgroup.kill on the lab's cgroup (reaches every pod and whatever a command forked), SIGKILL for
  *      anything else in the lab's namespaces (a netns with a process in it outlives `ip netns del`) and for the
  *      given pids
- *   3. cgroups, once the kernel reports them unpopulated (rmdir of a populated cgroup fails with EBUSY), deepest
+ *   2. cgroups, once the kernel reports them unpopulated (rmdir of a populated cgroup fails with EBUSY), deepest
  *      first
- *   4. loss tables, veths, bridge: deleted explicitly because a deleted netns releases its interfaces
+ *   3. loss tables, veths, bridge: deleted explicitly because a deleted netns releases its interfaces
  *      asynchronously, and a check right after destroy would still see them
- *   5. namespaces, then the registry record that reserved the subnet
+ *   4. namespaces
+ *   5. the Kubernetes objects the lab wrote (kube/delete-recorded.ts), pods first, namespaces last: as with a
+ *      kubelet, a pod's containers end before its object goes
+ *   6. the registry record that reserved the subnet
  * Every step runs even when an earlier one failed; what could not be removed is reported together at the end.
  * Something that vanished meanwhile (a concurrent teardown, a user's `ip netns del`) is not a failure.
- * teardownPod() does steps 2 to 5 for one pod of a live lab.
+ * teardownPod() does steps 1 to 4 for one pod of a live lab.
  */
 import { existsSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -121,7 +123,6 @@ class Removal {
 
 export function teardown(labId: string, pids: readonly number[] = []): void {
   const removal = new Removal();
-  removal.step('Kubernetes objects', () => deleteRecordedObjects(labId), () => true);
   const namespaces = netnsNames().filter((name) => labIdOf('linkOrNetns', name) === labId);
   const labCgroupPath = join(cgroup2Root(), labNames.cgroupDir(labId));
   removal.killProcesses(labCgroupPath, namespaces, pids);
@@ -132,6 +133,7 @@ export function teardown(labId: string, pids: readonly number[] = []): void {
   // Veths before the bridge they are attached to.
   removal.links([...links.filter((name) => name !== bridge), ...links.filter((name) => name === bridge)]);
   removal.namespaces(namespaces);
+  removal.step('Kubernetes objects', () => deleteRecordedObjects(labId), () => true);
 
   if (removal.failures.length > 0) {
     // Keep the record so destroyAll() finds the lab again.

@@ -1,14 +1,20 @@
 /**
  * `node delete-recorded-child.js <lab id>`: deletes every object the lab recorded, dependents before what they
- * depend on (pods before their slices, services and owners; namespaces last: a namespace being deleted refuses
- * nothing the lab deletes, but without a namespace controller it would never empty itself). Objects already gone
- * are fine. Exits 1 with the failures on stderr.
+ * depend on (pods before their slices, services and owners), namespaces last: no namespace controller runs to
+ * delete a namespace's contents, so the lab deletes them itself (the namespace then stays Terminating). Objects
+ * already gone are fine. Exits 1 with the failures on stderr.
  */
 import { KubeApi } from './api.js';
 import { recordedObjects, type RecordedObject } from './ledger.js';
 
 const order = ['Pod', 'EndpointSlice', 'Service', 'Job', 'CronJob', 'ReplicaSet', 'Deployment', 'StatefulSet', 'DaemonSet'];
-const rank = (object: RecordedObject): number => (object.kind === 'Namespace' ? order.length + 1 : order.includes(object.kind) ? order.indexOf(object.kind) : order.length);
+
+/** Deletion step of an object: its kind's place in order, other kinds after those, namespaces last. */
+function rank(object: RecordedObject): number {
+  if (object.kind === 'Namespace') return order.length + 1;
+  const place = order.indexOf(object.kind);
+  return place === -1 ? order.length : place;
+}
 
 async function deleteAll(objects: readonly RecordedObject[]): Promise<string[]> {
   const failures: string[] = [];

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +11,7 @@ import { ApiException, KubeConfig, KubernetesObjectApi, type KubernetesObject, t
 import { cgroup2Root } from '../../src/ebpf/preflight.js';
 import { createClusterLab, type ClusterLab } from '../../src/lab/cluster.js';
 import { destroyAll } from '../../src/lab/pods.js';
+import { records } from '../../src/lab/registry.js';
 import { localHost, kubeApiServerPort } from '../../src/lab/stack/endpoints.js';
 import { kubeCredentials } from '../../src/lab/stack/kube-credentials.js';
 import { runTcpClient, startTcpServer } from '../../src/lab/traffic.js';
@@ -366,5 +367,23 @@ describe('destroying a lab whose pods are Kubernetes objects', () => {
       assert.equal(await namespacePhase(namespace), 'Terminating');
       assert.equal(existsSync(join(cgroup2Root(), `sidecarless-lab-${owner.id}`)), false);
     });
+  });
+});
+
+describe('a lab whose API server does not answer', () => {
+  it('names the server and how to start it, and leaves nothing behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sidecarless-kubeconfig-'));
+    try {
+      const kubeconfig = join(dir, 'kubeconfig');
+      writeFileSync(kubeconfig, readFileSync(kubeCredentials.kubeconfigFile, 'utf8').replace(`${localHost}:${kubeApiServerPort}`, `${localHost}:1`));
+      const name = uniqueName('no-server-');
+      await assert.rejects(
+        createClusterLab({ name, kubeconfig, pods: [{ name: 'a' }] }),
+        new RegExp(`the Kubernetes API server https://127\\.0\\.0\\.1:1 \\(kubeconfig ${kubeconfig}\\) does not answer: .*; start the local stack`),
+      );
+      assert.deepEqual(records().filter((record) => record.name === name), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

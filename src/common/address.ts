@@ -83,7 +83,7 @@ export function isPrivateAddress(text: string): boolean {
     // fc00::/7: a first group of four hex digits starting fc or fd (canonical text has no leading zeros).
     const c0 = text.charCodeAt(0);
     const c1 = text.charCodeAt(1);
-    return text.charCodeAt(4) === 58 && c0 === 102 && (c1 === 99 || c1 === 100);
+    return text.indexOf(':') === 4 && c0 === 102 && (c1 === 99 || c1 === 100);
   }
   const first = leadingNumber(text, 0);
   if (first === 10 || first === 127) return true;

@@ -13,6 +13,7 @@
  * again, in that order, whenever one of its claims changes. The answer therefore depends only on the set of claims,
  * never on the order they arrived in.
  */
+import type { AddressKey } from './address-key.js';
 import { FOREVER, type History } from './history.js';
 
 interface Claim {
@@ -34,14 +35,14 @@ interface AddressHistory {
 }
 
 export class AddressBook {
-  private readonly addresses = new Map<string, AddressHistory>();
+  private readonly addresses = new Map<AddressKey, AddressHistory>();
   /** Per holder key, its open claims by address. */
-  private readonly open = new Map<string, Map<string, Claim>>();
+  private readonly open = new Map<string, Map<AddressKey, Claim>>();
   private claimCount = 0;
 
   /** The holder's addresses from its state at `at` on: claims the new ones, releases at `at` those it no longer lists. */
-  hold(holder: History, addresses: readonly string[], at: bigint): void {
-    const held = this.open.get(holder.key) ?? new Map<string, Claim>();
+  hold(holder: History, addresses: readonly AddressKey[], at: bigint): void {
+    const held = this.open.get(holder.key) ?? new Map<AddressKey, Claim>();
     const listed = new Set(addresses);
     for (const [address, claim] of held) {
       if (listed.has(address)) continue;
@@ -67,7 +68,7 @@ export class AddressBook {
   }
 
   /** The object whose interval on the address holds `time`. */
-  holderAt(address: string, time: bigint): History | undefined {
+  holderAt(address: AddressKey, time: bigint): History | undefined {
     const history = this.addresses.get(address);
     if (history === undefined) return undefined;
     const claims = history.claims;
@@ -99,7 +100,7 @@ export class AddressBook {
     return this.claimCount;
   }
 
-  private insert(address: string, claim: Claim): void {
+  private insert(address: AddressKey, claim: Claim): void {
     let history = this.addresses.get(address);
     if (history === undefined) {
       history = { claims: [], releasedUntil: 0n };
@@ -114,7 +115,7 @@ export class AddressBook {
   }
 
   /** Ends a claim; one that never lasted (released at the time it was made) is forgotten. */
-  private close(address: string, claim: Claim, at: bigint): void {
+  private close(address: AddressKey, claim: Claim, at: bigint): void {
     claim.to = at > claim.from ? at : claim.from;
     const history = this.addresses.get(address)!;
     if (claim.to === claim.from) {

@@ -5,7 +5,7 @@
  */
 import type { MetadataEvent } from '../../events/metadata.js';
 import { unnamed, type EndpointIdentity } from './identity.js';
-import type { State } from './history.js';
+import type { PodState, State } from './history.js';
 import type { WorkloadName } from './workload.js';
 
 /** What a join says about an address nothing named: outside the private ranges, or inside them. */
@@ -16,12 +16,36 @@ export class Identities {
   constructor(private readonly labelKeys: readonly string[]) {}
 
   /** A pod state as one end of a flow: with the workload at the flow's time, and the Service it served ('' for none). */
-  pod(state: State, workload: WorkloadName, service: string): EndpointIdentity {
-    const cache = (state.identities ??= new Map());
-    const cached = cache.get(service);
-    if (cached !== undefined && cached.k8s_workload_kind === workload.kind && cached.k8s_workload_name === workload.name) return cached;
+  pod(state: PodState, workload: WorkloadName, service: string): EndpointIdentity {
+    const last = service === '' ? state.identity : state.server;
+    if (last !== undefined && last.k8s_service_name === service && last.k8s_workload_kind === workload.kind && last.k8s_workload_name === workload.name) {
+      return last;
+    }
+    // A pod that served several Services (on different ports) keeps one identity per Service.
+    const other = state.servers?.get(service);
+    const identity =
+      other !== undefined && other.k8s_workload_kind === workload.kind && other.k8s_workload_name === workload.name ? other : this.buildPod(state, workload, service);
+    if (service === '') state.identity = identity;
+    else {
+      if (state.server !== undefined && state.server.k8s_service_name !== service) (state.servers ??= new Map()).set(state.server.k8s_service_name, state.server);
+      state.server = identity;
+    }
+    return identity;
+  }
+
+  /** A Service state: the end is its ClusterIP. */
+  service(state: State): EndpointIdentity {
+    return (state.identity ??= freeze({ ...unnamed('hit', 'service'), k8s_namespace_name: state.event.k8s_namespace_name, k8s_service_name: state.event.name }));
+  }
+
+  /** A Node state: the end is one of its addresses. */
+  node(state: State): EndpointIdentity {
+    return (state.identity ??= freeze({ ...unnamed('hit', 'node'), k8s_node_name: state.event.name }));
+  }
+
+  private buildPod(state: PodState, workload: WorkloadName, service: string): EndpointIdentity {
     const event = state.event;
-    const identity = freeze({
+    return freeze({
       ...unnamed('hit', 'pod'),
       k8s_namespace_name: event.k8s_namespace_name,
       k8s_pod_name: event.name,
@@ -30,28 +54,9 @@ export class Identities {
       k8s_workload_name: workload.name,
       k8s_service_name: service,
       k8s_node_name: event.pod?.k8s_node_name ?? '',
-      // Shared by this state's identities: the same labels whatever the Service.
-      labels: cached?.labels ?? cache.values().next().value?.labels ?? Object.freeze(this.labelsOf(event)),
+      // One labels object per state, whatever the Service.
+      labels: (state.identity ?? state.server)?.labels ?? Object.freeze(this.labelsOf(event)),
     });
-    cache.set(service, identity);
-    return identity;
-  }
-
-  /** A Service state: the end is its ClusterIP. */
-  service(state: State): EndpointIdentity {
-    return this.single(state, () => ({ ...unnamed('hit', 'service'), k8s_namespace_name: state.event.k8s_namespace_name, k8s_service_name: state.event.name }));
-  }
-
-  /** A Node state: the end is one of its addresses. */
-  node(state: State): EndpointIdentity {
-    return this.single(state, () => ({ ...unnamed('hit', 'node'), k8s_node_name: state.event.name }));
-  }
-
-  private single(state: State, build: () => EndpointIdentity): EndpointIdentity {
-    const cache = (state.identities ??= new Map());
-    let identity = cache.get('');
-    if (identity === undefined) cache.set('', (identity = freeze(build())));
-    return identity;
   }
 
   private labelsOf(event: MetadataEvent): Record<string, string> {

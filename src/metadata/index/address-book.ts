@@ -27,11 +27,18 @@ interface Claim {
   start: bigint;
 }
 
-interface AddressHistory {
+class AddressHistory {
   /** Sorted by (from, holder key); resolved intervals are in the same order and do not overlap. */
-  readonly claims: Claim[];
+  readonly claims: Claim[] = [];
   /** The latest end of the claims expire() dropped: where resolving starts, so that dropping changes no later answer. */
-  releasedUntil: bigint;
+  releasedUntil = 0n;
+  /**
+   * The latest resolved interval, [latestStart, latestTo) of latestHolder, kept in this object (most joins ask about
+   * it): a join reads no claim. latestStart is FOREVER when no claim has an interval.
+   */
+  latestHolder: History | undefined = undefined;
+  latestStart = FOREVER;
+  latestTo = FOREVER;
 }
 
 export class AddressBook {
@@ -71,6 +78,7 @@ export class AddressBook {
   holderAt(address: AddressKey, time: bigint): History | undefined {
     const history = this.addresses.get(address);
     if (history === undefined) return undefined;
+    if (history.latestStart <= time) return time < history.latestTo ? history.latestHolder : undefined;
     const claims = history.claims;
     for (let i = claims.length - 1; i >= 0; i--) {
       const claim = claims[i]!;
@@ -103,7 +111,7 @@ export class AddressBook {
   private insert(address: AddressKey, claim: Claim): void {
     let history = this.addresses.get(address);
     if (history === undefined) {
-      history = { claims: [], releasedUntil: 0n };
+      history = new AddressHistory();
       this.addresses.set(address, history);
     }
     const claims = history.claims;
@@ -135,8 +143,16 @@ function compareClaims(a: Claim, b: Claim): number {
 /** Each claim's interval starts where the previous holder's ended, backfilled no further than its floor. */
 function resolve(history: AddressHistory): void {
   let cursor = history.releasedUntil;
+  history.latestHolder = undefined;
+  history.latestStart = FOREVER;
+  history.latestTo = FOREVER;
   for (const claim of history.claims) {
     claim.start = claim.floor > cursor ? claim.floor : cursor;
     if (claim.to > cursor) cursor = claim.to;
+    if (claim.start < claim.to) {
+      history.latestHolder = claim.holder;
+      history.latestStart = claim.start;
+      history.latestTo = claim.to;
+    }
   }
 }

@@ -37,8 +37,12 @@ export class PodState extends State {
   /** Its workload, read from `workloadSource` (the owner's state, valid over its own interval) or from this state alone (null). */
   workload: Pick<OwnerReference, 'kind' | 'name'> | undefined = undefined;
   workloadSource: State | null = null;
-  /** Its identity as a server end, with the Service it had last; others (a pod serving several Services) by Service name. */
+  /** What its client identity (`identity`) was built with. */
+  identityWorkload: Pick<OwnerReference, 'kind' | 'name'> | undefined = undefined;
+  /** Its identity as a server end, with what it was built with; others (a pod serving several Services) by Service name. */
   server: EndpointIdentity | undefined = undefined;
+  serverWorkload: Pick<OwnerReference, 'kind' | 'name'> | undefined = undefined;
+  serverService = '';
   servers: Map<string, EndpointIdentity> | undefined = undefined;
   /** The Service it backed on `servicePort` over [serviceFrom, serviceTo) (service-endpoints.ts ServiceMemo). */
   servicePort = -1;

@@ -15,22 +15,18 @@ export const MISS_UNKNOWN: EndpointIdentity = freeze(unnamed('miss', 'unknown'))
 export class Identities {
   constructor(private readonly labelKeys: readonly string[]) {}
 
-  /** A pod state as one end of a flow: with the workload at the flow's time, and the Service it served ('' for none). */
+  /**
+   * A pod state as one end of a flow: with the workload at the flow's time, and the Service it served ('' for
+   * none). The last identities are recognised by the very objects they were built from, so that a join reads no
+   * identity (and the workload and Service strings need no comparison of their text).
+   */
   pod(state: PodState, workload: WorkloadName, service: string): EndpointIdentity {
-    const last = service === '' ? state.identity : state.server;
-    if (last !== undefined && last.k8s_service_name === service && last.k8s_workload_kind === workload.kind && last.k8s_workload_name === workload.name) {
-      return last;
+    if (service === '') {
+      if (state.identityWorkload === workload && state.identity !== undefined) return state.identity;
+    } else if (state.serverWorkload === workload && state.serverService === service && state.server !== undefined) {
+      return state.server;
     }
-    // A pod that served several Services (on different ports) keeps one identity per Service.
-    const other = state.servers?.get(service);
-    const identity =
-      other !== undefined && other.k8s_workload_kind === workload.kind && other.k8s_workload_name === workload.name ? other : this.buildPod(state, workload, service);
-    if (service === '') state.identity = identity;
-    else {
-      if (state.server !== undefined && state.server.k8s_service_name !== service) (state.servers ??= new Map()).set(state.server.k8s_service_name, state.server);
-      state.server = identity;
-    }
-    return identity;
+    return this.rememberPod(state, workload, service);
   }
 
   /** A Service state: the end is its ClusterIP. */
@@ -41,6 +37,22 @@ export class Identities {
   /** A Node state: the end is one of its addresses. */
   node(state: State): EndpointIdentity {
     return (state.identity ??= freeze({ ...unnamed('hit', 'node'), k8s_node_name: state.event.name }));
+  }
+
+  /** The pod state's identity with this workload and Service: one it had (a pod serving several Services has one per Service), or a new one. */
+  private rememberPod(state: PodState, workload: WorkloadName, service: string): EndpointIdentity {
+    const had = service === '' ? state.identity : state.serverService === service ? state.server : state.servers?.get(service);
+    const identity = had !== undefined && had.k8s_workload_kind === workload.kind && had.k8s_workload_name === workload.name ? had : this.buildPod(state, workload, service);
+    if (service === '') {
+      state.identity = identity;
+      state.identityWorkload = workload;
+      return identity;
+    }
+    if (state.server !== undefined && state.serverService !== service) (state.servers ??= new Map()).set(state.serverService, state.server);
+    state.server = identity;
+    state.serverWorkload = workload;
+    state.serverService = service;
+    return identity;
   }
 
   private buildPod(state: PodState, workload: WorkloadName, service: string): EndpointIdentity {

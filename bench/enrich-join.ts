@@ -30,7 +30,7 @@ import type { FlowEvent } from '../src/events/flows.js';
 import type { MetadataChange } from '../src/events/metadata.js';
 import type { EndpointIdentity, FlowIdentities } from '../src/metadata/index/identity.js';
 import { MetadataIndex } from '../src/metadata/index/metadata-index.js';
-import { cgroupChange, flowEvent, nodeChange, objectChange, ownerRef, podChange, sec, serviceChange, sliceChange, tombstone } from '../test/helpers/metadata.js';
+import { cgroupChange, nodeChange, objectChange, observedFlow, ownerRef, podChange, sec, seeded, serviceChange, sliceChange, tombstone } from '../test/helpers/metadata.js';
 
 const NODES = 100;
 const NAMESPACES = 50;
@@ -119,17 +119,6 @@ interface Flow {
   server: Expected;
 }
 
-/** A seeded sequence in [0, 1) (mulberry32): the same flows every run. */
-function seeded(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const EXTERNALS = ['8.8.8.8', '1.1.1.1', '151.101.1.140', '52.94.236.248', '140.82.112.3'];
 
 /** Batch `number` of the flows, the same on every call. */
@@ -156,17 +145,17 @@ function flowBatch(number: number): Flow[] {
     const byServer = { side: 'server', node: nodeName(b), cgroup: cgroupId(b, generation), server: podIp(b), start } as const;
     if (mix < 6) {
       // Both ends pods (the server's Service from its slice).
-      flows.push({ event: flowEvent({ ...byClient, server: podIp(b) }), client: pod(a, false), server: pod(b, true) });
+      flows.push({ event: observedFlow({ ...byClient, server: podIp(b) }), client: pod(a, false), server: pod(b, true) });
     } else if (mix < 10) {
-      flows.push({ event: flowEvent({ ...byServer, client: podIp(a) }), client: pod(a, false), server: pod(b, true) });
+      flows.push({ event: observedFlow({ ...byServer, client: podIp(a) }), client: pod(a, false), server: pod(b, true) });
     } else if (mix < 15) {
       // A pod to a ClusterIP (the connection as the client made it, before translation).
       const d = Math.floor(b / PODS_PER_DEPLOYMENT);
-      flows.push({ event: flowEvent({ ...byClient, server: clusterIp(d), serverPort: 80 }), client: pod(a, false), server: { kind: 'service', service: `app-${d}` } });
+      flows.push({ event: observedFlow({ ...byClient, server: clusterIp(d), serverPort: 80 }), client: pod(a, false), server: { kind: 'service', service: `app-${d}` } });
     } else if (mix < 18) {
-      flows.push({ event: flowEvent({ ...byClient, server: external, serverPort: 443 }), client: pod(a, false), server: { kind: 'external' } });
+      flows.push({ event: observedFlow({ ...byClient, server: external, serverPort: 443 }), client: pod(a, false), server: { kind: 'external' } });
     } else {
-      flows.push({ event: flowEvent({ ...byServer, client: external }), client: { kind: 'external' }, server: pod(b, true) });
+      flows.push({ event: observedFlow({ ...byServer, client: external }), client: { kind: 'external' }, server: pod(b, true) });
     }
   }
   return flows;

@@ -27,9 +27,14 @@
  * loopback), `external` otherwise. Statuses are `hit` or `miss`: whether the metadata was complete through the
  * event's time (else `late`) is the caller's to know.
  *
- * Cost: a join is a few Map lookups and short scans from the latest interval back; the identities it returns are
- * shared frozen objects built once per state (identities.ts). Text of an address not in canonical form costs a
- * second lookup and a normalisation (the collector and Kubernetes both write canonical text).
+ * Cost (bench/enrich-join): a join is a few Map lookups and the check of the latest interval (earlier ones are
+ * scanned back from it). What it is bound by is memory latency, so each step reads as few objects as it can: what a
+ * join derives from a state is kept in that state (the workload with the owner state it came from, the Service with
+ * the interval it holds over, the identities, a cgroup's pod history), IPv4 keys are integers (address-key.ts), the
+ * latest interval of an address sits in its history object, and bounds are compared by their seconds first
+ * (instant.ts). The identities it returns are shared frozen objects, built once per state, workload and Service
+ * (identities.ts). Address text not in canonical form costs a second lookup and a normalisation (the collector and
+ * Kubernetes both write canonical text).
  *
  * Memory: expire(now) drops every interval that ended before now - historyNs, and the histories of objects that
  * were deleted before then. Joins of times before that horizon may miss.
@@ -39,10 +44,10 @@ import { RejectedValueError } from '../../common/errors.js';
 import type { FlowEvent } from '../../events/flows.js';
 import type { MetadataChange, MetadataEvent } from '../../events/metadata.js';
 import { AddressBook } from './address-book.js';
-import { Instant } from './instant.js';
 import { addressKey, type AddressKey } from './address-key.js';
 import { History, type CgroupState, type PodState, type State } from './history.js';
 import { Identities, MISS_EXTERNAL, MISS_UNKNOWN } from './identities.js';
+import { Instant } from './instant.js';
 import type { EndpointIdentity, FlowIdentities } from './identity.js';
 import { ServiceEndpoints } from './service-endpoints.js';
 import { workloadAt } from './workload.js';

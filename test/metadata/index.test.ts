@@ -289,9 +289,11 @@ describe('metadata index', () => {
         sliceChange({ uid: 'es-pay', service: 'payments', endpoints: [], ports: [8080], at: sec(200) }),
       ]);
       const join = (serverPort: number, start: bigint) => index.joinFlow(observedFlow({ side: 'client', client: '10.1.0.6', server: '10.1.0.5', serverPort, start }));
-      assert.equal(join(8080, sec(150)).server.k8s_service_name, 'payments'); // payments < zeta (no ports: every port)
+      const payments = join(8080, sec(150)).server;
+      assert.deepEqual(payments, podIdentity({ pod: 'payments-0', uid: 'p1', workload: ['Pod', 'payments-0'], service: 'payments' })); // payments < zeta (no ports: every port)
       assert.equal(join(9090, sec(150)).server.k8s_service_name, 'zeta'); // payments lists 8080 only
       assert.equal(join(9999, sec(150)).server.k8s_service_name, 'alpha');
+      assert.equal(join(8080, sec(160)).server, payments); // the same identity again, though the pod served others since
       assert.equal(join(8080, sec(200)).server.k8s_service_name, 'zeta'); // no longer in payments' slice
       assert.equal(join(8080, sec(150)).client.k8s_service_name, '');
       assert.equal(join(8080, sec(99)).server.k8s_service_name, ''); // before the slices began (and the pod)
@@ -355,6 +357,22 @@ describe('metadata index', () => {
     assert.equal(serverAt(index, '::ffff:10.1.0.7', sec(150)).k8s_pod_name, 'v4-pod');
     assert.equal(serverAt(index, 'FD00:1:0:0:0:0:0:7', sec(150)).k8s_pod_name, 'v6-pod');
     assert.equal(serverAt(index, 'fd00:1::7', sec(150)).k8s_pod_name, 'v6-pod');
+  });
+
+  it('takes a tombstone (millisecond resolution) before its last state, or a change time that went back, as the last state\'s time', () => {
+    const index = indexOf([
+      podChange({ uid: 'p1', name: 'a', ips: ['10.1.0.5'], labels: { app: 'a', version: 'v1' }, at: sec(100) }),
+      podChange({ uid: 'p1', name: 'a', ips: ['10.1.0.5'], labels: { app: 'a', version: 'v2' }, at: sec(150) }),
+      // The source's clock stepped back: this state replaces the one of 150.
+      podChange({ uid: 'p1', name: 'a', ips: ['10.1.0.5'], labels: { app: 'a', version: 'v3' }, at: sec(149) }),
+      podChange({ uid: 'p1', name: 'a', ips: ['10.1.0.5'], labels: { app: 'a', version: 'v4' }, at: sec(200) + 500_000n }),
+      tombstone('p1', sec(200)),
+    ]);
+    const version = (start: bigint) => serverAt(index, '10.1.0.5', start).labels.version;
+    assert.equal(version(sec(149)), 'v1');
+    assert.equal(version(sec(150)), 'v3');
+    assert.equal(version(sec(200) + 499_999n), 'v3');
+    assert.deepEqual(serverAt(index, '10.1.0.5', sec(200) + 500_000n), unnamed('miss', 'unknown')); // the last state never lasted
   });
 
   it('ends an object at its tombstone; a tombstone of an unknown or deleted key changes nothing', () => {

@@ -9,11 +9,13 @@
  *      Deployments were rolled out once: 1,000 earlier pods held the same IPs (and cgroups) until the rollout, their
  *      slices listed them, and their ReplicaSet was the previous one. Built in that order (keys interleaved).
  *   2. Build: CPU time of applying every message; memory: heap growth after a full GC (what the index keeps).
- *   3. Flow events (seeded, FLOWS distinct): both ends pods (client-observed: the server by address, its Service
- *      from the slice; server-observed: the server by cgroup, the client by address), pods to ClusterIPs, pods to
- *      external addresses, external clients to pods, and a tenth of each timed before the rollout (the earlier
- *      pods). Joins per CPU-second over ROUNDS passes after an untimed warm-up pass; a join names both ends of one
- *      event. Baseline in the same run: the same passes touching the fields a join reads, without joining.
+ *   3. Flow events (seeded): both ends pods (client-observed: the server by address, its Service from the slice;
+ *      server-observed: the server by cgroup, the client by address), pods to ClusterIPs, pods to external
+ *      addresses, external clients to pods, and a tenth of each timed before the rollout (the earlier pods); pods
+ *      picked uniformly, so the index is read all over (no cache-friendly hot set). They reach the enricher freshly
+ *      decoded, a Kafka fetch at a time: each batch of BATCH events is built untimed just before its joins are
+ *      timed (CPU of this process), after WARM_UP_BATCHES untimed; a join names both ends of one event. Baseline in
+ *      the same run: each batch built again and its events touched (the fields a join reads) without joining.
  *   4. Verify every join (untimed): each end's kind, pod uid or Service, workload and server-side Service as the
  *      generator intended; the counts of each kind. Then expire() at a time after the rollout's history is past:
  *      the count it returns must be exactly what ended before the horizon (the earlier pods' states, address
@@ -70,7 +72,8 @@ function collectGarbage(): void {
 const podIp = (pod: number) => `10.${1 + (pod >> 16)}.${(pod >> 8) & 255}.${pod & 255}`;
 const clusterIp = (deployment: number) => `10.96.${deployment >> 8}.${deployment & 255}`;
 const nodeName = (pod: number) => `node-${pod % NODES}`;
-const cgroupId = (pod: number, generation: number) => BigInt(100_000 + generation * 50_000 + pod);
+/** Cgroup ids as the kernel gives them (kernfs ids: the generation in the high 32 bits, the inode number below). */
+const cgroupId = (pod: number, generation: number) => (1n << 32n) + BigInt(100_000 + generation * 50_000 + pod);
 const podUid = (pod: number, generation: number) => `pod-${generation}-${pod}`;
 const podName = (pod: number, generation: number) => `app-${Math.floor(pod / PODS_PER_DEPLOYMENT)}-g${generation}-${pod % PODS_PER_DEPLOYMENT}`;
 

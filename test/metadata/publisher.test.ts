@@ -213,4 +213,19 @@ describe('MetadataPublisher', () => {
     const reported = lines.filter((line) => line.component === 'metadata.publisher').map((line) => (line.drops as Record<string, number>).superseded_while_queued ?? 0);
     assert.equal(reported.reduce((sum, n) => sum + n, 0), 4);
   });
+
+  it('stops within its drain timeout when Kafka does not take the queue, and counts what was left unsent', async () => {
+    // One send that never answers (a broker that hangs), then the queue behind it.
+    const sink: Sink<KeyedMessage[]> = { send: () => new Promise(() => {}), shutdown: async () => {} };
+    const { publisher: p, lines } = publisher(sink);
+    for (let i = 0; i < 3; i++) p.publish(pod(`u${i}`, `p${i}`, {}, BigInt(i + 1)));
+    p.watermark();
+    const started = Date.now();
+    await p.drain(200);
+    const took = Date.now() - started;
+    assert.ok(took >= 190 && took < 1000, `drain took ${took} ms`);
+    const report = lines.find((line) => line.component === 'metadata.publisher');
+    assert.deepEqual(report?.drops, { unsent_at_stop: 3 });
+    assert.deepEqual(p.stats.published, {});
+  });
 });

@@ -75,17 +75,15 @@ export class Outbox {
    * unsent. Call once, at shutdown.
    */
   async drain(timeoutMs: number): Promise<Outgoing[]> {
-    if (this.queue.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.drained.add(resolve);
-        timer = setTimeout(resolve, timeoutMs);
-      });
-      clearTimeout(timer);
-    }
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    if (this.queue.length > 0) await Promise.race([new Promise<void>((resolve) => this.drained.add(resolve)), deadline]);
     this.stopped = true;
     this.cancelWait?.();
-    await this.pumping;
+    // A send still in flight at the deadline (a broker that does not answer) is not waited for beyond it: its
+    // messages count as unsent, whatever Kafka does with them later.
+    await Promise.race([this.pumping, deadline]);
+    clearTimeout(timer);
     const left = this.queue;
     this.queue = [];
     return left;
@@ -108,6 +106,7 @@ export class Outbox {
       this.inFlight = batch.length;
       const result = await this.options.sink.send(batch.map((item) => item.message));
       this.inFlight = 0;
+      if (this.stopped) return;
       if (result.ok) {
         this.queue.splice(0, batch.length);
         if (this.singles > 0) this.singles -= batch.length;

@@ -7,7 +7,7 @@
  * Message timestamps: a state's change time, a tombstone's deletion time, a watermark's time (all in ms, what
  * Kafka keeps), so a reader of tombstones knows when the object went away.
  */
-import type { Histogram, Meter } from '@opentelemetry/api';
+import type { Counter, Histogram, Meter } from '@opentelemetry/api';
 import type { Logger } from '../../common/logger.js';
 import type { KeyedMessage } from '../../common/kafka/sink.js';
 import type { Sink } from '../../common/pipeline.js';
@@ -65,7 +65,7 @@ export class MetadataPublisher {
   private readonly counts = { published: {} as Counts, tombstones: {} as Counts, duplicates: {} as Counts, watermarks: 0, lastWatermarkNs: 0n };
   private readonly drops: DropCounter;
   private readonly publishLatency: Histogram;
-  private readonly metric;
+  private readonly metric: Record<'published' | 'tombstones' | 'duplicates', Counter>;
 
   constructor(private readonly options: PublisherOptions) {
     this.source = options.source;

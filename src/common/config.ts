@@ -206,6 +206,14 @@ const schema = {
      * at 2,000/s 0.021-0.024 -> 0.015-0.017, still sub-second.
      */
     flushMs: setting(int(1, 60_000), 500),
+    /**
+     * How often the cgroups below collector.cgroups are walked for new and removed ones, whose identity (pod uid,
+     * container id) is published to the metadata topic. A flow from a cgroup not known yet triggers a walk at once,
+     * so this bounds how late a removal is published, and how short-lived a cgroup may be and still be seen (one
+     * removed before any walk saw it is published without a pod). A walk costs about a millisecond per few hundred
+     * cgroups.
+     */
+    cgroupScanMs: setting(int(100, 3_600_000), 2000),
     /** On stop, queued events may take this long to reach Kafka; what is still queued then is counted as dropped. */
     shutdownTimeoutMs: setting(int(0, 600_000), 10_000),
     /**

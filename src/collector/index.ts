@@ -100,7 +100,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
       for (const source of sources) source.close();
       unlock();
       const stats: Record<string, CollectorStats> = Object.fromEntries([...collectors].map(([name, collector]) => [name, collector.stats]));
-      logger.info({ stats }, 'collector final counts');
+      logger.info({ stats, cgroupIdentities: identities.stats }, 'collector final counts');
     },
   };
 }

@@ -70,7 +70,16 @@ const MAX_BACKOFF_MS = 5000;
 const sameState = (a: CgroupState, b: CgroupState) =>
   a.cgroup_path === b.cgroup_path && a.k8s_pod_uid === b.k8s_pod_uid && a.container_id === b.container_id;
 
+export interface CgroupIdentityStats {
+  /** Messages Kafka acknowledged: identities (placeholders included) and tombstones. */
+  states: number;
+  tombstones: number;
+  /** By reason (IDENTITY_DROP_REMEDIES). */
+  drops: Record<string, number>;
+}
+
 export class CgroupIdentities {
+  readonly stats: CgroupIdentityStats = { states: 0, tombstones: 0, drops: {} };
   /** Every id an event may carry without a new scan: published (or being), awaiting a scan, or recently gone. */
   private readonly seen = new Set<bigint>();
   /** Ids noted by events and not yet scanned for. */
@@ -246,7 +255,7 @@ export class CgroupIdentities {
       const state: CgroupState = { k8s_node_name: this.deps.node, cgroup_id: id, cgroup_path: '', k8s_pod_uid: null, container_id: null };
       messages.push(this.stateMessage(state, at));
       this.states.set(id, state);
-      this.drops.add('cgroup_gone');
+      this.drop('cgroup_gone', 1);
     }
     return messages;
   }
@@ -264,13 +273,15 @@ export class CgroupIdentities {
       const result = await this.deps.sink.send(messages);
       if (result.ok) {
         const tombstones = messages.filter((message) => message.value === null).length;
+        this.stats.tombstones += tombstones;
+        this.stats.states += messages.length - tombstones;
         if (tombstones > 0) this.published.add(tombstones, { change: 'tombstone' });
         if (tombstones < messages.length) this.published.add(messages.length - tombstones, { change: 'state' });
         if (failingSince !== undefined) this.deps.logger.info({ outageMs: this.now() - failingSince }, 'Kafka takes cgroup identities again');
         return true;
       }
       if (!result.retriable) {
-        this.drops.add('kafka_rejected', messages.length);
+        this.drop('kafka_rejected', messages.length);
         this.deps.logger.error({ error: result.error, messages: messages.length }, 'Kafka refused cgroup identity messages; they are dropped');
         return true;
       }
@@ -281,6 +292,11 @@ export class CgroupIdentities {
       await this.pause(backoffMs);
     }
     return false;
+  }
+
+  private drop(reason: keyof typeof IDENTITY_DROP_REMEDIES, count: number): void {
+    this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + count;
+    this.drops.add(reason, count);
   }
 
   /** Ids gone longer than GONE_MEMORY_MS are forgotten (the map is in the order they went). */

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import type { Admin } from 'kafkajs';
 import { loadRegistry } from '../../src/common/avro.js';
 import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
 import { readToEnd, type ReadMessage } from '../../src/common/kafka/read-to-end.js';
@@ -36,6 +37,7 @@ const lifecycle = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50', SIDECARLESS
 const NODE = lifecycle.config.node.name;
 const logger = createLogger({ level: 'warn' });
 const kafka = createKafka(kafkaOptionsFromConfig(lifecycle.config.kafka, 'test'), logger);
+const admin = kafka.admin();
 const TEST_ROOT = `sidecarless-test-identity-${randomBytes(4).toString('hex')}`;
 
 /** A cgroup the test made, with what the collector publishes of it (known after it is removed too). */
@@ -143,21 +145,26 @@ function identityStats(process: CollectorProcess): CgroupIdentityStats {
   return final.cgroupIdentities;
 }
 
+/**
+ * The ordering test's metadata topic: compacted like the catalog's, but stamped by the broker as it appends each
+ * message (so are its flows), which orders identities and flows across the two topics.
+ */
+async function createOrderingTopics(admin: Admin, which: ReadonlyArray<'metadata' | 'flows'>): Promise<void> {
+  const specs = topicSpecs(ordering.config.kafka.topicPrefix, { partitions: 2 });
+  const appendTime = which.map((role) => ({ ...specs[role], configs: { ...specs[role].configs, 'message.timestamp.type': 'LogAppendTime' } }));
+  // A topic just deleted may still be on its way out: created again once the broker lets it.
+  await waitFor(async () => (await ensureTopics(admin, appendTime).then(() => true, () => false)), { timeoutMs: 30_000, what: `${which.join(', ')} created` });
+}
+
 before(async () => {
   await requireStackService('Kafka', localHost, kafkaPort);
-  // The broker stamps each message as it appends it: the order of identities and flows across the two topics.
-  const admin = kafka.admin();
   await admin.connect();
-  const specs = topicSpecs(ordering.config.kafka.topicPrefix, { partitions: 2 });
-  await ensureTopics(
-    admin,
-    [specs.metadata, specs.flows].map((spec) => ({ ...spec, configs: { ...spec.configs, 'message.timestamp.type': 'LogAppendTime' } })),
-  );
-  await admin.disconnect();
+  await createOrderingTopics(admin, ['metadata', 'flows']);
 });
 
 after(async () => {
   await collector?.kill();
+  await admin.disconnect();
   for (const { env } of [ordering, lifecycle]) uninstallCollectorPins(env);
   for (const made of created.sort((a, b) => b.path.length - a.path.length)) made.cgroup.remove();
   if (created.length > 0) Cgroup.at(TEST_ROOT).remove();
@@ -165,7 +172,7 @@ after(async () => {
 });
 
 describe('cgroup identities on the metadata topic', () => {
-  it("a new container's identity, with its pod uid and container id, is acknowledged before the flows that carry its cgroup id", async () => {
+  it("a new container's identity, with its pod uid and container id, is acknowledged before the flows that carry its cgroup id, also when Kafka refuses identities for a while", async () => {
     const prefix = ordering.config.kafka.topicPrefix;
     const uid = randomUUID();
     const root = cgroup('ordering');
@@ -178,9 +185,19 @@ describe('cgroup identities on the metadata topic', () => {
       [state(kubepods), state(pod, uid), state(root)].sort((a, b) => cgroupKey(NODE, a.cgroup_id).localeCompare(cgroupKey(NODE, b.cgroup_id))),
     );
 
+    // Kafka stops taking identities (their topic is gone) and goes on taking flows.
+    await admin.deleteTopics({ topics: [`${prefix}metadata.v1`] });
+    await waitFor(async () => !(await admin.listTopics()).includes(`${prefix}metadata.v1`), { timeoutMs: 30_000, what: 'the metadata topic gone' });
     const id = containerId();
     const container = cgroup(`ordering/kubepods.slice/kubepods-pod${uid.replaceAll('-', '_')}.slice/cri-containerd-${id}.scope`);
     await connectFrom(container);
+    await waitFor(async () => collector!.logs.some((entry) => entry.msg === 'Kafka unavailable; cgroup identities, and the flows that need them, wait'), {
+      timeoutMs: 30_000,
+      what: 'the collector failing to publish the identity',
+    });
+    const takenAgainAt = Date.now();
+    await createOrderingTopics(admin, ['metadata']);
+
     let carrying: Array<{ timestampMs: number; sides: string[] }> = [];
     await waitFor(
       async () => {
@@ -193,15 +210,14 @@ describe('cgroup identities on the metadata topic', () => {
       { timeoutMs: 30_000, what: "both ends' flows from the container's cgroup" },
     );
     assert.deepEqual(carrying.flatMap((message) => message.sides).sort(), ['client', 'server']);
-
-    // Read to the end now that the flows are there, as the enricher does: the identity must be in it.
-    const all = await metadata(prefix);
-    assert.equal(all.length, 4, JSON.stringify(all.map((message) => message.key)));
-    const published = all.find((message) => message.key === cgroupKey(NODE, container.id))!;
-    assert.deepEqual(published.event?.cgroup, state(container, uid, id));
+    // Read to the end now that the flows are there, as the enricher does: the identity is in it, and was appended
+    // before any of them (none was appended while the identity could not be).
+    const [published, ...more] = await metadata(prefix);
+    assert.deepEqual(more, []);
+    assert.deepEqual(published!.event?.cgroup, state(container, uid, id));
     const firstFlow = Math.min(...carrying.map((message) => message.timestampMs));
-    assert.ok(published.timestampMs <= firstFlow, `identity appended at ${published.timestampMs}, its first flow at ${firstFlow}`);
-    assert.ok(!all.some((message) => message.key === cgroupKey(NODE, collector!.cgroup.id)), "the collector's own cgroup is not published");
+    assert.ok(takenAgainAt <= published!.timestampMs && published!.timestampMs <= firstFlow, `identity appended at ${published!.timestampMs}, topic back at ${takenAgainAt}, first flow at ${firstFlow}`);
+    assert.ok(!started.some((message) => message.key === cgroupKey(NODE, collector!.cgroup.id)), "the collector's own cgroup is not published");
 
     const stats = await collector.stop();
     assert.deepEqual(stats.drops, {});

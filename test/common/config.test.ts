@@ -47,7 +47,7 @@ describe('loadConfig', () => {
         ttlDays: 7,
       },
       node: { name: hostname() },
-      collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 500, shutdownTimeoutMs: 10_000, pinDirectory: undefined },
+      collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 500, cgroupScanMs: 2000, shutdownTimeoutMs: 10_000, pinDirectory: undefined },
       enricher: { groupId: 'sidecarless-enricher', batchBytes: 32 << 20, flushMs: 1000 },
       metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, watermarkMs: 1000, queueMessages: 100_000 },
       log: { level: 'info' },
@@ -63,6 +63,11 @@ describe('loadConfig', () => {
   it('rejects a cluster name that cannot name a source, and a watermark interval out of range, naming the key', () => {
     assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_CLUSTER: 'prod/eu' } }).message, /^config metadata\.cluster: expected letters, digits, .*got "prod\/eu"/);
     assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_WATERMARK_MS: '10' } }).message, /^config metadata\.watermarkMs: expected an integer in 100\.\.60000, got 10/);
+  });
+
+  it('rejects a cgroup scan interval below 100 ms, naming the key', () => {
+    const error = rejection({ argv: [], env: { SIDECARLESS_COLLECTOR_CGROUP_SCAN_MS: '50' } });
+    assert.match(error.message, /^config collector\.cgroupScanMs: expected an integer in 100\.\.3600000, got 50/);
   });
 
   it('is frozen all the way down', () => {

@@ -4,14 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import kafkajs, { type KafkaMessage } from 'kafkajs';
+import kafkajs from 'kafkajs';
 import { createKafka } from '../../src/common/kafka/client.js';
-import { readToEnd } from '../../src/common/kafka/read-to-end.js';
+import { readToEnd, type ReadMessage } from '../../src/common/kafka/read-to-end.js';
 import { createLogger } from '../../src/common/logger.js';
 import { kafkaPort, localHost, localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
 import { requireStackService, uniqueName } from '../helpers/stack.js';
 
-const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'sidecarless-test' }, createLogger({ level: 'warn' }));
+const logger = createLogger({ level: 'warn' });
+const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'sidecarless-test' }, logger);
 const admin = kafka.admin();
 const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
 const topics = [uniqueName('read-to-end-'), uniqueName('read-to-end-empty-')];
@@ -35,7 +36,7 @@ describe('readToEnd', () => {
     const [topic] = topics;
     const sent = Array.from({ length: 30 }, (_, i) => ({ key: `k${i % 7}`, value: `v${i}` }));
     await producer.send({ topic: topic!, messages: sent });
-    const read: KafkaMessage[] = [];
+    const read: ReadMessage[] = [];
     let first = true;
     const count = await readToEnd(
       kafka,
@@ -46,7 +47,7 @@ describe('readToEnd', () => {
         if (first) void producer.send({ topic: topic!, messages: [{ key: 'late', value: 'late' }] });
         first = false;
       },
-      { groupPrefix, timeoutMs: 30_000 },
+      { groupPrefix, logger, timeoutMs: 30_000 },
     );
     assert.equal(count, 30);
     assert.deepEqual(read.map((message) => message.value!.toString()).sort(), sent.map((message) => message.value).sort());
@@ -61,7 +62,7 @@ describe('readToEnd', () => {
 
   it('an empty topic: nothing, at once', async () => {
     const started = Date.now();
-    assert.equal(await readToEnd(kafka, topics[1]!, () => assert.fail('no message'), { groupPrefix, timeoutMs: 30_000 }), 0);
+    assert.equal(await readToEnd(kafka, topics[1]!, () => assert.fail('no message'), { groupPrefix, logger, timeoutMs: 30_000 }), 0);
     assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms`);
   });
 });

@@ -62,7 +62,7 @@ export interface CgroupIdentityOptions {
 /** After an unknown cgroup id, the next scan comes this soon (a burst of new ids costs one scan per gap). */
 export const RESCAN_GAP_MS = 100;
 /** A removed cgroup's id is still known this long: records of its last connections may still be read. */
-export const GONE_MEMORY_MS = 10 * 60_000;
+const GONE_MEMORY_MS = 10 * 60_000;
 /** At most this many messages per produce request (an initial scan on a busy node has thousands). */
 const MESSAGES_PER_SEND = 1000;
 const MAX_BACKOFF_MS = 5000;

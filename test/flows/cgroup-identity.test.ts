@@ -6,7 +6,7 @@
  * only what changed while no collector ran.
  */
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Admin } from 'kafkajs';
 import { loadRegistry } from '../../src/common/avro.js';
@@ -21,6 +21,7 @@ import { FLOWS } from '../../src/events/flows.js';
 import { bindMetadataCodec, cgroupKey, type CgroupState, type MetadataEvent } from '../../src/events/metadata.js';
 import { topicSpecs } from '../../src/events/topics.js';
 import { spawnInCgroup } from '../../src/lab/cgroup-spawn.js';
+import { containerScope, newContainerId, newPodUid, podSlice } from '../../src/lab/kubelet-cgroup.js';
 import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
@@ -58,7 +59,6 @@ function cgroup(path: string): Made {
   return created.at(-1)!;
 }
 
-const containerId = () => randomBytes(32).toString('hex');
 
 /** A TCP connection over loopback whose both ends are sockets of a process in `where`. */
 async function connectFrom({ cgroup: where }: Made): Promise<void> {
@@ -174,10 +174,10 @@ after(async () => {
 describe('cgroup identities on the metadata topic', () => {
   it("a new container's identity, with its pod uid and container id, is acknowledged before the flows that carry its cgroup id, also when Kafka refuses identities for a while", async () => {
     const prefix = ordering.config.kafka.topicPrefix;
-    const uid = randomUUID();
+    const uid = newPodUid();
     const root = cgroup('ordering');
     const kubepods = cgroup('ordering/kubepods.slice');
-    const pod = cgroup(`ordering/kubepods.slice/kubepods-pod${uid.replaceAll('-', '_')}.slice`);
+    const pod = cgroup(`ordering/${podSlice({ qos: 'guaranteed', podUid: uid })}`);
     collector = await startCollectorProcess(ordering.env, (agent) => [root.cgroup.path, agent.path]);
     const started = await waitForMetadata(prefix, 3);
     assert.deepEqual(
@@ -188,8 +188,8 @@ describe('cgroup identities on the metadata topic', () => {
     // Kafka stops taking identities (their topic is gone) and goes on taking flows.
     await admin.deleteTopics({ topics: [`${prefix}metadata.v1`] });
     await waitFor(async () => !(await admin.listTopics()).includes(`${prefix}metadata.v1`), { timeoutMs: 30_000, what: 'the metadata topic gone' });
-    const id = containerId();
-    const container = cgroup(`ordering/kubepods.slice/kubepods-pod${uid.replaceAll('-', '_')}.slice/cri-containerd-${id}.scope`);
+    const id = newContainerId();
+    const container = cgroup(`ordering/${containerScope({ qos: 'guaranteed', podUid: uid, containerId: id })}`);
     await connectFrom(container);
     await waitFor(async () => collector!.logs.some((entry) => entry.msg === 'Kafka unavailable; cgroup identities, and the flows that need them, wait'), {
       timeoutMs: 30_000,
@@ -227,16 +227,21 @@ describe('cgroup identities on the metadata topic', () => {
 
   describe('the lifecycle of cgroups', () => {
     const prefix = lifecycle.config.kafka.topicPrefix;
-    const uid = randomUUID();
-    const ids = [containerId(), containerId(), containerId()];
-    const podPath = `lifecycle/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid.replaceAll('-', '_')}.slice`;
+    const uid = newPodUid();
+    const ids = [newContainerId(), newContainerId(), newContainerId()];
+    const scope = (containerId: string) => cgroup(`lifecycle/${containerScope({ qos: 'burstable', podUid: uid, containerId })}`);
     let tree: Made[];
     let containers: Made[];
     let firstRun: Published[];
 
     it('each traced cgroup once, at the time of the scan, with the pod and container its name gives', async () => {
-      tree = [cgroup('lifecycle'), cgroup('lifecycle/kubepods.slice'), cgroup('lifecycle/kubepods.slice/kubepods-burstable.slice'), cgroup(podPath)];
-      containers = [cgroup(`${podPath}/cri-containerd-${ids[0]}.scope`), cgroup(`${podPath}/cri-containerd-${ids[1]}.scope`)];
+      tree = [
+        cgroup('lifecycle'),
+        cgroup('lifecycle/kubepods.slice'),
+        cgroup('lifecycle/kubepods.slice/kubepods-burstable.slice'),
+        cgroup(`lifecycle/${podSlice({ qos: 'burstable', podUid: uid })}`),
+      ];
+      containers = [scope(ids[0]!), scope(ids[1]!)];
       collector = await startCollectorProcess(lifecycle.env, (agent) => [tree[0]!.cgroup.path, agent.path]);
       firstRun = await waitForMetadata(prefix, 6);
       const at = firstRun[0]!.timestampMs;
@@ -263,7 +268,7 @@ describe('cgroup identities on the metadata topic', () => {
       await collector!.stop();
       assert.deepEqual(identityStats(collector!), { states: 6, tombstones: 1, drops: {} });
       const before = await metadata(prefix);
-      const added = cgroup(`${podPath}/cri-containerd-${ids[2]}.scope`);
+      const added = scope(ids[2]!);
       containers[0]!.cgroup.remove();
       collector = await startCollectorProcess(lifecycle.env, (agent) => [tree[0]!.cgroup.path, agent.path]);
       const all = await waitForMetadata(prefix, 9);

@@ -14,9 +14,9 @@
  *                events back, and counted (drop reason cgroup_gone); the next scan tombstones it.
  *   ordering     the Collector's send loop (EventPrerequisites) produces a message only when every identity its
  *                events need is acknowledged by Kafka: a reader that has read the metadata topic up to end offsets
- *                fetched after it received the flows has seen them. A ticket counts rounds: each note of an unknown
- *                id and each scan round takes a new number, and a round acknowledged passes every ticket up to its
- *                own, so an event waits at most for the round that was running or due when it was read.
+ *                fetched after it received the flows has seen them. Tickets (./tickets.ts): each note of an
+ *                unknown id and each scan round takes a new number, and a round acknowledged passes every number up
+ *                to its own, so an event waits at most for the round that was running or due when it was read.
  *   Kafka down   the round retries the same messages; tickets stay unmet, so flows wait with the identities (the
  *                collector's queue bounds them; its drop accounting applies).
  *
@@ -31,6 +31,7 @@ import { createDropCounter, type DropCounter } from '../../common/telemetry.js';
 import { cgroupKey, metadataEvent, type CgroupState, type MetadataEvent } from '../../events/metadata.js';
 import type { EventPrerequisites } from '../collector.js';
 import { parseCgroupPath } from './cgroup-path.js';
+import { Tickets } from './tickets.js';
 
 export const IDENTITY_DROP_REMEDIES = {
   cgroup_gone:
@@ -88,10 +89,7 @@ export class CgroupIdentities {
   private readonly states = new Map<bigint, CgroupState>();
   /** Removed cgroups (tombstoned), by when: forgotten after GONE_MEMORY_MS. */
   private readonly gone = new Map<bigint, number>();
-  /** Ticket 1 is the first round: nothing passes before it. */
-  private requested = 1;
-  private passedThrough = 0;
-  private waiters: Array<{ ticket: number; resolve: () => void }> = [];
+  private readonly tickets = new Tickets();
   private lastScanAt = Number.NEGATIVE_INFINITY;
   private scanFailing = false;
   private running = false;
@@ -132,9 +130,9 @@ export class CgroupIdentities {
   prerequisites<Event>(cgroupIdOf: (event: Event) => bigint): EventPrerequisites<Event> {
     return {
       note: (event) => this.note(cgroupIdOf(event)),
-      ticket: () => this.requested,
-      met: (ticket) => ticket <= this.passedThrough,
-      whenMet: (ticket) => (ticket <= this.passedThrough ? Promise.resolve() : new Promise((resolve) => this.waiters.push({ ticket, resolve }))),
+      ticket: () => this.tickets.current(),
+      met: (ticket) => this.tickets.met(ticket),
+      whenMet: (ticket) => this.tickets.whenMet(ticket),
     };
   }
 
@@ -143,7 +141,7 @@ export class CgroupIdentities {
     if (this.seen.has(cgroupId)) return;
     this.seen.add(cgroupId);
     this.awaiting.add(cgroupId);
-    this.requested++;
+    this.tickets.next();
     this.wake?.();
   }
 
@@ -198,9 +196,9 @@ export class CgroupIdentities {
     return false;
   }
 
-  /** One scan, what changed produced; passes every ticket taken before it started once Kafka acknowledged it. */
+  /** One scan, and what changed produced; once Kafka acknowledged that, the number the round took as it began passes. */
   private async round(): Promise<void> {
-    const covers = ++this.requested;
+    const covers = this.tickets.next();
     const awaiting = [...this.awaiting];
     this.awaiting.clear();
     const at = this.now();
@@ -223,10 +221,7 @@ export class CgroupIdentities {
     for (let i = 0; i < messages.length && this.running; i += MESSAGES_PER_SEND) {
       if (!(await this.produce(messages.slice(i, i + MESSAGES_PER_SEND)))) return;
     }
-    this.passedThrough = covers;
-    const ready = this.waiters.filter((waiter) => waiter.ticket <= covers);
-    this.waiters = this.waiters.filter((waiter) => waiter.ticket > covers);
-    for (const waiter of ready) waiter.resolve();
+    this.tickets.pass(covers);
     this.forget(at);
   }
 

@@ -22,7 +22,7 @@ import { createLab, type Lab, type Pod } from './pods.js';
 import { kubeCredentials } from './stack/kube-credentials.js';
 
 export interface NamespaceSpec {
-  /** Used as given: pick a fresh name (a deleted namespace stays Terminating here, no controller empties it). */
+  /** Used as given; the lab deletes it with its contents (and finalizes it: no namespace controller runs here). */
   name: string;
   labels?: Labels;
 }

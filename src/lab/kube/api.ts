@@ -120,6 +120,22 @@ export class KubeApi {
   }
 
   /**
+   * Removes a namespace that a deletion left Terminating: the namespace controller, which would empty it and then
+   * drop its `kubernetes` finalizer, does not run here. The lab deletes the contents itself, then this drops the
+   * finalizer (the `finalize` subresource), and the namespace goes. False when it was not there.
+   */
+  async finalizeNamespace(name: string): Promise<boolean> {
+    try {
+      const namespace = await this.core.readNamespace({ name });
+      await this.core.replaceNamespaceFinalize({ name, body: { ...namespace, spec: { finalizers: [] } } });
+      return true;
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 404) return false;
+      throw this.failure('finalize', { apiVersion: 'v1', kind: 'Namespace', name }, error);
+    }
+  }
+
+  /**
    * Deletes at once; false when the object was not there. Grace period 0 (a pod bound to a node is otherwise
    * only marked, waiting for a kubelet that does not run) and background propagation (batch/v1 defaults to
    * orphaning, which adds a finalizer only the garbage collector, not running either, would remove).

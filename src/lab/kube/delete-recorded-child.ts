@@ -1,8 +1,9 @@
 /**
  * `node delete-recorded-child.js <lab id>`: deletes every object the lab recorded, dependents before what they
  * depend on (pods before their slices, services and owners), namespaces last: no namespace controller runs to
- * delete a namespace's contents, so the lab deletes them itself (the namespace then stays Terminating). Objects
- * already gone are fine. Exits 1 with the failures on stderr.
+ * delete a namespace's contents, so the lab deletes them itself, then finalizes the namespace (KubeApi
+ * finalizeNamespace) so that it does not stay Terminating. Objects already gone are fine. Exits 1 with the failures
+ * on stderr.
  */
 import { KubeApi } from './api.js';
 import { recordedObjects, type RecordedObject } from './ledger.js';
@@ -16,13 +17,18 @@ function rank(object: RecordedObject): number {
   return place === -1 ? order.length : place;
 }
 
+async function remove(api: KubeApi, object: RecordedObject): Promise<void> {
+  await api.delete(object);
+  if (object.kind === 'Namespace') await api.finalizeNamespace(object.name);
+}
+
 async function deleteAll(objects: readonly RecordedObject[]): Promise<string[]> {
   const failures: string[] = [];
   for (const kubeconfig of new Set(objects.map((o) => o.kubeconfig))) {
     const api = KubeApi.connect(kubeconfig);
     const ofServer = objects.filter((o) => o.kubeconfig === kubeconfig);
     for (const step of [...new Set(ofServer.map(rank))].sort((a, b) => a - b)) {
-      const deletions = ofServer.filter((o) => rank(o) === step).map((o) => api.delete(o).catch((error: Error) => failures.push(error.message)));
+      const deletions = ofServer.filter((o) => rank(o) === step).map((o) => remove(api, o).catch((error: Error) => failures.push(error.message)));
       await Promise.all(deletions);
     }
   }

@@ -16,24 +16,37 @@ cache="${SIDECARLESS_CACHE:-$HOME/.cache/sidecarless}/kube-$kube_version-etcd-$e
 log() { printf '[kube] %s\n' "$*" >&2; }
 
 [ -x "$cache/kube-apiserver" ] && [ -x "$cache/etcd" ] && { echo "$cache"; exit 0; }
+
+# Kubernetes 1.35's go.mod needs Go 1.25 or newer; with GOTOOLCHAIN=local an older Go fails deep in the build.
+go_version="$(go env GOVERSION 2>/dev/null || true)"
+case "$go_version" in
+  go1.2[5-9]*|go1.[3-9][0-9]*) ;;
+  *) log "need Go 1.25 or newer to build kube-apiserver $kube_version (found: ${go_version:-no go}); install it and rerun"; exit 1 ;;
+esac
 mkdir -p "$cache"
+rm -f "$cache"/*.partial # left by a build that was killed (a 2-core machine can run out of memory linking)
+build_log="$cache/build.log"
+: > "$build_log"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+# On failure, the end of the build's output says why (every step's output goes to the log, not to the terminal).
+trap 'status=$?; rm -rf "$work"; if [ $status -ne 0 ]; then log "build failed; the end of $build_log:"; tail -n 30 "$build_log" >&2; fi' EXIT
+# A vendored or offline setting inherited from the environment would break module resolution for these wrappers.
+export GOFLAGS=-mod=mod
 
 if [ ! -x "$cache/etcd" ]; then
   log "building etcd $etcd_version (about a minute on 2 cores)"
   mkdir -p "$work/etcd"
   cp "$here/etcd-main.go.txt" "$work/etcd/main.go"
-  (cd "$work/etcd" && go mod init sidecarless.local/etcd >/dev/null 2>&1 &&
-    go get "go.etcd.io/etcd/server/v3@$etcd_version" >/dev/null 2>&1 && go mod tidy >/dev/null 2>&1 &&
-    go build -trimpath -ldflags "-s -w" -o "$cache/etcd.partial" . && mv "$cache/etcd.partial" "$cache/etcd")
+  (cd "$work/etcd" && go mod init sidecarless.local/etcd &&
+    go get "go.etcd.io/etcd/server/v3@$etcd_version" && go mod tidy &&
+    go build -trimpath -ldflags "-s -w" -o "$cache/etcd.partial" . && mv "$cache/etcd.partial" "$cache/etcd") >>"$build_log" 2>&1
 fi
 
 if [ ! -x "$cache/kube-apiserver" ]; then
   log "building kube-apiserver $kube_version (about 6 minutes on 2 cores, once)"
   mkdir -p "$work/apiserver"
   cd "$work/apiserver"
-  go mod init sidecarless.local/apiserver >/dev/null 2>&1
+  go mod init sidecarless.local/apiserver >>"$build_log" 2>&1
   # The staging modules k8s.io/kubernetes $kube_version replaces with its own directories (its go.mod).
   staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider cluster-bootstrap
     code-generator component-base component-helpers controller-manager cri-api cri-client csi-translation-lib
@@ -45,9 +58,9 @@ if [ ! -x "$cache/kube-apiserver" ]; then
     for m in "${staging[@]}"; do echo "replace k8s.io/$m => k8s.io/$m $staging_version"; done
   } >> go.mod
   printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' > tools.go
-  go mod tidy >/dev/null 2>&1
+  go mod tidy >>"$build_log" 2>&1
   go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$kube_version" \
-    -o "$cache/kube-apiserver.partial" k8s.io/kubernetes/cmd/kube-apiserver
+    -o "$cache/kube-apiserver.partial" k8s.io/kubernetes/cmd/kube-apiserver >>"$build_log" 2>&1
   mv "$cache/kube-apiserver.partial" "$cache/kube-apiserver"
 fi
 echo "$cache"

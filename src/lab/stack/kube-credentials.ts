@@ -9,7 +9,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { localHost, localKubeApiServerUrl } from './endpoints.js';
 import { stackDir } from './processes.js';
@@ -55,6 +55,7 @@ export function ensureKubeCredentials(): KubeCredentials {
     writeFileSync(c.tokenFile, `${randomBytes(24).toString('hex')},sidecarless-admin,sidecarless-admin,"system:masters"\n`, { mode: 0o600 });
   }
   writeFileSync(c.kubeconfigFile, kubeconfig(c), { mode: 0o600 });
+  chmodSync(c.kubeconfigFile, 0o600); // writeFileSync's mode applies only to a file it creates
   return c;
 }
 

@@ -13,12 +13,15 @@
  * 10 s), `--disable-admission-plugins=ServiceAccount` (no controller creates the `default` account, so pods would
  * be refused), `--shutdown-send-retry-after=true` (else SIGTERM with open watches takes a minute), RBAC with a
  * static admin token in system:masters (so least-privilege accounts can be tried against the same server).
+ * etcd has no authentication: anyone on this host can reach it on loopback, acceptable for a development stack
+ * only (as is the admin token in a file of mode 0600).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { SidecarlessError } from '../../common/errors.js';
 import { etcdClientPort, etcdPeerPort, kubeApiServerPort, localEtcdUrl, localHost, localKubeApiServerUrl } from './endpoints.js';
 import { adminToken, ensureKubeCredentials, kubeCredentials, kubeHome } from './kube-credentials.js';
@@ -30,12 +33,20 @@ const etcdData = join(kubeHome, 'etcd-data');
 const readyTimeoutMs = 60_000;
 const stopGraceMs = 20_000;
 
-/** The directory holding `etcd` and `kube-apiserver`, building them first when the cache lacks them (minutes). */
-export function kubeBinaries(): string {
+/**
+ * The directory holding `etcd` and `kube-apiserver`, building them first when the cache lacks them (minutes, once;
+ * asynchronous so that the other stack services start meanwhile). The script's own messages say why a build failed.
+ */
+export async function kubeBinaries(): Promise<string> {
   try {
-    return execFileSync('bash', [buildScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+    const { stdout } = await promisify(execFile)('bash', [buildScript], { encoding: 'utf8', maxBuffer: 1 << 20 });
+    return stdout.trim();
   } catch (error) {
-    throw new SidecarlessError(`could not build kube-apiserver and etcd with ${displayPath(buildScript)}`, { context: { component: 'kubernetes' }, cause: error });
+    const stderr = (error as { stderr?: string }).stderr?.trim();
+    throw new SidecarlessError(`could not build kube-apiserver and etcd with ${displayPath(buildScript)}${stderr ? `: ${stderr}` : ''}`, {
+      context: { component: 'kubernetes' },
+      cause: error,
+    });
   }
 }
 
@@ -130,7 +141,7 @@ export const kubernetesServer: StackService = {
     const apiRunning = runningPid(apiServer.name, apiServer.marker) !== undefined;
     if (!etcdRunning) await ensurePortsFree(etcd.name, localHost, { SIDECARLESS_STACK_ETCD_PORT: etcdClientPort, SIDECARLESS_STACK_ETCD_PEER_PORT: etcdPeerPort });
     if (!apiRunning) await ensurePortsFree(apiServer.name, localHost, { SIDECARLESS_STACK_KUBE_APISERVER_PORT: kubeApiServerPort });
-    const binaries = etcdRunning && apiRunning ? '' : kubeBinaries();
+    const binaries = etcdRunning && apiRunning ? '' : await kubeBinaries();
     ensureKubeCredentials();
     mkdirSync(etcdData, { recursive: true, mode: 0o700 });
     await start(

@@ -1,0 +1,80 @@
+/**
+ * The metadata sources' watermarks, as the enricher's metadata feed reads them (src/events/metadata.ts: a source's
+ * Watermark event W says it has published everything it observed up to W).
+ *
+ * - seen: the latest W of each source that the feed has consumed;
+ * - confirmed: a W the feed has seen and then consumed every metadata partition past, up to end offsets fetched
+ *   after it saw W. Everything the source published before W is below those offsets, so the index holds the
+ *   source's state at every time up to a confirmed W (metadata-feed.ts runs these catch-ups).
+ *
+ * A source that published no watermark for longer than `staleAfterNs` (its latest W is that old) is ignored: a
+ * decommissioned metadata role or a collector of a node that is gone must not hold every flow forever. That is
+ * logged once when it happens, and again when the source comes back. With no live source at all, nothing is waited
+ * for (`confirmedThrough` is undefined): a cluster without a metadata role gets its rows at once.
+ */
+import type { Logger } from '../common/logger.js';
+
+export class Watermarks {
+  private readonly seen = new Map<string, bigint>();
+  private readonly confirmed = new Map<string, bigint>();
+  private readonly ignored = new Set<string>();
+
+  constructor(
+    private readonly staleAfterNs: bigint,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Records a consumed Watermark event; returns whether it moved the source's watermark forward. */
+  see(source: string, watermarkNs: bigint): boolean {
+    const previous = this.seen.get(source);
+    if (previous !== undefined && previous >= watermarkNs) return false;
+    this.seen.set(source, watermarkNs);
+    return true;
+  }
+
+  /** The watermarks seen so far: taken before a catch-up fetches its end offsets. */
+  snapshot(): ReadonlyMap<string, bigint> {
+    return new Map(this.seen);
+  }
+
+  /** The catch-up that began with `snapshot` has consumed up to the end offsets fetched after it. */
+  confirm(snapshot: ReadonlyMap<string, bigint>): void {
+    for (const [source, watermarkNs] of snapshot) {
+      const previous = this.confirmed.get(source);
+      if (previous === undefined || watermarkNs > previous) this.confirmed.set(source, watermarkNs);
+    }
+  }
+
+  /**
+   * The time up to which every live source is confirmed (-1 while a live source has nothing confirmed yet), or
+   * undefined when no source is live: then there is nothing to wait for.
+   */
+  confirmedThrough(nowNs: bigint): bigint | undefined {
+    let through: bigint | undefined;
+    for (const [source, seenNs] of this.seen) {
+      if (!this.live(source, seenNs, nowNs)) continue;
+      const confirmedNs = this.confirmed.get(source) ?? -1n;
+      if (through === undefined || confirmedNs < through) through = confirmedNs;
+    }
+    return through;
+  }
+
+  /** Whether the source still counts, logging when that changes. */
+  private live(source: string, seenNs: bigint, nowNs: bigint): boolean {
+    const silentNs = nowNs - seenNs;
+    const stale = silentNs > this.staleAfterNs;
+    if (stale === this.ignored.has(source)) return !stale;
+    const silentSeconds = Number(silentNs / 1_000_000n) / 1000;
+    if (stale) {
+      this.ignored.add(source);
+      this.logger.warn(
+        { source, watermark: seenNs.toString(), silentSeconds },
+        `metadata source ${source} has published no watermark for ${silentSeconds} s (longer than enricher.metadataHoldMs): flows no longer wait for it, and ends only it could name are written as they are; if the source still runs, check its health and its link to Kafka`,
+      );
+    } else {
+      this.ignored.delete(source);
+      this.logger.info({ source, watermark: seenNs.toString() }, `metadata source ${source} publishes watermarks again: flows wait for it`);
+    }
+    return !stale;
+  }
+}

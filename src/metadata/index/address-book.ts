@@ -1,0 +1,141 @@
+/**
+ * Which object held an address when: one book for pod IPs, one for Service ClusterIPs, one for node addresses.
+ *
+ * An object claims an address from the state that first lists it until a state without it, or its tombstone. The
+ * interval a claim gets starts earlier than the state that listed it: at the end of the previous holder's interval
+ * on that address, but never before the claimant's life began (for a pod its creation: the kubelet assigns the IP
+ * before the API server shows it in the pod's status). A later claimant never takes the address from a holder that
+ * has not released it: it starts when that holder ends. So an IP reused by pod p2 after p1's deletion names p1 up
+ * to the deletion and p2 from then on.
+ *
+ * Messages of different keys arrive in any order (several partitions), so the intervals are not built as claims
+ * arrive: each address keeps its claims sorted by the time they were made (then by holder key) and is resolved
+ * again, in that order, whenever one of its claims changes. The answer therefore depends only on the set of claims,
+ * never on the order they arrived in.
+ */
+import { FOREVER, type History } from './history.js';
+
+interface Claim {
+  readonly holder: History;
+  /** The time of the state that first listed the address. */
+  readonly from: bigint;
+  /** The holder's life start: how far back the claim may reach. */
+  readonly floor: bigint;
+  to: bigint;
+  /** Resolved: where the holder's interval on the address starts (>= to when a longer holder shadows it). */
+  start: bigint;
+}
+
+interface AddressHistory {
+  /** Sorted by (from, holder key); resolved intervals are in the same order and do not overlap. */
+  readonly claims: Claim[];
+  /** The latest end of the claims expire() dropped: where resolving starts, so that dropping changes no later answer. */
+  releasedUntil: bigint;
+}
+
+export class AddressBook {
+  private readonly addresses = new Map<string, AddressHistory>();
+  /** Per holder key, its open claims by address. */
+  private readonly open = new Map<string, Map<string, Claim>>();
+  private claimCount = 0;
+
+  /** The holder's addresses from its state at `at` on: claims the new ones, releases at `at` those it no longer lists. */
+  hold(holder: History, addresses: readonly string[], at: bigint): void {
+    const held = this.open.get(holder.key) ?? new Map<string, Claim>();
+    const listed = new Set(addresses);
+    for (const [address, claim] of held) {
+      if (listed.has(address)) continue;
+      held.delete(address);
+      this.close(address, claim, at);
+    }
+    for (const address of listed) {
+      if (held.has(address)) continue;
+      const claim: Claim = { holder, from: at, floor: holder.lifeStart, to: FOREVER, start: at };
+      held.set(address, claim);
+      this.insert(address, claim);
+    }
+    if (held.size > 0) this.open.set(holder.key, held);
+    else this.open.delete(holder.key);
+  }
+
+  /** The holder's end (a tombstone): every address it holds is released at `at`. */
+  release(holderKey: string, at: bigint): void {
+    const held = this.open.get(holderKey);
+    if (held === undefined) return;
+    this.open.delete(holderKey);
+    for (const [address, claim] of held) this.close(address, claim, at);
+  }
+
+  /** The object whose interval on the address holds `time`. */
+  holderAt(address: string, time: bigint): History | undefined {
+    const history = this.addresses.get(address);
+    if (history === undefined) return undefined;
+    const claims = history.claims;
+    for (let i = claims.length - 1; i >= 0; i--) {
+      const claim = claims[i]!;
+      if (claim.start >= claim.to || claim.start > time) continue; // shadowed, or later
+      return time < claim.to ? claim.holder : undefined;
+    }
+    return undefined;
+  }
+
+  /** Drops the claims that ended before `horizon`; returns how many. Later intervals keep their starts. */
+  expire(horizon: bigint): number {
+    let dropped = 0;
+    for (const [address, history] of this.addresses) {
+      const kept = history.claims.filter((claim) => claim.to >= horizon);
+      if (kept.length === history.claims.length) continue;
+      for (const claim of history.claims) if (claim.to < horizon && claim.to > history.releasedUntil) history.releasedUntil = claim.to;
+      dropped += history.claims.length - kept.length;
+      if (kept.length === 0) this.addresses.delete(address);
+      else history.claims.splice(0, history.claims.length, ...kept);
+    }
+    this.claimCount -= dropped;
+    return dropped;
+  }
+
+  /** Claims held (open or within the history). */
+  get size(): number {
+    return this.claimCount;
+  }
+
+  private insert(address: string, claim: Claim): void {
+    let history = this.addresses.get(address);
+    if (history === undefined) {
+      history = { claims: [], releasedUntil: 0n };
+      this.addresses.set(address, history);
+    }
+    const claims = history.claims;
+    let i = claims.length;
+    while (i > 0 && compareClaims(claims[i - 1]!, claim) > 0) i--;
+    claims.splice(i, 0, claim);
+    this.claimCount++;
+    resolve(history);
+  }
+
+  /** Ends a claim; one that never lasted (released at the time it was made) is forgotten. */
+  private close(address: string, claim: Claim, at: bigint): void {
+    claim.to = at > claim.from ? at : claim.from;
+    const history = this.addresses.get(address)!;
+    if (claim.to === claim.from) {
+      history.claims.splice(history.claims.indexOf(claim), 1);
+      this.claimCount--;
+      if (history.claims.length === 0) this.addresses.delete(address);
+    }
+    resolve(history);
+  }
+}
+
+function compareClaims(a: Claim, b: Claim): number {
+  if (a.from !== b.from) return a.from < b.from ? -1 : 1;
+  return a.holder.key < b.holder.key ? -1 : a.holder.key > b.holder.key ? 1 : 0;
+}
+
+/** Each claim's interval starts where the previous holder's ended, backfilled no further than its floor. */
+function resolve(history: AddressHistory): void {
+  let cursor = history.releasedUntil;
+  for (const claim of history.claims) {
+    claim.start = claim.floor > cursor ? claim.floor : cursor;
+    if (claim.to > cursor) cursor = claim.to;
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * The event-time metadata index: metadata.v1 applied as history, and both ends of a flow named as they were when
+ * the connection started. Pure: no I/O; the enricher feeds it messages and asks it about events.
+ *
+ * What it keeps (each part's module says how):
+ *   - per object key, the history of its states, each valid over [from, to) (history.ts): a state from its change
+ *     time until the next state or the tombstone; the first from the object's creation (a cgroup's: from the end
+ *     of the key's previous life). Joins read the state valid at the flow's start_time_ns.
+ *   - per address, which object held it when (address-book.ts), in three books: pod IPs (a pod holds the IPs its
+ *     state lists, unless it is host-network, whose IPs are the node's, or terminated: phase Succeeded or Failed
+ *     pods keep their IPs in status after the kubelet has released them for reuse), Service ClusterIPs, and node
+ *     addresses. A holder's interval is backfilled to the end of the previous holder's, but not before its
+ *     creation; addresses are kept in canonical text (IPv4-mapped IPv6 as IPv4: src/common/address.ts).
+ *   - per (node, cgroup id), from Cgroup events (key cgroup/<node>/<id>), the pod uid and container id: the
+ *     history of that key.
+ *   - which Service each pod backed when, from EndpointSlices (service-endpoints.ts).
+ * Messages of one key arrive in order, of different keys in any order; every cross-key question (who held an
+ * address, a pod's workload, its Service) is resolved from the whole history, so the answers do not depend on that
+ * order.
+ *
+ * joinFlow: the observing side is local to the event's node: named by (k8s_node_name, cgroup_id) first, which also
+ * names host-network pods, whose address is their node's; if the cgroup names no known pod at the time, by its
+ * address. The other side by its address only. An address resolves, at the flow's start time, to a Service (its
+ * ClusterIP: kind `service`, no pod), else a pod (kind `pod`: namespace, pod, workload (workload.ts), node, the
+ * allow-listed labels; on the server side also the Service whose EndpointSlice held the pod on the server port),
+ * else a node (kind `node`), else nothing: status `miss`, kind `unknown` for a private address (RFC 1918, ULA,
+ * loopback), `external` otherwise. Statuses are `hit` or `miss`: whether the metadata was complete through the
+ * event's time (else `late`) is the caller's to know.
+ *
+ * Cost: a join is a few Map lookups and short scans from the latest interval back; the identities it returns are
+ * shared frozen objects built once per state (identities.ts). Text of an address not in canonical form costs a
+ * second lookup and a normalisation (the collector and Kubernetes both write canonical text).
+ *
+ * Memory: expire(now) drops every interval that ended before now - historyNs, and the histories of objects that
+ * were deleted before then. Joins of times before that horizon may miss.
+ */
+import { isPrivateAddress, normalizeAddress } from '../../common/address.js';
+import { RejectedValueError } from '../../common/errors.js';
+import type { FlowEvent } from '../../events/flows.js';
+import type { MetadataChange, MetadataEvent } from '../../events/metadata.js';
+import { AddressBook } from './address-book.js';
+import { History, type State } from './history.js';
+import { Identities, MISS_EXTERNAL, MISS_UNKNOWN } from './identities.js';
+import type { EndpointIdentity, FlowIdentities } from './identity.js';
+import { ServiceEndpoints } from './service-endpoints.js';
+import { workloadAt } from './workload.js';
+
+export interface MetadataIndexOptions {
+  /** Pod label keys copied into identities (enricher.labels), e.g. ['app', 'app.kubernetes.io/name', 'version']. */
+  labels: readonly string[];
+  /** History that ended longer ago than this (ns, relative to the `nowNs` given to expire) is dropped. */
+  historyNs: bigint;
+}
+
+/** The part of an event each kind must carry. */
+const REQUIRED_PART = {
+  Pod: 'pod',
+  Service: 'service',
+  EndpointSlice: 'endpoint_slice',
+  Node: 'node',
+  Cgroup: 'cgroup',
+} as const satisfies Partial<Record<MetadataEvent['kind'], keyof MetadataEvent>>;
+
+/** Pods that ran to completion: the kubelet released their IPs (though their status still lists them). */
+const TERMINATED_PHASES = new Set(['Succeeded', 'Failed']);
+
+/** The port argument of an end that is not a server: it backs no Service. */
+const NOT_A_SERVER = -1;
+
+export class MetadataIndex {
+  private readonly objects = new Map<string, History>();
+  /** (node, cgroup id) → the history of that cgroup's key. */
+  private readonly cgroups = new Map<string, Map<bigint, History>>();
+  private readonly podAddresses = new AddressBook();
+  private readonly serviceAddresses = new AddressBook();
+  private readonly nodeAddresses = new AddressBook();
+  private readonly serviceEndpoints = new ServiceEndpoints();
+  private readonly identities: Identities;
+  private readonly historyNs: bigint;
+
+  constructor(options: MetadataIndexOptions) {
+    this.identities = new Identities([...options.labels]);
+    this.historyNs = options.historyNs;
+  }
+
+  /** One message of metadata.v1, in any order across keys (in order per key). Watermark events are ignored here. */
+  apply(change: MetadataChange): void {
+    if ('deleted' in change) {
+      this.end(change.key, change.time_ns);
+      return;
+    }
+    const event = change.event;
+    if (event.kind === 'Watermark') return;
+    checkParts(change.key, event);
+    let history = this.objects.get(change.key);
+    if (history === undefined) this.objects.set(change.key, (history = new History(change.key, event.kind)));
+    else if (history.kind !== event.kind) {
+      throw new RejectedValueError(`metadata key ${change.key} held a ${history.kind}, now a ${event.kind}: a key names one object`, { field: 'kind' });
+    }
+    const state = history.record(event);
+    this.derive(history, state);
+  }
+
+  /** Both ends of a flow event, as they were at event.start_time_ns. Statuses are only 'hit' or 'miss' ('late' is the caller's). */
+  joinFlow(event: FlowEvent): FlowIdentities {
+    const time = event.start_time_ns;
+    if (event.observer_side === 'client') {
+      return { client: this.local(event, event.client_address, NOT_A_SERVER), server: this.remote(event.server_address, event.server_port, time) };
+    }
+    return { client: this.remote(event.client_address, NOT_A_SERVER, time), server: this.local(event, event.server_address, event.server_port) };
+  }
+
+  /** Drops history intervals that ended before nowNs - historyNs; returns how many were dropped (the caller counts them). */
+  expire(nowNs: bigint): number {
+    const horizon = nowNs - this.historyNs;
+    let dropped = 0;
+    for (const [key, history] of this.objects) {
+      const cgroup = history.states[0]?.event.cgroup;
+      dropped += history.expire(horizon);
+      if (history.states.length > 0) continue;
+      this.objects.delete(key);
+      if (cgroup) this.forgetCgroup(cgroup.k8s_node_name, cgroup.cgroup_id, history);
+    }
+    dropped += this.podAddresses.expire(horizon) + this.serviceAddresses.expire(horizon) + this.nodeAddresses.expire(horizon);
+    // Derived from EndpointSlice states, which are counted above.
+    this.serviceEndpoints.expire(horizon);
+    return dropped;
+  }
+
+  /** Sizes for metrics: objects, ip intervals, cgroup intervals. */
+  stats(): { objects: number; addressIntervals: number; cgroupIntervals: number } {
+    let cgroupHistories = 0;
+    let cgroupIntervals = 0;
+    for (const byId of this.cgroups.values()) {
+      cgroupHistories += byId.size;
+      for (const history of byId.values()) cgroupIntervals += history.states.length;
+    }
+    return {
+      objects: this.objects.size - cgroupHistories,
+      addressIntervals: this.podAddresses.size + this.serviceAddresses.size + this.nodeAddresses.size,
+      cgroupIntervals,
+    };
+  }
+
+  /** What a new state changes beyond its own history. */
+  private derive(history: History, state: State): void {
+    const event = state.event;
+    switch (history.kind) {
+      case 'Pod': {
+        const pod = event.pod!;
+        const holds = !pod.host_network && !TERMINATED_PHASES.has(pod.phase);
+        this.podAddresses.hold(history, holds ? pod.ips.map(normalizeAddress) : [], state.from);
+        break;
+      }
+      case 'Service':
+        // Headless Services have no ClusterIP (the API shows "None").
+        this.serviceAddresses.hold(history, event.service!.cluster_ips.filter((ip) => ip !== 'None').map(normalizeAddress), state.from);
+        break;
+      case 'Node':
+        this.nodeAddresses.hold(history, event.node!.addresses.map(normalizeAddress), state.from);
+        break;
+      case 'EndpointSlice':
+        this.serviceEndpoints.update(history.key, state.from, event.endpoint_slice!);
+        break;
+      case 'Cgroup': {
+        const { k8s_node_name: node, cgroup_id: id } = event.cgroup!;
+        let byId = this.cgroups.get(node);
+        if (byId === undefined) this.cgroups.set(node, (byId = new Map()));
+        byId.set(id, history);
+        break;
+      }
+      default:
+        break; // Namespaces and workload controllers: read through their history only.
+    }
+  }
+
+  /** A tombstone: the key's object ends at `time`. */
+  private end(key: string, time: bigint): void {
+    const history = this.objects.get(key);
+    const end = history?.end(time);
+    if (history === undefined || end === undefined) return; // unknown, or already deleted
+    if (history.kind === 'Pod') this.podAddresses.release(key, end);
+    else if (history.kind === 'Service') this.serviceAddresses.release(key, end);
+    else if (history.kind === 'Node') this.nodeAddresses.release(key, end);
+    else if (history.kind === 'EndpointSlice') this.serviceEndpoints.remove(key, end);
+  }
+
+  private forgetCgroup(node: string, id: bigint, history: History): void {
+    const byId = this.cgroups.get(node);
+    if (byId?.get(id) !== history) return;
+    byId.delete(id);
+    if (byId.size === 0) this.cgroups.delete(node);
+  }
+
+  /** The observing side: its cgroup's pod, else its address. */
+  private local(event: FlowEvent, address: string, serverPort: number): EndpointIdentity {
+    const time = event.start_time_ns;
+    const podUid = this.cgroups.get(event.k8s_node_name)?.get(event.cgroup_id)?.at(time)?.event.cgroup!.k8s_pod_uid;
+    const pod = podUid ? this.objects.get(podUid) : undefined;
+    const state = pod?.kind === 'Pod' ? pod.at(time) : undefined;
+    if (state !== undefined) return this.pod(state, address, serverPort, time);
+    return this.remote(address, serverPort, time);
+  }
+
+  /** An end named by its address alone. */
+  private remote(address: string, serverPort: number, time: bigint): EndpointIdentity {
+    const found = this.byAddress(address, serverPort, time);
+    if (found !== undefined) return found;
+    // Text in another form than the index keeps (IPv4-mapped, uppercase, uncompressed IPv6): once more, canonical.
+    const canonical = address.includes(':') ? normalizeAddress(address) : address;
+    const again = canonical === address ? undefined : this.byAddress(canonical, serverPort, time);
+    return again ?? (isPrivateAddress(canonical) ? MISS_UNKNOWN : MISS_EXTERNAL);
+  }
+
+  private byAddress(address: string, serverPort: number, time: bigint): EndpointIdentity | undefined {
+    const service = this.serviceAddresses.holderAt(address, time)?.at(time);
+    if (service !== undefined) return this.identities.service(service);
+    const pod = this.podAddresses.holderAt(address, time)?.at(time);
+    if (pod !== undefined) return this.pod(pod, address, serverPort, time);
+    const node = this.nodeAddresses.holderAt(address, time)?.at(time);
+    return node === undefined ? undefined : this.identities.node(node);
+  }
+
+  private pod(state: State, address: string, serverPort: number, time: bigint): EndpointIdentity {
+    const workload = workloadAt(state.event, time, this.objects);
+    const service = serverPort === NOT_A_SERVER ? '' : this.serviceEndpoints.serviceAt(state.event.object_key, address, serverPort, time);
+    return this.identities.pod(state, workload, service);
+  }
+}
+
+function checkParts(key: string, event: MetadataEvent): void {
+  if (!Object.hasOwn(REQUIRED_PART, event.kind)) return;
+  const part = REQUIRED_PART[event.kind as keyof typeof REQUIRED_PART];
+  if (event[part] === null) throw new RejectedValueError(`metadata key ${key}: a ${event.kind} event without its ${part} part (the source must fill it)`, { field: part });
+}

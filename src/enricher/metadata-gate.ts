@@ -37,6 +37,17 @@ export interface MetadataProgress {
   nextSync(untilMs: number): Promise<void>;
 }
 
+/**
+ * Metadata that is always complete and has no watermark source: the in-memory progress for tests and benchmarks
+ * that join with an index they fill themselves. Nothing waits.
+ */
+export const COMPLETE_METADATA: MetadataProgress = {
+  syncedAt: () => Infinity,
+  confirmedThrough: () => undefined,
+  requestSync: () => {},
+  nextSync: async () => {},
+};
+
 /** The event-time join (src/metadata/index/metadata-index.ts). */
 export interface FlowJoiner {
   joinFlow(event: FlowEvent): FlowIdentities;

@@ -54,7 +54,7 @@ before(async () => {
 
 after(async () => {
   for (const child of children) child.kill('SIGKILL');
-  await admin.deleteTopics({ topics: [topics.flows.topic, topics.deadletter.topic] }).catch(() => {});
+  await admin.deleteTopics({ topics: [topics.flows.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
   await admin.disconnect();
 });
 

@@ -13,6 +13,8 @@ import { BatchLedger } from '../../src/enricher/batch-ledger.js';
 import { ClickHouseSink } from '../../src/enricher/clickhouse-sink.js';
 import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../../src/enricher/enricher.js';
 import { toFlowRow, type FlowRow, type FlowRows } from '../../src/enricher/flow-row.js';
+import { COMPLETE_METADATA, MetadataGate } from '../../src/enricher/metadata-gate.js';
+import { MetadataIndex } from '../../src/metadata/index/metadata-index.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { loadRegistry } from '../../src/common/avro.js';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
@@ -38,15 +40,20 @@ const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.Defaul
 let clickhouse: ClickHouseClient;
 const table = `${config.clickhouse.database}.flows`;
 
+/** No metadata: every end a miss named by its address (these tests are about storing, not joining). */
+const noMetadata = new MetadataIndex({ labels: [], historyNs: 1n });
+const noMeter = { createCounter: () => ({ add() {} }), createUpDownCounter: () => ({ add() {} }), createHistogram: () => ({ record() {} }) } as never;
+
 /** The Enricher on the embedded engine's flows table and batch ledger, expecting no dead letters. */
 function pipeline(overrides: Partial<EnricherDeps> = {}): EnricherDeps {
   return {
     decode: (value: Buffer) => codec.decodeFrom(value, codec).events,
     sink: new ClickHouseSink(clickhouse, table),
     ledger: new BatchLedger(clickhouse, `${config.clickhouse.database}.kafka_batches`),
+    gate: new MetadataGate({ progress: COMPLETE_METADATA, index: noMetadata, holdMs: 0, logger, meter: noMeter }),
     deadLetters: { send: async () => assert.fail('no dead letters expected') },
     logger,
-    meter: { createCounter: () => ({ add() {} }) } as never,
+    meter: noMeter,
     isRunning: () => true,
     ...overrides,
   };
@@ -120,7 +127,10 @@ class DiesBetweenParts extends ClickHouseSink {
 /** The first life of a batch of messages made by `events`: its insert cut after the first day; nothing committed. */
 async function crashBetweenParts(batch: KafkaBatch, events: (n: number) => FlowEvent[]): Promise<void> {
   const { topic, partition } = batch;
-  const firstDay = batch.messages.map(({ offset }) => toFlowRow(events(Number(offset))[0]!, { topic, partition, offset }));
+  const firstDay = batch.messages.map(({ offset }) => {
+    const event = events(Number(offset))[0]!;
+    return toFlowRow(event, noMetadata.joinFlow(event), { topic, partition, offset });
+  });
   await assert.rejects(new Enricher(pipeline({ sink: new DiesBetweenParts(firstDay) })).handle(batch), /killed between the two parts/);
 }
 
@@ -139,7 +149,7 @@ before(async () => {
 });
 
 after(async () => {
-  await admin.deleteTopics({ topics: [topics.flows.topic, topics.deadletter.topic] }).catch(() => {});
+  await admin.deleteTopics({ topics: [topics.flows.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
   await producer.disconnect();
   await admin.disconnect();
   await clickhouse?.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` });
@@ -291,7 +301,7 @@ describe('enricher', () => {
   it('ignores a retried insert with the same deduplication token', async () => {
     await clickhouse.command({ query: `TRUNCATE TABLE ${table}` });
     const sink = new ClickHouseSink(clickhouse, table);
-    const rows = [flowEvent(7), flowEvent(8)].map((event) => toFlowRow(event, { topic: 't', partition: 0, offset: '5' }));
+    const rows = [flowEvent(7), flowEvent(8)].map((event) => toFlowRow(event, noMetadata.joinFlow(event), { topic: 't', partition: 0, offset: '5' }));
     assert.deepEqual(await sink.insert(rows, 't/0/5-5'), { ok: true });
     assert.deepEqual(await sink.insert(rows, 't/0/5-5'), { ok: true });
     assert.equal(await rowCount(), 2);

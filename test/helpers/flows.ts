@@ -41,7 +41,7 @@ export async function dropTestData(config: Config, clickhouse: ClickHouseClient 
   const admin = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), createLogger({ level: 'warn' })).admin();
   await admin.connect();
   const topics = topicSpecs(config.kafka.topicPrefix);
-  await admin.deleteTopics({ topics: [topics.flows.topic, topics.deadletter.topic] }).catch(() => {});
+  await admin.deleteTopics({ topics: [topics.flows.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
   await admin.disconnect();
 }
 

@@ -89,7 +89,7 @@ export class MetadataFeed implements MetadataProgress {
 
   constructor(private readonly options: MetadataFeedOptions) {
     const { kafka, meter, logger, index } = options;
-    this.watermarks = new Watermarks(BigInt(options.holdMs) * 1_000_000n, logger);
+    this.watermarks = new Watermarks(options.holdMs, logger);
     this.admin = kafka.admin();
     this.consumer = kafka.consumer({
       groupId: `${options.groupId}-metadata-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,
@@ -166,7 +166,7 @@ export class MetadataFeed implements MetadataProgress {
   }
 
   confirmedThrough(): bigint | undefined {
-    return this.watermarks.confirmedThrough(nowNs());
+    return this.watermarks.confirmedThrough(Date.now());
   }
 
   requestSync(sinceMs: number): void {
@@ -267,7 +267,9 @@ export class MetadataFeed implements MetadataProgress {
         continue;
       }
       applied++;
-      if ('event' in change && change.event.kind === 'Watermark' && this.watermarks.see(change.event.source, change.event.change_time_ns)) watermarkMoved = true;
+      if ('event' in change && change.event.kind === 'Watermark') {
+        if (this.watermarks.see(change.event.source, change.event.change_time_ns, Number(message.timestamp))) watermarkMoved = true;
+      }
     }
     const next = BigInt(batch.lastOffset()) + 1n;
     if (next > from) this.positions.set(batch.partition, next);

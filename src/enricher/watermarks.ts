@@ -7,34 +7,48 @@
  *   after it saw W. Everything the source published before W is below those offsets, so the index holds the
  *   source's state at every time up to a confirmed W (metadata-feed.ts runs these catch-ups).
  *
- * A source that published no watermark for longer than `staleAfterNs` (its latest W is that old) is ignored: a
- * decommissioned metadata role or a collector of a node that is gone must not hold every flow forever. That is
- * logged once when it happens, and again when the source comes back. With no live source at all, nothing is waited
- * for (`confirmedThrough` is undefined): a cluster without a metadata role gets its rows at once.
+ * A source that published no watermark for longer than `staleAfterMs` is ignored: a decommissioned metadata role or
+ * a collector of a node that is gone must not hold every flow forever. When it published is its latest watermark
+ * message's Kafka timestamp, not when the feed read it: a feed that reads the topic from the beginning must see a
+ * source that stopped a week ago as stopped. A source that still publishes but whose W lags stays live: flows
+ * wait for it (and are written 'late' after the hold), which is what its lag means. Ignoring a source is logged
+ * once, and so is its return. With no live source at all, nothing is waited for (`confirmedThrough` is
+ * undefined): a cluster without a metadata role gets its rows at once.
  */
 import type { Logger } from '../common/logger.js';
 
+interface Seen {
+  watermarkNs: bigint;
+  /** The Kafka timestamp of the source's latest watermark message (ms). */
+  publishedAtMs: number;
+}
+
 export class Watermarks {
-  private readonly seen = new Map<string, bigint>();
+  private readonly seen = new Map<string, Seen>();
   private readonly confirmed = new Map<string, bigint>();
   private readonly ignored = new Set<string>();
 
   constructor(
-    private readonly staleAfterNs: bigint,
+    private readonly staleAfterMs: number,
     private readonly logger: Logger,
   ) {}
 
-  /** Records a consumed Watermark event; returns whether it moved the source's watermark forward. */
-  see(source: string, watermarkNs: bigint): boolean {
-    const previous = this.seen.get(source);
-    if (previous !== undefined && previous >= watermarkNs) return false;
-    this.seen.set(source, watermarkNs);
+  /** Records a consumed Watermark event and its message timestamp; returns whether it moved the watermark forward. */
+  see(source: string, watermarkNs: bigint, publishedAtMs: number): boolean {
+    const seen = this.seen.get(source);
+    if (seen === undefined) {
+      this.seen.set(source, { watermarkNs, publishedAtMs });
+      return true;
+    }
+    if (publishedAtMs > seen.publishedAtMs) seen.publishedAtMs = publishedAtMs;
+    if (watermarkNs <= seen.watermarkNs) return false;
+    seen.watermarkNs = watermarkNs;
     return true;
   }
 
   /** The watermarks seen so far: taken before a catch-up fetches its end offsets. */
   snapshot(): ReadonlyMap<string, bigint> {
-    return new Map(this.seen);
+    return new Map([...this.seen].map(([source, { watermarkNs }]) => [source, watermarkNs]));
   }
 
   /** The catch-up that began with `snapshot` has consumed up to the end offsets fetched after it. */
@@ -49,10 +63,10 @@ export class Watermarks {
    * The time up to which every live source is confirmed (-1 while a live source has nothing confirmed yet), or
    * undefined when no source is live: then there is nothing to wait for.
    */
-  confirmedThrough(nowNs: bigint): bigint | undefined {
+  confirmedThrough(nowMs: number): bigint | undefined {
     let through: bigint | undefined;
-    for (const [source, seenNs] of this.seen) {
-      if (!this.live(source, seenNs, nowNs)) continue;
+    for (const [source, seen] of this.seen) {
+      if (!this.live(source, seen, nowMs)) continue;
       const confirmedNs = this.confirmed.get(source) ?? -1n;
       if (through === undefined || confirmedNs < through) through = confirmedNs;
     }
@@ -60,20 +74,21 @@ export class Watermarks {
   }
 
   /** Whether the source still counts, logging when that changes. */
-  private live(source: string, seenNs: bigint, nowNs: bigint): boolean {
-    const silentNs = nowNs - seenNs;
-    const stale = silentNs > this.staleAfterNs;
+  private live(source: string, seen: Seen, nowMs: number): boolean {
+    const silentMs = nowMs - seen.publishedAtMs;
+    const stale = silentMs > this.staleAfterMs;
     if (stale === this.ignored.has(source)) return !stale;
-    const silentSeconds = Number(silentNs / 1_000_000n) / 1000;
+    const watermark = seen.watermarkNs.toString();
     if (stale) {
+      const silentSeconds = silentMs / 1000;
       this.ignored.add(source);
       this.logger.warn(
-        { source, watermark: seenNs.toString(), silentSeconds },
+        { source, watermark, silentSeconds },
         `metadata source ${source} has published no watermark for ${silentSeconds} s (longer than enricher.metadataHoldMs): flows no longer wait for it, and ends only it could name are written as they are; if the source still runs, check its health and its link to Kafka`,
       );
     } else {
       this.ignored.delete(source);
-      this.logger.info({ source, watermark: seenNs.toString() }, `metadata source ${source} publishes watermarks again: flows wait for it`);
+      this.logger.info({ source, watermark }, `metadata source ${source} publishes watermarks again: flows wait for it`);
     }
     return !stale;
   }

@@ -5,13 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { pino } from 'pino';
 import { MetadataGate, type FlowJoin, type FlowJoiner, type MetadataProgress } from '../../src/enricher/metadata-gate.js';
 import { Watermarks } from '../../src/enricher/watermarks.js';
 import type { FlowEvent } from '../../src/events/flows.js';
 import { unnamed, type EndpointIdentity, type FlowIdentities } from '../../src/metadata/index/identity.js';
 import { flowEvent } from '../helpers/flows.js';
+import { TestReader } from '../helpers/telemetry.js';
 
 const HOLD_MS = 5000;
 const ARRIVED_MS = 1_000_000;
@@ -49,24 +50,12 @@ class ScriptedProgress implements MetadataProgress {
 }
 
 function setup(progress = new ScriptedProgress()) {
-  const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+  const reader = new TestReader();
   const meterProvider = new MeterProvider({ readers: [reader] });
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   const gate = new MetadataGate({ progress, index: standIn, holdMs: HOLD_MS, logger, meter: meterProvider.getMeter('test'), now: () => progress.nowMs });
-  /** Sum of a metric's data points by their `reason` (or '' without one). */
-  async function metric(name: string): Promise<Record<string, number>> {
-    await reader.forceFlush();
-    const found = exporter.getMetrics().at(-1)?.scopeMetrics.flatMap((scope) => scope.metrics).find((m) => m.descriptor.name === name);
-    const values: Record<string, number> = {};
-    for (const point of found?.dataPoints ?? []) {
-      const value = typeof point.value === 'number' ? point.value : (point.value as { count: number }).count;
-      values[String(point.attributes.reason ?? '')] = value;
-    }
-    return values;
-  }
-  return { gate, progress, lines, metric };
+  return { gate, progress, lines, reader };
 }
 
 const stillWanted = async () => true;
@@ -84,20 +73,20 @@ const eventAt = (n: number, startNs: bigint) => flowEvent(n, { start_time_ns: st
 
 describe('metadata gate', () => {
   it('opens at once when the feed has caught up since the batch arrived and no source is live: misses stay misses', async () => {
-    const { gate, progress, metric } = setup();
+    const { gate, progress, reader } = setup();
     progress.synced = ARRIVED_MS;
     const join = await gate.open(ARRIVED_MS, 5n, stillWanted);
     assert.deepEqual(statuses(join!, [eventAt(1, 1n), eventAt(2, 1n)]), [['hit', 'miss'], ['miss', 'miss']]);
     assert.deepEqual(join!.identities(eventAt(1, 1n))!.client, checkout);
     assert.deepEqual(progress.requested, []);
-    assert.deepEqual(await metric('sidecarless.enricher.held_batches'), {});
+    assert.equal(await reader.total('sidecarless.enricher.held_batches'), undefined);
   });
 
   it('holds a batch until a catch-up that began after it arrived, and then until the watermark passes its bound', async () => {
-    const { gate, progress, metric } = setup();
+    const { gate, progress, reader } = setup();
     progress.synced = ARRIVED_MS - 1; // caught up, but from before the batch arrived
     progress.through = 100n;
-    let heldWhileWaiting: Record<string, number> = {};
+    let heldWhileWaiting: number | undefined;
     progress.steps = [
       (until) => {
         progress.nowMs += 20;
@@ -116,24 +105,24 @@ describe('metadata gate', () => {
     let keepAlives = 0;
     const joinPromise = gate.open(ARRIVED_MS, 200n, async () => {
       keepAlives++;
-      heldWhileWaiting = await metric('sidecarless.enricher.held_batches');
+      heldWhileWaiting = await reader.total('sidecarless.enricher.held_batches');
       return true;
     });
     const join = await joinPromise;
     assert.deepEqual(progress.requested, [ARRIVED_MS], 'asked once for a catch-up after the arrival');
     assert.equal(keepAlives, 3);
-    assert.deepEqual(heldWhileWaiting, { '': 1 });
-    assert.deepEqual(await metric('sidecarless.enricher.held_batches'), { '': 0 });
-    assert.deepEqual(await metric('sidecarless.enricher.hold_duration'), { '': 1 });
+    assert.equal(heldWhileWaiting, 1);
+    assert.equal(await reader.total('sidecarless.enricher.held_batches'), 0);
+    assert.equal(await reader.count('sidecarless.enricher.hold_duration'), 1);
     // Inside the watermark, not expired: a miss is a miss, nothing late.
     assert.deepEqual(statuses(join!, [eventAt(1, 200n), eventAt(2, 150n)]), [['hit', 'miss'], ['miss', 'miss']]);
     // An event beyond the watermark (its producer stamped the message before it): wait for it, do not guess.
     assert.equal(join!.identities(eventAt(2, 201n)), undefined);
-    assert.deepEqual(await metric('sidecarless.enricher.late.drops'), {});
+    assert.deepEqual(await reader.sum('sidecarless.enricher.late.drops', 'reason'), {});
   });
 
   it('after the hold, writes the misses beyond the watermark as late, counted by reason, and leaves hits and earlier misses alone', async () => {
-    const { gate, progress, metric, lines } = setup();
+    const { gate, progress, reader, lines } = setup();
     progress.synced = ARRIVED_MS;
     progress.through = 100n;
     const join = await gate.open(ARRIVED_MS, 500n, stillWanted);
@@ -145,26 +134,26 @@ describe('metadata gate', () => {
       ['late', 'late'],
     ]);
     assert.deepEqual(join!.identities(eventAt(1, 300n))!.client, checkout);
-    assert.deepEqual(await metric('sidecarless.enricher.late.drops'), { metadata_behind: 4 });
+    assert.deepEqual(await reader.sum('sidecarless.enricher.late.drops', 'reason'), { metadata_behind: 4 });
     const report = lines.find((line) => line.component === 'enricher.late');
     assert.match(String(report?.msg), /metadata_behind: a metadata source's confirmed watermark had not passed the flow's start within enricher\.metadataHoldMs/);
   });
 
   it('after the hold without a catch-up since the batch arrived, writes every miss as late (feed_behind), even with no live source', async () => {
-    const { gate, progress, metric } = setup();
+    const { gate, progress, reader } = setup();
     progress.synced = ARRIVED_MS - 1;
     const join = await gate.open(ARRIVED_MS, 1n, stillWanted);
     assert.deepEqual(progress.requested, [ARRIVED_MS, ARRIVED_MS, ARRIVED_MS, ARRIVED_MS, ARRIVED_MS]);
     assert.deepEqual(statuses(join!, [eventAt(1, 1n), eventAt(2, 1n)]), [['hit', 'late'], ['late', 'late']]);
-    assert.deepEqual(await metric('sidecarless.enricher.late.drops'), { feed_behind: 2 });
+    assert.deepEqual(await reader.sum('sidecarless.enricher.late.drops', 'reason'), { feed_behind: 2 });
   });
 
   it('gives a held batch up when the consumer no longer wants it', async () => {
-    const { gate, progress, metric } = setup();
+    const { gate, progress, reader } = setup();
     progress.synced = ARRIVED_MS - 1;
     assert.equal(await gate.open(ARRIVED_MS, 1n, async () => false), undefined);
     assert.equal(progress.nowMs, ARRIVED_MS + 1000);
-    assert.deepEqual(await metric('sidecarless.enricher.held_batches'), { '': 0 });
+    assert.equal(await reader.total('sidecarless.enricher.held_batches'), 0);
   });
 });
 

@@ -12,7 +12,7 @@
  * - Catch-up: fetch the topic's end offsets, then wait until the consumer has applied every partition up to them.
  *   The sources' watermarks seen before the fetch are then confirmed (watermarks.ts). Catch-ups run one at a time,
  *   when the gate asks for one that starts after a batch arrived, and after every watermark that moved, so that
- *   confirmed watermarks follow the sources by about one round trip.
+ *   confirmed watermarks follow the sources by about one round trip (rounds start at most every 50 ms).
  * - A message that does not decode, or that the index refuses, is counted and logged, not dead-lettered: every
  *   replica reads every message again at every start, so a dead letter would be repeated per replica and per
  *   start; the message stays on the compacted topic until its key is written again.
@@ -58,6 +58,8 @@ const DROP_REMEDIES = {
   rejected: 'the metadata index refused a message (see the logged offset and error): report it as a bug with the message',
 } as const;
 
+/** Catch-ups start at most this often: one ListOffsets request each. */
+const MIN_ROUND_INTERVAL_MS = 50;
 /** Pause after a failed catch-up (the broker unreachable) before the next. */
 const RETRY_MS = 1000;
 /** How often expired history is dropped, at most. */
@@ -75,12 +77,13 @@ export class MetadataFeed implements MetadataProgress {
   private running = false;
   /** When the last completed catch-up fetched its end offsets. */
   private synced = -Infinity;
-  /** The latest start a catch-up was asked for. */
-  private wantedSince = -Infinity;
+  /** A catch-up is wanted that begins after this time. */
+  private wantedAfter = -Infinity;
   private catchingUp = false;
+  private lastRoundStart = -Infinity;
   /** A failed catch-up was logged; the next success says so too. */
   private failing = false;
-  private syncWaiters: Array<() => void> = [];
+  private readonly syncWaiters = new Set<() => void>();
   /** The end offsets the running catch-up waits for, and how to wake it. */
   private target: { ends: ReadonlyMap<number, bigint>; reached: () => void } | undefined;
   private expiry: NodeJS.Timeout | undefined;
@@ -141,11 +144,11 @@ export class MetadataFeed implements MetadataProgress {
     this.expiry = setInterval(() => this.expire(), interval).unref();
   }
 
-  /** Resolves once a catch-up that began at or after `sinceMs` has completed (false: the feed stopped first). */
-  async caughtUp(sinceMs: number): Promise<boolean> {
-    while (this.synced < sinceMs) {
+  /** Resolves once a catch-up that began after `afterMs` has completed (false: the feed stopped first). */
+  async caughtUp(afterMs: number): Promise<boolean> {
+    while (this.synced <= afterMs) {
       if (!this.running) return false;
-      this.requestSync(sinceMs);
+      this.requestSync(afterMs);
       await this.nextSync(Infinity);
     }
     return true;
@@ -169,28 +172,34 @@ export class MetadataFeed implements MetadataProgress {
     return this.watermarks.confirmedThrough(Date.now());
   }
 
-  requestSync(sinceMs: number): void {
-    if (sinceMs > this.wantedSince) this.wantedSince = sinceMs;
+  requestSync(afterMs: number): void {
+    if (afterMs > this.wantedAfter) this.wantedAfter = afterMs;
     if (!this.catchingUp && this.running) void this.catchUp();
   }
 
   nextSync(untilMs: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = Number.isFinite(untilMs) ? setTimeout(wake, Math.max(0, untilMs - Date.now())) : undefined;
-      function wake(): void {
+      const wake = (): void => {
         clearTimeout(timer);
+        this.syncWaiters.delete(wake);
         resolve();
-      }
-      this.syncWaiters.push(wake);
+      };
+      const timer = Number.isFinite(untilMs) ? setTimeout(wake, Math.max(0, untilMs - Date.now())) : undefined;
+      this.syncWaiters.add(wake);
     });
   }
 
-  /** Catch-ups, one after the other, until one began at or after the latest asked-for start. Never throws. */
+  /** Catch-ups, one after the other, until one began after the time asked for. Never throws. */
   private async catchUp(): Promise<void> {
     this.catchingUp = true;
     try {
-      while (this.running && this.wantedSince > this.synced) {
+      while (this.running && this.wantedAfter >= this.synced) {
+        // A later millisecond than the one asked about; and watermarks of many sources (a collector per node) must
+        // not start rounds back to back.
+        const pause = Math.max(this.wantedAfter + 1, this.lastRoundStart + MIN_ROUND_INTERVAL_MS) - Date.now();
+        if (pause > 0) await sleep(pause);
         const startedAt = Date.now();
+        this.lastRoundStart = startedAt;
         const seen = this.watermarks.snapshot();
         let ends: Map<number, bigint>;
         try {
@@ -237,9 +246,7 @@ export class MetadataFeed implements MetadataProgress {
   }
 
   private wakeSyncWaiters(): void {
-    const waiters = this.syncWaiters;
-    this.syncWaiters = [];
-    for (const wake of waiters) wake();
+    for (const wake of [...this.syncWaiters]) wake();
   }
 
   /** One fetched batch: its messages into the index, in order; messages already applied (a consumer restart) skipped. */

@@ -27,12 +27,15 @@ import type { EndpointIdentity, FlowIdentities } from '../metadata/index/identit
 
 /** How far the metadata feed has come (metadata-feed.ts). */
 export interface MetadataProgress {
-  /** When the last completed catch-up fetched its end offsets (ms since the epoch); -Infinity before the first. */
+  /**
+   * When the last completed catch-up began (ms since the epoch; it fetched its end offsets after that); -Infinity
+   * before the first.
+   */
   syncedAt(): number;
   /** The confirmed watermark of the live sources (ns), or undefined when no source is live. */
   confirmedThrough(): bigint | undefined;
-  /** Asks for a catch-up that fetches its end offsets at or after `sinceMs`. */
-  requestSync(sinceMs: number): void;
+  /** Asks for a catch-up that begins after `afterMs` (a later millisecond: the same one may have begun before it). */
+  requestSync(afterMs: number): void;
   /** Resolves when the next catch-up completes, or at `untilMs`. */
   nextSync(untilMs: number): Promise<void>;
 }
@@ -105,7 +108,7 @@ export class MetadataGate {
     let heldSince: number | undefined;
     try {
       for (;;) {
-        const caughtUp = progress.syncedAt() >= arrivedAtMs;
+        const caughtUp = progress.syncedAt() > arrivedAtMs;
         const through = progress.confirmedThrough();
         const now = this.now();
         if (caughtUp && (through === undefined || through >= boundNs)) return new FlowJoin(this.deps.index, this.late, caughtUp, through, false);

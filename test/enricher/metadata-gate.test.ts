@@ -74,7 +74,7 @@ const eventAt = (n: number, startNs: bigint) => flowEvent(n, { start_time_ns: st
 describe('metadata gate', () => {
   it('opens at once when the feed has caught up since the batch arrived and no source is live: misses stay misses', async () => {
     const { gate, progress, reader } = setup();
-    progress.synced = ARRIVED_MS;
+    progress.synced = ARRIVED_MS + 1;
     const join = await gate.open(ARRIVED_MS, 5n, stillWanted);
     assert.deepEqual(statuses(join!, [eventAt(1, 1n), eventAt(2, 1n)]), [['hit', 'miss'], ['miss', 'miss']]);
     assert.deepEqual(join!.identities(eventAt(1, 1n))!.client, checkout);
@@ -84,7 +84,7 @@ describe('metadata gate', () => {
 
   it('holds a batch until a catch-up that began after it arrived, and then until the watermark passes its bound', async () => {
     const { gate, progress, reader } = setup();
-    progress.synced = ARRIVED_MS - 1; // caught up, but from before the batch arrived
+    progress.synced = ARRIVED_MS; // caught up, but in the millisecond the batch arrived: maybe before it
     progress.through = 100n;
     let heldWhileWaiting: number | undefined;
     progress.steps = [
@@ -123,7 +123,7 @@ describe('metadata gate', () => {
 
   it('after the hold, writes the misses beyond the watermark as late, counted by reason, and leaves hits and earlier misses alone', async () => {
     const { gate, progress, reader, lines } = setup();
-    progress.synced = ARRIVED_MS;
+    progress.synced = ARRIVED_MS + 1;
     progress.through = 100n;
     const join = await gate.open(ARRIVED_MS, 500n, stillWanted);
     assert.equal(progress.nowMs, ARRIVED_MS + HOLD_MS, 'waited the whole hold, in heartbeat-sized steps');

@@ -11,6 +11,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   avro: async () => (await import('../../bench/avro.js')).run,
   collector: async () => (await import('../../bench/collector.js')).run,
   enricher: async () => (await import('../../bench/enricher.js')).run,
+  'enrich-join': async () => (await import('../../bench/enrich-join.js')).run,
   'flows-live': async () => (await import('../../bench/flows-live.js')).run,
 };
 

@@ -67,6 +67,17 @@ function deployment(name: string, at: bigint): MetadataChange[] {
 }
 const rsOf = (name: string) => ownerRef('ReplicaSet', `${name}-5d8f7`, `rs-${name}`);
 
+/** A deterministic pseudo-random sequence in [0, 1) (mulberry32). */
+function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 describe('metadata index', () => {
   describe('IP reuse', () => {
     // p1 (w1) is created at 100 and shows its IP at 101; it is deleted at 200. p2 (w2) is created at 150, before
@@ -133,6 +144,70 @@ describe('metadata index', () => {
       assert.deepEqual(serverAt(index, '10.1.0.9', sec(302)), unnamed('miss', 'unknown'));
       assert.equal(serverAt(index, '10.1.0.9', sec(305)).k8s_pod_name, 'web-0');
     });
+  });
+
+  it('gives the same answers for any interleaving of keys (per-key order kept)', () => {
+    const random = seeded(7);
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+    const byKey = new Map<string, MetadataChange[]>();
+    const add = (change: MetadataChange) => byKey.set(change.key, [...(byKey.get(change.key) ?? []), change]);
+    const ips = ['10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4'];
+    for (const name of ['web', 'api', 'db']) for (const change of deployment(name, sec(0))) add(change);
+    add(serviceChange({ uid: 's-api', name: 'api', clusterIps: ['10.96.0.1'], at: sec(5) }));
+    add(nodeChange({ uid: 'node-n1', name: 'n1', addresses: ['192.168.1.10'], at: sec(0) }));
+    // 40 pods over 4 IPs, with overlapping lives, relabels, terminal phases; slices and cgroups following them.
+    for (let i = 0; i < 40; i++) {
+      const uid = `pod-${i}`;
+      const workload = pick(['web', 'api', 'db']);
+      const created = sec(10 * i + Math.floor(random() * 10));
+      const base = { uid, name: `${workload}-5d8f7-${i}`, owner: rsOf(workload), created, ips: [pick(ips)] };
+      add(podChange({ ...base, ips: [], at: created }));
+      add(podChange({ ...base, labels: { app: workload, version: 'v1' }, at: created + sec(1) }));
+      if (random() < 0.5) add(podChange({ ...base, labels: { app: workload, version: 'v2' }, at: created + sec(5) }));
+      if (random() < 0.2) add(podChange({ ...base, phase: 'Succeeded', at: created + sec(8) }));
+      add(sliceChange({ uid: `es-${i}`, service: workload, endpoints: [{ podUid: uid, addresses: base.ips }], ports: [pick([8080, 9090])], at: created + sec(2) }));
+      add(cgroupChange({ node: 'n1', id: BigInt(1000 + i), podUid: uid, at: created + sec(1) }));
+      const end = created + sec(15 + Math.floor(random() * 30));
+      add(tombstone(uid, end));
+      add(tombstone(`es-${i}`, end));
+      add(tombstone(`cgroup/n1/${1000 + i}`, end + sec(1)));
+    }
+    const keys = [...byKey.keys()];
+    const interleave = (order: () => number) => {
+      const queues = keys.map((key) => [...byKey.get(key)!]);
+      const out: MetadataChange[] = [];
+      while (queues.some((queue) => queue.length > 0)) {
+        const open = queues.filter((queue) => queue.length > 0);
+        out.push(open[Math.floor(order() * open.length)]!.shift()!);
+      }
+      return out;
+    };
+    const answers = (index: MetadataIndex) => {
+      const seen: EndpointIdentity[] = [];
+      for (let s = 0; s < 460; s += 3) {
+        for (const ip of [...ips, '10.96.0.1', '192.168.1.10']) {
+          const start = sec(s);
+          const flows = [
+            flowEvent({ side: 'client', client: '10.9.9.9', server: ip, serverPort: 8080, start }),
+            flowEvent({ side: 'server', cgroup: BigInt(1000 + (s % 40)), client: ip, server: '10.9.9.8', serverPort: 9090, start }),
+          ];
+          for (const flow of flows) {
+            const joined = index.joinFlow(flow);
+            seen.push(joined.client, joined.server);
+          }
+        }
+      }
+      return seen;
+    };
+    const reference = indexOf(keys.flatMap((key) => byKey.get(key)!));
+    const expected = answers(reference);
+    assert.ok(expected.filter((identity) => identity.kind === 'pod').length > 500, 'the scenario names many pods');
+    assert.ok(expected.some((identity) => identity.k8s_service_name === 'web' && identity.kind === 'pod'));
+    for (let run = 0; run < 5; run++) {
+      const index = indexOf(interleave(seeded(100 + run)));
+      assert.deepEqual(answers(index), expected, `interleaving ${run}`);
+      assert.deepEqual(index.stats(), reference.stats());
+    }
   });
 
   it('gives the labels (allow-listed) a pod had at the flow time', () => {

@@ -13,6 +13,7 @@
  * again, in that order, whenever one of its claims changes. The answer therefore depends only on the set of claims,
  * never on the order they arrived in.
  */
+import type { AddressKey } from './address-key.js';
 import { FOREVER, type History } from './history.js';
 
 interface Claim {
@@ -26,22 +27,29 @@ interface Claim {
   start: bigint;
 }
 
-interface AddressHistory {
+class AddressHistory {
   /** Sorted by (from, holder key); resolved intervals are in the same order and do not overlap. */
-  readonly claims: Claim[];
+  readonly claims: Claim[] = [];
   /** The latest end of the claims expire() dropped: where resolving starts, so that dropping changes no later answer. */
-  releasedUntil: bigint;
+  releasedUntil = 0n;
+  /**
+   * The latest resolved interval, [latestStart, latestTo) of latestHolder, kept in this object (most joins ask about
+   * it): a join reads no claim. latestStart is FOREVER when no claim has an interval.
+   */
+  latestHolder: History | undefined = undefined;
+  latestStart = FOREVER;
+  latestTo = FOREVER;
 }
 
 export class AddressBook {
-  private readonly addresses = new Map<string, AddressHistory>();
+  private readonly addresses = new Map<AddressKey, AddressHistory>();
   /** Per holder key, its open claims by address. */
-  private readonly open = new Map<string, Map<string, Claim>>();
+  private readonly open = new Map<string, Map<AddressKey, Claim>>();
   private claimCount = 0;
 
   /** The holder's addresses from its state at `at` on: claims the new ones, releases at `at` those it no longer lists. */
-  hold(holder: History, addresses: readonly string[], at: bigint): void {
-    const held = this.open.get(holder.key) ?? new Map<string, Claim>();
+  hold(holder: History, addresses: readonly AddressKey[], at: bigint): void {
+    const held = this.open.get(holder.key) ?? new Map<AddressKey, Claim>();
     const listed = new Set(addresses);
     for (const [address, claim] of held) {
       if (listed.has(address)) continue;
@@ -67,9 +75,10 @@ export class AddressBook {
   }
 
   /** The object whose interval on the address holds `time`. */
-  holderAt(address: string, time: bigint): History | undefined {
+  holderAt(address: AddressKey, time: bigint): History | undefined {
     const history = this.addresses.get(address);
     if (history === undefined) return undefined;
+    if (history.latestStart <= time) return time < history.latestTo ? history.latestHolder : undefined;
     const claims = history.claims;
     for (let i = claims.length - 1; i >= 0; i--) {
       const claim = claims[i]!;
@@ -99,10 +108,10 @@ export class AddressBook {
     return this.claimCount;
   }
 
-  private insert(address: string, claim: Claim): void {
+  private insert(address: AddressKey, claim: Claim): void {
     let history = this.addresses.get(address);
     if (history === undefined) {
-      history = { claims: [], releasedUntil: 0n };
+      history = new AddressHistory();
       this.addresses.set(address, history);
     }
     const claims = history.claims;
@@ -114,7 +123,7 @@ export class AddressBook {
   }
 
   /** Ends a claim; one that never lasted (released at the time it was made) is forgotten. */
-  private close(address: string, claim: Claim, at: bigint): void {
+  private close(address: AddressKey, claim: Claim, at: bigint): void {
     claim.to = at > claim.from ? at : claim.from;
     const history = this.addresses.get(address)!;
     if (claim.to === claim.from) {
@@ -134,8 +143,16 @@ function compareClaims(a: Claim, b: Claim): number {
 /** Each claim's interval starts where the previous holder's ended, backfilled no further than its floor. */
 function resolve(history: AddressHistory): void {
   let cursor = history.releasedUntil;
+  history.latestHolder = undefined;
+  history.latestStart = FOREVER;
+  history.latestTo = FOREVER;
   for (const claim of history.claims) {
     claim.start = claim.floor > cursor ? claim.floor : cursor;
     if (claim.to > cursor) cursor = claim.to;
+    if (claim.start < claim.to) {
+      history.latestHolder = claim.holder;
+      history.latestStart = claim.start;
+      history.latestTo = claim.to;
+    }
   }
 }

@@ -9,25 +9,59 @@
  * Messages of one key arrive in order. A change time earlier than the state before it (a source's clock stepped
  * back) is taken as that state's time: the new state replaces it.
  */
-import type { MetadataEvent, MetadataKind } from '../../events/metadata.js';
+import type { MetadataEvent, MetadataKind, OwnerReference } from '../../events/metadata.js';
+import type { AddressKey } from './address-key.js';
 import type { EndpointIdentity } from './identity.js';
 
 /** The end of an open interval: later than every nanosecond timestamp a long holds. */
 export const FOREVER = (1n << 63n) - 1n;
 
-export interface State {
-  readonly from: bigint;
-  to: bigint;
-  readonly event: MetadataEvent;
-  /**
-   * Identities built from this state, reused by every join that finds it (src/metadata/index/identities.ts): the
-   * pod's per Service name, or the one of a Service or Node.
-   */
-  identities?: Map<string, EndpointIdentity>;
+/**
+ * One state of an object over [from, to). Besides the event, states hold what joins derived from them, so that
+ * every later join finding the same state reuses it (metadata-index.ts, identities.ts). Every field is set in the
+ * constructor: V8 then keeps them inside the object, where a field added later would cost a join a second read.
+ */
+export class State {
+  to: bigint = FOREVER;
+  /** The identity this state gives an end: a Service's or a Node's; a pod's as a client. */
+  identity: EndpointIdentity | undefined = undefined;
+
+  constructor(
+    readonly from: bigint,
+    readonly event: MetadataEvent,
+  ) {}
+}
+
+/** A pod's state, with what joins derived from it. */
+export class PodState extends State {
+  /** Its workload, read from `workloadSource` (the owner's state, valid over its own interval) or from this state alone (null). */
+  workload: Pick<OwnerReference, 'kind' | 'name'> | undefined = undefined;
+  workloadSource: State | null = null;
+  /** What its client identity (`identity`) was built with. */
+  identityWorkload: Pick<OwnerReference, 'kind' | 'name'> | undefined = undefined;
+  /** Its identity as a server end, with what it was built with; others (a pod serving several Services) by Service name. */
+  server: EndpointIdentity | undefined = undefined;
+  serverWorkload: Pick<OwnerReference, 'kind' | 'name'> | undefined = undefined;
+  serverService = '';
+  servers: Map<string, EndpointIdentity> | undefined = undefined;
+  /** The Service it backed on `servicePort` over [serviceFrom, serviceTo) (service-endpoints.ts ServiceMemo). */
+  servicePort = -1;
+  service = '';
+  serviceFrom = 0n;
+  serviceTo = 0n;
+  serviceVersion = -1;
+  serviceAddress: AddressKey | undefined = undefined;
+}
+
+/** A cgroup's state, with the history of the pod it names once a join found it. */
+export class CgroupState extends State {
+  pod: History | undefined = undefined;
 }
 
 export class History {
   readonly states: State[] = [];
+  /** The last of the states (most joins ask about it): one read less than through the array. */
+  private last: State | undefined = undefined;
   /** Where the current life began: the first state's from (what an address held by it is backfilled to). */
   lifeStart = 0n;
 
@@ -36,13 +70,10 @@ export class History {
     readonly kind: MetadataKind,
   ) {}
 
-  /** Whether the object lives: its last state is open. */
-  get live(): boolean {
-    return this.states.at(-1)?.to === FOREVER;
-  }
-
   /** The state valid at `time`, if any. Joins mostly ask about recent times, so the search starts at the end. */
   at(time: bigint): State | undefined {
+    const last = this.last;
+    if (last !== undefined && last.from <= time) return time < last.to ? last : undefined;
     const states = this.states;
     for (let i = states.length - 1; i >= 0; i--) {
       const state = states[i]!;
@@ -53,27 +84,26 @@ export class History {
 
   /** Adds the event's state (see above for when it starts); returns it. */
   record(event: MetadataEvent): State {
-    const last = this.states.at(-1);
+    const last = this.last;
+    let state: State;
     if (last !== undefined && last.to === FOREVER) {
-      const from = event.change_time_ns > last.from ? event.change_time_ns : last.from;
-      const state: State = { from, to: FOREVER, event };
-      if (from === last.from) this.states[this.states.length - 1] = state;
-      else {
-        last.to = from;
-        this.states.push(state);
-      }
-      return state;
+      state = this.newState(event.change_time_ns > last.from ? event.change_time_ns : last.from, event);
+      // A replaced state ends where it began: what joins derived from it is never valid again.
+      last.to = state.from;
+      if (state.from === last.from) this.states[this.states.length - 1] = state;
+      else this.states.push(state);
+    } else {
+      state = this.newState(this.birth(event, last?.to), event);
+      this.lifeStart = state.from;
+      this.states.push(state);
     }
-    const from = this.birth(event, last?.to);
-    this.lifeStart = from;
-    const state: State = { from, to: FOREVER, event };
-    this.states.push(state);
+    this.last = state;
     return state;
   }
 
   /** Ends the current life at a tombstone's time (never before its last state began); returns the end, or undefined when nothing lived. */
   end(time: bigint): bigint | undefined {
-    const last = this.states.at(-1);
+    const last = this.last;
     if (last === undefined || last.to !== FOREVER) return undefined;
     last.to = time > last.from ? time : last.from;
     return last.to;
@@ -84,7 +114,13 @@ export class History {
     let dropped = 0;
     while (dropped < this.states.length && this.states[dropped]!.to < horizon) dropped++;
     if (dropped > 0) this.states.splice(0, dropped);
+    if (this.states.length === 0) this.last = undefined;
     return dropped;
+  }
+
+  private newState(from: bigint, event: MetadataEvent): State {
+    if (this.kind === 'Pod') return new PodState(from, event);
+    return this.kind === 'Cgroup' ? new CgroupState(from, event) : new State(from, event);
   }
 
   private birth(event: MetadataEvent, previousEnd: bigint | undefined): bigint {

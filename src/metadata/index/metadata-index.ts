@@ -39,7 +39,8 @@ import { RejectedValueError } from '../../common/errors.js';
 import type { FlowEvent } from '../../events/flows.js';
 import type { MetadataChange, MetadataEvent } from '../../events/metadata.js';
 import { AddressBook } from './address-book.js';
-import { History, type State } from './history.js';
+import { addressKey, type AddressKey } from './address-key.js';
+import { History, type CgroupState, type PodState, type State } from './history.js';
 import { Identities, MISS_EXTERNAL, MISS_UNKNOWN } from './identities.js';
 import type { EndpointIdentity, FlowIdentities } from './identity.js';
 import { ServiceEndpoints } from './service-endpoints.js';
@@ -149,15 +150,15 @@ export class MetadataIndex {
       case 'Pod': {
         const pod = event.pod!;
         const holds = !pod.host_network && !TERMINATED_PHASES.has(pod.phase);
-        this.podAddresses.hold(history, holds ? pod.ips.map(normalizeAddress) : [], state.from);
+        this.podAddresses.hold(history, holds ? pod.ips.map(keyOf) : [], state.from);
         break;
       }
       case 'Service':
         // Headless Services have no ClusterIP (the API shows "None").
-        this.serviceAddresses.hold(history, event.service!.cluster_ips.filter((ip) => ip !== 'None').map(normalizeAddress), state.from);
+        this.serviceAddresses.hold(history, event.service!.cluster_ips.filter((ip) => ip !== 'None').map(keyOf), state.from);
         break;
       case 'Node':
-        this.nodeAddresses.hold(history, event.node!.addresses.map(normalizeAddress), state.from);
+        this.nodeAddresses.hold(history, event.node!.addresses.map(keyOf), state.from);
         break;
       case 'EndpointSlice':
         this.serviceEndpoints.update(history.key, state.from, event.endpoint_slice!);
@@ -195,38 +196,53 @@ export class MetadataIndex {
   /** The observing side: its cgroup's pod, else its address. */
   private local(event: FlowEvent, address: string, serverPort: number): EndpointIdentity {
     const time = event.start_time_ns;
-    const podUid = this.cgroups.get(event.k8s_node_name)?.get(event.cgroup_id)?.at(time)?.event.cgroup!.k8s_pod_uid;
-    const pod = podUid ? this.objects.get(podUid) : undefined;
-    const state = pod?.kind === 'Pod' ? pod.at(time) : undefined;
-    if (state !== undefined) return this.pod(state, address, serverPort, time);
-    return this.remote(address, serverPort, time);
+    const pod = this.podOfCgroup(event.k8s_node_name, event.cgroup_id, time);
+    return pod === undefined ? this.remote(address, serverPort, time) : this.pod(pod, addressKey(address), serverPort, time);
+  }
+
+  /** The pod state a cgroup names at a time. Its pod's history is looked up once per cgroup state that finds it. */
+  private podOfCgroup(node: string, cgroupId: bigint, time: bigint): PodState | undefined {
+    const cgroup = this.cgroups.get(node)?.get(cgroupId)?.at(time) as CgroupState | undefined;
+    if (cgroup === undefined) return undefined;
+    let pod = cgroup.pod;
+    if (pod === undefined) {
+      const uid = cgroup.event.cgroup!.k8s_pod_uid;
+      const found = uid === null ? undefined : this.objects.get(uid);
+      if (found?.kind !== 'Pod') return undefined;
+      cgroup.pod = pod = found;
+    }
+    return pod.at(time) as PodState | undefined;
   }
 
   /** An end named by its address alone. */
   private remote(address: string, serverPort: number, time: bigint): EndpointIdentity {
-    const found = this.byAddress(address, serverPort, time);
+    const key = addressKey(address);
+    const found = this.byAddress(key, serverPort, time);
     if (found !== undefined) return found;
-    // Text in another form than the index keeps (IPv4-mapped, uppercase, uncompressed IPv6): once more, canonical.
-    const canonical = address.includes(':') ? normalizeAddress(address) : address;
-    const again = canonical === address ? undefined : this.byAddress(canonical, serverPort, time);
+    // Text in another form than the canonical one (IPv4-mapped, uppercase, uncompressed IPv6): once more, canonical.
+    const canonical = typeof key === 'string' ? normalizeAddress(address) : address;
+    const again = canonical === address ? undefined : this.byAddress(addressKey(canonical), serverPort, time);
     return again ?? (isPrivateAddress(canonical) ? MISS_UNKNOWN : MISS_EXTERNAL);
   }
 
-  private byAddress(address: string, serverPort: number, time: bigint): EndpointIdentity | undefined {
-    const service = this.serviceAddresses.holderAt(address, time)?.at(time);
+  private byAddress(key: AddressKey, serverPort: number, time: bigint): EndpointIdentity | undefined {
+    const service = this.serviceAddresses.holderAt(key, time)?.at(time);
     if (service !== undefined) return this.identities.service(service);
-    const pod = this.podAddresses.holderAt(address, time)?.at(time);
-    if (pod !== undefined) return this.pod(pod, address, serverPort, time);
-    const node = this.nodeAddresses.holderAt(address, time)?.at(time);
+    const pod = this.podAddresses.holderAt(key, time)?.at(time);
+    if (pod !== undefined) return this.pod(pod as PodState, key, serverPort, time);
+    const node = this.nodeAddresses.holderAt(key, time)?.at(time);
     return node === undefined ? undefined : this.identities.node(node);
   }
 
-  private pod(state: State, address: string, serverPort: number, time: bigint): EndpointIdentity {
-    const workload = workloadAt(state.event, time, this.objects);
-    const service = serverPort === NOT_A_SERVER ? '' : this.serviceEndpoints.serviceAt(state.event.object_key, address, serverPort, time);
+  private pod(state: PodState, address: AddressKey, serverPort: number, time: bigint): EndpointIdentity {
+    const workload = workloadAt(state, time, this.objects);
+    const service = serverPort === NOT_A_SERVER ? '' : this.serviceEndpoints.serviceAt(state.event.object_key, address, serverPort, time, state);
     return this.identities.pod(state, workload, service);
   }
 }
+
+/** The key of address text from metadata, in canonical form. */
+const keyOf = (text: string): AddressKey => addressKey(normalizeAddress(text));
 
 function checkParts(key: string, event: MetadataEvent): void {
   if (!Object.hasOwn(REQUIRED_PART, event.kind)) return;

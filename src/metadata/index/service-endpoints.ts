@@ -11,6 +11,7 @@
  */
 import type { EndpointSliceState } from '../../events/metadata.js';
 import { normalizeAddress } from '../../common/address.js';
+import { addressKey, type AddressKey } from './address-key.js';
 import { FOREVER } from './history.js';
 
 interface Membership {
@@ -29,20 +30,36 @@ interface OpenMembership {
 
 const NONE: readonly Membership[] = [];
 
+/**
+ * Where a pod state keeps its last answer (PodState's fields): the Service on a port, valid over [from, to) while the
+ * memberships are at that version (and, when some endpoint names no pod, for that address).
+ */
+export interface ServiceMemo {
+  servicePort: number;
+  service: string;
+  serviceFrom: bigint;
+  serviceTo: bigint;
+  serviceVersion: number;
+  serviceAddress: AddressKey | undefined;
+}
+
 export class ServiceEndpoints {
   private readonly byPod = new Map<string, Membership[]>();
-  private readonly byAddress = new Map<string, Membership[]>();
+  private readonly byAddress = new Map<AddressKey, Membership[]>();
   /** Per slice key: its open memberships by pod uid (`pod/<uid>`) or address (`address/<address>`). */
   private readonly open = new Map<string, Map<string, OpenMembership>>();
+  /** Changes with every change of memberships: an answer kept from an older version is asked again. */
+  private version = 0;
 
   /** The slice's state from `at` on. */
   update(sliceKey: string, at: bigint, slice: EndpointSliceState): void {
+    this.version++;
     const ports = portsOf(slice);
     const held = this.open.get(sliceKey) ?? new Map<string, OpenMembership>();
-    const listed = new Map<string, { map: Map<string, Membership[]>; id: string }>();
+    const listed = new Map<string, { map: Map<AddressKey, Membership[]>; id: AddressKey }>();
     for (const endpoint of slice.endpoints) {
       if (endpoint.pod_uid !== null) listed.set(`pod/${endpoint.pod_uid}`, { map: this.byPod, id: endpoint.pod_uid });
-      else for (const address of endpoint.addresses) listed.set(`address/${normalizeAddress(address)}`, { map: this.byAddress, id: normalizeAddress(address) });
+      else for (const address of endpoint.addresses) listed.set(`address/${normalizeAddress(address)}`, { map: this.byAddress, id: addressKey(normalizeAddress(address)) });
     }
     for (const [member, open] of held) {
       if (listed.has(member) && open.membership.service === slice.service_name && samePorts(open.membership.ports, ports)) continue;
@@ -65,22 +82,41 @@ export class ServiceEndpoints {
   remove(sliceKey: string, at: bigint): void {
     const held = this.open.get(sliceKey);
     if (held === undefined) return;
+    this.version++;
     this.open.delete(sliceKey);
     for (const open of held.values()) this.close(open, at);
   }
 
   /**
    * The Service the pod (or, for endpoints that name no pod, the address) backed on `port` at `time`; the
-   * alphabetically first when several did; '' when none.
+   * alphabetically first when several did; '' when none. The answer is kept in `memo` with the interval around
+   * `time` over which the memberships do not change, and reused while the time falls in it.
    */
-  serviceAt(podUid: string, address: string, port: number, time: bigint): string {
-    const byPod = firstService(this.byPod.get(podUid) ?? NONE, port, time, '');
-    return firstService(this.byAddress.get(address) ?? NONE, port, time, byPod);
+  serviceAt(podUid: string, address: AddressKey, port: number, time: bigint, memo: ServiceMemo): string {
+    if (
+      memo.serviceVersion === this.version &&
+      memo.servicePort === port &&
+      memo.serviceFrom <= time &&
+      time < memo.serviceTo &&
+      (memo.serviceAddress === undefined || memo.serviceAddress === address)
+    ) {
+      return memo.service;
+    }
+    const around = { from: 0n, to: FOREVER };
+    const byPod = firstService(this.byPod.get(podUid) ?? NONE, port, time, '', around);
+    memo.service = firstService(this.byAddress.get(address) ?? NONE, port, time, byPod, around);
+    memo.servicePort = port;
+    memo.serviceFrom = around.from;
+    memo.serviceTo = around.to;
+    memo.serviceVersion = this.version;
+    memo.serviceAddress = this.byAddress.size === 0 ? undefined : address;
+    return memo.service;
   }
 
   /** Drops the memberships that ended before `horizon`. */
   expire(horizon: bigint): void {
-    for (const map of [this.byPod, this.byAddress]) {
+    this.version++;
+    for (const map of [this.byPod, this.byAddress] as Array<Map<AddressKey, Membership[]>>) {
       for (const [id, list] of map) {
         const kept = list.filter((membership) => membership.to >= horizon);
         if (kept.length === 0) map.delete(id);
@@ -97,8 +133,13 @@ export class ServiceEndpoints {
   }
 }
 
-function firstService(list: readonly Membership[], port: number, time: bigint, best: string): string {
+/** The first Service of the list on the port at the time, if before `best`; narrows `around` to the memberships' boundaries. */
+function firstService(list: readonly Membership[], port: number, time: bigint, best: string, around: { from: bigint; to: bigint }): string {
   for (const membership of list) {
+    for (const boundary of [membership.from, membership.to]) {
+      if (boundary <= time) around.from = boundary > around.from ? boundary : around.from;
+      else around.to = boundary < around.to ? boundary : around.to;
+    }
     if (membership.from > time || time >= membership.to || (best !== '' && membership.service >= best)) continue;
     if (membership.ports.length === 0 || membership.ports.includes(port)) best = membership.service;
   }

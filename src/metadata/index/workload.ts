@@ -8,18 +8,31 @@
  * Only the reference's kind and name are needed (an object's name never changes), so the top controller's own
  * object need not be known; the ReplicaSet's or Job's must, to read its owner at the time.
  */
-import type { MetadataEvent, OwnerReference } from '../../events/metadata.js';
-import type { History } from './history.js';
+import type { OwnerReference } from '../../events/metadata.js';
+import type { History, PodState } from './history.js';
 
 export type WorkloadName = Pick<OwnerReference, 'kind' | 'name'>;
 
 /** Owner kinds whose own controller is the workload. */
 const INTERMEDIATE = new Set(['ReplicaSet', 'Job']);
 
-/** Allocates nothing: returns the owner reference it found, or the pod's event (kind `Pod`, the pod's name). */
-export function workloadAt(pod: MetadataEvent, time: bigint, objects: ReadonlyMap<string, History>): WorkloadName {
-  const owner = pod.owner;
-  if (owner === null) return pod;
-  if (!INTERMEDIATE.has(owner.kind)) return owner;
-  return objects.get(owner.uid)?.at(time)?.event.owner ?? owner;
+/**
+ * Allocates nothing: returns the owner reference it found, or the pod's event (kind `Pod`, the pod's name). The
+ * answer is kept in the pod's state, with the owner's state it was read from, and reused while the time falls in
+ * that state's interval (a new owner state ends it; an owner not known yet is looked up again on the next join).
+ */
+export function workloadAt(pod: PodState, time: bigint, objects: ReadonlyMap<string, History>): WorkloadName {
+  const known = pod.workload;
+  const source = pod.workloadSource;
+  if (known !== undefined && (source === null || (source.from <= time && time < source.to))) return known;
+  const owner = pod.event.owner;
+  if (owner === null || !INTERMEDIATE.has(owner.kind)) return remember(pod, owner ?? pod.event, null);
+  const ownerState = objects.get(owner.uid)?.at(time);
+  return ownerState === undefined ? owner : remember(pod, ownerState.event.owner ?? owner, ownerState);
+}
+
+function remember(pod: PodState, workload: WorkloadName, source: PodState['workloadSource']): WorkloadName {
+  pod.workload = workload;
+  pod.workloadSource = source;
+  return workload;
 }

@@ -4,7 +4,9 @@
 #      procps for the sysctl some tests set inside their pods)
 #   2. npm packages (only when package-lock.json changed)
 #   3. Kafka jars from Maven Central into .stack/kafka-libs (only when the pom changed)
-#   4. tracefs and bpffs mounts, bpf/ objects (make decides what is stale) and the TypeScript build
+#   4. kube-apiserver and etcd built from Go modules (deploy/local/kube/build.sh; cached outside the work tree by
+#      version: minutes once, then a check)
+#   5. tracefs and bpffs mounts, bpf/ objects (make decides what is stale) and the TypeScript build
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -45,6 +47,8 @@ if ! stamp_ok "$stack/kafka-libs.stamp" "$pom_sum"; then
   mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$stack/kafka-libs"
   echo "$pom_sum" > "$stack/kafka-libs.stamp"
 fi
+
+bash deploy/local/kube/build.sh >/dev/null
 
 # Kernel filesystems the programs need; a fresh VM boots without them mounted.
 mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing

@@ -1,14 +1,15 @@
 /**
- * `sidecarless stack up|down|status [service...]`: the local Kafka and ClickHouse that tests, the demo and
- * benchmarks run against. The services themselves live in ./stack/.
+ * `sidecarless stack up|down|status [service...]`: the local Kafka, ClickHouse and Kubernetes API server (etcd +
+ * kube-apiserver) that tests, the demo and benchmarks run against. The services themselves live in ./stack/.
  */
 import { describeError } from '../common/errors.js';
 import type { Command } from './command.js';
 import { clickHouseServer } from '../lab/stack/clickhouse-server.js';
 import { kafkaServer } from '../lab/stack/kafka-server.js';
+import { kubernetesServer } from '../lab/stack/kubernetes.js';
 import type { ServiceStatus, StackService } from '../lab/stack/service.js';
 
-const services: StackService[] = [kafkaServer, clickHouseServer];
+const services: StackService[] = [kafkaServer, clickHouseServer, kubernetesServer];
 const usage = `usage: sidecarless stack up|down|status [${services.map((s) => s.name).join('|')}...]`;
 /** `status` exits 3 when something is not running, like an LSB init script, so scripts can test for it. */
 const notRunningExitCode = 3;
@@ -45,7 +46,7 @@ async function down(service: StackService): Promise<boolean> {
 }
 
 export const stackCommand: Command = {
-  summary: 'start, stop or inspect the local Kafka and ClickHouse (up | down | status)',
+  summary: 'start, stop or inspect the local Kafka, ClickHouse and Kubernetes API server (up | down | status)',
 
   async run(args) {
     const [action, ...names] = args;
@@ -57,7 +58,8 @@ export const stackCommand: Command = {
     const selected = names.length === 0 ? services : services.filter((s) => names.includes(s.name));
     switch (action) {
       case 'up': {
-        // Independent services start concurrently: Kafka's JVM dominates the wait either way.
+        // Independent services start concurrently: Kafka's JVM dominates the wait either way (the API server waits for
+        // its etcd inside its own service).
         const results = await Promise.all(selected.map(up));
         return results.every(Boolean) ? 0 : 1;
       }

@@ -17,10 +17,12 @@ export const labNames = {
   /** Host side of a pod's veth pair; the pod side is eth0 inside the pod's netns. */
   hostVeth: (labId: string, podIndex: number) => `sl${labId}-v${podIndex}`,
   netns: (labId: string, pod: string) => `sl${labId}-${pod}`,
-  /** Below the cgroup v2 root; one child directory per pod. */
+  /** Below the cgroup v2 root; the pods' cgroups are below it, named as the kubelet names them (kubelet-cgroup.ts). */
   cgroupDir: (labId: string) => `sidecarless-lab-${labId}`,
   /** nft table names allow no '-'. */
-  lossTable: (labId: string, podIndex: number, port: number) => `sl${labId}_v${podIndex}_${port}`,
+  lossTable: (labId: string, podIndex: number, port: number) => `${labNames.lossTablesOf(labId, podIndex)}${port}`,
+  /** What the loss tables of one pod start with. */
+  lossTablesOf: (labId: string, podIndex: number) => `sl${labId}_v${podIndex}_`,
 };
 
 const patterns = {

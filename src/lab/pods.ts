@@ -2,7 +2,9 @@
  * A local "cluster lab": pods on this node for the demo, integration tests and benchmarks. A pod is what the
  * kernel sees of a Kubernetes pod: a network namespace with eth0 (one end of a veth pair whose other end is on a
  * per-lab bridge) holding an address of the lab's /24, a default route via the bridge, and a cgroup v2 directory
- * that every process started in the pod joins before it runs.
+ * that every process started in the pod joins before it runs, named as the kubelet names a container's cgroup
+ * (kubelet-cgroup.ts) below the lab's own cgroup. A lab with an API server (cluster.ts) also writes the pods as
+ * Kubernetes objects; here a pod's uid is then the object's, else a random one.
  *
  * Everything a lab creates is named after its id (names.ts) and recorded (registry.ts) before it is created, so
  * destroy() — also run on exit, SIGINT and SIGTERM — and destroyAll() after a crashed run find it all
@@ -12,37 +14,67 @@ import { spawn, execFileSync, type ChildProcess, type SpawnOptions } from 'node:
 import { join } from 'node:path';
 import { SidecarlessError } from '../common/errors.js';
 import { Cgroup } from '../ebpf/cgroup.js';
+import { cgroup2Root } from '../ebpf/preflight.js';
+import { containerScope, newContainerId, newPodUid, podSlice, type QosClass } from './kubelet-cgroup.js';
 import { addLoss, type PacketLoss } from './loss.js';
 import { labNames, newLabId } from './names.js';
 import { ownerAlive, records, thisProcess } from './registry.js';
 import { run } from './run.js';
 import { claimSubnet, maxPods, type Subnet } from './subnet.js';
-import { labIdsOnHost, teardown } from './teardown.js';
+import { labIdsOnHost, teardown, teardownPod } from './teardown.js';
 
 export interface LabOptions {
   /** Free text naming the lab in records and picking its default subnet. */
   name: string;
-  /** A count (pods named pod0, pod1, ...) or the pod names: lowercase letters, digits and '-'. */
+  /** A count (pods named pod0, pod1, ...) or the pod names: lowercase letters, digits and '-'. addPod adds more. */
   pods: number | readonly string[];
   /** An IPv4 /24 such as '10.213.7.0/24'; default: a free 10.213.<n>.0/24. */
   subnet?: string;
+}
+
+export interface PodOptions {
+  /** The pod's address is subnet.host(index); default: the lowest free index, so a removed pod's address is reused. */
+  index?: number;
+  /** Default: a random one (a lab with an API server passes the Pod object's). */
+  uid?: string;
+  /** Names the cgroup (kubelet-cgroup.ts); default besteffort. */
+  qos?: QosClass;
+  /** The Pod object this pod is, when the lab wrote one. */
+  kubernetes?: { namespace: string; name: string };
 }
 
 export class Pod {
   readonly ip: string;
   readonly netns: string;
   readonly hostVeth: string;
+  readonly uid: string;
+  readonly qos: QosClass;
+  readonly containerId: string;
+  /** The pod's cgroup (kubepods-...-pod<uid>.slice): holds its container's. */
+  readonly podCgroupPath: string;
+  /** The container's cgroup (cri-containerd-<containerId>.scope), which every process of the pod joins. */
   readonly cgroup: Cgroup;
+  readonly kubernetes: { namespace: string; name: string } | undefined;
+  /** Processes spawned in the pod; removing it must also kill one that has not reached its cgroup yet. */
+  readonly children = new Set<ChildProcess>();
 
   constructor(
     readonly lab: Lab,
     readonly name: string,
     readonly index: number,
+    options: Omit<PodOptions, 'index'> = {},
   ) {
     this.ip = lab.subnet.host(index);
     this.netns = labNames.netns(lab.id, name);
     this.hostVeth = labNames.hostVeth(lab.id, index);
-    this.cgroup = Cgroup.create(join(labNames.cgroupDir(lab.id), name));
+    this.uid = options.uid ?? newPodUid();
+    this.qos = options.qos ?? 'besteffort';
+    this.containerId = newContainerId();
+    this.kubernetes = options.kubernetes;
+    const identity = { qos: this.qos, podUid: this.uid, containerId: this.containerId };
+    const labCgroup = labNames.cgroupDir(lab.id);
+    this.podCgroupPath = join(cgroup2Root(), labCgroup, podSlice(identity));
+    this.cgroup = Cgroup.create(join(labCgroup, containerScope(identity)));
   }
 
   /**
@@ -58,8 +90,14 @@ export class Pod {
   /** Starts a command inside the pod's netns and cgroup; destroy() kills it if it still runs. */
   spawn(command: string, args: readonly string[] = [], options: SpawnOptions = {}): ChildProcess {
     const child = spawn('sh', this.argv(command, args), options);
-    this.lab.track(child);
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
     return child;
+  }
+
+  /** Pids of the processes spawned in the pod that still run. */
+  childPids(): number[] {
+    return [...this.children].flatMap((child) => (child.pid === undefined ? [] : [child.pid]));
   }
 
   /** Runs a command inside the pod's netns and cgroup to completion; returns its stdout, throws on failure. */
@@ -103,7 +141,6 @@ const live = new Set<Lab>();
 export class Lab {
   readonly bridge: string;
   readonly pods: Pod[] = [];
-  private readonly children = new Set<ChildProcess>();
 
   constructor(
     readonly id: string,
@@ -120,31 +157,85 @@ export class Lab {
   }
 
   /**
-   * Pod.spawn registers its children: destroy() must also kill one that has not reached its cgroup yet (sh runs
-   * for a moment before it writes cgroup.procs), which cgroup.kill would miss.
+   * Builds one more pod: cgroup, netns, veth on the bridge, address, route. Throws when the name or the index is
+   * taken; a pod that fails halfway is removed again before the error is rethrown.
    */
-  track(child: ChildProcess): void {
-    this.children.add(child);
-    child.once('exit', () => this.children.delete(child));
+  addPod(name: string, options: PodOptions = {}): Pod {
+    checkPodName(name);
+    if (this.pods.some((p) => p.name === name)) throw new RangeError(`lab ${this.name} already has a pod ${name}`);
+    const index = options.index ?? this.freeIndex();
+    if (!Number.isInteger(index) || index < 0 || index >= maxPods) throw new RangeError(`lab ${this.name}: pod index ${index} is not in 0..${maxPods - 1}`);
+    const holder = this.pods.find((p) => p.index === index);
+    if (holder) throw new RangeError(`lab ${this.name}: pod ${holder.name} holds index ${index} (${holder.ip}); remove it first`);
+    const pod = new Pod(this, name, index, options);
+    this.pods.push(pod);
+    const inPod = (...args: string[]) => run('ip', ['-n', pod.netns, ...args]);
+    undoOnFailure(
+      () => {
+        run('ip', ['netns', 'add', pod.netns]);
+        // The peer is created directly inside the namespace, so it can be called eth0 from the start.
+        run('ip', ['link', 'add', pod.hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns]);
+        run('ip', ['link', 'set', pod.hostVeth, 'master', this.bridge, 'up']);
+        inPod('addr', 'add', `${pod.ip}/24`, 'dev', 'eth0');
+        inPod('link', 'set', 'eth0', 'up');
+        inPod('link', 'set', 'lo', 'up');
+        inPod('route', 'add', 'default', 'via', this.subnet.gateway);
+      },
+      () => this.removePod(name),
+      this.id,
+    );
+    return pod;
+  }
+
+  /** Kills the pod's processes and removes its cgroups, loss tables, veth and netns; its index becomes free. */
+  removePod(name: string): void {
+    const pod = this.pod(name);
+    teardownPod({ labId: this.id, index: pod.index, netns: pod.netns, hostVeth: pod.hostVeth, cgroupPath: pod.podCgroupPath }, pod.childPids());
+    this.pods.splice(this.pods.indexOf(pod), 1);
+  }
+
+  private freeIndex(): number {
+    const taken = new Set(this.pods.map((p) => p.index));
+    for (let index = 0; index < maxPods; index++) if (!taken.has(index)) return index;
+    throw new RangeError(`lab ${this.name} has ${maxPods} pods, as many as its /24 holds`);
   }
 
   /**
-   * Kills the pods' processes and removes cgroups, loss tables, veths, bridge and namespaces. Safe to call
-   * twice; after a partial failure it throws, and calling it again (or destroyAll) retries what is left.
+   * Kills the pods' processes and removes cgroups, loss tables, veths, bridge, namespaces and the Kubernetes
+   * objects it wrote. Safe to call twice; after a partial failure it throws, and calling it again (or
+   * destroyAll) retries what is left.
    */
   destroy(): void {
-    const pids = [...this.children].flatMap((child) => (child.pid === undefined ? [] : [child.pid]));
-    teardown(this.id, pids);
+    teardown(this.id, this.pods.flatMap((pod) => pod.childPids()));
     live.delete(this);
   }
 }
 
+/** Runs build; when it throws, runs undo and rethrows build's error (naming undo's too when that fails as well). */
+function undoOnFailure(build: () => void, undo: () => void, labId: string): void {
+  try {
+    build();
+  } catch (err) {
+    try {
+      undo();
+    } catch (cleanup) {
+      throw new SidecarlessError(`${(err as Error).message}; cleaning up failed as well: ${(cleanup as Error).message}`, {
+        context: { component: 'lab', labId },
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
+
+function checkPodName(name: string): void {
+  if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(name)) throw new RangeError(`lab pod name "${name}": use up to 32 of a-z, 0-9, '-'`);
+}
+
 function podNames(pods: LabOptions['pods']): string[] {
   const names = typeof pods === 'number' ? Array.from({ length: pods }, (_, i) => `pod${i}`) : [...pods];
-  if (names.length < 1 || names.length > maxPods) throw new RangeError(`createLab: between 1 and ${maxPods} pods, not ${names.length}`);
-  for (const name of names) {
-    if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(name)) throw new RangeError(`createLab: pod name "${name}": use up to 32 of a-z, 0-9, '-'`);
-  }
+  if (names.length > maxPods) throw new RangeError(`createLab: at most ${maxPods} pods, not ${names.length}`);
+  names.forEach(checkPodName);
   if (new Set(names).size !== names.length) throw new RangeError(`createLab: pod names repeat: ${names.join(', ')}`);
   return names;
 }
@@ -153,19 +244,7 @@ function build(lab: Lab, names: readonly string[]): void {
   run('ip', ['link', 'add', lab.bridge, 'type', 'bridge']);
   run('ip', ['addr', 'add', `${lab.subnet.gateway}/24`, 'dev', lab.bridge]);
   run('ip', ['link', 'set', lab.bridge, 'up']);
-  names.forEach((name, index) => {
-    const pod = new Pod(lab, name, index);
-    lab.pods.push(pod);
-    const inPod = (...args: string[]) => run('ip', ['-n', pod.netns, ...args]);
-    run('ip', ['netns', 'add', pod.netns]);
-    // The peer is created directly inside the namespace, so it can be called eth0 from the start.
-    run('ip', ['link', 'add', pod.hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.netns]);
-    run('ip', ['link', 'set', pod.hostVeth, 'master', lab.bridge, 'up']);
-    inPod('addr', 'add', `${pod.ip}/24`, 'dev', 'eth0');
-    inPod('link', 'set', 'eth0', 'up');
-    inPod('link', 'set', 'lo', 'up');
-    inPod('route', 'add', 'default', 'via', lab.subnet.gateway);
-  });
+  for (const name of names) lab.addPod(name);
 }
 
 /** Builds a lab; on failure removes what was built before rethrowing. */
@@ -175,19 +254,7 @@ export function createLab(options: LabOptions): Lab {
   const id = newLabId();
   const lab = new Lab(id, options.name, claimSubnet({ id, name: options.name }, options.subnet));
   live.add(lab);
-  try {
-    build(lab, names);
-  } catch (err) {
-    try {
-      lab.destroy();
-    } catch (cleanup) {
-      throw new SidecarlessError(`${(err as Error).message}; cleaning up failed as well: ${(cleanup as Error).message}`, {
-        context: { component: 'lab', labId: id },
-        cause: err,
-      });
-    }
-    throw err;
-  }
+  undoOnFailure(() => build(lab, names), () => lab.destroy(), id);
   return lab;
 }
 

@@ -3,7 +3,8 @@
  * named after the lab's subnet and created exclusively, so writing it also reserves the subnet against createLab
  * in concurrent processes. It names the owner process (pid plus start time, so a recycled pid does not count),
  * which lets destroyAll tell a live lab of a concurrent test run from the leftovers of a crashed one.
- * The record is written before anything else of the lab exists and removed after everything else is gone.
+ * The record is written before anything else of the lab exists and removed after everything else is gone, together
+ * with the lab's list of the Kubernetes objects it wrote (kube/ledger.ts).
  */
 import { mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -76,7 +77,16 @@ export function records(): LabRecord[] {
   return found;
 }
 
+/**
+ * The list of a lab's Kubernetes objects: beside the records, and not a record itself (no .json). The directory
+ * exists while the lab's record does.
+ */
+export function objectsFile(labId: string): string {
+  return join(dir, `${labId}.kube-objects`);
+}
+
 export function release(labId: string): void {
+  rmSync(objectsFile(labId), { force: true });
   for (const record of records()) {
     if (record.id === labId) rmSync(fileOf(record.subnet), { force: true });
   }

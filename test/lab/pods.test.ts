@@ -70,7 +70,13 @@ describe('a lab of three pods', () => {
     await eventually(() => readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep', 'sleep started');
     assert.ok(readFileSync(join(pod.cgroup.path, 'cgroup.procs'), 'utf8').split('\n').includes(String(pid)));
     assert.equal(statSync(`/proc/${pid}/ns/net`).ino, statSync(`/run/netns/${pod.netns}`).ino);
-    assert.equal(readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((line) => line.startsWith('0::')), `0::/sidecarless-lab-${lab.id}/c`);
+    assert.match(pod.uid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.match(pod.containerId, /^[0-9a-f]{64}$/);
+    const podSlice = `kubepods-besteffort-pod${pod.uid.replaceAll('-', '_')}.slice`;
+    assert.equal(
+      readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((line) => line.startsWith('0::')),
+      `0::/sidecarless-lab-${lab.id}/kubepods.slice/kubepods-besteffort.slice/${podSlice}/cri-containerd-${pod.containerId}.scope`,
+    );
     assert.equal(statSync(pod.cgroup.path, { bigint: true }).ino, pod.cgroup.id);
     child.kill();
   });
@@ -125,6 +131,45 @@ describe('a lab of three pods', () => {
 
   it('refuses traffic to addresses outside the lab', () => {
     assert.throws(() => runTcpClient(lab.pod('a'), { host: '192.0.2.1', port: 80, sendBytes: 1, expectBytes: 0 }), RangeError);
+  });
+});
+
+describe('adding and removing pods', () => {
+  it('removes one pod with its processes, cgroups, loss table, veth and netns, and gives its address to the next pod', async () => {
+    const lab = createLab({ name: uniqueName('churn-'), pods: ['a', 'b'] });
+    try {
+      const [a, b] = [lab.pod('a'), lab.pod('b')];
+      const sleeper = b.spawn('sleep', ['30'], { stdio: 'ignore' });
+      const exited = new Promise((resolve) => sleeper.on('exit', (_, signal) => resolve(signal)));
+      const loss = b.dropOutgoing({ sport: 9000, percent: 50 });
+      lab.removePod('b');
+      assert.equal(await exited, 'SIGKILL');
+      assert.deepEqual(lab.pods.map((pod) => pod.name), ['a']);
+      assert.deepEqual(
+        [existsSync(b.podCgroupPath), existsSync(`/run/netns/${b.netns}`), existsSync(`/sys/class/net/${b.hostVeth}`), execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' }).includes(loss.table)],
+        [false, false, false, false],
+      );
+      assert.equal(leftovers(lab.id).length, 5, leftovers(lab.id).join('\n'));
+
+      const c = lab.addPod('c', { qos: 'guaranteed' });
+      assert.deepEqual([c.index, c.ip, c.hostVeth], [b.index, b.ip, b.hostVeth]);
+      assert.equal(
+        c.cgroup.path,
+        join(cgroup2Root(), `sidecarless-lab-${lab.id}/kubepods.slice/kubepods-pod${c.uid.replaceAll('-', '_')}.slice/cri-containerd-${c.containerId}.scope`),
+      );
+      const server = await startTcpServer(c, { port: 7005, expectBytes: 100, replyBytes: 200 });
+      const client = await runTcpClient(a, { host: c.ip, port: 7005, sendBytes: 100, expectBytes: 200 });
+      assert.deepEqual([client.completed, client.bytesReceived], [1, 200]);
+      assert.deepEqual(await server.stop(), { connections: 1, completed: 1, bytesReceived: 100, bytesSent: 200, peers: [a.ip] });
+
+      assert.equal(lab.addPod('d', { index: 7 }).ip, lab.subnet.host(7));
+      assert.throws(() => lab.addPod('e', { index: 7 }), /pod d holds index 7/);
+      assert.throws(() => lab.addPod('a'), /already has a pod a/);
+      assert.deepEqual(lab.pods.map((pod) => pod.name), ['a', 'c', 'd']);
+    } finally {
+      lab.destroy();
+    }
+    assert.deepEqual(leftovers(lab.id), []);
   });
 });
 

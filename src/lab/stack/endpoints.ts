@@ -24,3 +24,10 @@ export const clickHouseTcpPort = portFromEnv('SIDECARLESS_STACK_CLICKHOUSE_TCP_P
 
 export const localKafkaBrokers: readonly string[] = [`${localHost}:${kafkaPort}`];
 export const localClickHouseUrl = `http://${localHost}:${clickHouseHttpPort}`;
+
+export const etcdClientPort = portFromEnv('SIDECARLESS_STACK_ETCD_PORT', 12379);
+export const etcdPeerPort = portFromEnv('SIDECARLESS_STACK_ETCD_PEER_PORT', 12380);
+export const kubeApiServerPort = portFromEnv('SIDECARLESS_STACK_KUBE_APISERVER_PORT', 16443);
+
+export const localEtcdUrl = `http://${localHost}:${etcdClientPort}`;
+export const localKubeApiServerUrl = `https://${localHost}:${kubeApiServerPort}`;

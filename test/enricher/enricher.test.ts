@@ -13,7 +13,7 @@ import { BatchLedger } from '../../src/enricher/batch-ledger.js';
 import { ClickHouseSink } from '../../src/enricher/clickhouse-sink.js';
 import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../../src/enricher/enricher.js';
 import { toFlowRow, type FlowRow, type FlowRows } from '../../src/enricher/flow-row.js';
-import { COMPLETE_METADATA, MetadataGate } from '../../src/enricher/metadata-gate.js';
+import { COMPLETE_METADATA, MetadataGate, type MetadataProgress } from '../../src/enricher/metadata-gate.js';
 import { unnamed, type EndpointIdentity } from '../../src/metadata/index/identity.js';
 import { MetadataIndex } from '../../src/metadata/index/metadata-index.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
@@ -305,6 +305,36 @@ describe('enricher', () => {
     assert.equal(errors.length, 1, JSON.stringify(lines));
     assert.deepEqual([errors[0]!.topic, errors[0]!.generation, errors[0]!.storedThrough], [topic, 1, '9']);
     assert.deepEqual([oldHandled, runningHandled, restartedHandled], [{ commit: '10' }, { commit: '3' }, { commit: '4' }]);
+  });
+
+  it('waits again, and decodes the batch again, when its events start after the message timestamps the gate waited for', async () => {
+    const topic = uniqueName('late_stamps_');
+    // Messages stamped an hour before their events (a producer with another clock): the watermark passes the
+    // stamps first, then, a wait later, the events.
+    const stampMs = Number((BASE_TIME_NS - 3_600_000_000_000n) / 1_000_000n);
+    const batch = batchOf(topic, [message(0, [flowEvent(1), flowEvent(7)], stampMs), message(1, [flowEvent(3)], stampMs)]);
+    const stampBound = (BigInt(stampMs) + 1n) * 1_000_000n - 1n;
+    const latestStart = flowEvent(7).start_time_ns;
+    let through = stampBound;
+    const progress: MetadataProgress = {
+      syncedAt: () => Infinity,
+      confirmedThrough: () => through,
+      requestSync: () => {},
+      nextSync: async () => void (through = latestStart),
+    };
+    const gate = new MetadataGate({ progress, index: noMetadata, holdMs: 60_000, logger, meter: noMeter });
+    const bounds: bigint[] = [];
+    const open: MetadataGate['open'] = (arrivedAtMs, boundNs, keepAlive) => (bounds.push(boundNs), gate.open(arrivedAtMs, boundNs, keepAlive));
+    assert.deepEqual(await new Enricher(pipeline({ gate: { open } })).handle(batch), { commit: '2' });
+    assert.deepEqual(bounds, [stampBound, latestStart]);
+    assert.deepEqual(
+      (await rowsOf(topic)).map(([connection, offset]) => [connection, offset]),
+      [['test-node/e1/1', 0], ['test-node/e1/7', 0], ['test-node/e1/3', 1]],
+    );
+    assert.deepEqual(
+      await queryRows(clickhouse, `SELECT DISTINCT toString(client_enrichment) AS client, toString(server_enrichment) AS server FROM ${table} WHERE kafka_topic = {topic:String}`, { topic }),
+      [{ client: 'miss', server: 'miss' }],
+    );
   });
 
   it('keeps the consumer session alive while an insert is retried, and gives up uncommitted once it is stale', async () => {

@@ -101,8 +101,6 @@ export function nanosToDateTime64(ns: bigint): string {
 const FIXED_ROW_BYTES = 16 + 3 + 32 + 4 + 48 + 36 + 1;
 /** Strings per row (the Kafka topic and labels aside), each with a varint length of at most 5 bytes. */
 const STRINGS_PER_ROW = 5;
-/** Bytes of one end's identity besides its strings and labels: 7 strings' and the label count's varints, 2 enums. */
-const FIXED_IDENTITY_BYTES = 8 * 5 + 2;
 
 /** Writes rows as one RowBinary payload (FLOW_COLUMNS order). Throws RejectedValueError for a value the table cannot hold. */
 export function encodeFlowRows(rows: readonly FlowRow[]): Buffer {
@@ -154,13 +152,12 @@ export class FlowRows {
     if (position !== this.lastPosition) this.setPosition(position);
     const nodeName = event.k8s_node_name;
     const comm = event.process_executable_name ?? '';
-    const { client, server } = identities;
+    const client = identityBytes(identities.client);
+    const server = identityBytes(identities.server);
     // Upper bound: UTF-8 takes at most 3 bytes per UTF-16 unit.
     const strings =
       event.connection_id.length + nodeName.length + event.network_transport.length + event.close_reason.length + comm.length;
-    this.reserve(
-      FIXED_ROW_BYTES + STRINGS_PER_ROW * 5 + 3 * strings + identityBound(client) + identityBound(server) + this.positionBytes.length,
-    );
+    this.reserve(FIXED_ROW_BYTES + STRINGS_PER_ROW * 5 + 3 * strings + client.length + server.length + this.positionBytes.length);
     const view = this.view;
     let p = this.pos;
     view.setBigInt64(p, event.time_ns, true);
@@ -193,35 +190,11 @@ export class FlowRows {
     view.setBigUint64(p, event.cgroup_id, true);
     view.setBigUint64(p + 8, event.network_namespace_inode, true);
     view.setUint32(p + 16, event.sampling_rate, true);
-    p = this.identity(p + 20, client);
-    p = this.identity(p, server);
-    const tail = this.positionBytes;
-    for (let i = 0; i < tail.length; i++) this.buf[p + i] = tail[i]!;
+    p = copy(this.buf, p + 20, client);
+    p = copy(this.buf, p, server);
     // Only a row written to the end counts: one that threw is overwritten by the next.
-    this.pos = p + tail.length;
+    this.pos = copy(this.buf, p, this.positionBytes);
     this.length++;
-  }
-
-  /** One end's identity columns (IDENTITY_COLUMNS order); room for it was reserved (identityBound). */
-  private identity(p: number, identity: EndpointIdentity): number {
-    p = this.string(p, identity.k8s_namespace_name);
-    p = this.string(p, identity.k8s_pod_name);
-    p = this.string(p, identity.k8s_pod_uid);
-    p = this.string(p, identity.k8s_workload_kind);
-    p = this.string(p, identity.k8s_workload_name);
-    p = this.string(p, identity.k8s_service_name);
-    p = this.string(p, identity.k8s_node_name);
-    this.buf[p] = endpointKind(identity.kind);
-    const labels = identity.labels;
-    let count = 0;
-    for (const _ in labels) count++;
-    p = writeVarint(this.buf, p + 1, count);
-    for (const key in labels) {
-      p = this.string(p, key);
-      p = this.string(p, labels[key]!);
-    }
-    this.buf[p] = enrichment(identity.status);
-    return p + 1;
   }
 
   /** kafka_topic, kafka_partition, kafka_offset: the same bytes for every row of a message. */
@@ -266,23 +239,56 @@ export class FlowRows {
   }
 }
 
-/** The most bytes one end's identity takes (3 per UTF-16 unit, 5 per varint). */
-function identityBound(identity: EndpointIdentity): number {
-  let chars =
-    identity.k8s_namespace_name.length +
-    identity.k8s_pod_name.length +
-    identity.k8s_pod_uid.length +
-    identity.k8s_workload_kind.length +
-    identity.k8s_workload_name.length +
-    identity.k8s_service_name.length +
-    identity.k8s_node_name.length;
-  let varints = 0;
-  const labels = identity.labels;
-  for (const key in labels) {
-    chars += key.length + labels[key]!.length;
-    varints += 2;
+/**
+ * One end's identity columns as RowBinary (IDENTITY_COLUMNS order), encoded once per identity object: the index
+ * hands out shared identities that never change (one per object state, and constants for the misses), so a row
+ * copies a few dozen bytes instead of encoding seven strings and the labels again, reading objects of many shapes.
+ * Throws a RejectedValueError for an enum name the table does not have, before anything is written.
+ */
+const encodedIdentities = new WeakMap<EndpointIdentity, Uint8Array>();
+
+function identityBytes(identity: EndpointIdentity): Uint8Array {
+  let bytes = encodedIdentities.get(identity);
+  if (bytes === undefined) {
+    bytes = encodeIdentity(identity);
+    encodedIdentities.set(identity, bytes);
   }
-  return FIXED_IDENTITY_BYTES + 5 * varints + 3 * chars;
+  return bytes;
+}
+
+function encodeIdentity(identity: EndpointIdentity): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const text = (value: string): void => {
+    const bytes = Buffer.from(value, 'utf8');
+    parts.push(varint(bytes.length), bytes);
+  };
+  text(identity.k8s_namespace_name);
+  text(identity.k8s_pod_name);
+  text(identity.k8s_pod_uid);
+  text(identity.k8s_workload_kind);
+  text(identity.k8s_workload_name);
+  text(identity.k8s_service_name);
+  text(identity.k8s_node_name);
+  const labels = Object.entries(identity.labels);
+  parts.push(Uint8Array.of(endpointKind(identity.kind)), varint(labels.length));
+  for (const [key, value] of labels) {
+    text(key);
+    text(value);
+  }
+  parts.push(Uint8Array.of(enrichment(identity.status)));
+  return Buffer.concat(parts);
+}
+
+/** Copies `bytes` to `p`; returns where they end. */
+function copy(buf: Uint8Array, p: number, bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length; i++) buf[p + i] = bytes[i]!;
+  return p + bytes.length;
+}
+
+function varint(value: number): Uint8Array {
+  const bytes = new Uint8Array(varintLength(value));
+  writeVarint(bytes, 0, value);
+  return bytes;
 }
 
 /** Enum8 values of the table (comparisons: a keyed lookup here was a megamorphic load on every row). */

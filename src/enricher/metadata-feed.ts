@@ -12,7 +12,7 @@
  * - Catch-up: fetch the topic's end offsets, then wait until the consumer has applied every partition up to them.
  *   The sources' watermarks seen before the fetch are then confirmed (watermarks.ts). Catch-ups run one at a time,
  *   when the gate asks for one that starts after a batch arrived, and after every watermark that moved, so that
- *   confirmed watermarks follow the sources by about one round trip (rounds start at most every 50 ms).
+ *   confirmed watermarks follow the sources by about one round trip (rounds start at most every 10 ms).
  * - A message that does not decode, or that the index refuses, is counted and logged, not dead-lettered: every
  *   replica reads every message again at every start, so a dead letter would be repeated per replica and per
  *   start; the message stays on the compacted topic until its key is written again.
@@ -59,7 +59,7 @@ const DROP_REMEDIES = {
 } as const;
 
 /** Catch-ups start at most this often: one ListOffsets request each. */
-const MIN_ROUND_INTERVAL_MS = 50;
+const MIN_ROUND_INTERVAL_MS = 10;
 /** Pause after a failed catch-up (the broker unreachable) before the next. */
 const RETRY_MS = 1000;
 /** How often expired history is dropped, at most. */

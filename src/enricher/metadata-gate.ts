@@ -91,8 +91,9 @@ export class MetadataGate {
       description: 'Batches of flows waiting for the metadata of their time',
       unit: '{batch}',
     });
+    // Nearly every batch waits a little: for a catch-up that began after it arrived (a round trip to the broker).
     this.holdSeconds = deps.meter.createHistogram('sidecarless.enricher.hold_duration', {
-      description: 'How long batches that had to wait for metadata waited',
+      description: 'How long batches waited for the metadata of their time',
       unit: 's',
     });
   }

@@ -7,8 +7,11 @@
  *      acks=all, idempotent producer) with an in-memory ring reader over those bytes. The reader stands for a ring
  *      the kernel keeps full: it hands out records only while the collector holds fewer than half its queue, so
  *      a run measures the rate the collector sustains without loss (a drop would be counted and fail the run).
- *   3. Runs alternate (so machine noise hits both alike): baseline eventsPerMessage=1 (one event per Kafka
- *      message) and packed eventsPerMessage=64 (the default). Each run: CPU-seconds of this process
+ *   3. Runs alternate (so machine noise hits all alike): baseline eventsPerMessage=1 (one event per Kafka
+ *      message), packed eventsPerMessage=64 (the default), and identities: packed, with the collector's cgroup
+ *      identities (src/collector/identity/) noting each event's cgroup (64 distinct, as the pool has) and every
+ *      send waiting until their identities are acknowledged on a metadata topic of its own, as the collector runs.
+ *      Each run: CPU-seconds of this process
  *      (process.cpuUsage: every thread, GC and libuv included) from start until stop() returned, i.e. every event
  *      acknowledged by Kafka. The broker runs on the same machine, so wall-clock rates are reported but the
  *      per-CPU-second rate is the figure.
@@ -26,7 +29,9 @@ import { startTelemetry } from '../src/common/telemetry.js';
 import { Collector } from '../src/collector/collector.js';
 import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
 import { flowsKind } from '../src/collector/flows/index.js';
-import { KafkaSink } from '../src/common/kafka/sink.js';
+import { KafkaSink, KeyedKafkaSink } from '../src/common/kafka/sink.js';
+import { CgroupIdentities } from '../src/collector/identity/cgroup-identities.js';
+import { bindMetadataCodec } from '../src/events/metadata.js';
 import type { RecordHandler } from '../src/ebpf/ringbuf.js';
 import { FLOW_RECORD, FlowFlag, FlowKind, FlowSide, TcpState } from '../src/ebpf/records/flow.js';
 import { RecordType } from '../src/ebpf/records/header.js';
@@ -161,16 +166,41 @@ interface RunResult {
 }
 
 const CONTEXT = { nodeName: 'bench-node', epoch: 'bench', toWallNs: (ns: bigint) => ns + 1_764_000_000_000_000_000n };
+/** The pool's cgroup ids (buildRecords) as a node's containers, for the identities runs. */
+const POOL_CGROUPS = new Map(
+  Array.from({ length: 64 }, (_, i) => [
+    4000n + BigInt(i),
+    `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0000${String(i).padStart(4, '0')}_1b8d_4c3f_9a2e_5d6f7a8b9c0d.slice/cri-containerd-${String(i).padStart(64, 'a')}.scope`,
+  ]),
+);
+
+/** The collector's cgroup identities over the pool's cgroups, producing to `topic`. */
+function poolIdentities(kafka: Kafka, topic: string, telemetry: Awaited<ReturnType<typeof startTelemetry>>, label: string): CgroupIdentities {
+  const metadataCodec = bindMetadataCodec(loadRegistry());
+  return new CgroupIdentities(
+    {
+      node: CONTEXT.nodeName,
+      scan: () => POOL_CGROUPS,
+      previous: async () => new Map(),
+      sink: new KeyedKafkaSink(kafka, topic),
+      encode: (event) => metadataCodec.encode(event),
+      logger: createLogger({ level: 'warn', destination: 2 }),
+      meter: telemetry.meter(`bench.collector.${label}.identities`),
+    },
+    { scanMs: 2000 },
+  );
+}
 
 async function runOnce(
   kafka: Kafka,
   codec: Codec<FlowBatch>,
   view: DataView,
   telemetry: Awaited<ReturnType<typeof startTelemetry>>,
-  { label, topic, events, eventsPerMessage }: { label: string; topic: string; events: number; eventsPerMessage: number },
+  { label, topic, events, eventsPerMessage, metadataTopic }: { label: string; topic: string; events: number; eventsPerMessage: number; metadataTopic?: string },
 ): Promise<RunResult> {
   const logger = createLogger({ level: 'warn', destination: 2 });
   const sink = new KafkaSink(kafka, topic, 'bench-node');
+  const identities = metadataTopic === undefined ? undefined : poolIdentities(kafka, metadataTopic, telemetry, label);
   let collector: Collector<FlowEvent> | undefined;
   const ring = new MemoryRing(view, events, () => collector!.queuedEvents, QUEUE_EVENTS / 2);
   collector = new Collector(
@@ -183,6 +213,7 @@ async function runOnce(
       sink,
       partitions: PARTITIONS,
       messageBuilder: () => codec.batchBuilder<FlowEvent>(),
+      ...(identities && { prerequisites: identities.prerequisites<FlowEvent>((event) => event.cgroup_id) }),
       logger,
       meter: telemetry.meter(`bench.collector.${label}`),
     },
@@ -190,10 +221,12 @@ async function runOnce(
   );
   const wallStart = performance.now();
   const cpuStart = cpuSeconds();
+  identities?.start();
   collector.start();
   const deadline = Date.now() + RUN_TIMEOUT_MS;
   while (ring.handed < events && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   await collector.stop();
+  await identities?.stop();
   const cpu = cpuSeconds() - cpuStart;
   const wall = (performance.now() - wallStart) / 1000;
   return {
@@ -291,23 +324,38 @@ export async function run(): Promise<Record<string, unknown>> {
     { label: 'warmup', eventsPerMessage: EVENTS_PER_MESSAGE, events: 200_000 },
     { label: 'baseline_1', eventsPerMessage: 1, events: BASELINE_EVENTS },
     { label: 'packed_1', eventsPerMessage: EVENTS_PER_MESSAGE, events: PACKED_EVENTS },
+    { label: 'identities_1', eventsPerMessage: EVENTS_PER_MESSAGE, events: PACKED_EVENTS },
     { label: 'baseline_2', eventsPerMessage: 1, events: BASELINE_EVENTS },
     { label: 'packed_2', eventsPerMessage: EVENTS_PER_MESSAGE, events: PACKED_EVENTS },
+    { label: 'identities_2', eventsPerMessage: EVENTS_PER_MESSAGE, events: PACKED_EVENTS },
   ].filter((step) => step.events > 0);
   try {
-    const specs = plan.map((step) => ({ ...step, topic: `sidecarless-bench-collector-${stamp}-${step.label}` }));
-    topics.push(...specs.map((s) => s.topic));
-    await admin.createTopics({ waitForLeaders: true, topics: specs.map((s) => ({ topic: s.topic, numPartitions: PARTITIONS, replicationFactor: 1 })) });
+    const specs = plan.map((step) => ({
+      ...step,
+      topic: `sidecarless-bench-collector-${stamp}-${step.label}`,
+      ...(step.label.startsWith('identities') && { metadataTopic: `sidecarless-bench-collector-${stamp}-${step.label}-metadata` }),
+    }));
+    const metadataTopics = specs.flatMap((spec) => spec.metadataTopic ?? []);
+    topics.push(...specs.map((s) => s.topic), ...metadataTopics);
+    await admin.createTopics({ waitForLeaders: true, topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })) });
     const results: RunResult[] = [];
     for (const spec of specs) results.push(await runOnce(kafka, codec, view, telemetry, spec));
+    // Each identities run publishes the pool's 64 cgroups once.
+    const identityMessages = new Map<string, number>();
+    for (const topic of metadataTopics) identityMessages.set(topic, (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0));
 
     const groupId = `sidecarless-bench-collector-${stamp}`;
     groups.push(groupId);
     const started = performance.now();
-    const backs = VERIFY ? await readBack(kafka, admin, codec, topics, groupId) : new Map<string, ReadBack>(topics.map((t) => [t, { endMessages: -1, messages: 0, events: 0, bytes: 0n, connIds: 0n, badHeaders: 0 }]));
+    const flowTopics = specs.map((spec) => spec.topic);
+    const backs = VERIFY
+      ? await readBack(kafka, admin, codec, flowTopics, groupId)
+      : new Map<string, ReadBack>(flowTopics.map((t) => [t, { endMessages: -1, messages: 0, events: 0, bytes: 0n, connIds: 0n, badHeaders: 0 }]));
     const verifySeconds = (performance.now() - started) / 1000;
-    const checked = results.map((result) => {
+    const checked = results.map((result, i) => {
       const back = backs.get(result.topic)!;
+      const metadataTopic = specs[i]!.metadataTopic;
+      const identities = metadataTopic === undefined ? undefined : identityMessages.get(metadataTopic);
       const want = expectedSums(sums, result.events);
       const dropped = Object.values(result.drops).reduce((a, b) => a + b, 0);
       const exact =
@@ -318,8 +366,9 @@ export async function run(): Promise<Record<string, unknown>> {
         back.endMessages === result.messagesProduced &&
         back.badHeaders === 0 &&
         back.bytes === want.bytes &&
-        back.connIds === want.connIds;
-      return { ...result, dropped, back, exact };
+        back.connIds === want.connIds &&
+        (identities === undefined || identities === POOL_CGROUPS.size);
+      return { ...result, dropped, back, identities, exact };
     });
     const measured = checked.filter((r) => r.label !== 'warmup');
     const total = (prefix: string) => {
@@ -331,6 +380,7 @@ export async function run(): Promise<Record<string, unknown>> {
     };
     const baseline = total('baseline');
     const packed = total('packed');
+    const identities = total('identities');
     const exact = checked.every((r) => r.exact);
     const drops = checked.reduce((a, r) => a + r.dropped, 0);
     return {
@@ -343,6 +393,8 @@ export async function run(): Promise<Record<string, unknown>> {
       baseline_one_event_per_message_events_per_cpu_s: baseline.events_per_cpu_s,
       baseline_events_per_wall_s: baseline.events_per_wall_s,
       packed_vs_baseline: Number((packed.events_per_cpu_s / baseline.events_per_cpu_s).toFixed(2)),
+      identities_events_per_cpu_s: identities.events_per_cpu_s,
+      identities_vs_packed: Number((identities.events_per_cpu_s / packed.events_per_cpu_s).toFixed(3)),
       runs: checked.map((r) => ({
         label: r.label,
         events: r.events,
@@ -355,6 +407,7 @@ export async function run(): Promise<Record<string, unknown>> {
         read_back_events: r.back.events,
         read_back_messages: r.back.messages,
         topic_end_offsets_sum: r.back.endMessages,
+        ...(r.identities !== undefined && { identity_messages: r.identities }),
         drops: r.drops,
         exact: r.exact,
       })),

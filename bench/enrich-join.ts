@@ -9,11 +9,13 @@
  *      Deployments were rolled out once: 1,000 earlier pods held the same IPs (and cgroups) until the rollout, their
  *      slices listed them, and their ReplicaSet was the previous one. Built in that order (keys interleaved).
  *   2. Build: CPU time of applying every message; memory: heap growth after a full GC (what the index keeps).
- *   3. Flow events (seeded, FLOWS distinct): both ends pods (client-observed: the server by address, its Service
- *      from the slice; server-observed: the server by cgroup, the client by address), pods to ClusterIPs, pods to
- *      external addresses, external clients to pods, and a tenth of each timed before the rollout (the earlier
- *      pods). Joins per CPU-second over ROUNDS passes after an untimed warm-up pass; a join names both ends of one
- *      event. Baseline in the same run: the same passes touching the fields a join reads, without joining.
+ *   3. Flow events (seeded): both ends pods (client-observed: the server by address, its Service from the slice;
+ *      server-observed: the server by cgroup, the client by address), pods to ClusterIPs, pods to external
+ *      addresses, external clients to pods, and a tenth of each timed before the rollout (the earlier pods); pods
+ *      picked uniformly, so the index is read all over (no cache-friendly hot set). They reach the enricher freshly
+ *      decoded, a Kafka fetch at a time: each batch of BATCH events is built untimed just before its joins are
+ *      timed (CPU of this process), after WARM_UP_BATCHES untimed; a join names both ends of one event. Baseline in
+ *      the same run: each batch built again and its events touched (the fields a join reads) without joining.
  *   4. Verify every join (untimed): each end's kind, pod uid or Service, workload and server-side Service as the
  *      generator intended; the counts of each kind. Then expire() at a time after the rollout's history is past:
  *      the count it returns must be exactly what ended before the horizon (the earlier pods' states, address
@@ -30,7 +32,7 @@ import type { FlowEvent } from '../src/events/flows.js';
 import type { MetadataChange } from '../src/events/metadata.js';
 import type { EndpointIdentity, FlowIdentities } from '../src/metadata/index/identity.js';
 import { MetadataIndex } from '../src/metadata/index/metadata-index.js';
-import { cgroupChange, flowEvent, nodeChange, objectChange, ownerRef, podChange, sec, serviceChange, sliceChange, tombstone } from '../test/helpers/metadata.js';
+import { cgroupChange, nodeChange, objectChange, observedFlow, ownerRef, podChange, sec, seeded, serviceChange, sliceChange, tombstone } from '../test/helpers/metadata.js';
 
 const NODES = 100;
 const NAMESPACES = 50;
@@ -70,7 +72,8 @@ function collectGarbage(): void {
 const podIp = (pod: number) => `10.${1 + (pod >> 16)}.${(pod >> 8) & 255}.${pod & 255}`;
 const clusterIp = (deployment: number) => `10.96.${deployment >> 8}.${deployment & 255}`;
 const nodeName = (pod: number) => `node-${pod % NODES}`;
-const cgroupId = (pod: number, generation: number) => BigInt(100_000 + generation * 50_000 + pod);
+/** Cgroup ids as the kernel gives them (kernfs ids: the generation in the high 32 bits, the inode number below). */
+const cgroupId = (pod: number, generation: number) => (1n << 32n) + BigInt(100_000 + generation * 50_000 + pod);
 const podUid = (pod: number, generation: number) => `pod-${generation}-${pod}`;
 const podName = (pod: number, generation: number) => `app-${Math.floor(pod / PODS_PER_DEPLOYMENT)}-g${generation}-${pod % PODS_PER_DEPLOYMENT}`;
 
@@ -119,17 +122,6 @@ interface Flow {
   server: Expected;
 }
 
-/** A seeded sequence in [0, 1) (mulberry32): the same flows every run. */
-function seeded(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const EXTERNALS = ['8.8.8.8', '1.1.1.1', '151.101.1.140', '52.94.236.248', '140.82.112.3'];
 
 /** Batch `number` of the flows, the same on every call. */
@@ -156,17 +148,17 @@ function flowBatch(number: number): Flow[] {
     const byServer = { side: 'server', node: nodeName(b), cgroup: cgroupId(b, generation), server: podIp(b), start } as const;
     if (mix < 6) {
       // Both ends pods (the server's Service from its slice).
-      flows.push({ event: flowEvent({ ...byClient, server: podIp(b) }), client: pod(a, false), server: pod(b, true) });
+      flows.push({ event: observedFlow({ ...byClient, server: podIp(b) }), client: pod(a, false), server: pod(b, true) });
     } else if (mix < 10) {
-      flows.push({ event: flowEvent({ ...byServer, client: podIp(a) }), client: pod(a, false), server: pod(b, true) });
+      flows.push({ event: observedFlow({ ...byServer, client: podIp(a) }), client: pod(a, false), server: pod(b, true) });
     } else if (mix < 15) {
       // A pod to a ClusterIP (the connection as the client made it, before translation).
       const d = Math.floor(b / PODS_PER_DEPLOYMENT);
-      flows.push({ event: flowEvent({ ...byClient, server: clusterIp(d), serverPort: 80 }), client: pod(a, false), server: { kind: 'service', service: `app-${d}` } });
+      flows.push({ event: observedFlow({ ...byClient, server: clusterIp(d), serverPort: 80 }), client: pod(a, false), server: { kind: 'service', service: `app-${d}` } });
     } else if (mix < 18) {
-      flows.push({ event: flowEvent({ ...byClient, server: external, serverPort: 443 }), client: pod(a, false), server: { kind: 'external' } });
+      flows.push({ event: observedFlow({ ...byClient, server: external, serverPort: 443 }), client: pod(a, false), server: { kind: 'external' } });
     } else {
-      flows.push({ event: flowEvent({ ...byServer, client: external }), client: { kind: 'external' }, server: pod(b, true) });
+      flows.push({ event: observedFlow({ ...byServer, client: external }), client: { kind: 'external' }, server: pod(b, true) });
     }
   }
   return flows;

@@ -8,8 +8,10 @@
  *               record into an event and adds it to the Packer; an event that does not fit the bounded queue is
  *               dropped and counted (queue_full). Then seals partly filled messages and polls the kernel's drop
  *               counters.
- *   send loop   produces the oldest queued messages; on a retriable failure keeps them and backs off (the read
- *               loop goes on draining the ring meanwhile), on a permanent one counts their events as dropped.
+ *   send loop   produces the oldest queued messages, once what their events depend on is on Kafka (the kind's
+ *               prerequisites: the identities of their cgroups); on a retriable failure keeps them and backs off
+ *               (the read loop goes on draining the ring meanwhile), on a permanent one counts their events as
+ *               dropped.
  *   stop()      stops reading, takes what the ring holds as far as the queue has room, seals, sends what is
  *               queued within the shutdown deadline (the rest is counted as dropped), then releases the sink. The
  *               kernel programs keep running (they are pinned): what they write from then on waits in the ring for
@@ -45,6 +47,22 @@ export interface CollectorOptions {
   shutdownTimeoutMs?: number;
 }
 
+/**
+ * What must be on Kafka before the events that depend on it (src/collector/identity/: the identities of the cgroups
+ * flows carry): each event is noted as it is read, and a send waits until everything noted before its messages were
+ * taken from the queue is acknowledged. A ticket is a position in what was noted: tickets only grow.
+ */
+export interface EventPrerequisites<Event> {
+  /** Called for every event before it is packed, on the hot path: costs a lookup when nothing new is needed. */
+  note(event: Event): void;
+  /** Covers everything noted so far. */
+  ticket(): number;
+  /** Whether everything the ticket covers is acknowledged by Kafka. */
+  met(ticket: number): boolean;
+  /** Resolves once it is. */
+  whenMet(ticket: number): Promise<void>;
+}
+
 export interface CollectorDeps<Event> {
   /** The record kind's name, as in metrics (`record_kind`) and logs. */
   kind: string;
@@ -57,6 +75,8 @@ export interface CollectorDeps<Event> {
   /** A message being built for the contract's topic, e.g. the Avro codec's BatchBuilder. */
   messageBuilder(): MessageBuilder<Event>;
   sink: Sink<OutMessage[]>;
+  /** Omitted: events depend on nothing else, and are sent as soon as they are sealed. */
+  prerequisites?: EventPrerequisites<Event>;
   logger: Logger;
   meter: Meter;
 }
@@ -97,6 +117,8 @@ export class Collector<Event> {
   private interruptWait: (() => void) | undefined;
   private sendLoopDone: Promise<void> = Promise.resolve();
   private wakeSender: (() => void) | undefined;
+  /** Ends the send loop's wait for prerequisites at once (stop() calls it). */
+  private interruptPrerequisites: (() => void) | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -171,6 +193,7 @@ export class Collector<Event> {
       this.deps.logger.error({ err: error, record_kind: this.deps.kind }, 'undecodable ring record');
       return;
     }
+    this.deps.prerequisites?.note(event);
     this.packer.add(event);
   };
 
@@ -227,10 +250,24 @@ export class Collector<Event> {
     // A batch that failed is retried exactly as it was: the idempotent producer re-sends the same messages with the
     // same sequence numbers, so the broker can tell a retry from new data. Messages queued meanwhile wait.
     let batch: OutMessage[] = [];
+    // Every event of a batch was noted before the batch was taken from the queue, so a ticket taken then covers them.
+    let ticket: number | undefined;
+    const { prerequisites } = this.deps;
     while (this.sending) {
-      if (batch.length === 0) batch = this.outbox.peek(MESSAGES_PER_SEND, PARTITION_BYTES_PER_SEND);
+      if (batch.length === 0) {
+        batch = this.outbox.peek(MESSAGES_PER_SEND, PARTITION_BYTES_PER_SEND);
+        ticket = prerequisites?.ticket();
+      }
       if (batch.length === 0) {
         await new Promise<void>((resolve) => (this.wakeSender = resolve));
+        continue;
+      }
+      if (prerequisites && ticket !== undefined && !prerequisites.met(ticket)) {
+        const met = prerequisites.whenMet(ticket);
+        await new Promise<void>((resolve) => {
+          this.interruptPrerequisites = resolve;
+          void met.then(resolve);
+        });
         continue;
       }
       const started = performance.now();
@@ -287,6 +324,7 @@ export class Collector<Event> {
     }
     this.sending = false;
     this.wakeSender?.();
+    this.interruptPrerequisites?.();
     await this.sendLoopDone;
     if (this.outbox.events > 0) {
       this.drop(this.queueDrops, 'shutdown_timeout', this.outbox.events);

@@ -1,22 +1,32 @@
 /**
  * Wiring of the collector role: per record kind (src/collector/kinds.ts), its kernel source, the Avro codec of its
- * contract and a Collector pipeline producing to its topic. Kafka is checked after the kernel: a node without the
- * capabilities fails on that first, whatever the state of Kafka. The kernel side lives on in the node's pin
- * directory after the collector stops; `uninstallCollector` (`sidecarless collector --uninstall`) removes it.
+ * contract and a Collector pipeline producing to its topic; and the identities of the traced cgroups on the
+ * metadata topic (src/collector/identity/), which every pipeline's sends wait for. Kafka is checked after the
+ * kernel: a node without the capabilities fails on that first, whatever the state of Kafka. The kernel side lives
+ * on in the node's pin directory after the collector stops; `uninstallCollector` (`sidecarless collector
+ * --uninstall`) removes it.
  */
-import { loadRegistry } from '../common/avro.js';
+import type { Meter } from '@opentelemetry/api';
+import type { Kafka } from 'kafkajs';
+import { loadRegistry, type Registry } from '../common/avro.js';
 import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
-import { KafkaSink } from '../common/kafka/sink.js';
+import { KafkaSink, KeyedKafkaSink } from '../common/kafka/sink.js';
 import { ensureTopics } from '../common/kafka/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
 import type { Config } from '../common/config.js';
+import type { Logger } from '../common/logger.js';
 import { KernelError } from '../common/errors.js';
+import { Cgroup, cgroupOfProcess } from '../ebpf/cgroup.js';
 import { BootClock } from '../ebpf/clock.js';
 import { PinDirectory } from '../ebpf/pins.js';
 import { bindCodec } from '../events/contract.js';
+import { bindMetadataCodec } from '../events/metadata.js';
 import { topicSpecs } from '../events/topics.js';
 import { fixMallocThresholds } from './allocator.js';
 import { Collector, type CollectorStats } from './collector.js';
+import { CgroupIdentities } from './identity/cgroup-identities.js';
+import { scanTracedCgroups } from './identity/cgroup-scanner.js';
+import { previousIdentities } from './identity/previous.js';
 import { RECORD_KINDS } from './kinds.js';
 import type { KernelSource, RecordKind } from './record-kind.js';
 
@@ -35,12 +45,16 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   const clock = new BootClock();
   const resync = setInterval(() => clock.resync(), 60_000);
   const collectors = new Map<string, Collector<unknown>>();
+  // Assigned in the try below, which throws if it cannot be.
+  let identities!: CgroupIdentities;
   const topicOf = (kind: RecordKind<unknown, unknown>) => `${config.kafka.topicPrefix}${kind.contract.topic}`;
+  const meter = telemetry.meter('sidecarless.collector');
   try {
     for (const kind of kinds) sources.push(kind.load(config.collector, pins));
     const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'collector'), logger);
     const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
-    const partitions = await partitionCounts(kafka, [...Object.values(topics)].filter((spec) => kinds.some((kind) => spec.topic === topicOf(kind))));
+    const partitions = await partitionCounts(kafka, [topics.metadata, ...Object.values(topics).filter((spec) => kinds.some((kind) => spec.topic === topicOf(kind)))]);
+    identities = cgroupIdentities(config, kafka, registry, logger.child({ role: 'collector', component: 'cgroup-identities' }), meter);
     kinds.forEach((kind, i) => {
       const context = { nodeName: config.node.name, epoch: sources[i]!.epoch, toWallNs: (ns: bigint) => clock.toWallNs(ns) };
       const codec = bindCodec(registry, kind.contract);
@@ -53,8 +67,9 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
           partitions: partitions.get(topicOf(kind))!,
           messageBuilder: () => codec.builder(),
           sink: new KafkaSink(kafka, topicOf(kind), config.node.name),
+          prerequisites: identities.prerequisites((event) => kind.cgroupId(event)),
           logger: logger.child({ role: 'collector', record_kind: kind.name }),
-          meter: telemetry.meter('sidecarless.collector'),
+          meter,
         },
         config.collector,
       );
@@ -71,20 +86,44 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   const queued = () => [...collectors.values()].reduce((sum, collector) => sum + collector.queuedEvents, 0);
   telemetry.addHealthCheck('kafka_queue', () => ({ ok: queued() < config.collector.queueEvents, detail: `${queued()} events queued` }));
   const kernel = Object.fromEntries(kinds.map((kind, i) => [kind.name, sources[i]!.status]));
+  identities.start();
   for (const collector of collectors.values()) collector.start();
   logger.info({ kinds: kinds.map((kind) => kind.name), topics: kinds.map(topicOf), cgroups: config.collector.cgroups, kernel }, 'collector running');
   return {
     collectors,
-    failed: Promise.race([...collectors.values()].map((collector) => collector.failed)),
+    failed: Promise.race([identities.failed, ...[...collectors.values()].map((collector) => collector.failed)]),
     async stop() {
       clearInterval(resync);
+      // The collectors' last sends wait for identities: the publisher stops after them.
       await Promise.all([...collectors.values()].map((collector) => collector.stop()));
+      await identities.stop();
       for (const source of sources) source.close();
       unlock();
       const stats: Record<string, CollectorStats> = Object.fromEntries([...collectors].map(([name, collector]) => [name, collector.stats]));
-      logger.info({ stats }, 'collector final counts');
+      logger.info({ stats, cgroupIdentities: identities.stats }, 'collector final counts');
     },
   };
+}
+
+/** The identities of the cgroups below collector.cgroups (the collector's own left out), on the metadata topic. */
+function cgroupIdentities(config: Config, kafka: Kafka, registry: Registry, logger: Logger, meter: Meter): CgroupIdentities {
+  // loadFlowProbe has checked that these exist, naming collector.cgroups if not.
+  const traced = config.collector.cgroups.map((path) => Cgroup.at(path));
+  const own = cgroupOfProcess().id;
+  const topic = topicSpecs(config.kafka.topicPrefix).metadata.topic;
+  const codec = bindMetadataCodec(registry);
+  return new CgroupIdentities(
+    {
+      node: config.node.name,
+      scan: () => scanTracedCgroups(traced, own),
+      previous: () => previousIdentities(kafka, topic, config.node.name, codec, logger),
+      sink: new KeyedKafkaSink(kafka, topic),
+      encode: (event) => codec.encode(event),
+      logger,
+      meter,
+    },
+    { scanMs: config.collector.cgroupScanMs },
+  );
 }
 
 /**

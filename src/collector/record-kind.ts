@@ -49,4 +49,9 @@ export interface RecordKind<Event, Value = unknown> {
   load(config: Config['collector'], pins: PinDirectory): KernelSource;
   /** One ring record -> its event. Pure; throws a DecodeError on a record it cannot read. */
   toEvent(view: DataView, offset: number, size: number, context: CollectorContext): Event;
+  /**
+   * The cgroup of the socket an event is about: its identity reaches Kafka before the event does
+   * (src/collector/identity/), so that the enricher can name the pod.
+   */
+  cgroupId(event: Event): bigint;
 }

@@ -10,6 +10,10 @@
  *   never commits (the index lives in memory, so every start reads the compacted topic again), so the group keeps
  *   no offsets and the broker forgets it once it is empty.
  * - Catch-up: fetch the topic's end offsets, then wait until the consumer has applied every partition up to them.
+ *   A partition's position is the end of the last batch kafkajs finished with, also of a batch it handed nothing
+ *   of (only transaction markers): the last record of a partition stays in its active segment, which compaction
+ *   never cleans, so every end offset is reached by a batch. A catch-up that waits longer than STALL_MS anyway is
+ *   logged with the partitions it waits for.
  *   The sources' watermarks seen before the fetch are then confirmed (watermarks.ts). Catch-ups run one at a time,
  *   when the gate asks for one that starts after a batch arrived, and after every watermark that moved, so that
  *   confirmed watermarks follow the sources by about one round trip (rounds start at most every 10 ms).
@@ -60,6 +64,8 @@ const DROP_REMEDIES = {
 
 /** Catch-ups start at most this often: one ListOffsets request each. */
 const MIN_ROUND_INTERVAL_MS = 10;
+/** A catch-up waiting longer than this for the consumer is logged (once per catch-up). */
+const STALL_MS = 10_000;
 /** Pause after a failed catch-up (the broker unreachable) before the next. */
 const RETRY_MS = 1000;
 /** How often expired history is dropped, at most. */
@@ -105,6 +111,8 @@ export class MetadataFeed implements MetadataProgress {
     this.consumer.on(this.consumer.events.CRASH, (event) => {
       if (!event.payload.restart) crashed(event.payload.error);
     });
+    // After eachBatch applied the batch's messages, and for batches kafkajs hands nothing of.
+    this.consumer.on(this.consumer.events.END_BATCH_PROCESS, ({ payload }) => this.advance(payload.partition, payload.lastOffset));
     this.drops = createDropCounter(meter, logger, { name: 'enricher.metadata', remedies: DROP_REMEDIES });
     this.applied = meter.createCounter('sidecarless.enricher.metadata_messages', { description: 'Metadata messages applied to the index', unit: '{message}' });
     this.expired = meter.createCounter('sidecarless.enricher.metadata_history_expired', {
@@ -212,10 +220,12 @@ export class MetadataFeed implements MetadataProgress {
         }
         if (this.failing) this.options.logger.info({ topic: this.options.topic }, 'the end offsets of the metadata topic can be fetched again');
         this.failing = false;
+        const stall = setTimeout(() => this.logStall(ends), STALL_MS);
         await new Promise<void>((reached) => {
           this.target = { ends, reached };
           this.checkTarget();
         });
+        clearTimeout(stall);
         this.target = undefined;
         if (!this.running) break;
         this.watermarks.confirm(seen);
@@ -234,6 +244,25 @@ export class MetadataFeed implements MetadataProgress {
       if (BigInt(high) > BigInt(low)) ends.set(partition, BigInt(high));
     }
     return ends;
+  }
+
+  private logStall(ends: ReadonlyMap<number, bigint>): void {
+    const behind = [...ends].filter(([partition, end]) => (this.positions.get(partition) ?? 0n) < end);
+    this.options.logger.warn(
+      {
+        topic: this.options.topic,
+        waitingMs: STALL_MS,
+        partitions: Object.fromEntries(behind.map(([partition, end]) => [partition, { position: String(this.positions.get(partition) ?? 0n), end: String(end) }])),
+      },
+      'the metadata feed has not reached the end offsets of the metadata topic: flows wait for it up to enricher.metadataHoldMs, then are written late (feed_behind); check the broker and this consumer',
+    );
+  }
+
+  /** The consumer is done with the partition's offsets up to `lastOffset`. */
+  private advance(partition: number, lastOffset: string): void {
+    const next = BigInt(lastOffset) + 1n;
+    if (next > (this.positions.get(partition) ?? 0n)) this.positions.set(partition, next);
+    this.checkTarget();
   }
 
   private checkTarget(): void {
@@ -275,19 +304,19 @@ export class MetadataFeed implements MetadataProgress {
       }
       applied++;
       if ('event' in change && change.event.kind === 'Watermark') {
-        if (this.watermarks.see(change.event.source, change.event.change_time_ns, Number(message.timestamp))) watermarkMoved = true;
+        // Read live, a watermark was published about now (its message timestamp is its W, which lags with the
+        // source); read from the topic's past at start, its timestamp says when (see watermarks.ts).
+        const publishedAtMs = this.synced > -Infinity ? Date.now() : Number(message.timestamp);
+        if (this.watermarks.see(change.event.source, change.event.change_time_ns, publishedAtMs)) watermarkMoved = true;
       }
     }
-    const next = BigInt(batch.lastOffset()) + 1n;
-    if (next > from) this.positions.set(batch.partition, next);
     this.applied.add(applied);
     // The first of a batch only: a topic full of bad messages must not flood the log (the drop counter has them all).
     if (skipped !== undefined) {
       const { reason, offset, error } = skipped;
       logger.warn({ topic, partition: batch.partition, offset, reason, error: describeError(error) }, 'skipped a metadata message (the first of its batch)');
     }
-    logger.trace({ topic, partition: batch.partition, applied, next: next.toString() }, 'metadata applied');
-    this.checkTarget();
+    logger.trace({ topic, partition: batch.partition, applied, through: batch.lastOffset() }, 'metadata applied');
     if (watermarkMoved) this.requestSync(Date.now());
     await heartbeat();
   }

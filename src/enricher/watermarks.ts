@@ -8,18 +8,19 @@
  *   source's state at every time up to a confirmed W (metadata-feed.ts runs these catch-ups).
  *
  * A source that published no watermark for longer than `staleAfterMs` is ignored: a decommissioned metadata role or
- * a collector of a node that is gone must not hold every flow forever. When it published is its latest watermark
- * message's Kafka timestamp, not when the feed read it: a feed that reads the topic from the beginning must see a
- * source that stopped a week ago as stopped. A source that still publishes but whose W lags stays live: flows
- * wait for it (and are written 'late' after the hold), which is what its lag means. Ignoring a source is logged
- * once, and so is its return. With no live source at all, nothing is waited for (`confirmedThrough` is
- * undefined): a cluster without a metadata role gets its rows at once.
+ * a collector of a node that is gone must not hold every flow forever. When it published is told by the feed
+ * (metadata-feed.ts): when the feed read it, once the feed reads as the source writes, so that a source that still
+ * publishes but whose W lags stays live (flows wait for it, and are written 'late' after the hold, which is what
+ * its lag means); its message timestamp while the feed reads the topic's past at start, so that a source that
+ * stopped a week ago is seen as stopped. Ignoring a source is logged once, and so is its return. With no live
+ * source at all, nothing is waited for (`confirmedThrough` is undefined): a cluster without a metadata role gets
+ * its rows at once.
  */
 import type { Logger } from '../common/logger.js';
 
 interface Seen {
   watermarkNs: bigint;
-  /** The Kafka timestamp of the source's latest watermark message (ms). */
+  /** When the source's latest watermark message was published, as the feed tells it (ms). */
   publishedAtMs: number;
 }
 
@@ -33,7 +34,7 @@ export class Watermarks {
     private readonly logger: Logger,
   ) {}
 
-  /** Records a consumed Watermark event and its message timestamp; returns whether it moved the watermark forward. */
+  /** Records a consumed Watermark event and when it was published; returns whether it moved the watermark forward. */
   see(source: string, watermarkNs: bigint, publishedAtMs: number): boolean {
     const seen = this.seen.get(source);
     if (seen === undefined) {

@@ -5,84 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { metrics } from '@opentelemetry/api';
 import { Collector } from '../../src/collector/collector.js';
-import { flowsKind } from '../../src/collector/flows/index.js';
 import type { OutMessage } from '../../src/common/kafka/sink.js';
-import { createLogger } from '../../src/common/logger.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { MemorySink, type SinkResult } from '../../src/common/pipeline.js';
-import type { RecordHandler } from '../../src/ebpf/ringbuf.js';
-import { FLOW_RECORD, FlowKind, FlowSide } from '../../src/ebpf/records/flow.js';
-import { RecordType } from '../../src/ebpf/records/header.js';
-import { FLOWS, type FlowEvent } from '../../src/events/flows.js';
-
-/** A ring of flow records handed out in order. Like the kernel's, it may be written at any time, before or after stop. */
-class FakeRing {
-  private next = 0;
-  readonly records: DataView[] = [];
-
-  add(count: number): void {
-    for (let i = 0; i < count; i++) {
-      const bytes = new DataView(new ArrayBuffer(FLOW_RECORD.size));
-      bytes.setUint16(0, RecordType.flow, true);
-      bytes.setUint16(2, FLOW_RECORD.version, true);
-      bytes.setUint32(4, FLOW_RECORD.size, true);
-      bytes.setBigUint64(FLOW_RECORD.offsets.conn_id, BigInt(this.records.length), true);
-      bytes.setUint8(FLOW_RECORD.offsets.side, FlowSide.client);
-      bytes.setUint8(FLOW_RECORD.offsets.kind, FlowKind.final);
-      bytes.setUint8(FLOW_RECORD.offsets.client_addr + 10, 0xff);
-      bytes.setUint8(FLOW_RECORD.offsets.client_addr + 11, 0xff);
-      bytes.setUint8(FLOW_RECORD.offsets.server_addr + 10, 0xff);
-      bytes.setUint8(FLOW_RECORD.offsets.server_addr + 11, 0xff);
-      this.records.push(bytes);
-    }
-  }
-
-  drain(handler: RecordHandler, max = Infinity): number {
-    let count = 0;
-    for (; this.next < this.records.length && count < max; this.next++, count++) handler(this.records[this.next]!, 0, FLOW_RECORD.size);
-    return count;
-  }
-
-  async wait(ms: number): Promise<boolean> {
-    await sleep(Math.min(ms, 5));
-    return this.next < this.records.length;
-  }
-
-  get unread(): number {
-    return this.records.length - this.next;
-  }
-}
-
-const CONTEXT = { nodeName: 'n', epoch: 'e', toWallNs: (ns: bigint) => ns };
+import type { FlowEvent } from '../../src/events/flows.js';
+import { FakeRing, memoryCollector } from '../helpers/memory-collector.js';
 
 function collector(ring: FakeRing, sink: MemorySink<OutMessage[]>, queueEvents = 1000): Collector<FlowEvent> {
-  return new Collector<FlowEvent>(
-    {
-      kind: 'flows',
-      source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {} },
-      toEvent: (view, offset, size) => flowsKind.toEvent(view, offset, size, CONTEXT),
-      partitionKey: FLOWS.partitionKey,
-      partitions: 1,
-      // One byte per event in the "message", so tests can count events in what was sent.
-      messageBuilder: () => {
-        const bytes: number[] = [];
-        return {
-          get size() {
-            return bytes.length;
-          },
-          add: (event) => void bytes.push(Number(event.connection_id.split('/').pop()) % 256),
-          seal: () => Buffer.from(bytes.splice(0)),
-        };
-      },
-      sink,
-      logger: createLogger({ level: 'silent' }),
-      meter: metrics.getMeter('test'),
-    },
-    { queueEvents, eventsPerMessage: 2, flushMs: 10, shutdownTimeoutMs: 2000 },
-  );
+  return memoryCollector(ring, sink, { queueEvents });
 }
 
 /** Waits for a condition of the collector's loops, with a deadline. */
@@ -171,6 +102,40 @@ describe('collector', () => {
     assert.equal(c.stats.eventsProduced, 1000);
     assert.deepEqual(c.stats.drops, {});
     assert.equal(ring.unread, 400);
+  });
+
+  it('sends no message before what its events noted is met, and at stop counts what still waits as shutdown_timeout', async () => {
+    const ring = new FakeRing();
+    const sink = new MemorySink<OutMessage[]>();
+    const noted: bigint[] = [];
+    let metThrough = 0;
+    let waiting: (() => void) | undefined;
+    const prerequisites = {
+      note: (event: FlowEvent) => void noted.push(event.cgroup_id),
+      ticket: () => noted.length,
+      met: (ticket: number) => ticket <= metThrough,
+      whenMet: (ticket: number) => new Promise<void>((resolve) => (waiting = () => ticket <= metThrough && resolve())),
+    };
+    const c = memoryCollector(ring, sink, { prerequisites, queueEvents: 100 });
+    c.start();
+    try {
+      ring.add(4, 7n);
+      await until(() => c.stats.recordsRead === 4 && waiting !== undefined, 'the sender waiting for the 4 events noted');
+      assert.deepEqual(noted, [7n, 7n, 7n, 7n]);
+      assert.equal(sink.accepted.length, 0);
+      metThrough = 4;
+      waiting!();
+      await until(() => c.stats.eventsProduced === 4, 'the 4 events sent once met');
+      waiting = undefined;
+      ring.add(3, 8n);
+      await until(() => c.stats.recordsRead === 7 && waiting !== undefined, 'the sender waiting for the next 3');
+    } finally {
+      await c.stop();
+    }
+    assert.deepEqual(noted, [7n, 7n, 7n, 7n, 8n, 8n, 8n]);
+    assert.equal(c.stats.eventsProduced, 4);
+    assert.deepEqual(c.stats.drops, { shutdown_timeout: 3 });
+    assert.equal(sink.shutdowns, 1);
   });
 
   it('stop() called twice stops once', async () => {

@@ -47,7 +47,7 @@ describe('loadConfig', () => {
         ttlDays: 7,
       },
       node: { name: hostname() },
-      collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 500, shutdownTimeoutMs: 10_000, pinDirectory: undefined },
+      collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 500, cgroupScanMs: 2000, shutdownTimeoutMs: 10_000, pinDirectory: undefined },
       enricher: {
         groupId: 'sidecarless-enricher',
         batchBytes: 32 << 20,
@@ -56,6 +56,7 @@ describe('loadConfig', () => {
         labels: ['app', 'app.kubernetes.io/name', 'version'],
         metadataHistoryMs: 7 * 24 * 3600 * 1000,
       },
+      metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, watermarkMs: 1000, queueMessages: 100_000 },
       log: { level: 'info' },
       telemetry: { metricsPort: 9464, host: '127.0.0.1' },
     });
@@ -80,6 +81,16 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ argv: [], env: { SIDECARLESS_ENRICHER_METADATA_HOLD_MS: '0' } }).enricher.metadataHoldMs, 0);
     const error = rejection({ argv: [], env: { SIDECARLESS_ENRICHER_METADATA_HOLD_MS: '60001' } });
     assert.match(error.message, /^config enricher\.metadataHoldMs: expected an integer in 0\.\.60000, got 60001/);
+  });
+
+  it('rejects a cluster name that cannot name a source, and a watermark interval out of range, naming the key', () => {
+    assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_CLUSTER: 'prod/eu' } }).message, /^config metadata\.cluster: expected letters, digits, .*got "prod\/eu"/);
+    assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_WATERMARK_MS: '10' } }).message, /^config metadata\.watermarkMs: expected an integer in 100\.\.60000, got 10/);
+  });
+
+  it('rejects a cgroup scan interval below 100 ms, naming the key', () => {
+    const error = rejection({ argv: [], env: { SIDECARLESS_COLLECTOR_CGROUP_SCAN_MS: '50' } });
+    assert.match(error.message, /^config collector\.cgroupScanMs: expected an integer in 100\.\.3600000, got 50/);
   });
 
   it('is frozen all the way down', () => {

@@ -26,7 +26,7 @@ import { FLOWS, type FlowBatch, type FlowEvent } from '../../src/events/flows.js
 import { queryRows } from '../helpers/clickhouse.js';
 import { committed, EnricherProcesses, exited } from '../helpers/enricher-process.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
-import { flowEvent, sec } from '../helpers/metadata.js';
+import { observedFlow, sec } from '../helpers/metadata.js';
 import { deploymentPod, nowNs, publishMetadata, watermarkChange } from '../helpers/metadata-topic.js';
 import { requireStackService } from '../helpers/stack.js';
 import { freePort } from '../helpers/telemetry.js';
@@ -84,7 +84,7 @@ describe('enricher crash while a batch is held', () => {
   it('SIGKILL while held, restart: the held batch stored once, the rollup counting each connection once', async () => {
     const start = nowNs();
     const pod = deploymentPod({ namespace: 'shop', deployment: 'crash', suffix: 'k', ip: '10.5.0.5', node: 'n1', cgroupId: 55n, at: start - sec(600) });
-    const w0 = start - sec(10);
+    const w0 = start - sec(2);
     await publishMetadata(producer, topics.metadata.topic, [...pod.changes, watermarkChange(w0)]);
     let ticking = true;
     const ticker = (async () => {
@@ -95,7 +95,7 @@ describe('enricher crash while a batch is held', () => {
     })();
     // Connections from the pod to an external address; those of one batch start a millisecond apart.
     const event = (n: number, startNs: bigint): FlowEvent => ({
-      ...flowEvent({ side: 'client', node: 'n1', cgroup: 55n, client: '10.5.0.5', server: '192.0.2.1', serverPort: 443, start: startNs }),
+      ...observedFlow({ side: 'client', node: 'n1', cgroup: 55n, client: '10.5.0.5', server: '192.0.2.1', serverPort: 443, start: startNs }),
       connection_id: `n1/crash/${n}`,
       bytes_client_to_server: BigInt(1000 + n),
     });
@@ -108,12 +108,12 @@ describe('enricher crash while a batch is held', () => {
       // A: before W0, in events and message timestamps.
       await producer.send({
         topic: topics.flows.topic,
-        messages: batch(0, start - sec(120)).map((events) => ({ key: 'n1', value: codec.encode({ events }), timestamp: String((w0 - sec(5)) / 1_000_000n) })),
+        messages: batch(0, start - sec(120)).map((events) => ({ key: 'n1', value: codec.encode({ events }), timestamp: String((w0 - sec(1)) / 1_000_000n) })),
       });
       const first = processes.start(env);
       await metricReaches(first, 'sidecarless_enricher_rows_inserted_total', perBatch);
       // B: after W0. It is recorded in the ledger, then held.
-      await producer.send({ topic: topics.flows.topic, messages: batch(perBatch, start - sec(5)).map((events) => ({ key: 'n1', value: codec.encode({ events }) })) });
+      await producer.send({ topic: topics.flows.topic, messages: batch(perBatch, start - sec(1)).map((events) => ({ key: 'n1', value: codec.encode({ events }) })) });
       await metricReaches(first, 'sidecarless_enricher_held_batches', 1);
       first.kill('SIGKILL');
       await exited(first);

@@ -24,7 +24,7 @@ import { topicSpecs } from '../../src/events/topics.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { queryRows } from '../helpers/clickhouse.js';
 import { testConfig } from '../helpers/flows.js';
-import { cgroupChange, flowEvent, objectChange, ownerRef, podChange, sec, serviceChange, sliceChange, tombstone, type FlowSpec } from '../helpers/metadata.js';
+import { cgroupChange, objectChange, observedFlow as flowEvent, ownerRef, podChange, sec, serviceChange, sliceChange, tombstone, type FlowSpec } from '../helpers/metadata.js';
 import { deploymentPod, nowNs, publishMetadata, watermarkChange } from '../helpers/metadata-topic.js';
 import { requireStackService } from '../helpers/stack.js';
 import { TestReader } from '../helpers/telemetry.js';

@@ -17,14 +17,17 @@ export const KUBERNETES_SOURCE = 'kubernetes/test';
 /** Now, in nanoseconds. */
 export const nowNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
 
-/** Publishes the changes in order, each under its key. */
+/**
+ * Publishes the changes in order, each under its key, stamped as the metadata role stamps them: a state with its
+ * change time, a tombstone with its deletion time, a watermark with its time.
+ */
 export async function publishMetadata(producer: Producer, topic: string, changes: readonly MetadataChange[]): Promise<void> {
   await producer.send({
     topic,
     messages: changes.map((change) =>
       'deleted' in change
         ? { key: change.key, value: null, timestamp: String(change.time_ns / 1_000_000n) }
-        : { key: change.key, value: codec.encode(change.event) },
+        : { key: change.key, value: codec.encode(change.event), timestamp: String(change.event.change_time_ns / 1_000_000n) },
     ),
   });
 }

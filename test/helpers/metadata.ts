@@ -3,7 +3,8 @@
  * index's tests and bench/enrich-join. Times are nanoseconds; `at` is the change time.
  */
 import type { FlowEvent } from '../../src/events/flows.js';
-import { cgroupKey, metadataEvent, type MetadataChange, type MetadataKind, type OwnerReference } from '../../src/events/metadata.js';
+import { cgroupKey, metadataEvent, type MetadataChange, type MetadataEvent, type MetadataKind, type OwnerReference } from '../../src/events/metadata.js';
+import { flowEvent } from './flows.js';
 
 const SOURCE = 'kubernetes/test';
 
@@ -12,47 +13,18 @@ export const sec = (seconds: number): bigint => BigInt(seconds) * 1_000_000_000n
 
 export const ownerRef = (kind: string, name: string, uid: string): OwnerReference => ({ kind, name, uid });
 
-export interface PodSpec {
+/** What every Kubernetes object's message carries: its uid (the key), name, namespace, creation and change times. */
+export interface ObjectSpec {
   uid: string;
   name: string;
   namespace?: string;
-  node?: string;
-  ips?: string[];
-  owner?: OwnerReference | null;
-  labels?: Record<string, string>;
+  /** The creation time; the change time when not given (null: unknown). */
   created?: bigint | null;
-  hostNetwork?: boolean;
-  phase?: string;
   at: bigint;
 }
 
-export function podChange(spec: PodSpec): MetadataChange {
-  return {
-    key: spec.uid,
-    event: metadataEvent({
-      object_key: spec.uid,
-      kind: 'Pod',
-      source: SOURCE,
-      change_time_ns: spec.at,
-      created_time_ns: spec.created === undefined ? spec.at : spec.created,
-      k8s_namespace_name: spec.namespace ?? 'shop',
-      name: spec.name,
-      labels: spec.labels ?? {},
-      owner: spec.owner ?? null,
-      pod: {
-        k8s_node_name: spec.node ?? 'n1',
-        phase: spec.phase ?? 'Running',
-        host_network: spec.hostNetwork ?? false,
-        ips: spec.ips ?? [],
-        container_ids: [],
-        ports: [],
-      },
-    }),
-  };
-}
-
-/** A workload controller (ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob) or a Namespace. */
-export function objectChange(kind: MetadataKind, spec: { uid: string; name: string; namespace?: string; owner?: OwnerReference | null; at: bigint; created?: bigint }): MetadataChange {
+/** A message of a Kubernetes object of `kind`, with the fields of its kind. */
+function objectMessage(kind: MetadataKind, spec: ObjectSpec, fields: Partial<MetadataEvent>): MetadataChange {
   return {
     key: spec.uid,
     event: metadataEvent({
@@ -60,28 +32,45 @@ export function objectChange(kind: MetadataKind, spec: { uid: string; name: stri
       kind,
       source: SOURCE,
       change_time_ns: spec.at,
-      created_time_ns: spec.created ?? spec.at,
-      k8s_namespace_name: kind === 'Namespace' ? '' : (spec.namespace ?? 'shop'),
+      created_time_ns: spec.created === undefined ? spec.at : spec.created,
+      k8s_namespace_name: kind === 'Namespace' || kind === 'Node' ? '' : (spec.namespace ?? 'shop'),
       name: spec.name,
-      owner: spec.owner ?? null,
+      ...fields,
     }),
   };
 }
 
-export function serviceChange(spec: { uid: string; name: string; namespace?: string; clusterIps: string[]; at: bigint; created?: bigint }): MetadataChange {
-  return {
-    key: spec.uid,
-    event: metadataEvent({
-      object_key: spec.uid,
-      kind: 'Service',
-      source: SOURCE,
-      change_time_ns: spec.at,
-      created_time_ns: spec.created ?? spec.at,
-      k8s_namespace_name: spec.namespace ?? 'shop',
-      name: spec.name,
-      service: { type: 'ClusterIP', cluster_ips: spec.clusterIps, selector: {}, ports: [] },
-    }),
-  };
+export interface PodSpec extends ObjectSpec {
+  node?: string;
+  ips?: string[];
+  owner?: OwnerReference | null;
+  labels?: Record<string, string>;
+  hostNetwork?: boolean;
+  phase?: string;
+}
+
+export function podChange(spec: PodSpec): MetadataChange {
+  return objectMessage('Pod', spec, {
+    labels: spec.labels ?? {},
+    owner: spec.owner ?? null,
+    pod: {
+      k8s_node_name: spec.node ?? 'n1',
+      phase: spec.phase ?? 'Running',
+      host_network: spec.hostNetwork ?? false,
+      ips: spec.ips ?? [],
+      container_ids: [],
+      ports: [],
+    },
+  });
+}
+
+/** A workload controller (ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob) or a Namespace. */
+export function objectChange(kind: MetadataKind, spec: ObjectSpec & { owner?: OwnerReference | null }): MetadataChange {
+  return objectMessage(kind, spec, { owner: spec.owner ?? null });
+}
+
+export function serviceChange(spec: ObjectSpec & { clusterIps: string[] }): MetadataChange {
+  return objectMessage('Service', spec, { service: { type: 'ClusterIP', cluster_ips: spec.clusterIps, selector: {}, ports: [] } });
 }
 
 export interface SliceEndpointSpec {
@@ -90,40 +79,19 @@ export interface SliceEndpointSpec {
   ready?: boolean;
 }
 
-export function sliceChange(spec: { uid: string; service: string; namespace?: string; endpoints: SliceEndpointSpec[]; ports: number[]; at: bigint; created?: bigint }): MetadataChange {
-  return {
-    key: spec.uid,
-    event: metadataEvent({
-      object_key: spec.uid,
-      kind: 'EndpointSlice',
-      source: SOURCE,
-      change_time_ns: spec.at,
-      created_time_ns: spec.created ?? spec.at,
-      k8s_namespace_name: spec.namespace ?? 'shop',
-      name: `${spec.service}-${spec.uid}`,
-      endpoint_slice: {
-        service_name: spec.service,
-        address_type: 'IPv4',
-        endpoints: spec.endpoints.map((endpoint) => ({ addresses: endpoint.addresses, pod_uid: endpoint.podUid ?? null, ready: endpoint.ready ?? true })),
-        ports: spec.ports.map((port) => ({ name: `p${port}`, port, protocol: 'TCP' })),
-      },
-    }),
-  };
+export function sliceChange(spec: Omit<ObjectSpec, 'name'> & { service: string; endpoints: SliceEndpointSpec[]; ports: number[] }): MetadataChange {
+  return objectMessage('EndpointSlice', { ...spec, name: `${spec.service}-${spec.uid}` }, {
+    endpoint_slice: {
+      service_name: spec.service,
+      address_type: 'IPv4',
+      endpoints: spec.endpoints.map((endpoint) => ({ addresses: endpoint.addresses, pod_uid: endpoint.podUid ?? null, ready: endpoint.ready ?? true })),
+      ports: spec.ports.map((port) => ({ name: `p${port}`, port, protocol: 'TCP' })),
+    },
+  });
 }
 
-export function nodeChange(spec: { uid: string; name: string; addresses: string[]; at: bigint; created?: bigint }): MetadataChange {
-  return {
-    key: spec.uid,
-    event: metadataEvent({
-      object_key: spec.uid,
-      kind: 'Node',
-      source: SOURCE,
-      change_time_ns: spec.at,
-      created_time_ns: spec.created ?? spec.at,
-      name: spec.name,
-      node: { addresses: spec.addresses },
-    }),
-  };
+export function nodeChange(spec: ObjectSpec & { addresses: string[] }): MetadataChange {
+  return objectMessage('Node', spec, { node: { addresses: spec.addresses } });
 }
 
 export function cgroupChange(spec: { node: string; id: bigint; podUid: string | null; at: bigint }): MetadataChange {
@@ -159,37 +127,30 @@ export interface FlowSpec {
 }
 
 /** A final flow record of one observing side, as the collector writes it. */
-export function flowEvent(spec: FlowSpec): FlowEvent {
-  return {
-    connection_id: `${spec.node ?? 'n1'}/e1/${spec.start}`,
-    k8s_node_name: spec.node ?? 'n1',
-    record_kind: 'final',
-    record_seq: 0,
+export function observedFlow(spec: FlowSpec): FlowEvent {
+  const node = spec.node ?? 'n1';
+  return flowEvent(0, {
+    connection_id: `${node}/e1/${spec.start}`,
+    k8s_node_name: node,
     observer_side: spec.side,
     start_time_ns: spec.start,
     time_ns: spec.start + 1_000_000n,
-    network_transport: 'tcp',
     network_type: spec.server.includes(':') ? 'ipv6' : 'ipv4',
     client_address: spec.client,
-    client_port: 40_000,
     server_address: spec.server,
     server_port: spec.serverPort ?? 8080,
-    bytes_client_to_server: 100n,
-    bytes_server_to_client: 200n,
-    segments_client_to_server: 2n,
-    segments_server_to_client: 2n,
-    rtt_us: 50,
-    rtt_var_us: 10,
-    retransmits: 0,
-    syn_retransmits: 0,
     connect_latency_us: spec.side === 'client' ? 60 : null,
-    handshake_completed: true,
-    close_reason: 'normal',
-    process_pid: 1000,
-    thread_id: 1000,
-    process_executable_name: 'curl',
     cgroup_id: spec.cgroup ?? 0n,
-    network_namespace_inode: 4026531840n,
-    sampling_rate: 1,
+  });
+}
+
+/** A deterministic pseudo-random sequence in [0, 1) (mulberry32): the same scenario on every run. */
+export function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }

@@ -34,6 +34,12 @@ export class TestReader extends MetricReader {
     return (metric?.dataPoints ?? []).reduce((sum, p) => sum + p.value.count, 0);
   }
 
+  /** One histogram's number of values and largest value, as attribute value → both. */
+  async histogram(name: string, attribute: string): Promise<Record<string, { count: number; max: number }>> {
+    const metric = (await this.metric(name)) as HistogramMetricData | undefined;
+    return Object.fromEntries((metric?.dataPoints ?? []).map((p) => [String(p.attributes[attribute]), { count: p.value.count, max: p.value.max ?? NaN }]));
+  }
+
   private async metric(name: string) {
     const { resourceMetrics } = await this.collect();
     return resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name);

@@ -6,12 +6,13 @@ import { unnamed, type EndpointIdentity } from '../../src/metadata/index/identit
 import { MetadataIndex } from '../../src/metadata/index/metadata-index.js';
 import {
   cgroupChange,
-  flowEvent,
   nodeChange,
   objectChange,
+  observedFlow,
   ownerRef,
   podChange,
   sec,
+  seeded,
   serviceChange,
   sliceChange,
   tombstone,
@@ -55,7 +56,7 @@ const nodeIdentity = (name: string): EndpointIdentity => ({ ...unnamed('hit', 'n
 
 /** The server end of a flow observed by its client (so the server is named by address alone). */
 function serverAt(index: MetadataIndex, server: string, start: bigint, serverPort = 8080): EndpointIdentity {
-  return index.joinFlow(flowEvent({ side: 'client', client: '203.0.113.9', server, serverPort, start })).server;
+  return index.joinFlow(observedFlow({ side: 'client', client: '203.0.113.9', server, serverPort, start })).server;
 }
 
 /** A Deployment with its ReplicaSet, under uids derived from the name. */
@@ -66,17 +67,6 @@ function deployment(name: string, at: bigint): MetadataChange[] {
   ];
 }
 const rsOf = (name: string) => ownerRef('ReplicaSet', `${name}-5d8f7`, `rs-${name}`);
-
-/** A deterministic pseudo-random sequence in [0, 1) (mulberry32). */
-function seeded(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('metadata index', () => {
   describe('IP reuse', () => {
@@ -107,7 +97,7 @@ describe('metadata index', () => {
       ];
       for (const [start, expected] of cases) {
         assert.deepEqual(serverAt(index, '10.1.0.5', start), expected, `server at ${start}`);
-        const asClient = index.joinFlow(flowEvent({ side: 'server', node: 'n9', client: '10.1.0.5', server: '203.0.113.7', start })).client;
+        const asClient = index.joinFlow(observedFlow({ side: 'server', node: 'n9', client: '10.1.0.5', server: '203.0.113.7', start })).client;
         assert.deepEqual(asClient, expected, `client at ${start}`);
       }
     });
@@ -188,8 +178,8 @@ describe('metadata index', () => {
         for (const ip of [...ips, '10.96.0.1', '192.168.1.10']) {
           const start = sec(s);
           const flows = [
-            flowEvent({ side: 'client', client: '10.9.9.9', server: ip, serverPort: 8080, start }),
-            flowEvent({ side: 'server', cgroup: BigInt(1000 + (s % 40)), client: ip, server: '10.9.9.8', serverPort: 9090, start }),
+            observedFlow({ side: 'client', client: '10.9.9.9', server: ip, serverPort: 8080, start }),
+            observedFlow({ side: 'server', cgroup: BigInt(1000 + (s % 40)), client: ip, server: '10.9.9.8', serverPort: 9090, start }),
           ];
           for (const flow of flows) {
             const joined = index.joinFlow(flow);
@@ -298,10 +288,12 @@ describe('metadata index', () => {
         // p1 leaves the payments slice at 200.
         sliceChange({ uid: 'es-pay', service: 'payments', endpoints: [], ports: [8080], at: sec(200) }),
       ]);
-      const join = (serverPort: number, start: bigint) => index.joinFlow(flowEvent({ side: 'client', client: '10.1.0.6', server: '10.1.0.5', serverPort, start }));
-      assert.equal(join(8080, sec(150)).server.k8s_service_name, 'payments'); // payments < zeta (no ports: every port)
+      const join = (serverPort: number, start: bigint) => index.joinFlow(observedFlow({ side: 'client', client: '10.1.0.6', server: '10.1.0.5', serverPort, start }));
+      const payments = join(8080, sec(150)).server;
+      assert.deepEqual(payments, podIdentity({ pod: 'payments-0', uid: 'p1', workload: ['Pod', 'payments-0'], service: 'payments' })); // payments < zeta (no ports: every port)
       assert.equal(join(9090, sec(150)).server.k8s_service_name, 'zeta'); // payments lists 8080 only
       assert.equal(join(9999, sec(150)).server.k8s_service_name, 'alpha');
+      assert.equal(join(8080, sec(160)).server, payments); // the same identity again, though the pod served others since
       assert.equal(join(8080, sec(200)).server.k8s_service_name, 'zeta'); // no longer in payments' slice
       assert.equal(join(8080, sec(150)).client.k8s_service_name, '');
       assert.equal(join(8080, sec(99)).server.k8s_service_name, ''); // before the slices began (and the pod)
@@ -332,13 +324,13 @@ describe('metadata index', () => {
       tombstone('cgroup/n1/778', sec(300)),
     ];
     const hostnet = podIdentity({ pod: 'node-agent-x7', uid: 'hostnet', workload: ['DaemonSet', 'node-agent'] });
-    const local = (spec: Partial<FlowSpec>) => indexOf(changes).joinFlow(flowEvent({ side: 'client', client: '192.168.1.10', server: '10.1.0.6', start: sec(150), ...spec }));
+    const local = (spec: Partial<FlowSpec>) => indexOf(changes).joinFlow(observedFlow({ side: 'client', client: '192.168.1.10', server: '10.1.0.6', start: sec(150), ...spec }));
 
     it('is named by its cgroup first: a host-network pod, not its node', () => {
       assert.deepEqual(local({ cgroup: 777n }).client, hostnet);
       assert.deepEqual(local({ cgroup: 777n, start: sec(102) }).client, hostnet); // the cgroup's first state reaches back
       // Seen from the server's side, the same cgroup names the server end.
-      const served = indexOf(changes).joinFlow(flowEvent({ side: 'server', cgroup: 777n, client: '10.1.0.6', server: '192.168.1.10', start: sec(150) }));
+      const served = indexOf(changes).joinFlow(observedFlow({ side: 'server', cgroup: 777n, client: '10.1.0.6', server: '192.168.1.10', start: sec(150) }));
       assert.deepEqual(served.server, hostnet);
       assert.deepEqual(served.client, podIdentity({ pod: 'b-0', uid: 'pb', workload: ['Pod', 'b-0'] }));
     });
@@ -365,6 +357,22 @@ describe('metadata index', () => {
     assert.equal(serverAt(index, '::ffff:10.1.0.7', sec(150)).k8s_pod_name, 'v4-pod');
     assert.equal(serverAt(index, 'FD00:1:0:0:0:0:0:7', sec(150)).k8s_pod_name, 'v6-pod');
     assert.equal(serverAt(index, 'fd00:1::7', sec(150)).k8s_pod_name, 'v6-pod');
+  });
+
+  it('takes a tombstone (millisecond resolution) before its last state, or a change time that went back, as the last state\'s time', () => {
+    const index = indexOf([
+      podChange({ uid: 'p1', name: 'a', ips: ['10.1.0.5'], labels: { app: 'a', version: 'v1' }, at: sec(100) }),
+      podChange({ uid: 'p1', name: 'a', ips: ['10.1.0.5'], labels: { app: 'a', version: 'v2' }, at: sec(150) }),
+      // The source's clock stepped back: this state replaces the one of 150.
+      podChange({ uid: 'p1', name: 'a', ips: ['10.1.0.5'], labels: { app: 'a', version: 'v3' }, at: sec(149) }),
+      podChange({ uid: 'p1', name: 'a', ips: ['10.1.0.5'], labels: { app: 'a', version: 'v4' }, at: sec(200) + 500_000n }),
+      tombstone('p1', sec(200)),
+    ]);
+    const version = (start: bigint) => serverAt(index, '10.1.0.5', start).labels.version;
+    assert.equal(version(sec(149)), 'v1');
+    assert.equal(version(sec(150)), 'v3');
+    assert.equal(version(sec(200) + 499_999n), 'v3');
+    assert.deepEqual(serverAt(index, '10.1.0.5', sec(200) + 500_000n), unnamed('miss', 'unknown')); // the last state never lasted
   });
 
   it('ends an object at its tombstone; a tombstone of an unknown or deleted key changes nothing', () => {

@@ -10,4 +10,5 @@ export const flowsKind: RecordKind<FlowEvent, FlowBatch> = {
   contract: FLOWS,
   load: (config, pins) => loadFlowProbe(config, pins),
   toEvent: (view, offset, size, context) => toFlowEvent(decodeFlowRecord(view, offset, size), context),
+  cgroupId: (event) => event.cgroup_id,
 };

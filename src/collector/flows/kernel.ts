@@ -6,7 +6,7 @@
  */
 import { ConfigError, describeError } from '../../common/errors.js';
 import { u64Codec, u8Codec } from '../../ebpf/codecs.js';
-import { Cgroup, cgroupOfProcess } from '../../ebpf/cgroup.js';
+import { Cgroup, cgroupOfProcess, outermost } from '../../ebpf/cgroup.js';
 import { connIdEpoch } from '../../ebpf/conn-epoch.js';
 import { CgroupAttachType } from '../../ebpf/installation.js';
 import { objectPath } from '../../ebpf/object.js';
@@ -62,17 +62,6 @@ function tracedCgroups(paths: readonly string[]): Cgroup[] {
 }
 
 /**
- * The cgroups the sock_ops program is attached to: a program attached to a cgroup runs for its descendants too,
- * so a traced cgroup below another traced one is left out (attached to both, it would run twice per callback).
- */
-function outermost(cgroups: readonly Cgroup[]): Cgroup[] {
-  const below = (inner: Cgroup, outer: Cgroup) => inner.path.startsWith(outer.path.endsWith('/') ? outer.path : `${outer.path}/`);
-  const distinct = cgroups.filter((cgroup, index) => cgroups.findIndex((other) => other.path === cgroup.path) === index);
-  return distinct.filter((cgroup) => !distinct.some((other) => other !== cgroup && below(cgroup, other)));
-}
-
-
-/**
  * Installs (or adopts) the flows programs, then makes `traced_cgroups` say what this collector's configuration says:
  * its cgroups traced, its own cgroup marked as the agent's (a new collector runs in a new cgroup), nothing else, so
  * that cgroups an earlier configuration traced, and an earlier collector's own cgroup, are forgotten; and attaches
@@ -107,6 +96,8 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
       const traced = installation.map('traced_cgroups').typed(u64Codec, u8Codec);
       for (const [id, mark] of marks) traced.update(id, mark);
       for (const id of [...traced.keys()]) if (!marks.has(id)) traced.delete(id);
+      // A program attached to a cgroup runs for its descendants too: attached to a traced cgroup and to one below
+      // it, it would run twice per callback.
       installation.attachToCgroups('flow_sock_ops', CgroupAttachType.sockOps, outermost(cgroups));
     },
   });

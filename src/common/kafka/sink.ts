@@ -1,9 +1,10 @@
 /**
- * Produces sealed messages, each with its partition already chosen, to one topic. Returns a SinkResult instead of
+ * Produces batches of messages to one topic: the collector's sealed messages (each with its partition already
+ * chosen), or keyed messages of a compacted topic. Returns a SinkResult instead of
  * throwing (DESIGN rule 7): the caller keeps the messages and retries on `retriable`. The producer is idempotent,
  * so a retry after a lost acknowledgement does not write a message twice.
  */
-import type { Kafka } from 'kafkajs';
+import type { Kafka, Message } from 'kafkajs';
 import { describeError } from '../errors.js';
 import type { Sink, SinkResult } from '../pipeline.js';
 import { LazyProducer } from './producer.js';
@@ -33,30 +34,26 @@ function isKafkaError(error: unknown, types: ReadonlySet<string>): boolean {
   return false;
 }
 
-export class KafkaSink implements Sink<OutMessage[]> {
+/**
+ * Sends each batch as one produce request to one topic, with an idempotent producer and few internal retries: the
+ * caller's loop owns retrying, so a broker outage surfaces quickly as a result. Subclasses say how a batch becomes
+ * messages.
+ */
+abstract class ProducerSink<Batch> implements Sink<Batch> {
   private readonly producer: LazyProducer;
 
   constructor(
     kafka: Kafka,
     readonly topic: string,
-    private readonly key: string,
   ) {
-    // Few internal retries: the collector's loop owns retrying, so a broker outage surfaces quickly as a result.
     this.producer = new LazyProducer(kafka, { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 });
   }
 
-  async send(messages: OutMessage[]): Promise<SinkResult> {
+  protected abstract messages(batch: Batch): Message[];
+
+  async send(batch: Batch): Promise<SinkResult> {
     try {
-      // Partitions were chosen by the producer from each event's partition key (src/events/contract.ts).
-      await this.producer.send(
-        this.topic,
-        messages.map((message) => ({
-          key: this.key,
-          value: message.value,
-          partition: message.partition,
-          headers: { 'sidecarless-events': String(message.events) },
-        })),
-      );
+      await this.producer.send(this.topic, this.messages(batch));
       return { ok: true };
     } catch (error) {
       if (isKafkaError(error, PRODUCER_STATE_ERRORS)) await this.producer.reset();
@@ -66,5 +63,42 @@ export class KafkaSink implements Sink<OutMessage[]> {
 
   shutdown(): Promise<void> {
     return this.producer.shutdown();
+  }
+}
+
+/** Packed events of one partition per message, all under one key (the collector's node name). */
+export class KafkaSink extends ProducerSink<OutMessage[]> {
+  constructor(
+    kafka: Kafka,
+    topic: string,
+    private readonly key: string,
+  ) {
+    super(kafka, topic);
+  }
+
+  protected messages(batch: OutMessage[]): Message[] {
+    // Partitions were chosen by the producer from each event's partition key (src/events/contract.ts).
+    return batch.map((message) => ({
+      key: this.key,
+      value: message.value,
+      partition: message.partition,
+      headers: { 'sidecarless-events': String(message.events) },
+    }));
+  }
+}
+
+/**
+ * One event per message under its own key (a compacted topic's records): Kafka's default partitioner places it by
+ * the key. A null value is a tombstone. `timestampMs` is the message timestamp (Kafka keeps milliseconds).
+ */
+export interface KeyedMessage {
+  key: string;
+  value: Buffer | null;
+  timestampMs: string;
+}
+
+export class KeyedKafkaSink extends ProducerSink<KeyedMessage[]> {
+  protected messages(batch: KeyedMessage[]): Message[] {
+    return batch.map((message) => ({ key: message.key, value: message.value, timestamp: message.timestampMs }));
   }
 }

@@ -14,7 +14,8 @@
  * never on the order they arrived in.
  */
 import type { AddressKey } from './address-key.js';
-import { FOREVER, type History } from './history.js';
+import { FOREVER, FOREVER_SECONDS, type History } from './history.js';
+import { atOrBefore, secondsOf, type Instant } from './instant.js';
 
 interface Claim {
   readonly holder: History;
@@ -38,7 +39,18 @@ class AddressHistory {
    */
   latestHolder: History | undefined = undefined;
   latestStart = FOREVER;
+  latestStartSeconds = FOREVER_SECONDS;
   latestTo = FOREVER;
+  latestToSeconds = FOREVER_SECONDS;
+
+  /** Sets the latest interval (and the seconds of its bounds: instant.ts). */
+  latest(holder: History | undefined, start: bigint, to: bigint): void {
+    this.latestHolder = holder;
+    this.latestStart = start;
+    this.latestStartSeconds = secondsOf(start);
+    this.latestTo = to;
+    this.latestToSeconds = secondsOf(to);
+  }
 }
 
 export class AddressBook {
@@ -74,11 +86,14 @@ export class AddressBook {
     for (const [address, claim] of held) this.close(address, claim, at);
   }
 
-  /** The object whose interval on the address holds `time`. */
-  holderAt(address: AddressKey, time: bigint): History | undefined {
+  /** The object whose interval on the address holds the instant. */
+  holderAt(address: AddressKey, instant: Instant): History | undefined {
     const history = this.addresses.get(address);
     if (history === undefined) return undefined;
-    if (history.latestStart <= time) return time < history.latestTo ? history.latestHolder : undefined;
+    if (atOrBefore(history.latestStart, history.latestStartSeconds, instant.ns, instant.seconds)) {
+      return instant.within(history.latestStart, history.latestStartSeconds, history.latestTo, history.latestToSeconds) ? history.latestHolder : undefined;
+    }
+    const time = instant.ns;
     const claims = history.claims;
     for (let i = claims.length - 1; i >= 0; i--) {
       const claim = claims[i]!;
@@ -143,16 +158,12 @@ function compareClaims(a: Claim, b: Claim): number {
 /** Each claim's interval starts where the previous holder's ended, backfilled no further than its floor. */
 function resolve(history: AddressHistory): void {
   let cursor = history.releasedUntil;
-  history.latestHolder = undefined;
-  history.latestStart = FOREVER;
-  history.latestTo = FOREVER;
+  let latest: Claim | undefined;
   for (const claim of history.claims) {
     claim.start = claim.floor > cursor ? claim.floor : cursor;
     if (claim.to > cursor) cursor = claim.to;
-    if (claim.start < claim.to) {
-      history.latestHolder = claim.holder;
-      history.latestStart = claim.start;
-      history.latestTo = claim.to;
-    }
+    if (claim.start < claim.to) latest = claim;
   }
+  if (latest === undefined) history.latest(undefined, FOREVER, FOREVER);
+  else history.latest(latest.holder, latest.start, latest.to);
 }

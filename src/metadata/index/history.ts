@@ -12,9 +12,11 @@
 import type { MetadataEvent, MetadataKind, OwnerReference } from '../../events/metadata.js';
 import type { AddressKey } from './address-key.js';
 import type { EndpointIdentity } from './identity.js';
+import { atOrBefore, secondsOf, type Instant } from './instant.js';
 
 /** The end of an open interval: later than every nanosecond timestamp a long holds. */
 export const FOREVER = (1n << 63n) - 1n;
+export const FOREVER_SECONDS = secondsOf(FOREVER);
 
 /**
  * One state of an object over [from, to). Besides the event, states hold what joins derived from them, so that
@@ -22,14 +24,38 @@ export const FOREVER = (1n << 63n) - 1n;
  * constructor: V8 then keeps them inside the object, where a field added later would cost a join a second read.
  */
 export class State {
-  to: bigint = FOREVER;
+  /** The bounds' seconds (instant.ts): what joins compare first. */
+  readonly fromSeconds: number;
+  private end = FOREVER;
+  private endSeconds = FOREVER_SECONDS;
   /** The identity this state gives an end: a Service's or a Node's; a pod's as a client. */
   identity: EndpointIdentity | undefined = undefined;
 
   constructor(
     readonly from: bigint,
     readonly event: MetadataEvent,
-  ) {}
+  ) {
+    this.fromSeconds = secondsOf(from);
+  }
+
+  get to(): bigint {
+    return this.end;
+  }
+
+  set to(time: bigint) {
+    this.end = time;
+    this.endSeconds = secondsOf(time);
+  }
+
+  /** Whether the state began at or before the instant. */
+  begunBy(at: Instant): boolean {
+    return atOrBefore(this.from, this.fromSeconds, at.ns, at.seconds);
+  }
+
+  /** Whether the state holds at the instant. */
+  holds(at: Instant): boolean {
+    return at.within(this.from, this.fromSeconds, this.end, this.endSeconds);
+  }
 }
 
 /** A pod's state, with what joins derived from it. */
@@ -48,7 +74,9 @@ export class PodState extends State {
   servicePort = -1;
   service = '';
   serviceFrom = 0n;
+  serviceFromSeconds = 0;
   serviceTo = 0n;
+  serviceToSeconds = 0;
   serviceVersion = -1;
   serviceAddress: AddressKey | undefined = undefined;
 }
@@ -70,12 +98,13 @@ export class History {
     readonly kind: MetadataKind,
   ) {}
 
-  /** The state valid at `time`, if any. Joins mostly ask about recent times, so the search starts at the end. */
-  at(time: bigint): State | undefined {
+  /** The state valid at the instant, if any. Joins mostly ask about recent times, so the search starts at the end. */
+  at(instant: Instant): State | undefined {
     const last = this.last;
-    if (last !== undefined && last.from <= time) return time < last.to ? last : undefined;
+    if (last !== undefined && last.begunBy(instant)) return last.holds(instant) ? last : undefined;
+    const time = instant.ns;
     const states = this.states;
-    for (let i = states.length - 1; i >= 0; i--) {
+    for (let i = states.length - 2; i >= 0; i--) {
       const state = states[i]!;
       if (state.from <= time) return time < state.to ? state : undefined;
     }

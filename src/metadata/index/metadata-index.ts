@@ -27,9 +27,14 @@
  * loopback), `external` otherwise. Statuses are `hit` or `miss`: whether the metadata was complete through the
  * event's time (else `late`) is the caller's to know.
  *
- * Cost: a join is a few Map lookups and short scans from the latest interval back; the identities it returns are
- * shared frozen objects built once per state (identities.ts). Text of an address not in canonical form costs a
- * second lookup and a normalisation (the collector and Kubernetes both write canonical text).
+ * Cost (bench/enrich-join): a join is a few Map lookups and the check of the latest interval (earlier ones are
+ * scanned back from it). What it is bound by is memory latency, so each step reads as few objects as it can: what a
+ * join derives from a state is kept in that state (the workload with the owner state it came from, the Service with
+ * the interval it holds over, the identities, a cgroup's pod history), IPv4 keys are integers (address-key.ts), the
+ * latest interval of an address sits in its history object, and bounds are compared by their seconds first
+ * (instant.ts). The identities it returns are shared frozen objects, built once per state, workload and Service
+ * (identities.ts). Address text not in canonical form costs a second lookup and a normalisation (the collector and
+ * Kubernetes both write canonical text).
  *
  * Memory: expire(now) drops every interval that ended before now - historyNs, and the histories of objects that
  * were deleted before then. Joins of times before that horizon may miss.
@@ -42,6 +47,7 @@ import { AddressBook } from './address-book.js';
 import { addressKey, type AddressKey } from './address-key.js';
 import { History, type CgroupState, type PodState, type State } from './history.js';
 import { Identities, MISS_EXTERNAL, MISS_UNKNOWN } from './identities.js';
+import { Instant } from './instant.js';
 import type { EndpointIdentity, FlowIdentities } from './identity.js';
 import { ServiceEndpoints } from './service-endpoints.js';
 import { workloadAt } from './workload.js';
@@ -78,6 +84,8 @@ export class MetadataIndex {
   private readonly serviceEndpoints = new ServiceEndpoints();
   private readonly identities: Identities;
   private readonly historyNs: bigint;
+  /** The time of the flow being joined (one object, set per join: joins allocate no time). */
+  private readonly instant = new Instant();
 
   constructor(options: MetadataIndexOptions) {
     this.identities = new Identities([...options.labels]);
@@ -104,11 +112,11 @@ export class MetadataIndex {
 
   /** Both ends of a flow event, as they were at event.start_time_ns. Statuses are only 'hit' or 'miss' ('late' is the caller's). */
   joinFlow(event: FlowEvent): FlowIdentities {
-    const time = event.start_time_ns;
+    const at = this.instant.set(event.start_time_ns);
     if (event.observer_side === 'client') {
-      return { client: this.local(event, event.client_address, NOT_A_SERVER), server: this.remote(event.server_address, event.server_port, time) };
+      return { client: this.local(event, event.client_address, NOT_A_SERVER, at), server: this.remote(event.server_address, event.server_port, at) };
     }
-    return { client: this.remote(event.client_address, NOT_A_SERVER, time), server: this.local(event, event.server_address, event.server_port) };
+    return { client: this.remote(event.client_address, NOT_A_SERVER, at), server: this.local(event, event.server_address, event.server_port, at) };
   }
 
   /** Drops history intervals that ended before nowNs - historyNs; returns how many were dropped (the caller counts them). */
@@ -194,15 +202,14 @@ export class MetadataIndex {
   }
 
   /** The observing side: its cgroup's pod, else its address. */
-  private local(event: FlowEvent, address: string, serverPort: number): EndpointIdentity {
-    const time = event.start_time_ns;
-    const pod = this.podOfCgroup(event.k8s_node_name, event.cgroup_id, time);
-    return pod === undefined ? this.remote(address, serverPort, time) : this.pod(pod, addressKey(address), serverPort, time);
+  private local(event: FlowEvent, address: string, serverPort: number, at: Instant): EndpointIdentity {
+    const pod = this.podOfCgroup(event.k8s_node_name, event.cgroup_id, at);
+    return pod === undefined ? this.remote(address, serverPort, at) : this.pod(pod, addressKey(address), serverPort, at);
   }
 
   /** The pod state a cgroup names at a time. Its pod's history is looked up once per cgroup state that finds it. */
-  private podOfCgroup(node: string, cgroupId: bigint, time: bigint): PodState | undefined {
-    const cgroup = this.cgroups.get(node)?.get(cgroupId)?.at(time) as CgroupState | undefined;
+  private podOfCgroup(node: string, cgroupId: bigint, at: Instant): PodState | undefined {
+    const cgroup = this.cgroups.get(node)?.get(cgroupId)?.at(at) as CgroupState | undefined;
     if (cgroup === undefined) return undefined;
     let pod = cgroup.pod;
     if (pod === undefined) {
@@ -211,32 +218,32 @@ export class MetadataIndex {
       if (found?.kind !== 'Pod') return undefined;
       cgroup.pod = pod = found;
     }
-    return pod.at(time) as PodState | undefined;
+    return pod.at(at) as PodState | undefined;
   }
 
   /** An end named by its address alone. */
-  private remote(address: string, serverPort: number, time: bigint): EndpointIdentity {
+  private remote(address: string, serverPort: number, at: Instant): EndpointIdentity {
     const key = addressKey(address);
-    const found = this.byAddress(key, serverPort, time);
+    const found = this.byAddress(key, serverPort, at);
     if (found !== undefined) return found;
     // Text in another form than the canonical one (IPv4-mapped, uppercase, uncompressed IPv6): once more, canonical.
     const canonical = typeof key === 'string' ? normalizeAddress(address) : address;
-    const again = canonical === address ? undefined : this.byAddress(addressKey(canonical), serverPort, time);
+    const again = canonical === address ? undefined : this.byAddress(addressKey(canonical), serverPort, at);
     return again ?? (isPrivateAddress(canonical) ? MISS_UNKNOWN : MISS_EXTERNAL);
   }
 
-  private byAddress(key: AddressKey, serverPort: number, time: bigint): EndpointIdentity | undefined {
-    const service = this.serviceAddresses.holderAt(key, time)?.at(time);
+  private byAddress(key: AddressKey, serverPort: number, at: Instant): EndpointIdentity | undefined {
+    const service = this.serviceAddresses.holderAt(key, at)?.at(at);
     if (service !== undefined) return this.identities.service(service);
-    const pod = this.podAddresses.holderAt(key, time)?.at(time);
-    if (pod !== undefined) return this.pod(pod as PodState, key, serverPort, time);
-    const node = this.nodeAddresses.holderAt(key, time)?.at(time);
+    const pod = this.podAddresses.holderAt(key, at)?.at(at);
+    if (pod !== undefined) return this.pod(pod as PodState, key, serverPort, at);
+    const node = this.nodeAddresses.holderAt(key, at)?.at(at);
     return node === undefined ? undefined : this.identities.node(node);
   }
 
-  private pod(state: PodState, address: AddressKey, serverPort: number, time: bigint): EndpointIdentity {
-    const workload = workloadAt(state, time, this.objects);
-    const service = serverPort === NOT_A_SERVER ? '' : this.serviceEndpoints.serviceAt(state.event.object_key, address, serverPort, time, state);
+  private pod(state: PodState, address: AddressKey, serverPort: number, at: Instant): EndpointIdentity {
+    const workload = workloadAt(state, at, this.objects);
+    const service = serverPort === NOT_A_SERVER ? '' : this.serviceEndpoints.serviceAt(state.event.object_key, address, serverPort, at, state);
     return this.identities.pod(state, workload, service);
   }
 }

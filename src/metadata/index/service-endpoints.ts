@@ -13,6 +13,7 @@ import type { EndpointSliceState } from '../../events/metadata.js';
 import { normalizeAddress } from '../../common/address.js';
 import { addressKey, type AddressKey } from './address-key.js';
 import { FOREVER } from './history.js';
+import { secondsOf, type Instant } from './instant.js';
 
 interface Membership {
   readonly service: string;
@@ -38,7 +39,9 @@ export interface ServiceMemo {
   servicePort: number;
   service: string;
   serviceFrom: bigint;
+  serviceFromSeconds: number;
   serviceTo: bigint;
+  serviceToSeconds: number;
   serviceVersion: number;
   serviceAddress: AddressKey | undefined;
 }
@@ -92,22 +95,24 @@ export class ServiceEndpoints {
    * alphabetically first when several did; '' when none. The answer is kept in `memo` with the interval around
    * `time` over which the memberships do not change, and reused while the time falls in it.
    */
-  serviceAt(podUid: string, address: AddressKey, port: number, time: bigint, memo: ServiceMemo): string {
+  serviceAt(podUid: string, address: AddressKey, port: number, instant: Instant, memo: ServiceMemo): string {
     if (
       memo.serviceVersion === this.version &&
       memo.servicePort === port &&
-      memo.serviceFrom <= time &&
-      time < memo.serviceTo &&
-      (memo.serviceAddress === undefined || memo.serviceAddress === address)
+      (memo.serviceAddress === undefined || memo.serviceAddress === address) &&
+      instant.within(memo.serviceFrom, memo.serviceFromSeconds, memo.serviceTo, memo.serviceToSeconds)
     ) {
       return memo.service;
     }
+    const time = instant.ns;
     const around = { from: 0n, to: FOREVER };
     const byPod = firstService(this.byPod.get(podUid) ?? NONE, port, time, '', around);
     memo.service = firstService(this.byAddress.get(address) ?? NONE, port, time, byPod, around);
     memo.servicePort = port;
     memo.serviceFrom = around.from;
+    memo.serviceFromSeconds = secondsOf(around.from);
     memo.serviceTo = around.to;
+    memo.serviceToSeconds = secondsOf(around.to);
     memo.serviceVersion = this.version;
     memo.serviceAddress = this.byAddress.size === 0 ? undefined : address;
     return memo.service;

@@ -10,6 +10,7 @@
  */
 import type { OwnerReference } from '../../events/metadata.js';
 import type { History, PodState } from './history.js';
+import type { Instant } from './instant.js';
 
 export type WorkloadName = Pick<OwnerReference, 'kind' | 'name'>;
 
@@ -21,13 +22,13 @@ const INTERMEDIATE = new Set(['ReplicaSet', 'Job']);
  * answer is kept in the pod's state, with the owner's state it was read from, and reused while the time falls in
  * that state's interval (a new owner state ends it; an owner not known yet is looked up again on the next join).
  */
-export function workloadAt(pod: PodState, time: bigint, objects: ReadonlyMap<string, History>): WorkloadName {
+export function workloadAt(pod: PodState, at: Instant, objects: ReadonlyMap<string, History>): WorkloadName {
   const known = pod.workload;
   const source = pod.workloadSource;
-  if (known !== undefined && (source === null || (source.from <= time && time < source.to))) return known;
+  if (known !== undefined && (source === null || source.holds(at))) return known;
   const owner = pod.event.owner;
   if (owner === null || !INTERMEDIATE.has(owner.kind)) return remember(pod, owner ?? pod.event, null);
-  const ownerState = objects.get(owner.uid)?.at(time);
+  const ownerState = objects.get(owner.uid)?.at(at);
   return ownerState === undefined ? owner : remember(pod, ownerState.event.owner ?? owner, ownerState);
 }
 

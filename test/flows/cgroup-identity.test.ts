@@ -1,0 +1,286 @@
+/**
+ * Node-local identity end to end on the real kernel and broker: cgroups named as the kubelet and containerd name
+ * them (below a test directory of their own, removed after), a process in one making a TCP connection, and the
+ * collector (its own process) tracing the test directory. The metadata topic holds each cgroup's identity exactly
+ * once, acknowledged before any flow that carries its id; a removed cgroup gets a tombstone; a restart publishes
+ * only what changed while no collector ran.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { Admin } from 'kafkajs';
+import { loadRegistry } from '../../src/common/avro.js';
+import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
+import { readToEnd, type ReadMessage } from '../../src/common/kafka/read-to-end.js';
+import { ensureTopics } from '../../src/common/kafka/topics.js';
+import { createLogger } from '../../src/common/logger.js';
+import type { CgroupIdentityStats } from '../../src/collector/identity/cgroup-identities.js';
+import { Cgroup } from '../../src/ebpf/cgroup.js';
+import { bindCodec } from '../../src/events/contract.js';
+import { FLOWS } from '../../src/events/flows.js';
+import { bindMetadataCodec, cgroupKey, type CgroupState, type MetadataEvent } from '../../src/events/metadata.js';
+import { topicSpecs } from '../../src/events/topics.js';
+import { spawnInCgroup } from '../../src/lab/cgroup-spawn.js';
+import { containerScope, newContainerId, newPodUid, podSlice } from '../../src/lab/kubelet-cgroup.js';
+import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
+import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
+import { dropTestData, testConfig } from '../helpers/flows.js';
+import { requireStackService } from '../helpers/stack.js';
+
+const registry = loadRegistry();
+const metadataCodec = bindMetadataCodec(registry);
+const flowsCodec = bindCodec(registry, FLOWS);
+/** Ordering: only a flow's own rescan may publish its new cgroup (no periodic scan in the test's time). */
+const ordering = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50', SIDECARLESS_COLLECTOR_CGROUP_SCAN_MS: '600000' });
+/** Lifecycle: removals are seen within a fifth of a second. */
+const lifecycle = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50', SIDECARLESS_COLLECTOR_CGROUP_SCAN_MS: '200' });
+const NODE = lifecycle.config.node.name;
+const logger = createLogger({ level: 'warn' });
+const kafka = createKafka(kafkaOptionsFromConfig(lifecycle.config.kafka, 'test'), logger);
+const admin = kafka.admin();
+const TEST_ROOT = `sidecarless-test-identity-${randomBytes(4).toString('hex')}`;
+
+/** A cgroup the test made, with what the collector publishes of it (known after it is removed too). */
+interface Made {
+  cgroup: Cgroup;
+  id: bigint;
+  /** Below the cgroup v2 mount. */
+  path: string;
+}
+
+/** Every cgroup the test made, removed deepest first in after(). */
+const created: Made[] = [];
+let collector: CollectorProcess | undefined;
+
+function cgroup(path: string): Made {
+  const made = Cgroup.create(`${TEST_ROOT}/${path}`);
+  created.push({ cgroup: made, id: made.id, path: `/${TEST_ROOT}/${path}` });
+  return created.at(-1)!;
+}
+
+
+/** A TCP connection over loopback whose both ends are sockets of a process in `where`. */
+async function connectFrom({ cgroup: where }: Made): Promise<void> {
+  const script = `const net = require('net');
+const server = net.createServer((s) => s.on('data', (d) => s.end(d)));
+server.listen(0, '127.0.0.1', () => {
+  const c = net.connect(server.address().port, '127.0.0.1', () => c.write('ping'));
+  c.on('data', () => c.end());
+  c.on('close', () => server.close(() => console.log('done')));
+});`;
+  const child = spawnInCgroup(where, process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(`${code} ${out.trim()}`, '0 done');
+}
+
+async function messages(topic: string): Promise<ReadMessage[]> {
+  const all: ReadMessage[] = [];
+  await readToEnd(kafka, topic, (message) => all.push(message), { groupPrefix: 'sidecarless-test-identity', logger, timeoutMs: 30_000 });
+  return all;
+}
+
+interface Published {
+  key: string;
+  /** null: a tombstone. */
+  event: MetadataEvent | null;
+  timestampMs: number;
+}
+
+/** The metadata topic's messages, decoded, ordered by timestamp then key (partitions interleave). */
+async function metadata(prefix: string): Promise<Published[]> {
+  const decoded = (await messages(`${prefix}metadata.v1`)).map((message) => {
+    const change = metadataCodec.decode(message.key, message.value, message.timestamp);
+    return { key: change.key, event: 'event' in change ? structuredClone(change.event) : null, timestampMs: Number(message.timestamp) };
+  });
+  return decoded.sort((a, b) => a.timestampMs - b.timestampMs || a.key.localeCompare(b.key));
+}
+
+async function waitForMetadata(prefix: string, count: number): Promise<Published[]> {
+  let found: Published[] = [];
+  await waitFor(async () => (found = await metadata(prefix)).length >= count, { timeoutMs: 30_000, what: `${count} messages on ${prefix}metadata.v1` });
+  assert.equal(found.length, count, JSON.stringify(found.map((p) => p.key)));
+  return found;
+}
+
+const state = (made: Made, podUid: string | null = null, container: string | null = null): CgroupState => ({
+  k8s_node_name: NODE,
+  cgroup_id: made.id,
+  cgroup_path: made.path,
+  k8s_pod_uid: podUid,
+  container_id: container,
+});
+
+/** The message the collector publishes for a cgroup's identity, observed at `atMs`. */
+function identity(cgroupState: CgroupState, atMs: number): Published {
+  const key = cgroupKey(NODE, cgroupState.cgroup_id);
+  return {
+    key,
+    timestampMs: atMs,
+    event: {
+      object_key: key,
+      kind: 'Cgroup',
+      source: `collector/${NODE}`,
+      change_time_ns: BigInt(atMs) * 1_000_000n,
+      created_time_ns: null,
+      resource_version: '',
+      k8s_namespace_name: '',
+      name: '',
+      labels: {},
+      owner: null,
+      pod: null,
+      service: null,
+      endpoint_slice: null,
+      node: null,
+      cgroup: cgroupState,
+    },
+  };
+}
+
+function identityStats(process: CollectorProcess): CgroupIdentityStats {
+  const final = process.logs.find((entry) => entry.msg === 'collector final counts') as { cgroupIdentities: CgroupIdentityStats } | undefined;
+  assert.ok(final, 'the collector logged its final counts');
+  return final.cgroupIdentities;
+}
+
+/**
+ * The ordering test's metadata topic: compacted like the catalog's, but stamped by the broker as it appends each
+ * message (so are its flows), which orders identities and flows across the two topics.
+ */
+async function createOrderingTopics(admin: Admin, which: ReadonlyArray<'metadata' | 'flows'>): Promise<void> {
+  const specs = topicSpecs(ordering.config.kafka.topicPrefix, { partitions: 2 });
+  const appendTime = which.map((role) => ({ ...specs[role], configs: { ...specs[role].configs, 'message.timestamp.type': 'LogAppendTime' } }));
+  // A topic just deleted may still be on its way out: created again once the broker lets it.
+  await waitFor(async () => (await ensureTopics(admin, appendTime).then(() => true, () => false)), { timeoutMs: 30_000, what: `${which.join(', ')} created` });
+}
+
+before(async () => {
+  await requireStackService('Kafka', localHost, kafkaPort);
+  await admin.connect();
+  await createOrderingTopics(admin, ['metadata', 'flows']);
+});
+
+after(async () => {
+  await collector?.kill();
+  await admin.disconnect();
+  for (const { env } of [ordering, lifecycle]) uninstallCollectorPins(env);
+  for (const made of created.sort((a, b) => b.path.length - a.path.length)) made.cgroup.remove();
+  if (created.length > 0) Cgroup.at(TEST_ROOT).remove();
+  for (const { config } of [ordering, lifecycle]) await dropTestData(config, undefined);
+});
+
+describe('cgroup identities on the metadata topic', () => {
+  it("a new container's identity, with its pod uid and container id, is acknowledged before the flows that carry its cgroup id, also when Kafka refuses identities for a while", async () => {
+    const prefix = ordering.config.kafka.topicPrefix;
+    const uid = newPodUid();
+    const root = cgroup('ordering');
+    const kubepods = cgroup('ordering/kubepods.slice');
+    const pod = cgroup(`ordering/${podSlice({ qos: 'guaranteed', podUid: uid })}`);
+    collector = await startCollectorProcess(ordering.env, (agent) => [root.cgroup.path, agent.path]);
+    const started = await waitForMetadata(prefix, 3);
+    assert.deepEqual(
+      started.map((published) => published.event?.cgroup),
+      [state(kubepods), state(pod, uid), state(root)].sort((a, b) => cgroupKey(NODE, a.cgroup_id).localeCompare(cgroupKey(NODE, b.cgroup_id))),
+    );
+
+    // Kafka stops taking identities (their topic is gone) and goes on taking flows.
+    await admin.deleteTopics({ topics: [`${prefix}metadata.v1`] });
+    await waitFor(async () => !(await admin.listTopics()).includes(`${prefix}metadata.v1`), { timeoutMs: 30_000, what: 'the metadata topic gone' });
+    const id = newContainerId();
+    const container = cgroup(`ordering/${containerScope({ qos: 'guaranteed', podUid: uid, containerId: id })}`);
+    await connectFrom(container);
+    await waitFor(async () => collector!.logs.some((entry) => entry.msg === 'Kafka unavailable; cgroup identities, and the flows that need them, wait'), {
+      timeoutMs: 30_000,
+      what: 'the collector failing to publish the identity',
+    });
+    const takenAgainAt = Date.now();
+    await createOrderingTopics(admin, ['metadata']);
+
+    let carrying: Array<{ timestampMs: number; sides: string[] }> = [];
+    await waitFor(
+      async () => {
+        carrying = (await messages(`${prefix}flows.v1`)).flatMap((message) => {
+          const events = flowsCodec.decode(message.value!).filter((event) => event.cgroup_id === container.id);
+          return events.length === 0 ? [] : [{ timestampMs: Number(message.timestamp), sides: events.map((event) => event.observer_side) }];
+        });
+        return carrying.flatMap((message) => message.sides).length >= 2;
+      },
+      { timeoutMs: 30_000, what: "both ends' flows from the container's cgroup" },
+    );
+    assert.deepEqual(carrying.flatMap((message) => message.sides).sort(), ['client', 'server']);
+    // Read to the end now that the flows are there, as the enricher does: the identity is in it, and was appended
+    // before any of them (none was appended while the identity could not be).
+    const [published, ...more] = await metadata(prefix);
+    assert.deepEqual(more, []);
+    assert.deepEqual(published!.event?.cgroup, state(container, uid, id));
+    const firstFlow = Math.min(...carrying.map((message) => message.timestampMs));
+    assert.ok(takenAgainAt <= published!.timestampMs && published!.timestampMs <= firstFlow, `identity appended at ${published!.timestampMs}, topic back at ${takenAgainAt}, first flow at ${firstFlow}`);
+    assert.ok(!started.some((message) => message.key === cgroupKey(NODE, collector!.cgroup.id)), "the collector's own cgroup is not published");
+
+    const stats = await collector.stop();
+    assert.deepEqual(stats.drops, {});
+    assert.deepEqual(identityStats(collector), { states: 4, tombstones: 0, drops: {} });
+    collector = undefined;
+  });
+
+  describe('the lifecycle of cgroups', () => {
+    const prefix = lifecycle.config.kafka.topicPrefix;
+    const uid = newPodUid();
+    const ids = [newContainerId(), newContainerId(), newContainerId()];
+    const scope = (containerId: string) => cgroup(`lifecycle/${containerScope({ qos: 'burstable', podUid: uid, containerId })}`);
+    let tree: Made[];
+    let containers: Made[];
+    let firstRun: Published[];
+
+    it('each traced cgroup once, at the time of the scan, with the pod and container its name gives', async () => {
+      tree = [
+        cgroup('lifecycle'),
+        cgroup('lifecycle/kubepods.slice'),
+        cgroup('lifecycle/kubepods.slice/kubepods-burstable.slice'),
+        cgroup(`lifecycle/${podSlice({ qos: 'burstable', podUid: uid })}`),
+      ];
+      containers = [scope(ids[0]!), scope(ids[1]!)];
+      collector = await startCollectorProcess(lifecycle.env, (agent) => [tree[0]!.cgroup.path, agent.path]);
+      firstRun = await waitForMetadata(prefix, 6);
+      const at = firstRun[0]!.timestampMs;
+      const expected = [
+        ...tree.slice(0, 3).map((made) => state(made)),
+        state(tree[3]!, uid),
+        state(containers[0]!, uid, ids[0]),
+        state(containers[1]!, uid, ids[1]),
+      ].map((cgroupState) => identity(cgroupState, at));
+      assert.deepEqual(firstRun, expected.sort((a, b) => a.key.localeCompare(b.key)));
+    });
+
+    it('a removed cgroup is tombstoned, stamped with the scan that found it gone', async () => {
+      const removedAt = Date.now();
+      containers[1]!.cgroup.remove();
+      const all = await waitForMetadata(prefix, 7);
+      const seenAt = Date.now();
+      const tombstone = all.at(-1)!;
+      assert.deepEqual({ ...tombstone, timestampMs: 0 }, { key: cgroupKey(NODE, containers[1]!.id), event: null, timestampMs: 0 });
+      assert.ok(tombstone.timestampMs >= removedAt && tombstone.timestampMs <= seenAt, `${tombstone.timestampMs} in ${removedAt}..${seenAt}`);
+    });
+
+    it('a restart publishes only what changed while no collector ran, and nothing twice', async () => {
+      await collector!.stop();
+      assert.deepEqual(identityStats(collector!), { states: 6, tombstones: 1, drops: {} });
+      const before = await metadata(prefix);
+      const added = scope(ids[2]!);
+      containers[0]!.cgroup.remove();
+      collector = await startCollectorProcess(lifecycle.env, (agent) => [tree[0]!.cgroup.path, agent.path]);
+      const all = await waitForMetadata(prefix, 9);
+      assert.deepEqual(all.slice(0, 7), before);
+      const at = all[7]!.timestampMs;
+      assert.deepEqual(all.slice(7), [identity(state(added, uid, ids[2]), at), { key: cgroupKey(NODE, containers[0]!.id), event: null, timestampMs: at }].sort((a, b) => a.key.localeCompare(b.key)));
+      // Scans go on every 200 ms: none of them may publish anything again.
+      await connectFrom(added);
+      await collector.stop();
+      assert.deepEqual(identityStats(collector), { states: 1, tombstones: 1, drops: {} });
+      collector = undefined;
+      assert.equal((await metadata(prefix)).length, 9);
+    });
+  });
+});

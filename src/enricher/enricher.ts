@@ -294,7 +294,7 @@ export class Enricher {
     while (joined === undefined) {
       const join = await this.deps.gate.open(arrivedAtMs, boundNs, keepAlive);
       if (join === undefined) return 'stopped';
-      const pass = this.join(batch, messages, join);
+      const pass = this.joinRows(batch, messages, join);
       if ('beyondNs' in pass) boundNs = pass.beyondNs;
       else joined = pass;
     }
@@ -312,7 +312,7 @@ export class Enricher {
    * Decodes and joins the messages into rows (as they come: each message's events can go at once), or says how
    * far the batch's events reach beyond what the join may name yet.
    */
-  private join(batch: KafkaBatch, messages: readonly KafkaMessage[], join: FlowJoin): JoinedRows | { beyondNs: bigint } {
+  private joinRows(batch: KafkaBatch, messages: readonly KafkaMessage[], join: FlowJoin): JoinedRows | { beyondNs: bigint } {
     const rows = new FlowRows(rowBytesEstimate(messages));
     const letters: DeadLetter[] = [];
     const decoded: KafkaMessage[] = [];

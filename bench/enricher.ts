@@ -58,6 +58,9 @@ import { ClickHouseSink } from '../src/enricher/clickhouse-sink.js';
 import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../src/enricher/enricher.js';
 import { FLOW_COLUMNS, nanosToDateTime64, toFlowRow, type FlowRow, type FlowRows } from '../src/enricher/flow-row.js';
 import { startEnricher } from '../src/enricher/index.js';
+import { COMPLETE_METADATA, MetadataGate } from '../src/enricher/metadata-gate.js';
+import type { EndpointIdentity } from '../src/metadata/index/identity.js';
+import { MetadataIndex } from '../src/metadata/index/metadata-index.js';
 import { localClickHouseUrl, localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 import { stackDir } from '../src/lab/stack/processes.js';
 import { buildRecords, POOL } from './collector.js';
@@ -203,19 +206,28 @@ function eventCount(frame: Buffer): number {
   return value / 2; // positive counts only: (n << 1)
 }
 
+/**
+ * The index every path joins with: empty, as the role's is without a metadata source (and the end-to-end role runs
+ * without one), so every end is a miss named by its address alone and every table holds the same rows.
+ */
+const noMetadata = new MetadataIndex({ labels: [], historyNs: 1n });
+
 function enricherDeps(sink: EnricherDeps['sink'], ledger: Ledger, telemetry: Telemetry, name: string): EnricherDeps {
   const registry = loadRegistry();
+  const meter = telemetry.meter(`bench.enricher.${name}`);
+  const logger = createLogger({ level: 'warn', destination: 2 });
   return {
     decode: (value) => registry.resolve<FlowBatch>(FLOWS.subject, value).value.events,
     sink,
     ledger,
+    gate: new MetadataGate({ progress: COMPLETE_METADATA, index: noMetadata, holdMs: 0, logger, meter }),
     deadLetters: {
       send: async (letters) => {
         throw new Error(`bench: unexpected dead letters (${letters[0]?.reason})`);
       },
     },
-    logger: createLogger({ level: 'warn', destination: 2 }),
-    meter: telemetry.meter(`bench.enricher.${name}`),
+    logger,
+    meter,
     isRunning: () => true,
   };
 }
@@ -236,7 +248,7 @@ async function handleAllHeld(registry: ReturnType<typeof loadRegistry>, batches:
     const rows: FlowRow[] = [];
     for (const message of batch.messages) {
       const position = { topic: batch.topic, partition: batch.partition, offset: message.offset };
-      for (const event of registry.resolve<FlowBatch>(FLOWS.subject, message.value!).value.events) rows.push(toFlowRow(event, position));
+      for (const event of registry.resolve<FlowBatch>(FLOWS.subject, message.value!).value.events) rows.push(toFlowRow(event, noMetadata.joinFlow(event), position));
     }
     await insert(rows, `${batch.topic}/${batch.partition}/${batch.messages[0]!.offset}-${batch.messages.at(-1)!.offset}`);
   }
@@ -254,7 +266,23 @@ function jsonEachRowInsert(client: ClickHouseClient, table: string) {
   };
 }
 
-function jsonRow({ event, position }: FlowRow): Record<string, unknown> {
+/** One end's identity columns, as JSONEachRow takes them. */
+function identityJson(end: 'client' | 'server', identity: EndpointIdentity): Record<string, unknown> {
+  return {
+    [`${end}_k8s_namespace_name`]: identity.k8s_namespace_name,
+    [`${end}_k8s_pod_name`]: identity.k8s_pod_name,
+    [`${end}_k8s_pod_uid`]: identity.k8s_pod_uid,
+    [`${end}_k8s_workload_kind`]: identity.k8s_workload_kind,
+    [`${end}_k8s_workload_name`]: identity.k8s_workload_name,
+    [`${end}_k8s_service_name`]: identity.k8s_service_name,
+    [`${end}_k8s_node_name`]: identity.k8s_node_name,
+    [`${end}_endpoint_kind`]: identity.kind,
+    [`${end}_labels`]: identity.labels,
+    [`${end}_enrichment`]: identity.status,
+  };
+}
+
+function jsonRow({ event, identities, position }: FlowRow): Record<string, unknown> {
   return {
     time: nanosToDateTime64(event.time_ns),
     start_time: nanosToDateTime64(event.start_time_ns),
@@ -286,6 +314,8 @@ function jsonRow({ event, position }: FlowRow): Record<string, unknown> {
     cgroup_id: event.cgroup_id.toString(),
     network_namespace_inode: event.network_namespace_inode.toString(),
     sampling_rate: event.sampling_rate,
+    ...identityJson('client', identities.client),
+    ...identityJson('server', identities.server),
     kafka_topic: position.topic,
     kafka_partition: position.partition,
     kafka_offset: position.offset,
@@ -298,13 +328,14 @@ function tabSeparatedInsert(client: ClickHouseClient, table: string) {
   const chdb = (client as unknown as { connection: { chdb: { rawInsert(p: Record<string, unknown>): Promise<unknown> } } }).connection.chdb;
   return async (rows: FlowRow[], token: string): Promise<void> => {
     let text = '';
-    for (const { event: e, position } of rows) {
+    for (const { event: e, identities, position } of rows) {
       text +=
         `${dateTime64(e.time_ns)}\t${dateTime64(e.start_time_ns)}\t${tsv(e.connection_id)}\t${tsv(e.k8s_node_name)}\t${e.record_kind}\t${e.record_seq}\t` +
         `${e.observer_side}\t${tsv(e.network_transport)}\t${e.network_type}\t${e.client_address}\t${e.client_port}\t${e.server_address}\t${e.server_port}\t` +
         `${e.bytes_client_to_server}\t${e.bytes_server_to_client}\t${e.segments_client_to_server}\t${e.segments_server_to_client}\t${e.rtt_us ?? 0}\t` +
         `${e.rtt_var_us ?? 0}\t${e.retransmits}\t${e.syn_retransmits}\t${e.connect_latency_us ?? 0}\t${e.handshake_completed ? 1 : 0}\t${tsv(e.close_reason)}\t` +
         `${e.process_pid ?? 0}\t${e.thread_id ?? 0}\t${tsv(e.process_executable_name ?? '')}\t${e.cgroup_id}\t${e.network_namespace_inode}\t${e.sampling_rate}\t` +
+        `${identityTsv(identities.client)}\t${identityTsv(identities.server)}\t` +
         `${tsv(position.topic)}\t${position.partition}\t${position.offset}\n`;
     }
     await chdb.rawInsert({
@@ -315,6 +346,26 @@ function tabSeparatedInsert(client: ClickHouseClient, table: string) {
       settings: { insert_deduplication_token: token, insert_deduplicate: 1 },
     });
   };
+}
+
+/** One end's identity columns as TabSeparated fields (the Map as its text form, {'key':'value',...}). */
+function identityTsv(identity: EndpointIdentity): string {
+  const quoted = (text: string) => `'${text.replace(/[\\']/g, (c) => `\\${c}`)}'`;
+  const labels = `{${Object.entries(identity.labels).map(([key, value]) => `${quoted(key)}:${quoted(value)}`).join(',')}}`;
+  return [
+    identity.k8s_namespace_name,
+    identity.k8s_pod_name,
+    identity.k8s_pod_uid,
+    identity.k8s_workload_kind,
+    identity.k8s_workload_name,
+    identity.k8s_service_name,
+    identity.k8s_node_name,
+    identity.kind,
+    labels,
+    identity.status,
+  ]
+    .map(tsv)
+    .join('\t');
 }
 
 /** "<seconds>.<9 digits>" by slicing the decimal digits: no BigInt division. */
@@ -333,6 +384,9 @@ function legacyDdl(table: string): string {
     if (type === 'DateTime64(9)') return 'UInt64';
     if (type === 'IPv6') return 'FixedString(16)';
     if (type === 'Bool') return 'UInt8';
+    // 18.16 has no Map. An empty Map's bytes (a zero count) are an empty Array's, and every bench row's labels are
+    // empty (no metadata); its Array(Tuple(...)) reads other bytes than later versions write.
+    if (type === 'Map(String, String)') return 'Array(String)';
     return type;
   };
   const columns = FLOW_COLUMNS.map(([name, type]) => `${name} ${legacyType(type)}`).join(', ');
@@ -472,7 +526,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
   const prefix = `${name}.`;
   const topic = `${prefix}flows.v1`;
-  const topicsToDelete = [topic, `${prefix}deadletter.v1`];
+  const topicsToDelete = [topic, `${prefix}metadata.v1`, `${prefix}deadletter.v1`];
   const groupId = `${name}-enricher`;
   const databases = { warmup: `${name}_warm`, rowbinary: `${name}_rb`, tsv: `${name}_tsv`, json: `${name}_json`, e2e: `${name}_e2e` };
   const legacyDatabase = `${name}_legacy`;

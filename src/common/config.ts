@@ -144,6 +144,17 @@ const httpUrl: Check<string> = (value) => {
   return undefined;
 };
 
+/** A Kubernetes label key: an optional DNS subdomain prefix and '/', then a name of at most 63 characters. */
+const labelKey: Check<string> = (value) => {
+  const slash = value.lastIndexOf('/');
+  const prefix = slash < 0 ? '' : value.slice(0, slash);
+  const labelName = value.slice(slash + 1);
+  const prefixOk = slash < 0 || (prefix.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(prefix));
+  const nameOk = labelName.length <= 63 && /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(labelName);
+  return prefixOk && nameOk ? undefined : 'expected a Kubernetes label key ([prefix/]name, e.g. app.kubernetes.io/name)';
+};
+const DAY_MS = 24 * 60 * 60 * 1000;
+
 const name = text(nonEmpty);
 const secret = text(undefined, true);
 
@@ -229,6 +240,22 @@ const schema = {
     batchBytes: setting(int(1024, 1 << 30), 32 << 20),
     /** A smaller batch is handed over after at most this long. */
     flushMs: setting(int(1, 600_000), 1000),
+    /**
+     * How long a batch of flows may wait for the Kubernetes metadata of its time (src/enricher/metadata-gate.ts),
+     * counted from its arrival: until the enricher has read the metadata topic to its end and every metadata source's
+     * confirmed watermark has passed the batch's events. Then the batch is joined with what is known, and an end
+     * that no metadata names is written as 'late' (counted by reason). Also how long a source may publish no
+     * watermark before it is no longer waited for. At most a minute: a held batch delays the consumer group's
+     * rebalances. 0: never wait (every unnamed end is 'late').
+     */
+    metadataHoldMs: setting(int(0, 60_000), 5000),
+    /** Pod labels copied onto each end of a flow (the rest are not stored): Kubernetes label keys. */
+    labels: setting(list(text(labelKey), 0), ['app', 'app.kubernetes.io/name', 'version']),
+    /**
+     * How far back the enricher keeps the history of which pod held an address or cgroup: as long as flows can be
+     * replayed (the flows topic's retention, 7 days by default). Older history is dropped (counted).
+     */
+    metadataHistoryMs: setting(int(60_000, 3650 * DAY_MS), 7 * DAY_MS),
   },
   metadata: {
     /**

@@ -3,7 +3,9 @@
  *
  * Exactly once, across crashes and replays: every insert carries a deduplication token naming its batch (the
  * batch ledger's batchToken), and a replay repeats the very same insert, so the server ignores what it already holds,
- * part by part. Every row also carries its Kafka topic/partition/offset, for whoever reads the table.
+ * part by part. The materialized views fed by the table (the edge rollup) deduplicate their own parts by that token
+ * too (deduplicate_blocks_in_dependent_materialized_views, set on every insert: older servers default it off).
+ * Every row also carries its Kafka topic/partition/offset, for whoever reads the table.
  *
  * Rows travel as RowBinary (src/enricher/flow-row.ts): over HTTP as the request body; into the embedded engine as
  * a file the INSERT reads with file(), because chdb's client connection turns an insert body into text, which
@@ -74,7 +76,7 @@ export class ClickHouseSink {
       query: `INSERT INTO ${this.table} (${COLUMNS}) FORMAT RowBinary`,
       values: Readable.from([payload], { objectMode: false }),
       // wait_end_of_query: an error while the server writes comes back as an error status, not a 200.
-      clickhouse_settings: { insert_deduplicate: 1, insert_deduplication_token: token, wait_end_of_query: 1 },
+      clickhouse_settings: { insert_deduplicate: 1, insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1, wait_end_of_query: 1 },
     });
     result.stream.resume();
     await new Promise<void>((resolve, reject) => result.stream.once('end', resolve).once('error', reject));
@@ -94,7 +96,8 @@ export class ClickHouseSink {
     try {
       await writeFile(path, payload);
       await engine.queryAsync(
-        `INSERT INTO ${this.table} (${COLUMNS}) SETTINGS insert_deduplicate = 1, insert_deduplication_token = ${quote(token)} ` +
+        `INSERT INTO ${this.table} (${COLUMNS}) SETTINGS insert_deduplicate = 1, insert_deduplication_token = ${quote(token)}, ` +
+          'deduplicate_blocks_in_dependent_materialized_views = 1 ' +
           `SELECT * FROM file(${quote(path)}, 'RowBinary', ${quote(STRUCTURE)})`,
       );
     } finally {

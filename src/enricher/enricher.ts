@@ -11,14 +11,18 @@
  *      skipped, and that batch is replayed whole (held until a refetch delivers all of it, uncommitted meanwhile)
  *      with its own token, so ClickHouse writes exactly the parts it lacks.
  *   3. New messages: their batch is recorded in the ledger before anything else, so a crash at any later point is
- *      replayed exactly. Each message is decoded (Avro FlowBatch, any compatible writer version) into rows
- *      (RowBinary, as they come: flow-row.ts); a message that does not decode, or holds a row the table cannot
- *      take, becomes a dead letter with the reason, and the rest go on.
- *   4. Dead letters are produced first, then the rows are inserted with the batch's token; a retriable failure is
- *      retried with back-off until it succeeds or the consumer stops (then nothing is committed and the batch
- *      comes again).
- *   5. Returns what the consumer may commit: the offset after the batch once it is stored.
- * Node-level for now: Kubernetes metadata joins come with the metadata topic.
+ *      replayed exactly.
+ *   4. The batch waits at the metadata gate (metadata-gate.ts) until the Kubernetes metadata of its time is known,
+ *      or its hold expires; nothing is stored or committed meanwhile, so a crash while it is held replays it (the
+ *      ledger already names it: step 2 takes it again whole, with the same token).
+ *   5. Each message is decoded (Avro FlowBatch, any compatible writer version), each event joined with the
+ *      identities of its two ends at its start time, and written as a row (RowBinary, as they come: flow-row.ts);
+ *      a message that does not decode, or holds a row the table cannot take, becomes a dead letter with the
+ *      reason, and the rest go on.
+ *   6. Dead letters are produced first, then the rows are inserted with the batch's token (the edge rollup's view
+ *      deduplicates by it as well); a retriable failure is retried with back-off until it succeeds or the consumer
+ *      stops (then nothing is committed and the batch comes again).
+ *   7. Returns what the consumer may commit: the offset after the batch once it is stored.
  *
  * What a recreated topic can still hide (without topic ids, see batch-ledger.ts):
  * - a running consumer fetches from its own position, above everything stored; if the new topic has grown past it
@@ -39,6 +43,7 @@ import { createDropCounter, type DropCounter } from '../common/telemetry.js';
 import type { SinkResult } from '../common/pipeline.js';
 import { batchToken, fingerprint, replayable, type Ledger, type RecordedBatch } from './batch-ledger.js';
 import { FlowRows } from './flow-row.js';
+import type { FlowJoin, MetadataGate } from './metadata-gate.js';
 
 export interface KafkaMessage {
   offset: string;
@@ -61,6 +66,8 @@ export interface EnricherDeps {
   decode(value: Buffer): readonly FlowEvent[];
   sink: { insert(rows: FlowRows, token: string): Promise<SinkResult> };
   ledger: Ledger;
+  /** When a batch may be joined with the metadata of its time, and the join. */
+  gate: Pick<MetadataGate, 'open'>;
   deadLetters: { send(letters: readonly DeadLetter[]): Promise<void> };
   logger: Logger;
   meter: Meter;
@@ -137,6 +144,7 @@ export class Enricher {
   async handle(batch: KafkaBatch, session: ConsumerSession = IDLE_SESSION): Promise<Handled | undefined> {
     const last = batch.messages.at(-1);
     if (!last) return undefined;
+    const arrivedAtMs = Date.now();
     const state = await this.partition(batch.topic, batch.partition);
     const first = BigInt(batch.messages[0]!.offset);
     // Fetches go forward; one that starts at or before the previous batch's end is a refetch or an offset reset
@@ -162,7 +170,7 @@ export class Enricher {
       const fromStart = BigInt(held[0]!.offset) === replay.first;
       if (fromStart && BigInt(held.at(-1)!.offset) === replay.last) {
         state.held = [];
-        if ((await this.store(batch, held, replay, session)) === 'stopped') return undefined;
+        if ((await this.store(batch, held, replay, session, arrivedAtMs)) === 'stopped') return undefined;
       } else if (fromStart && fresh.length === 0) {
         // The refetch ended inside the batch: the rest comes with the next fetch, and nothing is committed until then.
         state.handledThrough = BigInt(last.offset);
@@ -193,7 +201,7 @@ export class Enricher {
       if ((await this.withRetry(() => this.deps.ledger.record(record), batchToken(record), session)) !== 'stored') return undefined;
       state.position = record.last;
       state.latest = record;
-      if ((await this.store(batch, fresh, record, session)) === 'stopped') return undefined;
+      if ((await this.store(batch, fresh, record, session, arrivedAtMs)) === 'stopped') return undefined;
     }
     state.handledThrough = BigInt(last.offset);
     return { commit: nextOffset(last.offset) };
@@ -262,25 +270,35 @@ export class Enricher {
     state.latest = undefined;
   }
 
-  /** Dead letters, then the rows of `messages` (the whole recorded batch `record`) under the batch's token. */
-  private async store(batch: KafkaBatch, messages: readonly KafkaMessage[], record: RecordedBatch, session: ConsumerSession): Promise<'stored' | 'stopped'> {
-    // Rows are written as they are decoded (flow-row.ts): each message's events can go at once.
-    const rows = new FlowRows();
-    const letters: DeadLetter[] = [];
-    const decoded: KafkaMessage[] = [];
-    for (const message of messages) {
-      const checkpoint = rows.checkpoint();
-      try {
-        if (message.value === null) throw new SidecarlessError('empty message value (a tombstone on an event topic)');
-        const position = { topic: batch.topic, partition: batch.partition, offset: message.offset };
-        for (const event of this.deps.decode(message.value)) rows.add(event, position);
-        decoded.push(message);
-      } catch (error) {
-        // Undecodable, or a row the table cannot hold (RejectedValueError): the whole message goes to the dead letters.
-        rows.restore(checkpoint);
-        letters.push(this.letter(batch, message, describeError(error)));
-      }
+  /**
+   * Waits at the gate, then dead letters, then the rows of `messages` (the whole recorded batch `record`) under the
+   * batch's token.
+   */
+  private async store(
+    batch: KafkaBatch,
+    messages: readonly KafkaMessage[],
+    record: RecordedBatch,
+    session: ConsumerSession,
+    arrivedAtMs: number,
+  ): Promise<'stored' | 'stopped'> {
+    const keepAlive = async (): Promise<boolean> => {
+      if (!this.deps.isRunning() || session.isStale()) return false;
+      // A failed heartbeat means a rebalance: give the batch up so that the consumer can rejoin at once.
+      return session.heartbeat().then(
+        () => true,
+        () => false,
+      );
+    };
+    let boundNs = timestampBound(messages);
+    let joined: JoinedRows | undefined;
+    while (joined === undefined) {
+      const join = await this.deps.gate.open(arrivedAtMs, boundNs, keepAlive);
+      if (join === undefined) return 'stopped';
+      const pass = this.joinRows(batch, messages, join);
+      if ('beyondNs' in pass) boundNs = pass.beyondNs;
+      else joined = pass;
     }
+    const { rows, letters, decoded } = joined;
     await this.sendDeadLetters(letters);
     if (rows.length === 0) return 'stored';
     const outcome = await this.withRetry(() => this.deps.sink.insert(rows, batchToken(record)), batchToken(record), session);
@@ -288,6 +306,35 @@ export class Enricher {
     if (outcome === 'stored') this.counters.rows.add(rows.length);
     else await this.sendDeadLetters(decoded.map((message) => this.letter(batch, message, `ClickHouse refused the rows: ${outcome.rejected}`)));
     return 'stored';
+  }
+
+  /**
+   * Decodes and joins the messages into rows (as they come: each message's events can go at once), or says how
+   * far the batch's events reach beyond what the join may name yet.
+   */
+  private joinRows(batch: KafkaBatch, messages: readonly KafkaMessage[], join: FlowJoin): JoinedRows | { beyondNs: bigint } {
+    const rows = new FlowRows(rowBytesEstimate(messages));
+    const letters: DeadLetter[] = [];
+    const decoded: KafkaMessage[] = [];
+    let beyondNs: bigint | undefined;
+    for (const message of messages) {
+      const checkpoint = rows.checkpoint();
+      try {
+        if (message.value === null) throw new SidecarlessError('empty message value (a tombstone on an event topic)');
+        const position = { topic: batch.topic, partition: batch.partition, offset: message.offset };
+        for (const event of this.deps.decode(message.value)) {
+          const identities = join.identities(event);
+          if (identities !== undefined) rows.add(event, identities, position);
+          else if (beyondNs === undefined || event.start_time_ns > beyondNs) beyondNs = event.start_time_ns;
+        }
+        decoded.push(message);
+      } catch (error) {
+        // Undecodable, or a row the table cannot hold (RejectedValueError): the whole message goes to the dead letters.
+        rows.restore(checkpoint);
+        letters.push(this.letter(batch, message, describeError(error)));
+      }
+    }
+    return beyondNs === undefined ? { rows, letters, decoded } : { beyondNs };
   }
 
   private letter(batch: KafkaBatch, message: KafkaMessage, reason: string): DeadLetter {
@@ -318,6 +365,38 @@ export class Enricher {
       backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
     }
   }
+}
+
+interface JoinedRows {
+  rows: FlowRows;
+  letters: DeadLetter[];
+  /** The messages whose rows are in `rows`. */
+  decoded: KafkaMessage[];
+}
+
+/**
+ * Room for the rows of the messages, so that their buffer is rarely grown (each growth copies every row so far, and
+ * a 32 MiB batch grew through eight of them): a row takes about 1.5 times its Avro event's bytes (fixed-width
+ * numbers, addresses as 16 bytes), about 3.5 times with the names and labels of both ends (bench/enricher).
+ */
+function rowBytesEstimate(messages: readonly KafkaMessage[]): number {
+  let bytes = 0;
+  for (const message of messages) bytes += message.value?.length ?? 0;
+  return 3 * bytes + 64 * 1024;
+}
+
+/**
+ * No event of the messages is later than this (ns): the newest message timestamp (ms, rounded down by Kafka), to
+ * the end of its millisecond. A producer stamps a message after the events it packs; one that does not is caught
+ * when its events are joined (FlowJoin.identities).
+ */
+function timestampBound(messages: readonly KafkaMessage[]): bigint {
+  let newestMs = 0n;
+  for (const message of messages) {
+    const ms = BigInt(message.timestamp);
+    if (ms > newestMs) newestMs = ms;
+  }
+  return (newestMs + 1n) * 1_000_000n - 1n;
 }
 
 function nextOffset(offset: string): string {

@@ -1,9 +1,11 @@
 /**
  * FlowEvent -> row of the `flows` table (schemas/clickhouse/0001_flows.sql), and rows -> the bytes of one insert.
  *
- * A row is the event plus the Kafka position it came from (kept on the row so a restart can tell what is already
- * stored). Rows are written as RowBinary, column by column in FLOW_COLUMNS order: fixed-width little-endian
- * integers, DateTime64(9) as Int64 nanoseconds, IPv6 as its 16 bytes, strings as a varint length and UTF-8 bytes.
+ * A row is the event, the Kubernetes identity of its two ends (the event-time join, src/metadata/index/) and the
+ * Kafka position it came from (kept on the row so a restart can tell what is already stored). Rows are written as
+ * RowBinary, column by column in FLOW_COLUMNS order: fixed-width little-endian
+ * integers, DateTime64(9) as Int64 nanoseconds, IPv6 as its 16 bytes, strings as a varint length and UTF-8 bytes,
+ * a Map as a varint count and its key/value pairs.
  * No number becomes text and back, which is most of what a text format costs on both sides (bench/enricher).
  * Unknown values become the table's sentinels (0 for RTT, pid, connect latency; '' for names), as documented on
  * its columns. A value the table cannot hold (an address that does not parse, an unknown enum name) throws a
@@ -11,6 +13,7 @@
  */
 import { RejectedValueError } from '../common/errors.js';
 import type { FlowEvent } from '../events/flows.js';
+import type { EndpointIdentity, FlowIdentities } from '../metadata/index/identity.js';
 
 /** Where the event came from, kept on the row so a restart can tell what is already stored. */
 export interface KafkaPosition {
@@ -21,8 +24,23 @@ export interface KafkaPosition {
 
 export interface FlowRow {
   readonly event: FlowEvent;
+  readonly identities: FlowIdentities;
   readonly position: KafkaPosition;
 }
+
+/** The identity columns of one end (migration 4), written for the client end, then the server end. */
+const IDENTITY_COLUMNS: ReadonlyArray<readonly [suffix: string, type: string]> = [
+  ['k8s_namespace_name', 'String'],
+  ['k8s_pod_name', 'String'],
+  ['k8s_pod_uid', 'String'],
+  ['k8s_workload_kind', 'String'],
+  ['k8s_workload_name', 'String'],
+  ['k8s_service_name', 'String'],
+  ['k8s_node_name', 'String'],
+  ['endpoint_kind', "Enum8('unknown' = 0, 'pod' = 1, 'service' = 2, 'node' = 3, 'external' = 4)"],
+  ['labels', 'Map(String, String)'],
+  ['enrichment', "Enum8('hit' = 1, 'miss' = 2, 'late' = 3)"],
+];
 
 /**
  * Columns of one insert, in RowBinary order, with the types their bytes are written as: the table's types, except
@@ -61,13 +79,14 @@ export const FLOW_COLUMNS: ReadonlyArray<readonly [name: string, type: string]> 
   ['cgroup_id', 'UInt64'],
   ['network_namespace_inode', 'UInt64'],
   ['sampling_rate', 'UInt32'],
+  ...(['client', 'server'] as const).flatMap((end) => IDENTITY_COLUMNS.map(([suffix, type]) => [`${end}_${suffix}`, type] as const)),
   ['kafka_topic', 'String'],
   ['kafka_partition', 'UInt32'],
   ['kafka_offset', 'UInt64'],
 ];
 
-export function toFlowRow(event: FlowEvent, position: KafkaPosition): FlowRow {
-  return { event, position };
+export function toFlowRow(event: FlowEvent, identities: FlowIdentities, position: KafkaPosition): FlowRow {
+  return { event, identities, position };
 }
 
 /** DateTime64(9) text: ClickHouse reads "<seconds>.<9 digits>" exactly, with no float rounding. */
@@ -80,13 +99,13 @@ export function nanosToDateTime64(ns: bigint): string {
 
 /** Bytes of a row besides its strings and Kafka position: 2x8 times, 3 enums, 2x16 addresses, 2 ports, 6x8 UInt64s, 9x4 UInt32s, a bool. */
 const FIXED_ROW_BYTES = 16 + 3 + 32 + 4 + 48 + 36 + 1;
-/** Strings per row (the Kafka topic aside), each with a varint length of at most 5 bytes. */
+/** Strings per row (the Kafka topic and labels aside), each with a varint length of at most 5 bytes. */
 const STRINGS_PER_ROW = 5;
 
 /** Writes rows as one RowBinary payload (FLOW_COLUMNS order). Throws RejectedValueError for a value the table cannot hold. */
 export function encodeFlowRows(rows: readonly FlowRow[]): Buffer {
   const batch = new FlowRows(rows.length * 256);
-  for (const { event, position } of rows) batch.add(event, position);
+  for (const { event, identities, position } of rows) batch.add(event, identities, position);
   return batch.bytes();
 }
 
@@ -129,14 +148,16 @@ export class FlowRows {
     this.pos = checkpoint.byteLength;
   }
 
-  add(event: FlowEvent, position: KafkaPosition): void {
+  add(event: FlowEvent, identities: FlowIdentities, position: KafkaPosition): void {
     if (position !== this.lastPosition) this.setPosition(position);
     const nodeName = event.k8s_node_name;
     const comm = event.process_executable_name ?? '';
+    const client = identityBytes(identities.client);
+    const server = identityBytes(identities.server);
     // Upper bound: UTF-8 takes at most 3 bytes per UTF-16 unit.
     const strings =
       event.connection_id.length + nodeName.length + event.network_transport.length + event.close_reason.length + comm.length;
-    this.reserve(FIXED_ROW_BYTES + STRINGS_PER_ROW * 5 + 3 * strings + this.positionBytes.length);
+    this.reserve(FIXED_ROW_BYTES + STRINGS_PER_ROW * 5 + 3 * strings + client.length + server.length + this.positionBytes.length);
     const view = this.view;
     let p = this.pos;
     view.setBigInt64(p, event.time_ns, true);
@@ -169,11 +190,10 @@ export class FlowRows {
     view.setBigUint64(p, event.cgroup_id, true);
     view.setBigUint64(p + 8, event.network_namespace_inode, true);
     view.setUint32(p + 16, event.sampling_rate, true);
-    p += 20;
-    const tail = this.positionBytes;
-    for (let i = 0; i < tail.length; i++) this.buf[p + i] = tail[i]!;
+    p = copy(this.buf, p + 20, client);
+    p = copy(this.buf, p, server);
     // Only a row written to the end counts: one that threw is overwritten by the next.
-    this.pos = p + tail.length;
+    this.pos = copy(this.buf, p, this.positionBytes);
     this.length++;
   }
 
@@ -219,6 +239,58 @@ export class FlowRows {
   }
 }
 
+/**
+ * One end's identity columns as RowBinary (IDENTITY_COLUMNS order), encoded once per identity object: the index
+ * hands out shared identities that never change (one per object state, and constants for the misses), so a row
+ * copies a few dozen bytes instead of encoding seven strings and the labels again, reading objects of many shapes.
+ * Throws a RejectedValueError for an enum name the table does not have, before anything is written.
+ */
+const encodedIdentities = new WeakMap<EndpointIdentity, Uint8Array>();
+
+function identityBytes(identity: EndpointIdentity): Uint8Array {
+  let bytes = encodedIdentities.get(identity);
+  if (bytes === undefined) {
+    bytes = encodeIdentity(identity);
+    encodedIdentities.set(identity, bytes);
+  }
+  return bytes;
+}
+
+function encodeIdentity(identity: EndpointIdentity): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const text = (value: string): void => {
+    const bytes = Buffer.from(value, 'utf8');
+    parts.push(varint(bytes.length), bytes);
+  };
+  text(identity.k8s_namespace_name);
+  text(identity.k8s_pod_name);
+  text(identity.k8s_pod_uid);
+  text(identity.k8s_workload_kind);
+  text(identity.k8s_workload_name);
+  text(identity.k8s_service_name);
+  text(identity.k8s_node_name);
+  const labels = Object.entries(identity.labels);
+  parts.push(Uint8Array.of(endpointKind(identity.kind)), varint(labels.length));
+  for (const [key, value] of labels) {
+    text(key);
+    text(value);
+  }
+  parts.push(Uint8Array.of(enrichment(identity.status)));
+  return Buffer.concat(parts);
+}
+
+/** Copies `bytes` to `p`; returns where they end. */
+function copy(buf: Uint8Array, p: number, bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length; i++) buf[p + i] = bytes[i]!;
+  return p + bytes.length;
+}
+
+function varint(value: number): Uint8Array {
+  const bytes = new Uint8Array(varintLength(value));
+  writeVarint(bytes, 0, value);
+  return bytes;
+}
+
 /** Enum8 values of the table (comparisons: a keyed lookup here was a megamorphic load on every row). */
 function recordKind(name: string): number {
   if (name === 'final') return 2;
@@ -236,6 +308,22 @@ function networkType(name: string): number {
   if (name === 'ipv4') return 4;
   if (name === 'ipv6') return 6;
   throw badEnum('network_type', name, 'ipv4, ipv6');
+}
+
+function endpointKind(name: EndpointIdentity['kind']): number {
+  if (name === 'pod') return 1;
+  if (name === 'service') return 2;
+  if (name === 'node') return 3;
+  if (name === 'external') return 4;
+  if (name === 'unknown') return 0;
+  throw badEnum('client_endpoint_kind or server_endpoint_kind', name, 'unknown, pod, service, node, external');
+}
+
+function enrichment(name: EndpointIdentity['status']): number {
+  if (name === 'hit') return 1;
+  if (name === 'miss') return 2;
+  if (name === 'late') return 3;
+  throw badEnum('client_enrichment or server_enrichment', name, 'hit, miss, late');
 }
 
 function badEnum(column: string, name: string, names: string): RejectedValueError {

@@ -1,7 +1,9 @@
 /**
- * Wiring of the enricher role: a Kafka consumer group on the flows topic, the Avro codec, ClickHouse (the flows
- * table and the batch ledger) and the dead-letter topic around the Enricher pipeline. Offsets are committed only
- * after a batch is stored.
+ * Wiring of the enricher role: the metadata feed (the metadata topic into the event-time index) and its gate, a
+ * Kafka consumer group on the flows topic, the Avro codecs, ClickHouse (the flows table, whose inserts feed the
+ * edge rollup, and the batch ledger) and the dead-letter topic around the Enricher pipeline. The flows consumer
+ * starts once the feed has read the metadata topic to its end, so the first batches find the index complete.
+ * Offsets are committed only after a batch is stored.
  */
 import type { Consumer } from 'kafkajs';
 import { loadRegistry } from '../common/avro.js';
@@ -14,18 +16,23 @@ import { topicSpecs } from '../events/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
 import { bindCodec } from '../events/contract.js';
 import { FLOWS } from '../events/flows.js';
+import { bindMetadataCodec } from '../events/metadata.js';
+import { MetadataIndex } from '../metadata/index/metadata-index.js';
 import { BatchLedger } from './batch-ledger.js';
 import { ClickHouseSink } from './clickhouse-sink.js';
 import { Enricher } from './enricher.js';
+import { MetadataFeed } from './metadata-feed.js';
+import { MetadataGate } from './metadata-gate.js';
 
 export async function startEnricher({ config, logger, telemetry }: RoleContext): Promise<RunningRole> {
-  const flows = bindCodec(loadRegistry(), FLOWS);
+  const registry = loadRegistry();
+  const flows = bindCodec(registry, FLOWS);
   const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'enricher'), logger);
   const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, [topics.flows, topics.deadletter]);
+    await ensureTopics(admin, [topics.flows, topics.metadata, topics.deadletter]);
   } finally {
     await admin.disconnect();
   }
@@ -35,15 +42,43 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
   if (migrated.newer.length > 0) {
     logger.warn({ database: config.clickhouse.database, versions: migrated.newer }, 'clickhouse schema has migrations newer than this release; upgrade this process');
   }
+  const meter = telemetry.meter('sidecarless.enricher');
+  const roleLogger = logger.child({ role: 'enricher' });
+  const { metadataHoldMs: holdMs, metadataHistoryMs: historyMs, labels } = config.enricher;
+  const index = new MetadataIndex({ labels, historyNs: BigInt(historyMs) * 1_000_000n });
+  const feed = new MetadataFeed({
+    kafka,
+    topic: topics.metadata.topic,
+    groupId: config.enricher.groupId,
+    codec: bindMetadataCodec(registry),
+    index,
+    holdMs,
+    historyMs,
+    logger: roleLogger.child({ component: 'metadata feed' }),
+    meter,
+  });
+  const feedStarted = Date.now();
+  await feed.start();
+  const feedCrashed = feed.failed.then((error) => Promise.reject(error));
+  try {
+    await Promise.race([feed.caughtUp(feedStarted), feedCrashed]);
+  } catch (error) {
+    await feed.stop();
+    throw error;
+  }
+  logger.info({ topic: topics.metadata.topic, ...index.stats(), ms: Date.now() - feedStarted }, 'metadata index built from the metadata topic');
+  const gate = new MetadataGate({ progress: feed, index, holdMs, logger: roleLogger, meter });
+
   const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic);
   let running = true;
   const enricher = new Enricher({
     decode: (value) => flows.decode(value),
     sink: new ClickHouseSink(clickhouse, `${config.clickhouse.database}.flows`),
     ledger: new BatchLedger(clickhouse, `${config.clickhouse.database}.kafka_batches`),
+    gate,
     deadLetters,
-    logger: logger.child({ role: 'enricher' }),
-    meter: telemetry.meter('sidecarless.enricher'),
+    logger: roleLogger,
+    meter,
     isRunning: () => running,
   });
 
@@ -84,10 +119,13 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
   telemetry.addHealthCheck('consumer', () => ({ ok: running }));
   logger.info({ topic: topics.flows.topic, group: config.enricher.groupId, table: `${config.clickhouse.database}.flows` }, 'enricher running');
   return {
-    failed,
+    failed: Promise.race([failed, feed.failed]),
     async stop() {
       running = false;
+      // A batch held at the gate gives up at once (uncommitted: it comes again), so the consumer stops promptly.
       await consumer.disconnect();
+      await feed.stop();
+      gate.flush();
       await deadLetters.shutdown();
       await clickhouse.close();
     },

@@ -48,7 +48,14 @@ describe('loadConfig', () => {
       },
       node: { name: hostname() },
       collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 500, cgroupScanMs: 2000, shutdownTimeoutMs: 10_000, pinDirectory: undefined },
-      enricher: { groupId: 'sidecarless-enricher', batchBytes: 32 << 20, flushMs: 1000 },
+      enricher: {
+        groupId: 'sidecarless-enricher',
+        batchBytes: 32 << 20,
+        flushMs: 1000,
+        metadataHoldMs: 5000,
+        labels: ['app', 'app.kubernetes.io/name', 'version'],
+        metadataHistoryMs: 7 * 24 * 3600 * 1000,
+      },
       metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, watermarkMs: 1000, queueMessages: 100_000 },
       log: { level: 'info' },
       telemetry: { metricsPort: 9464, host: '127.0.0.1' },
@@ -58,6 +65,22 @@ describe('loadConfig', () => {
   it('rejects a ring size that is not a power of two, naming the key', () => {
     const error = rejection({ argv: [], env: { SIDECARLESS_COLLECTOR_RING_BYTES: '5000' } });
     assert.match(error.message, /^config collector\.ringBytes: expected a power of two, got 5000/);
+  });
+
+  it('takes Kubernetes label keys for enricher.labels and rejects others, naming the item', () => {
+    const config = loadConfig({ argv: [], env: { SIDECARLESS_ENRICHER_LABELS: 'team, example.com/tier,app.kubernetes.io/part-of' } });
+    assert.deepEqual(config.enricher.labels, ['team', 'example.com/tier', 'app.kubernetes.io/part-of']);
+    assert.deepEqual(loadConfig({ argv: [], env: { SIDECARLESS_ENRICHER_LABELS: '' } }).enricher.labels, []);
+    for (const [bad, index] of [['team,-app', 1], ['Example.com/tier', 0], [`a${'b'.repeat(63)}`, 0], ['x/', 0]] as const) {
+      const error = rejection({ argv: [], env: { SIDECARLESS_ENRICHER_LABELS: bad } });
+      assert.match(error.message, new RegExp(`^config enricher\\.labels\\[${index}\\]: expected a Kubernetes label key`), bad);
+    }
+  });
+
+  it('bounds the metadata hold to a minute, naming the key', () => {
+    assert.equal(loadConfig({ argv: [], env: { SIDECARLESS_ENRICHER_METADATA_HOLD_MS: '0' } }).enricher.metadataHoldMs, 0);
+    const error = rejection({ argv: [], env: { SIDECARLESS_ENRICHER_METADATA_HOLD_MS: '60001' } });
+    assert.match(error.message, /^config enricher\.metadataHoldMs: expected an integer in 0\.\.60000, got 60001/);
   });
 
   it('rejects a cluster name that cannot name a source, and a watermark interval out of range, naming the key', () => {

@@ -70,7 +70,7 @@ const recorded = (client: ClickHouseClient, database: string) =>
   queryRows<Recorded>(client, `SELECT version, name, checksum, toUnixTimestamp(applied_at) AS applied_at FROM ${database}.schema_migrations ORDER BY version, applied_at`);
 
 /** A row of migration 1's flows table, timed now: inside the TTL (the server's time zone does not matter at 7 days). */
-function flowsRow(values: Record<string, string | number>): Record<string, string | number> {
+function flowsRow(values: Record<string, unknown>): Record<string, unknown> {
   const time = new Date().toISOString().replace('T', ' ').replace('Z', '');
   return {
     time, start_time: time, connection_id: 'c', record_kind: 'final', observer_side: 'client', network_transport: 'tcp', network_type: 'ipv4',
@@ -79,8 +79,14 @@ function flowsRow(values: Record<string, string | number>): Record<string, strin
   };
 }
 
-/** Migration 1 alone, whatever later migrations ship: the schema of a database created by release 1. */
-const release1 = () => ({ '0001_flows.sql': readFileSync(join(shippedMigrations, '0001_flows.sql'), 'utf8') });
+const shippedFiles = () => readdirSync(shippedMigrations).filter((name) => name.endsWith('.sql')).sort();
+
+/** The first `count` shipped migrations, whatever later ones ship: the schema of a database made by an older release. */
+const shippedThrough = (count: number) =>
+  Object.fromEntries(shippedFiles().slice(0, count).map((name) => [name, readFileSync(join(shippedMigrations, name), 'utf8')]));
+
+/** Migration 1 alone: the schema of a database created by release 1. */
+const release1 = () => shippedThrough(1);
 
 const versions = async (client: ClickHouseClient, database: string) => (await recorded(client, database)).map((row) => row.version);
 
@@ -189,7 +195,7 @@ describe('migrations on the embedded engine (chdb)', () => {
 
   it('runs every shipped migration twice without harm, as two processes starting together may', async () => {
     await withDatabase(client, async (database) => {
-      const shipped = readdirSync(shippedMigrations).filter((name) => name.endsWith('.sql')).sort();
+      const shipped = shippedFiles();
       assert.deepEqual((await migrate(client, { database, ttlDays: 7 })).applied, shipped);
       await client.command({ query: `TRUNCATE TABLE ${database}.schema_migrations` });
       assert.deepEqual((await migrate(client, { database, ttlDays: 7 })).applied, shipped);
@@ -228,6 +234,87 @@ describe('migrations on the embedded engine (chdb)', () => {
     );
   });
 
+  it('gives old flows rows identity columns that say they were never joined, and rolls up only rows inserted after', async () => {
+    await withDirectory(shippedThrough(3), (directory) =>
+      withDatabase(client, async (database) => {
+        await migrate(client, { database, ttlDays: 7, directory });
+        const table = `${database}.flows`;
+        await client.insert({
+          table,
+          format: 'JSONEachRow',
+          values: [flowsRow({ connection_id: 'old-final', record_kind: 'final', bytes_client_to_server: '10' }), flowsRow({ connection_id: 'old-interim', record_kind: 'interim' })],
+        });
+        const upgrade = await migrate(client, { database, ttlDays: 7 });
+        assert.deepEqual(upgrade, { applied: ['0004_flows_identity.sql', '0005_flow_edges_1m.sql', '0006_flow_edges_1m_view.sql'], newer: [] });
+
+        const joined = {
+          client_k8s_namespace_name: 'shop',
+          client_k8s_pod_name: 'checkout-7d9-x2',
+          client_k8s_pod_uid: 'uid-1',
+          client_k8s_workload_kind: 'Deployment',
+          client_k8s_workload_name: 'checkout',
+          client_k8s_node_name: 'n1',
+          client_endpoint_kind: 'pod',
+          client_labels: { app: 'checkout' },
+          client_enrichment: 'hit',
+          server_k8s_namespace_name: 'shop',
+          server_k8s_service_name: 'payments',
+          server_endpoint_kind: 'service',
+          server_enrichment: 'hit',
+        };
+        await client.insert({
+          table,
+          format: 'JSONEachRow',
+          values: [flowsRow({ connection_id: 'new-final', record_kind: 'final', bytes_client_to_server: '5', rtt_us: 40, ...joined })],
+        });
+        const identities = () =>
+          queryRows(
+            client,
+            `SELECT connection_id, client_k8s_namespace_name, client_k8s_pod_name, client_k8s_pod_uid, client_k8s_workload_kind, client_k8s_workload_name,
+                    client_k8s_service_name, client_k8s_node_name, client_endpoint_kind, client_labels, client_enrichment,
+                    server_k8s_namespace_name, server_k8s_workload_name, server_k8s_service_name, server_endpoint_kind, server_labels, server_enrichment
+             FROM ${table} ORDER BY connection_id`,
+          );
+        const never = {
+          client_k8s_namespace_name: '',
+          client_k8s_pod_name: '',
+          client_k8s_pod_uid: '',
+          client_k8s_workload_kind: '',
+          client_k8s_workload_name: '',
+          client_k8s_service_name: '',
+          client_k8s_node_name: '',
+          client_endpoint_kind: 'unknown',
+          client_labels: {},
+          client_enrichment: 'late',
+          server_k8s_namespace_name: '',
+          server_k8s_workload_name: '',
+          server_k8s_service_name: '',
+          server_endpoint_kind: 'unknown',
+          server_labels: {},
+          server_enrichment: 'late',
+        };
+        const expected = [
+          { connection_id: 'new-final', ...never, ...joined, client_k8s_service_name: '', server_k8s_workload_name: '' },
+          { connection_id: 'old-final', ...never },
+          { connection_id: 'old-interim', ...never },
+        ];
+        assert.deepEqual(await identities(), expected);
+        // Old parts read the defaults; a merge writes them: the values must not change.
+        await client.command({ query: `OPTIMIZE TABLE ${table} FINAL` });
+        assert.deepEqual(await identities(), expected);
+        assert.deepEqual(
+          await queryRows(
+            client,
+            `SELECT client_k8s_workload_name, server_k8s_service_name, sum(connections) AS connections, sum(bytes_client_to_server) AS bytes,
+                    quantilesTDigestMerge(0.5)(rtt_us) AS rtt
+             FROM ${database}.flow_edges_1m GROUP BY client_k8s_workload_name, server_k8s_service_name`,
+          ),
+          [{ client_k8s_workload_name: 'checkout', server_k8s_service_name: 'payments', connections: '1', bytes: '5', rtt: [40] }],
+        );
+      }),
+    );
+  });
+
   it('starts the batch ledger of a release-1 database at the highest offset each partition stored, the same however often it runs', async () => {
     await withDirectory(release1(), (directory) =>
       withDatabase(client, async (database) => {
@@ -239,7 +326,7 @@ describe('migrations on the embedded engine (chdb)', () => {
           values: [row('a', 0, '4'), row('a', 0, '9007199254740993'), row('a', 1, '3'), row('b', 0, '9'), row('b', 0, '0')],
         });
         const upgrade = await migrate(client, { database, ttlDays: 7 });
-        assert.deepEqual(upgrade, { applied: ['0002_kafka_batches.sql', '0003_kafka_batches_from_flows.sql'], newer: [] });
+        assert.deepEqual(upgrade, { applied: shippedFiles().slice(1), newer: [] });
         const ledger = () =>
           queryRows(
             client,

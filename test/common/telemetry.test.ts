@@ -1,32 +1,9 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
-import { MetricReader, type SumMetricData } from '@opentelemetry/sdk-metrics';
 import { pino } from 'pino';
 import { ConfigError } from '../../src/common/errors.js';
 import { createDropCounter, startTelemetry } from '../../src/common/telemetry.js';
-
-/** A free port on loopback, found by letting the kernel pick one (metricsPort 0 means "disabled"). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Reads the meters on demand, the in-memory reader the telemetry module accepts. */
-class TestReader extends MetricReader {
-  protected override async onShutdown(): Promise<void> {}
-  protected override async onForceFlush(): Promise<void> {}
-
-  /** Data points of one sum metric, as reason → value. */
-  async sum(name: string, attribute: string): Promise<Record<string, number>> {
-    const { resourceMetrics } = await this.collect();
-    const metric = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name) as SumMetricData | undefined;
-    return Object.fromEntries((metric?.dataPoints ?? []).map((p) => [String(p.attributes[attribute]), p.value]));
-  }
-}
+import { freePort, TestReader } from '../helpers/telemetry.js';
 
 function capturingLogger() {
   const lines: Array<Record<string, unknown>> = [];

@@ -4,8 +4,6 @@
  * per process, and this test opens it only after the enricher processes are gone.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
 import { waitFor } from '../../src/lab/stack/processes.js';
@@ -17,34 +15,19 @@ import { ensureTopics } from '../../src/common/kafka/topics.js';
 import { topicSpecs } from '../../src/events/topics.js';
 import { createLogger } from '../../src/common/logger.js';
 import { FLOWS, type FlowBatch } from '../../src/events/flows.js';
+import { committed as committedOf, EnricherProcesses, exited } from '../helpers/enricher-process.js';
 import { flowEvent, testConfig } from '../helpers/flows.js';
 import { requireStackService } from '../helpers/stack.js';
 
 const MESSAGES = 600;
 const EVENTS_PER_MESSAGE = 20;
-const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
-// Small fetches: many batches, so the kill lands between inserts and commits of a running stream.
 const { config, env } = testConfig({ SIDECARLESS_ENRICHER_BATCH_BYTES: '4096', SIDECARLESS_KAFKA_PARTITIONS: '3' });
 const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), createLogger({ level: 'warn' }));
 const topics = topicSpecs(config.kafka.topicPrefix, { partitions: 3 });
 const admin = kafka.admin();
-const children = new Set<ChildProcess>();
-
-function startEnricherProcess(): ChildProcess {
-  const child = spawn(process.execPath, [bin, 'enricher'], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-async function committed(): Promise<number> {
-  const [topic] = await admin.fetchOffsets({ groupId: config.enricher.groupId, topics: [topics.flows.topic] });
-  return (topic?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
-}
+const processes = new EnricherProcesses();
+const startEnricherProcess = () => processes.start(env);
+const committed = () => committedOf(admin, config.enricher.groupId, topics.flows.topic);
 
 before(async () => {
   await requireStackService('Kafka', localHost, kafkaPort);
@@ -53,8 +36,8 @@ before(async () => {
 });
 
 after(async () => {
-  for (const child of children) child.kill('SIGKILL');
-  await admin.deleteTopics({ topics: [topics.flows.topic, topics.deadletter.topic] }).catch(() => {});
+  processes.killAll();
+  await admin.deleteTopics({ topics: [topics.flows.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
   await admin.disconnect();
 });
 

@@ -13,6 +13,9 @@ import { BatchLedger } from '../../src/enricher/batch-ledger.js';
 import { ClickHouseSink } from '../../src/enricher/clickhouse-sink.js';
 import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../../src/enricher/enricher.js';
 import { toFlowRow, type FlowRow, type FlowRows } from '../../src/enricher/flow-row.js';
+import { COMPLETE_METADATA, MetadataGate, type MetadataProgress } from '../../src/enricher/metadata-gate.js';
+import { unnamed, type EndpointIdentity } from '../../src/metadata/index/identity.js';
+import { MetadataIndex } from '../../src/metadata/index/metadata-index.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { loadRegistry } from '../../src/common/avro.js';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
@@ -38,15 +41,20 @@ const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.Defaul
 let clickhouse: ClickHouseClient;
 const table = `${config.clickhouse.database}.flows`;
 
+/** No metadata: every end a miss named by its address (these tests are about storing, not joining). */
+const noMetadata = new MetadataIndex({ labels: [], historyNs: 1n });
+const noMeter = { createCounter: () => ({ add() {} }), createUpDownCounter: () => ({ add() {} }), createHistogram: () => ({ record() {} }) } as never;
+
 /** The Enricher on the embedded engine's flows table and batch ledger, expecting no dead letters. */
 function pipeline(overrides: Partial<EnricherDeps> = {}): EnricherDeps {
   return {
     decode: (value: Buffer) => codec.decodeFrom(value, codec).events,
     sink: new ClickHouseSink(clickhouse, table),
     ledger: new BatchLedger(clickhouse, `${config.clickhouse.database}.kafka_batches`),
+    gate: new MetadataGate({ progress: COMPLETE_METADATA, index: noMetadata, holdMs: 0, logger, meter: noMeter }),
     deadLetters: { send: async () => assert.fail('no dead letters expected') },
     logger,
-    meter: { createCounter: () => ({ add() {} }) } as never,
+    meter: noMeter,
     isRunning: () => true,
     ...overrides,
   };
@@ -83,6 +91,7 @@ async function aroundMidnight(): Promise<{
   events(n: number): FlowEvent[];
   firstDay(offsets: number[]): StoredRow[];
   bothDays(offsets: number[]): StoredRow[];
+  before: string;
   after: string;
 }> {
   const [day] = await queryRows<{ midnight: string; before: string; after: string }>(
@@ -95,6 +104,7 @@ async function aroundMidnight(): Promise<{
     events: (n) => [flowEvent(n, { time_ns: midnight - 1_000_000_000n + BigInt(n) }), flowEvent(n + 100, { time_ns: midnight + 1_000_000_000n + BigInt(n) })],
     firstDay: (offsets) => offsets.map((offset): StoredRow => [`test-node/e1/${offset}`, offset, before]),
     bothDays: (offsets) => offsets.flatMap((offset): StoredRow[] => [[`test-node/e1/${offset}`, offset, before], [`test-node/e1/${offset + 100}`, offset, after]]),
+    before,
     after,
   };
 }
@@ -120,9 +130,24 @@ class DiesBetweenParts extends ClickHouseSink {
 /** The first life of a batch of messages made by `events`: its insert cut after the first day; nothing committed. */
 async function crashBetweenParts(batch: KafkaBatch, events: (n: number) => FlowEvent[]): Promise<void> {
   const { topic, partition } = batch;
-  const firstDay = batch.messages.map(({ offset }) => toFlowRow(events(Number(offset))[0]!, { topic, partition, offset }));
+  const firstDay = batch.messages.map(({ offset }) => {
+    const event = events(Number(offset))[0]!;
+    return toFlowRow(event, noMetadata.joinFlow(event), { topic, partition, offset });
+  });
   await assert.rejects(new Enricher(pipeline({ sink: new DiesBetweenParts(firstDay) })).handle(batch), /killed between the two parts/);
 }
+
+/** The edge rollup per day: what the view added, whatever its parts. */
+async function rollupByDay(): Promise<Array<{ day: string; connections: string; bytes: string }>> {
+  return queryRows(
+    clickhouse,
+    `SELECT toString(toDate(minute)) AS day, toString(sum(connections)) AS connections, toString(sum(bytes_client_to_server)) AS bytes
+     FROM ${config.clickhouse.database}.flow_edges_1m GROUP BY day ORDER BY day`,
+  );
+}
+
+/** bytes_client_to_server of flowEvent(n) for each n, summed (1000 + n each). */
+const bytesOf = (ns: number[]) => String(ns.reduce((sum, n) => sum + 1000 + n, 0));
 
 async function rowCount(): Promise<number> {
   const result = await clickhouse.query({ query: `SELECT count() AS n FROM ${config.clickhouse.database}.flows`, format: 'JSONEachRow' });
@@ -139,7 +164,7 @@ before(async () => {
 });
 
 after(async () => {
-  await admin.deleteTopics({ topics: [topics.flows.topic, topics.deadletter.topic] }).catch(() => {});
+  await admin.deleteTopics({ topics: [topics.flows.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
   await producer.disconnect();
   await admin.disconnect();
   await clickhouse?.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` });
@@ -206,8 +231,9 @@ describe('enricher', () => {
     assert.deepEqual([rows[4]!.observer_side, rows[4]!.rtt_us, rows[4]!.process_pid, rows[4]!.process_executable_name, rows[4]!.kafka_offset], ['server', 0, 0, '', '2']);
   });
 
-  it('stores a batch once when it was inserted but its offset never committed (crash, then replay)', async () => {
+  it('stores a batch once when it was inserted but its offset never committed (crash, then replay), in the rollup too', async () => {
     await clickhouse.command({ query: `TRUNCATE TABLE ${table}` });
+    await clickhouse.command({ query: `TRUNCATE TABLE ${config.clickhouse.database}.flow_edges_1m` });
     const batch = batchOf('replayed-topic', [10, 11, 12].map((offset) => message(offset, [flowEvent(offset), flowEvent(offset + 100)])));
     // First life: stores the batch, then "dies" before committing (the returned offset is simply not committed).
     assert.deepEqual(await new Enricher(pipeline()).handle(batch), { commit: '13' });
@@ -215,19 +241,28 @@ describe('enricher', () => {
     assert.deepEqual(await new Enricher(pipeline()).handle(batchOf(batch.topic, [...batch.messages, message(13, [flowEvent(13)])])), { commit: '14' });
     const result = await clickhouse.query({ query: `SELECT count() AS rows, uniqExact(connection_id) AS connections FROM ${table}`, format: 'JSONEachRow' });
     assert.deepEqual(await result.json(), [{ rows: '7', connections: '7' }]);
+    const [today] = await queryRows<{ day: string }>(clickhouse, `SELECT toString(toDate(time)) AS day FROM ${table} LIMIT 1`);
+    assert.deepEqual(await rollupByDay(), [{ day: today!.day, connections: '7', bytes: bytesOf([10, 110, 11, 111, 12, 112, 13]) }]);
   });
 
-  it('replays a batch whose insert a crash cut between its two day partitions: every row stored once', async () => {
+  it('replays a batch whose insert a crash cut between its two day partitions: every row stored once, in the rollup too', async () => {
+    await clickhouse.command({ query: `TRUNCATE TABLE ${config.clickhouse.database}.flow_edges_1m` });
     const topic = uniqueName('two_days_');
-    const { events, firstDay, bothDays } = await aroundMidnight();
+    const { events, firstDay, bothDays, before, after } = await aroundMidnight();
     const batch = batchOf(topic, [20, 21, 22].map((offset) => message(offset, events(offset))));
     await crashBetweenParts(batch, events);
     assert.deepEqual(await rowsOf(topic), firstDay([20, 21, 22]));
+    assert.deepEqual(await rollupByDay(), [{ day: before, connections: '3', bytes: bytesOf([20, 21, 22]) }]);
 
     // Restarted: nothing was committed, so Kafka hands the same batch again.
     const handled = await new Enricher(pipeline()).handle(batch);
     assert.deepEqual(await rowsOf(topic), bothDays([20, 21, 22]));
     assert.deepEqual(handled, { commit: '23' });
+    // The rollup is partitioned by day like `flows`: the replay's first-day part is the cut insert's, and is skipped.
+    assert.deepEqual(await rollupByDay(), [
+      { day: before, connections: '3', bytes: bytesOf([20, 21, 22]) },
+      { day: after, connections: '3', bytes: bytesOf([120, 121, 122]) },
+    ]);
   });
 
   it('holds the replay of a cut batch until a refetch has delivered all of it, committing nothing meanwhile', async () => {
@@ -272,6 +307,36 @@ describe('enricher', () => {
     assert.deepEqual([oldHandled, runningHandled, restartedHandled], [{ commit: '10' }, { commit: '3' }, { commit: '4' }]);
   });
 
+  it('waits again, and decodes the batch again, when its events start after the message timestamps the gate waited for', async () => {
+    const topic = uniqueName('late_stamps_');
+    // Messages stamped an hour before their events (a producer with another clock): the watermark passes the
+    // stamps first, then, a wait later, the events.
+    const stampMs = Number((BASE_TIME_NS - 3_600_000_000_000n) / 1_000_000n);
+    const batch = batchOf(topic, [message(0, [flowEvent(1), flowEvent(7)], stampMs), message(1, [flowEvent(3)], stampMs)]);
+    const stampBound = (BigInt(stampMs) + 1n) * 1_000_000n - 1n;
+    const latestStart = flowEvent(7).start_time_ns;
+    let through = stampBound;
+    const progress: MetadataProgress = {
+      syncedAt: () => Infinity,
+      confirmedThrough: () => through,
+      requestSync: () => {},
+      nextSync: async () => void (through = latestStart),
+    };
+    const gate = new MetadataGate({ progress, index: noMetadata, holdMs: 60_000, logger, meter: noMeter });
+    const bounds: bigint[] = [];
+    const open: MetadataGate['open'] = (arrivedAtMs, boundNs, keepAlive) => (bounds.push(boundNs), gate.open(arrivedAtMs, boundNs, keepAlive));
+    assert.deepEqual(await new Enricher(pipeline({ gate: { open } })).handle(batch), { commit: '2' });
+    assert.deepEqual(bounds, [stampBound, latestStart]);
+    assert.deepEqual(
+      (await rowsOf(topic)).map(([connection, offset]) => [connection, offset]),
+      [['test-node/e1/1', 0], ['test-node/e1/7', 0], ['test-node/e1/3', 1]],
+    );
+    assert.deepEqual(
+      await queryRows(clickhouse, `SELECT DISTINCT toString(client_enrichment) AS client, toString(server_enrichment) AS server FROM ${table} WHERE kafka_topic = {topic:String}`, { topic }),
+      [{ client: 'miss', server: 'miss' }],
+    );
+  });
+
   it('keeps the consumer session alive while an insert is retried, and gives up uncommitted once it is stale', async () => {
     let heartbeats = 0;
     let inserts = 0;
@@ -288,10 +353,68 @@ describe('enricher', () => {
     assert.equal(inserts, 4);
   });
 
+  it('rolls final rows up per minute and workload edge, exactly, and a replayed insert adds nothing', async () => {
+    await clickhouse.command({ query: `TRUNCATE TABLE ${config.clickhouse.database}.flow_edges_1m` });
+    const pod = (namespace: string, workload: string): EndpointIdentity => ({
+      ...unnamed('hit', 'pod'),
+      k8s_namespace_name: namespace,
+      k8s_pod_name: `${workload}-1`,
+      k8s_workload_kind: 'Deployment',
+      k8s_workload_name: workload,
+    });
+    const edge = { client: pod('shop', 'checkout'), server: { ...pod('pay', 'payments'), k8s_service_name: 'payments' } };
+    // A whole minute an hour ago, so that both minutes below are inside the TTL and in the past.
+    const minute = (BigInt(Date.now() - 3_600_000) / 60_000n) * 60_000_000_000n;
+    const at = (seconds: number) => ({ start_time_ns: minute + BigInt(seconds) * 1_000_000_000n - 500_000_000n, time_ns: minute + BigInt(seconds) * 1_000_000_000n });
+    const connection = (n: number, seconds: number, fields: Partial<FlowEvent>) =>
+      flowEvent(n, { ...at(seconds), bytes_client_to_server: 0n, bytes_server_to_client: 0n, retransmits: 0, rtt_us: null, ...fields });
+    const events = [
+      connection(1, 10, { bytes_client_to_server: 100n, bytes_server_to_client: 1000n, rtt_us: 100, retransmits: 1 }),
+      connection(2, 20, { bytes_client_to_server: 200n, bytes_server_to_client: 2000n, rtt_us: 300 }),
+      connection(3, 30, { handshake_completed: false, close_reason: 'refused', syn_retransmits: 2 }),
+      connection(4, 40, { record_kind: 'interim', bytes_client_to_server: 50n, rtt_us: 200, retransmits: 5 }), // not final: not counted
+      connection(5, 50, { handshake_completed: false, close_reason: 'connect_timeout' }),
+      connection(6, 55, { handshake_completed: false, close_reason: 'aborted' }),
+      connection(7, 70, { bytes_client_to_server: 10n, bytes_server_to_client: 20n, rtt_us: 200, retransmits: 2 }), // the next minute
+      connection(8, 15, { observer_side: 'server', bytes_client_to_server: 1n, bytes_server_to_client: 2n, rtt_us: 50 }),
+      connection(9, 25, { server_port: 9090, bytes_client_to_server: 7n, bytes_server_to_client: 8n, rtt_us: 0 }),
+    ];
+    const rows = events.map((event, i) => toFlowRow(event, edge, { topic: 'rollup', partition: 0, offset: String(i) }));
+    const sink = new ClickHouseSink(clickhouse, table);
+    assert.deepEqual(await sink.insert(rows, 'rollup/0/0/0-8'), { ok: true });
+    const rollup = () =>
+      queryRows(
+        clickhouse,
+        `SELECT toString(toUnixTimestamp(minute) - {minute:Int64}) AS second, observer_side, client_k8s_namespace_name, client_k8s_workload_kind,
+                client_k8s_workload_name, server_k8s_namespace_name, server_k8s_workload_name, server_k8s_service_name, server_port,
+                toString(sum(connections)) AS connections, toString(sum(failed_connections)) AS failed, toString(sum(bytes_client_to_server)) AS sent,
+                toString(sum(bytes_server_to_client)) AS received, toString(sum(retransmits)) AS retransmits,
+                arrayMap(q -> toString(round(q)), quantilesTDigestMerge(0.5, 0.99)(rtt_us)) AS rtt
+         FROM ${config.clickhouse.database}.flow_edges_1m
+         GROUP BY minute, observer_side, client_k8s_namespace_name, client_k8s_workload_kind, client_k8s_workload_name,
+                  server_k8s_namespace_name, server_k8s_workload_name, server_k8s_service_name, server_port
+         ORDER BY minute, observer_side, server_port`,
+        { minute: (minute / 1_000_000_000n).toString() },
+      );
+    const names = { client_k8s_namespace_name: 'shop', client_k8s_workload_kind: 'Deployment', client_k8s_workload_name: 'checkout', server_k8s_namespace_name: 'pay', server_k8s_workload_name: 'payments', server_k8s_service_name: 'payments' };
+    const expected = [
+      { second: '0', observer_side: 'client', ...names, server_port: 8080, connections: '5', failed: '3', sent: '300', received: '3000', retransmits: '1', rtt: ['100', '300'] },
+      { second: '0', observer_side: 'client', ...names, server_port: 9090, connections: '1', failed: '0', sent: '7', received: '8', retransmits: '0', rtt: ['nan', 'nan'] },
+      { second: '0', observer_side: 'server', ...names, server_port: 8080, connections: '1', failed: '0', sent: '1', received: '2', retransmits: '0', rtt: ['50', '50'] },
+      { second: '60', observer_side: 'client', ...names, server_port: 8080, connections: '1', failed: '0', sent: '10', received: '20', retransmits: '2', rtt: ['200', '200'] },
+    ];
+    assert.deepEqual(await rollup(), expected);
+    // The same insert again (a crash before the commit, then the replay): nothing added, in the table or the rollup.
+    assert.deepEqual(await sink.insert(rows, 'rollup/0/0/0-8'), { ok: true });
+    assert.deepEqual(await rollup(), expected);
+    await clickhouse.command({ query: `OPTIMIZE TABLE ${config.clickhouse.database}.flow_edges_1m FINAL` });
+    assert.deepEqual(await rollup(), expected);
+  });
+
   it('ignores a retried insert with the same deduplication token', async () => {
     await clickhouse.command({ query: `TRUNCATE TABLE ${table}` });
     const sink = new ClickHouseSink(clickhouse, table);
-    const rows = [flowEvent(7), flowEvent(8)].map((event) => toFlowRow(event, { topic: 't', partition: 0, offset: '5' }));
+    const rows = [flowEvent(7), flowEvent(8)].map((event) => toFlowRow(event, noMetadata.joinFlow(event), { topic: 't', partition: 0, offset: '5' }));
     assert.deepEqual(await sink.insert(rows, 't/0/5-5'), { ok: true });
     assert.deepEqual(await sink.insert(rows, 't/0/5-5'), { ok: true });
     assert.equal(await rowCount(), 2);

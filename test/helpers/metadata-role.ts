@@ -4,7 +4,6 @@
  * offset order (one key lives in one partition).
  */
 import assert from 'node:assert/strict';
-import { MetricReader, type DataPoint, type HistogramMetricData, type SumMetricData } from '@opentelemetry/sdk-metrics';
 import { loadRegistry } from '../../src/common/avro.js';
 import { loadConfig, type Config } from '../../src/common/config.js';
 import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
@@ -22,6 +21,7 @@ import { kubeCredentials } from '../../src/lab/stack/kube-credentials.js';
 import { kafkaPort, kubeApiServerPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { KubeApi } from './kube.js';
 import { requireStackService, uniqueName } from './stack.js';
+import { TestReader } from './telemetry.js';
 
 export const codec = bindMetadataCodec(loadRegistry());
 
@@ -40,33 +40,6 @@ export function metadataConfig(extra: Record<string, string> = {}): Config {
       ...extra,
     },
   });
-}
-
-/** Reads the meters on demand. */
-export class TestReader extends MetricReader {
-  protected override async onShutdown(): Promise<void> {}
-  protected override async onForceFlush(): Promise<void> {}
-
-  private async points(name: string): Promise<DataPoint<unknown>[]> {
-    const { resourceMetrics } = await this.collect();
-    const metric = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name) as SumMetricData | HistogramMetricData | undefined;
-    return (metric?.dataPoints ?? []) as DataPoint<unknown>[];
-  }
-
-  /** A counter's values by the `kind` attribute. */
-  async byKind(name: string): Promise<Record<string, number>> {
-    return Object.fromEntries((await this.points(name)).map((p) => [String(p.attributes.kind), p.value as number]));
-  }
-
-  /** A histogram's number of values and largest value by the `kind` attribute. */
-  async histogramByKind(name: string): Promise<Record<string, { count: number; max: number }>> {
-    return Object.fromEntries(
-      (await this.points(name)).map((p) => {
-        const { count, max } = p.value as { count: number; max?: number };
-        return [String(p.attributes.kind), { count, max: max ?? NaN }];
-      }),
-    );
-  }
 }
 
 export interface StartedRole {

@@ -117,7 +117,7 @@ describe('metadata when the API server goes away', () => {
 
     const history = await settle(config, started, (h) => h.get(deleted!.metadata.uid)?.at(-1) === null && h.has(added.metadata.uid), 60_000);
     assert.deepEqual(kubeStats(started).relists, perKind(1));
-    assert.deepEqual(await started.reader.byKind('sidecarless.metadata.relists'), perKind(1));
+    assert.deepEqual(await started.reader.sum('sidecarless.metadata.relists', 'kind'), perKind(1));
     assert.deepEqual(labelsOf(history.get(relabeled!.metadata.uid)), ['{"app":"a"}', '{"app":"b"}']);
     assert.deepEqual(labelsOf(history.get(deleted!.metadata.uid)), ['{"app":"a"}', 'deleted']);
     assert.deepEqual(labelsOf(history.get(kept!.metadata.uid)), ['{"app":"a"}']);

@@ -92,12 +92,12 @@ describe('metadata from the API server', () => {
     const { publisher } = started.role;
     assert.ok((publisher.stats.duplicates.Pod ?? 0) >= 1, 'the annotation-only change was suppressed');
     assert.deepEqual([kubeStats(started).restarts, kubeStats(started).relists], [perKind(0), perKind(0)]);
-    assert.deepEqual(await started.reader.byKind('sidecarless.metadata.events'), publisher.stats.published);
-    assert.deepEqual(await started.reader.byKind('sidecarless.metadata.tombstones'), publisher.stats.tombstones);
+    assert.deepEqual(await started.reader.sum('sidecarless.metadata.events', 'kind'), publisher.stats.published);
+    assert.deepEqual(await started.reader.sum('sidecarless.metadata.tombstones', 'kind'), publisher.stats.tombstones);
     // Watch lag: measured on watch events whose managedFields time advanced (whole seconds: up to 1 s above the delay).
-    const lag = (await started.reader.histogramByKind('sidecarless.metadata.watch_lag')).Pod!;
+    const lag = (await started.reader.histogram('sidecarless.metadata.watch_lag', 'kind')).Pod!;
     assert.ok(lag.count >= 1 && lag.max < 2, `Pod watch lag: ${lag.count} values, max ${lag.max} s`);
-    const latency = await started.reader.histogramByKind('sidecarless.metadata.publish_latency');
+    const latency = await started.reader.histogram('sidecarless.metadata.publish_latency', 'kind');
     assert.equal(latency.Pod!.count, (publisher.stats.published.Pod ?? 0) + (publisher.stats.tombstones.Pod ?? 0));
     await started.stop();
   });

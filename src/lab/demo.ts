@@ -1,11 +1,14 @@
 /**
  * The demo (`sidecarless demo`): the pipeline on this node with embedded defaults, end to end, in one process.
  *
- *   1. Start the local stack (Kafka; ClickHouse's embedded engine needs no server).
- *   2. Create three pods (network namespaces on a bridge, each with its own cgroup) and HTTP servers in two.
- *   3. Run the collector (tracing the pods' cgroups) and the enricher, then HTTP traffic between the pods.
- *   4. Wait until every connection is stored, print the top connections by bytes from ClickHouse and the counts.
- *   5. Stop the roles and remove the pods; Ctrl-C at any point does the same.
+ *   1. Start the local stack (Kafka, the Kubernetes API server; ClickHouse's embedded engine needs no server).
+ *   2. Create the demo's cluster: two namespaces, three Deployments (one pod each, cgroups named as the kubelet
+ *      names them) and two Services with their EndpointSlices, as real API objects; HTTP servers in two pods.
+ *   3. Run the metadata role (the API server's objects → metadata.v1), the enricher and the collector (tracing the
+ *      pods' cgroups), then HTTP traffic between the pods.
+ *   4. Wait until every connection is stored, then print the workload → workload (Service) edges from ClickHouse's
+ *      per-minute edge rollup, and the counts.
+ *   5. Stop the roles and remove the pods and their objects; Ctrl-C at any point does the same.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { loadConfig } from '../common/config.js';
@@ -15,66 +18,99 @@ import { createLogger } from '../common/logger.js';
 import { startTelemetry } from '../common/telemetry.js';
 import { startCollector, uninstallCollector } from '../collector/index.js';
 import { startEnricher } from '../enricher/index.js';
-import { createLab, type Pod } from './pods.js';
+import { startMetadata } from '../metadata/role.js';
+import { createClusterLab, type ClusterLab } from './cluster.js';
+import { newLabId } from './names.js';
+import type { Pod } from './pods.js';
 import { runHttpLoad, startHttpServer } from './traffic.js';
 import { kafkaServer } from './stack/kafka-server.js';
+import { kubeCredentials } from './stack/kube-credentials.js';
+import { kubernetesServer } from './stack/kubernetes.js';
 import { waitFor } from './stack/processes.js';
 
-interface TopConnection {
-  client_address: string;
-  server_address: string;
+interface Edge {
+  client: string;
+  server: string;
+  service: string;
   server_port: number;
+  connections: string;
   sent: string;
   received: string;
-  rtt_us: number;
-  process: string;
+  rtt_p50_us: number;
+  rtt_p99_us: number;
 }
 
-/** The traffic of the demo: who calls whom, how much. */
+/** Who calls whom, how much. */
 const calls = [
   { from: 'frontend', to: 'backend', requests: 300, concurrency: 3 },
   { from: 'frontend', to: 'payments', requests: 100, concurrency: 2 },
   { from: 'backend', to: 'payments', requests: 60, concurrency: 1 },
 ] as const;
 const servers = { backend: { port: 8080, responseBytes: 4096 }, payments: { port: 9090, responseBytes: 512 } } as const;
+/** Which namespace each Deployment runs in (a suffix makes the names fresh: a deleted namespace stays Terminating). */
+const namespaceOf = { frontend: 'shop', backend: 'shop', payments: 'billing' } as const;
 
-async function topConnections(clickhouse: ClickHouseClient, database: string, sinceNs: bigint): Promise<TopConnection[]> {
+async function buildCluster(): Promise<ClusterLab> {
+  const suffix = newLabId().slice(0, 4);
+  const ns = (name: keyof typeof namespaceOf) => `${namespaceOf[name]}-${suffix}`;
+  return createClusterLab({
+    name: 'demo',
+    namespaces: [
+      { name: `shop-${suffix}`, labels: { team: 'shop' } },
+      { name: `billing-${suffix}`, labels: { team: 'billing' } },
+    ],
+    services: Object.entries(servers).map(([name, { port }]) => ({
+      name,
+      namespace: ns(name as keyof typeof servers),
+      selector: { app: name },
+      ports: [{ name: 'http', port, targetPort: 'http', protocol: 'TCP' }],
+    })),
+    pods: (Object.keys(namespaceOf) as Array<keyof typeof namespaceOf>).map((name) => ({
+      name,
+      namespace: ns(name),
+      workload: { kind: 'Deployment', name },
+      labels: { app: name },
+      ports: name in servers ? [{ name: 'http', containerPort: servers[name as keyof typeof servers].port, protocol: 'TCP' }] : [],
+    })),
+  });
+}
+
+/** Connections that ended since `since`, per client workload → server workload (Service), as the clients saw them. */
+async function edges(clickhouse: ClickHouseClient, database: string, sinceNs: bigint): Promise<Edge[]> {
   const result = await clickhouse.query({
-    query: `SELECT toString(client_address) AS client_address, toString(server_address) AS server_address, server_port,
-                   toString(argMax(bytes_client_to_server, record_seq)) AS sent, toString(argMax(bytes_server_to_client, record_seq)) AS received,
-                   argMax(rtt_us, record_seq) AS rtt_us, any(process_executable_name) AS process
-            FROM ${database}.flows
-            WHERE observer_side = 'client' AND time >= fromUnixTimestamp64Nano({since:Int64})
-            GROUP BY connection_id, client_address, server_address, server_port
-            ORDER BY toUInt64(sent) + toUInt64(received) DESC LIMIT 10`,
+    query: `SELECT concat(client_k8s_namespace_name, '/', client_k8s_workload_name) AS client,
+                   concat(server_k8s_namespace_name, '/', server_k8s_workload_name) AS server,
+                   server_k8s_service_name AS service, server_port,
+                   toString(sum(connections)) AS connections,
+                   toString(sum(bytes_client_to_server)) AS sent, toString(sum(bytes_server_to_client)) AS received,
+                   round(quantilesTDigestMerge(0.5, 0.9, 0.99)(rtt_us)[1]) AS rtt_p50_us,
+                   round(quantilesTDigestMerge(0.5, 0.9, 0.99)(rtt_us)[3]) AS rtt_p99_us
+            FROM ${database}.flow_edges_1m
+            WHERE observer_side = 'client' AND minute >= toStartOfMinute(fromUnixTimestamp64Nano({since:Int64}))
+            GROUP BY client, server, service, server_port
+            ORDER BY toUInt64(sent) + toUInt64(received) DESC`,
     query_params: { since: sinceNs.toString() },
     format: 'JSONEachRow',
   });
-  return result.json<TopConnection>();
+  return result.json<Edge>();
 }
 
-async function storedFinalRows(clickhouse: ClickHouseClient, database: string, sinceNs: bigint): Promise<number> {
+async function storedFinalRows(clickhouse: ClickHouseClient, database: string, sinceNs: bigint): Promise<{ rows: number; named: number }> {
   const result = await clickhouse.query({
-    query: `SELECT count() AS n FROM ${database}.flows WHERE record_kind = 'final' AND time >= fromUnixTimestamp64Nano({since:Int64})`,
+    query: `SELECT count() AS rows, countIf(client_enrichment = 'hit' AND server_enrichment = 'hit') AS named
+            FROM ${database}.flows WHERE record_kind = 'final' AND time >= fromUnixTimestamp64Nano({since:Int64})`,
     query_params: { since: sinceNs.toString() },
     format: 'JSONEachRow',
   });
-  return Number((await result.json<{ n: string }>())[0]?.n ?? 0);
+  const row = (await result.json<{ rows: string; named: string }>())[0];
+  return { rows: Number(row?.rows ?? 0), named: Number(row?.named ?? 0) };
 }
 
-function printTable(rows: TopConnection[], podOf: (ip: string) => string): void {
-  const header = ['client', 'server', 'port', 'bytes c->s', 'bytes s->c', 'rtt µs', 'process'];
-  const lines = rows.map((r) => [
-    podOf(r.client_address),
-    podOf(r.server_address),
-    String(r.server_port),
-    r.sent,
-    r.received,
-    String(r.rtt_us),
-    r.process,
-  ]);
+function printTable(rows: Edge[]): void {
+  const header = ['client workload', 'server workload', 'service', 'port', 'connections', 'bytes c->s', 'bytes s->c', 'rtt p50 µs', 'rtt p99 µs'];
+  const lines = rows.map((r) => [r.client, r.server, r.service, String(r.server_port), r.connections, r.sent, r.received, String(r.rtt_p50_us), String(r.rtt_p99_us)]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const format = (cells: string[]) => cells.map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
+  const format = (cells: string[]) => cells.map((c, i) => (i >= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
   console.log(format(header));
   for (const line of lines) console.log(format(line));
 }
@@ -82,27 +118,29 @@ function printTable(rows: TopConnection[], podOf: (ip: string) => string): void 
 /** Runs the demo; resolves to the process exit code (130 when interrupted). */
 export async function runDemo(): Promise<number> {
   const logger = createLogger({ level: process.env.SIDECARLESS_LOG_LEVEL ?? 'warn' });
-  console.log('starting Kafka (local stack)...');
-  await kafkaServer.up();
-  const lab = createLab({ name: 'demo', pods: ['frontend', 'backend', 'payments'] });
+  console.log('starting Kafka and the Kubernetes API server (local stack)...');
+  await Promise.all([kafkaServer.up(), kubernetesServer.up()]);
+  const cluster = await buildCluster();
   const stops: Array<() => Promise<void>> = [];
   const interrupted = new Promise<void>((resolve) => process.once('SIGINT', resolve));
   try {
-    const pod = (name: string): Pod => lab.pod(name);
-    const podOf = (ip: string) => lab.pods.find((p) => p.ip === ip.replace(/^::ffff:/, ''))?.name ?? ip;
-    console.log(`pods: ${lab.pods.map((p) => `${p.name} ${p.ip}`).join(', ')}`);
+    const pod = (name: string): Pod => cluster.pod(name);
+    console.log(`pods: ${cluster.pods.map((p) => `${p.kubernetes!.namespace}/${p.kubernetes!.name} ${p.ip}`).join(', ')}`);
     const config = loadConfig({
       argv: [],
       env: {
         ...process.env,
-        SIDECARLESS_COLLECTOR_CGROUPS: lab.pods.map((p) => p.cgroup.path).join(','),
+        SIDECARLESS_COLLECTOR_CGROUPS: cluster.pods.map((p) => p.cgroup.path).join(','),
         // The demo's programs apart from a collector this node may run, and removed at the end.
         SIDECARLESS_COLLECTOR_PIN_DIRECTORY: `/sys/fs/bpf/sidecarless-demo-${process.pid}`,
+        SIDECARLESS_METADATA_KUBECONFIG: kubeCredentials.kubeconfigFile,
         SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
       },
     });
     const telemetry = await startTelemetry({ host: config.telemetry.host, metricsPort: 0 });
     stops.push(() => telemetry.shutdown());
+    const metadata = await startMetadata({ config, logger, telemetry });
+    stops.push(() => metadata.stop());
     const enricher = await startEnricher({ config, logger, telemetry });
     stops.push(() => enricher.stop());
     stops.push(async () => void uninstallCollector(config));
@@ -125,17 +163,18 @@ export async function runDemo(): Promise<number> {
     // Each connection closes on both ends, both traced: one final row per side.
     const wanted = 2 * connections;
     const stored = await Promise.race([
-      waitFor(async () => (await storedFinalRows(clickhouse, config.clickhouse.database, sinceNs)) >= wanted, { timeoutMs: 60_000, what: `${wanted} connection sides in ClickHouse` }).then(() => true),
+      waitFor(async () => (await storedFinalRows(clickhouse, config.clickhouse.database, sinceNs)).rows >= wanted, { timeoutMs: 60_000, what: `${wanted} connection sides in ClickHouse` }).then(() => true),
       interrupted.then(() => false),
     ]);
     if (!stored) return 130;
-    console.log(`\ntop connections by bytes (ClickHouse ${config.clickhouse.database}.flows, client side):`);
-    printTable(await topConnections(clickhouse, config.clickhouse.database, sinceNs), podOf);
+    console.log(`\nworkload -> workload edges (ClickHouse ${config.clickhouse.database}.flow_edges_1m, as the clients saw them):`);
+    printTable(await edges(clickhouse, config.clickhouse.database, sinceNs));
     const stats = collector.collectors.get('flows')!.stats;
+    const final = await storedFinalRows(clickhouse, config.clickhouse.database, sinceNs);
     console.log(
       `\n${loads.reduce((s, l) => s + l.responses, 0)} HTTP responses over ${connections} connections; ` +
         `collector read ${stats.recordsRead} records, Kafka acknowledged ${stats.eventsProduced} events, ` +
-        `${await storedFinalRows(clickhouse, config.clickhouse.database, sinceNs)} final rows stored, drops: ${JSON.stringify(stats.drops)}`,
+        `${final.rows} final rows stored (${final.named} with both ends named), drops: ${JSON.stringify(stats.drops)}`,
     );
     return 0;
   } catch (error) {
@@ -143,7 +182,7 @@ export async function runDemo(): Promise<number> {
     return 1;
   } finally {
     for (const stop of stops.reverse()) await stop().catch((error) => console.error(`stopping: ${describeError(error)}`));
-    lab.destroy();
-    console.log('pods removed; the local stack keeps running (`sidecarless stack down` stops it)');
+    cluster.destroy();
+    console.log('pods and their objects removed; the local stack keeps running (`sidecarless stack down` stops it)');
   }
 }

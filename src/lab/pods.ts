@@ -150,6 +150,11 @@ export class Lab {
     this.bridge = labNames.bridge(id);
   }
 
+  /** The lab's own cgroup, above every pod's kubepods slices: tracing it traces every pod, also those added later. */
+  get cgroupPath(): string {
+    return join(cgroup2Root(), labNames.cgroupDir(this.id));
+  }
+
   pod(name: string): Pod {
     const pod = this.pods.find((p) => p.name === name);
     if (!pod) throw new RangeError(`lab ${this.name} has no pod ${name}; it has ${this.pods.map((p) => p.name).join(', ')}`);

@@ -3,7 +3,7 @@
  * (Deployment via ReplicaSet, StatefulSet, DaemonSet, CronJob via Job, a bare pod) in two namespaces call a Service's
  * pod; the metadata role watches the real API server, the collector (its own process) publishes its cgroups'
  * identities and the flows, and the enricher joins them at event time. Every final row of both sides must name
- * both ends exactly.
+ * both ends exactly, also when a deleted pod's address is reused by a pod of another workload.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -90,7 +90,8 @@ before(async () => {
   clickhouse = await createClickHouse({ embeddedPath: config.clickhouse.embeddedPath });
   metadata = await startMetadata({ config, logger, telemetry });
   enricher = await startEnricher({ config, logger, telemetry });
-  collector = await startCollectorProcess(env, () => cluster.pods.map((p) => p.cgroup.path));
+  // The lab's cgroup: every pod below it is traced, also those the IP-reuse test adds later.
+  collector = await startCollectorProcess(env, () => [cluster.lab.cgroupPath]);
 });
 
 after(async () => {
@@ -161,5 +162,45 @@ describe('Kubernetes identity on flows', () => {
         { observer_side: 'server', ...expected },
       ], caller.name);
     }
+  });
+  it('an address reused by a pod of another workload: rows before the switch name the first, rows after the second', async () => {
+    const api = cluster.pod('api');
+    const port = PORT + 1;
+    const server = await startTcpServer(api, { port, expectBytes: SEND, replyBytes: REPLY });
+    const first = cluster.pod('tool');
+    const firstObject = cluster.object('tool');
+    const address = first.ip;
+    const call = async (from: string) => {
+      const result = await runTcpClient(cluster.pod(from), { host: api.ip, port, connections: 2, sendBytes: SEND, expectBytes: REPLY });
+      assert.equal(result.completed, 2, `${from}: ${JSON.stringify(result.errors)}`);
+    };
+    await call('tool');
+    await cluster.deletePod('tool');
+    const second = await cluster.addPod({ name: 'reuser', namespace: clients, workload: { kind: 'Deployment', name: 'reuser' }, labels: { app: 'reuser' }, index: first.index });
+    assert.equal(second.ip, address, 'the new pod took the deleted pod\'s address');
+    const secondObject = cluster.object('reuser');
+    await call('reuser');
+    await server.stop();
+
+    const table = `${config.clickhouse.database}.flows`;
+    await waitFor(
+      async () => Number((await queryRows<{ n: string }>(clickhouse, `SELECT count() AS n FROM ${table} WHERE server_port = ${port} AND record_kind = 'final'`))[0]!.n) >= 8,
+      { timeoutMs: 60_000, what: '8 final rows' },
+    );
+    const rows = await queryRows<{ side: string; pod: string; uid: string; kind: string; workload: string; enrichment: string }>(
+      clickhouse,
+      `SELECT toString(observer_side) AS side, client_k8s_pod_name AS pod, client_k8s_pod_uid AS uid, client_k8s_workload_kind AS kind,
+              client_k8s_workload_name AS workload, toString(client_enrichment) AS enrichment
+       FROM ${table} WHERE server_port = ${port} AND record_kind = 'final' AND client_address = toIPv6({address:String})
+       ORDER BY start_time, side`,
+      { address: `::ffff:${address}` },
+    );
+    const named = (object: typeof firstObject, kind: string, workload: string) => ({ pod: object.metadata!.name!, uid: object.metadata!.uid!, kind, workload, enrichment: 'hit' });
+    const before = named(firstObject, 'Pod', 'tool');
+    const after = named(secondObject, 'Deployment', 'reuser');
+    assert.deepEqual(rows, [
+      ...[before, before].flatMap((r) => [{ side: 'client', ...r }, { side: 'server', ...r }]),
+      ...[after, after].flatMap((r) => [{ side: 'client', ...r }, { side: 'server', ...r }]),
+    ]);
   });
 });

@@ -108,6 +108,7 @@ function identity(cgroup: CgroupState, atMs: number): MetadataChange {
 
 const tombstone = (id: bigint, atMs: number): MetadataChange => ({ key: `cgroup/${NODE}/${id}`, deleted: true, time_ns: BigInt(atMs) * 1_000_000n });
 const down: SinkResult = { ok: false, error: 'broker down', retriable: true };
+const refused: SinkResult = { ok: false, error: 'message too large', retriable: false };
 
 describe('cgroup identities', () => {
   it('publishes every cgroup at start, then only what changed: new ones, changed paths, and tombstones at the scan that found them gone', async () => {
@@ -200,6 +201,41 @@ describe('cgroup identities', () => {
       assert.deepEqual(h.published().slice(5), [tombstone(7n, at + SCAN_MS)]);
       prerequisites.note(7n);
       assert.ok(prerequisites.met(prerequisites.ticket()), 'a removed cgroup is still known');
+    } finally {
+      await h.identities.stop();
+    }
+  });
+
+  it('what the broker refuses is counted and published again by the next scan: identities, and tombstones', async () => {
+    const h = new Harness();
+    const start = h.clock;
+    h.sink.script.push(refused);
+    h.identities.start();
+    try {
+      await until(() => h.identities.stats.drops.kafka_rejected === 3, 'the first scan refused');
+      assert.deepEqual(h.published(), []);
+      await h.advance(SCAN_MS);
+      await until(() => h.sink.accepted.length === 1, 'the refused identities published again');
+      const at = start + SCAN_MS;
+      assert.deepEqual(h.published(), [
+        identity(state(1n, '/t'), at),
+        identity(state(2n, POD, UID), at),
+        identity(state(3n, containerPath(3), UID, containerId(3)), at),
+      ]);
+
+      h.cgroups.delete(3n);
+      h.cgroups.set(1n, '/t2');
+      h.sink.script.push(refused);
+      await h.advance(SCAN_MS);
+      await until(() => h.identities.stats.drops.kafka_rejected === 5, 'the changes refused');
+      // Refused again while the changed cgroup goes too: its last state on the topic gets the tombstone.
+      h.cgroups.delete(1n);
+      await h.advance(SCAN_MS);
+      await until(() => h.sink.accepted.length === 2, 'the refused tombstone published again');
+      assert.deepEqual(h.published().slice(3), [tombstone(1n, start + 3 * SCAN_MS), tombstone(3n, start + 3 * SCAN_MS)]);
+      await h.advance(SCAN_MS);
+      assert.equal(h.sink.accepted.length, 2, 'nothing twice');
+      assert.deepEqual(h.identities.stats, { states: 3, tombstones: 2, drops: { kafka_rejected: 5 } });
     } finally {
       await h.identities.stop();
     }

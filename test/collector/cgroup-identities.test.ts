@@ -187,7 +187,7 @@ describe('cgroup identities', () => {
       prerequisites.note(7n);
       const ticket = prerequisites.ticket();
       assert.equal(prerequisites.met(ticket), false);
-      const met = prerequisites.whenMet(ticket);
+      const met = prerequisites.whenMet(ticket, new AbortController().signal);
       await h.advance(RESCAN_GAP_MS);
       assert.equal(prerequisites.met(ticket), false, 'not while Kafka has not acknowledged');
       release();

@@ -145,7 +145,7 @@ export class CgroupIdentities {
       note: (event) => this.note(cgroupIdOf(event)),
       ticket: () => this.tickets.current(),
       met: (ticket) => this.tickets.met(ticket),
-      whenMet: (ticket) => this.tickets.whenMet(ticket),
+      whenMet: (ticket, signal) => this.tickets.whenMet(ticket, signal),
     };
   }
 

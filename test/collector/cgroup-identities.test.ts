@@ -167,6 +167,32 @@ describe('cgroup identities', () => {
     }
   });
 
+  it('after a restart, an event from a cgroup tombstoned before and not found brings no placeholder back, until the id is forgotten', async () => {
+    const h = new Harness(new Map<bigint, CgroupState | null>([[9n, null]]));
+    const prerequisites = h.identities.prerequisites<bigint>((id) => id);
+    h.identities.start();
+    try {
+      await until(() => h.sink.accepted.length === 1, 'the first scan published');
+      prerequisites.note(9n);
+      const ticket = prerequisites.ticket();
+      assert.equal(prerequisites.met(ticket), false, 'an id tombstoned before is scanned for: it may be a new cgroup');
+      await h.advance(RESCAN_GAP_MS);
+      await until(() => prerequisites.met(ticket), 'the scan for it');
+      assert.equal(h.published().length, 3);
+      assert.deepEqual(h.identities.stats.drops, {});
+
+      // Ten minutes on (the publisher's memory of gone ids), the id is unknown again.
+      await h.advance(10 * 60_000);
+      prerequisites.note(9n);
+      await h.advance(RESCAN_GAP_MS);
+      await until(() => h.sink.accepted.length === 2, 'a placeholder for the forgotten id');
+      assert.deepEqual(h.published().slice(3), [identity(state(9n, ''), h.clock)]);
+      assert.deepEqual(h.identities.stats.drops, { cgroup_gone: 1 });
+    } finally {
+      await h.identities.stop();
+    }
+  });
+
   it('an event from an unknown cgroup: a scan at once, its identity acknowledged before the ticket passes; not found, an empty placeholder, counted, and tombstoned next', async () => {
     const h = new Harness();
     const prerequisites = h.identities.prerequisites<bigint>((id) => id);

@@ -5,7 +5,11 @@
  * these by (node, cgroup id).
  *
  *   start        reads what earlier runs of this node's collector left on the topic (`previous`), so a restart
- *                publishes only what changed, and cgroups removed while no collector ran get their tombstone.
+ *                publishes only what changed, and cgroups removed while no collector ran get their tombstone. Ids
+ *                whose last message is a tombstone count as gone from then on, so records of such a cgroup still in
+ *                the ring bring no placeholder back after the tombstone; they are not taken as seen, though, because
+ *                after a reboot the kernel hands the same ids out again: an event from one makes a scan, which
+ *                publishes the new cgroup.
  *   scans        at start, every `scanMs`, and soon (at most one per RESCAN_GAP_MS) after an event carries a cgroup
  *                id not known yet: a new cgroup or a changed path is published; a cgroup gone is a tombstone whose
  *                message timestamp is the scan that found it gone. The same state is never published twice.
@@ -198,9 +202,12 @@ export class CgroupIdentities {
         await this.pause(backoffMs);
         continue;
       }
-      // Tombstoned ids are not remembered: after a reboot the kernel hands out the same ids again.
+      const readAt = this.now();
       for (const [id, state] of previous) {
-        if (state === null) continue;
+        if (state === null) {
+          this.gone.set(id, readAt);
+          continue;
+        }
         this.states.set(id, state);
         this.seen.add(id);
       }

@@ -25,6 +25,7 @@ import { containerScope, newContainerId, newPodUid, podSlice } from '../../src/l
 import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
+import { cleanUpAll } from '../helpers/cleanup.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
 import { requireStackService } from '../helpers/stack.js';
 
@@ -162,14 +163,16 @@ before(async () => {
   await createOrderingTopics(admin, ['metadata', 'flows']);
 });
 
-after(async () => {
-  await collector?.kill();
-  await admin.disconnect();
-  for (const { env } of [ordering, lifecycle]) uninstallCollectorPins(env);
-  for (const made of created.sort((a, b) => b.path.length - a.path.length)) made.cgroup.remove();
-  if (created.length > 0) Cgroup.at(TEST_ROOT).remove();
-  for (const { config } of [ordering, lifecycle]) await dropTestData(config, undefined);
-});
+after(() =>
+  cleanUpAll([
+    ['the collector', () => collector?.kill()],
+    ['the admin client', () => admin.disconnect()],
+    ...[ordering, lifecycle].map(({ env }) => ['the collector pins', () => uninstallCollectorPins(env)] as const),
+    ...created.sort((a, b) => b.path.length - a.path.length).map((made) => [`cgroup ${made.path}`, () => made.cgroup.remove()] as const),
+    ['the test root cgroup', () => created.length > 0 && Cgroup.at(TEST_ROOT).remove()],
+    ...[ordering, lifecycle].map(({ config }) => [`the topics ${config.kafka.topicPrefix}*`, () => dropTestData(config, undefined)] as const),
+  ]),
+);
 
 describe('cgroup identities on the metadata topic', () => {
   it("a new container's identity, with its pod uid and container id, is acknowledged before the flows that carry its cgroup id, also when Kafka refuses identities for a while", async () => {

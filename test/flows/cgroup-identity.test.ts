@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { Admin } from 'kafkajs';
+// Default import: kafkajs is CommonJS and Node cannot see ConfigResourceTypes as a named export of it.
+import kafkajs, { type Admin } from 'kafkajs';
 import { loadRegistry } from '../../src/common/avro.js';
 import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
 import { readToEnd, type ReadMessage } from '../../src/common/kafka/read-to-end.js';
@@ -140,6 +141,26 @@ function identity(cgroupState: CgroupState, atMs: number): Published {
   };
 }
 
+/**
+ * On a topic stamped with the writer's time (CreateTime), each state's message timestamp is its change time: the
+ * collector sets both from the scan, and a reader of tombstones has only the timestamp.
+ */
+async function assertStampedByCollector(topic: string, published: readonly Published[]): Promise<void> {
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['message.timestamp.type'] }],
+  });
+  assert.equal(resources[0]?.configEntries[0]?.configValue, 'CreateTime', topic);
+  for (const { key, event, timestampMs } of published) {
+    if (event !== null) assert.equal(BigInt(timestampMs) * 1_000_000n, event.change_time_ns, `${key}: timestamp ${timestampMs}, change_time_ns ${event.change_time_ns}`);
+  }
+}
+
+/** `ms` lies in `from`..`to` (wall clock, milliseconds). */
+function assertWithin(ms: number, from: number, to: number, what: string): void {
+  assert.ok(from <= ms && ms <= to, `${what} at ${ms}, not in ${from}..${to}`);
+}
+
 function identityStats(process: CollectorProcess): CgroupIdentityStats {
   const final = process.logs.find((entry) => entry.msg === 'collector final counts') as { cgroupIdentities: CgroupIdentityStats } | undefined;
   assert.ok(final, 'the collector logged its final counts');
@@ -245,9 +266,12 @@ describe('cgroup identities on the metadata topic', () => {
         cgroup(`lifecycle/${podSlice({ qos: 'burstable', podUid: uid })}`),
       ];
       containers = [scope(ids[0]!), scope(ids[1]!)];
+      const startedAt = Date.now();
       collector = await startCollectorProcess(lifecycle.env, (agent) => [tree[0]!.cgroup.path, agent.path]);
       firstRun = await waitForMetadata(prefix, 6);
+      await assertStampedByCollector(`${prefix}metadata.v1`, firstRun);
       const at = firstRun[0]!.timestampMs;
+      assertWithin(at, startedAt, Date.now(), 'the first scan');
       const expected = [
         ...tree.slice(0, 3).map((made) => state(made)),
         state(tree[3]!, uid),
@@ -264,7 +288,7 @@ describe('cgroup identities on the metadata topic', () => {
       const seenAt = Date.now();
       const tombstone = all.at(-1)!;
       assert.deepEqual({ ...tombstone, timestampMs: 0 }, { key: cgroupKey(NODE, containers[1]!.id), event: null, timestampMs: 0 });
-      assert.ok(tombstone.timestampMs >= removedAt && tombstone.timestampMs <= seenAt, `${tombstone.timestampMs} in ${removedAt}..${seenAt}`);
+      assertWithin(tombstone.timestampMs, removedAt, seenAt, 'the tombstone');
     });
 
     it('a restart publishes only what changed while no collector ran, and nothing twice', async () => {
@@ -273,10 +297,14 @@ describe('cgroup identities on the metadata topic', () => {
       const before = await metadata(prefix);
       const added = scope(ids[2]!);
       containers[0]!.cgroup.remove();
+      const restartedAt = Date.now();
       collector = await startCollectorProcess(lifecycle.env, (agent) => [tree[0]!.cgroup.path, agent.path]);
       const all = await waitForMetadata(prefix, 9);
+      await assertStampedByCollector(`${prefix}metadata.v1`, all);
       assert.deepEqual(all.slice(0, 7), before);
       const at = all[7]!.timestampMs;
+      // The removal happened while no collector ran: its tombstone is stamped with the first scan of the next one.
+      assertWithin(at, restartedAt, Date.now(), 'the first scan after the restart');
       assert.deepEqual(all.slice(7), [identity(state(added, uid, ids[2]), at), { key: cgroupKey(NODE, containers[0]!.id), event: null, timestampMs: at }].sort((a, b) => a.key.localeCompare(b.key)));
       // Scans go on every 200 ms: none of them may publish anything again.
       await connectFrom(added);

@@ -12,10 +12,11 @@ import { loadRegistry } from '../../src/common/avro.js';
 import type { KeyedMessage, OutMessage } from '../../src/common/kafka/sink.js';
 import { createLogger } from '../../src/common/logger.js';
 import { MemorySink, type SinkResult } from '../../src/common/pipeline.js';
-import { bindMetadataCodec, type CgroupState, type MetadataChange } from '../../src/events/metadata.js';
+import { bindMetadataCodec, cgroupKey, type CgroupState, type MetadataChange } from '../../src/events/metadata.js';
 import type { FlowEvent } from '../../src/events/flows.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { FakeRing, memoryCollector } from '../helpers/memory-collector.js';
+import { cgroupEvent, tombstone as cgroupTombstone } from '../helpers/metadata.js';
 
 const codec = bindMetadataCodec(loadRegistry());
 const NODE = 'node-1';
@@ -81,32 +82,10 @@ const state = (id: bigint, path: string, podUid: string | null = null, container
   container_id: container,
 });
 
+const ns = (ms: number) => BigInt(ms) * 1_000_000n;
 /** The Cgroup event the publisher writes for a state observed at `atMs`. */
-function identity(cgroup: CgroupState, atMs: number): MetadataChange {
-  const key = `cgroup/${NODE}/${cgroup.cgroup_id}`;
-  return {
-    key,
-    event: {
-      object_key: key,
-      kind: 'Cgroup',
-      source: `collector/${NODE}`,
-      change_time_ns: BigInt(atMs) * 1_000_000n,
-      created_time_ns: null,
-      resource_version: '',
-      k8s_namespace_name: '',
-      name: '',
-      labels: {},
-      owner: null,
-      pod: null,
-      service: null,
-      endpoint_slice: null,
-      node: null,
-      cgroup,
-    },
-  };
-}
-
-const tombstone = (id: bigint, atMs: number): MetadataChange => ({ key: `cgroup/${NODE}/${id}`, deleted: true, time_ns: BigInt(atMs) * 1_000_000n });
+const identity = (cgroup: CgroupState, atMs: number): MetadataChange => cgroupEvent(cgroup, ns(atMs));
+const tombstone = (id: bigint, atMs: number): MetadataChange => cgroupTombstone(cgroupKey(NODE, id), ns(atMs));
 const down: SinkResult = { ok: false, error: 'broker down', retriable: true };
 const refused: SinkResult = { ok: false, error: 'message too large', retriable: false };
 

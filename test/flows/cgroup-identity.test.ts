@@ -28,6 +28,7 @@ import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { cleanUpAll } from '../helpers/cleanup.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
+import { cgroupEvent } from '../helpers/metadata.js';
 import { requireStackService } from '../helpers/stack.js';
 
 const registry = loadRegistry();
@@ -116,30 +117,7 @@ const state = (made: Made, podUid: string | null = null, container: string | nul
 });
 
 /** The message the collector publishes for a cgroup's identity, observed at `atMs`. */
-function identity(cgroupState: CgroupState, atMs: number): Published {
-  const key = cgroupKey(NODE, cgroupState.cgroup_id);
-  return {
-    key,
-    timestampMs: atMs,
-    event: {
-      object_key: key,
-      kind: 'Cgroup',
-      source: `collector/${NODE}`,
-      change_time_ns: BigInt(atMs) * 1_000_000n,
-      created_time_ns: null,
-      resource_version: '',
-      k8s_namespace_name: '',
-      name: '',
-      labels: {},
-      owner: null,
-      pod: null,
-      service: null,
-      endpoint_slice: null,
-      node: null,
-      cgroup: cgroupState,
-    },
-  };
-}
+const identity = (cgroupState: CgroupState, atMs: number): Published => ({ ...cgroupEvent(cgroupState, BigInt(atMs) * 1_000_000n), timestampMs: atMs });
 
 /**
  * On a topic stamped with the writer's time (CreateTime), each state's message timestamp is its change time: the

@@ -257,7 +257,8 @@ export class CgroupIdentities {
       const before = this.states.get(id);
       if (before !== undefined && sameState(before, state)) continue;
       const goneAt = this.gone.get(id);
-      // Refused, the state the topic still holds (if any) is what a later change or tombstone starts from.
+      // Refused, the state the topic still holds (if any) is what a later change or tombstone starts from. A gone
+      // time put back lands behind later ones in `gone`: forget() then keeps it a little longer, never shorter.
       const revert = () => {
         if (before === undefined) this.states.delete(id);
         else this.states.set(id, before);

@@ -59,8 +59,8 @@ export interface EventPrerequisites<Event> {
   ticket(): number;
   /** Whether everything the ticket covers is acknowledged by Kafka. */
   met(ticket: number): boolean;
-  /** Resolves once it is. */
-  whenMet(ticket: number): Promise<void>;
+  /** Resolves once it is, or once `signal` aborts (the wait is then given up, and forgotten by the prerequisites). */
+  whenMet(ticket: number, signal: AbortSignal): Promise<void>;
 }
 
 export interface CollectorDeps<Event> {
@@ -117,8 +117,8 @@ export class Collector<Event> {
   private interruptWait: (() => void) | undefined;
   private sendLoopDone: Promise<void> = Promise.resolve();
   private wakeSender: (() => void) | undefined;
-  /** Ends the send loop's wait for prerequisites at once (stop() calls it). */
-  private interruptPrerequisites: (() => void) | undefined;
+  /** Ends the send loop's wait for prerequisites at once (stop() aborts it). */
+  private readonly stopWaiting = new AbortController();
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -263,11 +263,7 @@ export class Collector<Event> {
         continue;
       }
       if (prerequisites && ticket !== undefined && !prerequisites.met(ticket)) {
-        const met = prerequisites.whenMet(ticket);
-        await new Promise<void>((resolve) => {
-          this.interruptPrerequisites = resolve;
-          void met.then(resolve);
-        });
+        await prerequisites.whenMet(ticket, this.stopWaiting.signal);
         continue;
       }
       const started = performance.now();
@@ -324,7 +320,7 @@ export class Collector<Event> {
     }
     this.sending = false;
     this.wakeSender?.();
-    this.interruptPrerequisites?.();
+    this.stopWaiting.abort();
     await this.sendLoopDone;
     if (this.outbox.events > 0) {
       this.drop(this.queueDrops, 'shutdown_timeout', this.outbox.events);

@@ -12,10 +12,11 @@ import { loadRegistry } from '../../src/common/avro.js';
 import type { KeyedMessage, OutMessage } from '../../src/common/kafka/sink.js';
 import { createLogger } from '../../src/common/logger.js';
 import { MemorySink, type SinkResult } from '../../src/common/pipeline.js';
-import { bindMetadataCodec, type CgroupState, type MetadataChange } from '../../src/events/metadata.js';
+import { bindMetadataCodec, cgroupKey, type CgroupState, type MetadataChange } from '../../src/events/metadata.js';
 import type { FlowEvent } from '../../src/events/flows.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { FakeRing, memoryCollector } from '../helpers/memory-collector.js';
+import { cgroupEvent, tombstone as cgroupTombstone } from '../helpers/metadata.js';
 
 const codec = bindMetadataCodec(loadRegistry());
 const NODE = 'node-1';
@@ -81,33 +82,12 @@ const state = (id: bigint, path: string, podUid: string | null = null, container
   container_id: container,
 });
 
+const ns = (ms: number) => BigInt(ms) * 1_000_000n;
 /** The Cgroup event the publisher writes for a state observed at `atMs`. */
-function identity(cgroup: CgroupState, atMs: number): MetadataChange {
-  const key = `cgroup/${NODE}/${cgroup.cgroup_id}`;
-  return {
-    key,
-    event: {
-      object_key: key,
-      kind: 'Cgroup',
-      source: `collector/${NODE}`,
-      change_time_ns: BigInt(atMs) * 1_000_000n,
-      created_time_ns: null,
-      resource_version: '',
-      k8s_namespace_name: '',
-      name: '',
-      labels: {},
-      owner: null,
-      pod: null,
-      service: null,
-      endpoint_slice: null,
-      node: null,
-      cgroup,
-    },
-  };
-}
-
-const tombstone = (id: bigint, atMs: number): MetadataChange => ({ key: `cgroup/${NODE}/${id}`, deleted: true, time_ns: BigInt(atMs) * 1_000_000n });
+const identity = (cgroup: CgroupState, atMs: number): MetadataChange => cgroupEvent(cgroup, ns(atMs));
+const tombstone = (id: bigint, atMs: number): MetadataChange => cgroupTombstone(cgroupKey(NODE, id), ns(atMs));
 const down: SinkResult = { ok: false, error: 'broker down', retriable: true };
+const refused: SinkResult = { ok: false, error: 'message too large', retriable: false };
 
 describe('cgroup identities', () => {
   it('publishes every cgroup at start, then only what changed: new ones, changed paths, and tombstones at the scan that found them gone', async () => {
@@ -166,6 +146,32 @@ describe('cgroup identities', () => {
     }
   });
 
+  it('after a restart, an event from a cgroup tombstoned before and not found brings no placeholder back, until the id is forgotten', async () => {
+    const h = new Harness(new Map<bigint, CgroupState | null>([[9n, null]]));
+    const prerequisites = h.identities.prerequisites<bigint>((id) => id);
+    h.identities.start();
+    try {
+      await until(() => h.sink.accepted.length === 1, 'the first scan published');
+      prerequisites.note(9n);
+      const ticket = prerequisites.ticket();
+      assert.equal(prerequisites.met(ticket), false, 'an id tombstoned before is scanned for: it may be a new cgroup');
+      await h.advance(RESCAN_GAP_MS);
+      await until(() => prerequisites.met(ticket), 'the scan for it');
+      assert.equal(h.published().length, 3);
+      assert.deepEqual(h.identities.stats.drops, {});
+
+      // Ten minutes on (the publisher's memory of gone ids), the id is unknown again.
+      await h.advance(10 * 60_000);
+      prerequisites.note(9n);
+      await h.advance(RESCAN_GAP_MS);
+      await until(() => h.sink.accepted.length === 2, 'a placeholder for the forgotten id');
+      assert.deepEqual(h.published().slice(3), [identity(state(9n, ''), h.clock)]);
+      assert.deepEqual(h.identities.stats.drops, { cgroup_gone: 1 });
+    } finally {
+      await h.identities.stop();
+    }
+  });
+
   it('an event from an unknown cgroup: a scan at once, its identity acknowledged before the ticket passes; not found, an empty placeholder, counted, and tombstoned next', async () => {
     const h = new Harness();
     const prerequisites = h.identities.prerequisites<bigint>((id) => id);
@@ -186,7 +192,7 @@ describe('cgroup identities', () => {
       prerequisites.note(7n);
       const ticket = prerequisites.ticket();
       assert.equal(prerequisites.met(ticket), false);
-      const met = prerequisites.whenMet(ticket);
+      const met = prerequisites.whenMet(ticket, new AbortController().signal);
       await h.advance(RESCAN_GAP_MS);
       assert.equal(prerequisites.met(ticket), false, 'not while Kafka has not acknowledged');
       release();
@@ -200,6 +206,41 @@ describe('cgroup identities', () => {
       assert.deepEqual(h.published().slice(5), [tombstone(7n, at + SCAN_MS)]);
       prerequisites.note(7n);
       assert.ok(prerequisites.met(prerequisites.ticket()), 'a removed cgroup is still known');
+    } finally {
+      await h.identities.stop();
+    }
+  });
+
+  it('what the broker refuses is counted and published again by the next scan: identities, and tombstones', async () => {
+    const h = new Harness();
+    const start = h.clock;
+    h.sink.script.push(refused);
+    h.identities.start();
+    try {
+      await until(() => h.identities.stats.drops.kafka_rejected === 3, 'the first scan refused');
+      assert.deepEqual(h.published(), []);
+      await h.advance(SCAN_MS);
+      await until(() => h.sink.accepted.length === 1, 'the refused identities published again');
+      const at = start + SCAN_MS;
+      assert.deepEqual(h.published(), [
+        identity(state(1n, '/t'), at),
+        identity(state(2n, POD, UID), at),
+        identity(state(3n, containerPath(3), UID, containerId(3)), at),
+      ]);
+
+      h.cgroups.delete(3n);
+      h.cgroups.set(1n, '/t2');
+      h.sink.script.push(refused);
+      await h.advance(SCAN_MS);
+      await until(() => h.identities.stats.drops.kafka_rejected === 5, 'the changes refused');
+      // Refused again while the changed cgroup goes too: its last state on the topic gets the tombstone.
+      h.cgroups.delete(1n);
+      await h.advance(SCAN_MS);
+      await until(() => h.sink.accepted.length === 2, 'the refused tombstone published again');
+      assert.deepEqual(h.published().slice(3), [tombstone(1n, start + 3 * SCAN_MS), tombstone(3n, start + 3 * SCAN_MS)]);
+      await h.advance(SCAN_MS);
+      assert.equal(h.sink.accepted.length, 2, 'nothing twice');
+      assert.deepEqual(h.identities.stats, { states: 3, tombstones: 2, drops: { kafka_rejected: 5 } });
     } finally {
       await h.identities.stop();
     }

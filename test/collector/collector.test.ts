@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Collector } from '../../src/collector/collector.js';
+import { Collector, type EventPrerequisites } from '../../src/collector/collector.js';
+import { Tickets } from '../../src/collector/identity/tickets.js';
 import type { OutMessage } from '../../src/common/kafka/sink.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { MemorySink, type SinkResult } from '../../src/common/pipeline.js';
@@ -114,7 +115,11 @@ describe('collector', () => {
       note: (event: FlowEvent) => void noted.push(event.cgroup_id),
       ticket: () => noted.length,
       met: (ticket: number) => ticket <= metThrough,
-      whenMet: (ticket: number) => new Promise<void>((resolve) => (waiting = () => ticket <= metThrough && resolve())),
+      whenMet: (ticket: number, signal: AbortSignal) =>
+        new Promise<void>((resolve) => {
+          waiting = () => ticket <= metThrough && resolve();
+          signal.addEventListener('abort', () => resolve(), { once: true });
+        }),
     };
     const c = memoryCollector(ring, sink, { prerequisites, queueEvents: 100 });
     c.start();
@@ -136,6 +141,29 @@ describe('collector', () => {
     assert.equal(c.stats.eventsProduced, 4);
     assert.deepEqual(c.stats.drops, { shutdown_timeout: 3 });
     assert.equal(sink.shutdowns, 1);
+  });
+
+  it('a wait for prerequisites that stop() ends leaves no waiter behind', async () => {
+    const ring = new FakeRing();
+    const sink = new MemorySink<OutMessage[]>();
+    // Tickets that never pass: every note takes a number, as an unknown cgroup does.
+    const tickets = new Tickets();
+    const prerequisites: EventPrerequisites<FlowEvent> = {
+      note: () => void tickets.next(),
+      ticket: () => tickets.current(),
+      met: (ticket) => tickets.met(ticket),
+      whenMet: (ticket, signal) => tickets.whenMet(ticket, signal),
+    };
+    const c = memoryCollector(ring, sink, { prerequisites });
+    ring.add(2);
+    c.start();
+    try {
+      await until(() => tickets.waiting === 1, 'the sender waiting for its ticket');
+    } finally {
+      await c.stop();
+    }
+    assert.equal(tickets.waiting, 0);
+    assert.deepEqual(c.stats.drops, { shutdown_timeout: 2 });
   });
 
   it('stop() called twice stops once', async () => {

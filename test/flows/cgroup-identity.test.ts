@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { Admin } from 'kafkajs';
+// Default import: kafkajs is CommonJS and Node cannot see ConfigResourceTypes as a named export of it.
+import kafkajs, { type Admin } from 'kafkajs';
 import { loadRegistry } from '../../src/common/avro.js';
 import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
 import { readToEnd, type ReadMessage } from '../../src/common/kafka/read-to-end.js';
@@ -25,7 +26,9 @@ import { containerScope, newContainerId, newPodUid, podSlice } from '../../src/l
 import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
+import { cleanUpAll } from '../helpers/cleanup.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
+import { cgroupEvent } from '../helpers/metadata.js';
 import { requireStackService } from '../helpers/stack.js';
 
 const registry = loadRegistry();
@@ -114,29 +117,26 @@ const state = (made: Made, podUid: string | null = null, container: string | nul
 });
 
 /** The message the collector publishes for a cgroup's identity, observed at `atMs`. */
-function identity(cgroupState: CgroupState, atMs: number): Published {
-  const key = cgroupKey(NODE, cgroupState.cgroup_id);
-  return {
-    key,
-    timestampMs: atMs,
-    event: {
-      object_key: key,
-      kind: 'Cgroup',
-      source: `collector/${NODE}`,
-      change_time_ns: BigInt(atMs) * 1_000_000n,
-      created_time_ns: null,
-      resource_version: '',
-      k8s_namespace_name: '',
-      name: '',
-      labels: {},
-      owner: null,
-      pod: null,
-      service: null,
-      endpoint_slice: null,
-      node: null,
-      cgroup: cgroupState,
-    },
-  };
+const identity = (cgroupState: CgroupState, atMs: number): Published => ({ ...cgroupEvent(cgroupState, BigInt(atMs) * 1_000_000n), timestampMs: atMs });
+
+/**
+ * On a topic stamped with the writer's time (CreateTime), each state's message timestamp is its change time: the
+ * collector sets both from the scan, and a reader of tombstones has only the timestamp.
+ */
+async function assertStampedByCollector(topic: string, published: readonly Published[]): Promise<void> {
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['message.timestamp.type'] }],
+  });
+  assert.equal(resources[0]?.configEntries[0]?.configValue, 'CreateTime', topic);
+  for (const { key, event, timestampMs } of published) {
+    if (event !== null) assert.equal(BigInt(timestampMs) * 1_000_000n, event.change_time_ns, `${key}: timestamp ${timestampMs}, change_time_ns ${event.change_time_ns}`);
+  }
+}
+
+/** `ms` lies in `from`..`to` (wall clock, milliseconds). */
+function assertWithin(ms: number, from: number, to: number, what: string): void {
+  assert.ok(from <= ms && ms <= to, `${what} at ${ms}, not in ${from}..${to}`);
 }
 
 function identityStats(process: CollectorProcess): CgroupIdentityStats {
@@ -162,14 +162,16 @@ before(async () => {
   await createOrderingTopics(admin, ['metadata', 'flows']);
 });
 
-after(async () => {
-  await collector?.kill();
-  await admin.disconnect();
-  for (const { env } of [ordering, lifecycle]) uninstallCollectorPins(env);
-  for (const made of created.sort((a, b) => b.path.length - a.path.length)) made.cgroup.remove();
-  if (created.length > 0) Cgroup.at(TEST_ROOT).remove();
-  for (const { config } of [ordering, lifecycle]) await dropTestData(config, undefined);
-});
+after(() =>
+  cleanUpAll([
+    ['the collector', () => collector?.kill()],
+    ['the admin client', () => admin.disconnect()],
+    ...[ordering, lifecycle].map(({ env }) => ['the collector pins', () => uninstallCollectorPins(env)] as const),
+    ...created.sort((a, b) => b.path.length - a.path.length).map((made) => [`cgroup ${made.path}`, () => made.cgroup.remove()] as const),
+    ['the test root cgroup', () => created.length > 0 && Cgroup.at(TEST_ROOT).remove()],
+    ...[ordering, lifecycle].map(({ config }) => [`the topics ${config.kafka.topicPrefix}*`, () => dropTestData(config, undefined)] as const),
+  ]),
+);
 
 describe('cgroup identities on the metadata topic', () => {
   it("a new container's identity, with its pod uid and container id, is acknowledged before the flows that carry its cgroup id, also when Kafka refuses identities for a while", async () => {
@@ -242,9 +244,12 @@ describe('cgroup identities on the metadata topic', () => {
         cgroup(`lifecycle/${podSlice({ qos: 'burstable', podUid: uid })}`),
       ];
       containers = [scope(ids[0]!), scope(ids[1]!)];
+      const startedAt = Date.now();
       collector = await startCollectorProcess(lifecycle.env, (agent) => [tree[0]!.cgroup.path, agent.path]);
       firstRun = await waitForMetadata(prefix, 6);
+      await assertStampedByCollector(`${prefix}metadata.v1`, firstRun);
       const at = firstRun[0]!.timestampMs;
+      assertWithin(at, startedAt, Date.now(), 'the first scan');
       const expected = [
         ...tree.slice(0, 3).map((made) => state(made)),
         state(tree[3]!, uid),
@@ -261,7 +266,7 @@ describe('cgroup identities on the metadata topic', () => {
       const seenAt = Date.now();
       const tombstone = all.at(-1)!;
       assert.deepEqual({ ...tombstone, timestampMs: 0 }, { key: cgroupKey(NODE, containers[1]!.id), event: null, timestampMs: 0 });
-      assert.ok(tombstone.timestampMs >= removedAt && tombstone.timestampMs <= seenAt, `${tombstone.timestampMs} in ${removedAt}..${seenAt}`);
+      assertWithin(tombstone.timestampMs, removedAt, seenAt, 'the tombstone');
     });
 
     it('a restart publishes only what changed while no collector ran, and nothing twice', async () => {
@@ -270,10 +275,14 @@ describe('cgroup identities on the metadata topic', () => {
       const before = await metadata(prefix);
       const added = scope(ids[2]!);
       containers[0]!.cgroup.remove();
+      const restartedAt = Date.now();
       collector = await startCollectorProcess(lifecycle.env, (agent) => [tree[0]!.cgroup.path, agent.path]);
       const all = await waitForMetadata(prefix, 9);
+      await assertStampedByCollector(`${prefix}metadata.v1`, all);
       assert.deepEqual(all.slice(0, 7), before);
       const at = all[7]!.timestampMs;
+      // The removal happened while no collector ran: its tombstone is stamped with the first scan of the next one.
+      assertWithin(at, restartedAt, Date.now(), 'the first scan after the restart');
       assert.deepEqual(all.slice(7), [identity(state(added, uid, ids[2]), at), { key: cgroupKey(NODE, containers[0]!.id), event: null, timestampMs: at }].sort((a, b) => a.key.localeCompare(b.key)));
       // Scans go on every 200 ms: none of them may publish anything again.
       await connectFrom(added);

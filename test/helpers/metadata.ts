@@ -3,7 +3,7 @@
  * index's tests and bench/enrich-join. Times are nanoseconds; `at` is the change time.
  */
 import type { FlowEvent } from '../../src/events/flows.js';
-import { cgroupKey, metadataEvent, type MetadataChange, type MetadataEvent, type MetadataKind, type OwnerReference } from '../../src/events/metadata.js';
+import { cgroupKey, metadataEvent, type CgroupState, type MetadataChange, type MetadataEvent, type MetadataKind, type OwnerReference } from '../../src/events/metadata.js';
 import { flowEvent } from './flows.js';
 
 const SOURCE = 'kubernetes/test';
@@ -94,24 +94,24 @@ export function nodeChange(spec: ObjectSpec & { addresses: string[] }): Metadata
   return objectMessage('Node', spec, { node: { addresses: spec.addresses } });
 }
 
+/** The message a node's collector publishes for a cgroup's state observed at `at`. */
+export function cgroupEvent(cgroup: CgroupState, at: bigint): { key: string; event: MetadataEvent } {
+  const key = cgroupKey(cgroup.k8s_node_name, cgroup.cgroup_id);
+  return { key, event: metadataEvent({ object_key: key, kind: 'Cgroup', source: `collector/${cgroup.k8s_node_name}`, change_time_ns: at, cgroup }) };
+}
+
+/** A container's cgroup, its path made up from the pod uid and the id. */
 export function cgroupChange(spec: { node: string; id: bigint; podUid: string | null; at: bigint }): MetadataChange {
-  const key = cgroupKey(spec.node, spec.id);
-  return {
-    key,
-    event: metadataEvent({
-      object_key: key,
-      kind: 'Cgroup',
-      source: `collector/${spec.node}`,
-      change_time_ns: spec.at,
-      cgroup: {
-        k8s_node_name: spec.node,
-        cgroup_id: spec.id,
-        cgroup_path: `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${spec.podUid ?? 'none'}.slice/cri-containerd-c${spec.id}.scope`,
-        k8s_pod_uid: spec.podUid,
-        container_id: `c${spec.id}`,
-      },
-    }),
-  };
+  return cgroupEvent(
+    {
+      k8s_node_name: spec.node,
+      cgroup_id: spec.id,
+      cgroup_path: `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${spec.podUid ?? 'none'}.slice/cri-containerd-c${spec.id}.scope`,
+      k8s_pod_uid: spec.podUid,
+      container_id: `c${spec.id}`,
+    },
+    spec.at,
+  );
 }
 
 export const tombstone = (key: string, at: bigint): MetadataChange => ({ key, deleted: true, time_ns: at });

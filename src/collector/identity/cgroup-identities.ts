@@ -5,7 +5,11 @@
  * these by (node, cgroup id).
  *
  *   start        reads what earlier runs of this node's collector left on the topic (`previous`), so a restart
- *                publishes only what changed, and cgroups removed while no collector ran get their tombstone.
+ *                publishes only what changed, and cgroups removed while no collector ran get their tombstone. Ids
+ *                whose last message is a tombstone count as gone from then on, so records of such a cgroup still in
+ *                the ring bring no placeholder back after the tombstone; they are not taken as seen, though, because
+ *                after a reboot the kernel hands the same ids out again: an event from one makes a scan, which
+ *                publishes the new cgroup.
  *   scans        at start, every `scanMs`, and soon (at most one per RESCAN_GAP_MS) after an event carries a cgroup
  *                id not known yet: a new cgroup or a changed path is published; a cgroup gone is a tombstone whose
  *                message timestamp is the scan that found it gone. The same state is never published twice.
@@ -19,6 +23,10 @@
  *                to its own, so an event waits at most for the round that was running or due when it was read.
  *   Kafka down   the round retries the same messages; tickets stay unmet, so flows wait with the identities (the
  *                collector's queue bounds them; its drop accounting applies).
+ *   refused      messages the broker refuses for good are counted (drop reason kafka_rejected) and their round passes
+ *                its tickets (flows do not wait for what may never be taken); the maps are put back as they were
+ *                before them, so the next scan makes the same changes again: an identity refused is not taken for
+ *                published, and a tombstone refused does not leave the key's last state on the compacted topic.
  *
  * Memory: the live cgroups, plus the ids gone in the last GONE_MEMORY_MS (events of a removed cgroup still in the
  * ring or the queue must not look unknown).
@@ -37,7 +45,9 @@ export const IDENTITY_DROP_REMEDIES = {
   cgroup_gone:
     'a flow carried a cgroup that was removed before a scan saw it (a short-lived process): published without a pod, so its flows have none; ' +
     'a shorter collector.cgroupScanMs sees more of them while they live',
-  kafka_rejected: 'the broker refused cgroup identity messages (a bug, or the metadata topic\'s max.message.bytes): the flows of those cgroups have no pod',
+  kafka_rejected:
+    'the broker refused cgroup identity messages (a bug, or the metadata topic\'s max.message.bytes; the error is logged): each scan tries them again, ' +
+    'and until one is taken the flows of those cgroups have no pod',
 } as const;
 
 export interface CgroupIdentityDeps {
@@ -68,6 +78,12 @@ const GONE_MEMORY_MS = 10 * 60_000;
 const MESSAGES_PER_SEND = 1000;
 const MAX_BACKOFF_MS = 5000;
 
+/** A message that brings the topic closer to the scan, and how to undo what it changed in the maps if it is refused. */
+interface Change {
+  message: KeyedMessage;
+  revert(): void;
+}
+
 const sameState = (a: CgroupState, b: CgroupState) =>
   a.cgroup_path === b.cgroup_path && a.k8s_pod_uid === b.k8s_pod_uid && a.container_id === b.container_id;
 
@@ -92,6 +108,7 @@ export class CgroupIdentities {
   private readonly tickets = new Tickets();
   private lastScanAt = Number.NEGATIVE_INFINITY;
   private scanFailing = false;
+  private refusing = false;
   private running = false;
   /** Ends the wait for the next round (an unknown id). */
   private wake: (() => void) | undefined;
@@ -132,7 +149,7 @@ export class CgroupIdentities {
       note: (event) => this.note(cgroupIdOf(event)),
       ticket: () => this.tickets.current(),
       met: (ticket) => this.tickets.met(ticket),
-      whenMet: (ticket) => this.tickets.whenMet(ticket),
+      whenMet: (ticket, signal) => this.tickets.whenMet(ticket, signal),
     };
   }
 
@@ -185,9 +202,12 @@ export class CgroupIdentities {
         await this.pause(backoffMs);
         continue;
       }
-      // Tombstoned ids are not remembered: after a reboot the kernel hands out the same ids again.
+      const readAt = this.now();
       for (const [id, state] of previous) {
-        if (state === null) continue;
+        if (state === null) {
+          this.gone.set(id, readAt);
+          continue;
+        }
         this.states.set(id, state);
         this.seen.add(id);
       }
@@ -217,30 +237,45 @@ export class CgroupIdentities {
     }
     if (this.scanFailing) this.deps.logger.info('the traced cgroups can be read again');
     this.scanFailing = false;
-    const messages = this.changes(found, awaiting, at);
-    for (let i = 0; i < messages.length && this.running; i += MESSAGES_PER_SEND) {
-      if (!(await this.produce(messages.slice(i, i + MESSAGES_PER_SEND)))) return;
+    const changes = this.changes(found, awaiting, at);
+    for (let i = 0; i < changes.length && this.running; i += MESSAGES_PER_SEND) {
+      const sent = changes.slice(i, i + MESSAGES_PER_SEND);
+      const outcome = await this.produce(sent.map((change) => change.message));
+      if (outcome === 'stopped') return;
+      if (outcome === 'refused') for (const change of sent) change.revert();
     }
     this.tickets.pass(covers);
     this.forget(at);
   }
 
   /** The messages that bring the topic from what was published to what the scan found; the maps follow at once. */
-  private changes(found: ReadonlyMap<bigint, string>, awaiting: readonly bigint[], at: number): KeyedMessage[] {
-    const messages: KeyedMessage[] = [];
+  private changes(found: ReadonlyMap<bigint, string>, awaiting: readonly bigint[], at: number): Change[] {
+    const changes: Change[] = [];
     for (const [id, path] of found) {
       const { podUid, containerId } = parseCgroupPath(path);
       const state: CgroupState = { k8s_node_name: this.deps.node, cgroup_id: id, cgroup_path: path, k8s_pod_uid: podUid, container_id: containerId };
       const before = this.states.get(id);
       if (before !== undefined && sameState(before, state)) continue;
-      messages.push(this.stateMessage(state, at));
+      const goneAt = this.gone.get(id);
+      // Refused, the state the topic still holds (if any) is what a later change or tombstone starts from. A gone
+      // time put back lands behind later ones in `gone`: forget() then keeps it a little longer, never shorter.
+      const revert = () => {
+        if (before === undefined) this.states.delete(id);
+        else this.states.set(id, before);
+        if (goneAt !== undefined) this.gone.set(id, goneAt);
+      };
+      changes.push({ message: this.stateMessage(state, at), revert });
       this.states.set(id, state);
       this.seen.add(id);
       this.gone.delete(id);
     }
-    for (const id of this.states.keys()) {
+    for (const [id, before] of this.states) {
       if (found.has(id)) continue;
-      messages.push({ key: cgroupKey(this.deps.node, id), value: null, timestampMs: String(at) });
+      const revert = () => {
+        this.gone.delete(id);
+        this.states.set(id, before);
+      };
+      changes.push({ message: { key: cgroupKey(this.deps.node, id), value: null, timestampMs: String(at) }, revert });
       this.states.delete(id);
       this.gone.set(id, at);
     }
@@ -248,11 +283,17 @@ export class CgroupIdentities {
       // Noted before the first round, an id published by an earlier run may be found, or have just been tombstoned.
       if (found.has(id) || this.gone.has(id)) continue;
       const state: CgroupState = { k8s_node_name: this.deps.node, cgroup_id: id, cgroup_path: '', k8s_pod_uid: null, container_id: null };
-      messages.push(this.stateMessage(state, at));
+      // Refused, a placeholder is not tried again: the cgroup is gone, so the topic holding nothing under its key says
+      // the same (no pod), and there is nothing to tombstone. The id is remembered as gone, like a tombstoned one.
+      const revert = () => {
+        this.states.delete(id);
+        this.gone.set(id, at);
+      };
+      changes.push({ message: this.stateMessage(state, at), revert });
       this.states.set(id, state);
       this.drop('cgroup_gone', 1);
     }
-    return messages;
+    return changes;
   }
 
   private stateMessage(state: CgroupState, at: number): KeyedMessage {
@@ -261,8 +302,8 @@ export class CgroupIdentities {
     return { key, value: this.deps.encode(event), timestampMs: String(at) };
   }
 
-  /** True once Kafka acknowledged (or refused for good) the messages; false when stopped first. */
-  private async produce(messages: KeyedMessage[]): Promise<boolean> {
+  /** Once Kafka acknowledged or refused for good the messages, or when stopped first. */
+  private async produce(messages: KeyedMessage[]): Promise<'acknowledged' | 'refused' | 'stopped'> {
     let failingSince: number | undefined;
     for (let backoffMs = 100; this.running; backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS)) {
       const result = await this.deps.sink.send(messages);
@@ -273,12 +314,16 @@ export class CgroupIdentities {
         if (tombstones > 0) this.published.add(tombstones, { change: 'tombstone' });
         if (tombstones < messages.length) this.published.add(messages.length - tombstones, { change: 'state' });
         if (failingSince !== undefined) this.deps.logger.info({ outageMs: this.now() - failingSince }, 'Kafka takes cgroup identities again');
-        return true;
+        if (this.refusing) this.deps.logger.info('Kafka takes cgroup identities again after refusing some');
+        this.refusing = false;
+        return 'acknowledged';
       }
       if (!result.retriable) {
         this.drop('kafka_rejected', messages.length);
-        this.deps.logger.error({ error: result.error, messages: messages.length }, 'Kafka refused cgroup identity messages; they are dropped');
-        return true;
+        // Once per spell of refusals: every scan tries them again (the drop counter reports each interval).
+        if (!this.refusing) this.deps.logger.error({ error: result.error, messages: messages.length }, 'Kafka refused cgroup identity messages; each scan tries them again');
+        this.refusing = true;
+        return 'refused';
       }
       if (failingSince === undefined) {
         failingSince = this.now();
@@ -286,7 +331,7 @@ export class CgroupIdentities {
       }
       await this.pause(backoffMs);
     }
-    return false;
+    return 'stopped';
   }
 
   private drop(reason: keyof typeof IDENTITY_DROP_REMEDIES, count: number): void {

@@ -10,6 +10,11 @@ export class Tickets {
   private passed = 0;
   private waiters: Array<{ ticket: number; resolve: () => void }> = [];
 
+  /** Sends waiting for their number to pass. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   /** Covers everything so far. */
   current(): number {
     return this.issued;
@@ -32,7 +37,23 @@ export class Tickets {
     return ticket <= this.passed;
   }
 
-  whenMet(ticket: number): Promise<void> {
-    return this.met(ticket) ? Promise.resolve() : new Promise((resolve) => this.waiters.push({ ticket, resolve }));
+  /** Resolves once `ticket` has passed, or once `signal` aborts: the waiter is then removed, not left for a pass. */
+  whenMet(ticket: number, signal: AbortSignal): Promise<void> {
+    if (this.met(ticket) || signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const abandon = () => {
+        this.waiters = this.waiters.filter((other) => other !== waiter);
+        resolve();
+      };
+      const waiter = {
+        ticket,
+        resolve: () => {
+          signal.removeEventListener('abort', abandon);
+          resolve();
+        },
+      };
+      signal.addEventListener('abort', abandon, { once: true });
+      this.waiters.push(waiter);
+    });
   }
 }

@@ -132,16 +132,42 @@ describe('MetadataPublisher', () => {
     assert.deepEqual(p.stats.duplicates, { Pod: 1 });
   });
 
-  it('tombstones the uid a name had when another object now holds the name (a deletion the watch missed)', async () => {
+  it('tombstones the uid a name had when another object now holds the name, just after it was last seen (a deletion the watch missed)', async () => {
     const sink = new MemorySink<KeyedMessage[]>();
-    const { publisher: p } = publisher(sink);
+    const time = testClock(1_000_000n);
+    const { publisher: p } = publisher(sink, { clock: time.clock });
     p.publish(pod('old', 'web-0', {}, 1_000_000n));
-    p.publish(pod('new', 'web-0', {}, 2_000_000n));
+    p.publish(pod('old', 'web-0', {}, 2_000_000n, '2'));
+    time.set(3_499_999n);
+    p.watermark();
+    p.publish(pod('new', 'web-0', {}, 9_000_000n));
     await p.drain(1000);
+    // Seen last by the watermark at 3.5 ms (later than the duplicate state seen at 2 ms): gone 1 ns after it.
     assert.deepEqual(sent(sink), [
       ['old', '{}', '1'],
-      ['old', 'tombstone', '2'],
-      ['new', '{}', '2'],
+      [watermarkKey(SOURCE), 'watermark', '3'],
+      ['old', 'tombstone', '3'],
+      ['new', '{}', '9'],
+    ]);
+  });
+
+  it('times deletions it did not see happen just after the source last saw the object: the last watermark, or the object\'s last state', async () => {
+    const sink = new MemorySink<KeyedMessage[]>();
+    const { publisher: p } = publisher(sink, { clock: testClock(50_000_000_000n).clock });
+    const w = watermarkKey(SOURCE);
+    // Read back: an earlier run's watermark at 7.5 ms, one object last changed before it, one after it.
+    p.restore({ key: 'before', event: pod('before', 'before', {}, 5_000_000n) });
+    p.restore({ key: 'after', event: pod('after', 'after', {}, 8_200_000n) });
+    p.restore({ key: w, event: metadataEvent({ object_key: w, kind: 'Watermark', source: SOURCE, change_time_ns: 7_499_999n }) });
+    // Another source's watermark says nothing about this one's.
+    p.restore({ key: watermarkKey('file/other'), event: metadataEvent({ object_key: watermarkKey('file/other'), kind: 'Watermark', source: 'file/other', change_time_ns: 40_000_000n }) });
+    assert.equal(p.reconcile('Pod'), 2);
+    p.deleteUnseen('never-published', 'Pod');
+    await p.drain(1000);
+    // Not at the time of the reconcile (50 s).
+    assert.deepEqual(sent(sink), [
+      ['before', 'tombstone', '7'],
+      ['after', 'tombstone', '8'],
     ]);
   });
 

@@ -6,8 +6,11 @@
  * while nothing changes. Each case has its own topic and namespace; objects are deleted whatever the result.
  */
 import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { MetadataIndex } from '../../src/metadata/index/metadata-index.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
+import { observedFlow, sec } from '../helpers/metadata.js';
 import { kubeconfigVariant, kubeName, manifests, runningStatus, type Created } from '../helpers/kube.js';
 import { assertNoRepeats, historyByKey, kubeStats, labelsOf, MetadataFixture, perKind, readMetadata, settle, synced } from '../helpers/metadata-role.js';
 
@@ -142,6 +145,47 @@ describe('metadata from the API server', () => {
     assert.deepEqual(labelsOf(history.get(added.metadata.uid)), ['{"app":"a"}']);
     assertNoRepeats(history);
     await third.stop();
+  });
+
+  it('times a deletion made while it was down just after its last watermark, so a pod that took over the IP meanwhile is named from its creation', async () => {
+    const config = fixture.config();
+    const ns = await kube.create(manifests.namespace(kubeName('md')));
+    const namespace = ns.metadata.name;
+    const [rs1, rs2] = await Promise.all(
+      ['w1', 'w2'].map(async (name) => kube.create(manifests.replicaSet(namespace, `${name}-5d8f`, { app: name }, await kube.create(manifests.deployment(namespace, name, { app: name }))))),
+    );
+    const ip = `10.251.${randomInt(256)}.${randomInt(1, 255)}`;
+    const p1 = await kube.create(manifests.pod(namespace, 'p1', { app: 'w1' }, { owner: rs1 }));
+    await kube.patch(p1, runningStatus(ip, 'c0ffee11'), 'status');
+    const first = await fixture.start(config);
+    await synced(first);
+    const seen = await settle(config, first, (h) => h.get(p1.metadata.uid)?.at(-1)?.pod?.ips[0] === ip);
+    await first.stop();
+    const p1Seen = seen.get(p1.metadata.uid)!.at(-1)!.change_time_ns;
+    // creationTimestamp is truncated to the second: p2's must be later than the stop to tell the times apart.
+    const stoppedSecond = Math.floor(Date.now() / 1000);
+    await waitFor(async () => Math.floor(Date.now() / 1000) > stoppedSecond, { timeoutMs: 2000, what: 'the next second' });
+
+    // While no publisher runs: p1 is deleted, p2 (another workload) is created and gets the same IP.
+    await kube.delete(p1);
+    const p2 = await kube.create(manifests.pod(namespace, 'p2', { app: 'w2' }, { owner: rs2 }));
+    await kube.patch(p2, runningStatus(ip, 'c0ffee12'), 'status');
+    const second = await fixture.start(config);
+    await synced(second);
+    await settle(config, second, (h) => h.get(p1.metadata.uid)?.at(-1) === null && h.get(p2.metadata.uid)?.at(-1)?.pod?.ips[0] === ip);
+    await second.stop();
+
+    const messages = await readMetadata(config);
+    const [p1End] = messages.flatMap(({ change }) => (change.key === p1.metadata.uid && 'deleted' in change ? [change.time_ns] : []));
+    assert.ok(p1End! <= createdNs(p2), `p1's tombstone at ${p1End} ns, p2 created at ${createdNs(p2)} ns`);
+    const index = new MetadataIndex({ labels: [], historyNs: sec(3600) });
+    for (const { change } of messages) index.apply(change);
+    const holder = (start: bigint) => {
+      const { client } = index.joinFlow(observedFlow({ side: 'server', node: 'elsewhere', client: ip, server: '203.0.113.1', start }));
+      return `${client.status} ${client.k8s_pod_name} ${client.k8s_workload_kind}/${client.k8s_workload_name}`;
+    };
+    assert.equal(holder(p1Seen), 'hit p1 Deployment/w1');
+    assert.equal(holder(createdNs(p2) + 1_000_000n), 'hit p2 Deployment/w2');
   });
 
   it('publishes watermarks only once every informer has listed, and advances them while nothing changes', async () => {

@@ -27,8 +27,11 @@ export type InformerState = 'starting' | 'listing' | 'connecting' | 'watching' |
 export interface InformerHandlers {
   /** An object added or changed; `fromList`: delivered by a list rather than by the watch. */
   upsert(object: KubernetesObject, fromList: boolean): void;
-  /** An object deleted (for a relist: no longer listed). The last state the informer had of it. */
-  delete(object: KubernetesObject): void;
+  /**
+   * An object deleted: the last state the informer had of it. `fromList`: no longer listed by a relist, so deleted
+   * at some time the informer did not see.
+   */
+  delete(object: KubernetesObject, fromList: boolean): void;
   /** A list has been applied: `relist` false for the first one. */
   listed(relist: boolean): void;
   /** The informer stopped on an error and starts again after `retryMs`, from `resourceVersion` ('': it lists). */
@@ -179,7 +182,7 @@ export class Informer {
     this.informer = new ListWatch(path, this.watch, () => this.list(), false);
     this.informer.on('add', (object) => this.running() && handlers.upsert(object, this.applyingList));
     this.informer.on('update', (object) => this.running() && handlers.upsert(object, this.applyingList));
-    this.informer.on('delete', (object) => this.running() && handlers.delete(object));
+    this.informer.on('delete', (object) => this.running() && handlers.delete(object, this.applyingList));
     this.informer.on('error', (error) => this.failed(error));
   }
 

@@ -97,11 +97,12 @@ export class KubeSource implements MetadataSource {
             this.measureLag(object, fromList, observedNs, (seconds) => watchLag.record(seconds, attributes));
             this.observe(kind, () => publisher.publish(translate(kind, object, { source, observedNs })));
           },
-          delete: (object) => {
+          delete: (object, fromList) => {
             this.observe(kind, () => {
               const uid = objectUid(object);
               this.lastWrite.delete(uid);
-              publisher.delete(uid, kind);
+              if (fromList) publisher.deleteUnseen(uid, kind);
+              else publisher.delete(uid, kind);
             });
           },
           listed: (relist) => {

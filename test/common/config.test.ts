@@ -49,7 +49,7 @@ describe('loadConfig', () => {
       node: { name: hostname() },
       collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 500, cgroupScanMs: 2000, shutdownTimeoutMs: 10_000, pinDirectory: undefined },
       enricher: { groupId: 'sidecarless-enricher', batchBytes: 32 << 20, flushMs: 1000 },
-      metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, watermarkMs: 1000, queueMessages: 100_000 },
+      metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, watermarkMs: 1000, watermarkLagMs: 2000, queueMessages: 100_000 },
       log: { level: 'info' },
       telemetry: { metricsPort: 9464, host: '127.0.0.1' },
     });
@@ -60,9 +60,10 @@ describe('loadConfig', () => {
     assert.match(error.message, /^config collector\.ringBytes: expected a power of two, got 5000/);
   });
 
-  it('rejects a cluster name that cannot name a source, and a watermark interval out of range, naming the key', () => {
+  it('rejects a cluster name that cannot name a source, and a watermark interval or lag out of range, naming the key', () => {
     assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_CLUSTER: 'prod/eu' } }).message, /^config metadata\.cluster: expected letters, digits, .*got "prod\/eu"/);
     assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_WATERMARK_MS: '10' } }).message, /^config metadata\.watermarkMs: expected an integer in 100\.\.60000, got 10/);
+    assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_WATERMARK_LAG_MS: '-1' } }).message, /^config metadata\.watermarkLagMs: expected an integer in 0\.\.300000, got -1/);
   });
 
   it('rejects a cgroup scan interval below 100 ms, naming the key', () => {

@@ -27,7 +27,7 @@ function pod(uid: string, name: string, labels: Record<string, string>, time: bi
   return metadataEvent({ object_key: uid, kind: 'Pod', source: SOURCE, change_time_ns: time, resource_version: resourceVersion, k8s_namespace_name: 'ns', name, labels });
 }
 
-function publisher(sink: Sink<KeyedMessage[]>, options: { maxQueued?: number; clock?: () => bigint } = {}) {
+function publisher(sink: Sink<KeyedMessage[]>, options: { maxQueued?: number; clock?: () => bigint; watermarkLagMs?: number } = {}) {
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   const p = new MetadataPublisher({
@@ -39,6 +39,7 @@ function publisher(sink: Sink<KeyedMessage[]>, options: { maxQueued?: number; cl
     logger,
     maxQueued: options.maxQueued ?? 1000,
     maxBatch: 100,
+    ...(options.watermarkLagMs !== undefined && { watermarkLagMs: options.watermarkLagMs }),
   });
   return { publisher: p, lines };
 }
@@ -195,6 +196,22 @@ describe('MetadataPublisher', () => {
     assert.deepEqual(sink.batches, [['a'], ['b', 'c'], ['b', 'c'], [w]]);
     assert.deepEqual([p.stats.watermarks, p.stats.published], [1, { Pod: 3 }]);
     assert.ok(p.stats.lastWatermarkNs > 0n);
+  });
+
+  it('claims watermarks the lag behind its clock, and never one that is not later than the last claimed, read back or its own', async () => {
+    const sink = new MemorySink<KeyedMessage[]>();
+    const time = testClock();
+    const { publisher: p } = publisher(sink, { clock: time.clock, watermarkLagMs: 2000 });
+    const w = watermarkKey(SOURCE);
+    p.restore({ key: w, event: metadataEvent({ object_key: w, kind: 'Watermark', source: SOURCE, change_time_ns: 9_000_000_000n }) });
+    time.set(10_999_999_999n);
+    p.watermark(); // 9 s: the previous run's
+    time.set(11_499_999_999n);
+    p.watermark(); // 9.5 s
+    p.watermark(); // 9.5 s + 1 ns: later, claimed
+    await p.drain(1000);
+    assert.deepEqual(sent(sink), [[w, 'watermark', '9500'], [w, 'watermark', '9500']]);
+    assert.deepEqual([p.stats.watermarks, p.stats.lastWatermarkNs], [2, 9_500_000_001n]);
   });
 
   it('isolates a message the broker refuses, sends the others, and publishes that object again at its next change', async () => {

@@ -232,10 +232,13 @@ describe('metadata from the API server', () => {
     const granted = BigInt(Date.now()) * 1_000_000n;
     await kube.patchPath(`${rbac}/clusterroles/${account}`, { rules: rule(['jobs', 'cronjobs']) });
     await waitFor(async () => role.source.ready() && role.publisher.stats.watermarks >= 4, { timeoutMs: 40_000, what: 'the CronJob informer to list after the grant, and watermarks' });
+    const cronJobWatching = BigInt(kubeStats(started).watchingSince.CronJob!) * 1_000_000n;
     await started.stop();
     const watermarks = (await readMetadata(config)).filter((m) => m.change.key === 'watermark/kubernetes/test').map((m) => ('event' in m.change ? m.change.event.change_time_ns : -1n));
     assert.ok(watermarks.length >= 4, `${watermarks.length} watermarks`);
     assert.ok(watermarks[0]! > granted, 'the first watermark follows the grant');
+    // Claimed metadata.watermarkLagMs (2 s) behind the clock, and not before the CronJob informer watched for as long.
+    assert.ok(watermarks[0]! >= cronJobWatching, `the first watermark (${watermarks[0]} ns) is not earlier than the CronJob informer's watch (${cronJobWatching} ns)`);
     assert.ok(watermarks.at(-1)! > watermarks.at(-2)!, 'the stop\'s watermark is the latest');
     // Idle: one every metadata.watermarkMs (200 ms), each later than the one before; the last one is the stop's.
     for (let i = 1; i < watermarks.length - 1; i++) {

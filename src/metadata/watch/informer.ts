@@ -14,7 +14,10 @@
  *    for 30 s), counting each restart and telling the owner why; start() resumes from the last resourceVersion,
  *    so a short outage costs no relist when the API server still serves it;
  * 3. tells the owner when a list has been applied (the initial sync, and each relist after a 410, counted), and
- *    whether the informer is watching now: a source may claim a watermark only while all of its informers are.
+ *    whether the informer is watching now: a source may claim a watermark only while all of its informers are;
+ *    and since when it has been watching after a list or a failure (`returnedAtMs`; a renewed watch of a healthy
+ *    informer does not count): a watch that resumed after a failure delivers what changed meanwhile first
+ *    (`resumedAfterFailure`), so its first events are not news of the moment they arrive.
  *
  * Every list after the first one is a relist: ListWatch lists again only when the resourceVersion was reset,
  * which it does only on a 410 (a restart after an error resumes from the resourceVersion it had).
@@ -147,6 +150,11 @@ export class Informer {
   private upSince = 0;
   /** When the current watch was accepted or last delivered a line. */
   private lastHeard = 0;
+  /** A list or a failure came after the last watch accepted: the next accepted watch is a return. */
+  private returning = true;
+  private failedSinceList = false;
+  private returnedAt = 0;
+  private resumed = false;
   /** The current watch was ended for its silence: the error it ends with says only "aborted". */
   private silenced = false;
   private readonly silenceCheck: NodeJS.Timeout;
@@ -168,6 +176,11 @@ export class Informer {
         if (this.stateNow !== 'connecting') return;
         this.stateNow = 'watching';
         this.lastHeard = Date.now();
+        if (!this.returning) return;
+        this.returning = false;
+        this.returnedAt = this.lastHeard;
+        this.resumed = this.failedSinceList;
+        this.failedSinceList = false;
       },
       heard: () => (this.lastHeard = Date.now()),
     });
@@ -193,6 +206,16 @@ export class Informer {
   /** Listed at least once and watching now. */
   get ready(): boolean {
     return this.stateNow === 'watching' && this.lists > 0;
+  }
+
+  /** When (ms since the epoch) the informer last began watching after a list or a failure; 0 before. */
+  get returnedAtMs(): number {
+    return this.returnedAt;
+  }
+
+  /** The current watch resumed from a resourceVersion after a failure: it delivers what changed meanwhile first. */
+  get resumedAfterFailure(): boolean {
+    return this.resumed;
   }
 
   start(): void {
@@ -231,6 +254,8 @@ export class Informer {
     list.items.forEach(slim);
     this.lists++;
     if (this.lists > 1) this.relists++;
+    this.returning = true;
+    this.failedSinceList = false;
     // ListWatch applies the items right after this resolves, then starts the watch (WatchEvents.attempt).
     this.applyingList = true;
     return list;
@@ -245,6 +270,8 @@ export class Informer {
     this.applyingList = false;
     this.stateNow = 'down';
     this.restarts++;
+    this.returning = true;
+    this.failedSinceList = true;
     const { initialMs, maxMs } = this.backoff;
     if (Date.now() - this.upSince >= maxMs) this.retryMs = initialMs;
     this.upSince = Date.now();

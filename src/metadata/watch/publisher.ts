@@ -38,6 +38,8 @@ export interface PublisherOptions {
   maxQueued: number;
   /** Messages per produce request. Default 500. */
   maxBatch?: number;
+  /** How far behind the clock a watermark claims (metadata.watermarkLagMs). Default 0. */
+  watermarkLagMs?: number;
 }
 
 type Counts = Partial<Record<MetadataKind, number>>;
@@ -180,9 +182,14 @@ export class MetadataPublisher {
     return gone.length;
   }
 
-  /** Queues a watermark at now: call only while the source observes every change (synced and watching). */
+  /**
+   * Queues a watermark at now minus the lag: call only while the source observes every change (synced and
+   * watching). None when that time is not later than the last claimed one (a restart within the lag of the
+   * previous run's last watermark): watermarks never go back.
+   */
   watermark(): void {
-    const time = this.options.clock();
+    const time = this.options.clock() - BigInt(this.options.watermarkLagMs ?? 0) * 1_000_000n;
+    if (time <= this.claimedNs) return;
     this.claimedNs = time;
     const event = metadataEvent({ object_key: watermarkKey(this.source), kind: 'Watermark', source: this.source, change_time_ns: time });
     this.outbox.pushWatermark({ message: { key: event.object_key, value: this.options.codec.encode(event), timestampMs: timestamp(time) }, kind: 'Watermark', tombstone: false, observedNs: time });

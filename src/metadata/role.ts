@@ -50,7 +50,7 @@ export async function startMetadata({ config, logger, telemetry }: RoleContext, 
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, [topic]);
+    await ensureTopics(admin, [topic], log);
   } finally {
     await admin.disconnect();
   }

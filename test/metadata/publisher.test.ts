@@ -12,6 +12,7 @@ import { loadRegistry } from '../../src/common/avro.js';
 import type { KeyedMessage } from '../../src/common/kafka/sink.js';
 import { MemorySink, SINK_OK, type Sink, type SinkResult } from '../../src/common/pipeline.js';
 import { bindMetadataCodec, metadataEvent, watermarkKey, type MetadataChange, type MetadataEvent } from '../../src/events/metadata.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
 import { MetadataPublisher } from '../../src/metadata/watch/publisher.js';
 
 const codec = bindMetadataCodec(loadRegistry());
@@ -187,7 +188,8 @@ describe('MetadataPublisher', () => {
     assert.deepEqual(sink.batches, [['a'], ['b', 'c']]);
     // A retriable failure: the same batch again, the watermark still behind it.
     await sink.answer({ ok: false, error: 'broker away', retriable: true });
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // After the outbox's back-off (100 ms): nothing else in between.
+    await waitFor(async () => sink.batches.length === 3, { timeoutMs: 5000, what: 'the batch sent again' });
     assert.deepEqual(sink.batches, [['a'], ['b', 'c'], ['b', 'c']]);
     await sink.answer();
     assert.deepEqual(sink.batches.at(-1), [w]);
@@ -229,7 +231,8 @@ describe('MetadataPublisher', () => {
     p.publish(pod('a', 'a', {}, 1_000_000n));
     p.publish(pod('b', 'b', {}, 2_000_000n));
     p.publish(pod('c', 'c', {}, 3_000_000n));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // b's first version refused and left out, c sent: only then does b change.
+    await waitFor(async () => accepted.length === 2, { timeoutMs: 5000, what: 'a and c acknowledged' });
     p.publish(pod('b', 'b', {}, 4_000_000n, '2'));
     await p.drain(1000);
     // a went out alone (the first send starts at once); b and c were refused together, then one at a time.

@@ -97,9 +97,11 @@ describe('metadata from the API server', () => {
     assert.deepEqual([kubeStats(started).restarts, kubeStats(started).relists], [perKind(0), perKind(0)]);
     assert.deepEqual(await started.reader.byKind('sidecarless.metadata.events'), publisher.stats.published);
     assert.deepEqual(await started.reader.byKind('sidecarless.metadata.tombstones'), publisher.stats.tombstones);
-    // Watch lag: measured on watch events whose managedFields time advanced (whole seconds: up to 1 s above the delay).
+    // Watch lag: measured on watch events whose managedFields time advanced, at least each pod's creation (later
+    // writes within the same second are not). The API server's whole seconds add up to 1 s to each value, and a
+    // loaded machine more: the bound only catches a lag of another order.
     const lag = (await started.reader.histogramByKind('sidecarless.metadata.watch_lag')).Pod!;
-    assert.ok(lag.count >= 1 && lag.max < 2, `Pod watch lag: ${lag.count} values, max ${lag.max} s`);
+    assert.ok(lag.count >= 2 && lag.max < 6, `Pod watch lag: ${lag.count} values, max ${lag.max} s`);
     const latency = await started.reader.histogramByKind('sidecarless.metadata.publish_latency');
     assert.equal(latency.Pod!.count, (publisher.stats.published.Pod ?? 0) + (publisher.stats.tombstones.Pod ?? 0));
     await started.stop();

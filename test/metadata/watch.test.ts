@@ -34,14 +34,14 @@ describe('metadata from the API server', () => {
     await kube.patch(node, { status: { addresses: [{ type: 'Hostname', address: 'h' }, { type: 'InternalIP', address: '192.168.50.10' }] } }, 'status');
     const app = { app: 'web' };
     const deployment = await kube.create(manifests.deployment(namespace, 'web', app));
-    const replicaSet = await kube.create(manifests.replicaSet(namespace, 'web-5d8f', app, deployment));
+    const replicaSet = await kube.create(manifests.replicaSet(deployment));
     const pod1 = await kube.create(manifests.pod(namespace, 'web-5d8f-a', app, { owner: replicaSet, nodeName: node.metadata.name }));
     const pod2 = await kube.create(manifests.pod(namespace, 'web-5d8f-b', app, { owner: replicaSet, nodeName: node.metadata.name }));
     await kube.patch(pod1, runningStatus('10.244.7.1', 'c0ffee01'), 'status');
     await kube.patch(pod2, runningStatus('10.244.7.2', 'c0ffee02'), 'status');
     const service = await kube.create(manifests.service(namespace, 'web', app, 80, 8080));
     const slice = await kube.create(
-      manifests.endpointSlice(namespace, 'web-x7', service, [{ pod: pod1, ip: '10.244.7.1', ready: true }, { pod: pod2, ip: '10.244.7.2', ready: true }], 8080),
+      manifests.endpointSlice('web-x7', service, [{ pod: pod1, ip: '10.244.7.1', ready: true }, { pod: pod2, ip: '10.244.7.2', ready: true }], 8080),
     );
 
     const relabeled = await kube.patch(pod1, { metadata: { labels: { app: 'web', version: 'v2' } } });
@@ -78,7 +78,7 @@ describe('metadata from the API server', () => {
       k8s_namespace_name: namespace,
       name: 'web-5d8f-a',
       labels: { app: 'web', version: 'v2' },
-      owner: { kind: 'ReplicaSet', name: 'web-5d8f', uid: replicaSet.metadata.uid },
+      owner: { kind: 'ReplicaSet', name: replicaSet.metadata.name, uid: replicaSet.metadata.uid },
       pod: { k8s_node_name: node.metadata.name, phase: 'Running', host_network: false, ips: ['10.244.7.1'], container_ids: ['c0ffee01'], ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] },
       service: null,
       endpoint_slice: null,
@@ -154,7 +154,7 @@ describe('metadata from the API server', () => {
     const ns = await kube.create(manifests.namespace(kubeName('md')));
     const namespace = ns.metadata.name;
     const [rs1, rs2] = await Promise.all(
-      ['w1', 'w2'].map(async (name) => kube.create(manifests.replicaSet(namespace, `${name}-5d8f`, { app: name }, await kube.create(manifests.deployment(namespace, name, { app: name }))))),
+      ['w1', 'w2'].map(async (name) => kube.create(manifests.replicaSet(await kube.create(manifests.deployment(namespace, name, { app: name }))))),
     );
     const ip = `10.251.${randomInt(256)}.${randomInt(1, 255)}`;
     const p1 = await kube.create(manifests.pod(namespace, 'p1', { app: 'w1' }, { owner: rs1 }));
@@ -232,7 +232,7 @@ describe('metadata from the API server', () => {
     assert.equal(role.publisher.stats.watermarks, 0);
 
     const granted = BigInt(Date.now()) * 1_000_000n;
-    await kube.patchPath(`${rbac}/clusterroles/${account}`, { rules: rule(['jobs', 'cronjobs']) });
+    await kube.patch({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: account } }, { rules: rule(['jobs', 'cronjobs']) });
     await waitFor(async () => role.source.ready() && role.publisher.stats.watermarks >= 4, { timeoutMs: 40_000, what: 'the CronJob informer to list after the grant, and watermarks' });
     const cronJobWatching = BigInt(kubeStats(started).watchingSince.CronJob!) * 1_000_000n;
     await started.stop();

@@ -53,7 +53,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
     for (const kind of kinds) sources.push(kind.load(config.collector, pins));
     const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'collector'), logger);
     const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
-    const partitions = await partitionCounts(kafka, [topics.metadata, ...Object.values(topics).filter((spec) => kinds.some((kind) => spec.topic === topicOf(kind)))]);
+    const partitions = await partitionCounts(kafka, logger, [topics.metadata, ...Object.values(topics).filter((spec) => kinds.some((kind) => spec.topic === topicOf(kind)))]);
     identities = cgroupIdentities(config, kafka, registry, logger.child({ role: 'collector', component: 'cgroup-identities' }), meter);
     kinds.forEach((kind, i) => {
       const context = { nodeName: config.node.name, epoch: sources[i]!.epoch, toWallNs: (ns: bigint) => clock.toWallNs(ns) };
@@ -159,11 +159,11 @@ function lockPins(pins: PinDirectory, whenHeld: string): () => void {
 }
 
 /** Creates the topics if needed and returns each one's partition count (events are partitioned by the collector). */
-async function partitionCounts(kafka: ReturnType<typeof createKafka>, specs: Parameters<typeof ensureTopics>[1]): Promise<Map<string, number>> {
+async function partitionCounts(kafka: ReturnType<typeof createKafka>, logger: Logger, specs: Parameters<typeof ensureTopics>[1]): Promise<Map<string, number>> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, specs);
+    await ensureTopics(admin, specs, logger.child({ role: 'collector' }));
     const metadata = await admin.fetchTopicMetadata({ topics: specs.map((spec) => spec.topic) });
     return new Map(metadata.topics.map((topic) => [topic.name, topic.partitions.length]));
   } finally {

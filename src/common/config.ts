@@ -269,6 +269,15 @@ const schema = {
     file: optional(name),
     /** While every informer is synced, a watermark at least this often (what the enricher waits for). */
     watermarkMs: setting(int(100, 60_000), 1000),
+    /**
+     * How far behind now a watermark claims (and how long after an informer returns to watching none is claimed).
+     * The index backfills a pod's IP to its creation (the kubelet assigns it before the API server shows it), so a
+     * status that reaches the source later than a watermark passed its flows would label them on replay but not
+     * live. Larger: statuses arriving later still label flows identically live and on replay; smaller: joined rows
+     * are written sooner. Below 1000 the API server's whole-second creation times may let a deletion not seen live
+     * end after the creation of the pod that took over its IP.
+     */
+    watermarkLagMs: setting(int(0, 300_000), 2000),
     /** Messages waiting for Kafka before superseded states of an object are skipped (its latest still goes out). */
     queueMessages: setting(int(1000, 10_000_000), 100_000),
   },

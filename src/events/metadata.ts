@@ -8,9 +8,17 @@
  * Readers: the enricher (src/metadata/index/ builds the event-time history it joins with), the enforcer, anyone.
  *
  * Time: `change_time_ns` is when the source observed the state. A source publishes a Watermark event
- * (`watermark/<source>`) after every change it observed up to that time has been acknowledged by Kafka, and again
- * every few seconds while nothing changes: a reader that has consumed the topic up to offsets fetched after it saw
- * a watermark knows that source's state at every time up to it.
+ * (`watermark/<source>`) at time W = Q - lag when it has observed every change up to Q (its informers listed and
+ * watching, for at least the lag since any of them returned from a gap) and only after every change it observed
+ * up to Q has been acknowledged by Kafka; again every few seconds while nothing changes. The lag
+ * (metadata.watermarkLagMs, default 2 s) is there because a state may take effect before the source observes it:
+ * the index backfills a pod's IP to the pod's creation (the kubelet assigns it before the API server shows it). A
+ * reader that has consumed the topic up to offsets fetched after it saw a watermark W therefore has every state the
+ * source observed up to W + lag: it knows that source's state at every time up to W, including what took effect
+ * before W but reached the source up to `lag` later (a status patch that arrived later still can label flows
+ * before W on replay that a live reader past W did not). Watermarks of a source only increase, across restarts.
+ * A deletion the source did not see happen (a relist's, a restart's) is timed 1 ns after the later of its last
+ * watermark and the object's last state, so it contradicts no watermark.
  */
 import type { Registry } from '../common/avro.js';
 import { DecodeError } from '../common/errors.js';

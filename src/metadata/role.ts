@@ -6,7 +6,8 @@
  * 2. The topic is created if missing, then read back to its end offsets of that moment: the latest message of
  *    every key tells the publisher what this source has already published, so a restart publishes only what
  *    differs, and tombstones what was deleted while no publisher ran (once each kind has been listed).
- * 3. The source starts; a watermark is queued every metadata.watermarkMs while the source observes every change.
+ * 3. The source starts; a watermark (now - metadata.watermarkLagMs) is queued every metadata.watermarkMs while
+ *    the source observes every change.
  * 4. Stop: a last watermark (if the source is synced), the source stops, the queue drains (bounded), the
  *    producer disconnects.
  */
@@ -49,7 +50,7 @@ export async function startMetadata({ config, logger, telemetry }: RoleContext, 
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, [topic]);
+    await ensureTopics(admin, [topic], log);
   } finally {
     await admin.disconnect();
   }
@@ -64,6 +65,7 @@ export async function startMetadata({ config, logger, telemetry }: RoleContext, 
     meter,
     logger: log,
     maxQueued: config.metadata.queueMessages,
+    watermarkLagMs: config.metadata.watermarkLagMs,
   });
   let undecodable = 0;
   const started = Date.now();
@@ -84,7 +86,7 @@ export async function startMetadata({ config, logger, telemetry }: RoleContext, 
 
   const source = kube === undefined
     ? new FileSource({ path: file!, publisher, clock, logger: log })
-    : new KubeSource({ kubeConfig: kube.kubeConfig, publisher, clock, meter, logger: log });
+    : new KubeSource({ kubeConfig: kube.kubeConfig, publisher, clock, meter, logger: log, watermarkLagMs: config.metadata.watermarkLagMs });
   try {
     await source.start();
   } catch (error) {

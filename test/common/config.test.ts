@@ -56,7 +56,7 @@ describe('loadConfig', () => {
         labels: ['app', 'app.kubernetes.io/name', 'version'],
         metadataHistoryMs: 7 * 24 * 3600 * 1000,
       },
-      metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, watermarkMs: 1000, queueMessages: 100_000 },
+      metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, watermarkMs: 1000, watermarkLagMs: 2000, queueMessages: 100_000 },
       log: { level: 'info' },
       telemetry: { metricsPort: 9464, host: '127.0.0.1' },
     });
@@ -83,9 +83,10 @@ describe('loadConfig', () => {
     assert.match(error.message, /^config enricher\.metadataHoldMs: expected an integer in 0\.\.60000, got 60001/);
   });
 
-  it('rejects a cluster name that cannot name a source, and a watermark interval out of range, naming the key', () => {
+  it('rejects a cluster name that cannot name a source, and a watermark interval or lag out of range, naming the key', () => {
     assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_CLUSTER: 'prod/eu' } }).message, /^config metadata\.cluster: expected letters, digits, .*got "prod\/eu"/);
     assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_WATERMARK_MS: '10' } }).message, /^config metadata\.watermarkMs: expected an integer in 100\.\.60000, got 10/);
+    assert.match(rejection({ argv: [], env: { SIDECARLESS_METADATA_WATERMARK_LAG_MS: '-1' } }).message, /^config metadata\.watermarkLagMs: expected an integer in 0\.\.300000, got -1/);
   });
 
   it('rejects a cgroup scan interval below 100 ms, naming the key', () => {

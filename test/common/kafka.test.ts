@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
+import { pino } from 'pino';
 import { kafkaPort, localHost, localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { createKafka } from '../../src/common/kafka/client.js';
@@ -130,19 +131,22 @@ describe('ensureTopics', () => {
 
     const { resources } = await admin.describeConfigs({
       includeSynonyms: false,
-      resources: specs.map((spec) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: spec.topic, configNames: ['cleanup.policy', 'retention.ms'] })),
+      resources: specs.map((spec) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: spec.topic, configNames: ['cleanup.policy', 'retention.ms', 'min.compaction.lag.ms', 'delete.retention.ms'] })),
     });
     const configs = Object.fromEntries(
       resources.map((r) => [r.resourceName.slice(prefix.length), Object.fromEntries(r.configEntries.map((e) => [e.configName, e.configValue]))]),
     );
     const week = String(7 * 24 * 3_600_000);
+    // The broker's defaults: no compaction lag, tombstones kept a day.
+    const defaults = { 'min.compaction.lag.ms': '0', 'delete.retention.ms': String(24 * 3_600_000) };
     assert.deepEqual(configs, {
-      'flows.v1': { 'cleanup.policy': 'delete', 'retention.ms': '3600000' },
-      'http.v1': { 'cleanup.policy': 'delete', 'retention.ms': '3600000' },
-      'verdicts.v1': { 'cleanup.policy': 'delete', 'retention.ms': '3600000' },
-      'metadata.v1': { 'cleanup.policy': 'compact', 'retention.ms': week },
-      'policies.v1': { 'cleanup.policy': 'compact', 'retention.ms': week },
-      'deadletter.v1': { 'cleanup.policy': 'delete', 'retention.ms': String(30 * 24 * 3_600_000) },
+      'flows.v1': { 'cleanup.policy': 'delete', 'retention.ms': '3600000', ...defaults },
+      'http.v1': { 'cleanup.policy': 'delete', 'retention.ms': '3600000', ...defaults },
+      'verdicts.v1': { 'cleanup.policy': 'delete', 'retention.ms': '3600000', ...defaults },
+      // Superseded states and tombstones outlive the events that may be joined with them (replay).
+      'metadata.v1': { 'cleanup.policy': 'compact', 'retention.ms': week, 'min.compaction.lag.ms': '3600000', 'delete.retention.ms': '3600000' },
+      'policies.v1': { 'cleanup.policy': 'compact', 'retention.ms': week, ...defaults },
+      'deadletter.v1': { 'cleanup.policy': 'delete', 'retention.ms': String(30 * 24 * 3_600_000), ...defaults },
     });
 
     const metadata = await admin.fetchTopicMetadata({ topics: specs.map((spec) => spec.topic) });
@@ -151,6 +155,33 @@ describe('ensureTopics', () => {
     await assert.rejects(ensureTopics(admin, [{ ...catalog.metadata, configs: { 'cleanup.policy': 'delete' } }]), {
       message: new RegExp(`topic ${catalog.metadata.topic.replaceAll('.', '\\.')} exists with cleanup.policy=compact but needs delete`),
     });
+  });
+
+  it('warns, naming the command, when an existing metadata topic keeps less history than the events\' retention', async () => {
+    const prefix = `${uniqueName('test.catalog_')}.`;
+    const twoDays = 2 * 24 * 3_600_000;
+    const { metadata } = topicSpecs(prefix, { partitions: 1, replicationFactor: 1, retentionMs: twoDays });
+    // Created before the minimums existed: a compacted topic with the broker's defaults.
+    await createTopics([{ ...metadata, configs: { 'cleanup.policy': 'compact' } }]);
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    assert.deepEqual(await ensureTopics(admin, [metadata], logger), []);
+    assert.deepEqual(
+      lines.map((line) => [line.config, line.actual, line.minimum]),
+      [
+        ['min.compaction.lag.ms', '0', twoDays],
+        ['delete.retention.ms', String(24 * 3_600_000), twoDays],
+      ],
+    );
+    assert.match(String(lines[0]!.msg), new RegExp(`--entity-name ${metadata.topic.replaceAll('.', '\\.')} --add-config min\\.compaction\\.lag\\.ms=${twoDays}\\)$`));
+    // Raised as the warning says: no warning any more.
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: metadata.topic, configEntries: Object.entries(metadata.configs).map(([name, value]) => ({ name, value })) }],
+    });
+    lines.length = 0;
+    await ensureTopics(admin, [metadata], logger);
+    assert.deepEqual(lines, []);
   });
 });
 

@@ -19,7 +19,7 @@ import { OBJECT_KINDS } from '../../src/metadata/watch/kinds.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { kubeCredentials } from '../../src/lab/stack/kube-credentials.js';
 import { kafkaPort, kubeApiServerPort, localHost } from '../../src/lab/stack/endpoints.js';
-import { KubeApi } from './kube.js';
+import { KubeObjects } from './kube.js';
 import { requireStackService, uniqueName } from './stack.js';
 import { TestReader } from './telemetry.js';
 
@@ -151,7 +151,7 @@ export const perKind = (n: number): Record<string, number> => Object.fromEntries
 
 /** What one test file creates (configurations and their topics, roles, API objects, files), removed in after(). */
 export class MetadataFixture {
-  readonly kube = KubeApi.fromStack();
+  readonly kube = KubeObjects.fromStack();
   private readonly configs: Config[] = [];
   private readonly roles: StartedRole[] = [];
   private readonly cleanups: Array<() => Promise<void> | void> = [];

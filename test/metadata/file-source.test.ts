@@ -112,11 +112,11 @@ describe('metadata file: as a source', () => {
     await kube.patch(node, { status: { addresses: [{ type: 'InternalIP', address: '192.168.60.1' }] } }, 'status');
     const app = { app: 'web' };
     const deployment = await kube.create(manifests.deployment(namespace, 'web', app));
-    const replicaSet = await kube.create(manifests.replicaSet(namespace, 'web-1', app, deployment));
+    const replicaSet = await kube.create(manifests.replicaSet(deployment));
     const pod = await kube.create(manifests.pod(namespace, 'web-1-a', app, { owner: replicaSet, nodeName: node.metadata.name }));
     await kube.patch(pod, runningStatus('10.244.9.1', 'fade01'), 'status');
     const service = await kube.create(manifests.service(namespace, 'web', app, 80, 'http'));
-    const slice = await kube.create(manifests.endpointSlice(namespace, 'web-a', service, [{ pod, ip: '10.244.9.1', ready: true }], 8080));
+    const slice = await kube.create(manifests.endpointSlice('web-a', service, [{ pod, ip: '10.244.9.1', ready: true }], 8080));
     const objects: Created[] = await Promise.all([ns, node, deployment, replicaSet, pod, service, slice].map((object) => kube.read(object)));
     const uids = objects.map((object) => object.metadata.uid);
 

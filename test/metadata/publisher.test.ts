@@ -12,6 +12,7 @@ import { loadRegistry } from '../../src/common/avro.js';
 import type { KeyedMessage } from '../../src/common/kafka/sink.js';
 import { MemorySink, SINK_OK, type Sink, type SinkResult } from '../../src/common/pipeline.js';
 import { bindMetadataCodec, metadataEvent, watermarkKey, type MetadataChange, type MetadataEvent } from '../../src/events/metadata.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
 import { MetadataPublisher } from '../../src/metadata/watch/publisher.js';
 
 const codec = bindMetadataCodec(loadRegistry());
@@ -27,7 +28,7 @@ function pod(uid: string, name: string, labels: Record<string, string>, time: bi
   return metadataEvent({ object_key: uid, kind: 'Pod', source: SOURCE, change_time_ns: time, resource_version: resourceVersion, k8s_namespace_name: 'ns', name, labels });
 }
 
-function publisher(sink: Sink<KeyedMessage[]>, options: { maxQueued?: number; clock?: () => bigint } = {}) {
+function publisher(sink: Sink<KeyedMessage[]>, options: { maxQueued?: number; clock?: () => bigint; watermarkLagMs?: number } = {}) {
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   const p = new MetadataPublisher({
@@ -39,6 +40,7 @@ function publisher(sink: Sink<KeyedMessage[]>, options: { maxQueued?: number; cl
     logger,
     maxQueued: options.maxQueued ?? 1000,
     maxBatch: 100,
+    ...(options.watermarkLagMs !== undefined && { watermarkLagMs: options.watermarkLagMs }),
   });
   return { publisher: p, lines };
 }
@@ -132,16 +134,42 @@ describe('MetadataPublisher', () => {
     assert.deepEqual(p.stats.duplicates, { Pod: 1 });
   });
 
-  it('tombstones the uid a name had when another object now holds the name (a deletion the watch missed)', async () => {
+  it('tombstones the uid a name had when another object now holds the name, just after it was last seen (a deletion the watch missed)', async () => {
     const sink = new MemorySink<KeyedMessage[]>();
-    const { publisher: p } = publisher(sink);
+    const time = testClock(1_000_000n);
+    const { publisher: p } = publisher(sink, { clock: time.clock });
     p.publish(pod('old', 'web-0', {}, 1_000_000n));
-    p.publish(pod('new', 'web-0', {}, 2_000_000n));
+    p.publish(pod('old', 'web-0', {}, 2_000_000n, '2'));
+    time.set(3_499_999n);
+    p.watermark();
+    p.publish(pod('new', 'web-0', {}, 9_000_000n));
     await p.drain(1000);
+    // Seen last by the watermark at 3.5 ms (later than the duplicate state seen at 2 ms): gone 1 ns after it.
     assert.deepEqual(sent(sink), [
       ['old', '{}', '1'],
-      ['old', 'tombstone', '2'],
-      ['new', '{}', '2'],
+      [watermarkKey(SOURCE), 'watermark', '3'],
+      ['old', 'tombstone', '3'],
+      ['new', '{}', '9'],
+    ]);
+  });
+
+  it('times deletions it did not see happen just after the source last saw the object: the last watermark, or the object\'s last state', async () => {
+    const sink = new MemorySink<KeyedMessage[]>();
+    const { publisher: p } = publisher(sink, { clock: testClock(50_000_000_000n).clock });
+    const w = watermarkKey(SOURCE);
+    // Read back: an earlier run's watermark at 7.5 ms, one object last changed before it, one after it.
+    p.restore({ key: 'before', event: pod('before', 'before', {}, 5_000_000n) });
+    p.restore({ key: 'after', event: pod('after', 'after', {}, 8_200_000n) });
+    p.restore({ key: w, event: metadataEvent({ object_key: w, kind: 'Watermark', source: SOURCE, change_time_ns: 7_499_999n }) });
+    // Another source's watermark says nothing about this one's.
+    p.restore({ key: watermarkKey('file/other'), event: metadataEvent({ object_key: watermarkKey('file/other'), kind: 'Watermark', source: 'file/other', change_time_ns: 40_000_000n }) });
+    assert.equal(p.reconcile('Pod'), 2);
+    p.deleteUnseen('never-published', 'Pod');
+    await p.drain(1000);
+    // Not at the time of the reconcile (50 s).
+    assert.deepEqual(sent(sink), [
+      ['before', 'tombstone', '7'],
+      ['after', 'tombstone', '8'],
     ]);
   });
 
@@ -160,7 +188,8 @@ describe('MetadataPublisher', () => {
     assert.deepEqual(sink.batches, [['a'], ['b', 'c']]);
     // A retriable failure: the same batch again, the watermark still behind it.
     await sink.answer({ ok: false, error: 'broker away', retriable: true });
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // After the outbox's back-off (100 ms): nothing else in between.
+    await waitFor(async () => sink.batches.length === 3, { timeoutMs: 5000, what: 'the batch sent again' });
     assert.deepEqual(sink.batches, [['a'], ['b', 'c'], ['b', 'c']]);
     await sink.answer();
     assert.deepEqual(sink.batches.at(-1), [w]);
@@ -169,6 +198,22 @@ describe('MetadataPublisher', () => {
     assert.deepEqual(sink.batches, [['a'], ['b', 'c'], ['b', 'c'], [w]]);
     assert.deepEqual([p.stats.watermarks, p.stats.published], [1, { Pod: 3 }]);
     assert.ok(p.stats.lastWatermarkNs > 0n);
+  });
+
+  it('claims watermarks the lag behind its clock, and never one that is not later than the last claimed, read back or its own', async () => {
+    const sink = new MemorySink<KeyedMessage[]>();
+    const time = testClock();
+    const { publisher: p } = publisher(sink, { clock: time.clock, watermarkLagMs: 2000 });
+    const w = watermarkKey(SOURCE);
+    p.restore({ key: w, event: metadataEvent({ object_key: w, kind: 'Watermark', source: SOURCE, change_time_ns: 9_000_000_000n }) });
+    time.set(10_999_999_999n);
+    p.watermark(); // 9 s: the previous run's
+    time.set(11_499_999_999n);
+    p.watermark(); // 9.5 s
+    p.watermark(); // 9.5 s + 1 ns: later, claimed
+    await p.drain(1000);
+    assert.deepEqual(sent(sink), [[w, 'watermark', '9500'], [w, 'watermark', '9500']]);
+    assert.deepEqual([p.stats.watermarks, p.stats.lastWatermarkNs], [2, 9_500_000_001n]);
   });
 
   it('isolates a message the broker refuses, sends the others, and publishes that object again at its next change', async () => {
@@ -186,7 +231,8 @@ describe('MetadataPublisher', () => {
     p.publish(pod('a', 'a', {}, 1_000_000n));
     p.publish(pod('b', 'b', {}, 2_000_000n));
     p.publish(pod('c', 'c', {}, 3_000_000n));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // b's first version refused and left out, c sent: only then does b change.
+    await waitFor(async () => accepted.length === 2, { timeoutMs: 5000, what: 'a and c acknowledged' });
     p.publish(pod('b', 'b', {}, 4_000_000n, '2'));
     await p.drain(1000);
     // a went out alone (the first send starts at once); b and c were refused together, then one at a time.

@@ -20,7 +20,7 @@ import { kubernetesServer } from '../../src/lab/stack/kubernetes.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { OBJECT_KINDS } from '../../src/metadata/watch/kinds.js';
 import { kubeconfigVariant, kubeName, manifests } from '../helpers/kube.js';
-import { assertNoRepeats, kubeStats, labelsOf, MetadataFixture, perKind, settle, synced } from '../helpers/metadata-role.js';
+import { assertNoRepeats, kubeStats, labelsOf, MetadataFixture, perKind, readMetadata, settle, synced } from '../helpers/metadata-role.js';
 import { TcpRelay } from '../helpers/tcp-relay.js';
 
 const fixture = new MetadataFixture();
@@ -107,6 +107,7 @@ describe('metadata when the API server goes away', () => {
     await waitFor(async () => everyKind(kubeStats(started).restarts, 1), { timeoutMs: 30_000, what: 'every informer to stop' });
     const before = role.publisher.stats;
     await kube.patch(relabeled!, { metadata: { labels: { app: 'b' } } });
+    const deletedAfterNs = BigInt(Date.now()) * 1_000_000n;
     await kube.delete(deleted!);
     const added = await kube.create(manifests.pod(ns.metadata.name, 'added', { app: 'a' }));
     const compacted = await compactEtcd();
@@ -122,6 +123,11 @@ describe('metadata when the API server goes away', () => {
     assert.deepEqual(labelsOf(history.get(deleted!.metadata.uid)), ['{"app":"a"}', 'deleted']);
     assert.deepEqual(labelsOf(history.get(kept!.metadata.uid)), ['{"app":"a"}']);
     assertNoRepeats(history);
+    // The relist did not see the deletion happen: it is timed just after the last watermark before the cut, not at
+    // the relist (which would keep the pod's IP held until then).
+    const [tombstoneNs] = (await readMetadata(config)).flatMap(({ change }) => (change.key === deleted!.metadata.uid && 'deleted' in change ? [change.time_ns] : []));
+    const watermarkMs = (before.lastWatermarkNs / 1_000_000n) * 1_000_000n;
+    assert.ok(tombstoneNs! < deletedAfterNs && tombstoneNs! >= watermarkMs, `tombstone at ${tombstoneNs} ns (ms), deletion after ${deletedAfterNs} ns, last watermark ${before.lastWatermarkNs} ns`);
     // What the relist published: the three changes, nothing else of the whole cluster.
     const after = role.publisher.stats;
     const delta = (a: Partial<Record<string, number>>, b: Partial<Record<string, number>>) =>

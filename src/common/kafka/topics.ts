@@ -1,10 +1,12 @@
 /**
- * Creates topics idempotently and checks the cleanup policy of those that exist. Which topics there are, and their
+ * Creates topics idempotently and checks the configs of those that exist: the cleanup policy (a mismatch is an
+ * error) and the minimums a spec declares (a lower value is a warning). Which topics there are, and their
  * retention, is a contract between roles: src/events/topics.ts.
  */
 // Default import: kafkajs is CommonJS and Node cannot see ConfigResourceTypes as a named export of it.
 import kafkajs, { type Admin } from 'kafkajs';
 import { SidecarlessError, describeError } from '../errors.js';
+import { createLogger, type Logger } from '../logger.js';
 
 /** A topic as ensureTopics creates it. */
 export interface TopicSpec {
@@ -14,6 +16,11 @@ export interface TopicSpec {
   replicationFactor?: number;
   /** Topic-level configs; cleanup.policy is checked on topics that already exist. */
   configs: Record<string, string>;
+  /**
+   * Numeric configs an existing topic should have at least (a compacted topic's history: min.compaction.lag.ms,
+   * delete.retention.ms); a lower value is logged as a warning naming the command that raises it.
+   */
+  minimums?: Record<string, number>;
 }
 
 /**
@@ -32,16 +39,35 @@ async function defaultReplicationFactor(admin: Admin): Promise<number> {
   return Number.isInteger(value) && value > 0 ? value : 1;
 }
 
-/** cleanup.policy of existing topics: a compacted topic that silently expires would lose state on replay. */
-async function checkCleanupPolicies(admin: Admin, specs: readonly TopicSpec[]): Promise<void> {
-  const checked = specs.filter((spec) => spec.configs['cleanup.policy'] !== undefined);
+/**
+ * The configs of existing topics. cleanup.policy: a compacted topic that silently expires would lose state on
+ * replay, and a timed one that compacts would lose events: an error. Minimums: a lower value shortens only the
+ * history a replay of old events can be joined with, while the topic still serves every role live, and topics
+ * created before a minimum was declared (every existing deployment's) have the broker's defaults: a warning, so an
+ * upgrade does not stop every role until an operator alters the topic.
+ */
+async function checkExisting(admin: Admin, specs: readonly TopicSpec[], logger: Logger): Promise<void> {
+  const checked = specs.filter((spec) => spec.configs['cleanup.policy'] !== undefined || spec.minimums !== undefined);
   if (checked.length === 0) return;
+  const configNames = (spec: TopicSpec) => [...(spec.configs['cleanup.policy'] === undefined ? [] : ['cleanup.policy']), ...Object.keys(spec.minimums ?? {})];
   const { resources } = await admin.describeConfigs({
     includeSynonyms: false,
-    resources: checked.map((spec) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: spec.topic, configNames: ['cleanup.policy'] })),
+    resources: checked.map((spec) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: spec.topic, configNames: configNames(spec) })),
   });
   for (const spec of checked) {
-    const actual = resources.find((r) => r.resourceName === spec.topic)?.configEntries[0]?.configValue;
+    const entries = resources.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
+    const value = (name: string) => entries.find((entry) => entry.configName === name)?.configValue;
+    for (const [name, minimum] of Object.entries(spec.minimums ?? {})) {
+      const actual = Number(value(name));
+      if (actual >= minimum) continue;
+      logger.warn(
+        { topic: spec.topic, config: name, actual: value(name), minimum },
+        `topic ${spec.topic} has ${name}=${value(name)}, below ${minimum}: a replay of events older than that may be joined with metadata compacted away since; ` +
+          `raise it (kafka-configs.sh --alter --entity-type topics --entity-name ${spec.topic} --add-config ${name}=${minimum})`,
+      );
+    }
+    if (spec.configs['cleanup.policy'] === undefined) continue;
+    const actual = value('cleanup.policy');
     const wanted = spec.configs['cleanup.policy'];
     if (actual !== wanted) {
       throw new SidecarlessError(
@@ -53,15 +79,17 @@ async function checkCleanupPolicies(admin: Admin, specs: readonly TopicSpec[]): 
   }
 }
 
+let fallbackLogger: Logger | undefined;
+
 /**
- * Creates the topics that do not exist yet, with their configs, and checks the cleanup policy of those that do.
- * Partition counts and other configs of existing topics are left alone: an operator may have tuned them.
- * Returns the names of the topics it created.
+ * Creates the topics that do not exist yet, with their configs, and checks the configs of those that do
+ * (checkExisting; warnings go to `logger`, by default one of this module's). Partition counts and other configs
+ * of existing topics are left alone: an operator may have tuned them. Returns the names of the topics it created.
  */
-export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<string[]> {
+export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], logger?: Logger): Promise<string[]> {
   const existing = new Set(await admin.listTopics());
   const missing = specs.filter((spec) => !existing.has(spec.topic));
-  await checkCleanupPolicies(admin, specs.filter((spec) => existing.has(spec.topic)));
+  await checkExisting(admin, specs.filter((spec) => existing.has(spec.topic)), logger ?? (fallbackLogger ??= createLogger({ name: 'topics' })));
   if (missing.length === 0) return [];
   const fallbackReplication = missing.some((spec) => spec.replicationFactor === undefined) ? await defaultReplicationFactor(admin) : 1;
   let created: boolean;

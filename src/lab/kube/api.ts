@@ -1,7 +1,10 @@
 /**
  * The few API server calls the lab makes, through @kubernetes/client-node, with errors that name the object and
- * carry the server's own message.
+ * carry the server's own message. Typed calls for the lab's own objects; plain JSON calls (post, patch, readJson)
+ * for anything else and for callers that need objects exactly as the server sends them (times as text).
  */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import {
   ApiException,
   CoreV1Api,
@@ -37,12 +40,28 @@ function header(ref: ObjectRef): KubernetesObject & { metadata: { name: string }
 }
 
 /** The `message` of the Status object the server answered with, else the body as it came. */
-function serverMessage(error: ApiException<unknown>): string {
-  const body = typeof error.body === 'string' ? error.body : JSON.stringify(error.body);
+function statusMessage(body: string): string {
   try {
     return (JSON.parse(body) as { message?: string }).message ?? body;
   } catch {
     return body;
+  }
+}
+
+function serverMessage(error: ApiException<unknown>): string {
+  return statusMessage(typeof error.body === 'string' ? error.body : JSON.stringify(error.body));
+}
+
+/** The object client, which also tells an object's API path (the kind's resource found by discovery, cached). */
+class ObjectClient extends KubernetesObjectApi {
+  static make(config: KubeConfig): ObjectClient {
+    const client = config.makeApiClient(ObjectClient);
+    client.setDefaultNamespace(config);
+    return client;
+  }
+
+  pathOf(ref: ObjectRef, action: 'create' | 'read'): Promise<string> {
+    return this.specUriPath(header(ref), action);
   }
 }
 
@@ -51,7 +70,8 @@ export class KubeApi {
     /** The kubeconfig file the lab records with its objects, so that teardown reaches the same server. */
     readonly kubeconfig: string,
     readonly server: string,
-    private readonly objects: KubernetesObjectApi,
+    private readonly config: KubeConfig,
+    private readonly objects: ObjectClient,
     private readonly core: CoreV1Api,
     private readonly version: VersionApi,
   ) {}
@@ -64,7 +84,7 @@ export class KubeApi {
       throw new SidecarlessError(`lab: cannot read the kubeconfig ${kubeconfig}: ${(error as Error).message}`, { context: { component: 'lab' }, cause: error });
     }
     const server = config.getCurrentCluster()?.server ?? '(no current cluster)';
-    return new KubeApi(kubeconfig, server, KubernetesObjectApi.makeApiClient(config), config.makeApiClient(CoreV1Api), config.makeApiClient(VersionApi));
+    return new KubeApi(kubeconfig, server, config, ObjectClient.make(config), config.makeApiClient(CoreV1Api), config.makeApiClient(VersionApi));
   }
 
   /** Resolves when the server answers; otherwise says how to start one. */
@@ -119,6 +139,30 @@ export class KubeApi {
     }
   }
 
+  /** The collection path an object is created in ('create'), or its own path ('read'). */
+  async pathOf(ref: ObjectRef, action: 'create' | 'read'): Promise<string> {
+    try {
+      return await this.objects.pathOf(ref, action);
+    } catch (error) {
+      throw this.failure('find the API path of', ref, error);
+    }
+  }
+
+  /** A POST of `body` to an API path; the answer as plain JSON. */
+  async post(path: string, body: unknown): Promise<Record<string, unknown>> {
+    return this.json('POST', path, body);
+  }
+
+  /** A JSON merge patch of the object, or of its `subresource` (status); the answer as plain JSON. */
+  async patch(ref: ObjectRef, patch: unknown, subresource?: 'status'): Promise<Record<string, unknown>> {
+    return this.json('PATCH', `${await this.pathOf(ref, 'read')}${subresource === undefined ? '' : `/${subresource}`}`, patch, 'application/merge-patch+json');
+  }
+
+  /** The object as the server sends it (plain JSON: times as text, managedFields and annotations included). */
+  async readJson(ref: ObjectRef): Promise<Record<string, unknown>> {
+    return this.json('GET', await this.pathOf(ref, 'read'));
+  }
+
   /**
    * Removes a namespace that a deletion left Terminating: the namespace controller, which would empty it and then
    * drop its `kubernetes` finalizer, does not run here. The lab deletes the contents itself, then this drops the
@@ -148,5 +192,26 @@ export class KubeApi {
       if (error instanceof ApiException && error.code === 404) return false;
       throw this.failure('delete', ref, error);
     }
+  }
+
+  /** One request with a JSON body and answer; an answer other than 2xx is an error with the server's message. */
+  private async json(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<Record<string, unknown>> {
+    const url = new URL(this.server + path);
+    const options: RequestOptions = { method, headers: { 'content-type': contentType, accept: 'application/json' } };
+    await this.config.applyToHTTPSOptions(options);
+    const request = url.protocol === 'http:' ? httpRequest : httpsRequest;
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(url, options, (response) => {
+        let received = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (received += chunk));
+        response.on('error', reject);
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, text: received }));
+      });
+      req.on('error', (error) => reject(new SidecarlessError(`lab: ${method} ${path} on ${this.server}: ${error.message}`, { context: { component: 'lab' }, cause: error })));
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+    if (status >= 200 && status < 300) return JSON.parse(text) as Record<string, unknown>;
+    throw new SidecarlessError(`lab: ${method} ${path} on ${this.server}: ${statusMessage(text)} (HTTP ${status})`, { context: { component: 'lab', statusCode: status } });
   }
 }

@@ -14,7 +14,10 @@
  *    for 30 s), counting each restart and telling the owner why; start() resumes from the last resourceVersion,
  *    so a short outage costs no relist when the API server still serves it;
  * 3. tells the owner when a list has been applied (the initial sync, and each relist after a 410, counted), and
- *    whether the informer is watching now: a source may claim a watermark only while all of its informers are.
+ *    whether the informer is watching now: a source may claim a watermark only while all of its informers are;
+ *    and since when it has been watching after a list or a failure (`returnedAtMs`; a renewed watch of a healthy
+ *    informer does not count): a watch that resumed after a failure delivers what changed meanwhile first
+ *    (`resumedAfterFailure`), so its first events are not news of the moment they arrive.
  *
  * Every list after the first one is a relist: ListWatch lists again only when the resourceVersion was reset,
  * which it does only on a 410 (a restart after an error resumes from the resourceVersion it had).
@@ -27,8 +30,11 @@ export type InformerState = 'starting' | 'listing' | 'connecting' | 'watching' |
 export interface InformerHandlers {
   /** An object added or changed; `fromList`: delivered by a list rather than by the watch. */
   upsert(object: KubernetesObject, fromList: boolean): void;
-  /** An object deleted (for a relist: no longer listed). The last state the informer had of it. */
-  delete(object: KubernetesObject): void;
+  /**
+   * An object deleted: the last state the informer had of it. `fromList`: no longer listed by a relist, so deleted
+   * at some time the informer did not see.
+   */
+  delete(object: KubernetesObject, fromList: boolean): void;
   /** A list has been applied: `relist` false for the first one. */
   listed(relist: boolean): void;
   /** The informer stopped on an error and starts again after `retryMs`, from `resourceVersion` ('': it lists). */
@@ -144,6 +150,11 @@ export class Informer {
   private upSince = 0;
   /** When the current watch was accepted or last delivered a line. */
   private lastHeard = 0;
+  /** A list or a failure came after the last watch accepted: the next accepted watch is a return. */
+  private returning = true;
+  private failedSinceList = false;
+  private returnedAt = 0;
+  private resumed = false;
   /** The current watch was ended for its silence: the error it ends with says only "aborted". */
   private silenced = false;
   private readonly silenceCheck: NodeJS.Timeout;
@@ -165,6 +176,11 @@ export class Informer {
         if (this.stateNow !== 'connecting') return;
         this.stateNow = 'watching';
         this.lastHeard = Date.now();
+        if (!this.returning) return;
+        this.returning = false;
+        this.returnedAt = this.lastHeard;
+        this.resumed = this.failedSinceList;
+        this.failedSinceList = false;
       },
       heard: () => (this.lastHeard = Date.now()),
     });
@@ -179,7 +195,7 @@ export class Informer {
     this.informer = new ListWatch(path, this.watch, () => this.list(), false);
     this.informer.on('add', (object) => this.running() && handlers.upsert(object, this.applyingList));
     this.informer.on('update', (object) => this.running() && handlers.upsert(object, this.applyingList));
-    this.informer.on('delete', (object) => this.running() && handlers.delete(object));
+    this.informer.on('delete', (object) => this.running() && handlers.delete(object, this.applyingList));
     this.informer.on('error', (error) => this.failed(error));
   }
 
@@ -190,6 +206,16 @@ export class Informer {
   /** Listed at least once and watching now. */
   get ready(): boolean {
     return this.stateNow === 'watching' && this.lists > 0;
+  }
+
+  /** When (ms since the epoch) the informer last began watching after a list or a failure; 0 before. */
+  get returnedAtMs(): number {
+    return this.returnedAt;
+  }
+
+  /** The current watch resumed from a resourceVersion after a failure: it delivers what changed meanwhile first. */
+  get resumedAfterFailure(): boolean {
+    return this.resumed;
   }
 
   start(): void {
@@ -228,6 +254,8 @@ export class Informer {
     list.items.forEach(slim);
     this.lists++;
     if (this.lists > 1) this.relists++;
+    this.returning = true;
+    this.failedSinceList = false;
     // ListWatch applies the items right after this resolves, then starts the watch (WatchEvents.attempt).
     this.applyingList = true;
     return list;
@@ -242,6 +270,8 @@ export class Informer {
     this.applyingList = false;
     this.stateNow = 'down';
     this.restarts++;
+    this.returning = true;
+    this.failedSinceList = true;
     const { initialMs, maxMs } = this.backoff;
     if (Date.now() - this.upSince >= maxMs) this.retryMs = initialMs;
     this.upSince = Date.now();

@@ -32,11 +32,19 @@ export interface KubeSourceOptions {
   kinds?: readonly ObjectKind[];
   /** Informer restart back-off (default 1 s doubling to 30 s). */
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * metadata.watermarkLagMs (default 0): for this long after an informer returns to watching (after a list or a
+   * failure) the source is not ready for a watermark, since a resumed watch delivers older changes first; deletions
+   * a watch delivers that soon after resuming from a failure are taken as not seen live.
+   */
+  watermarkLagMs?: number;
 }
 
 export interface KubeSourceStats {
   restarts: Partial<Record<ObjectKind, number>>;
   relists: Partial<Record<ObjectKind, number>>;
+  /** When (ms since the epoch) each informer last began watching after a list or a failure. */
+  watchingSince: Partial<Record<ObjectKind, number>>;
 }
 
 const DROP_REMEDIES = {
@@ -97,11 +105,12 @@ export class KubeSource implements MetadataSource {
             this.measureLag(object, fromList, observedNs, (seconds) => watchLag.record(seconds, attributes));
             this.observe(kind, () => publisher.publish(translate(kind, object, { source, observedNs })));
           },
-          delete: (object) => {
+          delete: (object, fromList) => {
             this.observe(kind, () => {
               const uid = objectUid(object);
               this.lastWrite.delete(uid);
-              publisher.delete(uid, kind);
+              if (fromList || this.catchingUp(kind)) publisher.deleteUnseen(uid, kind);
+              else publisher.delete(uid, kind);
             });
           },
           listed: (relist) => {
@@ -126,10 +135,11 @@ export class KubeSource implements MetadataSource {
   }
 
   get stats(): KubeSourceStats {
-    const stats: KubeSourceStats = { restarts: {}, relists: {} };
+    const stats: KubeSourceStats = { restarts: {}, relists: {}, watchingSince: {} };
     for (const [kind, informer] of this.informers) {
       stats.restarts[kind] = informer.restarts;
       stats.relists[kind] = informer.relists;
+      stats.watchingSince[kind] = informer.returnedAtMs;
     }
     return stats;
   }
@@ -138,8 +148,10 @@ export class KubeSource implements MetadataSource {
     for (const informer of this.informers.values()) informer.start();
   }
 
+  /** Every informer listed and watching, each for at least the watermark lag since it returned to watching. */
   ready(): boolean {
-    return [...this.informers.values()].every((informer) => informer.ready);
+    const settled = Date.now() - this.lagMs;
+    return [...this.informers.values()].every((informer) => informer.ready && informer.returnedAtMs <= settled);
   }
 
   health = () => {
@@ -151,6 +163,16 @@ export class KubeSource implements MetadataSource {
     await Promise.all([...this.informers.values()].map((informer) => informer.stop()));
     this.failures.flush();
     this.drops.flush();
+  }
+
+  private get lagMs(): number {
+    return this.options.watermarkLagMs ?? 0;
+  }
+
+  /** The kind's watch resumed after a failure within the lag: what it delivers may have happened during the gap. */
+  private catchingUp(kind: ObjectKind): boolean {
+    const informer = this.informers.get(kind)!;
+    return informer.resumedAfterFailure && Date.now() - informer.returnedAtMs < this.lagMs;
   }
 
   /** Runs one translation and hand-over; an object that does not translate is counted and logged, not fatal. */

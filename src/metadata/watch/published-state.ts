@@ -17,6 +17,8 @@ interface Entry {
   name: string;
   /** Observed by this run (not only read back from the topic). */
   confirmed: boolean;
+  /** The latest change time at which the object was seen to exist (observed, or read back). */
+  aliveNs: bigint;
 }
 
 export type Digest = (event: MetadataEvent) => string;
@@ -64,6 +66,7 @@ export class PublishedState {
     const digest = this.digest(event);
     if (entry !== undefined && entry.digest === digest) {
       entry.confirmed = true;
+      if (event.change_time_ns > entry.aliveNs) entry.aliveNs = event.change_time_ns;
       return { publish: false, ...(replaced && { replaced }) };
     }
     this.record(event, true, digest);
@@ -73,6 +76,11 @@ export class PublishedState {
   /** Whether the key shows a state that a tombstone must end (it is then forgotten). */
   remove(key: string): boolean {
     return this.forget(key);
+  }
+
+  /** The latest time the key's object was seen to exist (its last state's change time, or a later equal one). */
+  aliveNs(key: string): bigint | undefined {
+    return this.entries.get(key)?.aliveNs;
   }
 
   /** Keys of `kind` read back from the topic and not observed by this run. */
@@ -85,7 +93,7 @@ export class PublishedState {
     // A file may rename an object under its uid: its old name is free again.
     const old = this.entries.get(event.object_key);
     if (old !== undefined && old.name !== name && this.uids.get(old.name) === event.object_key) this.uids.delete(old.name);
-    this.entries.set(event.object_key, { digest, kind: event.kind, name, confirmed });
+    this.entries.set(event.object_key, { digest, kind: event.kind, name, confirmed, aliveNs: event.change_time_ns });
     this.uids.set(name, event.object_key);
   }
 

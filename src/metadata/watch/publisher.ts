@@ -6,6 +6,15 @@
  *
  * Message timestamps: a state's change time, a tombstone's deletion time, a watermark's time (all in ms, what
  * Kafka keeps), so a reader of tombstones knows when the object went away.
+ *
+ * A deletion observed as it happened (a watch event) is timed at its observation. A deletion the source did not
+ * see happen (deleteUnseen: an object missing from a relist, or from the first list after a restart, or a name
+ * taken over by another uid) happened at some unknown time after the source last saw the object; it is timed just
+ * after that: 1 ns after the later of the last watermark this source claimed (this run's, or the previous run's read
+ * back) and the object's last observed state. Timing it when it was noticed instead would make the object hold its
+ * addresses through the gap, so a pod that took over its IP meanwhile would be named as the deleted one from its
+ * creation until then. No watermark was claimed during the gap (a source claims none while it does not observe every
+ * change), so the earlier time contradicts no watermark.
  */
 import type { Counter, Histogram, Meter } from '@opentelemetry/api';
 import type { Logger } from '../../common/logger.js';
@@ -29,6 +38,8 @@ export interface PublisherOptions {
   maxQueued: number;
   /** Messages per produce request. Default 500. */
   maxBatch?: number;
+  /** How far behind the clock a watermark claims (metadata.watermarkLagMs). Default 0. */
+  watermarkLagMs?: number;
 }
 
 type Counts = Partial<Record<MetadataKind, number>>;
@@ -63,6 +74,8 @@ export class MetadataPublisher {
   private readonly state: PublishedState;
   private readonly outbox: Outbox;
   private readonly counts = { published: {} as Counts, tombstones: {} as Counts, duplicates: {} as Counts, watermarks: 0, lastWatermarkNs: 0n };
+  /** The latest watermark this source claimed: queued by this run, or read back (an earlier run's). */
+  private claimedNs = 0n;
   private readonly drops: DropCounter;
   private readonly publishLatency: Histogram;
   private readonly metric: Record<'published' | 'tombstones' | 'duplicates', Counter>;
@@ -123,13 +136,15 @@ export class MetadataPublisher {
 
   /** A message of the topic, read back in offset order at start: what this source published before. */
   restore(change: MetadataChange): void {
+    if ('event' in change && change.key === watermarkKey(this.source) && change.event.change_time_ns > this.claimedNs) this.claimedNs = change.event.change_time_ns;
     this.state.restore(change);
   }
 
   /** An observed state of an object: published when it differs from what its key shows. */
   publish(event: MetadataEvent): void {
     const { publish, replaced } = this.state.accept(event);
-    if (replaced !== undefined) this.tombstone(replaced, event.kind, event.change_time_ns);
+    // The watch missed the old object's deletion (an outage): it is gone since some time the source did not see.
+    if (replaced !== undefined) this.deleteUnseen(replaced, event.kind);
     if (!publish) {
       bump(this.counts.duplicates, event.kind);
       this.metric.duplicates.add(1, { source: this.source, kind: event.kind });
@@ -143,9 +158,18 @@ export class MetadataPublisher {
     });
   }
 
-  /** An observed deletion: a tombstone, when the key shows a state. */
+  /** A deletion observed as it happened: a tombstone at now, when the key shows a state. */
   delete(key: string, kind: MetadataKind): void {
     this.tombstone(key, kind, this.options.clock());
+  }
+
+  /**
+   * A deletion the source did not see happen (gone from a relist, or a watch's backlog after an outage): a
+   * tombstone timed just after the source last saw the object (module comment), when the key shows a state.
+   */
+  deleteUnseen(key: string, kind: MetadataKind): void {
+    const at = this.unseenDeletionTime(key);
+    if (at !== undefined) this.tombstone(key, kind, at);
   }
 
   /**
@@ -154,13 +178,19 @@ export class MetadataPublisher {
    */
   reconcile(kind: MetadataKind): number {
     const gone = this.state.unconfirmed(kind);
-    for (const key of gone) this.delete(key, kind);
+    for (const key of gone) this.deleteUnseen(key, kind);
     return gone.length;
   }
 
-  /** Queues a watermark at now: call only while the source observes every change (synced and watching). */
+  /**
+   * Queues a watermark at now minus the lag: call only while the source observes every change (synced and
+   * watching). None when that time is not later than the last claimed one (a restart within the lag of the
+   * previous run's last watermark): watermarks never go back.
+   */
   watermark(): void {
-    const time = this.options.clock();
+    const time = this.options.clock() - BigInt(this.options.watermarkLagMs ?? 0) * 1_000_000n;
+    if (time <= this.claimedNs) return;
+    this.claimedNs = time;
     const event = metadataEvent({ object_key: watermarkKey(this.source), kind: 'Watermark', source: this.source, change_time_ns: time });
     this.outbox.pushWatermark({ message: { key: event.object_key, value: this.options.codec.encode(event), timestampMs: timestamp(time) }, kind: 'Watermark', tombstone: false, observedNs: time });
   }
@@ -171,6 +201,13 @@ export class MetadataPublisher {
     if (left.length > 0) this.drops.add('unsent_at_stop', left.length);
     this.drops.flush();
     await this.options.sink.shutdown();
+  }
+
+  /** 1 ns after the later of the last claimed watermark and the key's last observed state; undefined: no state. */
+  private unseenDeletionTime(key: string): bigint | undefined {
+    const alive = this.state.aliveNs(key);
+    if (alive === undefined) return undefined;
+    return (alive > this.claimedNs ? alive : this.claimedNs) + 1n;
   }
 
   private tombstone(key: string, kind: MetadataKind, time: bigint): void {

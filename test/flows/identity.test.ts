@@ -18,14 +18,13 @@ import { createClusterLab, type ClusterLab } from '../../src/lab/cluster.js';
 import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
 import { runTcpClient, startTcpServer } from '../../src/lab/traffic.js';
 import { kafkaPort, kubeApiServerPort, localHost } from '../../src/lab/stack/endpoints.js';
-import { kubeCredentials } from '../../src/lab/stack/kube-credentials.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { queryRows } from '../helpers/clickhouse.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
 import { requireStackService, uniqueName } from '../helpers/stack.js';
 
 const logger = createLogger({ level: 'warn' });
-const { config, env } = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50', SIDECARLESS_METADATA_KUBECONFIG: kubeCredentials.kubeconfigFile });
+const { config, env } = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50' });
 const PORT = 7301;
 const SEND = 3000;
 const REPLY = 41_000;

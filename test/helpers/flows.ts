@@ -11,12 +11,17 @@ import { loadConfig, type Config } from '../../src/common/config.js';
 import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
 import { createLogger } from '../../src/common/logger.js';
 import { topicSpecs } from '../../src/events/topics.js';
+import { localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
+import { kubeCredentials } from '../../src/lab/stack/kube-credentials.js';
 import { uniqueName } from './stack.js';
 
 /** A configuration whose topics, database, consumer group, embedded store and pins belong to this test run alone. */
 export function testConfig(extra: Record<string, string> = {}): { config: Config; env: Record<string, string> } {
   const name = uniqueName('t');
   const env = {
+    // The local stack's, wherever SIDECARLESS_STACK_* moved it (a second stack beside a shared one).
+    SIDECARLESS_KAFKA_BROKERS: localKafkaBrokers.join(','),
+    SIDECARLESS_METADATA_KUBECONFIG: kubeCredentials.kubeconfigFile,
     SIDECARLESS_KAFKA_TOPIC_PREFIX: `${name}.`,
     SIDECARLESS_KAFKA_PARTITIONS: '2',
     SIDECARLESS_CLICKHOUSE_DATABASE: name,

@@ -18,7 +18,7 @@ import { stateDigest } from '../../src/metadata/watch/published-state.js';
 import { OBJECT_KINDS } from '../../src/metadata/watch/kinds.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { kubeCredentials } from '../../src/lab/stack/kube-credentials.js';
-import { kafkaPort, kubeApiServerPort, localHost } from '../../src/lab/stack/endpoints.js';
+import { kafkaPort, kubeApiServerPort, localHost, localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
 import { KubeObjects } from './kube.js';
 import { requireStackService, uniqueName } from './stack.js';
 import { TestReader } from './telemetry.js';
@@ -30,6 +30,7 @@ export function metadataConfig(extra: Record<string, string> = {}): Config {
   return loadConfig({
     argv: [],
     env: {
+      SIDECARLESS_KAFKA_BROKERS: localKafkaBrokers.join(','),
       SIDECARLESS_KAFKA_TOPIC_PREFIX: `${uniqueName('md')}.`,
       SIDECARLESS_KAFKA_PARTITIONS: '3',
       SIDECARLESS_METADATA_KUBECONFIG: kubeCredentials.kubeconfigFile,

@@ -51,10 +51,17 @@ describe('topicSpecs', () => {
       flows: { topic: 'p.flows.v1', partitions: 3, configs: { 'cleanup.policy': 'delete', 'retention.ms': String(7 * day) } },
       http: { topic: 'p.http.v1', partitions: 3, configs: { 'cleanup.policy': 'delete', 'retention.ms': String(7 * day) } },
       verdicts: { topic: 'p.verdicts.v1', partitions: 3, configs: { 'cleanup.policy': 'delete', 'retention.ms': String(7 * day) } },
-      metadata: { topic: 'p.metadata.v1', partitions: 3, configs: { 'cleanup.policy': 'compact' } },
+      // Metadata keeps superseded states and tombstones as long as the events it labels: a replay joins with them.
+      metadata: {
+        topic: 'p.metadata.v1',
+        partitions: 3,
+        configs: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': String(7 * day), 'delete.retention.ms': String(7 * day) },
+        minimums: { 'min.compaction.lag.ms': 7 * day, 'delete.retention.ms': 7 * day },
+      },
       policies: { topic: 'p.policies.v1', partitions: 3, configs: { 'cleanup.policy': 'compact' } },
       deadletter: { topic: 'p.deadletter.v1', partitions: 3, configs: { 'cleanup.policy': 'delete', 'retention.ms': String(30 * day) } },
     });
     assert.equal(topicSpecs().flows.topic, 'sidecarless.flows.v1');
+    assert.equal(topicSpecs('p.', { retentionMs: day }).metadata.configs['min.compaction.lag.ms'], String(day));
   });
 });

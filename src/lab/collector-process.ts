@@ -23,7 +23,7 @@ export interface CollectorProcess {
   logs: Array<Record<string, unknown>>;
   /** SIGTERM, then resolves to the final counts of one record kind, as it logs them on an orderly stop. */
   stop(kind?: string): Promise<CollectorStats>;
-  /** SIGKILL (a crash, an OOM kill), then removes its cgroup. */
+  /** SIGKILL (a crash, an OOM kill), then removes its cgroup; safe to call after stop() or twice. */
   kill(): Promise<void>;
 }
 
@@ -47,10 +47,17 @@ export async function startCollectorProcess(env: Record<string, string>, cgroups
     });
     void exited.then(() => reject(new Error(`collector exited before running: ${JSON.stringify(logs.slice(-3))}`)));
   });
+  // Stopping twice (a test's after() killing whatever a failed test left running) releases the cgroup once.
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    cgroup.remove();
+  };
   const kill = async () => {
     child.kill('SIGKILL');
     await exited;
-    cgroup.remove();
+    release();
   };
   try {
     await running;
@@ -66,7 +73,7 @@ export async function startCollectorProcess(env: Record<string, string>, cgroups
     async stop(kind = 'flows') {
       child.kill('SIGTERM');
       await exited;
-      cgroup.remove();
+      release();
       const final = logs.find((entry) => entry.msg === 'collector final counts');
       if (!final) throw new Error(`collector stopped without its final counts: ${JSON.stringify(logs.slice(-3))}`);
       const stats = (final.stats as Record<string, CollectorStats>)[kind];

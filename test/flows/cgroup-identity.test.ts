@@ -55,6 +55,14 @@ interface Made {
 /** Every cgroup the test made, removed deepest first in after(). */
 const created: Made[] = [];
 let collector: CollectorProcess | undefined;
+/** Every collector started, so that after() ends those a failed test left running (kill is idempotent). */
+const launched: CollectorProcess[] = [];
+
+async function startCollector(env: Record<string, string>, root: Made): Promise<CollectorProcess> {
+  const started = await startCollectorProcess(env, (agent) => [root.cgroup.path, agent.path]);
+  launched.push(started);
+  return started;
+}
 
 function cgroup(path: string): Made {
   const made = Cgroup.create(`${TEST_ROOT}/${path}`);
@@ -164,7 +172,7 @@ before(async () => {
 
 after(() =>
   cleanUpAll([
-    ['the collector', () => collector?.kill()],
+    ...launched.map((started) => [`the collector (pid ${started.pid})`, () => started.kill()] as const),
     ['the admin client', () => admin.disconnect()],
     ...[ordering, lifecycle].map(({ env }) => ['the collector pins', () => uninstallCollectorPins(env)] as const),
     ...created.sort((a, b) => b.path.length - a.path.length).map((made) => [`cgroup ${made.path}`, () => made.cgroup.remove()] as const),
@@ -180,10 +188,11 @@ describe('cgroup identities on the metadata topic', () => {
     const root = cgroup('ordering');
     const kubepods = cgroup('ordering/kubepods.slice');
     const pod = cgroup(`ordering/${podSlice({ qos: 'guaranteed', podUid: uid })}`);
-    collector = await startCollectorProcess(ordering.env, (agent) => [root.cgroup.path, agent.path]);
+    collector = await startCollector(ordering.env, root);
     const started = await waitForMetadata(prefix, 3);
+    // The broker stamps each partition's batch as it appends it: compare as a set, in key order.
     assert.deepEqual(
-      started.map((published) => published.event?.cgroup),
+      [...started].sort((a, b) => a.key.localeCompare(b.key)).map((published) => published.event?.cgroup),
       [state(kubepods), state(pod, uid), state(root)].sort((a, b) => cgroupKey(NODE, a.cgroup_id).localeCompare(cgroupKey(NODE, b.cgroup_id))),
     );
 
@@ -245,7 +254,7 @@ describe('cgroup identities on the metadata topic', () => {
       ];
       containers = [scope(ids[0]!), scope(ids[1]!)];
       const startedAt = Date.now();
-      collector = await startCollectorProcess(lifecycle.env, (agent) => [tree[0]!.cgroup.path, agent.path]);
+      collector = await startCollector(lifecycle.env, tree[0]!);
       firstRun = await waitForMetadata(prefix, 6);
       await assertStampedByCollector(`${prefix}metadata.v1`, firstRun);
       const at = firstRun[0]!.timestampMs;
@@ -276,7 +285,7 @@ describe('cgroup identities on the metadata topic', () => {
       const added = scope(ids[2]!);
       containers[0]!.cgroup.remove();
       const restartedAt = Date.now();
-      collector = await startCollectorProcess(lifecycle.env, (agent) => [tree[0]!.cgroup.path, agent.path]);
+      collector = await startCollector(lifecycle.env, tree[0]!);
       const all = await waitForMetadata(prefix, 9);
       await assertStampedByCollector(`${prefix}metadata.v1`, all);
       assert.deepEqual(all.slice(0, 7), before);

@@ -8,7 +8,7 @@ export async function cleanUpAll(steps: ReadonlyArray<readonly [what: string, st
     try {
       await step();
     } catch (error) {
-      errors.push(new Error(`cleanup: ${what}`, { cause: error }));
+      errors.push(new Error(`cleanup: ${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
     }
   }
   if (errors.length > 0) throw new AggregateError(errors, `${errors.length} cleanup step(s) failed: ${errors.map((error) => error.message).join('; ')}`);

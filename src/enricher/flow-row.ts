@@ -149,11 +149,18 @@ export class FlowRows {
   }
 
   add(event: FlowEvent, identities: FlowIdentities, position: KafkaPosition): void {
+    this.addRow(event, identityBytes(identities.client), identityBytes(identities.server), position);
+  }
+
+  /**
+   * A row with the identity columns of its ends already encoded (`client`, `server`: IDENTITY_COLUMNS as RowBinary).
+   * Protected for bench/enrich-join, whose baseline writes no identity columns (empty bytes) into a table without
+   * them: the rows as they were before the join.
+   */
+  protected addRow(event: FlowEvent, client: Uint8Array, server: Uint8Array, position: KafkaPosition): void {
     if (position !== this.lastPosition) this.setPosition(position);
     const nodeName = event.k8s_node_name;
     const comm = event.process_executable_name ?? '';
-    const client = identityBytes(identities.client);
-    const server = identityBytes(identities.server);
     // Upper bound: UTF-8 takes at most 3 bytes per UTF-16 unit.
     const strings =
       event.connection_id.length + nodeName.length + event.network_transport.length + event.close_reason.length + comm.length;

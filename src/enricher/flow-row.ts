@@ -29,7 +29,7 @@ export interface FlowRow {
 }
 
 /** The identity columns of one end (migration 4), written for the client end, then the server end. */
-const IDENTITY_COLUMNS: ReadonlyArray<readonly [suffix: string, type: string]> = [
+export const IDENTITY_COLUMNS: ReadonlyArray<readonly [suffix: string, type: string]> = [
   ['k8s_namespace_name', 'String'],
   ['k8s_pod_name', 'String'],
   ['k8s_pod_uid', 'String'],

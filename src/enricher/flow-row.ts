@@ -286,8 +286,15 @@ function encodeIdentity(identity: EndpointIdentity): Uint8Array {
   return Buffer.concat(parts);
 }
 
-/** Copies `bytes` to `p`; returns where they end. */
+/**
+ * Copies `bytes` to `p`; returns where they end. A loop for the few bytes of a miss or a Kafka position (a native
+ * call costs more than it saves there), set() for the names and labels of a hit: ~6% of writing a joined row.
+ */
 function copy(buf: Uint8Array, p: number, bytes: Uint8Array): number {
+  if (bytes.length > 48) {
+    buf.set(bytes, p);
+    return p + bytes.length;
+  }
   for (let i = 0; i < bytes.length; i++) buf[p + i] = bytes[i]!;
   return p + bytes.length;
 }

@@ -23,8 +23,10 @@
  *      the earlier pods.
  *   Floor: 300,000 joins per CPU-second, with exact verification.
  *
- * A further section (the enricher end to end: Kafka → joined rows, against the unjoined path) adds a function
- * returning a Section and one line in run().
+ * Section `end_to_end`: the enricher from Kafka to joined rows in ClickHouse against the path before the join, in
+ * the same run (endToEndSection, below, says how). Floor: joined ≥ 0.7× unjoined rows per CPU-second.
+ *
+ * A further section adds a function returning a Section and one line in run().
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';

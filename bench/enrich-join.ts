@@ -23,16 +23,42 @@
  *      the earlier pods.
  *   Floor: 300,000 joins per CPU-second, with exact verification.
  *
- * A further section (the enricher end to end: Kafka → joined rows, against the unjoined path) adds a function
- * returning a Section and one line in run().
+ * Section `end_to_end`: the enricher from Kafka to joined rows in ClickHouse against the path before the join, in
+ * the same run (endToEndSection, below, says how). Floor: joined ≥ 0.7× unjoined rows per CPU-second.
+ *
+ * A further section adds a function returning a Section and one line in run().
  */
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import type { FlowEvent } from '../src/events/flows.js';
-import type { MetadataChange } from '../src/events/metadata.js';
-import type { EndpointIdentity, FlowIdentities } from '../src/metadata/index/identity.js';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { loadRegistry } from '../src/common/avro.js';
+import { createClickHouse } from '../src/common/clickhouse/client.js';
+import { migrate, shippedMigrations } from '../src/common/clickhouse/migrations.js';
+import { loadConfig } from '../src/common/config.js';
+import { createKafka } from '../src/common/kafka/client.js';
+import { KeyedKafkaSink, type KeyedMessage } from '../src/common/kafka/sink.js';
+import { ensureTopics } from '../src/common/kafka/topics.js';
+import { createLogger } from '../src/common/logger.js';
+import { startTelemetry } from '../src/common/telemetry.js';
+import { BatchLedger } from '../src/enricher/batch-ledger.js';
+import { ClickHouseSink } from '../src/enricher/clickhouse-sink.js';
+import { Enricher, type EnricherDeps } from '../src/enricher/enricher.js';
+import { FLOW_COLUMNS, FlowRows, IDENTITY_COLUMNS, type KafkaPosition } from '../src/enricher/flow-row.js';
+import { consumeFlows, createFlowsConsumer } from '../src/enricher/flows-consumer.js';
+import { MetadataFeed } from '../src/enricher/metadata-feed.js';
+import { COMPLETE_METADATA, MetadataGate, type FlowJoiner } from '../src/enricher/metadata-gate.js';
+import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
+import { bindMetadataCodec, type MetadataChange } from '../src/events/metadata.js';
+import { topicSpecs } from '../src/events/topics.js';
+import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
+import { unnamed, type EndpointIdentity, type FlowIdentities } from '../src/metadata/index/identity.js';
 import { MetadataIndex } from '../src/metadata/index/metadata-index.js';
 import { cgroupChange, nodeChange, objectChange, observedFlow, ownerRef, podChange, sec, seeded, serviceChange, sliceChange, tombstone } from '../test/helpers/metadata.js';
+import { count, cpuSeconds, enricherDeps, type Ingested, measureIngest, mergesDone, packMessages, produceMessages, queryRows, round } from './enricher-pipeline.js';
 
 const NODES = 100;
 const NAMESPACES = 50;
@@ -46,21 +72,21 @@ const WARM_UP_BATCHES = 100;
 const FLOOR_JOINS_PER_CPU_S = 300_000;
 const LABELS = ['app', 'app.kubernetes.io/name', 'version'];
 
-/** The cluster's timeline: the first generation starts, the rollout replaces some, flows come after. */
-const EPOCH = 1_764_000_000n * 1_000_000_000n;
-const FIRST_GENERATION = EPOCH;
-const ROLLOUT = EPOCH + sec(600);
-const LIVE = EPOCH + sec(1200);
+/** The cluster's timeline: the first generation starts (epoch), the rollout replaces some, flows come after (live). */
+interface Timeline {
+  epoch: bigint;
+  rollout: bigint;
+  live: bigint;
+}
+
+const timeline = (epoch: bigint): Timeline => ({ epoch, rollout: epoch + sec(600), live: epoch + sec(1200) });
+/** The index section's: fixed, so that its runs build and join the very same data. */
+const FIXED = timeline(1_764_000_000n * 1_000_000_000n);
 const HISTORY = sec(3600);
 
 interface Section {
   figures: Record<string, unknown>;
   meets_floor: boolean;
-}
-
-function cpuSeconds(): number {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1e6;
 }
 
 /** A full garbage collection, exposed for this measurement (the bench runs without --expose-gc). */
@@ -78,19 +104,19 @@ const podUid = (pod: number, generation: number) => `pod-${generation}-${pod}`;
 const podName = (pod: number, generation: number) => `app-${Math.floor(pod / PODS_PER_DEPLOYMENT)}-g${generation}-${pod % PODS_PER_DEPLOYMENT}`;
 
 /** The cluster as metadata.v1 messages, in the order a source would publish them. */
-function* cluster(): Generator<MetadataChange> {
-  for (let n = 0; n < NODES; n++) yield nodeChange({ uid: `node-uid-${n}`, name: `node-${n}`, addresses: [`192.168.0.${n + 1}`], at: EPOCH - sec(3600) });
-  for (let ns = 0; ns < NAMESPACES; ns++) yield objectChange('Namespace', { uid: `ns-${ns}`, name: `ns-${ns}`, at: EPOCH - sec(3600) });
+function* cluster({ epoch, rollout }: Timeline = FIXED): Generator<MetadataChange> {
+  for (let n = 0; n < NODES; n++) yield nodeChange({ uid: `node-uid-${n}`, name: `node-${n}`, addresses: [`192.168.0.${n + 1}`], at: epoch - sec(3600) });
+  for (let ns = 0; ns < NAMESPACES; ns++) yield objectChange('Namespace', { uid: `ns-${ns}`, name: `ns-${ns}`, at: epoch - sec(3600) });
   for (let d = 0; d < DEPLOYMENTS; d++) {
     const namespace = `ns-${d % NAMESPACES}`;
     const name = `app-${d}`;
     const rolled = d < ROLLED_OUT;
-    yield objectChange('Deployment', { uid: `d-${d}`, name, namespace, at: EPOCH - sec(60) });
-    yield serviceChange({ uid: `s-${d}`, name, namespace, clusterIps: [clusterIp(d)], at: EPOCH - sec(60) });
+    yield objectChange('Deployment', { uid: `d-${d}`, name, namespace, at: epoch - sec(60) });
+    yield serviceChange({ uid: `s-${d}`, name, namespace, clusterIps: [clusterIp(d)], at: epoch - sec(60) });
     const generations = rolled ? [0, 1] : [1];
     for (const generation of generations) {
       const rs = ownerRef('ReplicaSet', `${name}-rs${generation}`, `rs-${generation}-${d}`);
-      const born = generation === 0 || !rolled ? FIRST_GENERATION : ROLLOUT - sec(5);
+      const born = generation === 0 || !rolled ? epoch : rollout - sec(5);
       yield objectChange('ReplicaSet', { uid: rs.uid, name: rs.name, namespace, owner: ownerRef('Deployment', name, `d-${d}`), at: born - sec(1) });
       const pods = Array.from({ length: PODS_PER_DEPLOYMENT }, (_, i) => d * PODS_PER_DEPLOYMENT + i);
       for (const pod of pods) {
@@ -106,8 +132,8 @@ function* cluster(): Generator<MetadataChange> {
     if (rolled) {
       for (let i = 0; i < PODS_PER_DEPLOYMENT; i++) {
         const pod = d * PODS_PER_DEPLOYMENT + i;
-        yield tombstone(podUid(pod, 0), ROLLOUT);
-        yield tombstone(`cgroup/${nodeName(pod)}/${cgroupId(pod, 0)}`, ROLLOUT);
+        yield tombstone(podUid(pod, 0), rollout);
+        yield tombstone(`cgroup/${nodeName(pod)}/${cgroupId(pod, 0)}`, rollout);
       }
     }
   }
@@ -125,7 +151,7 @@ interface Flow {
 const EXTERNALS = ['8.8.8.8', '1.1.1.1', '151.101.1.140', '52.94.236.248', '140.82.112.3'];
 
 /** Batch `number` of the flows, the same on every call. */
-function flowBatch(number: number): Flow[] {
+function flowBatch(number: number, { epoch, live }: Timeline = FIXED): Flow[] {
   const random = seeded(number + 1);
   const flows: Flow[] = [];
   for (let n = 0; n < BATCH; n++) {
@@ -133,7 +159,7 @@ function flowBatch(number: number): Flow[] {
     // A tenth before the rollout, among the rolled-out Deployments' pods (the earlier generation).
     const early = i % 10 === 0;
     const pick = () => Math.floor(random() * (early ? ROLLED_OUT : DEPLOYMENTS) * PODS_PER_DEPLOYMENT);
-    const start = early ? FIRST_GENERATION + sec(10) + BigInt(Math.floor(random() * 500e9)) : LIVE + BigInt(Math.floor(random() * 600e9));
+    const start = early ? epoch + sec(10) + BigInt(Math.floor(random() * 500e9)) : live + BigInt(Math.floor(random() * 600e9));
     const generation = early ? 0 : 1;
     const pod = (p: number, server: boolean): Expected => {
       const d = Math.floor(p / PODS_PER_DEPLOYMENT);
@@ -249,12 +275,12 @@ async function indexSection(): Promise<Section> {
   const joinsPerCpuS = Math.round(flowCount / joinCpuS);
   const touchesPerCpuS = Math.round(flowCount / touchCpuS);
 
-  // A horizon at LIVE, after the rollout: what ended before it is exactly, per earlier pod, its 2 states, its IP
+  // A horizon at FIXED.live, after the rollout: what ended before it is exactly, per earlier pod, its 2 states, its IP
   // claim and its cgroup state; per rolled-out Deployment its slice's first state; per live pod its Pending state.
   const livePods = DEPLOYMENTS * PODS_PER_DEPLOYMENT;
   const expectedDropped = ROLLED_OUT * PODS_PER_DEPLOYMENT * 4 + ROLLED_OUT + livePods;
   const expireCpu = cpuSeconds();
-  const dropped = index.expire(LIVE + HISTORY);
+  const dropped = index.expire(FIXED.live + HISTORY);
   const expireCpuS = cpuSeconds() - expireCpu;
   const afterExpire = index.stats();
   const earlyPods = ROLLED_OUT * PODS_PER_DEPLOYMENT;
@@ -295,8 +321,322 @@ async function indexSection(): Promise<Section> {
   };
 }
 
+/** Events through the enricher end to end, per run; FlowBatch messages of EVENTS_PER_MESSAGE over PARTITIONS. */
+const E2E_EVENTS = Number(process.env.BENCH_E2E_EVENTS ?? 384_000);
+const EVENTS_PER_MESSAGE = 64;
+const PARTITIONS = 2;
+/** Per run and variant: stored within this, or the bench fails. */
+const E2E_TIMEOUT_MS = 120_000;
+const FLOOR_JOINED_VS_UNJOINED = 0.7;
+/** The runs, in an order that puts each variant early and late (the machine's state drifts during a bench). */
+const ORDER = ['joined', 'unjoined', 'empty_index', 'empty_index', 'unjoined', 'joined'] as const;
+type Variant = (typeof ORDER)[number];
+/** The migrations of the flows table and the batch ledger before the identity columns and the rollup (issue 8). */
+const UNJOINED_MIGRATIONS = ['0001_flows.sql', '0002_kafka_batches.sql', '0003_kafka_batches_from_flows.sql'];
+
+/** The columns of `flows` before the join: FLOW_COLUMNS without either end's identity columns. */
+const UNJOINED_COLUMNS = FLOW_COLUMNS.filter(([column]) => !IDENTITY_COLUMNS.some(([suffix]) => column === `client_${suffix}` || column === `server_${suffix}`));
+
+/** Rows as the enricher wrote them before the join: no identity columns (the identities it is handed are ignored). */
+class UnjoinedFlowRows extends FlowRows {
+  private static readonly NO_COLUMNS = new Uint8Array(0);
+
+  override add(event: FlowEvent, _identities: FlowIdentities, position: KafkaPosition): void {
+    this.addRow(event, UnjoinedFlowRows.NO_COLUMNS, UnjoinedFlowRows.NO_COLUMNS, position);
+  }
+}
+
+/** What the unjoined path's gate "joins" with: no lookup (these identities are never written). */
+const UNJOINED: FlowJoiner = { joinFlow: () => ({ client: unnamed('late'), server: unnamed('late') }) };
+
+/** What the rows of a flow's end must say (endpoint kind and enrichment). */
+const endColumns = (expected: Expected): string => (expected.kind === 'external' ? 'external/miss' : `${expected.kind}/hit`);
+
+/**
+ * Section `end_to_end`: the enricher from Kafka to rows in ClickHouse, joined with that cluster, against the path
+ * as it was before the join, in the same process and run.
+ *   1. The cluster of the index section, its timeline moved to an hour and a half ago (inside the tables' TTL and
+ *      the index's history), published to a fresh metadata.v1 topic through the metadata role's own sink
+ *      (KeyedKafkaSink: keyed, tombstones stamped with their time), and read by the enricher's MetadataFeed into a
+ *      MetadataIndex, caught up before anything is timed; its stats must equal those of an index built directly.
+ *      E2E_EVENTS flows of the index section's kinds (pods picked uniformly, so joins hit all over the index)
+ *      packed 64 per FlowBatch message over 2 partitions, produced to a fresh flows topic once.
+ *   2. Variants, each reading the whole topic through the role's flows consumer (flows-consumer.ts: fetches of the
+ *      default enricher.batchBytes) into the real Enricher, ClickHouseSink and BatchLedger, in the embedded engine
+ *      (chdb, in this process: its CPU counts), each run into a fresh database and consumer group:
+ *        joined       the gate waits on the feed's catch-ups and joins with the cluster's index; rows with both ends'
+ *                     identity columns into `flows` as migrated today, whose edge rollup view aggregates every insert;
+ *        unjoined     the path before the join (issue 8): no wait and no lookup at the gate, rows without identity
+ *                     columns (FlowRows' writer with none: UnjoinedFlowRows) into a `flows` table made by the
+ *                     migrations of that time (0001-0003: no identity columns, no rollup);
+ *        empty_index  the joined path with an empty index (every end a miss): the join's own cost apart from the
+ *                     names it writes.
+ *      Each variant first stores the topic once into a scratch database, untimed (JIT, the engine's first inserts).
+ *      Timed: process CPU from the consumer's connect to its last row stored, then the merges that follow
+ *      (merge_tail_cpu_s), as bench/enricher does. Order: ORDER, each variant twice, early and late.
+ *   3. Verify (untimed): every table holds every event; the unjoined table has exactly the columns of FLOW_COLUMNS
+ *      without the identity columns, and equals the joined tables on them (EXCEPT both ways); the joined rows' ends
+ *      carry exactly the expected kinds and statuses (per combination), and a sample of flows their pod uids,
+ *      workloads, Services and labels; the empty-index rows are all misses; the rollup counts every flow once.
+ *   Floor: joined ≥ 0.7× unjoined in rows per CPU-second with the merge tail (ratio of the variants' medians).
+ */
+async function endToEndSection(): Promise<Section> {
+  const stamp = `${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+  const name = `slbench_join_${stamp}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'sidecarless-bench-enrich-join-'));
+  const unjoinedMigrations = mkdtempSync(join(tmpdir(), 'sidecarless-bench-unjoined-migrations-'));
+  for (const file of UNJOINED_MIGRATIONS) copyFileSync(join(shippedMigrations, file), join(unjoinedMigrations, file));
+  const defaults = loadConfig({ argv: [], env: {} });
+  const { batchBytes, flushMs, metadataHoldMs: holdMs, metadataHistoryMs: historyMs } = defaults.enricher;
+  const registry = loadRegistry();
+  const flowsCodec = registry.codec<FlowBatch>(FLOWS.subject);
+  const metadataCodec = bindMetadataCodec(registry);
+  const logger = createLogger({ level: 'error', destination: 2 });
+  const kafka = createKafka({ brokers: [...localKafkaBrokers], clientId: 'sidecarless-bench-enrich-join' }, logger);
+  const admin = kafka.admin();
+  const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
+  const topics = topicSpecs(`${name}.`, { partitions: PARTITIONS });
+  const groups: string[] = [];
+  const databases: string[] = [];
+  let client: ClickHouseClient | undefined;
+  let feed: MetadataFeed | undefined;
+  await admin.connect();
+  try {
+    await ensureTopics(admin, [topics.flows, topics.metadata]);
+    // 1. The cluster, an hour and a half ago (whole milliseconds: tombstones keep their time as a Kafka timestamp).
+    const t = timeline(BigInt(Date.now() - 5_400_000) * 1_000_000n);
+    const direct = new MetadataIndex({ labels: LABELS, historyNs: BigInt(historyMs) * 1_000_000n });
+    const published = new KeyedKafkaSink(kafka, topics.metadata.topic);
+    let metadataMessages = 0;
+    let chunk: KeyedMessage[] = [];
+    const publish = async () => {
+      const sent = await published.send(chunk);
+      if (!sent.ok) throw new Error(`bench: publishing metadata failed: ${sent.error}`);
+      metadataMessages += chunk.length;
+      chunk = [];
+    };
+    for (const change of cluster(t)) {
+      direct.apply(change);
+      const timestampMs = String(('event' in change ? change.event.change_time_ns : change.time_ns) / 1_000_000n);
+      chunk.push({ key: change.key, value: 'event' in change ? metadataCodec.encode(change.event) : null, timestampMs });
+      if (chunk.length === 1_000) await publish();
+    }
+    if (chunk.length > 0) await publish();
+    await published.shutdown();
+
+    const expectedEnds: Record<string, number> = {};
+    const sample = new Map<string, Flow>();
+    const batches = Math.ceil(E2E_EVENTS / BATCH);
+    function* events(): Generator<FlowEvent> {
+      for (let number = 0; number < batches; number++) {
+        for (const [i, flow] of flowBatch(number, t).entries()) {
+          if (number * BATCH + i >= E2E_EVENTS) return;
+          const ends = `${endColumns(flow.client)} -> ${endColumns(flow.server)}`;
+          expectedEnds[ends] = (expectedEnds[ends] ?? 0) + 1;
+          if (i % 997 === 0) sample.set(flow.event.connection_id, flow);
+          yield flow.event;
+        }
+      }
+    }
+    const partitions = packMessages(events(), PARTITIONS, EVENTS_PER_MESSAGE, (batch) => flowsCodec.encode({ events: batch }));
+    await produceMessages(kafka, topics.flows.topic, partitions);
+    const flowMessages = partitions.reduce((sum, list) => sum + list.length, 0);
+    const flowBytes = partitions.reduce((sum, list) => sum + list.reduce((bytes, message) => bytes + message.length, 0), 0);
+
+    // The enricher's feed, as the role starts it: read to the end of the topic before any flow is consumed.
+    const index = new MetadataIndex({ labels: LABELS, historyNs: BigInt(historyMs) * 1_000_000n });
+    const meter = telemetry.meter('bench.enrich-join');
+    const metadataFeed = new MetadataFeed({ kafka, topic: topics.metadata.topic, groupId: `${name}-enricher`, codec: metadataCodec, index, holdMs, historyMs, logger, meter });
+    feed = metadataFeed;
+    const feedStarted = Date.now();
+    const feedCpu = cpuSeconds();
+    await metadataFeed.start();
+    if (!(await metadataFeed.caughtUp(feedStarted))) throw new Error('bench: the metadata feed stopped before it caught up');
+    const feedFigures = { cpu_s: round(cpuSeconds() - feedCpu, 3), wall_s: round((Date.now() - feedStarted) / 1000, 3), stats: index.stats() };
+    const feedComplete = JSON.stringify(feedFigures.stats) === JSON.stringify(direct.stats());
+
+    client = await createClickHouse({ embeddedPath: dataDir });
+    const chdb = client;
+    const emptyIndex = new MetadataIndex({ labels: LABELS, historyNs: BigInt(historyMs) * 1_000_000n });
+    const database = async (variant: Variant, label: string): Promise<string> => {
+      const db = `${name}_${label}`;
+      databases.push(db);
+      await migrate(chdb, { database: db, ttlDays: 7, directory: variant === 'unjoined' ? unjoinedMigrations : undefined });
+      return db;
+    };
+    const enricher = (variant: Variant, db: string, onStored: (rows: number) => void): Enricher => {
+      const table = `${db}.flows`;
+      const sink = variant === 'unjoined' ? new ClickHouseSink(chdb, table, UNJOINED_COLUMNS) : new ClickHouseSink(chdb, table);
+      const counted: EnricherDeps['sink'] = {
+        insert: async (rows, token) => {
+          const result = await sink.insert(rows, token);
+          if (result.ok) onStored(rows.length);
+          return result;
+        },
+      };
+      const gate =
+        variant === 'unjoined'
+          ? new MetadataGate({ progress: COMPLETE_METADATA, index: UNJOINED, holdMs, logger, meter })
+          : new MetadataGate({ progress: metadataFeed, index: variant === 'joined' ? index : emptyIndex, holdMs, logger, meter });
+      const rows = variant === 'unjoined' ? (capacity: number) => new UnjoinedFlowRows(capacity) : undefined;
+      return new Enricher(enricherDeps(counted, new BatchLedger(chdb, `${db}.kafka_batches`), telemetry, variant, { gate, ...(rows ? { rows } : {}) }));
+    };
+    /** The whole topic through the role's consumer into a fresh database; resolves once every event is stored. */
+    const consume = async (variant: Variant, db: string): Promise<Ingested> => {
+      const groupId = `${db}-group`;
+      groups.push(groupId);
+      let running = true;
+      const consumer = createFlowsConsumer(kafka, { groupId, batchBytes, flushMs }, () => running);
+      try {
+        return await measureIngest(E2E_EVENTS, chdb, async () => {
+          let stored = 0;
+          let allStored: () => void = () => {};
+          const done = new Promise<void>((resolve) => (allStored = resolve));
+          await consumeFlows(consumer, topics.flows.topic, enricher(variant, db, (rows) => (stored += rows) >= E2E_EVENTS && allStored()));
+          let timer: NodeJS.Timeout | undefined;
+          const timedOut = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`bench: ${variant} stored ${stored} of ${E2E_EVENTS} events in ${E2E_TIMEOUT_MS} ms`)), E2E_TIMEOUT_MS)));
+          await Promise.race([done, timedOut]).finally(() => clearTimeout(timer));
+        });
+      } finally {
+        running = false;
+        await consumer.disconnect();
+      }
+    };
+
+    // 2. Warm-up, untimed, into scratch databases dropped after (their merges must not run into the measured runs).
+    for (const variant of ['joined', 'unjoined', 'empty_index'] as const) {
+      const db = await database(variant, `warm_${variant}`);
+      await consume(variant, db);
+      await chdb.command({ query: `DROP DATABASE ${db} SYNC` });
+    }
+    await mergesDone(chdb);
+    const runs: Array<{ variant: Variant; database: string } & Ingested> = [];
+    for (const [i, variant] of ORDER.entries()) {
+      const db = await database(variant, `${variant}_${i}`);
+      runs.push({ variant, database: db, ...(await consume(variant, db)) });
+    }
+
+    // 3. Verify.
+    const of = (variant: Variant) => runs.filter((run) => run.variant === variant);
+    const counts = Object.fromEntries(await Promise.all(runs.map(async (run) => [run.database, await count(chdb, `${run.database}.flows`)] as const)));
+    const unjoinedColumns = (await queryRows<{ name: string }>(chdb, `SELECT name FROM system.columns WHERE database = '${of('unjoined')[0]!.database}' AND table = 'flows' AND default_kind = '' ORDER BY position`)).map((row) => row.name);
+    const shared = UNJOINED_COLUMNS.map(([column]) => column).join(', ');
+    const differences: Record<string, number> = {};
+    for (const run of runs.filter((r) => r.variant !== 'unjoined')) {
+      const legacy = `${of('unjoined')[0]!.database}.flows`;
+      const side = (a: string, b: string) => `SELECT count() AS n FROM (SELECT ${shared} FROM ${a} EXCEPT SELECT ${shared} FROM ${b})`;
+      const [left] = await queryRows<{ n: string }>(chdb, side(`${run.database}.flows`, legacy));
+      const [right] = await queryRows<{ n: string }>(chdb, side(legacy, `${run.database}.flows`));
+      differences[run.database] = Number(left!.n) + Number(right!.n);
+    }
+    const ends = async (db: string) =>
+      Object.fromEntries(
+        (
+          await queryRows<{ ends: string; n: string }>(
+            chdb,
+            `SELECT concat(toString(client_endpoint_kind), '/', toString(client_enrichment), ' -> ', toString(server_endpoint_kind), '/', toString(server_enrichment)) AS ends, count() AS n FROM ${db}.flows GROUP BY ends ORDER BY ends`,
+          )
+        ).map((row) => [row.ends, Number(row.n)]),
+      );
+    const sortedExpected = Object.fromEntries(Object.entries(expectedEnds).sort(([a], [b]) => (a < b ? -1 : 1)));
+    const joinedEnds = await Promise.all(of('joined').map((run) => ends(run.database)));
+    const emptyEnds = await Promise.all(of('empty_index').map((run) => ends(run.database)));
+    const sampleMismatches: string[] = [];
+    for (const run of of('joined')) {
+      const ids = [...sample.keys()].map((id) => `'${id}'`).join(',');
+      const rows = await queryRows<Record<string, string>>(
+        chdb,
+        `SELECT connection_id, client_k8s_pod_uid, client_k8s_workload_kind, client_k8s_workload_name, client_labels['app'] AS client_app,
+                server_k8s_pod_uid, server_k8s_workload_name, server_k8s_service_name, server_labels['app'] AS server_app
+         FROM ${run.database}.flows WHERE connection_id IN (${ids})`,
+      );
+      if (rows.length !== sample.size) sampleMismatches.push(`${run.database}: ${rows.length} sampled rows, ${sample.size} expected`);
+      for (const row of rows) {
+        const flow = sample.get(row.connection_id!)!;
+        const want = (prefix: 'client' | 'server', expected: Expected) =>
+          expected.kind === 'pod'
+            ? { [`${prefix}_k8s_pod_uid`]: expected.uid, [`${prefix}_k8s_workload_name`]: expected.deployment, [`${prefix}_app`]: expected.deployment, ...(prefix === 'server' ? { server_k8s_service_name: expected.service } : { client_k8s_workload_kind: 'Deployment' }) }
+            : expected.kind === 'service'
+              ? { [`${prefix}_k8s_pod_uid`]: '', [`${prefix}_k8s_service_name`]: expected.service }
+              : { [`${prefix}_k8s_pod_uid`]: '', [`${prefix}_k8s_workload_name`]: '' };
+        for (const [column, value] of Object.entries({ ...want('client', flow.client), ...want('server', flow.server) })) {
+          if (row[column] !== value) sampleMismatches.push(`${run.database} ${row.connection_id} ${column}: got ${row[column]}, want ${value}`);
+        }
+      }
+    }
+    const rollups = Object.fromEntries(
+      await Promise.all(
+        runs
+          .filter((run) => run.variant !== 'unjoined')
+          .map(async (run) => [run.database, Number((await queryRows<{ n: string }>(chdb, `SELECT sum(connections) AS n FROM ${run.database}.flow_edges_1m`))[0]!.n)] as const),
+      ),
+    );
+    const unjoinedTables = (await queryRows<{ name: string }>(chdb, `SELECT name FROM system.tables WHERE database = '${of('unjoined')[0]!.database}' ORDER BY name`)).map((row) => row.name);
+    const exact =
+      feedComplete &&
+      Object.values(counts).every((n) => n === E2E_EVENTS) &&
+      JSON.stringify(unjoinedColumns) === JSON.stringify(UNJOINED_COLUMNS.map(([column]) => column)) &&
+      JSON.stringify(unjoinedTables) === JSON.stringify(['flows', 'kafka_batches', 'schema_migrations']) &&
+      Object.values(differences).every((n) => n === 0) &&
+      joinedEnds.every((found) => JSON.stringify(found) === JSON.stringify(sortedExpected)) &&
+      emptyEnds.every((found) => Object.keys(found).every((key) => key.split(' -> ').every((end) => end.endsWith('/miss')))) &&
+      sample.size >= 100 &&
+      sampleMismatches.length === 0 &&
+      Object.values(rollups).every((n) => n === E2E_EVENTS);
+
+    const median = (values: number[]) => {
+      const sorted = [...values].sort((a, b) => a - b);
+      const middle = sorted.length >> 1;
+      return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+    };
+    const summary = (variant: Variant) => ({
+      rows_per_cpu_s_with_merge_tail: of(variant).map((run) => run.rows_per_cpu_s_with_merge_tail),
+      rows_per_cpu_s: of(variant).map((run) => run.rows_per_cpu_s),
+      median_with_merge_tail: median(of(variant).map((run) => run.rows_per_cpu_s_with_merge_tail)),
+      median: median(of(variant).map((run) => run.rows_per_cpu_s)),
+    });
+    const variants = { joined: summary('joined'), unjoined: summary('unjoined'), empty_index: summary('empty_index') };
+    const ratio = (a: Variant, b: Variant, key: 'median' | 'median_with_merge_tail') => round(variants[a][key] / variants[b][key], 3);
+    const joinedVsUnjoined = ratio('joined', 'unjoined', 'median_with_merge_tail');
+    return {
+      figures: {
+        events: E2E_EVENTS,
+        flow_messages: flowMessages,
+        flow_bytes: flowBytes,
+        partitions: PARTITIONS,
+        batch_bytes: batchBytes,
+        metadata_messages: metadataMessages,
+        feed: { ...feedFigures, equals_direct_build: feedComplete },
+        order: ORDER,
+        runs: runs.map(({ database: db, ...run }) => ({ ...run, database: db.slice(name.length + 1) })),
+        ...variants,
+        joined_vs_unjoined: joinedVsUnjoined,
+        joined_vs_unjoined_before_merge_tail: ratio('joined', 'unjoined', 'median'),
+        joined_vs_empty_index: ratio('joined', 'empty_index', 'median_with_merge_tail'),
+        empty_index_vs_unjoined: ratio('empty_index', 'unjoined', 'median_with_merge_tail'),
+        verify: { counts: Object.values(counts), expected_ends: sortedExpected, joined_ends: joinedEnds, empty_index_ends: emptyEnds, unjoined_tables: unjoinedTables, differences_on_unjoined_columns: Object.values(differences), rollup_connections: Object.values(rollups), sample_rows: sample.size, sample_mismatches: sampleMismatches.slice(0, 5) },
+        exact,
+        floor: { joined_vs_unjoined_with_merge_tail: FLOOR_JOINED_VS_UNJOINED },
+      },
+      meets_floor: exact && joinedVsUnjoined >= FLOOR_JOINED_VS_UNJOINED,
+    };
+  } finally {
+    await feed?.stop();
+    if (client) {
+      for (const db of databases) await client.command({ query: `DROP DATABASE IF EXISTS ${db}` }).catch(() => {});
+      await client.close();
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(unjoinedMigrations, { recursive: true, force: true });
+    await admin.deleteTopics({ topics: [topics.flows.topic, topics.metadata.topic] }).catch(() => {});
+    await admin.deleteGroups(groups).catch(() => {});
+    await admin.disconnect();
+    await telemetry.shutdown();
+  }
+}
+
 export async function run(): Promise<Record<string, unknown>> {
-  const sections: Record<string, Section> = { index: await indexSection() };
+  const sections: Record<string, Section> = { index: await indexSection(), end_to_end: await endToEndSection() };
   return {
     bench: 'enrich-join',
     ...Object.fromEntries(Object.entries(sections).map(([name, section]) => [name, section.figures])),

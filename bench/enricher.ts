@@ -40,30 +40,43 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Attributes } from '@opentelemetry/api';
 import { loadRegistry } from '../src/common/avro.js';
 import { createClickHouse } from '../src/common/clickhouse/client.js';
 import { migrate } from '../src/common/clickhouse/migrations.js';
 import { loadConfig } from '../src/common/config.js';
 import { createKafka } from '../src/common/kafka/client.js';
 import { createLogger } from '../src/common/logger.js';
-import { startTelemetry, type Telemetry } from '../src/common/telemetry.js';
+import { startTelemetry } from '../src/common/telemetry.js';
 import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
 import { toFlowEvent } from '../src/collector/flows/transform.js';
-import { partitionOf } from '../src/common/kafka/partitioner.js';
 import { decodeFlowRecord, FLOW_RECORD } from '../src/ebpf/records/flow.js';
 import type { SinkResult } from '../src/common/pipeline.js';
 import { BatchLedger, type Ledger } from '../src/enricher/batch-ledger.js';
 import { ClickHouseSink } from '../src/enricher/clickhouse-sink.js';
-import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../src/enricher/enricher.js';
+import { Enricher, type KafkaBatch } from '../src/enricher/enricher.js';
 import { FLOW_COLUMNS, nanosToDateTime64, toFlowRow, type FlowRow, type FlowRows } from '../src/enricher/flow-row.js';
 import { startEnricher } from '../src/enricher/index.js';
-import { COMPLETE_METADATA, MetadataGate } from '../src/enricher/metadata-gate.js';
 import type { EndpointIdentity } from '../src/metadata/index/identity.js';
-import { MetadataIndex } from '../src/metadata/index/metadata-index.js';
 import { localClickHouseUrl, localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 import { stackDir } from '../src/lab/stack/processes.js';
 import { buildRecords, POOL } from './collector.js';
+import {
+  count,
+  cpuSeconds,
+  enricherDeps,
+  handleAll,
+  type Ingested,
+  kafkaBatches,
+  measure,
+  measureIngest,
+  mergesDone,
+  noMetadata,
+  packMessages,
+  produceMessages,
+  queryRows,
+  round,
+  watchRowsInserted,
+} from './enricher-pipeline.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 640_000);
 const BASELINE_EVENTS = Number(process.env.BENCH_BASELINE_EVENTS ?? 128_000);
@@ -73,11 +86,6 @@ const PARTITIONS = 2;
 const BATCH_BYTES = Number(process.env.BENCH_BATCH_BYTES ?? loadConfig({ argv: [], env: {} }).enricher.batchBytes);
 const FLOOR_ROWS_PER_CPU_S = 200_000;
 const E2E_TIMEOUT_MS = 90_000;
-
-function cpuSeconds(): number {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1e6;
-}
 
 /** CPU seconds of the local ClickHouse server process, or undefined when it cannot be read. */
 function serverCpuSeconds(): number | undefined {
@@ -89,41 +97,6 @@ function serverCpuSeconds(): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-interface Measured {
-  rows: number;
-  cpu_s: number;
-  wall_s: number;
-  rows_per_cpu_s: number;
-  rows_per_wall_s: number;
-}
-
-async function measure(rows: number, work: () => Promise<void>): Promise<Measured> {
-  const wall = performance.now();
-  const cpu = cpuSeconds();
-  await work();
-  const cpuS = cpuSeconds() - cpu;
-  const wallS = (performance.now() - wall) / 1000;
-  return { rows, cpu_s: round(cpuS, 3), wall_s: round(wallS, 3), rows_per_cpu_s: Math.round(rows / cpuS), rows_per_wall_s: Math.round(rows / wallS) };
-}
-
-interface Ingested extends Measured {
-  /** CPU after the last insert until the engine ran no merge for a second: merges the inserts caused. */
-  merge_tail_cpu_s: number;
-  rows_per_cpu_s_with_merge_tail: number;
-}
-
-/** Measures an ingest, then the engine's merges that follow it (merges during the ingest are in its CPU anyway). */
-async function measureIngest(rows: number, client: ClickHouseClient, work: () => Promise<void>): Promise<Ingested> {
-  const measured = await measure(rows, work);
-  const tail = await measure(rows, () => mergesDone(client));
-  const total = measured.cpu_s + tail.cpu_s;
-  return { ...measured, merge_tail_cpu_s: tail.cpu_s, rows_per_cpu_s_with_merge_tail: Math.round(rows / total) };
-}
-
-function round(value: number, digits: number): number {
-  return Number(value.toFixed(digits));
 }
 
 interface Built {
@@ -139,104 +112,23 @@ interface Built {
  * per partition like the collector's Packer. Only the sample outlives its message: hundreds of thousands of event
  * objects kept alive would make every major GC of the measured runs walk them, a cost production does not have.
  */
-function buildMessages(count: number, candidatesBelow: number, encode: (events: FlowEvent[]) => Buffer): Built {
+function buildMessages(total: number, candidatesBelow: number, encode: (events: FlowEvent[]) => Buffer): Built {
   const { view } = buildRecords();
   const offsetNs = BigInt(Date.now() - 3_600_000) * 1_000_000n - 1_000_000_000_000n;
-  const partitions: Buffer[][] = Array.from({ length: PARTITIONS }, () => []);
-  const pending: FlowEvent[][] = Array.from({ length: PARTITIONS }, () => []);
   const candidates: FlowEvent[] = [];
   const every = Math.max(1, Math.floor(candidatesBelow / 2000));
   let sumBytes = 0n;
-  for (let i = 0; i < count; i++) {
-    const context = { nodeName: 'bench-node', epoch: `c${Math.floor(i / POOL)}`, toWallNs: (ns: bigint) => ns + offsetNs };
-    const event = toFlowEvent(decodeFlowRecord(view, (i % POOL) * FLOW_RECORD.size, FLOW_RECORD.size), context);
-    sumBytes += event.bytes_client_to_server + event.bytes_server_to_client;
-    if (i < candidatesBelow && i % every === 0) candidates.push(event);
-    const partition = partitionOf(event.connection_id, PARTITIONS);
-    const held = pending[partition]!;
-    held.push(event);
-    if (held.length === EVENTS_PER_MESSAGE) {
-      partitions[partition]!.push(encode(held));
-      pending[partition] = [];
+  function* events(): Generator<FlowEvent> {
+    for (let i = 0; i < total; i++) {
+      const context = { nodeName: 'bench-node', epoch: `c${Math.floor(i / POOL)}`, toWallNs: (ns: bigint) => ns + offsetNs };
+      const event = toFlowEvent(decodeFlowRecord(view, (i % POOL) * FLOW_RECORD.size, FLOW_RECORD.size), context);
+      sumBytes += event.bytes_client_to_server + event.bytes_server_to_client;
+      if (i < candidatesBelow && i % every === 0) candidates.push(event);
+      yield event;
     }
   }
-  pending.forEach((held, partition) => held.length > 0 && partitions[partition]!.push(encode(held)));
+  const partitions = packMessages(events(), PARTITIONS, EVENTS_PER_MESSAGE, encode);
   return { partitions, candidates, sumBytes };
-}
-
-/** In-memory Kafka batches: up to BATCH_BYTES of one partition's messages each, partitions taking turns. */
-function kafkaBatches(topic: string, partitions: Buffer[][], maxEvents: number): { batches: KafkaBatch[]; events: number; messages: number } {
-  const batches: KafkaBatch[] = [];
-  const next = partitions.map(() => 0);
-  let events = 0;
-  let messages = 0;
-  for (let more = true; more; ) {
-    more = false;
-    for (let partition = 0; partition < partitions.length; partition++) {
-      const list = partitions[partition]!;
-      const start = next[partition]!;
-      if (start >= list.length) continue;
-      more = true;
-      const batch: KafkaMessage[] = [];
-      let bytes = 0;
-      for (let offset = start; offset < list.length && bytes + list[offset]!.length <= BATCH_BYTES && events < maxEvents; offset++) {
-        bytes += list[offset]!.length;
-        batch.push({ offset: String(offset), timestamp: '0', key: null, value: list[offset]! });
-        events += eventCount(list[offset]!);
-        messages++;
-      }
-      next[partition] = start + batch.length;
-      if (batch.length > 0) batches.push({ topic, partition, highWatermark: String(list.length), messages: batch });
-      if (events >= maxEvents) return { batches, events, messages };
-    }
-  }
-  return { batches, events, messages };
-}
-
-/** Events in a FlowBatch frame: the Avro array's first block count (zig-zag varint after the 5-byte frame). */
-function eventCount(frame: Buffer): number {
-  let value = 0;
-  let shift = 0;
-  for (let i = 5; ; i++) {
-    const byte = frame[i]!;
-    value += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
-    if (!(byte & 0x80)) break;
-  }
-  return value / 2; // positive counts only: (n << 1)
-}
-
-/**
- * The index every path joins with: empty, as the role's is without a metadata source (and the end-to-end role runs
- * without one), so every end is a miss named by its address alone and every table holds the same rows.
- */
-const noMetadata = new MetadataIndex({ labels: [], historyNs: 1n });
-
-function enricherDeps(sink: EnricherDeps['sink'], ledger: Ledger, telemetry: Telemetry, name: string): EnricherDeps {
-  const registry = loadRegistry();
-  const meter = telemetry.meter(`bench.enricher.${name}`);
-  const logger = createLogger({ level: 'warn', destination: 2 });
-  return {
-    decode: (value) => registry.resolve<FlowBatch>(FLOWS.subject, value).value.events,
-    sink,
-    ledger,
-    gate: new MetadataGate({ progress: COMPLETE_METADATA, index: noMetadata, holdMs: 0, logger, meter }),
-    deadLetters: {
-      send: async (letters) => {
-        throw new Error(`bench: unexpected dead letters (${letters[0]?.reason})`);
-      },
-    },
-    logger,
-    meter,
-    isRunning: () => true,
-  };
-}
-
-async function handleAll(enricher: Enricher, batches: KafkaBatch[]): Promise<void> {
-  for (const batch of batches) {
-    const handled = await enricher.handle(batch);
-    if (handled?.commit === undefined) throw new Error('bench: a batch was not stored');
-  }
 }
 
 /**
@@ -414,51 +306,6 @@ class LegacyHttpSink {
   }
 }
 
-/**
- * Waits until the embedded engine has run no merge for a second (at most 20 s): a run ends with the merges its
- * inserts caused, including those the engine schedules a moment after the last insert.
- */
-async function mergesDone(client: ClickHouseClient): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (let quiet = 0; quiet < 10 && Date.now() < deadline; ) {
-    const running = Number((await queryRows<{ n: string }>(client, 'SELECT count() AS n FROM system.merges'))[0]!.n);
-    quiet = running === 0 ? quiet + 1 : 0;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-/**
- * The telemetry, with every `sidecarless.enricher.rows_inserted` counter also reporting its additions to `onRows`,
- * synchronously, as the role counts each stored batch.
- */
-function watchRowsInserted(telemetry: Telemetry, onRows: (rows: number) => void): Telemetry {
-  const watched = Object.create(telemetry) as Telemetry;
-  watched.meter = (name: string) => {
-    const meter = telemetry.meter(name);
-    return new Proxy(meter, {
-      get(target, property) {
-        if (property !== 'createCounter') return Reflect.get(target, property, target);
-        return (...args: Parameters<typeof meter.createCounter>) => {
-          const counter = target.createCounter(...args);
-          if (args[0] !== 'sidecarless.enricher.rows_inserted') return counter;
-          return new Proxy(counter, {
-            get: (c, p) => (p === 'add' ? (value: number, attributes?: Attributes) => (c.add(value, attributes), onRows(value)) : Reflect.get(c, p, c)),
-          });
-        };
-      },
-    });
-  };
-  return watched;
-}
-
-async function queryRows<T>(client: ClickHouseClient, query: string): Promise<T[]> {
-  return (await client.query({ query, format: 'JSONEachRow' })).json<T>();
-}
-
-async function count(client: ClickHouseClient, table: string): Promise<number> {
-  return Number((await queryRows<{ n: string }>(client, `SELECT count() AS n FROM ${table}`))[0]!.n);
-}
-
 /** Rows of `a` missing from `b` plus rows of `b` missing from `a`, over every column, limited to `where`. */
 async function difference(client: ClickHouseClient, a: string, b: string, where: string): Promise<number> {
   const side = (x: string, y: string) => `SELECT count() AS n FROM (SELECT * FROM ${x} WHERE ${where} EXCEPT SELECT * FROM ${y} WHERE ${where})`;
@@ -538,20 +385,9 @@ export async function run(): Promise<Record<string, unknown>> {
     const { partitions, candidates, sumBytes } = buildMessages(EVENTS, BASELINE_EVENTS, (batch) => codec.encode({ events: batch }));
     const messages = partitions.reduce((sum, list) => sum + list.length, 0);
     await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }] });
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
-    try {
-      for (let partition = 0; partition < PARTITIONS; partition++) {
-        const list = partitions[partition]!;
-        for (let i = 0; i < list.length; i += 64) {
-          await producer.send({ topic, acks: -1, messages: list.slice(i, i + 64).map((value) => ({ value, partition })) });
-        }
-      }
-    } finally {
-      await producer.disconnect();
-    }
-    const all = kafkaBatches(topic, partitions, Number.MAX_SAFE_INTEGER);
-    const subset = kafkaBatches(topic, partitions, BASELINE_EVENTS);
+    await produceMessages(kafka, topic, partitions);
+    const all = kafkaBatches(topic, partitions, Number.MAX_SAFE_INTEGER, BATCH_BYTES);
+    const subset = kafkaBatches(topic, partitions, BASELINE_EVENTS, BATCH_BYTES);
     // The sample: candidates that the baseline's batches hold (every table has those rows), at most 500.
     const inSubset = new Set<string>();
     for (const batch of subset.batches) for (const message of batch.messages) for (const e of codec.decodeFrom(message.value!, codec).events) inSubset.add(e.connection_id);

@@ -5,6 +5,10 @@
  * batch ledger's batchToken), and a replay repeats the very same insert, so the server ignores what it already holds,
  * part by part. The materialized views fed by the table (the edge rollup) deduplicate their own parts by that token
  * too (deduplicate_blocks_in_dependent_materialized_views, set on every insert: older servers default it off).
+ * optimize_on_insert is off: the rollup's view already groups each insert by its table's whole sorting key, so the
+ * engine's merge of equal keys within the inserted part finds none, yet copies every aggregate state (its t-digest)
+ * to look: ~12% of an insert of joined rows through the view (bench/enrich-join). `flows` is a plain MergeTree, which
+ * that setting does not touch.
  * Every row also carries its Kafka topic/partition/offset, for whoever reads the table.
  *
  * Rows travel as RowBinary (src/enricher/flow-row.ts): over HTTP as the request body; into the embedded engine as
@@ -25,8 +29,6 @@ import { encodeFlowRows, FLOW_COLUMNS, FlowRows, type FlowRow } from './flow-row
 /** Errors that say the data is wrong: retrying the same rows cannot help. */
 const DATA_ERROR_CODES = new Set(['6', '26', '27', '38', '41', '53', '69', '70', '72', '117', '130', '131', '135']);
 
-const COLUMNS = FLOW_COLUMNS.map(([name]) => name).join(', ');
-const STRUCTURE = FLOW_COLUMNS.map(([name, type]) => `${name} ${type}`).join(', ');
 
 /** A ClickHouse string literal. */
 function quote(text: string): string {
@@ -45,12 +47,22 @@ let fileSequence = 0;
 export class ClickHouseSink {
   private readonly engine: EmbeddedEngine | undefined;
   private fileDirectory: Promise<string> | undefined;
+  /** The insert's column list, and the file's structure (names and the types its bytes are written as). */
+  private readonly columnList: string;
+  private readonly structure: string;
 
+  /**
+   * `columns`: those the rows are written with (FLOW_COLUMNS, what FlowRows writes); bench/enrich-join's baseline
+   * gives the columns of the table as it was before the identity columns.
+   */
   constructor(
     private readonly client: ClickHouseClient,
     readonly table: string,
+    columns: ReadonlyArray<readonly [name: string, type: string]> = FLOW_COLUMNS,
   ) {
     this.engine = embeddedEngine(client);
+    this.columnList = columns.map(([name]) => name).join(', ');
+    this.structure = columns.map(([name, type]) => `${name} ${type}`).join(', ');
   }
 
   /** Rows already written as RowBinary (FlowRows, what the enricher builds), or row objects to write here. */
@@ -73,10 +85,16 @@ export class ClickHouseSink {
 
   private async insertOverHttp(payload: Buffer, token: string): Promise<void> {
     const result = await this.client.exec({
-      query: `INSERT INTO ${this.table} (${COLUMNS}) FORMAT RowBinary`,
+      query: `INSERT INTO ${this.table} (${this.columnList}) FORMAT RowBinary`,
       values: Readable.from([payload], { objectMode: false }),
       // wait_end_of_query: an error while the server writes comes back as an error status, not a 200.
-      clickhouse_settings: { insert_deduplicate: 1, insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1, wait_end_of_query: 1 },
+      clickhouse_settings: {
+        insert_deduplicate: 1,
+        insert_deduplication_token: token,
+        deduplicate_blocks_in_dependent_materialized_views: 1,
+        optimize_on_insert: 0,
+        wait_end_of_query: 1,
+      },
     });
     result.stream.resume();
     await new Promise<void>((resolve, reject) => result.stream.once('end', resolve).once('error', reject));
@@ -96,9 +114,9 @@ export class ClickHouseSink {
     try {
       await writeFile(path, payload);
       await engine.queryAsync(
-        `INSERT INTO ${this.table} (${COLUMNS}) SETTINGS insert_deduplicate = 1, insert_deduplication_token = ${quote(token)}, ` +
-          'deduplicate_blocks_in_dependent_materialized_views = 1 ' +
-          `SELECT * FROM file(${quote(path)}, 'RowBinary', ${quote(STRUCTURE)})`,
+        `INSERT INTO ${this.table} (${this.columnList}) SETTINGS insert_deduplicate = 1, insert_deduplication_token = ${quote(token)}, ` +
+          'deduplicate_blocks_in_dependent_materialized_views = 1, optimize_on_insert = 0 ' +
+          `SELECT * FROM file(${quote(path)}, 'RowBinary', ${quote(this.structure)})`,
       );
     } finally {
       await rm(path, { force: true });

@@ -3,9 +3,8 @@
  * Kafka consumer group on the flows topic, the Avro codecs, ClickHouse (the flows table, whose inserts feed the
  * edge rollup, and the batch ledger) and the dead-letter topic around the Enricher pipeline. The flows consumer
  * starts once the feed has read the metadata topic to its end, so the first batches find the index complete.
- * Offsets are committed only after a batch is stored.
+ * Offsets are committed only after a batch is stored (flows-consumer.ts).
  */
-import type { Consumer } from 'kafkajs';
 import { loadRegistry } from '../common/avro.js';
 import { createClickHouse } from '../common/clickhouse/client.js';
 import { migrate } from '../common/clickhouse/migrations.js';
@@ -21,6 +20,7 @@ import { MetadataIndex } from '../metadata/index/metadata-index.js';
 import { BatchLedger } from './batch-ledger.js';
 import { ClickHouseSink } from './clickhouse-sink.js';
 import { Enricher } from './enricher.js';
+import { consumeFlows, createFlowsConsumer } from './flows-consumer.js';
 import { MetadataFeed } from './metadata-feed.js';
 import { MetadataGate } from './metadata-gate.js';
 
@@ -82,40 +82,13 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
     isRunning: () => running,
   });
 
-  const consumer: Consumer = kafka.consumer({
-    groupId: config.enricher.groupId,
-    minBytes: config.enricher.batchBytes,
-    maxBytesPerPartition: config.enricher.batchBytes,
-    // Room for two partitions' batches per fetch; bigger batches mean fewer, larger parts for ClickHouse to merge.
-    maxBytes: config.enricher.batchBytes * 2,
-    maxWaitTimeInMs: config.enricher.flushMs,
-    // kafkajs restarts a crashed consumer after a delay even if it was disconnected meanwhile: not once we stop.
-    retry: { restartOnFailure: async () => running },
-  });
-  consumer.on(consumer.events.GROUP_JOIN, () => enricher.forgetPartitions());
+  const consumer = createFlowsConsumer(kafka, config.enricher, () => running);
   let crashed: (error: unknown) => void = () => {};
   const failed = new Promise<unknown>((resolve) => (crashed = resolve));
   consumer.on(consumer.events.CRASH, (event) => {
     if (!event.payload.restart) crashed(event.payload.error);
   });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topics.flows.topic], fromBeginning: true });
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
-      if (!isRunning() || isStale()) return;
-      const { topic, partition, highWatermark, messages } = batch;
-      const handled = await enricher.handle({ topic, partition, highWatermark, messages }, { heartbeat, isStale });
-      if (handled === undefined) return;
-      if (handled.commit !== undefined) await consumer.commitOffsets([{ topic, partition, offset: handled.commit }]);
-      // The next fetch starts after the resolved offset, not the committed one: without this, every fetch would
-      // read the partition again from where the group joined, and a backlog beyond one fetch would never be reached
-      // (nor the rest of a batch that a replay holds uncommitted).
-      resolveOffset(messages.at(-1)!.offset);
-      await heartbeat();
-    },
-  });
+  await consumeFlows(consumer, topics.flows.topic, enricher);
   telemetry.addHealthCheck('consumer', () => ({ ok: running }));
   logger.info({ topic: topics.flows.topic, group: config.enricher.groupId, table: `${config.clickhouse.database}.flows` }, 'enricher running');
   return {

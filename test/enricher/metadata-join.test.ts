@@ -5,6 +5,7 @@
  * consumer groups and database, removed whatever the result; the embedded store is shared (one per process).
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
@@ -130,6 +131,7 @@ after(async () => {
   await producer.disconnect();
   await admin.disconnect();
   await clickhouse?.close();
+  rmSync(shared.clickhouse.embeddedPath, { recursive: true, force: true });
 });
 
 describe('enricher metadata join', () => {

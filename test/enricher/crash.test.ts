@@ -4,6 +4,7 @@
  * per process, and this test opens it only after the enricher processes are gone.
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
 import { waitFor } from '../../src/lab/stack/processes.js';
@@ -39,6 +40,7 @@ after(async () => {
   processes.killAll();
   await admin.deleteTopics({ topics: [topics.flows.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
   await admin.disconnect();
+  rmSync(config.clickhouse.embeddedPath, { recursive: true, force: true });
 });
 
 describe('enricher crash', () => {

@@ -4,6 +4,7 @@
  * insert between two day partitions, and when the partition's log turns out to be another one (a recreated topic).
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
 import { pino } from 'pino';
@@ -169,6 +170,7 @@ after(async () => {
   await admin.disconnect();
   await clickhouse?.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` });
   await clickhouse?.close();
+  rmSync(config.clickhouse.embeddedPath, { recursive: true, force: true });
 });
 
 describe('enricher', () => {

@@ -163,6 +163,7 @@ after(async () => {
   await telemetry?.shutdown();
   lab?.destroy();
   await dropTestData(config, clickhouse);
+  await dropTestData(small.config, undefined);
 });
 
 describe('a connection open across a collector restart', () => {

@@ -47,7 +47,7 @@ const calls = [
   { from: 'backend', to: 'payments', requests: 60, concurrency: 1 },
 ] as const;
 const servers = { backend: { port: 8080, responseBytes: 4096 }, payments: { port: 9090, responseBytes: 512 } } as const;
-/** Which namespace each Deployment runs in (a suffix makes the names fresh: a deleted namespace stays Terminating). */
+/** Which namespace each Deployment runs in; a suffix keeps one run's objects apart from another's (or a killed run's). */
 const namespaceOf = { frontend: 'shop', backend: 'shop', payments: 'billing' } as const;
 
 async function buildCluster(): Promise<ClusterLab> {

@@ -14,6 +14,7 @@
  * Cgroup or Pod key (changed()) and the entries that relied on that history forget their answer; expire() forgets
  * them all. The answer is found again, from the histories, on the next join.
  */
+import { Dependents } from './dependents.js';
 import type { CgroupState, History, PodState } from './history.js';
 import { secondsOf, type Instant } from './instant.js';
 
@@ -44,7 +45,7 @@ export class CgroupTable {
   private readonly nodes = new Map<string, number>();
   private readonly entries = new Map<number, CgroupEntry>();
   /** Per history (a cgroup's or a pod's), the entries whose kept answer it bounds. */
-  private readonly dependents = new Map<History, Set<CgroupEntry>>();
+  private readonly dependents = new Dependents<CgroupEntry>();
   private count = 0;
 
   /** The cgroup key's history names (node, id) from now on. */
@@ -86,9 +87,7 @@ export class CgroupTable {
 
   /** A Cgroup or Pod history changed (a new state, or its end): the answers it bounded are found again. */
   changed(history: History): void {
-    const entries = this.dependents.get(history);
-    if (entries === undefined) return;
-    for (const entry of entries) this.forget(entry);
+    for (const entry of this.dependents.take(history)) this.forget(entry);
   }
 
   /** Every kept answer is forgotten (expire() drops states they may rest on). */
@@ -144,30 +143,17 @@ export class CgroupTable {
     entry.podTo = pod.to < cgroup.to ? pod.to : cgroup.to;
     entry.podToSeconds = secondsOf(entry.podTo);
     entry.podHistory = history;
-    this.depend(entry.history, entry);
-    this.depend(history, entry);
+    this.dependents.add(entry.history, entry);
+    this.dependents.add(history, entry);
     return pod;
-  }
-
-  private depend(history: History, entry: CgroupEntry): void {
-    let entries = this.dependents.get(history);
-    if (entries === undefined) this.dependents.set(history, (entries = new Set()));
-    entries.add(entry);
   }
 
   private forget(entry: CgroupEntry): void {
     if (entry.pod === undefined) return;
     entry.pod = undefined;
-    this.undepend(entry.history, entry);
-    if (entry.podHistory !== undefined) this.undepend(entry.podHistory, entry);
+    this.dependents.remove(entry.history, entry);
+    if (entry.podHistory !== undefined) this.dependents.remove(entry.podHistory, entry);
     entry.podHistory = undefined;
-  }
-
-  private undepend(history: History, entry: CgroupEntry): void {
-    const entries = this.dependents.get(history);
-    if (entries === undefined) return;
-    entries.delete(entry);
-    if (entries.size === 0) this.dependents.delete(history);
   }
 }
 

@@ -110,7 +110,7 @@ export class MetadataIndex {
       throw new RejectedValueError(`metadata key ${change.key} held a ${history.kind}, now a ${event.kind}: a key names one object`, { field: 'kind' });
     }
     const state = history.record(event);
-    if (event.kind === 'Pod' || event.kind === 'Cgroup') this.cgroups.changed(history);
+    this.changed(history);
     this.derive(history, state);
   }
 
@@ -182,12 +182,20 @@ export class MetadataIndex {
     }
   }
 
+  /** The key's history has a new state or ended: what the cgroup table and the address books kept from it is forgotten. */
+  private changed(history: History): void {
+    if (history.kind === 'Pod') this.podAddresses.changed(history);
+    else if (history.kind === 'Service') this.serviceAddresses.changed(history);
+    else if (history.kind === 'Node') this.nodeAddresses.changed(history);
+    if (history.kind === 'Pod' || history.kind === 'Cgroup') this.cgroups.changed(history);
+  }
+
   /** A tombstone: the key's object ends at `time`. */
   private end(key: string, time: bigint): void {
     const history = this.objects.get(key);
     const end = history?.end(time);
     if (history === undefined || end === undefined) return; // unknown, or already deleted
-    if (history.kind === 'Pod' || history.kind === 'Cgroup') this.cgroups.changed(history);
+    this.changed(history);
     if (history.kind === 'Pod') this.podAddresses.release(key, end);
     else if (history.kind === 'Service') this.serviceAddresses.release(key, end);
     else if (history.kind === 'Node') this.nodeAddresses.release(key, end);
@@ -212,11 +220,11 @@ export class MetadataIndex {
   }
 
   private byAddress(key: AddressKey, serverPort: number, at: Instant): EndpointIdentity | undefined {
-    const service = this.serviceAddresses.holderAt(key, at)?.at(at);
+    const service = this.serviceAddresses.stateAt(key, at);
     if (service !== undefined) return this.identities.service(service);
-    const pod = this.podAddresses.holderAt(key, at)?.at(at);
+    const pod = this.podAddresses.stateAt(key, at);
     if (pod !== undefined) return this.pod(pod as PodState, key, serverPort, at);
-    const node = this.nodeAddresses.holderAt(key, at)?.at(at);
+    const node = this.nodeAddresses.stateAt(key, at);
     return node === undefined ? undefined : this.identities.node(node);
   }
 

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MetadataIndex } from '../../src/metadata/index/metadata-index.js';
-import { cgroupChange, nodeChange, podChange, observedFlow, sec, tombstone } from '../helpers/metadata.js';
+import { cgroupChange, nodeChange, podChange, observedFlow, sec, serviceChange, tombstone } from '../helpers/metadata.js';
 
 /**
- * The cgroup table (src/metadata/index/cgroup-table.ts) through the index: the pod a join found is kept with the
- * interval it holds over, so each test joins first (an answer is kept), then changes the metadata, then joins again.
+ * The answers the index keeps, through the index: the pod a cgroup named (src/metadata/index/cgroup-table.ts) and
+ * the state an address's holder had (address-book.ts) are kept with the interval they hold over, so each test joins
+ * first (an answer is kept), then changes the metadata, then joins again.
  */
-describe('cgroup table', () => {
+describe('kept answers', () => {
   const node = nodeChange({ uid: 'node-n1', name: 'n1', addresses: ['192.168.1.10'], at: sec(10) });
   const index = () => {
     const built = new MetadataIndex({ labels: ['app'], historyNs: sec(3600) });
@@ -70,5 +71,34 @@ describe('cgroup table', () => {
     assert.equal(built.expire(sec(120) + sec(3600) + 1n), 2);
     assert.deepEqual(all(), [...expected.slice(0, 5), 'node', ...expected.slice(6)]);
     assert.deepEqual(built.stats(), { objects: 10, addressIntervals: 2, cgroupIntervals: 8 });
+  });
+
+  it("sees an address holder's new state, its end, the next holder, and a Service's new state after a join", () => {
+    const built = index();
+    /** The server end named by its address alone, as pod/label, service/name or kind. */
+    const server = (address: string, start: bigint): string => {
+      const end = built.joinFlow(observedFlow({ side: 'client', client: '203.0.113.9', server: address, start })).server;
+      return end.kind === 'pod' ? `${end.k8s_pod_name}/${end.labels.app ?? ''}` : end.kind === 'service' ? `service/${end.k8s_service_name}` : end.kind;
+    };
+    built.apply(podChange({ uid: 'p1', name: 'a', ips: ['10.1.0.5'], labels: { app: 'v1' }, at: sec(100) }));
+    built.apply(serviceChange({ uid: 's1', name: 'shop', clusterIps: ['10.96.0.1'], at: sec(100) }));
+    assert.deepEqual([server('10.1.0.5', sec(300)), server('10.96.0.1', sec(300))], ['a/v1', 'service/shop']);
+    built.apply(podChange({ uid: 'p1', name: 'a', ips: ['10.1.0.5'], labels: { app: 'v2' }, at: sec(200) }));
+    built.apply(serviceChange({ uid: 's1', name: 'shop', clusterIps: ['10.96.0.2'], at: sec(200) }));
+    assert.deepEqual([server('10.1.0.5', sec(300)), server('10.1.0.5', sec(150)), server('10.1.0.5', sec(300))], ['a/v2', 'a/v1', 'a/v2']);
+    assert.deepEqual([server('10.96.0.1', sec(300)), server('10.96.0.1', sec(150)), server('10.96.0.2', sec(300))], ['unknown', 'service/shop', 'service/shop']);
+    built.apply(tombstone('p1', sec(250)));
+    assert.deepEqual([server('10.1.0.5', sec(300)), server('10.1.0.5', sec(249))], ['unknown', 'a/v2']);
+    built.apply(podChange({ uid: 'p2', name: 'b', ips: ['10.1.0.5'], labels: { app: 'w' }, created: sec(240), at: sec(260) }));
+    assert.deepEqual([server('10.1.0.5', sec(300)), server('10.1.0.5', sec(251)), server('10.1.0.5', sec(249))], ['b/w', 'b/w', 'a/v2']);
+    // A claim that arrives late (another partition) and was made earlier takes the address from the kept holder.
+    built.apply(podChange({ uid: 'p3', name: 'c', ips: ['10.1.0.7'], at: sec(100) }));
+    assert.equal(server('10.1.0.7', sec(300)), 'c/');
+    built.apply(podChange({ uid: 'p4', name: 'd', ips: ['10.1.0.7'], at: sec(50) }));
+    assert.equal(server('10.1.0.7', sec(300)), 'd/');
+    built.apply(tombstone('p3', sec(400)));
+    built.apply(tombstone('p4', sec(400)));
+    assert.equal(built.expire(sec(260) + sec(3600)), 5);
+    assert.deepEqual([server('10.1.0.5', sec(300)), server('10.1.0.5', sec(249))], ['b/w', 'unknown']);
   });
 });

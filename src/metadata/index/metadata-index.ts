@@ -28,10 +28,12 @@
  * event's time (else `late`) is the caller's to know.
  *
  * Cost (bench/enrich-join): a join is a few Map lookups and the check of the latest interval (earlier ones are
- * scanned back from it); the observing side's cgroup is one lookup that keeps the pod it named (cgroup-table.ts). What it is bound by is memory latency, so each step reads as few objects as it can: what a
+ * scanned back from it). What it is bound by is memory latency, so each step reads as few objects as it can: what a
  * join derives from a state is kept in that state (the workload with the owner state it came from, the Service with
- * the interval it holds over, the identities, a cgroup's pod history), IPv4 keys are integers (address-key.ts), the
- * latest interval of an address sits in its history object, and bounds are compared by their seconds first
+ * the interval it holds over, the identities), a cgroup is one lookup that keeps the pod state it named
+ * (cgroup-table.ts), an address keeps its latest interval and the state its holder had at the last join
+ * (address-book.ts), each kept with the interval it holds over and forgotten when a history it rests on changes
+ * (dependents.ts), IPv4 keys are integers (address-key.ts), and bounds are compared by their seconds first
  * (instant.ts). The identities it returns are shared frozen objects, built once per state, workload and Service
  * (identities.ts). Address text not in canonical form costs a second lookup and a normalisation (the collector and
  * Kubernetes both write canonical text).

@@ -83,8 +83,8 @@ async function edges(clickhouse: ClickHouseClient, database: string, sinceNs: bi
                    server_k8s_service_name AS service, server_port,
                    toString(sum(connections)) AS connections,
                    toString(sum(bytes_client_to_server)) AS sent, toString(sum(bytes_server_to_client)) AS received,
-                   round(quantilesTDigestMerge(0.5, 0.9, 0.99)(rtt_us)[1]) AS rtt_p50_us,
-                   round(quantilesTDigestMerge(0.5, 0.9, 0.99)(rtt_us)[3]) AS rtt_p99_us
+                   round(exp(quantilesTimingMerge(0.5, 0.99)(rtt_code)[1] / 56)) AS rtt_p50_us,
+                   round(exp(quantilesTimingMerge(0.5, 0.99)(rtt_code)[2] / 56)) AS rtt_p99_us
             FROM ${database}.flow_edges_1m
             WHERE observer_side = 'client' AND minute >= toStartOfMinute(fromUnixTimestamp64Nano({since:Int64}))
             GROUP BY client, server, service, server_port

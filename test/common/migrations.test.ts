@@ -306,7 +306,7 @@ describe('migrations on the embedded engine (chdb)', () => {
           await queryRows(
             client,
             `SELECT client_k8s_workload_name, server_k8s_service_name, sum(connections) AS connections, sum(bytes_client_to_server) AS bytes,
-                    quantilesTDigestMerge(0.5)(rtt_us) AS rtt
+                    arrayMap(code -> round(exp(code / 56)), quantilesTimingMerge(0.5)(rtt_code)) AS rtt
              FROM ${database}.flow_edges_1m GROUP BY client_k8s_workload_name, server_k8s_service_name`,
           ),
           [{ client_k8s_workload_name: 'checkout', server_k8s_service_name: 'payments', connections: '1', bytes: '5', rtt: [40] }],

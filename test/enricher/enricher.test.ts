@@ -391,7 +391,7 @@ describe('enricher', () => {
                 client_k8s_workload_name, server_k8s_namespace_name, server_k8s_workload_name, server_k8s_service_name, server_port,
                 toString(sum(connections)) AS connections, toString(sum(failed_connections)) AS failed, toString(sum(bytes_client_to_server)) AS sent,
                 toString(sum(bytes_server_to_client)) AS received, toString(sum(retransmits)) AS retransmits,
-                arrayMap(q -> toString(round(q)), quantilesTDigestMerge(0.5, 0.99)(rtt_us)) AS rtt
+                arrayMap(code -> toString(round(exp(code / 56))), quantilesTimingMerge(0, 0.5, 0.99)(rtt_code)) AS rtt
          FROM ${config.clickhouse.database}.flow_edges_1m
          GROUP BY minute, observer_side, client_k8s_namespace_name, client_k8s_workload_kind, client_k8s_workload_name,
                   server_k8s_namespace_name, server_k8s_workload_name, server_k8s_service_name, server_port
@@ -400,10 +400,10 @@ describe('enricher', () => {
       );
     const names = { client_k8s_namespace_name: 'shop', client_k8s_workload_kind: 'Deployment', client_k8s_workload_name: 'checkout', server_k8s_namespace_name: 'pay', server_k8s_workload_name: 'payments', server_k8s_service_name: 'payments' };
     const expected = [
-      { second: '0', observer_side: 'client', ...names, server_port: 8080, connections: '5', failed: '3', sent: '300', received: '3000', retransmits: '1', rtt: ['100', '300'] },
-      { second: '0', observer_side: 'client', ...names, server_port: 9090, connections: '1', failed: '0', sent: '7', received: '8', retransmits: '0', rtt: ['nan', 'nan'] },
-      { second: '0', observer_side: 'server', ...names, server_port: 8080, connections: '1', failed: '0', sent: '1', received: '2', retransmits: '0', rtt: ['50', '50'] },
-      { second: '60', observer_side: 'client', ...names, server_port: 8080, connections: '1', failed: '0', sent: '10', received: '20', retransmits: '2', rtt: ['200', '200'] },
+      { second: '0', observer_side: 'client', ...names, server_port: 8080, connections: '5', failed: '3', sent: '300', received: '3000', retransmits: '1', rtt: ['100', '298', '298'] },
+      { second: '0', observer_side: 'client', ...names, server_port: 9090, connections: '1', failed: '0', sent: '7', received: '8', retransmits: '0', rtt: ['nan', 'nan', 'nan'] },
+      { second: '0', observer_side: 'server', ...names, server_port: 8080, connections: '1', failed: '0', sent: '1', received: '2', retransmits: '0', rtt: ['50', '50', '50'] },
+      { second: '60', observer_side: 'client', ...names, server_port: 8080, connections: '1', failed: '0', sent: '10', received: '20', retransmits: '2', rtt: ['201', '201', '201'] },
     ];
     assert.deepEqual(await rollup(), expected);
     // The same insert again (a crash before the commit, then the replay): nothing added, in the table or the rollup.

@@ -253,7 +253,7 @@ describe('enricher metadata join', () => {
         `SELECT minute, observer_side, client_k8s_namespace_name, client_k8s_workload_kind, client_k8s_workload_name, server_k8s_namespace_name,
                 server_k8s_workload_kind, server_k8s_workload_name, server_k8s_service_name, server_port, sum(connections) AS connections,
                 sum(failed_connections) AS failed, sum(bytes_client_to_server) AS sent, sum(bytes_server_to_client) AS received,
-                sum(retransmits) AS retransmits, quantilesTDigestMerge(0.5, 0.99)(rtt_us) AS rtt
+                sum(retransmits) AS retransmits, quantilesTimingMerge(0.5, 0.99)(rtt_code) AS rtt
          FROM ${config.clickhouse.database}.flow_edges_1m GROUP BY ALL ORDER BY ALL`,
       );
     const replayed = await rollup(replay);

@@ -12,9 +12,15 @@
  * arrive: each address keeps its claims sorted by the time they were made (then by holder key) and is resolved
  * again, in that order, whenever one of its claims changes. The answer therefore depends only on the set of claims,
  * never on the order they arrived in.
+ *
+ * Joins ask stateAt: the holder's state at a time. The state found in the latest interval is kept in the address's
+ * history with the interval it holds over (the address interval's intersected with the state's), so that the next
+ * join inside it reads neither the holder's history nor its states; a change of the address's claims, of the
+ * holder's history (the index reports them: changed()) or expire() makes it forget.
  */
 import type { AddressKey } from './address-key.js';
-import { FOREVER, FOREVER_SECONDS, type History } from './history.js';
+import { Dependents } from './dependents.js';
+import { FOREVER, FOREVER_SECONDS, type History, type State } from './history.js';
 import { atOrBefore, secondsOf, type Instant } from './instant.js';
 
 interface Claim {
@@ -42,6 +48,12 @@ class AddressHistory {
   latestStartSeconds = FOREVER_SECONDS;
   latestTo = FOREVER;
   latestToSeconds = FOREVER_SECONDS;
+  /** The latest holder's state the last join found, valid over [stateFrom, stateTo); undefined when none is kept. */
+  state: State | undefined = undefined;
+  stateFrom = 0n;
+  stateFromSeconds = 0;
+  stateTo = 0n;
+  stateToSeconds = 0;
 
   /** Sets the latest interval (and the seconds of its bounds: instant.ts). */
   latest(holder: History | undefined, start: bigint, to: bigint): void {
@@ -58,6 +70,8 @@ export class AddressBook {
   /** Per holder key, its open claims by address. */
   private readonly open = new Map<string, Map<AddressKey, Claim>>();
   private claimCount = 0;
+  /** Per holder, the addresses whose kept state is one of its states. */
+  private readonly dependents = new Dependents<AddressHistory>();
 
   /** The holder's addresses from its state at `at` on: claims the new ones, releases at `at` those it no longer lists. */
   hold(holder: History, addresses: readonly AddressKey[], at: bigint): void {
@@ -86,21 +100,32 @@ export class AddressBook {
     for (const [address, claim] of held) this.close(address, claim, at);
   }
 
-  /** The object whose interval on the address holds the instant. */
-  holderAt(address: AddressKey, instant: Instant): History | undefined {
+  /** The state, at the instant, of the object whose interval on the address holds the instant. */
+  stateAt(address: AddressKey, instant: Instant): State | undefined {
     const history = this.addresses.get(address);
     if (history === undefined) return undefined;
+    const kept = history.state;
+    if (kept !== undefined && instant.within(history.stateFrom, history.stateFromSeconds, history.stateTo, history.stateToSeconds)) return kept;
     if (atOrBefore(history.latestStart, history.latestStartSeconds, instant.ns, instant.seconds)) {
-      return instant.within(history.latestStart, history.latestStartSeconds, history.latestTo, history.latestToSeconds) ? history.latestHolder : undefined;
+      if (!instant.within(history.latestStart, history.latestStartSeconds, history.latestTo, history.latestToSeconds)) return undefined;
+      const holder = history.latestHolder!;
+      const state = holder.at(instant);
+      if (state !== undefined) this.keep(history, holder, state);
+      return state;
     }
     const time = instant.ns;
     const claims = history.claims;
     for (let i = claims.length - 1; i >= 0; i--) {
       const claim = claims[i]!;
       if (claim.start >= claim.to || claim.start > time) continue; // shadowed, or later
-      return time < claim.to ? claim.holder : undefined;
+      return time < claim.to ? claim.holder.at(instant) : undefined;
     }
     return undefined;
+  }
+
+  /** The holder's history changed (a new state, or its end): the states kept from it are found again. */
+  changed(holder: History): void {
+    for (const history of this.dependents.take(holder)) history.state = undefined;
   }
 
   /** Drops the claims that ended before `horizon`; returns how many. Later intervals keep their starts. */
@@ -115,6 +140,9 @@ export class AddressBook {
       else history.claims.splice(0, history.claims.length, ...kept);
     }
     this.claimCount -= dropped;
+    // The kept states may be among the holders' states dropped with them.
+    for (const history of this.addresses.values()) history.state = undefined;
+    this.dependents.clear();
     return dropped;
   }
 
@@ -134,7 +162,7 @@ export class AddressBook {
     while (i > 0 && compareClaims(claims[i - 1]!, claim) > 0) i--;
     claims.splice(i, 0, claim);
     this.claimCount++;
-    resolve(history);
+    this.resolve(history);
   }
 
   /** Ends a claim; one that never lasted (released at the time it was made) is forgotten. */
@@ -146,7 +174,29 @@ export class AddressBook {
       this.claimCount--;
       if (history.claims.length === 0) this.addresses.delete(address);
     }
+    this.resolve(history);
+  }
+
+  /** The address's intervals again; the state kept from its previous latest interval is forgotten. */
+  private resolve(history: AddressHistory): void {
+    this.forget(history);
     resolve(history);
+  }
+
+  private keep(history: AddressHistory, holder: History, state: State): void {
+    this.forget(history);
+    history.state = state;
+    history.stateFrom = state.from > history.latestStart ? state.from : history.latestStart;
+    history.stateFromSeconds = secondsOf(history.stateFrom);
+    history.stateTo = state.to < history.latestTo ? state.to : history.latestTo;
+    history.stateToSeconds = secondsOf(history.stateTo);
+    this.dependents.add(holder, history);
+  }
+
+  private forget(history: AddressHistory): void {
+    if (history.state === undefined) return;
+    history.state = undefined;
+    if (history.latestHolder !== undefined) this.dependents.remove(history.latestHolder, history);
   }
 }
 

@@ -30,8 +30,10 @@
  * Cost (bench/enrich-join): a join is a few Map lookups and the check of the latest interval (earlier ones are
  * scanned back from it). What it is bound by is memory latency, so each step reads as few objects as it can: what a
  * join derives from a state is kept in that state (the workload with the owner state it came from, the Service with
- * the interval it holds over, the identities, a cgroup's pod history), IPv4 keys are integers (address-key.ts), the
- * latest interval of an address sits in its history object, and bounds are compared by their seconds first
+ * the interval it holds over, the identities), a cgroup is one lookup that keeps the pod state it named
+ * (cgroup-table.ts), an address keeps its latest interval and the state its holder had at the last join
+ * (address-book.ts), each kept with the interval it holds over and forgotten when a history it rests on changes
+ * (dependents.ts), IPv4 keys are integers (address-key.ts), and bounds are compared by their seconds first
  * (instant.ts). The identities it returns are shared frozen objects, built once per state, workload and Service
  * (identities.ts). Address text not in canonical form costs a second lookup and a normalisation (the collector and
  * Kubernetes both write canonical text).
@@ -44,8 +46,9 @@ import { RejectedValueError } from '../../common/errors.js';
 import type { FlowEvent } from '../../events/flows.js';
 import type { MetadataChange, MetadataEvent } from '../../events/metadata.js';
 import { AddressBook } from './address-book.js';
+import { CgroupTable } from './cgroup-table.js';
 import { addressKey, type AddressKey } from './address-key.js';
-import { History, type CgroupState, type PodState, type State } from './history.js';
+import { History, type PodState, type State } from './history.js';
 import { Identities, MISS_EXTERNAL, MISS_UNKNOWN } from './identities.js';
 import { Instant } from './instant.js';
 import type { EndpointIdentity, FlowIdentities } from './identity.js';
@@ -76,8 +79,8 @@ const NOT_A_SERVER = -1;
 
 export class MetadataIndex {
   private readonly objects = new Map<string, History>();
-  /** (node, cgroup id) → the history of that cgroup's key. */
-  private readonly cgroups = new Map<string, Map<bigint, History>>();
+  /** (node, cgroup id) → the history of that cgroup's key, and the pod it named at the last join's time. */
+  private readonly cgroups = new CgroupTable();
   private readonly podAddresses = new AddressBook();
   private readonly serviceAddresses = new AddressBook();
   private readonly nodeAddresses = new AddressBook();
@@ -86,6 +89,8 @@ export class MetadataIndex {
   private readonly historyNs: bigint;
   /** The time of the flow being joined (one object, set per join: joins allocate no time). */
   private readonly instant = new Instant();
+  /** A pod's history by uid (the cgroup table's way to the pod a cgroup names). */
+  private readonly podHistory = (uid: string): History | undefined => this.objects.get(uid);
 
   constructor(options: MetadataIndexOptions) {
     this.identities = new Identities([...options.labels]);
@@ -107,6 +112,7 @@ export class MetadataIndex {
       throw new RejectedValueError(`metadata key ${change.key} held a ${history.kind}, now a ${event.kind}: a key names one object`, { field: 'kind' });
     }
     const state = history.record(event);
+    this.changed(history);
     this.derive(history, state);
   }
 
@@ -128,8 +134,10 @@ export class MetadataIndex {
       dropped += history.expire(horizon);
       if (history.states.length > 0) continue;
       this.objects.delete(key);
-      if (cgroup) this.forgetCgroup(cgroup.k8s_node_name, cgroup.cgroup_id, history);
+      if (cgroup) this.cgroups.delete(cgroup.k8s_node_name, cgroup.cgroup_id, history);
     }
+    // The pod answers the cgroups keep may rest on states dropped above.
+    this.cgroups.forgetAll();
     dropped += this.podAddresses.expire(horizon) + this.serviceAddresses.expire(horizon) + this.nodeAddresses.expire(horizon);
     // Derived from EndpointSlice states, which are counted above.
     this.serviceEndpoints.expire(horizon);
@@ -138,16 +146,11 @@ export class MetadataIndex {
 
   /** Sizes for metrics: objects, ip intervals, cgroup intervals. */
   stats(): { objects: number; addressIntervals: number; cgroupIntervals: number } {
-    let cgroupHistories = 0;
-    let cgroupIntervals = 0;
-    for (const byId of this.cgroups.values()) {
-      cgroupHistories += byId.size;
-      for (const history of byId.values()) cgroupIntervals += history.states.length;
-    }
+    const cgroups = this.cgroups.sizes();
     return {
-      objects: this.objects.size - cgroupHistories,
+      objects: this.objects.size - cgroups.histories,
       addressIntervals: this.podAddresses.size + this.serviceAddresses.size + this.nodeAddresses.size,
-      cgroupIntervals,
+      cgroupIntervals: cgroups.intervals,
     };
   }
 
@@ -173,9 +176,7 @@ export class MetadataIndex {
         break;
       case 'Cgroup': {
         const { k8s_node_name: node, cgroup_id: id } = event.cgroup!;
-        let byId = this.cgroups.get(node);
-        if (byId === undefined) this.cgroups.set(node, (byId = new Map()));
-        byId.set(id, history);
+        this.cgroups.set(node, id, history);
         break;
       }
       default:
@@ -183,42 +184,30 @@ export class MetadataIndex {
     }
   }
 
+  /** The key's history has a new state or ended: what the cgroup table and the address books kept from it is forgotten. */
+  private changed(history: History): void {
+    if (history.kind === 'Pod') this.podAddresses.changed(history);
+    else if (history.kind === 'Service') this.serviceAddresses.changed(history);
+    else if (history.kind === 'Node') this.nodeAddresses.changed(history);
+    if (history.kind === 'Pod' || history.kind === 'Cgroup') this.cgroups.changed(history);
+  }
+
   /** A tombstone: the key's object ends at `time`. */
   private end(key: string, time: bigint): void {
     const history = this.objects.get(key);
     const end = history?.end(time);
     if (history === undefined || end === undefined) return; // unknown, or already deleted
+    this.changed(history);
     if (history.kind === 'Pod') this.podAddresses.release(key, end);
     else if (history.kind === 'Service') this.serviceAddresses.release(key, end);
     else if (history.kind === 'Node') this.nodeAddresses.release(key, end);
     else if (history.kind === 'EndpointSlice') this.serviceEndpoints.remove(key, end);
   }
 
-  private forgetCgroup(node: string, id: bigint, history: History): void {
-    const byId = this.cgroups.get(node);
-    if (byId?.get(id) !== history) return;
-    byId.delete(id);
-    if (byId.size === 0) this.cgroups.delete(node);
-  }
-
   /** The observing side: its cgroup's pod, else its address. */
   private local(event: FlowEvent, address: string, serverPort: number, at: Instant): EndpointIdentity {
-    const pod = this.podOfCgroup(event.k8s_node_name, event.cgroup_id, at);
+    const pod = this.cgroups.podAt(event.k8s_node_name, event.cgroup_id, at, this.podHistory);
     return pod === undefined ? this.remote(address, serverPort, at) : this.pod(pod, addressKey(address), serverPort, at);
-  }
-
-  /** The pod state a cgroup names at a time. Its pod's history is looked up once per cgroup state that finds it. */
-  private podOfCgroup(node: string, cgroupId: bigint, at: Instant): PodState | undefined {
-    const cgroup = this.cgroups.get(node)?.get(cgroupId)?.at(at) as CgroupState | undefined;
-    if (cgroup === undefined) return undefined;
-    let pod = cgroup.pod;
-    if (pod === undefined) {
-      const uid = cgroup.event.cgroup!.k8s_pod_uid;
-      const found = uid === null ? undefined : this.objects.get(uid);
-      if (found?.kind !== 'Pod') return undefined;
-      cgroup.pod = pod = found;
-    }
-    return pod.at(at) as PodState | undefined;
   }
 
   /** An end named by its address alone. */
@@ -233,11 +222,11 @@ export class MetadataIndex {
   }
 
   private byAddress(key: AddressKey, serverPort: number, at: Instant): EndpointIdentity | undefined {
-    const service = this.serviceAddresses.holderAt(key, at)?.at(at);
+    const service = this.serviceAddresses.stateAt(key, at);
     if (service !== undefined) return this.identities.service(service);
-    const pod = this.podAddresses.holderAt(key, at)?.at(at);
+    const pod = this.podAddresses.stateAt(key, at);
     if (pod !== undefined) return this.pod(pod as PodState, key, serverPort, at);
-    const node = this.nodeAddresses.holderAt(key, at)?.at(at);
+    const node = this.nodeAddresses.stateAt(key, at);
     return node === undefined ? undefined : this.identities.node(node);
   }
 

@@ -236,8 +236,13 @@ const schema = {
   },
   enricher: {
     groupId: setting(text(topicChars), 'sidecarless-enricher'),
-    /** Bytes of Kafka messages the broker gathers per partition before a batch is handed over (one insert each). */
-    batchBytes: setting(int(1024, 1 << 30), 32 << 20),
+    /**
+     * Bytes of Kafka messages the broker gathers per partition before a batch is handed over (one insert each). At
+     * most 64 MiB: its rows (about 3.5× the Avro bytes with names and labels) then stay below ClickHouse's 256 MiB
+     * insert block, so a replayed insert, whose labels may differ from a cut first attempt's, is cut into blocks at
+     * the same rows (by count), and its deduplication token matches block by block.
+     */
+    batchBytes: setting(int(1024, 64 << 20), 32 << 20),
     /** A smaller batch is handed over after at most this long. */
     flushMs: setting(int(1, 600_000), 1000),
     /**

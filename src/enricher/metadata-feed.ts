@@ -32,7 +32,7 @@ import type { Logger } from '../common/logger.js';
 import { createDropCounter, type DropCounter } from '../common/telemetry.js';
 import type { MetadataChange, MetadataCodec } from '../events/metadata.js';
 import type { MetadataProgress } from './metadata-gate.js';
-import { Watermarks } from './watermarks.js';
+import { Watermarks, staleAfterMs } from './watermarks.js';
 
 /** What the feed does with the index (src/metadata/index/metadata-index.ts). */
 export interface IndexUpkeep {
@@ -98,7 +98,7 @@ export class MetadataFeed implements MetadataProgress {
 
   constructor(private readonly options: MetadataFeedOptions) {
     const { kafka, meter, logger, index } = options;
-    this.watermarks = new Watermarks(options.holdMs, logger);
+    this.watermarks = new Watermarks(staleAfterMs(options.holdMs), logger);
     this.admin = kafka.admin();
     this.consumer = kafka.consumer({
       groupId: `${options.groupId}-metadata-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,

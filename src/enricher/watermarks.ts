@@ -7,8 +7,10 @@
  *   after it saw W. Everything the source published before W is below those offsets, so the index holds the
  *   source's state at every time up to a confirmed W (metadata-feed.ts runs these catch-ups).
  *
- * A source that published no watermark for longer than `staleAfterMs` is ignored: a decommissioned metadata role or
- * a collector of a node that is gone must not hold every flow forever. When it published is told by the feed
+ * A source that published no watermark for longer than `staleAfterMs` (staleAfter: far longer than a hold, an API
+ * server restart, a relist or a watermark period) is ignored: a decommissioned metadata role or a collector of a node
+ * that is gone must not hold every flow forever. Shorter silences are waited for like a lag: batches wait the hold,
+ * then their unnamed ends are written 'late', never 'miss' (a miss claims the metadata was complete). When it published is told by the feed
  * (metadata-feed.ts): when the feed read it, once the feed reads as the source writes, so that a source that still
  * publishes but whose W lags stays live (flows wait for it, and are written 'late' after the hold, which is what
  * its lag means); its message timestamp while the feed reads the topic's past at start, so that a source that
@@ -22,6 +24,14 @@ interface Seen {
   watermarkNs: bigint;
   /** When the source's latest watermark message was published, as the feed tells it (ms). */
   publishedAtMs: number;
+}
+
+/**
+ * How long a source may stay silent before it is taken as stopped: ten holds, and at least two minutes, which is
+ * longer than metadata.watermarkMs can be (60 s at most) and than the relist after an API server restart takes.
+ */
+export function staleAfterMs(holdMs: number): number {
+  return Math.max(10 * holdMs, 120_000);
 }
 
 export class Watermarks {
@@ -85,7 +95,7 @@ export class Watermarks {
       this.ignored.add(source);
       this.logger.warn(
         { source, watermark, silentSeconds },
-        `metadata source ${source} has published no watermark for ${silentSeconds} s (longer than enricher.metadataHoldMs): flows no longer wait for it, and ends only it could name are written as they are; if the source still runs, check its health and its link to Kafka`,
+        `metadata source ${source} has published no watermark for ${silentSeconds} s (a source silent for ${this.staleAfterMs / 1000} s is taken as stopped): flows no longer wait for it, and ends only it could name are written as they are; if the source still runs, check its health and its link to Kafka`,
       );
     } else {
       this.ignored.delete(source);

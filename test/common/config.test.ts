@@ -77,6 +77,12 @@ describe('loadConfig', () => {
     }
   });
 
+  it('bounds enricher.batchBytes to 64 MiB, so that an insert is one ClickHouse block whatever its labels', () => {
+    assert.equal(loadConfig({ argv: [], env: { SIDECARLESS_ENRICHER_BATCH_BYTES: String(64 << 20) } }).enricher.batchBytes, 64 << 20);
+    const error = rejection({ argv: [], env: { SIDECARLESS_ENRICHER_BATCH_BYTES: String((64 << 20) + 1) } });
+    assert.match(error.message, /^config enricher\.batchBytes: expected an integer in 1024\.\.67108864, got 67108865/);
+  });
+
   it('bounds the metadata hold to a minute, naming the key', () => {
     assert.equal(loadConfig({ argv: [], env: { SIDECARLESS_ENRICHER_METADATA_HOLD_MS: '0' } }).enricher.metadataHoldMs, 0);
     const error = rejection({ argv: [], env: { SIDECARLESS_ENRICHER_METADATA_HOLD_MS: '60001' } });

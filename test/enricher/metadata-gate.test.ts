@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { pino } from 'pino';
 import { MetadataGate, type FlowJoin, type FlowJoiner, type MetadataProgress } from '../../src/enricher/metadata-gate.js';
-import { Watermarks } from '../../src/enricher/watermarks.js';
+import { staleAfterMs, Watermarks } from '../../src/enricher/watermarks.js';
 import type { FlowEvent } from '../../src/events/flows.js';
 import { unnamed, type EndpointIdentity, type FlowIdentities } from '../../src/metadata/index/identity.js';
 import { flowEvent } from '../helpers/flows.js';
@@ -160,6 +160,12 @@ describe('metadata gate', () => {
 describe('metadata watermarks', () => {
   const ms = (n: number) => BigInt(n) * 1_000_000n;
 
+  it('takes a source as stopped only after a silence far longer than a hold, a relist or a watermark period', () => {
+    assert.equal(staleAfterMs(1000), 120_000);
+    assert.equal(staleAfterMs(5000), 120_000);
+    assert.equal(staleAfterMs(60_000), 600_000);
+  });
+
   it('confirms what was seen before a catch-up, takes the lowest live source, and ignores a silent one, saying so once', () => {
     const lines: Array<Record<string, unknown>> = [];
     const watermarks = new Watermarks(5000, pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) }));
@@ -179,7 +185,7 @@ describe('metadata watermarks', () => {
     assert.equal(watermarks.confirmedThrough(14_600), ms(9900));
     const ignored = lines.filter((line) => line.source === 'collector/n1');
     assert.equal(ignored.length, 1);
-    assert.match(String(ignored[0]!.msg), /^metadata source collector\/n1 has published no watermark for 5\.001 s \(longer than enricher\.metadataHoldMs\)/);
+    assert.match(String(ignored[0]!.msg), /^metadata source collector\/n1 has published no watermark for 5\.001 s \(a source silent for 5 s is taken as stopped\)/);
     // It publishes again (an old watermark in a new message still says it is alive): waited for again.
     watermarks.see('collector/n1', ms(8000), 14_700);
     assert.equal(watermarks.confirmedThrough(14_800), ms(8000));

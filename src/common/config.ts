@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { ConfigError } from './errors.js';
+import { checkRouteRules, MAX_ROUTE_RULES, type RouteRule } from './route-rules.js';
 
 /** How one kind of value is read: `parse` validates a JSON value or throws a ConfigError naming `key` and `source`. */
 interface Kind<T> {
@@ -117,6 +118,30 @@ function optional<T>(kind: Kind<T>): Field<T | undefined> {
     undefined,
   );
 }
+
+/** http.routeRules: a JSON array in the file, the same JSON as the variable's text; errors name the rule's index. */
+const routeRules: Kind<readonly RouteRule[]> = {
+  secret: false,
+  fromEnv(raw) {
+    try {
+      return JSON.parse(raw);
+    } catch {
+      return raw;
+    }
+  },
+  parse(value, key, source) {
+    if (!Array.isArray(value)) fail(key, `expected a JSON array of { "pattern": ..., "route": ... }, got ${shown(value, false)}`, source);
+    if (value.length > MAX_ROUTE_RULES) fail(key, `expected at most ${MAX_ROUTE_RULES} rules, got ${value.length}`, source);
+    const checked = checkRouteRules(value);
+    if (!Array.isArray(checked)) {
+      const { index, field, problem } = checked as Exclude<typeof checked, readonly RouteRule[]>;
+      const item = value[index] as Record<string, unknown>;
+      const got = field === '' ? item : item[field];
+      fail(`${key}[${index}]${field === '' ? '' : `.${field}`}`, `${problem}, got ${shown(got, false)}`, source);
+    }
+    return checked as readonly RouteRule[];
+  },
+};
 
 const hostPort: Check<string> = (value) => {
   const match = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$/.exec(value);
@@ -285,6 +310,22 @@ const schema = {
     watermarkLagMs: setting(int(0, 300_000), 2000),
     /** Messages waiting for Kafka before superseded states of an object are skipped (its latest still goes out). */
     queueMessages: setting(int(1000, 10_000_000), 100_000),
+  },
+  http: {
+    /**
+     * Longest request path kept, in bytes (the query string is never kept): a longer one is cut to this length,
+     * ending in "{truncated}". Also bounds a route.
+     */
+    maxPathBytes: setting(int(64, 65_536), 2048),
+    /**
+     * User route rules, tried in order before the built-in templating: [{ "pattern": "/api/v1/orders/*",
+     * "route": "/api/v1/orders/{id}" }]; "*" is one segment, "**" any number (src/common/route-rules.ts).
+     */
+    routeRules: setting(routeRules, []),
+    /** Distinct routes kept per service; later new ones are reported as "{other}" (counted, reason route_cap). */
+    maxRoutesPerService: setting(int(1, 100_000), 200),
+    /** Services whose routes are kept; the routes of services beyond it are all "{other}" (counted, reason service_cap). */
+    maxRouteServices: setting(int(1, 1_000_000), 1000),
   },
   telemetry: {
     /** Port of /metrics and /healthz; 0 disables the endpoint (meters still work). */

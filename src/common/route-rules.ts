@@ -44,7 +44,7 @@ export function parsePattern(pattern: string): ParsedPattern | string {
       tail = [];
       continue;
     }
-    if (text !== '*' && text.includes('*')) return `expected "*" and "**" only as whole segments, got segment "${text}"`;
+    if (text !== '*' && text.includes('*')) return `expected "*" and "**" only as whole segments (not in "${text}")`;
     (tail ?? head).push(text === '*' ? { kind: 'one' } : { kind: 'literal', text });
   }
   return { head, tail };

@@ -58,8 +58,52 @@ describe('loadConfig', () => {
       },
       metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, watermarkMs: 1000, watermarkLagMs: 2000, queueMessages: 100_000 },
       log: { level: 'info' },
+      http: { maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 },
       telemetry: { metricsPort: 9464, host: '127.0.0.1' },
     });
+  });
+
+  it('takes http route rules as JSON from the file or a variable, and bounds the route settings, naming the key', () => {
+    const rules = [
+      { pattern: '/api/v1/orders/*/items', route: '/api/v1/orders/{id}/items' },
+      { pattern: '/static/**', route: '/static/{file}' },
+    ];
+    assert.deepEqual(loadConfig({ argv: [], env: {}, file: configFile({ http: { routeRules: rules } }) }).http.routeRules, rules);
+    const fromEnv = loadConfig({ argv: [], env: { SIDECARLESS_HTTP_ROUTE_RULES: JSON.stringify(rules), SIDECARLESS_HTTP_MAX_ROUTES_PER_SERVICE: '50' } });
+    assert.deepEqual(fromEnv.http.routeRules, rules);
+    assert.equal(fromEnv.http.maxRoutesPerService, 50);
+    assert.equal(loadConfig({ argv: [], env: { SIDECARLESS_HTTP_MAX_PATH_BYTES: '64' } }).http.maxPathBytes, 64);
+
+    assert.match(rejection({ argv: [], env: { SIDECARLESS_HTTP_MAX_PATH_BYTES: '63' } }).message, /^config http\.maxPathBytes: expected an integer in 64\.\.65536, got 63/);
+    assert.match(rejection({ argv: [], env: { SIDECARLESS_HTTP_MAX_ROUTES_PER_SERVICE: '0' } }).message, /^config http\.maxRoutesPerService: expected an integer in 1\.\.100000, got 0/);
+    assert.match(rejection({ argv: [], env: { SIDECARLESS_HTTP_MAX_ROUTE_SERVICES: '0' } }).message, /^config http\.maxRouteServices: expected an integer in 1\.\.1000000, got 0/);
+    assert.equal(
+      rejection({ argv: [], env: { SIDECARLESS_HTTP_ROUTE_RULES: '[{"pattern": "/a"' } }).message,
+      'config http.routeRules: expected a JSON array of { "pattern": ..., "route": ... }, got "[{\\"pattern\\": \\"/a\\"" (from SIDECARLESS_HTTP_ROUTE_RULES)',
+    );
+  });
+
+  it('rejects a bad route rule naming its index, its field and what is wrong', () => {
+    const good = { pattern: '/a/*', route: '/a/{id}' };
+    const cases: Array<[unknown, string]> = [
+      [{ pattern: 'a/*', route: '/a' }, 'http.routeRules[1].pattern: expected a path starting with "/", got "a/*"'],
+      [{ pattern: '/a/**/b/**', route: '/a' }, 'http.routeRules[1].pattern: expected at most one "**", got "/a/**/b/**"'],
+      [{ pattern: '/a/b*', route: '/a' }, 'http.routeRules[1].pattern: expected "*" and "**" only as whole segments (not in "b*"), got "/a/b*"'],
+      [{ pattern: '/a?x=1', route: '/a' }, 'http.routeRules[1].pattern: expected no "?", "#" or white space (patterns match the path, which has no query), got "/a?x=1"'],
+      [{ pattern: '/a', route: 'a' }, 'http.routeRules[1].route: expected a path starting with "/", got "a"'],
+      [{ pattern: '/a', route: '/a/*' }, 'http.routeRules[1].route: expected no "?", "#", "*" or white space, got "/a/*"'],
+      [{ pattern: '/a', route: `/${'r'.repeat(512)}` }, `http.routeRules[1].route: expected at most 512 characters, got "/${'r'.repeat(512)}"`],
+      [{ pattern: 7, route: '/a' }, 'http.routeRules[1].pattern: expected a string, got 7'],
+      [{ pattern: '/a' }, 'http.routeRules[1].route: expected a string, got undefined'],
+      [{ pattern: '/a', route: '/a', name: 'x' }, 'http.routeRules[1]: unknown key(s) name; expected only "pattern" and "route", got {"pattern":"/a","route":"/a","name":"x"}'],
+      ['/a', 'http.routeRules[1]: expected an object { "pattern": ..., "route": ... }, got "/a"'],
+    ];
+    for (const [bad, message] of cases) {
+      const path = configFile({ http: { routeRules: [good, bad] } });
+      assert.equal(rejection({ argv: [], env: {}, file: path }).message, `config ${message} (in ${path})`);
+    }
+    const tooMany = Array.from({ length: 1001 }, () => good);
+    assert.match(rejection({ argv: [], env: {}, file: configFile({ http: { routeRules: tooMany } }) }).message, /^config http\.routeRules: expected at most 1000 rules, got 1001 /);
   });
 
   it('rejects a ring size that is not a power of two, naming the key', () => {

@@ -123,6 +123,7 @@ function optional<T>(kind: Kind<T>): Field<T | undefined> {
 const routeRules: Kind<readonly RouteRule[]> = {
   secret: false,
   fromEnv(raw) {
+    // Text that is not JSON is left as is, for parse to reject with the variable's name.
     try {
       return JSON.parse(raw);
     } catch {
@@ -133,13 +134,10 @@ const routeRules: Kind<readonly RouteRule[]> = {
     if (!Array.isArray(value)) fail(key, `expected a JSON array of { "pattern": ..., "route": ... }, got ${shown(value, false)}`, source);
     if (value.length > MAX_ROUTE_RULES) fail(key, `expected at most ${MAX_ROUTE_RULES} rules, got ${value.length}`, source);
     const checked = checkRouteRules(value);
-    if (!Array.isArray(checked)) {
-      const { index, field, problem } = checked as Exclude<typeof checked, readonly RouteRule[]>;
-      const item = value[index] as Record<string, unknown>;
-      const got = field === '' ? item : item[field];
-      fail(`${key}[${index}]${field === '' ? '' : `.${field}`}`, `${problem}, got ${shown(got, false)}`, source);
-    }
-    return checked as readonly RouteRule[];
+    if (checked.ok) return checked.rules;
+    const { index, field, problem } = checked;
+    const item = value[index] as Record<string, unknown>;
+    return fail(`${key}[${index}]${field === '' ? '' : `.${field}`}`, `${problem}, got ${shown(field === '' ? item : item[field], false)}`, source);
   },
 };
 

@@ -58,28 +58,26 @@ export function routeProblem(route: string): string | undefined {
   return undefined;
 }
 
-/** A rejected rule: which one, which field ('' for the rule itself) and why. */
-export interface RuleProblem {
-  readonly index: number;
-  readonly field: '' | 'pattern' | 'route';
-  readonly problem: string;
-}
+/** The rules, frozen, or the first rejected one: its index, the field at fault ('' for the rule itself) and why. */
+export type CheckedRules =
+  | { readonly ok: true; readonly rules: readonly RouteRule[] }
+  | { readonly ok: false; readonly index: number; readonly field: '' | 'pattern' | 'route'; readonly problem: string };
 
-/** The rules, frozen, or the first problem in them. */
-export function checkRouteRules(value: unknown): readonly RouteRule[] | RuleProblem {
+export function checkRouteRules(items: readonly unknown[]): CheckedRules {
   const rules: RouteRule[] = [];
-  for (const [index, item] of (value as unknown[]).entries()) {
-    if (typeof item !== 'object' || item === null || Array.isArray(item)) return { index, field: '', problem: 'expected an object { "pattern": ..., "route": ... }' };
+  for (const [index, item] of items.entries()) {
+    const reject = (field: '' | 'pattern' | 'route', problem: string): CheckedRules => ({ ok: false, index, field, problem });
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return reject('', 'expected an object { "pattern": ..., "route": ... }');
     const extra = Object.keys(item).filter((key) => key !== 'pattern' && key !== 'route');
-    if (extra.length > 0) return { index, field: '', problem: `unknown key(s) ${extra.join(', ')}; expected only "pattern" and "route"` };
+    if (extra.length > 0) return reject('', `unknown key(s) ${extra.join(', ')}; expected only "pattern" and "route"`);
     const { pattern, route } = item as Record<string, unknown>;
-    if (typeof pattern !== 'string') return { index, field: 'pattern', problem: 'expected a string' };
-    if (typeof route !== 'string') return { index, field: 'route', problem: 'expected a string' };
+    if (typeof pattern !== 'string') return reject('pattern', 'expected a string');
+    if (typeof route !== 'string') return reject('route', 'expected a string');
     const parsed = parsePattern(pattern);
-    if (typeof parsed === 'string') return { index, field: 'pattern', problem: parsed };
+    if (typeof parsed === 'string') return reject('pattern', parsed);
     const problem = routeProblem(route);
-    if (problem !== undefined) return { index, field: 'route', problem };
+    if (problem !== undefined) return reject('route', problem);
     rules.push(Object.freeze({ pattern, route }));
   }
-  return Object.freeze(rules);
+  return { ok: true, rules: Object.freeze(rules) };
 }

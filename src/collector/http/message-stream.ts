@@ -40,6 +40,9 @@ const STOPPED = 9;
 /** A request asked to upgrade; until its response says no, what follows is not HTTP. */
 const AWAITING_UPGRADE = 10;
 
+const CHUNKED_BODY = -1;
+const BODY_UNTIL_CLOSE = -2;
+
 const LF = 0x0a;
 const CR = 0x0d;
 const UNKNOWN = 0;
@@ -281,7 +284,7 @@ export class MessageStream {
     if (line.method === 'CONNECT') return this.complete();
     // A request with a Transfer-Encoding other than chunked cannot be framed (RFC 9112 §6.3): reject it.
     if (framing.transferEncoding && !framing.chunked) return this.fail('bad_header');
-    this.bodyFrom(framing.transferEncoding ? -1 : Math.max(framing.contentLength, 0), false);
+    this.bodyFrom(framing.transferEncoding ? CHUNKED_BODY : Math.max(framing.contentLength, 0));
   }
 
   private responseHeadersEnd(): void {
@@ -296,13 +299,15 @@ export class MessageStream {
     this.upgradeAfter = status === 101 || (method === 'CONNECT' && status >= 200 && status < 300);
     if (this.upgradeAfter || method === 'HEAD' || status === 204 || status === 304) return this.complete();
     const framing = this.framing;
-    this.bodyFrom(framing.chunked ? -1 : framing.transferEncoding ? -3 : framing.contentLength, true);
+    // Without chunked framing or a length, a response ends when the connection closes (RFC 9112 §6.3).
+    const untilClose = framing.transferEncoding || framing.contentLength < 0;
+    this.bodyFrom(framing.chunked ? CHUNKED_BODY : untilClose ? BODY_UNTIL_CLOSE : framing.contentLength);
   }
 
-  /** length: bytes; -1 chunked; anything else negative: until the connection closes (responses only). */
-  private bodyFrom(length: number, untilCloseAllowed: boolean): void {
-    if (length === -1) this.state = CHUNK_SIZE;
-    else if (length < 0 && untilCloseAllowed) this.state = UNTIL_CLOSE;
+  /** length: bytes, or CHUNKED_BODY, or BODY_UNTIL_CLOSE. */
+  private bodyFrom(length: number): void {
+    if (length === CHUNKED_BODY) this.state = CHUNK_SIZE;
+    else if (length === BODY_UNTIL_CLOSE) this.state = UNTIL_CLOSE;
     else if (length === 0) this.complete();
     else {
       this.remaining = length;

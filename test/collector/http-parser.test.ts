@@ -261,6 +261,24 @@ describe('http parser: cut copies, garbage and loose ends', () => {
     assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/next', 200]]);
   });
 
+  it('drops a message whose cut copy ran past its body, counted, and pairs the next one', () => {
+    const { exchanges, rejections } = parse([
+      ['sent', `${GET}`, 1n],
+      ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345', 2n, 60],
+      ['sent', 'GET /after HTTP/1.1\r\n\r\n', 3n],
+      ['received', 'HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n', 4n],
+    ]);
+    assert.deepEqual(rejections, { truncated_body: 1 });
+    assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/after', 202]]);
+  });
+
+  it('bounds requests waiting for responses, counting each one dropped', () => {
+    const requests = Array.from({ length: 66 }, (_, i) => `GET /${i} HTTP/1.1\r\n\r\n`).join('');
+    const { exchanges, rejections } = parse([['sent', requests, 1n], ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 2n]]);
+    assert.deepEqual(rejections, { pipeline_overflow: 2 });
+    assert.deepEqual(exchanges.map((e) => e.target), ['/2']);
+  });
+
   it('recognises a stream that is not HTTP from its first byte and ignores the rest', () => {
     const tls = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]);
     const { exchanges, rejections } = parse([
@@ -284,6 +302,7 @@ describe('http parser: cut copies, garbage and loose ends', () => {
       [[['sent', `GET / HTTP/1.1\r\nX: ${'a'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`, 1n]], { header_too_large: 1 }],
       [[['sent', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 1n]], { bad_chunk: 1 }],
       [[['sent', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n', 1n]], { bad_chunk: 1 }],
+      [[['sent', `POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: ${'t'.repeat(MAX_HEADER_BYTES)}\r\n`, 1n]], { bad_chunk: 1 }],
       [[['received', OK, 1n]], { unpaired_response: 1 }],
     ];
     for (const [calls, rejections] of cases) {

@@ -182,7 +182,7 @@ export class MessageStream {
     const stop = newline < 0 ? bytes.length : newline + 1;
     const taken = stop - at;
     if (this.blockBytes + taken > MAX_HEADER_BYTES) {
-      this.fail(this.state === CHUNK_SIZE || this.state === CHUNK_DATA_END ? 'bad_chunk' : 'header_too_large');
+      this.fail(this.state === START || this.state === HEADERS ? 'header_too_large' : 'bad_chunk');
       return stop;
     }
     if (this.state === START && this.messageBytes === 0 && this.carryLength === 0 && (bytes[at] === CR || bytes[at] === LF)) {

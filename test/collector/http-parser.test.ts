@@ -288,25 +288,31 @@ describe('http parser: cut copies, garbage and loose ends', () => {
     ], true);
     assert.deepEqual(exchanges, []);
     assert.deepEqual(rejections, { not_http: 1 });
-    assert.deepEqual(parse([['sent', 'SSH-2.0-OpenSSH_9.6\r\n', 1n]]).rejections, { not_http: 1 });
+    for (const other of ['SSH-2.0-OpenSSH_9.6\r\n', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'PING\r\n', '*1\r\n$4\r\nPING\r\n']) {
+      assert.deepEqual(parse([['sent', other, 1n]], true), { exchanges: [], rejections: { not_http: 1 } }, other);
+    }
   });
 
   it('counts malformed start lines, headers and chunks by kind', () => {
-    const cases: ReadonlyArray<readonly [Call[], Partial<HttpParseCounters>]> = [
-      [[['sent', 'GET / HTTP/2.0\r\n\r\n', 1n]], { bad_request_line: 1 }],
-      [[['sent', GET, 1n], ['received', 'HTTP/1.1 2OO OK\r\n\r\n', 2n]], { bad_status_line: 1 }],
-      [[['sent', 'GET / HTTP/1.1\r\nContent-Length: 12x\r\n\r\n', 1n]], { bad_header: 1 }],
-      [[['sent', 'GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 1n]], { bad_header: 1 }],
-      [[['sent', 'GET / HTTP/1.1\r\nBad Name: x\r\n\r\n', 1n]], { bad_header: 1 }],
-      [[['sent', 'POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n', 1n]], { bad_header: 1 }],
-      [[['sent', `GET / HTTP/1.1\r\nX: ${'a'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`, 1n]], { header_too_large: 1 }],
-      [[['sent', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 1n]], { bad_chunk: 1 }],
-      [[['sent', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n', 1n]], { bad_chunk: 1 }],
-      [[['sent', `POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: ${'t'.repeat(MAX_HEADER_BYTES)}\r\n`, 1n]], { bad_chunk: 1 }],
-      [[['received', OK, 1n]], { unpaired_response: 1 }],
+    // Each case: the calls, what they must count, and how many valid exchanges precede the bad message.
+    const cases: ReadonlyArray<readonly [Call[], Partial<HttpParseCounters>, number]> = [
+      [[['sent', `${GET}GET / HTTP/2.0\r\n\r\n`, 1n]], { bad_request_line: 1 }, 0],
+      [[['sent', `${GET}GET /a b HTTP/1.1\r\n\r\n`, 1n]], { bad_request_line: 1 }, 0],
+      [[['sent', `${GET}${GET}`, 1n], ['received', `${OK}HTTP/1.1 2OO OK\r\n\r\n`, 2n]], { bad_status_line: 1 }, 1],
+      [[['sent', 'GET / HTTP/1.1\r\nContent-Length: 12x\r\n\r\n', 1n]], { bad_header: 1 }, 0],
+      [[['sent', 'GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 1n]], { bad_header: 1 }, 0],
+      [[['sent', 'GET / HTTP/1.1\r\nBad Name: x\r\n\r\n', 1n]], { bad_header: 1 }, 0],
+      [[['sent', 'POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n', 1n]], { bad_header: 1 }, 0],
+      [[['sent', `GET / HTTP/1.1\r\nX: ${'a'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`, 1n]], { header_too_large: 1 }, 0],
+      [[['sent', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 1n]], { bad_chunk: 1 }, 0],
+      [[['sent', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n', 1n]], { bad_chunk: 1 }, 0],
+      [[['sent', `POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: ${'t'.repeat(MAX_HEADER_BYTES)}\r\n`, 1n]], { bad_chunk: 1 }, 0],
+      [[['received', OK, 1n]], { unpaired_response: 1 }, 0],
     ];
-    for (const [calls, rejections] of cases) {
-      assert.deepEqual(parse(calls, true), { exchanges: [], rejections }, String(calls[calls.length - 1]![1]));
+    for (const [calls, rejections, valid] of cases) {
+      const { exchanges, rejections: counted } = parse(calls, true);
+      assert.deepEqual(counted, rejections, String(calls[calls.length - 1]![1]));
+      assert.equal(exchanges.length, valid);
     }
   });
 

@@ -61,6 +61,9 @@ export class MessageStream {
   private blockBytes = 0;
   private remaining = 0;
   private status = 0;
+  private requestLine: RequestLine | null = null;
+  /** A start line of this stream parsed: later garbage is malformed HTTP rather than another protocol. */
+  private spokeHttp = false;
   private upgradeAfter = false;
   private firstNs = 0n;
   private lastNs = 0n;
@@ -243,19 +246,15 @@ export class MessageStream {
     }
   }
 
+  /** A first line that is not HTTP/1.x on a stream nothing showed to be HTTP yet is another protocol. */
   private failStart(): void {
-    if (this.carries === UNKNOWN) this.fail('not_http');
+    if (!this.spokeHttp) this.fail('not_http');
     else this.fail(this.carries === REQUESTS ? 'bad_request_line' : 'bad_status_line');
   }
 
-  private requestLine: RequestLine | null = null;
-
   private startLine(line: Buffer, start: number, end: number): void {
     const isStatus = startsLikeStatusLine(line, start, end);
-    if (this.carries === UNKNOWN) {
-      if (!plausibleStartPrefix(line, start, end)) return this.failStart();
-      this.pairer.claim(this, !isStatus);
-    }
+    if (this.carries === UNKNOWN) this.pairer.claim(this, !isStatus);
     if (this.carries === REQUESTS) {
       this.requestLine = isStatus ? null : parseRequestLine(line, start, end);
       if (this.requestLine === null) return this.failStart();
@@ -264,6 +263,7 @@ export class MessageStream {
       if (status === null) return this.failStart();
       this.status = status.status;
     }
+    this.spokeHttp = true;
     this.state = HEADERS;
   }
 

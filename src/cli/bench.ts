@@ -13,6 +13,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   enricher: async () => (await import('../../bench/enricher.js')).run,
   'enrich-join': async () => (await import('../../bench/enrich-join.js')).run,
   'flows-live': async () => (await import('../../bench/flows-live.js')).run,
+  'http-parse': async () => (await import('../../bench/http-parse.js')).run,
 };
 
 export const benchCommand: Command = {

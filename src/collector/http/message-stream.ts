@@ -1,0 +1,375 @@
+/**
+ * One direction of one TCP connection: a byte-driven state machine that frames HTTP/1.x messages (requests or
+ * responses, decided by the first message) and reports their heads and ends to the connection pairer. Lines are
+ * found with indexOf (native) and read in place; only a line split across calls is copied, into a bounded buffer.
+ */
+import { MAX_HEADER_BYTES, type RejectionKind } from './exchange.js';
+import { emptyFraming, readHeaderLine, resetFraming } from './framing-headers.js';
+import { parseRequestLine, parseStatusLine, plausibleStartPrefix, startsLikeStatusLine, type RequestLine } from './start-line.js';
+
+/** What a message stream tells the connection it belongs to. */
+export interface MessagePairer {
+  /** A stream found from its first message that it carries requests (`true`) or responses. */
+  claim(stream: MessageStream, carriesRequests: boolean): void;
+  requestHead(line: RequestLine, headerBytes: number, firstNs: bigint): void;
+  requestEnd(bodyBytes: number, lastNs: bigint): void;
+  /** Method of the request the next final response answers, or null when none is waiting. */
+  answeredMethod(): string | null;
+  responseEnd(status: number, headerBytes: number, bodyBytes: number, firstNs: bigint, lastNs: bigint): void;
+  /** A message of this stream was cut short: drop its half of the pairing. */
+  lost(stream: MessageStream): void;
+  /** This stream cannot be parsed any further (counted): the connection stops. */
+  failed(): void;
+  reject(kind: RejectionKind): void;
+  /** The response switched protocols: the connection stops, counted. */
+  upgraded(): void;
+}
+
+const START = 0;
+const HEADERS = 1;
+const BODY = 2;
+const CHUNK_SIZE = 3;
+const CHUNK_DATA = 4;
+const CHUNK_DATA_END = 5;
+const TRAILERS = 6;
+const UNTIL_CLOSE = 7;
+/** A message was cut: the next call starts afresh at a message boundary. */
+const RESYNC = 8;
+/** Not HTTP, malformed beyond recovery, or upgraded: further input is ignored in O(1). */
+const STOPPED = 9;
+/** A request asked to upgrade; until its response says no, what follows is not HTTP. */
+const AWAITING_UPGRADE = 10;
+
+const CHUNKED_BODY = -1;
+const BODY_UNTIL_CLOSE = -2;
+
+const LF = 0x0a;
+const CR = 0x0d;
+const UNKNOWN = 0;
+const REQUESTS = 1;
+const RESPONSES = 2;
+
+export class MessageStream {
+  private state = START;
+  private carries = UNKNOWN;
+  private carry: Buffer | null = null;
+  private carryLength = 0;
+  private readonly framing = emptyFraming();
+  /** Bytes of the current message so far; of its header block; of the current line-based block (trailers). */
+  private messageBytes = 0;
+  private headerBytes = 0;
+  private blockBytes = 0;
+  private remaining = 0;
+  private status = 0;
+  private requestLine: RequestLine | null = null;
+  /** A start line of this stream parsed: later garbage is malformed HTTP rather than another protocol. */
+  private spokeHttp = false;
+  private upgradeAfter = false;
+  private firstNs = 0n;
+  private lastNs = 0n;
+
+  constructor(private readonly pairer: MessagePairer) {}
+
+  get carriesRequests(): boolean {
+    return this.carries === REQUESTS;
+  }
+
+  /** Set by the pairer when the other direction claimed the opposite role. */
+  expect(carriesRequests: boolean): void {
+    if (this.carries === UNKNOWN) this.carries = carriesRequests ? REQUESTS : RESPONSES;
+  }
+
+  /**
+   * Feeds the bytes the kernel copied of one call. `callLength` is what the call wrote or read; when the copy was
+   * cut short it is larger than `bytes.length`, and the missing bytes are skipped if they fall in a counted body.
+   */
+  feed(bytes: Buffer, timeNs: bigint, callLength: number = bytes.length): void {
+    if (this.state >= STOPPED) return;
+    if (this.state === RESYNC) this.state = START;
+    const end = bytes.length;
+    let at = 0;
+    while (at < end && this.state < RESYNC) {
+      switch (this.state) {
+        case BODY:
+        case CHUNK_DATA: {
+          const taken = Math.min(this.remaining, end - at);
+          this.remaining -= taken;
+          this.consumed(taken, timeNs);
+          at += taken;
+          if (this.remaining === 0) {
+            if (this.state === BODY) this.complete();
+            else this.state = CHUNK_DATA_END;
+          }
+          break;
+        }
+        case UNTIL_CLOSE:
+          this.consumed(end - at, timeNs);
+          at = end;
+          break;
+        default:
+          at = this.line(bytes, at, timeNs);
+      }
+    }
+    if (callLength > end) this.skip(callLength - end, timeNs);
+  }
+
+  /** The connection closed: a body that ends at close is complete; anything else in flight is counted. */
+  end(): void {
+    if (this.state === UNTIL_CLOSE) this.complete();
+    else if (this.state < STOPPED && (this.messageBytes > 0 || this.carryLength > 0)) {
+      this.pairer.reject('incomplete_at_close');
+    }
+    this.stop();
+  }
+
+  stop(): void {
+    this.state = STOPPED;
+    this.carry = null;
+    this.carryLength = 0;
+  }
+
+  private consumed(count: number, timeNs: bigint): void {
+    if (this.messageBytes === 0) this.firstNs = timeNs;
+    this.messageBytes += count;
+    this.lastNs = timeNs;
+  }
+
+  /** Bytes the copy missed: they extend a body being counted, or the message is lost. */
+  private skip(missing: number, timeNs: bigint): void {
+    switch (this.state) {
+      case STOPPED:
+      case AWAITING_UPGRADE:
+        return;
+      case UNTIL_CLOSE:
+        this.consumed(missing, timeNs);
+        return;
+      case BODY:
+      case CHUNK_DATA:
+        if (missing <= this.remaining) {
+          this.remaining -= missing;
+          this.consumed(missing, timeNs);
+          if (this.remaining === 0) {
+            if (this.state === BODY) this.complete();
+            else this.state = CHUNK_DATA_END;
+          }
+          return;
+        }
+        this.lose('truncated_body');
+        return;
+      default:
+        this.lose(this.state === START || this.state === HEADERS || this.state === RESYNC ? 'truncated_headers' : 'truncated_body');
+    }
+  }
+
+  /** Drops the message in flight, counted, and waits for the next call to start a new one. */
+  private lose(kind: RejectionKind): void {
+    this.pairer.reject(kind);
+    this.pairer.lost(this);
+    this.resetMessage();
+    this.state = RESYNC;
+  }
+
+  private fail(kind: RejectionKind): void {
+    this.pairer.reject(kind);
+    this.pairer.failed();
+  }
+
+  /** The request stream may go on: the response declined the upgrade. */
+  resume(): void {
+    if (this.state === AWAITING_UPGRADE) this.state = START;
+  }
+
+  /** Consumes up to one line (CRLF or LF ended) from `at`; returns where it stopped. */
+  private line(bytes: Buffer, at: number, timeNs: bigint): number {
+    const newline = bytes.indexOf(LF, at);
+    const stop = newline < 0 ? bytes.length : newline + 1;
+    const taken = stop - at;
+    if (this.blockBytes + taken > MAX_HEADER_BYTES) {
+      this.fail(this.state === START || this.state === HEADERS ? 'header_too_large' : 'bad_chunk');
+      return stop;
+    }
+    if (this.state === START && this.messageBytes === 0 && this.carryLength === 0 && (bytes[at] === CR || bytes[at] === LF)) {
+      return at + 1; // Stray line ends between messages (some clients add CRLF after a body).
+    }
+    this.blockBytes += taken;
+    this.consumed(taken, timeNs);
+    if (newline < 0) {
+      this.append(bytes, at, stop);
+      if (this.state === START && !plausibleStartPrefix(this.carry!, 0, this.carryLength)) this.failStart();
+      return stop;
+    }
+    if (this.carryLength > 0) {
+      this.append(bytes, at, stop);
+      const length = this.carryLength;
+      this.carryLength = 0;
+      this.lineComplete(this.carry!, 0, lineContentEnd(this.carry!, 0, length));
+    } else {
+      this.lineComplete(bytes, at, lineContentEnd(bytes, at, stop));
+    }
+    return stop;
+  }
+
+  private append(bytes: Buffer, from: number, to: number): void {
+    const needed = this.carryLength + (to - from);
+    if (this.carry === null || this.carry.length < needed) {
+      const grown = Buffer.allocUnsafe(Math.min(MAX_HEADER_BYTES, Math.max(256, needed * 2)));
+      if (this.carry !== null) this.carry.copy(grown, 0, 0, this.carryLength);
+      this.carry = grown;
+    }
+    bytes.copy(this.carry, this.carryLength, from, to);
+    this.carryLength = needed;
+  }
+
+  private lineComplete(line: Buffer, start: number, end: number): void {
+    switch (this.state) {
+      case START:
+        this.startLine(line, start, end);
+        return;
+      case HEADERS:
+        if (end > start) {
+          if (!readHeaderLine(line, start, end, this.framing)) this.fail('bad_header');
+        } else {
+          this.headersEnd();
+        }
+        return;
+      case CHUNK_SIZE:
+        this.chunkSize(line, start, end);
+        return;
+      case CHUNK_DATA_END:
+        if (end > start) this.fail('bad_chunk');
+        else this.state = CHUNK_SIZE;
+        return;
+      case TRAILERS:
+        if (end === start) this.complete();
+        else if (!readHeaderLine(line, start, end, this.framing)) this.fail('bad_chunk');
+        return;
+    }
+  }
+
+  /** A first line that is not HTTP/1.x on a stream nothing showed to be HTTP yet is another protocol. */
+  private failStart(): void {
+    if (!this.spokeHttp) this.fail('not_http');
+    else this.fail(this.carries === REQUESTS ? 'bad_request_line' : 'bad_status_line');
+  }
+
+  private startLine(line: Buffer, start: number, end: number): void {
+    const isStatus = startsLikeStatusLine(line, start, end);
+    if (this.carries === UNKNOWN) this.pairer.claim(this, !isStatus);
+    if (this.carries === REQUESTS) {
+      this.requestLine = isStatus ? null : parseRequestLine(line, start, end);
+      if (this.requestLine === null) return this.failStart();
+    } else {
+      const status = isStatus ? parseStatusLine(line, start, end) : null;
+      if (status === null) return this.failStart();
+      this.status = status.status;
+    }
+    this.spokeHttp = true;
+    this.state = HEADERS;
+  }
+
+  private headersEnd(): void {
+    this.headerBytes = this.messageBytes;
+    this.blockBytes = 0;
+    const framing = this.framing;
+    if (framing.contentLength === -2) return this.fail('bad_header');
+    if (this.carries === REQUESTS) this.requestHeadersEnd();
+    else this.responseHeadersEnd();
+  }
+
+  private requestHeadersEnd(): void {
+    const line = this.requestLine!;
+    const framing = this.framing;
+    this.pairer.requestHead(line, this.headerBytes, this.firstNs);
+    this.upgradeAfter = line.method === 'CONNECT' || (framing.upgrade && framing.connectionUpgrade);
+    if (line.method === 'CONNECT') return this.complete();
+    // A request with a Transfer-Encoding other than chunked cannot be framed (RFC 9112 §6.3): reject it.
+    if (framing.transferEncoding && !framing.chunked) return this.fail('bad_header');
+    this.bodyFrom(framing.transferEncoding ? CHUNKED_BODY : Math.max(framing.contentLength, 0));
+  }
+
+  private responseHeadersEnd(): void {
+    const status = this.status;
+    if (status >= 100 && status < 200 && status !== 101) {
+      // An interim response (100 Continue, 103 Early Hints): the final one is still to come.
+      this.resetMessage();
+      this.state = START;
+      return;
+    }
+    const method = this.pairer.answeredMethod();
+    this.upgradeAfter = status === 101 || (method === 'CONNECT' && status >= 200 && status < 300);
+    if (this.upgradeAfter || method === 'HEAD' || status === 204 || status === 304) return this.complete();
+    const framing = this.framing;
+    // Without chunked framing or a length, a response ends when the connection closes (RFC 9112 §6.3).
+    const untilClose = framing.transferEncoding || framing.contentLength < 0;
+    this.bodyFrom(framing.chunked ? CHUNKED_BODY : untilClose ? BODY_UNTIL_CLOSE : framing.contentLength);
+  }
+
+  /** length: bytes, or CHUNKED_BODY, or BODY_UNTIL_CLOSE. */
+  private bodyFrom(length: number): void {
+    if (length === CHUNKED_BODY) this.state = CHUNK_SIZE;
+    else if (length === BODY_UNTIL_CLOSE) this.state = UNTIL_CLOSE;
+    else if (length === 0) this.complete();
+    else {
+      this.remaining = length;
+      this.state = BODY;
+    }
+  }
+
+  private chunkSize(line: Uint8Array, start: number, end: number): void {
+    let size = 0;
+    let i = start;
+    for (; i < end && i - start <= 12; i++) {
+      const digit = hexValue(line[i]!);
+      if (digit < 0) break;
+      size = size * 16 + digit;
+    }
+    const next = line[i];
+    if (i === start || i - start > 12 || (i < end && next !== 0x3b && next !== 0x20 && next !== 0x09)) {
+      return this.fail('bad_chunk');
+    }
+    this.blockBytes = 0;
+    if (size === 0) {
+      this.state = TRAILERS;
+    } else {
+      this.remaining = size;
+      this.state = CHUNK_DATA;
+    }
+  }
+
+  private complete(): void {
+    const bodyBytes = this.messageBytes - this.headerBytes;
+    if (this.carries === REQUESTS) this.pairer.requestEnd(bodyBytes, this.lastNs);
+    else this.pairer.responseEnd(this.status, this.headerBytes, bodyBytes, this.firstNs, this.lastNs);
+    const upgrade = this.upgradeAfter;
+    this.resetMessage();
+    this.state = START;
+    if (!upgrade) return;
+    // A request that asked to switch protocols waits for its response to say yes (stop) or no (resume).
+    if (this.carries === REQUESTS) this.state = AWAITING_UPGRADE;
+    else this.pairer.upgraded();
+  }
+
+  private resetMessage(): void {
+    resetFraming(this.framing);
+    this.messageBytes = 0;
+    this.headerBytes = 0;
+    this.blockBytes = 0;
+    this.carryLength = 0;
+    this.remaining = 0;
+    this.upgradeAfter = false;
+    this.requestLine = null;
+  }
+}
+
+/** End of a line's content: before its LF and an optional CR. */
+function lineContentEnd(line: Uint8Array, start: number, stop: number): number {
+  let end = stop - 1;
+  if (end > start && line[end - 1] === CR) end--;
+  return end;
+}
+
+function hexValue(byte: number): number {
+  if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;
+  const lower = byte | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
+}

@@ -1,0 +1,415 @@
+/**
+ * The HTTP/1.x parser and pairer (src/collector/http/parser.ts) on exact byte streams: framing of every kind, both
+ * observer roles, pairing with pipelining and interim responses, every split of a message, cut copies, garbage
+ * counted by kind, and a seeded fuzz run that must neither throw nor grow the heap.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import {
+  HttpConnectionParser,
+  MAX_HEADER_BYTES,
+  createHttpParseCounters,
+  type HttpExchange,
+  type HttpParseCounters,
+} from '../../src/collector/http/parser.js';
+
+type Side = 'sent' | 'received';
+/** One kernel call: its direction, the bytes copied, its time, and the call's full length when the copy was cut. */
+type Call = readonly [side: Side, bytes: string | Buffer, timeNs: bigint, callLength?: number];
+
+interface Outcome {
+  exchanges: HttpExchange[];
+  /** Only the counters that moved. */
+  rejections: Partial<HttpParseCounters>;
+}
+
+function moved(counters: HttpParseCounters): Partial<HttpParseCounters> {
+  return Object.fromEntries(Object.entries(counters).filter(([, n]) => n !== 0));
+}
+
+function parse(calls: readonly Call[], close = false): Outcome {
+  const counters = createHttpParseCounters();
+  const exchanges: HttpExchange[] = [];
+  const parser = new HttpConnectionParser((exchange) => exchanges.push(exchange), counters);
+  for (const [side, bytes, timeNs, callLength] of calls) {
+    const buffer = typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes;
+    parser[side](buffer, timeNs, callLength ?? buffer.length);
+  }
+  if (close) parser.end();
+  return { exchanges, rejections: moved(counters) };
+}
+
+const GET = 'GET /users/42?token=s3cret HTTP/1.1\r\nHost: api\r\nAccept: */*\r\n\r\n'; // 63 bytes
+const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nSet-Cookie: a=b\r\n\r\nhello'; // 55 header bytes + 5
+
+function exchange(fields: Partial<HttpExchange>): HttpExchange {
+  return {
+    observer: 'client',
+    method: 'GET',
+    methodOriginal: null,
+    target: '/users/42?token=s3cret',
+    version: '1.1',
+    status: 200,
+    requestHeaderBytes: 63,
+    requestBodyBytes: 0,
+    responseHeaderBytes: 55,
+    responseBodyBytes: 5,
+    requestFirstNs: 100n,
+    requestLastNs: 100n,
+    responseFirstNs: 250n,
+    responseLastNs: 250n,
+    latencyNs: 150n,
+    ...fields,
+  };
+}
+
+describe('http parser: framing and pairing', () => {
+  it('pairs a request with its Content-Length response, with exact sizes and times', () => {
+    assert.equal(Buffer.byteLength(GET), 63);
+    assert.equal(Buffer.byteLength(OK), 60);
+    assert.deepEqual(parse([['sent', GET, 100n], ['received', OK, 250n]]), { exchanges: [exchange({})], rejections: {} });
+  });
+
+  it('reports the server role when requests are read and responses written', () => {
+    assert.deepEqual(parse([['received', GET, 100n], ['sent', OK, 250n]]), {
+      exchanges: [exchange({ observer: 'server' })],
+      rejections: {},
+    });
+  });
+
+  it('keeps a known method as is, and reports any other as _OTHER with the original', () => {
+    const calls = (method: string): Call[] => [
+      ['sent', `${method} /dav HTTP/1.0\r\n\r\n`, 1n],
+      ['received', 'HTTP/1.0 207 Multi\r\nContent-Length: 0\r\n\r\n', 3n],
+    ];
+    const common = { target: '/dav', version: '1.0', status: 207, responseHeaderBytes: 41, responseBodyBytes: 0 } as const;
+    const times = { requestFirstNs: 1n, requestLastNs: 1n, responseFirstNs: 3n, responseLastNs: 3n, latencyNs: 2n };
+    assert.deepEqual(parse(calls('PROPFIND')).exchanges, [
+      exchange({ ...common, ...times, method: '_OTHER', methodOriginal: 'PROPFIND', requestHeaderBytes: 26 }),
+    ]);
+    assert.deepEqual(parse(calls('DELETE')).exchanges, [exchange({ ...common, ...times, method: 'DELETE', requestHeaderBytes: 24 })]);
+  });
+
+  it('pairs pipelined requests with their responses in order, over keep-alive', () => {
+    const requests = ['/a', '/b', '/c'].map((path) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`).join('');
+    const responses = [200, 404, 503].map((status) => `HTTP/1.1 ${status} X\r\nContent-Length: 2\r\n\r\nok`).join('');
+    const { exchanges, rejections } = parse([['sent', requests, 10n], ['received', responses, 40n]]);
+    assert.deepEqual(rejections, {});
+    assert.deepEqual(
+      exchanges.map((e) => [e.target, e.status, e.requestHeaderBytes, e.responseHeaderBytes, e.responseBodyBytes, e.latencyNs]),
+      [
+        ['/a', 200, 28, 37, 2, 30n],
+        ['/b', 404, 28, 37, 2, 30n],
+        ['/c', 503, 28, 37, 2, 30n],
+      ],
+    );
+  });
+
+  it('reads no body after HEAD, 204 or 304 even with a Content-Length, and frames the next response', () => {
+    const { exchanges, rejections } = parse([
+      ['sent', 'HEAD /h HTTP/1.1\r\n\r\nDELETE /d HTTP/1.1\r\n\r\nGET /n HTTP/1.1\r\n\r\nGET /last HTTP/1.1\r\n\r\n', 1n],
+      ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n', 2n],
+      ['received', 'HTTP/1.1 204 No Content\r\n\r\n', 3n],
+      ['received', 'HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n', 4n],
+      ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nend', 5n],
+    ]);
+    assert.deepEqual(rejections, {});
+    assert.deepEqual(
+      exchanges.map((e) => [e.method, e.target, e.status, e.responseBodyBytes, e.responseLastNs]),
+      [
+        ['HEAD', '/h', 200, 0, 2n],
+        ['DELETE', '/d', 204, 0, 3n],
+        ['GET', '/n', 304, 0, 4n],
+        ['GET', '/last', 200, 3, 5n],
+      ],
+    );
+  });
+
+  it('takes 100 Continue as interim: latency runs from the body to the final response', () => {
+    const head = 'PUT /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n';
+    const { exchanges, rejections } = parse([
+      ['sent', head, 10n],
+      ['received', 'HTTP/1.1 100 Continue\r\n\r\n', 20n],
+      ['sent', 'data', 30n],
+      ['received', 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', 45n],
+    ]);
+    assert.deepEqual(rejections, {});
+    assert.deepEqual(exchanges, [
+      exchange({
+        method: 'PUT',
+        target: '/up',
+        status: 201,
+        requestHeaderBytes: head.length,
+        requestBodyBytes: 4,
+        responseHeaderBytes: 43,
+        responseBodyBytes: 0,
+        requestFirstNs: 10n,
+        requestLastNs: 30n,
+        responseFirstNs: 45n,
+        responseLastNs: 45n,
+        latencyNs: 15n,
+      }),
+    ]);
+  });
+
+  it('frames chunked bodies with extensions and trailers, counting their wire bytes', () => {
+    const request = 'POST /c HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4;name=value;q="x y"\r\nwiki\r\n0\r\n\r\n';
+    const response =
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nA ; ext\r\n0123456789\r\n0\r\nExpires: never\r\nX-Sum: 1\r\n\r\n';
+    const { exchanges, rejections } = parse([['sent', request, 1n], ['received', response, 9n]]);
+    assert.deepEqual(rejections, {});
+    assert.deepEqual(
+      exchanges.map((e) => [e.requestHeaderBytes, e.requestBodyBytes, e.responseHeaderBytes, e.responseBodyBytes]),
+      [[54, 33, 47, 62]],
+    );
+  });
+
+  it('ends a body without length when the connection closes, at the time of its last bytes', () => {
+    const calls: Call[] = [
+      ['sent', 'GET /stream HTTP/1.0\r\n\r\n', 1n],
+      ['received', 'HTTP/1.0 200 OK\r\nServer: x\r\n\r\nfirst', 5n],
+      ['received', 'second', 7n],
+    ];
+    assert.deepEqual(parse(calls).exchanges, [], 'no end yet: the body may go on');
+    const { exchanges, rejections } = parse(calls, true);
+    assert.deepEqual(rejections, {});
+    assert.deepEqual(
+      exchanges.map((e) => [e.status, e.responseHeaderBytes, e.responseBodyBytes, e.responseFirstNs, e.responseLastNs]),
+      [[200, 30, 11, 5n, 7n]],
+    );
+  });
+
+  it('stops at an accepted Upgrade or CONNECT (counted once) and ignores the tunnel after it', () => {
+    const websocket = parse([
+      ['sent', 'GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n', 1n],
+      ['received', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello', 2n],
+      ['sent', '\x81\x85garbage that is not http', 3n],
+      ['received', 'HTTP/1.1 200 OK\r\n\r\n', 4n],
+    ], true);
+    assert.deepEqual(websocket.exchanges.map((e) => [e.target, e.status]), [['/ws', 101]]);
+    assert.deepEqual(websocket.rejections, { upgrade: 1 });
+    const tunnel = parse([
+      ['sent', 'CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\n\x16\x03\x01', 1n],
+      ['received', 'HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03', 2n],
+    ], true);
+    assert.deepEqual(tunnel.exchanges.map((e) => [e.method, e.target, e.status, e.responseBodyBytes]), [['CONNECT', 'db:5432', 200, 0]]);
+    assert.deepEqual(tunnel.rejections, { upgrade: 1 });
+  });
+
+  it('goes on as HTTP when the server declines an upgrade', () => {
+    const { exchanges, rejections } = parse([
+      ['sent', 'GET /a HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n', 1n],
+      ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 2n],
+      ['sent', 'GET /b HTTP/1.1\r\n\r\n', 3n],
+      ['received', 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', 4n],
+    ]);
+    assert.deepEqual(rejections, {});
+    assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/a', 200], ['/b', 404]]);
+  });
+});
+
+/** Conversations whose every message is split at every boundary in the next test. */
+const CONVERSATIONS: ReadonlyArray<{ requests: string; responses: string }> = [
+  { requests: GET, responses: OK },
+  {
+    requests: 'POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4;a=b\r\nwiki\r\n0\r\nT: 1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n',
+    responses: 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n',
+  },
+  { requests: 'GET / HTTP/1.0\n\n', responses: 'HTTP/1.0 500 Oops\nX: y\n\nno length, ends at close' },
+];
+
+describe('http parser: split messages', () => {
+  for (const [index, { requests, responses }] of CONVERSATIONS.entries()) {
+    it(`gives the same exchanges for conversation ${index} however its bytes are split`, () => {
+      const whole = parse([['sent', requests, 5n], ['received', responses, 5n]], true);
+      assert.ok(whole.exchanges.length > 0);
+      for (const [side, text] of [['sent', requests], ['received', responses]] as const) {
+        const other: Call = side === 'sent' ? ['received', responses, 5n] : ['sent', requests, 5n];
+        for (let cut = 1; cut < text.length; cut++) {
+          const halves: Call[] = [[side, text.slice(0, cut), 5n], [side, text.slice(cut), 5n]];
+          const calls = side === 'sent' ? [...halves, other] : [other, ...halves];
+          assert.deepEqual(parse(calls, true), whole, `${side} split at byte ${cut}`);
+        }
+        const bytes: Call[] = [...text].map((char) => [side, char, 5n]);
+        assert.deepEqual(parse(side === 'sent' ? [...bytes, other] : [other, ...bytes], true), whole, `${side} in 1-byte calls`);
+      }
+    });
+  }
+});
+
+describe('http parser: cut copies, garbage and loose ends', () => {
+  it('skips the bytes a cut copy missed inside a counted body', () => {
+    const head = 'HTTP/1.1 200 OK\r\nContent-Length: 5000000\r\n\r\n';
+    const { exchanges, rejections } = parse([
+      ['sent', GET, 1n],
+      ['received', `${head}${'x'.repeat(100)}`, 2n, head.length + 4_000_000],
+      ['received', 'y'.repeat(64), 3n, 1_000_000],
+    ]);
+    assert.deepEqual(rejections, {});
+    assert.deepEqual(exchanges.map((e) => [e.responseHeaderBytes, e.responseBodyBytes, e.responseLastNs]), [[head.length, 5_000_000, 3n]]);
+  });
+
+  it('gives up a message whose headers were cut, counted, and resumes at the next call', () => {
+    const { exchanges, rejections } = parse([
+      ['sent', 'GET /cut HTTP/1.1\r\nHost: a', 1n, 5000],
+      ['sent', 'GET /next HTTP/1.1\r\n\r\n', 2n],
+      ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 3n],
+    ]);
+    assert.deepEqual(rejections, { truncated_headers: 1 });
+    assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/next', 200]]);
+  });
+
+  it('drops a message whose cut copy ran past its body, counted, and pairs the next one', () => {
+    const { exchanges, rejections } = parse([
+      ['sent', `${GET}`, 1n],
+      ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345', 2n, 60],
+      ['sent', 'GET /after HTTP/1.1\r\n\r\n', 3n],
+      ['received', 'HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n', 4n],
+    ]);
+    assert.deepEqual(rejections, { truncated_body: 1 });
+    assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/after', 202]]);
+  });
+
+  it('bounds requests waiting for responses, counting each one dropped', () => {
+    const requests = Array.from({ length: 66 }, (_, i) => `GET /${i} HTTP/1.1\r\n\r\n`).join('');
+    const { exchanges, rejections } = parse([['sent', requests, 1n], ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 2n]]);
+    assert.deepEqual(rejections, { pipeline_overflow: 2 });
+    assert.deepEqual(exchanges.map((e) => e.target), ['/2']);
+  });
+
+  it('recognises a stream that is not HTTP from its first byte and ignores the rest', () => {
+    const tls = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]);
+    const { exchanges, rejections } = parse([
+      ['sent', tls.subarray(0, 1), 1n],
+      ['sent', Buffer.alloc(1 << 20, 0x41), 2n],
+      ['received', GET, 3n],
+    ], true);
+    assert.deepEqual(exchanges, []);
+    assert.deepEqual(rejections, { not_http: 1 });
+    for (const other of ['SSH-2.0-OpenSSH_9.6\r\n', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'PING\r\n', '*1\r\n$4\r\nPING\r\n']) {
+      assert.deepEqual(parse([['sent', other, 1n]], true), { exchanges: [], rejections: { not_http: 1 } }, other);
+    }
+  });
+
+  it('counts malformed start lines, headers and chunks by kind', () => {
+    // Each case: the calls, what they must count, and how many valid exchanges precede the bad message.
+    const cases: ReadonlyArray<readonly [Call[], Partial<HttpParseCounters>, number]> = [
+      [[['sent', `${GET}GET / HTTP/2.0\r\n\r\n`, 1n]], { bad_request_line: 1 }, 0],
+      [[['sent', `${GET}GET /a b HTTP/1.1\r\n\r\n`, 1n]], { bad_request_line: 1 }, 0],
+      [[['sent', `${GET}${GET}`, 1n], ['received', `${OK}HTTP/1.1 2OO OK\r\n\r\n`, 2n]], { bad_status_line: 1 }, 1],
+      [[['sent', 'GET / HTTP/1.1\r\nContent-Length: 12x\r\n\r\n', 1n]], { bad_header: 1 }, 0],
+      [[['sent', 'GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 1n]], { bad_header: 1 }, 0],
+      [[['sent', 'GET / HTTP/1.1\r\nBad Name: x\r\n\r\n', 1n]], { bad_header: 1 }, 0],
+      [[['sent', 'POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n', 1n]], { bad_header: 1 }, 0],
+      [[['sent', `GET / HTTP/1.1\r\nX: ${'a'.repeat(MAX_HEADER_BYTES)}\r\n\r\n`, 1n]], { header_too_large: 1 }, 0],
+      [[['sent', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 1n]], { bad_chunk: 1 }, 0],
+      [[['sent', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n', 1n]], { bad_chunk: 1 }, 0],
+      [[['sent', `POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: ${'t'.repeat(MAX_HEADER_BYTES)}\r\n`, 1n]], { bad_chunk: 1 }, 0],
+      [[['received', OK, 1n]], { unpaired_response: 1 }, 0],
+    ];
+    for (const [calls, rejections, valid] of cases) {
+      const { exchanges, rejections: counted } = parse(calls, true);
+      assert.deepEqual(counted, rejections, String(calls[calls.length - 1]![1]));
+      assert.equal(exchanges.length, valid);
+    }
+  });
+
+  it('counts requests left unanswered and messages left incomplete at close', () => {
+    assert.deepEqual(parse([['sent', `${GET}${GET}`, 1n]], true).rejections, { unanswered_request: 2 });
+    assert.deepEqual(parse([['sent', `${GET}GET /hal`, 1n]], true).rejections, { unanswered_request: 1, incomplete_at_close: 1 });
+  });
+});
+
+/** Mulberry32: a small seeded PRNG, so every fuzz run feeds the same bytes. */
+function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+describe('http parser: fuzz', () => {
+  it('turns 100,000 random and mutated conversations into exchanges or counted rejections, in flat memory', (t) => {
+    const random = prng(0x5eed);
+    const seeds = CONVERSATIONS.flatMap(({ requests, responses }) => [Buffer.from(requests), Buffer.from(responses)]);
+    const interesting = Buffer.from('\r\n:; 0123456789abcdefHTTP/1.1 GET chunked Content-Length Transfer-Encoding');
+
+    /** Line ends alone are no message (the parser skips them between messages): every input carries some other byte. */
+    function someMessage(bytes: number[]): Buffer {
+      if (!bytes.some((byte) => byte !== 0x0d && byte !== 0x0a)) bytes.push(0x58);
+      return Buffer.from(bytes);
+    }
+
+    function mutate(source: Buffer): Buffer {
+      if (random() < 0.1) return someMessage(Array.from({ length: Math.floor(random() * 200) }, () => Math.floor(random() * 256)));
+      const bytes = [...source];
+      const edits = 1 + Math.floor(random() * 4);
+      for (let e = 0; e < edits; e++) {
+        const at = Math.floor(random() * (bytes.length + 1));
+        const choice = random();
+        if (choice < 0.3) bytes[at] = Math.floor(random() * 256);
+        else if (choice < 0.55) bytes.splice(at, 0, interesting[Math.floor(random() * interesting.length)]!);
+        else if (choice < 0.75) bytes.splice(at, 1 + Math.floor(random() * 8));
+        else if (choice < 0.9) bytes.splice(at, 0, ...bytes.slice(at, at + Math.floor(random() * 40)));
+        else bytes.length = Math.min(bytes.length, at);
+      }
+      return someMessage(bytes);
+    }
+
+    function feedInPieces(parser: HttpConnectionParser, side: Side, bytes: Buffer, timeNs: bigint): void {
+      let at = 0;
+      while (at < bytes.length) {
+        const length = 1 + Math.floor(random() * (random() < 0.5 ? 8 : bytes.length));
+        const piece = bytes.subarray(at, at + length);
+        const cut = random() < 0.02 ? Math.floor(random() * 64) : 0;
+        const copied = piece.subarray(0, Math.max(0, piece.length - cut));
+        fed.push(`${side} ${JSON.stringify(copied.toString('latin1'))} of ${piece.length}`);
+        parser[side](copied, timeNs, piece.length);
+        at += length;
+      }
+    }
+
+    const CASES = 100_000;
+    collectGarbage();
+    const heapBefore = process.memoryUsage().heapUsed;
+    let exchanges = 0;
+    let rejections = 0;
+    let outcomes = 0;
+    let fed: string[] = [];
+    let firstSilent: string[] | null = null;
+    for (let i = 0; i < CASES; i++) {
+      fed = [];
+      const counters = createHttpParseCounters();
+      let emitted = 0;
+      const parser = new HttpConnectionParser(() => emitted++, counters);
+      const pair = Math.floor(random() * CONVERSATIONS.length) * 2;
+      const [requestSide, responseSide]: [Side, Side] = random() < 0.5 ? ['sent', 'received'] : ['received', 'sent'];
+      // Half the conversations are mutated on each side; the rest stay valid, split and cut at random.
+      feedInPieces(parser, requestSide, random() < 0.5 ? mutate(seeds[pair]!) : seeds[pair]!, BigInt(i));
+      feedInPieces(parser, responseSide, random() < 0.5 ? mutate(seeds[pair + 1]!) : seeds[pair + 1]!, BigInt(i) + 1n);
+      parser.end();
+      const counted = Object.values(counters).reduce((sum, n) => sum + n, 0);
+      exchanges += emitted;
+      rejections += counted;
+      if (emitted + counted > 0) outcomes++;
+      else firstSilent ??= fed;
+    }
+    collectGarbage();
+    const grownBytes = process.memoryUsage().heapUsed - heapBefore;
+    t.diagnostic(`${exchanges} exchanges, ${rejections} rejections, heap grew ${grownBytes} bytes`);
+    assert.equal(outcomes, CASES, `every conversation ends as an exchange or a counted rejection; first not: ${firstSilent?.join(' | ')}`);
+    assert.ok(exchanges > 10_000 && rejections > 10_000, `both outcomes exercised: ${exchanges} exchanges, ${rejections} rejections`);
+    assert.ok(grownBytes < 4 * 1024 * 1024, `heap grew ${grownBytes} bytes over ${CASES} conversations`);
+  });
+});

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -171,15 +171,23 @@ describe('Avro registry', () => {
 
   it('rejects a catalog that takes a retired id again, naming what the id meant', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sidecarless-avro-'));
-    writeFileSync(join(dir, 'retired.json'), JSON.stringify({ 1: 'sidecarless.old.v1 (test-only)' }));
-    writeFileSync(join(dir, 'catalog.json'), JSON.stringify({ 1: { subject: 'sidecarless.new.v1', file: 'avro/new.v1.avsc' } }));
-    assert.throws(() => loadRegistry(dir), (error) => error instanceof ConfigError && /catalog\.json id 1: retired in .*retired\.json \(sidecarless\.old\.v1 \(test-only\)\)/.test(error.message));
+    try {
+      writeFileSync(join(dir, 'retired.json'), JSON.stringify({ 1: 'sidecarless.old.v1 (test-only)' }));
+      writeFileSync(join(dir, 'catalog.json'), JSON.stringify({ 1: { subject: 'sidecarless.new.v1', file: 'avro/new.v1.avsc' } }));
+      assert.throws(() => loadRegistry(dir), (error) => error instanceof ConfigError && /catalog\.json id 1: retired in .*retired\.json \(sidecarless\.old\.v1 \(test-only\)\)/.test(error.message));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects a catalog entry whose file is missing, naming the id', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sidecarless-avro-'));
-    writeFileSync(join(dir, 'catalog.json'), JSON.stringify({ 7: { subject: 'x.v1', file: 'avro/missing.avsc' } }));
-    assert.throws(() => loadRegistry(dir), (error) => error instanceof ConfigError && /catalog\.json id 7: cannot load/.test(error.message));
+    try {
+      writeFileSync(join(dir, 'catalog.json'), JSON.stringify({ 7: { subject: 'x.v1', file: 'avro/missing.avsc' } }));
+      assert.throws(() => loadRegistry(dir), (error) => error instanceof ConfigError && /catalog\.json id 7: cannot load/.test(error.message));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { loadConfig, redactConfig, REDACTED } from '../../src/common/config.js';
 import { ConfigError } from '../../src/common/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sidecarless-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 function configFile(content: unknown): string {
   const path = join(dir, `config-${files++}.json`);

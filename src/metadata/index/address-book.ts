@@ -21,7 +21,7 @@
 import type { AddressKey } from './address-key.js';
 import { Dependents } from './dependents.js';
 import { FOREVER, FOREVER_SECONDS, type History, type State } from './history.js';
-import { atOrBefore, secondsOf, type Instant } from './instant.js';
+import { atOrBefore, keepAnswer, keptAt, secondsOf, type Instant } from './instant.js';
 
 interface Claim {
   readonly holder: History;
@@ -48,12 +48,12 @@ class AddressHistory {
   latestStartSeconds = FOREVER_SECONDS;
   latestTo = FOREVER;
   latestToSeconds = FOREVER_SECONDS;
-  /** The latest holder's state the last join found, valid over [stateFrom, stateTo); undefined when none is kept. */
-  state: State | undefined = undefined;
-  stateFrom = 0n;
-  stateFromSeconds = 0;
-  stateTo = 0n;
-  stateToSeconds = 0;
+  /** The latest holder's state the last join found, valid over [keptFrom, keptTo); undefined when none is kept. */
+  kept: State | undefined = undefined;
+  keptFrom = 0n;
+  keptFromSeconds = 0;
+  keptTo = 0n;
+  keptToSeconds = 0;
 
   /** Sets the latest interval (and the seconds of its bounds: instant.ts). */
   latest(holder: History | undefined, start: bigint, to: bigint): void {
@@ -104,8 +104,8 @@ export class AddressBook {
   stateAt(address: AddressKey, instant: Instant): State | undefined {
     const history = this.addresses.get(address);
     if (history === undefined) return undefined;
-    const kept = history.state;
-    if (kept !== undefined && instant.within(history.stateFrom, history.stateFromSeconds, history.stateTo, history.stateToSeconds)) return kept;
+    const kept = keptAt(history, instant);
+    if (kept !== undefined) return kept;
     if (atOrBefore(history.latestStart, history.latestStartSeconds, instant.ns, instant.seconds)) {
       if (!instant.within(history.latestStart, history.latestStartSeconds, history.latestTo, history.latestToSeconds)) return undefined;
       const holder = history.latestHolder!;
@@ -125,7 +125,7 @@ export class AddressBook {
 
   /** The holder's history changed (a new state, or its end): the states kept from it are found again. */
   changed(holder: History): void {
-    for (const history of this.dependents.take(holder)) history.state = undefined;
+    for (const history of this.dependents.take(holder)) history.kept = undefined;
   }
 
   /** Drops the claims that ended before `horizon`; returns how many. Later intervals keep their starts. */
@@ -141,7 +141,7 @@ export class AddressBook {
     }
     this.claimCount -= dropped;
     // The kept states may be among the holders' states dropped with them.
-    for (const history of this.addresses.values()) history.state = undefined;
+    for (const history of this.addresses.values()) history.kept = undefined;
     this.dependents.clear();
     return dropped;
   }
@@ -185,17 +185,13 @@ export class AddressBook {
 
   private keep(history: AddressHistory, holder: History, state: State): void {
     this.forget(history);
-    history.state = state;
-    history.stateFrom = state.from > history.latestStart ? state.from : history.latestStart;
-    history.stateFromSeconds = secondsOf(history.stateFrom);
-    history.stateTo = state.to < history.latestTo ? state.to : history.latestTo;
-    history.stateToSeconds = secondsOf(history.stateTo);
+    keepAnswer(history, state, state.from, state.to, history.latestStart, history.latestTo);
     this.dependents.add(holder, history);
   }
 
   private forget(history: AddressHistory): void {
-    if (history.state === undefined) return;
-    history.state = undefined;
+    if (history.kept === undefined) return;
+    history.kept = undefined;
     if (history.latestHolder !== undefined) this.dependents.remove(history.latestHolder, history);
   }
 }

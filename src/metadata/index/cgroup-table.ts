@@ -16,7 +16,7 @@
  */
 import { Dependents } from './dependents.js';
 import type { CgroupState, History, PodState } from './history.js';
-import { secondsOf, type Instant } from './instant.js';
+import { keepAnswer, keptAt, type Instant } from './instant.js';
 
 const TWO_TO_32 = 4_294_967_296;
 const EXACT = 2 ** 53;
@@ -24,12 +24,12 @@ const EXACT = 2 ** 53;
 export class CgroupEntry {
   /** The next entry whose key hashes alike. */
   next: CgroupEntry | undefined = undefined;
-  /** The pod state the last join found, valid over [podFrom, podTo) (seconds first: instant.ts); undefined when none is kept. */
-  pod: PodState | undefined = undefined;
-  podFrom = 0n;
-  podFromSeconds = 0;
-  podTo = 0n;
-  podToSeconds = 0;
+  /** The pod state the last join found, valid over [keptFrom, keptTo) (seconds first: instant.ts); undefined when none is kept. */
+  kept: PodState | undefined = undefined;
+  keptFrom = 0n;
+  keptFromSeconds = 0;
+  keptTo = 0n;
+  keptToSeconds = 0;
   /** The pod history the answer came from (its changes make this entry forget). */
   podHistory: History | undefined = undefined;
 
@@ -92,7 +92,7 @@ export class CgroupTable {
 
   /** Every kept answer is forgotten (expire() drops states they may rest on). */
   forgetAll(): void {
-    for (const head of this.entries.values()) for (let entry: CgroupEntry | undefined = head; entry !== undefined; entry = entry.next) entry.pod = undefined;
+    for (const head of this.entries.values()) for (let entry: CgroupEntry | undefined = head; entry !== undefined; entry = entry.next) entry.kept = undefined;
     this.dependents.clear();
   }
 
@@ -111,9 +111,7 @@ export class CgroupTable {
     }
     const entry = find(this.entries.get(hashOf(number, high, low)), number, high, low);
     if (entry === undefined) return undefined;
-    const pod = entry.pod;
-    if (pod !== undefined && at.within(entry.podFrom, entry.podFromSeconds, entry.podTo, entry.podToSeconds)) return pod;
-    return this.resolve(entry, at, podHistory);
+    return keptAt(entry, at) ?? this.resolve(entry, at, podHistory);
   }
 
   /** Histories and their states, for stats. */
@@ -137,11 +135,7 @@ export class CgroupTable {
     const pod = history.at(at) as PodState | undefined;
     if (pod === undefined) return undefined;
     this.forget(entry);
-    entry.pod = pod;
-    entry.podFrom = pod.from > cgroup.from ? pod.from : cgroup.from;
-    entry.podFromSeconds = secondsOf(entry.podFrom);
-    entry.podTo = pod.to < cgroup.to ? pod.to : cgroup.to;
-    entry.podToSeconds = secondsOf(entry.podTo);
+    keepAnswer(entry, pod, pod.from, pod.to, cgroup.from, cgroup.to);
     entry.podHistory = history;
     this.dependents.add(entry.history, entry);
     this.dependents.add(history, entry);
@@ -149,8 +143,8 @@ export class CgroupTable {
   }
 
   private forget(entry: CgroupEntry): void {
-    if (entry.pod === undefined) return;
-    entry.pod = undefined;
+    if (entry.kept === undefined) return;
+    entry.kept = undefined;
     this.dependents.remove(entry.history, entry);
     if (entry.podHistory !== undefined) this.dependents.remove(entry.podHistory, entry);
     entry.podHistory = undefined;

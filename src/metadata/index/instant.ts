@@ -39,3 +39,30 @@ export class Instant {
     return atOrBefore(from, fromSeconds, this.ns, this.seconds) && !atOrBefore(to, toSeconds, this.ns, this.seconds);
   }
 }
+
+/**
+ * An answer a cache entry keeps in its own object (no read of another on a hit), with the interval it holds over:
+ * the address book's latest holder's state, the cgroup table's pod state.
+ */
+export interface KeptAnswer<T> {
+  kept: T | undefined;
+  keptFrom: bigint;
+  keptFromSeconds: number;
+  keptTo: bigint;
+  keptToSeconds: number;
+}
+
+/** Keeps `value` in `entry` over the overlap of [aFrom, aTo) and [bFrom, bTo). */
+export function keepAnswer<T>(entry: KeptAnswer<T>, value: T, aFrom: bigint, aTo: bigint, bFrom: bigint, bTo: bigint): void {
+  entry.kept = value;
+  entry.keptFrom = aFrom > bFrom ? aFrom : bFrom;
+  entry.keptFromSeconds = secondsOf(entry.keptFrom);
+  entry.keptTo = aTo < bTo ? aTo : bTo;
+  entry.keptToSeconds = secondsOf(entry.keptTo);
+}
+
+/** The kept answer when the instant falls in its interval. */
+export function keptAt<T>(entry: KeptAnswer<T>, instant: Instant): T | undefined {
+  const kept = entry.kept;
+  return kept !== undefined && instant.within(entry.keptFrom, entry.keptFromSeconds, entry.keptTo, entry.keptToSeconds) ? kept : undefined;
+}

@@ -6,6 +6,7 @@
  * maps itself.
  */
 import { ConfigError } from '../../common/errors.js';
+import { u64Codec, u8Codec } from '../../ebpf/codecs.js';
 import { connIdEpoch } from '../../ebpf/conn-epoch.js';
 import { objectPath } from '../../ebpf/object.js';
 import type { PinDirectory } from '../../ebpf/pins.js';
@@ -59,13 +60,17 @@ export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory)
       },
       maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections, calls: options.maxCallsInFlight },
     },
-    maps: ['http_ring', 'drops'],
+    maps: ['http_ring', 'drops', 'cgroup_answers'],
     links: TRACEPOINTS,
     programs: Object.keys(TRACEPOINTS),
     ring: 'http_ring',
     kernelDropRemedies: KERNEL_DROP_REMEDIES,
     epoch: (installation) => connIdEpoch(installation.map('conn_ids')),
-    // The flows kind marks the traced cgroups and the agent's in the shared map; nothing else is attached to cgroups.
-    configure: () => {},
+    // The flows kind has just written `traced_cgroups` (it loads first): answers remembered from before may be wrong.
+    // Nothing of http is attached to cgroups.
+    configure(installation) {
+      const answers = installation.map('cgroup_answers').typed(u64Codec, u8Codec);
+      for (const id of [...answers.keys()]) answers.delete(id);
+    },
   });
 }

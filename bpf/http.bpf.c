@@ -24,7 +24,7 @@
  *      its exact size (bpf_ringbuf_output: a reservation must have a constant size, and a short call should not
  *      cost a full one); a full ring is counted (ringbuf_full).
  *   4. The record carries the call's full length (ret), what was copied and a truncated flag when that is less,
- *      the entry and return times, pid/tid and the direction. Which time stands for a message's bytes is user
+ *      the entry and return times, pid/tid, the direction and the socket's cgroup (from `conns`, as flows has it). Which time stands for a message's bytes is user
  *      space's choice (src/collector/http/capture.ts): a read's bytes exist when it returns, a write's when it
  *      enters.
  * A tracepoint program is skipped when another tracing program runs on that CPU; the kernel counts it in the
@@ -60,6 +60,7 @@ enum call_layout {
 /* A traced call between its entry and its return. Never leaves the kernel. */
 struct pending_call {
 	__u64 conn_id;
+	__u64 cgroup_id;
 	__u64 start_ns;
 	__u64 args;   /* the buffer, iovec array or msghdr */
 	__u64 iovcnt; /* CALL_IOVEC: iovecs at args */
@@ -157,6 +158,7 @@ static __always_inline void enter(__u64 fd, __u64 args, __u64 iovcnt, __u8 layou
 	if (!state)
 		return;
 	call.conn_id = state->conn_id;
+	call.cgroup_id = state->cgroup_id;
 	call.start_ns = bpf_ktime_get_ns();
 	id = bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&calls, &id, &call, BPF_ANY))
@@ -254,6 +256,7 @@ static __always_inline void leave(long ret)
 	r->header.size = sizeof(*r) + copied;
 	r->header.ts_ns = bpf_ktime_get_ns();
 	r->conn_id = call.conn_id;
+	r->cgroup_id = call.cgroup_id;
 	r->call_start_ns = call.start_ns;
 	r->length = ret;
 	r->pid = id >> 32;

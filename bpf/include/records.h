@@ -143,6 +143,7 @@ enum sl_http_capture {
 struct sl_http_chunk_record {
 	struct sl_record_header header; /* ts_ns: the call returned */
 	__u64 conn_id;                  /* the socket's entry in `conns`: the conn_id of its flow records */
+	__u64 cgroup_id;                /* cgroup v2 id of the socket, as its flow records carry it */
 	__u64 call_start_ns;            /* the call entered */
 	__u64 length;                   /* the call's return value: bytes it wrote or read */
 	__u32 pid;                      /* tgid of the caller */
@@ -153,7 +154,7 @@ struct sl_http_chunk_record {
 	__u16 _pad0;
 	__u8 data[];                    /* the first `copied` bytes of the call, across its iovecs in order */
 };
-_Static_assert(sizeof(struct sl_http_chunk_record) == 56, "sl_http_chunk_record layout");
+_Static_assert(sizeof(struct sl_http_chunk_record) == 64, "sl_http_chunk_record layout");
 
 /*
  * Value of the `conns` map (bpf/include/conn.h), keyed by the socket's kernel address: what the kernel does not keep

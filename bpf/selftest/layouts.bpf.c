@@ -92,6 +92,7 @@ const struct sl_http_chunk_record sl_golden_http_chunk_record = {
 		.ts_ns = 0x5152535455565758,
 	},
 	.conn_id = 0x0102030405060708,
+	.cgroup_id = 0x2122232425262728,
 	.call_start_ns = 0x5152535455560000,
 	.length = 0x0000000123456789,
 	.pid = 3000000001,

@@ -11,7 +11,7 @@ const REQUEST = 'GET /users/42?token=s3cret HTTP/1.1\r\nHost: a\r\n\r\n';
 const RESPONSE = 'HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nnope!';
 
 function chunk(connId: bigint, direction: 'sent' | 'received', text: string, startNs: bigint, endNs: bigint, length = text.length): HttpChunkRecord {
-  return { monotonicNs: endNs, connId, callStartNs: startNs, length, pid: 77, tid: 78, direction: HttpDirection[direction], flags: 0, data: Buffer.from(text, 'latin1') };
+  return { monotonicNs: endNs, connId, cgroupId: 3n, callStartNs: startNs, length, pid: 77, tid: 78, direction: HttpDirection[direction], flags: 0, data: Buffer.from(text, 'latin1') };
 }
 
 function capture(options: { maxConnections?: number; idleNs?: bigint } = {}): { capture: HttpCapture; exchanges: CapturedExchange[] } {
@@ -30,6 +30,7 @@ describe('HttpCapture', () => {
     assert.deepEqual(exchanges, [
       {
         connId: 5n,
+        cgroupId: 3n,
         observer: 'server',
         method: 'GET',
         methodOriginal: null,

@@ -127,6 +127,7 @@ describe('golden bytes: compiler, fixture and decoder agree', () => {
     assert.deepEqual({ ...decoded, data: decoded.data.toString('latin1') }, {
       monotonicNs: 0x5152535455565758n,
       connId: 0x0102030405060708n,
+      cgroupId: 0x2122232425262728n,
       callStartNs: 0x5152535455560000n,
       length: 0x123456789,
       pid: 3000000001,
@@ -175,7 +176,7 @@ describe('decoders reject what they cannot read', () => {
     bytes.setUint16(2, HTTP_CHUNK_RECORD.version, true);
     bytes.setBigUint64(HTTP_CHUNK_RECORD.offsets.length, 100n, true);
     bytes.setUint32(HTTP_CHUNK_RECORD.offsets.copied, 5, true);
-    assert.throws(() => decodeHttpChunkRecord(bytes, 0, bytes.byteLength), /http chunk record: 5 bytes copied of a 100-byte call do not fit a 60-byte record/);
+    assert.throws(() => decodeHttpChunkRecord(bytes, 0, bytes.byteLength), /http chunk record: 5 bytes copied of a 100-byte call do not fit a 68-byte record/);
     bytes.setUint32(HTTP_CHUNK_RECORD.offsets.copied, 4, true);
     assert.equal(decodeHttpChunkRecord(bytes, 0, bytes.byteLength).data.length, 4);
   });

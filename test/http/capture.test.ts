@@ -51,13 +51,21 @@ async function runClient(pod: Pod, mode: string, server: Pod, port: number): Pro
   return JSON.parse(output) as ClientResult;
 }
 
-/** The conn id of one side of the connection from `clientPort` to `serverPort`, from its final flow record. */
+/**
+ * The conn id of one side of the connection from `clientPort` to `serverPort`, from its final flow record; every
+ * chunk record of that conn id carries the flow record's cgroup too.
+ */
 function connIdOf(serverPort: number, clientPort: number, side: 'client' | 'server'): bigint {
   const finals = tap.flows.filter(
     (flow) => flow.serverPort === serverPort && flow.clientPort === clientPort && flow.side === FlowSide[side] && flow.kind === FlowKind.final,
   );
   assert.equal(finals.length, 1, `one final ${side} flow record for ${clientPort} -> ${serverPort}`);
-  return finals[0]!.connId;
+  const { connId, cgroupId } = finals[0]!;
+  const chunks = tap.chunks.filter((chunk) => chunk.connId === connId);
+  assert.ok(chunks.length > 0, `chunk records of the ${side} side`);
+  assert.deepEqual(new Set(chunks.map((chunk) => chunk.cgroupId)), new Set([cgroupId]));
+  assert.deepEqual(new Set(tap.exchanges.filter((exchange) => exchange.connId === connId).map((exchange) => exchange.cgroupId)), new Set([cgroupId]));
+  return connId;
 }
 
 /** Waits for both final flow records of the connection and for the capture to have ended both sides' parsers. */

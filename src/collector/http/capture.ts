@@ -27,6 +27,8 @@ import type { RouteRule } from '../../common/route-rules.js';
 export interface CapturedExchange {
   /** The kernel's conn id (with the conn-id epoch and node it is the flows' connection_id). */
   readonly connId: bigint;
+  /** cgroup v2 id of the observed socket (whose identity names the pod, as for flows). */
+  readonly cgroupId: bigint;
   readonly observer: HttpExchange['observer'];
   readonly method: string;
   readonly methodOriginal: string | null;
@@ -81,6 +83,7 @@ export interface HttpCaptureOptions {
 
 interface Connection {
   readonly connId: bigint;
+  readonly cgroupId: bigint;
   readonly parser: HttpConnectionParser;
   lastRecordNs: bigint;
   /** The process of the connection's latest call. */
@@ -122,7 +125,7 @@ export class HttpCapture {
       this.ownDrops.bad_direction++;
       return;
     }
-    const connection = this.connectionOf(chunk.connId);
+    const connection = this.connectionOf(chunk);
     if (connection === undefined) return;
     connection.lastRecordNs = chunk.monotonicNs;
     connection.pid = chunk.pid;
@@ -165,7 +168,7 @@ export class HttpCapture {
     return taken;
   }
 
-  private connectionOf(connId: bigint): Connection | undefined {
+  private connectionOf({ connId, cgroupId }: HttpChunkRecord): Connection | undefined {
     const connection = this.connections.get(connId);
     if (connection !== undefined) return connection;
     if (this.connections.size >= this.options.maxConnections) {
@@ -174,6 +177,7 @@ export class HttpCapture {
     }
     const created: Connection = {
       connId,
+      cgroupId,
       parser: new HttpConnectionParser((exchange) => this.exchange(created, exchange), this.counters),
       lastRecordNs: 0n,
       pid: 0,
@@ -195,6 +199,7 @@ export class HttpCapture {
     const path = urlPath(exchange.target, this.options.maxPathBytes);
     this.emit({
       connId: connection.connId,
+      cgroupId: connection.cgroupId,
       observer: exchange.observer,
       method: exchange.method,
       methodOriginal: exchange.methodOriginal,

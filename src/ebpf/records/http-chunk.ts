@@ -10,9 +10,9 @@ import { RecordType, recordMonotonicNs, recordType, recordVersion } from './head
 /** The fixed part; `data` (the copied bytes) follows it, so a record is size + copied bytes long. */
 export const HTTP_CHUNK_RECORD = {
   struct: 'sl_http_chunk_record',
-  size: 56,
+  size: 64,
   version: 1,
-  offsets: { header: 0, conn_id: 16, call_start_ns: 24, length: 32, pid: 40, tid: 44, copied: 48, direction: 52, flags: 53, _pad0: 54, data: 56 },
+  offsets: { header: 0, conn_id: 16, cgroup_id: 24, call_start_ns: 32, length: 40, pid: 48, tid: 52, copied: 56, direction: 60, flags: 61, _pad0: 62, data: 64 },
 } as const;
 
 export const HTTP_DIRECTION = { enum: 'sl_http_direction', prefix: 'SL_HTTP_', values: { sent: 1, received: 2 } } as const;
@@ -29,6 +29,8 @@ export interface HttpChunkRecord {
   /** When the call returned, kernel monotonic ns. */
   monotonicNs: bigint;
   connId: bigint;
+  /** cgroup v2 id of the socket (its flow records carry the same). */
+  cgroupId: bigint;
   /** When the call entered. */
   callStartNs: bigint;
   /** The call's return value: the bytes it wrote or read (a number: one call moves far less than 2^53 bytes). */
@@ -61,6 +63,7 @@ export function decodeHttpChunkRecord(view: DataView, offset: number, size: numb
   return {
     monotonicNs: recordMonotonicNs(view, offset),
     connId: view.getBigUint64(offset + o.conn_id, true),
+    cgroupId: view.getBigUint64(offset + o.cgroup_id, true),
     callStartNs: view.getBigUint64(offset + o.call_start_ns, true),
     length: Number(length),
     pid: view.getUint32(offset + o.pid, true),

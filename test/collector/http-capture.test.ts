@@ -73,6 +73,18 @@ describe('HttpCapture', () => {
     assert.deepEqual({ exchanges: exchanges.length, stats: c.stats }, { exchanges: 1, stats: { connections: 1, closed: 1, idleEvicted: 0 } });
   });
 
+  it('a close noted before any chunk of the connection was read ends it all the same', () => {
+    const { capture: c, exchanges } = capture();
+    c.connectionClosed(9n); // the flows ring was read first
+    c.add(chunk(9n, 'received', REQUEST, 1n, 2n));
+    c.add(chunk(9n, 'sent', 'HTTP/1.0 200 OK\r\n\r\nuntil close', 3n, 4n));
+    c.tick(5n);
+    assert.deepEqual(exchanges, []); // the body ends at close, which has not come yet
+    c.tick(6n);
+    assert.deepEqual(exchanges.map(({ status, responseBytes }) => ({ status, responseBytes })), [{ status: 200, responseBytes: 30 }]);
+    assert.equal(c.hasConnection(9n), false);
+  });
+
   it('an idle connection is ended, and what it left in flight is counted', () => {
     const { capture: c } = capture({ idleNs: 1000n });
     c.add(chunk(8n, 'received', REQUEST, 1n, 2n));

@@ -133,9 +133,12 @@ export class HttpCapture {
     else connection.parser.received(chunk.data, chunk.monotonicNs, chunk.length);
   }
 
-  /** Flows reported the connection's final record: its parser ends at the second tick from now. */
+  /**
+   * Flows reported the connection's final record: its parser ends at the second tick from now. Noted whether or not
+   * a chunk of it was read yet: the flows ring may be read first, and its chunks are read by then.
+   */
   connectionClosed(connId: bigint): void {
-    if (this.connections.has(connId)) this.closing.push(connId);
+    this.closing.push(connId);
   }
 
   /** Whether the connection has a parser (records came, and it has not been ended yet). */

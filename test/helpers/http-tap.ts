@@ -16,6 +16,15 @@ import type { Pod } from '../../src/lab/pods.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 
 const MAX_CONNECTIONS = 65536;
+const RING_BYTES = 16 * 1024 * 1024;
+
+function loadFlows(pods: readonly Pod[], pins: PinDirectory): InstalledSource {
+  return loadFlowProbe({ cgroups: pods.map((pod) => pod.cgroup.path), ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, activeTimeoutMs: 60_000 }, pins);
+}
+
+function loadHttp(pins: PinDirectory, captureBytes: number): InstalledSource {
+  return loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes, maxCallsInFlight: 16384 }, pins);
+}
 
 export class HttpTap {
   readonly flows: FlowRecord[] = [];
@@ -27,9 +36,10 @@ export class HttpTap {
   private stopped = false;
 
   private constructor(
-    private readonly flowSource: InstalledSource,
-    private readonly httpSource: InstalledSource,
+    private flowSource: InstalledSource,
+    private httpSource: InstalledSource,
     private readonly pins: PinDirectory,
+    private readonly captureBytes: number,
   ) {
     this.capture = new HttpCapture({ maxConnections: MAX_CONNECTIONS, idleNs: 60_000_000_000n, maxPathBytes: 2048, routeRules: [] }, (exchange) =>
       this.exchanges.push(exchange),
@@ -40,17 +50,29 @@ export class HttpTap {
   static start(pods: readonly Pod[], options: { captureBytes?: number } = {}): HttpTap {
     const pins = new PinDirectory(`/sys/fs/bpf/sidecarless-test-http-${process.pid}-${randomBytes(3).toString('hex')}`);
     pins.prepare();
+    const captureBytes = options.captureBytes ?? 256;
     let flows: InstalledSource | undefined;
     try {
-      const ringBytes = 16 * 1024 * 1024;
-      flows = loadFlowProbe({ cgroups: pods.map((pod) => pod.cgroup.path), ringBytes, maxConnections: MAX_CONNECTIONS, activeTimeoutMs: 60_000 }, pins);
-      const http = loadHttpCapture({ ringBytes, maxConnections: MAX_CONNECTIONS, captureBytes: options.captureBytes ?? 256, maxCallsInFlight: 16384 }, pins);
-      return new HttpTap(flows, http, pins);
+      flows = loadFlows(pods, pins);
+      return new HttpTap(flows, loadHttp(pins, captureBytes), pins, captureBytes);
     } catch (error) {
       flows?.close();
       pins.remove();
       throw error;
     }
+  }
+
+  /**
+   * What a collector restarted with other cgroups does: both kinds adopted from the pins (the same layouts), flows
+   * told the new traced cgroups, http's remembered answers emptied. Returns whether both were adopted.
+   */
+  retrace(pods: readonly Pod[]): boolean {
+    this.poll();
+    this.httpSource.close();
+    this.flowSource.close();
+    this.flowSource = loadFlows(pods, this.pins);
+    this.httpSource = loadHttp(this.pins, this.captureBytes);
+    return this.flowSource.status.adopted && this.httpSource.status.adopted;
   }
 
   /** Chunk records of one process. */

@@ -205,6 +205,20 @@ describe('http capture on the real kernel', () => {
     assert.deepEqual(tap.flows.filter((flow) => flow.serverPort === PORTS.untraced), []);
   });
 
+  it('a cgroup traced after its processes made calls is traced from the restart on (remembered answers are emptied)', async () => {
+    // Its process's calls make the kernel remember the quiet client's cgroup as untraced.
+    const before = await runClient(lab.pod('quiet-client'), 'bytewise', lab.pod('server'), PORTS.python);
+    await tap.until('the server side of the quiet client', () => tap.flows.some((flow) => flow.clientPort === before.local_port && flow.kind === FlowKind.final));
+    assert.deepEqual(tap.chunksOf(before.pid), []);
+    assert.equal(tap.retrace([lab.pod('client'), lab.pod('server'), lab.pod('quiet-client')]), true, 'both kinds adopted');
+    const after = await runClient(lab.pod('quiet-client'), 'bytewise', lab.pod('server'), PORTS.python);
+    const { client } = await connectionDone(PORTS.python, after.local_port);
+    const sent = tap.chunksOf(after.pid).filter((chunk) => chunk.direction === HttpDirection.sent);
+    assert.equal(bytesOf(sent), after.request);
+    assert.equal(bytesOf(tap.chunksOf(after.pid).filter((chunk) => chunk.direction === HttpDirection.received)), after.response);
+    assert.deepEqual(exchangesOf(client).map(({ observer, path, status }) => ({ observer, path, status })), [{ observer: 'client', path: '/status/207', status: 207 }]);
+  });
+
   it('nothing was dropped in the kernel', () => {
     const kernelReasons = ['ringbuf_full', 'call_table_full', 'copy_failed', 'program_skipped', 'conn_table_full', 'tracking_failed'];
     assert.deepEqual(Object.fromEntries(Object.entries(tap.drops).filter(([reason]) => kernelReasons.includes(reason))), {});

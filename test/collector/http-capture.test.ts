@@ -88,9 +88,11 @@ describe('HttpCapture', () => {
   it('an idle connection is ended, and what it left in flight is counted', () => {
     const { capture: c } = capture({ idleNs: 1000n });
     c.add(chunk(8n, 'received', REQUEST, 1n, 2n));
-    c.tick(1001n);
+    c.tick(1001n); // a sweep: 999 ns idle
     assert.equal(c.hasConnection(8n), true);
-    c.tick(1002n);
+    c.tick(1050n); // idle long enough, but sweeps are a tenth of the idle time apart
+    assert.equal(c.hasConnection(8n), true);
+    c.tick(1101n);
     assert.equal(c.hasConnection(8n), false);
     assert.deepEqual(c.stats, { connections: 1, closed: 0, idleEvicted: 1 });
     assert.deepEqual(c.takeDrops(), [['unanswered_request', 1]]);

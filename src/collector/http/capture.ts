@@ -105,6 +105,7 @@ export class HttpCapture {
   /** Closes noted since the last tick, and those noted before it (ended at the next tick). */
   private closing: bigint[] = [];
   private closable: bigint[] = [];
+  private lastSweepNs = 0n;
   readonly stats: HttpCaptureStats = { connections: 0, closed: 0, idleEvicted: 0 };
 
   constructor(
@@ -153,6 +154,9 @@ export class HttpCapture {
     }
     this.closable = this.closing;
     this.closing = [];
+    // A sweep visits every connection: a tenth of the idle time apart, so a connection lives at most 1.1 times it.
+    if (nowNs - this.lastSweepNs < this.options.idleNs / 10n) return;
+    this.lastSweepNs = nowNs;
     for (const [connId, connection] of this.connections) {
       if (nowNs - connection.lastRecordNs >= this.options.idleNs && this.end(connId)) this.stats.idleEvicted++;
     }
@@ -161,12 +165,12 @@ export class HttpCapture {
   /** Drops by reason since the last call, the parser's kinds included. */
   takeDrops(): Array<[reason: CaptureDropReason, count: number]> {
     const taken: Array<[CaptureDropReason, number]> = [];
-    for (const [reason, count] of [...Object.entries(this.counters), ...Object.entries(this.ownDrops)] as Array<[CaptureDropReason, number]>) {
-      if (count > 0) taken.push([reason, count]);
-    }
-    for (const [reason] of taken) {
-      if (reason in this.ownDrops) this.ownDrops[reason as keyof typeof this.ownDrops] = 0;
-      else this.counters[reason as RejectionKind] = 0;
+    for (const counts of [this.counters, this.ownDrops] as Array<Record<string, number>>) {
+      for (const [reason, count] of Object.entries(counts)) {
+        if (count === 0) continue;
+        taken.push([reason as CaptureDropReason, count]);
+        counts[reason] = 0;
+      }
     }
     return taken;
   }

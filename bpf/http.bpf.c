@@ -7,7 +7,9 @@
  *   1. Classic syscall tracepoints syscalls/sys_enter_<call> and sys_exit_<call> for write, writev, sendto,
  *      sendmsg (sent) and read, readv, recvfrom, recvmsg (received). Per-syscall tracepoints rather than
  *      raw_syscalls: the kernel runs these programs only for those eight calls and checks a bitmap for every other
- *      syscall, where a raw_syscalls program would run on every syscall of the machine.
+ *      syscall, where a raw_syscalls program would run on every syscall of the machine. Measured in one run on an
+ *      untraced process against the same programs as raw_tp/sys_enter and sys_exit (filtering on the syscall id):
+ *      both add about 190 ns to each read/write, but 10 ns to every other syscall here against 130 ns there.
  *   2. On entry, first whether the calling task's cgroup (or an ancestor) is traced and not the agent's
  *      (sl_cgroup_is_traced, bpf/include/conn.h: the flows program's own check, on the task's cgroup here, its
  *      answer remembered per cgroup in `cgroup_answers`); an untraced task costs that one lookup and nothing else. Then the fd is resolved to its socket through the task's

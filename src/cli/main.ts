@@ -11,6 +11,7 @@ const commands: Record<string, () => Promise<Command>> = {
   enricher: async () => (await import('./enricher.js')).enricherCommand,
   metadata: async () => (await import('./metadata.js')).metadataCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
+  lab: async () => (await import('./lab.js')).labCommand,
 };
 
 function usage(): string {

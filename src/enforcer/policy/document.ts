@@ -68,7 +68,8 @@ class Reader {
 
   child(key: string | number): Reader {
     const path = typeof key === 'number' ? `${this.path}[${key}]` : this.path === '' ? key : `${this.path}.${key}`;
-    const value = typeof key === 'number' ? (this.value as unknown[])[key] : (this.value as Record<string, unknown>)[key];
+    const container = typeof this.value === 'object' && this.value !== null ? (this.value as Record<string | number, unknown>) : {};
+    const value = container[key];
     return new Reader(this.problems, value, path);
   }
 
@@ -253,10 +254,8 @@ function readPort(reader: Reader): PolicyPort | undefined {
 function readRule(reader: Reader, peersKey: 'from' | 'to'): PolicyRule | undefined {
   const fields = reader.object(['ports', peersKey]);
   if (fields === undefined) return undefined;
-  const portReaders = (fields.get('ports') ?? reader.child('ports')).list();
-  const peerReaders = (fields.get(peersKey) ?? reader.child(peersKey)).list();
-  const ports = portReaders?.map(readPort);
-  const peers = peerReaders?.map(readPeer);
+  const peers = (fields.get(peersKey) ?? reader.child(peersKey)).list()?.map(readPeer);
+  const ports = (fields.get('ports') ?? reader.child('ports')).list()?.map(readPort);
   if (ports === undefined || peers === undefined || ports.includes(undefined) || peers.includes(undefined)) return undefined;
   return { ports: ports as PolicyPort[], peers: peers as PolicyPeer[] };
 }
@@ -285,7 +284,7 @@ function readPolicyTypes(reader: Reader | undefined, hasEgressRules: boolean): P
   }
   // An explicitly empty list is defaulted like an absent one (the API server's defaulting).
   if (ok && types.length === 0) return hasEgressRules ? ['Ingress', 'Egress'] : ['Ingress'];
-  return ok ? types.sort() : undefined;
+  return ok ? types.sort((a, b) => (a === b ? 0 : a === 'Ingress' ? -1 : 1)) : undefined;
 }
 
 function readAudit(metadata: Map<string, Reader>): boolean | undefined {

@@ -1,26 +1,34 @@
 /**
- * `sidecarless policy apply -f FILE | delete NAMESPACE/NAME | list [-o yaml]`: NetworkPolicies on the policies topic
- * for clusters without the API server watch, and for tests. `apply` validates every document of the file first and
+ * `sidecarless policy apply -f FILE | delete NAMESPACE/NAME | list [-o yaml] | explain --from NS/POD --to NS/POD
+ * --port P[/PROTO]`: NetworkPolicies on the policies topic for clusters without the API server watch, and for tests;
+ * explain replays metadata.v1 and policies.v1 to their ends, compiles them and reads the verdict from the MapState. `apply` validates every document of the file first and
  * publishes nothing if any is invalid (each problem printed with its document, field path and reason; exit 1).
  * Configuration (Kafka, topic prefix): src/common/config.ts, `--config PATH` or SIDECARLESS_* variables.
  */
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { stringify } from 'yaml';
-import { loadRegistry } from '../common/avro.js';
+import type { Kafka } from 'kafkajs';
+import { loadRegistry, type Registry } from '../common/avro.js';
 import { loadConfig } from '../common/config.js';
 import { describeError } from '../common/errors.js';
 import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
 import { ensureTopics } from '../common/kafka/topics.js';
-import { createLogger } from '../common/logger.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { compilePolicies } from '../enforcer/compile/compile.js';
+import { explain } from '../enforcer/compile/explain.js';
+import { explanationLines } from '../enforcer/compile/explain-report.js';
+import { replayClusterView } from '../enforcer/metadata-replay.js';
 import { PolicyTopic } from '../enforcer/policy-topic.js';
 import { parsePolicies, PolicyDocumentError } from '../enforcer/policy/document.js';
 import { policyFromEvent } from '../enforcer/policy/event.js';
 import { policyDocument } from '../enforcer/policy/render.js';
+import type { Protocol } from '../enforcer/policy/types.js';
 import { topicSpecs } from '../events/topics.js';
 import type { Command } from './command.js';
 
-const USAGE = `usage: sidecarless policy apply -f FILE | delete NAMESPACE/NAME | list [-o yaml]   [--config PATH]`;
+const USAGE = `usage: sidecarless policy apply -f FILE | delete NAMESPACE/NAME | list [-o yaml]
+                          | explain --from NAMESPACE/POD --to NAMESPACE/POD --port PORT[/TCP|UDP|SCTP]   [--config PATH]`;
 
 /** Takes `flag VALUE` or `flag=VALUE` out of args. */
 function takeOption(args: string[], ...flags: string[]): string | undefined {
@@ -41,19 +49,29 @@ function leftoverProblem(rest: string[]): string | null {
   return args.length === 0 ? null : `unexpected argument ${JSON.stringify(args[0])}`;
 }
 
-async function withTopic<T>(rest: string[], work: (topic: PolicyTopic) => Promise<T>): Promise<T> {
+interface Connection {
+  kafka: Kafka;
+  registry: Registry;
+  logger: Logger;
+  policies: PolicyTopic;
+  metadataTopic: string;
+}
+
+/** Kafka per the configuration, with the policies topic created if missing (and the metadata topic, if asked). */
+async function connect(rest: string[], withMetadata = false): Promise<Connection> {
   const config = loadConfig({ argv: rest });
   const logger = createLogger({ level: 'warn', name: 'policy' });
   const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'policy'), logger);
-  const spec = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions }).policies;
+  const specs = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, [spec], logger);
+    await ensureTopics(admin, withMetadata ? [specs.policies, specs.metadata] : [specs.policies], logger);
   } finally {
     await admin.disconnect();
   }
-  return work(new PolicyTopic(kafka, spec.topic, loadRegistry(), logger));
+  const registry = loadRegistry();
+  return { kafka, registry, logger, policies: new PolicyTopic(kafka, specs.policies.topic, registry, logger), metadataTopic: specs.metadata.topic };
 }
 
 async function apply(args: string[]): Promise<number> {
@@ -78,7 +96,7 @@ async function apply(args: string[]): Promise<number> {
     return 1;
   }
   const source = `cli/${userInfo().username}@${hostname()}`;
-  await withTopic(args, (topic) => topic.publish(policies, source));
+  await (await connect(args)).policies.publish(policies, source);
   for (const policy of policies) console.log(`${policy.namespace}/${policy.name} published`);
   return 0;
 }
@@ -89,7 +107,7 @@ async function remove(args: string[]): Promise<number> {
     console.error(`policy delete: expected NAMESPACE/NAME\n${USAGE}`);
     return 2;
   }
-  await withTopic(args, (topic) => topic.delete(key));
+  await (await connect(args)).policies.delete(key);
   console.log(`${key} deleted`);
   return 0;
 }
@@ -100,7 +118,7 @@ async function list(args: string[]): Promise<number> {
     console.error(`policy list: -o takes table or yaml\n${USAGE}`);
     return 2;
   }
-  const live = await withTopic(args, (topic) => topic.live());
+  const live = await (await connect(args)).policies.live();
   const events = [...live.values()].sort((a, b) => (a.policy_key < b.policy_key ? -1 : 1));
   if (output === 'yaml') {
     process.stdout.write(events.map((event) => stringify(policyDocument(policyFromEvent(event)))).join('---\n'));
@@ -113,11 +131,43 @@ async function list(args: string[]): Promise<number> {
   return 0;
 }
 
+/** `--port 80`, `--port 53/UDP`. */
+function parseProbe(text: string | undefined): { port: number; protocol: Protocol } | undefined {
+  const match = /^([0-9]{1,5})(?:\/(TCP|UDP|SCTP))?$/i.exec(text ?? '');
+  if (match === null || Number(match[1]) < 1 || Number(match[1]) > 65535) return undefined;
+  return { port: Number(match[1]), protocol: (match[2]?.toUpperCase() ?? 'TCP') as Protocol };
+}
+
+async function explainCommand(args: string[]): Promise<number> {
+  const from = takeOption(args, '--from');
+  const to = takeOption(args, '--to');
+  const probe = parseProbe(takeOption(args, '--port'));
+  if (from === undefined || to === undefined || probe === undefined) {
+    console.error(`policy explain: expected --from NAMESPACE/POD --to NAMESPACE/POD --port PORT[/TCP|UDP|SCTP]\n${USAGE}`);
+    return 2;
+  }
+  const connection = await connect(args, true);
+  const [cluster, live] = await Promise.all([replayClusterView(connection.kafka, connection.metadataTopic, connection.registry, connection.logger), connection.policies.live()]);
+  const compiled = compilePolicies([...live.values()].map(policyFromEvent), cluster);
+  const ends = [from, to].map((name) => {
+    const pod = cluster.pods.find((p) => `${p.namespace}/${p.name}` === name);
+    return pod === undefined || pod.ips.length === 0 ? undefined : { identity: compiled.identities.ofPod.get(name), ip: pod.ips[0]! };
+  });
+  const missing = [from, to].filter((_, i) => ends[i] === undefined);
+  if (missing.length > 0) {
+    console.error(`policy explain: ${missing.join(', ')}: no such running pod with an IP in ${connection.metadataTopic} (is \`sidecarless metadata\` publishing?)`);
+    return 1;
+  }
+  const explanation = explain(compiled, ends[0]!, ends[1]!, probe.port, probe.protocol);
+  for (const line of explanationLines(from, to, probe.port, probe.protocol, explanation)) console.log(line);
+  return 0;
+}
+
 export const policyCommand: Command = {
   summary: 'publish, delete and list NetworkPolicies on the policies topic',
   async run(args) {
     const [verb, ...rest] = args;
-    const own = verb === 'apply' ? ['-f', '--filename'] : verb === 'list' ? ['-o', '--output'] : [];
+    const own = verb === 'apply' ? ['-f', '--filename'] : verb === 'list' ? ['-o', '--output'] : verb === 'explain' ? ['--from', '--to', '--port'] : [];
     const others = [...rest];
     for (const flag of own) takeOption(others, flag);
     if (verb === 'delete') others.shift();
@@ -130,6 +180,7 @@ export const policyCommand: Command = {
       if (verb === 'apply') return await apply(rest);
       if (verb === 'delete') return await remove(rest);
       if (verb === 'list') return await list(rest);
+      if (verb === 'explain') return await explainCommand(rest);
     } catch (error) {
       console.error(`policy ${verb}: ${describeError(error)}`);
       return 1;

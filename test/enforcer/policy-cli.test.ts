@@ -19,6 +19,8 @@ import { readToEnd } from '../../src/common/kafka/read-to-end.js';
 import { createLogger } from '../../src/common/logger.js';
 import { parsePolicies } from '../../src/enforcer/policy/document.js';
 import { policyFromEvent } from '../../src/enforcer/policy/event.js';
+import { podIdentityId, podIdentityKey } from '../../src/enforcer/compile/identities.js';
+import { bindMetadataCodec, METADATA, metadataEvent, type MetadataEvent } from '../../src/events/metadata.js';
 import { bindPoliciesCodec, POLICIES, type PolicyChange } from '../../src/events/policies.js';
 import { kafkaPort, localHost, localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
 import { cleanUpAll } from '../helpers/cleanup.js';
@@ -27,10 +29,12 @@ import { requireStackService, uniqueName } from '../helpers/stack.js';
 const BIN = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
 const prefix = `${uniqueName('policy-cli-')}.`;
 const topic = `${prefix}${POLICIES.topic}`;
+const metadataTopic = `${prefix}${METADATA.topic}`;
 const logger = createLogger({ level: 'warn' });
 const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'sidecarless-test' }, logger);
 const admin = kafka.admin();
 const codec = bindPoliciesCodec(loadRegistry());
+const codecMetadata = bindMetadataCodec(loadRegistry());
 const dir = mkdtempSync(join(tmpdir(), 'policy-cli-'));
 
 interface Run {
@@ -92,7 +96,7 @@ before(async () => {
 
 after(async () => {
   await cleanUpAll([
-    ['delete topic', () => admin.deleteTopics({ topics: [topic] })],
+    ['delete topics', () => admin.deleteTopics({ topics: [topic, metadataTopic] })],
     ['admin', () => admin.disconnect()],
     ['temporary files', () => rmSync(dir, { recursive: true, force: true })],
   ]);
@@ -151,10 +155,78 @@ describe('sidecarless policy', () => {
     assert.equal(await endOffsets(), before);
   });
 
+  it('explain reads both topics to their ends and names the rules that decide', async () => {
+    const at = BigInt(Date.now()) * 1_000_000n;
+    const object = (kind: 'Namespace' | 'Pod', uid: string, namespace: string, name: string, labels: Record<string, string>, pod: MetadataEvent['pod'] = null) =>
+      codecMetadata.encode(metadataEvent({ object_key: uid, kind, source: 'kubernetes/test', change_time_ns: at, k8s_namespace_name: namespace, name, labels, pod }));
+    const podState = (ip: string, ports: Array<{ name: string; port: number; protocol: string }>) => ({ k8s_node_name: 'n1', phase: 'Running', host_network: false, ips: [ip], container_ids: [], ports });
+    const producer = kafka.producer();
+    await producer.connect();
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: metadataTopic, numPartitions: 3, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }] });
+    await producer.send({
+      topic: metadataTopic,
+      acks: -1,
+      messages: [
+        { key: 'ns-shop', value: object('Namespace', 'ns-shop', '', 'shop', { team: 'a' }) },
+        { key: 'web-1', value: object('Pod', 'web-1', 'shop', 'web-1', { app: 'web' }, podState('10.9.0.1', [{ name: 'http', port: 8443, protocol: 'TCP' }])) },
+        { key: 'client', value: object('Pod', 'client', 'shop', 'client', { tier: 'front' }, podState('10.9.0.2', [])) },
+      ],
+    });
+    await producer.disconnect();
+    const allow = await sidecarless('apply', '-f', file('allow.yaml', `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: allow-web, namespace: shop }
+spec:
+  podSelector: { matchLabels: { app: web } }
+  ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: a } } }], ports: [{ port: 8443 }] }]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: client-out, namespace: shop }
+spec:
+  podSelector: { matchLabels: { tier: front } }
+  egress: [{ to: [{ podSelector: { matchLabels: { app: web } } }], ports: [{ port: http }] }]
+`));
+    assert.equal(allow.code, 0, allow.stderr);
+    const web = podIdentityId(podIdentityKey('shop', { app: 'web' }, [{ name: 'http', protocol: 'TCP', port: 8443 }]));
+    const client = podIdentityId(podIdentityKey('shop', { tier: 'front' }, []));
+
+    const allowed = await sidecarless('explain', '--from', 'shop/client', '--to', 'shop/web-1', '--port', '8443/tcp');
+    assert.equal(allowed.code, 0, allowed.stderr);
+    const lines = allowed.stdout.trim().split('\n');
+    assert.equal(lines[0], 'shop/client → shop/web-1 8443/TCP: ALLOWED');
+    assert.equal(lines[1], `egress of shop/client (identity ${client}): allowed`);
+    assert.ok(lines.includes(`  entry TCP 8443-8443 peer ${web}: shop/client-out egress[0]`), allowed.stdout);
+    assert.ok(lines.includes(`  entry TCP 8443-8443 peer ${client}: shop/allow-web ingress[0]`), allowed.stdout);
+
+    const denied = await sidecarless('explain', '--from', 'shop/web-1', '--to', 'shop/client', '--port', '80');
+    // shop/deny-all (the first test's) selects every pod of shop both ways, without rules; shop/web (audit) selects
+    // web-1 both ways; client-out has egress rules and no policyTypes, so it isolates the client's ingress too.
+    assert.equal(
+      denied.stdout,
+      [
+        'shop/web-1 → shop/client 80/TCP: DENIED',
+        `egress of shop/web-1 (identity ${web}): denied: no rule of the policies that select it allows this`,
+        '  selected by: shop/deny-all, shop/web',
+        `  peer: pod identity ${client}, prefix 10.0.0.0/8`,
+        `ingress of shop/client (identity ${client}): denied: no rule of the policies that select it allows this`,
+        '  selected by: shop/client-out, shop/deny-all',
+        `  peer: pod identity ${web}, prefix 10.0.0.0/8`,
+        '',
+      ].join('\n'),
+    );
+
+    const missing = await sidecarless('explain', '--from', 'shop/nobody', '--to', 'shop/web-1', '--port', '80');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /shop\/nobody: no such running pod/);
+  });
+
   it('usage errors exit 2', async () => {
     assert.equal((await sidecarless('apply')).code, 2);
     assert.equal((await sidecarless('delete', 'no-slash')).code, 2);
     assert.equal((await sidecarless('list', 'extra')).code, 2);
     assert.equal((await sidecarless('frobnicate')).code, 2);
+    assert.equal((await sidecarless('explain', '--from', 'a/b', '--to', 'c/d', '--port', '70000')).code, 2);
   });
 });

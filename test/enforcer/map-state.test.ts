@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ClusterPod, ClusterView } from '../../src/enforcer/compile/cluster.js';
 import { compilePolicies } from '../../src/enforcer/compile/compile.js';
+import { explain } from '../../src/enforcer/compile/explain.js';
 import { allocateIdentities, ANY_PEER, podIdentityId, podIdentityKey } from '../../src/enforcer/compile/identities.js';
 import { diffMapStates, EMPTY_MAP_STATE, portRangeBlocks, type MapChanges, type MapState, type PolicyEntry } from '../../src/enforcer/compile/map-state.js';
 import { parsePolicies } from '../../src/enforcer/policy/document.js';
@@ -114,6 +115,33 @@ spec: { podSelector: {}, ingress: [{ ports: ${ports} }] }
       [ANY_PEER, 91, 100, true],
     ]);
     assert.equal([...compiled.state.isolation.values()][0]!.audit, false);
+  });
+});
+
+describe('IPv6', () => {
+  it('a v6 ipBlock matches v6 addresses only, a v4 one v4 only', () => {
+    const pods = [pod('x', 'v6', { a: 'v6' }, '2001:db8::5'), pod('x', 'v4', { a: 'v4' }, '10.0.0.5'), pod('x', 'server', { app: 'server' }, '10.0.0.6')];
+    const compiled = compilePolicies(
+      parsePolicies(`
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: { name: p, namespace: x }
+spec:
+  podSelector: { matchLabels: { app: server } }
+  ingress: [{ from: [{ ipBlock: { cidr: "2001:db8::/64", except: ["2001:db8::4/126"] } }], ports: [{ port: 80 }] }, { from: [{ ipBlock: { cidr: 0.0.0.0/0 } }], ports: [{ port: 81 }] }]
+`),
+      cluster(pods),
+    );
+    const end = (name: string, ip: string) => ({ identity: compiled.identities.ofPod.get(name), ip });
+    const server = end('x/server', '10.0.0.6');
+    const allowed = (from: { identity: bigint | undefined; ip: string }, port: number) => explain(compiled, from, server, port, 'TCP').allowed;
+    assert.deepEqual(
+      [allowed(end('x/v6', '2001:db8::5'), 80), allowed(end('x/v6', '2001:db8::5'), 81), allowed(end('x/v4', '10.0.0.5'), 80), allowed(end('x/v4', '10.0.0.5'), 81)],
+      [false, false, false, true],
+    );
+    // 2001:db8::5 lies in the except (::4/126); 2001:db8::9 does not.
+    assert.equal(allowed({ identity: undefined, ip: '2001:db8::9' }, 80), true);
+    assert.deepEqual([...compiled.state.prefixes.keys()].sort(), ['0.0.0.0/0', '2001:db8::/64', '2001:db8::4/126']);
   });
 });
 

@@ -49,6 +49,12 @@ export interface CompiledPolicies {
 const ALL_PORTS: PortRange = { first: 0, last: 65535 };
 const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
+/** A peer identity a rule stands for; `pod` for pod identities (egress named ports resolve on it). */
+interface Peer {
+  id: bigint;
+  pod: PodIdentity | undefined;
+}
+
 interface Group {
   subject: bigint;
   direction: Direction;
@@ -92,7 +98,8 @@ class Compiler {
       const rules = direction === 'ingress' ? policy.spec.ingress : policy.spec.egress;
       rules.forEach((rule, index) => {
         const origin = { policy: key, direction, rule: index, audit: policy.audit };
-        for (const subject of subjects) this.addRule(subject, rule, policy.namespace, origin);
+        const peers = rule.peers.length === 0 ? [{ id: ANY_PEER, pod: undefined }] : rule.peers.flatMap((peer) => this.peerIdentities(peer, policy.namespace));
+        for (const subject of subjects) this.addRule(subject, rule, peers, origin);
       });
     }
   }
@@ -106,8 +113,7 @@ class Compiler {
     this.isolatedBy.set(key, by);
   }
 
-  private addRule(subject: PodIdentity, rule: PolicyRule, namespace: string, origin: Omit<RuleOrigin, 'portFirst' | 'portLast'>): void {
-    const peers = rule.peers.length === 0 ? [{ id: ANY_PEER, pod: undefined }] : rule.peers.flatMap((peer) => this.peerIdentities(peer, namespace));
+  private addRule(subject: PodIdentity, rule: PolicyRule, peers: readonly Peer[], origin: Omit<RuleOrigin, 'portFirst' | 'portLast'>): void {
     const ports: Array<PolicyPort | null> = rule.ports.length === 0 ? [null] : rule.ports;
     for (const port of ports) {
       for (const peer of peers) {
@@ -132,7 +138,7 @@ class Compiler {
   }
 
   /** The identities one peer stands for: pod identities it selects, or the CIDR identities inside its ipBlock. */
-  private peerIdentities(peer: PolicyPeer, namespace: string): Array<{ id: bigint; pod: PodIdentity | undefined }> {
+  private peerIdentities(peer: PolicyPeer, namespace: string): Peer[] {
     if (peer.ipBlock !== null) {
       const cidr = parseCidr(peer.ipBlock.cidr)!;
       const excepts = peer.ipBlock.except.map((text) => parseCidr(text)!);

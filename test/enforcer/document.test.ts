@@ -150,6 +150,9 @@ describe('parsePolicies: rejections name the document, the field and the reason'
     refusedAt(expression('{ key: a, operator: DoesNotExist, values: [x] }'), `${at}.values`, 'must be empty when the operator is DoesNotExist');
     refusedAt(expression('{ key: a, operator: In, values: [ok, "not ok"] }'), `${at}.values[1]`, /^"not ok" is not a label value/);
     refusedAt(expression('{ key: "a/b/c", operator: Exists }'), `${at}.key`, /is not a label key/);
+    refusedAt(expression('{ operator: Exists }'), `${at}.key`, 'is required');
+    refusedAt(expression('{ key: a }'), `${at}.operator`, 'is required');
+    refusedAt(expression('{ key: a, operator: In, values: [1] }'), `${at}.values[0]`, 'expected a string, got number 1');
   });
 
   it('ports: numbers, names, ranges and protocols', () => {

@@ -92,9 +92,10 @@ class Reader {
     return this.value.map((_, i) => this.child(i));
   }
 
+  /** A string; absent is a problem ('is required'). */
   string(): string | undefined {
     if (typeof this.value === 'string') return this.value;
-    return this.problem(`expected a string, got ${shown(this.value)}`);
+    return this.problem(this.value === undefined ? 'is required' : `expected a string, got ${shown(this.value)}`);
   }
 
   stringMap(): Map<string, Reader> | undefined {
@@ -141,7 +142,7 @@ function readRequirement(reader: Reader): LabelSelectorRequirement | undefined {
   if (fields === undefined) return undefined;
   const keyReader = fields.get('key') ?? reader.child('key');
   const key = keyReader.string();
-  const keyProblem = key === undefined ? 'missing' : labelKeyProblem(key);
+  const keyProblem = key === undefined ? null : labelKeyProblem(key);
   if (key !== undefined && keyProblem !== null) keyReader.problem(keyProblem);
   const operatorReader = fields.get('operator') ?? reader.child('operator');
   const operator = operatorReader.string() as SelectorOperator | undefined;
@@ -152,8 +153,8 @@ function readRequirement(reader: Reader): LabelSelectorRequirement | undefined {
   let valuesOk = items !== undefined;
   for (const item of items ?? []) {
     const text = item.string();
-    const problem = text === undefined ? 'missing' : labelValueProblem(text);
-    if (text !== undefined && problem !== null) item.problem(problem);
+    const problem = text === undefined ? null : labelValueProblem(text);
+    if (problem !== null) item.problem(problem);
     if (text === undefined || problem !== null) valuesOk = false;
     else values.push(text);
   }

@@ -70,7 +70,7 @@ function sideAllows(direction: 'Ingress' | 'Egress', subject: OraclePod, peer: O
   );
 }
 
-/** Whether `from` can connect to `to` on port/protocol: its egress and the destination's ingress must both allow. */
-export function oracleAllows(from: OraclePod, to: OraclePod, port: number, protocol: string, policies: NetworkPolicy[], cluster: OracleCluster): boolean {
-  return sideAllows('Egress', from, to, to, port, protocol, policies, cluster) && sideAllows('Ingress', to, from, to, port, protocol, policies, cluster);
+/** Whether `from`'s egress and `to`'s ingress let a connection on port/protocol through; it connects if both do. */
+export function oracleSides(from: OraclePod, to: OraclePod, port: number, protocol: string, policies: NetworkPolicy[], cluster: OracleCluster): { egress: boolean; ingress: boolean } {
+  return { egress: sideAllows('Egress', from, to, to, port, protocol, policies, cluster), ingress: sideAllows('Ingress', to, from, to, port, protocol, policies, cluster) };
 }

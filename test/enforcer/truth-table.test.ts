@@ -12,7 +12,7 @@ import { compilePolicies, type CompiledPolicies } from '../../src/enforcer/compi
 import { explain, MapLookup } from '../../src/enforcer/compile/explain.js';
 import { parsePolicies } from '../../src/enforcer/policy/document.js';
 import { policyKey, type NetworkPolicy, type Protocol } from '../../src/enforcer/policy/types.js';
-import { oracleAllows, type OracleCluster, type OraclePod } from './netpol-oracle.js';
+import { oracleSides, type OracleCluster, type OraclePod } from './netpol-oracle.js';
 
 const NAMESPACES = ['x', 'y', 'z'];
 const PODS = ['a', 'b', 'c'];
@@ -59,10 +59,16 @@ function matrix(allows: (from: OraclePod, to: OraclePod) => boolean, cluster: Or
   return cluster.pods.map((from) => cluster.pods.map((to) => (allows(from, to) ? '.' : 'X')).join('')).join('\n');
 }
 
-function explainedMatrix(compiled: CompiledPolicies, cluster: OracleCluster, port: number, protocol: Protocol): string {
+type Side = 'egress' | 'ingress';
+
+/** The matrix of connections, or with `side` of one side's verdicts (egress of the row, ingress of the column). */
+function explainedMatrix(compiled: CompiledPolicies, cluster: OracleCluster, port: number, protocol: Protocol, side?: Side): string {
   const lookup = new MapLookup(compiled.state);
   const end = (pod: OraclePod) => ({ identity: compiled.identities.ofPod.get(`${pod.namespace}/${pod.name}`), ip: pod.ip });
-  return matrix((from, to) => explain(compiled, end(from), end(to), port, protocol, lookup).allowed, cluster);
+  return matrix((from, to) => {
+    const explanation = explain(compiled, end(from), end(to), port, protocol, lookup);
+    return side === undefined ? explanation.allowed : explanation[side].verdict !== 'deny';
+  }, cluster);
 }
 
 const rows = (...lines: string[]): string => lines.join('\n');
@@ -305,9 +311,14 @@ describe('NetworkPolicy truth tables (x, y, z × a, b, c)', () => {
       const compiled = compilePolicies([...policies.values()], clusterView(cluster));
       for (const { port, protocol } of PROBES) {
         const probe = `${port}/${protocol}`;
+        const sides = (from: OraclePod, to: OraclePod) => oracleSides(from, to, port, protocol, [...policies.values()], cluster);
         const got = explainedMatrix(compiled, cluster, port, protocol);
-        const oracle = matrix((from, to) => oracleAllows(from, to, port, protocol, [...policies.values()], cluster), cluster);
+        const oracle = matrix((from, to) => sides(from, to).egress && sides(from, to).ingress, cluster);
         assert.equal(got, oracle, `step "${step.name}", ${probe}: compiled (left) vs oracle (right)`);
+        for (const side of ['egress', 'ingress'] as const) {
+          const oracleSide = matrix((from, to) => sides(from, to)[side], cluster);
+          assert.equal(explainedMatrix(compiled, cluster, port, protocol, side), oracleSide, `step "${step.name}", ${probe}, ${side} side`);
+        }
         const literal = step.expect?.[probe];
         if (literal !== undefined) assert.equal(got, literal, `step "${step.name}", ${probe}: hand-written matrix`);
         nonTrivial.add(got);

@@ -193,12 +193,12 @@ describe('parsePolicies: rejections name the document, the field and the reason'
         [2, 'x/p', 'metadata.name'],
       ],
     );
-    assert.equal(found[2]!.reason, 'document 0 already defines x/p');
+    assert.equal(found[2]!.reason, 'document 1 already defines x/p');
   });
 
   it('the error message names document, policy and field', () => {
     assert.throws(() => parsePolicies(`${HEAD}spec: { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 1.2.3.4/40 } }] }] }`), {
-      message: 'document 0 (x/p): spec.ingress[0].from[0].ipBlock.cidr: "1.2.3.4/40" is not a CIDR (a.b.c.d/n with n ≤ 32, or an IPv6 address/n with n ≤ 128)',
+      message: 'document 1 (x/p): spec.ingress[0].from[0].ipBlock.cidr: "1.2.3.4/40" is not a CIDR (a.b.c.d/n with n ≤ 32, or an IPv6 address/n with n ≤ 128)',
     });
   });
 });

@@ -141,9 +141,9 @@ describe('sidecarless policy', () => {
     const before = await endOffsets();
     const [good, web] = TWO.split('---') as [string, string];
     const cases: Array<[string, string, string]> = [
-      ['invalid YAML', `${good}---\nspec: { podSelector: {\n`, 'document 1: invalid YAML: '],
-      ['unknown field', `${good}---\n${good.replace('podSelector: {}', 'podSelector: {}, ingres: []').replace('deny-all', 'other')}`, 'document 1 (shop/other): spec.ingres: unknown field (known here: podSelector, policyTypes, ingress, egress)'],
-      ['bad CIDR', `${good}---\n${web.replace('10.0.0.0/8', '10.0.0.0/33')}`, 'document 1 (shop/web): spec.ingress[0].from[1].ipBlock.cidr: "10.0.0.0/33" is not a CIDR'],
+      ['invalid YAML', `${good}---\nspec: { podSelector: {\n`, 'document 2: invalid YAML: '],
+      ['unknown field', `${good}---\n${good.replace('podSelector: {}', 'podSelector: {}, ingres: []').replace('deny-all', 'other')}`, 'document 2 (shop/other): spec.ingres: unknown field (known here: podSelector, policyTypes, ingress, egress)'],
+      ['bad CIDR', `${good}---\n${web.replace('10.0.0.0/8', '10.0.0.0/33')}`, 'document 2 (shop/web): spec.ingress[0].from[1].ipBlock.cidr: "10.0.0.0/33" is not a CIDR'],
     ];
     for (const [what, text, message] of cases) {
       const refused = await sidecarless('apply', '-f', file(`${what}.yaml`, text));

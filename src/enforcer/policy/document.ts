@@ -43,7 +43,8 @@ export class PolicyDocumentError extends DecodeError {
 export function describeProblem(problem: DocumentProblem): string {
   const policy = problem.policy === '' ? '' : ` (${problem.policy})`;
   const field = problem.field === '' ? '' : `${problem.field}: `;
-  return `document ${problem.document}${policy}: ${field}${problem.reason}`;
+  // Counted from 1 in messages, as an editor counts them (and as the metadata file source names documents).
+  return `document ${problem.document + 1}${policy}: ${field}${problem.reason}`;
 }
 
 const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
@@ -361,7 +362,7 @@ export function parsePolicies(text: string): NetworkPolicy[] {
     if (policy === undefined || found.length > 0) return;
     const key = `${policy.namespace}/${policy.name}`;
     const earlier = seen.get(key);
-    if (earlier !== undefined) problems.push({ document: index, policy: key, field: 'metadata.name', reason: `document ${earlier} already defines ${key}` });
+    if (earlier !== undefined) problems.push({ document: index, policy: key, field: 'metadata.name', reason: `document ${earlier + 1} already defines ${key}` });
     seen.set(key, index);
     policies.push(policy);
   });

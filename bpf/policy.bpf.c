@@ -199,7 +199,7 @@ static __always_inline long isolation_of(const struct decision *d, __u8 directio
 	struct sl_isolation_key key = { .subject = d->subject, .generation = d->generation, .direction = direction };
 	__u32 *flags = bpf_map_lookup_elem(&isolation, &key);
 
-	return flags ? *flags : -1;
+	return flags ? (long)*flags : -1;
 }
 
 enum rule_match {

@@ -210,6 +210,9 @@ spec:
     });
     const refusals = drainVerdicts().filter((r) => r.hook !== PolicyHook.ingress);
     const cidrOfA = [...compiled.identities.cidrs.values()].find((cidr) => cidr.text === `${ip(`${x}/a`)}/32`)!.id;
+    // The UDP probe's socket is bound (node's dgram binds before connect()); a TCP socket is not yet.
+    const udpPort = refusals.find((r) => r.protocol === 17)?.srcPort ?? 0;
+    assert.ok(udpPort >= 1024, `the UDP socket's own port, got ${udpPort}`);
     assert.deepEqual(
       refusals.map((r) => ({ ...r, monotonicNs: 0n })).sort((a, b) => a.dstPort - b.dstPort),
       [53, 80, 81].map((port) => ({
@@ -218,9 +221,9 @@ spec:
         subject: identity(compiled, `${y}/b`),
         peer: identity(compiled, `${x}/a`),
         peerPrefix: cidrOfA,
-        srcAddress: '0.0.0.0', // connect() judges before the socket is bound
+        srcAddress: '0.0.0.0', // bound to no address: the kernel picks the source after connect()
         dstAddress: ip(`${x}/a`),
-        srcPort: 0,
+        srcPort: port === 53 ? udpPort : 0,
         dstPort: port,
         protocol: port === 53 ? 17 : 6,
         verdict: Verdict.deny,

@@ -84,6 +84,7 @@ describe('NetworkPolicy in the kernel: lab pods, real connect()s', () => {
 
   after(async () => {
     kernel?.remove();
+    pins.remove();
     await described?.destroy();
     destroyAll();
   });

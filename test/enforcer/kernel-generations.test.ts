@@ -6,10 +6,13 @@
  *     to both ports. A half-written state (A's entries gone, B's not yet there) would refuse port 80: no connect()
  *     may fail on 80 and none may succeed on 81, and the kernel's own verdicts must show both generations judging;
  *   - restarts: the process drops every handle; the pinned programs keep enforcing the last state; a policy compiled
- *     meanwhile is applied by a reopened enforcer, which finds the maps' contents equal to what it applied before.
+ *     meanwhile is applied by a reopened enforcer, which finds the maps' contents equal to what it applied before;
+ *   - upgrades: another layout is installed beside the running one, takes the state and is attached, then the old
+ *     one is retired.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PolicyApplier } from '../../src/enforcer/apply/applier.js';
@@ -98,6 +101,7 @@ describe('policy generations and pins on the real kernel', () => {
     destroyAll();
   });
 
+  const rows = async (port: number) => outcomeRows(await probeMatrix(described, { port, protocol: 'TCP' })).map((row) => row.replaceAll(x, 'x').replaceAll(y, 'y'));
   const byPod = () => egressPolicy('by-pod', `{namespaceSelector: {matchLabels: {ns: x}}, podSelector: {matchLabels: {pod: a}}}`, 10_000);
   const byBlock = () => egressPolicy('by-block', `{ipBlock: {cidr: ${xa}/32}}`, 10_001);
 
@@ -174,7 +178,6 @@ describe('policy generations and pins on the real kernel', () => {
     const lastApplied = compileForLab(byPod(), view, described).node;
     applier.apply(lastApplied);
     kernel.close(); // every fd of this process: what enforces now is what is pinned
-    const rows = async (port: number) => outcomeRows(await probeMatrix(described, { port, protocol: 'TCP' })).map((row) => row.replaceAll(x, 'x').replaceAll(y, 'y'));
     // Columns x/a, y/a: y/a serves nothing (R: refused), and its egress allows only x/a:80.
     assert.deepEqual(await rows(80), ['x/a .R', 'y/a .D']);
     assert.deepEqual(await rows(81), ['x/a .R', 'y/a DD']);
@@ -198,5 +201,21 @@ spec: {podSelector: {}, policyTypes: [Egress]}
     applier.apply(next);
     assert.deepEqual(await rows(80), ['x/a .R', 'y/a DD']);
     assert.deepEqual([applier.readBack(0), applier.readBack(1)], [next, next], 'both generations equal those of an enforcer that never stopped');
+  });
+
+  it('upgrade: another layout is installed beside the running one, takes the state, then the old one is retired', async () => {
+    const running = kernel.installation.directory.path;
+    const state = applier.current;
+    kernel.close();
+    kernel = PolicyKernel.open(pins, { ...OPTIONS, allowSampleEvery: 0 }); // another setting: another layout
+    assert.equal(kernel.installation.installedNow, true);
+    assert.notEqual(kernel.installation.directory.path, running);
+    applier = PolicyApplier.open(kernel.maps);
+    assert.equal(applier.current.state.policy.size, 0, 'a new layout starts empty');
+    applier.apply(state);
+    kernel.attach([join(cgroup2Root(), labNames.cgroupDir(described.cluster.id))]);
+    assert.equal(kernel.retireOtherLayouts(), 1);
+    assert.equal(fs.existsSync(running), false, 'the old installation is unpinned');
+    assert.deepEqual(await rows(80), ['x/a .R', 'y/a DD'], 'the new installation enforces the state');
   });
 });

@@ -10,7 +10,8 @@
  *
  * <layout> is a digest of the object and its options (src/ebpf/installation.ts): a layout change of any map is a new
  * object, hence new maps beside the old ones, never an old map read with a new meaning. A new layout starts with
- * empty maps; the caller applies the whole state to it before attaching it (attach), then retires the old ones.
+ * empty maps; the caller applies the whole state to it before attaching it (attach), then retires the old ones
+ * (retireOtherLayouts).
  *
  * Capabilities: CAP_BPF (maps, BTF, the ring) and CAP_NET_ADMIN (cgroup_skb and cgroup sock_addr programs are
  * network-admin program types: loading and attaching them needs it). Not CAP_PERFMON: the programs read no kernel
@@ -129,6 +130,18 @@ export class PolicyKernel {
   attach(cgroupPaths: readonly string[]): void {
     const targets = outermost(cgroupPaths.map((cgroupPath) => Cgroup.at(cgroupPath)));
     for (const [program, attachType] of Object.entries(PROGRAMS)) this.installation.attachToCgroups(program, attachType, targets);
+  }
+
+  /**
+   * Removes the installations of other layouts (an earlier version, another setting): their programs stop, their
+   * maps go. Call it once this installation's maps hold the whole state and it is attached: until then the old one
+   * keeps enforcing, and while both are attached a connection passes only if both let it (the kernel runs every
+   * program of a cgroup hook), which with equal states is the same verdict. Returns how many were removed.
+   */
+  retireOtherLayouts(): number {
+    const others = this.installation.others();
+    for (const other of others) other.remove();
+    return others.length;
   }
 
   /** Releases this process's fds; the pins keep enforcing. Safe twice. */

@@ -13,6 +13,7 @@
  * kept enforcing meanwhile), and first brings the other generation up to date if an apply was cut off between
  * steps 2 and 3 (or 1 and 2: the inactive generation is then rewritten to the active one).
  */
+import { describeError, KernelError } from '../../common/errors.js';
 import { diffMapStates, type MapState } from '../compile/map-state.js';
 import {
   addressNumber,
@@ -73,10 +74,25 @@ export class PolicyApplier {
     return this.applied;
   }
 
+  /**
+   * Makes `next` the enforced state. When the kernel refuses a write (a map is full), nothing of `next` is
+   * enforced: the active generation was never touched, the inactive one is put back to the applied state, and
+   * the error says which capacity to raise.
+   */
   apply(next: NodeMapState): ApplyResult {
     const active = this.maps.activeGeneration();
     const inactive = 1 - active;
-    const writes = writeDiff(this.maps, inactive, this.applied, next);
+    let writes: number;
+    try {
+      writes = writeDiff(this.maps, inactive, this.applied, next);
+    } catch (error) {
+      writeDiff(this.maps, inactive, readGeneration(this.maps, inactive), this.applied);
+      throw new KernelError(
+        `policy: the new state was not applied, the last applied one is still enforced: ${describeError(error)}. ` +
+          'A full map (E2BIG, ENOSPC) needs a larger capacity: maxPods, maxEndpoints, maxPrefixes or maxPolicyEntries',
+        { cause: error, context: { component: 'enforcer.apply' } },
+      );
+    }
     this.maps.activate(inactive);
     writeDiff(this.maps, active, this.applied, next);
     this.applied = next;

@@ -1,7 +1,8 @@
 /**
  * A state the kernel cannot hold (the policy map full) is not applied, on the real kernel: the apply throws naming
  * the capacities, the active generation keeps the last applied state, the inactive one is put back to it, and the
- * next state that fits applies.
+ * next state that fits applies. And an apply cut off midway (the process killed while it wrote the inactive
+ * generation) is repaired by the next open().
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -59,5 +60,18 @@ describe('apply: a state the maps cannot hold', () => {
     const other = withEntries(7);
     applier.apply(other);
     assert.deepEqual([applier.readBack(0), applier.readBack(1)], [other, other]);
+  });
+
+  it('open() after an apply cut off midway: the active generation is the state, the inactive one is made equal', () => {
+    const applied = withEntries(3);
+    PolicyApplier.open(kernel.maps).apply(applied);
+    const inactive = 1 - kernel.maps.activeGeneration();
+    // What a killed apply leaves: part of another state in the inactive generation.
+    kernel.maps.cgroupIdentity.update({ cgroupId: 777n, generation: inactive }, SUBJECT);
+    kernel.maps.policy.delete({ generation: inactive, direction: 1, protocol: 6, subject: SUBJECT, peer: 0n, port: 1000, bits: 16 });
+    kernel.maps.policy.update({ generation: inactive, direction: 1, protocol: 6, subject: SUBJECT, peer: 0n, port: 3000, bits: 16 }, 0);
+    const reopened = PolicyApplier.open(kernel.maps);
+    assert.deepEqual(reopened.current, applied);
+    assert.deepEqual(reopened.readBack(inactive), applied);
   });
 });

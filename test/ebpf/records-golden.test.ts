@@ -8,7 +8,17 @@ import { egress4KeyCodec } from '../../src/ebpf/records/egress4-key.js';
 import { FLOW_RECORD, decodeFlowRecord } from '../../src/ebpf/records/flow.js';
 import { HTTP_CHUNK_RECORD, decodeHttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
 import { RECORD_HEADER, recordMonotonicNs, recordType, recordVersion } from '../../src/ebpf/records/header.js';
+import type { Codec } from '../../src/ebpf/map.js';
+import {
+  cgroupIdentityKeyCodec,
+  endpointKeyCodec,
+  isolationKeyCodec,
+  policyKeyCodec,
+  prefixKeyCodec,
+  udpFlowKeyCodec,
+} from '../../src/ebpf/records/policy-keys.js';
 import { decodeProbeRecord } from '../../src/ebpf/records/probe.js';
+import { decodeVerdictRecord } from '../../src/ebpf/records/verdict.js';
 import { rodataVariables } from '../helpers/rodata.js';
 
 /**
@@ -30,6 +40,13 @@ const FIXTURES: Record<string, string> = {
   sl_http_chunk_record: 'sl_http_chunk_record.v1.hex',
   sl_egress4_key: 'sl_egress4_key.hex',
   sl_conn_state: 'sl_conn_state.hex',
+  sl_verdict_record: 'sl_verdict_record.v1.hex',
+  sl_cgroup_identity_key: 'sl_cgroup_identity_key.hex',
+  sl_endpoint_key: 'sl_endpoint_key.hex',
+  sl_prefix_key: 'sl_prefix_key.hex',
+  sl_isolation_key: 'sl_isolation_key.hex',
+  sl_policy_key: 'sl_policy_key.hex',
+  sl_udp_flow_key: 'sl_udp_flow_key.hex',
 };
 
 /** A fixture: hex, with `#` comments and whitespace ignored. */
@@ -167,6 +184,54 @@ describe('golden bytes: compiler, fixture and decoder agree', () => {
     connStateCodec.encode(state, written);
     assert.equal(written.toString('hex'), bytes.toString('hex'));
   });
+});
+
+/** A key codec writes the compiler's bytes over a buffer full of 0xff (padding zeroed) and reads back the value. */
+function assertKeyCodec<K>(struct: string, codec: Codec<K>, key: K): void {
+  const bytes = assertCompiledAsFixture(struct);
+  const written = Buffer.alloc(bytes.length, 0xff);
+  codec.encode(key, written);
+  assert.equal(written.toString('hex'), bytes.toString('hex'));
+  assert.deepEqual(codec.decode(Buffer.concat([Buffer.alloc(8, 0xee), bytes]), 8), key);
+}
+
+const V4_MAPPED = 0xffffn << 32n;
+
+describe('golden bytes: the enforcer\'s keys and verdict record', () => {
+  it('sl_verdict_record v1', () => {
+    const bytes = assertCompiledAsFixture('sl_verdict_record');
+    assert.deepEqual(decodeVerdictRecord(framed(bytes), 0, bytes.length), {
+      monotonicNs: 0x3132333435363738n,
+      cgroupId: 0x2122232425262728n,
+      subject: 0x4142434445464748n,
+      peer: 0x4a4b4c4d4e4f5051n,
+      peerPrefix: 0x8182838485868788n,
+      srcAddress: '10.1.2.3',
+      dstAddress: '2001:db8::8a2e:370:7334',
+      srcPort: 50000,
+      dstPort: 443,
+      protocol: 6,
+      direction: 2, // egress
+      verdict: 3, // audit-deny
+      hook: 1, // connect
+      generation: 3000000001,
+    });
+  });
+
+  it('sl_cgroup_identity_key', () => assertKeyCodec('sl_cgroup_identity_key', cgroupIdentityKeyCodec, { cgroupId: 0x0102030405060708n, generation: 1 }));
+
+  it('sl_endpoint_key: the address big-endian, v4-mapped', () => assertKeyCodec('sl_endpoint_key', endpointKeyCodec, { address: V4_MAPPED | 0x0a010203n, generation: 1 }));
+
+  it('sl_prefix_key: prefixlen counts the generation bits', () =>
+    assertKeyCodec('sl_prefix_key', prefixKeyCodec, { address: V4_MAPPED | 0xac100000n, length: 96 + 12, generation: 1 }));
+
+  it('sl_isolation_key', () => assertKeyCodec('sl_isolation_key', isolationKeyCodec, { subject: 0x4142434445464748n, direction: 2, generation: 1 }));
+
+  it('sl_policy_key: the port big-endian, prefixlen 160 + the block bits', () =>
+    assertKeyCodec('sl_policy_key', policyKeyCodec, { generation: 1, direction: 1, protocol: 17, subject: 0x4142434445464748n, peer: 0x8182838485868788n, port: 8008, bits: 13 }));
+
+  it('sl_udp_flow_key', () =>
+    assertKeyCodec('sl_udp_flow_key', udpFlowKeyCodec, { socketCookie: 0x1112131415161718n, peerAddress: (0x20010db8n << 96n) | 0x35n, peerPort: 53000 }));
 });
 
 describe('decoders reject what they cannot read', () => {

@@ -153,10 +153,16 @@ struct sl_http_chunk_record {
 	__u32 copied;                   /* bytes that follow: min(length, capture_bytes), less if a copy failed */
 	__u8 direction;                 /* enum sl_http_direction */
 	__u8 flags;                     /* bits of enum sl_http_chunk_flag */
-	__u16 _pad0;
+	__u16 family;                   /* AF_INET or AF_INET6 of the socket */
+	__u16 client_port;              /* the connection's ends as its flow records name them (by side) */
+	__u16 server_port;
+	__u8 side;                      /* enum sl_flow_side of the socket */
+	__u8 _pad0[3];
+	__u8 client_addr[16];
+	__u8 server_addr[16];
 	__u8 data[];                    /* the first `copied` bytes of the call, across its iovecs in order */
 };
-_Static_assert(sizeof(struct sl_http_chunk_record) == 64, "sl_http_chunk_record layout");
+_Static_assert(sizeof(struct sl_http_chunk_record) == 104, "sl_http_chunk_record layout");
 
 /*
  * Value of the `conns` map (bpf/include/conn.h), keyed by the socket's kernel address: what the kernel does not keep

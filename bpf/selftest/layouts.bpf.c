@@ -104,6 +104,12 @@ const struct sl_http_chunk_record sl_golden_http_chunk_record = {
 	.copied = 5,
 	.direction = SL_HTTP_RECEIVED,
 	.flags = SL_HTTP_CHUNK_TRUNCATED,
+	.family = 2, /* AF_INET */
+	.client_port = 49153,
+	.server_port = 8080,
+	.side = SL_SIDE_SERVER,
+	.client_addr = { [10] = 0xff, [11] = 0xff, 10, 1, 2, 3 },
+	.server_addr = { 0xfd, [15] = 0x01 },
 };
 
 const struct sl_egress4_key sl_golden_egress4_key = {

@@ -14,6 +14,7 @@ import { ensureTopics } from '../common/kafka/topics.js';
 import { topicSpecs } from '../events/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
 import { bindCodec } from '../events/contract.js';
+import { deadLetterEnvelope } from '../events/deadletter.js';
 import { FLOWS } from '../events/flows.js';
 import { bindMetadataCodec } from '../events/metadata.js';
 import { MetadataIndex } from '../metadata/index/metadata-index.js';
@@ -69,7 +70,7 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
   logger.info({ topic: topics.metadata.topic, ...index.stats(), ms: Date.now() - feedStarted }, 'metadata index built from the metadata topic');
   const gate = new MetadataGate({ progress: feed, index, holdMs, logger: roleLogger, meter });
 
-  const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic);
+  const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic, deadLetterEnvelope(registry, 'enricher'));
   let running = true;
   const enricher = new Enricher({
     decode: (value) => flows.decode(value),

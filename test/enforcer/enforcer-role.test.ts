@@ -44,7 +44,7 @@ import { probeMatrix, startDescribedCluster, type DescribedCluster } from '../..
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { kafkaPort, localHost, localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
 import { cleanUpAll } from '../helpers/cleanup.js';
-import { startEnforcerProcess, type EnforcerProcess } from '../helpers/enforcer-process.js';
+import { startEnforcerProcess, type EnforcerProcess } from '../../src/lab/enforcer-process.js';
 import { deleteMetadataTopic, metadataConfig, startRole, type StartedRole } from '../helpers/metadata-role.js';
 import { requireStackService } from '../helpers/stack.js';
 import { outcomeRows } from './lab-policy.js';

@@ -1,7 +1,7 @@
 /**
- * `sidecarless enforcer` as a separate process, for tests that kill it: started with a test's environment, its JSON
- * log lines kept (to wait for "enforcer running" and count "policy state applied"), stopped with SIGTERM or killed
- * with SIGKILL (a crash: nothing of it runs any more, only its pins enforce).
+ * `sidecarless enforcer` as a separate process, as on a node, for tests that kill it and for benchmarks: started with
+ * the caller's environment (at log level info: its lines say when it runs and applies), its JSON log lines kept (to wait for "enforcer running" and count "policy state
+ * applied"), stopped with SIGTERM or killed with SIGKILL (a crash: nothing of it runs any more, only its pins enforce).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -22,7 +22,7 @@ export interface EnforcerProcess {
 }
 
 export async function startEnforcerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<EnforcerProcess> {
-  const child = spawn(process.execPath, [bin, 'enforcer'], { env: { ...process.env, SIDECARLESS_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'enforcer'], { env: { ...process.env, ...env, SIDECARLESS_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const running = new Promise<void>((resolve, reject) => {

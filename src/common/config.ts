@@ -307,6 +307,10 @@ const schema = {
     cgroupScanMs: setting(int(100, 3_600_000), 2000),
     /** Allows reported as verdicts: one in this many (0: none). Denials and audit would-be denials are all reported. */
     allowSampleEvery: setting(int(0, 1_000_000), 0),
+    /** How often the kernel's verdict ring is read and its decisions sent to the verdicts topic. */
+    verdictIntervalMs: setting(int(10, 60_000), 200),
+    /** Verdict events held while Kafka is slow or down; beyond it the newest are dropped (counted, queue_full). */
+    verdictQueueEvents: setting(int(1000, 10_000_000), 100_000),
   },
   metadata: {
     /**

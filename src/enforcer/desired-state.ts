@@ -15,7 +15,7 @@
 import { parseCgroupPath } from '../common/cgroup-path.js';
 import { describeError, SidecarlessError } from '../common/errors.js';
 import type { NodeMapState } from './apply/applier.js';
-import type { ClusterView } from './compile/cluster.js';
+import { podName, type ClusterView } from './compile/cluster.js';
 import { compilePolicies, type CompiledPolicies } from './compile/compile.js';
 import { portRangeBlocks, type MapState } from './compile/map-state.js';
 import type { LivePolicy } from './policy-ledger.js';
@@ -33,6 +33,8 @@ export interface DesiredState {
   node: NodeMapState;
   /** Cgroup id → `namespace/name` of its pod, for the cgroups in `node.cgroups`. */
   cgroupPods: ReadonlyMap<bigint, string>;
+  /** Pod address (canonical text) → `namespace/name`, as `endpoints` resolves it (the later name of two wins). */
+  addressPods: ReadonlyMap<string, string>;
   /** Keys of the policies enforced. */
   applied: string[];
   /** Policies left out, with why. */
@@ -104,7 +106,10 @@ export function desiredState(policies: readonly LivePolicy[], cluster: ClusterVi
     const identity = compiled.identities.ofPod.get(pod);
     if (identity !== undefined) cgroups.set(cgroupId, identity);
   }
-  return { compiled, node: { state: compiled.state, cgroups }, cgroupPods, applied: accepted.map(keyOf).sort(), rejected };
+  const addressPods = new Map(
+    [...cluster.pods].sort((a, b) => (podName(a) < podName(b) ? -1 : 1)).flatMap((pod) => pod.ips.map((ip) => [ip, podName(pod)] as const)),
+  );
+  return { compiled, node: { state: compiled.state, cgroups }, cgroupPods, addressPods, applied: accepted.map(keyOf).sort(), rejected };
 }
 
 /** Every cgroup whose path names a pod of this node (its own cgroup, its containers', what they nest) → that pod. */

@@ -8,7 +8,8 @@
  *    (TopicFollower) into the Enforcer (enforcer.ts). Once both are read to their end offsets of the start, the
  *    desired state is applied, the programs are attached to enforcer.cgroups (a no-op when the pins already are)
  *    and installations of other layouts are retired. From then on each change is applied as it comes.
- * 3. The cgroups below enforcer.cgroups are walked every enforcer.cgroupScanMs for containers that appeared or went.
+ * 3. The cgroups below enforcer.cgroups are walked every enforcer.cgroupScanMs for containers that appeared or went;
+ *    the verdict ring is read every enforcer.verdictIntervalMs into `verdicts.v1` (verdict-publisher.ts).
  * 4. Stop: the follower stops, a running apply finishes, the producers disconnect, the fds are released: the pins
  *    keep enforcing the last state.
  *
@@ -17,11 +18,17 @@
  * on metadata.v1: enforcement must not depend on the telemetry role running, nor wait for its scan and a round trip
  * through Kafka when a pod starts, and the collector publishes only cgroups below collector.cgroups, which need not
  * be the roots the policy programs are attached to.
+ *
+ * Verdicts go from the kernel to Kafka through the enforcer, not the collector (as DESIGN.md first drew it): naming
+ * the policy that decided needs the compiled state (which rules gave an entry, which policies isolate a subject),
+ * which only the enforcer holds. Publishing that mapping for the collector to join would be a second copy of the
+ * state on a topic, joined by generation number, which is reused every other apply.
  */
 import { loadRegistry } from '../common/avro.js';
 import { ConfigError, KernelError } from '../common/errors.js';
 import type { Config } from '../common/config.js';
 import { DeadLetterProducer } from '../common/kafka/dead-letter.js';
+import { KeyedKafkaSink } from '../common/kafka/sink.js';
 import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
 import { ensureTopics } from '../common/kafka/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
@@ -30,11 +37,14 @@ import { deadLetterEnvelope } from '../events/deadletter.js';
 import { bindMetadataCodec } from '../events/metadata.js';
 import { bindPoliciesCodec } from '../events/policies.js';
 import { topicSpecs } from '../events/topics.js';
+import { bindVerdictsCodec } from '../events/verdicts.js';
 import { PolicyApplier } from './apply/applier.js';
 import { DEFAULT_POLICY_KERNEL_OPTIONS, PolicyKernel, type PolicyKernelOptions } from './apply/kernel.js';
 import { cgroupWalker } from './apply/node-cgroups.js';
+import { VerdictReader } from './apply/verdict-reader.js';
 import { Enforcer } from './enforcer.js';
 import { TopicFollower } from './topic-follower.js';
+import { VerdictPublisher } from './verdict-publisher.js';
 
 export interface RunningEnforcer extends RunningRole {
   enforcer: Enforcer;
@@ -68,7 +78,7 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
     const admin = kafka.admin();
     await admin.connect();
     try {
-      await ensureTopics(admin, [topics.policies, topics.metadata, topics.deadletter], log);
+      await ensureTopics(admin, [topics.policies, topics.metadata, topics.deadletter, topics.verdicts], log);
     } finally {
       await admin.disconnect();
     }
@@ -87,6 +97,17 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
       meter: telemetry.meter('sidecarless.enforcer'),
       applyDelayMs: config.enforcer.applyDelayMs,
     });
+    const verdicts = new VerdictPublisher({
+      node: config.node.name,
+      source: new VerdictReader(kernel),
+      state: () => enforcer.current,
+      codec: bindVerdictsCodec(registry),
+      sink: new KeyedKafkaSink(kafka, topics.verdicts.topic),
+      logger: log,
+      meter: telemetry.meter('sidecarless.enforcer'),
+      intervalMs: config.enforcer.verdictIntervalMs,
+      maxQueued: config.enforcer.verdictQueueEvents,
+    });
     const follower = new TopicFollower(kafka, [topics.policies.topic, topics.metadata.topic], (message) => enforcer.take(message), { groupPrefix: `${config.kafka.clientId}-enforcer`, logger: log });
     const started = Date.now();
     await follower.start();
@@ -101,11 +122,12 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
     const retired = kernel.retireOtherLayouts();
     log.info({ ms: Date.now() - started, retired, stats: enforcer.stats }, 'topics replayed, state applied, programs attached');
 
+    verdicts.start();
     const scans = setInterval(() => enforcer.rescan(), config.enforcer.cgroupScanMs);
     telemetry.meter('sidecarless.enforcer').createObservableGauge('sidecarless.enforcer.lag', { description: 'Messages of policies.v1 and metadata.v1 not read yet', unit: '{message}' }).addCallback((result) => result.observe(follower.lag(), { 'k8s.node.name': config.node.name }));
     telemetry.addHealthCheck('policy_state', () => ({
-      ok: enforcer.current !== undefined,
-      detail: `generation ${enforcer.stats.generation}, ${enforcer.current?.applied.length ?? 0} policies, ${enforcer.stats.applyFailures} failed applies, lag ${follower.lag()}`,
+      ok: enforcer.current !== undefined && verdicts.queued < config.enforcer.verdictQueueEvents,
+      detail: `generation ${enforcer.stats.generation}, ${enforcer.current?.applied.length ?? 0} policies, ${enforcer.stats.applyFailures} failed applies, lag ${follower.lag()}, ${verdicts.queued} verdicts queued`,
     }));
     log.info({ cgroups: config.enforcer.cgroups, pins: pins.path, topics: [topics.policies.topic, topics.metadata.topic] }, 'enforcer running');
     const installed = kernel;
@@ -119,10 +141,11 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
         clearInterval(scans);
         await follower.stop();
         await enforcer.stop();
+        await verdicts.stop();
         await deadLetters.shutdown();
         installed.close();
         unlock();
-        log.info({ stats: enforcer.stats }, 'enforcer final counts');
+        log.info({ stats: enforcer.stats, verdicts: verdicts.stats }, 'enforcer final counts');
       },
     };
   } catch (error) {

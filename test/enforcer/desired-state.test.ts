@@ -2,7 +2,8 @@
  * The enforcer's pure steps: the policy ledger (decode, validate, keep the last valid version of a key, hand each
  * bad message out once as a letter; a tombstone removes) and the desired state (pods' cgroups by the uid their
  * kubelet path names, only this node's; policies that do not fit the maps left out in publication order, with the
- * capacity named, the same whatever order the enforcer read them in).
+ * capacity named, the same whatever order the enforcer read them in), and verdicts named with it (an allow by the
+ * rules that allow it, a denial by the policies that isolate the subject).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -13,6 +14,7 @@ import { PolicyLedger, type PolicyMessage } from '../../src/enforcer/policy-ledg
 import { parsePolicies } from '../../src/enforcer/policy/document.js';
 import { policyToEvent } from '../../src/enforcer/policy/event.js';
 import { bindPoliciesCodec } from '../../src/events/policies.js';
+import { VerdictNamer, type Decision } from '../../src/enforcer/verdict-naming.js';
 
 const codec = bindPoliciesCodec(loadRegistry());
 
@@ -104,5 +106,29 @@ describe('desired state', () => {
 
   it('throws when the node\'s pods alone do not fit: nothing to leave out', () => {
     assert.throws(() => desiredState([], cluster, local, { ...ROOMY, maxPods: 1 }), /the node's pods alone do not fit the policy maps: 2 container cgroups exceed the maps' 1 \(raise maxPods\)/);
+  });
+});
+
+describe('verdict naming', () => {
+  it('names an allow by its rules and a denial by the isolating policies, with both pods', () => {
+    const ledger = new PolicyLedger(codec);
+    ledger.take(message('x/web', encoded(policyYaml('web', '{port: 80}'), 1n)));
+    ledger.take(message('x/web-too', encoded(policyYaml('web-too', '{port: 81}'), 2n)));
+    const state = desiredState(ledger.policies(), cluster, local, ROOMY);
+    const web = state.compiled.identities.ofPod.get('x/web')!;
+    const other = state.compiled.identities.ofPod.get('x/other')!;
+    const decision = (port: number, verdict: Decision['verdict']): Decision => ({
+      timeNs: 5n, cgroupId: 102n, subject: web, peer: other, sourceAddress: '10.0.0.2', sourcePort: 40000, destinationAddress: '10.0.0.1',
+      destinationPort: port, protocol: 6, verdict, direction: 'ingress', hook: 'ingress', generation: 1,
+    });
+    const namer = new VerdictNamer('node-1');
+    const allowed = namer.name(decision(80, 'allow'), state);
+    assert.deepEqual(
+      { policies: allowed.policies, rules: allowed.rules, subject: [allowed.subject_k8s_namespace_name, allowed.subject_k8s_pod_name], peer: [allowed.peer_k8s_namespace_name, allowed.peer_k8s_pod_name] },
+      { policies: ['x/web'], rules: ['x/web ingress[0]'], subject: ['x', 'web'], peer: ['x', 'other'] },
+    );
+    const denied = namer.name(decision(82, 'deny'), state);
+    assert.deepEqual({ policies: denied.policies, rules: denied.rules, transport: denied.network_transport, type: denied.network_type }, { policies: ['x/web', 'x/web-too'], rules: [], transport: 'tcp', type: 'ipv4' });
+    assert.deepEqual(namer.name(decision(82, 'deny'), undefined).policies, [], 'before any state is applied nothing is named');
   });
 });

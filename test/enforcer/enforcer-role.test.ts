@@ -37,6 +37,7 @@ import { cgroup2Root } from '../../src/ebpf/preflight.js';
 import { bindDeadLetterCodec, type DeadLetterEvent } from '../../src/events/deadletter.js';
 import { bindPoliciesCodec } from '../../src/events/policies.js';
 import { topicSpecs } from '../../src/events/topics.js';
+import { bindVerdictsCodec, type VerdictEvent } from '../../src/events/verdicts.js';
 import { parseClusterDescription } from '../../src/lab/cluster-description.js';
 import { labNames } from '../../src/lab/names.js';
 import { destroyAll } from '../../src/lab/pods.js';
@@ -177,7 +178,7 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
         await deleteMetadataTopic(metadataCfg);
         const admin = kafka.admin();
         await admin.connect();
-        await admin.deleteTopics({ topics: [topics.policies.topic, topics.deadletter.topic] }).catch(() => {});
+        await admin.deleteTopics({ topics: [topics.policies.topic, topics.deadletter.topic, topics.verdicts.topic] }).catch(() => {});
         await admin.disconnect();
       }],
       ['the policy files', () => rmSync(dir, { recursive: true, force: true })],
@@ -261,5 +262,46 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
     assert.deepEqual(seen.filter((row) => !allowed.has(row)), [], 'no probe saw a connection both policies forbid');
     assert.ok(seen.length >= 2 * 3 * 3, `the probe loop ran throughout: ${seen.length / 2} probe rounds`);
     assert.deepEqual(readPinnedState(pinsOf('e')), [referenceState(), referenceState()], 'both generations equal those of the enforcer that never stopped');
+  });
+
+  it('verdicts.v1: each denial names the policy that isolates the subject, both pods and the 5-tuple', async () => {
+    const [xa, ya] = [described.pods.get(`${x}/a`)!, described.pods.get(`${y}/a`)!];
+    const since = BigInt(Date.now()) * 1_000_000n;
+    assert.deepEqual(await rows(80), expected([81])(80));
+    const codec = bindVerdictsCodec(loadRegistry());
+    let denials: VerdictEvent[] = [];
+    await waitFor(
+      async () => {
+        const events: VerdictEvent[] = [];
+        await readToEnd(kafka, topics.verdicts.topic, (message) => void events.push(...codec.decode(message.value!)), { groupPrefix: `test-verdicts-${id}`, logger, timeoutMs: 30_000 });
+        denials = events.filter((event) => event.time_ns >= since && event.destination_port === 80);
+        return denials.length >= 2;
+      },
+      { timeoutMs: 30_000, intervalMs: 300, what: 'the denials of y/a on port 80 on verdicts.v1' },
+    );
+    const node = loadConfig({ argv: [], env: {} }).node.name;
+    const shape = (event: VerdictEvent) => ({
+      node: event.k8s_node_name,
+      verdict: event.verdict,
+      direction: event.direction,
+      hook: event.hook,
+      policies: event.policies,
+      rules: event.rules,
+      transport: event.network_transport,
+      type: event.network_type,
+      destination: `${event.destination_address}:${event.destination_port}`,
+      cgroup: event.cgroup_id,
+      subject: `${event.subject_k8s_namespace_name}/${event.subject_k8s_pod_name}`,
+      peer: `${event.peer_k8s_namespace_name}/${event.peer_k8s_pod_name}`,
+    });
+    const common = { node, verdict: 'deny', direction: 'egress', hook: 'connect', policies: [`${y}/egress`], rules: [], transport: 'tcp', type: 'ipv4', cgroup: ya.cgroup.id, subject: `${y}/a` };
+    assert.deepEqual(
+      denials.map(shape).sort((a, b) => (a.destination < b.destination ? -1 : 1)),
+      [
+        { ...common, destination: `${xa.ip}:80`, peer: `${x}/a` },
+        { ...common, destination: `${ya.ip}:80`, peer: `${y}/a` },
+      ].sort((a, b) => (a.destination < b.destination ? -1 : 1)),
+      'one denial per probe of y/a on 80 (to x/a and to itself), no allow reported (allowSampleEvery 0)',
+    );
   });
 });

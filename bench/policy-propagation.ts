@@ -5,8 +5,8 @@
  *   1. A described lab cluster on the local stack's API server (x/a serving TCP 80 and 81, y/a), the metadata role
  *      in this process (publishing the lab's pods), and `sidecarless enforcer` as its own process on a topic prefix
  *      and pin directory of the run's own, attached to the lab's cgroup.
- *   2. y/a runs connect-watch against x/a:80: a connect() at a time, each change of outcome reported with its
- *      wall-clock time.
+ *   2. y/a runs connect-watch against x/a:80: a connect() every millisecond (each denied one is a verdict the
+ *      enforcer reports: about 1,000/s while denied), each change of outcome reported with its wall-clock time.
  *   3. 100 changes, alternating two versions of one policy (y/a's egress to x/a:80, then to x/a:81 only): each is
  *      published the way `policy apply` publishes (PolicyTopic.publish), timed from just before the publish to
  *      the watch's next change of outcome (connected ↔ denied). The next change waits for that one.
@@ -104,7 +104,7 @@ spec:
     let waiting: ((event: ConnectWatchEvent) => void) | undefined;
     const events: ConnectWatchEvent[] = [];
     const xa = described.pods.get(`${x}/a`)!;
-    const params: Omit<ConnectWatchParams, 'deadlineMs'> = { host: xa.ip, port: 80 };
+    const params: Omit<ConnectWatchParams, 'deadlineMs'> = { host: xa.ip, port: 80, intervalMs: 1 };
     const watch = launch<ConnectWatchResult>(described.pods.get(`${y}/a`)!, 'connect-watch', params, 30 * 60_000, (event) => {
       events.push(event as unknown as ConnectWatchEvent);
       waiting?.(event as unknown as ConnectWatchEvent);

@@ -63,7 +63,8 @@ export class Enforcer {
   private stopped = false;
   private readonly lettered = new Set<string>();
   private unsent: DeadLetter[] = [];
-  private listeners: Array<() => void> = [];
+  /** Called once the apply running or scheduled now has ended (however it ended). */
+  private afterApply: Array<() => void> = [];
   readonly stats: EnforcerStats = { applies: 0, applyFailures: 0, deadLetters: 0, undecodableMetadata: 0, generation: undefined, lastApplyMs: undefined };
 
   constructor(private readonly deps: EnforcerDeps) {
@@ -96,11 +97,15 @@ export class Enforcer {
     if (kind === undefined || kind === 'Pod' || kind === 'Namespace') this.changed();
   }
 
-  /** Both topics were read to their end offsets of the start: the first apply, then one per change. */
+  /**
+   * Both topics were read to their end offsets of the start: the first apply, then one per change. Resolves once
+   * the first has ended (not once changes stop coming: on a busy cluster they may never).
+   */
   replayed(): Promise<void> {
     this.replayDone = true;
+    const ended = new Promise<void>((resolve) => this.afterApply.push(resolve));
     this.schedule(0);
-    return this.settled();
+    return ended;
   }
 
   /** A periodic cgroup scan: a container cgroup that appeared or went changes the state. */
@@ -108,12 +113,6 @@ export class Enforcer {
     if (!this.replayDone) return;
     const ids = this.scanIds();
     if (ids !== undefined && ids !== this.cgroupIds) this.schedule(this.deps.applyDelayMs);
-  }
-
-  /** Resolves once no apply is scheduled or running. */
-  settled(): Promise<void> {
-    if (this.timer === undefined && this.running === undefined) return Promise.resolve();
-    return new Promise((resolve) => this.listeners.push(resolve));
   }
 
   async stop(): Promise<void> {
@@ -138,11 +137,11 @@ export class Enforcer {
       this.timer = undefined;
       this.running = this.applyNow().finally(() => {
         this.running = undefined;
+        for (const listener of this.afterApply.splice(0)) listener();
         if (this.again) {
           this.again = false;
           this.schedule(this.deps.applyDelayMs);
         }
-        if (this.timer === undefined && this.running === undefined) for (const listener of this.listeners.splice(0)) listener();
       });
     }, delayMs);
   }

@@ -4,7 +4,7 @@
  * messages of at most EVENTS_PER_MESSAGE, keyed by the node. Sends wait for Kafka: while it is down the events
  * wait in a bounded queue, and what does not fit is dropped and counted (`queue_full`), as are records that do not
  * decode (`undecodable`). The kernel counts records it could not put in a full ring itself (the policy object's
- * `drops`, reason ringbuf_full). A loop that never throws; stop() drains and sends once more.
+ * `drops`, reason ringbuf_full). A loop that never throws; stop() drains and sends once more, then disconnects.
  */
 import type { Meter } from '@opentelemetry/api';
 import type { Logger } from '../common/logger.js';
@@ -65,6 +65,7 @@ export class VerdictPublisher {
     clearInterval(this.timer);
     await this.running;
     await this.round();
+    await this.deps.sink.shutdown();
     this.drops.flush();
   }
 

@@ -17,8 +17,8 @@ export interface EnforcerProcess {
   applies(): number;
   /** SIGKILL; resolves once it exited. Safe twice. */
   kill(): Promise<void>;
-  /** SIGTERM; resolves once it exited. */
-  stop(): Promise<void>;
+  /** SIGTERM; resolves once it exited, rejects (naming its last lines) if it has not within timeoutMs (default 30 s). */
+  stop(timeoutMs?: number): Promise<void>;
 }
 
 export async function startEnforcerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<EnforcerProcess> {
@@ -54,6 +54,10 @@ export async function startEnforcerProcess(env: Record<string, string>, timeoutM
     logs,
     applies: () => logs.filter((entry) => entry.msg === 'policy state applied').length,
     kill: () => signal('SIGKILL'),
-    stop: () => signal('SIGTERM'),
+    stop: (stopMs = 30_000) =>
+      Promise.race([
+        signal('SIGTERM'),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`enforcer still running ${stopMs} ms after SIGTERM: ${JSON.stringify(logs.slice(-3))}`)), stopMs).unref()),
+      ]),
   };
 }

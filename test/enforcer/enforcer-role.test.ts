@@ -304,4 +304,11 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
       'one denial per probe of y/a on 80 (to x/a and to itself), no allow reported (allowSampleEvery 0)',
     );
   });
+
+  it('SIGTERM: it stops in order and exits 0; the pins keep enforcing its last state', async () => {
+    await enforcer!.stop();
+    assert.equal(enforcer!.child.exitCode, 0, JSON.stringify(enforcer!.logs.slice(-3)));
+    assert.ok(enforcer!.logs.some((entry) => entry.msg === 'enforcer final counts'));
+    for (const port of PORTS) assert.deepEqual(await rows(port), expected([81])(port));
+  });
 });

@@ -1,6 +1,7 @@
 /**
  * Connects to one TCP target from inside a pod in a loop, one connect() at a time (each closed as soon as it is
- * established), and reports each change of outcome as it happens (connected, denied: EPERM from a cgroup hook, or
+ * established, the next intervalMs after the last ended: each denied connect() is also a verdict the enforcer
+ * reports), and reports each change of outcome as it happens (connected, denied: EPERM from a cgroup hook, or
  * another error) with its wall-clock time, so that a caller can time when a policy took effect. Reports the first
  * outcome too. Stops when stdin closes or its deadline passes.
  */
@@ -28,13 +29,13 @@ function attempt(): void {
   socket.once('connect', () => {
     note('connected');
     socket.destroy();
-    setImmediate(attempt);
+    setTimeout(attempt, params.intervalMs);
   });
   socket.once('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPERM' || error.code === 'EACCES') note('denied');
     else note('error', `${error.code ?? ''} ${error.message}`.trim());
     socket.destroy();
-    setImmediate(attempt);
+    setTimeout(attempt, params.intervalMs);
   });
 }
 

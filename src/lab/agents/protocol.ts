@@ -155,6 +155,8 @@ export type AgentMessage<R> = { type: 'ready' } | ({ type: 'result' } & R) | ({ 
 export interface ConnectWatchParams {
   host: string;
   port: number;
+  /** Between the end of one connect() and the next (0: at once); bounds the timing's resolution. */
+  intervalMs: number;
   deadlineMs: number;
 }
 

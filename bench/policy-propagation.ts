@@ -89,7 +89,18 @@ spec:
   const config = loadConfig({ argv: [], env });
   const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'sidecarless-bench' }, logger);
   const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
-  const cleanups: Array<() => unknown> = [() => telemetry.shutdown()];
+  const cleanups: Array<() => unknown> = [
+    async () => {
+      // The run's topics (created by the roles on first use).
+      const admin = kafka.admin();
+      await admin.connect();
+      const topics = Object.values(topicSpecs(prefix)).map((spec) => spec.topic);
+      const existing = new Set(await admin.listTopics());
+      await admin.deleteTopics({ topics: topics.filter((name) => existing.has(name)) }).catch(() => undefined);
+      await admin.disconnect();
+    },
+    () => telemetry.shutdown(),
+  ];
   try {
     const metadata = await startMetadata({ config, logger, telemetry });
     cleanups.unshift(() => metadata.stop());
@@ -100,6 +111,7 @@ spec:
     cleanups.unshift(() => new PinDirectory(pins).remove());
     cleanups.unshift(() => enforcer.stop());
     const topic = new PolicyTopic(kafka, topicSpecs(prefix).policies.topic, loadRegistry(), logger);
+    cleanups.unshift(() => topic.shutdown());
 
     let waiting: ((event: ConnectWatchEvent) => void) | undefined;
     const events: ConnectWatchEvent[] = [];

@@ -3,6 +3,7 @@
  */
 import type { TopicSpec } from '../common/kafka/topics.js';
 import { FLOWS } from './flows.js';
+import { HTTP } from './http.js';
 import { METADATA } from './metadata.js';
 
 export type TopicRole = 'flows' | 'http' | 'verdicts' | 'metadata' | 'policies' | 'deadletter';
@@ -47,7 +48,7 @@ export function topicSpecs(prefix = 'sidecarless.', options: TopicCatalogOptions
   const retentionMs = options.retentionMs ?? 7 * day;
   return {
     flows: timed(FLOWS.topic, retentionMs),
-    http: timed('http.v1', retentionMs),
+    http: timed(HTTP.topic, retentionMs),
     verdicts: timed('verdicts.v1', retentionMs),
     metadata: compacted(METADATA.topic, retentionMs),
     policies: compacted('policies.v1'),

@@ -1,0 +1,83 @@
+/**
+ * A paired exchange (exchange.ts) and the connection it was seen on → the http.v1 event (src/events/http.ts).
+ * Pure: no I/O, no clock. This is where the privacy rules are applied to what leaves the collector: the target
+ * becomes its path (urlPath: query string, fragment, scheme and authority cut first) and the path its route
+ * (RouteTemplater, then RouteCatalog's per-service cap); nothing else of the request's text is read. Headers and
+ * bodies never reached the exchange; only their sizes did.
+ */
+import type { HttpEvent, HttpOutcome } from '../../events/http.js';
+import type { HttpExchange } from './exchange.js';
+import type { RouteCatalog } from './route-catalog.js';
+import { urlPath, type RouteTemplater } from './route.js';
+
+/** What the collector knows of the connection an exchange was seen on: the fields its flow events carry too. */
+export interface HttpConnection {
+  readonly connection_id: string;
+  readonly k8s_node_name: string;
+  readonly network_type: 'ipv4' | 'ipv6';
+  readonly client_address: string;
+  readonly client_port: number;
+  readonly server_address: string;
+  readonly server_port: number;
+  readonly process_pid: number | null;
+  readonly process_executable_name: string | null;
+  readonly cgroup_id: bigint;
+}
+
+export interface ExchangeEventsOptions {
+  templater: RouteTemplater;
+  catalog: RouteCatalog;
+  /** config http.maxPathBytes */
+  maxPathBytes: number;
+}
+
+export class ExchangeEvents {
+  constructor(private readonly options: ExchangeEventsOptions) {}
+
+  /**
+   * The event of the `seq`-th exchange the observer reported on `connection`. The route cap counts per server end
+   * (address and port as the observer saw them): the service a client called, or the one a server runs.
+   */
+  toEvent(exchange: HttpExchange, connection: HttpConnection, seq: number): HttpEvent {
+    const { templater, catalog, maxPathBytes } = this.options;
+    const path = urlPath(exchange.target, maxPathBytes);
+    const route = catalog.admit(`${connection.server_address}:${connection.server_port}`, templater.route(path));
+    return {
+      connection_id: connection.connection_id,
+      exchange_seq: seq,
+      k8s_node_name: connection.k8s_node_name,
+      observer_side: exchange.observer,
+      outcome: outcomeOf(exchange),
+      request_start_time_ns: exchange.requestFirstNs,
+      request_end_time_ns: exchange.requestLastNs,
+      response_start_time_ns: exchange.responseFirstNs,
+      response_end_time_ns: exchange.responseLastNs,
+      duration_ns: exchange.latencyNs,
+      http_request_method: exchange.method,
+      http_request_method_original: exchange.methodOriginal,
+      network_protocol_version: exchange.version,
+      url_path: path,
+      http_route: route,
+      http_response_status_code: exchange.status,
+      http_request_header_size: BigInt(exchange.requestHeaderBytes),
+      http_request_body_size: BigInt(exchange.requestBodyBytes),
+      http_response_header_size: BigInt(exchange.responseHeaderBytes),
+      http_response_body_size: BigInt(exchange.responseBodyBytes),
+      network_transport: 'tcp',
+      network_type: connection.network_type,
+      client_address: connection.client_address,
+      client_port: connection.client_port,
+      server_address: connection.server_address,
+      server_port: connection.server_port,
+      process_pid: connection.process_pid,
+      process_executable_name: connection.process_executable_name,
+      cgroup_id: connection.cgroup_id,
+    };
+  }
+}
+
+/** After 101 Switching Protocols, or a CONNECT answered 2xx, the parser stops: the connection carries something else. */
+function outcomeOf(exchange: HttpExchange): HttpOutcome {
+  const { status } = exchange;
+  return status === 101 || (exchange.method === 'CONNECT' && status >= 200 && status < 300) ? 'upgraded' : 'complete';
+}

@@ -13,7 +13,7 @@ import { startEnricher } from '../../src/enricher/index.js';
 import { BatchLedger } from '../../src/enricher/batch-ledger.js';
 import { ClickHouseSink } from '../../src/enricher/clickhouse-sink.js';
 import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../../src/enricher/enricher.js';
-import { toFlowRow, type FlowRow, type FlowRows } from '../../src/enricher/flow-row.js';
+import { FLOWS_TABLE, toFlowRow, type FlowRow, type FlowRows } from '../../src/enricher/flow-row.js';
 import { COMPLETE_METADATA, MetadataGate, type MetadataProgress } from '../../src/enricher/metadata-gate.js';
 import { unnamed, type EndpointIdentity } from '../../src/metadata/index/identity.js';
 import { MetadataIndex } from '../../src/metadata/index/metadata-index.js';
@@ -47,9 +47,10 @@ const noMetadata = new MetadataIndex({ labels: [], historyNs: 1n });
 const noMeter = { createCounter: () => ({ add() {} }), createUpDownCounter: () => ({ add() {} }), createHistogram: () => ({ record() {} }) } as never;
 
 /** The Enricher on the embedded engine's flows table and batch ledger, expecting no dead letters. */
-function pipeline(overrides: Partial<EnricherDeps> = {}): EnricherDeps {
+function pipeline(overrides: Partial<EnricherDeps<FlowEvent>> = {}): EnricherDeps<FlowEvent> {
   return {
     decode: (value: Buffer) => codec.decodeFrom(value, codec).events,
+    table: FLOWS_TABLE,
     sink: new ClickHouseSink(clickhouse, table),
     ledger: new BatchLedger(clickhouse, `${config.clickhouse.database}.kafka_batches`),
     gate: new MetadataGate({ progress: COMPLETE_METADATA, index: noMetadata, holdMs: 0, logger, meter: noMeter }),

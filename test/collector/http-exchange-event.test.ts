@@ -6,12 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ExchangeEvents, type HttpConnection } from '../../src/collector/http/exchange-event.js';
-import { HttpConnectionParser, createHttpParseCounters, type HttpExchange } from '../../src/collector/http/parser.js';
+import type { HttpExchange } from '../../src/collector/http/parser.js';
 import { OTHER_ROUTE, RouteCatalog } from '../../src/collector/http/route-catalog.js';
 import { RouteTemplater } from '../../src/collector/http/route.js';
 import { loadRegistry } from '../../src/common/avro.js';
 import { bindCodec } from '../../src/events/contract.js';
 import { HTTP } from '../../src/events/http.js';
+import { parsedExchanges } from '../helpers/http.js';
 
 const connection: HttpConnection = {
   connection_id: 'node-a/e7/42',
@@ -26,17 +27,9 @@ const connection: HttpConnection = {
   cgroup_id: 987654321n,
 };
 
-/** Exchanges of a client socket that sent `request` at 1000-1001 ns and read `response` at 5000-5002 ns. */
+/** Exchanges of a client socket that sent each request at 1000 ns (+10,000 per exchange) and read its response 4000 ns after. */
 function exchanges(...pairs: Array<[request: string, response: string]>): HttpExchange[] {
-  const out: HttpExchange[] = [];
-  const parser = new HttpConnectionParser((exchange) => out.push(exchange), createHttpParseCounters());
-  let t = 0n;
-  for (const [request, response] of pairs) {
-    parser.sent(Buffer.from(request, 'latin1'), 1000n + t);
-    parser.received(Buffer.from(response, 'latin1'), 5000n + t);
-    t += 10_000n;
-  }
-  return out;
+  return parsedExchanges('client', pairs.map(([request, response], i) => ({ request, response, atNs: 1000n + BigInt(i) * 10_000n, durationNs: 4000n })));
 }
 
 function mapper(maxRoutesPerService = 200, drops: string[] = []): ExchangeEvents {

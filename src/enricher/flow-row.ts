@@ -12,14 +12,11 @@ import type { FlowEvent } from '../events/flows.js';
 import type { FlowIdentities } from '../metadata/index/identity.js';
 import {
   badEnum,
-  copy,
   ENDS_IDENTITY_COLUMNS,
   identityBytes,
-  networkType,
   observerSide,
   POSITION_COLUMNS,
   RowBinaryRows,
-  writeAddress,
   type Columns,
   type EventTable,
   type KafkaPosition,
@@ -133,11 +130,7 @@ export class FlowRows extends RowBinaryRows<FlowEvent> {
     view.setUint32(p + 1, event.record_seq, true);
     view.setInt8(p + 5, observerSide(event.observer_side));
     p = this.string(p + 6, event.network_transport);
-    view.setInt8(p, networkType(event.network_type));
-    writeAddress(this.buf, p + 1, event.client_address);
-    view.setUint16(p + 17, event.client_port, true);
-    writeAddress(this.buf, p + 19, event.server_address);
-    view.setUint16(p + 35, event.server_port, true);
+    this.addressColumns(p, event);
     view.setBigUint64(p + 37, event.bytes_client_to_server, true);
     view.setBigUint64(p + 45, event.bytes_server_to_client, true);
     view.setBigUint64(p + 53, event.segments_client_to_server, true);
@@ -155,10 +148,7 @@ export class FlowRows extends RowBinaryRows<FlowEvent> {
     view.setBigUint64(p, event.cgroup_id, true);
     view.setBigUint64(p + 8, event.network_namespace_inode, true);
     view.setUint32(p + 16, event.sampling_rate, true);
-    p = copy(this.buf, p + 20, client);
-    p = copy(this.buf, p, server);
-    // Only a row written to the end counts: one that threw is overwritten by the next.
-    this.endRow(p);
+    this.endRow(p + 20, client, server);
   }
 }
 

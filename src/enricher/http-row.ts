@@ -8,14 +8,11 @@ import type { HttpEvent } from '../events/http.js';
 import type { FlowIdentities } from '../metadata/index/identity.js';
 import {
   badEnum,
-  copy,
   ENDS_IDENTITY_COLUMNS,
   identityBytes,
-  networkType,
   observerSide,
   POSITION_COLUMNS,
   RowBinaryRows,
-  writeAddress,
   type Columns,
   type EventTable,
   type KafkaPosition,
@@ -115,18 +112,11 @@ export class HttpRows extends RowBinaryRows<HttpEvent> {
     view.setBigUint64(p + 18, event.http_response_header_size ?? 0n, true);
     view.setBigUint64(p + 26, event.http_response_body_size ?? 0n, true);
     p = this.string(p + 34, event.network_transport);
-    view.setInt8(p, networkType(event.network_type));
-    writeAddress(this.buf, p + 1, event.client_address);
-    view.setUint16(p + 17, event.client_port, true);
-    writeAddress(this.buf, p + 19, event.server_address);
-    view.setUint16(p + 35, event.server_port, true);
+    this.addressColumns(p, event);
     view.setUint32(p + 37, event.process_pid ?? 0, true);
     p = this.string(p + 41, comm);
     view.setBigUint64(p, event.cgroup_id, true);
-    p = copy(this.buf, p + 8, client);
-    p = copy(this.buf, p, server);
-    // Only a row written to the end counts: one that threw is overwritten by the next.
-    this.endRow(p);
+    this.endRow(p + 8, client, server);
   }
 }
 

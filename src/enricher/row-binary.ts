@@ -25,6 +25,15 @@ export interface RowsCheckpoint {
   readonly byteLength: number;
 }
 
+/** The address columns every event table has, as the events name them. */
+export interface AddressColumns {
+  readonly network_type: string;
+  readonly client_address: string;
+  readonly client_port: number;
+  readonly server_address: string;
+  readonly server_port: number;
+}
+
 /** Columns as [name, type], in RowBinary order, with the types their bytes are written as. */
 export type Columns = ReadonlyArray<readonly [name: string, type: string]>;
 
@@ -69,7 +78,8 @@ export const POSITION_COLUMNS: Columns = [
 /**
  * The rows of one insert, written as RowBinary as they are added, so the events they came from can be collected at
  * once instead of living (and being copied by the GC) until the insert. A row that throws leaves nothing behind.
- * A subclass writes its event's columns from `pos` and ends each row with `endRow`, which adds the Kafka position.
+ * A subclass writes its event's columns from `pos` and ends each row with `endRow`, which adds both ends' identity
+ * columns and the Kafka position.
  */
 export abstract class RowBinaryRows<Event> {
   /** Rows added. */
@@ -103,13 +113,27 @@ export abstract class RowBinaryRows<Event> {
     this.pos = checkpoint.byteLength;
   }
 
-  /** Makes `position` the one `endRow` writes (call before `reserve`, which counts its bytes). */
+  /** Makes `position` the one `endRow` writes (before `reserve`, which counts its bytes). */
   protected usePosition(position: KafkaPosition): void {
     if (position !== this.lastPosition) this.setPosition(position);
   }
 
-  /** Writes the Kafka position at `p` and counts the row: only a row written to the end counts. */
-  protected endRow(p: number): void {
+  /** network_type, client_address, client_port, server_address, server_port: the 37 bytes from `p`. */
+  protected addressColumns(p: number, ends: AddressColumns): void {
+    this.view.setInt8(p, networkType(ends.network_type));
+    writeAddress(this.buf, p + 1, ends.client_address);
+    this.view.setUint16(p + 17, ends.client_port, true);
+    writeAddress(this.buf, p + 19, ends.server_address);
+    this.view.setUint16(p + 35, ends.server_port, true);
+  }
+
+  /**
+   * Writes both ends' identity columns (`client`, `server`: identityBytes) and the Kafka position from `p`, and
+   * counts the row: only a row written to the end counts (one that threw is overwritten by the next).
+   */
+  protected endRow(p: number, client: Uint8Array, server: Uint8Array): void {
+    p = copy(this.buf, p, client);
+    p = copy(this.buf, p, server);
     this.pos = copy(this.buf, p, this.positionBytes);
     this.length++;
   }
@@ -200,7 +224,7 @@ function encodeIdentity(identity: EndpointIdentity): Uint8Array {
  * Copies `bytes` to `p`; returns where they end. A loop for the few bytes of a miss or a Kafka position (a native
  * call costs more than it saves there), set() for the names and labels of a hit: ~6% of writing a joined row.
  */
-export function copy(buf: Uint8Array, p: number, bytes: Uint8Array): number {
+function copy(buf: Uint8Array, p: number, bytes: Uint8Array): number {
   if (bytes.length > 48) {
     buf.set(bytes, p);
     return p + bytes.length;
@@ -222,7 +246,7 @@ export function observerSide(name: string): number {
   throw badEnum('observer_side', name, 'client, server');
 }
 
-export function networkType(name: string): number {
+function networkType(name: string): number {
   if (name === 'ipv4') return 4;
   if (name === 'ipv6') return 6;
   throw badEnum('network_type', name, 'ipv4, ipv6');

@@ -6,7 +6,7 @@
  * Privacy is part of the contract: an event holds no header, cookie, body, query string, fragment, scheme or
  * authority, so no consumer downstream has to filter them (src/collector/http/route.ts decides what is kept).
  */
-import type { PackedTopicContract } from './contract.js';
+import { collectorEventContract, type PackedTopicContract } from './contract.js';
 
 /** complete: request and final response seen; upgraded: 101, or a CONNECT accepted; unanswered: closed before a response. */
 export type HttpOutcome = 'complete' | 'upgraded' | 'unanswered';
@@ -47,12 +47,5 @@ export interface HttpBatch {
   events: HttpEvent[];
 }
 
-export const HTTP: PackedTopicContract<HttpEvent, HttpBatch> = {
-  topic: 'http.v1',
-  subject: 'sidecarless.http.v1',
-  messageKey: 'the node name of the collector that wrote the message',
-  // Every exchange of a connection in one partition, in order, and in the partition its flow events take.
-  partitionKey: (event) => event.connection_id,
-  pack: (events) => ({ events }),
-  unpack: (batch) => batch.events,
-};
+// Every exchange of a connection in one partition, in order, and in the partition its flow events take.
+export const HTTP: PackedTopicContract<HttpEvent, HttpBatch> = collectorEventContract('http.v1', 'sidecarless.http.v1');

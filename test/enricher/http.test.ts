@@ -25,11 +25,10 @@ import { startTelemetry } from '../../src/common/telemetry.js';
 import { HTTP, type HttpBatch, type HttpEvent } from '../../src/events/http.js';
 import { topicSpecs } from '../../src/events/topics.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
-import { unnamed, type EndpointIdentity } from '../../src/metadata/index/identity.js';
 import { queryRows } from '../helpers/clickhouse.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
 import { httpConnection, httpEvent, httpEvents } from '../helpers/http.js';
-import { sec, serviceChange, sliceChange } from '../helpers/metadata.js';
+import { podIdentity, sec, serviceChange, sliceChange } from '../helpers/metadata.js';
 import { deploymentPod, nowNs, publishMetadata } from '../helpers/metadata-topic.js';
 import { requireStackService } from '../helpers/stack.js';
 
@@ -206,14 +205,7 @@ describe('enricher: http.v1 into http_requests', () => {
     clickhouse ??= await createClickHouse({ embeddedPath: config.clickhouse.embeddedPath });
     await migrate(clickhouse, { database, ttlDays: 7 });
     await clickhouse.command({ query: `TRUNCATE TABLE ${database}.http_red_1m` });
-    const pod = (namespace: string, workload: string): EndpointIdentity => ({
-      ...unnamed('hit', 'pod'),
-      k8s_namespace_name: namespace,
-      k8s_pod_name: `${workload}-1`,
-      k8s_workload_kind: 'Deployment',
-      k8s_workload_name: workload,
-    });
-    const edge = { client: pod('shop', 'frontend'), server: { ...pod('shop', 'orders'), k8s_service_name: 'orders' } };
+    const edge = { client: podIdentity('shop', 'frontend'), server: podIdentity('shop', 'orders', 'orders') };
     // A whole minute an hour ago.
     const minute = (BigInt(Date.now() - 3_600_000) / 60_000n) * 60_000_000_000n;
     const ms = 1_000_000n;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ExchangeEvents, type HttpConnection } from '../../src/collector/http/exchange-event.js';
-import type { HttpExchange } from '../../src/collector/http/parser.js';
+import type { HttpExchange, HttpRequestSeen } from '../../src/collector/http/parser.js';
 import { OTHER_ROUTE, RouteCatalog } from '../../src/collector/http/route-catalog.js';
 import { RouteTemplater } from '../../src/collector/http/route.js';
 import { loadRegistry } from '../../src/common/avro.js';
@@ -28,7 +28,7 @@ const connection: HttpConnection = {
 };
 
 /** Exchanges of a client socket that sent each request at 1000 ns (+10,000 per exchange) and read its response 4000 ns after. */
-function exchanges(...pairs: Array<[request: string, response: string]>): HttpExchange[] {
+function exchanges(...pairs: Array<[request: string, response: string]>): Array<HttpExchange | HttpRequestSeen> {
   return parsedExchanges('client', pairs.map(([request, response], i) => ({ request, response, atNs: 1000n + BigInt(i) * 10_000n, durationNs: 4000n })));
 }
 
@@ -81,6 +81,33 @@ describe('http exchange → http.v1 event', () => {
         ['GET', null, '1.1', '/ws', '/ws', 101, 'upgraded'],
       ],
     );
+  });
+
+  it('reports a request the connection closed before answering: outcome unanswered, the response fields null', () => {
+    const [exchange, unanswered] = parsedExchanges('server', [
+      { request: 'GET /a/1 HTTP/1.1\r\n\r\n', response: 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', atNs: 100n, durationNs: 50n },
+      { request: 'PUT /a/2?x=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc', atNs: 1000n, durationNs: 0n },
+    ]);
+    assert.equal('status' in exchange!, true);
+    const event = mapper().toEvent(unanswered!, connection, 1);
+    assert.deepEqual(event, {
+      ...mapper().toEvent(exchange!, connection, 1),
+      observer_side: 'server',
+      outcome: 'unanswered',
+      request_start_time_ns: 1000n,
+      request_end_time_ns: 1000n,
+      response_start_time_ns: null,
+      response_end_time_ns: null,
+      duration_ns: null,
+      http_request_method: 'PUT',
+      url_path: '/a/2',
+      http_route: '/a/{id}',
+      http_response_status_code: null,
+      http_request_header_size: 44n,
+      http_request_body_size: 3n,
+      http_response_header_size: null,
+      http_response_body_size: null,
+    });
   });
 
   it('caps routes per server end: the third distinct route of one server is {other}, counted; another server has its own', () => {

@@ -13,6 +13,7 @@ import {
   createHttpParseCounters,
   type HttpExchange,
   type HttpParseCounters,
+  type HttpRequestSeen,
 } from '../../src/collector/http/parser.js';
 
 type Side = 'sent' | 'received';
@@ -319,6 +320,22 @@ describe('http parser: cut copies, garbage and loose ends', () => {
   it('counts requests left unanswered and messages left incomplete at close', () => {
     assert.deepEqual(parse([['sent', `${GET}${GET}`, 1n]], true).rejections, { unanswered_request: 2 });
     assert.deepEqual(parse([['sent', `${GET}GET /hal`, 1n]], true).rejections, { unanswered_request: 1, incomplete_at_close: 1 });
+  });
+
+  it('hands each request left unanswered at close to `unanswered`, also one whose body the close cut', () => {
+    const seen: HttpRequestSeen[] = [];
+    const counters = createHttpParseCounters();
+    const parser = new HttpConnectionParser(() => assert.fail('no exchange'), counters, (request) => seen.push(request));
+    parser.received(Buffer.from('GET /a?q=1 HTTP/1.1\r\nHost: h\r\n\r\n', 'latin1'), 10n);
+    parser.received(Buffer.from('POST /b HTTP/1.0\r\nContent-Length: 10\r\n\r\n12345', 'latin1'), 20n);
+    parser.received(Buffer.from('678', 'latin1'), 30n);
+    parser.end();
+    const request = { observer: 'server', methodOriginal: null } as const;
+    assert.deepEqual(seen, [
+      { ...request, method: 'GET', target: '/a?q=1', version: '1.1', requestHeaderBytes: 32, requestBodyBytes: 0, requestFirstNs: 10n, requestLastNs: 10n },
+      { ...request, method: 'POST', target: '/b', version: '1.0', requestHeaderBytes: 40, requestBodyBytes: 0, requestFirstNs: 20n, requestLastNs: 20n },
+    ]);
+    assert.deepEqual(moved(counters), { unanswered_request: 2, incomplete_at_close: 1 });
   });
 });
 

@@ -87,22 +87,15 @@ describe('enricher: http.v1 into http_requests', () => {
       serviceChange({ uid: 'svc-orders', name: 'orders', clusterIps: ['10.96.0.20'], at: start - sec(600) }),
       sliceChange({ uid: 'slice-orders', service: 'orders', endpoints: [{ podUid: server.uid, addresses: ['10.7.0.9'] }], ports: [8080], at: start - sec(600) }),
     ]);
-    // One exchange seen from both sockets of one connection, and a request the server never answered.
+    // One exchange seen from both sockets of one connection, then a request the server never answered (it closed).
     const ends = { client_address: '10.7.0.5', client_port: 40001, server_address: '10.7.0.9', server_port: 8080, process_pid: null, process_executable_name: null };
-    const exchange = [{ request: secretRequest('/orders/12345/items'), response: secretResponse, atNs: start, durationNs: 2_500_000n }];
-    const fromClient = httpEvents('client', httpConnection('n1/e1/1', { ...ends, k8s_node_name: 'n1', cgroup_id: 71n }), exchange);
-    const fromServer = httpEvents('server', httpConnection('n1/e1/2', { ...ends, k8s_node_name: 'n1', cgroup_id: 72n }), exchange);
-    const unanswered: HttpEvent = {
-      ...httpEvent(3, start + sec(1), { ...ends, connection_id: 'n1/e1/2', k8s_node_name: 'n1', cgroup_id: 72n, observer_side: 'server', exchange_seq: 1 }),
-      outcome: 'unanswered',
-      response_start_time_ns: null,
-      response_end_time_ns: null,
-      duration_ns: null,
-      http_response_status_code: null,
-      http_response_header_size: null,
-      http_response_body_size: null,
-    };
-    await producer.send({ topic: topics.http.topic, messages: [{ key: 'n1', value: codec.encode({ events: [...fromClient, ...fromServer, unanswered] }) }] });
+    const exchange = { request: secretRequest('/orders/12345/items'), response: secretResponse, atNs: start, durationNs: 2_500_000n };
+    const fromClient = httpEvents('client', httpConnection('n1/e1/1', { ...ends, k8s_node_name: 'n1', cgroup_id: 71n }), [exchange]);
+    const fromServer = httpEvents('server', httpConnection('n1/e1/2', { ...ends, k8s_node_name: 'n1', cgroup_id: 72n }), [
+      exchange,
+      { request: 'GET /items/3 HTTP/1.1\r\n\r\n', atNs: start + sec(1), durationNs: 0n },
+    ]);
+    await producer.send({ topic: topics.http.topic, messages: [{ key: 'n1', value: codec.encode({ events: [...fromClient, ...fromServer] }) }] });
 
     const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
     const role = await startEnricher({ config, logger, telemetry });

@@ -4,32 +4,39 @@
  * went through the same privacy rules; and plain events with every field derived from a number.
  */
 import { ExchangeEvents, type HttpConnection } from '../../src/collector/http/exchange-event.js';
-import { HttpConnectionParser, createHttpParseCounters, type HttpExchange, type ObserverRole } from '../../src/collector/http/parser.js';
+import { HttpConnectionParser, createHttpParseCounters, type HttpExchange, type HttpRequestSeen, type ObserverRole } from '../../src/collector/http/parser.js';
 import { RouteCatalog } from '../../src/collector/http/route-catalog.js';
 import { RouteTemplater } from '../../src/collector/http/route.js';
 import type { HttpEvent } from '../../src/events/http.js';
 
-/** One request and its response as the observed socket's calls: the request at `atNs`, the response `durationNs` after its last byte. */
+/**
+ * One request and its response as the observed socket's calls: the request at `atNs`, the response `durationNs`
+ * after its last byte; no response: the connection closes with the request unanswered.
+ */
 export interface ExchangeBytes {
   request: string;
-  response: string;
+  response?: string;
   atNs: bigint;
   durationNs: bigint;
 }
 
-/** The exchanges a socket of `side` saw, request and response each in one call (the client writes the request). */
-export function parsedExchanges(side: ObserverRole, exchanges: readonly ExchangeBytes[]): HttpExchange[] {
-  const out: HttpExchange[] = [];
-  const parser = new HttpConnectionParser((exchange) => out.push(exchange), createHttpParseCounters());
+/**
+ * What the parser reported of a socket of `side` that saw the exchanges (request and response each in one call; the
+ * client writes the request) and then closed: paired exchanges as they came, then the requests left unanswered.
+ */
+export function parsedExchanges(side: ObserverRole, exchanges: readonly ExchangeBytes[]): Array<HttpExchange | HttpRequestSeen> {
+  const out: Array<HttpExchange | HttpRequestSeen> = [];
+  const parser = new HttpConnectionParser((exchange) => out.push(exchange), createHttpParseCounters(), (request) => out.push(request));
   for (const { request, response, atNs, durationNs } of exchanges) {
     const [requestCall, responseCall] = side === 'client' ? (['sent', 'received'] as const) : (['received', 'sent'] as const);
     parser[requestCall](Buffer.from(request, 'latin1'), atNs);
-    parser[responseCall](Buffer.from(response, 'latin1'), atNs + durationNs);
+    if (response !== undefined) parser[responseCall](Buffer.from(response, 'latin1'), atNs + durationNs);
   }
+  parser.end();
   return out;
 }
 
-/** The http.v1 events of the exchanges a socket of `side` on `connection` saw, numbered from 0, with the default settings. */
+/** The http.v1 events of what a socket of `side` on `connection` saw (parsedExchanges), numbered from 0, with the default settings. */
 export function httpEvents(side: ObserverRole, connection: HttpConnection, exchanges: readonly ExchangeBytes[]): HttpEvent[] {
   const mapper = new ExchangeEvents({
     templater: new RouteTemplater([], 2048),

@@ -6,7 +6,7 @@
  * bodies never reached the exchange; only their sizes did.
  */
 import type { HttpEvent, HttpOutcome } from '../../events/http.js';
-import type { HttpExchange } from './exchange.js';
+import type { HttpExchange, HttpRequestSeen } from './exchange.js';
 import type { RouteCatalog } from './route-catalog.js';
 import { urlPath, type RouteTemplater } from './route.js';
 
@@ -35,34 +35,37 @@ export class ExchangeEvents {
   constructor(private readonly options: ExchangeEventsOptions) {}
 
   /**
-   * The event of the `seq`-th exchange the observer reported on `connection`. The route cap counts per server end
-   * (address and port as the observer saw them): the service a client called, or the one a server runs.
+   * The event of the `seq`-th exchange the observer reported on `connection`: a paired exchange, or a request the
+   * connection closed before answering (the parser's `unanswered`: outcome 'unanswered', response fields null). The
+   * route cap counts per server end (address and port as the observer saw them): the service a client called, or
+   * the one a server runs.
    */
-  toEvent(exchange: HttpExchange, connection: HttpConnection, seq: number): HttpEvent {
+  toEvent(exchange: HttpExchange | HttpRequestSeen, connection: HttpConnection, seq: number): HttpEvent {
     const { templater, catalog, maxPathBytes } = this.options;
     const path = urlPath(exchange.target, maxPathBytes);
     const route = catalog.admit(`${connection.server_address}:${connection.server_port}`, templater.route(path));
+    const response = 'status' in exchange ? exchange : undefined;
     return {
       connection_id: connection.connection_id,
       exchange_seq: seq,
       k8s_node_name: connection.k8s_node_name,
       observer_side: exchange.observer,
-      outcome: outcomeOf(exchange),
+      outcome: response === undefined ? 'unanswered' : outcomeOf(response),
       request_start_time_ns: exchange.requestFirstNs,
       request_end_time_ns: exchange.requestLastNs,
-      response_start_time_ns: exchange.responseFirstNs,
-      response_end_time_ns: exchange.responseLastNs,
-      duration_ns: exchange.latencyNs,
+      response_start_time_ns: response?.responseFirstNs ?? null,
+      response_end_time_ns: response?.responseLastNs ?? null,
+      duration_ns: response?.latencyNs ?? null,
       http_request_method: exchange.method,
       http_request_method_original: exchange.methodOriginal,
       network_protocol_version: exchange.version,
       url_path: path,
       http_route: route,
-      http_response_status_code: exchange.status,
+      http_response_status_code: response?.status ?? null,
       http_request_header_size: BigInt(exchange.requestHeaderBytes),
       http_request_body_size: BigInt(exchange.requestBodyBytes),
-      http_response_header_size: BigInt(exchange.responseHeaderBytes),
-      http_response_body_size: BigInt(exchange.responseBodyBytes),
+      http_response_header_size: response === undefined ? null : BigInt(response.responseHeaderBytes),
+      http_response_body_size: response === undefined ? null : BigInt(response.responseBodyBytes),
       network_transport: 'tcp',
       network_type: connection.network_type,
       client_address: connection.client_address,

@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS {{database}}.http_requests
     request_end_time DateTime64(9) CODEC(Delta, ZSTD(1)),
     response_start_time DateTime64(9) COMMENT '0 = no response' CODEC(Delta, ZSTD(1)),
     response_end_time DateTime64(9) COMMENT '0 = no response' CODEC(Delta, ZSTD(1)),
-    duration_ns UInt64 COMMENT 'response first byte - request last byte; 0 = no response' CODEC(T64, ZSTD(1)),
+    duration_ns Int64 COMMENT 'response first byte - request last byte (negative: answered before the request ended); 0 = no response' CODEC(T64, ZSTD(1)),
     connection_id String CODEC(ZSTD(1)),
     exchange_seq UInt32,
     k8s_node_name LowCardinality(String),

@@ -1,6 +1,7 @@
 -- Feeds http_red_1m (migration 8) from every insert into `http_requests`: each exchange counts once, in the minute
 -- its request started (the minute of its `http_requests` day partition, which exactly once needs: migration 5).
--- Errors, status classes and the duration code as migration 8 says; duration_ns 0 (no response) gives no sample.
+-- Errors, status classes and the duration code as migration 8 says; an unanswered request gives no sample, and a
+-- negative duration (the server answered before the request's body ended, e.g. a 413) counts as the shortest, 1 µs.
 -- Exactly once: the enricher inserts with deduplicate_blocks_in_dependent_materialized_views = 1 (migration 5).
 -- Migration 9 (rules: src/common/clickhouse/migrations.ts).
 CREATE MATERIALIZED VIEW IF NOT EXISTS {{database}}.http_red_1m_view TO {{database}}.http_red_1m AS

@@ -24,7 +24,7 @@ export const HTTP_COLUMNS: Columns = [
   ['request_end_time', 'DateTime64(9)'],
   ['response_start_time', 'DateTime64(9)'],
   ['response_end_time', 'DateTime64(9)'],
-  ['duration_ns', 'UInt64'],
+  ['duration_ns', 'Int64'],
   ['connection_id', 'String'],
   ['exchange_seq', 'UInt32'],
   ['k8s_node_name', 'String'],
@@ -95,7 +95,7 @@ export class HttpRows extends RowBinaryRows<HttpEvent> {
     view.setBigInt64(p + 8, event.request_end_time_ns, true);
     view.setBigInt64(p + 16, event.response_start_time_ns ?? 0n, true);
     view.setBigInt64(p + 24, event.response_end_time_ns ?? 0n, true);
-    view.setBigUint64(p + 32, event.duration_ns ?? 0n, true);
+    view.setBigInt64(p + 32, event.duration_ns ?? 0n, true);
     p = this.string(p + 40, event.connection_id);
     view.setUint32(p, event.exchange_seq, true);
     p = this.string(p + 4, event.k8s_node_name);

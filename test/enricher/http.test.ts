@@ -203,7 +203,8 @@ describe('enricher: http.v1 into http_requests', () => {
     const minute = (BigInt(Date.now() - 3_600_000) / 60_000n) * 60_000_000_000n;
     const ms = 1_000_000n;
     // /orders/{id}, server side, first minute: 60 at 1.5 ms, 35 at 20 ms, 5 at 300 ms; of those, statuses 200 except
-    // 7 of the 20 ms ones (500) and 2 of the 300 ms ones (404); then 3 unanswered; the next minute 4 at 10 ms (201).
+    // 7 of the 20 ms ones (500) and 2 of the 300 ms ones (404); then 3 unanswered and a 413 answered before the
+    // request ended; the next minute 4 at 10 ms (201).
     const durations = [...Array<bigint>(60).fill(1_500_000n), ...Array<bigint>(35).fill(20n * ms), ...Array<bigint>(5).fill(300n * ms)];
     const status = (i: number) => (i >= 60 && i < 67 ? 500 : i >= 95 && i < 97 ? 404 : 200);
     const events: HttpEvent[] = [
@@ -228,6 +229,8 @@ describe('enricher: http.v1 into http_requests', () => {
           http_request_body_size: 7n,
         }),
       ),
+      // Answered before its body ended (413): a negative duration, counted as the shortest.
+      httpEvent(400, minute + 40_000n * ms, { observer_side: 'server', http_route: '/orders/{id}', http_request_method: 'PUT', duration_ns: -5000n, http_response_status_code: 413, http_request_body_size: 0n, http_response_body_size: 0n }),
       ...[0, 1, 2, 3].map((i) =>
         httpEvent(300 + i, minute + 70_000n * ms, { observer_side: 'server', http_route: '/orders/{id}', http_request_method: 'POST', duration_ns: 10n * ms, http_response_status_code: 201, http_response_body_size: 5n }),
       ),
@@ -235,7 +238,7 @@ describe('enricher: http.v1 into http_requests', () => {
     const rows = new HttpRows();
     events.forEach((event, i) => rows.add(event, edge, { topic: 'red', partition: 0, offset: String(i) }));
     const sink = new ClickHouseSink(clickhouse, `${database}.http_requests`, HTTP_TABLE.columns);
-    assert.deepEqual(await sink.insert(rows, 'red/0/0/0-106'), { ok: true });
+    assert.deepEqual(await sink.insert(rows, 'red/0/0/0-107'), { ok: true });
 
     const rollup = () =>
       queryRows<{ second: string; method: string; class: string; requests: string; errors: string; sent: string; received: string; p: number[] }>(
@@ -255,11 +258,13 @@ describe('enricher: http.v1 into http_requests', () => {
       { second: '0', method: 'GET', class: '4xx', requests: '2', errors: '0', sent: '20', received: '2000' },
       { second: '0', method: 'GET', class: '5xx', requests: '7', errors: '7', sent: '70', received: '7000' },
       { second: '0', method: 'GET', class: 'none', requests: '3', errors: '3', sent: '21', received: '0' },
+      { second: '0', method: 'PUT', class: '4xx', requests: '1', errors: '0', sent: '0', received: '0' },
       { second: '60', method: 'POST', class: '2xx', requests: '4', errors: '0', sent: '0', received: '20' },
     ];
     assert.deepEqual(await counts(), expected);
 
-    // Quantiles merged at query time over the minute's classes: p50 1.5 ms, p90 20 ms, p99 300 ms, each within 0.9%.
+    // Quantiles merged at query time over the minute's classes (101 samples, the 413's the shortest): p50 1.5 ms,
+    // p90 20 ms, p99 300 ms, each within 0.9%.
     const [merged] = await queryRows<{ p: number[] }>(
       clickhouse,
       `SELECT arrayMap(code -> exp(code / 56) * 1000, quantilesTimingMerge(0.5, 0.9, 0.99)(duration_code)) AS p
@@ -271,11 +276,12 @@ describe('enricher: http.v1 into http_requests', () => {
       merged!.p.length === 3 && within(merged!.p[0]!, 1_500_000) && within(merged!.p[1]!, 20_000_000) && within(merged!.p[2]!, 300_000_000),
       `quantiles ${merged!.p.join(', ')} ns`,
     );
-    const unansweredOnly = (await rollup()).find((row) => row.class === 'none')!;
-    assert.deepEqual(unansweredOnly.p, [null, null, null], 'requests without a response give no duration sample (nan, which JSON writes as null)');
+    const byClass = await rollup();
+    assert.deepEqual(byClass.find((row) => row.class === 'none')!.p, [null, null, null], 'requests without a response give no duration sample (nan, which JSON writes as null)');
+    assert.deepEqual(byClass.find((row) => row.method === 'PUT')!.p, [1000, 1000, 1000], 'a negative duration is the shortest code: 1 µs');
 
     // The same insert again (a crash before the commit, then the replay): nothing added, in the table or the rollup.
-    assert.deepEqual(await sink.insert(rows, 'red/0/0/0-106'), { ok: true });
+    assert.deepEqual(await sink.insert(rows, 'red/0/0/0-107'), { ok: true });
     await clickhouse.command({ query: `OPTIMIZE TABLE ${database}.http_red_1m FINAL` });
     assert.deepEqual(await counts(), expected);
     assert.deepEqual(await queryRows(clickhouse, `SELECT count() AS n FROM ${database}.http_requests WHERE kafka_topic = 'red'`), [{ n: String(events.length) }]);

@@ -3,7 +3,7 @@
  *
  *   1. Build a pool of real `struct sl_flow_record` bytes (FLOW_RECORD offsets): varied connection ids, sides,
  *      ports, v4-mapped and v6 addresses, byte counters above 2^32, interim and final records.
- *   2. Drive the real Collector (flowsKind.toEvent (decodeFlowRecord -> toFlowEvent) -> Packer/Outbox -> Avro FlowBatch -> KafkaSink,
+ *   2. Drive the real Collector (flowsKind.transform (decodeFlowRecord -> toFlowEvent) -> Packer/Outbox -> Avro FlowBatch -> KafkaSink,
  *      acks=all, idempotent producer) with an in-memory ring reader over those bytes. The reader stands for a ring
  *      the kernel keeps full: it hands out records only while the collector holds fewer than half its queue, so
  *      a run measures the rate the collector sustains without loss (a drop would be counted and fail the run).
@@ -28,6 +28,8 @@ import { createLogger } from '../src/common/logger.js';
 import { startTelemetry } from '../src/common/telemetry.js';
 import { Collector } from '../src/collector/collector.js';
 import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
+import { loadConfig } from '../src/common/config.js';
+import { ConnectionEnds } from '../src/collector/connection-ends.js';
 import { flowsKind } from '../src/collector/flows/index.js';
 import { KafkaSink, KeyedKafkaSink } from '../src/common/kafka/sink.js';
 import { CgroupIdentities } from '../src/collector/identity/cgroup-identities.js';
@@ -165,7 +167,7 @@ interface RunResult {
   drops: Record<string, number>;
 }
 
-const CONTEXT = { nodeName: 'bench-node', epoch: 'bench', toWallNs: (ns: bigint) => ns + 1_764_000_000_000_000_000n };
+const CONTEXT = { nodeName: 'bench-node', epoch: 'bench', toWallNs: (ns: bigint) => ns + 1_764_000_000_000_000_000n, connectionEnds: new ConnectionEnds() };
 /** The pool's cgroup ids (buildRecords) as a node's containers, for the identities runs. */
 const POOL_CGROUPS = new Map(
   Array.from({ length: 64 }, (_, i) => [
@@ -208,7 +210,7 @@ async function runOnce(
       kind: flowsKind.name,
       // The in-memory ring has no kernel drops.
       source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {} },
-      toEvent: (record, offset, size) => flowsKind.toEvent(record, offset, size, CONTEXT),
+      transform: (emit) => flowsKind.transform(CONTEXT, emit, loadConfig({ argv: [], env: {} })),
       partitionKey: FLOWS.partitionKey,
       sink,
       partitions: PARTITIONS,
@@ -385,7 +387,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const drops = checked.reduce((a, r) => a + r.dropped, 0);
     return {
       bench: 'collector',
-      path: 'flow record bytes -> flowsKind.toEvent (decodeFlowRecord -> toFlowEvent) -> Packer/Outbox -> Avro FlowBatch -> KafkaSink (acks=all, idempotent) -> broker',
+      path: 'flow record bytes -> flowsKind.transform (decodeFlowRecord -> toFlowEvent) -> Packer/Outbox -> Avro FlowBatch -> KafkaSink (acks=all, idempotent) -> broker',
       partitions: PARTITIONS,
       packed_events_per_message: EVENTS_PER_MESSAGE,
       packed_events_per_cpu_s: packed.events_per_cpu_s,

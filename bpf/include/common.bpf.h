@@ -46,14 +46,26 @@ static __always_inline void sl_count_drop(__u32 reason)
  */
 const volatile __u64 ring_wakeup_bytes = 0;
 
+/* The wake-up flag of a record about to be submitted on `ring`, as ring_wakeup_bytes says. */
+static __always_inline __u64 sl_wakeup_flags(void *ring)
+{
+	return ring_wakeup_bytes && bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= ring_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : 0;
+}
+
 /* Submit a record reserved on `ring`, waking the reader early as ring_wakeup_bytes says. */
 static __always_inline void sl_submit_record(void *ring, void *record)
 {
-	__u64 flags = 0;
+	bpf_ringbuf_submit(record, sl_wakeup_flags(ring));
+}
 
-	if (ring_wakeup_bytes && bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= ring_wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(record, flags);
+/*
+ * Copy a record of `size` bytes built elsewhere (a record whose size is only known at run time: reserve takes a
+ * constant) onto `ring`; a full ring is counted, as sl_reserve_record does. The caller has filled its header.
+ */
+static __always_inline void sl_output_record(void *ring, void *record, __u64 size)
+{
+	if (bpf_ringbuf_output(ring, record, size, sl_wakeup_flags(ring)))
+		sl_count_drop(SL_DROP_RINGBUF_FULL);
 }
 
 #endif

@@ -20,12 +20,14 @@
 enum sl_record_type {
 	SL_RECORD_PROBE = 1, /* bpf/selftest/probe.bpf.c: one per traced kill(2), proves the ring path end to end */
 	SL_RECORD_FLOW = 2,  /* bpf/flows.bpf.c: one TCP connection seen from one side */
+	SL_RECORD_HTTP_CHUNK = 3, /* bpf/http.bpf.c: the first bytes of one read or write of a traced connection */
 };
 
 /* Layout version of each record type (sl_record_header.version); a layout change takes the next number. */
 enum sl_record_version {
 	SL_RECORD_VERSION_PROBE = 1,
 	SL_RECORD_VERSION_FLOW = 1,
+	SL_RECORD_VERSION_HTTP_CHUNK = 1,
 };
 
 /* Why the kernel side lost something; index into the per-CPU `drops` array of every object. */
@@ -33,7 +35,9 @@ enum sl_drop_reason {
 	SL_DROP_RINGBUF_FULL = 0,    /* bpf_ringbuf_reserve failed: user space drains too slowly */
 	SL_DROP_CONN_TABLE_FULL = 1, /* a new connection found the tracking table full: it is not recorded */
 	SL_DROP_TRACKING_FAILED = 2, /* the kernel refused to track a connection otherwise (map update, callback flags) */
-	SL_DROP_REASON_COUNT = 3,
+	SL_DROP_CALL_TABLE_FULL = 3, /* http: a traced socket call could not be remembered from entry to return */
+	SL_DROP_COPY_FAILED = 4,     /* http: the call's bytes could not be read from user memory (sent short, marked cut) */
+	SL_DROP_REASON_COUNT = 5,
 };
 
 struct sl_record_header {
@@ -113,6 +117,44 @@ struct sl_flow_record {
 	char comm[16];
 };
 _Static_assert(sizeof(struct sl_flow_record) == 160, "sl_flow_record layout");
+
+/* Which way the bytes of an sl_http_chunk_record went, seen from the observed socket. */
+enum sl_http_direction {
+	SL_HTTP_SENT = 1,     /* write, writev, sendto, sendmsg */
+	SL_HTTP_RECEIVED = 2, /* read, readv, recvfrom, recvmsg */
+};
+
+/* Bits of sl_http_chunk_record.flags. */
+enum sl_http_chunk_flag {
+	SL_HTTP_CHUNK_TRUNCATED = 0x01, /* copied < length: the copy holds only the call's first bytes */
+};
+
+/* Bounds of the bytes one sl_http_chunk_record copies (the tunable capture_bytes lies between them). */
+enum sl_http_capture {
+	SL_HTTP_CAPTURE_MAX = 1024, /* most bytes a record copies: the size of the copy buffer */
+	SL_HTTP_MAX_IOVECS = 8,     /* iovecs of a writev/readv/sendmsg/recvmsg the copy reads at most, in order */
+};
+
+/*
+ * One successful read or write of a traced TCP connection (ret > 0), with its first bytes. Variable size:
+ * header.size = sizeof(struct sl_http_chunk_record) + copied, the copied bytes following the fixed part, so a short
+ * call costs the ring only what it carried. Times are CLOCK_MONOTONIC ns: header.ts_ns is when the call returned.
+ */
+struct sl_http_chunk_record {
+	struct sl_record_header header; /* ts_ns: the call returned */
+	__u64 conn_id;                  /* the socket's entry in `conns`: the conn_id of its flow records */
+	__u64 cgroup_id;                /* cgroup v2 id of the socket, as its flow records carry it */
+	__u64 call_start_ns;            /* the call entered */
+	__u64 length;                   /* the call's return value: bytes it wrote or read */
+	__u32 pid;                      /* tgid of the caller */
+	__u32 tid;
+	__u32 copied;                   /* bytes that follow: min(length, capture_bytes), less if a copy failed */
+	__u8 direction;                 /* enum sl_http_direction */
+	__u8 flags;                     /* bits of enum sl_http_chunk_flag */
+	__u16 _pad0;
+	__u8 data[];                    /* the first `copied` bytes of the call, across its iovecs in order */
+};
+_Static_assert(sizeof(struct sl_http_chunk_record) == 64, "sl_http_chunk_record layout");
 
 /*
  * Value of the `conns` map (bpf/include/conn.h), keyed by the socket's kernel address: what the kernel does not keep

@@ -21,6 +21,9 @@ enum sl_flow_side sl_layout_flow_side;
 enum sl_flow_kind sl_layout_flow_kind;
 enum sl_flow_flag sl_layout_flow_flag;
 enum sl_cgroup_mark sl_layout_cgroup_mark;
+enum sl_http_direction sl_layout_http_direction;
+enum sl_http_chunk_flag sl_layout_http_chunk_flag;
+enum sl_http_capture sl_layout_http_capture;
 
 /* Not a real record type: every byte differs, so the header readers are checked byte by byte. */
 const struct sl_record_header sl_golden_record_header = {
@@ -78,6 +81,25 @@ const struct sl_flow_record sl_golden_flow_record = {
 	.client_addr = { [10] = 0xff, [11] = 0xff, [12] = 10, [13] = 1, [14] = 2, [15] = 3 }, /* ::ffff:10.1.2.3 */
 	.server_addr = { 0x20, 0x01, 0x0d, 0xb8, [10] = 0x8a, 0x2e, 0x03, 0x70, 0x73, 0x34 }, /* 2001:db8::8a2e:370:7334 */
 	.comm = "envoy-worker-07",
+};
+
+/* The fixed part only: the copied bytes follow it in a ring record (the golden test appends `copied` of them). */
+const struct sl_http_chunk_record sl_golden_http_chunk_record = {
+	.header = {
+		.type = SL_RECORD_HTTP_CHUNK,
+		.version = SL_RECORD_VERSION_HTTP_CHUNK,
+		.size = sizeof(struct sl_http_chunk_record) + 5,
+		.ts_ns = 0x5152535455565758,
+	},
+	.conn_id = 0x0102030405060708,
+	.cgroup_id = 0x2122232425262728,
+	.call_start_ns = 0x5152535455560000,
+	.length = 0x0000000123456789,
+	.pid = 3000000001,
+	.tid = 3000000002,
+	.copied = 5,
+	.direction = SL_HTTP_RECEIVED,
+	.flags = SL_HTTP_CHUNK_TRUNCATED,
 };
 
 const struct sl_egress4_key sl_golden_egress4_key = {

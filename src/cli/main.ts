@@ -10,7 +10,9 @@ const commands: Record<string, () => Promise<Command>> = {
   collector: async () => (await import('./collector.js')).collectorCommand,
   enricher: async () => (await import('./enricher.js')).enricherCommand,
   metadata: async () => (await import('./metadata.js')).metadataCommand,
+  policy: async () => (await import('./policy.js')).policyCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
+  lab: async () => (await import('./lab.js')).labCommand,
 };
 
 function usage(): string {

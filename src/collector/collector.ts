@@ -4,10 +4,11 @@
  * and verdicts run the very same loops, drops and metrics as flows (src/collector/kinds.ts lists the kinds).
  *
  *   read loop   sleeps in epoll until the kernel signals records, lets them gather for flushMs (less if the ring
- *               fills), then drains the ring in slices (yielding to the event loop between them), turns each
- *               record into an event and adds it to the Packer; an event that does not fit the bounded queue is
- *               dropped and counted (queue_full). Then seals partly filled messages and polls the kernel's drop
- *               counters.
+ *               fills), then drains the ring in slices (yielding to the event loop between them), hands each
+ *               record to the kind's transform, which emits its events (one per record for flows; none or several
+ *               for HTTP) into the Packer; an event that does not fit the bounded queue is dropped and counted
+ *               (queue_full). Then ticks the transform, seals partly filled messages and polls the kernel's and
+ *               the transform's drop counters.
  *   send loop   produces the oldest queued messages, once what their events depend on is on Kafka (the kind's
  *               prerequisites: the identities of their cgroups); on a retriable failure keeps them and backs off
  *               (the read loop goes on draining the ring meanwhile), on a permanent one counts their events as
@@ -27,7 +28,7 @@ import { createDropCounter, type DropCounter } from '../common/telemetry.js';
 import type { RecordHandler } from '../ebpf/ringbuf.js';
 import { Outbox } from './outbox.js';
 import { Packer, type MessageBuilder } from './packer.js';
-import type { KernelSource } from './record-kind.js';
+import type { KernelSource, RecordTransform } from './record-kind.js';
 
 /** What governs each drop the collector itself makes (kernel drops bring their own, from the kind). */
 export const COLLECTOR_DROP_REMEDIES = {
@@ -67,8 +68,8 @@ export interface CollectorDeps<Event> {
   /** The record kind's name, as in metrics (`record_kind`) and logs. */
   kind: string;
   source: Pick<KernelSource, 'reader' | 'takeKernelDrops' | 'kernelDropRemedies'>;
-  /** One ring record -> its event; throws (a DecodeError) on a record it cannot read. */
-  toEvent(view: DataView, offset: number, size: number): Event;
+  /** The kind's transform (RecordKind.transform), made once with the collector's way in for its events. */
+  transform(emit: (event: Event) => void): RecordTransform;
   /** The contract's partition key (src/events/contract.ts). */
   partitionKey(event: Event): string;
   partitions: number;
@@ -107,6 +108,8 @@ export class Collector<Event> {
   private readonly packer: Packer<Event>;
   private readonly queueDrops: DropCounter;
   private readonly kernelDrops: DropCounter;
+  private readonly transformDrops: DropCounter;
+  private readonly transform: RecordTransform;
   private readonly sendSeconds;
   private readonly counters;
   private readonly attributes: { record_kind: string };
@@ -130,6 +133,8 @@ export class Collector<Event> {
     this.outbox = new Outbox(options.queueEvents);
     this.queueDrops = createDropCounter(meter, logger, { name: 'collector.queue', remedies: COLLECTOR_DROP_REMEDIES, attributes });
     this.kernelDrops = createDropCounter(meter, logger, { name: 'collector.kernel', remedies: deps.source.kernelDropRemedies, attributes });
+    this.transform = deps.transform(this.onEvent);
+    this.transformDrops = createDropCounter(meter, logger, { name: 'collector.transform', remedies: this.transform.dropRemedies ?? {}, attributes });
     this.packer = new Packer<Event>(this.outbox, {
       eventsPerMessage: options.eventsPerMessage,
       partitionOf: (event) => partitionOf(deps.partitionKey(event), deps.partitions),
@@ -185,14 +190,16 @@ export class Collector<Event> {
 
   private readonly onRecord: RecordHandler = (view, offset, size) => {
     this.stats.recordsRead++;
-    let event: Event;
     try {
-      event = this.deps.toEvent(view, offset, size);
+      this.transform.record(view, offset, size);
     } catch (error) {
       this.drop(this.queueDrops, 'bad_record', 1);
       this.deps.logger.error({ err: error, record_kind: this.deps.kind }, 'undecodable ring record');
-      return;
     }
+  };
+
+  /** A field initialiser: set before the constructor's body, which hands it to the kind's transform. */
+  private readonly onEvent = (event: Event): void => {
     this.deps.prerequisites?.note(event);
     this.packer.add(event);
   };
@@ -239,8 +246,10 @@ export class Collector<Event> {
   }
 
   private tick(): void {
+    this.transform.tick?.();
     this.packer.flush();
     for (const [reason, count] of this.deps.source.takeKernelDrops()) this.drop(this.kernelDrops, reason, count);
+    for (const [reason, count] of this.transform.takeDrops?.() ?? []) this.drop(this.transformDrops, reason, count);
     if (this.outbox.length > 0) this.wakeSender?.();
   }
 
@@ -328,6 +337,7 @@ export class Collector<Event> {
     }
     this.queueDrops.flush();
     this.kernelDrops.flush();
+    this.transformDrops.flush();
     await this.deps.sink.shutdown();
   }
 }

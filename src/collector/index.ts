@@ -24,6 +24,7 @@ import { bindMetadataCodec } from '../events/metadata.js';
 import { topicSpecs } from '../events/topics.js';
 import { fixMallocThresholds } from './allocator.js';
 import { Collector, type CollectorStats } from './collector.js';
+import { ConnectionEnds } from './connection-ends.js';
 import { CgroupIdentities } from './identity/cgroup-identities.js';
 import { scanTracedCgroups } from './identity/cgroup-scanner.js';
 import { previousIdentities } from './identity/previous.js';
@@ -35,8 +36,9 @@ export interface RunningCollector extends RunningRole {
   collectors: ReadonlyMap<string, Collector<unknown>>;
 }
 
-export async function startCollector({ config, logger, telemetry }: RoleContext, kinds: ReadonlyArray<RecordKind<unknown, unknown>> = RECORD_KINDS): Promise<RunningCollector> {
+export async function startCollector({ config, logger, telemetry }: RoleContext, allKinds: ReadonlyArray<RecordKind<unknown, unknown>> = RECORD_KINDS): Promise<RunningCollector> {
   fixMallocThresholds();
+  const kinds = allKinds.filter((kind) => kind.enabled?.(config) ?? true);
   const registry = loadRegistry();
   const pins = pinDirectory(config);
   const firstStart = !pins.exists();
@@ -50,19 +52,20 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   const topicOf = (kind: RecordKind<unknown, unknown>) => `${config.kafka.topicPrefix}${kind.contract.topic}`;
   const meter = telemetry.meter('sidecarless.collector');
   try {
-    for (const kind of kinds) sources.push(kind.load(config.collector, pins));
+    for (const kind of kinds) sources.push(kind.load(config, pins));
     const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'collector'), logger);
     const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
     const partitions = await partitionCounts(kafka, logger, [topics.metadata, ...Object.values(topics).filter((spec) => kinds.some((kind) => spec.topic === topicOf(kind)))]);
     identities = cgroupIdentities(config, kafka, registry, logger.child({ role: 'collector', component: 'cgroup-identities' }), meter);
+    const connectionEnds = new ConnectionEnds();
     kinds.forEach((kind, i) => {
-      const context = { nodeName: config.node.name, epoch: sources[i]!.epoch, toWallNs: (ns: bigint) => clock.toWallNs(ns) };
+      const context = { nodeName: config.node.name, epoch: sources[i]!.epoch, toWallNs: (ns: bigint) => clock.toWallNs(ns), connectionEnds };
       const codec = bindCodec(registry, kind.contract);
       const collector = new Collector(
         {
           kind: kind.name,
           source: sources[i]!,
-          toEvent: (view, offset, size) => kind.toEvent(view, offset, size, context),
+          transform: (emit) => kind.transform(context, emit, config),
           partitionKey: (event) => kind.contract.partitionKey(event),
           partitions: partitions.get(topicOf(kind))!,
           messageBuilder: () => codec.builder(),

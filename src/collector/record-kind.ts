@@ -7,6 +7,7 @@ import type { PackedTopicContract } from '../events/contract.js';
 import type { Config } from '../common/config.js';
 import type { PinDirectory } from '../ebpf/pins.js';
 import type { RingReader } from '../ebpf/ringbuf.js';
+import type { ConnectionEnds } from './connection-ends.js';
 
 /** Who is collecting, passed to every transform: events name their node and carry wall-clock times. */
 export interface CollectorContext {
@@ -15,6 +16,24 @@ export interface CollectorContext {
   epoch: string;
   /** Kernel monotonic ns -> wall-clock ns since the epoch. */
   toWallNs(monotonicNs: bigint): bigint;
+  /** The final flow records of this run, as the flows kind reads them (src/collector/connection-ends.ts). */
+  connectionEnds: ConnectionEnds;
+}
+
+/**
+ * How a kind turns ring records into events during one collector run. A kind whose event is one record (flows)
+ * emits one per record; a kind whose events span records (HTTP: an exchange from the calls of a request and its
+ * response) keeps state, emits none or several per record, and may emit on tick.
+ */
+export interface RecordTransform {
+  /** One ring record; throws a DecodeError on a record it cannot read. */
+  record(view: DataView, offset: number, size: number): void;
+  /** After each read cycle of the ring (the ring drained): time-based work of a stateful kind. */
+  tick?(): void;
+  /** The transform's own drops since the last call, by reason (HTTP: bytes that did not become an exchange). */
+  takeDrops?(): Array<[reason: string, count: number]>;
+  /** Per reason of takeDrops, the setting or cause that governs it. */
+  readonly dropRemedies?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -42,13 +61,15 @@ export interface RecordKind<Event, Value = unknown> {
   /** As in metrics (`record_kind`) and logs: `flows`. */
   readonly name: string;
   readonly contract: PackedTopicContract<Event, Value>;
+  /** Whether this configuration runs the kind (omitted: always). */
+  enabled?(config: Config): boolean;
   /**
    * Adopts the kind's kernel programs running on this node, or loads and attaches them; throws a KernelError or
-   * ConfigError naming what is wrong.
+   * ConfigError naming what is wrong. Kinds load in the order of src/collector/kinds.ts.
    */
-  load(config: Config['collector'], pins: PinDirectory): KernelSource;
-  /** One ring record -> its event. Pure; throws a DecodeError on a record it cannot read. */
-  toEvent(view: DataView, offset: number, size: number, context: CollectorContext): Event;
+  load(config: Config, pins: PinDirectory): KernelSource;
+  /** The kind's transform for one run, emitting each event through `emit`. No I/O. */
+  transform(context: CollectorContext, emit: (event: Event) => void, config: Config): RecordTransform;
   /**
    * The cgroup of the socket an event is about: its identity reaches Kafka before the event does
    * (src/collector/identity/), so that the enricher can name the pod.

@@ -311,6 +311,21 @@ const schema = {
   },
   http: {
     /**
+     * Capture HTTP/1.x exchanges from the kernel (bpf/http.bpf.c: tracepoints on eight socket syscalls). Off until
+     * the collector writes exchanges to the http topic; once on, every syscall of the node takes the kernel's
+     * syscall-tracing path, which bench syscall-tracing measures for an untraced process.
+     */
+    enabled: setting(bool, false),
+    /**
+     * Bytes copied of each read and write of a traced connection (at most 1024, the kernel's buffer): a request or
+     * response head longer than this in one call is lost (counted, truncated_headers). Bodies need none of it.
+     */
+    captureBytes: setting(int(0, 1024), 256),
+    /** Threads inside a read or write of a traced connection at once (one blocked in read() holds one). */
+    maxCallsInFlight: setting(int(1024, 4_194_304), 16_384),
+    /** A connection without a call for this long has its parser state dropped (a later call starts it anew). */
+    idleTimeoutMs: setting(int(1000, 86_400_000), 300_000),
+    /**
      * Longest request path kept, in bytes (the query string is never kept): a longer one is cut to this length,
      * ending in "{truncated}". Also bounds a route.
      */

@@ -5,6 +5,7 @@ import type { TopicSpec } from '../common/kafka/topics.js';
 import { FLOWS } from './flows.js';
 import { HTTP } from './http.js';
 import { METADATA } from './metadata.js';
+import { POLICIES } from './policies.js';
 
 export type TopicRole = 'flows' | 'http' | 'verdicts' | 'metadata' | 'policies' | 'deadletter';
 
@@ -51,7 +52,7 @@ export function topicSpecs(prefix = 'sidecarless.', options: TopicCatalogOptions
     http: timed(HTTP.topic, retentionMs),
     verdicts: timed('verdicts.v1', retentionMs),
     metadata: compacted(METADATA.topic, retentionMs),
-    policies: compacted('policies.v1'),
+    policies: compacted(POLICIES.topic),
     deadletter: timed('deadletter.v1', options.deadLetterRetentionMs ?? 30 * day),
   };
 }

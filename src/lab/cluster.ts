@@ -28,8 +28,10 @@ export interface NamespaceSpec {
 }
 
 export interface ClusterPodSpec {
-  /** The pod's name in the lab (lab.pod(name), its netns); a bare pod's Kubernetes name too. */
+  /** The pod's name in the lab (lab.pod(name), its netns); a bare pod's Kubernetes name too, unless objectName says another. */
   name: string;
+  /** A bare pod's Kubernetes name when it differs from its lab name (pods of one name in two namespaces). */
+  objectName?: string;
   /** Default 'default'. A namespace of the lab's options is created with the lab; others must exist. */
   namespace?: string;
   /** Absent: a bare pod. A workload's pods share its template: the same labels, ports and qos. */
@@ -108,7 +110,7 @@ export class ClusterLab {
       const namespace = spec.namespace ?? 'default';
       const created = await this.kube.createPod({
         namespace,
-        ...(spec.workload ? { workload: spec.workload } : { name: spec.name }),
+        ...(spec.workload ? { workload: spec.workload } : { name: spec.objectName ?? spec.name }),
         ...(spec.labels ? { labels: spec.labels } : {}),
         ...(spec.ports ? { ports: spec.ports } : {}),
         ...(spec.qos ? { qos: spec.qos } : {}),

@@ -59,7 +59,7 @@ describe('loadConfig', () => {
       },
       metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, watermarkMs: 1000, watermarkLagMs: 2000, queueMessages: 100_000 },
       log: { level: 'info' },
-      http: { maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 },
+      http: { enabled: false, captureBytes: 256, maxCallsInFlight: 16_384, idleTimeoutMs: 300_000, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 },
       telemetry: { metricsPort: 9464, host: '127.0.0.1' },
     });
   });

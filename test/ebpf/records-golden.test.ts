@@ -6,6 +6,7 @@ import { objectPath } from '../../src/ebpf/object.js';
 import { connStateCodec, type ConnState } from '../../src/ebpf/records/conn-state.js';
 import { egress4KeyCodec } from '../../src/ebpf/records/egress4-key.js';
 import { FLOW_RECORD, decodeFlowRecord } from '../../src/ebpf/records/flow.js';
+import { HTTP_CHUNK_RECORD, decodeHttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
 import { RECORD_HEADER, recordMonotonicNs, recordType, recordVersion } from '../../src/ebpf/records/header.js';
 import { decodeProbeRecord } from '../../src/ebpf/records/probe.js';
 import { rodataVariables } from '../helpers/rodata.js';
@@ -26,6 +27,7 @@ const FIXTURES: Record<string, string> = {
   sl_record_header: 'sl_record_header.hex',
   sl_probe_record: 'sl_probe_record.v1.hex',
   sl_flow_record: 'sl_flow_record.v1.hex',
+  sl_http_chunk_record: 'sl_http_chunk_record.v1.hex',
   sl_egress4_key: 'sl_egress4_key.hex',
   sl_conn_state: 'sl_conn_state.hex',
 };
@@ -118,6 +120,24 @@ describe('golden bytes: compiler, fixture and decoder agree', () => {
     });
   });
 
+  it('sl_http_chunk_record v1: the fixed part, then the copied bytes', () => {
+    const fixed = assertCompiledAsFixture('sl_http_chunk_record');
+    const bytes = Buffer.concat([fixed, Buffer.from('GET /')]);
+    const decoded = decodeHttpChunkRecord(framed(bytes), 0, bytes.length);
+    assert.deepEqual({ ...decoded, data: decoded.data.toString('latin1') }, {
+      monotonicNs: 0x5152535455565758n,
+      connId: 0x0102030405060708n,
+      cgroupId: 0x2122232425262728n,
+      callStartNs: 0x5152535455560000n,
+      length: 0x123456789,
+      pid: 3000000001,
+      tid: 3000000002,
+      direction: 2, // received
+      flags: 1, // truncated
+      data: 'GET /',
+    });
+  });
+
   it('sl_egress4_key: the codec writes and reads the compiler bytes, padding zeroed', () => {
     const bytes = assertCompiledAsFixture('sl_egress4_key');
     const written = Buffer.alloc(bytes.length, 0xff);
@@ -150,6 +170,17 @@ describe('golden bytes: compiler, fixture and decoder agree', () => {
 });
 
 describe('decoders reject what they cannot read', () => {
+  it('an http chunk record whose copied bytes run past the record, naming the field', () => {
+    const bytes = new DataView(new ArrayBuffer(HTTP_CHUNK_RECORD.size + 4));
+    bytes.setUint16(0, 3, true);
+    bytes.setUint16(2, HTTP_CHUNK_RECORD.version, true);
+    bytes.setBigUint64(HTTP_CHUNK_RECORD.offsets.length, 100n, true);
+    bytes.setUint32(HTTP_CHUNK_RECORD.offsets.copied, 5, true);
+    assert.throws(() => decodeHttpChunkRecord(bytes, 0, bytes.byteLength), /http chunk record: 5 bytes copied of a 100-byte call do not fit a 68-byte record/);
+    bytes.setUint32(HTTP_CHUNK_RECORD.offsets.copied, 4, true);
+    assert.equal(decodeHttpChunkRecord(bytes, 0, bytes.byteLength).data.length, 4);
+  });
+
   it('a record of another type, naming the field', () => {
     const bytes = Buffer.alloc(56);
     bytes.writeUInt16LE(9, 0);

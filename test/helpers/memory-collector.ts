@@ -5,6 +5,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { metrics } from '@opentelemetry/api';
 import { Collector, type EventPrerequisites } from '../../src/collector/collector.js';
+import { loadConfig } from '../../src/common/config.js';
+import { ConnectionEnds } from '../../src/collector/connection-ends.js';
 import { flowsKind } from '../../src/collector/flows/index.js';
 import type { OutMessage } from '../../src/common/kafka/sink.js';
 import { createLogger } from '../../src/common/logger.js';
@@ -54,7 +56,7 @@ export class FakeRing {
   }
 }
 
-const CONTEXT = { nodeName: 'n', epoch: 'e', toWallNs: (ns: bigint) => ns };
+const CONTEXT = { nodeName: 'n', epoch: 'e', toWallNs: (ns: bigint) => ns, connectionEnds: new ConnectionEnds() };
 
 /** A collector of the ring's flow events: two per message, one partition, a byte per event (its conn id) in the message. */
 export function memoryCollector(
@@ -66,7 +68,7 @@ export function memoryCollector(
     {
       kind: 'flows',
       source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {} },
-      toEvent: (view, offset, size) => flowsKind.toEvent(view, offset, size, CONTEXT),
+      transform: (emit) => flowsKind.transform(CONTEXT, emit, loadConfig({ argv: [], env: {} })),
       partitionKey: FLOWS.partitionKey,
       partitions: 1,
       // One byte per event in the "message", so tests can count events in what was sent.

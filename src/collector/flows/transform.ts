@@ -36,7 +36,7 @@ export function closeReason(record: Pick<FlowRecord, 'kind' | 'lastState' | 'fla
   return 'normal';
 }
 
-export function toFlowEvent(record: FlowRecord, context: CollectorContext): FlowEvent {
+export function toFlowEvent(record: FlowRecord, context: Pick<CollectorContext, 'nodeName' | 'epoch' | 'toWallNs'>): FlowEvent {
   const client = record.side === FlowSide.client;
   const established = (record.flags & FlowFlag.established) !== 0;
   return {

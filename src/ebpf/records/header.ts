@@ -9,7 +9,7 @@ export const RECORD_HEADER = {
   offsets: { type: 0, version: 2, size: 4, ts_ns: 8 },
 } as const;
 
-export const RECORD_TYPE = { enum: 'sl_record_type', prefix: 'SL_RECORD_', values: { probe: 1, flow: 2 } } as const;
+export const RECORD_TYPE = { enum: 'sl_record_type', prefix: 'SL_RECORD_', values: { probe: 1, flow: 2, httpChunk: 3 } } as const;
 export const RecordType = RECORD_TYPE.values;
 
 export function recordType(view: DataView, offset: number): number {
@@ -26,7 +26,7 @@ export function recordMonotonicNs(view: DataView, offset: number): bigint {
 }
 
 /** enum sl_drop_reason, by index of the per-CPU `drops` map. */
-export const KERNEL_DROP_REASONS = ['ringbuf_full', 'conn_table_full', 'tracking_failed'] as const;
+export const KERNEL_DROP_REASONS = ['ringbuf_full', 'conn_table_full', 'tracking_failed', 'call_table_full', 'copy_failed'] as const;
 
 /** The same list as an enum mirror; SL_DROP_REASON_COUNT, the size of `drops`, is the list's length. */
 export const DROP_REASON = {

@@ -15,6 +15,7 @@ import { CGROUP_MARK, CONN_STATE } from './conn-state.js';
 import { EGRESS4_KEY } from './egress4-key.js';
 import { FLOW_FLAG, FLOW_KIND, FLOW_RECORD, FLOW_SIDE } from './flow.js';
 import { DROP_REASON, RECORD_HEADER, RECORD_TYPE } from './header.js';
+import { HTTP_CAPTURE, HTTP_CHUNK_FLAG, HTTP_CHUNK_RECORD, HTTP_DIRECTION } from './http-chunk.js';
 import { PROBE_RECORD } from './probe.js';
 
 export interface StructMirror {
@@ -33,13 +34,14 @@ export interface EnumMirror {
 const RECORD_VERSION: EnumMirror = {
   enum: 'sl_record_version',
   prefix: 'SL_RECORD_VERSION_',
-  values: { probe: PROBE_RECORD.version, flow: FLOW_RECORD.version },
+  values: { probe: PROBE_RECORD.version, flow: FLOW_RECORD.version, httpChunk: HTTP_CHUNK_RECORD.version },
 };
 
 export const MIRRORS: ReadonlyArray<StructMirror | EnumMirror> = [
   RECORD_HEADER,
   PROBE_RECORD,
   FLOW_RECORD,
+  HTTP_CHUNK_RECORD,
   EGRESS4_KEY,
   CONN_STATE,
   RECORD_TYPE,
@@ -49,6 +51,9 @@ export const MIRRORS: ReadonlyArray<StructMirror | EnumMirror> = [
   FLOW_KIND,
   FLOW_FLAG,
   CGROUP_MARK,
+  HTTP_DIRECTION,
+  HTTP_CHUNK_FLAG,
+  HTTP_CAPTURE,
 ];
 
 /** The C enumerator a mirror's key stands for. */

@@ -100,6 +100,56 @@ export interface HttpLoadResult {
   timedOut: boolean;
 }
 
+/** A transport the lab serves and probes (SCTP is valid in a NetworkPolicy but not served here). */
+export type LabProtocol = 'TCP' | 'UDP';
+
+export interface PortServerParams {
+  host: string;
+  /** Every port answers each connection (TCP) or datagram (UDP) with `answer` and a newline; TCP then closes. */
+  ports: ReadonlyArray<{ port: number; protocol: LabProtocol }>;
+  answer: string;
+  deadlineMs: number;
+}
+
+export interface PortServerStats {
+  /** "TCP/80" → connections accepted, "UDP/53" → datagrams answered. */
+  answered: Record<string, number>;
+}
+
+export interface ProbeTarget {
+  host: string;
+  port: number;
+  protocol: LabProtocol;
+}
+
+export interface ProbeParams {
+  targets: readonly ProbeTarget[];
+  /** Per target: how long to wait for the answer. */
+  timeoutMs: number;
+  deadlineMs: number;
+}
+
+/**
+ * What a connect() (TCP) or a datagram and its answer (UDP) came to, as the client saw it:
+ *   connected  the server's answer arrived (`answeredBy` holds it);
+ *   refused    a reset or an ICMP port unreachable (nothing serves there);
+ *   denied     the kernel refused the call itself (EPERM/EACCES: a cgroup connect or sendmsg hook said no);
+ *   timeout    no answer in time (a drop on the way: an ingress policy, a dropped SYN or datagram);
+ *   error      anything else (`error` says what).
+ */
+export type ProbeOutcome = 'connected' | 'refused' | 'denied' | 'timeout' | 'error';
+
+export interface ProbeAnswer {
+  outcome: ProbeOutcome;
+  answeredBy?: string;
+  error?: string;
+}
+
+export interface ProbeResult {
+  /** In the order of the targets. */
+  answers: ProbeAnswer[];
+}
+
 export type AgentMessage<R> = { type: 'ready' } | ({ type: 'result' } & R);
 
 // Agent side

@@ -1,0 +1,227 @@
+/**
+ * HTTP exchanges from the kernel's chunk records (struct sl_http_chunk_record, bpf/http.bpf.c): each record's bytes
+ * go to the HttpConnectionParser of its connection (one per conn id: a conn id is one socket, so one observer side,
+ * and the parser keeps the two directions apart), and each exchange the parser pairs comes out as a
+ * CapturedExchange with its path and route (./route.ts: no query string survives). Pure: no I/O and no clock, the
+ * caller passes kernel times in; the collector wires it between the ring and the http contract.
+ *
+ * Times: a received call's bytes exist when the call returns (a blocking read entered long before), a sent call's
+ * when it enters (a blocking write may return long after), so each record is fed at that time, and a latency is
+ * the server's turn: response first byte − request last byte as the observed process saw them.
+ *
+ * State is bounded: at most `maxConnections` parsers (the kernel tracks no more connections than that; a record of a
+ * new connection past it is counted, connection_table_full, and ignored), each bounded by the parser's own limits.
+ * A connection's parser ends when flows reports its final record (connectionClosed), or after `idleNs` without a
+ * record (counted as idle_evicted: a later record starts a new parser, which resynchronises on the next message).
+ * A final flow record and the connection's last chunk records travel through two rings read by two loops, so the
+ * last chunks may be read after the final: a closed connection is ended at the second tick() after the close was
+ * noted, which lies after a whole read cycle of the chunk ring that began after the final was read, and that cycle
+ * read every chunk the kernel wrote before the final.
+ */
+import { decodeHttpChunkRecord, HttpDirection, type HttpChunkRecord } from '../../ebpf/records/http-chunk.js';
+import { createHttpParseCounters, HttpConnectionParser, type HttpExchange, type HttpParseCounters, type RejectionKind } from './parser.js';
+import { RouteTemplater, urlPath } from './route.js';
+import type { RouteRule } from '../../common/route-rules.js';
+
+/** One exchange as the collector reports it; times are kernel monotonic ns (the contract converts them). */
+export interface CapturedExchange {
+  /** The kernel's conn id (with the conn-id epoch and node it is the flows' connection_id). */
+  readonly connId: bigint;
+  /** cgroup v2 id of the observed socket (whose identity names the pod, as for flows). */
+  readonly cgroupId: bigint;
+  readonly observer: HttpExchange['observer'];
+  readonly method: string;
+  readonly methodOriginal: string | null;
+  /** The request target's path: no query string or fragment, at most http.maxPathBytes. */
+  readonly path: string;
+  /** The path with its variable segments templated (http.routeRules first); not yet capped per service. */
+  readonly route: string;
+  readonly version: HttpExchange['version'];
+  readonly status: number;
+  /** Start line, header block and body as on the wire (full lengths: bytes the copies cut inside a body count). */
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+  readonly requestFirstNs: bigint;
+  readonly requestLastNs: bigint;
+  readonly responseFirstNs: bigint;
+  readonly responseLastNs: bigint;
+  /** responseFirstNs − requestLastNs. */
+  readonly latencyNs: bigint;
+  /** The process of the connection's latest call when the exchange completed. */
+  readonly pid: number;
+}
+
+/** What governs each reason the capture counts, beside the parser's kinds (remedies in HTTP_CAPTURE_REMEDIES). */
+export type CaptureDropReason = RejectionKind | 'connection_table_full' | 'bad_direction';
+
+export const HTTP_CAPTURE_REMEDIES: Readonly<Record<CaptureDropReason, string>> = {
+  not_http: 'a traced connection that is not HTTP/1.x (TLS, HTTP/2, a database protocol): nothing to do; it costs one comparison per call',
+  bad_request_line: 'a malformed request line on an HTTP connection: the rest of that connection is ignored',
+  bad_status_line: 'a malformed status line on an HTTP connection: the rest of that connection is ignored',
+  bad_header: 'a malformed or unframeable header block: the rest of that connection is ignored',
+  header_too_large: 'a header block over 16 KiB: the rest of that connection is ignored',
+  bad_chunk: 'malformed chunked framing: the rest of that connection is ignored',
+  truncated_headers: 'a call wrote or read more header bytes than http.captureBytes copies: raise http.captureBytes',
+  truncated_body: 'a call cut by http.captureBytes ran past a body into the next message: raise http.captureBytes',
+  unpaired_response: 'a response without a request seen (the connection was older than tracing, or a request call was lost)',
+  unanswered_request: 'a request without a response when the connection closed or went idle',
+  pipeline_overflow: 'more than 64 pipelined requests waiting on one connection: the oldest is dropped',
+  incomplete_at_close: 'a connection closed or went idle in the middle of a message',
+  upgrade: 'the connection switched protocols (WebSocket, CONNECT): the rest of it is not HTTP/1.x',
+  connection_table_full: 'more connections with HTTP traffic at once than collector.maxConnections: raise it',
+  bad_direction: 'a chunk record with an unknown direction (a kernel program of another version)',
+};
+
+export interface HttpCaptureOptions {
+  /** Parsers kept at once (collector.maxConnections: the kernel tracks no more). */
+  maxConnections: number;
+  /** A connection without a record for this long is ended and forgotten (kernel ns). */
+  idleNs: bigint;
+  maxPathBytes: number;
+  routeRules: readonly RouteRule[];
+}
+
+interface Connection {
+  readonly connId: bigint;
+  readonly cgroupId: bigint;
+  readonly parser: HttpConnectionParser;
+  lastRecordNs: bigint;
+  /** The process of the connection's latest call. */
+  pid: number;
+}
+
+export interface HttpCaptureStats {
+  connections: number;
+  closed: number;
+  idleEvicted: number;
+}
+
+export class HttpCapture {
+  /** Counts by parser kind; read and reset by the caller (takeDrops). */
+  private readonly counters: HttpParseCounters = createHttpParseCounters();
+  private readonly ownDrops = { connection_table_full: 0, bad_direction: 0 };
+  private readonly connections = new Map<bigint, Connection>();
+  private readonly templater: RouteTemplater;
+  /** Closes noted since the last tick, and those noted before it (ended at the next tick). */
+  private closing: bigint[] = [];
+  private closable: bigint[] = [];
+  private lastSweepNs = 0n;
+  readonly stats: HttpCaptureStats = { connections: 0, closed: 0, idleEvicted: 0 };
+
+  constructor(
+    private readonly options: HttpCaptureOptions,
+    private readonly emit: (exchange: CapturedExchange) => void,
+  ) {
+    this.templater = new RouteTemplater(options.routeRules, options.maxPathBytes);
+  }
+
+  /** One ring record; throws a DecodeError on one it cannot read. */
+  record(view: DataView, offset: number, size: number): void {
+    this.add(decodeHttpChunkRecord(view, offset, size));
+  }
+
+  add(chunk: HttpChunkRecord): void {
+    const sent = chunk.direction === HttpDirection.sent;
+    if (!sent && chunk.direction !== HttpDirection.received) {
+      this.ownDrops.bad_direction++;
+      return;
+    }
+    const connection = this.connectionOf(chunk);
+    if (connection === undefined) return;
+    connection.lastRecordNs = chunk.monotonicNs;
+    connection.pid = chunk.pid;
+    if (sent) connection.parser.sent(chunk.data, chunk.callStartNs, chunk.length);
+    else connection.parser.received(chunk.data, chunk.monotonicNs, chunk.length);
+  }
+
+  /**
+   * Flows reported the connection's final record: its parser ends at the second tick from now. Noted whether or not
+   * a chunk of it was read yet: the flows ring may be read first, and its chunks are read by then.
+   */
+  connectionClosed(connId: bigint): void {
+    this.closing.push(connId);
+  }
+
+  /** Whether the connection has a parser (records came, and it has not been ended yet). */
+  hasConnection(connId: bigint): boolean {
+    return this.connections.has(connId);
+  }
+
+  /** Call after each read cycle of the chunk ring: ends closed connections (see above) and idle ones. */
+  tick(nowNs: bigint): void {
+    for (const connId of this.closable) {
+      if (this.end(connId)) this.stats.closed++;
+    }
+    this.closable = this.closing;
+    this.closing = [];
+    // A sweep visits every connection: a tenth of the idle time apart, so a connection lives at most 1.1 times it.
+    if (nowNs - this.lastSweepNs < this.options.idleNs / 10n) return;
+    this.lastSweepNs = nowNs;
+    for (const [connId, connection] of this.connections) {
+      if (nowNs - connection.lastRecordNs >= this.options.idleNs && this.end(connId)) this.stats.idleEvicted++;
+    }
+  }
+
+  /** Drops by reason since the last call, the parser's kinds included. */
+  takeDrops(): Array<[reason: CaptureDropReason, count: number]> {
+    const taken: Array<[CaptureDropReason, number]> = [];
+    for (const counts of [this.counters, this.ownDrops] as Array<Record<string, number>>) {
+      for (const [reason, count] of Object.entries(counts)) {
+        if (count === 0) continue;
+        taken.push([reason as CaptureDropReason, count]);
+        counts[reason] = 0;
+      }
+    }
+    return taken;
+  }
+
+  private connectionOf({ connId, cgroupId }: HttpChunkRecord): Connection | undefined {
+    const connection = this.connections.get(connId);
+    if (connection !== undefined) return connection;
+    if (this.connections.size >= this.options.maxConnections) {
+      this.ownDrops.connection_table_full++;
+      return undefined;
+    }
+    const created: Connection = {
+      connId,
+      cgroupId,
+      parser: new HttpConnectionParser((exchange) => this.exchange(created, exchange), this.counters),
+      lastRecordNs: 0n,
+      pid: 0,
+    };
+    this.connections.set(connId, created);
+    this.stats.connections++;
+    return created;
+  }
+
+  private end(connId: bigint): boolean {
+    const connection = this.connections.get(connId);
+    if (connection === undefined) return false;
+    connection.parser.end();
+    this.connections.delete(connId);
+    return true;
+  }
+
+  private exchange(connection: Connection, exchange: HttpExchange): void {
+    const path = urlPath(exchange.target, this.options.maxPathBytes);
+    this.emit({
+      connId: connection.connId,
+      cgroupId: connection.cgroupId,
+      observer: exchange.observer,
+      method: exchange.method,
+      methodOriginal: exchange.methodOriginal,
+      path,
+      route: this.templater.route(path),
+      version: exchange.version,
+      status: exchange.status,
+      requestBytes: exchange.requestHeaderBytes + exchange.requestBodyBytes,
+      responseBytes: exchange.responseHeaderBytes + exchange.responseBodyBytes,
+      requestFirstNs: exchange.requestFirstNs,
+      requestLastNs: exchange.requestLastNs,
+      responseFirstNs: exchange.responseFirstNs,
+      responseLastNs: exchange.responseLastNs,
+      latencyNs: exchange.latencyNs,
+      pid: connection.pid,
+    });
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The kernel side of HTTP capture: bpf/http.bpf.c installed (or adopted, src/collector/installed-source.ts) with its
+ * syscall tracepoints, sharing the flows programs' connection tracking (`conns`, `traced_cgroups`, `conn_ids` in the
+ * node's pin directory), so that its records carry the conn ids of the flows records and trace the cgroups the flows
+ * kind marked. It therefore loads after flows (src/collector/kinds.ts lists flows first) and writes nothing to those
+ * maps itself.
+ */
+import { ConfigError } from '../../common/errors.js';
+import { u64Codec, u8Codec } from '../../ebpf/codecs.js';
+import { connIdEpoch } from '../../ebpf/conn-epoch.js';
+import { objectPath } from '../../ebpf/object.js';
+import type { PinDirectory } from '../../ebpf/pins.js';
+import { checkKernel } from '../../ebpf/preflight.js';
+import { HTTP_CAPTURE_MAX } from '../../ebpf/records/http-chunk.js';
+import { InstalledSource, type KernelDropReason } from '../installed-source.js';
+
+export interface HttpCaptureOptions {
+  ringBytes: number;
+  /** Must equal the flows kind's: the shared `conns` map is refused at load when its size differs. */
+  maxConnections: number;
+  /** Bytes copied of each call, at most HTTP_CAPTURE_MAX. */
+  captureBytes: number;
+  /** Threads inside a traced socket call at once (a thread blocked in read() holds one). */
+  maxCallsInFlight: number;
+}
+
+const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
+  ringbuf_full: 'the collector drains the HTTP ring too slowly for the burst, or none ran for a while (a restart): raise collector.ringBytes or lower http.captureBytes',
+  conn_table_full: 'not counted by the HTTP programs (flows counts connections it could not track; their calls are not captured)',
+  tracking_failed: 'not counted by the HTTP programs',
+  call_table_full: 'more threads at once inside a read or write of a traced connection than http.maxCallsInFlight: raise it; those calls have no records',
+  copy_failed: 'the kernel could not read the bytes of a call from user memory (memory unmapped by another thread meanwhile): the record is sent with what was copied, marked cut',
+  program_skipped:
+    'the kernel skipped an HTTP tracepoint program because another tracing program ran on that CPU: that call has no record, so the exchange it belonged to may be lost (counted by the parser)',
+};
+
+/** Where each program of bpf/http.bpf.c attaches: the entry and the return of eight calls. */
+const CALLS = ['write', 'writev', 'sendto', 'sendmsg', 'read', 'readv', 'recvfrom', 'recvmsg'] as const;
+const TRACEPOINTS = Object.fromEntries(
+  CALLS.flatMap((call) => [
+    [`http_enter_${call}`, { tracepoint: `syscalls/sys_enter_${call}` as const }],
+    [`http_exit_${call}`, { tracepoint: `syscalls/sys_exit_${call}` as const }],
+  ]),
+);
+
+export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory): InstalledSource {
+  if (!Number.isInteger(options.captureBytes) || options.captureBytes < 0 || options.captureBytes > HTTP_CAPTURE_MAX) {
+    throw new ConfigError('http.captureBytes', `must be an integer from 0 to ${HTTP_CAPTURE_MAX}, got ${options.captureBytes}`);
+  }
+  // Classic tracepoints are opened by their tracefs id; CAP_PERFMON attaches them.
+  checkKernel(['btf', 'bpf', 'perfmon', 'tracefs', 'cgroup2']);
+  return InstalledSource.open(pins, {
+    kind: 'http',
+    objectFile: objectPath('http'),
+    load: {
+      rodata: {
+        capture_bytes: options.captureBytes,
+        // As for flows: the collector lets records gather for flushMs once woken; a quarter of the ring wakes it early.
+        ring_wakeup_bytes: BigInt(options.ringBytes / 4),
+      },
+      maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections, calls: options.maxCallsInFlight },
+    },
+    maps: ['http_ring', 'drops', 'cgroup_answers'],
+    links: TRACEPOINTS,
+    programs: Object.keys(TRACEPOINTS),
+    ring: 'http_ring',
+    kernelDropRemedies: KERNEL_DROP_REMEDIES,
+    epoch: (installation) => connIdEpoch(installation.map('conn_ids')),
+    // The flows kind has just written `traced_cgroups` (it loads first): answers remembered from before may be wrong.
+    // Nothing of http is attached to cgroups.
+    configure(installation) {
+      const answers = installation.map('cgroup_answers').typed(u64Codec, u8Codec);
+      for (const id of [...answers.keys()]) answers.delete(id);
+    },
+  });
+}

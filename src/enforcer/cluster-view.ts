@@ -1,0 +1,44 @@
+/**
+ * The cluster as compilation sees it (compile/cluster.ts), kept from metadata.v1 changes: namespaces with labels,
+ * and pods that can be selected (neither host-network nor terminated) with labels, named ports and IPs. Tombstones
+ * remove by key (an object's uid). Other kinds are ignored. Pure.
+ */
+import { normalizeAddress } from '../common/address.js';
+import type { MetadataChange, MetadataEvent } from '../events/metadata.js';
+import type { ClusterPod, ClusterView, NamedPort } from './compile/cluster.js';
+import type { Protocol } from './policy/types.js';
+
+const PROTOCOLS = new Set<string>(['TCP', 'UDP', 'SCTP']);
+
+export class ClusterViewBuilder {
+  private readonly namespaces = new Map<string, { name: string; labels: Record<string, string> }>();
+  private readonly pods = new Map<string, ClusterPod>();
+
+  apply(change: MetadataChange): void {
+    if ('deleted' in change) {
+      this.namespaces.delete(change.key);
+      this.pods.delete(change.key);
+      return;
+    }
+    const { event } = change;
+    if (event.kind === 'Namespace') this.namespaces.set(change.key, { name: event.name, labels: event.labels });
+    else if (event.kind === 'Pod') {
+      const pod = selectablePod(event);
+      if (pod === undefined) this.pods.delete(change.key);
+      else this.pods.set(change.key, pod);
+    }
+  }
+
+  view(): ClusterView {
+    return { namespaces: new Map([...this.namespaces.values()].map((ns) => [ns.name, ns.labels])), pods: [...this.pods.values()] };
+  }
+}
+
+function selectablePod(event: MetadataEvent): ClusterPod | undefined {
+  const state = event.pod;
+  if (state === null || state.host_network || state.phase === 'Succeeded' || state.phase === 'Failed') return undefined;
+  const namedPorts: NamedPort[] = state.ports
+    .filter((port) => port.name !== '' && PROTOCOLS.has(port.protocol))
+    .map((port) => ({ name: port.name, protocol: port.protocol as Protocol, port: port.port }));
+  return { namespace: event.k8s_namespace_name, name: event.name, labels: event.labels, namedPorts, ips: state.ips.map(normalizeAddress) };
+}

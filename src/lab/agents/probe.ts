@@ -1,0 +1,55 @@
+/**
+ * Probes targets from inside a pod, all at once: a TCP connect() and the server's answer, or a UDP datagram and
+ * its answer, each within timeoutMs. Reports one ProbeAnswer per target, in order (protocol.ts says what each
+ * outcome means). The calls are the ones an application makes, so cgroup hooks and ingress drops act on them.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { agentParams, finish, type ProbeAnswer, type ProbeParams, type ProbeTarget } from './protocol.js';
+
+const params = agentParams<ProbeParams>();
+
+function classify(error: NodeJS.ErrnoException): ProbeAnswer {
+  if (error.code === 'ECONNREFUSED') return { outcome: 'refused' };
+  if (error.code === 'EPERM' || error.code === 'EACCES') return { outcome: 'denied' };
+  return { outcome: 'error', error: `${error.code ?? ''} ${error.message}`.trim() };
+}
+
+function probeTcp(target: ProbeTarget): Promise<ProbeAnswer> {
+  return new Promise((resolve) => {
+    let received = '';
+    const socket = net.connect({ host: target.host, port: target.port });
+    const done = (answer: ProbeAnswer) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done({ outcome: 'timeout' }), params.timeoutMs);
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString();
+      if (received.includes('\n')) done({ outcome: 'connected', answeredBy: received.split('\n')[0]! });
+    });
+    socket.on('end', () => done({ outcome: 'error', error: `closed without an answer (got ${JSON.stringify(received)})` }));
+    socket.on('error', (error) => done(classify(error)));
+  });
+}
+
+function probeUdp(target: ProbeTarget): Promise<ProbeAnswer> {
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket('udp4');
+    const done = (answer: ProbeAnswer) => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done({ outcome: 'timeout' }), params.timeoutMs);
+    socket.on('message', (message) => done({ outcome: 'connected', answeredBy: message.toString().split('\n')[0]! }));
+    // A connected UDP socket hears the ICMP port unreachable as ECONNREFUSED.
+    socket.on('error', (error) => done(classify(error)));
+    socket.on('connect', () => socket.send('probe\n', (error) => error && done(classify(error))));
+    socket.connect(target.port, target.host);
+  });
+}
+
+const answers = await Promise.all(params.targets.map((target) => (target.protocol === 'TCP' ? probeTcp(target) : probeUdp(target))));
+finish({ answers });

@@ -1,0 +1,131 @@
+/**
+ * The http record kind in the real Collector, beside the flows kind, as src/collector/index.ts wires them: both
+ * kinds loaded from one configuration into one pin directory, one ConnectionEnds between them, each ring read by
+ * its own Collector loops (drain, transform, tick), events into memory instead of Kafka (the http contract is not
+ * this test's: a stand-in packs events as they are). A Python keep-alive client makes 100 requests of a Python
+ * server; both sides' exchanges come out of the http Collector exactly once, in order, with nothing dropped.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { after, before, it } from 'node:test';
+import { metrics } from '@opentelemetry/api';
+import { Collector } from '../../src/collector/collector.js';
+import { ConnectionEnds } from '../../src/collector/connection-ends.js';
+import { flowsKind } from '../../src/collector/flows/index.js';
+import type { CapturedExchange } from '../../src/collector/http/capture.js';
+import { httpKind } from '../../src/collector/http/index.js';
+import type { KernelSource, RecordKind } from '../../src/collector/record-kind.js';
+import { loadConfig } from '../../src/common/config.js';
+import { createLogger } from '../../src/common/logger.js';
+import { MemorySink } from '../../src/common/pipeline.js';
+import type { OutMessage } from '../../src/common/kafka/sink.js';
+import { PinDirectory } from '../../src/ebpf/pins.js';
+import type { FlowEvent } from '../../src/events/flows.js';
+import { createLab, type Lab } from '../../src/lab/pods.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
+
+const PORT = 7511;
+const fixture = (name: string) => fileURLToPath(new URL(`../../../test/http/fixtures/${name}`, import.meta.url));
+const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+
+/** A stand-in for the http contract: events are packed as they are. */
+const contract = {
+  topic: 'test-http',
+  subject: 'test-http',
+  messageKey: 'none',
+  partitionKey: (exchange: CapturedExchange) => String(exchange.connId),
+  pack: (events: CapturedExchange[]) => events,
+  unpack: (value: CapturedExchange[]) => value,
+};
+
+let lab: Lab;
+let pins: PinDirectory;
+let server: ChildProcess | undefined;
+const sources: KernelSource[] = [];
+const collectors: Array<Collector<unknown>> = [];
+const events = { flows: [] as FlowEvent[], http: [] as CapturedExchange[] };
+
+/** A Collector of one kind, its events appended to `into` as they are packed. */
+function collectorOf<Event>(kind: RecordKind<Event, unknown>, source: KernelSource, into: Event[], config: ReturnType<typeof loadConfig>, connectionEnds: ConnectionEnds): Collector<Event> {
+  const context = { nodeName: 'n', epoch: source.epoch, toWallNs: (ns: bigint) => ns, connectionEnds };
+  return new Collector<Event>(
+    {
+      kind: kind.name,
+      source,
+      transform: (emit) => kind.transform(context, emit, config),
+      partitionKey: (event) => kind.contract.partitionKey(event),
+      partitions: 1,
+      messageBuilder: () => {
+        let size = 0;
+        return {
+          get size() {
+            return size;
+          },
+          add: (event) => void (into.push(event), size++),
+          seal: () => Buffer.alloc(size),
+        };
+      },
+      sink: new MemorySink<OutMessage[]>(),
+      logger: createLogger({ level: 'silent' }),
+      meter: metrics.getMeter('test'),
+    },
+    { queueEvents: 10_000, eventsPerMessage: 64, flushMs: 20, shutdownTimeoutMs: 2000 },
+  );
+}
+
+before(async () => {
+  lab = createLab({ name: 'http-kind', pods: ['client', 'server'] });
+  pins = new PinDirectory(`/sys/fs/bpf/sidecarless-test-http-kind-${process.pid}-${randomBytes(3).toString('hex')}`);
+  const config = loadConfig({
+    argv: [],
+    env: { SIDECARLESS_COLLECTOR_CGROUPS: [lab.pod('client'), lab.pod('server')].map((pod) => pod.cgroup.path).join(','), SIDECARLESS_HTTP_ENABLED: 'true' },
+  });
+  const http = httpKind(contract, (exchange) => exchange, (exchange) => exchange.cgroupId);
+  assert.equal(http.enabled?.(config), true);
+  pins.prepare();
+  const connectionEnds = new ConnectionEnds();
+  // In the order of src/collector/kinds.ts: flows first (it writes traced_cgroups, the http programs read it).
+  sources.push(flowsKind.load(config, pins), http.load(config, pins));
+  collectors.push(
+    collectorOf(flowsKind, sources[0]!, events.flows, config, connectionEnds) as Collector<unknown>,
+    collectorOf(http, sources[1]!, events.http, config, connectionEnds) as Collector<unknown>,
+  );
+  for (const collector of collectors) collector.start();
+  server = lab.pod('server').spawn(python, [fixture('status-server.py'), lab.pod('server').ip, String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: server!.stdout! }).on('line', (line) => line === 'ready' && resolve());
+    server!.once('exit', (code) => reject(new Error(`status-server.py exited with ${code}`)));
+  });
+});
+
+after(async () => {
+  server?.kill();
+  for (const collector of collectors) await collector.stop();
+  for (const source of sources) source.close();
+  pins?.remove();
+  lab?.destroy();
+});
+
+it('100 keep-alive requests are 100 exchanges per side out of the http Collector, nothing dropped', async () => {
+  const client = lab.pod('client').spawn(python, [fixture('client.py'), 'keepalive', lab.pod('server').ip, String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  client.stdout!.on('data', (data: Buffer) => (output += data.toString()));
+  const [code] = (await once(client, 'exit')) as [number];
+  assert.equal(code, 0);
+  const { statuses, local_port: localPort } = JSON.parse(output) as { statuses: number[]; local_port: number };
+  const finals = () => events.flows.filter((flow) => flow.client_port === localPort && flow.server_port === PORT && flow.record_kind === 'final');
+  await waitFor(async () => finals().length === 2, { timeoutMs: 20_000, what: 'both final flow events' });
+  const connIds = finals().map((flow) => BigInt(flow.connection_id.split('/').pop()!));
+  const exchangesOf = (connId: bigint) => events.http.filter((exchange) => exchange.connId === connId);
+  await waitFor(async () => connIds.every((connId) => exchangesOf(connId).length >= 100), { timeoutMs: 20_000, what: '100 exchanges per side' });
+  // Stopping drains both rings and ticks the transforms: nothing more may come of that connection.
+  for (const collector of collectors) await collector.stop();
+  for (const connId of connIds) assert.deepEqual(exchangesOf(connId).map((exchange) => exchange.status), statuses);
+  assert.deepEqual(new Set(connIds.map((connId) => exchangesOf(connId)[0]!.observer)), new Set(['client', 'server']));
+  assert.deepEqual(collectors.map((collector) => collector.stats.drops), [{}, {}]);
+});

@@ -23,6 +23,7 @@ import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/clie
 import { ensureTopics } from '../../src/common/kafka/topics.js';
 import { topicSpecs } from '../../src/events/topics.js';
 import { createLogger } from '../../src/common/logger.js';
+import { queryRows } from './clickhouse.js';
 import { committed, EnricherProcesses, exited } from './enricher-process.js';
 import { dropTestData, testConfig } from './flows.js';
 import { sec } from './metadata.js';
@@ -40,8 +41,11 @@ export interface HeldTopic<Event> {
    * n1/crash/n, carrying 1000 + n bytes from the client.
    */
   event(n: number, atNs: bigint): Event;
-  /** Checks the stored events: `total` rows, one per connection, `bytes` in all, the client named as `crash` (hit); the rollup likewise. */
-  verify(clickhouse: ClickHouseClient, database: string, total: number, bytes: string): Promise<void>;
+  /** The table its events are stored in, and the column holding the client's bytes. */
+  table: string;
+  bytesColumn: string;
+  /** Its rollup, the column counting events and the one summing the client's bytes. */
+  rollup: { table: string; count: string; bytes: string };
 }
 
 const EVENTS_PER_MESSAGE = 10;
@@ -152,10 +156,28 @@ export async function holdCrashSuite<Event>(held: HeldTopic<Event>): Promise<voi
       try {
         const total = 2 * perBatch;
         const bytes = String(Array.from({ length: total }, (_, n) => 1000 + n).reduce((a, b) => a + b, 0));
-        await held.verify(clickhouse, config.clickhouse.database, total, bytes);
+        await verify(clickhouse, config.clickhouse.database, held, total, bytes);
       } finally {
         await dropTestData(config, clickhouse);
       }
     });
   });
+}
+
+/** The stored events: `total` rows, one per connection, `bytes` in all, the client named `crash` (hit); the rollup counting each once. */
+async function verify(clickhouse: ClickHouseClient, database: string, held: HeldTopic<unknown>, total: number, bytes: string): Promise<void> {
+  assert.deepEqual(
+    await queryRows(
+      clickhouse,
+      `SELECT count() AS rows, uniqExact(connection_id) AS connections, toString(sum(${held.bytesColumn})) AS bytes,
+              groupUniqArray(concat(client_k8s_workload_name, ':', toString(client_enrichment))) AS clients
+       FROM ${database}.${held.table}`,
+    ),
+    [{ rows: String(total), connections: String(total), bytes, clients: ['crash:hit'] }],
+  );
+  const { rollup } = held;
+  assert.deepEqual(
+    await queryRows(clickhouse, `SELECT toString(sum(${rollup.count})) AS counted, toString(sum(${rollup.bytes})) AS bytes FROM ${database}.${rollup.table}`),
+    [{ counted: String(total), bytes }],
+  );
 }

@@ -18,9 +18,10 @@
  * address, a pod's workload, its Service) is resolved from the whole history, so the answers do not depend on that
  * order.
  *
- * joinFlow: the observing side is local to the event's node: named by (k8s_node_name, cgroup_id) first, which also
- * names host-network pods, whose address is their node's; if the cgroup names no known pod at the time, by its
- * address. The other side by its address only. An address resolves, at the flow's start time, to a Service (its
+ * join (joinFlow: a flow at its start; an HTTP exchange at its request's start): the observing side is local to the
+ * event's node: named by (k8s_node_name, cgroup_id) first, which also names host-network pods, whose address is
+ * their node's; if the cgroup names no known pod at the time, by its address. The other side by its address only.
+ * An address resolves, at the event's time, to a Service (its
  * ClusterIP: kind `service`, no pod), else a pod (kind `pod`: namespace, pod, workload (workload.ts), node, the
  * allow-listed labels; on the server side also the Service whose EndpointSlice held the pod on the server port),
  * else a node (kind `node`), else nothing: status `miss`, kind `unknown` for a private address (RFC 1918, ULA,

@@ -44,8 +44,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define AF_INET 2
-#define AF_INET6 10
 #define E2BIG 7
 #define EPIPE 32
 #define ECONNRESET 104
@@ -89,19 +87,6 @@ static __always_inline int start_tracking(struct sock *sk, __u8 side)
 	if (err)
 		sl_count_drop(err == -E2BIG ? SL_DROP_CONN_TABLE_FULL : SL_DROP_TRACKING_FAILED);
 	return err == 0;
-}
-
-/* 16-byte address of the socket's local or remote end, IPv4 stored v4-mapped. */
-static __always_inline void read_addr(__u8 out[16], __u16 family, const __u8 *v4, const __u8 *v6)
-{
-	if (family == AF_INET) {
-		__builtin_memset(out, 0, 10);
-		out[10] = 0xff;
-		out[11] = 0xff;
-		bpf_probe_read_kernel(out + 12, 4, v4);
-	} else {
-		bpf_probe_read_kernel(out, 16, v6);
-	}
 }
 
 static __always_inline int fin_acknowledged(struct tcp_sock *tp, struct sl_conn_state *state)
@@ -177,8 +162,6 @@ static __always_inline void emit(struct sock *sk, struct sl_conn_state *state, _
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct sl_flow_record *r =
 		sl_reserve_record(&flow_ring, struct sl_flow_record, SL_RECORD_FLOW, SL_RECORD_VERSION_FLOW);
-	__u16 family, local_port, remote_port;
-	__u8 *local, *remote;
 
 	if (!r)
 		return;
@@ -207,26 +190,7 @@ static __always_inline void emit(struct sock *sk, struct sl_conn_state *state, _
 	r->_pad0 = 0;
 	__builtin_memcpy(r->comm, state->comm, sizeof(r->comm));
 
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	r->family = family;
-	/* inet_sport, not skc_num: the kernel zeroes skc_num when it releases the port. */
-	local_port = __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (state->side == SL_SIDE_CLIENT) {
-		local = r->client_addr;
-		remote = r->server_addr;
-		r->client_port = local_port;
-		r->server_port = remote_port;
-	} else {
-		local = r->server_addr;
-		remote = r->client_addr;
-		r->server_port = local_port;
-		r->client_port = remote_port;
-	}
-	read_addr(local, family, (const __u8 *)&sk->__sk_common.skc_rcv_saddr,
-		  (const __u8 *)&sk->__sk_common.skc_v6_rcv_saddr);
-	read_addr(remote, family, (const __u8 *)&sk->__sk_common.skc_daddr,
-		  (const __u8 *)&sk->__sk_common.skc_v6_daddr);
+	r->family = sl_read_ends(sk, state->side, r->client_addr, r->server_addr, &r->client_port, &r->server_port);
 	sl_submit_record(&flow_ring, r);
 }
 

@@ -26,7 +26,9 @@
  *      its exact size (bpf_ringbuf_output: a reservation must have a constant size, and a short call should not
  *      cost a full one); a full ring is counted (ringbuf_full).
  *   4. The record carries the call's full length (ret), what was copied and a truncated flag when that is less,
- *      the entry and return times, pid/tid, the direction and the socket's cgroup (from `conns`, as flows has it). Which time stands for a message's bytes is user
+ *      the entry and return times, pid/tid, the direction, the socket's cgroup and side (from `conns`, as flows has
+ *      them) and the connection's ends read from the socket at the return (sl_read_ends, as flows names them), so
+ *      that an exchange says who talked without waiting for a flow record of its connection. Which time stands for a message's bytes is user
  *      space's choice (src/collector/http/capture.ts): a read's bytes exist when it returns, a write's when it
  *      enters.
  * A tracepoint program is skipped when another tracing program runs on that CPU; the kernel counts it in the
@@ -66,9 +68,11 @@ struct pending_call {
 	__u64 start_ns;
 	__u64 args;   /* the buffer, iovec array or msghdr */
 	__u64 iovcnt; /* CALL_IOVEC: iovecs at args */
+	__u64 sk;     /* the socket, valid until the return: the call holds its file */
 	__u8 layout;  /* enum call_layout */
 	__u8 direction;
-	__u8 _pad0[6];
+	__u8 side;    /* enum sl_flow_side, from `conns` */
+	__u8 _pad0[5];
 };
 
 /* pid_tgid -> its traced call in progress. A thread is in one syscall at a time. */
@@ -161,6 +165,8 @@ static __always_inline void enter(__u64 fd, __u64 args, __u64 iovcnt, __u8 layou
 		return;
 	call.conn_id = state->conn_id;
 	call.cgroup_id = state->cgroup_id;
+	call.sk = (__u64)sk;
+	call.side = state->side;
 	call.start_ns = bpf_ktime_get_ns();
 	id = bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&calls, &id, &call, BPF_ANY))
@@ -266,7 +272,10 @@ static __always_inline void leave(long ret)
 	r->copied = copied;
 	r->direction = call.direction;
 	r->flags = copied < (__u64)ret ? SL_HTTP_CHUNK_TRUNCATED : 0;
-	r->_pad0 = 0;
+	r->side = call.side;
+	__builtin_memset(r->_pad0, 0, sizeof(r->_pad0));
+	r->family = sl_read_ends((struct sock *)call.sk, call.side, r->client_addr, r->server_addr, &r->client_port,
+				 &r->server_port);
 	sl_output_record(&http_ring, r, sizeof(*r) + copied);
 }
 

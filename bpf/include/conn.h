@@ -101,4 +101,44 @@ static __always_inline int sl_cgroup_is_traced(struct cgroup *cgrp, __u64 *cgrou
 	return traced;
 }
 
+#define AF_INET 2
+#define AF_INET6 10
+
+/* 16-byte address of one end of the socket, IPv4 stored v4-mapped (records.h). */
+static __always_inline void sl_read_addr(__u8 out[16], __u16 family, const __u8 *v4, const __u8 *v6)
+{
+	if (family == AF_INET) {
+		__builtin_memset(out, 0, 10);
+		out[10] = 0xff;
+		out[11] = 0xff;
+		bpf_probe_read_kernel(out + 12, 4, v4);
+	} else {
+		bpf_probe_read_kernel(out, 16, v6);
+	}
+}
+
+/*
+ * The connection's two ends as every record names them, client and server (by the socket's `side`, enum
+ * sl_flow_side, rather than local and remote); returns the socket's family. Shared by the flows and http records,
+ * so that both name a connection's ends the same way.
+ */
+static __always_inline __u16 sl_read_ends(struct sock *sk, __u8 side, __u8 client_addr[16], __u8 server_addr[16],
+					  __u16 *client_port, __u16 *server_port)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* inet_sport, not skc_num: the kernel zeroes skc_num when it releases the port. */
+	__u16 local_port = __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	__u16 remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u8 *local = side == SL_SIDE_CLIENT ? client_addr : server_addr;
+	__u8 *remote = side == SL_SIDE_CLIENT ? server_addr : client_addr;
+
+	*client_port = side == SL_SIDE_CLIENT ? local_port : remote_port;
+	*server_port = side == SL_SIDE_CLIENT ? remote_port : local_port;
+	sl_read_addr(local, family, (const __u8 *)&sk->__sk_common.skc_rcv_saddr,
+		     (const __u8 *)&sk->__sk_common.skc_v6_rcv_saddr);
+	sl_read_addr(remote, family, (const __u8 *)&sk->__sk_common.skc_daddr,
+		     (const __u8 *)&sk->__sk_common.skc_v6_daddr);
+	return family;
+}
+
 #endif

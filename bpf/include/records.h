@@ -21,6 +21,7 @@ enum sl_record_type {
 	SL_RECORD_PROBE = 1, /* bpf/selftest/probe.bpf.c: one per traced kill(2), proves the ring path end to end */
 	SL_RECORD_FLOW = 2,  /* bpf/flows.bpf.c: one TCP connection seen from one side */
 	SL_RECORD_HTTP_CHUNK = 3, /* bpf/http.bpf.c: the first bytes of one read or write of a traced connection */
+	SL_RECORD_VERDICT = 4, /* bpf/policy.bpf.c: one policy decision (denials, audits, sampled allows) */
 };
 
 /* Layout version of each record type (sl_record_header.version); a layout change takes the next number. */
@@ -28,6 +29,7 @@ enum sl_record_version {
 	SL_RECORD_VERSION_PROBE = 1,
 	SL_RECORD_VERSION_FLOW = 1,
 	SL_RECORD_VERSION_HTTP_CHUNK = 1,
+	SL_RECORD_VERSION_VERDICT = 1,
 };
 
 /* Why the kernel side lost something; index into the per-CPU `drops` array of every object. */
@@ -151,10 +153,16 @@ struct sl_http_chunk_record {
 	__u32 copied;                   /* bytes that follow: min(length, capture_bytes), less if a copy failed */
 	__u8 direction;                 /* enum sl_http_direction */
 	__u8 flags;                     /* bits of enum sl_http_chunk_flag */
-	__u16 _pad0;
+	__u16 family;                   /* AF_INET or AF_INET6 of the socket */
+	__u16 client_port;              /* the connection's ends as its flow records name them (by side) */
+	__u16 server_port;
+	__u8 side;                      /* enum sl_flow_side of the socket */
+	__u8 _pad0[3];
+	__u8 client_addr[16];
+	__u8 server_addr[16];
 	__u8 data[];                    /* the first `copied` bytes of the call, across its iovecs in order */
 };
-_Static_assert(sizeof(struct sl_http_chunk_record) == 64, "sl_http_chunk_record layout");
+_Static_assert(sizeof(struct sl_http_chunk_record) == 104, "sl_http_chunk_record layout");
 
 /*
  * Value of the `conns` map (bpf/include/conn.h), keyed by the socket's kernel address: what the kernel does not keep
@@ -196,5 +204,123 @@ struct sl_egress4_key {
 	__u16 _pad0;
 };
 _Static_assert(sizeof(struct sl_egress4_key) == 8, "sl_egress4_key layout");
+
+/*
+ * The enforcer's maps (bpf/policy.bpf.c; the contents are src/enforcer/compile/map-state.ts's MapState, written by
+ * src/enforcer/apply/). Every key carries the generation it belongs to (0 or 1): each map holds two complete
+ * policies, and the programs read only the active one (policy.bpf.c says why). Identities are the compiler's 64-bit
+ * numbers (pod: top bits 01, CIDR: 10, 0: any peer), stored in host byte order; in LPM keys they are compared as
+ * bytes, which only needs writer and reader to agree. Ports in LPM keys are big-endian, because a port range is
+ * written as prefixes of the port's bits. The maps are pinned in the enforcer's installation, whose directory name is
+ * a digest of the object: a layout change here is a new object, hence new maps, never a reinterpreted old one.
+ */
+enum sl_policy_direction {
+	SL_DIRECTION_INGRESS = 1,
+	SL_DIRECTION_EGRESS = 2,
+};
+
+/* Value bits of the `isolation` and `policy` maps (a __u32). */
+enum sl_policy_flag {
+	SL_POLICY_FLAG_AUDIT = 0x1, /* made only by audit-mode policies: reported, never lets through or denies */
+};
+
+/* What the kernel decided (sl_verdict_record.verdict); as explain.ts's SideVerdict names them. */
+enum sl_verdict {
+	SL_VERDICT_ALLOW = 1,       /* an enforcing rule allows it */
+	SL_VERDICT_DENY = 2,        /* isolated, and no enforcing rule allows it: refused */
+	SL_VERDICT_AUDIT_DENY = 3,  /* isolated only by audit-mode policies, no rule allows it: passed, would be denied */
+	SL_VERDICT_AUDIT_ALLOW = 4, /* isolated only by audit-mode policies, an audit rule allows it: passed */
+};
+
+/* Which program decided. */
+enum sl_policy_hook {
+	SL_HOOK_CONNECT = 1, /* cgroup/connect4, connect6: TCP and connected UDP */
+	SL_HOOK_SENDMSG = 2, /* cgroup/sendmsg4, sendmsg6: a datagram of an unconnected UDP socket */
+	SL_HOOK_INGRESS = 3, /* cgroup_skb/ingress: a TCP SYN, or a datagram to an unconnected UDP socket */
+};
+
+/* `cgroup_identity` (hash) key -> __u64 pod identity: the node's pod containers' cgroups. */
+struct sl_cgroup_identity_key {
+	__u64 cgroup_id;
+	__u8 generation;
+	__u8 _pad0[7];
+};
+_Static_assert(sizeof(struct sl_cgroup_identity_key) == 16, "sl_cgroup_identity_key layout");
+
+/* `endpoints` (hash) key -> __u64 pod identity: every pod address of the cluster. */
+struct sl_endpoint_key {
+	__u8 addr[16]; /* v4-mapped for IPv4 */
+	__u8 generation;
+	__u8 _pad0[3];
+};
+_Static_assert(sizeof(struct sl_endpoint_key) == 20, "sl_endpoint_key layout");
+
+/* `prefixes` (LPM trie) key -> __u64 CIDR identity: every ipBlock cidr and except. */
+struct sl_prefix_key {
+	__u32 prefixlen; /* 32 (generation and padding) + the prefix length in the 128-bit space */
+	__u8 generation;
+	__u8 _pad0[3];
+	__u8 addr[16]; /* network address, v4-mapped for IPv4 */
+};
+_Static_assert(sizeof(struct sl_prefix_key) == 24, "sl_prefix_key layout");
+
+/* `isolation` (hash) key -> __u32 enum sl_policy_flag bits: present iff some policy selects the subject. */
+struct sl_isolation_key {
+	__u64 subject;
+	__u8 generation;
+	__u8 direction; /* enum sl_policy_direction */
+	__u8 _pad0[6];
+};
+_Static_assert(sizeof(struct sl_isolation_key) == 16, "sl_isolation_key layout");
+
+/* `policy` (LPM trie) key -> __u32 enum sl_policy_flag bits: an allow for a block of ports. */
+struct sl_policy_key {
+	__u32 prefixlen; /* 160 (everything before the port) + the port block's bits (0..16) */
+	__u8 generation;
+	__u8 direction; /* enum sl_policy_direction */
+	__u8 protocol;  /* IANA number; 0: any */
+	__u8 _pad0;
+	__u64 subject;
+	__u64 peer;     /* pod or CIDR identity; 0: any peer */
+	__be16 port;    /* first port of the block, big-endian */
+	__u8 _pad1[6];
+};
+_Static_assert(sizeof(struct sl_policy_key) == 32, "sl_policy_key layout");
+
+/*
+ * `udp_flows` (LRU hash) key -> __u64 last time (ns): datagrams an unconnected UDP socket exchanged with a peer that
+ * a policy allowed, so that the answers pass in the other direction (NetworkPolicy allows replies).
+ */
+struct sl_udp_flow_key {
+	__u64 socket_cookie;
+	__u8 peer_addr[16]; /* v4-mapped for IPv4 */
+	__u16 peer_port;    /* host byte order */
+	__u8 _pad0[6];
+};
+_Static_assert(sizeof(struct sl_udp_flow_key) == 32, "sl_udp_flow_key layout");
+
+/*
+ * One policy decision (bpf/policy.bpf.c): every denial and audit would-be denial, and allows sampled. src is the
+ * end that opens the connection or sends the datagram, dst the other: at egress src is the socket's own address
+ * (all zero when connect() runs before the socket is bound, src_port 0 likewise), at ingress the packet's sender.
+ */
+struct sl_verdict_record {
+	struct sl_record_header header;
+	__u64 cgroup_id;   /* cgroup v2 id the subject identity was found by */
+	__u64 subject;     /* pod identity of the socket's pod */
+	__u64 peer;        /* pod identity of the peer address (endpoints); 0: not a known pod */
+	__u64 peer_prefix; /* CIDR identity of the peer address's longest prefix (prefixes); 0: none */
+	__u8 src_addr[16];
+	__u8 dst_addr[16];
+	__u16 src_port;
+	__u16 dst_port;
+	__u8 protocol;  /* IANA number */
+	__u8 direction; /* enum sl_policy_direction: the subject's side */
+	__u8 verdict;   /* enum sl_verdict */
+	__u8 hook;      /* enum sl_policy_hook */
+	__u32 generation;
+	__u32 _pad0;
+};
+_Static_assert(sizeof(struct sl_verdict_record) == 96, "sl_verdict_record layout");
 
 #endif

@@ -24,6 +24,10 @@ enum sl_cgroup_mark sl_layout_cgroup_mark;
 enum sl_http_direction sl_layout_http_direction;
 enum sl_http_chunk_flag sl_layout_http_chunk_flag;
 enum sl_http_capture sl_layout_http_capture;
+enum sl_policy_direction sl_layout_policy_direction;
+enum sl_policy_flag sl_layout_policy_flag;
+enum sl_verdict sl_layout_verdict;
+enum sl_policy_hook sl_layout_policy_hook;
 
 /* Not a real record type: every byte differs, so the header readers are checked byte by byte. */
 const struct sl_record_header sl_golden_record_header = {
@@ -100,6 +104,12 @@ const struct sl_http_chunk_record sl_golden_http_chunk_record = {
 	.copied = 5,
 	.direction = SL_HTTP_RECEIVED,
 	.flags = SL_HTTP_CHUNK_TRUNCATED,
+	.family = 2, /* AF_INET */
+	.client_port = 49153,
+	.server_port = 8080,
+	.side = SL_SIDE_SERVER,
+	.client_addr = { [10] = 0xff, [11] = 0xff, 10, 1, 2, 3 },
+	.server_addr = { 0xfd, [15] = 0x01 },
 };
 
 const struct sl_egress4_key sl_golden_egress4_key = {
@@ -121,4 +131,65 @@ const struct sl_conn_state sl_golden_conn_state = {
 	.side = SL_SIDE_SERVER,
 	.flags = SL_FLOW_FLAG_ESTABLISHED | SL_FLOW_FLAG_FIN_RECEIVED,
 	.comm = "conn-selftest-1", /* 15 characters and the NUL */
+};
+
+/* The enforcer's keys (bpf/policy.bpf.c) and its verdict record. */
+const struct sl_cgroup_identity_key sl_golden_cgroup_identity_key = {
+	.cgroup_id = 0x0102030405060708,
+	.generation = 1,
+};
+
+const struct sl_endpoint_key sl_golden_endpoint_key = {
+	.addr = { [10] = 0xff, [11] = 0xff, [12] = 10, [13] = 1, [14] = 2, [15] = 3 }, /* ::ffff:10.1.2.3 */
+	.generation = 1,
+};
+
+const struct sl_prefix_key sl_golden_prefix_key = {
+	.prefixlen = 32 + 96 + 12, /* 172.16.0.0/12 */
+	.generation = 1,
+	.addr = { [10] = 0xff, [11] = 0xff, [12] = 172, [13] = 16 },
+};
+
+const struct sl_isolation_key sl_golden_isolation_key = {
+	.subject = 0x4142434445464748,
+	.generation = 1,
+	.direction = SL_DIRECTION_EGRESS,
+};
+
+const struct sl_policy_key sl_golden_policy_key = {
+	.prefixlen = 160 + 13, /* a block of 8 ports */
+	.generation = 1,
+	.direction = SL_DIRECTION_INGRESS,
+	.protocol = 17,
+	.subject = 0x4142434445464748,
+	.peer = 0x8182838485868788,
+	.port = bpf_htons(0x1f48), /* 8008 */
+};
+
+const struct sl_udp_flow_key sl_golden_udp_flow_key = {
+	.socket_cookie = 0x1112131415161718,
+	.peer_addr = { 0x20, 0x01, 0x0d, 0xb8, [15] = 0x35 }, /* 2001:db8::35 */
+	.peer_port = 53000,
+};
+
+const struct sl_verdict_record sl_golden_verdict_record = {
+	.header = {
+		.type = SL_RECORD_VERDICT,
+		.version = SL_RECORD_VERSION_VERDICT,
+		.size = sizeof(struct sl_verdict_record),
+		.ts_ns = 0x3132333435363738,
+	},
+	.cgroup_id = 0x2122232425262728,
+	.subject = 0x4142434445464748,
+	.peer = 0x4a4b4c4d4e4f5051,
+	.peer_prefix = 0x8182838485868788,
+	.src_addr = { [10] = 0xff, [11] = 0xff, [12] = 10, [13] = 1, [14] = 2, [15] = 3 }, /* ::ffff:10.1.2.3 */
+	.dst_addr = { 0x20, 0x01, 0x0d, 0xb8, [10] = 0x8a, 0x2e, 0x03, 0x70, 0x73, 0x34 }, /* 2001:db8::8a2e:370:7334 */
+	.src_port = 50000,
+	.dst_port = 443,
+	.protocol = 6,
+	.direction = SL_DIRECTION_EGRESS,
+	.verdict = SL_VERDICT_AUDIT_DENY,
+	.hook = SL_HOOK_CONNECT,
+	.generation = 3000000001,
 };

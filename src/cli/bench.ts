@@ -15,6 +15,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   'flows-live': async () => (await import('../../bench/flows-live.js')).run,
   'http-parse': async () => (await import('../../bench/http-parse.js')).run,
   'syscall-tracing': async () => (await import('../../bench/syscall-tracing.js')).run,
+  'policy-overhead': async () => (await import('../../bench/policy-overhead.js')).run,
 };
 
 export const benchCommand: Command = {

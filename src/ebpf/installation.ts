@@ -35,7 +35,7 @@ import { kernelError } from './errno.js';
 export type Hook = { tracepoint: `${string}/${string}` } | { rawTracepoint: string };
 
 /** enum bpf_attach_type of the cgroup programs an installation attaches (uapi/linux/bpf.h). */
-export const CgroupAttachType = { sockOps: 3 } as const;
+export const CgroupAttachType = { inetIngress: 0, sockOps: 3, inet4Connect: 10, inet6Connect: 11, udp4Sendmsg: 14, udp6Sendmsg: 15 } as const;
 
 /** A cgroup a cgroup program is attached to: its id names the link, its path opens it. */
 export interface CgroupTarget {

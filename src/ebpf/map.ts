@@ -165,8 +165,9 @@ export class BpfMap<K, V> {
   private batchEntries(batchSize: number): Array<[K, V]> | undefined {
     const keys = Buffer.alloc(this.keyCodec.size * batchSize);
     const values = Buffer.alloc(this.valueCodec.size * batchSize);
-    // The kernel's batch cursor is opaque; for hash maps it is a u32 bucket index, 8 bytes is ample.
-    const cursor = Buffer.alloc(8);
+    // The kernel's batch cursor is opaque: a u32 bucket index for hash maps, but a whole key for maps on the generic
+    // batch walk (LPM tries, arrays), which writes key-size bytes into it.
+    const cursor = Buffer.alloc(Math.max(8, this.keyCodec.size));
     const opts = { sz: koffi.sizeof(batchOpts), elem_flags: 0n, flags: 0n };
     const result: Array<[K, V]> = [];
     let first = true;

@@ -145,6 +145,17 @@ export const libcCalls = {
   mallopt: libc.func('int mallopt(int param, int value)'),
 };
 
+/** Blocking socket calls, for timing connect() itself without an event loop in between (bench/policy-overhead). */
+export const socketCalls = {
+  socket: libc.func('int socket(int domain, int type, int protocol)'),
+  connect: libc.func('int connect(int fd, const uint8_t *addr, uint32_t addrlen)'),
+  bind: libc.func('int bind(int fd, const uint8_t *addr, uint32_t addrlen)'),
+  listen: libc.func('int listen(int fd, int backlog)'),
+  accept: libc.func('int accept(int fd, void *addr, void *addrlen)'),
+  setsockopt: libc.func('int setsockopt(int fd, int level, int name, const uint8_t *value, uint32_t length)'),
+  getsockname: libc.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *addrlen)'),
+};
+
 /** mmap's MAP_FAILED, (void *)-1, as koffi reports the address. */
 export const MAP_FAILED = 0xffffffffffffffffn;
 

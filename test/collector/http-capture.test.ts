@@ -5,7 +5,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HttpCapture, type CapturedExchange } from '../../src/collector/http/capture.js';
-import { HttpDirection, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
+import { HttpDirection, type HttpChunkEnds, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
+
+/** The ends every record of these connections carries (the capture reads them once per connection). */
+const ENDS: HttpChunkEnds = { side: 2, clientAddress: '10.0.0.1', clientPort: 40000, serverAddress: '10.0.0.2', serverPort: 80 };
+const ends = () => ENDS;
 
 const REQUEST = 'GET /users/42?token=s3cret HTTP/1.1\r\nHost: a\r\n\r\n';
 const RESPONSE = 'HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nnope!';
@@ -25,8 +29,8 @@ function capture(options: { maxConnections?: number; idleNs?: bigint } = {}): { 
 describe('HttpCapture', () => {
   it('server side: a request read (its return time) and a response written (its entry time) make one exchange', () => {
     const { capture: c, exchanges } = capture();
-    c.add(chunk(5n, 'received', REQUEST, 100n, 150n));
-    c.add(chunk(5n, 'sent', RESPONSE, 400n, 900n));
+    c.add(chunk(5n, 'received', REQUEST, 100n, 150n), ends);
+    c.add(chunk(5n, 'sent', RESPONSE, 400n, 900n), ends);
     assert.deepEqual(exchanges, [
       {
         connId: 5n,
@@ -46,6 +50,7 @@ describe('HttpCapture', () => {
         responseLastNs: 400n,
         latencyNs: 250n,
         pid: 77,
+        ends: ENDS,
       },
     ]);
   });
@@ -53,8 +58,8 @@ describe('HttpCapture', () => {
   it('client side, a body cut by the copy still counts at the call length', () => {
     const { capture: c, exchanges } = capture();
     const head = 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n';
-    c.add(chunk(6n, 'sent', REQUEST, 10n, 20n));
-    c.add(chunk(6n, 'received', head + 'x'.repeat(10), 30n, 40n, head.length + 1000));
+    c.add(chunk(6n, 'sent', REQUEST, 10n, 20n), ends);
+    c.add(chunk(6n, 'received', head + 'x'.repeat(10), 30n, 40n, head.length + 1000), ends);
     assert.deepEqual(
       exchanges.map(({ observer, status, responseBytes, latencyNs }) => ({ observer, status, responseBytes, latencyNs })),
       [{ observer: 'client', status: 200, responseBytes: head.length + 1000, latencyNs: 30n }],
@@ -63,11 +68,11 @@ describe('HttpCapture', () => {
 
   it('a closed connection ends at the second tick: chunks read after its final record still count', () => {
     const { capture: c, exchanges } = capture();
-    c.add(chunk(7n, 'received', REQUEST, 1n, 2n));
+    c.add(chunk(7n, 'received', REQUEST, 1n, 2n), ends);
     c.connectionClosed(7n);
     c.tick(3n);
     assert.equal(c.hasConnection(7n), true);
-    c.add(chunk(7n, 'sent', RESPONSE, 4n, 5n)); // read from the chunk ring after the final
+    c.add(chunk(7n, 'sent', RESPONSE, 4n, 5n), ends); // read from the chunk ring after the final
     c.tick(6n);
     assert.equal(c.hasConnection(7n), false);
     assert.deepEqual({ exchanges: exchanges.length, stats: c.stats }, { exchanges: 1, stats: { connections: 1, closed: 1, idleEvicted: 0 } });
@@ -76,8 +81,8 @@ describe('HttpCapture', () => {
   it('a close noted before any chunk of the connection was read ends it all the same', () => {
     const { capture: c, exchanges } = capture();
     c.connectionClosed(9n); // the flows ring was read first
-    c.add(chunk(9n, 'received', REQUEST, 1n, 2n));
-    c.add(chunk(9n, 'sent', 'HTTP/1.0 200 OK\r\n\r\nuntil close', 3n, 4n));
+    c.add(chunk(9n, 'received', REQUEST, 1n, 2n), ends);
+    c.add(chunk(9n, 'sent', 'HTTP/1.0 200 OK\r\n\r\nuntil close', 3n, 4n), ends);
     c.tick(5n);
     assert.deepEqual(exchanges, []); // the body ends at close, which has not come yet
     c.tick(6n);
@@ -87,7 +92,7 @@ describe('HttpCapture', () => {
 
   it('an idle connection is ended, and what it left in flight is counted', () => {
     const { capture: c } = capture({ idleNs: 1000n });
-    c.add(chunk(8n, 'received', REQUEST, 1n, 2n));
+    c.add(chunk(8n, 'received', REQUEST, 1n, 2n), ends);
     c.tick(1001n); // a sweep: 999 ns idle
     assert.equal(c.hasConnection(8n), true);
     c.tick(1050n); // idle long enough, but sweeps are a tenth of the idle time apart
@@ -101,9 +106,9 @@ describe('HttpCapture', () => {
 
   it('connections past the bound and records of an unknown direction are counted, not kept', () => {
     const { capture: c } = capture({ maxConnections: 1 });
-    c.add(chunk(1n, 'received', REQUEST, 1n, 2n));
-    c.add(chunk(2n, 'received', REQUEST, 1n, 2n));
-    c.add({ ...chunk(1n, 'sent', RESPONSE, 3n, 4n), direction: 9 });
+    c.add(chunk(1n, 'received', REQUEST, 1n, 2n), ends);
+    c.add(chunk(2n, 'received', REQUEST, 1n, 2n), ends);
+    c.add({ ...chunk(1n, 'sent', RESPONSE, 3n, 4n), direction: 9 }, ends);
     assert.deepEqual([c.hasConnection(1n), c.hasConnection(2n)], [true, false]);
     assert.deepEqual(Object.fromEntries(c.takeDrops()), { connection_table_full: 1, bad_direction: 1 });
   });

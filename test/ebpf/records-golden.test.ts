@@ -6,9 +6,19 @@ import { objectPath } from '../../src/ebpf/object.js';
 import { connStateCodec, type ConnState } from '../../src/ebpf/records/conn-state.js';
 import { egress4KeyCodec } from '../../src/ebpf/records/egress4-key.js';
 import { FLOW_RECORD, decodeFlowRecord } from '../../src/ebpf/records/flow.js';
-import { HTTP_CHUNK_RECORD, decodeHttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
+import { HTTP_CHUNK_RECORD, decodeHttpChunkEnds, decodeHttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
 import { RECORD_HEADER, recordMonotonicNs, recordType, recordVersion } from '../../src/ebpf/records/header.js';
+import type { Codec } from '../../src/ebpf/map.js';
+import {
+  cgroupIdentityKeyCodec,
+  endpointKeyCodec,
+  isolationKeyCodec,
+  policyKeyCodec,
+  prefixKeyCodec,
+  udpFlowKeyCodec,
+} from '../../src/ebpf/records/policy-keys.js';
 import { decodeProbeRecord } from '../../src/ebpf/records/probe.js';
+import { decodeVerdictRecord } from '../../src/ebpf/records/verdict.js';
 import { rodataVariables } from '../helpers/rodata.js';
 
 /**
@@ -30,6 +40,13 @@ const FIXTURES: Record<string, string> = {
   sl_http_chunk_record: 'sl_http_chunk_record.v1.hex',
   sl_egress4_key: 'sl_egress4_key.hex',
   sl_conn_state: 'sl_conn_state.hex',
+  sl_verdict_record: 'sl_verdict_record.v1.hex',
+  sl_cgroup_identity_key: 'sl_cgroup_identity_key.hex',
+  sl_endpoint_key: 'sl_endpoint_key.hex',
+  sl_prefix_key: 'sl_prefix_key.hex',
+  sl_isolation_key: 'sl_isolation_key.hex',
+  sl_policy_key: 'sl_policy_key.hex',
+  sl_udp_flow_key: 'sl_udp_flow_key.hex',
 };
 
 /** A fixture: hex, with `#` comments and whitespace ignored. */
@@ -136,6 +153,7 @@ describe('golden bytes: compiler, fixture and decoder agree', () => {
       flags: 1, // truncated
       data: 'GET /',
     });
+    assert.deepEqual(decodeHttpChunkEnds(framed(bytes), 0), { side: 2, clientAddress: '10.1.2.3', clientPort: 49153, serverAddress: 'fd00::1', serverPort: 8080 });
   });
 
   it('sl_egress4_key: the codec writes and reads the compiler bytes, padding zeroed', () => {
@@ -169,6 +187,54 @@ describe('golden bytes: compiler, fixture and decoder agree', () => {
   });
 });
 
+/** A key codec writes the compiler's bytes over a buffer full of 0xff (padding zeroed) and reads back the value. */
+function assertKeyCodec<K>(struct: string, codec: Codec<K>, key: K): void {
+  const bytes = assertCompiledAsFixture(struct);
+  const written = Buffer.alloc(bytes.length, 0xff);
+  codec.encode(key, written);
+  assert.equal(written.toString('hex'), bytes.toString('hex'));
+  assert.deepEqual(codec.decode(Buffer.concat([Buffer.alloc(8, 0xee), bytes]), 8), key);
+}
+
+const V4_MAPPED = 0xffffn << 32n;
+
+describe('golden bytes: the enforcer\'s keys and verdict record', () => {
+  it('sl_verdict_record v1', () => {
+    const bytes = assertCompiledAsFixture('sl_verdict_record');
+    assert.deepEqual(decodeVerdictRecord(framed(bytes), 0, bytes.length), {
+      monotonicNs: 0x3132333435363738n,
+      cgroupId: 0x2122232425262728n,
+      subject: 0x4142434445464748n,
+      peer: 0x4a4b4c4d4e4f5051n,
+      peerPrefix: 0x8182838485868788n,
+      srcAddress: '10.1.2.3',
+      dstAddress: '2001:db8::8a2e:370:7334',
+      srcPort: 50000,
+      dstPort: 443,
+      protocol: 6,
+      direction: 2, // egress
+      verdict: 3, // audit-deny
+      hook: 1, // connect
+      generation: 3000000001,
+    });
+  });
+
+  it('sl_cgroup_identity_key', () => assertKeyCodec('sl_cgroup_identity_key', cgroupIdentityKeyCodec, { cgroupId: 0x0102030405060708n, generation: 1 }));
+
+  it('sl_endpoint_key: the address big-endian, v4-mapped', () => assertKeyCodec('sl_endpoint_key', endpointKeyCodec, { address: V4_MAPPED | 0x0a010203n, generation: 1 }));
+
+  it('sl_prefix_key: prefixlen counts the generation bits', () =>
+    assertKeyCodec('sl_prefix_key', prefixKeyCodec, { address: V4_MAPPED | 0xac100000n, length: 96 + 12, generation: 1 }));
+
+  it('sl_isolation_key', () => assertKeyCodec('sl_isolation_key', isolationKeyCodec, { subject: 0x4142434445464748n, direction: 2, generation: 1 }));
+
+  it('sl_policy_key: the port big-endian, prefixlen 160 + the block bits', () =>
+    assertKeyCodec('sl_policy_key', policyKeyCodec, { generation: 1, direction: 1, protocol: 17, subject: 0x4142434445464748n, peer: 0x8182838485868788n, port: 8008, bits: 13 }));
+
+  it('sl_udp_flow_key', () =>
+    assertKeyCodec('sl_udp_flow_key', udpFlowKeyCodec, { socketCookie: 0x1112131415161718n, peerAddress: (0x20010db8n << 96n) | 0x35n, peerPort: 53000 }));
+});
+
 describe('decoders reject what they cannot read', () => {
   it('an http chunk record whose copied bytes run past the record, naming the field', () => {
     const bytes = new DataView(new ArrayBuffer(HTTP_CHUNK_RECORD.size + 4));
@@ -176,7 +242,7 @@ describe('decoders reject what they cannot read', () => {
     bytes.setUint16(2, HTTP_CHUNK_RECORD.version, true);
     bytes.setBigUint64(HTTP_CHUNK_RECORD.offsets.length, 100n, true);
     bytes.setUint32(HTTP_CHUNK_RECORD.offsets.copied, 5, true);
-    assert.throws(() => decodeHttpChunkRecord(bytes, 0, bytes.byteLength), /http chunk record: 5 bytes copied of a 100-byte call do not fit a 68-byte record/);
+    assert.throws(() => decodeHttpChunkRecord(bytes, 0, bytes.byteLength), new RegExp(`http chunk record: 5 bytes copied of a 100-byte call do not fit a ${HTTP_CHUNK_RECORD.size + 4}-byte record`));
     bytes.setUint32(HTTP_CHUNK_RECORD.offsets.copied, 4, true);
     assert.equal(decodeHttpChunkRecord(bytes, 0, bytes.byteLength).data.length, 4);
   });

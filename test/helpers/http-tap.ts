@@ -11,7 +11,7 @@ import { loadHttpCapture } from '../../src/collector/http/kernel.js';
 import type { InstalledSource } from '../../src/collector/installed-source.js';
 import { PinDirectory } from '../../src/ebpf/pins.js';
 import { decodeFlowRecord, FlowKind, type FlowRecord } from '../../src/ebpf/records/flow.js';
-import { decodeHttpChunkRecord, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
+import { decodeHttpChunkEnds, decodeHttpChunkRecord, type HttpChunkEnds, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
 import type { Pod } from '../../src/lab/pods.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 
@@ -28,7 +28,8 @@ function loadHttp(pins: PinDirectory, captureBytes: number): InstalledSource {
 
 export class HttpTap {
   readonly flows: FlowRecord[] = [];
-  readonly chunks: HttpChunkRecord[] = [];
+  /** Each chunk record with the ends it carried. */
+  readonly chunks: Array<HttpChunkRecord & { ends: HttpChunkEnds }> = [];
   readonly exchanges: CapturedExchange[] = [];
   readonly drops: Record<string, number> = {};
   readonly capture: HttpCapture;
@@ -103,8 +104,9 @@ export class HttpTap {
   private poll(): void {
     this.httpSource.reader.drain((view, offset, size) => {
       const chunk = decodeHttpChunkRecord(view, offset, size);
-      this.capture.add(chunk);
-      this.chunks.push({ ...chunk, data: Buffer.from(chunk.data) }); // the ring's memory is reused after the drain
+      const ends = decodeHttpChunkEnds(view, offset);
+      this.capture.add(chunk, () => ends);
+      this.chunks.push({ ...chunk, data: Buffer.from(chunk.data), ends }); // the ring's memory is reused after the drain
     });
     this.flowSource.reader.drain((view, offset, size) => {
       const flow = decodeFlowRecord(view, offset, size);

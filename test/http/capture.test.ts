@@ -53,17 +53,19 @@ async function runClient(pod: Pod, mode: string, server: Pod, port: number): Pro
 
 /**
  * The conn id of one side of the connection from `clientPort` to `serverPort`, from its final flow record; every
- * chunk record of that conn id carries the flow record's cgroup too.
+ * chunk record of that conn id carries the flow record's cgroup, side, addresses and ports too.
  */
 function connIdOf(serverPort: number, clientPort: number, side: 'client' | 'server'): bigint {
   const finals = tap.flows.filter(
     (flow) => flow.serverPort === serverPort && flow.clientPort === clientPort && flow.side === FlowSide[side] && flow.kind === FlowKind.final,
   );
   assert.equal(finals.length, 1, `one final ${side} flow record for ${clientPort} -> ${serverPort}`);
-  const { connId, cgroupId } = finals[0]!;
+  const { connId, cgroupId, clientAddress, serverAddress } = finals[0]!;
   const chunks = tap.chunks.filter((chunk) => chunk.connId === connId);
   assert.ok(chunks.length > 0, `chunk records of the ${side} side`);
   assert.deepEqual(new Set(chunks.map((chunk) => chunk.cgroupId)), new Set([cgroupId]));
+  const ends = { side: FlowSide[side], clientAddress, clientPort, serverAddress, serverPort };
+  assert.deepEqual(new Set(chunks.map((chunk) => JSON.stringify(chunk.ends))), new Set([JSON.stringify(ends)]));
   assert.deepEqual(new Set(tap.exchanges.filter((exchange) => exchange.connId === connId).map((exchange) => exchange.cgroupId)), new Set([cgroupId]));
   return connId;
 }

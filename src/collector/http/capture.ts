@@ -18,7 +18,7 @@
  * noted, which lies after a whole read cycle of the chunk ring that began after the final was read, and that cycle
  * read every chunk the kernel wrote before the final.
  */
-import { decodeHttpChunkRecord, HttpDirection, type HttpChunkRecord } from '../../ebpf/records/http-chunk.js';
+import { decodeHttpChunkEnds, decodeHttpChunkRecord, HttpDirection, type HttpChunkEnds, type HttpChunkRecord } from '../../ebpf/records/http-chunk.js';
 import { createHttpParseCounters, HttpConnectionParser, type HttpExchange, type HttpParseCounters, type RejectionKind } from './parser.js';
 import { RouteTemplater, urlPath } from './route.js';
 import type { RouteRule } from '../../common/route-rules.js';
@@ -49,6 +49,8 @@ export interface CapturedExchange {
   readonly latencyNs: bigint;
   /** The process of the connection's latest call when the exchange completed. */
   readonly pid: number;
+  /** The connection's ends, as its flow records name them. */
+  readonly ends: HttpChunkEnds;
 }
 
 /** What governs each reason the capture counts, beside the parser's kinds (remedies in HTTP_CAPTURE_REMEDIES). */
@@ -84,6 +86,7 @@ export interface HttpCaptureOptions {
 interface Connection {
   readonly connId: bigint;
   readonly cgroupId: bigint;
+  readonly ends: HttpChunkEnds;
   readonly parser: HttpConnectionParser;
   lastRecordNs: bigint;
   /** The process of the connection's latest call. */
@@ -117,16 +120,17 @@ export class HttpCapture {
 
   /** One ring record; throws a DecodeError on one it cannot read. */
   record(view: DataView, offset: number, size: number): void {
-    this.add(decodeHttpChunkRecord(view, offset, size));
+    this.add(decodeHttpChunkRecord(view, offset, size), () => decodeHttpChunkEnds(view, offset));
   }
 
-  add(chunk: HttpChunkRecord): void {
+  /** A decoded record; `ends` is called for a connection's first record only (every record carries the same). */
+  add(chunk: HttpChunkRecord, ends: () => HttpChunkEnds): void {
     const sent = chunk.direction === HttpDirection.sent;
     if (!sent && chunk.direction !== HttpDirection.received) {
       this.ownDrops.bad_direction++;
       return;
     }
-    const connection = this.connectionOf(chunk);
+    const connection = this.connectionOf(chunk, ends);
     if (connection === undefined) return;
     connection.lastRecordNs = chunk.monotonicNs;
     connection.pid = chunk.pid;
@@ -175,7 +179,7 @@ export class HttpCapture {
     return taken;
   }
 
-  private connectionOf({ connId, cgroupId }: HttpChunkRecord): Connection | undefined {
+  private connectionOf({ connId, cgroupId }: HttpChunkRecord, ends: () => HttpChunkEnds): Connection | undefined {
     const connection = this.connections.get(connId);
     if (connection !== undefined) return connection;
     if (this.connections.size >= this.options.maxConnections) {
@@ -185,6 +189,7 @@ export class HttpCapture {
     const created: Connection = {
       connId,
       cgroupId,
+      ends: ends(),
       parser: new HttpConnectionParser((exchange) => this.exchange(created, exchange), this.counters),
       lastRecordNs: 0n,
       pid: 0,
@@ -222,6 +227,7 @@ export class HttpCapture {
       responseLastNs: exchange.responseLastNs,
       latencyNs: exchange.latencyNs,
       pid: connection.pid,
+      ends: connection.ends,
     });
   }
 }

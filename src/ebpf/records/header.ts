@@ -9,7 +9,7 @@ export const RECORD_HEADER = {
   offsets: { type: 0, version: 2, size: 4, ts_ns: 8 },
 } as const;
 
-export const RECORD_TYPE = { enum: 'sl_record_type', prefix: 'SL_RECORD_', values: { probe: 1, flow: 2, httpChunk: 3 } } as const;
+export const RECORD_TYPE = { enum: 'sl_record_type', prefix: 'SL_RECORD_', values: { probe: 1, flow: 2, httpChunk: 3, verdict: 4 } } as const;
 export const RecordType = RECORD_TYPE.values;
 
 export function recordType(view: DataView, offset: number): number {

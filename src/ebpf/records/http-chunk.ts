@@ -5,14 +5,34 @@
  * compiler-made bytes (fixtures/sl_http_chunk_record.v1.hex).
  */
 import { DecodeError } from '../../common/errors.js';
+import { formatAddress } from './address.js';
 import { RecordType, recordMonotonicNs, recordType, recordVersion } from './header.js';
 
 /** The fixed part; `data` (the copied bytes) follows it, so a record is size + copied bytes long. */
 export const HTTP_CHUNK_RECORD = {
   struct: 'sl_http_chunk_record',
-  size: 64,
+  size: 104,
   version: 1,
-  offsets: { header: 0, conn_id: 16, cgroup_id: 24, call_start_ns: 32, length: 40, pid: 48, tid: 52, copied: 56, direction: 60, flags: 61, _pad0: 62, data: 64 },
+  offsets: {
+    header: 0,
+    conn_id: 16,
+    cgroup_id: 24,
+    call_start_ns: 32,
+    length: 40,
+    pid: 48,
+    tid: 52,
+    copied: 56,
+    direction: 60,
+    flags: 61,
+    family: 62,
+    client_port: 64,
+    server_port: 66,
+    side: 68,
+    _pad0: 69,
+    client_addr: 72,
+    server_addr: 88,
+    data: 104,
+  },
 } as const;
 
 export const HTTP_DIRECTION = { enum: 'sl_http_direction', prefix: 'SL_HTTP_', values: { sent: 1, received: 2 } } as const;
@@ -71,5 +91,30 @@ export function decodeHttpChunkRecord(view: DataView, offset: number, size: numb
     direction: view.getUint8(offset + o.direction),
     flags: view.getUint8(offset + o.flags),
     data: Buffer.from(view.buffer, view.byteOffset + offset + o.data, copied),
+  };
+}
+
+/** The connection's ends, as its flow records name them (client and server, by the socket's side). */
+export interface HttpChunkEnds {
+  /** enum sl_flow_side of the observing socket (FLOW_SIDE). */
+  side: number;
+  clientAddress: string;
+  clientPort: number;
+  serverAddress: string;
+  serverPort: number;
+}
+
+/**
+ * The ends a chunk record carries. Apart from decodeHttpChunkRecord because every record of a connection carries the
+ * same ends: the capture reads them once, for a connection's first record, instead of formatting two addresses per
+ * call. `view`/`offset` as decodeHttpChunkRecord took them (the record is checked there).
+ */
+export function decodeHttpChunkEnds(view: DataView, offset: number): HttpChunkEnds {
+  return {
+    side: view.getUint8(offset + o.side),
+    clientAddress: formatAddress(view, offset + o.client_addr),
+    clientPort: view.getUint16(offset + o.client_port, true),
+    serverAddress: formatAddress(view, offset + o.server_addr),
+    serverPort: view.getUint16(offset + o.server_port, true),
   };
 }

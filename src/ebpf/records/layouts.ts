@@ -16,7 +16,9 @@ import { EGRESS4_KEY } from './egress4-key.js';
 import { FLOW_FLAG, FLOW_KIND, FLOW_RECORD, FLOW_SIDE } from './flow.js';
 import { DROP_REASON, RECORD_HEADER, RECORD_TYPE } from './header.js';
 import { HTTP_CAPTURE, HTTP_CHUNK_FLAG, HTTP_CHUNK_RECORD, HTTP_DIRECTION } from './http-chunk.js';
+import { CGROUP_IDENTITY_KEY, ENDPOINT_KEY, ISOLATION_KEY, POLICY_DIRECTION, POLICY_FLAG, POLICY_KEY, PREFIX_KEY, UDP_FLOW_KEY } from './policy-keys.js';
 import { PROBE_RECORD } from './probe.js';
+import { POLICY_HOOK, VERDICT, VERDICT_RECORD } from './verdict.js';
 
 export interface StructMirror {
   readonly struct: string;
@@ -34,7 +36,7 @@ export interface EnumMirror {
 const RECORD_VERSION: EnumMirror = {
   enum: 'sl_record_version',
   prefix: 'SL_RECORD_VERSION_',
-  values: { probe: PROBE_RECORD.version, flow: FLOW_RECORD.version, httpChunk: HTTP_CHUNK_RECORD.version },
+  values: { probe: PROBE_RECORD.version, flow: FLOW_RECORD.version, httpChunk: HTTP_CHUNK_RECORD.version, verdict: VERDICT_RECORD.version },
 };
 
 export const MIRRORS: ReadonlyArray<StructMirror | EnumMirror> = [
@@ -54,6 +56,17 @@ export const MIRRORS: ReadonlyArray<StructMirror | EnumMirror> = [
   HTTP_DIRECTION,
   HTTP_CHUNK_FLAG,
   HTTP_CAPTURE,
+  VERDICT_RECORD,
+  CGROUP_IDENTITY_KEY,
+  ENDPOINT_KEY,
+  PREFIX_KEY,
+  ISOLATION_KEY,
+  POLICY_KEY,
+  UDP_FLOW_KEY,
+  POLICY_DIRECTION,
+  POLICY_FLAG,
+  VERDICT,
+  POLICY_HOOK,
 ];
 
 /** The C enumerator a mirror's key stands for. */

@@ -27,7 +27,7 @@ import { topicSpecs } from '../../src/events/topics.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { queryRows } from '../helpers/clickhouse.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
-import { httpConnection, httpEvent, httpEvents } from '../helpers/http.js';
+import { httpEvent, httpEvents } from '../helpers/http.js';
 import { podIdentity, sec, serviceChange, sliceChange } from '../helpers/metadata.js';
 import { deploymentPod, nowNs, publishMetadata } from '../helpers/metadata-topic.js';
 import { requireStackService } from '../helpers/stack.js';
@@ -87,15 +87,26 @@ describe('enricher: http.v1 into http_requests', () => {
       serviceChange({ uid: 'svc-orders', name: 'orders', clusterIps: ['10.96.0.20'], at: start - sec(600) }),
       sliceChange({ uid: 'slice-orders', service: 'orders', endpoints: [{ podUid: server.uid, addresses: ['10.7.0.9'] }], ports: [8080], at: start - sec(600) }),
     ]);
-    // One exchange seen from both sockets of one connection, then a request the server never answered (it closed).
-    const ends = { client_address: '10.7.0.5', client_port: 40001, server_address: '10.7.0.9', server_port: 8080, process_pid: null, process_executable_name: null };
-    const exchange = { request: secretRequest('/orders/12345/items'), response: secretResponse, atNs: start, durationNs: 2_500_000n };
-    const fromClient = httpEvents('client', httpConnection('n1/e1/1', { ...ends, k8s_node_name: 'n1', cgroup_id: 71n }), [exchange]);
-    const fromServer = httpEvents('server', httpConnection('n1/e1/2', { ...ends, k8s_node_name: 'n1', cgroup_id: 72n }), [
-      exchange,
-      { request: 'GET /items/3 HTTP/1.1\r\n\r\n', atNs: start + sec(1), durationNs: 0n },
-    ]);
-    await producer.send({ topic: topics.http.topic, messages: [{ key: 'n1', value: codec.encode({ events: [...fromClient, ...fromServer] }) }] });
+    // One exchange seen from both sockets of one connection (made the collector's way), then a request the server
+    // never answered before the connection closed.
+    const ends = { node: 'n1', pid: 0, clientAddress: '10.7.0.5', clientPort: 40001, serverAddress: '10.7.0.9', serverPort: 8080 };
+    const exchange = [{ request: secretRequest('/orders/12345/items'), response: secretResponse, atNs: start, durationNs: 2_500_000n }];
+    const fromClient = httpEvents({ ...ends, connId: 1n, cgroupId: 71n, side: 'client' }, exchange);
+    const fromServer = httpEvents({ ...ends, connId: 2n, cgroupId: 72n, side: 'server' }, exchange);
+    const unanswered: HttpEvent = {
+      ...httpEvent(3, start + sec(1), { connection_id: 'n1/e1/2', k8s_node_name: 'n1', cgroup_id: 72n, observer_side: 'server', exchange_seq: 1 }),
+      client_address: '10.7.0.5',
+      client_port: 40001,
+      server_address: '10.7.0.9',
+      outcome: 'unanswered',
+      response_start_time_ns: null,
+      response_end_time_ns: null,
+      duration_ns: null,
+      http_response_status_code: null,
+      http_response_header_size: null,
+      http_response_body_size: null,
+    };
+    await producer.send({ topic: topics.http.topic, messages: [{ key: 'n1', value: codec.encode({ events: [...fromClient, ...fromServer, unanswered] }) }] });
 
     const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
     const role = await startEnricher({ config, logger, telemetry });

@@ -1,55 +1,72 @@
 /**
- * HTTP exchanges for tests, made the collector's way: bytes of one connection through the real parser
- * (src/collector/http/parser.ts) and the exchange → event mapping (exchange-event.ts), so that what a test stores
- * went through the same privacy rules; and plain events with every field derived from a number.
+ * HTTP exchanges for tests, made the collector's way: chunk records as bpf/http.bpf.c writes them (decoded) through
+ * HttpCapture (the parser, the path without its query string, the capped route) and toHttpEvent, so that what a
+ * test stores went through the same privacy rules; and plain events with every field derived from a number.
  */
-import { ExchangeEvents, type HttpConnection } from '../../src/collector/http/exchange-event.js';
-import { HttpConnectionParser, createHttpParseCounters, type HttpExchange, type HttpRequestSeen, type ObserverRole } from '../../src/collector/http/parser.js';
-import { RouteCatalog } from '../../src/collector/http/route-catalog.js';
-import { RouteTemplater } from '../../src/collector/http/route.js';
+import { HttpCapture, type CapturedExchange } from '../../src/collector/http/capture.js';
+import { toHttpEvent } from '../../src/collector/http/exchange-event.js';
+import { FlowSide } from '../../src/ebpf/records/flow.js';
+import { HttpDirection, type HttpChunkEnds } from '../../src/ebpf/records/http-chunk.js';
 import type { HttpEvent } from '../../src/events/http.js';
 
-/**
- * One request and its response as the observed socket's calls: the request at `atNs`, the response `durationNs`
- * after its last byte; no response: the connection closes with the request unanswered.
- */
+/** One request and its response as the observed socket's calls: the request at `atNs`, the response `durationNs` after. */
 export interface ExchangeBytes {
   request: string;
-  response?: string;
+  response: string;
   atNs: bigint;
   durationNs: bigint;
 }
 
-/**
- * What the parser reported of a socket of `side` that saw the exchanges (request and response each in one call; the
- * client writes the request) and then closed: paired exchanges as they came, then the requests left unanswered.
- */
-export function parsedExchanges(side: ObserverRole, exchanges: readonly ExchangeBytes[]): Array<HttpExchange | HttpRequestSeen> {
-  const out: Array<HttpExchange | HttpRequestSeen> = [];
-  const parser = new HttpConnectionParser((exchange) => out.push(exchange), createHttpParseCounters(), (request) => out.push(request));
+/** The socket the calls were made on: its node, kernel conn id (epoch e1), cgroup, caller and ends. */
+export interface ObservedSocket {
+  node: string;
+  connId: bigint;
+  cgroupId: bigint;
+  pid: number;
+  side: 'client' | 'server';
+  clientAddress: string;
+  clientPort: number;
+  serverAddress: string;
+  serverPort: number;
+}
+
+/** What HttpCapture made of the exchanges on the socket, each request and response in one call (kernel time = wall time). */
+export function capturedExchanges(socket: ObservedSocket, exchanges: readonly ExchangeBytes[]): CapturedExchange[] {
+  const out: CapturedExchange[] = [];
+  const capture = new HttpCapture(
+    { maxConnections: 10, idleNs: 60_000_000_000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 },
+    (exchange) => out.push(exchange),
+  );
+  const { side, clientAddress, clientPort, serverAddress, serverPort } = socket;
+  const ends: HttpChunkEnds = { side: FlowSide[side], clientAddress, clientPort, serverAddress, serverPort };
+  const call = (direction: 'sent' | 'received', text: string, atNs: bigint) =>
+    capture.add(
+      { monotonicNs: atNs, connId: socket.connId, cgroupId: socket.cgroupId, callStartNs: atNs, length: text.length, pid: socket.pid, tid: socket.pid, direction: HttpDirection[direction], flags: 0, data: Buffer.from(text, 'latin1') },
+      () => ends,
+    );
   for (const { request, response, atNs, durationNs } of exchanges) {
-    const [requestCall, responseCall] = side === 'client' ? (['sent', 'received'] as const) : (['received', 'sent'] as const);
-    parser[requestCall](Buffer.from(request, 'latin1'), atNs);
-    if (response !== undefined) parser[responseCall](Buffer.from(response, 'latin1'), atNs + durationNs);
+    call(side === 'client' ? 'sent' : 'received', request, atNs);
+    call(side === 'client' ? 'received' : 'sent', response, atNs + durationNs);
   }
-  parser.end();
   return out;
 }
 
-/** The http.v1 events of what a socket of `side` on `connection` saw (parsedExchanges), numbered from 0, with the default settings. */
-export function httpEvents(side: ObserverRole, connection: HttpConnection, exchanges: readonly ExchangeBytes[]): HttpEvent[] {
-  const mapper = new ExchangeEvents({
-    templater: new RouteTemplater([], 2048),
-    catalog: new RouteCatalog({ maxRoutesPerService: 200, maxServices: 1000, drops: { add: () => {} } }),
-    maxPathBytes: 2048,
-  });
-  return parsedExchanges(side, exchanges).map((exchange, seq) => mapper.toEvent(exchange, connection, seq));
+/** The http.v1 events of the exchanges on the socket, as the collector makes them. */
+export function httpEvents(socket: ObservedSocket, exchanges: readonly ExchangeBytes[]): HttpEvent[] {
+  const context = { nodeName: socket.node, epoch: 'e1', toWallNs: (ns: bigint) => ns };
+  return capturedExchanges(socket, exchanges).map((exchange) => toHttpEvent(exchange, context));
 }
 
-/** The connection fields of an event, client 10.0.0.1 to server 10.0.0.2:8080 on test-node. */
-export function httpConnection(id: string, overrides: Partial<HttpConnection> = {}): HttpConnection {
+/** A client socket from 10.0.0.1:40000 to 10.0.0.2:8080 on test-node, conn id 1. */
+export function observedSocket(overrides: Partial<ObservedSocket> = {}): ObservedSocket {
+  return { node: 'test-node', connId: 1n, cgroupId: 0n, pid: 1234, side: 'client', clientAddress: '10.0.0.1', clientPort: 40000, serverAddress: '10.0.0.2', serverPort: 8080, ...overrides };
+}
+
+/** A complete client-side GET of exchange `n` (200, durations and sizes derived from n), at `startNs`. */
+export function httpEvent(n: number, startNs: bigint, overrides: Partial<HttpEvent> = {}): HttpEvent {
+  const duration = BigInt(1000 + n) * 1000n;
   return {
-    connection_id: id,
+    connection_id: `test-node/e1/${n}`,
     k8s_node_name: 'test-node',
     network_type: 'ipv4',
     client_address: '10.0.0.1',
@@ -59,15 +76,6 @@ export function httpConnection(id: string, overrides: Partial<HttpConnection> = 
     process_pid: 1234,
     process_executable_name: 'curl',
     cgroup_id: 0n,
-    ...overrides,
-  };
-}
-
-/** A complete client-side GET of exchange `n` (200, durations and sizes derived from n), at `startNs`. */
-export function httpEvent(n: number, startNs: bigint, overrides: Partial<HttpEvent> = {}): HttpEvent {
-  const duration = BigInt(1000 + n) * 1000n;
-  return {
-    ...httpConnection(`test-node/e1/${n}`),
     exchange_seq: 0,
     observer_side: 'client',
     outcome: 'complete',

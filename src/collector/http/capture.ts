@@ -21,6 +21,7 @@
 import { decodeHttpChunkEnds, decodeHttpChunkRecord, HttpDirection, type HttpChunkEnds, type HttpChunkRecord } from '../../ebpf/records/http-chunk.js';
 import { createHttpParseCounters, HttpConnectionParser, type HttpExchange, type HttpParseCounters, type RejectionKind } from './parser.js';
 import { RouteTemplater, urlPath } from './route.js';
+import { ROUTE_DROP_REMEDIES, RouteCatalog } from './route-catalog.js';
 import type { RouteRule } from '../../common/route-rules.js';
 
 /** One exchange as the collector reports it; times are kernel monotonic ns (the contract converts them). */
@@ -34,13 +35,21 @@ export interface CapturedExchange {
   readonly methodOriginal: string | null;
   /** The request target's path: no query string or fragment, at most http.maxPathBytes. */
   readonly path: string;
-  /** The path with its variable segments templated (http.routeRules first); not yet capped per service. */
+  /**
+   * The path with its variable segments templated (http.routeRules first), capped per server end (address:port as
+   * the observer saw it: http.maxRoutesPerService, http.maxRouteServices; past them {other}, counted).
+   */
   readonly route: string;
   readonly version: HttpExchange['version'];
   readonly status: number;
   /** Start line, header block and body as on the wire (full lengths: bytes the copies cut inside a body count). */
   readonly requestBytes: number;
   readonly responseBytes: number;
+  /** The bodies alone, as on the wire (chunk framing and trailers included). */
+  readonly requestBodyBytes: number;
+  readonly responseBodyBytes: number;
+  /** 0, 1, 2...: the order of this exchange among those of its connection this capture reported. */
+  readonly seq: number;
   readonly requestFirstNs: bigint;
   readonly requestLastNs: bigint;
   readonly responseFirstNs: bigint;
@@ -54,7 +63,7 @@ export interface CapturedExchange {
 }
 
 /** What governs each reason the capture counts, beside the parser's kinds (remedies in HTTP_CAPTURE_REMEDIES). */
-export type CaptureDropReason = RejectionKind | 'connection_table_full' | 'bad_direction';
+export type CaptureDropReason = RejectionKind | 'connection_table_full' | 'bad_direction' | keyof typeof ROUTE_DROP_REMEDIES;
 
 export const HTTP_CAPTURE_REMEDIES: Readonly<Record<CaptureDropReason, string>> = {
   not_http: 'a traced connection that is not HTTP/1.x (TLS, HTTP/2, a database protocol): nothing to do; it costs one comparison per call',
@@ -72,6 +81,7 @@ export const HTTP_CAPTURE_REMEDIES: Readonly<Record<CaptureDropReason, string>> 
   upgrade: 'the connection switched protocols (WebSocket, CONNECT): the rest of it is not HTTP/1.x',
   connection_table_full: 'more connections with HTTP traffic at once than collector.maxConnections: raise it',
   bad_direction: 'a chunk record with an unknown direction (a kernel program of another version)',
+  ...ROUTE_DROP_REMEDIES,
 };
 
 export interface HttpCaptureOptions {
@@ -81,6 +91,9 @@ export interface HttpCaptureOptions {
   idleNs: bigint;
   maxPathBytes: number;
   routeRules: readonly RouteRule[];
+  /** http.maxRoutesPerService and http.maxRouteServices (RouteCatalog). */
+  maxRoutesPerService: number;
+  maxRouteServices: number;
 }
 
 interface Connection {
@@ -91,6 +104,8 @@ interface Connection {
   lastRecordNs: bigint;
   /** The process of the connection's latest call. */
   pid: number;
+  /** Exchanges reported so far: the seq of the next one. */
+  exchanges: number;
 }
 
 export interface HttpCaptureStats {
@@ -102,9 +117,10 @@ export interface HttpCaptureStats {
 export class HttpCapture {
   /** Counts by parser kind; read and reset by the caller (takeDrops). */
   private readonly counters: HttpParseCounters = createHttpParseCounters();
-  private readonly ownDrops = { connection_table_full: 0, bad_direction: 0 };
+  private readonly ownDrops = { connection_table_full: 0, bad_direction: 0, route_cap: 0, service_cap: 0 };
   private readonly connections = new Map<bigint, Connection>();
   private readonly templater: RouteTemplater;
+  private readonly routes: RouteCatalog;
   /** Closes noted since the last tick, and those noted before it (ended at the next tick). */
   private closing: bigint[] = [];
   private closable: bigint[] = [];
@@ -116,6 +132,11 @@ export class HttpCapture {
     private readonly emit: (exchange: CapturedExchange) => void,
   ) {
     this.templater = new RouteTemplater(options.routeRules, options.maxPathBytes);
+    this.routes = new RouteCatalog({
+      maxRoutesPerService: options.maxRoutesPerService,
+      maxServices: options.maxRouteServices,
+      drops: { add: (reason) => void this.ownDrops[reason]++ },
+    });
   }
 
   /** One ring record; throws a DecodeError on one it cannot read. */
@@ -193,6 +214,7 @@ export class HttpCapture {
       parser: new HttpConnectionParser((exchange) => this.exchange(created, exchange), this.counters),
       lastRecordNs: 0n,
       pid: 0,
+      exchanges: 0,
     };
     this.connections.set(connId, created);
     this.stats.connections++;
@@ -209,6 +231,7 @@ export class HttpCapture {
 
   private exchange(connection: Connection, exchange: HttpExchange): void {
     const path = urlPath(exchange.target, this.options.maxPathBytes);
+    const { ends } = connection;
     this.emit({
       connId: connection.connId,
       cgroupId: connection.cgroupId,
@@ -216,18 +239,21 @@ export class HttpCapture {
       method: exchange.method,
       methodOriginal: exchange.methodOriginal,
       path,
-      route: this.templater.route(path),
+      route: this.routes.admit(`${ends.serverAddress}:${ends.serverPort}`, this.templater.route(path)),
       version: exchange.version,
       status: exchange.status,
       requestBytes: exchange.requestHeaderBytes + exchange.requestBodyBytes,
       responseBytes: exchange.responseHeaderBytes + exchange.responseBodyBytes,
+      requestBodyBytes: exchange.requestBodyBytes,
+      responseBodyBytes: exchange.responseBodyBytes,
+      seq: connection.exchanges++,
       requestFirstNs: exchange.requestFirstNs,
       requestLastNs: exchange.requestLastNs,
       responseFirstNs: exchange.responseFirstNs,
       responseLastNs: exchange.responseLastNs,
       latencyNs: exchange.latencyNs,
       pid: connection.pid,
-      ends: connection.ends,
+      ends,
     });
   }
 }

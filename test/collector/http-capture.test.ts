@@ -93,8 +93,8 @@ describe('HttpCapture', () => {
     assert.equal(c.hasConnection(9n), false);
   });
 
-  it('an idle connection is ended, and what it left in flight is counted', () => {
-    const { capture: c } = capture({ idleNs: 1000n });
+  it('an idle connection is ended, and what it left in flight is counted and reported unanswered', () => {
+    const { capture: c, exchanges } = capture({ idleNs: 1000n });
     c.add(chunk(8n, 'received', REQUEST, 1n, 2n), ends);
     c.tick(1001n); // a sweep: 999 ns idle
     assert.equal(c.hasConnection(8n), true);
@@ -105,6 +105,10 @@ describe('HttpCapture', () => {
     assert.deepEqual(c.stats, { connections: 1, closed: 0, idleEvicted: 1 });
     assert.deepEqual(c.takeDrops(), [['unanswered_request', 1]]);
     assert.deepEqual(c.takeDrops(), []);
+    assert.deepEqual(
+      exchanges.map(({ connId, seq, path, status, requestBytes, responseBytes, requestLastNs, responseFirstNs, latencyNs }) => ({ connId, seq, path, status, requestBytes, responseBytes, requestLastNs, responseFirstNs, latencyNs })),
+      [{ connId: 8n, seq: 0, path: '/users/42', status: null, requestBytes: REQUEST.length, responseBytes: null, requestLastNs: 2n, responseFirstNs: null, latencyNs: null }],
+    );
   });
 
   it('numbers the exchanges of each connection, and caps the routes per server end: past the cap {other}, counted', () => {

@@ -76,6 +76,31 @@ describe('captured http exchange → http.v1 event', () => {
     );
   });
 
+  it('maps a request the connection closed before answering: outcome unanswered, the response fields null', () => {
+    const [answered, unanswered] = httpEvents({ ...socket, side: 'server' }, [
+      { request: 'GET /a/1 HTTP/1.1\r\n\r\n', response: 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', atNs: 100n, durationNs: 50n },
+      { request: 'PUT /a/2?x=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc', atNs: 1000n, durationNs: 0n },
+    ]);
+    assert.deepEqual(unanswered, {
+      ...answered,
+      exchange_seq: 1,
+      outcome: 'unanswered',
+      request_start_time_ns: 1000n,
+      request_end_time_ns: 1000n,
+      response_start_time_ns: null,
+      response_end_time_ns: null,
+      duration_ns: null,
+      http_request_method: 'PUT',
+      url_path: '/a/2',
+      http_route: '/a/{id}',
+      http_response_status_code: null,
+      http_request_header_size: 44n,
+      http_request_body_size: 3n,
+      http_response_header_size: null,
+      http_response_body_size: null,
+    });
+  });
+
   it('carries no byte of a secret sent in the query, fragment, authority, headers, cookies or body, in the event or its Avro bytes', () => {
     const secrets = ['q-S3CRETquery', 'f-S3CRETfragment', 'u-S3CRETuser', 'p-S3CRETpass', 'h-S3CRETheader', 'c-S3CRETcookie', 'b-S3CRETbody', 'r-S3CRETresponse', 's-S3CRETsetcookie'];
     const [event] = httpEvents(

@@ -92,21 +92,11 @@ describe('enricher: http.v1 into http_requests', () => {
     const ends = { node: 'n1', pid: 0, clientAddress: '10.7.0.5', clientPort: 40001, serverAddress: '10.7.0.9', serverPort: 8080 };
     const exchange = [{ request: secretRequest('/orders/12345/items'), response: secretResponse, atNs: start, durationNs: 2_500_000n }];
     const fromClient = httpEvents({ ...ends, connId: 1n, cgroupId: 71n, side: 'client' }, exchange);
-    const fromServer = httpEvents({ ...ends, connId: 2n, cgroupId: 72n, side: 'server' }, exchange);
-    const unanswered: HttpEvent = {
-      ...httpEvent(3, start + sec(1), { connection_id: 'n1/e1/2', k8s_node_name: 'n1', cgroup_id: 72n, observer_side: 'server', exchange_seq: 1 }),
-      client_address: '10.7.0.5',
-      client_port: 40001,
-      server_address: '10.7.0.9',
-      outcome: 'unanswered',
-      response_start_time_ns: null,
-      response_end_time_ns: null,
-      duration_ns: null,
-      http_response_status_code: null,
-      http_response_header_size: null,
-      http_response_body_size: null,
-    };
-    await producer.send({ topic: topics.http.topic, messages: [{ key: 'n1', value: codec.encode({ events: [...fromClient, ...fromServer, unanswered] }) }] });
+    const fromServer = httpEvents({ ...ends, connId: 2n, cgroupId: 72n, side: 'server' }, [
+      ...exchange,
+      { request: 'GET /items/3 HTTP/1.1\r\n\r\n', atNs: start + sec(1), durationNs: 0n },
+    ]);
+    await producer.send({ topic: topics.http.topic, messages: [{ key: 'n1', value: codec.encode({ events: [...fromClient, ...fromServer] }) }] });
 
     const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
     const role = await startEnricher({ config, logger, telemetry });

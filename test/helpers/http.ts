@@ -9,10 +9,13 @@ import { FlowSide } from '../../src/ebpf/records/flow.js';
 import { HttpDirection, type HttpChunkEnds } from '../../src/ebpf/records/http-chunk.js';
 import type { HttpEvent } from '../../src/events/http.js';
 
-/** One request and its response as the observed socket's calls: the request at `atNs`, the response `durationNs` after. */
+/**
+ * One request and its response as the observed socket's calls: the request at `atNs`, the response `durationNs`
+ * after; no response: the request is left unanswered when the connection closes after the last exchange.
+ */
 export interface ExchangeBytes {
   request: string;
-  response: string;
+  response?: string;
   atNs: bigint;
   durationNs: bigint;
 }
@@ -30,7 +33,10 @@ export interface ObservedSocket {
   serverPort: number;
 }
 
-/** What HttpCapture made of the exchanges on the socket, each request and response in one call (kernel time = wall time). */
+/**
+ * What HttpCapture made of the exchanges on the socket, each request and response in one call (kernel time = wall
+ * time), and of its close after them (flows' final record, then the capture's two ticks).
+ */
 export function capturedExchanges(socket: ObservedSocket, exchanges: readonly ExchangeBytes[]): CapturedExchange[] {
   const out: CapturedExchange[] = [];
   const capture = new HttpCapture(
@@ -46,8 +52,11 @@ export function capturedExchanges(socket: ObservedSocket, exchanges: readonly Ex
     );
   for (const { request, response, atNs, durationNs } of exchanges) {
     call(side === 'client' ? 'sent' : 'received', request, atNs);
-    call(side === 'client' ? 'received' : 'sent', response, atNs + durationNs);
+    if (response !== undefined) call(side === 'client' ? 'received' : 'sent', response, atNs + durationNs);
   }
+  capture.connectionClosed(socket.connId);
+  capture.tick(0n);
+  capture.tick(0n);
   return out;
 }
 

@@ -132,7 +132,7 @@ describe('http capture on the real kernel', () => {
         })),
       );
       for (const exchange of exchangesOf(connId)) {
-        assert.ok(exchange.latencyNs > 0n && exchange.latencyNs < 1_000_000_000n, `latency ${exchange.latencyNs} ns`);
+        assert.ok(exchange.latencyNs !== null && exchange.latencyNs > 0n && exchange.latencyNs < 1_000_000_000n, `latency ${exchange.latencyNs} ns`);
       }
     }
   });

@@ -19,12 +19,15 @@
  * read every chunk the kernel wrote before the final.
  */
 import { decodeHttpChunkEnds, decodeHttpChunkRecord, HttpDirection, type HttpChunkEnds, type HttpChunkRecord } from '../../ebpf/records/http-chunk.js';
-import { createHttpParseCounters, HttpConnectionParser, type HttpExchange, type HttpParseCounters, type RejectionKind } from './parser.js';
+import { createHttpParseCounters, HttpConnectionParser, type HttpExchange, type HttpParseCounters, type HttpRequestSeen, type RejectionKind } from './parser.js';
 import { RouteTemplater, urlPath } from './route.js';
 import { ROUTE_DROP_REMEDIES, RouteCatalog } from './route-catalog.js';
 import type { RouteRule } from '../../common/route-rules.js';
 
-/** One exchange as the collector reports it; times are kernel monotonic ns (the contract converts them). */
+/**
+ * One exchange as the collector reports it; times are kernel monotonic ns (the contract converts them). A request the
+ * connection closed (or left idle past http.idleTimeoutMs) before answering is reported too, its response fields null.
+ */
 export interface CapturedExchange {
   /** The kernel's conn id (with the conn-id epoch and node it is the flows' connection_id). */
   readonly connId: bigint;
@@ -41,21 +44,22 @@ export interface CapturedExchange {
    */
   readonly route: string;
   readonly version: HttpExchange['version'];
-  readonly status: number;
+  /** The final response's status; null: no response came. */
+  readonly status: number | null;
   /** Start line, header block and body as on the wire (full lengths: bytes the copies cut inside a body count). */
   readonly requestBytes: number;
-  readonly responseBytes: number;
+  readonly responseBytes: number | null;
   /** The bodies alone, as on the wire (chunk framing and trailers included). */
   readonly requestBodyBytes: number;
-  readonly responseBodyBytes: number;
+  readonly responseBodyBytes: number | null;
   /** 0, 1, 2...: the order of this exchange among those of its connection this capture reported. */
   readonly seq: number;
   readonly requestFirstNs: bigint;
   readonly requestLastNs: bigint;
-  readonly responseFirstNs: bigint;
-  readonly responseLastNs: bigint;
+  readonly responseFirstNs: bigint | null;
+  readonly responseLastNs: bigint | null;
   /** responseFirstNs − requestLastNs. */
-  readonly latencyNs: bigint;
+  readonly latencyNs: bigint | null;
   /** The process of the connection's latest call when the exchange completed. */
   readonly pid: number;
   /** The connection's ends, as its flow records name them. */
@@ -211,7 +215,11 @@ export class HttpCapture {
       connId,
       cgroupId,
       ends: ends(),
-      parser: new HttpConnectionParser((exchange) => this.exchange(created, exchange), this.counters),
+      parser: new HttpConnectionParser(
+        (exchange) => this.report(created, exchange, exchange),
+        this.counters,
+        (request) => this.report(created, request, null),
+      ),
       lastRecordNs: 0n,
       pid: 0,
       exchanges: 0,
@@ -229,29 +237,30 @@ export class HttpCapture {
     return true;
   }
 
-  private exchange(connection: Connection, exchange: HttpExchange): void {
-    const path = urlPath(exchange.target, this.options.maxPathBytes);
+  /** A request and its response (the same object: an HttpExchange is its request too), or a request left unanswered. */
+  private report(connection: Connection, request: HttpRequestSeen, response: HttpExchange | null): void {
+    const path = urlPath(request.target, this.options.maxPathBytes);
     const { ends } = connection;
     this.emit({
       connId: connection.connId,
       cgroupId: connection.cgroupId,
-      observer: exchange.observer,
-      method: exchange.method,
-      methodOriginal: exchange.methodOriginal,
+      observer: request.observer,
+      method: request.method,
+      methodOriginal: request.methodOriginal,
       path,
       route: this.routes.admit(`${ends.serverAddress}:${ends.serverPort}`, this.templater.route(path)),
-      version: exchange.version,
-      status: exchange.status,
-      requestBytes: exchange.requestHeaderBytes + exchange.requestBodyBytes,
-      responseBytes: exchange.responseHeaderBytes + exchange.responseBodyBytes,
-      requestBodyBytes: exchange.requestBodyBytes,
-      responseBodyBytes: exchange.responseBodyBytes,
+      version: request.version,
+      status: response === null ? null : response.status,
+      requestBytes: request.requestHeaderBytes + request.requestBodyBytes,
+      responseBytes: response === null ? null : response.responseHeaderBytes + response.responseBodyBytes,
+      requestBodyBytes: request.requestBodyBytes,
+      responseBodyBytes: response === null ? null : response.responseBodyBytes,
       seq: connection.exchanges++,
-      requestFirstNs: exchange.requestFirstNs,
-      requestLastNs: exchange.requestLastNs,
-      responseFirstNs: exchange.responseFirstNs,
-      responseLastNs: exchange.responseLastNs,
-      latencyNs: exchange.latencyNs,
+      requestFirstNs: request.requestFirstNs,
+      requestLastNs: request.requestLastNs,
+      responseFirstNs: response === null ? null : response.responseFirstNs,
+      responseLastNs: response === null ? null : response.responseLastNs,
+      latencyNs: response === null ? null : response.latencyNs,
       pid: connection.pid,
       ends,
     });

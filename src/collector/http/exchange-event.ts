@@ -20,8 +20,8 @@ export function toHttpEvent(exchange: CapturedExchange, context: Pick<CollectorC
     outcome: outcomeOf(exchange),
     request_start_time_ns: context.toWallNs(exchange.requestFirstNs),
     request_end_time_ns: context.toWallNs(exchange.requestLastNs),
-    response_start_time_ns: context.toWallNs(exchange.responseFirstNs),
-    response_end_time_ns: context.toWallNs(exchange.responseLastNs),
+    response_start_time_ns: exchange.responseFirstNs === null ? null : context.toWallNs(exchange.responseFirstNs),
+    response_end_time_ns: exchange.responseLastNs === null ? null : context.toWallNs(exchange.responseLastNs),
     duration_ns: exchange.latencyNs,
     http_request_method: exchange.method,
     http_request_method_original: exchange.methodOriginal,
@@ -31,8 +31,8 @@ export function toHttpEvent(exchange: CapturedExchange, context: Pick<CollectorC
     http_response_status_code: exchange.status,
     http_request_header_size: BigInt(exchange.requestBytes - exchange.requestBodyBytes),
     http_request_body_size: BigInt(exchange.requestBodyBytes),
-    http_response_header_size: BigInt(exchange.responseBytes - exchange.responseBodyBytes),
-    http_response_body_size: BigInt(exchange.responseBodyBytes),
+    http_response_header_size: exchange.responseBytes === null ? null : BigInt(exchange.responseBytes - (exchange.responseBodyBytes ?? 0)),
+    http_response_body_size: exchange.responseBodyBytes === null ? null : BigInt(exchange.responseBodyBytes),
     network_transport: 'tcp',
     network_type: ends.serverAddress.includes(':') ? 'ipv6' : 'ipv4',
     client_address: ends.clientAddress,
@@ -46,8 +46,12 @@ export function toHttpEvent(exchange: CapturedExchange, context: Pick<CollectorC
   };
 }
 
-/** After 101 Switching Protocols, or a CONNECT answered 2xx, the parser stops: the connection carries something else. */
+/**
+ * No status: no response came before the connection closed (or idled out). After 101 Switching Protocols, or a
+ * CONNECT answered 2xx, the parser stops: the connection carries something else.
+ */
 function outcomeOf(exchange: CapturedExchange): HttpOutcome {
   const { status } = exchange;
+  if (status === null) return 'unanswered';
   return status === 101 || (exchange.method === 'CONNECT' && status >= 200 && status < 300) ? 'upgraded' : 'complete';
 }

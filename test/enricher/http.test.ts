@@ -25,7 +25,7 @@ import { startTelemetry } from '../../src/common/telemetry.js';
 import { HTTP, type HttpBatch, type HttpEvent } from '../../src/events/http.js';
 import { topicSpecs } from '../../src/events/topics.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
-import { queryRows } from '../helpers/clickhouse.js';
+import { everyStoredValue, queryRows } from '../helpers/clickhouse.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
 import { httpEvent, httpEvents } from '../helpers/http.js';
 import { podIdentity, sec, serviceChange, sliceChange } from '../helpers/metadata.js';
@@ -64,17 +64,6 @@ const secretRequest = (path: string) =>
   `POST http://${SECRETS[2]}:${SECRETS[3]}@orders.shop${path}?session=${SECRETS[0]}#${SECRETS[1]} HTTP/1.1\r\n` +
   `Authorization: Bearer ${SECRETS[4]}\r\nCookie: id=${SECRETS[5]}\r\nContent-Length: ${SECRETS[6]!.length}\r\n\r\n${SECRETS[6]}`;
 const secretResponse = `HTTP/1.1 503 Service Unavailable\r\nSet-Cookie: s=${SECRETS[8]}\r\nContent-Length: ${SECRETS[7]!.length}\r\n\r\n${SECRETS[7]}`;
-
-/** Every value of every table of the database, as text (aggregate states as their bytes), table by table. */
-async function everyStoredValue(client: ClickHouseClient): Promise<Map<string, string>> {
-  const tables = await queryRows<{ name: string }>(client, 'SELECT name FROM system.tables WHERE database = {database:String} AND engine NOT IN (\'MaterializedView\') ORDER BY name', { database });
-  const values = new Map<string, string>();
-  for (const { name } of tables) {
-    const result = await client.query({ query: `SELECT * FROM ${database}.${name}`, format: 'TabSeparated' });
-    values.set(name, await result.text());
-  }
-  return values;
-}
 
 describe('enricher: http.v1 into http_requests', () => {
   it('stores each exchange once with both ends named at the request start, and no byte of a secret anywhere', async () => {
@@ -181,7 +170,7 @@ describe('enricher: http.v1 into http_requests', () => {
     );
 
     // Privacy: no secret in any table, nor in any message of the http topic or the dead letters.
-    const stored = await everyStoredValue(clickhouse!);
+    const stored = await everyStoredValue(clickhouse!, database);
     assert.deepEqual([...stored.keys()], ['flow_edges_1m', 'flows', 'http_red_1m', 'http_requests', 'kafka_batches', 'schema_migrations']);
     assert.match(stored.get('http_requests')!, /\/orders\/12345\/items/, 'the search reads the stored values');
     const messages: Array<Buffer | null> = [];

@@ -1,0 +1,161 @@
+/**
+ * HTTP end to end on a real kernel, broker and ClickHouse engine: a server the project did not write the HTTP of
+ * (Python's http.server) in pod b answers a Node client in pod a on one keep-alive connection; the collector (its own
+ * process, http.enabled) captures both sockets, the enricher (this process) stores them. Exact rows per observing
+ * side, method and status in `http_requests` and in the RED rollup, and none of the secrets the requests carried (in
+ * the query string, a header, a cookie and a body) anywhere in ClickHouse or on the http topic.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { after, before, it } from 'node:test';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { createClickHouse } from '../../src/common/clickhouse/client.js';
+import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
+import { readToEnd } from '../../src/common/kafka/read-to-end.js';
+import { createLogger } from '../../src/common/logger.js';
+import type { RunningRole } from '../../src/common/role.js';
+import { startTelemetry, type Telemetry } from '../../src/common/telemetry.js';
+import { startEnricher } from '../../src/enricher/index.js';
+import { topicSpecs } from '../../src/events/topics.js';
+import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
+import { createLab, type Lab } from '../../src/lab/pods.js';
+import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
+import { everyStoredValue, queryRows } from '../helpers/clickhouse.js';
+import { dropTestData, testConfig } from '../helpers/flows.js';
+import { requireStackService } from '../helpers/stack.js';
+
+const PORT = 7521;
+const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+const statusServer = fileURLToPath(new URL('../../../test/http/fixtures/status-server.py', import.meta.url));
+const logger = createLogger({ level: 'warn' });
+const { config, env } = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50', SIDECARLESS_HTTP_ENABLED: 'true', SIDECARLESS_KAFKA_PARTITIONS: '1' });
+const database = config.clickhouse.database;
+const SECRETS = { query: 'Q9querysecret', header: 'H9headersecret', cookie: 'C9cookiesecret', body: 'B9bodysecret' };
+/** The client's requests, in order: [method, status asked for, how many]. */
+const REQUESTS: Array<[method: 'GET' | 'POST', status: number, count: number]> = [
+  ['GET', 200, 6],
+  ['GET', 404, 3],
+  ['GET', 500, 2],
+  ['POST', 201, 1],
+];
+
+/** Node's http client on one keep-alive connection: the requests above, each with every secret; prints the statuses. */
+const clientScript = (host: string) => `
+const http = require('http');
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const plan = ${JSON.stringify(REQUESTS)};
+const secrets = ${JSON.stringify(SECRETS)};
+function call(method, status) {
+  return new Promise((resolve, reject) => {
+    const body = method === 'POST' ? secrets.body : undefined;
+    const req = http.request({ host: '${host}', port: ${PORT}, agent, method, path: '/status/' + status + '?token=' + secrets.query,
+      headers: { Authorization: 'Bearer ' + secrets.header, Cookie: 'sid=' + secrets.cookie, ...(body ? { 'Content-Length': body.length } : {}) } },
+      (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+(async () => {
+  const statuses = [];
+  for (const [method, status, count] of plan) for (let i = 0; i < count; i++) statuses.push(await call(method, status));
+  agent.destroy();
+  console.log(JSON.stringify(statuses));
+})();`;
+
+let lab: Lab;
+let collector: CollectorProcess | undefined;
+let telemetry: Telemetry | undefined;
+let enricher: RunningRole | undefined;
+let clickhouse: ClickHouseClient | undefined;
+let server: ChildProcess | undefined;
+
+before(async () => {
+  await requireStackService('Kafka', localHost, kafkaPort);
+  lab = createLab({ name: 'http-e2e', pods: ['a', 'b'] });
+  const [a, b] = [lab.pod('a'), lab.pod('b')];
+  telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
+  enricher = await startEnricher({ config, logger, telemetry });
+  clickhouse = await createClickHouse({ embeddedPath: config.clickhouse.embeddedPath });
+  collector = await startCollectorProcess(env, () => [a.cgroup.path, b.cgroup.path]);
+  server = b.spawn(python, [statusServer, b.ip, String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: server!.stdout! }).on('line', (line) => line === 'ready' && resolve());
+    server!.once('exit', (code) => reject(new Error(`status-server.py exited with ${code}`)));
+  });
+});
+
+after(async () => {
+  server?.kill();
+  await collector?.kill();
+  uninstallCollectorPins(env);
+  await enricher?.stop();
+  await telemetry?.shutdown();
+  lab?.destroy();
+  await dropTestData(config, clickhouse);
+});
+
+it('keep-alive requests a -> b: one row per exchange and side with its method, route and status, counted exactly in the rollup, no secret stored', async () => {
+  const [a, b] = [lab.pod('a'), lab.pod('b')];
+  const statuses = JSON.parse(a.exec(process.execPath, ['-e', clientScript(b.ip)]).trim()) as number[];
+  const total = REQUESTS.reduce((sum, [, , count]) => sum + count, 0);
+  assert.deepEqual(statuses, REQUESTS.flatMap(([, status, count]) => Array<number>(count).fill(status)));
+  await waitFor(async () => (await queryRows<{ n: string }>(clickhouse!, `SELECT count() AS n FROM ${database}.http_requests`))[0]?.n === String(2 * total), {
+    timeoutMs: 60_000,
+    what: `${2 * total} rows in http_requests`,
+  });
+
+  const expected = (side: string) =>
+    REQUESTS.map(([method, status, count]) => ({ side, method, status, rows: String(count), path: `/status/${status}`, route: '/status/{id}', connections: '1', ordered: 1 }));
+  assert.deepEqual(
+    await queryRows(
+      clickhouse!,
+      `SELECT toString(observer_side) AS side, http_request_method AS method, http_response_status_code AS status, toString(count()) AS rows,
+              any(url_path) AS path, any(http_route) AS route, toString(uniqExact(connection_id)) AS connections,
+              min(response_start_time >= request_end_time AND request_end_time >= start_time AND duration_ns > 0) AS ordered
+       FROM ${database}.http_requests WHERE toString(client_address) = {a:String} AND toString(server_address) = {b:String} AND server_port = {port:UInt16}
+       GROUP BY side, method, status ORDER BY side, method, status`,
+      { a: `::ffff:${a.ip}`, b: `::ffff:${b.ip}`, port: PORT },
+    ),
+    [...expected('client'), ...expected('server')],
+  );
+  assert.deepEqual(
+    await queryRows(
+      clickhouse!,
+      `SELECT toString(observer_side) AS side, toString(groupArray(exchange_seq)) AS seqs FROM (SELECT * FROM ${database}.http_requests ORDER BY exchange_seq)
+       GROUP BY side ORDER BY side`,
+    ),
+    ['client', 'server'].map((side) => ({ side, seqs: `[${Array.from({ length: total }, (_, i) => i).join(',')}]` })),
+    'each side numbers its exchanges on the connection in order',
+  );
+  assert.deepEqual(
+    await queryRows(
+      clickhouse!,
+      `SELECT toString(observer_side) AS side, http_request_method AS method, toString(status_class) AS class, toString(sum(requests)) AS requests, toString(sum(errors)) AS errors
+       FROM ${database}.http_red_1m GROUP BY side, method, class ORDER BY side, method, class`,
+    ),
+    ['client', 'server'].flatMap((side) => [
+      { side, method: 'GET', class: '2xx', requests: '6', errors: '0' },
+      { side, method: 'GET', class: '4xx', requests: '3', errors: '0' },
+      { side, method: 'GET', class: '5xx', requests: '2', errors: '2' },
+      { side, method: 'POST', class: '2xx', requests: '1', errors: '0' },
+    ]),
+  );
+
+  const stored = await everyStoredValue(clickhouse!, database);
+  assert.match(stored.get('http_requests')!, /\/status\/404/, 'the search reads the stored values');
+  const messages: Buffer[] = [];
+  const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), logger);
+  await readToEnd(kafka, topicSpecs(config.kafka.topicPrefix).http.topic, (message) => void (message.value && messages.push(message.value)), {
+    groupPrefix: `${config.enricher.groupId}-read`,
+    logger,
+  });
+  assert.ok(messages.length > 0, 'the http topic holds the events');
+  for (const secret of Object.values(SECRETS)) {
+    for (const [table, text] of stored) assert.equal(text.includes(secret), false, `${secret} stored in ${table}`);
+    for (const value of messages) assert.equal(value.includes(Buffer.from(secret)), false, `${secret} on the http topic`);
+  }
+});

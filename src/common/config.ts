@@ -311,9 +311,9 @@ const schema = {
   },
   http: {
     /**
-     * Capture HTTP/1.x exchanges from the kernel (bpf/http.bpf.c: tracepoints on eight socket syscalls). Off until
-     * the collector writes exchanges to the http topic; once on, every syscall of the node takes the kernel's
-     * syscall-tracing path, which bench syscall-tracing measures for an untraced process.
+     * Capture HTTP/1.x exchanges from the kernel (bpf/http.bpf.c: tracepoints on eight socket syscalls) onto the
+     * http topic. Off by default: once on, every syscall of the node takes the kernel's syscall-tracing path, which
+     * bench syscall-tracing measures for an untraced process.
      */
     enabled: setting(bool, false),
     /**

@@ -3,7 +3,8 @@
  * (Python's http.server) in pod b answers a Node client in pod a on one keep-alive connection; the collector (its own
  * process, http.enabled) captures both sockets, the enricher (this process) stores them. Exact rows per observing
  * side, method and status in `http_requests` and in the RED rollup, and none of the secrets the requests carried (in
- * the query string, a header, a cookie and a body) anywhere in ClickHouse or on the http topic.
+ * the query string, a header, a cookie and a body) anywhere in ClickHouse or on the http topic. A server that answers
+ * after known delays: each measured duration at least the delay and below the delay plus a small bound.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -29,6 +30,10 @@ import { dropTestData, testConfig } from '../helpers/flows.js';
 import { requireStackService } from '../helpers/stack.js';
 
 const PORT = 7521;
+const DELAY_PORT = 7522;
+/** Each delay (ms) a server waits before it answers, three requests each; measured durations stay below delay + this. */
+const DELAYS_MS = [20, 80];
+const DELAY_BOUND_MS = 20;
 const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
 const statusServer = fileURLToPath(new URL('../../../test/http/fixtures/status-server.py', import.meta.url));
 const logger = createLogger({ level: 'warn' });
@@ -66,12 +71,49 @@ function call(method, status) {
   console.log(JSON.stringify(statuses));
 })();`;
 
+/**
+ * Python's http.server answering GET /delay/<ms> with 200 after sleeping <ms> from when it has read the request
+ * (time.sleep sleeps at least that long; Node's timers count from the event loop's cached time and may fire earlier).
+ */
+const delayServerScript = (host: string) => `
+import sys, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def do_GET(self):
+        time.sleep(int(self.path.split('/')[2]) / 1000)
+        self.send_response(200)
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'ok')
+    def log_message(self, *args):
+        pass
+server = HTTPServer(('${host}', ${DELAY_PORT}), Handler)
+print('ready', flush=True)
+server.serve_forever()
+`;
+
+/** Three GETs per delay on one keep-alive connection, one after the other. */
+const delayClientScript = (host: string) => `
+const http = require('http');
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const get = (ms) => new Promise((resolve, reject) => http.get({ host: '${host}', port: ${DELAY_PORT}, agent, path: '/delay/' + ms }, (res) => { res.resume(); res.on('end', resolve); }).on('error', reject));
+(async () => { for (const ms of ${JSON.stringify(DELAYS_MS)}) for (let i = 0; i < 3; i++) await get(ms); agent.destroy(); console.log('done'); })();`;
+
 let lab: Lab;
 let collector: CollectorProcess | undefined;
 let telemetry: Telemetry | undefined;
 let enricher: RunningRole | undefined;
 let clickhouse: ClickHouseClient | undefined;
 let server: ChildProcess | undefined;
+let delayServer: ChildProcess | undefined;
+
+async function ready(child: ChildProcess, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
+  });
+}
 
 before(async () => {
   await requireStackService('Kafka', localHost, kafkaPort);
@@ -82,14 +124,14 @@ before(async () => {
   clickhouse = await createClickHouse({ embeddedPath: config.clickhouse.embeddedPath });
   collector = await startCollectorProcess(env, () => [a.cgroup.path, b.cgroup.path]);
   server = b.spawn(python, [statusServer, b.ip, String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: server!.stdout! }).on('line', (line) => line === 'ready' && resolve());
-    server!.once('exit', (code) => reject(new Error(`status-server.py exited with ${code}`)));
-  });
+  await ready(server, 'status-server.py');
+  delayServer = b.spawn(python, ['-c', delayServerScript(b.ip)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await ready(delayServer, 'the delay server');
 });
 
 after(async () => {
   server?.kill();
+  delayServer?.kill();
   await collector?.kill();
   uninstallCollectorPins(env);
   await enricher?.stop();
@@ -125,7 +167,8 @@ it('keep-alive requests a -> b: one row per exchange and side with its method, r
   assert.deepEqual(
     await queryRows(
       clickhouse!,
-      `SELECT toString(observer_side) AS side, toString(groupArray(exchange_seq)) AS seqs FROM (SELECT * FROM ${database}.http_requests ORDER BY exchange_seq)
+      `SELECT toString(observer_side) AS side, toString(groupArray(exchange_seq)) AS seqs
+       FROM (SELECT * FROM ${database}.http_requests WHERE server_port = ${PORT} ORDER BY exchange_seq)
        GROUP BY side ORDER BY side`,
     ),
     ['client', 'server'].map((side) => ({ side, seqs: `[${Array.from({ length: total }, (_, i) => i).join(',')}]` })),
@@ -135,7 +178,7 @@ it('keep-alive requests a -> b: one row per exchange and side with its method, r
     await queryRows(
       clickhouse!,
       `SELECT toString(observer_side) AS side, http_request_method AS method, toString(status_class) AS class, toString(sum(requests)) AS requests, toString(sum(errors)) AS errors
-       FROM ${database}.http_red_1m GROUP BY side, method, class ORDER BY side, method, class`,
+       FROM ${database}.http_red_1m WHERE http_route = '/status/{id}' GROUP BY side, method, class ORDER BY side, method, class`,
     ),
     ['client', 'server'].flatMap((side) => [
       { side, method: 'GET', class: '2xx', requests: '6', errors: '0' },
@@ -157,5 +200,28 @@ it('keep-alive requests a -> b: one row per exchange and side with its method, r
   for (const secret of Object.values(SECRETS)) {
     for (const [table, text] of stored) assert.equal(text.includes(secret), false, `${secret} stored in ${table}`);
     for (const value of messages) assert.equal(value.includes(Buffer.from(secret)), false, `${secret} on the http topic`);
+  }
+});
+
+it('a server answering after known delays: each duration at least the delay and below the delay plus a small bound, on both sides', async () => {
+  const [a, b] = [lab.pod('a'), lab.pod('b')];
+  assert.equal(a.exec(process.execPath, ['-e', delayClientScript(b.ip)]).trim(), 'done');
+  const expected = 2 * 3 * DELAYS_MS.length;
+  await waitFor(async () => (await queryRows<{ n: string }>(clickhouse!, `SELECT count() AS n FROM ${database}.http_requests WHERE server_port = ${DELAY_PORT}`))[0]?.n === String(expected), {
+    timeoutMs: 60_000,
+    what: `${expected} rows of the delay server`,
+  });
+  const rows = await queryRows<{ side: string; path: string; route: string; status: number; ms: number }>(
+    clickhouse!,
+    `SELECT toString(observer_side) AS side, url_path AS path, http_route AS route, http_response_status_code AS status, duration_ns / 1e6 AS ms
+     FROM ${database}.http_requests WHERE server_port = ${DELAY_PORT} ORDER BY side, exchange_seq`,
+  );
+  assert.deepEqual(
+    rows.map(({ side, path, route, status }) => ({ side, path, route, status })),
+    ['client', 'server'].flatMap((side) => DELAYS_MS.flatMap((ms) => Array.from({ length: 3 }, () => ({ side, path: `/delay/${ms}`, route: '/delay/{id}', status: 200 })))),
+  );
+  for (const row of rows) {
+    const delay = Number(row.path.split('/')[2]);
+    assert.ok(row.ms >= delay && row.ms < delay + DELAY_BOUND_MS, `${row.side} ${row.path}: ${row.ms} ms`);
   }
 });

@@ -6,7 +6,7 @@
 import { normalizeAddress } from '../common/address.js';
 import type { MetadataChange, MetadataEvent } from '../events/metadata.js';
 import type { ClusterPod, ClusterView, NamedPort } from './compile/cluster.js';
-import type { Protocol } from './policy/types.js';
+import type { Protocol } from '../events/networkpolicy/types.js';
 
 const PROTOCOLS = new Set<string>(['TCP', 'UDP', 'SCTP']);
 

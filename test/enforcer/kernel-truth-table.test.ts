@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { PolicyApplier } from '../../src/enforcer/apply/applier.js';
 import { DEFAULT_POLICY_KERNEL_OPTIONS, PolicyKernel } from '../../src/enforcer/apply/kernel.js';
-import type { NetworkPolicy } from '../../src/enforcer/policy/types.js';
+import type { NetworkPolicy } from '../../src/events/networkpolicy/types.js';
 import { PinDirectory } from '../../src/ebpf/pins.js';
 import { parseClusterDescription } from '../../src/lab/cluster-description.js';
 import { formatMatrix, probeMatrix, reached, startDescribedCluster, type DescribedCluster } from '../../src/lab/reachability.js';

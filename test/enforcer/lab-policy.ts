@@ -11,7 +11,7 @@ import { labNames } from '../../src/lab/names.js';
 import { destroyAll } from '../../src/lab/pods.js';
 import { compilePolicies, type CompiledPolicies } from '../../src/enforcer/compile/compile.js';
 import type { NodeMapState } from '../../src/enforcer/apply/applier.js';
-import { parsePolicies } from '../../src/enforcer/policy/document.js';
+import { parsePolicies } from '../../src/events/networkpolicy/document.js';
 import type { ClusterDescription } from '../../src/lab/cluster-description.js';
 import { podKey, type DescribedCluster, type ReachabilityMatrix } from '../../src/lab/reachability.js';
 

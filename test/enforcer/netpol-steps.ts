@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import type { ClusterView } from '../../src/enforcer/compile/cluster.js';
 import { compilePolicies, type CompiledPolicies } from '../../src/enforcer/compile/compile.js';
 import { explain, MapLookup } from '../../src/enforcer/compile/explain.js';
-import { parsePolicies } from '../../src/enforcer/policy/document.js';
-import { policyKey, type NetworkPolicy, type Protocol } from '../../src/enforcer/policy/types.js';
+import { parsePolicies } from '../../src/events/networkpolicy/document.js';
+import { policyKey, type NetworkPolicy, type Protocol } from '../../src/events/networkpolicy/types.js';
 import type { OracleCluster, OraclePod } from './netpol-oracle.js';
 
 export const NAMESPACES = ['x', 'y', 'z'];

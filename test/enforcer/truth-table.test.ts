@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compilePolicies } from '../../src/enforcer/compile/compile.js';
-import { parsePolicies } from '../../src/enforcer/policy/document.js';
-import type { NetworkPolicy, Protocol } from '../../src/enforcer/policy/types.js';
+import { parsePolicies } from '../../src/events/networkpolicy/document.js';
+import type { NetworkPolicy, Protocol } from '../../src/events/networkpolicy/types.js';
 import { oracleSides, type OraclePod } from './netpol-oracle.js';
 import { clusterView, explainedMatrix, freshCluster, matrix, PROBES, PURE_NETWORK, rows, STEPS, takeStep } from './netpol-steps.js';
 

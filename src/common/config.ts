@@ -295,6 +295,12 @@ const schema = {
     cluster: setting(text(sourceName), 'default'),
     /** A YAML file of manifests to publish instead of watching an API server (hosts without Kubernetes). */
     file: optional(name),
+    /**
+     * Also watch the API server's NetworkPolicies and publish them to the policies topic (as `sidecarless policy
+     * apply` does), so that `kubectl apply` reaches the enforcers. Needs list and watch on networking.k8s.io
+     * networkpolicies. Not with metadata.file.
+     */
+    networkPolicies: setting(bool, true),
     /** While every informer is synced, a watermark at least this often (what the enricher waits for). */
     watermarkMs: setting(int(100, 60_000), 1000),
     /**

@@ -369,3 +369,18 @@ export function parsePolicies(text: string): NetworkPolicy[] {
   if (problems.length > 0) throw new PolicyDocumentError(problems);
   return policies;
 }
+
+/**
+ * One NetworkPolicy object as the API server serves it (a list's items carry no apiVersion and kind; `status`, which
+ * older servers still serve, is the server's), checked as strictly as a file's document. Throws a
+ * PolicyDocumentError naming the field of every problem.
+ */
+export function policyFromObject(object: unknown): NetworkPolicy {
+  const { status: _status, ...served } = (object ?? {}) as Record<string, unknown>;
+  const problems: string[][] = [];
+  const policy = readPolicy({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', ...served }, problems);
+  if (policy === undefined || problems.length > 0) {
+    throw new PolicyDocumentError(problems.map(([field, reason]) => ({ document: 0, policy: documentName(served), field: field!, reason: reason! })));
+  }
+  return policy;
+}

@@ -322,6 +322,21 @@ describe('http parser: cut copies, garbage and loose ends', () => {
     assert.deepEqual(parse([['sent', `${GET}GET /hal`, 1n]], true).rejections, { unanswered_request: 1, incomplete_at_close: 1 });
   });
 
+  it('pairs a response whose body the close cut (its head had come) with the body bytes that came, counted', () => {
+    const cut = (response: string) => parse([['sent', GET, 100n], ['received', response, 250n]], true);
+    // Content-Length 5, 2 bytes came: the client read the head and closed (wget on an error) or abandoned the body.
+    assert.deepEqual(cut('HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nhe'), {
+      exchanges: [exchange({ status: 404, responseHeaderBytes: 45, responseBodyBytes: 2 })],
+      rejections: { incomplete_at_close: 1 },
+    });
+    // Chunked, cut inside a chunk's data, and after the last chunk before the trailers' end.
+    const chunked = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
+    assert.deepEqual(cut(`${chunked}5\r\nhel`), { exchanges: [exchange({ responseHeaderBytes: 47, responseBodyBytes: 6 })], rejections: { incomplete_at_close: 1 } });
+    assert.deepEqual(cut(`${chunked}0\r\nX: y\r\n`), { exchanges: [exchange({ responseHeaderBytes: 47, responseBodyBytes: 9 })], rejections: { incomplete_at_close: 1 } });
+    // A response cut inside its head answered nothing the client could read: the request stays unanswered.
+    assert.deepEqual(cut('HTTP/1.1 200 OK\r\nContent-Le'), { exchanges: [], rejections: { incomplete_at_close: 1, unanswered_request: 1 } });
+  });
+
   it('hands each request left unanswered at close to `unanswered`, also one whose body the close cut', () => {
     const seen: HttpRequestSeen[] = [];
     const counters = createHttpParseCounters();

@@ -113,11 +113,17 @@ export class MessageStream {
     if (callLength > end) this.skip(callLength - end, timeNs);
   }
 
-  /** The connection closed: a body that ends at close is complete; anything else in flight is counted. */
+  /**
+   * The connection closed: a body that ends at close is complete; anything else in flight is counted. A response
+   * whose head had come still answered its request, though the close cut its body (a client that closes without
+   * reading an error's body, as wget does, or abandons a download): it ends with the body bytes that came, so the
+   * status the client got is reported rather than no response at all.
+   */
   end(): void {
     if (this.state === UNTIL_CLOSE) this.complete();
     else if (this.state < STOPPED && (this.messageBytes > 0 || this.carryLength > 0)) {
       this.pairer.reject('incomplete_at_close');
+      if (this.carries === RESPONSES && this.state >= BODY && this.state <= TRAILERS) this.complete();
     }
     this.stop();
   }

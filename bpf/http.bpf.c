@@ -17,7 +17,8 @@
  *      table. Only sockets flows tracks are there, all TCP, so the record's conn_id is the one that connection's
  *      flow records carry, and a socket flows does not track (UDP, unix, a connection older than tracing) is left
  *      alone. The call's arguments (buffer, iovec array or msghdr, in user memory), its conn_id and entry time are
- *      kept in `calls` under the thread's pid_tgid (bounded: a full table is counted, call_table_full).
+ *      kept in `calls` under the thread's pid_tgid (bounded: a full table is counted, call_table_full). A peek
+ *      (MSG_PEEK) is left alone before all that: the call that then reads the bytes records them.
  *   3. On return, the thread's entry in `calls` (none: not a traced call; one lookup) is taken and removed. If the
  *      call moved bytes (ret > 0), min(ret, capture_bytes) of them are copied from user memory: the buffer, or the
  *      iovecs in order (at most SL_HTTP_MAX_IOVECS; msghdr's read at return, where the kernel left them). They are
@@ -279,11 +280,22 @@ static __always_inline void leave(long ret)
 	sl_output_record(&http_ring, r, sizeof(*r) + copied);
 }
 
-/* One entry and one return program per call; args[0] is the fd of all eight. */
-#define TRACE_CALL(call, layout, direction)                                                   \
+/* recv(2)'s flag: the bytes are returned but stay queued, for a later call to read again (socket.h). */
+#define SL_MSG_PEEK 0x2
+/* For a call without flags: the flags argument it does not have. */
+#define NO_FLAGS -1
+
+/*
+ * One entry and one return program per call; args[0] is the fd of all eight. A peek (recvfrom, recvmsg with
+ * MSG_PEEK; wget peeks at each response's head before reading it) is not recorded: the bytes it returns come again
+ * with the call that reads them, and recording both would give the parser the bytes twice.
+ */
+#define TRACE_CALL(call, layout, direction, flags_arg)                                        \
 	SEC("tracepoint/syscalls/sys_enter_" #call)                                           \
 	int http_enter_##call(struct trace_event_raw_sys_enter *ctx)                          \
 	{                                                                                     \
+		if (flags_arg != NO_FLAGS && (ctx->args[flags_arg] & SL_MSG_PEEK))            \
+			return 0;                                                             \
 		enter(ctx->args[0], ctx->args[1], ctx->args[2], layout, direction);           \
 		return 0;                                                                     \
 	}                                                                                     \
@@ -294,11 +306,11 @@ static __always_inline void leave(long ret)
 		return 0;                                                                     \
 	}
 
-TRACE_CALL(write, CALL_BUFFER, SL_HTTP_SENT)
-TRACE_CALL(writev, CALL_IOVEC, SL_HTTP_SENT)
-TRACE_CALL(sendto, CALL_BUFFER, SL_HTTP_SENT)
-TRACE_CALL(sendmsg, CALL_MSGHDR, SL_HTTP_SENT)
-TRACE_CALL(read, CALL_BUFFER, SL_HTTP_RECEIVED)
-TRACE_CALL(readv, CALL_IOVEC, SL_HTTP_RECEIVED)
-TRACE_CALL(recvfrom, CALL_BUFFER, SL_HTTP_RECEIVED)
-TRACE_CALL(recvmsg, CALL_MSGHDR, SL_HTTP_RECEIVED)
+TRACE_CALL(write, CALL_BUFFER, SL_HTTP_SENT, NO_FLAGS)
+TRACE_CALL(writev, CALL_IOVEC, SL_HTTP_SENT, NO_FLAGS)
+TRACE_CALL(sendto, CALL_BUFFER, SL_HTTP_SENT, NO_FLAGS)
+TRACE_CALL(sendmsg, CALL_MSGHDR, SL_HTTP_SENT, NO_FLAGS)
+TRACE_CALL(read, CALL_BUFFER, SL_HTTP_RECEIVED, NO_FLAGS)
+TRACE_CALL(readv, CALL_IOVEC, SL_HTTP_RECEIVED, NO_FLAGS)
+TRACE_CALL(recvfrom, CALL_BUFFER, SL_HTTP_RECEIVED, 3) /* recvfrom(fd, buf, len, flags, addr, addrlen) */
+TRACE_CALL(recvmsg, CALL_MSGHDR, SL_HTTP_RECEIVED, 2)  /* recvmsg(fd, msg, flags) */

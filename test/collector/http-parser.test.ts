@@ -273,6 +273,45 @@ describe('http parser: cut copies, garbage and loose ends', () => {
     assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/after', 202]]);
   });
 
+  describe('a chunked body whose copy was cut past its current chunk (one write of the whole body, as nginx and Node send one)', () => {
+    const head = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'; // 47 bytes
+    const body = `${(600).toString(16)}\r\n${'x'.repeat(600)}\r\n0\r\n\r\n`; // 612 bytes
+    /** The response in one call, copied up to 256 bytes (the default http.captureBytes). */
+    const cutResponse: Call = ['received', `${head}${body}`.slice(0, 256), 2n, head.length + body.length];
+    const next = 'HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnot'; // 45 header bytes
+
+    it('ended in the missed bytes when the next call starts a response: complete at the cut call, all its bytes counted', () => {
+      assert.deepEqual(parse([['sent', GET, 1n], cutResponse, ['sent', 'GET /b HTTP/1.1\r\n\r\n', 3n], ['received', next, 4n]]), {
+        exchanges: [
+          exchange({ requestLastNs: 1n, requestFirstNs: 1n, responseHeaderBytes: 47, responseBodyBytes: 612, responseFirstNs: 2n, responseLastNs: 2n, latencyNs: 1n }),
+          exchange({ target: '/b', requestHeaderBytes: 19, requestFirstNs: 3n, requestLastNs: 3n, status: 404, responseHeaderBytes: 45, responseBodyBytes: 3, responseFirstNs: 4n, responseLastNs: 4n, latencyNs: 1n }),
+        ],
+        rejections: {},
+      });
+    });
+
+    it('ended in them when the connection closes next', () => {
+      assert.deepEqual(parse([['sent', GET, 1n], cutResponse], true).exchanges.map((e) => [e.status, e.responseBodyBytes, e.responseLastNs]), [[200, 612, 2n]]);
+    });
+
+    it('goes on when the next call starts with a chunk-size line', () => {
+      const more = `${head}258\r\n`; // a first chunk of 600 bytes: its data and CRLF (602 bytes) cut
+      const { exchanges, rejections } = parse([
+        ['sent', GET, 1n],
+        ['received', more, 2n, more.length + 602],
+        ['received', '3\r\nabc\r\n0\r\n\r\n', 3n],
+      ]);
+      assert.deepEqual(rejections, {});
+      assert.deepEqual(exchanges.map((e) => [e.responseBodyBytes, e.responseLastNs]), [[5 + 602 + 13, 3n]]);
+    });
+
+    it('is lost, counted, with a next call that neither starts a message nor a chunk', () => {
+      const { exchanges, rejections } = parse([['sent', GET, 1n], cutResponse, ['received', 'x'.repeat(40), 3n], ['sent', 'GET /b HTTP/1.1\r\n\r\n', 4n], ['received', next, 5n]]);
+      assert.deepEqual(rejections, { truncated_body: 1 });
+      assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/b', 404]]);
+    });
+  });
+
   it('bounds requests waiting for responses, counting each one dropped', () => {
     const requests = Array.from({ length: 66 }, (_, i) => `GET /${i} HTTP/1.1\r\n\r\n`).join('');
     const { exchanges, rejections } = parse([['sent', requests, 1n], ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 2n]]);

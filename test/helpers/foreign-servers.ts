@@ -6,9 +6,8 @@
  * a small file, a 5 MiB file, a directory that nginx lists with autoindex (a body of unknown length, so chunked),
  * and a directory nginx takes uploads into.
  *
- * nginx runs with `sendfile off`: a static file sent by sendfile(2) never passes through the calls the capture
- * traces, so its body would be missing from the kernel's copies (docs/ARCHITECTURE.md, "Not seen"); with it off,
- * nginx reads the file and writes it with writev(2).
+ * nginx runs with `sendfile on`, as Debian configures it: a static file's body leaves by sendfile(2), whose records
+ * carry its length and no bytes (bpf/http.bpf.c), while Python's server writes its files with write(2).
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -115,7 +114,7 @@ error_log ${dir}/error.log warn;
 events { worker_connections 256; }
 http {
   default_type application/octet-stream;
-  sendfile off;
+  sendfile on;
   ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `${kind}_temp_path ${dir}/${kind};`).join('\n  ')}
   log_format counts '$remote_port $connection_requests $status $request_length $bytes_sent $body_bytes_sent "$request"';
   access_log ${dir}/access.log counts;

@@ -223,6 +223,10 @@ describe('HTTP capture of servers and clients the project did not write', () => 
       "curl's counts",
     );
     assert.equal(exchanges[4]!.requestBodyBytes, secrets.body.length);
+    // nginx sent the 5 MiB file with sendfile(2): records with its length and no bytes.
+    const { server: serverSide } = await tap.connection(PORTS.nginx, counted[0]!.localPort);
+    const fromFile = tap.chunksOn(serverSide, HttpDirection.sent).filter((chunk) => chunk.data.length === 0);
+    assert.equal(fromFile.reduce((sum, chunk) => sum + chunk.length, 0), root.size(DOCUMENTS.big));
   });
 
   it('wget: python3 -m http.server (HTTP/1.0, a connection per request: file, listing, 404) and a PUT body to nginx', async () => {

@@ -85,7 +85,7 @@ async function matchesNginxLog(clientPort: number, count: number): Promise<Captu
   return tap.exchangesOf(clientSide);
 }
 
-/** Ports of the connections to `serverPort` whose both final flow records are in, oldest first. */
+/** Ports of the connections to `serverPort` whose both final flow records are in, in the order they closed. */
 function closedClientPorts(serverPort: number): number[] {
   const finals = tap.flows.filter((flow) => flow.serverPort === serverPort && flow.kind === FlowKind.final);
   const ports = [...new Set(finals.map((flow) => flow.clientPort))];
@@ -130,7 +130,8 @@ const oneChunkFraming = (bodyBytes: number) => bodyBytes.toString(16).length + 2
 
 before(async () => {
   lab = createLab({ name: 'http-foreign', pods: ['client', 'server'] });
-  // The largest copy, so that every secret a request carries reaches the parser (the test checks it did).
+  // The largest copy: every secret a request carries reaches the parser (the test checks it did), and the pipelined
+  // requests, and their responses, fit in one (past it they are lost, counted: docs/ARCHITECTURE.md, "Seen in part").
   tap = HttpTap.start([client(), server()], { captureBytes: 1024 });
   root = new DocumentRoot();
   buildDir = mkdtempSync(join(tmpdir(), 'sidecarless-go-client-'));

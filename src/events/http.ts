@@ -8,7 +8,10 @@
  */
 import { collectorEventContract, type PackedTopicContract } from './contract.js';
 
-/** complete: request and final response seen; upgraded: 101, or a CONNECT accepted; unanswered: closed before a response. */
+/**
+ * complete: request and final response seen (a response body the close cut counts the bytes that came); upgraded:
+ * 101, or a CONNECT accepted; unanswered: closed before a response.
+ */
 export type HttpOutcome = 'complete' | 'upgraded' | 'unanswered';
 
 export interface HttpEvent {

@@ -3,13 +3,13 @@
  * (Python's http.server) in pod b answers a Node client in pod a on one keep-alive connection; the collector (its own
  * process, http.enabled) captures both sockets, the enricher (this process) stores them. Exact rows per observing
  * side, method and status in `http_requests` and in the RED rollup, and none of the secrets the requests carried (in
- * the query string, a header, a cookie and a body) anywhere in ClickHouse or on the http topic. A server that answers
- * after known delays: each measured duration at least the delay and below the delay plus a small bound.
+ * the query string, a header, a cookie and a body) anywhere in ClickHouse or on the http topic. nginx answering curl
+ * (static, chunked, HEAD, 304, an upload, 404 on one connection): each side's rows equal nginx's access log, and
+ * curl's secrets are not stored either. A server that answers after known delays: each measured duration at least
+ * the delay and below the delay plus a small bound.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, it } from 'node:test';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -25,21 +25,25 @@ import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } 
 import { createLab, type Lab } from '../../src/lab/pods.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
+import { cleanUpAll } from '../helpers/cleanup.js';
 import { everyStoredValue, queryRows } from '../helpers/clickhouse.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
+import { DOCUMENTS, DocumentRoot, Nginx } from '../helpers/foreign-servers.js';
+import { lineFrom, python, runIn } from '../helpers/processes.js';
 import { requireStackService } from '../helpers/stack.js';
 
 const PORT = 7521;
 const DELAY_PORT = 7522;
+const NGINX_PORT = 7523;
 /** Each delay (ms) a server waits before it answers, three requests each; measured durations stay below delay + this. */
 const DELAYS_MS = [20, 80];
 const DELAY_BOUND_MS = 20;
-const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
 const statusServer = fileURLToPath(new URL('../../../test/http/fixtures/status-server.py', import.meta.url));
 const logger = createLogger({ level: 'warn' });
 const { config, env } = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50', SIDECARLESS_HTTP_ENABLED: 'true', SIDECARLESS_KAFKA_PARTITIONS: '1' });
 const database = config.clickhouse.database;
 const SECRETS = { query: 'Q9querysecret', header: 'H9headersecret', cookie: 'C9cookiesecret', body: 'B9bodysecret' };
+const CURL_SECRETS = { query: 'Q9curlquery', header: 'H9curlheader', cookie: 'C9curlcookie', body: 'B9curlbody' };
 /** The client's requests, in order: [method, status asked for, how many]. */
 const REQUESTS: Array<[method: 'GET' | 'POST', status: number, count: number]> = [
   ['GET', 200, 6],
@@ -107,12 +111,24 @@ let enricher: RunningRole | undefined;
 let clickhouse: ClickHouseClient | undefined;
 let server: ChildProcess | undefined;
 let delayServer: ChildProcess | undefined;
+let documents: DocumentRoot | undefined;
+let nginx: Nginx | undefined;
 
-async function ready(child: ChildProcess, what: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => line === 'ready' && resolve());
-    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
+/** None of `secrets` in any value of any table, nor in any message of the http topic (read to its end). */
+async function assertNoSecretStored(secrets: Record<string, string>, expectedInRequests: RegExp): Promise<void> {
+  const stored = await everyStoredValue(clickhouse!, database);
+  assert.match(stored.get('http_requests')!, expectedInRequests, 'the search reads the stored values');
+  const messages: Buffer[] = [];
+  const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), logger);
+  await readToEnd(kafka, topicSpecs(config.kafka.topicPrefix).http.topic, (message) => void (message.value && messages.push(message.value)), {
+    groupPrefix: `${config.enricher.groupId}-read`,
+    logger,
   });
+  assert.ok(messages.length > 0, 'the http topic holds the events');
+  for (const secret of Object.values(secrets)) {
+    for (const [table, text] of stored) assert.equal(text.includes(secret), false, `${secret} stored in ${table}`);
+    for (const value of messages) assert.equal(value.includes(Buffer.from(secret)), false, `${secret} on the http topic`);
+  }
 }
 
 before(async () => {
@@ -124,20 +140,25 @@ before(async () => {
   clickhouse = await createClickHouse({ embeddedPath: config.clickhouse.embeddedPath });
   collector = await startCollectorProcess(env, () => [a.cgroup.path, b.cgroup.path]);
   server = b.spawn(python, [statusServer, b.ip, String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await ready(server, 'status-server.py');
+  await lineFrom(server, 'status-server.py');
   delayServer = b.spawn(python, ['-c', delayServerScript(b.ip)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await ready(delayServer, 'the delay server');
+  await lineFrom(delayServer, 'the delay server');
+  documents = new DocumentRoot();
+  nginx = await Nginx.start(b, NGINX_PORT, documents);
 });
 
 after(async () => {
-  server?.kill();
-  delayServer?.kill();
-  await collector?.kill();
-  uninstallCollectorPins(env);
-  await enricher?.stop();
-  await telemetry?.shutdown();
-  lab?.destroy();
-  await dropTestData(config, clickhouse);
+  await cleanUpAll([
+    ['the servers', () => [server, delayServer].forEach((child) => child?.kill())],
+    ['nginx', () => nginx?.stop()],
+    ['the document root', () => documents?.remove()],
+    ['the collector', () => collector?.kill()],
+    ["the collector's pins", () => uninstallCollectorPins(env)],
+    ['the enricher', () => enricher?.stop()],
+    ['telemetry', () => telemetry?.shutdown()],
+    ['the lab', () => lab?.destroy()],
+    ['the test data', () => dropTestData(config, clickhouse)],
+  ]);
 });
 
 it('keep-alive requests a -> b: one row per exchange and side with its method, route and status, counted exactly in the rollup, no secret stored', async () => {
@@ -188,19 +209,45 @@ it('keep-alive requests a -> b: one row per exchange and side with its method, r
     ]),
   );
 
-  const stored = await everyStoredValue(clickhouse!, database);
-  assert.match(stored.get('http_requests')!, /\/status\/404/, 'the search reads the stored values');
-  const messages: Buffer[] = [];
-  const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), logger);
-  await readToEnd(kafka, topicSpecs(config.kafka.topicPrefix).http.topic, (message) => void (message.value && messages.push(message.value)), {
-    groupPrefix: `${config.enricher.groupId}-read`,
-    logger,
+  await assertNoSecretStored(SECRETS, /\/status\/404/);
+});
+
+it("curl -> nginx on one connection (static, chunked, HEAD, 304, an upload, 404): each side's rows equal nginx's access log, no secret stored", async () => {
+  const [a, b] = [lab.pod('a'), lab.pod('b')];
+  const url = (path: string) => `http://${b.ip}:${NGINX_PORT}${path}?token=${CURL_SECRETS.query}`;
+  const transfer = (...options: string[]) => ['-s', '-o', '/dev/null', '-w', '%{local_port}\n', '-H', `Authorization: Bearer ${CURL_SECRETS.header}`, '-b', `sid=${CURL_SECRETS.cookie}`, ...options];
+  const { stdout } = await runIn(a, 'curl', [
+    ...transfer(url(DOCUMENTS.small)),
+    ...['--next', ...transfer(url(DOCUMENTS.listing))],
+    ...['--next', ...transfer('-I', url(DOCUMENTS.small))],
+    ...['--next', ...transfer('-z', documents!.file(DOCUMENTS.small), url(DOCUMENTS.small))],
+    ...['--next', ...transfer('-X', 'PUT', '--data-binary', CURL_SECRETS.body, url(`${DOCUMENTS.upload}pipeline.txt`))],
+    ...['--next', ...transfer(url('/missing/1'))],
+  ]);
+  const ports = new Set(stdout.trim().split('\n'));
+  assert.equal(ports.size, 1, 'one connection');
+  const logged = await nginx!.logged(Number([...ports][0]), 6);
+  await waitFor(async () => (await queryRows<{ n: string }>(clickhouse!, `SELECT count() AS n FROM ${database}.http_requests WHERE server_port = ${NGINX_PORT}`))[0]?.n === '12', {
+    timeoutMs: 60_000,
+    what: '12 rows of nginx',
   });
-  assert.ok(messages.length > 0, 'the http topic holds the events');
-  for (const secret of Object.values(SECRETS)) {
-    for (const [table, text] of stored) assert.equal(text.includes(secret), false, `${secret} stored in ${table}`);
-    for (const value of messages) assert.equal(value.includes(Buffer.from(secret)), false, `${secret} on the http topic`);
-  }
+  assert.deepEqual(
+    await queryRows(
+      clickhouse!,
+      `SELECT toString(observer_side) AS side, http_request_method AS method, url_path AS path, http_response_status_code AS status,
+              toUInt32(http_request_header_size + http_request_body_size) AS requestBytes,
+              toUInt32(http_response_header_size + http_response_body_size) AS responseBytes, toUInt32(http_response_body_size) AS responseBodyBytes
+       FROM ${database}.http_requests WHERE server_port = ${NGINX_PORT} ORDER BY side, exchange_seq`,
+    ),
+    ['client', 'server'].flatMap((side) =>
+      logged.map(({ method, path, status, requestBytes, responseBytes, responseBodyBytes }) => ({ side, method, path, status, requestBytes, responseBytes, responseBodyBytes })),
+    ),
+  );
+  assert.deepEqual(
+    logged.map(({ method, status }) => `${method} ${status}`),
+    ['GET 200', 'GET 200', 'HEAD 200', 'GET 304', 'PUT 201', 'GET 404'],
+  );
+  await assertNoSecretStored(CURL_SECRETS, /\/listing\//);
 });
 
 it('a server answering after known delays: each duration at least the delay and below the delay plus a small bound, on both sides', async () => {

@@ -26,19 +26,15 @@ export class Outbox {
   }
 
   /**
-   * The oldest messages, up to `maxMessages` and, in each partition, up to `maxPartitionBytes` of values (the first
-   * message always), without removing them: they leave only once produced.
+   * The oldest messages, up to `maxMessages` and `maxBytes` of values (the first message always), without removing
+   * them: they leave only once produced.
    */
-  peek(maxMessages: number, maxPartitionBytes = Number.POSITIVE_INFINITY): OutMessage[] {
+  peek(maxMessages: number, maxBytes = Number.POSITIVE_INFINITY): OutMessage[] {
     const end = Math.min(this.messages.length, this.head + maxMessages);
-    if (maxPartitionBytes === Number.POSITIVE_INFINITY) return this.messages.slice(this.head, end) as OutMessage[];
-    const bytes = new Map<number, number>();
     let i = this.head;
-    for (; i < end; i++) {
-      const { partition, value } = this.messages[i]!;
-      const total = (bytes.get(partition) ?? 0) + value.length;
-      if (total > maxPartitionBytes && i > this.head) break;
-      bytes.set(partition, total);
+    for (let bytes = 0; i < end; i++) {
+      bytes += this.messages[i]!.value.length;
+      if (bytes > maxBytes && i > this.head) break;
     }
     return this.messages.slice(this.head, i) as OutMessage[];
   }

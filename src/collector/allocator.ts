@@ -24,9 +24,18 @@ export function fixMallocThresholds(): void {
   libcCalls.mallopt(M_TRIM_THRESHOLD, GLIBC_DEFAULT_THRESHOLD);
 }
 
-/** Returns the heap's free pages to the kernel once a second until the returned function is called. */
-export function trimMallocHeap(): () => void {
-  const timer = setInterval(() => libcCalls.mallocTrim(0), TRIM_EVERY_MS);
+/**
+ * Returns the heap's free pages to the kernel once a second, when `busy()` (how much work was done so far) moved
+ * since the last time: an idle collector frees nothing, and malloc_trim walks every arena. Until the returned
+ * function is called.
+ */
+export function trimMallocHeap(busy: () => number): () => void {
+  let trimmedAt = busy();
+  const timer = setInterval(() => {
+    if (busy() === trimmedAt) return;
+    trimmedAt = busy();
+    libcCalls.mallocTrim(0);
+  }, TRIM_EVERY_MS);
   timer.unref();
   return () => clearInterval(timer);
 }

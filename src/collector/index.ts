@@ -86,7 +86,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   const queued = () => [...collectors.values()].reduce((sum, collector) => sum + collector.queuedEvents, 0);
   telemetry.addHealthCheck('kafka_queue', () => ({ ok: queued() < config.collector.queueEvents, detail: `${queued()} events queued` }));
   const kernel = Object.fromEntries(kinds.map((kind, i) => [kind.name, sources[i]!.status]));
-  const stopTrimming = trimMallocHeap();
+  const stopTrimming = trimMallocHeap(() => [...collectors.values()].reduce((sum, collector) => sum + collector.stats.messagesProduced, 0));
   identities.start();
   for (const collector of collectors.values()) collector.start();
   logger.info({ kinds: kinds.map((kind) => kind.name), topics: kinds.map(topicOf), cgroups: config.collector.cgroups, kernel }, 'collector running');

@@ -15,11 +15,14 @@
  *   4. Rounds (BENCH_ROUNDS, default 5): per rate, 1,000/s, 5,000/s and that highest rate, open-loop for
  *      BENCH_LOAD_SECONDS (default 10) in each mode; the modes' order alternates between rounds so that machine
  *      noise hits both alike. A traced window starts a fresh collector and sends WARM_SECONDS of the same load
- *      before the measured part (the JIT's warm-up is not what a window measures: a DaemonSet pod runs warm).
+ *      before the measured part (the JIT's warm-up is not what a window measures: a DaemonSet pod runs warm), then
+ *      leaves it idle for IDLE_SECONDS: what it costs with no request (timers, and its http programs' checks on
+ *      every other process's syscalls), so that the cost per request can be told from the fixed cost.
  *   5. Per window: the load generator's latency percentiles (µs) from each request's due time (no coordinated
  *      omission) and from its write (service time). Traced windows also: the collector's process cores (its
  *      cgroup's user + system) and BPF cores (run time of its pinned programs, http and flows apart) from the
- *      measured load's start to TAIL_MS after its end, divided by the load's seconds; cores per 1,000 requests/s;
+ *      measured load's start to TAIL_MS after its end, divided by the load's seconds; cores per 1,000 requests/s,
+ *      all-in (what the floor judges) and marginal (less the idle cores);
  *      peak RSS; exactness: http.v1 events produced == 2 × requests (both pods traced: client and server side),
  *      else the difference and the drops by reason.
  *   6. Per rate: the median over rounds of each percentile per mode, the added latency (traced − baseline), the
@@ -50,6 +53,7 @@ const SUSTAINED_P50_US = 1_000;
 const PACED_RATES = [1_000, 5_000];
 const CONNECTIONS = 16;
 const WARM_SECONDS = 2;
+const IDLE_SECONDS = 3;
 /** After the load: the collector's flush interval and Kafka's acknowledgement are part of what the load cost. */
 const TAIL_MS = 1_000;
 const PORT = 7311;
@@ -72,9 +76,15 @@ interface Exactness {
   exact: boolean;
 }
 
-interface TracedCost extends Usage, Exactness {
+interface Cost extends Usage {
   bpf_cores_by_kind: Record<Kind, number>;
+}
+
+interface TracedCost extends Cost, Exactness {
   cores_per_1000_rps: number;
+  /** cores_per_1000_rps less what the collector spends idle (`idle`, measured in the same window). */
+  marginal_cores_per_1000_rps: number;
+  idle: Cost;
   peak_rss_mb: number;
 }
 
@@ -105,18 +115,33 @@ class TracedSession {
     return result;
   }
 
-  /** A load with what the collector spent on it, up to TAIL_MS after its end, per second of the load. */
-  async measured(rate: number, seconds: number): Promise<{ load: LoadResult; usage: Usage & { bpf_cores_by_kind: Record<Kind, number>; cores_per_1000_rps: number } }> {
+  /** What the collector spent while `work` ran, per of the seconds `work` resolves to. */
+  private async cost(work: () => Promise<number>): Promise<Cost> {
     const kindRunNs = () => KINDS.map((kind) => bpfRunNs(join(this.agent.pinDirectory, kind)));
     const before = { usage: sampleUsage(this.agent), kinds: kindRunNs() };
-    const result = await this.load(rate, seconds);
-    await sleep(TAIL_MS);
-    const usage = usageBetween(before.usage, sampleUsage(this.agent), result.seconds);
-    const kinds = kindRunNs().map((ns, i) => round(Number(ns - before.kinds[i]!) / 1e9 / result.seconds, 4));
-    return {
-      load: result,
-      usage: { ...usage, bpf_cores_by_kind: { http: kinds[0]!, flows: kinds[1]! }, cores_per_1000_rps: round(usage.total_cores / (result.achieved_per_s / 1000), 4) },
-    };
+    const seconds = await work();
+    const usage = usageBetween(before.usage, sampleUsage(this.agent), seconds);
+    const kinds = kindRunNs().map((ns, i) => round(Number(ns - before.kinds[i]!) / 1e9 / seconds, 4));
+    return { ...usage, bpf_cores_by_kind: { http: kinds[0]!, flows: kinds[1]! } };
+  }
+
+  /**
+   * The collector with no request: its timers, and its http programs' entry checks on every other process's
+   * syscalls (a tracepoint runs machine-wide), which a busy machine pays whatever the pods do.
+   */
+  idle(seconds: number): Promise<Cost> {
+    return this.cost(async () => (await sleep(seconds * 1000), seconds));
+  }
+
+  /** A load with what the collector spent on it, up to TAIL_MS after its end, per second of the load. */
+  async measured(rate: number, seconds: number): Promise<{ load: LoadResult; usage: Cost & { cores_per_1000_rps: number } }> {
+    let result: LoadResult | undefined;
+    const usage = await this.cost(async () => {
+      result = await this.load(rate, seconds);
+      await sleep(TAIL_MS);
+      return result.seconds;
+    });
+    return { load: result!, usage: { ...usage, cores_per_1000_rps: round(usage.total_cores / (result!.achieved_per_s / 1000), 4) } };
   }
 
   /** Exact when the collector produced an http.v1 event per request and side, and dropped nothing. */
@@ -147,13 +172,15 @@ async function traced<T>(pair: Pair, topicPrefix: string, body: (session: Traced
   }
 }
 
-/** One traced window: warm-up load (the JIT's, not measured), then the measured load. */
+/** One traced window: warm-up load (the JIT's, not measured), the collector idle, then the measured load. */
 async function tracedWindow(pair: Pair, rate: number, seconds: number, topicPrefix: string): Promise<Window> {
   const { result, exactness, peak_rss_mb } = await traced(pair, topicPrefix, async (session) => {
     await session.load(rate, WARM_SECONDS);
-    return session.measured(rate, seconds);
+    const idle = await session.idle(IDLE_SECONDS);
+    return { idle, ...(await session.measured(rate, seconds)) };
   });
-  return { load: result.load, collector: { ...result.usage, peak_rss_mb, ...exactness } };
+  const marginal = round((result.usage.total_cores - result.idle.total_cores) / (result.load.achieved_per_s / 1000), 4);
+  return { load: result.load, collector: { ...result.usage, marginal_cores_per_1000_rps: marginal, idle: result.idle, peak_rss_mb, ...exactness } };
 }
 
 /**
@@ -212,6 +239,9 @@ function summarize(rate: number, rounds: Array<{ baseline: Window; traced: Windo
     service_us: { ...service, added: difference(service.traced, service.baseline) },
     collector: {
       cores_per_1000_rps: round(median(costs.map((cost) => cost.cores_per_1000_rps)), 4),
+      marginal_cores_per_1000_rps: round(median(costs.map((cost) => cost.marginal_cores_per_1000_rps)), 4),
+      idle_cores: round(median(costs.map((cost) => cost.idle.total_cores)), 4),
+      idle_bpf_cores_http: round(median(costs.map((cost) => cost.idle.bpf_cores_by_kind.http)), 4),
       process_cores: round(median(costs.map((cost) => cost.process_cores)), 4),
       bpf_cores: round(median(costs.map((cost) => cost.bpf_cores)), 4),
       bpf_cores_http: round(median(costs.map((cost) => cost.bpf_cores_by_kind.http)), 4),
@@ -249,7 +279,8 @@ export async function run(): Promise<Record<string, unknown>> {
     const baselineCapacity = await load(pair, 0, PROBE_SECONDS);
     prefixes.push(`${stamp}probe.`);
     const capacity = await capacityWithTracing(pair, `${stamp}probe.`);
-    const rates = [...PACED_RATES, capacity.highest];
+    // The search may end at a paced rate (a busy machine): each rate is measured once.
+    const rates = [...new Set([...PACED_RATES, capacity.highest])];
     const rounds = new Map(rates.map((rate) => [rate, [] as Array<{ baseline: Window; traced: Window }>]));
     for (let r = 0; r < ROUNDS; r++) {
       for (const rate of rates) {
@@ -283,7 +314,7 @@ export async function run(): Promise<Record<string, unknown>> {
     lab.destroy();
     stats.release();
     const existing = new Set(await admin.listTopics());
-    const topics = prefixes.flatMap((prefix) => Object.values(topicSpecs(prefix)).map((spec) => spec.topic)).filter((topic) => existing.has(topic));
+    const topics = [...new Set(prefixes)].flatMap((prefix) => Object.values(topicSpecs(prefix)).map((spec) => spec.topic)).filter((topic) => existing.has(topic));
     await admin.deleteTopics({ topics }).catch((error: Error) => process.stderr.write(`http-live: topics left behind: ${error.message}\n`));
     await admin.disconnect();
   }

@@ -4,14 +4,16 @@
  *
  *   1. Two pods: nginx in `server`, the load generator in `client` (./http-live-traffic.ts says which and why:
  *      neither is ours, nginx is a fast C server and the generator, in Go, measures each request to the µs),
- *      16 keep-alive HTTP/1.1 connections, one GET at a time on each, a 3-byte response.
+ *      16 keep-alive HTTP/1.1 connections, one GET at a time on each, a 3-byte response. Both ends run at nice -20
+ *      in both modes (why: ./http-live-traffic.ts).
  *   2. Modes: baseline (nothing attached) and traced (`sidecarless collector` with flows and http on, tracing both
  *      pods' cgroups, producing to Kafka on a fresh topic prefix per window). The enricher does not run: the floors
  *      are the collector's and the request path's. BPF run-time statistics are on for the whole run, both modes
  *      (they add a clock read per program run: against the traced mode).
  *   3. Capacity: closed-loop for PROBE_SECONDS, each mode. The highest sustainable rate is searched with tracing
  *      on (the traced mode is the one that must sustain it): open-loop at falling fractions of the traced
- *      capacity until requests stop queueing (an open-loop rate at full capacity only measures its queue).
+ *      capacity until requests stop queueing (an open-loop rate at full capacity only measures its queue). The
+ *      traced probe reports its cost and exactness too: at full capacity is where the ring overflows first.
  *   4. Rounds (BENCH_ROUNDS, default 5): per rate, 1,000/s, 5,000/s and that highest rate, open-loop for
  *      BENCH_LOAD_SECONDS (default 10) in each mode; the modes' order alternates between rounds so that machine
  *      noise hits both alike. A traced window starts a fresh collector and sends WARM_SECONDS of the same load

@@ -2,8 +2,9 @@
 // connection one request at a time (no pipelining), responses read and checked by net/http's own parser.
 //
 // With -rate > 0 it is open-loop: request i is due at start + i/rate, whether or not earlier ones have finished,
-// and its latency runs from that due time to its response's last byte. A request that waits for a free
-// connection, or for a late scheduler, pays that wait in its latency: no coordinated omission. With -rate 0 it is
+// and its latency runs from that due time to its response's last byte. Connection k sends requests k, k+N, ...
+// (as wrk2 does): a request whose connection is still busy, or whose thread wakes late, pays that wait in its
+// latency: no coordinated omission. With -rate 0 it is
 // closed-loop (each connection sends its next request when the previous one is answered): the capacity probe.
 // Each connection is its worker's alone, on an OS thread of its own, with blocking syscalls: at 1,000/s on this
 // machine, Go's netpoller and timers made a p99 of 14 ms where this makes one of 1-2 ms.
@@ -185,8 +186,6 @@ func main() {
 	deadline := start.Add(*duration)
 	var workers sync.WaitGroup
 	if *rate > 0 {
-		// Connection i sends requests i, i+N, i+2N, ... (as wrk2 does); one whose previous request is still
-		// running sends late, and the wait counts in the latency.
 		total := int64(duration.Seconds() * *rate)
 		interval := float64(time.Second) / *rate
 		for i, conn := range conns {

@@ -12,8 +12,9 @@
  *      (they add a clock read per program run: against the traced mode).
  *   3. Capacity: closed-loop for PROBE_SECONDS, each mode. The highest sustainable rate is searched with tracing
  *      on (the traced mode is the one that must sustain it): open-loop at falling fractions of the traced
- *      capacity until requests stop queueing (an open-loop rate at full capacity only measures its queue). The
- *      traced probe reports its cost and exactness too: at full capacity is where the ring overflows first.
+ *      capacity until requests stop queueing, p90 from the due time ≤ SUSTAINED_P90_US (an open-loop rate at full
+ *      capacity only measures its queue). The traced probe reports its cost and exactness too: at full capacity
+ *      is where the ring overflows first.
  *   4. Rounds (BENCH_ROUNDS, default 5): per rate, 1,000/s, 5,000/s and that highest rate, open-loop for
  *      BENCH_LOAD_SECONDS (default 10) in each mode; the modes' order alternates between rounds so that machine
  *      noise hits both alike. A traced window starts a fresh collector and sends WARM_SECONDS of the same load
@@ -50,8 +51,12 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const PROBE_SECONDS = 5;
 /** The highest sustainable rate's search: fractions of the closed-loop capacity, each tried for SEARCH_SECONDS. */
 const SEARCH_FRACTIONS = [0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2];
-const SEARCH_SECONDS = 3;
-const SUSTAINED_P50_US = 1_000;
+const SEARCH_SECONDS = 5;
+/**
+ * Sustained: nine requests in ten wait for nothing. A p50 rule let through 16,000/s here, whose 10-s windows then
+ * had a p90 of 2.4 ms traced and an overflowing ring.
+ */
+const SUSTAINED_P90_US = 1_000;
 const PACED_RATES = [1_000, 5_000];
 const CONNECTIONS = 16;
 const WARM_SECONDS = 2;
@@ -187,18 +192,18 @@ async function tracedWindow(pair: Pair, rate: number, seconds: number, topicPref
 
 /**
  * Closed-loop capacity with tracing, then the highest open-loop rate it sustains: from SEARCH_FRACTIONS of that
- * capacity down, the first whose requests do not queue (p50 from the due time ≤ SUSTAINED_P50_US).
+ * capacity down, the first whose requests do not queue (p90 from the due time ≤ SUSTAINED_P90_US).
  */
 async function capacityWithTracing(pair: Pair, topicPrefix: string) {
   const { result, exactness, peak_rss_mb } = await traced(pair, topicPrefix, async (session) => {
     await session.load(0, WARM_SECONDS);
     const closedLoop = await session.measured(0, PROBE_SECONDS);
-    const tried: Array<{ rate: number; p50_us: number; achieved_per_s: number }> = [];
+    const tried: Array<{ rate: number; p90_us: number; achieved_per_s: number }> = [];
     for (const fraction of SEARCH_FRACTIONS) {
       const rate = Math.floor((closedLoop.load.achieved_per_s * fraction) / 500) * 500;
       const step = await session.load(rate, SEARCH_SECONDS);
-      tried.push({ rate, p50_us: round(step.latency_us.p50, 1), achieved_per_s: round(step.achieved_per_s, 0) });
-      if (step.latency_us.p50 <= SUSTAINED_P50_US) break;
+      tried.push({ rate, p90_us: round(step.latency_us.p90, 1), achieved_per_s: round(step.achieved_per_s, 0) });
+      if (step.latency_us.p90 <= SUSTAINED_P90_US) break;
     }
     return { closedLoop, tried };
   });
@@ -298,7 +303,7 @@ export async function run(): Promise<Record<string, unknown>> {
       bench: 'http-live',
       setup: `nginx ${CONNECTIONS} keep-alive connections, open-loop, ${ROUNDS} rounds × ${LOAD_SECONDS} s per rate and mode, alternating; enricher not running`,
       capacity_closed_loop_per_s: { baseline: round(baselineCapacity.achieved_per_s, 0), traced: capacity.per_s, traced_collector: capacity.collector },
-      highest_sustainable: { per_s: capacity.highest, rule: `open-loop with tracing, p50 from the due time ≤ ${SUSTAINED_P50_US} µs`, tried: capacity.search },
+      highest_sustainable: { per_s: capacity.highest, rule: `open-loop with tracing, p90 from the due time ≤ ${SUSTAINED_P90_US} µs`, tried: capacity.search },
       rates: summaries,
       floors: {
         added_p99_at_most_50_us: {

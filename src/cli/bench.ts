@@ -17,6 +17,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   'http-live': async () => (await import('../../bench/http-live.js')).run,
   'syscall-tracing': async () => (await import('../../bench/syscall-tracing.js')).run,
   'policy-overhead': async () => (await import('../../bench/policy-overhead.js')).run,
+  'policy-propagation': async () => (await import('../../bench/policy-propagation.js')).run,
 };
 
 export const benchCommand: Command = {

@@ -9,6 +9,7 @@ const commands: Record<string, () => Promise<Command>> = {
   bench: async () => (await import('./bench.js')).benchCommand,
   collector: async () => (await import('./collector.js')).collectorCommand,
   enricher: async () => (await import('./enricher.js')).enricherCommand,
+  enforcer: async () => (await import('./enforcer.js')).enforcerCommand,
   metadata: async () => (await import('./metadata.js')).metadataCommand,
   policy: async () => (await import('./policy.js')).policyCommand,
   demo: async () => (await import('./demo.js')).demoCommand,

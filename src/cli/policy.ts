@@ -96,9 +96,19 @@ async function apply(args: string[]): Promise<number> {
     return 1;
   }
   const source = `cli/${userInfo().username}@${hostname()}`;
-  await (await connect(args)).policies.publish(policies, source);
+  await writing(args, (topic) => topic.publish(policies, source));
   for (const policy of policies) console.log(`${policy.namespace}/${policy.name} published`);
   return 0;
+}
+
+/** Connects, writes to the policies topic, and disconnects the producer whatever happened. */
+async function writing(args: string[], write: (topic: PolicyTopic) => Promise<void>): Promise<void> {
+  const { policies: topic } = await connect(args);
+  try {
+    await write(topic);
+  } finally {
+    await topic.shutdown();
+  }
 }
 
 async function remove(args: string[]): Promise<number> {
@@ -107,7 +117,7 @@ async function remove(args: string[]): Promise<number> {
     console.error(`policy delete: expected NAMESPACE/NAME\n${USAGE}`);
     return 2;
   }
-  await (await connect(args)).policies.delete(key);
+  await writing(args, (topic) => topic.delete(key));
   console.log(`${key} deleted`);
   return 0;
 }

@@ -285,6 +285,33 @@ const schema = {
      */
     metadataHistoryMs: setting(int(60_000, 3650 * DAY_MS), 7 * DAY_MS),
   },
+  enforcer: {
+    /**
+     * cgroup v2 directories holding the node's pods (absolute or below the cgroup2 root): the policy programs are
+     * attached there and run for every cgroup below; the pods' container cgroups are found below them. With the
+     * kubelet's systemd driver `kubepods.slice`, with cgroupfs `kubepods`. Required.
+     */
+    cgroups: setting(list(name, 0), []),
+    /**
+     * Where the policy programs and maps are pinned (bpffs), so that they keep enforcing while no enforcer runs;
+     * unset: /sys/fs/bpf/sidecarless-enforcer/<node.name, dots as underscores>. Not below the collector's: its
+     * `--uninstall` removes its whole directory, which must not lift enforcement.
+     */
+    pinDirectory: optional(name),
+    /**
+     * A change waits this long for more before the state is compiled and applied: a burst (a rollout, a file of
+     * policies) costs one compile and one apply. Also the least time between two applies.
+     */
+    applyDelayMs: setting(int(0, 60_000), 20),
+    /** How often the cgroups below enforcer.cgroups are walked for new containers (their pods' metadata also triggers one). */
+    cgroupScanMs: setting(int(100, 3_600_000), 2000),
+    /** Allows reported as verdicts: one in this many (0: none). Denials and audit would-be denials are all reported. */
+    allowSampleEvery: setting(int(0, 1_000_000), 0),
+    /** How often the kernel's verdict ring is read and its decisions sent to the verdicts topic. */
+    verdictIntervalMs: setting(int(10, 60_000), 200),
+    /** Verdict events held while Kafka is slow or down; beyond it the newest are dropped (counted, queue_full). */
+    verdictQueueEvents: setting(int(1000, 10_000_000), 100_000),
+  },
   metadata: {
     /**
      * The kubeconfig of the API server to watch. Unset: the files in KUBECONFIG, else ~/.kube/config, else the

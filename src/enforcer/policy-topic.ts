@@ -1,7 +1,8 @@
 /**
  * The policies topic as its writers and readers use it: publish validated policies (one message each, keyed
  * `namespace/name`), tombstone one, and read the live policies (the topic from its beginning to the end offsets of
- * the moment the read began; the latest message per key wins, a tombstone removes).
+ * the moment the read began; the latest message per key wins, a tombstone removes). One producer serves every
+ * publish and delete until shutdown(), so a long-lived writer pays the connection once, not per change.
  */
 import type { Kafka } from 'kafkajs';
 import type { Registry } from '../common/avro.js';
@@ -15,6 +16,7 @@ import type { NetworkPolicy } from '../events/networkpolicy/types.js';
 
 export class PolicyTopic {
   private readonly codec;
+  private sink: KeyedKafkaSink | undefined;
 
   constructor(
     private readonly kafka: Kafka,
@@ -57,13 +59,15 @@ export class PolicyTopic {
     return live;
   }
 
+  /** Disconnects the producer, if a publish or delete connected it. Safe twice. */
+  async shutdown(): Promise<void> {
+    await this.sink?.shutdown();
+    this.sink = undefined;
+  }
+
   private async send(messages: Array<{ key: string; value: Buffer | null; timestampMs: string }>): Promise<void> {
-    const sink = new KeyedKafkaSink(this.kafka, this.topic);
-    try {
-      const result = await sink.send(messages);
-      if (!result.ok) throw new SidecarlessError(`could not publish to ${this.topic}: ${result.error}`, { retriable: result.retriable, context: { topic: this.topic } });
-    } finally {
-      await sink.shutdown();
-    }
+    this.sink ??= new KeyedKafkaSink(this.kafka, this.topic);
+    const result = await this.sink.send(messages);
+    if (!result.ok) throw new SidecarlessError(`could not publish to ${this.topic}: ${result.error}`, { retriable: result.retriable, context: { topic: this.topic } });
   }
 }

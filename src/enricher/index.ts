@@ -15,6 +15,7 @@ import { ensureTopics } from '../common/kafka/topics.js';
 import { topicSpecs } from '../events/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
 import { bindCodec } from '../events/contract.js';
+import { deadLetterEnvelope } from '../events/deadletter.js';
 import { FLOWS } from '../events/flows.js';
 import { HTTP } from '../events/http.js';
 import { bindMetadataCodec } from '../events/metadata.js';
@@ -74,7 +75,7 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
   logger.info({ topic: topics.metadata.topic, ...index.stats(), ms: Date.now() - feedStarted }, 'metadata index built from the metadata topic');
   const gate = new MetadataGate({ progress: feed, index, holdMs, logger: roleLogger, meter });
 
-  const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic);
+  const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic, deadLetterEnvelope(registry, 'enricher'));
   let running = true;
   const { database } = config.clickhouse;
   const shared: Omit<EnricherDeps<never>, 'decode' | 'table' | 'sink'> = {

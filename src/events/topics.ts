@@ -2,10 +2,12 @@
  * The topics of DESIGN.md, by role, with their retention: the catalog every role creates (ensureTopics) and reads.
  */
 import type { TopicSpec } from '../common/kafka/topics.js';
+import { DEADLETTER } from './deadletter.js';
 import { FLOWS } from './flows.js';
 import { HTTP } from './http.js';
 import { METADATA } from './metadata.js';
 import { POLICIES } from './policies.js';
+import { VERDICTS } from './verdicts.js';
 
 export type TopicRole = 'flows' | 'http' | 'verdicts' | 'metadata' | 'policies' | 'deadletter';
 
@@ -50,10 +52,10 @@ export function topicSpecs(prefix = 'sidecarless.', options: TopicCatalogOptions
   return {
     flows: timed(FLOWS.topic, retentionMs),
     http: timed(HTTP.topic, retentionMs),
-    verdicts: timed('verdicts.v1', retentionMs),
+    verdicts: timed(VERDICTS.topic, retentionMs),
     metadata: compacted(METADATA.topic, retentionMs),
     policies: compacted(POLICIES.topic),
-    deadletter: timed('deadletter.v1', options.deadLetterRetentionMs ?? 30 * day),
+    deadletter: timed(DEADLETTER.topic, options.deadLetterRetentionMs ?? 30 * day),
   };
 }
 

@@ -23,8 +23,11 @@ export interface Agent<R> {
   stop(): void;
 }
 
-/** Runs agents/<agent>.js inside the pod with its parameters; killed if it has not reported past its deadline. */
-export function launch<R>(pod: Pod, agent: string, params: object, deadlineMs: number): Agent<R> {
+/**
+ * Runs agents/<agent>.js inside the pod with its parameters; killed if it has not reported past its deadline. Events
+ * it reports as they happen (protocol.ts `report`) go to onEvent.
+ */
+export function launch<R>(pod: Pod, agent: string, params: object, deadlineMs: number, onEvent?: (event: Record<string, unknown>) => void): Agent<R> {
   const file = fileURLToPath(new URL(`./agents/${agent}.js`, import.meta.url));
   const child = pod.spawn(process.execPath, [file, JSON.stringify({ ...params, deadlineMs })], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
@@ -41,7 +44,10 @@ export function launch<R>(pod: Pod, agent: string, params: object, deadlineMs: n
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const message = JSON.parse(line) as AgentMessage<R>;
     if (message.type === 'ready') readyDone();
-    else {
+    else if (message.type === 'event') {
+      const { type: _, ...event } = message;
+      onEvent?.(event);
+    } else {
       const { type: _, ...counts } = message;
       outcome = counts as R;
     }

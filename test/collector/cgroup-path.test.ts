@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseCgroupPath } from '../../src/collector/identity/cgroup-path.js';
+import { parseCgroupPath } from '../../src/common/cgroup-path.js';
 
 type Parsed = ReturnType<typeof parseCgroupPath>;
 const pod = (podUid: string, containerId: string | null = null): Parsed => ({ podUid, containerId });

@@ -23,6 +23,7 @@ import { migrate } from '../../src/common/clickhouse/migrations.js';
 import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
 import { ensureTopics } from '../../src/common/kafka/topics.js';
 import { topicSpecs } from '../../src/events/topics.js';
+import { bindDeadLetterCodec } from '../../src/events/deadletter.js';
 import { createLogger } from '../../src/common/logger.js';
 import { startTelemetry } from '../../src/common/telemetry.js';
 import { FLOWS, type FlowBatch, type FlowEvent } from '../../src/events/flows.js';
@@ -205,7 +206,13 @@ describe('enricher', () => {
       await telemetry.shutdown();
     }
     assert.equal(deadLetters[0]!.key, 'k2');
-    assert.deepEqual(deadLetters[0]!.value, garbage);
+    const envelope = bindDeadLetterCodec(loadRegistry()).decode(deadLetters[0]!.value);
+    assert.deepEqual(envelope.source_value, garbage);
+    assert.deepEqual(envelope.source_key, Buffer.from('k2'));
+    assert.equal(envelope.writer, 'enricher');
+    assert.equal(envelope.source_topic, topics.flows.topic);
+    assert.equal(envelope.source_offset, 1n);
+    assert.equal(envelope.reason, deadLetters[0]!.headers['sidecarless-error']);
     assert.equal(deadLetters[0]!.headers['sidecarless-source-topic'], topics.flows.topic);
     assert.equal(deadLetters[0]!.headers['sidecarless-source-offset'], '1');
     assert.match(deadLetters[0]!.headers['sidecarless-error']!, /magic byte/);

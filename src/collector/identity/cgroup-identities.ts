@@ -1,7 +1,7 @@
 /**
  * The node-local identity of cgroups on the metadata topic (src/events/metadata.ts): for every cgroup this
  * collector's flows can carry, a Cgroup event keyed `cgroup/<node>/<cgroup id>` with its path and the pod and
- * container the path names (./cgroup-path.ts). The API server never sees cgroup ids; the enricher joins flows with
+ * container the path names (src/common/cgroup-path.ts). The API server never sees cgroup ids; the enricher joins flows with
  * these by (node, cgroup id).
  *
  *   start        reads what earlier runs of this node's collector left on the topic (`previous`), so a restart
@@ -38,7 +38,7 @@ import type { Sink } from '../../common/pipeline.js';
 import { createDropCounter, type DropCounter } from '../../common/telemetry.js';
 import { cgroupKey, metadataEvent, type CgroupState, type MetadataEvent } from '../../events/metadata.js';
 import type { EventPrerequisites } from '../collector.js';
-import { parseCgroupPath } from './cgroup-path.js';
+import { parseCgroupPath } from '../../common/cgroup-path.js';
 import { Tickets } from './tickets.js';
 
 export const IDENTITY_DROP_REMEDIES = {

@@ -340,6 +340,15 @@ function documentName(document: unknown): string {
   return `${typeof metadata.namespace === 'string' ? metadata.namespace : 'default'}/${metadata.name}`;
 }
 
+/** The policy of document `index`, or undefined with its problems added to `problems`. */
+function checkDocument(document: unknown, index: number, problems: DocumentProblem[]): NetworkPolicy | undefined {
+  const found: string[][] = [];
+  const policy = readPolicy(document, found);
+  const name = documentName(document);
+  for (const [field, reason] of found) problems.push({ document: index, policy: name, field: field!, reason: reason! });
+  return policy === undefined || found.length > 0 ? undefined : policy;
+}
+
 /**
  * Every NetworkPolicy of a YAML text (one or more documents; empty documents are skipped). Throws a
  * PolicyDocumentError with all problems if any document has one; also if two documents name the same policy.
@@ -355,11 +364,8 @@ export function parsePolicies(text: string): NetworkPolicy[] {
     }
     const document: unknown = parsed.toJS();
     if (document === null || document === undefined) return;
-    const found: string[][] = [];
-    const policy = readPolicy(document, found);
-    const name = documentName(document);
-    for (const [field, reason] of found) problems.push({ document: index, policy: name, field: field!, reason: reason! });
-    if (policy === undefined || found.length > 0) return;
+    const policy = checkDocument(document, index, problems);
+    if (policy === undefined) return;
     const key = `${policy.namespace}/${policy.name}`;
     const earlier = seen.get(key);
     if (earlier !== undefined) problems.push({ document: index, policy: key, field: 'metadata.name', reason: `document ${earlier + 1} already defines ${key}` });
@@ -371,16 +377,23 @@ export function parsePolicies(text: string): NetworkPolicy[] {
 }
 
 /**
+ * One document already parsed (an object, as policyDocument renders a policy) → the policy, with the same checks as
+ * parsePolicies; throws a PolicyDocumentError naming every problem's field. How the enforcer checks a policy it
+ * read from the topic, whose writer may not have been `sidecarless policy apply`.
+ */
+export function validatePolicyDocument(document: unknown): NetworkPolicy {
+  const problems: DocumentProblem[] = [];
+  const policy = checkDocument(document, 0, problems);
+  if (policy === undefined) throw new PolicyDocumentError(problems);
+  return policy;
+}
+
+/**
  * One NetworkPolicy object as the API server serves it (a list's items carry no apiVersion and kind; `status`, which
- * older servers still serve, is the server's), checked as strictly as a file's document. Throws a
+ * older servers still serve, is the server's), checked as validatePolicyDocument checks it. Throws a
  * PolicyDocumentError naming the field of every problem.
  */
 export function policyFromObject(object: unknown): NetworkPolicy {
   const { status: _status, ...served } = (object ?? {}) as Record<string, unknown>;
-  const problems: string[][] = [];
-  const policy = readPolicy({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', ...served }, problems);
-  if (policy === undefined || problems.length > 0) {
-    throw new PolicyDocumentError(problems.map(([field, reason]) => ({ document: 0, policy: documentName(served), field: field!, reason: reason! })));
-  }
-  return policy;
+  return validatePolicyDocument({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', ...served });
 }

@@ -150,7 +150,28 @@ export interface ProbeResult {
   answers: ProbeAnswer[];
 }
 
-export type AgentMessage<R> = { type: 'ready' } | ({ type: 'result' } & R);
+export type AgentMessage<R> = { type: 'ready' } | ({ type: 'result' } & R) | ({ type: 'event' } & Record<string, unknown>);
+
+export interface ConnectWatchParams {
+  host: string;
+  port: number;
+  /** Between the end of one connect() and the next (0: at once); bounds the timing's resolution. */
+  intervalMs: number;
+  deadlineMs: number;
+}
+
+/** An event of connect-watch: the outcome of connect() changed, at a wall-clock time with sub-millisecond digits. */
+export interface ConnectWatchEvent {
+  outcome: 'connected' | 'denied' | 'error';
+  atMs: number;
+  /** The error of an 'error' outcome (refused, unreachable). */
+  error?: string;
+}
+
+export interface ConnectWatchResult {
+  attempts: number;
+  changes: number;
+}
 
 // Agent side
 
@@ -160,6 +181,11 @@ export function agentParams<P>(): P {
 
 export function ready(): void {
   process.stdout.write(`${JSON.stringify({ type: 'ready' })}\n`);
+}
+
+/** Reports something as it happens (launch's onEvent), before the result. */
+export function report(event: object): void {
+  process.stdout.write(`${JSON.stringify({ type: 'event', ...event })}\n`);
 }
 
 /** Writes the result and exits; stdout to a pipe is synchronous on Linux, so nothing is lost. */

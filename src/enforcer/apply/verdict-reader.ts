@@ -1,0 +1,68 @@
+/**
+ * The kernel's verdict ring (bpf/policy.bpf.c `verdict_ring`) read as Decisions: each record decoded
+ * (src/ebpf/records/verdict.ts), its numbers named and its time made wall-clock. A record that does not decode is
+ * counted by the caller (`undecodable`), never thrown: one bad record must not stop the others.
+ */
+import { BootClock } from '../../ebpf/clock.js';
+import { PolicyDirection } from '../../ebpf/records/policy-keys.js';
+import { decodeVerdictRecord, PolicyHook, Verdict } from '../../ebpf/records/verdict.js';
+import { openRingReader, type RingReader } from '../../ebpf/ringbuf.js';
+import type { Decision } from '../verdict-naming.js';
+import type { PolicyKernel } from './kernel.js';
+
+const VERDICT_NAMES = new Map<number, Decision['verdict']>([
+  [Verdict.allow, 'allow'],
+  [Verdict.deny, 'deny'],
+  [Verdict.auditDeny, 'audit_deny'],
+  [Verdict.auditAllow, 'audit_allow'],
+]);
+const HOOK_NAMES = new Map<number, Decision['hook']>([
+  [PolicyHook.connect, 'connect'],
+  [PolicyHook.sendmsg, 'sendmsg'],
+  [PolicyHook.ingress, 'ingress'],
+]);
+
+export class VerdictReader {
+  private readonly ring: RingReader;
+  private readonly clock = new BootClock();
+
+  constructor(kernel: PolicyKernel) {
+    this.ring = openRingReader(kernel.installation, 'verdict_ring');
+  }
+
+  /** Up to `max` records waiting in the ring; `undecodable` counts those that are not verdict records. */
+  drain(max: number, undecodable: () => void): Decision[] {
+    const decisions: Decision[] = [];
+    this.ring.drain((view, offset, size) => {
+      try {
+        const record = decodeVerdictRecord(view, offset, size);
+        const verdict = VERDICT_NAMES.get(record.verdict);
+        const hook = HOOK_NAMES.get(record.hook);
+        if (verdict === undefined || hook === undefined) return undecodable();
+        decisions.push({
+          timeNs: this.clock.toWallNs(record.monotonicNs),
+          cgroupId: record.cgroupId,
+          subject: record.subject,
+          peer: record.peer,
+          sourceAddress: record.srcAddress,
+          sourcePort: record.srcPort,
+          destinationAddress: record.dstAddress,
+          destinationPort: record.dstPort,
+          protocol: record.protocol,
+          verdict,
+          direction: record.direction === PolicyDirection.ingress ? 'ingress' : 'egress',
+          hook,
+          generation: record.generation,
+        });
+      } catch {
+        undecodable();
+      }
+    }, max);
+    return decisions;
+  }
+
+  /** Keeps the wall-clock offset exact as the clocks drift. */
+  resync(): void {
+    this.clock.resync();
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Verdicts from the kernel to `verdicts.v1`: every intervalMs the ring is drained (at most maxQueued records at a
+ * time), each decision named with the state the enforcer applied (verdict-naming.ts), and the events sent in
+ * messages of at most EVENTS_PER_MESSAGE, keyed by the node. Sends wait for Kafka: while it is down the events
+ * wait in a bounded queue, and what does not fit is dropped and counted (`queue_full`), as are records that do not
+ * decode (`undecodable`). The kernel counts records it could not put in a full ring itself (the policy object's
+ * `drops`, reason ringbuf_full). A loop that never throws; stop() drains and sends once more, then disconnects.
+ */
+import type { Meter } from '@opentelemetry/api';
+import type { Logger } from '../common/logger.js';
+import type { Sink } from '../common/pipeline.js';
+import type { KeyedMessage } from '../common/kafka/sink.js';
+import { createDropCounter, type DropCounter } from '../common/telemetry.js';
+import type { VerdictEvent, VerdictsCodec } from '../events/verdicts.js';
+import type { DesiredState } from './desired-state.js';
+import { VerdictNamer, type Decision } from './verdict-naming.js';
+
+export const VERDICT_DROP_REMEDIES = {
+  queue_full: 'Kafka did not take verdicts for a while and enforcer.verdictQueueEvents were waiting: the newest are dropped; check Kafka, or raise enforcer.verdictQueueEvents',
+  kafka_rejected: 'the broker refused a verdicts message for good (its error is logged: a bug, or the topic\'s max.message.bytes)',
+  undecodable: 'a verdict ring record is not a verdict record of this version (a bug: the kernel object and this build differ); report it',
+} as const;
+
+/** About 200 bytes each: 1,000 stay well under the broker's 1 MiB message limit. */
+const EVENTS_PER_MESSAGE = 1000;
+
+export interface VerdictPublisherDeps {
+  node: string;
+  source: { drain(max: number, undecodable: () => void): Decision[]; resync(): void };
+  state: () => DesiredState | undefined;
+  codec: VerdictsCodec;
+  sink: Sink<KeyedMessage[]>;
+  logger: Logger;
+  meter: Meter;
+  intervalMs: number;
+  maxQueued: number;
+}
+
+export class VerdictPublisher {
+  private readonly namer: VerdictNamer;
+  private readonly drops: DropCounter;
+  private queue: VerdictEvent[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private rounds = 0;
+  readonly stats = { published: 0 };
+
+  constructor(private readonly deps: VerdictPublisherDeps) {
+    this.namer = new VerdictNamer(deps.node);
+    this.drops = createDropCounter(deps.meter, deps.logger, { name: 'enforcer.verdicts', remedies: VERDICT_DROP_REMEDIES });
+    deps.meter.createObservableCounter('sidecarless.enforcer.verdicts', { description: 'Verdict events Kafka acknowledged', unit: '{event}' }).addCallback((result) => result.observe(this.stats.published));
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.running ??= this.round().finally(() => (this.running = undefined));
+    }, this.deps.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+    await this.round();
+    await this.deps.sink.shutdown();
+    this.drops.flush();
+  }
+
+  private async round(): Promise<void> {
+    if (++this.rounds % 600 === 0) this.deps.source.resync();
+    const room = this.deps.maxQueued - this.queue.length;
+    const decisions = this.deps.source.drain(Math.max(room, 0), () => this.drops.add('undecodable'));
+    if (room <= 0) {
+      // The ring keeps what was not read; once it is full too, the kernel counts what it cannot write.
+      this.drops.add('queue_full', this.deps.source.drain(this.deps.maxQueued, () => this.drops.add('undecodable')).length);
+    }
+    const state = this.deps.state();
+    for (const decision of decisions) this.queue.push(this.namer.name(decision, state));
+    while (this.queue.length > 0) {
+      const events = this.queue.slice(0, EVENTS_PER_MESSAGE);
+      const result = await this.deps.sink.send([{ key: this.deps.node, value: this.deps.codec.encode(events), timestampMs: String(Date.now()) }]);
+      if (!result.ok) {
+        this.deps.logger.warn({ err: result.error, queued: this.queue.length }, 'verdicts not taken by Kafka; kept and sent again');
+        if (!result.retriable) {
+          this.drops.add('kafka_rejected', events.length);
+          this.queue = this.queue.slice(events.length);
+        }
+        return;
+      }
+      this.queue = this.queue.slice(events.length);
+      this.stats.published += events.length;
+    }
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * `sidecarless enforcer` as a separate process, as on a node, for tests that kill it and for benchmarks: started with
+ * the caller's environment (at log level info: its lines say when it runs and applies), its JSON log lines kept (to wait for "enforcer running" and count "policy state
+ * applied"), stopped with SIGTERM or killed with SIGKILL (a crash: nothing of it runs any more, only its pins enforce).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
+
+export interface EnforcerProcess {
+  child: ChildProcess;
+  /** Every JSON log line so far. */
+  logs: Array<Record<string, unknown>>;
+  /** How many states it applied so far. */
+  applies(): number;
+  /** SIGKILL; resolves once it exited. Safe twice. */
+  kill(): Promise<void>;
+  /** SIGTERM; resolves once it exited, rejects (naming its last lines) if it has not within timeoutMs (default 30 s). */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+export async function startEnforcerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<EnforcerProcess> {
+  const child = spawn(process.execPath, [bin, 'enforcer'], { env: { ...process.env, ...env, SIDECARLESS_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const logs: Array<Record<string, unknown>> = [];
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const running = new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        entry = { msg: line };
+      }
+      logs.push(entry);
+      if (entry.msg === 'enforcer running') resolve();
+    });
+    void exited.then(() => reject(new Error(`enforcer exited before running: ${JSON.stringify(logs.slice(-3))}`)));
+    setTimeout(() => reject(new Error(`enforcer not running within ${timeoutMs} ms: ${JSON.stringify(logs.slice(-3))}`)), timeoutMs).unref();
+  });
+  const signal = async (name: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(name);
+    await exited;
+  };
+  try {
+    await running;
+  } catch (error) {
+    await signal('SIGKILL');
+    throw error;
+  }
+  return {
+    child,
+    logs,
+    applies: () => logs.filter((entry) => entry.msg === 'policy state applied').length,
+    kill: () => signal('SIGKILL'),
+    stop: (stopMs = 30_000) =>
+      Promise.race([
+        signal('SIGTERM'),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`enforcer still running ${stopMs} ms after SIGTERM: ${JSON.stringify(logs.slice(-3))}`)), stopMs).unref()),
+      ]),
+  };
+}

@@ -1,0 +1,314 @@
+/**
+ * `sidecarless enforcer` as it runs on a node: a separate process following the real Kafka topics, fed by the
+ * metadata role watching the real API server (lab pods of a described cluster: x/a serving TCP 80, 81 and 82, y/a
+ * serving 80) and by `sidecarless policy apply`, enforcing with the real kernel. Pods probe each other with real
+ * connect()s from inside their network namespaces and cgroups.
+ *
+ *   1. a policy applied while the enforcer runs changes the matrix (y/a may reach x/a:80 only);
+ *   2. a policy message that does not decode and one with a bad CIDR, published between valid ones, go to the
+ *      dead-letter topic with their offsets and reasons, while the valid update beside them is enforced;
+ *   3. the enforcer is SIGKILLed, a policy is applied while it is down, it is started again: its pins enforce the old
+ *      state until the replay has applied the new one, a probe loop throughout never sees a connection that both
+ *      forbid, and its maps then equal those of an enforcer that never stopped (a second one, in this process,
+ *      with its programs detached so that it cannot hide a gap of the first).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { loadRegistry } from '../../src/common/avro.js';
+import { loadConfig, type Config } from '../../src/common/config.js';
+import { createKafka } from '../../src/common/kafka/client.js';
+import { readToEnd } from '../../src/common/kafka/read-to-end.js';
+import { createLogger } from '../../src/common/logger.js';
+import { startTelemetry, type Telemetry } from '../../src/common/telemetry.js';
+import { PolicyApplier, type NodeMapState } from '../../src/enforcer/apply/applier.js';
+import { DEFAULT_POLICY_KERNEL_OPTIONS, PolicyKernel } from '../../src/enforcer/apply/kernel.js';
+import { parsePolicies } from '../../src/events/networkpolicy/document.js';
+import { policyToEvent } from '../../src/events/networkpolicy/event.js';
+import { startEnforcer, type RunningEnforcer } from '../../src/enforcer/role.js';
+import { PinDirectory } from '../../src/ebpf/pins.js';
+import { cgroup2Root } from '../../src/ebpf/preflight.js';
+import { bindDeadLetterCodec, type DeadLetterEvent } from '../../src/events/deadletter.js';
+import { bindPoliciesCodec } from '../../src/events/policies.js';
+import { topicSpecs } from '../../src/events/topics.js';
+import { bindVerdictsCodec, type VerdictEvent } from '../../src/events/verdicts.js';
+import { parseClusterDescription } from '../../src/lab/cluster-description.js';
+import { labNames } from '../../src/lab/names.js';
+import { destroyAll } from '../../src/lab/pods.js';
+import { probeMatrix, startDescribedCluster, type DescribedCluster } from '../../src/lab/reachability.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
+import { kafkaPort, localHost, localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
+import { cleanUpAll } from '../helpers/cleanup.js';
+import { startEnforcerProcess, type EnforcerProcess } from '../../src/lab/enforcer-process.js';
+import { deleteMetadataTopic, metadataConfig, startRole, type StartedRole } from '../helpers/metadata-role.js';
+import { requireStackService } from '../helpers/stack.js';
+import { outcomeRows } from './lab-policy.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
+const id = randomBytes(3).toString('hex');
+const x = `x-${id}`;
+const y = `y-${id}`;
+const description = parseClusterDescription(
+  `apiVersion: v1
+kind: Namespace
+metadata: {name: ${x}, labels: {ns: x}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: ${y}, labels: {ns: y}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: ${x}, labels: {pod: a}}
+spec: {containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 81}, {containerPort: 82}]}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: ${y}, labels: {pod: a}}
+spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
+`,
+  'enforcer-role.yaml',
+);
+
+/** The egress of every pod of y: to x/a on `ports` only. One key (y/egress) throughout: each version replaces the last. */
+const egress = (...ports: number[]) => `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: egress, namespace: ${y}}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress:
+  - to: [{namespaceSelector: {matchLabels: {ns: x}}, podSelector: {matchLabels: {pod: a}}}]
+    ports: [${ports.map((port) => `{port: ${port}}`).join(', ')}]
+`;
+
+/** y/a's row per port (columns x/a, y/a) under egress(...allowed): '.' reached, 'D' denied at connect(). */
+const yRow = (port: number, allowed: number[]) => `y/a ${allowed.includes(port) ? '.' : 'D'}D`;
+/** x/a's rows, which no policy selects: x/a serves 80-82, y/a 80 (R: refused). */
+const X_ROWS: Record<number, string> = { 80: 'x/a ..', 81: 'x/a .R', 82: 'x/a .R' };
+const PORTS = [80, 81, 82];
+
+const prefix = `enforcer-${id}.`;
+const pinsOf = (name: string) => `/sys/fs/bpf/sidecarless-test-enforcer-${name}-${id}`;
+const logger = createLogger({ level: 'warn' });
+const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'sidecarless-test' }, logger);
+const topics = topicSpecs(prefix);
+const dir = mkdtempSync(join(tmpdir(), 'enforcer-role-'));
+
+function enforcerEnv(cgroup: string, pins: string): Record<string, string> {
+  return {
+    SIDECARLESS_KAFKA_BROKERS: localKafkaBrokers.join(','),
+    SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix,
+    SIDECARLESS_KAFKA_PARTITIONS: '3',
+    SIDECARLESS_ENFORCER_CGROUPS: cgroup,
+    SIDECARLESS_ENFORCER_PIN_DIRECTORY: pins,
+    SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
+  };
+}
+
+/** `sidecarless policy apply -f` of `yaml`, as a user runs it. */
+async function policyApply(yaml: string): Promise<void> {
+  const file = join(dir, `${randomBytes(4).toString('hex')}.yaml`);
+  writeFileSync(file, yaml);
+  const env = { ...process.env, SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix, SIDECARLESS_KAFKA_BROKERS: localKafkaBrokers.join(','), SIDECARLESS_KAFKA_PARTITIONS: '3' };
+  await promisify(execFile)(process.execPath, [BIN, 'policy', 'apply', '-f', file], { env, timeout: 60_000 });
+}
+
+/** The maps of the enforcer pinned at `pins`, read from this process (it writes nothing when both generations agree). */
+function readPinnedState(pins: string): NodeMapState[] {
+  const kernel = PolicyKernel.open(new PinDirectory(pins), DEFAULT_POLICY_KERNEL_OPTIONS);
+  try {
+    assert.equal(kernel.installation.installedNow, false, `the enforcer's installation at ${pins} is adopted`);
+    const applier = PolicyApplier.open(kernel.maps);
+    return [applier.readBack(0), applier.readBack(1)];
+  } finally {
+    kernel.close();
+  }
+}
+
+async function deadLetters(): Promise<DeadLetterEvent[]> {
+  const codec = bindDeadLetterCodec(loadRegistry());
+  const letters: DeadLetterEvent[] = [];
+  await readToEnd(kafka, topics.deadletter.topic, (message) => void letters.push(codec.decode(message.value!)), { groupPrefix: `test-deadletters-${id}`, logger, timeoutMs: 30_000 });
+  return letters.sort((a, b) => Number(a.source_offset - b.source_offset));
+}
+
+describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab pods)', () => {
+  let metadata: StartedRole;
+  let metadataCfg: Config;
+  let described: DescribedCluster;
+  let enforcer: EnforcerProcess | undefined;
+  let reference: { role: RunningEnforcer; telemetry: Telemetry } | undefined;
+
+  const labCgroup = () => join(cgroup2Root(), labNames.cgroupDir(described.cluster.id));
+  const rows = async (port: number) => outcomeRows(await probeMatrix(described, { port, protocol: 'TCP' })).map((row) => row.replaceAll(x, 'x').replaceAll(y, 'y'));
+  const expected = (allowed: number[]) => (port: number) => [X_ROWS[port]!, yRow(port, allowed)];
+  /** Waits until every port's matrix is the one of egress(...allowed). */
+  const enforces = (allowed: number[], what: string) =>
+    waitFor(async () => (await Promise.all(PORTS.map(async (port) => JSON.stringify(await rows(port)) === JSON.stringify(expected(allowed)(port))))).every(Boolean), { timeoutMs: 30_000, intervalMs: 100, what });
+
+  before(async () => {
+    await requireStackService('Kafka', localHost, kafkaPort);
+    metadataCfg = metadataConfig({ SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix });
+    metadata = await startRole(metadataCfg);
+    described = await startDescribedCluster(description, { name: `enforcer-${id}`, lifetimeMs: 15 * 60_000 });
+    enforcer = await startEnforcerProcess(enforcerEnv(labCgroup(), pinsOf('e')));
+  });
+
+  after(async () => {
+    await cleanUpAll([
+      ['the enforcer process', () => enforcer?.kill()],
+      ['the reference enforcer', async () => {
+        await reference?.role.stop();
+        await reference?.telemetry.shutdown();
+      }],
+      ['the enforcers\' pins', () => [pinsOf('e'), pinsOf('r')].forEach((pins) => new PinDirectory(pins).remove())],
+      ['the lab', async () => {
+        await described?.destroy();
+        destroyAll();
+      }],
+      ['the metadata role', () => metadata?.stop()],
+      ['the topics', async () => {
+        await deleteMetadataTopic(metadataCfg);
+        const admin = kafka.admin();
+        await admin.connect();
+        await admin.deleteTopics({ topics: [topics.policies.topic, topics.deadletter.topic, topics.verdicts.topic] }).catch(() => {});
+        await admin.disconnect();
+      }],
+      ['the policy files', () => rmSync(dir, { recursive: true, force: true })],
+    ]);
+  });
+
+  it('a policy applied while it runs changes what the pods reach', async () => {
+    const open: Record<number, string> = { 80: 'y/a ..', 81: 'y/a .R', 82: 'y/a .R' };
+    for (const port of PORTS) assert.deepEqual(await rows(port), [X_ROWS[port], open[port]], `port ${port} is open before any policy`);
+    await policyApply(egress(80));
+    await enforces([80], 'y/a to reach x/a:80 only');
+  });
+
+  it('dead-letters a policy message that does not decode and one with a bad CIDR, and enforces the valid update beside them', async () => {
+    const codec = bindPoliciesCodec(loadRegistry());
+    const [valid] = parsePolicies(egress(80, 82));
+    const badCidr = policyToEvent({ ...valid!, name: 'bad-cidr' }, 'test', 1n);
+    badCidr.egress[0]!.peers = [{ pod_selector: null, namespace_selector: null, ip_block: { cidr: '10.0.0.0/33', except: [] } }];
+    const sent = [
+      { key: `${y}/garbage`, value: Buffer.from('not an Avro event') },
+      { key: `${y}/bad-cidr`, value: codec.encode(badCidr) },
+      { key: `${y}/egress`, value: codec.encode(policyToEvent(valid!, 'test', 2n)) },
+    ];
+    const producer = kafka.producer();
+    await producer.connect();
+    try {
+      await producer.send({ topic: topics.policies.topic, messages: sent });
+    } finally {
+      await producer.disconnect();
+    }
+    await enforces([80, 82], 'the valid update (y/a to x/a:80 and 82)');
+
+    // Where the two bad messages are, read back from the topic.
+    const where = new Map<string, { partition: number; offset: bigint }>();
+    await readToEnd(kafka, topics.policies.topic, (m) => void where.set(m.key!.toString(), { partition: m.partition, offset: BigInt(m.offset) }), { groupPrefix: `test-policies-${id}`, logger, timeoutMs: 30_000 });
+    let letters: DeadLetterEvent[] = [];
+    await waitFor(async () => (letters = await deadLetters()).length >= 2, { timeoutMs: 30_000, intervalMs: 200, what: 'two dead letters' });
+    const node = loadConfig({ argv: [], env: {} }).node.name;
+    assert.equal(letters.length, 2, 'one letter per bad message, none for the valid ones');
+    letters.sort((a, b) => (a.source_key!.toString() < b.source_key!.toString() ? -1 : 1));
+    const [badLetter, garbageLetter] = letters;
+    for (const [letter, message] of [[garbageLetter!, sent[0]!], [badLetter!, sent[1]!]] as const) {
+      assert.deepEqual(
+        { writer: letter.writer, topic: letter.source_topic, partition: letter.source_partition, offset: letter.source_offset, key: letter.source_key, value: letter.source_value },
+        { writer: `enforcer/${node}`, topic: topics.policies.topic, ...where.get(message.key)!, key: Buffer.from(message.key), value: message.value },
+      );
+    }
+    assert.match(garbageLetter!.reason, /^does not decode as a policies\.v1 event: .*magic byte/);
+    assert.match(badLetter!.reason, /^not a valid NetworkPolicy: .*spec\.egress\[0\]\.to\[0\]\.ipBlock\.cidr/);
+  });
+
+  it('restart: the pins enforce the old state while it is down, the replay applies the new one, the maps equal a never-stopped enforcer\'s', async () => {
+    // The reference: started now, never stopped, its programs detached (it must not hide a gap of the other).
+    const config = loadConfig({ argv: [], env: { ...enforcerEnv(labCgroup(), pinsOf('r')), SIDECARLESS_LOG_LEVEL: 'warn' } });
+    const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
+    reference = { role: await startEnforcer({ config, logger, telemetry }), telemetry };
+    reference.role.kernel.attach([]);
+    const referenceState = () => reference!.role.applier.readBack();
+    assert.deepEqual(readPinnedState(pinsOf('e')), [referenceState(), referenceState()], 'before the kill, both enforce the same state');
+
+    // Every probe from here on: y/a to itself is forbidden by both policies on every port, x/a is never selected.
+    const seen: string[] = [];
+    let probing = true;
+    const loop = (async () => {
+      while (probing) for (const port of PORTS) seen.push(...(await rows(port)).map((row) => `${port} ${row}`));
+    })();
+    try {
+      await enforcer!.kill();
+      const appliedBefore = reference.role.enforcer.stats.applies;
+      await policyApply(egress(81));
+      await waitFor(async () => reference!.role.enforcer.stats.applies > appliedBefore, { timeoutMs: 30_000, what: 'the reference to apply egress(81)' });
+      for (const port of PORTS) assert.deepEqual(await rows(port), expected([80, 82])(port), `while down, the pins enforce the old state on ${port}`);
+      enforcer = await startEnforcerProcess(enforcerEnv(labCgroup(), pinsOf('e')));
+      assert.ok(enforcer.applies() >= 1, 'the restarted enforcer applied the replayed state before it reported running');
+      await enforces([81], 'the new state after the replay');
+    } finally {
+      probing = false;
+      await loop;
+    }
+    const allowed = new Set(PORTS.flatMap((port) => [...expected([80, 82])(port), ...expected([81])(port)].map((row) => `${port} ${row}`)));
+    assert.deepEqual(seen.filter((row) => !allowed.has(row)), [], 'no probe saw a connection both policies forbid');
+    assert.ok(seen.length >= 2 * 3 * 3, `the probe loop ran throughout: ${seen.length / 2} probe rounds`);
+    assert.deepEqual(readPinnedState(pinsOf('e')), [referenceState(), referenceState()], 'both generations equal those of the enforcer that never stopped');
+  });
+
+  it('verdicts.v1: each denial names the policy that isolates the subject, both pods and the 5-tuple', async () => {
+    const [xa, ya] = [described.pods.get(`${x}/a`)!, described.pods.get(`${y}/a`)!];
+    const since = BigInt(Date.now()) * 1_000_000n;
+    assert.deepEqual(await rows(80), expected([81])(80));
+    const codec = bindVerdictsCodec(loadRegistry());
+    let denials: VerdictEvent[] = [];
+    await waitFor(
+      async () => {
+        const events: VerdictEvent[] = [];
+        await readToEnd(kafka, topics.verdicts.topic, (message) => void events.push(...codec.decode(message.value!)), { groupPrefix: `test-verdicts-${id}`, logger, timeoutMs: 30_000 });
+        denials = events.filter((event) => event.time_ns >= since && event.destination_port === 80);
+        return denials.length >= 2;
+      },
+      { timeoutMs: 30_000, intervalMs: 300, what: 'the denials of y/a on port 80 on verdicts.v1' },
+    );
+    const node = loadConfig({ argv: [], env: {} }).node.name;
+    const shape = (event: VerdictEvent) => ({
+      node: event.k8s_node_name,
+      verdict: event.verdict,
+      direction: event.direction,
+      hook: event.hook,
+      policies: event.policies,
+      rules: event.rules,
+      transport: event.network_transport,
+      type: event.network_type,
+      destination: `${event.destination_address}:${event.destination_port}`,
+      cgroup: event.cgroup_id,
+      subject: `${event.subject_k8s_namespace_name}/${event.subject_k8s_pod_name}`,
+      peer: `${event.peer_k8s_namespace_name}/${event.peer_k8s_pod_name}`,
+    });
+    const common = { node, verdict: 'deny', direction: 'egress', hook: 'connect', policies: [`${y}/egress`], rules: [], transport: 'tcp', type: 'ipv4', cgroup: ya.cgroup.id, subject: `${y}/a` };
+    assert.deepEqual(
+      denials.map(shape).sort((a, b) => (a.destination < b.destination ? -1 : 1)),
+      [
+        { ...common, destination: `${xa.ip}:80`, peer: `${x}/a` },
+        { ...common, destination: `${ya.ip}:80`, peer: `${y}/a` },
+      ].sort((a, b) => (a.destination < b.destination ? -1 : 1)),
+      'one denial per probe of y/a on 80 (to x/a and to itself), no allow reported (allowSampleEvery 0)',
+    );
+  });
+
+  it('SIGTERM: it stops in order and exits 0; the pins keep enforcing its last state', async () => {
+    await enforcer!.stop();
+    assert.equal(enforcer!.child.exitCode, 0, JSON.stringify(enforcer!.logs.slice(-3)));
+    assert.ok(enforcer!.logs.some((entry) => entry.msg === 'enforcer final counts'));
+    for (const port of PORTS) assert.deepEqual(await rows(port), expected([81])(port));
+  });
+});

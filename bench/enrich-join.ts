@@ -47,8 +47,9 @@ import { startTelemetry } from '../src/common/telemetry.js';
 import { BatchLedger } from '../src/enricher/batch-ledger.js';
 import { ClickHouseSink } from '../src/enricher/clickhouse-sink.js';
 import { Enricher, type EnricherDeps } from '../src/enricher/enricher.js';
-import { FLOW_COLUMNS, FlowRows, IDENTITY_COLUMNS, type KafkaPosition } from '../src/enricher/flow-row.js';
-import { consumeFlows, createFlowsConsumer } from '../src/enricher/flows-consumer.js';
+import { FLOW_COLUMNS, FlowRows, FLOWS_TABLE } from '../src/enricher/flow-row.js';
+import { IDENTITY_COLUMNS, type KafkaPosition } from '../src/enricher/row-binary.js';
+import { consumeEvents, createEventConsumer } from '../src/enricher/event-consumer.js';
 import { MetadataFeed } from '../src/enricher/metadata-feed.js';
 import { COMPLETE_METADATA, MetadataGate, type FlowJoiner } from '../src/enricher/metadata-gate.js';
 import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
@@ -347,7 +348,7 @@ class UnjoinedFlowRows extends FlowRows {
 }
 
 /** What the unjoined path's gate "joins" with: no lookup (these identities are never written). */
-const UNJOINED: FlowJoiner = { joinFlow: () => ({ client: unnamed('late'), server: unnamed('late') }) };
+const UNJOINED: FlowJoiner = { join: () => ({ client: unnamed('late'), server: unnamed('late') }) };
 
 /** What the rows of a flow's end must say (endpoint kind and enrichment). */
 const endColumns = (expected: Expected): string => (expected.kind === 'external' ? 'external/miss' : `${expected.kind}/hit`);
@@ -361,7 +362,7 @@ const endColumns = (expected: Expected): string => (expected.kind === 'external'
  *      MetadataIndex, caught up before anything is timed; its stats must equal those of an index built directly.
  *      E2E_EVENTS flows of the index section's kinds (pods picked uniformly, so joins hit all over the index)
  *      packed 64 per FlowBatch message over 2 partitions, produced to a fresh flows topic once.
- *   2. Variants, each reading the whole topic through the role's flows consumer (flows-consumer.ts: fetches of the
+ *   2. Variants, each reading the whole topic through the role's events consumer (event-consumer.ts: fetches of the
  *      default enricher.batchBytes) into the real Enricher, ClickHouseSink and BatchLedger, in the embedded engine
  *      (chdb, in this process: its CPU counts), each run into a fresh database and consumer group:
  *        joined       the gate waits on the feed's catch-ups and joins with the cluster's index; rows with both ends'
@@ -464,10 +465,10 @@ async function endToEndSection(): Promise<Section> {
       await migrate(chdb, { database: db, ttlDays: 7, directory: variant === 'unjoined' ? unjoinedMigrations : undefined });
       return db;
     };
-    const enricher = (variant: Variant, db: string, onStored: (rows: number) => void): Enricher => {
+    const enricher = (variant: Variant, db: string, onStored: (rows: number) => void): Enricher<FlowEvent> => {
       const table = `${db}.flows`;
       const sink = variant === 'unjoined' ? new ClickHouseSink(chdb, table, UNJOINED_COLUMNS) : new ClickHouseSink(chdb, table);
-      const counted: EnricherDeps['sink'] = {
+      const counted: EnricherDeps<FlowEvent>['sink'] = {
         insert: async (rows, token) => {
           const result = await sink.insert(rows, token);
           if (result.ok) onStored(rows.length);
@@ -478,21 +479,21 @@ async function endToEndSection(): Promise<Section> {
         variant === 'unjoined'
           ? new MetadataGate({ progress: COMPLETE_METADATA, index: UNJOINED, holdMs, logger, meter })
           : new MetadataGate({ progress: metadataFeed, index: variant === 'joined' ? index : emptyIndex, holdMs, logger, meter });
-      const rows = variant === 'unjoined' ? (capacity: number) => new UnjoinedFlowRows(capacity) : undefined;
-      return new Enricher(enricherDeps(counted, new BatchLedger(chdb, `${db}.kafka_batches`), telemetry, variant, { gate, ...(rows ? { rows } : {}) }));
+      const rows = variant === 'unjoined' ? { ...FLOWS_TABLE, rows: (capacity: number) => new UnjoinedFlowRows(capacity) } : FLOWS_TABLE;
+      return new Enricher(enricherDeps(counted, new BatchLedger(chdb, `${db}.kafka_batches`), telemetry, variant, { gate, table: rows }));
     };
     /** The whole topic through the role's consumer into a fresh database; resolves once every event is stored. */
     const consume = async (variant: Variant, db: string): Promise<Ingested> => {
       const groupId = `${db}-group`;
       groups.push(groupId);
       let running = true;
-      const consumer = createFlowsConsumer(kafka, { groupId, batchBytes, flushMs }, () => running);
+      const consumer = createEventConsumer(kafka, { groupId, batchBytes, flushMs }, () => running);
       try {
         return await measureIngest(E2E_EVENTS, chdb, async () => {
           let stored = 0;
           let allStored: () => void = () => {};
           const done = new Promise<void>((resolve) => (allStored = resolve));
-          await consumeFlows(consumer, topics.flows.topic, enricher(variant, db, (rows) => (stored += rows) >= E2E_EVENTS && allStored()));
+          await consumeEvents(consumer, new Map([[topics.flows.topic, enricher(variant, db, (rows) => (stored += rows) >= E2E_EVENTS && allStored())]]));
           let timer: NodeJS.Timeout | undefined;
           const timedOut = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`bench: ${variant} stored ${stored} of ${E2E_EVENTS} events in ${E2E_TIMEOUT_MS} ms`)), E2E_TIMEOUT_MS)));
           await Promise.race([done, timedOut]).finally(() => clearTimeout(timer));

@@ -13,6 +13,7 @@ import { createLogger } from '../src/common/logger.js';
 import type { Telemetry } from '../src/common/telemetry.js';
 import type { Ledger } from '../src/enricher/batch-ledger.js';
 import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../src/enricher/enricher.js';
+import { FLOWS_TABLE } from '../src/enricher/flow-row.js';
 import { COMPLETE_METADATA, MetadataGate } from '../src/enricher/metadata-gate.js';
 import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
 import { MetadataIndex } from '../src/metadata/index/metadata-index.js';
@@ -145,12 +146,19 @@ export const noMetadata = new MetadataIndex({ labels: [], historyNs: 1n });
  * The Enricher's dependencies as the role wires them, decoding with the flows contract's codec, no dead letter
  * expected (one fails the run); joined with `noMetadata` at a gate that never waits unless `overrides` say otherwise.
  */
-export function enricherDeps(sink: EnricherDeps['sink'], ledger: Ledger, telemetry: Telemetry, name: string, overrides: Partial<EnricherDeps> = {}): EnricherDeps {
+export function enricherDeps(
+  sink: EnricherDeps<FlowEvent>['sink'],
+  ledger: Ledger,
+  telemetry: Telemetry,
+  name: string,
+  overrides: Partial<EnricherDeps<FlowEvent>> = {},
+): EnricherDeps<FlowEvent> {
   const registry = loadRegistry();
   const meter = telemetry.meter(`bench.enricher.${name}`);
   const logger = createLogger({ level: 'warn', destination: 2 });
   return {
     decode: (value) => registry.resolve<FlowBatch>(FLOWS.subject, value).value.events,
+    table: FLOWS_TABLE,
     sink,
     ledger,
     gate: new MetadataGate({ progress: COMPLETE_METADATA, index: noMetadata, holdMs: 0, logger, meter }),
@@ -166,7 +174,7 @@ export function enricherDeps(sink: EnricherDeps['sink'], ledger: Ledger, telemet
   };
 }
 
-export async function handleAll(enricher: Enricher, batches: KafkaBatch[]): Promise<void> {
+export async function handleAll(enricher: Enricher<FlowEvent>, batches: KafkaBatch[]): Promise<void> {
   for (const batch of batches) {
     const handled = await enricher.handle(batch);
     if (handled?.commit === undefined) throw new Error('bench: a batch was not stored');

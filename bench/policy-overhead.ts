@@ -164,7 +164,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const none = totals.get('none')!;
   const round2 = (value: number) => Math.round(value * 100) / 100;
   return {
-    benchmark: 'policy-overhead',
+    bench: 'policy-overhead',
     rounds: ROUNDS,
     udpConnectUs: Object.fromEntries([...totals].map(([name, t]) => [name, round2(t.udpUs)])),
     tcpConnectionUs: Object.fromEntries([...totals].map(([name, t]) => [name, round2(t.tcpUs)])),

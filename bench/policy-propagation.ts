@@ -23,7 +23,7 @@ import { startTelemetry } from '../src/common/telemetry.js';
 import { PinDirectory } from '../src/ebpf/pins.js';
 import { cgroup2Root } from '../src/ebpf/preflight.js';
 import { PolicyTopic } from '../src/enforcer/policy-topic.js';
-import { parsePolicies } from '../src/enforcer/policy/document.js';
+import { parsePolicies } from '../src/events/networkpolicy/document.js';
 import { topicSpecs } from '../src/events/topics.js';
 import { launch } from '../src/lab/agent-launch.js';
 import type { ConnectWatchEvent, ConnectWatchParams, ConnectWatchResult } from '../src/lab/agents/protocol.js';

@@ -105,7 +105,7 @@ export async function run(): Promise<Record<string, unknown>> {
       }),
     );
     return {
-      benchmark: 'syscall-tracing',
+      bench: 'syscall-tracing',
       setup: `untraced pod, ${ROUNDS} rounds each way, alternating`,
       ...results,
       program_ns_per_run: programNs,

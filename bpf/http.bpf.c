@@ -5,8 +5,9 @@
  *
  * Hooks and algorithm:
  *   1. Classic syscall tracepoints syscalls/sys_enter_<call> and sys_exit_<call> for write, writev, sendto,
- *      sendmsg (sent) and read, readv, recvfrom, recvmsg (received). Per-syscall tracepoints rather than
- *      raw_syscalls: the kernel runs these programs only for those eight calls and checks a bitmap for every other
+ *      sendmsg, sendfile64 (sent; sendfile's record has the length and no bytes) and read, readv, recvfrom,
+ *      recvmsg (received). Per-syscall tracepoints rather than
+ *      raw_syscalls: the kernel runs these programs only for those nine calls and checks a bitmap for every other
  *      syscall, where a raw_syscalls program would run on every syscall of the machine. Measured in one run on an
  *      untraced process against the same programs as raw_tp/sys_enter and sys_exit (filtering on the syscall id):
  *      both add about 190 ns to each read/write, but 10 ns to every other syscall here against 130 ns there.
@@ -17,7 +18,8 @@
  *      table. Only sockets flows tracks are there, all TCP, so the record's conn_id is the one that connection's
  *      flow records carry, and a socket flows does not track (UDP, unix, a connection older than tracing) is left
  *      alone. The call's arguments (buffer, iovec array or msghdr, in user memory), its conn_id and entry time are
- *      kept in `calls` under the thread's pid_tgid (bounded: a full table is counted, call_table_full).
+ *      kept in `calls` under the thread's pid_tgid (bounded: a full table is counted, call_table_full). A peek
+ *      (MSG_PEEK) is left alone before all that: the call that then reads the bytes records them.
  *   3. On return, the thread's entry in `calls` (none: not a traced call; one lookup) is taken and removed. If the
  *      call moved bytes (ret > 0), min(ret, capture_bytes) of them are copied from user memory: the buffer, or the
  *      iovecs in order (at most SL_HTTP_MAX_IOVECS; msghdr's read at return, where the kernel left them). They are
@@ -59,6 +61,7 @@ enum call_layout {
 	CALL_BUFFER = 1, /* write, read, sendto, recvfrom: one buffer */
 	CALL_IOVEC = 2,  /* writev, readv: an iovec array */
 	CALL_MSGHDR = 3, /* sendmsg, recvmsg: a struct user_msghdr pointing to an iovec array */
+	CALL_FILE = 4,   /* sendfile64: the bytes come from a file in the kernel, not from user memory: none copied */
 };
 
 /* A traced call between its entry and its return. Never leaves the kernel. */
@@ -224,6 +227,8 @@ static __always_inline __u32 copy_bytes(__u8 *data, const struct pending_call *c
 		return want;
 	case CALL_IOVEC:
 		return copy_iovecs(data, (const struct iovec *)call->args, call->iovcnt, want);
+	case CALL_FILE:
+		return 0;
 	default:
 		if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)call->args)) {
 			sl_count_drop(SL_DROP_COPY_FAILED);
@@ -279,11 +284,22 @@ static __always_inline void leave(long ret)
 	sl_output_record(&http_ring, r, sizeof(*r) + copied);
 }
 
-/* One entry and one return program per call; args[0] is the fd of all eight. */
-#define TRACE_CALL(call, layout, direction)                                                   \
+/* recv(2)'s flag: the bytes are returned but stay queued, for a later call to read again (socket.h). */
+#define SL_MSG_PEEK 0x2
+/* For a call without flags: the flags argument it does not have. */
+#define NO_FLAGS -1
+
+/*
+ * One entry and one return program per call; args[0] is the fd of all nine (sendfile's out_fd). A peek (recvfrom,
+ * recvmsg with MSG_PEEK; wget peeks at each response's head before reading it) is not recorded: the bytes it returns
+ * come again with the call that reads them, and recording both would give the parser the bytes twice.
+ */
+#define TRACE_CALL(call, layout, direction, flags_arg)                                        \
 	SEC("tracepoint/syscalls/sys_enter_" #call)                                           \
 	int http_enter_##call(struct trace_event_raw_sys_enter *ctx)                          \
 	{                                                                                     \
+		if (flags_arg != NO_FLAGS && (ctx->args[flags_arg] & SL_MSG_PEEK))            \
+			return 0;                                                             \
 		enter(ctx->args[0], ctx->args[1], ctx->args[2], layout, direction);           \
 		return 0;                                                                     \
 	}                                                                                     \
@@ -294,11 +310,17 @@ static __always_inline void leave(long ret)
 		return 0;                                                                     \
 	}
 
-TRACE_CALL(write, CALL_BUFFER, SL_HTTP_SENT)
-TRACE_CALL(writev, CALL_IOVEC, SL_HTTP_SENT)
-TRACE_CALL(sendto, CALL_BUFFER, SL_HTTP_SENT)
-TRACE_CALL(sendmsg, CALL_MSGHDR, SL_HTTP_SENT)
-TRACE_CALL(read, CALL_BUFFER, SL_HTTP_RECEIVED)
-TRACE_CALL(readv, CALL_IOVEC, SL_HTTP_RECEIVED)
-TRACE_CALL(recvfrom, CALL_BUFFER, SL_HTTP_RECEIVED)
-TRACE_CALL(recvmsg, CALL_MSGHDR, SL_HTTP_RECEIVED)
+TRACE_CALL(write, CALL_BUFFER, SL_HTTP_SENT, NO_FLAGS)
+TRACE_CALL(writev, CALL_IOVEC, SL_HTTP_SENT, NO_FLAGS)
+TRACE_CALL(sendto, CALL_BUFFER, SL_HTTP_SENT, NO_FLAGS)
+TRACE_CALL(sendmsg, CALL_MSGHDR, SL_HTTP_SENT, NO_FLAGS)
+/*
+ * sendfile64(out_fd, in_fd, offset, count): a static file's body (nginx's `sendfile on`) leaves from the page cache.
+ * Its record carries the length and no bytes (cut to nothing), so the parser counts them as the body they are; else
+ * the next message's bytes would be taken for that body. splice(2) is not traced (proxies move bodies with it).
+ */
+TRACE_CALL(sendfile64, CALL_FILE, SL_HTTP_SENT, NO_FLAGS)
+TRACE_CALL(read, CALL_BUFFER, SL_HTTP_RECEIVED, NO_FLAGS)
+TRACE_CALL(readv, CALL_IOVEC, SL_HTTP_RECEIVED, NO_FLAGS)
+TRACE_CALL(recvfrom, CALL_BUFFER, SL_HTTP_RECEIVED, 3) /* recvfrom(fd, buf, len, flags, addr, addrlen) */
+TRACE_CALL(recvmsg, CALL_MSGHDR, SL_HTTP_RECEIVED, 2)  /* recvmsg(fd, msg, flags) */

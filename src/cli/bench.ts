@@ -14,6 +14,7 @@ const benchmarks: Record<string, () => Promise<Benchmark>> = {
   'enrich-join': async () => (await import('../../bench/enrich-join.js')).run,
   'flows-live': async () => (await import('../../bench/flows-live.js')).run,
   'http-parse': async () => (await import('../../bench/http-parse.js')).run,
+  'http-live': async () => (await import('../../bench/http-live.js')).run,
   'syscall-tracing': async () => (await import('../../bench/syscall-tracing.js')).run,
   'policy-overhead': async () => (await import('../../bench/policy-overhead.js')).run,
   'policy-propagation': async () => (await import('../../bench/policy-propagation.js')).run,

@@ -20,10 +20,10 @@ import { explain } from '../enforcer/compile/explain.js';
 import { explanationLines } from '../enforcer/compile/explain-report.js';
 import { replayClusterView } from '../enforcer/metadata-replay.js';
 import { PolicyTopic } from '../enforcer/policy-topic.js';
-import { parsePolicies, PolicyDocumentError } from '../enforcer/policy/document.js';
-import { policyFromEvent } from '../enforcer/policy/event.js';
-import { policyDocument } from '../enforcer/policy/render.js';
-import type { Protocol } from '../enforcer/policy/types.js';
+import { parsePolicies, PolicyDocumentError } from '../events/networkpolicy/document.js';
+import { policyFromEvent } from '../events/networkpolicy/event.js';
+import { policyDocument } from '../events/networkpolicy/render.js';
+import type { Protocol } from '../events/networkpolicy/types.js';
 import { topicSpecs } from '../events/topics.js';
 import type { Command } from './command.js';
 

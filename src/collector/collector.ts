@@ -93,11 +93,13 @@ export interface CollectorStats {
 const READ_SLICE = 4096;
 const MESSAGES_PER_SEND = 256;
 /**
- * Value bytes per partition in one send. A send becomes one record batch per partition, which the broker refuses
- * above max.message.bytes (1 MiB by default): with few partitions, 256 messages of 64 events would exceed it and be
- * dropped as rejected. The margin covers keys, headers and record framing.
+ * Value bytes in one send. A send becomes one record batch per partition, which the broker refuses above
+ * max.message.bytes (1 MiB by default), so this stays well below it (the margin covers keys, headers and record
+ * framing). It also bounds the memory a send takes whatever the rate (./allocator.ts: kafkajs copies a request about
+ * seven times, in buffers that live until a GC): 256 KB rather than 768 KB per partition, measured at ~11k
+ * connections/s, same CPU within noise.
  */
-const PARTITION_BYTES_PER_SEND = 768 * 1024;
+const BYTES_PER_SEND = 256 * 1024;
 const MAX_BACKOFF_MS = 5000;
 /** With no signal from the kernel, the read loop still wakes this often (drains, reads the drop counters). */
 const IDLE_POLL_MS = 1000;
@@ -264,7 +266,7 @@ export class Collector<Event> {
     const { prerequisites } = this.deps;
     while (this.sending) {
       if (batch.length === 0) {
-        batch = this.outbox.peek(MESSAGES_PER_SEND, PARTITION_BYTES_PER_SEND);
+        batch = this.outbox.peek(MESSAGES_PER_SEND, BYTES_PER_SEND);
         ticket = prerequisites?.ticket();
       }
       if (batch.length === 0) {

@@ -22,7 +22,7 @@ import { PinDirectory } from '../ebpf/pins.js';
 import { bindCodec } from '../events/contract.js';
 import { bindMetadataCodec } from '../events/metadata.js';
 import { topicSpecs } from '../events/topics.js';
-import { fixMallocThresholds } from './allocator.js';
+import { fixMallocThresholds, trimMallocHeap } from './allocator.js';
 import { Collector, type CollectorStats } from './collector.js';
 import { ConnectionEnds } from './connection-ends.js';
 import { CgroupIdentities } from './identity/cgroup-identities.js';
@@ -89,6 +89,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   const queued = () => [...collectors.values()].reduce((sum, collector) => sum + collector.queuedEvents, 0);
   telemetry.addHealthCheck('kafka_queue', () => ({ ok: queued() < config.collector.queueEvents, detail: `${queued()} events queued` }));
   const kernel = Object.fromEntries(kinds.map((kind, i) => [kind.name, sources[i]!.status]));
+  const stopTrimming = trimMallocHeap(() => [...collectors.values()].reduce((sum, collector) => sum + collector.stats.messagesProduced, 0));
   identities.start();
   for (const collector of collectors.values()) collector.start();
   logger.info({ kinds: kinds.map((kind) => kind.name), topics: kinds.map(topicOf), cgroups: config.collector.cgroups, kernel }, 'collector running');
@@ -97,6 +98,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
     failed: Promise.race([identities.failed, ...[...collectors.values()].map((collector) => collector.failed)]),
     async stop() {
       clearInterval(resync);
+      stopTrimming();
       // The collectors' last sends wait for identities: the publisher stops after them.
       await Promise.all([...collectors.values()].map((collector) => collector.stop()));
       await identities.stop();

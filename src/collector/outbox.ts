@@ -5,7 +5,8 @@
 import type { OutMessage } from '../common/kafka/sink.js';
 
 export class Outbox {
-  private readonly messages: OutMessage[] = [];
+  /** Slots before `head` are sent and cleared (undefined), so their buffers are freed at once. */
+  private readonly messages: Array<OutMessage | undefined> = [];
   private head = 0;
   private heldEvents = 0;
 
@@ -25,26 +26,29 @@ export class Outbox {
   }
 
   /**
-   * The oldest messages, up to `maxMessages` and, in each partition, up to `maxPartitionBytes` of values (the first
-   * message always), without removing them: they leave only once produced.
+   * The oldest messages, up to `maxMessages` and `maxBytes` of values (the first message always), without removing
+   * them: they leave only once produced.
    */
-  peek(maxMessages: number, maxPartitionBytes = Number.POSITIVE_INFINITY): OutMessage[] {
+  peek(maxMessages: number, maxBytes = Number.POSITIVE_INFINITY): OutMessage[] {
     const end = Math.min(this.messages.length, this.head + maxMessages);
-    if (maxPartitionBytes === Number.POSITIVE_INFINITY) return this.messages.slice(this.head, end);
-    const bytes = new Map<number, number>();
     let i = this.head;
-    for (; i < end; i++) {
-      const { partition, value } = this.messages[i]!;
-      const total = (bytes.get(partition) ?? 0) + value.length;
-      if (total > maxPartitionBytes && i > this.head) break;
-      bytes.set(partition, total);
+    for (let bytes = 0; i < end; i++) {
+      bytes += this.messages[i]!.value.length;
+      if (bytes > maxBytes && i > this.head) break;
     }
-    return this.messages.slice(this.head, i);
+    return this.messages.slice(this.head, i) as OutMessage[];
   }
 
-  /** Removes the `count` oldest messages (after Kafka acknowledged them). */
+  /**
+   * Removes the `count` oldest messages (after Kafka acknowledged them). Their slots are cleared at once: kept until
+   * the next compaction, up to ~2,000 sent messages (MBs of values, promoted to the old generation by then) stayed
+   * referenced; measured at ~11k connections/s, 398 of them (3.3 MB) held after the queue had emptied.
+   */
   remove(count: number): void {
-    for (let i = 0; i < count; i++) this.heldEvents -= this.messages[this.head + i]!.events;
+    for (let i = 0; i < count; i++) {
+      this.heldEvents -= this.messages[this.head + i]!.events;
+      this.messages[this.head + i] = undefined;
+    }
     this.head += count;
     // Compact now and then so the array does not grow with everything ever sent.
     if (this.head > 1024 && this.head * 2 > this.messages.length) {

@@ -20,6 +20,11 @@ export interface CollectorContext {
   connectionEnds: ConnectionEnds;
 }
 
+/** The id every event of one socket carries, whatever its topic: <node>/<epoch>/<kernel conn id>. */
+export function connectionId(context: Pick<CollectorContext, 'nodeName' | 'epoch'>, connId: bigint): string {
+  return `${context.nodeName}/${context.epoch}/${connId}`;
+}
+
 /**
  * How a kind turns ring records into events during one collector run. A kind whose event is one record (flows)
  * emits one per record; a kind whose events span records (HTTP: an exchange from the calls of a request and its

@@ -269,15 +269,15 @@ const schema = {
     /** A smaller batch is handed over after at most this long. */
     flushMs: setting(int(1, 600_000), 1000),
     /**
-     * How long a batch of flows may wait for the Kubernetes metadata of its time (src/enricher/metadata-gate.ts),
-     * counted from its arrival: until the enricher has read the metadata topic to its end and every metadata source's
-     * confirmed watermark has passed the batch's events. Then the batch is joined with what is known, and an end
+     * How long a batch of events (flows, HTTP exchanges) may wait for the Kubernetes metadata of its time
+     * (src/enricher/metadata-gate.ts), counted from its arrival: until the enricher has read the metadata topic to its
+     * end and every metadata source's confirmed watermark has passed the batch's events. Then the batch is joined with what is known, and an end
      * that no metadata names is written as 'late' (counted by reason). Also how long a source may publish no
      * watermark before it is no longer waited for. At most a minute: a held batch delays the consumer group's
      * rebalances. 0: never wait (every unnamed end is 'late').
      */
     metadataHoldMs: setting(int(0, 60_000), 5000),
-    /** Pod labels copied onto each end of a flow (the rest are not stored): Kubernetes label keys. */
+    /** Pod labels copied onto each end of a flow or HTTP exchange (the rest are not stored): Kubernetes label keys. */
     labels: setting(list(text(labelKey), 0), ['app', 'app.kubernetes.io/name', 'version']),
     /**
      * How far back the enricher keeps the history of which pod held an address or cgroup: as long as flows can be
@@ -322,6 +322,12 @@ const schema = {
     cluster: setting(text(sourceName), 'default'),
     /** A YAML file of manifests to publish instead of watching an API server (hosts without Kubernetes). */
     file: optional(name),
+    /**
+     * Also watch the API server's NetworkPolicies and publish them to the policies topic (as `sidecarless policy
+     * apply` does), so that `kubectl apply` reaches the enforcers. Needs list and watch on networking.k8s.io
+     * networkpolicies. Not with metadata.file.
+     */
+    networkPolicies: setting(bool, true),
     /** While every informer is synced, a watermark at least this often (what the enricher waits for). */
     watermarkMs: setting(int(100, 60_000), 1000),
     /**
@@ -338,9 +344,9 @@ const schema = {
   },
   http: {
     /**
-     * Capture HTTP/1.x exchanges from the kernel (bpf/http.bpf.c: tracepoints on eight socket syscalls). Off until
-     * the collector writes exchanges to the http topic; once on, every syscall of the node takes the kernel's
-     * syscall-tracing path, which bench syscall-tracing measures for an untraced process.
+     * Capture HTTP/1.x exchanges from the kernel (bpf/http.bpf.c: tracepoints on eight socket syscalls) onto the
+     * http topic. Off by default: once on, every syscall of the node takes the kernel's syscall-tracing path, which
+     * bench syscall-tracing measures for an untraced process.
      */
     enabled: setting(bool, false),
     /**

@@ -143,6 +143,7 @@ export const libcCalls = {
   close: libc.func('int close(int fd)'),
   flock: libc.func('int flock(int fd, int operation)'),
   mallopt: libc.func('int mallopt(int param, int value)'),
+  mallocTrim: libc.func('int malloc_trim(size_t pad)'),
 };
 
 /** Blocking socket calls, for timing connect() itself without an event loop in between (bench/policy-overhead). */

@@ -7,7 +7,7 @@
 import { normalizeAddress } from '../common/address.js';
 import type { MetadataChange, MetadataEvent } from '../events/metadata.js';
 import { podName, type ClusterPod, type ClusterView, type NamedPort } from './compile/cluster.js';
-import type { Protocol } from './policy/types.js';
+import type { Protocol } from '../events/networkpolicy/types.js';
 
 const PROTOCOLS = new Set<string>(['TCP', 'UDP', 'SCTP']);
 

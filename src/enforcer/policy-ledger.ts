@@ -11,10 +11,10 @@
 import { describeError } from '../common/errors.js';
 import type { DeadLetter } from '../common/kafka/dead-letter.js';
 import type { PoliciesCodec } from '../events/policies.js';
-import { validatePolicyDocument } from './policy/document.js';
-import { policyFromEvent } from './policy/event.js';
-import { policyDocument } from './policy/render.js';
-import type { NetworkPolicy } from './policy/types.js';
+import { validatePolicyDocument } from '../events/networkpolicy/document.js';
+import { policyFromEvent } from '../events/networkpolicy/event.js';
+import { policyDocument } from '../events/networkpolicy/render.js';
+import type { NetworkPolicy } from '../events/networkpolicy/types.js';
 
 /** One message of the policies topic, with where it was read. */
 export interface PolicyMessage {

@@ -11,8 +11,8 @@ import { KeyedKafkaSink } from '../common/kafka/sink.js';
 import { readToEnd } from '../common/kafka/read-to-end.js';
 import type { Logger } from '../common/logger.js';
 import { bindPoliciesCodec, type PolicyEvent } from '../events/policies.js';
-import { policyToEvent } from './policy/event.js';
-import type { NetworkPolicy } from './policy/types.js';
+import { policyToEvent } from '../events/networkpolicy/event.js';
+import type { NetworkPolicy } from '../events/networkpolicy/types.js';
 
 export class PolicyTopic {
   private readonly codec;

@@ -13,7 +13,7 @@ import type { VerdictEvent, VerdictName } from '../events/verdicts.js';
 import { explain, MapLookup } from './compile/explain.js';
 import type { Direction } from './compile/map-state.js';
 import type { DesiredState } from './desired-state.js';
-import type { Protocol } from './policy/types.js';
+import type { Protocol } from '../events/networkpolicy/types.js';
 
 /** A verdict record with its numbers as names and its time as wall-clock ns. */
 export interface Decision {

@@ -11,7 +11,7 @@
  * that setting does not touch.
  * Every row also carries its Kafka topic/partition/offset, for whoever reads the table.
  *
- * Rows travel as RowBinary (src/enricher/flow-row.ts): over HTTP as the request body; into the embedded engine as
+ * Rows travel as RowBinary (src/enricher/row-binary.ts): over HTTP as the request body; into the embedded engine as
  * a file the INSERT reads with file(), because chdb's client connection turns an insert body into text, which
  * corrupts binary formats, and its text formats cost the engine ~4x more to parse (bench/enricher). The token is
  * set on each INSERT itself (a URL parameter over HTTP, a SETTINGS clause embedded), never on the session: chdb
@@ -24,7 +24,8 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { embeddedEngine, type EmbeddedEngine } from '../common/clickhouse/client.js';
 import { describeError } from '../common/errors.js';
 import type { SinkResult } from '../common/pipeline.js';
-import { encodeFlowRows, FLOW_COLUMNS, FlowRows, type FlowRow } from './flow-row.js';
+import { encodeFlowRows, FLOW_COLUMNS, type FlowRow } from './flow-row.js';
+import { RowBinaryRows, type Columns } from './row-binary.js';
 
 /** Errors that say the data is wrong: retrying the same rows cannot help. */
 const DATA_ERROR_CODES = new Set(['6', '26', '27', '38', '41', '53', '69', '70', '72', '117', '130', '131', '135']);
@@ -52,25 +53,26 @@ export class ClickHouseSink {
   private readonly structure: string;
 
   /**
-   * `columns`: those the rows are written with (FLOW_COLUMNS, what FlowRows writes); bench/enrich-join's baseline
-   * gives the columns of the table as it was before the identity columns.
+   * `columns`: those the rows are written with (the table's EventTable.columns: FLOW_COLUMNS, what FlowRows
+   * writes, unless given); bench/enrich-join's baseline gives the columns of `flows` as it was before the identity
+   * columns.
    */
   constructor(
     private readonly client: ClickHouseClient,
     readonly table: string,
-    columns: ReadonlyArray<readonly [name: string, type: string]> = FLOW_COLUMNS,
+    columns: Columns = FLOW_COLUMNS,
   ) {
     this.engine = embeddedEngine(client);
     this.columnList = columns.map(([name]) => name).join(', ');
     this.structure = columns.map(([name, type]) => `${name} ${type}`).join(', ');
   }
 
-  /** Rows already written as RowBinary (FlowRows, what the enricher builds), or row objects to write here. */
-  async insert(rows: FlowRows | readonly FlowRow[], deduplicationToken: string): Promise<SinkResult> {
+  /** Rows already written as RowBinary (what the enricher builds), or flows row objects to write here. */
+  async insert(rows: RowBinaryRows<unknown> | readonly FlowRow[], deduplicationToken: string): Promise<SinkResult> {
     if (rows.length === 0) return { ok: true };
     let payload: Buffer;
     try {
-      payload = rows instanceof FlowRows ? rows.bytes() : encodeFlowRows(rows);
+      payload = rows instanceof RowBinaryRows ? rows.bytes() : encodeFlowRows(rows);
     } catch (error) {
       return { ok: false, error: describeError(error), retriable: false };
     }

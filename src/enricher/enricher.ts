@@ -1,5 +1,6 @@
 /**
- * The enricher's pipeline for one Kafka batch (one partition): decode -> rows -> ClickHouse, dead letters aside.
+ * The enricher's pipeline for one Kafka batch (one partition) of one event topic (flows, http): decode -> rows ->
+ * ClickHouse, dead letters aside. One Enricher per topic, each with its table (EventTable: flow-row.ts, http-row.ts).
  *
  *   1. Where the partition stands comes from the batch ledger (batch-ledger.ts): its generation, the last offset
  *      recorded, and that last batch, whose insert may have been cut short.
@@ -15,8 +16,9 @@
  *   4. The batch waits at the metadata gate (metadata-gate.ts) until the Kubernetes metadata of its time is known,
  *      or its hold expires; nothing is stored or committed meanwhile, so a crash while it is held replays it (the
  *      ledger already names it: step 2 takes it again whole, with the same token).
- *   5. Each message is decoded (Avro FlowBatch, any compatible writer version), each event joined with the
- *      identities of its two ends at its start time, and written as a row (RowBinary, as they come: flow-row.ts);
+ *   5. Each message is decoded (Avro FlowBatch or HttpBatch, any compatible writer version), each event joined with
+ *      the identities of its two ends at its table's join time (a flow's start, a request's start), and written as a
+ *      row (RowBinary, as they come: row-binary.ts);
  *      a message that does not decode, or holds a row the table cannot take, becomes a dead letter with the
  *      reason, and the rest go on.
  *   6. Dead letters are produced first, then the rows are inserted with the batch's token (the edge rollup's view
@@ -35,15 +37,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Meter } from '@opentelemetry/api';
-import type { FlowEvent } from '../events/flows.js';
 import { describeError, SidecarlessError } from '../common/errors.js';
 import type { DeadLetter } from '../common/kafka/dead-letter.js';
 import type { Logger } from '../common/logger.js';
 import { createDropCounter, type DropCounter } from '../common/telemetry.js';
 import type { SinkResult } from '../common/pipeline.js';
 import { batchToken, fingerprint, replayable, type Ledger, type RecordedBatch } from './batch-ledger.js';
-import { FlowRows } from './flow-row.js';
+import type { ConnectionEnds } from '../metadata/index/identity.js';
 import type { FlowJoin, MetadataGate } from './metadata-gate.js';
+import type { EventTable, RowBinaryRows } from './row-binary.js';
 
 export interface KafkaMessage {
   offset: string;
@@ -61,15 +63,15 @@ export interface KafkaBatch {
   messages: readonly KafkaMessage[];
 }
 
-export interface EnricherDeps {
-  /** One message value -> its events (the flows contract's codec). */
-  decode(value: Buffer): readonly FlowEvent[];
-  sink: { insert(rows: FlowRows, token: string): Promise<SinkResult> };
+export interface EnricherDeps<Event extends ConnectionEnds> {
+  /** One message value -> its events (the topic contract's codec). */
+  decode(value: Buffer): readonly Event[];
   /**
-   * The rows of one insert, with room for `capacityBytes`: FlowRows (every column of the flows table) unless given.
-   * bench/enrich-join's baseline gives rows without the identity columns, as they were before the join.
+   * The events' table: its rows (bench/enrich-join's baseline gives flows rows without the identity columns, as they
+   * were before the join) and when an event's ends are named.
    */
-  rows?: (capacityBytes: number) => FlowRows;
+  table: EventTable<Event>;
+  sink: { insert(rows: RowBinaryRows<Event>, token: string): Promise<SinkResult> };
   ledger: Ledger;
   /** When a batch may be joined with the metadata of its time, and the join. */
   gate: Pick<MetadataGate, 'open'>;
@@ -118,13 +120,13 @@ const UNCERTAIN_REMEDIES = {
     'messages at or below the stored position could not be checked against the batch ledger (its rows expired, or the topic was recreated and grew past the position): keep clickhouse.ttlDays longer than topic retention; compare the topic with the table',
 } as const;
 
-export class Enricher {
+export class Enricher<Event extends ConnectionEnds> {
   private readonly partitions = new Map<string, PartitionState>();
   private readonly counters;
   /** Messages skipped as stored without proof that they are: possibly lost, so counted as drops with a reason. */
   private readonly uncertain: DropCounter;
 
-  constructor(private readonly deps: EnricherDeps) {
+  constructor(private readonly deps: EnricherDeps<Event>) {
     const meter = deps.meter;
     this.uncertain = createDropCounter(meter, deps.logger, { name: 'enricher.uncertain', remedies: UNCERTAIN_REMEDIES });
     this.counters = {
@@ -295,7 +297,7 @@ export class Enricher {
       );
     };
     let boundNs = timestampBound(messages);
-    let joined: JoinedRows | undefined;
+    let joined: JoinedRows<Event> | undefined;
     while (joined === undefined) {
       const join = await this.deps.gate.open(arrivedAtMs, boundNs, keepAlive);
       if (join === undefined) return 'stopped';
@@ -317,9 +319,10 @@ export class Enricher {
    * Decodes and joins the messages into rows (as they come: each message's events can go at once), or says how
    * far the batch's events reach beyond what the join may name yet.
    */
-  private joinRows(batch: KafkaBatch, messages: readonly KafkaMessage[], join: FlowJoin): JoinedRows | { beyondNs: bigint } {
+  private joinRows(batch: KafkaBatch, messages: readonly KafkaMessage[], join: FlowJoin): JoinedRows<Event> | { beyondNs: bigint } {
     const capacity = rowBytesEstimate(messages);
-    const rows = this.deps.rows?.(capacity) ?? new FlowRows(capacity);
+    const { table } = this.deps;
+    const rows = table.rows(capacity);
     const letters: DeadLetter[] = [];
     const decoded: KafkaMessage[] = [];
     let beyondNs: bigint | undefined;
@@ -329,9 +332,10 @@ export class Enricher {
         if (message.value === null) throw new SidecarlessError('empty message value (a tombstone on an event topic)');
         const position = { topic: batch.topic, partition: batch.partition, offset: message.offset };
         for (const event of this.deps.decode(message.value)) {
-          const identities = join.identities(event);
+          const atNs = table.joinTimeNs(event);
+          const identities = join.identities(event, atNs);
           if (identities !== undefined) rows.add(event, identities, position);
-          else if (beyondNs === undefined || event.start_time_ns > beyondNs) beyondNs = event.start_time_ns;
+          else if (beyondNs === undefined || atNs > beyondNs) beyondNs = atNs;
         }
         decoded.push(message);
       } catch (error) {
@@ -373,8 +377,8 @@ export class Enricher {
   }
 }
 
-interface JoinedRows {
-  rows: FlowRows;
+interface JoinedRows<Event> {
+  rows: RowBinaryRows<Event>;
   letters: DeadLetter[];
   /** The messages whose rows are in `rows`. */
   decoded: KafkaMessage[];

@@ -1,9 +1,10 @@
 /**
  * Wiring of the enricher role: the metadata feed (the metadata topic into the event-time index) and its gate, a
- * Kafka consumer group on the flows topic, the Avro codecs, ClickHouse (the flows table, whose inserts feed the
- * edge rollup, and the batch ledger) and the dead-letter topic around the Enricher pipeline. The flows consumer
- * starts once the feed has read the metadata topic to its end, so the first batches find the index complete.
- * Offsets are committed only after a batch is stored (flows-consumer.ts).
+ * Kafka consumer group on the event topics (flows, http), the Avro codecs, ClickHouse (the flows table, whose
+ * inserts feed the edge rollup; http_requests, whose inserts feed the RED rollup; the batch ledger) and the
+ * dead-letter topic around one Enricher pipeline per topic. The consumer starts once the feed has read the metadata
+ * topic to its end, so the first batches find the index complete. Offsets are committed only after a batch is
+ * stored (event-consumer.ts).
  */
 import { loadRegistry } from '../common/avro.js';
 import { createClickHouse } from '../common/clickhouse/client.js';
@@ -16,24 +17,28 @@ import type { RoleContext, RunningRole } from '../common/role.js';
 import { bindCodec } from '../events/contract.js';
 import { deadLetterEnvelope } from '../events/deadletter.js';
 import { FLOWS } from '../events/flows.js';
+import { HTTP } from '../events/http.js';
 import { bindMetadataCodec } from '../events/metadata.js';
 import { MetadataIndex } from '../metadata/index/metadata-index.js';
 import { BatchLedger } from './batch-ledger.js';
 import { ClickHouseSink } from './clickhouse-sink.js';
-import { Enricher } from './enricher.js';
-import { consumeFlows, createFlowsConsumer } from './flows-consumer.js';
+import { Enricher, type EnricherDeps } from './enricher.js';
+import { consumeEvents, createEventConsumer } from './event-consumer.js';
+import { FLOWS_TABLE } from './flow-row.js';
+import { HTTP_TABLE } from './http-row.js';
 import { MetadataFeed } from './metadata-feed.js';
 import { MetadataGate } from './metadata-gate.js';
 
 export async function startEnricher({ config, logger, telemetry }: RoleContext): Promise<RunningRole> {
   const registry = loadRegistry();
   const flows = bindCodec(registry, FLOWS);
+  const http = bindCodec(registry, HTTP);
   const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'enricher'), logger);
   const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, [topics.flows, topics.metadata, topics.deadletter]);
+    await ensureTopics(admin, [topics.flows, topics.http, topics.metadata, topics.deadletter]);
   } finally {
     await admin.disconnect();
   }
@@ -72,26 +77,29 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
 
   const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic, deadLetterEnvelope(registry, 'enricher'));
   let running = true;
-  const enricher = new Enricher({
-    decode: (value) => flows.decode(value),
-    sink: new ClickHouseSink(clickhouse, `${config.clickhouse.database}.flows`),
-    ledger: new BatchLedger(clickhouse, `${config.clickhouse.database}.kafka_batches`),
+  const { database } = config.clickhouse;
+  const shared: Omit<EnricherDeps<never>, 'decode' | 'table' | 'sink'> = {
+    ledger: new BatchLedger(clickhouse, `${database}.kafka_batches`),
     gate,
     deadLetters,
     logger: roleLogger,
     meter,
     isRunning: () => running,
-  });
+  };
+  const enrichers = new Map([
+    [topics.flows.topic, new Enricher({ ...shared, decode: (value) => flows.decode(value), table: FLOWS_TABLE, sink: new ClickHouseSink(clickhouse, `${database}.${FLOWS_TABLE.name}`, FLOWS_TABLE.columns) })],
+    [topics.http.topic, new Enricher({ ...shared, decode: (value) => http.decode(value), table: HTTP_TABLE, sink: new ClickHouseSink(clickhouse, `${database}.${HTTP_TABLE.name}`, HTTP_TABLE.columns) })],
+  ]);
 
-  const consumer = createFlowsConsumer(kafka, config.enricher, () => running);
+  const consumer = createEventConsumer(kafka, config.enricher, () => running);
   let crashed: (error: unknown) => void = () => {};
   const failed = new Promise<unknown>((resolve) => (crashed = resolve));
   consumer.on(consumer.events.CRASH, (event) => {
     if (!event.payload.restart) crashed(event.payload.error);
   });
-  await consumeFlows(consumer, topics.flows.topic, enricher);
+  await consumeEvents(consumer, enrichers);
   telemetry.addHealthCheck('consumer', () => ({ ok: running }));
-  logger.info({ topic: topics.flows.topic, group: config.enricher.groupId, table: `${config.clickhouse.database}.flows` }, 'enricher running');
+  logger.info({ topics: [...enrichers.keys()], group: config.enricher.groupId, database }, 'enricher running');
   return {
     failed: Promise.race([failed, feed.failed]),
     async stop() {

@@ -1,10 +1,10 @@
 /**
- * Gate and hold: when a batch of flows may be joined with the Kubernetes metadata of its time, and what its rows say
- * when it could not wait any longer.
+ * Gate and hold: when a batch of events (flows, HTTP exchanges) may be joined with the Kubernetes metadata of its
+ * time, and what its rows say when it could not wait any longer.
  *
  * A batch is joined once both hold (or its hold expired, enricher.metadataHoldMs after it arrived):
  *   1. caught up: the metadata feed has consumed every metadata partition up to end offsets fetched after the batch
- *      arrived. A collector publishes the identity of a cgroup (and has it acknowledged) before it produces flows
+ *      arrived. A collector publishes the identity of a cgroup (and has it acknowledged) before it produces events
  *      from it, so that identity is then in the index;
  *   2. confirmed: every live metadata source's confirmed watermark (watermarks.ts) has passed the batch's events,
  *      so the index holds every change up to their times. With no live source there is nothing to wait for.
@@ -22,8 +22,7 @@
 import type { Meter } from '@opentelemetry/api';
 import type { Logger } from '../common/logger.js';
 import { createDropCounter, type DropCounter } from '../common/telemetry.js';
-import type { FlowEvent } from '../events/flows.js';
-import type { EndpointIdentity, FlowIdentities } from '../metadata/index/identity.js';
+import type { ConnectionEnds, EndpointIdentity, FlowIdentities } from '../metadata/index/identity.js';
 
 /** How far the metadata feed has come (metadata-feed.ts). */
 export interface MetadataProgress {
@@ -53,7 +52,7 @@ export const COMPLETE_METADATA: MetadataProgress = {
 
 /** The event-time join (src/metadata/index/metadata-index.ts). */
 export interface FlowJoiner {
-  joinFlow(event: FlowEvent): FlowIdentities;
+  join(ends: ConnectionEnds, atNs: bigint): FlowIdentities;
 }
 
 /** Between waits, at least this often: heartbeats and the check that the batch is still wanted. */
@@ -63,7 +62,7 @@ const LATE_REMEDIES = {
   feed_behind:
     'the enricher had not read the metadata topic to its end within enricher.metadataHoldMs of the batch arriving: look at sidecarless.enricher.metadata_messages and the broker, or raise enricher.metadataHoldMs',
   metadata_behind:
-    "a metadata source's confirmed watermark had not passed the flow's start within enricher.metadataHoldMs: check that source (sidecarless metadata, a collector) and its lag (sidecarless.enricher.metadata_watermark_lag), or raise enricher.metadataHoldMs",
+    "a metadata source's confirmed watermark had not passed the event's time (a flow's start, a request's start) within enricher.metadataHoldMs: check that source (sidecarless metadata, a collector) and its lag (sidecarless.enricher.metadata_watermark_lag), or raise enricher.metadataHoldMs",
 } as const;
 
 type LateReason = keyof typeof LATE_REMEDIES;
@@ -88,7 +87,7 @@ export class MetadataGate {
     this.now = deps.now ?? Date.now;
     this.late = createDropCounter(deps.meter, deps.logger, { name: 'enricher.late', remedies: LATE_REMEDIES });
     this.held = deps.meter.createUpDownCounter('sidecarless.enricher.held_batches', {
-      description: 'Batches of flows waiting for the metadata of their time',
+      description: 'Batches of events waiting for the metadata of their time',
       unit: '{batch}',
     });
     // Nearly every batch waits a little: for a catch-up that began after it arrived (a round trip to the broker).
@@ -147,13 +146,13 @@ export class FlowJoin {
   ) {}
 
   /**
-   * Both ends of the event at its start; undefined when the event is beyond the confirmed watermark and the hold
-   * has not expired (the caller waits for that event's time and joins the batch again).
+   * Both ends of the event at `atNs` (its table's join time); undefined when that is beyond the confirmed watermark
+   * and the hold has not expired (the caller waits for that time and joins the batch again).
    */
-  identities(event: FlowEvent): FlowIdentities | undefined {
-    const beyond = this.through !== undefined && event.start_time_ns > this.through;
+  identities(ends: ConnectionEnds, atNs: bigint): FlowIdentities | undefined {
+    const beyond = this.through !== undefined && atNs > this.through;
     if (beyond && !this.expired) return undefined;
-    const identities = this.index.joinFlow(event);
+    const identities = this.index.join(ends, atNs);
     if (this.caughtUp && !beyond) return identities;
     const reason: LateReason = this.caughtUp ? 'metadata_behind' : 'feed_behind';
     const { client, server } = identities;

@@ -40,3 +40,24 @@ export function bindCodec<Event, Value>(registry: Registry, contract: PackedTopi
     decode: (frame) => contract.unpack(registry.resolve<Value>(contract.subject, frame).value),
   };
 }
+
+/** Events that belong to one connection (flows, HTTP exchanges): their partition key. */
+export interface ConnectionEvent {
+  connection_id: string;
+}
+
+/**
+ * The contract of a collector's event topic: events packed `{ events }` per message under the writing collector's
+ * node name, each in the partition of its connection id: every event of a connection is in one partition, in
+ * order, and in the same partition number on each such topic (they have as many partitions: kafka.partitions).
+ */
+export function collectorEventContract<Event extends ConnectionEvent>(topic: string, subject: string): PackedTopicContract<Event, { events: Event[] }> {
+  return {
+    topic,
+    subject,
+    messageKey: 'the node name of the collector that wrote the message',
+    partitionKey: (event) => event.connection_id,
+    pack: (events) => ({ events }),
+    unpack: (batch) => batch.events,
+  };
+}

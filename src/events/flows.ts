@@ -4,7 +4,7 @@
  * collector, read by the enricher and by anyone's own consumers. The Avro schema is the contract; these types
  * mirror it.
  */
-import type { PackedTopicContract } from './contract.js';
+import { collectorEventContract, type PackedTopicContract } from './contract.js';
 
 export type CloseReason = 'open' | 'normal' | 'reset_received' | 'reset_sent' | 'refused' | 'connect_timeout' | 'aborted';
 
@@ -45,12 +45,5 @@ export interface FlowBatch {
   events: FlowEvent[];
 }
 
-export const FLOWS: PackedTopicContract<FlowEvent, FlowBatch> = {
-  topic: 'flows.v1',
-  subject: 'sidecarless.flows.v1',
-  messageKey: 'the node name of the collector that wrote the message',
-  // Every event of a connection (interim and final, both sides on one node) in one partition, in order.
-  partitionKey: (event) => event.connection_id,
-  pack: (events) => ({ events }),
-  unpack: (batch) => batch.events,
-};
+// Every event of a connection (interim and final, both sides on one node) in one partition, in order.
+export const FLOWS: PackedTopicContract<FlowEvent, FlowBatch> = collectorEventContract('flows.v1', 'sidecarless.flows.v1');

@@ -4,7 +4,8 @@
  * text: the schema's doc). One event per message, keyed `namespace/name`, so compaction keeps each policy's latest
  * state; a deletion is a tombstone (null value) under that key.
  *
- * Writers: `sidecarless policy apply|delete` (src/cli/policy.ts), and later the metadata role's NetworkPolicy watch.
+ * Writers: `sidecarless policy apply|delete` (src/cli/policy.ts), and the metadata role's NetworkPolicy watch
+ * (src/metadata/watch/policy-watch.ts), both validating with src/events/networkpolicy/document.ts.
  * Readers: every enforcer, which replays the topic to its end for the current policies; `sidecarless policy list`.
  */
 import type { Registry } from '../common/avro.js';

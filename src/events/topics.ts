@@ -4,6 +4,7 @@
 import type { TopicSpec } from '../common/kafka/topics.js';
 import { DEADLETTER } from './deadletter.js';
 import { FLOWS } from './flows.js';
+import { HTTP } from './http.js';
 import { METADATA } from './metadata.js';
 import { POLICIES } from './policies.js';
 import { VERDICTS } from './verdicts.js';
@@ -50,7 +51,7 @@ export function topicSpecs(prefix = 'sidecarless.', options: TopicCatalogOptions
   const retentionMs = options.retentionMs ?? 7 * day;
   return {
     flows: timed(FLOWS.topic, retentionMs),
-    http: timed('http.v1', retentionMs),
+    http: timed(HTTP.topic, retentionMs),
     verdicts: timed(VERDICTS.topic, retentionMs),
     metadata: compacted(METADATA.topic, retentionMs),
     policies: compacted(POLICIES.topic),

@@ -5,9 +5,10 @@
  *   2. Create the demo's cluster: two namespaces, three Deployments (one pod each, cgroups named as the kubelet
  *      names them) and two Services with their EndpointSlices, as real API objects; HTTP servers in two pods.
  *   3. Run the metadata role (the API server's objects → metadata.v1), the enricher and the collector (tracing the
- *      pods' cgroups), then HTTP traffic between the pods.
- *   4. Wait until every connection is stored, then print the workload → workload (Service) edges from ClickHouse's
- *      per-minute edge rollup, and the counts.
+ *      pods' cgroups, HTTP capture on), then HTTP traffic between the pods, some of it answered with errors.
+ *   4. Wait until every connection and every exchange is stored, then print the workload → workload (Service) edges
+ *      from ClickHouse's per-minute edge rollup, the requests/s, error % and p50/p99 latency per Service from the
+ *      RED rollup (as the servers answered them), and the counts.
  *   5. Stop the roles and remove the pods and their objects; Ctrl-C at any point does the same.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -28,6 +29,15 @@ import { kubeCredentials } from './stack/kube-credentials.js';
 import { kubernetesServer } from './stack/kubernetes.js';
 import { waitFor } from './stack/processes.js';
 
+/** One Service's requests as its servers answered them (http_red_1m, observer side server). */
+interface ServiceRed {
+  service: string;
+  requests: string;
+  errors: string;
+  p50_ms: number;
+  p99_ms: number;
+}
+
 interface Edge {
   client: string;
   server: string;
@@ -40,11 +50,12 @@ interface Edge {
   rtt_p99_us: number;
 }
 
-/** Who calls whom, how much. */
+/** Who calls whom, what, how much (the servers answer /status/<code> with that status: known errors). */
 const calls = [
-  { from: 'frontend', to: 'backend', requests: 300, concurrency: 3 },
-  { from: 'frontend', to: 'payments', requests: 100, concurrency: 2 },
-  { from: 'backend', to: 'payments', requests: 60, concurrency: 1 },
+  { from: 'frontend', to: 'backend', path: '/api/orders/1042', requests: 300, concurrency: 3 },
+  { from: 'frontend', to: 'payments', path: '/charge/7f3e9a2c-55aa-4c1e-9b0e-1a2b3c4d5e6f', requests: 100, concurrency: 2 },
+  { from: 'frontend', to: 'payments', path: '/status/503', requests: 20, concurrency: 1 },
+  { from: 'backend', to: 'payments', path: '/status/404', requests: 60, concurrency: 1 },
 ] as const;
 const servers = { backend: { port: 8080, responseBytes: 4096 }, payments: { port: 9090, responseBytes: 512 } } as const;
 /** Which namespace each Deployment runs in; a suffix keeps one run's objects apart from another's (or a killed run's). */
@@ -106,11 +117,35 @@ async function storedFinalRows(clickhouse: ClickHouseClient, database: string, s
   return { rows: Number(row?.rows ?? 0), named: Number(row?.named ?? 0) };
 }
 
-function printTable(rows: Edge[]): void {
-  const header = ['client workload', 'server workload', 'service', 'port', 'connections', 'bytes c->s', 'bytes s->c', 'rtt p50 µs', 'rtt p99 µs'];
-  const lines = rows.map((r) => [r.client, r.server, r.service, String(r.server_port), r.connections, r.sent, r.received, String(r.rtt_p50_us), String(r.rtt_p99_us)]);
+/** Per Service (namespace/name) since `sinceNs`: requests, errors and latency quantiles, as the servers answered. */
+async function serviceRed(clickhouse: ClickHouseClient, database: string, sinceNs: bigint): Promise<ServiceRed[]> {
+  const result = await clickhouse.query({
+    query: `SELECT concat(server_k8s_namespace_name, '/', server_k8s_service_name) AS service,
+                   toString(sum(requests)) AS requests, toString(sum(errors)) AS errors,
+                   round(exp(quantilesTimingMerge(0.5, 0.99)(duration_code)[1] / 56) / 1000, 2) AS p50_ms,
+                   round(exp(quantilesTimingMerge(0.5, 0.99)(duration_code)[2] / 56) / 1000, 2) AS p99_ms
+            FROM ${database}.http_red_1m
+            WHERE observer_side = 'server' AND minute >= toStartOfMinute(fromUnixTimestamp64Nano({since:Int64}))
+            GROUP BY service ORDER BY service`,
+    query_params: { since: sinceNs.toString() },
+    format: 'JSONEachRow',
+  });
+  return result.json<ServiceRed>();
+}
+
+async function storedExchanges(clickhouse: ClickHouseClient, database: string, sinceNs: bigint): Promise<number> {
+  const result = await clickhouse.query({
+    query: `SELECT count() AS rows FROM ${database}.http_requests WHERE start_time >= fromUnixTimestamp64Nano({since:Int64})`,
+    query_params: { since: sinceNs.toString() },
+    format: 'JSONEachRow',
+  });
+  return Number((await result.json<{ rows: string }>())[0]?.rows ?? 0);
+}
+
+/** Columns from `numericFrom` on are right-aligned. */
+function printTable(header: string[], lines: string[][], numericFrom: number): void {
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const format = (cells: string[]) => cells.map((c, i) => (i >= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
+  const format = (cells: string[]) => cells.map((c, i) => (i >= numericFrom ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
   console.log(format(header));
   for (const line of lines) console.log(format(line));
 }
@@ -131,6 +166,7 @@ export async function runDemo(): Promise<number> {
       env: {
         ...process.env,
         SIDECARLESS_COLLECTOR_CGROUPS: cluster.pods.map((p) => p.cgroup.path).join(','),
+        SIDECARLESS_HTTP_ENABLED: 'true',
         // The demo's programs apart from a collector this node may run, and removed at the end.
         SIDECARLESS_COLLECTOR_PIN_DIRECTORY: `/sys/fs/bpf/sidecarless-demo-${process.pid}`,
         SIDECARLESS_METADATA_KUBECONFIG: kubeCredentials.kubeconfigFile,
@@ -149,11 +185,13 @@ export async function runDemo(): Promise<number> {
     const sinceNs = BigInt(Date.now()) * 1_000_000n;
 
     const running = await Promise.all(Object.entries(servers).map(([name, options]) => startHttpServer(pod(name), options)));
-    console.log(`traffic: ${calls.map((c) => `${c.from} -> ${c.to} ${c.requests} requests`).join(', ')}`);
+    console.log(`traffic: ${calls.map((c) => `${c.from} -> ${c.to} ${c.path} ${c.requests} requests`).join(', ')}`);
+    const trafficStarted = Date.now();
     const loads = await Promise.race([
-      Promise.all(calls.map((c) => runHttpLoad(pod(c.from), `http://${pod(c.to).ip}:${servers[c.to].port}/`, { requests: c.requests, concurrency: c.concurrency }))),
+      Promise.all(calls.map((c) => runHttpLoad(pod(c.from), `http://${pod(c.to).ip}:${servers[c.to].port}${c.path}`, { requests: c.requests, concurrency: c.concurrency }))),
       interrupted.then(() => undefined),
     ]);
+    const trafficSeconds = (Date.now() - trafficStarted) / 1000;
     await Promise.all(running.map((server) => server.stop()));
     if (!loads) return 130;
     const connections = loads.reduce((sum, load) => sum + load.connections, 0);
@@ -162,19 +200,44 @@ export async function runDemo(): Promise<number> {
     stops.push(() => clickhouse.close());
     // Each connection closes on both ends, both traced: one final row per side.
     const wanted = 2 * connections;
+    // Each exchange is seen by its client and by its server: two rows.
+    const responses = loads.reduce((sum, load) => sum + load.responses, 0);
+    const database = config.clickhouse.database;
     const stored = await Promise.race([
-      waitFor(async () => (await storedFinalRows(clickhouse, config.clickhouse.database, sinceNs)).rows >= wanted, { timeoutMs: 60_000, what: `${wanted} connection sides in ClickHouse` }).then(() => true),
+      waitFor(async () => (await storedFinalRows(clickhouse, database, sinceNs)).rows >= wanted && (await storedExchanges(clickhouse, database, sinceNs)) >= 2 * responses, {
+        timeoutMs: 60_000,
+        what: `${wanted} connection sides and ${2 * responses} exchange sides in ClickHouse`,
+      }).then(() => true),
       interrupted.then(() => false),
     ]);
     if (!stored) return 130;
-    console.log(`\nworkload -> workload edges (ClickHouse ${config.clickhouse.database}.flow_edges_1m, as the clients saw them):`);
-    printTable(await edges(clickhouse, config.clickhouse.database, sinceNs));
-    const stats = collector.collectors.get('flows')!.stats;
-    const final = await storedFinalRows(clickhouse, config.clickhouse.database, sinceNs);
+    console.log(`\nworkload -> workload edges (ClickHouse ${database}.flow_edges_1m, as the clients saw them):`);
+    printTable(
+      ['client workload', 'server workload', 'service', 'port', 'connections', 'bytes c->s', 'bytes s->c', 'rtt p50 µs', 'rtt p99 µs'],
+      (await edges(clickhouse, database, sinceNs)).map((r) => [r.client, r.server, r.service, String(r.server_port), r.connections, r.sent, r.received, String(r.rtt_p50_us), String(r.rtt_p99_us)]),
+      3,
+    );
+    console.log(`\nHTTP per Service (ClickHouse ${database}.http_red_1m, as the servers answered; rate over the ${trafficSeconds.toFixed(1)} s of traffic):`);
+    printTable(
+      ['service', 'requests', 'requests/s', 'error %', 'p50 ms', 'p99 ms'],
+      (await serviceRed(clickhouse, database, sinceNs)).map((r) => [
+        r.service,
+        r.requests,
+        (Number(r.requests) / trafficSeconds).toFixed(1),
+        ((100 * Number(r.errors)) / Number(r.requests)).toFixed(1),
+        String(r.p50_ms),
+        String(r.p99_ms),
+      ]),
+      1,
+    );
+    const flows = collector.collectors.get('flows')!.stats;
+    const http = collector.collectors.get('http')!.stats;
+    const final = await storedFinalRows(clickhouse, database, sinceNs);
     console.log(
-      `\n${loads.reduce((s, l) => s + l.responses, 0)} HTTP responses over ${connections} connections; ` +
-        `collector read ${stats.recordsRead} records, Kafka acknowledged ${stats.eventsProduced} events, ` +
-        `${final.rows} final rows stored (${final.named} with both ends named), drops: ${JSON.stringify(stats.drops)}`,
+      `\n${responses} HTTP responses over ${connections} connections; ` +
+        `collector read ${flows.recordsRead} flow records and ${http.recordsRead} HTTP chunk records, Kafka acknowledged ${flows.eventsProduced} flow events and ${http.eventsProduced} exchanges, ` +
+        `${final.rows} final rows stored (${final.named} with both ends named), ${await storedExchanges(clickhouse, database, sinceNs)} exchange rows; ` +
+        `drops: flows ${JSON.stringify(flows.drops)}, http ${JSON.stringify(http.drops)}`,
     );
     return 0;
   } catch (error) {

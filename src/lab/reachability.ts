@@ -22,8 +22,16 @@ export const podKey = (pod: { namespace: string; name: string }) => `${pod.names
 /** Lab pod names are unique per lab, Kubernetes names per namespace: the lab name joins both. */
 const labPodName = (pod: DescribedPod) => `${pod.namespace}-${pod.name}`.slice(0, 32);
 
+export interface DescribedClusterOptions {
+  name: string;
+  kubeconfig?: string;
+  lifetimeMs?: number;
+  /** The pod's address slot (lab subnet.host(index)); default the lowest free one. For scenarios with ipBlocks. */
+  indexOf?: (pod: DescribedPod) => number;
+}
+
 /** Creates the namespaces and pods (bare pods bound to this node, Running) and serves each pod's ports. */
-export async function startDescribedCluster(description: ClusterDescription, options: { name: string; kubeconfig?: string; lifetimeMs?: number }): Promise<DescribedCluster> {
+export async function startDescribedCluster(description: ClusterDescription, options: DescribedClusterOptions): Promise<DescribedCluster> {
   const names = new Set(description.pods.map(labPodName));
   if (names.size !== description.pods.length) throw new RangeError(`lab ${options.name}: two pods map to one lab name; shorten the namespace or pod names`);
   const cluster = await createClusterLab({
@@ -35,6 +43,7 @@ export async function startDescribedCluster(description: ClusterDescription, opt
       objectName: pod.name,
       namespace: pod.namespace,
       labels: pod.labels,
+      ...(options.indexOf ? { index: options.indexOf(pod) } : {}),
       ports: pod.ports.map(({ port, protocol, name }) => ({ containerPort: port, protocol, ...(name ? { name } : {}) })),
     })),
   });

@@ -34,7 +34,7 @@ export function startTcpServer(
   return startServer(pod, 'tcp-server', params, options.lifetimeMs ?? defaultLifetimeMs);
 }
 
-/** Answers every request with 200 and exactly responseBytes of body. Binds the pod's address. */
+/** Answers every request with 200 (a path /status/<4xx or 5xx>: that status) and exactly responseBytes of body. Binds the pod's address. */
 export async function startHttpServer(
   pod: Pod,
   options: { port: number; responseBytes: number; lifetimeMs?: number },

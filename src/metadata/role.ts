@@ -19,11 +19,13 @@ import { KeyedKafkaSink } from '../common/kafka/sink.js';
 import { ensureTopics } from '../common/kafka/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
 import { bindMetadataCodec } from '../events/metadata.js';
+import { bindPoliciesCodec } from '../events/policies.js';
 import { topicSpecs } from '../events/topics.js';
 import { observationClock } from './watch/clock.js';
 import { FileSource } from './watch/file-source.js';
 import { KubeSource } from './watch/kube-source.js';
 import { loadKubeConfig } from './watch/kubeconfig.js';
+import { PolicyWatch } from './watch/policy-watch.js';
 import { MetadataPublisher } from './watch/publisher.js';
 
 export interface MetadataRoleOptions {
@@ -34,6 +36,8 @@ export interface MetadataRoleOptions {
 export interface RunningMetadata extends RunningRole {
   publisher: MetadataPublisher;
   source: KubeSource | FileSource;
+  /** The NetworkPolicy watch (metadata.networkPolicies, with an API server). */
+  policies: PolicyWatch | undefined;
 }
 
 /** How long a stop waits for Kafka to take what is queued. */
@@ -46,11 +50,12 @@ export async function startMetadata({ config, logger, telemetry }: RoleContext, 
   const sourceName = `${file === undefined ? 'kubernetes' : 'file'}/${config.metadata.cluster}`;
   const codec = bindMetadataCodec(loadRegistry());
   const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'metadata'), logger);
-  const { metadata: topic } = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
+  const { metadata: topic, policies: policiesTopic } = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
+  const watchPolicies = kube !== undefined && config.metadata.networkPolicies;
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, [topic], log);
+    await ensureTopics(admin, watchPolicies ? [topic, policiesTopic] : [topic], log);
   } finally {
     await admin.disconnect();
   }
@@ -84,12 +89,29 @@ export async function startMetadata({ config, logger, telemetry }: RoleContext, 
   );
   log.info({ topic: topic.topic, messages, undecodable, ms: Date.now() - started, source: sourceName }, 'metadata topic read back');
 
+  const policies = watchPolicies ? await startPolicyWatch() : undefined;
+  async function startPolicyWatch(): Promise<PolicyWatch> {
+    const policiesCodec = bindPoliciesCodec(loadRegistry());
+    const watch = new PolicyWatch({ kubeConfig: kube!.kubeConfig, sink: new KeyedKafkaSink(kafka, policiesTopic.topic), codec: policiesCodec, source: sourceName, meter, logger: log });
+    await readToEnd(kafka, policiesTopic.topic, ({ key, value }) => {
+      try {
+        watch.restore(policiesCodec.decode(key, value));
+      } catch (error) {
+        log.warn({ topic: policiesTopic.topic, err: describeError(error) }, 'a message of the policies topic does not decode; ignored while reading back');
+      }
+    }, { groupPrefix: `${config.kafka.clientId}-policies-readback`, logger: log });
+    watch.start();
+    telemetry.addHealthCheck('network_policies', watch.health);
+    return watch;
+  }
+
   const source = kube === undefined
     ? new FileSource({ path: file!, publisher, clock, logger: log })
     : new KubeSource({ kubeConfig: kube.kubeConfig, publisher, clock, meter, logger: log, watermarkLagMs: config.metadata.watermarkLagMs });
   try {
     await source.start();
   } catch (error) {
+    await policies?.stop(0);
     await publisher.drain(0);
     throw error;
   }
@@ -100,9 +122,11 @@ export async function startMetadata({ config, logger, telemetry }: RoleContext, 
   return {
     publisher,
     source,
+    policies,
     async stop() {
       clearInterval(watermarks);
       if (source.ready()) publisher.watermark();
+      await policies?.stop(DRAIN_TIMEOUT_MS);
       await source.stop();
       await publisher.drain(DRAIN_TIMEOUT_MS);
       log.info({ stats: publisher.stats }, 'metadata final counts');

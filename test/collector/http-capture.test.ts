@@ -20,7 +20,7 @@ function chunk(connId: bigint, direction: 'sent' | 'received', text: string, sta
 
 function capture(options: { maxConnections?: number; idleNs?: bigint } = {}): { capture: HttpCapture; exchanges: CapturedExchange[] } {
   const exchanges: CapturedExchange[] = [];
-  const made = new HttpCapture({ maxConnections: options.maxConnections ?? 10, idleNs: options.idleNs ?? 1000n, maxPathBytes: 2048, routeRules: [] }, (exchange) =>
+  const made = new HttpCapture({ maxConnections: options.maxConnections ?? 10, idleNs: options.idleNs ?? 1000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 }, (exchange) =>
     exchanges.push(exchange),
   );
   return { capture: made, exchanges };
@@ -44,6 +44,9 @@ describe('HttpCapture', () => {
         status: 404,
         requestBytes: REQUEST.length,
         responseBytes: RESPONSE.length,
+        requestBodyBytes: 0,
+        responseBodyBytes: 5,
+        seq: 0,
         requestFirstNs: 150n,
         requestLastNs: 150n,
         responseFirstNs: 400n,
@@ -90,8 +93,8 @@ describe('HttpCapture', () => {
     assert.equal(c.hasConnection(9n), false);
   });
 
-  it('an idle connection is ended, and what it left in flight is counted', () => {
-    const { capture: c } = capture({ idleNs: 1000n });
+  it('an idle connection is ended, and what it left in flight is counted and reported unanswered', () => {
+    const { capture: c, exchanges } = capture({ idleNs: 1000n });
     c.add(chunk(8n, 'received', REQUEST, 1n, 2n), ends);
     c.tick(1001n); // a sweep: 999 ns idle
     assert.equal(c.hasConnection(8n), true);
@@ -102,6 +105,28 @@ describe('HttpCapture', () => {
     assert.deepEqual(c.stats, { connections: 1, closed: 0, idleEvicted: 1 });
     assert.deepEqual(c.takeDrops(), [['unanswered_request', 1]]);
     assert.deepEqual(c.takeDrops(), []);
+    assert.deepEqual(
+      exchanges.map(({ connId, seq, path, status, requestBytes, responseBytes, requestLastNs, responseFirstNs, latencyNs }) => ({ connId, seq, path, status, requestBytes, responseBytes, requestLastNs, responseFirstNs, latencyNs })),
+      [{ connId: 8n, seq: 0, path: '/users/42', status: null, requestBytes: REQUEST.length, responseBytes: null, requestLastNs: 2n, responseFirstNs: null, latencyNs: null }],
+    );
+  });
+
+  it('numbers the exchanges of each connection, and caps the routes per server end: past the cap {other}, counted', () => {
+    const exchanges: CapturedExchange[] = [];
+    const c = new HttpCapture({ maxConnections: 10, idleNs: 1000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 2, maxRouteServices: 10 }, (exchange) =>
+      exchanges.push(exchange),
+    );
+    const other = () => ({ ...ENDS, serverPort: 81 });
+    const ok = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n';
+    for (const [connId, path, of] of [[1n, '/a', ends], [1n, '/b/7', ends], [1n, '/c', ends], [1n, '/a', ends], [2n, '/c', other]] as const) {
+      c.add(chunk(connId, 'received', `GET ${path} HTTP/1.1\r\n\r\n`, 1n, 2n), of);
+      c.add(chunk(connId, 'sent', ok, 3n, 4n), of);
+    }
+    assert.deepEqual(
+      exchanges.map(({ connId, seq, route }) => [connId, seq, route]),
+      [[1n, 0, '/a'], [1n, 1, '/b/{id}'], [1n, 2, '{other}'], [1n, 3, '/a'], [2n, 0, '/c']],
+    );
+    assert.deepEqual(c.takeDrops(), [['route_cap', 1]]);
   });
 
   it('connections past the bound and records of an unknown direction are counted, not kept', () => {

@@ -13,6 +13,7 @@ import {
   createHttpParseCounters,
   type HttpExchange,
   type HttpParseCounters,
+  type HttpRequestSeen,
 } from '../../src/collector/http/parser.js';
 
 type Side = 'sent' | 'received';
@@ -272,6 +273,45 @@ describe('http parser: cut copies, garbage and loose ends', () => {
     assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/after', 202]]);
   });
 
+  describe('a chunked body whose copy was cut past its current chunk (one write of the whole body, as nginx and Node send one)', () => {
+    const head = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'; // 47 bytes
+    const body = `${(600).toString(16)}\r\n${'x'.repeat(600)}\r\n0\r\n\r\n`; // 612 bytes
+    /** The response in one call, copied up to 256 bytes (the default http.captureBytes). */
+    const cutResponse: Call = ['received', `${head}${body}`.slice(0, 256), 2n, head.length + body.length];
+    const next = 'HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnot'; // 45 header bytes
+
+    it('ended in the missed bytes when the next call starts a response: complete at the cut call, all its bytes counted', () => {
+      assert.deepEqual(parse([['sent', GET, 1n], cutResponse, ['sent', 'GET /b HTTP/1.1\r\n\r\n', 3n], ['received', next, 4n]]), {
+        exchanges: [
+          exchange({ requestLastNs: 1n, requestFirstNs: 1n, responseHeaderBytes: 47, responseBodyBytes: 612, responseFirstNs: 2n, responseLastNs: 2n, latencyNs: 1n }),
+          exchange({ target: '/b', requestHeaderBytes: 19, requestFirstNs: 3n, requestLastNs: 3n, status: 404, responseHeaderBytes: 45, responseBodyBytes: 3, responseFirstNs: 4n, responseLastNs: 4n, latencyNs: 1n }),
+        ],
+        rejections: {},
+      });
+    });
+
+    it('ended in them when the connection closes next', () => {
+      assert.deepEqual(parse([['sent', GET, 1n], cutResponse], true).exchanges.map((e) => [e.status, e.responseBodyBytes, e.responseLastNs]), [[200, 612, 2n]]);
+    });
+
+    it('goes on when the next call starts with a chunk-size line', () => {
+      const more = `${head}258\r\n`; // a first chunk of 600 bytes: its data and CRLF (602 bytes) cut
+      const { exchanges, rejections } = parse([
+        ['sent', GET, 1n],
+        ['received', more, 2n, more.length + 602],
+        ['received', '3\r\nabc\r\n0\r\n\r\n', 3n],
+      ]);
+      assert.deepEqual(rejections, {});
+      assert.deepEqual(exchanges.map((e) => [e.responseBodyBytes, e.responseLastNs]), [[5 + 602 + 13, 3n]]);
+    });
+
+    it('is lost, counted, with a next call that neither starts a message nor a chunk', () => {
+      const { exchanges, rejections } = parse([['sent', GET, 1n], cutResponse, ['received', 'x'.repeat(40), 3n], ['sent', 'GET /b HTTP/1.1\r\n\r\n', 4n], ['received', next, 5n]]);
+      assert.deepEqual(rejections, { truncated_body: 1 });
+      assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/b', 404]]);
+    });
+  });
+
   it('bounds requests waiting for responses, counting each one dropped', () => {
     const requests = Array.from({ length: 66 }, (_, i) => `GET /${i} HTTP/1.1\r\n\r\n`).join('');
     const { exchanges, rejections } = parse([['sent', requests, 1n], ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 2n]]);
@@ -319,6 +359,37 @@ describe('http parser: cut copies, garbage and loose ends', () => {
   it('counts requests left unanswered and messages left incomplete at close', () => {
     assert.deepEqual(parse([['sent', `${GET}${GET}`, 1n]], true).rejections, { unanswered_request: 2 });
     assert.deepEqual(parse([['sent', `${GET}GET /hal`, 1n]], true).rejections, { unanswered_request: 1, incomplete_at_close: 1 });
+  });
+
+  it('pairs a response whose body the close cut (its head had come) with the body bytes that came, counted', () => {
+    const cut = (response: string) => parse([['sent', GET, 100n], ['received', response, 250n]], true);
+    // Content-Length 5, 2 bytes came: the client read the head and closed (wget on an error) or abandoned the body.
+    assert.deepEqual(cut('HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nhe'), {
+      exchanges: [exchange({ status: 404, responseHeaderBytes: 45, responseBodyBytes: 2 })],
+      rejections: { incomplete_at_close: 1 },
+    });
+    // Chunked, cut inside a chunk's data, and after the last chunk before the trailers' end.
+    const chunked = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
+    assert.deepEqual(cut(`${chunked}5\r\nhel`), { exchanges: [exchange({ responseHeaderBytes: 47, responseBodyBytes: 6 })], rejections: { incomplete_at_close: 1 } });
+    assert.deepEqual(cut(`${chunked}0\r\nX: y\r\n`), { exchanges: [exchange({ responseHeaderBytes: 47, responseBodyBytes: 9 })], rejections: { incomplete_at_close: 1 } });
+    // A response cut inside its head answered nothing the client could read: the request stays unanswered.
+    assert.deepEqual(cut('HTTP/1.1 200 OK\r\nContent-Le'), { exchanges: [], rejections: { incomplete_at_close: 1, unanswered_request: 1 } });
+  });
+
+  it('hands each request left unanswered at close to `unanswered`, also one whose body the close cut', () => {
+    const seen: HttpRequestSeen[] = [];
+    const counters = createHttpParseCounters();
+    const parser = new HttpConnectionParser(() => assert.fail('no exchange'), counters, (request) => seen.push(request));
+    parser.received(Buffer.from('GET /a?q=1 HTTP/1.1\r\nHost: h\r\n\r\n', 'latin1'), 10n);
+    parser.received(Buffer.from('POST /b HTTP/1.0\r\nContent-Length: 10\r\n\r\n12345', 'latin1'), 20n);
+    parser.received(Buffer.from('678', 'latin1'), 30n);
+    parser.end();
+    const request = { observer: 'server', methodOriginal: null } as const;
+    assert.deepEqual(seen, [
+      { ...request, method: 'GET', target: '/a?q=1', version: '1.1', requestHeaderBytes: 32, requestBodyBytes: 0, requestFirstNs: 10n, requestLastNs: 10n },
+      { ...request, method: 'POST', target: '/b', version: '1.0', requestHeaderBytes: 40, requestBodyBytes: 0, requestFirstNs: 20n, requestLastNs: 20n },
+    ]);
+    assert.deepEqual(moved(counters), { unanswered_request: 2, incomplete_at_close: 1 });
   });
 });
 

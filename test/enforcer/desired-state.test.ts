@@ -11,8 +11,8 @@ import { loadRegistry } from '../../src/common/avro.js';
 import type { ClusterView } from '../../src/enforcer/compile/cluster.js';
 import { capacityProblem, desiredState, type Capacities } from '../../src/enforcer/desired-state.js';
 import { PolicyLedger, type PolicyMessage } from '../../src/enforcer/policy-ledger.js';
-import { parsePolicies } from '../../src/enforcer/policy/document.js';
-import { policyToEvent } from '../../src/enforcer/policy/event.js';
+import { parsePolicies } from '../../src/events/networkpolicy/document.js';
+import { policyToEvent } from '../../src/events/networkpolicy/event.js';
 import { bindPoliciesCodec } from '../../src/events/policies.js';
 import { VerdictNamer, type Decision } from '../../src/enforcer/verdict-naming.js';
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parsePolicies, PolicyDocumentError, type DocumentProblem } from '../../src/enforcer/policy/document.js';
+import { parsePolicies, PolicyDocumentError, type DocumentProblem } from '../../src/events/networkpolicy/document.js';
 
 const HEAD = 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: p, namespace: x }\n';
 

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PolicyApplier, type NodeMapState } from '../../src/enforcer/apply/applier.js';
 import { PolicyKernel, DEFAULT_POLICY_KERNEL_OPTIONS } from '../../src/enforcer/apply/kernel.js';
@@ -16,17 +15,14 @@ import type { ClusterView } from '../../src/enforcer/compile/cluster.js';
 import type { CompiledPolicies } from '../../src/enforcer/compile/compile.js';
 import { explain } from '../../src/enforcer/compile/explain.js';
 import { PinDirectory } from '../../src/ebpf/pins.js';
-import { cgroup2Root } from '../../src/ebpf/preflight.js';
 import { PolicyDirection } from '../../src/ebpf/records/policy-keys.js';
 import { decodeVerdictRecord, PolicyHook, Verdict, type VerdictRecord } from '../../src/ebpf/records/verdict.js';
 import { openRingReader, type RingReader } from '../../src/ebpf/ringbuf.js';
 import { parseClusterDescription } from '../../src/lab/cluster-description.js';
-import { labNames } from '../../src/lab/names.js';
-import { destroyAll } from '../../src/lab/pods.js';
 import { formatMatrix, probeMatrix, startDescribedCluster, type DescribedCluster } from '../../src/lab/reachability.js';
 import { localHost, kubeApiServerPort } from '../../src/lab/stack/endpoints.js';
 import { requireStackService } from '../helpers/stack.js';
-import { clusterView, compileForLab, outcomeRows } from './lab-policy.js';
+import { clusterView, compileForLab, labCgroupOf, outcomeRows, removePolicyLab } from './lab-policy.js';
 
 const id = randomBytes(3).toString('hex');
 const x = `x-${id}`;
@@ -78,16 +74,11 @@ describe('NetworkPolicy in the kernel: lab pods, real connect()s', () => {
     kernel = PolicyKernel.open(pins, DEFAULT_POLICY_KERNEL_OPTIONS);
     applier = PolicyApplier.open(kernel.maps);
     verdicts = openRingReader(kernel.installation, 'verdict_ring');
-    labCgroup = join(cgroup2Root(), labNames.cgroupDir(described.cluster.id));
+    labCgroup = labCgroupOf(described);
     kernel.attach([labCgroup]);
   });
 
-  after(async () => {
-    kernel?.remove();
-    pins.remove();
-    await described?.destroy();
-    destroyAll();
-  });
+  after(() => removePolicyLab(kernel, pins, described));
 
   const short = (text: string) => text.replaceAll(x, 'x').replaceAll(y, 'y');
   const ip = (key: string) => described.pods.get(key)!.ip;

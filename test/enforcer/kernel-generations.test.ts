@@ -13,24 +13,20 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PolicyApplier } from '../../src/enforcer/apply/applier.js';
 import { DEFAULT_POLICY_KERNEL_OPTIONS, PolicyKernel, type PolicyKernelOptions } from '../../src/enforcer/apply/kernel.js';
 import type { ClusterView } from '../../src/enforcer/compile/cluster.js';
 import { PinDirectory } from '../../src/ebpf/pins.js';
-import { cgroup2Root } from '../../src/ebpf/preflight.js';
 import { PolicyHook, Verdict, decodeVerdictRecord, type VerdictRecord } from '../../src/ebpf/records/verdict.js';
 import { openRingReader } from '../../src/ebpf/ringbuf.js';
 import { launch } from '../../src/lab/agent-launch.js';
 import type { TcpClientParams, TcpClientResult } from '../../src/lab/agents/protocol.js';
 import { parseClusterDescription } from '../../src/lab/cluster-description.js';
-import { labNames } from '../../src/lab/names.js';
-import { destroyAll } from '../../src/lab/pods.js';
 import { probeMatrix, startDescribedCluster, type DescribedCluster } from '../../src/lab/reachability.js';
 import { localHost, kubeApiServerPort } from '../../src/lab/stack/endpoints.js';
 import { requireStackService } from '../helpers/stack.js';
-import { clusterView, compileForLab, outcomeRows } from './lab-policy.js';
+import { clusterView, compileForLab, labCgroupOf, outcomeRows, removePolicyLab } from './lab-policy.js';
 
 const id = randomBytes(3).toString('hex');
 const x = `x-${id}`;
@@ -91,15 +87,10 @@ describe('policy generations and pins on the real kernel', () => {
     xa = described.pods.get(`${x}/a`)!.ip;
     kernel = PolicyKernel.open(pins, OPTIONS);
     applier = PolicyApplier.open(kernel.maps);
-    kernel.attach([join(cgroup2Root(), labNames.cgroupDir(described.cluster.id))]);
+    kernel.attach([labCgroupOf(described)]);
   });
 
-  after(async () => {
-    kernel?.remove();
-    pins.remove();
-    await described?.destroy();
-    destroyAll();
-  });
+  after(() => removePolicyLab(kernel, pins, described));
 
   const rows = async (port: number) => outcomeRows(await probeMatrix(described, { port, protocol: 'TCP' })).map((row) => row.replaceAll(x, 'x').replaceAll(y, 'y'));
   const byPod = () => egressPolicy('by-pod', `{namespaceSelector: {matchLabels: {ns: x}}, podSelector: {matchLabels: {pod: a}}}`, 10_000);
@@ -213,7 +204,7 @@ spec: {podSelector: {}, policyTypes: [Egress]}
     applier = PolicyApplier.open(kernel.maps);
     assert.equal(applier.current.state.policy.size, 0, 'a new layout starts empty');
     applier.apply(state);
-    kernel.attach([join(cgroup2Root(), labNames.cgroupDir(described.cluster.id))]);
+    kernel.attach([labCgroupOf(described)]);
     assert.equal(kernel.retireOtherLayouts(), 1);
     assert.equal(fs.existsSync(running), false, 'the old installation is unpinned');
     assert.deepEqual(await rows(80), ['x/a .R', 'y/a DD'], 'the new installation enforces the state');

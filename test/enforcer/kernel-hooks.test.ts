@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { PolicyApplier } from '../../src/enforcer/apply/applier.js';
 import { DEFAULT_POLICY_KERNEL_OPTIONS, PolicyKernel } from '../../src/enforcer/apply/kernel.js';
 import { compilePolicies, type CompiledPolicies } from '../../src/enforcer/compile/compile.js';
-import { parsePolicies } from '../../src/enforcer/policy/document.js';
+import { parsePolicies } from '../../src/events/networkpolicy/document.js';
 import { Cgroup } from '../../src/ebpf/cgroup.js';
 import { PinDirectory } from '../../src/ebpf/pins.js';
 import { PolicyDirection } from '../../src/ebpf/records/policy-keys.js';

@@ -2,10 +2,16 @@
  * Test support for enforcing policies on lab pods: the ClusterView of a described lab cluster (what the enforcer
  * builds from metadata.v1), the node state compiled for it, and reachability matrices as outcome letters.
  */
+import { join } from 'node:path';
+import type { PolicyKernel } from '../../src/enforcer/apply/kernel.js';
 import type { ClusterView } from '../../src/enforcer/compile/cluster.js';
+import type { PinDirectory } from '../../src/ebpf/pins.js';
+import { cgroup2Root } from '../../src/ebpf/preflight.js';
+import { labNames } from '../../src/lab/names.js';
+import { destroyAll } from '../../src/lab/pods.js';
 import { compilePolicies, type CompiledPolicies } from '../../src/enforcer/compile/compile.js';
 import type { NodeMapState } from '../../src/enforcer/apply/applier.js';
-import { parsePolicies } from '../../src/enforcer/policy/document.js';
+import { parsePolicies } from '../../src/events/networkpolicy/document.js';
 import type { ClusterDescription } from '../../src/lab/cluster-description.js';
 import { podKey, type DescribedCluster, type ReachabilityMatrix } from '../../src/lab/reachability.js';
 
@@ -42,4 +48,15 @@ export function outcomeRows(matrix: ReachabilityMatrix): string[] {
     });
     return `${from} ${letters.join('')}`;
   });
+}
+
+/** The lab's cgroup, the one cgroup the policy programs attach to: every pod's cgroup is below it. */
+export const labCgroupOf = (described: DescribedCluster): string => join(cgroup2Root(), labNames.cgroupDir(described.cluster.id));
+
+/** Removes the policy programs and their pins, then the lab (each part only if it was made). */
+export async function removePolicyLab(kernel: PolicyKernel | undefined, pins: PinDirectory, described: DescribedCluster | undefined): Promise<void> {
+  kernel?.remove();
+  pins.remove();
+  await described?.destroy();
+  destroyAll();
 }

@@ -10,7 +10,7 @@ import { compilePolicies } from '../../src/enforcer/compile/compile.js';
 import { explain } from '../../src/enforcer/compile/explain.js';
 import { allocateIdentities, ANY_PEER, podIdentityId, podIdentityKey } from '../../src/enforcer/compile/identities.js';
 import { diffMapStates, EMPTY_MAP_STATE, portRangeBlocks, type MapChanges, type MapState, type PolicyEntry } from '../../src/enforcer/compile/map-state.js';
-import { parsePolicies } from '../../src/enforcer/policy/document.js';
+import { parsePolicies } from '../../src/events/networkpolicy/document.js';
 
 const pod = (namespace: string, name: string, labels: Record<string, string>, ip: string, namedPorts: ClusterPod['namedPorts'] = []): ClusterPod => ({ namespace, name, labels, namedPorts, ips: [ip] });
 

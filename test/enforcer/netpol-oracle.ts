@@ -4,7 +4,7 @@
  * pod, with its own selector and IPv4 CIDR matching. The truth-table suite compares the compiled maps with it.
  * IPv4 only (the suite's cluster is IPv4).
  */
-import type { LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort } from '../../src/enforcer/policy/types.js';
+import type { LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort } from '../../src/events/networkpolicy/types.js';
 
 export interface OraclePod {
   namespace: string;

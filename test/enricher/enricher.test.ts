@@ -13,9 +13,8 @@ import { startEnricher } from '../../src/enricher/index.js';
 import { BatchLedger } from '../../src/enricher/batch-ledger.js';
 import { ClickHouseSink } from '../../src/enricher/clickhouse-sink.js';
 import { Enricher, type EnricherDeps, type KafkaBatch, type KafkaMessage } from '../../src/enricher/enricher.js';
-import { toFlowRow, type FlowRow, type FlowRows } from '../../src/enricher/flow-row.js';
+import { FLOWS_TABLE, toFlowRow, type FlowRow, type FlowRows } from '../../src/enricher/flow-row.js';
 import { COMPLETE_METADATA, MetadataGate, type MetadataProgress } from '../../src/enricher/metadata-gate.js';
-import { unnamed, type EndpointIdentity } from '../../src/metadata/index/identity.js';
 import { MetadataIndex } from '../../src/metadata/index/metadata-index.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { loadRegistry } from '../../src/common/avro.js';
@@ -29,6 +28,7 @@ import { createLogger } from '../../src/common/logger.js';
 import { startTelemetry } from '../../src/common/telemetry.js';
 import { FLOWS, type FlowBatch, type FlowEvent } from '../../src/events/flows.js';
 import { BASE_TIME_NS, flowEvent, testConfig } from '../helpers/flows.js';
+import { podIdentity } from '../helpers/metadata.js';
 import { queryRows } from '../helpers/clickhouse.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { requireStackService, uniqueName } from '../helpers/stack.js';
@@ -48,9 +48,10 @@ const noMetadata = new MetadataIndex({ labels: [], historyNs: 1n });
 const noMeter = { createCounter: () => ({ add() {} }), createUpDownCounter: () => ({ add() {} }), createHistogram: () => ({ record() {} }) } as never;
 
 /** The Enricher on the embedded engine's flows table and batch ledger, expecting no dead letters. */
-function pipeline(overrides: Partial<EnricherDeps> = {}): EnricherDeps {
+function pipeline(overrides: Partial<EnricherDeps<FlowEvent>> = {}): EnricherDeps<FlowEvent> {
   return {
     decode: (value: Buffer) => codec.decodeFrom(value, codec).events,
+    table: FLOWS_TABLE,
     sink: new ClickHouseSink(clickhouse, table),
     ledger: new BatchLedger(clickhouse, `${config.clickhouse.database}.kafka_batches`),
     gate: new MetadataGate({ progress: COMPLETE_METADATA, index: noMetadata, holdMs: 0, logger, meter: noMeter }),
@@ -166,7 +167,7 @@ before(async () => {
 });
 
 after(async () => {
-  await admin.deleteTopics({ topics: [topics.flows.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
+  await admin.deleteTopics({ topics: [topics.flows.topic, topics.http.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
   await producer.disconnect();
   await admin.disconnect();
   await clickhouse?.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` });
@@ -364,14 +365,7 @@ describe('enricher', () => {
 
   it('rolls final rows up per minute and workload edge, exactly, and a replayed insert adds nothing', async () => {
     await clickhouse.command({ query: `TRUNCATE TABLE ${config.clickhouse.database}.flow_edges_1m` });
-    const pod = (namespace: string, workload: string): EndpointIdentity => ({
-      ...unnamed('hit', 'pod'),
-      k8s_namespace_name: namespace,
-      k8s_pod_name: `${workload}-1`,
-      k8s_workload_kind: 'Deployment',
-      k8s_workload_name: workload,
-    });
-    const edge = { client: pod('shop', 'checkout'), server: { ...pod('pay', 'payments'), k8s_service_name: 'payments' } };
+    const edge = { client: podIdentity('shop', 'checkout'), server: podIdentity('pay', 'payments', 'payments') };
     // A whole minute an hour ago, so that both minutes below are inside the TTL and in the past.
     const minute = (BigInt(Date.now() - 3_600_000) / 60_000n) * 60_000_000_000n;
     const at = (seconds: number) => ({ start_time_ns: minute + BigInt(seconds) * 1_000_000_000n - 500_000_000n, time_ns: minute + BigInt(seconds) * 1_000_000_000n });

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { MetadataGate, type FlowJoin, type FlowJoiner, type MetadataProgress } from '../../src/enricher/metadata-gate.js';
 import { staleAfterMs, Watermarks } from '../../src/enricher/watermarks.js';
 import type { FlowEvent } from '../../src/events/flows.js';
-import { unnamed, type EndpointIdentity, type FlowIdentities } from '../../src/metadata/index/identity.js';
+import { unnamed, type ConnectionEnds, type EndpointIdentity, type FlowIdentities } from '../../src/metadata/index/identity.js';
 import { flowEvent } from '../helpers/flows.js';
 import { TestReader } from '../helpers/telemetry.js';
 
@@ -19,9 +19,9 @@ const ARRIVED_MS = 1_000_000;
 
 const checkout: EndpointIdentity = { ...unnamed('hit', 'pod'), k8s_namespace_name: 'shop', k8s_pod_name: 'checkout-1', k8s_workload_kind: 'Deployment', k8s_workload_name: 'checkout' };
 
-/** Names the client end of connections whose client port is 40001 and nothing else: the server end always misses. */
+/** Names the client end of connections from 10.0.0.101 and nothing else: the server end always misses. */
 const standIn: FlowJoiner = {
-  joinFlow: (event: FlowEvent): FlowIdentities => ({ client: event.client_port === 40001 ? checkout : unnamed('miss', 'external'), server: unnamed('miss', 'unknown') }),
+  join: (ends: ConnectionEnds): FlowIdentities => ({ client: ends.client_address === '10.0.0.101' ? checkout : unnamed('miss', 'external'), server: unnamed('miss', 'unknown') }),
 };
 
 /** A metadata feed whose state a test scripts: each wait of the gate moves the clock and runs the next step. */
@@ -63,13 +63,13 @@ const stillWanted = async () => true;
 /** Statuses of both ends of each event through the join. */
 function statuses(join: FlowJoin, events: FlowEvent[]): Array<[string, string] | undefined> {
   return events.map((event) => {
-    const identities = join.identities(event);
+    const identities = join.identities(event, event.start_time_ns);
     return identities && [identities.client.status, identities.server.status];
   });
 }
 
 /** Connection n starting at `startNs`: the stand-in names its client end when n is 1. */
-const eventAt = (n: number, startNs: bigint) => flowEvent(n, { start_time_ns: startNs, client_port: 40000 + n });
+const eventAt = (n: number, startNs: bigint) => flowEvent(n, { start_time_ns: startNs, client_address: `10.0.0.${100 + n}` });
 
 describe('metadata gate', () => {
   it('opens at once when the feed has caught up since the batch arrived and no source is live: misses stay misses', async () => {
@@ -77,7 +77,7 @@ describe('metadata gate', () => {
     progress.synced = ARRIVED_MS + 1;
     const join = await gate.open(ARRIVED_MS, 5n, stillWanted);
     assert.deepEqual(statuses(join!, [eventAt(1, 1n), eventAt(2, 1n)]), [['hit', 'miss'], ['miss', 'miss']]);
-    assert.deepEqual(join!.identities(eventAt(1, 1n))!.client, checkout);
+    assert.deepEqual(join!.identities(eventAt(1, 1n), 1n)!.client, checkout);
     assert.deepEqual(progress.requested, []);
     assert.equal(await reader.total('sidecarless.enricher.held_batches'), undefined);
   });
@@ -117,7 +117,7 @@ describe('metadata gate', () => {
     // Inside the watermark, not expired: a miss is a miss, nothing late.
     assert.deepEqual(statuses(join!, [eventAt(1, 200n), eventAt(2, 150n)]), [['hit', 'miss'], ['miss', 'miss']]);
     // An event beyond the watermark (its producer stamped the message before it): wait for it, do not guess.
-    assert.equal(join!.identities(eventAt(2, 201n)), undefined);
+    assert.equal(join!.identities(eventAt(2, 201n), 201n), undefined);
     assert.deepEqual(await reader.sum('sidecarless.enricher.late.drops', 'reason'), {});
   });
 
@@ -133,10 +133,10 @@ describe('metadata gate', () => {
       ['miss', 'miss'],
       ['late', 'late'],
     ]);
-    assert.deepEqual(join!.identities(eventAt(1, 300n))!.client, checkout);
+    assert.deepEqual(join!.identities(eventAt(1, 300n), 300n)!.client, checkout);
     assert.deepEqual(await reader.sum('sidecarless.enricher.late.drops', 'reason'), { metadata_behind: 4 });
     const report = lines.find((line) => line.component === 'enricher.late');
-    assert.match(String(report?.msg), /metadata_behind: a metadata source's confirmed watermark had not passed the flow's start within enricher\.metadataHoldMs/);
+    assert.match(String(report?.msg), /metadata_behind: a metadata source's confirmed watermark had not passed the event's time \(a flow's start, a request's start\) within enricher\.metadataHoldMs/);
   });
 
   it('after the hold without a catch-up since the batch arrived, writes every miss as late (feed_behind), even with no live source', async () => {

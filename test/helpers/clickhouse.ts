@@ -5,3 +5,18 @@ export async function queryRows<T = Record<string, unknown>>(clickhouse: ClickHo
   const result = await clickhouse.query({ query, query_params: params, format: 'JSONEachRow' });
   return result.json<T>();
 }
+
+/** Every value of every table of `database` as text (aggregate states as their bytes), by table name (views left out). */
+export async function everyStoredValue(clickhouse: ClickHouseClient, database: string): Promise<Map<string, string>> {
+  const tables = await queryRows<{ name: string }>(
+    clickhouse,
+    "SELECT name FROM system.tables WHERE database = {database:String} AND engine != 'MaterializedView' ORDER BY name",
+    { database },
+  );
+  const values = new Map<string, string>();
+  for (const { name } of tables) {
+    const result = await clickhouse.query({ query: `SELECT * FROM ${database}.${name}`, format: 'TabSeparated' });
+    values.set(name, await result.text());
+  }
+  return values;
+}

@@ -4,13 +4,14 @@
  * chunk records (their bytes copied out of the ring), and the exchanges an HttpCapture pairs from the chunks, fed
  * each flow's final record as the collector wiring does. The test process is the agent (never traced).
  */
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { loadFlowProbe } from '../../src/collector/flows/kernel.js';
 import { HttpCapture, type CapturedExchange } from '../../src/collector/http/capture.js';
 import { loadHttpCapture } from '../../src/collector/http/kernel.js';
 import type { InstalledSource } from '../../src/collector/installed-source.js';
 import { PinDirectory } from '../../src/ebpf/pins.js';
-import { decodeFlowRecord, FlowKind, type FlowRecord } from '../../src/ebpf/records/flow.js';
+import { decodeFlowRecord, FlowKind, FlowSide, type FlowRecord } from '../../src/ebpf/records/flow.js';
 import { decodeHttpChunkEnds, decodeHttpChunkRecord, type HttpChunkEnds, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
 import type { Pod } from '../../src/lab/pods.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
@@ -42,7 +43,7 @@ export class HttpTap {
     private readonly pins: PinDirectory,
     private readonly captureBytes: number,
   ) {
-    this.capture = new HttpCapture({ maxConnections: MAX_CONNECTIONS, idleNs: 60_000_000_000n, maxPathBytes: 2048, routeRules: [] }, (exchange) =>
+    this.capture = new HttpCapture({ maxConnections: MAX_CONNECTIONS, idleNs: 60_000_000_000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 }, (exchange) =>
       this.exchanges.push(exchange),
     );
     this.timer = setInterval(() => this.poll(), 50);
@@ -81,6 +82,29 @@ export class HttpTap {
     return this.chunks.filter((chunk) => chunk.pid === pid);
   }
 
+  /** Chunk records of one socket in one direction (HttpDirection), in order. */
+  chunksOn(connId: bigint, direction: number): HttpChunkRecord[] {
+    return this.chunks.filter((chunk) => chunk.connId === connId && chunk.direction === direction);
+  }
+
+  exchangesOf(connId: bigint): CapturedExchange[] {
+    return this.exchanges.filter((exchange) => exchange.connId === connId);
+  }
+
+  /**
+   * Waits for both final flow records of the connection from `clientPort` to `serverPort` and for the capture to
+   * have ended both sides' parsers (nothing more can come of it); returns each side's conn id, after checking that
+   * every chunk record and exchange of that conn id carries the flow record's cgroup, side, addresses and ports.
+   */
+  async connection(serverPort: number, clientPort: number): Promise<{ client: bigint; server: bigint }> {
+    const finals = () => this.flows.filter((flow) => flow.serverPort === serverPort && flow.clientPort === clientPort && flow.kind === FlowKind.final);
+    await this.until(`both final flow records of ${clientPort} -> ${serverPort}, and their parsers ended`, () => {
+      const connIds = finals().map((flow) => flow.connId);
+      return connIds.length === 2 && connIds.every((connId) => !this.capture.hasConnection(connId));
+    });
+    return { client: this.connIdOf(serverPort, clientPort, 'client'), server: this.connIdOf(serverPort, clientPort, 'server') };
+  }
+
   async until(what: string, done: () => boolean, timeoutMs = 20_000): Promise<void> {
     await waitFor(async () => done(), { timeoutMs, what });
   }
@@ -99,6 +123,21 @@ export class HttpTap {
       this.flowSource.close();
       this.pins.remove();
     }
+  }
+
+  private connIdOf(serverPort: number, clientPort: number, side: 'client' | 'server'): bigint {
+    const finals = this.flows.filter(
+      (flow) => flow.serverPort === serverPort && flow.clientPort === clientPort && flow.side === FlowSide[side] && flow.kind === FlowKind.final,
+    );
+    assert.equal(finals.length, 1, `one final ${side} flow record for ${clientPort} -> ${serverPort}`);
+    const { connId, cgroupId, clientAddress, serverAddress } = finals[0]!;
+    const chunks = this.chunks.filter((chunk) => chunk.connId === connId);
+    assert.ok(chunks.length > 0, `chunk records of the ${side} side`);
+    assert.deepEqual(new Set(chunks.map((chunk) => chunk.cgroupId)), new Set([cgroupId]));
+    const ends = { side: FlowSide[side], clientAddress, clientPort, serverAddress, serverPort };
+    assert.deepEqual(new Set(chunks.map((chunk) => JSON.stringify(chunk.ends))), new Set([JSON.stringify(ends)]));
+    assert.deepEqual(new Set(this.exchangesOf(connId).map((exchange) => exchange.cgroupId)), new Set([cgroupId]));
+    return connId;
   }
 
   private poll(): void {

@@ -109,7 +109,9 @@ export function historyByKey(messages: readonly Message[]): History {
 export async function deleteMetadataTopic(config: Config): Promise<void> {
   const admin = kafkaOf(config).admin();
   await admin.connect();
-  await admin.deleteTopics({ topics: [topicSpecs(config.kafka.topicPrefix).metadata.topic] }).catch(() => {});
+  const topics = topicSpecs(config.kafka.topicPrefix);
+  // The role creates the policies topic too (its NetworkPolicy watch).
+  await admin.deleteTopics({ topics: [topics.metadata.topic, topics.policies.topic] }).catch(() => {});
   await admin.disconnect();
 }
 

@@ -5,6 +5,7 @@
 import type { FlowEvent } from '../../src/events/flows.js';
 import { cgroupKey, metadataEvent, type CgroupState, type MetadataChange, type MetadataEvent, type MetadataKind, type OwnerReference } from '../../src/events/metadata.js';
 import { flowEvent } from './flows.js';
+import { unnamed, type EndpointIdentity } from '../../src/metadata/index/identity.js';
 
 const SOURCE = 'kubernetes/test';
 
@@ -152,5 +153,17 @@ export function seeded(seed: number): () => number {
     let t = Math.imul(state ^ (state >>> 15), 1 | state);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A pod end as the join names it: `<workload>-1` of the Deployment `workload` in `namespace`, backing `service` if given. */
+export function podIdentity(namespace: string, workload: string, service = ''): EndpointIdentity {
+  return {
+    ...unnamed('hit', 'pod'),
+    k8s_namespace_name: namespace,
+    k8s_pod_name: `${workload}-1`,
+    k8s_workload_kind: 'Deployment',
+    k8s_workload_name: workload,
+    k8s_service_name: service,
   };
 }

@@ -6,21 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import type { CapturedExchange } from '../../src/collector/http/capture.js';
-import { FlowKind, FlowSide } from '../../src/ebpf/records/flow.js';
+import { FlowKind } from '../../src/ebpf/records/flow.js';
 import { HttpChunkFlag, HttpDirection, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
 import { createLab, type Lab, type Pod } from '../../src/lab/pods.js';
 import { HttpTap } from '../helpers/http-tap.js';
+import { lineFrom, python, runIn } from '../helpers/processes.js';
 
 const PORTS = { python: 7501, node: 7502, untraced: 7503 };
 const fixture = (name: string) => fileURLToPath(new URL(`../../../test/http/fixtures/${name}`, import.meta.url));
-/** The interpreter itself, not a shim script that would run as another process. */
-const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
 
 interface ClientResult {
   pid: number;
@@ -34,55 +29,15 @@ const servers: Record<string, ChildProcess> = {};
 
 async function startServer(pod: Pod, command: string, script: string, port: number): Promise<ChildProcess> {
   const child = pod.spawn(command, [fixture(script), pod.ip, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  await new Promise<void>((resolve, reject) => {
-    lines.on('line', (line) => line === 'ready' && resolve());
-    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
-  });
+  await lineFrom(child, script);
   return child;
 }
 
 async function runClient(pod: Pod, mode: string, server: Pod, port: number): Promise<ClientResult> {
-  const child = pod.spawn(python, [fixture('client.py'), mode, server.ip, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let output = '';
-  child.stdout!.on('data', (data: Buffer) => (output += data.toString()));
-  const [code] = (await once(child, 'exit')) as [number];
-  assert.equal(code, 0, `client ${mode} failed`);
-  return JSON.parse(output) as ClientResult;
+  return JSON.parse((await runIn(pod, python, [fixture('client.py'), mode, server.ip, String(port)])).stdout) as ClientResult;
 }
 
-/**
- * The conn id of one side of the connection from `clientPort` to `serverPort`, from its final flow record; every
- * chunk record of that conn id carries the flow record's cgroup, side, addresses and ports too.
- */
-function connIdOf(serverPort: number, clientPort: number, side: 'client' | 'server'): bigint {
-  const finals = tap.flows.filter(
-    (flow) => flow.serverPort === serverPort && flow.clientPort === clientPort && flow.side === FlowSide[side] && flow.kind === FlowKind.final,
-  );
-  assert.equal(finals.length, 1, `one final ${side} flow record for ${clientPort} -> ${serverPort}`);
-  const { connId, cgroupId, clientAddress, serverAddress } = finals[0]!;
-  const chunks = tap.chunks.filter((chunk) => chunk.connId === connId);
-  assert.ok(chunks.length > 0, `chunk records of the ${side} side`);
-  assert.deepEqual(new Set(chunks.map((chunk) => chunk.cgroupId)), new Set([cgroupId]));
-  const ends = { side: FlowSide[side], clientAddress, clientPort, serverAddress, serverPort };
-  assert.deepEqual(new Set(chunks.map((chunk) => JSON.stringify(chunk.ends))), new Set([JSON.stringify(ends)]));
-  assert.deepEqual(new Set(tap.exchanges.filter((exchange) => exchange.connId === connId).map((exchange) => exchange.cgroupId)), new Set([cgroupId]));
-  return connId;
-}
-
-/** Waits for both final flow records of the connection and for the capture to have ended both sides' parsers. */
-async function connectionDone(serverPort: number, clientPort: number): Promise<{ client: bigint; server: bigint }> {
-  const finals = () => tap.flows.filter((flow) => flow.serverPort === serverPort && flow.clientPort === clientPort && flow.kind === FlowKind.final);
-  await tap.until(`both final flow records of ${clientPort} -> ${serverPort}, and their parsers ended`, () => {
-    const connIds = finals().map((flow) => flow.connId);
-    return connIds.length === 2 && connIds.every((connId) => !tap.capture.hasConnection(connId));
-  });
-  return { client: connIdOf(serverPort, clientPort, 'client'), server: connIdOf(serverPort, clientPort, 'server') };
-}
-
-const exchangesOf = (connId: bigint): CapturedExchange[] => tap.exchanges.filter((exchange) => exchange.connId === connId);
 const bytesOf = (chunks: HttpChunkRecord[]) => Buffer.concat(chunks.map((chunk) => chunk.data)).toString('hex');
-const chunksOn = (connId: bigint, direction: number) => tap.chunks.filter((chunk) => chunk.connId === connId && chunk.direction === direction);
 
 before(async () => {
   lab = createLab({ name: 'http-capture', pods: ['client', 'server', 'quiet-client', 'quiet-server'] });
@@ -102,26 +57,26 @@ describe('http capture on the real kernel', () => {
   it('copies the exact bytes of each of the eight calls, with full lengths and the flows conn ids', async () => {
     const result = await runClient(lab.pod('client'), 'calls', lab.pod('server'), PORTS.python);
     const calls = result.calls as Array<{ sent_by: string; request: string; read_by: string; response: string }>;
-    const { client, server } = await connectionDone(PORTS.python, result.local_port);
+    const { client, server } = await tap.connection(PORTS.python, result.local_port);
 
     // Client side: one sent record per request, each the exact bytes of its call (write, writev, sendto, sendmsg).
-    const sent = chunksOn(client, HttpDirection.sent);
+    const sent = tap.chunksOn(client, HttpDirection.sent);
     assert.deepEqual(
       sent.map((chunk) => ({ data: chunk.data.toString('hex'), length: chunk.length, flags: chunk.flags, pid: chunk.pid })),
       calls.map((call) => ({ data: call.request, length: call.request.length / 2, flags: 0, pid: result.pid })),
     );
     // What the client read (read, readv, recvfrom, recvmsg), in order, is every response's bytes.
-    const received = chunksOn(client, HttpDirection.received);
+    const received = tap.chunksOn(client, HttpDirection.received);
     assert.equal(bytesOf(received), calls.map((call) => call.response).join(''));
     assert.equal(received.reduce((sum, chunk) => sum + chunk.length, 0), calls.reduce((sum, call) => sum + call.response.length / 2, 0));
     // Server side: the same bytes the other way round, under the server socket's conn id.
-    assert.equal(bytesOf(chunksOn(server, HttpDirection.received)), calls.map((call) => call.request).join(''));
-    assert.equal(bytesOf(chunksOn(server, HttpDirection.sent)), calls.map((call) => call.response).join(''));
+    assert.equal(bytesOf(tap.chunksOn(server, HttpDirection.received)), calls.map((call) => call.request).join(''));
+    assert.equal(bytesOf(tap.chunksOn(server, HttpDirection.sent)), calls.map((call) => call.response).join(''));
     assert.ok(tap.chunks.every((chunk) => chunk.callStartNs <= chunk.monotonicNs));
 
     for (const [connId, observer] of [[client, 'client'], [server, 'server']] as const) {
       assert.deepEqual(
-        exchangesOf(connId).map(({ observer, method, path, status, requestBytes, responseBytes }) => ({ observer, method, path, status, requestBytes, responseBytes })),
+        tap.exchangesOf(connId).map(({ observer, method, path, status, requestBytes, responseBytes }) => ({ observer, method, path, status, requestBytes, responseBytes })),
         calls.map((call, n) => ({
           observer,
           method: 'GET',
@@ -131,8 +86,8 @@ describe('http capture on the real kernel', () => {
           responseBytes: call.response.length / 2,
         })),
       );
-      for (const exchange of exchangesOf(connId)) {
-        assert.ok(exchange.latencyNs > 0n && exchange.latencyNs < 1_000_000_000n, `latency ${exchange.latencyNs} ns`);
+      for (const exchange of tap.exchangesOf(connId)) {
+        assert.ok(exchange.latencyNs !== null && exchange.latencyNs > 0n && exchange.latencyNs < 1_000_000_000n, `latency ${exchange.latencyNs} ns`);
       }
     }
   });
@@ -141,25 +96,38 @@ describe('http capture on the real kernel', () => {
     const result = await runClient(lab.pod('client'), 'keepalive', lab.pod('server'), PORTS.python);
     const statuses = result.statuses as number[];
     assert.equal(statuses.length, 100);
-    const { client, server } = await connectionDone(PORTS.python, result.local_port);
+    const { client, server } = await tap.connection(PORTS.python, result.local_port);
     for (const [connId, observer] of [[client, 'client'], [server, 'server']] as const) {
-      const exchanges = exchangesOf(connId);
+      const exchanges = tap.exchangesOf(connId);
       assert.deepEqual(exchanges.map((exchange) => exchange.status), statuses, `${observer} side`);
       assert.deepEqual(new Set(exchanges.map((exchange) => `${exchange.observer} ${exchange.method} ${exchange.route}`)), new Set([`${observer} GET /status/{id}`]));
+    }
+  });
+
+  it('a peek (recv with MSG_PEEK) is not recorded: the client side received the response once, one exchange', async () => {
+    const result = await runClient(lab.pod('client'), 'peek', lab.pod('server'), PORTS.python);
+    assert.ok((result.peeked as number) > 0, 'the client peeked');
+    const { client, server } = await tap.connection(PORTS.python, result.local_port);
+    assert.equal(bytesOf(tap.chunksOn(client, HttpDirection.received)), result.response);
+    for (const connId of [client, server]) {
+      assert.deepEqual(
+        tap.exchangesOf(connId).map(({ method, path, status, responseBytes }) => ({ method, path, status, responseBytes })),
+        [{ method: 'GET', path: '/status/208', status: 208, responseBytes: (result.response as string).length / 2 }],
+      );
     }
   });
 
   it('a request written one byte per call is one exchange', async () => {
     const result = await runClient(lab.pod('client'), 'bytewise', lab.pod('server'), PORTS.python);
     const request = Buffer.from(result.request as string, 'hex');
-    const { client, server } = await connectionDone(PORTS.python, result.local_port);
-    const sent = chunksOn(client, HttpDirection.sent);
+    const { client, server } = await tap.connection(PORTS.python, result.local_port);
+    const sent = tap.chunksOn(client, HttpDirection.sent);
     assert.equal(sent.length, request.length);
     assert.ok(sent.every((chunk) => chunk.length === 1 && chunk.data.length === 1));
     assert.equal(bytesOf(sent), request.toString('hex'));
     for (const connId of [client, server]) {
       assert.deepEqual(
-        exchangesOf(connId).map(({ method, path, status, requestBytes }) => ({ method, path, status, requestBytes })),
+        tap.exchangesOf(connId).map(({ method, path, status, requestBytes }) => ({ method, path, status, requestBytes })),
         [{ method: 'GET', path: '/status/207', status: 207, requestBytes: request.length }],
       );
     }
@@ -168,15 +136,15 @@ describe('http capture on the real kernel', () => {
   it('a large write is copied up to captureBytes, marked cut, and still counted at its full length', async () => {
     const result = await runClient(lab.pod('client'), 'large', lab.pod('server'), PORTS.python);
     const request = Buffer.from(result.request as string, 'hex');
-    const { client, server } = await connectionDone(PORTS.python, result.local_port);
-    const [first] = chunksOn(client, HttpDirection.sent);
+    const { client, server } = await tap.connection(PORTS.python, result.local_port);
+    const [first] = tap.chunksOn(client, HttpDirection.sent);
     assert.deepEqual(
       { length: first!.length, copied: first!.data.length, truncated: (first!.flags & HttpChunkFlag.truncated) !== 0, data: first!.data.toString('latin1') },
       { length: result.first_send, copied: 256, truncated: true, data: request.subarray(0, 256).toString('latin1') },
     );
     for (const connId of [client, server]) {
       assert.deepEqual(
-        exchangesOf(connId).map(({ method, path, status, requestBytes }) => ({ method, path, status, requestBytes })),
+        tap.exchangesOf(connId).map(({ method, path, status, requestBytes }) => ({ method, path, status, requestBytes })),
         [{ method: 'POST', path: '/upload', status: 201, requestBytes: request.length }],
       );
     }
@@ -184,11 +152,11 @@ describe('http capture on the real kernel', () => {
 
   it("Node's server writes head and body with one writev: one record holds both, in order", async () => {
     const result = await runClient(lab.pod('client'), 'keepalive', lab.pod('server'), PORTS.node);
-    const { client, server } = await connectionDone(PORTS.node, result.local_port);
+    const { client, server } = await tap.connection(PORTS.node, result.local_port);
     const statuses = result.statuses as number[];
-    assert.deepEqual(exchangesOf(client).map((exchange) => exchange.status), statuses);
-    assert.deepEqual(exchangesOf(server).map((exchange) => exchange.status), statuses);
-    const responses = chunksOn(server, HttpDirection.sent).filter((chunk) => chunk.data.toString('latin1').startsWith('HTTP/1.1 200 '));
+    assert.deepEqual(tap.exchangesOf(client).map((exchange) => exchange.status), statuses);
+    assert.deepEqual(tap.exchangesOf(server).map((exchange) => exchange.status), statuses);
+    const responses = tap.chunksOn(server, HttpDirection.sent).filter((chunk) => chunk.data.toString('latin1').startsWith('HTTP/1.1 200 '));
     assert.equal(responses.length, statuses.filter((status) => status === 200).length);
     for (const chunk of responses) {
       const text = chunk.data.toString('latin1');
@@ -201,7 +169,7 @@ describe('http capture on the real kernel', () => {
     const quiet = await runClient(lab.pod('quiet-client'), 'calls', lab.pod('quiet-server'), PORTS.untraced);
     // A traced exchange after it: once its records are read, any of the untraced one would have been read too.
     const traced = await runClient(lab.pod('client'), 'bytewise', lab.pod('server'), PORTS.python);
-    await connectionDone(PORTS.python, traced.local_port);
+    await tap.connection(PORTS.python, traced.local_port);
     const quietPids = new Set([quiet.pid, servers.untraced!.pid]);
     assert.deepEqual(tap.chunks.filter((chunk) => quietPids.has(chunk.pid)), []);
     assert.deepEqual(tap.flows.filter((flow) => flow.serverPort === PORTS.untraced), []);
@@ -214,11 +182,11 @@ describe('http capture on the real kernel', () => {
     assert.deepEqual(tap.chunksOf(before.pid), []);
     assert.equal(tap.retrace([lab.pod('client'), lab.pod('server'), lab.pod('quiet-client')]), true, 'both kinds adopted');
     const after = await runClient(lab.pod('quiet-client'), 'bytewise', lab.pod('server'), PORTS.python);
-    const { client } = await connectionDone(PORTS.python, after.local_port);
+    const { client } = await tap.connection(PORTS.python, after.local_port);
     const sent = tap.chunksOf(after.pid).filter((chunk) => chunk.direction === HttpDirection.sent);
     assert.equal(bytesOf(sent), after.request);
     assert.equal(bytesOf(tap.chunksOf(after.pid).filter((chunk) => chunk.direction === HttpDirection.received)), after.response);
-    assert.deepEqual(exchangesOf(client).map(({ observer, path, status }) => ({ observer, path, status })), [{ observer: 'client', path: '/status/207', status: 207 }]);
+    assert.deepEqual(tap.exchangesOf(client).map(({ observer, path, status }) => ({ observer, path, status })), [{ observer: 'client', path: '/status/207', status: 207 }]);
   });
 
   it('nothing was dropped in the kernel', () => {

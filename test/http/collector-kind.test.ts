@@ -7,10 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, it } from 'node:test';
 import { metrics } from '@opentelemetry/api';
@@ -28,10 +25,10 @@ import { PinDirectory } from '../../src/ebpf/pins.js';
 import type { FlowEvent } from '../../src/events/flows.js';
 import { createLab, type Lab } from '../../src/lab/pods.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
+import { lineFrom, python, runIn } from '../helpers/processes.js';
 
 const PORT = 7511;
 const fixture = (name: string) => fileURLToPath(new URL(`../../../test/http/fixtures/${name}`, import.meta.url));
-const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
 
 /** A stand-in for the http contract: events are packed as they are. */
 const contract = {
@@ -97,10 +94,7 @@ before(async () => {
   );
   for (const collector of collectors) collector.start();
   server = lab.pod('server').spawn(python, [fixture('status-server.py'), lab.pod('server').ip, String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: server!.stdout! }).on('line', (line) => line === 'ready' && resolve());
-    server!.once('exit', (code) => reject(new Error(`status-server.py exited with ${code}`)));
-  });
+  await lineFrom(server, 'status-server.py');
 });
 
 after(async () => {
@@ -112,12 +106,8 @@ after(async () => {
 });
 
 it('100 keep-alive requests are 100 exchanges per side out of the http Collector, nothing dropped', async () => {
-  const client = lab.pod('client').spawn(python, [fixture('client.py'), 'keepalive', lab.pod('server').ip, String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let output = '';
-  client.stdout!.on('data', (data: Buffer) => (output += data.toString()));
-  const [code] = (await once(client, 'exit')) as [number];
-  assert.equal(code, 0);
-  const { statuses, local_port: localPort } = JSON.parse(output) as { statuses: number[]; local_port: number };
+  const { stdout } = await runIn(lab.pod('client'), python, [fixture('client.py'), 'keepalive', lab.pod('server').ip, String(PORT)]);
+  const { statuses, local_port: localPort } = JSON.parse(stdout) as { statuses: number[]; local_port: number };
   const finals = () => events.flows.filter((flow) => flow.client_port === localPort && flow.server_port === PORT && flow.record_kind === 'final');
   await waitFor(async () => finals().length === 2, { timeoutMs: 20_000, what: 'both final flow events' });
   const connIds = finals().map((flow) => BigInt(flow.connection_id.split('/').pop()!));

@@ -5,7 +5,7 @@
  */
 import { FlowFlag, FlowKind, FlowSide, TcpState, type FlowRecord } from '../../ebpf/records/flow.js';
 import type { CloseReason, FlowEvent } from '../../events/flows.js';
-import type { CollectorContext } from '../record-kind.js';
+import { connectionId, type CollectorContext } from '../record-kind.js';
 
 /**
  * How a connection ended, from the state its socket closed from and the flags the kernel program set as it closed
@@ -40,7 +40,7 @@ export function toFlowEvent(record: FlowRecord, context: Pick<CollectorContext, 
   const client = record.side === FlowSide.client;
   const established = (record.flags & FlowFlag.established) !== 0;
   return {
-    connection_id: `${context.nodeName}/${context.epoch}/${record.connId}`,
+    connection_id: connectionId(context, record.connId),
     k8s_node_name: context.nodeName,
     record_kind: record.kind === FlowKind.final ? 'final' : 'interim',
     record_seq: record.recordSeq,

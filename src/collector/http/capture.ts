@@ -19,11 +19,15 @@
  * read every chunk the kernel wrote before the final.
  */
 import { decodeHttpChunkEnds, decodeHttpChunkRecord, HttpDirection, type HttpChunkEnds, type HttpChunkRecord } from '../../ebpf/records/http-chunk.js';
-import { createHttpParseCounters, HttpConnectionParser, type HttpExchange, type HttpParseCounters, type RejectionKind } from './parser.js';
+import { createHttpParseCounters, HttpConnectionParser, type HttpExchange, type HttpParseCounters, type HttpRequestSeen, type RejectionKind } from './parser.js';
 import { RouteTemplater, urlPath } from './route.js';
+import { ROUTE_DROP_REMEDIES, RouteCatalog } from './route-catalog.js';
 import type { RouteRule } from '../../common/route-rules.js';
 
-/** One exchange as the collector reports it; times are kernel monotonic ns (the contract converts them). */
+/**
+ * One exchange as the collector reports it; times are kernel monotonic ns (the contract converts them). A request the
+ * connection closed (or left idle past http.idleTimeoutMs) before answering is reported too, its response fields null.
+ */
 export interface CapturedExchange {
   /** The kernel's conn id (with the conn-id epoch and node it is the flows' connection_id). */
   readonly connId: bigint;
@@ -34,19 +38,28 @@ export interface CapturedExchange {
   readonly methodOriginal: string | null;
   /** The request target's path: no query string or fragment, at most http.maxPathBytes. */
   readonly path: string;
-  /** The path with its variable segments templated (http.routeRules first); not yet capped per service. */
+  /**
+   * The path with its variable segments templated (http.routeRules first), capped per server end (address:port as
+   * the observer saw it: http.maxRoutesPerService, http.maxRouteServices; past them {other}, counted).
+   */
   readonly route: string;
   readonly version: HttpExchange['version'];
-  readonly status: number;
+  /** The final response's status; null: no response came. */
+  readonly status: number | null;
   /** Start line, header block and body as on the wire (full lengths: bytes the copies cut inside a body count). */
   readonly requestBytes: number;
-  readonly responseBytes: number;
+  readonly responseBytes: number | null;
+  /** The bodies alone, as on the wire (chunk framing and trailers included). */
+  readonly requestBodyBytes: number;
+  readonly responseBodyBytes: number | null;
+  /** 0, 1, 2...: the order of this exchange among those of its connection this capture reported. */
+  readonly seq: number;
   readonly requestFirstNs: bigint;
   readonly requestLastNs: bigint;
-  readonly responseFirstNs: bigint;
-  readonly responseLastNs: bigint;
+  readonly responseFirstNs: bigint | null;
+  readonly responseLastNs: bigint | null;
   /** responseFirstNs − requestLastNs. */
-  readonly latencyNs: bigint;
+  readonly latencyNs: bigint | null;
   /** The process of the connection's latest call when the exchange completed. */
   readonly pid: number;
   /** The connection's ends, as its flow records name them. */
@@ -54,7 +67,7 @@ export interface CapturedExchange {
 }
 
 /** What governs each reason the capture counts, beside the parser's kinds (remedies in HTTP_CAPTURE_REMEDIES). */
-export type CaptureDropReason = RejectionKind | 'connection_table_full' | 'bad_direction';
+export type CaptureDropReason = RejectionKind | 'connection_table_full' | 'bad_direction' | keyof typeof ROUTE_DROP_REMEDIES;
 
 export const HTTP_CAPTURE_REMEDIES: Readonly<Record<CaptureDropReason, string>> = {
   not_http: 'a traced connection that is not HTTP/1.x (TLS, HTTP/2, a database protocol): nothing to do; it costs one comparison per call',
@@ -72,6 +85,7 @@ export const HTTP_CAPTURE_REMEDIES: Readonly<Record<CaptureDropReason, string>> 
   upgrade: 'the connection switched protocols (WebSocket, CONNECT): the rest of it is not HTTP/1.x',
   connection_table_full: 'more connections with HTTP traffic at once than collector.maxConnections: raise it',
   bad_direction: 'a chunk record with an unknown direction (a kernel program of another version)',
+  ...ROUTE_DROP_REMEDIES,
 };
 
 export interface HttpCaptureOptions {
@@ -81,6 +95,9 @@ export interface HttpCaptureOptions {
   idleNs: bigint;
   maxPathBytes: number;
   routeRules: readonly RouteRule[];
+  /** http.maxRoutesPerService and http.maxRouteServices (RouteCatalog). */
+  maxRoutesPerService: number;
+  maxRouteServices: number;
 }
 
 interface Connection {
@@ -91,6 +108,8 @@ interface Connection {
   lastRecordNs: bigint;
   /** The process of the connection's latest call. */
   pid: number;
+  /** Exchanges reported so far: the seq of the next one. */
+  exchanges: number;
 }
 
 export interface HttpCaptureStats {
@@ -102,9 +121,10 @@ export interface HttpCaptureStats {
 export class HttpCapture {
   /** Counts by parser kind; read and reset by the caller (takeDrops). */
   private readonly counters: HttpParseCounters = createHttpParseCounters();
-  private readonly ownDrops = { connection_table_full: 0, bad_direction: 0 };
+  private readonly ownDrops = { connection_table_full: 0, bad_direction: 0, route_cap: 0, service_cap: 0 };
   private readonly connections = new Map<bigint, Connection>();
   private readonly templater: RouteTemplater;
+  private readonly routes: RouteCatalog;
   /** Closes noted since the last tick, and those noted before it (ended at the next tick). */
   private closing: bigint[] = [];
   private closable: bigint[] = [];
@@ -116,6 +136,11 @@ export class HttpCapture {
     private readonly emit: (exchange: CapturedExchange) => void,
   ) {
     this.templater = new RouteTemplater(options.routeRules, options.maxPathBytes);
+    this.routes = new RouteCatalog({
+      maxRoutesPerService: options.maxRoutesPerService,
+      maxServices: options.maxRouteServices,
+      drops: { add: (reason) => void this.ownDrops[reason]++ },
+    });
   }
 
   /** One ring record; throws a DecodeError on one it cannot read. */
@@ -190,9 +215,14 @@ export class HttpCapture {
       connId,
       cgroupId,
       ends: ends(),
-      parser: new HttpConnectionParser((exchange) => this.exchange(created, exchange), this.counters),
+      parser: new HttpConnectionParser(
+        (exchange) => this.report(created, exchange, exchange),
+        this.counters,
+        (request) => this.report(created, request, null),
+      ),
       lastRecordNs: 0n,
       pid: 0,
+      exchanges: 0,
     };
     this.connections.set(connId, created);
     this.stats.connections++;
@@ -207,27 +237,32 @@ export class HttpCapture {
     return true;
   }
 
-  private exchange(connection: Connection, exchange: HttpExchange): void {
-    const path = urlPath(exchange.target, this.options.maxPathBytes);
+  /** A request and its response (the same object: an HttpExchange is its request too), or a request left unanswered. */
+  private report(connection: Connection, request: HttpRequestSeen, response: HttpExchange | null): void {
+    const path = urlPath(request.target, this.options.maxPathBytes);
+    const { ends } = connection;
     this.emit({
       connId: connection.connId,
       cgroupId: connection.cgroupId,
-      observer: exchange.observer,
-      method: exchange.method,
-      methodOriginal: exchange.methodOriginal,
+      observer: request.observer,
+      method: request.method,
+      methodOriginal: request.methodOriginal,
       path,
-      route: this.templater.route(path),
-      version: exchange.version,
-      status: exchange.status,
-      requestBytes: exchange.requestHeaderBytes + exchange.requestBodyBytes,
-      responseBytes: exchange.responseHeaderBytes + exchange.responseBodyBytes,
-      requestFirstNs: exchange.requestFirstNs,
-      requestLastNs: exchange.requestLastNs,
-      responseFirstNs: exchange.responseFirstNs,
-      responseLastNs: exchange.responseLastNs,
-      latencyNs: exchange.latencyNs,
+      route: this.routes.admit(`${ends.serverAddress}:${ends.serverPort}`, this.templater.route(path)),
+      version: request.version,
+      status: response === null ? null : response.status,
+      requestBytes: request.requestHeaderBytes + request.requestBodyBytes,
+      responseBytes: response === null ? null : response.responseHeaderBytes + response.responseBodyBytes,
+      requestBodyBytes: request.requestBodyBytes,
+      responseBodyBytes: response === null ? null : response.responseBodyBytes,
+      seq: connection.exchanges++,
+      requestFirstNs: request.requestFirstNs,
+      requestLastNs: request.requestLastNs,
+      responseFirstNs: response === null ? null : response.responseFirstNs,
+      responseLastNs: response === null ? null : response.responseLastNs,
+      latencyNs: response === null ? null : response.latencyNs,
       pid: connection.pid,
-      ends: connection.ends,
+      ends,
     });
   }
 }

@@ -6,8 +6,11 @@
 /** Which end of the socket the kernel observed: the one that sent the requests, or the one that answered them. */
 export type ObserverRole = 'client' | 'server';
 
-/** One request paired with its final response. Sizes in bytes, times in kernel nanoseconds. */
-export interface HttpExchange {
+/**
+ * A request as the observer saw it. Sizes in bytes, times in kernel nanoseconds. Alone, it is a request the connection
+ * closed before answering (HttpConnectionParser's `unanswered`); with its response, an HttpExchange.
+ */
+export interface HttpRequestSeen {
   readonly observer: ObserverRole;
   /** A known method (OTel's set) or `_OTHER`, in which case `methodOriginal` holds what was sent. */
   readonly method: string;
@@ -16,15 +19,20 @@ export interface HttpExchange {
   readonly target: string;
   /** The request's protocol version: `1.0` or `1.1`. */
   readonly version: '1.0' | '1.1';
+  readonly requestHeaderBytes: number;
+  /** Bytes after the header block as they were on the wire (chunk framing and trailers included); 0 when the close cut the request itself short. */
+  readonly requestBodyBytes: number;
+  readonly requestFirstNs: bigint;
+  /** The request's last byte; its first when the close cut the request itself short. */
+  readonly requestLastNs: bigint;
+}
+
+/** One request paired with its final response. */
+export interface HttpExchange extends HttpRequestSeen {
   /** Status code of the final (non-1xx, or 101) response. */
   readonly status: number;
-  readonly requestHeaderBytes: number;
-  /** Bytes after the header block as they were on the wire (chunk framing and trailers included). */
-  readonly requestBodyBytes: number;
   readonly responseHeaderBytes: number;
   readonly responseBodyBytes: number;
-  readonly requestFirstNs: bigint;
-  readonly requestLastNs: bigint;
   readonly responseFirstNs: bigint;
   readonly responseLastNs: bigint;
   /** responseFirstNs − requestLastNs: the time the server took, as the kernel saw it. */

@@ -31,7 +31,14 @@ export function httpKind<Event, Value>(
       ),
     transform(context, emit, { collector, http }) {
       const capture = new HttpCapture(
-        { maxConnections: collector.maxConnections, idleNs: BigInt(http.idleTimeoutMs) * 1_000_000n, maxPathBytes: http.maxPathBytes, routeRules: http.routeRules },
+        {
+          maxConnections: collector.maxConnections,
+          idleNs: BigInt(http.idleTimeoutMs) * 1_000_000n,
+          maxPathBytes: http.maxPathBytes,
+          routeRules: http.routeRules,
+          maxRoutesPerService: http.maxRoutesPerService,
+          maxRouteServices: http.maxRouteServices,
+        },
         (exchange) => emit(toEvent(exchange, context)),
       );
       context.connectionEnds.listen((connId) => capture.connectionClosed(connId));

@@ -34,8 +34,8 @@ const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
     'the kernel skipped an HTTP tracepoint program because another tracing program ran on that CPU: that call has no record, so the exchange it belonged to may be lost (counted by the parser)',
 };
 
-/** Where each program of bpf/http.bpf.c attaches: the entry and the return of eight calls. */
-const CALLS = ['write', 'writev', 'sendto', 'sendmsg', 'read', 'readv', 'recvfrom', 'recvmsg'] as const;
+/** Where each program of bpf/http.bpf.c attaches: the entry and the return of nine calls. */
+const CALLS = ['write', 'writev', 'sendto', 'sendmsg', 'sendfile64', 'read', 'readv', 'recvfrom', 'recvmsg'] as const;
 const TRACEPOINTS = Object.fromEntries(
   CALLS.flatMap((call) => [
     [`http_enter_${call}`, { tracepoint: `syscalls/sys_enter_${call}` as const }],

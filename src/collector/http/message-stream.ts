@@ -33,12 +33,14 @@ const CHUNK_DATA = 4;
 const CHUNK_DATA_END = 5;
 const TRAILERS = 6;
 const UNTIL_CLOSE = 7;
+/** A cut copy missed bytes of a chunked body past its current chunk: the next call says how it went on. */
+const CHUNKS_CUT = 8;
 /** A message was cut: the next call starts afresh at a message boundary. */
-const RESYNC = 8;
+const RESYNC = 9;
 /** Not HTTP, malformed beyond recovery, or upgraded: further input is ignored in O(1). */
-const STOPPED = 9;
+const STOPPED = 10;
 /** A request asked to upgrade; until its response says no, what follows is not HTTP. */
-const AWAITING_UPGRADE = 10;
+const AWAITING_UPGRADE = 11;
 
 const CHUNKED_BODY = -1;
 const BODY_UNTIL_CLOSE = -2;
@@ -85,6 +87,7 @@ export class MessageStream {
    */
   feed(bytes: Buffer, timeNs: bigint, callLength: number = bytes.length): void {
     if (this.state >= STOPPED) return;
+    if (this.state === CHUNKS_CUT && !this.resumeAfterCut(bytes)) return;
     if (this.state === RESYNC) this.state = START;
     const end = bytes.length;
     let at = 0;
@@ -113,11 +116,18 @@ export class MessageStream {
     if (callLength > end) this.skip(callLength - end, timeNs);
   }
 
-  /** The connection closed: a body that ends at close is complete; anything else in flight is counted. */
+  /**
+   * The connection closed: a body that ends at close is complete; anything else in flight is counted. A response
+   * whose head had come still answered its request, though the close cut its body (a client that closes without
+   * reading an error's body, as wget does, or abandons a download): it ends with the body bytes that came, so the
+   * status the client got is reported rather than no response at all.
+   */
   end(): void {
-    if (this.state === UNTIL_CLOSE) this.complete();
+    // A chunked body the last copies cut ended in the bytes they missed: nothing came after them.
+    if (this.state === UNTIL_CLOSE || this.state === CHUNKS_CUT) this.complete();
     else if (this.state < STOPPED && (this.messageBytes > 0 || this.carryLength > 0)) {
       this.pairer.reject('incomplete_at_close');
+      if (this.carries === RESPONSES && this.state >= BODY && this.state <= TRAILERS) this.complete();
     }
     this.stop();
   }
@@ -154,11 +164,50 @@ export class MessageStream {
           }
           return;
         }
-        this.lose('truncated_body');
+        if (this.state === BODY) this.lose('truncated_body'); // The missing bytes began the next message.
+        else this.cutInChunks(missing, timeNs);
+        return;
+      case CHUNK_SIZE:
+      case CHUNK_DATA_END:
+      case TRAILERS:
+        this.cutInChunks(missing, timeNs);
         return;
       default:
         this.lose(this.state === START || this.state === HEADERS || this.state === RESYNC ? 'truncated_headers' : 'truncated_body');
     }
+  }
+
+  /**
+   * The copy missed chunk framing (a writer that sends a chunked body in one call larger than the copy: nginx's
+   * autoindex, Node's res.end): the missing bytes count as body, and the next call tells whether they ended it.
+   */
+  private cutInChunks(missing: number, timeNs: bigint): void {
+    this.consumed(missing, timeNs);
+    this.carryLength = 0;
+    this.blockBytes = 0;
+    this.state = CHUNKS_CUT;
+  }
+
+  /**
+   * The call after a cut inside a chunked body. One that starts with a start line of this direction says the body
+   * ended in the missed bytes: the message is complete, at the cut call's time. One that starts with a chunk-size
+   * line says it goes on (writers send whole chunks per call). Anything else cannot be framed: the message is lost,
+   * counted, and this call with it. Returns whether this call is to be parsed.
+   */
+  private resumeAfterCut(bytes: Buffer): boolean {
+    const newline = bytes.indexOf(LF);
+    const end = newline < 0 ? -1 : lineContentEnd(bytes, 0, newline + 1);
+    const startsMessage = end >= 0 && (this.carries === REQUESTS ? parseRequestLine(bytes, 0, end) !== null : parseStatusLine(bytes, 0, end) !== null);
+    if (startsMessage) {
+      this.complete();
+      return true;
+    }
+    if (end > 0 && chunkSizeOf(bytes, 0, end) >= 0) {
+      this.state = CHUNK_SIZE;
+      return true;
+    }
+    this.lose('truncated_body');
+    return false;
   }
 
   /** Drops the message in flight, counted, and waits for the next call to start a new one. */
@@ -316,17 +365,8 @@ export class MessageStream {
   }
 
   private chunkSize(line: Uint8Array, start: number, end: number): void {
-    let size = 0;
-    let i = start;
-    for (; i < end && i - start <= 12; i++) {
-      const digit = hexValue(line[i]!);
-      if (digit < 0) break;
-      size = size * 16 + digit;
-    }
-    const next = line[i];
-    if (i === start || i - start > 12 || (i < end && next !== 0x3b && next !== 0x20 && next !== 0x09)) {
-      return this.fail('bad_chunk');
-    }
+    const size = chunkSizeOf(line, start, end);
+    if (size < 0) return this.fail('bad_chunk');
     this.blockBytes = 0;
     if (size === 0) {
       this.state = TRAILERS;
@@ -366,6 +406,20 @@ function lineContentEnd(line: Uint8Array, start: number, stop: number): number {
   let end = stop - 1;
   if (end > start && line[end - 1] === CR) end--;
   return end;
+}
+
+/** The size a chunk-size line gives (at most 12 hex digits, then its end or extensions after `;`), or -1 when it is not one. */
+function chunkSizeOf(line: Uint8Array, start: number, end: number): number {
+  let size = 0;
+  let i = start;
+  for (; i < end && i - start <= 12; i++) {
+    const digit = hexValue(line[i]!);
+    if (digit < 0) break;
+    size = size * 16 + digit;
+  }
+  const next = line[i];
+  if (i === start || i - start > 12 || (i < end && next !== 0x3b && next !== 0x20 && next !== 0x09)) return -1;
+  return size;
 }
 
 function hexValue(byte: number): number {

@@ -7,7 +7,6 @@
  * Services are never forgotten: a collector whose services change past maxServices over its life reports the newest
  * ones' routes as {other} until it restarts (the counted service_cap says so).
  */
-import type { DropCounter } from '../../common/telemetry.js';
 
 export const OTHER_ROUTE = '{other}';
 
@@ -22,8 +21,8 @@ export interface RouteCatalogOptions {
   maxRoutesPerService: number;
   /** config http.maxRouteServices */
   maxServices: number;
-  /** Counts each {other} by reason (route_cap, service_cap); create it with ROUTE_DROP_REMEDIES. */
-  drops: Pick<DropCounter, 'add'>;
+  /** Counts each {other} by reason (route_cap, service_cap): a DropCounter made with ROUTE_DROP_REMEDIES, or a kind's own counts. */
+  drops: { add(reason: keyof typeof ROUTE_DROP_REMEDIES): void };
 }
 
 export class RouteCatalog {

@@ -1,6 +1,6 @@
 /**
  * The enforcer's map keys (bpf/include/records.h, read by bpf/policy.bpf.c) and their enums. Addresses are 128-bit
- * numbers, IPv4 v4-mapped (as src/enforcer/policy/cidr.ts holds them), written as 16 big-endian bytes; identities and
+ * numbers, IPv4 v4-mapped (as src/events/networkpolicy/cidr.ts holds them), written as 16 big-endian bytes; identities and
  * cgroup ids little-endian, as the programs read them from other maps; the port of a policy key big-endian, because
  * its blocks are prefixes of the port's bits. Every padding byte is written as zero: hash keys compare all bytes.
  * The mirrors are registered in ./layouts.ts; test/ebpf/records-golden.test.ts pins each codec to compiler-made

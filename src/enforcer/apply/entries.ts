@@ -7,7 +7,7 @@
 import { formatIPv6 } from '../../common/address.js';
 import { PolicyDirection, PolicyFlag, type IsolationKey, type PolicyDirectionNumber, type PolicyKey, type PrefixKey } from '../../ebpf/records/policy-keys.js';
 import { isolationKey, policyEntryKey, portRangeBlocks, PROTOCOL_NUMBERS, type Direction, type EntryProtocol, type IsolationEntry, type PolicyEntry } from '../compile/map-state.js';
-import { formatPrefix, parseAddress, parseCidr } from '../policy/cidr.js';
+import { formatPrefix, parseAddress, parseCidr } from '../../events/networkpolicy/cidr.js';
 
 const V4_MAPPED_HIGH = 0xffffn;
 

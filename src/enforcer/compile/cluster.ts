@@ -4,7 +4,7 @@
  * tests. Pods on the host's network (their IP is the node's) and terminated pods are not in it: NetworkPolicy
  * leaves host-network pods undefined, and a terminated pod sends nothing and no longer holds its IP.
  */
-import type { Protocol } from '../policy/types.js';
+import type { Protocol } from '../../events/networkpolicy/types.js';
 
 export interface NamedPort {
   name: string;

@@ -17,9 +17,9 @@
  *   to a CIDR entry (documented in docs/ARCHITECTURE.md);
  * - endPort makes [port, endPort]; a port spec without port is every port of its protocol.
  */
-import { parseCidr, prefixContains, type Prefix } from '../policy/cidr.js';
-import { selects } from '../policy/labels.js';
-import { policyKey, type NetworkPolicy, type PolicyPeer, type PolicyPort, type PolicyRule, type Protocol } from '../policy/types.js';
+import { parseCidr, prefixContains, type Prefix } from '../../events/networkpolicy/cidr.js';
+import { selects } from '../../events/networkpolicy/labels.js';
+import { policyKey, type NetworkPolicy, type PolicyPeer, type PolicyPort, type PolicyRule, type Protocol } from '../../events/networkpolicy/types.js';
 import type { ClusterView, NamedPort } from './cluster.js';
 import { allocateIdentities, ANY_PEER, type Identities, type PodIdentity } from './identities.js';
 import { isolationKey, policyEntryKey, policyGroupKey, type Direction, type EntryProtocol, type IsolationEntry, type MapState, type PolicyEntry } from './map-state.js';

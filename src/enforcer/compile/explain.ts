@@ -4,8 +4,8 @@
  * the source's egress and the destination's ingress. Pure.
  */
 import { normalizeAddress } from '../../common/address.js';
-import { parseAddress, parseCidr, prefixContainsAddress, type Prefix } from '../policy/cidr.js';
-import type { Protocol } from '../policy/types.js';
+import { parseAddress, parseCidr, prefixContainsAddress, type Prefix } from '../../events/networkpolicy/cidr.js';
+import type { Protocol } from '../../events/networkpolicy/types.js';
 import type { CompiledPolicies, RuleOrigin } from './compile.js';
 import { ANY_PEER } from './identities.js';
 import { isolationKey, policyGroupKey, type Direction, type EntryProtocol, type MapState, type PolicyEntry } from './map-state.js';

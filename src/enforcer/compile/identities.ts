@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SidecarlessError } from '../../common/errors.js';
-import { formatPrefix, type Prefix } from '../policy/cidr.js';
+import { formatPrefix, type Prefix } from '../../events/networkpolicy/cidr.js';
 import { podName, type ClusterView, type NamedPort } from './cluster.js';
 
 export const ANY_PEER = 0n;

@@ -31,6 +31,19 @@ export interface EndpointIdentity {
   labels: Record<string, string>;
 }
 
+/**
+ * What the join reads of an event of one connection (a flow, an HTTP exchange): the node and cgroup of the observing
+ * socket, which end it is, the addresses of both ends and the server port (which Service a pod backed).
+ */
+export interface ConnectionEnds {
+  readonly observer_side: 'client' | 'server';
+  readonly k8s_node_name: string;
+  readonly cgroup_id: bigint;
+  readonly client_address: string;
+  readonly server_address: string;
+  readonly server_port: number;
+}
+
 export interface FlowIdentities {
   client: EndpointIdentity;
   server: EndpointIdentity;

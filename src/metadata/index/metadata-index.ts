@@ -18,9 +18,10 @@
  * address, a pod's workload, its Service) is resolved from the whole history, so the answers do not depend on that
  * order.
  *
- * joinFlow: the observing side is local to the event's node: named by (k8s_node_name, cgroup_id) first, which also
- * names host-network pods, whose address is their node's; if the cgroup names no known pod at the time, by its
- * address. The other side by its address only. An address resolves, at the flow's start time, to a Service (its
+ * join (joinFlow: a flow at its start; an HTTP exchange at its request's start): the observing side is local to the
+ * event's node: named by (k8s_node_name, cgroup_id) first, which also names host-network pods, whose address is
+ * their node's; if the cgroup names no known pod at the time, by its address. The other side by its address only.
+ * An address resolves, at the event's time, to a Service (its
  * ClusterIP: kind `service`, no pod), else a pod (kind `pod`: namespace, pod, workload (workload.ts), node, the
  * allow-listed labels; on the server side also the Service whose EndpointSlice held the pod on the server port),
  * else a node (kind `node`), else nothing: status `miss`, kind `unknown` for a private address (RFC 1918, ULA,
@@ -51,7 +52,7 @@ import { addressKey, type AddressKey } from './address-key.js';
 import { History, type PodState, type State } from './history.js';
 import { Identities, MISS_EXTERNAL, MISS_UNKNOWN } from './identities.js';
 import { Instant } from './instant.js';
-import type { EndpointIdentity, FlowIdentities } from './identity.js';
+import type { ConnectionEnds, EndpointIdentity, FlowIdentities } from './identity.js';
 import { ServiceEndpoints } from './service-endpoints.js';
 import { workloadAt } from './workload.js';
 
@@ -116,9 +117,17 @@ export class MetadataIndex {
     this.derive(history, state);
   }
 
-  /** Both ends of a flow event, as they were at event.start_time_ns. Statuses are only 'hit' or 'miss' ('late' is the caller's). */
+  /** Both ends of a flow event, as they were at event.start_time_ns (the connection's start). */
   joinFlow(event: FlowEvent): FlowIdentities {
-    const at = this.instant.set(event.start_time_ns);
+    return this.join(event, event.start_time_ns);
+  }
+
+  /**
+   * Both ends of an event of one connection, as they were at `atNs` (a flow's start, an HTTP request's start).
+   * Statuses are only 'hit' or 'miss' ('late' is the caller's).
+   */
+  join(event: ConnectionEnds, atNs: bigint): FlowIdentities {
+    const at = this.instant.set(atNs);
     if (event.observer_side === 'client') {
       return { client: this.local(event, event.client_address, NOT_A_SERVER, at), server: this.remote(event.server_address, event.server_port, at) };
     }
@@ -205,7 +214,7 @@ export class MetadataIndex {
   }
 
   /** The observing side: its cgroup's pod, else its address. */
-  private local(event: FlowEvent, address: string, serverPort: number, at: Instant): EndpointIdentity {
+  private local(event: ConnectionEnds, address: string, serverPort: number, at: Instant): EndpointIdentity {
     const pod = this.cgroups.podAt(event.k8s_node_name, event.cgroup_id, at, this.podHistory);
     return pod === undefined ? this.remote(address, serverPort, at) : this.pod(pod, addressKey(address), serverPort, at);
   }

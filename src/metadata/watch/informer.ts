@@ -48,17 +48,21 @@ export interface InformerOptions {
   handlers: InformerHandlers;
   /** Back-off after a failure. Default 1 s doubling to 30 s. */
   backoff?: { initialMs: number; maxMs: number };
+  /** The annotations the contract reads (a NetworkPolicy's audit mode); the cache keeps no other. */
+  annotations?: readonly string[];
 }
 
 /**
  * What the informer's cache keeps of an object, which is all the objects for as long as they exist: the contract
- * never reads annotations (often the largest part: last-applied-configuration), and of managedFields only the
+ * reads no annotation but those named in `keep` (the rest is often the largest part: last-applied-configuration), and of managedFields only the
  * newest time is used (the watch lag).
  */
-function slim(object: KubernetesObject): KubernetesObject {
+function slim(object: KubernetesObject, keep: readonly string[]): KubernetesObject {
   const metadata = object?.metadata;
   if (metadata === undefined) return object;
-  delete metadata.annotations;
+  const kept = Object.entries(metadata.annotations ?? {}).filter(([name]) => keep.includes(name));
+  if (kept.length === 0) delete metadata.annotations;
+  else metadata.annotations = Object.fromEntries(kept);
   let newest: { time: Date } | undefined;
   for (const { time } of metadata.managedFields ?? []) {
     if (time !== undefined && (newest === undefined || Date.parse(String(time)) > Date.parse(String(newest.time)))) newest = { time };
@@ -90,6 +94,7 @@ class InformerWatch extends Watch {
   constructor(
     kubeConfig: KubeConfig,
     private readonly events: WatchEvents,
+    private readonly keepAnnotations: readonly string[],
   ) {
     super(kubeConfig);
   }
@@ -110,7 +115,7 @@ class InformerWatch extends Watch {
     let failed = false;
     const heard = (phase: string, object: unknown, line?: unknown) => {
       this.events.heard();
-      callback(phase, slim(object as KubernetesObject), line);
+      callback(phase, slim(object as KubernetesObject, this.keepAnnotations), line);
     };
     const controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, heard, (error) => {
       failed = true;
@@ -183,7 +188,7 @@ export class Informer {
         this.failedSinceList = false;
       },
       heard: () => (this.lastHeard = Date.now()),
-    });
+    }, options.annotations ?? []);
     this.silenceCheck = setInterval(() => {
       // A watch that hears nothing, not even the bookmark the API server sends about every minute, has lost its
       // connection without being told (a half-open TCP connection): it is replaced, resuming from its version.
@@ -251,7 +256,7 @@ export class Informer {
     this.stateNow = 'listing';
     this.listAbort = new AbortController();
     const list = await listAll(this.options.kubeConfig, this.options.path, this.listAbort.signal);
-    list.items.forEach(slim);
+    for (const item of list.items) slim(item, this.options.annotations ?? []);
     this.lists++;
     if (this.lists > 1) this.relists++;
     this.returning = true;

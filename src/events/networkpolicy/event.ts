@@ -1,5 +1,5 @@
 /** NetworkPolicy ⇄ the policies topic's event (src/events/policies.ts): the same content, in the schema's names. */
-import type { PolicyEvent, PolicyEventPeer, PolicyEventPort, PolicyEventRule, PolicyLabelSelector } from '../../events/policies.js';
+import type { PolicyEvent, PolicyEventPeer, PolicyEventPort, PolicyEventRule, PolicyLabelSelector } from '../policies.js';
 import { policyKey, type LabelSelector, type NetworkPolicy, type PolicyPeer, type PolicyPort, type PolicyRule } from './types.js';
 
 const selectorToEvent = (s: LabelSelector): PolicyLabelSelector => ({ match_labels: { ...s.matchLabels }, match_expressions: s.matchExpressions.map((e) => ({ ...e, values: [...e.values] })) });

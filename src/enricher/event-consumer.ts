@@ -1,12 +1,15 @@
 /**
- * The enricher's consumer of the flows topic: a consumer group whose fetches are enricher.batchBytes per partition
- * (up to enricher.flushMs for them to fill), each fetched batch handed to the Enricher and committed only once
- * stored. Used by the role (index.ts) and by bench/enrich-join, which times this very loop.
+ * The enricher's consumer of the event topics (flows, http): one consumer group subscribed to all of them, whose
+ * fetches are enricher.batchBytes per partition (up to enricher.flushMs for them to fill), each fetched batch
+ * handed to its topic's Enricher and committed only once stored. One group, not one per topic: kafkajs's assignors
+ * give every member partitions of every topic the group reads, so members subscribed to different topics in one
+ * group would be handed partitions they do not read. Used by the role (index.ts) and by bench/enrich-join, which
+ * times this very loop.
  */
 import type { Consumer, Kafka } from 'kafkajs';
 import type { Enricher } from './enricher.js';
 
-export interface FlowsConsumerOptions {
+export interface EventConsumerOptions {
   groupId: string;
   /** enricher.batchBytes. */
   batchBytes: number;
@@ -15,7 +18,7 @@ export interface FlowsConsumerOptions {
 }
 
 /** The consumer (not connected); it stops restarting itself after a crash once `running` says false. */
-export function createFlowsConsumer(kafka: Kafka, options: FlowsConsumerOptions, running: () => boolean): Consumer {
+export function createEventConsumer(kafka: Kafka, options: EventConsumerOptions, running: () => boolean): Consumer {
   return kafka.consumer({
     groupId: options.groupId,
     minBytes: options.batchBytes,
@@ -28,17 +31,23 @@ export function createFlowsConsumer(kafka: Kafka, options: FlowsConsumerOptions,
   });
 }
 
-/** Connects, subscribes to `topic` from the beginning and runs: every batch into `enricher`, committed once stored. */
-export async function consumeFlows(consumer: Consumer, topic: string, enricher: Enricher): Promise<void> {
-  consumer.on(consumer.events.GROUP_JOIN, () => enricher.forgetPartitions());
+/** The Enricher of each topic the consumer reads. */
+export type TopicEnrichers = ReadonlyMap<string, Pick<Enricher<never>, 'handle' | 'forgetPartitions'>>;
+
+/** Connects, subscribes to every topic of `enrichers` from the beginning and runs: every batch into its topic's enricher, committed once stored. */
+export async function consumeEvents(consumer: Consumer, enrichers: TopicEnrichers): Promise<void> {
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    for (const enricher of enrichers.values()) enricher.forgetPartitions();
+  });
   await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  await consumer.subscribe({ topics: [...enrichers.keys()], fromBeginning: true });
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
     eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
       if (!isRunning() || isStale()) return;
       const { partition, highWatermark, messages } = batch;
+      const enricher = enrichers.get(batch.topic)!; // subscribed to these topics only
       const handled = await enricher.handle({ topic: batch.topic, partition, highWatermark, messages }, { heartbeat, isStale });
       if (handled === undefined) return;
       if (handled.commit !== undefined) await consumer.commitOffsets([{ topic: batch.topic, partition, offset: handled.commit }]);

@@ -387,3 +387,13 @@ export function validatePolicyDocument(document: unknown): NetworkPolicy {
   if (policy === undefined) throw new PolicyDocumentError(problems);
   return policy;
 }
+
+/**
+ * One NetworkPolicy object as the API server serves it (a list's items carry no apiVersion and kind; `status`, which
+ * older servers still serve, is the server's), checked as validatePolicyDocument checks it. Throws a
+ * PolicyDocumentError naming the field of every problem.
+ */
+export function policyFromObject(object: unknown): NetworkPolicy {
+  const { status: _status, ...served } = (object ?? {}) as Record<string, unknown>;
+  return validatePolicyDocument({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', ...served });
+}

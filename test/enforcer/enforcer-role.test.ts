@@ -4,7 +4,8 @@
  * serving 80) and by `sidecarless policy apply`, enforcing with the real kernel. Pods probe each other with real
  * connect()s from inside their network namespaces and cgroups.
  *
- *   1. a policy applied while the enforcer runs changes the matrix (y/a may reach x/a:80 only);
+ *   1. a policy applied while the enforcer runs changes the matrix (y/a may reach x/a:80 only); a NetworkPolicy
+ *      created through the API server (published by the metadata role's watch) isolates x/a, and its deletion lifts it;
  *   2. a policy message that does not decode and one with a bad CIDR, published between valid ones, go to the
  *      dead-letter topic with their offsets and reasons, while the valid update beside them is enforced;
  *   3. the enforcer is SIGKILLed, a policy is applied while it is down, it is started again: its pins enforce the old
@@ -45,6 +46,7 @@ import { probeMatrix, startDescribedCluster, type DescribedCluster } from '../..
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { kafkaPort, localHost, localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
 import { cleanUpAll } from '../helpers/cleanup.js';
+import { KubeObjects } from '../helpers/kube.js';
 import { startEnforcerProcess, type EnforcerProcess } from '../../src/lab/enforcer-process.js';
 import { deleteMetadataTopic, metadataConfig, startRole, type StartedRole } from '../helpers/metadata-role.js';
 import { requireStackService } from '../helpers/stack.js';
@@ -145,6 +147,7 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
   let described: DescribedCluster;
   let enforcer: EnforcerProcess | undefined;
   let reference: { role: RunningEnforcer; telemetry: Telemetry } | undefined;
+  const kube = KubeObjects.fromStack();
 
   const labCgroup = () => join(cgroup2Root(), labNames.cgroupDir(described.cluster.id));
   const rows = async (port: number) => outcomeRows(await probeMatrix(described, { port, protocol: 'TCP' })).map((row) => row.replaceAll(x, 'x').replaceAll(y, 'y'));
@@ -174,6 +177,7 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
         destroyAll();
       }],
       ['the metadata role', () => metadata?.stop()],
+      ['the API objects', () => kube.cleanup()],
       ['the topics', async () => {
         await deleteMetadataTopic(metadataCfg);
         const admin = kafka.admin();
@@ -190,6 +194,15 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
     for (const port of PORTS) assert.deepEqual(await rows(port), [X_ROWS[port], open[port]], `port ${port} is open before any policy`);
     await policyApply(egress(80));
     await enforces([80], 'y/a to reach x/a:80 only');
+  });
+
+  it('a NetworkPolicy created and deleted through the API server (the metadata role\'s watch) is enforced and lifted', async () => {
+    const isolateXa = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: x, name: 'isolate-a' }, spec: { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Ingress'] } };
+    await kube.create(isolateXa);
+    // x/a takes no connection any more (T: the SYN is dropped at ingress), y/a keeps its egress policy.
+    await waitFor(async () => JSON.stringify(await rows(80)) === JSON.stringify(['x/a T.', 'y/a TD']), { timeoutMs: 30_000, intervalMs: 100, what: 'x/a isolated by the API server\'s policy' });
+    await kube.delete(isolateXa);
+    await enforces([80], 'the API server\'s policy lifted');
   });
 
   it('dead-letters a policy message that does not decode and one with a bad CIDR, and enforces the valid update beside them', async () => {

@@ -27,7 +27,7 @@ import { parsePolicies } from '../src/events/networkpolicy/document.js';
 import { topicSpecs } from '../src/events/topics.js';
 import { launch } from '../src/lab/agent-launch.js';
 import type { ConnectWatchEvent, ConnectWatchParams, ConnectWatchResult } from '../src/lab/agents/protocol.js';
-import { parseClusterDescription } from '../src/lab/cluster-description.js';
+import { describeCluster } from '../src/lab/cluster-description.js';
 import { startEnforcerProcess } from '../src/lab/enforcer-process.js';
 import { labNames } from '../src/lab/names.js';
 import { startDescribedCluster } from '../src/lab/reachability.js';
@@ -48,27 +48,10 @@ export async function run(): Promise<Record<string, unknown>> {
   const prefix = `bench-propagation-${id}.`;
   const pins = `/sys/fs/bpf/sidecarless-bench-propagation-${id}`;
   const logger = createLogger({ level: 'warn' });
-  const description = parseClusterDescription(
-    `apiVersion: v1
-kind: Namespace
-metadata: {name: ${x}, labels: {ns: x}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ${y}, labels: {ns: y}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: ${x}, labels: {pod: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 81}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: ${y}, labels: {pod: a}}
-spec: {containers: [{name: c}]}
-`,
-    'policy-propagation.yaml',
-  );
+  const description = describeCluster({ [x]: { ns: 'x' }, [y]: { ns: 'y' } }, [
+    { namespace: x, name: 'a', ports: [80, 81] },
+    { namespace: y, name: 'a' },
+  ]);
   const egressTo = (port: number) =>
     parsePolicies(`apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

@@ -78,6 +78,32 @@ function podPorts(pod: Fields): DescribedPort[] {
   return ports;
 }
 
+/** A pod of describeCluster: labels default to {pod: <name>}; a port given as a number is TCP and unnamed. */
+export interface PodSketch {
+  namespace: string;
+  name: string;
+  labels?: Labels;
+  ports?: ReadonlyArray<DescribedPort | number>;
+}
+
+/**
+ * A description written in code (tests, benchmarks) instead of YAML: namespaces by name with their labels, and pods;
+ * checked like a parsed one (every pod's namespace described, no name twice).
+ */
+export function describeCluster(namespaces: Readonly<Record<string, Labels>>, pods: readonly PodSketch[]): ClusterDescription {
+  const description: ClusterDescription = {
+    namespaces: Object.entries(namespaces).map(([name, labels]) => ({ name, labels: { ...labels } })),
+    pods: pods.map(({ namespace, name, labels, ports = [] }) => ({
+      namespace,
+      name,
+      labels: { ...(labels ?? { pod: name }) },
+      ports: ports.map((port) => (typeof port === 'number' ? { port, protocol: 'TCP' as const } : { ...port })),
+    })),
+  };
+  checkReferences(description, 'describeCluster');
+  return description;
+}
+
 /** Every pod's namespace is described, and no name repeats. */
 function checkReferences(description: ClusterDescription, file: string): void {
   const namespaces = new Set<string>();

@@ -39,7 +39,7 @@ import { bindDeadLetterCodec, type DeadLetterEvent } from '../../src/events/dead
 import { bindPoliciesCodec } from '../../src/events/policies.js';
 import { topicSpecs } from '../../src/events/topics.js';
 import { bindVerdictsCodec, type VerdictEvent } from '../../src/events/verdicts.js';
-import { parseClusterDescription } from '../../src/lab/cluster-description.js';
+import { describeCluster } from '../../src/lab/cluster-description.js';
 import { labNames } from '../../src/lab/names.js';
 import { destroyAll } from '../../src/lab/pods.js';
 import { probeMatrix, startDescribedCluster, type DescribedCluster } from '../../src/lab/reachability.js';
@@ -56,27 +56,10 @@ const BIN = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url
 const id = randomBytes(3).toString('hex');
 const x = `x-${id}`;
 const y = `y-${id}`;
-const description = parseClusterDescription(
-  `apiVersion: v1
-kind: Namespace
-metadata: {name: ${x}, labels: {ns: x}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ${y}, labels: {ns: y}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: ${x}, labels: {pod: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 81}, {containerPort: 82}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: ${y}, labels: {pod: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}]}]}
-`,
-  'enforcer-role.yaml',
-);
+const description = describeCluster({ [x]: { ns: 'x' }, [y]: { ns: 'y' } }, [
+  { namespace: x, name: 'a', ports: [80, 81, 82] },
+  { namespace: y, name: 'a', ports: [80] },
+]);
 
 /** The egress of every pod of y: to x/a on `ports` only. One key (y/egress) throughout: each version replaces the last. */
 const egress = (...ports: number[]) => `apiVersion: networking.k8s.io/v1

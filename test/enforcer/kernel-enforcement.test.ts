@@ -18,7 +18,7 @@ import { PinDirectory } from '../../src/ebpf/pins.js';
 import { PolicyDirection } from '../../src/ebpf/records/policy-keys.js';
 import { decodeVerdictRecord, PolicyHook, Verdict, type VerdictRecord } from '../../src/ebpf/records/verdict.js';
 import { openRingReader, type RingReader } from '../../src/ebpf/ringbuf.js';
-import { parseClusterDescription } from '../../src/lab/cluster-description.js';
+import { describeCluster } from '../../src/lab/cluster-description.js';
 import { formatMatrix, probeMatrix, startDescribedCluster, type DescribedCluster } from '../../src/lab/reachability.js';
 import { localHost, kubeApiServerPort } from '../../src/lab/stack/endpoints.js';
 import { requireStackService } from '../helpers/stack.js';
@@ -28,25 +28,14 @@ const id = randomBytes(3).toString('hex');
 const x = `x-${id}`;
 const y = `y-${id}`;
 
-const pod = (namespace: string, name: string) => `---
-apiVersion: v1
-kind: Pod
-metadata: {name: ${name}, namespace: ${namespace}, labels: {pod: ${name}}}
-spec:
-  containers:
-  - name: c
-    ports: [{containerPort: 80, name: http}, {containerPort: 81}, {containerPort: 53, protocol: UDP, name: dns}]
-`;
-const description = parseClusterDescription(
-  `apiVersion: v1
-kind: Namespace
-metadata: {name: ${x}, labels: {ns: x}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ${y}, labels: {ns: y}}
-${pod(x, 'a')}${pod(x, 'b')}${pod(y, 'a')}${pod(y, 'b')}`,
-  'kernel-enforcement.yaml',
+const PORTS = [
+  { port: 80, protocol: 'TCP', name: 'http' },
+  { port: 81, protocol: 'TCP' },
+  { port: 53, protocol: 'UDP', name: 'dns' },
+] as const;
+const description = describeCluster(
+  { [x]: { ns: 'x' }, [y]: { ns: 'y' } },
+  [x, y].flatMap((namespace) => ['a', 'b'].map((name) => ({ namespace, name, ports: PORTS }))),
 );
 
 const PROBES = [

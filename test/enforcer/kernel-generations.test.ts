@@ -22,7 +22,7 @@ import { PolicyHook, Verdict, decodeVerdictRecord, type VerdictRecord } from '..
 import { openRingReader } from '../../src/ebpf/ringbuf.js';
 import { launch } from '../../src/lab/agent-launch.js';
 import type { TcpClientParams, TcpClientResult } from '../../src/lab/agents/protocol.js';
-import { parseClusterDescription } from '../../src/lab/cluster-description.js';
+import { describeCluster } from '../../src/lab/cluster-description.js';
 import { probeMatrix, startDescribedCluster, type DescribedCluster } from '../../src/lab/reachability.js';
 import { localHost, kubeApiServerPort } from '../../src/lab/stack/endpoints.js';
 import { requireStackService } from '../helpers/stack.js';
@@ -31,27 +31,10 @@ import { clusterView, compileForLab, labCgroupOf, outcomeRows, removePolicyLab }
 const id = randomBytes(3).toString('hex');
 const x = `x-${id}`;
 const y = `y-${id}`;
-const description = parseClusterDescription(
-  `apiVersion: v1
-kind: Namespace
-metadata: {name: ${x}, labels: {ns: x}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ${y}, labels: {ns: y}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: ${x}, labels: {pod: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 81}]}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: ${y}, labels: {pod: a}}
-spec: {containers: [{name: c}]}
-`,
-  'kernel-generations.yaml',
-);
+const description = describeCluster({ [x]: { ns: 'x' }, [y]: { ns: 'y' } }, [
+  { namespace: x, name: 'a', ports: [80, 81] },
+  { namespace: y, name: 'a' },
+]);
 
 /** Egress of y/a: port 80 of x/a through `peer`, plus 1,000 single ports (`firstFiller`, +2, ...) through it. */
 function egressPolicy(name: string, peer: string, firstFiller: number): string {

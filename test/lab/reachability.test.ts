@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { ApiException, KubeConfig, KubernetesObjectApi, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import { DecodeError } from '../../src/common/errors.js';
-import { parseClusterDescription } from '../../src/lab/cluster-description.js';
+import { describeCluster, parseClusterDescription } from '../../src/lab/cluster-description.js';
 import { destroyAll } from '../../src/lab/pods.js';
 import { formatMatrix, probeMatrix, reached, startDescribedCluster, type DescribedCluster, type ReachabilityMatrix } from '../../src/lab/reachability.js';
 import { localHost, kubeApiServerPort } from '../../src/lab/stack/endpoints.js';
@@ -57,6 +57,12 @@ spec:
         },
       ],
     });
+  });
+
+  it('builds in code what the manifests describe, and refuses a pod of an undescribed namespace', () => {
+    const text = `${namespaceX}---\napiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x, labels: {pod: a}}\nspec: {containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 53, protocol: UDP, name: dns}]}]}\n`;
+    assert.deepEqual(describeCluster({ x: { ns: 'x' } }, [{ namespace: 'x', name: 'a', ports: [80, { port: 53, protocol: 'UDP', name: 'dns' }] }]), parseClusterDescription(text, 'cluster.yaml'));
+    assert.throws(() => describeCluster({}, [{ namespace: 'x', name: 'a' }]), /Pod x\/a: metadata.namespace x is not a Namespace of the description/);
   });
 
   it('refuses what it cannot bring up, naming the document and the field', () => {

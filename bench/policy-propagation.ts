@@ -140,13 +140,13 @@ spec:
     const publishes = [...publishMs].sort((a, b) => a - b);
     const p99 = quantile(sorted, 0.99);
     return {
-      benchmark: 'policy-propagation',
+      bench: 'policy-propagation',
       changes: CHANGES,
       propagationMs: { p50: round2(quantile(sorted, 0.5)), p99: round2(p99), max: round2(sorted.at(-1)!), min: round2(sorted[0]!) },
       publishAckMs: { p50: round2(quantile(publishes, 0.5)), p99: round2(quantile(publishes, 0.99)) },
       applyDelayMs: config.enforcer.applyDelayMs,
       floorP99Ms: 100,
-      meetsFloor: p99 < 100,
+      meets_floor: p99 < 100,
     };
   } finally {
     for (const cleanup of cleanups) await cleanup();

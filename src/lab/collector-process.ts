@@ -6,13 +6,13 @@
  * does.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { CollectorStats } from '../collector/collector.js';
 import { COLLECTOR_NODE_FLAGS } from '../collector/node-flags.js';
 import { Cgroup } from '../ebpf/cgroup.js';
 import { spawnInCgroup } from './cgroup-spawn.js';
+import { followRoleLogs } from './role-logs.js';
 
 const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
 
@@ -32,21 +32,7 @@ export async function startCollectorProcess(env: Record<string, string>, cgroups
   const cgroup = Cgroup.create(`sidecarless-agent-${randomBytes(4).toString('hex')}`);
   const childEnv = { ...process.env, ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(','), SIDECARLESS_LOG_LEVEL: 'info' };
   const child: ChildProcess = spawnInCgroup(cgroup, process.execPath, [...COLLECTOR_NODE_FLAGS, bin, 'collector'], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
-  const logs: Array<Record<string, unknown>> = [];
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const running = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      let entry: Record<string, unknown>;
-      try {
-        entry = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        entry = { msg: line };
-      }
-      logs.push(entry);
-      if (entry.msg === 'collector running') resolve();
-    });
-    void exited.then(() => reject(new Error(`collector exited before running: ${JSON.stringify(logs.slice(-3))}`)));
-  });
+  const { logs, exited, running } = followRoleLogs(child, 'collector', 'collector running');
   // Stopping twice (a test's after() killing whatever a failed test left running) releases the cgroup once.
   let released = false;
   const release = () => {

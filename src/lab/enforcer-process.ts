@@ -4,8 +4,8 @@
  * applied"), stopped with SIGTERM or killed with SIGKILL (a crash: nothing of it runs any more, only its pins enforce).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { followRoleLogs } from './role-logs.js';
 
 const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
 
@@ -23,22 +23,7 @@ export interface EnforcerProcess {
 
 export async function startEnforcerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<EnforcerProcess> {
   const child = spawn(process.execPath, [bin, 'enforcer'], { env: { ...process.env, ...env, SIDECARLESS_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const logs: Array<Record<string, unknown>> = [];
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const running = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      let entry: Record<string, unknown>;
-      try {
-        entry = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        entry = { msg: line };
-      }
-      logs.push(entry);
-      if (entry.msg === 'enforcer running') resolve();
-    });
-    void exited.then(() => reject(new Error(`enforcer exited before running: ${JSON.stringify(logs.slice(-3))}`)));
-    setTimeout(() => reject(new Error(`enforcer not running within ${timeoutMs} ms: ${JSON.stringify(logs.slice(-3))}`)), timeoutMs).unref();
-  });
+  const { logs, exited, running } = followRoleLogs(child, 'enforcer', 'enforcer running', timeoutMs);
   const signal = async (name: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(name);
     await exited;

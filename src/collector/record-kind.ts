@@ -1,7 +1,8 @@
 /**
  * What one kind of ring record brings to the generic collector (src/collector/collector.ts): its kernel side,
  * how a record becomes an event, and the topic contract the events follow. One folder per kind
- * (src/collector/flows/, later http/ and verdicts/) exports one RecordKind; src/collector/kinds.ts lists them.
+ * (src/collector/flows/, src/collector/http/) exports one RecordKind; src/collector/kinds.ts lists them. Verdicts
+ * are not a collector kind: the enforcer reads its own verdict ring (docs/ARCHITECTURE.md, "The enforcer role").
  */
 import type { PackedTopicContract } from '../events/contract.js';
 import type { Config } from '../common/config.js';

@@ -35,7 +35,7 @@
  *      enters.
  * A tracepoint program is skipped when another tracing program runs on that CPU; the kernel counts it in the
  * program's recursion_misses (reported as program_skipped): a skipped entry loses that call's record, a skipped
- * return leaves its `calls` entry for the thread's next call to replace.
+ * return leaves its `calls` entry until the thread's next call of the nine replaces or removes it (enter()).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -151,27 +151,35 @@ static __always_inline struct sock *socket_of(__u64 fd)
 	return socket ? BPF_CORE_READ(socket, sk) : NULL;
 }
 
-static __always_inline void enter(__u64 fd, __u64 args, __u64 iovcnt, __u8 layout, __u8 direction)
+/*
+ * A traced task's call: its arguments wait in `calls` for the return when the fd is a socket flows tracks. Any other
+ * call of a traced task (a file, a pipe, an untracked socket, a peek) removes the thread's entry instead: an entry
+ * left by a return program the kernel skipped would otherwise give this call's return the bytes of a file under
+ * that earlier connection's id.
+ */
+static __always_inline void enter(__u64 fd, __u64 args, __u64 iovcnt, __u8 layout, __u8 direction, bool peek)
 {
 	struct pending_call call = { .args = args, .iovcnt = iovcnt, .layout = layout, .direction = direction };
-	struct sl_conn_state *state;
+	struct sl_conn_state *state = NULL;
 	__u64 id;
-	struct sock *sk;
+	struct sock *sk = NULL;
 
 	if (!current_is_traced())
 		return;
-	sk = socket_of(fd);
-	if (!sk)
+	id = bpf_get_current_pid_tgid();
+	if (!peek)
+		sk = socket_of(fd);
+	if (sk)
+		state = sl_conn_lookup(sk);
+	if (!state) {
+		bpf_map_delete_elem(&calls, &id);
 		return;
-	state = sl_conn_lookup(sk);
-	if (!state)
-		return;
+	}
 	call.conn_id = state->conn_id;
 	call.cgroup_id = state->cgroup_id;
 	call.sk = (__u64)sk;
 	call.side = state->side;
 	call.start_ns = bpf_ktime_get_ns();
-	id = bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&calls, &id, &call, BPF_ANY))
 		sl_count_drop(SL_DROP_CALL_TABLE_FULL);
 }
@@ -298,9 +306,8 @@ static __always_inline void leave(long ret)
 	SEC("tracepoint/syscalls/sys_enter_" #call)                                           \
 	int http_enter_##call(struct trace_event_raw_sys_enter *ctx)                          \
 	{                                                                                     \
-		if (flags_arg != NO_FLAGS && (ctx->args[flags_arg] & SL_MSG_PEEK))            \
-			return 0;                                                             \
-		enter(ctx->args[0], ctx->args[1], ctx->args[2], layout, direction);           \
+		enter(ctx->args[0], ctx->args[1], ctx->args[2], layout, direction,           \
+		      flags_arg != NO_FLAGS && (ctx->args[flags_arg] & SL_MSG_PEEK));           \
 		return 0;                                                                     \
 	}                                                                                     \
 	SEC("tracepoint/syscalls/sys_exit_" #call)                                            \

@@ -3,16 +3,9 @@
  * and Pod manifests, up on this node as API objects and pods serving their ports (src/lab/scenario.ts).
  */
 import { parseArgs } from 'node:util';
-import type { Command } from './command.js';
+import { parsePortProtocol, type Command } from './command.js';
 
 const usage = 'usage: sidecarless lab -f FILE [--probe PORT[/TCP|/UDP]]... [--timeout-ms N] [--once]';
-
-function parseProbe(text: string): { port: number; protocol: 'TCP' | 'UDP' } | undefined {
-  const match = /^(\d{1,5})(?:\/(TCP|UDP))?$/i.exec(text);
-  const port = Number(match?.[1]);
-  if (!match || port < 1 || port > 65535) return undefined;
-  return { port, protocol: (match[2]?.toUpperCase() ?? 'TCP') as 'TCP' | 'UDP' };
-}
 
 export const labCommand: Command = {
   summary: 'bring up a cluster described as Namespace and Pod manifests (pods serving their ports) and draw reachability matrices',
@@ -25,7 +18,7 @@ export const labCommand: Command = {
       return 2;
     }
     const { file, probe = [], 'timeout-ms': timeout = '1000', once = false } = parsed.values;
-    const probes = probe.map(parseProbe);
+    const probes = probe.map((text) => parsePortProtocol(text, ['TCP', 'UDP'] as const));
     const timeoutMs = Number(timeout);
     const problem =
       file === undefined ? 'give the description with -f FILE' : probes.includes(undefined) ? `--probe takes PORT or PORT/TCP or PORT/UDP, not ${probe[probes.indexOf(undefined)]}` : !(Number.isInteger(timeoutMs) && timeoutMs > 0) ? `--timeout-ms takes a whole number of milliseconds, not ${timeout}` : undefined;

@@ -25,7 +25,7 @@ import { policyFromEvent } from '../events/networkpolicy/event.js';
 import { policyDocument } from '../events/networkpolicy/render.js';
 import type { Protocol } from '../events/networkpolicy/types.js';
 import { topicSpecs } from '../events/topics.js';
-import type { Command } from './command.js';
+import { parsePortProtocol, type Command } from './command.js';
 
 const USAGE = `usage: sidecarless policy apply -f FILE | delete NAMESPACE/NAME | list [-o yaml]
                           | explain --from NAMESPACE/POD --to NAMESPACE/POD --port PORT[/TCP|UDP|SCTP]   [--config PATH]`;
@@ -141,17 +141,10 @@ async function list(args: string[]): Promise<number> {
   return 0;
 }
 
-/** `--port 80`, `--port 53/UDP`. */
-function parseProbe(text: string | undefined): { port: number; protocol: Protocol } | undefined {
-  const match = /^([0-9]{1,5})(?:\/(TCP|UDP|SCTP))?$/i.exec(text ?? '');
-  if (match === null || Number(match[1]) < 1 || Number(match[1]) > 65535) return undefined;
-  return { port: Number(match[1]), protocol: (match[2]?.toUpperCase() ?? 'TCP') as Protocol };
-}
-
 async function explainCommand(args: string[]): Promise<number> {
   const from = takeOption(args, '--from');
   const to = takeOption(args, '--to');
-  const probe = parseProbe(takeOption(args, '--port'));
+  const probe = parsePortProtocol<Protocol>(takeOption(args, '--port'), ['TCP', 'UDP', 'SCTP']);
   if (from === undefined || to === undefined || probe === undefined) {
     console.error(`policy explain: expected --from NAMESPACE/POD --to NAMESPACE/POD --port PORT[/TCP|UDP|SCTP]\n${USAGE}`);
     return 2;

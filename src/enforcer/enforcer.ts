@@ -17,6 +17,7 @@ import type { Meter } from '@opentelemetry/api';
 import { describeError } from '../common/errors.js';
 import type { DeadLetter } from '../common/kafka/dead-letter.js';
 import type { Logger } from '../common/logger.js';
+import { createDropCounter, type DropCounter } from '../common/telemetry.js';
 import type { MetadataCodec } from '../events/metadata.js';
 import type { PoliciesCodec } from '../events/policies.js';
 import type { ApplyResult, NodeMapState } from './apply/applier.js';
@@ -51,6 +52,12 @@ export interface EnforcerStats {
   lastApplyMs: number | undefined;
 }
 
+/** What governs each loss the enforcer counts (sidecarless.enforcer.input.drops). */
+const ENFORCER_DROP_REMEDIES = {
+  metadata_undecodable: 'a metadata.v1 message no sidecarless writer made (or of a newer schema): no policy depends on it; upgrade the enforcer if metadata writers are newer',
+  dead_letters_unsent: 'the enforcer stopped while Kafka refused its dead letters: the policies stayed left out, but their letters are lost; a restarted enforcer letters them again',
+} as const;
+
 export class Enforcer {
   private readonly ledger: PolicyLedger;
   private readonly cluster = new ClusterViewBuilder();
@@ -63,12 +70,15 @@ export class Enforcer {
   private stopped = false;
   private readonly lettered = new Set<string>();
   private unsent: DeadLetter[] = [];
+  /** Input the enforcer lost, by reason (ENFORCER_DROP_REMEDIES). */
+  private readonly drops: DropCounter;
   /** Called once the apply running or scheduled now has ended (however it ended). */
   private afterApply: Array<() => void> = [];
   readonly stats: EnforcerStats = { applies: 0, applyFailures: 0, deadLetters: 0, undecodableMetadata: 0, generation: undefined, lastApplyMs: undefined };
 
   constructor(private readonly deps: EnforcerDeps) {
     this.ledger = new PolicyLedger(deps.policiesCodec);
+    this.drops = createDropCounter(deps.meter, deps.logger, { name: 'enforcer.input', remedies: ENFORCER_DROP_REMEDIES });
     this.instrument(deps.meter);
   }
 
@@ -89,6 +99,7 @@ export class Enforcer {
       change = this.deps.metadataCodec.decode(message.key, message.value, message.timestamp);
     } catch (error) {
       // Not a message of any sidecarless writer: no policy depends on it; counted, logged once.
+      this.drops.add('metadata_undecodable');
       if (this.stats.undecodableMetadata++ === 0) this.deps.logger.warn({ topic: message.topic, partition: message.partition, offset: message.offset, err: describeError(error) }, 'a metadata message does not decode; ignored');
       return;
     }
@@ -120,6 +131,10 @@ export class Enforcer {
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.running;
+    // Letters Kafka refused so far get one last try; what is still refused is lost with the process, counted.
+    if (this.unsent.length > 0) await this.sendLetters([]);
+    if (this.unsent.length > 0) this.drops.add('dead_letters_unsent', this.unsent.splice(0).length);
+    this.drops.flush();
   }
 
   private changed(): void {

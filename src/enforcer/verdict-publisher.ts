@@ -19,6 +19,7 @@ export const VERDICT_DROP_REMEDIES = {
   queue_full: 'Kafka did not take verdicts for a while and enforcer.verdictQueueEvents were waiting: the newest are dropped; check Kafka, or raise enforcer.verdictQueueEvents',
   kafka_rejected: 'the broker refused a verdicts message for good (its error is logged: a bug, or the topic\'s max.message.bytes)',
   undecodable: 'a verdict ring record is not a verdict record of this version (a bug: the kernel object and this build differ); report it',
+  shutdown: 'the enforcer stopped while Kafka had not taken the queued verdicts (it was unreachable): check Kafka before restarting',
 } as const;
 
 /** About 200 bytes each: 1,000 stay well under the broker's 1 MiB message limit. */
@@ -65,6 +66,8 @@ export class VerdictPublisher {
     clearInterval(this.timer);
     await this.running;
     await this.round();
+    // What Kafka did not take by now is lost with the process: counted, not silent.
+    if (this.queue.length > 0) this.drops.add('shutdown', this.queue.splice(0).length);
     await this.deps.sink.shutdown();
     this.drops.flush();
   }

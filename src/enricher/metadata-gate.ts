@@ -162,7 +162,15 @@ export class FlowJoin {
   }
 }
 
-/** The index may share identity objects between joins: a changed status is a copy. */
+/**
+ * The index shares identity objects between joins, so a changed status is a copy: one per shared miss, kept, because
+ * the rows' writer encodes each identity object once (row-binary.ts) and a fresh copy per row would defeat that.
+ */
+const lateCopies = new WeakMap<EndpointIdentity, EndpointIdentity>();
+
 function lateIfMissed(identity: EndpointIdentity): EndpointIdentity {
-  return identity.status === 'miss' ? { ...identity, status: 'late' } : identity;
+  if (identity.status !== 'miss') return identity;
+  let late = lateCopies.get(identity);
+  if (late === undefined) lateCopies.set(identity, (late = { ...identity, status: 'late' }));
+  return late;
 }

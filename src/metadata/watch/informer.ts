@@ -60,7 +60,8 @@ export interface InformerOptions {
 function slim(object: KubernetesObject, keep: readonly string[]): KubernetesObject {
   const metadata = object?.metadata;
   if (metadata === undefined) return object;
-  const kept = Object.entries(metadata.annotations ?? {}).filter(([name]) => keep.includes(name));
+  // Most kinds keep none: one delete, no allocation, for every object of every list and watch.
+  const kept = keep.length === 0 ? [] : Object.entries(metadata.annotations ?? {}).filter(([name]) => keep.includes(name));
   if (kept.length === 0) delete metadata.annotations;
   else metadata.annotations = Object.fromEntries(kept);
   let newest: { time: Date } | undefined;

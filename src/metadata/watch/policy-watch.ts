@@ -33,6 +33,9 @@ const PATH = '/apis/networking.k8s.io/v1/networkpolicies';
 const DROP_REMEDIES = {
   rejected:
     'a NetworkPolicy the API server accepted fails sidecarless\'s checks (the log names the field): the enforcers keep its last good state until it is fixed',
+  refused_by_kafka:
+    'the broker refused a policies message for good (too large for the topic\'s max.message.bytes, the log says): raise it; the policy\'s next change is tried again',
+  unsent_at_stop: 'the role stopped while Kafka was unreachable: its changes are published at the next start (it compares the topic with the API server)',
 } as const;
 
 export interface PolicyWatchOptions {
@@ -127,7 +130,7 @@ export class PolicyWatch {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     this.wakeRetry?.();
-    if (this.queue.length > 0) this.options.logger.error({ queued: this.queue.length }, `stopped with ${this.queue.length} NetworkPolicy changes not on Kafka: they are published when the metadata role runs again (it compares the topic with the API server at start)`);
+    if (this.queue.length > 0) this.rejections.add('unsent_at_stop', this.queue.length);
     this.rejections.flush();
     await this.options.sink.shutdown();
   }
@@ -176,6 +179,15 @@ export class PolicyWatch {
       if (result.ok) {
         this.queue.shift();
         pauseMs = 500;
+        continue;
+      }
+      if (!result.retriable) {
+        // Sending it again cannot help, and it would hold back every later change: dropped, counted, and forgotten
+        // as held so that the policy's next change is sent.
+        const refused = this.queue.shift()!;
+        this.held.delete(refused.key);
+        this.rejections.add('refused_by_kafka');
+        this.options.logger.error({ policy: refused.key, err: result.error }, `Kafka refused the change of NetworkPolicy ${refused.key} for good`);
         continue;
       }
       this.options.logger.warn({ err: result.error, retryMs: pauseMs }, `a NetworkPolicy change could not be published to Kafka; retrying in ${pauseMs} ms`);

@@ -13,6 +13,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type { Cgroup } from '../src/ebpf/cgroup.js';
 import type { Pod } from '../src/lab/pods.js';
 import { acceptsConnections, waitFor } from '../src/lab/stack/processes.js';
 
@@ -50,8 +51,15 @@ export interface NginxServer {
 
 export const RESPONSE_BODY = 'ok\n';
 
+export interface NginxOptions {
+  /** A file that gets one line per request answered (default: no access log). */
+  accessLog?: string;
+  /** The pod's container to run in (Pod.addContainer), default the pod's own. */
+  container?: Cgroup;
+}
+
 /** nginx on pod.ip:port until stop(); resolves once it accepts connections. */
-export async function startNginx(pod: Pod, port: number): Promise<NginxServer> {
+export async function startNginx(pod: Pod, port: number, options: NginxOptions = {}): Promise<NginxServer> {
   const dir = mkdtempSync(join(tmpdir(), 'sidecarless-bench-nginx-'));
   const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((name) => `  ${name}_temp_path ${dir};`);
   const config = [
@@ -62,7 +70,8 @@ export async function startNginx(pod: Pod, port: number): Promise<NginxServer> {
     'error_log stderr warn;',
     'events { worker_connections 1024; }',
     'http {',
-    '  access_log off;',
+    // Unbuffered: a line is written as its request ends, so that a count read after the load is the whole count.
+    `  access_log ${options.accessLog ?? 'off'};`,
     '  sendfile off;',
     '  keepalive_requests 1000000000;',
     '  keepalive_timeout 3600s;',
@@ -73,7 +82,7 @@ export async function startNginx(pod: Pod, port: number): Promise<NginxServer> {
   writeFileSync(join(dir, 'nginx.conf'), `${config.join('\n')}\n`);
   let stderr = '';
   // -e: the error log before the configuration is read, which would otherwise be /var/log/nginx's.
-  const child: ChildProcess = pod.spawn('nice', ['-n', String(NICE), 'nginx', '-e', 'stderr', '-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = pod.spawn('nice', ['-n', String(NICE), 'nginx', '-e', 'stderr', '-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'], container: options.container });
   child.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {
@@ -108,12 +117,14 @@ export interface LoadResult {
   latency_us: Percentiles;
   /** From each request's write to its response's last byte. */
   service_us: Percentiles;
+  /** The load generator's own peak resident memory. */
+  max_rss_kb: number;
 }
 
 /** One run of the load generator in `pod`: `rate` requests/s (0: as fast as the connections allow) for `seconds`. */
-export async function runLoad(pod: Pod, binary: string, options: { target: string; rate: number; seconds: number; connections: number }): Promise<LoadResult> {
+export async function runLoad(pod: Pod, binary: string, options: { target: string; rate: number; seconds: number; connections: number; container?: Cgroup }): Promise<LoadResult> {
   const args = ['-target', options.target, '-rate', String(options.rate), '-duration', `${options.seconds}s`, '-connections', String(options.connections)];
-  const child = pod.spawn('nice', ['-n', String(NICE), binary, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = pod.spawn('nice', ['-n', String(NICE), binary, ...args], { stdio: ['ignore', 'pipe', 'pipe'], container: options.container });
   let [stdout, stderr] = ['', ''];
   child.stdout!.on('data', (data: Buffer) => (stdout += data.toString()));
   child.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));

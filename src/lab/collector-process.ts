@@ -1,18 +1,16 @@
 /**
  * `sidecarless collector` as a separate process in a cgroup of its own, as in production, for tests and
- * benchmarks: tests can list that cgroup as traced and prove its own Kafka traffic never becomes a flow, and
- * benchmarks can read its CPU time from that cgroup and its memory from /proc. Its kernel programs outlive it
- * (pinned in collector.pinDirectory): `uninstallCollectorPins` removes them, as `sidecarless collector --uninstall`
- * does.
+ * benchmarks (role-process.ts): tests can list that cgroup as traced and prove its own Kafka traffic never becomes
+ * a flow, and benchmarks can read its CPU time from that cgroup and its memory from /proc. Its kernel programs
+ * outlive it (pinned in collector.pinDirectory): `uninstallCollectorPins` removes them, as
+ * `sidecarless collector --uninstall` does.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
 import type { CollectorStats } from '../collector/collector.js';
 import { COLLECTOR_NODE_FLAGS } from '../collector/node-flags.js';
-import { Cgroup } from '../ebpf/cgroup.js';
-import { spawnInCgroup } from './cgroup-spawn.js';
-import { followRoleLogs } from './role-logs.js';
+import type { Cgroup } from '../ebpf/cgroup.js';
+import { startRoleProcess } from './role-process.js';
 
 const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
 
@@ -29,37 +27,20 @@ export interface CollectorProcess {
 
 /** Starts `sidecarless collector` in a fresh cgroup; `cgroupsToTrace` may include its own (it must be ignored). */
 export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[]): Promise<CollectorProcess> {
-  const cgroup = Cgroup.create(`sidecarless-agent-${randomBytes(4).toString('hex')}`);
-  const childEnv = { ...process.env, ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(','), SIDECARLESS_LOG_LEVEL: 'info' };
-  const child: ChildProcess = spawnInCgroup(cgroup, process.execPath, [...COLLECTOR_NODE_FLAGS, bin, 'collector'], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
-  const { logs, exited, running } = followRoleLogs(child, 'collector', 'collector running');
-  // Stopping twice (a test's after() killing whatever a failed test left running) releases the cgroup once.
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    cgroup.remove();
-  };
-  const kill = async () => {
-    child.kill('SIGKILL');
-    await exited;
-    release();
-  };
-  try {
-    await running;
-  } catch (error) {
-    await kill();
-    throw error;
-  }
+  const role = await startRoleProcess({
+    role: 'collector',
+    nodeFlags: COLLECTOR_NODE_FLAGS,
+    env: (cgroup) => ({ ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(',') }),
+    runningMessage: 'collector running',
+  });
+  const { logs } = role;
   return {
-    pid: child.pid!,
-    cgroup,
+    pid: role.pid,
+    cgroup: role.cgroup,
     logs,
-    kill,
+    kill: () => role.signal('SIGKILL'),
     async stop(kind = 'flows') {
-      child.kill('SIGTERM');
-      await exited;
-      release();
+      await role.signal('SIGTERM');
       const final = logs.find((entry) => entry.msg === 'collector final counts');
       if (!final) throw new Error(`collector stopped without its final counts: ${JSON.stringify(logs.slice(-3))}`);
       const stats = (final.stats as Record<string, CollectorStats>)[kind];

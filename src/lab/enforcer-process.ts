@@ -1,16 +1,18 @@
 /**
- * `sidecarless enforcer` as a separate process, as on a node, for tests that kill it and for benchmarks: started with
- * the caller's environment (at log level info: its lines say when it runs and applies), its JSON log lines kept (to wait for "enforcer running" and count "policy state
- * applied"), stopped with SIGTERM or killed with SIGKILL (a crash: nothing of it runs any more, only its pins enforce).
+ * `sidecarless enforcer` as a separate process in a cgroup of its own, as on a node (role-process.ts), for tests
+ * that kill it and for benchmarks that measure it: started with the caller's environment (at log level info: its
+ * lines say when it runs and applies), its JSON log lines kept (to wait for "enforcer running" and count "policy
+ * state applied"), stopped with SIGTERM or killed with SIGKILL (a crash: nothing of it runs any more, only its pins
+ * enforce).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { followRoleLogs } from './role-logs.js';
-
-const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
+import type { ChildProcess } from 'node:child_process';
+import type { Cgroup } from '../ebpf/cgroup.js';
+import { startRoleProcess } from './role-process.js';
 
 export interface EnforcerProcess {
   child: ChildProcess;
+  pid: number;
+  cgroup: Cgroup;
   /** Every JSON log line so far. */
   logs: Array<Record<string, unknown>>;
   /** How many states it applied so far. */
@@ -22,26 +24,18 @@ export interface EnforcerProcess {
 }
 
 export async function startEnforcerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<EnforcerProcess> {
-  const child = spawn(process.execPath, [bin, 'enforcer'], { env: { ...process.env, ...env, SIDECARLESS_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const { logs, exited, running } = followRoleLogs(child, 'enforcer', 'enforcer running', timeoutMs);
-  const signal = async (name: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(name);
-    await exited;
-  };
-  try {
-    await running;
-  } catch (error) {
-    await signal('SIGKILL');
-    throw error;
-  }
+  const role = await startRoleProcess({ role: 'enforcer', env: () => env, runningMessage: 'enforcer running', timeoutMs });
+  const { child, logs } = role;
   return {
     child,
+    pid: role.pid,
+    cgroup: role.cgroup,
     logs,
     applies: () => logs.filter((entry) => entry.msg === 'policy state applied').length,
-    kill: () => signal('SIGKILL'),
+    kill: () => role.signal('SIGKILL'),
     stop: (stopMs = 30_000) =>
       Promise.race([
-        signal('SIGTERM'),
+        role.signal('SIGTERM'),
         new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`enforcer still running ${stopMs} ms after SIGTERM: ${JSON.stringify(logs.slice(-3))}`)), stopMs).unref()),
       ]),
   };

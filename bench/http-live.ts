@@ -44,19 +44,11 @@ import { startCollectorProcess, uninstallCollectorPins } from '../src/lab/collec
 import { createLab, type Pod } from '../src/lab/pods.js';
 import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 import { peakRssMegabytes, round, sampleUsage, usageBetween, type MeasuredProcess, type Usage } from '../src/lab/usage.js';
-import { buildLoadGenerator, runLoad, startNginx, type LoadResult, type Percentiles } from './http-live-traffic.js';
+import { buildLoadGenerator, runLoad, searchSustainable, startNginx, SUSTAINED_P90_US, type LoadResult, type Percentiles } from './http-live-traffic.js';
 
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const PROBE_SECONDS = 5;
-/** The highest sustainable rate's search: fractions of the closed-loop capacity, each tried for SEARCH_SECONDS. */
-const SEARCH_FRACTIONS = [0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2];
-const SEARCH_SECONDS = 5;
-/**
- * Sustained: nine requests in ten wait for nothing. A p50 rule let through 16,000/s here, whose 10-s windows then
- * had a p90 of 2.4 ms traced and an overflowing ring.
- */
-const SUSTAINED_P90_US = 1_000;
 const PACED_RATES = [1_000, 5_000];
 const CONNECTIONS = 16;
 const WARM_SECONDS = 2;
@@ -190,28 +182,18 @@ async function tracedWindow(pair: Pair, rate: number, seconds: number, topicPref
   return { load: result.load, collector: { ...result.usage, marginal_cores_per_1000_rps: marginal, idle: result.idle, peak_rss_mb, ...exactness } };
 }
 
-/**
- * Closed-loop capacity with tracing, then the highest open-loop rate it sustains: from SEARCH_FRACTIONS of that
- * capacity down, the first whose requests do not queue (p90 from the due time ≤ SUSTAINED_P90_US).
- */
+/** Closed-loop capacity with tracing, then the highest open-loop rate it sustains (searchSustainable). */
 async function capacityWithTracing(pair: Pair, topicPrefix: string) {
   const { result, exactness, peak_rss_mb } = await traced(pair, topicPrefix, async (session) => {
     await session.load(0, WARM_SECONDS);
     const closedLoop = await session.measured(0, PROBE_SECONDS);
-    const tried: Array<{ rate: number; p90_us: number; achieved_per_s: number }> = [];
-    for (const fraction of SEARCH_FRACTIONS) {
-      const rate = Math.floor((closedLoop.load.achieved_per_s * fraction) / 500) * 500;
-      const step = await session.load(rate, SEARCH_SECONDS);
-      tried.push({ rate, p90_us: round(step.latency_us.p90, 1), achieved_per_s: round(step.achieved_per_s, 0) });
-      if (step.latency_us.p90 <= SUSTAINED_P90_US) break;
-    }
-    return { closedLoop, tried };
+    return { closedLoop, search: await searchSustainable(closedLoop.load.achieved_per_s, (rate, seconds) => session.load(rate, seconds)) };
   });
   return {
     per_s: round(result.closedLoop.load.achieved_per_s, 0),
     collector: { ...result.closedLoop.usage, peak_rss_mb, ...exactness },
-    search: result.tried,
-    highest: result.tried.at(-1)!.rate,
+    search: result.search.tried,
+    highest: result.search.highest,
   };
 }
 

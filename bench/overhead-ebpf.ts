@@ -1,0 +1,179 @@
+/**
+ * bench/overhead's ebpf mode: what sidecarless runs on a node, each role as its own process in a cgroup of its
+ * own (role-process.ts), on a topic prefix, pin directories and consumer group of the run's own:
+ *   - the collector, tracing the lab's cgroup (both pods) with L4 flows and HTTP capture on (http.enabled);
+ *   - the enforcer, attached to the lab's cgroup, with a policy set loaded that isolates both pods and allows the
+ *     bench's traffic (the server's ingress from the client's namespace, the client's egress to the server's, on
+ *     the bench's port): every connection is judged by the rules, none passes for want of a policy;
+ *   - the enricher, joining the events with the pods' metadata into ClickHouse (enricherStore says where).
+ * The metadata role (publishing the lab's pods from the API server, which the enforcer and the enricher need) runs
+ * in this process: it is one per cluster, not per node, and is not measured.
+ *
+ * Its BPF programs' run time (the collector's and the enforcer's pinned programs) is read from the kernel's run-time
+ * statistics, which the bench keeps on for every mode.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadRegistry } from '../src/common/avro.js';
+import { createClickHouse } from '../src/common/clickhouse/client.js';
+import { loadConfig, type Config } from '../src/common/config.js';
+import { createKafka } from '../src/common/kafka/client.js';
+import type { Logger } from '../src/common/logger.js';
+import { startTelemetry } from '../src/common/telemetry.js';
+import type { CollectorStats } from '../src/collector/collector.js';
+import { PinDirectory } from '../src/ebpf/pins.js';
+import { programStatsOfPins } from '../src/ebpf/stats.js';
+import { PolicyTopic } from '../src/enforcer/policy-topic.js';
+import { parsePolicies } from '../src/events/networkpolicy/document.js';
+import { topicSpecs } from '../src/events/topics.js';
+import type { ClusterLab } from '../src/lab/cluster.js';
+import { startCollectorProcess, uninstallCollectorPins } from '../src/lab/collector-process.js';
+import { startEnforcerProcess } from '../src/lab/enforcer-process.js';
+import { startRoleProcess } from '../src/lab/role-process.js';
+import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
+import { kubeCredentials } from '../src/lab/stack/kube-credentials.js';
+import { waitFor } from '../src/lab/stack/processes.js';
+import { startMetadata } from '../src/metadata/role.js';
+import type { Component } from './overhead-measure.js';
+
+export interface EbpfStackOptions {
+  lab: ClusterLab;
+  /** The namespaces of the client's and the server's pod; the policy allows client → server:port only. */
+  namespaces: { client: string; server: string };
+  port: number;
+  /** The run's id: its topic prefix, pin directories and consumer group are named after it. */
+  id: string;
+  /** The configured ClickHouse: the enricher's tables go to a database of the run's own there (dropped at the end). */
+  clickhouse: Config['clickhouse'];
+  logger: Logger;
+}
+
+export interface EbpfStack {
+  /** Collector, enforcer and enricher, each by its cgroup. */
+  readonly components: Component[];
+  /** The in-kernel run time of the collector's and the enforcer's programs so far, ns. */
+  bpfRunNs(): bigint;
+  /** The collector's counts of HTTP events, taken at its orderly stop. */
+  stop(): Promise<CollectorStats>;
+  /** Whatever still runs is killed, pins and topics removed. Safe after stop() and twice. */
+  destroy(): Promise<void>;
+}
+
+/** The policy set: both pods isolated, the bench's traffic allowed by one rule per direction. */
+function policies(options: EbpfStackOptions) {
+  const { client, server } = options.namespaces;
+  return parsePolicies(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: server-ingress, namespace: ${server}}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+  ingress: [{from: [{namespaceSelector: {matchLabels: {"kubernetes.io/metadata.name": ${client}}}}], ports: [{port: ${options.port}}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: client-egress, namespace: ${client}}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress: [{to: [{namespaceSelector: {matchLabels: {"kubernetes.io/metadata.name": ${server}}}}], ports: [{port: ${options.port}}]}]
+`);
+}
+
+/**
+ * Where the enricher writes: with a ClickHouse server configured, a database of the run's own on it; else the
+ * embedded engine in a directory of the run's own (the configured one may be open in this process). The embedded
+ * engine's insert work then runs in the enricher's process and is counted as its CPU: against sidecarless.
+ */
+function enricherStore(options: EbpfStackOptions, undo: Array<() => unknown>): Record<string, string> {
+  const database = `bench_overhead_${options.id}`;
+  if (options.clickhouse.url === undefined) {
+    const path = mkdtempSync(join(tmpdir(), 'sidecarless-bench-overhead-chdb-'));
+    undo.push(() => rmSync(path, { recursive: true, force: true }));
+    return { SIDECARLESS_CLICKHOUSE_EMBEDDED_PATH: path, SIDECARLESS_CLICKHOUSE_DATABASE: database };
+  }
+  undo.push(async () => {
+    const client = await createClickHouse({ ...options.clickhouse, database: undefined });
+    await client.command({ query: `DROP DATABASE IF EXISTS ${database}` });
+    await client.close();
+  });
+  return { SIDECARLESS_CLICKHOUSE_DATABASE: database };
+}
+
+export async function startEbpfStack(options: EbpfStackOptions): Promise<EbpfStack> {
+  const prefix = `bench-overhead-${options.id}.`;
+  const pins = { collector: `/sys/fs/bpf/sidecarless-bench-overhead-c-${options.id}`, enforcer: `/sys/fs/bpf/sidecarless-bench-overhead-e-${options.id}` };
+  const env = {
+    SIDECARLESS_KAFKA_BROKERS: localKafkaBrokers.join(','),
+    SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix,
+    SIDECARLESS_KAFKA_PARTITIONS: '3',
+    SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
+    SIDECARLESS_METADATA_KUBECONFIG: kubeCredentials.kubeconfigFile,
+    SIDECARLESS_METADATA_CLUSTER: `bench-overhead-${options.id}`,
+    // The policy set is published below; the NetworkPolicies of whoever else uses the API server are not the bench's.
+    SIDECARLESS_METADATA_NETWORK_POLICIES: 'false',
+  };
+  const labCgroup = options.lab.lab.cgroupPath;
+  const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'sidecarless-bench-overhead' }, options.logger);
+  const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
+  // Undone in reverse order by destroy(), also after a failure half way.
+  const undo: Array<() => unknown> = [
+    () => telemetry.shutdown(),
+    async () => {
+      const admin = kafka.admin();
+      await admin.connect();
+      const existing = new Set(await admin.listTopics());
+      const topics = Object.values(topicSpecs(prefix)).map((spec) => spec.topic).filter((topic) => existing.has(topic));
+      await admin.deleteTopics({ topics }).catch((error: Error) => process.stderr.write(`overhead: topics left behind: ${error.message}\n`));
+      await admin.disconnect();
+    },
+  ];
+  const destroy = async () => {
+    for (const step of undo.splice(0).reverse()) await step();
+  };
+  try {
+    const metadata = await startMetadata({ config: loadConfig({ argv: [], env }), logger: options.logger, telemetry });
+    undo.push(() => metadata.stop());
+    // Its pins may be made before it fails to start: their removal is due from the start.
+    undo.push(() => new PinDirectory(pins.enforcer).remove());
+    const enforcer = await startEnforcerProcess({ ...env, SIDECARLESS_ENFORCER_CGROUPS: labCgroup, SIDECARLESS_ENFORCER_PIN_DIRECTORY: pins.enforcer });
+    undo.push(() => enforcer.kill());
+    const topic = new PolicyTopic(kafka, topicSpecs(prefix).policies.topic, loadRegistry(), options.logger);
+    await topic.publish(policies(options), 'bench-overhead');
+    await topic.shutdown();
+    await waitFor(async () => enforcer.logs.some((entry) => entry.msg === 'policy state applied' && entry.policies === 2), {
+      timeoutMs: 30_000,
+      what: 'the enforcer applying the policy set',
+    });
+    const enricher = await startRoleProcess({
+      role: 'enricher',
+      env: () => ({ ...env, ...enricherStore(options, undo), SIDECARLESS_ENRICHER_GROUP_ID: `bench-overhead-${options.id}` }),
+      runningMessage: 'enricher running',
+      timeoutMs: 60_000,
+    });
+    undo.push(() => enricher.signal('SIGKILL'));
+    const collectorEnv = { ...env, SIDECARLESS_HTTP_ENABLED: 'true', SIDECARLESS_COLLECTOR_PIN_DIRECTORY: pins.collector };
+    undo.push(() => uninstallCollectorPins(collectorEnv));
+    const collector = await startCollectorProcess(collectorEnv, () => [labCgroup]);
+    undo.push(() => collector.kill());
+    return {
+      components: [
+        { name: 'collector', cgroup: collector.cgroup },
+        { name: 'enforcer', cgroup: enforcer.cgroup },
+        { name: 'enricher', cgroup: enricher.cgroup },
+      ],
+      bpfRunNs: () =>
+        [...programStatsOfPins(pins.collector).values(), ...programStatsOfPins(pins.enforcer).values()].reduce((sum, program) => sum + program.runTimeNs, 0n),
+      async stop() {
+        const http = await collector.stop('http');
+        await Promise.all([enricher.signal('SIGTERM'), enforcer.stop()]);
+        return http;
+      },
+      destroy,
+    };
+  } catch (error) {
+    await destroy();
+    throw error;
+  }
+}

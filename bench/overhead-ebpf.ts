@@ -36,6 +36,7 @@ import { kubeCredentials } from '../src/lab/stack/kube-credentials.js';
 import { waitFor } from '../src/lab/stack/processes.js';
 import { startMetadata } from '../src/metadata/role.js';
 import type { Component } from './overhead-measure.js';
+import type { Undo } from './undo.js';
 
 export interface EbpfStackOptions {
   lab: ClusterLab;
@@ -47,6 +48,8 @@ export interface EbpfStackOptions {
   /** The configured ClickHouse: the enricher's tables go to a database of the run's own there (dropped at the end). */
   clickhouse: Config['clickhouse'];
   logger: Logger;
+  /** Each started part is undone through it: at the mode's end, and by an interrupted run. */
+  undo: Undo;
 }
 
 export interface EbpfStack {
@@ -56,8 +59,6 @@ export interface EbpfStack {
   bpfRunNs(): bigint;
   /** The collector's counts of HTTP events, taken at its orderly stop. */
   stop(): Promise<CollectorStats>;
-  /** Whatever still runs is killed, pins and topics removed. Safe after stop() and twice. */
-  destroy(): Promise<void>;
 }
 
 /** The policy set: both pods isolated, the bench's traffic allowed by one rule per direction. */
@@ -86,14 +87,14 @@ spec:
  * embedded engine in a directory of the run's own (the configured one may be open in this process). The embedded
  * engine's insert work then runs in the enricher's process and is counted as its CPU: against sidecarless.
  */
-function enricherStore(options: EbpfStackOptions, undo: Array<() => unknown>): Record<string, string> {
+function enricherStore(options: EbpfStackOptions): Record<string, string> {
   const database = `bench_overhead_${options.id}`;
   if (options.clickhouse.url === undefined) {
     const path = mkdtempSync(join(tmpdir(), 'sidecarless-bench-overhead-chdb-'));
-    undo.push(() => rmSync(path, { recursive: true, force: true }));
+    options.undo.push('the enricher\'s embedded engine', () => rmSync(path, { recursive: true, force: true }));
     return { SIDECARLESS_CLICKHOUSE_EMBEDDED_PATH: path, SIDECARLESS_CLICKHOUSE_DATABASE: database };
   }
-  undo.push(async () => {
+  options.undo.push('the enricher\'s database', async () => {
     const client = await createClickHouse({ ...options.clickhouse, database: undefined });
     await client.command({ query: `DROP DATABASE IF EXISTS ${database}` });
     await client.close();
@@ -101,6 +102,7 @@ function enricherStore(options: EbpfStackOptions, undo: Array<() => unknown>): R
   return { SIDECARLESS_CLICKHOUSE_DATABASE: database };
 }
 
+/** Starts the roles; each started part is pushed to options.undo, so a failure half way leaves nothing once unwound. */
 export async function startEbpfStack(options: EbpfStackOptions): Promise<EbpfStack> {
   const prefix = `bench-overhead-${options.id}.`;
   const pins = { collector: `/sys/fs/bpf/sidecarless-bench-overhead-c-${options.id}`, enforcer: `/sys/fs/bpf/sidecarless-bench-overhead-e-${options.id}` };
@@ -116,64 +118,55 @@ export async function startEbpfStack(options: EbpfStackOptions): Promise<EbpfSta
   };
   const labCgroup = options.lab.lab.cgroupPath;
   const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'sidecarless-bench-overhead' }, options.logger);
+  const { undo } = options;
+  undo.push('the run\'s topics', async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    const existing = new Set(await admin.listTopics());
+    await admin.deleteTopics({ topics: Object.values(topicSpecs(prefix)).map((spec) => spec.topic).filter((topic) => existing.has(topic)) });
+    await admin.disconnect();
+  });
   const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
-  // Undone in reverse order by destroy(), also after a failure half way.
-  const undo: Array<() => unknown> = [
-    () => telemetry.shutdown(),
-    async () => {
-      const admin = kafka.admin();
-      await admin.connect();
-      const existing = new Set(await admin.listTopics());
-      const topics = Object.values(topicSpecs(prefix)).map((spec) => spec.topic).filter((topic) => existing.has(topic));
-      await admin.deleteTopics({ topics }).catch((error: Error) => process.stderr.write(`overhead: topics left behind: ${error.message}\n`));
-      await admin.disconnect();
-    },
-  ];
-  const destroy = async () => {
-    for (const step of undo.splice(0).reverse()) await step();
-  };
+  undo.push('the metadata role\'s telemetry', () => telemetry.shutdown());
+  const metadata = await startMetadata({ config: loadConfig({ argv: [], env }), logger: options.logger, telemetry });
+  undo.push('the metadata role', () => metadata.stop());
+  // Its pins may be made before it fails to start: their removal is due from the start.
+  undo.push('the enforcer\'s pins', () => new PinDirectory(pins.enforcer).remove());
+  const enforcer = await startEnforcerProcess({ ...env, SIDECARLESS_ENFORCER_CGROUPS: labCgroup, SIDECARLESS_ENFORCER_PIN_DIRECTORY: pins.enforcer });
+  undo.push('the enforcer', () => enforcer.kill());
+  const topic = new PolicyTopic(kafka, topicSpecs(prefix).policies.topic, loadRegistry(), options.logger);
   try {
-    const metadata = await startMetadata({ config: loadConfig({ argv: [], env }), logger: options.logger, telemetry });
-    undo.push(() => metadata.stop());
-    // Its pins may be made before it fails to start: their removal is due from the start.
-    undo.push(() => new PinDirectory(pins.enforcer).remove());
-    const enforcer = await startEnforcerProcess({ ...env, SIDECARLESS_ENFORCER_CGROUPS: labCgroup, SIDECARLESS_ENFORCER_PIN_DIRECTORY: pins.enforcer });
-    undo.push(() => enforcer.kill());
-    const topic = new PolicyTopic(kafka, topicSpecs(prefix).policies.topic, loadRegistry(), options.logger);
     await topic.publish(policies(options), 'bench-overhead');
+  } finally {
     await topic.shutdown();
-    await waitFor(async () => enforcer.logs.some((entry) => entry.msg === 'policy state applied' && entry.policies === 2), {
-      timeoutMs: 30_000,
-      what: 'the enforcer applying the policy set',
-    });
-    const enricher = await startRoleProcess({
-      role: 'enricher',
-      env: () => ({ ...env, ...enricherStore(options, undo), SIDECARLESS_ENRICHER_GROUP_ID: `bench-overhead-${options.id}` }),
-      runningMessage: 'enricher running',
-      timeoutMs: 60_000,
-    });
-    undo.push(() => enricher.signal('SIGKILL'));
-    const collectorEnv = { ...env, SIDECARLESS_HTTP_ENABLED: 'true', SIDECARLESS_COLLECTOR_PIN_DIRECTORY: pins.collector };
-    undo.push(() => uninstallCollectorPins(collectorEnv));
-    const collector = await startCollectorProcess(collectorEnv, () => [labCgroup]);
-    undo.push(() => collector.kill());
-    return {
-      components: [
-        { name: 'collector', cgroup: collector.cgroup },
-        { name: 'enforcer', cgroup: enforcer.cgroup },
-        { name: 'enricher', cgroup: enricher.cgroup },
-      ],
-      bpfRunNs: () =>
-        [...programStatsOfPins(pins.collector).values(), ...programStatsOfPins(pins.enforcer).values()].reduce((sum, program) => sum + program.runTimeNs, 0n),
-      async stop() {
-        const http = await collector.stop('http');
-        await Promise.all([enricher.signal('SIGTERM'), enforcer.stop()]);
-        return http;
-      },
-      destroy,
-    };
-  } catch (error) {
-    await destroy();
-    throw error;
   }
+  await waitFor(async () => enforcer.logs.some((entry) => entry.msg === 'policy state applied' && entry.policies === 2), {
+    timeoutMs: 30_000,
+    what: 'the enforcer applying the policy set',
+  });
+  const store = enricherStore(options);
+  const enricher = await startRoleProcess({
+    role: 'enricher',
+    env: () => ({ ...env, ...store, SIDECARLESS_ENRICHER_GROUP_ID: `bench-overhead-${options.id}` }),
+    runningMessage: 'enricher running',
+    timeoutMs: 60_000,
+  });
+  undo.push('the enricher', () => enricher.signal('SIGKILL'));
+  const collectorEnv = { ...env, SIDECARLESS_HTTP_ENABLED: 'true', SIDECARLESS_COLLECTOR_PIN_DIRECTORY: pins.collector };
+  undo.push('the collector\'s pins', () => uninstallCollectorPins(collectorEnv));
+  const collector = await startCollectorProcess(collectorEnv, () => [labCgroup]);
+  undo.push('the collector', () => collector.kill());
+  return {
+    components: [
+      { name: 'collector', cgroup: collector.cgroup },
+      { name: 'enforcer', cgroup: enforcer.cgroup },
+      { name: 'enricher', cgroup: enricher.cgroup },
+    ],
+    bpfRunNs: () => [...programStatsOfPins(pins.collector).values(), ...programStatsOfPins(pins.enforcer).values()].reduce((sum, program) => sum + program.runTimeNs, 0n),
+    async stop() {
+      const http = await collector.stop('http');
+      await Promise.all([enricher.signal('SIGTERM'), enforcer.stop()]);
+      return http;
+    },
+  };
 }

@@ -31,7 +31,7 @@
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, loadavg, tmpdir } from 'node:os';
+import { constants as osConstants, hostname, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -48,6 +48,7 @@ import { startEbpfStack, type EbpfStack } from './overhead-ebpf.js';
 import { coresBetween, memoryMegabytes, sample, type Component, type Meter } from './overhead-measure.js';
 import { MODES, report, type Mode, type ModeRun, type RunInfo, type Window } from './overhead-report.js';
 import { startSidecar, type Sidecar } from './overhead-sidecar.js';
+import { Undo } from './undo.js';
 
 const PORT = 7311;
 const PROBE_SECONDS = 5;
@@ -116,7 +117,7 @@ interface Pair {
 }
 
 /** One mode: the server and the mode's components started, every rate measured, the counts checked, all stopped. */
-async function runMode(mode: Mode, pair: Pair, options: Options, context: { id: string; clickhouse: Config['clickhouse'] }): Promise<ModeRun> {
+async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, context: { id: string; clickhouse: Config['clickhouse'] }): Promise<ModeRun> {
   const dir = mkdtempSync(join(tmpdir(), `sidecarless-bench-overhead-${mode}-`));
   const accessLog = join(dir, 'nginx-access.log');
   const containers = { client: pair.client.addContainer(), server: pair.server.addContainer() };
@@ -124,7 +125,6 @@ async function runMode(mode: Mode, pair: Pair, options: Options, context: { id: 
     { name: 'load generator', cgroup: containers.client },
     { name: 'server', cgroup: containers.server },
   ];
-  const stops: Array<() => Promise<unknown>> = [];
   let requests = 0;
   let loadGeneratorRssKb = 0;
   const load = async (rate: number, seconds: number): Promise<LoadResult> => {
@@ -133,24 +133,25 @@ async function runMode(mode: Mode, pair: Pair, options: Options, context: { id: 
     loadGeneratorRssKb = Math.max(loadGeneratorRssKb, result.max_rss_kb);
     return result;
   };
+  const mark = undo.mark;
+  undo.push('the mode\'s files', () => rmSync(dir, { recursive: true, force: true }));
   try {
     const server = await startNginx(pair.server, PORT, { accessLog, container: containers.server });
-    stops.push(() => server.stop());
+    undo.push('nginx', () => server.stop());
     let ebpf: EbpfStack | undefined;
     let sidecars: { client: Sidecar; server: Sidecar } | undefined;
     const meter: Meter = { components };
     if (mode === 'ebpf') {
-      ebpf = await startEbpfStack({ lab: pair.lab, namespaces: pair.namespaces, port: PORT, id: context.id, clickhouse: context.clickhouse, logger: createLogger({ level: 'warn', destination: 2 }) });
-      stops.unshift(() => ebpf!.destroy());
+      ebpf = await startEbpfStack({ lab: pair.lab, namespaces: pair.namespaces, port: PORT, id: context.id, clickhouse: context.clickhouse, logger: createLogger({ level: 'warn', destination: 2 }), undo });
       components.push(...ebpf.components);
       meter.bpfRunNs = () => ebpf!.bpfRunNs();
     }
     if (mode === 'sidecar') {
       // The server's first: a proxy redirects once it listens, and the client's redirect must find the server's.
       const serverProxy = await startSidecar(pair.server);
-      stops.unshift(() => serverProxy.stop());
+      undo.push('the server\'s proxy', () => serverProxy.stop());
       const clientProxy = await startSidecar(pair.client);
-      stops.unshift(() => clientProxy.stop());
+      undo.push('the client\'s proxy', () => clientProxy.stop());
       sidecars = { client: clientProxy, server: serverProxy };
       components.push({ name: 'client proxy', cgroup: clientProxy.container }, { name: 'server proxy', cgroup: serverProxy.container });
     }
@@ -201,8 +202,7 @@ async function runMode(mode: Mode, pair: Pair, options: Options, context: { id: 
       (counts.http_events === undefined || (counts.http_events === counts.expected_http_events && Object.keys(counts.http_drops ?? {}).length === 0));
     return { mode, windows, memory_mb: memory, counts, exact, ...(search ? { search } : {}) };
   } finally {
-    for (const stop of stops) await stop();
-    rmSync(dir, { recursive: true, force: true });
+    await undo.unwind(mark);
   }
 }
 
@@ -223,11 +223,19 @@ export async function run(args: readonly string[] = []): Promise<Record<string, 
     connections: options.connections,
   };
   const namespaces = { client: `overhead-client-${id}`, server: `overhead-server-${id}` };
+  const undo = new Undo();
+  undo.push('ClickHouse\'s client', () => clickhouse.close());
   const stats = enableRunTimeStats();
-  let lab: ClusterLab | undefined;
+  undo.push('BPF run-time statistics', () => stats.release());
+  // Interrupted, the run undoes what it started (the lab's own handler removes the pods, not the roles, which
+  // run outside them), then ends as the signal would have ended it.
+  const interrupted = (signal: NodeJS.Signals) => void undo.unwind().finally(() => process.exit(128 + osConstants.signals[signal]));
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  let output: Record<string, unknown>;
   try {
     await migrate(clickhouse, { database: config.clickhouse.database, ttlDays: config.clickhouse.ttlDays });
-    lab = await createClusterLab({
+    const lab = await createClusterLab({
       name: 'bench-overhead',
       namespaces: [{ name: namespaces.client }, { name: namespaces.server }],
       pods: [
@@ -235,18 +243,22 @@ export async function run(args: readonly string[] = []): Promise<Record<string, 
         { name: 'server', namespace: namespaces.server, ports: [{ containerPort: PORT, protocol: 'TCP' }] },
       ],
     });
+    undo.push('the lab', () => lab.destroy());
+    process.stderr.write(`overhead: run ${info.run_id}, lab ${lab.id}\n`);
     const pair: Pair = { lab, client: lab.pod('client'), server: lab.pod('server'), generator, namespaces };
     const runs: ModeRun[] = [];
-    for (const mode of options.modes) runs.push(await runMode(mode, pair, options, { id, clickhouse: config.clickhouse }));
+    for (const mode of options.modes) runs.push(await runMode(mode, pair, options, undo, { id, clickhouse: config.clickhouse }));
     info.load_average_end = loadavg().map((value) => Math.round(value * 100) / 100);
     const result = report(info, runs);
     writeFileSync(options.json, `${JSON.stringify(result.json, null, 2)}\n`);
     await clickhouse.insert({ table: `${config.clickhouse.database}.overhead_runs`, values: result.rows, format: 'JSONEachRow' });
     process.stderr.write(result.table);
-    return { ...result.json, json_file: options.json, clickhouse_table: `${config.clickhouse.database}.overhead_runs` };
+    output = { ...result.json, json_file: options.json, clickhouse_table: `${config.clickhouse.database}.overhead_runs` };
   } finally {
-    lab?.destroy();
-    stats.release();
-    await clickhouse.close();
+    await undo.unwind();
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
   }
+  if (undo.failures.length > 0) throw new Error(`bench overhead: left behind: ${undo.failures.join('; ')}`);
+  return output;
 }

@@ -16,7 +16,7 @@
  * A request of the client thus goes load generator → client proxy (15001) → server proxy (15006) → nginx, and its
  * answer back the same way: two proxies per request, as between two pods of a mesh.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cgroup } from '../src/ebpf/cgroup.js';
@@ -106,7 +106,8 @@ export async function startSidecar(pod: Pod): Promise<Sidecar> {
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    if (redirected) pod.exec('nft', ['delete', 'table', 'ip', TABLE]);
+    // A pod already removed (the lab's signal handler runs first) took its rules with its netns.
+    if (redirected && existsSync(`/run/netns/${pod.netns}`)) pod.exec('nft', ['delete', 'table', 'ip', TABLE]);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
     rmSync(dir, { recursive: true, force: true });

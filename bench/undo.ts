@@ -8,6 +8,7 @@ import { describeError } from '../src/common/errors.js';
 export class Undo {
   private readonly steps: Array<{ what: string; step: () => unknown }> = [];
   readonly failures: string[] = [];
+  private unwinding = Promise.resolve();
 
   get mark(): number {
     return this.steps.length;
@@ -17,16 +18,21 @@ export class Undo {
     this.steps.push({ what, step });
   }
 
-  async unwind(mark = 0): Promise<void> {
+  /** Runs the steps above `mark`; a call while another unwinds waits for it (a signal during a mode's end). */
+  unwind(mark = 0): Promise<void> {
+    this.unwinding = this.unwinding.then(() => this.runSteps(mark));
+    return this.unwinding;
+  }
+
+  private async runSteps(mark: number): Promise<void> {
     while (this.steps.length > mark) {
       const { what, step } = this.steps.pop()!;
       try {
         await step();
       } catch (error) {
         this.failures.push(`${what}: ${describeError(error)}`);
-        process.stderr.write(`overhead: undoing ${what} failed: ${describeError(error)}\n`);
+        process.stderr.write(`undoing ${what} failed: ${describeError(error)}\n`);
       }
     }
   }
 }
-

@@ -1,13 +1,13 @@
 /**
  * bench/overhead's results: per mode and rate the latency added against the baseline at the same offered rate,
  * the cores per 1,000 requests/s of every component and of the mode's own ones (the mesh: the ebpf mode's agents
- * and BPF programs, the sidecar mode's two proxies), the ebpf/sidecar ratios, the floors, Istio's published sidecar
- * figures beside ours; as JSON, as rows of ClickHouse `overhead_runs` and as a table for a person.
+ * and BPF programs, the sidecar mode's two proxies, the node-proxy mode's one), the ebpf/sidecar and
+ * ebpf/node-proxy ratios, the floors (against the sidecar), Istio's published sidecar figures beside ours; as JSON, as rows of ClickHouse `overhead_runs` and as a table for a person.
  */
 import { round } from '../src/lab/usage.js';
 import type { LoadResult, Percentiles, SustainableSearch } from './http-live-traffic.js';
 
-export const MODES = ['baseline', 'ebpf', 'sidecar'] as const;
+export const MODES = ['baseline', 'ebpf', 'sidecar', 'node-proxy'] as const;
 export type Mode = (typeof MODES)[number];
 
 /** The components every mode has: the traffic's two ends. The others are the mode's own, its mesh. */
@@ -33,13 +33,30 @@ export interface Counts {
   /** Requests the load generator sent in the mode (warm-ups and searches included). */
   requests: number;
   server_access_log: number;
-  client_proxy_access_log?: number;
-  server_proxy_access_log?: number;
-  client_proxy_outbound_requests?: number;
-  server_proxy_inbound_requests?: number;
+  /** Proxy modes: access log lines per listener (outbound_client, inbound_server: one per request each). */
+  proxy_access_log?: Record<string, number>;
+  /** Proxy modes: requests per listener from the proxies' statistics (the client's inbound, the server's outbound: 0). */
+  proxy_requests?: Record<string, number>;
   http_events?: number;
   expected_http_events?: number;
   http_drops?: Record<string, number>;
+}
+
+/**
+ * Every count agrees with the requests the load generator sent: nginx's log; each listener on the way (the
+ * client's outbound, the server's inbound) in its log and its statistics, none other took one; two http events
+ * per request (both pods traced), no drop.
+ */
+export function exactCounts(counts: Counts): boolean {
+  const r = counts.requests;
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const sorted = (record: Record<string, number>) => Object.fromEntries(Object.entries(record).sort());
+  return (
+    counts.server_access_log === r &&
+    (counts.proxy_access_log === undefined || same(sorted(counts.proxy_access_log), { inbound_server: r, outbound_client: r })) &&
+    (counts.proxy_requests === undefined || same(sorted(counts.proxy_requests), { inbound_client: 0, inbound_server: r, outbound_client: r, outbound_server: 0 })) &&
+    (counts.http_events === undefined || (counts.http_events === 2 * r && counts.expected_http_events === 2 * r && Object.keys(counts.http_drops ?? {}).length === 0))
+  );
 }
 
 export interface ModeRun {
@@ -114,22 +131,27 @@ function summarize(run: ModeRun, baseline: ModeRun | undefined): Summary[] {
 
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || b === 0 ? null : round(a / b, 3));
 
-/** Per rate both modes ran: ebpf's figure over the sidecar's. */
+/** Per rate both modes ran: ebpf's figure over the proxy mode's (sidecar, node-proxy). */
 function ratios(summaries: Summary[]) {
   const of = (mode: Mode) => new Map(summaries.filter((s) => s.mode === mode).map((s) => [s.rate, s]));
-  const [ebpf, sidecar] = [of('ebpf'), of('sidecar')];
-  return [...ebpf.keys()].filter((rate) => sidecar.has(rate)).map((rate) => {
-    const [e, s] = [ebpf.get(rate)!, sidecar.get(rate)!];
-    return {
-      rate,
-      added_p99: ratio(e.added_latency_us?.p99, s.added_latency_us?.p99),
-      mesh_cores_per_1000_rps: ratio(e.mesh_cores_per_1000_rps, s.mesh_cores_per_1000_rps),
-      mesh_memory_mb: ratio(e.mesh_memory_mb, s.mesh_memory_mb),
-      achieved_per_s: ratio(e.achieved_per_s, s.achieved_per_s),
-    };
+  const ebpf = of('ebpf');
+  return (['sidecar', 'node-proxy'] as const).flatMap((against) => {
+    const proxy = of(against);
+    return [...ebpf.keys()].filter((rate) => proxy.has(rate)).map((rate) => {
+      const [e, p] = [ebpf.get(rate)!, proxy.get(rate)!];
+      return {
+        against,
+        rate,
+        added_p99: ratio(e.added_latency_us?.p99, p.added_latency_us?.p99),
+        mesh_cores_per_1000_rps: ratio(e.mesh_cores_per_1000_rps, p.mesh_cores_per_1000_rps),
+        mesh_memory_mb: ratio(e.mesh_memory_mb, p.mesh_memory_mb),
+        achieved_per_s: ratio(e.achieved_per_s, p.achieved_per_s),
+      };
+    });
   });
 }
 
+/** Per floor its numbers per rate and whether it is met: null when the run had no rate with both modes. */
 function floors(summaries: Summary[]) {
   const pairs = summaries
     .filter((s) => s.mode === 'ebpf')
@@ -141,11 +163,11 @@ function floors(summaries: Summary[]) {
   return {
     ebpf_added_p99_at_most_a_tenth_of_sidecar: {
       added_p99_us: Object.fromEntries(latency.map(({ rate, e, s }) => [rate, { ebpf: e.added_latency_us!.p99, sidecar: s.added_latency_us!.p99 }])),
-      met: latency.length > 0 && latency.every(({ e, s }) => e.added_latency_us!.p99 <= FLOOR_FRACTION * s.added_latency_us!.p99),
+      met: latency.length === 0 ? null : latency.every(({ e, s }) => e.added_latency_us!.p99 <= FLOOR_FRACTION * s.added_latency_us!.p99),
     },
     ebpf_cores_per_1000_rps_at_most_a_tenth_of_sidecar: {
       mesh_cores_per_1000_rps: Object.fromEntries(pairs.map(({ rate, e, s }) => [rate, { ebpf: e.mesh_cores_per_1000_rps, sidecar: s.mesh_cores_per_1000_rps }])),
-      met: pairs.length > 0 && pairs.every(({ e, s }) => e.mesh_cores_per_1000_rps <= FLOOR_FRACTION * s.mesh_cores_per_1000_rps),
+      met: pairs.length === 0 ? null : pairs.every(({ e, s }) => e.mesh_cores_per_1000_rps <= FLOOR_FRACTION * s.mesh_cores_per_1000_rps),
     },
   };
 }
@@ -153,12 +175,16 @@ function floors(summaries: Summary[]) {
 /** Our proxies against Istio's published figures: per proxy, cores per 1,000 requests/s and peak RSS. */
 function perProxy(summaries: Summary[]) {
   return summaries
-    .filter((s) => s.mode === 'sidecar')
-    .map((s) => ({
-      rate: s.rate,
-      vcpu_per_1000_rps: { client_proxy: s.cores_per_1000_rps['client proxy'], server_proxy: s.cores_per_1000_rps['server proxy'] },
-      memory_mb: { client_proxy: s.memory_mb['client proxy'], server_proxy: s.memory_mb['server proxy'] },
-    }));
+    .filter((s) => s.mode === 'sidecar' || s.mode === 'node-proxy')
+    .map((s) => {
+      const proxies = Object.keys(s.memory_mb).filter((name) => name.endsWith('proxy'));
+      return {
+        mode: s.mode,
+        rate: s.rate,
+        vcpu_per_1000_rps: Object.fromEntries(proxies.map((name) => [name, s.cores_per_1000_rps[name]])),
+        memory_mb: Object.fromEntries(proxies.map((name) => [name, s.memory_mb[name]])),
+      };
+    });
 }
 
 /** A ClickHouse DateTime64(3) in the text form JSONEachRow takes. */
@@ -195,18 +221,18 @@ const cell = (value: unknown, width: number) => String(value ?? '-').padStart(wi
 
 function table(info: RunInfo, summaries: Summary[], json: ReturnType<typeof build>): string {
   const header = ['mode', 'rate', 'req/s', 'p50', 'p90', 'p99', 'p999', '+p50', '+p99', 'mesh cores/1k', 'total cores/1k', 'mesh MB', 'exact'];
-  const widths = [9, 6, 7, 7, 7, 7, 8, 7, 8, 14, 15, 8, 6];
+  const widths = [10, 6, 7, 7, 7, 7, 8, 7, 8, 14, 15, 8, 6];
   const line = (cells: unknown[]) => cells.map((value, i) => (i < 2 ? String(value).padEnd(widths[i]!) : cell(value, widths[i]!))).join(' ');
   const lines = [
-    `bench overhead: ${info.proxy} stands in for Envoy in the sidecar mode (no Envoy build can be had here); latency in µs from each request's due time; load average ${info.load_average.join(' ')} at the start, ${info.load_average_end?.join(' ') ?? '-'} at the end`,
+    `bench overhead: ${info.proxy} stands in for Envoy in the proxy modes (no Envoy build can be had here); latency in µs from each request's due time; load average ${info.load_average.join(' ')} at the start, ${info.load_average_end?.join(' ') ?? '-'} at the end`,
     line(header),
     ...summaries.map((s) =>
       line([s.mode, s.rate, s.achieved_per_s, s.latency_us.p50, s.latency_us.p90, s.latency_us.p99, s.latency_us.p999, s.added_latency_us?.p50, s.added_latency_us?.p99, s.mesh_cores_per_1000_rps, s.total_cores_per_1000_rps, s.mesh_memory_mb, s.exact ? 'yes' : 'NO']),
     ),
-    ...json.ratios.map((r) => `ebpf/sidecar at ${r.rate}: added p99 ${r.added_p99 ?? '-'}, mesh cores per 1,000 req/s ${r.mesh_cores_per_1000_rps ?? '-'}, mesh memory ${r.mesh_memory_mb ?? '-'}, throughput ${r.achieved_per_s ?? '-'}`),
-    ...json.per_proxy.map((p) => `per proxy at ${p.rate}: client ${p.vcpu_per_1000_rps.client_proxy} and server ${p.vcpu_per_1000_rps.server_proxy} vCPU per 1,000 req/s, ${p.memory_mb.client_proxy} and ${p.memory_mb.server_proxy} MB`),
+    ...json.ratios.map((r) => `ebpf/${r.against} at ${r.rate}: added p99 ${r.added_p99 ?? '-'}, mesh cores per 1,000 req/s ${r.mesh_cores_per_1000_rps ?? '-'}, mesh memory ${r.mesh_memory_mb ?? '-'}, throughput ${r.achieved_per_s ?? '-'}`),
+    ...json.per_proxy.map((p) => `${p.mode} at ${p.rate}: ${Object.keys(p.memory_mb).map((name) => `${name} ${p.vcpu_per_1000_rps[name]} vCPU per 1,000 req/s and ${p.memory_mb[name]} MB`).join(', ')}`),
     `Istio ${ISTIO_SIDECAR.istio_version} publishes ${ISTIO_SIDECAR.vcpu_per_1000_rps} vCPU and ${ISTIO_SIDECAR.memory_mb} MB per 1,000 requests/s per ${ISTIO_SIDECAR.proxy} sidecar, for comparison`,
-    ...Object.entries(json.floors).map(([name, floor]) => `floor ${name}: ${floor.met ? 'met' : 'NOT met'} ${JSON.stringify(Object.values(floor)[0])}`),
+    ...Object.entries(json.floors).map(([name, floor]) => `floor ${name}: ${floor.met === null ? 'not measured (ebpf and sidecar at no common rate)' : floor.met ? 'met' : 'NOT met'} ${JSON.stringify(Object.values(floor)[0])}`),
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -216,7 +242,7 @@ function build(info: RunInfo, runs: ModeRun[], summaries: Summary[]) {
     bench: 'overhead',
     run_id: info.run_id,
     setup: `lab pods client → server (nginx), open-loop keep-alive HTTP/1.1 on ${info.connections} connections, ${info.seconds} s per mode and rate, modes back to back: ${runs.map((r) => r.mode).join(', ')}`,
-    proxy: `${info.proxy} in each pod (client-side outbound and server-side inbound), istio-init's NAT redirect; stands in for Envoy`,
+    proxy: `${info.proxy} stands in for Envoy: in each pod (sidecar: client-side outbound, server-side inbound) or one per node with listeners in each pod's netns (node-proxy), behind istio-init's NAT redirect`,
     istio_published: ISTIO_SIDECAR,
     host: info.host,
     load_average: { start: info.load_average, end: info.load_average_end ?? null },

@@ -1,7 +1,7 @@
 /**
  * bench/overhead (`sidecarless bench overhead [--rates 1000,5000,10000,max] [--seconds 10] [--warm 2]
- * [--modes baseline,ebpf,sidecar] [--connections 16] [--json PATH]`): what a request and the node pay for mesh
- * telemetry, sidecarless against a sidecar, in one run.
+ * [--modes baseline,ebpf,sidecar,node-proxy] [--connections 16] [--json PATH]`): what a request and the node pay
+ * for mesh telemetry, sidecarless against a sidecar (and a node proxy), in one run.
  *
  *   1. Two lab pods that are also API objects (client in one namespace, server in another). The server is nginx,
  *      the client the open-loop load generator (./http-live-traffic.ts says which and why: neither is ours, and
@@ -10,21 +10,23 @@
  *      fresh containers of their pods (Pod.addContainer: cgroups whose counters start at zero), nginx writing an
  *      access log line per request.
  *   2. Modes, back to back: baseline (nothing attached), ebpf (./overhead-ebpf.ts: collector with L4 and HTTP
- *      capture, enforcer with a policy set that judges every connection, enricher), sidecar (./overhead-sidecar.ts:
- *      HAProxy in each pod behind istio-init's NAT redirect, standing in for Envoy).
+ *      capture, enforcer with a policy set that judges every connection, enricher), sidecar and node-proxy
+ *      (./overhead-proxy.ts: HAProxy, standing in for Envoy, in each pod or once for the node, behind
+ *      istio-init's NAT redirect).
  *   3. Per mode and rate: WARM seconds of the load (not measured: connections, caches, the JIT of the roles), then
  *      the measured window: open-loop at the rate for SECONDS; `max` is the highest rate the mode sustains
  *      (searchSustainable from a closed-loop probe, then a window at that rate). Latency percentiles from the
  *      load generator; each component's cores from its cgroup from the window's start to TAIL_MS after its end,
  *      per second of the load and per 1,000 requests/s; the BPF programs' run time (ebpf mode; run-time statistics
  *      are on in every mode, so their clock reads burden all alike); peak RSS of each component at the mode's end.
- *   4. Exactness per mode: the requests the load generator sent equal nginx's access log lines; in sidecar mode
- *      also each proxy's access log lines and its own request counter (the traffic went through both); in ebpf
- *      mode the collector's http.v1 events equal two per request (both pods traced), with no drop.
- *   5. Output: a table on stderr with the ebpf/sidecar ratios, Istio's published sidecar figures beside them, a
- *      JSON file (--json), one JSON line on stdout, and a row per mode and rate in ClickHouse `overhead_runs`
- *      (migration 12) of the configured ClickHouse and database (clickhouse.url, else the embedded engine at
- *      clickhouse.embeddedPath).
+ *   4. Exactness per mode (exactCounts): the requests the load generator sent equal nginx's access log lines; in
+ *      the proxy modes also the access log lines and request counters of the client's outbound and the server's
+ *      inbound listener (the traffic went through both); in ebpf mode the collector's http.v1 events equal two per
+ *      request (both pods traced), with no drop.
+ *   5. Output: a table on stderr with the ebpf/sidecar and ebpf/node-proxy ratios and Istio's published sidecar
+ *      figures beside them, a JSON file (--json), one JSON line on stdout, and a row per mode and rate in
+ *      ClickHouse `overhead_runs` (migration 12) of the configured ClickHouse and database (clickhouse.url, else
+ *      the embedded engine at clickhouse.embeddedPath).
  *   Floors: the ebpf mode adds at most a tenth of the sidecar mode's added p99, and costs at most a tenth of its
  *   cores per 1,000 requests/s; each with its numbers and met: true/false.
  */
@@ -46,8 +48,8 @@ import { waitFor } from '../src/lab/stack/processes.js';
 import { buildLoadGenerator, runLoad, searchSustainable, startNginx, type LoadResult } from './http-live-traffic.js';
 import { startEbpfStack, type EbpfStack } from './overhead-ebpf.js';
 import { coresBetween, memoryMegabytes, sample, type Component, type Meter } from './overhead-measure.js';
-import { MODES, report, type Mode, type ModeRun, type RunInfo, type Window } from './overhead-report.js';
-import { startSidecar, type Sidecar } from './overhead-sidecar.js';
+import { exactCounts, MODES, report, type Counts, type Mode, type ModeRun, type RunInfo, type Window } from './overhead-report.js';
+import { startNodeProxy, startSidecar, type MeshProxy } from './overhead-proxy.js';
 import { Undo } from './undo.js';
 
 const PORT = 7311;
@@ -139,7 +141,7 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
     const server = await startNginx(pair.server, PORT, { accessLog, container: containers.server });
     undo.push('nginx', () => server.stop());
     let ebpf: EbpfStack | undefined;
-    let sidecars: { client: Sidecar; server: Sidecar } | undefined;
+    const proxies: MeshProxy[] = [];
     const meter: Meter = { components };
     if (mode === 'ebpf') {
       ebpf = await startEbpfStack({ lab: pair.lab, namespaces: pair.namespaces, port: PORT, id: context.id, clickhouse: context.clickhouse, logger: createLogger({ level: 'warn', destination: 2 }), undo });
@@ -147,13 +149,19 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
       meter.bpfRunNs = () => ebpf!.bpfRunNs();
     }
     if (mode === 'sidecar') {
-      // The server's first: a proxy redirects once it listens, and the client's redirect must find the server's.
-      const serverProxy = await startSidecar(pair.server);
-      undo.push('the server\'s proxy', () => serverProxy.stop());
-      const clientProxy = await startSidecar(pair.client);
-      undo.push('the client\'s proxy', () => clientProxy.stop());
-      sidecars = { client: clientProxy, server: serverProxy };
-      components.push({ name: 'client proxy', cgroup: clientProxy.container }, { name: 'server proxy', cgroup: serverProxy.container });
+      for (const [name, pod] of [['server proxy', pair.server], ['client proxy', pair.client]] as const) {
+        // The server's first: a redirect takes effect at once, and the client's must find the server's proxy.
+        const proxy = await startSidecar(pod);
+        undo.push(`the ${name}`, () => proxy.stop());
+        proxies.push(proxy);
+        components.push({ name, cgroup: proxy.cgroup });
+      }
+    }
+    if (mode === 'node-proxy') {
+      const proxy = await startNodeProxy([pair.client, pair.server]);
+      undo.push('the node proxy', () => proxy.stop());
+      proxies.push(proxy);
+      components.push({ name: 'node proxy', cgroup: proxy.cgroup });
     }
     // Named for whoever checks that the run leaves none behind (its test).
     process.stderr.write(`overhead: ${mode} cgroups: ${components.map((component) => `${component.name}=${component.cgroup.path}`).join(' ')}\n`);
@@ -181,28 +189,22 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
     }
     const memory = { ...memoryMegabytes(meter), 'load generator': Math.round(loadGeneratorRssKb / 102.4) / 10 };
 
-    // Every request is in nginx's log once the last one ended; the proxies' logs likewise.
-    const counted = async (what: string, count: () => number) => {
-      await waitFor(async () => count() === requests, { timeoutMs: COUNT_TIMEOUT_MS, what }).catch(() => undefined);
-      return count();
-    };
-    const counts: ModeRun['counts'] = { requests, server_access_log: await counted('nginx access log lines', () => countLines(accessLog)) };
-    if (sidecars) {
-      counts.client_proxy_access_log = await counted('client proxy access log lines', () => sidecars.client.accessLogLines());
-      counts.server_proxy_access_log = await counted('server proxy access log lines', () => sidecars.server.accessLogLines());
-      counts.client_proxy_outbound_requests = sidecars.client.requests().outbound;
-      counts.server_proxy_inbound_requests = sidecars.server.requests().inbound;
-    }
+    // A request's log lines are written as it ends: the counts agree once the last ones are, else they say what is missing.
+    const merged = (per: (proxy: MeshProxy) => Record<string, number>) => Object.assign({}, ...proxies.map(per)) as Record<string, number>;
+    const readCounts = (): Counts => ({
+      requests,
+      server_access_log: countLines(accessLog),
+      ...(proxies.length > 0 ? { proxy_access_log: merged((proxy) => proxy.accessLogLines()), proxy_requests: merged((proxy) => proxy.requests()) } : {}),
+    });
+    await waitFor(async () => exactCounts(readCounts()), { timeoutMs: COUNT_TIMEOUT_MS, what: 'the access logs' }).catch(() => undefined);
+    const counts = readCounts();
     if (ebpf) {
       const http = await ebpf.stop();
       counts.http_events = http.eventsProduced;
       counts.expected_http_events = 2 * requests;
       counts.http_drops = http.drops;
     }
-    const exact =
-      Object.entries(counts).every(([key, value]) => typeof value !== 'number' || key === 'http_events' || key === 'expected_http_events' || value === requests) &&
-      (counts.http_events === undefined || (counts.http_events === counts.expected_http_events && Object.keys(counts.http_drops ?? {}).length === 0));
-    return { mode, windows, memory_mb: memory, counts, exact, ...(search ? { search } : {}) };
+    return { mode, windows, memory_mb: memory, counts, exact: exactCounts(counts), ...(search ? { search } : {}) };
   } finally {
     await undo.unwind(mark);
   }

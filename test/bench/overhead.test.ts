@@ -1,7 +1,8 @@
 /**
  * `sidecarless bench overhead` at a small rate and a short window, as CI runs it: every mode measured with sane
- * values and exact counts (the load generator's requests = nginx's access log lines; in sidecar mode = each
- * proxy's access log lines and request counter, so the traffic went through both proxies; in ebpf mode two
+ * values and exact counts (the load generator's requests = nginx's access log lines; in the proxy modes = the access
+ * log lines and request counters of the client's outbound and the server's inbound listener, so the traffic went
+ * through both; in ebpf mode two
  * http.v1 events per request), its rows in ClickHouse `overhead_runs`, its JSON file and line; and nothing left
  * behind, neither after a run nor after one stopped by SIGTERM half way (netns, cgroups, processes, pins, topics).
  */
@@ -29,6 +30,11 @@ const WARM_SECONDS = 1;
 /** The load generator sends exactly rate × seconds requests per window, the warm-up's before each. */
 const WINDOW_REQUESTS = RATE * SECONDS;
 const MODE_REQUESTS = RATE * (SECONDS + WARM_SECONDS);
+/** Every request passes the client's outbound listener and the server's inbound one, and no other. */
+const throughProxies = {
+  log: { outbound_client: MODE_REQUESTS, inbound_server: MODE_REQUESTS },
+  requests: { outbound_client: MODE_REQUESTS, inbound_client: 0, outbound_server: 0, inbound_server: MODE_REQUESTS },
+};
 
 interface Run {
   code: number | null;
@@ -38,9 +44,9 @@ interface Run {
 }
 
 /** The bench as CI runs it; `stopWhen`: SIGTERM once stderr matches it. */
-function bench(json: string, stopWhen?: RegExp): Promise<Run> {
+function bench(json: string, stopWhen?: RegExp, extraArgs: string[] = []): Promise<Run> {
   const env = { ...process.env, SIDECARLESS_CLICKHOUSE_EMBEDDED_PATH: join(dir, 'chdb'), SIDECARLESS_CLICKHOUSE_DATABASE: database };
-  const args = ['bench', 'overhead', '--rates', String(RATE), '--seconds', String(SECONDS), '--warm', String(WARM_SECONDS), '--json', json];
+  const args = ['bench', 'overhead', '--rates', String(RATE), '--seconds', String(SECONDS), '--warm', String(WARM_SECONDS), '--json', json, ...extraArgs];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let [stdout, stderr] = ['', ''];
@@ -119,6 +125,7 @@ const COMPONENTS: Record<string, string[]> = {
   baseline: ['load generator', 'server'],
   ebpf: ['load generator', 'server', 'collector', 'enforcer', 'enricher', 'bpf programs'],
   sidecar: ['load generator', 'server', 'client proxy', 'server proxy'],
+  'node-proxy': ['load generator', 'server', 'node proxy'],
 };
 
 describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API server, HAProxy)', { timeout: 180_000 }, () => {
@@ -135,13 +142,14 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
     assert.equal(table, `${database}.overhead_runs`);
     assert.deepEqual(JSON.parse(readFileSync(json, 'utf8')), result, 'the JSON file holds what the line says');
     assert.equal(result.bench, 'overhead');
-    assert.match(String(result.proxy), /^HAProxy 2\.6\.\S+ in each pod .* stands in for Envoy$/);
+    assert.match(String(result.proxy), /^HAProxy 2\.6\.\S+ stands in for Envoy: /);
     assert.deepEqual(result.istio_published, { istio_version: '1.24', vcpu_per_1000_rps: 0.2, memory_mb: 60, proxy: 'Envoy' });
 
     assert.deepEqual(line.rates.map((s) => [s.mode, s.rate, s.offered_per_s, s.requests]), [
       ['baseline', '300', RATE, WINDOW_REQUESTS],
       ['ebpf', '300', RATE, WINDOW_REQUESTS],
       ['sidecar', '300', RATE, WINDOW_REQUESTS],
+      ['node-proxy', '300', RATE, WINDOW_REQUESTS],
     ]);
     for (const s of line.rates) {
       assert.ok(Math.abs(s.achieved_per_s - RATE) <= RATE * 0.05, `${s.mode}: achieved ${s.achieved_per_s}/s of ${RATE}/s`);
@@ -160,18 +168,13 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
     assert.deepEqual(line.counts, {
       baseline: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, exact: true },
       ebpf: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, http_events: 2 * MODE_REQUESTS, expected_http_events: 2 * MODE_REQUESTS, http_drops: {}, exact: true },
-      sidecar: {
-        requests: MODE_REQUESTS,
-        server_access_log: MODE_REQUESTS,
-        client_proxy_access_log: MODE_REQUESTS,
-        server_proxy_access_log: MODE_REQUESTS,
-        client_proxy_outbound_requests: MODE_REQUESTS,
-        server_proxy_inbound_requests: MODE_REQUESTS,
-        exact: true,
-      },
+      sidecar: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, proxy_access_log: throughProxies.log, proxy_requests: throughProxies.requests, exact: true },
+      'node-proxy': { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, proxy_access_log: throughProxies.log, proxy_requests: throughProxies.requests, exact: true },
     });
     assert.match(run.stderr, /^mode\s+rate\s+req\/s\s+p50/m, 'the table');
-    assert.match(run.stderr, /^ebpf\/sidecar at 300: added p99 \S+, mesh cores per 1,000 req\/s \S+, mesh memory \S+, throughput \S+$/m);
+    for (const against of ['sidecar', 'node-proxy']) {
+      assert.match(run.stderr, new RegExp(`^ebpf/${against} at 300: added p99 \\S+, mesh cores per 1,000 req/s \\S+, mesh memory \\S+, throughput \\S+$`, 'm'));
+    }
     assert.match(run.stderr, /^Istio 1\.24 publishes 0\.2 vCPU and 60 MB per 1,000 requests\/s per Envoy sidecar, for comparison$/m);
 
     const clickhouse = await createClickHouse({ embeddedPath: join(dir, 'chdb') });
@@ -184,7 +187,8 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
       );
       const proxy = rows[0]?.proxy;
       assert.match(String(proxy), /^HAProxy 2\.6\./);
-      assert.deepEqual(rows, line.rates.map((s) => ({ mode: s.mode, rate: '300', offered_rps: RATE, requests: String(WINDOW_REQUESTS), exact: 1, components: [...COMPONENTS[s.mode]!].sort(), proxy, p99_us: s.latency_us.p99 })));
+      const byMode = [...line.rates].sort((a, b) => (a.mode < b.mode ? -1 : 1)); // ClickHouse's ORDER BY: bytewise
+      assert.deepEqual(rows, byMode.map((s) => ({ mode: s.mode, rate: '300', offered_rps: RATE, requests: String(WINDOW_REQUESTS), exact: 1, components: [...COMPONENTS[s.mode]!].sort(), proxy, p99_us: s.latency_us.p99 })));
     } finally {
       await clickhouse.close();
     }
@@ -192,7 +196,7 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
   });
 
   it('undoes what it started when stopped by SIGTERM half way (in the sidecar mode, the ebpf roles run before)', async () => {
-    const run = await bench(join(dir, 'stopped.json'), /^overhead: sidecar 300/m);
+    const run = await bench(join(dir, 'stopped.json'), /^overhead: sidecar 300/m, ['--modes', 'ebpf,sidecar']);
     assert.equal(run.code, 143, `ended as by SIGTERM; stderr:\n${run.stderr}`);
     assert.equal(run.stdout, '', 'no result line');
     assert.doesNotMatch(run.stderr, /undoing .* failed/);

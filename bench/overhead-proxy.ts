@@ -46,6 +46,8 @@ export interface MeshProxy {
   accessLogLines(): Record<string, number>;
   /** Requests per listener, from the proxy's own statistics. */
   requests(): Record<string, number>;
+  /** Log lines the proxy could not write (its statistics' haproxy_process_dropped_logs_total). */
+  droppedLogs(): number;
   /** Removes the redirect, then stops the proxy. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -176,6 +178,7 @@ async function startHaproxy(pods: readonly Pod[], inNetns: boolean, cgroup: Cgro
         }),
       );
     },
+    droppedLogs: () => Number(/^haproxy_process_dropped_logs_total (\d+)$/m.exec(statistics())?.[1] ?? NaN),
     stop,
   };
 }

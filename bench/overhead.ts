@@ -194,7 +194,13 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
     const readCounts = (): Counts => ({
       requests,
       server_access_log: countLines(accessLog),
-      ...(proxies.length > 0 ? { proxy_access_log: merged((proxy) => proxy.accessLogLines()), proxy_requests: merged((proxy) => proxy.requests()) } : {}),
+      ...(proxies.length > 0
+        ? {
+            proxy_access_log: merged((proxy) => proxy.accessLogLines()),
+            proxy_requests: merged((proxy) => proxy.requests()),
+            proxy_dropped_logs: proxies.reduce((sum, proxy) => sum + proxy.droppedLogs(), 0),
+          }
+        : {}),
     });
     await waitFor(async () => exactCounts(readCounts()), { timeoutMs: COUNT_TIMEOUT_MS, what: 'the access logs' }).catch(() => undefined);
     const counts = readCounts();

@@ -32,8 +32,9 @@ const WINDOW_REQUESTS = RATE * SECONDS;
 const MODE_REQUESTS = RATE * (SECONDS + WARM_SECONDS);
 /** Every request passes the client's outbound listener and the server's inbound one, and no other. */
 const throughProxies = {
-  log: { outbound_client: MODE_REQUESTS, inbound_server: MODE_REQUESTS },
-  requests: { outbound_client: MODE_REQUESTS, inbound_client: 0, outbound_server: 0, inbound_server: MODE_REQUESTS },
+  proxy_access_log: { outbound_client: MODE_REQUESTS, inbound_server: MODE_REQUESTS },
+  proxy_requests: { outbound_client: MODE_REQUESTS, inbound_client: 0, outbound_server: 0, inbound_server: MODE_REQUESTS },
+  proxy_dropped_logs: 0,
 };
 
 interface Run {
@@ -168,8 +169,8 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
     assert.deepEqual(line.counts, {
       baseline: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, exact: true },
       ebpf: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, http_events: 2 * MODE_REQUESTS, expected_http_events: 2 * MODE_REQUESTS, http_drops: {}, exact: true },
-      sidecar: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, proxy_access_log: throughProxies.log, proxy_requests: throughProxies.requests, exact: true },
-      'node-proxy': { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, proxy_access_log: throughProxies.log, proxy_requests: throughProxies.requests, exact: true },
+      sidecar: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, ...throughProxies, exact: true },
+      'node-proxy': { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, ...throughProxies, exact: true },
     });
     assert.match(run.stderr, /^mode\s+rate\s+req\/s\s+p50/m, 'the table');
     for (const against of ['sidecar', 'node-proxy']) {

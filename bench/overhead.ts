@@ -51,6 +51,7 @@ import { coresBetween, memoryMegabytes, sample, type Component, type Meter } fro
 import { exactCounts, MODES, report, type Counts, type Mode, type ModeRun, type RunInfo, type Window } from './overhead-report.js';
 import { startNodeProxy, startSidecar, type MeshProxy } from './overhead-proxy.js';
 import { Undo } from './undo.js';
+import { UsageError } from './usage-error.js';
 
 const PORT = 7311;
 const PROBE_SECONDS = 5;
@@ -70,27 +71,35 @@ export interface Options {
 
 function positive(flag: string, text: string, integer = false): number {
   const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) throw new RangeError(`bench overhead: --${flag} ${text}: expected a positive ${integer ? 'integer' : 'number'}`);
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) throw new UsageError(`bench overhead: --${flag} ${text}: expected a positive ${integer ? 'integer' : 'number'}`);
   return value;
 }
 
+function parseFlags(args: readonly string[]) {
+  try {
+    return parseArgs({
+      args: [...args],
+      options: {
+        rates: { type: 'string', default: '1000,5000,10000,max' },
+        seconds: { type: 'string', default: '10' },
+        warm: { type: 'string', default: '2' },
+        modes: { type: 'string', default: MODES.join(',') },
+        connections: { type: 'string', default: '16' },
+        json: { type: 'string', default: 'bench-overhead.json' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    throw new UsageError(`bench overhead: ${(error as Error).message}`);
+  }
+}
+
 export function parseOptions(args: readonly string[]): Options {
-  const { values } = parseArgs({
-    args: [...args],
-    options: {
-      rates: { type: 'string', default: '1000,5000,10000,max' },
-      seconds: { type: 'string', default: '10' },
-      warm: { type: 'string', default: '2' },
-      modes: { type: 'string', default: MODES.join(',') },
-      connections: { type: 'string', default: '16' },
-      json: { type: 'string', default: 'bench-overhead.json' },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
+  const { values } = parseFlags(args);
   const modes = values.modes.split(',');
   const unknown = modes.filter((mode) => !(MODES as readonly string[]).includes(mode));
-  if (unknown.length > 0 || modes.length === 0) throw new RangeError(`bench overhead: --modes ${values.modes}: expected some of ${MODES.join(', ')}`);
+  if (unknown.length > 0 || modes.length === 0) throw new UsageError(`bench overhead: --modes ${values.modes}: expected some of ${MODES.join(', ')}`);
   return {
     rates: values.rates.split(',').map((rate) => (rate === 'max' ? 'max' : positive('rates', rate, true))),
     seconds: positive('seconds', values.seconds),

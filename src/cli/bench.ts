@@ -3,6 +3,7 @@
  * stdout. With no name, runs them all in order. Flags go to the one benchmark named before them, when it takes any
  * (`bench overhead --rates 1000,max --seconds 5`).
  */
+import { UsageError } from '../../bench/usage-error.js';
 import type { Command } from './command.js';
 
 type Benchmark = (args: readonly string[]) => Promise<Record<string, unknown>>;
@@ -41,7 +42,13 @@ export const benchCommand: Command = {
     }
     for (const name of names) {
       const benchmark = await benchmarks[name]!();
-      process.stdout.write(`${JSON.stringify(await benchmark(flags))}\n`);
+      try {
+        process.stdout.write(`${JSON.stringify(await benchmark(flags))}\n`);
+      } catch (error) {
+        if (!(error instanceof UsageError)) throw error;
+        console.error(error.message);
+        return 2;
+      }
     }
     return 0;
   },

@@ -4,7 +4,8 @@
  *   - the collector, tracing the lab's cgroup (both pods) with L4 flows and HTTP capture on (http.enabled);
  *   - the enforcer, attached to the lab's cgroup, with a policy set loaded that isolates both pods and allows the
  *     bench's traffic (the server's ingress from the client's namespace, the client's egress to the server's, on
- *     the bench's port): every connection is judged by the rules, none passes for want of a policy;
+ *     the bench's port): every connection is judged by the rules, none passes for want of a policy (assertJudged
+ *     checks that a connect() to another port is denied by the enforcer before the load starts);
  *   - the enricher, joining the events with the pods' metadata into ClickHouse (enricherStore says where).
  * The metadata role (publishing the lab's pods from the API server, which the enforcer and the enricher need) runs
  * in this process: it is one per cluster, not per node, and is not measured.
@@ -27,9 +28,11 @@ import { programStatsOfPins } from '../src/ebpf/stats.js';
 import { PolicyTopic } from '../src/enforcer/policy-topic.js';
 import { parsePolicies } from '../src/events/networkpolicy/document.js';
 import { topicSpecs } from '../src/events/topics.js';
-import type { ClusterLab } from '../src/lab/cluster.js';
+import { launch } from '../src/lab/agent-launch.js';
+import type { ProbeParams, ProbeResult } from '../src/lab/agents/protocol.js';
 import { startCollectorProcess, uninstallCollectorPins } from '../src/lab/collector-process.js';
 import { startEnforcerProcess } from '../src/lab/enforcer-process.js';
+import type { Pod } from '../src/lab/pods.js';
 import { startRoleProcess } from '../src/lab/role-process.js';
 import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 import { kubeCredentials } from '../src/lab/stack/kube-credentials.js';
@@ -39,9 +42,8 @@ import type { Component } from './overhead-measure.js';
 import type { Undo } from './undo.js';
 
 export interface EbpfStackOptions {
-  lab: ClusterLab;
-  /** The namespaces of the client's and the server's pod; the policy allows client → server:port only. */
-  namespaces: { client: string; server: string };
+  /** Two pods of one lab, API objects in two namespaces; the policy allows client → server:port only. */
+  pods: { client: Pod; server: Pod };
   port: number;
   /** The run's id: its topic prefix, pin directories and consumer group are named after it. */
   id: string;
@@ -63,7 +65,7 @@ export interface EbpfStack {
 
 /** The policy set: both pods isolated, the bench's traffic allowed by one rule per direction. */
 function policies(options: EbpfStackOptions) {
-  const { client, server } = options.namespaces;
+  const [client, server] = [options.pods.client.kubernetes!.namespace, options.pods.server.kubernetes!.namespace];
   return parsePolicies(`apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: server-ingress, namespace: ${server}}
@@ -102,6 +104,18 @@ function enricherStore(options: EbpfStackOptions): Record<string, string> {
   return { SIDECARLESS_CLICKHOUSE_DATABASE: database };
 }
 
+/**
+ * The policy set judges the pods' connections: the client's connect() to a port no rule allows is refused by the
+ * enforcer's program (EPERM: the lab's probe says `denied`), not by the server. Else the ebpf mode would measure an
+ * enforcer that decides nothing.
+ */
+async function assertJudged(options: EbpfStackOptions): Promise<void> {
+  const target = { host: options.pods.server.ip, port: options.port + 1, protocol: 'TCP' as const };
+  const params: Omit<ProbeParams, 'deadlineMs'> = { targets: [target], timeoutMs: 2_000 };
+  const [answer] = (await launch<ProbeResult>(options.pods.client, 'probe', params, 15_000).result).answers;
+  if (answer?.outcome !== 'denied') throw new Error(`the enforcer does not judge the client's connections: a connect() to ${target.host}:${target.port} came to ${JSON.stringify(answer)}, not denied`);
+}
+
 /** Starts the roles; each started part is pushed to options.undo, so a failure half way leaves nothing once unwound. */
 export async function startEbpfStack(options: EbpfStackOptions): Promise<EbpfStack> {
   const prefix = `bench-overhead-${options.id}.`;
@@ -116,7 +130,7 @@ export async function startEbpfStack(options: EbpfStackOptions): Promise<EbpfSta
     // The policy set is published below; the NetworkPolicies of whoever else uses the API server are not the bench's.
     SIDECARLESS_METADATA_NETWORK_POLICIES: 'false',
   };
-  const labCgroup = options.lab.lab.cgroupPath;
+  const labCgroup = options.pods.client.lab.cgroupPath;
   const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'sidecarless-bench-overhead' }, options.logger);
   const { undo } = options;
   undo.push('the run\'s topics', async () => {
@@ -144,6 +158,7 @@ export async function startEbpfStack(options: EbpfStackOptions): Promise<EbpfSta
     timeoutMs: 30_000,
     what: 'the enforcer applying the policy set',
   });
+  await assertJudged(options);
   const store = enricherStore(options);
   const enricher = await startRoleProcess({
     role: 'enricher',

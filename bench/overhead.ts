@@ -42,7 +42,7 @@ import { migrate } from '../src/common/clickhouse/migrations.js';
 import { loadConfig, type Config } from '../src/common/config.js';
 import { createLogger } from '../src/common/logger.js';
 import { enableRunTimeStats } from '../src/ebpf/stats.js';
-import { createClusterLab, type ClusterLab } from '../src/lab/cluster.js';
+import { createClusterLab } from '../src/lab/cluster.js';
 import type { Pod } from '../src/lab/pods.js';
 import { waitFor } from '../src/lab/stack/processes.js';
 import { buildLoadGenerator, runLoad, searchSustainable, startNginx, type LoadResult } from './http-live-traffic.js';
@@ -120,11 +120,9 @@ function proxyVersion(): string {
 const countLines = (file: string) => readFileSync(file, 'utf8').split('\n').length - 1;
 
 interface Pair {
-  lab: ClusterLab;
   client: Pod;
   server: Pod;
   generator: string;
-  namespaces: { client: string; server: string };
 }
 
 /** One mode: the server and the mode's components started, every rate measured, the counts checked, all stopped. */
@@ -153,7 +151,8 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
     const proxies: MeshProxy[] = [];
     const meter: Meter = { components };
     if (mode === 'ebpf') {
-      ebpf = await startEbpfStack({ lab: pair.lab, namespaces: pair.namespaces, port: PORT, id: context.id, clickhouse: context.clickhouse, logger: createLogger({ level: 'warn', destination: 2 }), undo });
+      const logger = createLogger({ level: 'warn', destination: 2 });
+      ebpf = await startEbpfStack({ pods: { client: pair.client, server: pair.server }, port: PORT, id: context.id, clickhouse: context.clickhouse, logger, undo });
       components.push(...ebpf.components);
       meter.bpfRunNs = () => ebpf!.bpfRunNs();
     }
@@ -270,7 +269,7 @@ export async function run(args: readonly string[] = []): Promise<Record<string, 
     });
     undo.push('the lab', () => lab.destroy());
     process.stderr.write(`overhead: run ${info.run_id}, lab ${lab.id}\n`);
-    const pair: Pair = { lab, client: lab.pod('client'), server: lab.pod('server'), generator, namespaces };
+    const pair: Pair = { client: lab.pod('client'), server: lab.pod('server'), generator };
     const runs: ModeRun[] = [];
     for (const mode of options.modes) runs.push(await runMode(mode, pair, options, undo, { id, clickhouse: config.clickhouse }));
     info.load_average_end = loadavg().map((value) => Math.round(value * 100) / 100);

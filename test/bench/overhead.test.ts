@@ -2,9 +2,9 @@
  * `sidecarless bench overhead` at a small rate and a short window, as CI runs it: every mode measured with sane
  * values and exact counts (the load generator's requests = nginx's access log lines; in the proxy modes = the access
  * log lines and request counters of the client's outbound and the server's inbound listener, so the traffic went
- * through both; in ebpf mode two
- * http.v1 events per request), its rows in ClickHouse `overhead_runs`, its JSON file and line; and nothing left
- * behind, neither after a run nor after one stopped by SIGTERM half way (netns, cgroups, processes, pins, topics).
+ * through both; in ebpf mode two http.v1 events per request), its rows in ClickHouse `overhead_runs`, its JSON file
+ * and line; and nothing left behind, neither after a run nor after one stopped by SIGTERM half way (netns, cgroups,
+ * processes, pins, topics).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

@@ -153,7 +153,7 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
       ['node-proxy', '300', RATE, WINDOW_REQUESTS],
     ]);
     for (const s of line.rates) {
-      assert.ok(Math.abs(s.achieved_per_s - RATE) <= RATE * 0.05, `${s.mode}: achieved ${s.achieved_per_s}/s of ${RATE}/s`);
+      assert.ok(Math.abs(s.achieved_per_s - RATE) <= RATE * 0.1, `${s.mode}: achieved ${s.achieved_per_s}/s of ${RATE}/s`);
       const { p50, p90, p99, p999 } = s.latency_us;
       assert.ok(p50! > 0 && p50! <= p90! && p90! <= p99! && p99! <= p999!, `${s.mode}: percentiles in order: ${JSON.stringify(s.latency_us)}`);
       assert.deepEqual(Object.keys(s.cores).sort(), [...COMPONENTS[s.mode]!].sort(), `${s.mode}: the components measured`);

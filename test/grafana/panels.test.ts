@@ -266,8 +266,8 @@ describe('Grafana dashboards on a real pipeline run', () => {
   it('service RED: requests, errors and duration per route as the servers answered; one namespace and workload chosen narrows it', async () => {
     const dashboard = byUid('sidecarless-service-red');
     const seconds = Math.floor(to.getTime() / 1000) - Math.floor(from.getTime() / 1000);
-    const routes = (results: Map<string, Map<string, Result>>) => rowsOf(results, 'Routes');
-    const all = routes(await runPanels(dashboard, await resolveVariables(dashboard)));
+    const results = await runPanels(dashboard, await resolveVariables(dashboard));
+    const all = rowsOf(results, 'Routes');
     assert.deepEqual(pick(all, 'workload', 'service', 'method', 'route', 'requests', 'errors', 'error_ratio', 'requests_per_second'), [
       { workload: `${shop}/backend`, service: 'backend', method: 'GET', route: '/api/orders/{id}', requests: 30, errors: 0, error_ratio: 0, requests_per_second: 30 / seconds },
       { workload: `${billing}/payments`, service: 'payments', method: 'GET', route: '/charge/{uuid}', requests: 10, errors: 0, error_ratio: 0, requests_per_second: 10 / seconds },
@@ -278,12 +278,12 @@ describe('Grafana dashboards on a real pipeline run', () => {
       assert.ok(p50! > 0 && p50! <= p90! && p90! <= p99! && p99! < 1_000, `${row.route}: duration quantiles ${p50} ≤ ${p90} ≤ ${p99} ms`);
     }
     const byClass = new Map<string, number>();
-    for (const row of rowsOf(await runPanels(dashboard, await resolveVariables(dashboard)), 'Requests by status class')) {
+    for (const row of rowsOf(results, 'Requests by status class')) {
       byClass.set(String(row.status_class), (byClass.get(String(row.status_class)) ?? 0) + Number(row.requests_per_second) * 60);
     }
     assert.deepEqual(Object.fromEntries([...byClass].map(([k, v]) => [k, Math.round(v)])), { '2xx': 40, '5xx': 5 });
 
-    const backendOnly = routes(await runPanels(dashboard, await resolveVariables(dashboard, { namespace: [shop], workload: ['backend'] })));
+    const backendOnly = rowsOf(await runPanels(dashboard, await resolveVariables(dashboard, { namespace: [shop], workload: ['backend'] })), 'Routes');
     assert.deepEqual(pick(backendOnly, 'workload', 'route', 'requests'), [{ workload: `${shop}/backend`, route: '/api/orders/{id}', requests: 30 }]);
   });
 

@@ -129,6 +129,15 @@ describe("the ClickHouse plugin's expansion", () => {
     assert.equal(expandQuery(sql, context(['billing', 'shop'])), `SELECT ${time} AND ns IN ('billing','shop') AND x IN ('billing','shop') AND ${tail}`);
   });
 
+  it("Grafana's formats chosen with ${name:format} replace the plugin's, also for All", () => {
+    const names = { ...context(['$__all']), variables: [{ name: 'names', value: ["o'brien", 'x"y'], options: [] }, { name: 'namespace', value: ['$__all'], options: ['billing', 'shop'] }] };
+    assert.equal(
+      expandQuery('${names:singlequote} ${names:doublequote} ${names:sqlstring} ${names:csv} ${names:pipe} ${names:raw} ${namespace:singlequote}', names),
+      `'o\\'brien','x"y' "o'brien","x\\"y" 'o''brien','x"y' o'brien,x"y o'brien|x"y o'brien,x"y 'billing','shop'`,
+    );
+    assert.throws(() => expandQuery('${names:regex}', names), /a Grafana format this expansion does not implement/);
+  });
+
   it('an interval under a second counts as one; anything left unexpanded is an error', () => {
     assert.equal(expandQuery('SELECT $__interval_s', { ...context([]), intervalMs: 200 }), 'SELECT 1');
     assert.throws(() => expandQuery('SELECT $__dateFilter(d)', context([])), /\$__dateFilter is left unexpanded/);

@@ -10,8 +10,9 @@
  *   2. frontend, Grafana's template service with the plugin's format function: $name and ${name} of a dashboard
  *      variable become its value; a list (a multi-value variable, also with one value chosen) becomes 'a','b'
  *      (quoted, joined by commas, nothing escaped: the plugin does not escape, so values must be names without
- *      quotes, which Kubernetes names are), a single value goes in as it is. All stands for the values of every
- *      option the variable's query returned. Names that are no variable stay as they are.
+ *      quotes, which Kubernetes names are), a single value goes in as it is. ${name:format} uses Grafana's format
+ *      instead (raw, csv, pipe, singlequote, doublequote, sqlstring here; another is an error). All stands for the
+ *      values of every option the variable's query returned. Names that are no variable stay as they are.
  *   3. backend, the macros: longest name first, `$__name` ending at a word boundary, arguments in brackets split
  *      at commas outside nested brackets and trimmed, every occurrence replaced. Times are Unix seconds (ms for
  *      the _ms forms) of the dashboard range; the interval is what Grafana computed for the panel, at least 1 s.
@@ -91,9 +92,11 @@ function bracketArguments(text: string, open: number): { args: string[]; end: nu
 // ---- 2. dashboard variables (Grafana's template service, the plugin's format)
 
 function interpolateVariables(sql: string, variables: VariableState[]): string {
-  return sql.replace(/\$(\w+)|\$\{(\w+)\}/g, (whole, bare: string | undefined, braced: string | undefined) => {
+  return sql.replace(/\$(\w+)|\$\{(\w+)(?::(\w+))?\}/g, (whole, bare: string | undefined, braced: string | undefined, format: string | undefined) => {
     const variable = variables.find((v) => v.name === (bare ?? braced));
-    return variable === undefined ? whole : formatValue(valueOf(variable));
+    if (variable === undefined) return whole;
+    const value = valueOf(variable);
+    return format === undefined ? formatValue(value) : grafanaFormat(format, Array.isArray(value) ? value : [value]);
   });
 }
 
@@ -106,6 +109,26 @@ function valueOf(variable: VariableState): string | string[] {
 /** The plugin's format: a list quoted and joined, anything else as it is. */
 function formatValue(value: string | string[]): string {
   return Array.isArray(value) ? `'${value.join("','")}'` : value;
+}
+
+/** Grafana's own formats, which ${name:format} chooses over the plugin's. */
+function grafanaFormat(format: string, values: string[]): string {
+  const quote = (mark: string, escaped: string) => values.map((v) => `${mark}${v.replaceAll(mark, escaped)}${mark}`).join(',');
+  switch (format) {
+    case 'raw':
+    case 'csv':
+      return values.join(',');
+    case 'pipe':
+      return values.join('|');
+    case 'singlequote':
+      return quote("'", "\\'");
+    case 'doublequote':
+      return quote('"', '\\"');
+    case 'sqlstring':
+      return quote("'", "''");
+    default:
+      throw new Error(`\${…:${format}}: a Grafana format this expansion does not implement`);
+  }
 }
 
 // ---- 3. macros (the plugin's backend)

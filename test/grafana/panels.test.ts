@@ -105,7 +105,8 @@ async function resolveVariables(dashboard: Dashboard, chosen: Record<string, str
 
 async function variableOptions(variable: Variable, resolved: VariableState[]): Promise<string[]> {
   if (variable.type === 'custom') return String(variable.query).split(',');
-  assert.equal(variable.type, 'query', `variable ${variable.name}: only query and custom variables are resolved here`);
+  if (variable.type === 'constant' || variable.type === 'textbox') return [String(variable.query ?? '')];
+  assert.equal(variable.type, 'query', `variable ${variable.name}: only query, custom, constant and textbox variables are resolved here`);
   const rawSql = typeof variable.query === 'object' ? variable.query.rawSql : variable.query;
   const { columns, rows } = await run(expandQuery(rawSql ?? '', { from, to, intervalMs: minute, variables: resolved }));
   // The plugin's metricFindQuery: one column gives the values; with two, the first is the value, the second the text.

@@ -98,7 +98,9 @@ async function resolveVariables(dashboard: Dashboard, chosen: Record<string, str
   const states: VariableState[] = [];
   for (const variable of dashboard.templating?.list ?? []) {
     const options = await variableOptions(variable, states);
-    states.push({ name: variable.name, value: chosen[variable.name] ?? variable.current?.value ?? [], options });
+    // Without a current value Grafana selects the first option.
+    const first = variable.multi ? options.slice(0, 1) : (options[0] ?? '');
+    states.push({ name: variable.name, value: chosen[variable.name] ?? variable.current?.value ?? first, options });
   }
   return states;
 }

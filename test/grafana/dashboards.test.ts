@@ -136,6 +136,8 @@ describe("the ClickHouse plugin's expansion", () => {
       `'o\\'brien','x"y' "o'brien","x\\"y" 'o''brien','x"y' o'brien,x"y o'brien|x"y o'brien,x"y 'billing','shop'`,
     );
     assert.throws(() => expandQuery('${names:regex}', names), /a Grafana format this expansion does not implement/);
+    const custom = { ...names, variables: [{ name: 'namespace', value: ['$__all'], options: ['billing'], allValue: '.*' }] };
+    assert.equal(expandQuery("match(ns, '$namespace') AND $__conditionalAll(ns IN ($namespace), $namespace)", custom), "match(ns, '.*') AND 1=1", 'a custom all value, unformatted');
   });
 
   it('an interval under a second counts as one; anything left unexpanded is an error', () => {

@@ -12,7 +12,8 @@
  *      (quoted, joined by commas, nothing escaped: the plugin does not escape, so values must be names without
  *      quotes, which Kubernetes names are), a single value goes in as it is. ${name:format} uses Grafana's format
  *      instead (raw, csv, pipe, singlequote, doublequote, sqlstring here; another is an error). All stands for the
- *      values of every option the variable's query returned. Names that are no variable stay as they are.
+ *      values of every option the variable's query returned, or for the variable's custom all value, which goes
+ *      in as it is. Names that are no variable stay as they are.
  *   3. backend, the macros: longest name first, `$__name` ending at a word boundary, arguments in brackets split
  *      at commas outside nested brackets and trimmed, every occurrence replaced. Times are Unix seconds (ms for
  *      the _ms forms) of the dashboard range; the interval is what Grafana computed for the panel, at least 1 s.
@@ -29,6 +30,8 @@ export interface VariableState {
   value: string | string[];
   /** The values of the variable's options (its query's rows), which All expands to. */
   options: string[];
+  /** A custom value for All, which then goes in as it is, unformatted. */
+  allValue?: string;
 }
 
 export interface QueryContext {
@@ -95,15 +98,18 @@ function interpolateVariables(sql: string, variables: VariableState[]): string {
   return sql.replace(/\$(\w+)|\$\{(\w+)(?::(\w+))?\}/g, (whole, bare: string | undefined, braced: string | undefined, format: string | undefined) => {
     const variable = variables.find((v) => v.name === (bare ?? braced));
     if (variable === undefined) return whole;
+    if (isAll(variable) && variable.allValue !== undefined) return variable.allValue;
     const value = valueOf(variable);
     return format === undefined ? formatValue(value) : grafanaFormat(format, Array.isArray(value) ? value : [value]);
   });
 }
 
+function isAll({ value }: VariableState): boolean {
+  return value === ALL || (Array.isArray(value) && value.includes(ALL));
+}
+
 function valueOf(variable: VariableState): string | string[] {
-  const { value } = variable;
-  const isAll = value === ALL || (Array.isArray(value) && value.includes(ALL));
-  return isAll ? variable.options : value;
+  return isAll(variable) ? variable.options : variable.value;
 }
 
 /** The plugin's format: a list quoted and joined, anything else as it is. */

@@ -100,7 +100,9 @@ async function resolveVariables(dashboard: Dashboard, chosen: Record<string, str
     const options = await variableOptions(variable, states);
     // Without a current value Grafana selects the first option.
     const first = variable.multi ? options.slice(0, 1) : (options[0] ?? '');
-    states.push({ name: variable.name, value: chosen[variable.name] ?? variable.current?.value ?? first, options });
+    const state: VariableState = { name: variable.name, value: chosen[variable.name] ?? variable.current?.value ?? first, options };
+    if (variable.allValue !== undefined) state.allValue = variable.allValue;
+    states.push(state);
   }
   return states;
 }

@@ -42,12 +42,13 @@ describe('Grafana dashboards', () => {
     assert.ok(refused((panel) => (panel.fieldConfig.defaults.custom = { fillOpacity: 'half' })).includes('/panels/0/fieldConfig/defaults/custom/fillOpacity must be number'), 'a custom field option of the wrong type');
   });
 
-  it('dashboards have distinct uids, panels distinct ids, and refer only to provisioned datasources', () => {
+  it('dashboards have distinct uids, panels distinct ids and titles, and refer only to provisioned datasources', () => {
     assert.equal(new Set(dashboards.map((d) => d.dashboard.uid)).size, dashboards.length);
     const provisioned = new Map(datasources.datasources.map((d) => [d.uid, d.type]));
     for (const { file, dashboard } of dashboards) {
       const panels = dataPanels(dashboard);
       assert.equal(new Set(panels.map((p) => p.id)).size, panels.length, `${file}: panel ids`);
+      assert.equal(new Set(panels.map((p) => p.title)).size, panels.length, `${file}: panel titles (the tests name panels by title)`);
       const refs = [...(dashboard.templating?.list ?? []).map((v) => v.datasource), ...panels.flatMap((p) => [p.datasource, ...(p.targets ?? []).map((t) => targetDatasource(p, t))])];
       for (const ref of refs.filter((r) => r !== undefined)) assert.equal(provisioned.get(ref.uid), ref.type, `${file}: datasource ${JSON.stringify(ref)}`);
     }

@@ -284,6 +284,12 @@ const schema = {
      * replayed (the flows topic's retention, 7 days by default). Older history is dropped (counted).
      */
     metadataHistoryMs: setting(int(60_000, 3650 * DAY_MS), 7 * DAY_MS),
+    /**
+     * Store the verdicts topic (the enforcers' policy decisions) in the `verdicts` table and its per-minute rollup.
+     * Every member of one consumer group must agree: the group's assignment hands each member partitions of every
+     * topic any member reads.
+     */
+    verdicts: setting(bool, true),
   },
   enforcer: {
     /**

@@ -7,7 +7,8 @@
  * y/a connects to x/a:80 from a source port it binds itself, so that the 5-tuple is known exactly; the SYN is dropped
  * at x/a's cgroup_skb ingress and the client gives up before its first retransmission, so the kernel decides once.
  * The row must name the isolating policy, the exact 5-tuple, the direction and hook, both pods (as the enforcer named
- * them and as the enricher's event-time join names them) and x/a's policy identity.
+ * them and as the enricher's event-time join names them) and x/a's policy identity; the per-minute rollup counts
+ * every denial of the run under that policy and workload edge.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -172,5 +173,20 @@ describe('verdicts table: a denial from the kernel to a ClickHouse row (enforcer
         destination: `${x}/Pod/a/a/pod/hit`,
       },
     ]);
+
+    // The rollup counts every denial of the run (the probes that waited for the policy, and this one) under the
+    // policy and the workload edge: one key, as many decisions as the table has rows.
+    const [stored] = await queryRows<{ n: string }>(clickhouse!, `SELECT toString(count()) AS n FROM ${database}.verdicts`);
+    assert.deepEqual(
+      await queryRows(
+        clickhouse!,
+        `SELECT toString(verdict) AS verdict, toString(direction) AS direction, policy,
+                concat(source_k8s_namespace_name, '/', source_k8s_workload_kind, '/', source_k8s_workload_name) AS source,
+                concat(destination_k8s_namespace_name, '/', destination_k8s_workload_kind, '/', destination_k8s_workload_name) AS destination,
+                toString(sum(decisions)) AS decisions
+         FROM ${database}.policy_verdicts_1m GROUP BY ALL`,
+      ),
+      [{ verdict: 'deny', direction: 'ingress', policy: `${x}/isolate-a`, source: `${y}/Pod/a`, destination: `${x}/Pod/a`, decisions: stored!.n }],
+    );
   });
 });

@@ -122,6 +122,27 @@ const EVENTS: VerdictEvent[] = [
 ];
 
 describe('enricher: verdicts.v1 into verdicts', () => {
+  it('leaves the verdicts topic alone with enricher.verdicts off', async () => {
+    const off = testConfig({ SIDECARLESS_KAFKA_PARTITIONS: '1', SIDECARLESS_ENRICHER_VERDICTS: 'false' }).config;
+    const offTopics = topicSpecs(off.kafka.topicPrefix);
+    const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
+    try {
+      const role = await startEnricher({ config: off, logger, telemetry });
+      await role.stop();
+      const existing = new Set(await admin.listTopics());
+      assert.deepEqual(
+        [offTopics.flows, offTopics.http, offTopics.verdicts].map(({ topic }) => existing.has(topic)),
+        [true, true, false],
+        'the flows and http topics were made and subscribed to, not the verdicts topic',
+      );
+    } finally {
+      await telemetry.shutdown();
+      await admin.deleteGroups([off.enricher.groupId]).catch(() => {});
+      await dropTestData(off, undefined);
+    }
+  });
+
+
   it('stores each decision once with its policy, 5-tuple and both ends named at its time, and rolls them up per minute and policy', async () => {
     const client = deploymentPod({ namespace: 'shop', deployment: 'frontend', suffix: 'a', ip: '10.7.0.5', node: 'n1', cgroupId: 71n, at: minute - sec(600) });
     const server = deploymentPod({ namespace: 'shop', deployment: 'orders', suffix: 'b', ip: '10.7.0.9', node: 'n1', cgroupId: 72n, at: minute - sec(600) });

@@ -269,7 +269,7 @@ const schema = {
     /** A smaller batch is handed over after at most this long. */
     flushMs: setting(int(1, 600_000), 1000),
     /**
-     * How long a batch of events (flows, HTTP exchanges) may wait for the Kubernetes metadata of its time
+     * How long a batch of events (flows, HTTP exchanges, verdicts) may wait for the Kubernetes metadata of its time
      * (src/enricher/metadata-gate.ts), counted from its arrival: until the enricher has read the metadata topic to its
      * end and every metadata source's confirmed watermark has passed the batch's events. Then the batch is joined with what is known, and an end
      * that no metadata names is written as 'late' (counted by reason). Also how long a source may publish no
@@ -277,7 +277,7 @@ const schema = {
      * rebalances. 0: never wait (every unnamed end is 'late').
      */
     metadataHoldMs: setting(int(0, 60_000), 5000),
-    /** Pod labels copied onto each end of a flow or HTTP exchange (the rest are not stored): Kubernetes label keys. */
+    /** Pod labels copied onto each end of a flow, HTTP exchange or verdict (the rest are not stored): Kubernetes label keys. */
     labels: setting(list(text(labelKey), 0), ['app', 'app.kubernetes.io/name', 'version']),
     /**
      * How far back the enricher keeps the history of which pod held an address or cgroup: as long as flows can be

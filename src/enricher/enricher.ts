@@ -17,9 +17,9 @@
  *   4. The batch waits at the metadata gate (metadata-gate.ts) until the Kubernetes metadata of its time is known,
  *      or its hold expires; nothing is stored or committed meanwhile, so a crash while it is held replays it (the
  *      ledger already names it: step 2 takes it again whole, with the same token).
- *   5. Each message is decoded (Avro FlowBatch, HttpBatch or VerdictBatch, any compatible writer version), each event joined with
- *      the identities of its two ends at its table's join time (a flow's start, a request's start), and written as a
- *      row (RowBinary, as they come: row-binary.ts);
+ *   5. Each message is decoded (Avro FlowBatch, HttpBatch or VerdictBatch, any compatible writer version), each
+ *      event joined with the identities of its two ends at its table's join time (a flow's start, a request's start,
+ *      a decision's time), and written as a row (RowBinary, as they come: row-binary.ts);
  *      a message that does not decode, or holds a row the table cannot take, becomes a dead letter with the
  *      reason, and the rest go on.
  *   6. Dead letters are produced first, then the rows are inserted with the batch's token (the edge rollup's view

@@ -1,6 +1,6 @@
 /**
- * The enricher's consumer of the event topics (flows, http, verdicts): one consumer group subscribed to all of them, whose
- * fetches are enricher.batchBytes per partition (up to enricher.flushMs for them to fill), each fetched batch
+ * The enricher's consumer of the event topics (flows, http, verdicts): one consumer group subscribed to all of them,
+ * whose fetches are enricher.batchBytes per partition (up to enricher.flushMs for them to fill), each fetched batch
  * handed to its topic's Enricher and committed only once stored. One group, not one per topic: kafkajs's assignors
  * give every member partitions of every topic the group reads, so members subscribed to different topics in one
  * group would be handed partitions they do not read. Used by the role (index.ts) and by bench/enrich-join, which

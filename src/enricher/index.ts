@@ -2,8 +2,8 @@
  * Wiring of the enricher role: the metadata feed (the metadata topic into the event-time index) and its gate, a
  * Kafka consumer group on the event topics (flows, http, and verdicts unless enricher.verdicts is off), the Avro
  * codecs, ClickHouse (the flows table, whose inserts feed the edge rollup; http_requests, whose inserts feed the RED
- * rollup; verdicts, whose inserts feed the policy verdicts rollup; the batch ledger) and the
- * dead-letter topic around one Enricher pipeline per topic. The consumer starts once the feed has read the metadata
+ * rollup; verdicts, whose inserts feed the policy verdicts rollup; the batch ledger) and the dead-letter topic
+ * around one Enricher pipeline per topic. The consumer starts once the feed has read the metadata
  * topic to its end, so the first batches find the index complete. Offsets are committed only after a batch is
  * stored (event-consumer.ts).
  */
@@ -28,10 +28,10 @@ import { Enricher, type EnricherDeps } from './enricher.js';
 import { consumeEvents, createEventConsumer, type TopicEnricher } from './event-consumer.js';
 import { FLOWS_TABLE } from './flow-row.js';
 import { HTTP_TABLE } from './http-row.js';
-import type { EventTable } from './row-binary.js';
-import { VERDICTS_TABLE } from './verdict-row.js';
 import { MetadataFeed } from './metadata-feed.js';
 import { MetadataGate } from './metadata-gate.js';
+import type { EventTable } from './row-binary.js';
+import { VERDICTS_TABLE } from './verdict-row.js';
 
 export async function startEnricher({ config, logger, telemetry }: RoleContext): Promise<RunningRole> {
   const registry = loadRegistry();

@@ -1,13 +1,14 @@
 /**
- * The rows of one insert, written as RowBinary as they are added (flow-row.ts, http-row.ts, verdict-row.ts build on it), and what
- * every event table's rows share: the Kafka position each row carries, the identity columns of both ends (the
- * event-time join, src/metadata/index/), and the encodings of addresses, the observer side and the network type.
+ * The rows of one insert, written as RowBinary as they are added (flow-row.ts, http-row.ts, verdict-row.ts build on
+ * it), and what every event table's rows share: the Kafka position each row carries, the identity columns of both
+ * ends (the event-time join, src/metadata/index/), and the encodings of addresses, the observer side and the network
+ * type.
  *
  * RowBinary, column by column: fixed-width little-endian integers, DateTime64(9) as Int64 nanoseconds, IPv6 as its
- * 16 bytes, strings as a varint length and UTF-8 bytes, an Array as a varint count and its elements, a Map as a varint count and its key/value pairs. No number
- * becomes text and back, which is most of what a text format costs on both sides (bench/enricher). A value the
- * table cannot hold (an address that does not parse, an unknown enum name) throws a RejectedValueError: retrying
- * the same rows cannot help.
+ * 16 bytes, strings as a varint length and UTF-8 bytes, an Array as a varint count and its elements, a Map as a
+ * varint count and its key/value pairs. No number becomes text and back, which is most of what a text format costs
+ * on both sides (bench/enricher). A value the table cannot hold (an address that does not parse, an unknown enum
+ * name) throws a RejectedValueError: retrying the same rows cannot help.
  */
 import { RejectedValueError } from '../common/errors.js';
 import type { ConnectionEnds, EndpointIdentity, FlowIdentities } from '../metadata/index/identity.js';
@@ -37,7 +38,10 @@ export interface AddressColumns {
 /** Columns as [name, type], in RowBinary order, with the types their bytes are written as. */
 export type Columns = ReadonlyArray<readonly [name: string, type: string]>;
 
-/** One event topic's table, as the enricher stores it (flow-row.ts FLOWS_TABLE, http-row.ts HTTP_TABLE, verdict-row.ts VERDICTS_TABLE). */
+/**
+ * One event topic's table, as the enricher stores it (flow-row.ts FLOWS_TABLE, http-row.ts HTTP_TABLE, verdict-row.ts
+ * VERDICTS_TABLE).
+ */
 export interface EventTable<Event> {
   /** The table's name in the database. */
   readonly name: string;
@@ -47,7 +51,7 @@ export interface EventTable<Event> {
   rows(capacityBytes: number): RowBinaryRows<Event>;
   /** When the event's two ends are named (the event-time join's time). */
   joinTimeNs(event: Event): bigint;
-  /** What the join reads of the event: which end observed it, and both ends' addresses (flows and HTTP events are their own). */
+  /** What the join reads of the event: which end observed it, and both ends' addresses (a flow or HTTP event is its own). */
   ends(event: Event): ConnectionEnds;
 }
 
@@ -399,5 +403,5 @@ function hexDigit(code: number): number {
 }
 
 function badAddress(text: string): RejectedValueError {
-  return new RejectedValueError(`"${text}" is not an IPv4 or IPv6 address`, { field: 'client_address or server_address' });
+  return new RejectedValueError(`"${text}" is not an IPv4 or IPv6 address`, { field: 'an address column (client or server, source or destination)' });
 }

@@ -14,7 +14,7 @@ import type { VerdictEvent } from '../events/verdicts.js';
 import type { ConnectionEnds, FlowIdentities } from '../metadata/index/identity.js';
 import { badEnum, endsIdentityColumns, identityBytes, POSITION_COLUMNS, RowBinaryRows, type Columns, type EventTable, type KafkaPosition } from './row-binary.js';
 
-/** Columns of one insert (LowCardinality(String) declared String: the same bytes, see FLOW_COLUMNS). */
+/** Columns of one insert (LowCardinality(String) declared String, in arrays too: the same bytes, see FLOW_COLUMNS). */
 export const VERDICT_COLUMNS: Columns = [
   ['time', 'DateTime64(9)'],
   ['k8s_node_name', 'String'],

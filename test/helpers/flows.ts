@@ -48,7 +48,7 @@ export async function dropTestData(config: Config, clickhouse: ClickHouseClient 
   const topics = topicSpecs(config.kafka.topicPrefix);
   // Only those that exist: one that does not fails the whole request, which kafkajs then retries for seconds.
   const existing = new Set(await admin.listTopics());
-  const doomed = [topics.flows.topic, topics.http.topic, topics.deadletter.topic, topics.metadata.topic].filter((topic) => existing.has(topic));
+  const doomed = [topics.flows.topic, topics.http.topic, topics.verdicts.topic, topics.deadletter.topic, topics.metadata.topic].filter((topic) => existing.has(topic));
   if (doomed.length > 0) await admin.deleteTopics({ topics: doomed }).catch(() => {});
   await admin.disconnect();
 }

@@ -7,8 +7,7 @@
  * counts decisions per verdict, direction, policy and workload edge, and a replayed insert adds nothing to either.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import kafkajs from 'kafkajs';
+import { describe, it } from 'node:test';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { startEnricher } from '../../src/enricher/index.js';
 import { ClickHouseSink } from '../../src/enricher/clickhouse-sink.js';
@@ -16,42 +15,22 @@ import { VERDICTS_TABLE } from '../../src/enricher/verdict-row.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { loadRegistry } from '../../src/common/avro.js';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
-import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
-import { ensureTopics } from '../../src/common/kafka/topics.js';
 import { createLogger } from '../../src/common/logger.js';
 import { startTelemetry } from '../../src/common/telemetry.js';
 import { bindVerdictsCodec, type VerdictEvent } from '../../src/events/verdicts.js';
 import { topicSpecs } from '../../src/events/topics.js';
-import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { queryRows } from '../helpers/clickhouse.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
+import { topicClients } from '../helpers/topic-clients.js';
 import { podIdentity, sec } from '../helpers/metadata.js';
 import { deploymentPod, publishMetadata } from '../helpers/metadata-topic.js';
-import { requireStackService } from '../helpers/stack.js';
 
 const logger = createLogger({ level: 'warn' });
 const { config } = testConfig({ SIDECARLESS_KAFKA_PARTITIONS: '1' });
 const database = config.clickhouse.database;
-const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), logger);
-const topics = topicSpecs(config.kafka.topicPrefix, { partitions: 1 });
-const admin = kafka.admin();
-const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
 const codec = bindVerdictsCodec(loadRegistry());
 let clickhouse: ClickHouseClient | undefined;
-
-before(async () => {
-  await requireStackService('Kafka', localHost, kafkaPort);
-  await admin.connect();
-  await producer.connect();
-  await ensureTopics(admin, [topics.verdicts, topics.metadata, topics.deadletter]);
-});
-
-after(async () => {
-  await admin.deleteGroups([config.enricher.groupId]).catch(() => {});
-  await producer.disconnect();
-  await admin.disconnect();
-  await dropTestData(config, clickhouse);
-});
+const { admin, producer, topics } = topicClients(config, logger, ['verdicts', 'metadata', 'deadletter'], () => clickhouse);
 
 /** A whole minute an hour ago (ns): every decision below falls in it. */
 const minute = (BigInt(Date.now() - 3_600_000) / 60_000n) * 60_000_000_000n;

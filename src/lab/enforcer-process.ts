@@ -21,8 +21,10 @@ export interface EnforcerProcess {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-export async function startEnforcerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<EnforcerProcess> {
-  const child = spawn(process.execPath, [bin, 'enforcer'], { env: { ...process.env, ...env, SIDECARLESS_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+/** `launcher` runs it (a command that execs its arguments, e.g. setpriv with the capabilities a pod grants). */
+export async function startEnforcerProcess(env: Record<string, string>, timeoutMs = 60_000, launcher: readonly string[] = []): Promise<EnforcerProcess> {
+  const [command, ...args] = [...launcher, process.execPath, bin, 'enforcer'];
+  const child = spawn(command!, args, { env: { ...process.env, ...env, SIDECARLESS_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
   const { logs, exited, running } = followRoleLogs(child, 'enforcer', 'enforcer running', timeoutMs);
   const signal = async (name: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(name);

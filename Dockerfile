@@ -40,8 +40,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/bin bin
-COPY --from=build /app/dist/src dist/src
-COPY --from=build /app/dist/bench dist/bench
+# dist/bench and dist/test too: `sidecarless bench` imports both (a few MB).
+COPY --from=build /app/dist dist
 COPY --from=build /app/schemas schemas
 COPY --from=build /app/bpf/.output/*.bpf.o bpf/.output/
 USER 65532:65532

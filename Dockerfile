@@ -44,5 +44,7 @@ COPY --from=build /app/bin bin
 COPY --from=build /app/dist dist
 COPY --from=build /app/schemas schemas
 COPY --from=build /app/bpf/.output/*.bpf.o bpf/.output/
+# A named user: Node's os.homedir() (the metadata role's kubeconfig lookup) needs a passwd entry or HOME.
+RUN groupadd --gid 65532 sidecarless && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin sidecarless
 USER 65532:65532
 ENTRYPOINT ["node", "/app/bin/sidecarless.js"]

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
+import { cleanUpAll } from '../helpers/cleanup.js';
 import { kubeName, KubeObjects } from '../helpers/kube.js';
 import { kubectl, kustomize, parseManifests, type Manifest } from './kubectl.js';
 
@@ -25,7 +26,9 @@ const CONFIG_MAPS = {
 describe('grafana/ as ConfigMaps', () => {
   let built: Manifest[] = [];
   const kube = KubeObjects.fromStack();
-  after(() => kube.cleanup());
+  let namespace: string | undefined;
+  // No namespace controller runs: emptied, the namespace would stay Terminating.
+  after(() => cleanUpAll([['namespace', () => kube.cleanup()], ['namespace finalizer', () => namespace !== undefined && kube.api.finalizeNamespace(namespace)]]));
   before(async () => {
     built = parseManifests(await kustomize(grafanaDir));
   });
@@ -42,9 +45,9 @@ describe('grafana/ as ConfigMaps', () => {
   });
 
   it('is accepted by the API server with strict field validation', async () => {
-    const namespace = kubeName('sl-grafana');
+    namespace = kubeName('sl-grafana');
     await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
-    const text = built.map((m) => stringify({ ...m, metadata: { ...m.metadata, namespace } })).join('---\n');
+    const text = built.map((m) => stringify({ ...m, metadata: { ...m.metadata, namespace: namespace! } })).join('---\n');
     const run = await kubectl(['apply', '--server-side', '--dry-run=server', '--validate=strict', '--field-manager=sidecarless-test', '-f', '-'], text);
     assert.equal(run.status, 0, run.stderr);
     assert.equal(run.stdout.split('\n').filter((line) => / serverside-applied \(server dry run\)$/.test(line)).length, built.length, run.stdout);

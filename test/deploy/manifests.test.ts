@@ -197,11 +197,16 @@ for (const overlay of OVERLAYS) {
 describe('deploy/k8s on the local stack\'s API server', () => {
   const kube = KubeObjects.fromStack();
   const scratch = mkdtempSync(join(tmpdir(), 'sidecarless-deploy-'));
-  const clusterScoped: string[] = [];
+  const namespaces: string[] = [];
+  /** What was applied for real (its ClusterRole and ClusterRoleBinding outlive its namespace). */
+  const applied: string[] = [];
   after(() =>
     cleanUpAll([
-      ['cluster-scoped objects', async () => clusterScoped.length > 0 && (await kubectl(['delete', '--ignore-not-found', ...clusterScoped]))],
+      // Background: a Job is otherwise orphaning, a finalizer only the garbage collector (not running) removes.
+      ['applied objects', () => Promise.all(applied.map((text) => kubectl(['delete', '--ignore-not-found', '--cascade=background', '--wait=false', '-f', '-'], text)))],
       ['namespaces', () => kube.cleanup()],
+      // No namespace controller runs: emptied, they would stay Terminating.
+      ['namespace finalizers', () => Promise.all(namespaces.map((name) => kube.api.finalizeNamespace(name)))],
       ['scratch kustomizations', () => rmSync(scratch, { recursive: true, force: true })],
     ]),
   );
@@ -228,6 +233,7 @@ describe('deploy/k8s on the local stack\'s API server', () => {
     const text = await kustomize(dir);
     const created = parseManifests(text).find((m) => m.kind === 'Namespace')!.metadata.name;
     await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: created } });
+    namespaces.push(created);
     return { namespace: created, prefix, text };
   }
 
@@ -257,8 +263,7 @@ describe('deploy/k8s on the local stack\'s API server', () => {
 
   it('applied for real, lets the metadata role list and watch what it reads and nothing else, and the other roles nothing', async () => {
     const { namespace, prefix, text } = await isolated('local');
-    const manifests = parseManifests(text);
-    for (const m of manifests.filter((m) => m.kind === 'ClusterRole' || m.kind === 'ClusterRoleBinding')) clusterScoped.push(`${m.kind.toLowerCase()}/${m.metadata.name}`);
+    applied.push(text);
     const run = await apply(text);
     assert.equal(run.status, 0, run.stderr);
     const can = async (account: string, verb: string, resource: string) => {

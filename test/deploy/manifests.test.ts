@@ -17,7 +17,8 @@ import { loadConfig } from '../../src/common/config.js';
 import { KIND_APIS } from '../../src/metadata/watch/kinds.js';
 import { NETWORK_POLICIES_PATH } from '../../src/metadata/watch/policy-watch.js';
 import { cleanUpAll } from '../helpers/cleanup.js';
-import { kubeName, KubeObjects } from '../helpers/kube.js';
+import { kubeconfigVariant, kubeName, KubeObjects } from '../helpers/kube.js';
+import { deleteMetadataTopic, metadataConfig, startRole, synced, type StartedRole } from '../helpers/metadata-role.js';
 import { containersOf, deployDir, kubectl, kustomize, OVERLAYS, parseManifests, roleConfiguration, workloads, type Manifest, type Overlay } from './kubectl.js';
 
 /** Each workload's capabilities (added; every container drops ALL), as the deployment section documents them. */
@@ -261,11 +262,19 @@ describe('deploy/k8s on the local stack\'s API server', () => {
     assert.match(run.stderr, /\.spec\.template\.spec\.containers\[name="sidecarless"\]\.privilegedMode: field not declared in schema/);
   });
 
+  /** The local overlay applied for real, once for the tests that need its service accounts and RBAC. */
+  let appliedOnce: Promise<{ namespace: string; prefix: string }> | undefined;
+  const appliedForReal = () =>
+    (appliedOnce ??= (async () => {
+      const { namespace, prefix, text } = await isolated('local');
+      applied.push(text);
+      const run = await apply(text);
+      assert.equal(run.status, 0, run.stderr);
+      return { namespace, prefix };
+    })());
+
   it('applied for real, lets the metadata role list and watch what it reads and nothing else, and the other roles nothing', async () => {
-    const { namespace, prefix, text } = await isolated('local');
-    applied.push(text);
-    const run = await apply(text);
-    assert.equal(run.status, 0, run.stderr);
+    const { namespace, prefix } = await appliedForReal();
     const can = async (account: string, verb: string, resource: string) => {
       const answer = await kubectl(['auth', 'can-i', verb, resource, '--all-namespaces', `--as=system:serviceaccount:${namespace}:${prefix}${account}`]);
       assert.ok(answer.status === 0 || answer.stdout.trim() === 'no', `can-i ${verb} ${resource} as ${account}: ${answer.stderr}`);
@@ -280,6 +289,30 @@ describe('deploy/k8s on the local stack\'s API server', () => {
     for (const resource of ['secrets', 'configmaps', 'serviceaccounts']) assert.equal(await can('sidecarless-metadata', 'list', resource), false, `metadata may not list ${resource}`);
     for (const account of ['sidecarless-collector', 'sidecarless-enforcer', 'sidecarless-enricher', 'sidecarless-init']) {
       assert.equal(await can(account, 'list', 'pods'), false, `${account} may not list pods`);
+    }
+  });
+
+  it('applied for real, is enough for the metadata role: with its service account\'s token every informer and the NetworkPolicy watch run', async () => {
+    const { namespace, prefix } = await appliedForReal();
+    const token = await kube.post(
+      `/api/v1/namespaces/${namespace}/serviceaccounts/${prefix}sidecarless-metadata/token`,
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600 } },
+      false,
+    );
+    const kubeconfig = kubeconfigVariant({ token: (token.status as { token: string }).token });
+    const config = metadataConfig({ SIDECARLESS_METADATA_KUBECONFIG: kubeconfig.path });
+    let started: StartedRole | undefined;
+    try {
+      started = await startRole(config);
+      await synced(started);
+      const checks = Object.entries(started.telemetry.health().checks).map(([name, check]) => [name, check.ok]);
+      assert.deepEqual(Object.fromEntries(checks), { network_policies: true, source: true, kafka_queue: true });
+    } finally {
+      await cleanUpAll([
+        ['metadata role', () => started?.stop()],
+        ['topics', () => deleteMetadataTopic(config)],
+        ['kubeconfig', () => kubeconfig.remove()],
+      ]);
     }
   });
 });

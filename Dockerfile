@@ -27,8 +27,10 @@ COPY bin bin
 COPY bpf bpf
 COPY schemas schemas
 COPY src src
+# tsconfig.json compiles bench/, test/ and grafana/ too: bench imports test helpers, which import grafana/schema/.
 COPY bench bench
 COPY test test
+COPY grafana grafana
 # Needs /sys/kernel/btf/vmlinux of the build host (bpf/Makefile makes vmlinux.h from it): build on a BTF kernel.
 RUN make -s -C bpf && npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund --loglevel=error
 

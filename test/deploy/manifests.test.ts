@@ -76,7 +76,7 @@ for (const overlay of OVERLAYS) {
         'Deployment/sidecarless-metadata',
         'Job/sidecarless-init',
       ]);
-      const namespaced = built().filter((m) => !['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(m.kind));
+      const namespaced = built().filter((m) => !['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'PriorityClass'].includes(m.kind));
       assert.deepEqual([...new Set(namespaced.map((m) => m.metadata.namespace))], ['sidecarless']);
     });
 
@@ -166,12 +166,17 @@ for (const overlay of OVERLAYS) {
       }
     });
 
-    it('starts the collector with its Node flags and rolls both DaemonSets one pod at a time, old before new', () => {
+    it('starts the collector with its Node flags, gives both DaemonSets the node agents\' priority, and rolls them one pod at a time, old before new', () => {
       const collector = workloads(built()).find((w) => w.name === 'sidecarless-collector')!;
       assert.deepEqual(collector.pod.containers[0]!.command, ['node', ...COLLECTOR_NODE_FLAGS, '/app/bin/sidecarless.js', 'collector']);
       for (const daemonSet of built().filter((m) => m.kind === 'DaemonSet')) {
         const strategy = (daemonSet as unknown as { spec: { updateStrategy: unknown } }).spec.updateStrategy;
         assert.deepEqual(strategy, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } }, daemonSet.metadata.name);
+      }
+      const priorityClasses = built().filter((m) => m.kind === 'PriorityClass').map((m) => m.metadata.name);
+      assert.deepEqual(priorityClasses, ['sidecarless-node-agent']);
+      for (const { kind, name, pod } of workloads(built())) {
+        assert.equal(pod.priorityClassName, kind === 'DaemonSet' ? priorityClasses[0] : undefined, `${name}: priority class`);
       }
     });
 

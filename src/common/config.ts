@@ -251,6 +251,13 @@ const schema = {
     /** On stop, queued events may take this long to reach Kafka; what is still queued then is counted as dropped. */
     shutdownTimeoutMs: setting(int(0, 600_000), 10_000),
     /**
+     * idle: the collector's threads run under SCHED_IDLE, so they never delay a workload's wake-up (at the normal
+     * policy a drain burst held the CPU for the rest of its slice: the tail a traced request gained), and return
+     * to the normal policy while a ring is more than half full (that takes CAP_SYS_NICE); normal: never yield
+     * (src/collector/cpu-policy.ts).
+     */
+    cpuPolicy: setting(oneOf(['idle', 'normal']), 'idle'),
+    /**
      * Where the kernel programs, their links and maps are pinned (bpffs), so that they outlive the collector and the
      * next one adopts them; unset: /sys/fs/bpf/sidecarless/<node.name, dots as underscores: bpffs refuses dots>.
      * `collector --uninstall` removes it.

@@ -10,7 +10,7 @@
 #
 # Users: the image runs as 65532 (non-root), as the metadata role, the enricher and the init Job do. The collector
 # and the enforcer run as uid 0 with only the capabilities their DaemonSets add (CAP_BPF, CAP_PERFMON,
-# CAP_NET_ADMIN; the enforcer not CAP_PERFMON): the bpffs and tracefs directories they pin and open are root's
+# CAP_NET_ADMIN, CAP_SYS_NICE; the enforcer CAP_BPF and CAP_NET_ADMIN): the bpffs and tracefs directories they pin and open are root's
 # (mode 0700), and Kubernetes gives added capabilities to uid 0 only. No role runs privileged.
 
 FROM node:20.20.2-bookworm AS build

@@ -23,7 +23,7 @@ import { containersOf, deployDir, kubectl, kustomize, OVERLAYS, parseManifests, 
 
 /** Each workload's capabilities (added; every container drops ALL), as the deployment section documents them. */
 const CAPABILITIES: Readonly<Record<string, readonly string[]>> = {
-  'sidecarless-collector': ['BPF', 'PERFMON', 'NET_ADMIN'],
+  'sidecarless-collector': ['BPF', 'PERFMON', 'NET_ADMIN', 'SYS_NICE'],
   'sidecarless-enforcer': ['BPF', 'NET_ADMIN'],
   'sidecarless-metadata': [],
   'sidecarless-enricher': [],

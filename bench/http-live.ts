@@ -5,7 +5,7 @@
  *   1. Two pods: nginx in `server`, the load generator in `client` (./http-live-traffic.ts says which and why:
  *      neither is ours, nginx is a fast C server and the generator, in Go, measures each request to the µs),
  *      16 keep-alive HTTP/1.1 connections, one GET at a time on each, a 3-byte response. Both ends run at a raised
- *      priority in both modes, SCHED_FIFO unless BENCH_ENDS_PRIORITY=nice (why: ./http-live-traffic.ts).
+ *      priority in both modes, nice -20 unless BENCH_ENDS_PRIORITY=fifo (why: ./http-live-traffic.ts).
  *   2. Modes: baseline (nothing attached) and traced (`sidecarless collector` with flows and http on, tracing both
  *      pods' cgroups, producing to Kafka on a fresh topic prefix per window). The enricher does not run: the floors
  *      are the collector's and the request path's. BPF run-time statistics are on for the whole run, both modes

@@ -56,6 +56,7 @@ describe('loadConfig', () => {
         metadataHoldMs: 5000,
         labels: ['app', 'app.kubernetes.io/name', 'version'],
         metadataHistoryMs: 7 * 24 * 3600 * 1000,
+        verdicts: true,
       },
       enforcer: { cgroups: [], pinDirectory: undefined, applyDelayMs: 20, cgroupScanMs: 2000, allowSampleEvery: 0, verdictIntervalMs: 200, verdictQueueEvents: 100_000 },
       metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, networkPolicies: true, watermarkMs: 1000, watermarkLagMs: 2000, queueMessages: 100_000 },

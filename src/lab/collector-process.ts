@@ -27,11 +27,15 @@ export interface CollectorProcess {
   kill(): Promise<void>;
 }
 
-/** Starts `sidecarless collector` in a fresh cgroup; `cgroupsToTrace` may include its own (it must be ignored). */
-export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[]): Promise<CollectorProcess> {
+/**
+ * Starts `sidecarless collector` in a fresh cgroup; `cgroupsToTrace` may include its own (it must be ignored).
+ * `launcher` runs it (a command that execs its arguments, e.g. setpriv with the capabilities a pod grants).
+ */
+export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[], launcher: readonly string[] = []): Promise<CollectorProcess> {
   const cgroup = Cgroup.create(`sidecarless-agent-${randomBytes(4).toString('hex')}`);
   const childEnv = { ...process.env, ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(','), SIDECARLESS_LOG_LEVEL: 'info' };
-  const child: ChildProcess = spawnInCgroup(cgroup, process.execPath, [...COLLECTOR_NODE_FLAGS, bin, 'collector'], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  const [command, ...args] = [...launcher, process.execPath, ...COLLECTOR_NODE_FLAGS, bin, 'collector'];
+  const child: ChildProcess = spawnInCgroup(cgroup, command!, args, { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   const { logs, exited, running } = followRoleLogs(child, 'collector', 'collector running');
   // Stopping twice (a test's after() killing whatever a failed test left running) releases the cgroup once.
   let released = false;

@@ -10,7 +10,8 @@ export interface EnforcerProcess extends RoleProcess {
   applies(): number;
 }
 
-export async function startEnforcerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<EnforcerProcess> {
-  const role = await startRoleProcess('enforcer', 'enforcer running', env, timeoutMs);
+/** `launcher` runs it (a command that execs its arguments, e.g. setpriv with the capabilities a pod grants). */
+export async function startEnforcerProcess(env: Record<string, string>, timeoutMs = 60_000, launcher: readonly string[] = []): Promise<EnforcerProcess> {
+  const role = await startRoleProcess('enforcer', 'enforcer running', env, timeoutMs, launcher);
   return { ...role, applies: () => role.logs.filter((entry) => entry.msg === 'policy state applied').length };
 }

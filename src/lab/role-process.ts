@@ -20,9 +20,13 @@ export interface RoleProcess {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-/** Starts `sidecarless <role>` and resolves once it logged `runningMessage` (killed and rejected if it does not within timeoutMs). */
-export async function startRoleProcess(role: string, runningMessage: string, env: Record<string, string>, timeoutMs = 60_000): Promise<RoleProcess> {
-  const child = spawn(process.execPath, [bin, role], { env: { ...process.env, ...env, SIDECARLESS_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * Starts `sidecarless <role>` and resolves once it logged `runningMessage` (killed and rejected if it does not within
+ * timeoutMs). `launcher` runs it (a command that execs its arguments, e.g. setpriv with the capabilities a pod grants).
+ */
+export async function startRoleProcess(role: string, runningMessage: string, env: Record<string, string>, timeoutMs = 60_000, launcher: readonly string[] = []): Promise<RoleProcess> {
+  const [command, ...args] = [...launcher, process.execPath, bin, role];
+  const child = spawn(command!, args, { env: { ...process.env, ...env, SIDECARLESS_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
   const { logs, exited, running } = followRoleLogs(child, role, runningMessage, timeoutMs);
   const signal = async (name: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(name);

@@ -258,6 +258,9 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
     assert.deepEqual(seen.filter((row) => !allowed.has(row)), [], 'no probe saw a connection both policies forbid');
     assert.ok(seen.length >= 2 * 3 * 3, `the probe loop ran throughout: ${seen.length / 2} probe rounds`);
     assert.deepEqual(readPinnedState(pinsOf('e')), [referenceState(), referenceState()], 'both generations equal those of the enforcer that never stopped');
+    // Both replayed the two bad messages of the dead-letter test; each was lettered once, in that test's run.
+    assert.equal(reference.role.enforcer.stats.deadLetters, 0, 'the reference letters nothing this node lettered before');
+    assert.equal((await deadLetters()).length, 2, 'the restarted enforcer letters nothing again');
   });
 
   it('verdicts.v1: each denial names the policy that isolates the subject, both pods and the 5-tuple', async () => {

@@ -4,7 +4,7 @@
  * connection is refused), the metadata role on the real API server, the collector as its own process (flows and
  * HTTP on the real kernel), the enforcer as its own process with two policies given by `sidecarless policy apply`
  * (backend may call payments only: its one connect() to frontend is denied; an audit-mode policy on payments would
- * deny frontend's calls), reporting every decision (allows sampled one in one), the enricher into the embedded
+ * deny frontend's calls), reporting every decision it makes (allowSampleEvery 1), the enricher into the embedded
  * ClickHouse engine, Kafka between them.
  *
  * Each dashboard's variables are resolved by running their queries (as Grafana does when it loads it), then every
@@ -14,8 +14,8 @@
  * values, with all variables at All and with one namespace and workload chosen. Prometheus queries name only
  * metrics the running roles export (scraped from their /metrics).
  *
- * Generic: a dashboard added to the folder is run too. One over a table this run does not fill (say, verdicts of
- * the enforcer) needs its data written here first, or its panels fail with "no rows", naming the panel.
+ * Generic: a dashboard added to the folder is run too. One over a table this run does not fill (say, the runs of
+ * `bench overhead`) needs its data written here first, or its panels fail with "no rows", naming the panel.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

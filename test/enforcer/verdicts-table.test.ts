@@ -11,14 +11,9 @@
  * every denial of the run under that policy and workload edge.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
 import { createLogger } from '../../src/common/logger.js';
@@ -31,7 +26,7 @@ import { startEnricher } from '../../src/enricher/index.js';
 import { describeCluster } from '../../src/lab/cluster-description.js';
 import { startEnforcerProcess, type EnforcerProcess } from '../../src/lab/enforcer-process.js';
 import { labNames } from '../../src/lab/names.js';
-import { destroyAll, type Pod } from '../../src/lab/pods.js';
+import { destroyAll } from '../../src/lab/pods.js';
 import { startDescribedCluster, type DescribedCluster } from '../../src/lab/reachability.js';
 import { kafkaPort, localHost, localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
@@ -39,9 +34,9 @@ import { queryRows } from '../helpers/clickhouse.js';
 import { cleanUpAll } from '../helpers/cleanup.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
 import { deleteMetadataTopic, metadataConfig, startRole, type StartedRole } from '../helpers/metadata-role.js';
+import { connectFrom, policyApply } from '../helpers/policy.js';
 import { requireStackService } from '../helpers/stack.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
 const id = randomBytes(3).toString('hex');
 const x = `x-${id}`;
 const y = `y-${id}`;
@@ -54,7 +49,6 @@ const pins = `/sys/fs/bpf/sidecarless-test-verdicts-${id}`;
 const logger = createLogger({ level: 'warn' });
 const { config } = testConfig({ SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix, SIDECARLESS_KAFKA_PARTITIONS: '3' });
 const database = config.clickhouse.database;
-const dir = mkdtempSync(join(tmpdir(), 'verdicts-table-'));
 
 /** x/a takes no connection from anyone. */
 const ISOLATE = `apiVersion: networking.k8s.io/v1
@@ -64,27 +58,6 @@ spec:
   podSelector: {matchLabels: {pod: a}}
   policyTypes: [Ingress]
 `;
-
-/**
- * One TCP connect() from inside `pod` to `to`:80, from `port` on its own address (0: the kernel picks), given up
- * after 500 ms (before the first SYN retransmission, at 1 s): 'connected', 'timeout' or 'error <errno>'.
- */
-function connectFrom(pod: Pod, to: Pod, port: number): string {
-  const script = `import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.settimeout(0.5)
-try:
-    s.connect((sys.argv[3], 80))
-    print('connected')
-except socket.timeout:
-    print('timeout')
-except OSError as e:
-    print('error', e.errno)
-`;
-  return pod.exec('python3', ['-c', script, pod.ip, String(port), to.ip]).trim();
-}
 
 describe('verdicts table: a denial from the kernel to a ClickHouse row (enforcer process, real Kafka, embedded ClickHouse)', () => {
   const metadataCfg = metadataConfig({ SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix });
@@ -126,22 +99,18 @@ describe('verdicts table: a denial from the kernel to a ClickHouse row (enforcer
       ['the metadata role', () => metadata?.stop()],
       ['the metadata and policies topics', () => deleteMetadataTopic(metadataCfg)],
       ['the database and event topics', () => dropTestData(config, clickhouse)],
-      ['the policy file', () => rmSync(dir, { recursive: true, force: true })],
     ]);
   });
 
   it('names the isolating policy, the exact 5-tuple, the direction and both pods', async () => {
     const [xa, ya] = [described!.pods.get(`${x}/a`)!, described!.pods.get(`${y}/a`)!];
-    assert.equal(connectFrom(ya, xa, 0), 'connected', 'x/a is open before the policy');
+    assert.equal(connectFrom(ya, xa, 80, 0), 'connected', 'x/a is open before the policy');
 
-    const file = join(dir, 'isolate.yaml');
-    writeFileSync(file, ISOLATE);
-    const env = { ...process.env, SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix, SIDECARLESS_KAFKA_BROKERS: localKafkaBrokers.join(','), SIDECARLESS_KAFKA_PARTITIONS: '3' };
-    await promisify(execFile)(process.execPath, [BIN, 'policy', 'apply', '-f', file], { env, timeout: 60_000 });
-    await waitFor(async () => connectFrom(ya, xa, 0) === 'timeout', { timeoutMs: 30_000, intervalMs: 100, what: 'x/a isolated: the SYN dropped at its ingress' });
+    await policyApply(ISOLATE, { SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix, SIDECARLESS_KAFKA_BROKERS: localKafkaBrokers.join(','), SIDECARLESS_KAFKA_PARTITIONS: '3' });
+    await waitFor(async () => connectFrom(ya, xa, 80, 0) === 'timeout', { timeoutMs: 30_000, intervalMs: 100, what: 'x/a isolated: the SYN dropped at its ingress' });
 
     const sourcePort = randomInt(20_000, 30_000);
-    assert.equal(connectFrom(ya, xa, sourcePort), 'timeout');
+    assert.equal(connectFrom(ya, xa, 80, sourcePort), 'timeout');
     const select = `SELECT k8s_node_name AS node, toString(verdict) AS verdict, toString(direction) AS direction, toString(hook) AS hook, policies, rules,
                            network_transport AS transport, toString(network_type) AS type,
                            concat(toString(source_address), ' ', toString(source_port), ' ', toString(destination_address), ' ', toString(destination_port)) AS tuple,

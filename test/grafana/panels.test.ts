@@ -2,7 +2,10 @@
  * Every panel of every dashboard in grafana/dashboards/ against data a real pipeline run wrote: lab pods that are
  * Kubernetes objects (shop/frontend calls shop/backend and billing/payments over HTTP, backend calls payments, one
  * connection is refused), the metadata role on the real API server, the collector as its own process (flows and
- * HTTP on the real kernel), the enricher into the embedded ClickHouse engine, Kafka between them.
+ * HTTP on the real kernel), the enforcer as its own process with two policies given by `sidecarless policy apply`
+ * (backend may call payments only: its one connect() to frontend is denied; an audit-mode policy on payments would
+ * deny frontend's calls), reporting every decision it makes (allowSampleEvery 1), the enricher into the embedded
+ * ClickHouse engine, Kafka between them.
  *
  * Each dashboard's variables are resolved by running their queries (as Grafana does when it loads it), then every
  * ClickHouse query is expanded as the plugin expands it (expand.ts) and run with the dashboard's database as the
@@ -11,8 +14,8 @@
  * values, with all variables at All and with one namespace and workload chosen. Prometheus queries name only
  * metrics the running roles export (scraped from their /metrics).
  *
- * Generic: a dashboard added to the folder is run too. One over a table this run does not fill (say, verdicts of
- * the enforcer) needs its data written here first, or its panels fail with "no rows", naming the panel.
+ * Generic: a dashboard added to the folder is run too. One over a table this run does not fill (say, the runs of
+ * `bench overhead`) needs its data written here first, or its panels fail with "no rows", naming the panel.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -25,6 +28,8 @@ import { startEnricher } from '../../src/enricher/index.js';
 import { startMetadata } from '../../src/metadata/role.js';
 import { createClusterLab, type ClusterLab } from '../../src/lab/cluster.js';
 import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
+import { startEnforcerProcess, type EnforcerProcess } from '../../src/lab/enforcer-process.js';
+import { PinDirectory } from '../../src/ebpf/pins.js';
 import { runHttpLoad, runTcpClient, startHttpServer } from '../../src/lab/traffic.js';
 import { kafkaPort, kubeApiServerPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
@@ -33,6 +38,7 @@ import { queryRows } from '../helpers/clickhouse.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
 import { requireStackService, uniqueName } from '../helpers/stack.js';
 import { freePort } from '../helpers/telemetry.js';
+import { connectFrom, policyApply } from '../helpers/policy.js';
 import { dataPanels, declaredColumns, loadDashboards, targetDatasource, type Dashboard, type Panel, type Variable } from './dashboards.js';
 import { expandQuery, type QueryContext, type VariableState } from './expand.js';
 
@@ -43,6 +49,8 @@ const { config, env } = testConfig({
   SIDECARLESS_COLLECTOR_FLUSH_MS: '50',
   SIDECARLESS_HTTP_ENABLED: 'true',
   SIDECARLESS_TELEMETRY_METRICS_PORT: String(collectorMetricsPort),
+  // The policies are this test's alone (`policy apply`), not whatever other tests create on the shared API server.
+  SIDECARLESS_METADATA_NETWORK_POLICIES: 'false',
 });
 const database = config.clickhouse.database;
 const suffix = uniqueName('').replace(/_/g, '-');
@@ -61,12 +69,48 @@ const CALLS = [
 const EXCHANGES = CALLS.reduce((sum, call) => sum + call.requests, 0);
 /** Final rows: each HTTP connection from both ends, the refused one from its client only. */
 const FINAL_ROWS = 2 * CALLS.length + 1;
+/** backend's connect() to frontend on this port is denied at connect (EPERM): no packet leaves, no flow is seen. */
+const DENIED_PORT = 7070;
+const DENIED_SOURCE_PORT = 20_000 + Math.floor(Math.random() * 10_000);
+const ENFORCING = `backend-calls-payments`;
+const AUDIT = `payments-from-backend`;
+/** backend may call payments only (enforced); payments would take calls from backend only (audit mode). */
+const POLICIES = `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: ${ENFORCING}, namespace: ${shop}}
+spec:
+  podSelector: {matchLabels: {app: backend}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{namespaceSelector: {matchLabels: {team: billing}}, podSelector: {matchLabels: {app: payments}}}]
+    ports: [{port: ${PAYMENTS_PORT}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: ${AUDIT}, namespace: ${billing}, annotations: {policy.sidecarless.dev/audit: "true"}}
+spec:
+  podSelector: {matchLabels: {app: payments}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{namespaceSelector: {matchLabels: {team: shop}}, podSelector: {matchLabels: {app: backend}}}]
+    ports: [{port: ${PAYMENTS_PORT}}]
+`;
+/**
+ * The kernel's decisions of the run, every one reported (allowSampleEvery 1), made for pods a policy selects only:
+ * backend's connect() to payments (allowed by its rule) and to frontend (denied); the SYNs payments' socket took
+ * (selected by the audit policy only: frontend's would be denied, backend's is an audit allow). frontend, and
+ * backend's ingress, are selected by none: what they do is not judged, so not reported.
+ */
+const VERDICTS = { allow: 1, audit_allow: 1, audit_deny: 1, deny: 1 };
+const VERDICT_ROWS = Object.values(VERDICTS).reduce((sum, n) => sum + n, 0);
+const pins = `/sys/fs/bpf/sidecarless-test-grafana-${suffix}`;
 
 let cluster: ClusterLab | undefined;
 let telemetry: Telemetry | undefined;
 let metadata: RunningRole | undefined;
 let enricher: RunningRole | undefined;
 let collector: CollectorProcess | undefined;
+let enforcer: EnforcerProcess | undefined;
 let clickhouse: ClickHouseClient | undefined;
 let from: Date;
 let to: Date;
@@ -165,6 +209,20 @@ before(async () => {
   telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: enricherMetricsPort });
   clickhouse = await createClickHouse({ embeddedPath: config.clickhouse.embeddedPath });
   metadata = await startMetadata({ config, logger, telemetry });
+  enforcer = await startEnforcerProcess({
+    ...env,
+    SIDECARLESS_ENFORCER_CGROUPS: cluster.lab.cgroupPath,
+    SIDECARLESS_ENFORCER_PIN_DIRECTORY: pins,
+    SIDECARLESS_ENFORCER_ALLOW_SAMPLE_EVERY: '1',
+    SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
+  });
+  await policyApply(POLICIES, env);
+  const applied = () => enforcer!.logs.filter((entry) => entry.msg === 'policy state applied');
+  // Two cgroups per pod: its own and its container's.
+  await waitFor(async () => applied().some((entry) => entry.policies === 2 && entry.cgroups === 2 * 3), {
+    timeoutMs: 30_000,
+    what: "both policies in the enforcer's applied state, with the cgroups of the three pods",
+  }).catch((error: unknown) => assert.fail(`${String(error)}; applied: ${JSON.stringify(applied())}; last lines: ${JSON.stringify(enforcer!.logs.slice(-5))}`));
   enricher = await startEnricher({ config, logger, telemetry });
   collector = await startCollectorProcess(env, () => [cluster!.lab.cgroupPath]);
   from = new Date(Math.floor(Date.now() / minute) * minute - minute);
@@ -181,18 +239,21 @@ before(async () => {
   const refused = await runTcpClient(pod('frontend'), { host: pod('payments').ip, port: CLOSED_PORT, connections: 1, sendBytes: 1, expectBytes: 0 });
   assert.equal(refused.completed, 0, 'nothing listens on the closed port');
   await Promise.all(servers.map((server) => server.stop()));
+  assert.equal(connectFrom(pod('backend'), pod('frontend'), DENIED_PORT, DENIED_SOURCE_PORT), 'error 1', 'EPERM: denied at connect');
 
+  let stored: Record<'flows' | 'exchanges' | 'verdicts', string> | undefined;
   await waitFor(
     async () => {
-      const [stored] = await queryRows<{ flows: string; exchanges: string }>(
+      [stored] = await queryRows<Record<'flows' | 'exchanges' | 'verdicts', string>>(
         clickhouse!,
         `SELECT (SELECT count() FROM ${database}.flows WHERE record_kind = 'final' AND server_port IN (${BACKEND_PORT}, ${PAYMENTS_PORT}, ${CLOSED_PORT})) AS flows,
-                (SELECT count() FROM ${database}.http_requests) AS exchanges`,
+                (SELECT count() FROM ${database}.http_requests) AS exchanges,
+                (SELECT count() FROM ${database}.verdicts) AS verdicts`,
       );
-      return Number(stored!.flows) >= FINAL_ROWS && Number(stored!.exchanges) >= 2 * EXCHANGES;
+      return Number(stored!.flows) >= FINAL_ROWS && Number(stored!.exchanges) >= 2 * EXCHANGES && Number(stored!.verdicts) >= VERDICT_ROWS;
     },
-    { timeoutMs: 60_000, what: `${FINAL_ROWS} final flow rows and ${2 * EXCHANGES} exchange rows` },
-  );
+    { timeoutMs: 60_000, what: `${FINAL_ROWS} final flow rows, ${2 * EXCHANGES} exchange rows and ${VERDICT_ROWS} verdict rows` },
+  ).catch((error: unknown) => assert.fail(`${String(error)}; stored: ${JSON.stringify(stored)}`));
   to = new Date(Date.now() + minute);
   // The datasource's defaultDatabase: the dashboards name tables without a database.
   await clickhouse.command({ query: `USE ${database}` });
@@ -202,6 +263,8 @@ after(async () => {
   await cleanUpAll([
     ['the collector', () => collector?.kill()],
     ["the collector's pins", () => uninstallCollectorPins(env)],
+    ['the enforcer', () => enforcer?.kill()],
+    ["the enforcer's pins", () => new PinDirectory(pins).remove()],
     ['the enricher', () => enricher?.stop()],
     ['the metadata role', () => metadata?.stop()],
     ['telemetry', () => telemetry?.shutdown()],
@@ -317,10 +380,46 @@ describe('Grafana dashboards on a real pipeline run', () => {
     assert.deepEqual(byAddress[0], { client_address: cluster!.pod('frontend').ip, server_address: cluster!.pod('backend').ip, server_port: BACKEND_PORT, client: `${shop}/frontend`, server: `${shop}/backend` });
   });
 
-  it('pipeline health: stored positions of both event topics, every final flow row named', async () => {
+  it('policy verdicts: the denied connect() with its 5-tuple, pods and policy; the audit would-be denial; every decision by verdict', async () => {
+    const dashboard = byUid('sidecarless-policy-verdicts');
+    const results = await runPanels(dashboard, await resolveVariables(dashboard));
+    /** A rate panel's rows as counts per label: each bucket's rate times the bucket's 60 s. */
+    const counts = (title: string, label: string, rate: string) => {
+      const sums = new Map<string, number>();
+      for (const row of rowsOf(results, title)) sums.set(String(row[label]), (sums.get(String(row[label])) ?? 0) + Number(row[rate]) * 60);
+      return Object.fromEntries([...sums].map(([key, n]) => [key, Math.round(n)]));
+    };
+    assert.deepEqual(counts('Denials per second by policy', 'policy', 'denials_per_second'), { [`${shop}/${ENFORCING}`]: 1 });
+    assert.deepEqual(counts('Audit would-be denials per second by policy', 'policy', 'would_be_denials_per_second'), { [`${billing}/${AUDIT}`]: 1 });
+    assert.deepEqual(counts('Decisions per second by verdict (allows sampled)', 'verdict', 'decisions_per_second'), VERDICTS);
+    assert.deepEqual(rowsOf(results, 'Top denied workload edges'), [
+      { source: `${shop}/backend`, destination: `${shop}/frontend`, direction: 'egress', verdict: 'deny', policy: `${shop}/${ENFORCING}`, decisions: 1 },
+      { source: `${shop}/frontend`, destination: `${billing}/payments`, direction: 'ingress', verdict: 'audit_deny', policy: `${billing}/${AUDIT}`, decisions: 1 },
+    ]);
+    const [frontend, backend, payments] = ['frontend', 'backend', 'payments'].map((name) => cluster!.pod(name).ip);
+    /** A Deployment's pod as Kubernetes names it (frontend-<hash>-<suffix>), with its namespace. */
+    const podName = (name: string) => `${cluster!.object(name).metadata!.namespace}/${cluster!.object(name).metadata!.name}`;
+    // The audit denial's source port is frontend's HTTP connection to payments, chosen by the kernel: as the collector saw it.
+    const [call] = await queryRows<{ port: number }>(
+      clickhouse!,
+      `SELECT client_port AS port FROM ${database}.flows WHERE record_kind = 'final' AND observer_side = 'client' AND server_port = ${PAYMENTS_PORT} AND client_address = toIPv6({ip:String})`,
+      { ip: frontend },
+    );
+    assert.deepEqual(pick(rowsOf(results, 'Latest denials'), 'verdict', 'direction', 'hook', 'transport', 'source_address', 'source_port', 'source_pod', 'destination_address', 'destination_port', 'destination_pod', 'deciding_policies', 'node'), [
+      { verdict: 'deny', direction: 'egress', hook: 'connect', transport: 'tcp', source_address: backend, source_port: DENIED_SOURCE_PORT, source_pod: podName('backend'), destination_address: frontend, destination_port: DENIED_PORT, destination_pod: podName('frontend'), deciding_policies: `${shop}/${ENFORCING}`, node: config.node.name },
+      { verdict: 'audit_deny', direction: 'ingress', hook: 'ingress', transport: 'tcp', source_address: frontend, source_port: call?.port, source_pod: podName('frontend'), destination_address: payments, destination_port: PAYMENTS_PORT, destination_pod: podName('payments'), deciding_policies: `${billing}/${AUDIT}`, node: config.node.name },
+    ]);
+
+    // billing chosen: the denial between two shop pods is left out, payments' audit denial stays.
+    const billingOnly = await runPanels(dashboard, await resolveVariables(dashboard, { namespace: [billing] }));
+    assert.deepEqual(pick(rowsOf(billingOnly, 'Latest denials'), 'verdict', 'source_pod', 'destination_pod'), [{ verdict: 'audit_deny', source_pod: podName('frontend'), destination_pod: podName('payments') }]);
+    assert.equal(rowsOf(billingOnly, 'Denials per second by policy').length, 0);
+  });
+
+  it('pipeline health: stored positions of the three event topics, every final flow row named', async () => {
     const results = await runPanels(byUid('sidecarless-pipeline-health'), []);
     const topics = new Set(rowsOf(results, 'Stored position per topic partition').map((row) => row.topic));
-    assert.deepEqual([...topics].sort(), [`${config.kafka.topicPrefix}flows.v1`, `${config.kafka.topicPrefix}http.v1`]);
+    assert.deepEqual([...topics].sort(), [`${config.kafka.topicPrefix}flows.v1`, `${config.kafka.topicPrefix}http.v1`, `${config.kafka.topicPrefix}verdicts.v1`]);
     const enrichment = new Map<string, number>();
     for (const row of rowsOf(results, 'Enrichment of flows')) enrichment.set(String(row.server_enrichment), (enrichment.get(String(row.server_enrichment)) ?? 0) + Number(row.rows));
     assert.ok((enrichment.get('hit') ?? 0) >= FINAL_ROWS && !enrichment.has('late'), JSON.stringify([...enrichment]));

@@ -3,7 +3,8 @@
 -- number of decisions. What Grafana shows of policy verdicts: denials per policy and edge, audit would-be denials
 -- before a policy is enforced.
 -- A decision that names several policies (a denial by two policies that both isolate the subject) counts once under
--- each; one that names none (an allow of a pod no policy selects) under policy ''. Allows are a sample
+-- each; one that names none would be counted under policy '' rather than vanish in the arrayJoin (the kernel reports
+-- decisions only for pods some policy selects, so each names one today). Allows are a sample
 -- (enforcer.allowSampleEvery): their counts are of the reported ones. A source not named by the join (an egress
 -- socket not bound yet, on a node without the collector's cgroup identities) is counted under empty names.
 -- One statement (a view with its own engine, not a TO table and a view): the migrations after this one were taken

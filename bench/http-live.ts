@@ -4,8 +4,8 @@
  *
  *   1. Two pods: nginx in `server`, the load generator in `client` (./http-live-traffic.ts says which and why:
  *      neither is ours, nginx is a fast C server and the generator, in Go, measures each request to the µs),
- *      16 keep-alive HTTP/1.1 connections, one GET at a time on each, a 3-byte response. Both ends run at nice -20
- *      in both modes (why: ./http-live-traffic.ts).
+ *      16 keep-alive HTTP/1.1 connections, one GET at a time on each, a 3-byte response. Both ends run at a raised
+ *      priority in both modes, nice -20 unless BENCH_ENDS_PRIORITY=fifo (why: ./http-live-traffic.ts).
  *   2. Modes: baseline (nothing attached) and traced (`sidecarless collector` with flows and http on, tracing both
  *      pods' cgroups, producing to Kafka on a fresh topic prefix per window). The enricher does not run: the floors
  *      are the collector's and the request path's. BPF run-time statistics are on for the whole run, both modes
@@ -44,7 +44,7 @@ import { startCollectorProcess, uninstallCollectorPins } from '../src/lab/collec
 import { createLab, type Pod } from '../src/lab/pods.js';
 import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 import { peakRssMegabytes, round, sampleUsage, usageBetween, type MeasuredProcess, type Usage } from '../src/lab/usage.js';
-import { buildLoadGenerator, runLoad, searchSustainable, startNginx, SUSTAINED_P90_US, type LoadResult, type Percentiles } from './http-live-traffic.js';
+import { buildLoadGenerator, endsPriority, runLoad, searchSustainable, startNginx, SUSTAINED_P90_US, type LoadResult, type Percentiles } from './http-live-traffic.js';
 
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -283,7 +283,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const summaries = rates.map((rate) => summarize(rate, rounds.get(rate)!));
     return {
       bench: 'http-live',
-      setup: `nginx ${CONNECTIONS} keep-alive connections, open-loop, ${ROUNDS} rounds × ${LOAD_SECONDS} s per rate and mode, alternating; enricher not running`,
+      setup: `nginx ${CONNECTIONS} keep-alive connections, ends under ${endsPriority.join(' ')}, open-loop, ${ROUNDS} rounds × ${LOAD_SECONDS} s per rate and mode, alternating; enricher not running`,
       capacity_closed_loop_per_s: { baseline: round(baselineCapacity.achieved_per_s, 0), traced: capacity.per_s, traced_collector: capacity.collector },
       highest_sustainable: { per_s: capacity.highest, rule: `open-loop with tracing, p90 from the due time ≤ ${SUSTAINED_P90_US} µs`, tried: capacity.search },
       rates: summaries,

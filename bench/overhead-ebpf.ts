@@ -8,7 +8,7 @@
  *     checks that a connect() to another port is denied by the enforcer before the load starts);
  *   - the enricher, joining the events with the pods' metadata into ClickHouse (enricherStore says where).
  * The metadata role (publishing the lab's pods from the API server, which the enforcer and the enricher need) runs
- * in this process: it is one per cluster, not per node, and is not measured.
+ * too, as a process: it is one per cluster, not per node, and is not measured.
  *
  * Its BPF programs' run time (the collector's and the enforcer's pinned programs) is read from the kernel's run-time
  * statistics, which the bench keeps on for every mode.
@@ -18,10 +18,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadRegistry } from '../src/common/avro.js';
 import { createClickHouse } from '../src/common/clickhouse/client.js';
-import { loadConfig, type Config } from '../src/common/config.js';
+import type { Config } from '../src/common/config.js';
 import { createKafka } from '../src/common/kafka/client.js';
 import type { Logger } from '../src/common/logger.js';
-import { startTelemetry } from '../src/common/telemetry.js';
 import type { CollectorStats } from '../src/collector/collector.js';
 import { PinDirectory } from '../src/ebpf/pins.js';
 import { programStatsOfPins } from '../src/ebpf/stats.js';
@@ -37,7 +36,6 @@ import { startRoleProcess } from '../src/lab/role-process.js';
 import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 import { kubeCredentials } from '../src/lab/stack/kube-credentials.js';
 import { waitFor } from '../src/lab/stack/processes.js';
-import { startMetadata } from '../src/metadata/role.js';
 import type { Component } from './overhead-measure.js';
 import type { Undo } from './undo.js';
 
@@ -140,10 +138,8 @@ export async function startEbpfStack(options: EbpfStackOptions): Promise<EbpfSta
     await admin.deleteTopics({ topics: Object.values(topicSpecs(prefix)).map((spec) => spec.topic).filter((topic) => existing.has(topic)) });
     await admin.disconnect();
   });
-  const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
-  undo.push('the metadata role\'s telemetry', () => telemetry.shutdown());
-  const metadata = await startMetadata({ config: loadConfig({ argv: [], env }), logger: options.logger, telemetry });
-  undo.push('the metadata role', () => metadata.stop());
+  const metadata = await startRoleProcess('metadata', 'metadata running', env);
+  undo.push('the metadata role', () => metadata.kill());
   // Its pins may be made before it fails to start: their removal is due from the start.
   undo.push('the enforcer\'s pins', () => new PinDirectory(pins.enforcer).remove());
   const enforcer = await startEnforcerProcess({ ...env, SIDECARLESS_ENFORCER_CGROUPS: labCgroup, SIDECARLESS_ENFORCER_PIN_DIRECTORY: pins.enforcer });
@@ -160,13 +156,8 @@ export async function startEbpfStack(options: EbpfStackOptions): Promise<EbpfSta
   });
   await assertJudged(options);
   const store = enricherStore(options);
-  const enricher = await startRoleProcess({
-    role: 'enricher',
-    env: () => ({ ...env, ...store, SIDECARLESS_ENRICHER_GROUP_ID: `bench-overhead-${options.id}` }),
-    runningMessage: 'enricher running',
-    timeoutMs: 60_000,
-  });
-  undo.push('the enricher', () => enricher.signal('SIGKILL'));
+  const enricher = await startRoleProcess('enricher', 'enricher running', { ...env, ...store, SIDECARLESS_ENRICHER_GROUP_ID: `bench-overhead-${options.id}` });
+  undo.push('the enricher', () => enricher.kill());
   const collectorEnv = { ...env, SIDECARLESS_HTTP_ENABLED: 'true', SIDECARLESS_COLLECTOR_PIN_DIRECTORY: pins.collector };
   undo.push('the collector\'s pins', () => uninstallCollectorPins(collectorEnv));
   const collector = await startCollectorProcess(collectorEnv, () => [labCgroup]);
@@ -180,7 +171,7 @@ export async function startEbpfStack(options: EbpfStackOptions): Promise<EbpfSta
     bpfRunNs: () => [...programStatsOfPins(pins.collector).values(), ...programStatsOfPins(pins.enforcer).values()].reduce((sum, program) => sum + program.runTimeNs, 0n),
     async stop() {
       const http = await collector.stop('http');
-      await Promise.all([enricher.signal('SIGTERM'), enforcer.stop()]);
+      await Promise.all([enricher.stop(), enforcer.stop()]);
       return http;
     },
   };

@@ -32,7 +32,7 @@ import { spawnInCgroup } from '../src/lab/cgroup-spawn.js';
 import { labNames } from '../src/lab/names.js';
 import type { Pod } from '../src/lab/pods.js';
 import { waitFor } from '../src/lab/stack/processes.js';
-import { PROCESS_NICE } from './http-live-traffic.js';
+import { endsPriority } from './http-live-traffic.js';
 
 export const PROXY_UID = 1337;
 const OUTBOUND_PORT = 15001;
@@ -127,8 +127,8 @@ async function startHaproxy(pods: readonly Pod[], inNetns: boolean, cgroup: Cgro
   writeFileSync(configFile, config(pods, inNetns));
   const log = openSync(accessLog, 'a');
   let stderr = '';
-  // -db: in the foreground, one process. Nice as the two ends of the traffic: the proxy is on the request path.
-  const child = spawn(['nice', '-n', String(PROCESS_NICE), 'haproxy', '-db', '-f', configFile], ['ignore', log, 'pipe']);
+  // -db: in the foreground, one process. At the priority of the traffic's two ends: the proxy is on the request path.
+  const child = spawn([...endsPriority, 'haproxy', '-db', '-f', configFile], ['ignore', log, 'pipe']);
   closeSync(log);
   child.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -55,6 +55,8 @@ export interface KernelSource {
   readonly epoch: string;
   /** For the start-up log: the layout running now, whether it was adopted, which other layouts are being retired. */
   readonly status: { layout: string; adopted: boolean; retiring: readonly string[] };
+  /** How much of the ring holds records not read yet, 0..1: the collector's CPU policy watches it (./cpu-policy.ts). */
+  fill(): number;
   /** Kernel drops since the previous call, by reason. */
   takeKernelDrops(): Array<[reason: string, count: number]>;
   /** Per kernel drop reason, the setting or cause that governs it (logged with the drops). */

@@ -77,6 +77,11 @@ export class RingWalker {
     return count;
   }
 
+  /** How much of the ring holds records not read yet, 0..1. */
+  fill(): number {
+    return Number(Atomics.load(this.producerPosition, 0) - Atomics.load(this.consumerPosition, 0)) / this.size;
+  }
+
   /** Whether every record the kernel committed or is still writing has been read. */
   empty(): boolean {
     return Atomics.load(this.consumerPosition, 0) >= Atomics.load(this.producerPosition, 0);

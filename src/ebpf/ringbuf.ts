@@ -151,6 +151,11 @@ export class MappedRingReader extends RingReaderBase implements RingReader {
     return this.open ? this.walker.drain(handler, maxRecords) : 0;
   }
 
+  /** How much of the ring holds records not read yet, 0..1 (0 once detached). */
+  fill(): number {
+    return this.open ? this.walker.fill() : 0;
+  }
+
   /** Whether every record written so far was read, one still being written included (it is not read yet). */
   empty(): boolean {
     return !this.open || this.walker.empty();

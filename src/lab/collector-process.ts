@@ -1,9 +1,9 @@
 /**
- * `sidecarless collector` as a separate process in a cgroup of its own, as in production, for tests and
- * benchmarks (role-process.ts): tests can list that cgroup as traced and prove its own Kafka traffic never becomes
- * a flow, and benchmarks can read its CPU time from that cgroup and its memory from /proc. Its kernel programs
- * outlive it (pinned in collector.pinDirectory): `uninstallCollectorPins` removes them, as
- * `sidecarless collector --uninstall` does.
+ * `sidecarless collector` as a separate process in a cgroup of its own (role-process.ts), as in production, for tests
+ * and benchmarks: tests can list that cgroup as traced and prove its own Kafka traffic never becomes a flow, and
+ * benchmarks can read its CPU time from that cgroup and its memory from /proc. Its kernel programs outlive it
+ * (pinned in collector.pinDirectory): `uninstallCollectorPins` removes them, as `sidecarless collector --uninstall`
+ * does.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -25,22 +25,26 @@ export interface CollectorProcess {
   kill(): Promise<void>;
 }
 
-/** Starts `sidecarless collector` in a fresh cgroup; `cgroupsToTrace` may include its own (it must be ignored). */
-export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[]): Promise<CollectorProcess> {
-  const role = await startRoleProcess({
-    role: 'collector',
+/**
+ * Starts `sidecarless collector` in a fresh cgroup; `cgroupsToTrace` may include its own (it must be ignored).
+ * `launcher` runs it (a command that execs its arguments, e.g. setpriv with the capabilities a pod grants).
+ */
+export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[], launcher: readonly string[] = []): Promise<CollectorProcess> {
+  const role = await startRoleProcess('collector', 'collector running', (cgroup) => ({ ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(',') }), {
+    launcher,
     nodeFlags: COLLECTOR_NODE_FLAGS,
-    env: (cgroup) => ({ ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(',') }),
-    runningMessage: 'collector running',
+    // Generous: a collector's start loads and attaches its programs, on a machine other tests load too.
+    timeoutMs: 120_000,
   });
   const { logs } = role;
   return {
     pid: role.pid,
     cgroup: role.cgroup,
     logs,
-    kill: () => role.signal('SIGKILL'),
+    kill: () => role.kill(),
     async stop(kind = 'flows') {
-      await role.signal('SIGTERM');
+      // Its orderly stop drains to Kafka for up to collector.shutdownTimeoutMs (10 s by default), then exits.
+      await role.stop(60_000);
       const final = logs.find((entry) => entry.msg === 'collector final counts');
       if (!final) throw new Error(`collector stopped without its final counts: ${JSON.stringify(logs.slice(-3))}`);
       const stats = (final.stats as Record<string, CollectorStats>)[kind];

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { ISTIO_SIDECAR } from '../../bench/overhead-report.js';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
 import { createKafka } from '../../src/common/kafka/client.js';
 import { createLogger } from '../../src/common/logger.js';
@@ -20,6 +21,8 @@ import { labNames } from '../../src/lab/names.js';
 import { kafkaPort, localHost, localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
 import { queryRows } from '../helpers/clickhouse.js';
 import { requireStackService, uniqueName } from '../helpers/stack.js';
+import { dataPanels, loadDashboards } from '../grafana/dashboards.js';
+import { assertPanelsReturnDeclaredColumns, pick, resolveVariables, rowsOf, runPanels } from '../grafana/panel-run.js';
 
 const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'sidecarless-test-overhead-'));
@@ -119,8 +122,22 @@ interface Summary {
   cores_per_1000_rps: Record<string, number>;
   mesh_cores_per_1000_rps: number;
   memory_mb: Record<string, number>;
+  mesh_memory_mb: number;
   exact: boolean;
 }
+
+interface Ratio {
+  against: string;
+  rate: string;
+  added_p99: number | null;
+  mesh_cores_per_1000_rps: number | null;
+  mesh_memory_mb: number | null;
+  achieved_per_s: number | null;
+}
+
+/** The first test's run, which the dashboard's test reads back: its result line and the range around it. */
+let measured: { runId: string; host: string; rates: Summary[]; ratios: Ratio[]; from: Date; to: Date } | undefined;
+const minute = 60_000;
 
 const COMPONENTS: Record<string, string[]> = {
   baseline: ['load generator', 'server'],
@@ -135,9 +152,10 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
   it('measures every mode with exact counts, writes its JSON, its line and its overhead_runs rows, and leaves nothing behind', async () => {
     await requireStackService('Kafka', localHost, kafkaPort);
     const json = join(dir, 'overhead.json');
+    const startedMs = Date.now();
     const run = await bench(json);
     assert.equal(run.code, 0, `exit code; stderr:\n${run.stderr}`);
-    const line = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Record<string, unknown> & { rates: Summary[]; counts: Record<string, Record<string, unknown>> };
+    const line = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Record<string, unknown> & { rates: Summary[]; ratios: Ratio[]; counts: Record<string, Record<string, unknown>> };
     const { json_file: file, clickhouse_table: table, ...result } = line;
     assert.equal(file, json);
     assert.equal(table, `${database}.overhead_runs`);
@@ -194,6 +212,109 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
       await clickhouse.close();
     }
     await assertNothingLeft(run.stderr);
+    // The dashboard's range as a person would pick it: from the minute before the run to a minute after it.
+    const from = new Date(Math.floor(startedMs / minute) * minute - minute);
+    measured = { runId: String(result.run_id), host: String(result.host), rates: line.rates, ratios: line.ratios, from, to: new Date(Date.now() + minute) };
+  });
+
+  it("the dashboard 'overhead.json' on this run: the run picked, every panel's declared columns, the run's values", async () => {
+    assert.ok(measured, 'the run of the test before');
+    const { runId, host, rates } = measured;
+    const dashboard = loadDashboards().find((d) => d.file === 'overhead.json')!.dashboard;
+    const clickhouse = await createClickHouse({ embeddedPath: join(dir, 'chdb') });
+    try {
+      // The datasource's defaultDatabase: the dashboard names its table without a database.
+      await clickhouse.command({ query: `USE ${database}` });
+      const data = { clickhouse, from: measured.from, to: measured.to };
+      const variables = await resolveVariables(data, dashboard);
+      assert.deepEqual(variables, [{ name: 'run', value: runId, options: [runId] }], 'the one run in the range, chosen');
+      await assertPanelsReturnDeclaredColumns(data, dashboard);
+      const results = await runPanels(data, dashboard, variables);
+
+      const modes = rates.map((s) => s.mode);
+      assert.deepEqual(modes, ['baseline', 'ebpf', 'sidecar', 'node-proxy']);
+      const at = (s: Summary) => `${s.mode} at ${s.rate}/s`;
+      const [run] = rowsOf(results, 'Run');
+      assert.deepEqual(pick([run!], 'run_id', 'host', 'seconds', 'modes', 'rates'), [{ run_id: runId, host, seconds: SECONDS, modes: modes.join(', '), rates: String(RATE) }]);
+      assert.match(String(run!.proxy), /^HAProxy 2\.6\./);
+      assert.deepEqual(rowsOf(results, 'Counts and exactness'), rates.map((s) => ({ mode: s.mode, rate: '300', offered_rps: RATE, requests: WINDOW_REQUESTS, seconds: SECONDS, exact: 1 })));
+      assert.deepEqual(rowsOf(results, 'Achieved vs offered requests/s'), rates.map((s) => ({ mode_at_rate: at(s), offered_rps: RATE, achieved_rps: s.achieved_per_s })));
+      const quantiles = ['p50', 'p90', 'p99', 'p999'];
+      assert.deepEqual(
+        rowsOf(results, 'Latency by mode and rate'),
+        rates.map((s) => ({
+          mode: s.mode,
+          rate: '300',
+          achieved_rps: s.achieved_per_s,
+          ...Object.fromEntries(quantiles.map((q) => [`${q}_us`, s.latency_us[q]])),
+          ...Object.fromEntries(quantiles.map((q) => [`added_${q}_us`, s.added_latency_us![q]])),
+        })),
+      );
+      const meshModes = rates.slice(1);
+      assert.deepEqual(rowsOf(results, 'Added latency p50 and p99'), meshModes.map((s) => ({ mode_at_rate: at(s), added_p50_us: s.added_latency_us!.p50, added_p99_us: s.added_latency_us!.p99 })));
+      assert.deepEqual(rowsOf(results, 'Mesh cores per 1,000 req/s by mode'), meshModes.map((s) => ({ mode_at_rate: at(s), mesh_cores_per_1k_rps: s.mesh_cores_per_1000_rps })));
+
+      // ebpf over each proxy mode: the same divisions as the bench's (which rounds them to 3 decimals).
+      const [ebpf] = rates.filter((s) => s.mode === 'ebpf');
+      const addedP99 = (s: Summary) => s.added_latency_us!.p99!;
+      const ratios = rowsOf(results, 'ebpf against the proxy modes');
+      assert.deepEqual(
+        ratios,
+        rates.slice(2).map((p) => ({
+          against: p.mode,
+          rate: '300',
+          ebpf_mesh_cores_per_1k_rps: ebpf!.mesh_cores_per_1000_rps,
+          proxy_mesh_cores_per_1k_rps: p.mesh_cores_per_1000_rps,
+          mesh_cores_ratio: ebpf!.mesh_cores_per_1000_rps / p.mesh_cores_per_1000_rps,
+          ebpf_added_p99_us: addedP99(ebpf!),
+          proxy_added_p99_us: addedP99(p),
+          added_p99_ratio: addedP99(p) === 0 ? null : addedP99(ebpf!) / addedP99(p),
+          mesh_memory_ratio: ebpf!.mesh_memory_mb / p.mesh_memory_mb,
+          achieved_ratio: ebpf!.achieved_per_s / p.achieved_per_s,
+        })),
+      );
+      const rounded = (value: unknown) => (value === null ? null : Number(Number(value).toFixed(3)));
+      assert.deepEqual(
+        ratios.map((r) => ({ against: r.against, rate: r.rate, added_p99: rounded(r.added_p99_ratio), mesh_cores_per_1000_rps: rounded(r.mesh_cores_ratio), mesh_memory_mb: rounded(r.mesh_memory_ratio), achieved_per_s: rounded(r.achieved_ratio) })),
+        measured.ratios,
+        "the bench's own ratios",
+      );
+
+      // Every component of every mode, once: the map's keys as rows.
+      const byModeAndComponent = (a: Record<string, unknown>, b: Record<string, unknown>) => modes.indexOf(String(a.mode)) - modes.indexOf(String(b.mode)) || String(a.component).localeCompare(String(b.component));
+      assert.deepEqual(
+        rowsOf(results, 'Cores per 1,000 req/s by component').sort(byModeAndComponent),
+        rates
+          .flatMap((s) =>
+            Object.keys(s.cores).map((component) => ({
+              mode: s.mode,
+              rate: '300',
+              component,
+              part: ['load generator', 'server'].includes(component) ? 'traffic' : 'mesh',
+              cores_per_1k_rps: s.cores_per_1000_rps[component],
+              cores: s.cores[component],
+              memory_mb: s.memory_mb[component] ?? null,
+            })),
+          )
+          .sort(byModeAndComponent),
+      );
+      const memory = rowsOf(results, 'Memory by mode');
+      assert.deepEqual(pick(memory, 'mode', 'mesh_memory_mb'), rates.map((s) => ({ mode: s.mode, mesh_memory_mb: s.mesh_memory_mb })));
+      for (const [i, s] of rates.entries()) {
+        const total = Object.values(s.memory_mb).reduce((sum, mb) => sum + mb, 0);
+        assert.ok(Math.abs(Number(memory[i]!.total_memory_mb) - total) < 1e-9, `${s.mode}: every component's peak RSS, ${memory[i]!.total_memory_mb} MB = ${total} MB`);
+      }
+
+      const about = dataPanels(dashboard).find((p) => p.title === 'About this comparison') as unknown as { options: { content: string } };
+      assert.match(about.options.content, /\*\*HAProxy stood in for Envoy\*\*/);
+      const istio = ISTIO_SIDECAR;
+      assert.ok(
+        about.options.content.includes(`Istio publishes ${istio.vcpu_per_1000_rps.toFixed(2)} vCPU and ${istio.memory_mb} MB per 1,000 requests/s per ${istio.proxy} sidecar (Istio ${istio.istio_version},`),
+        "Istio's published figures, as the bench states them",
+      );
+    } finally {
+      await clickhouse.close();
+    }
   });
 
   it('undoes what it started when stopped by SIGTERM half way (in the sidecar mode, the ebpf roles run before)', async () => {

@@ -8,12 +8,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
 import { dashboardSchemaFile, schemaComment } from '../../grafana/schema/generate.js';
 import { dataPanels, declaredColumns, grafanaDirectory, loadDashboards, referencedColumns, targetDatasource } from './dashboards.js';
 import { expandQuery, type QueryContext } from './expand.js';
+import { checkedByTheirOwnRun } from './panel-run.js';
 
 const dashboards = loadDashboards();
 const datasources = parse(readFileSync(join(grafanaDirectory, 'provisioning/datasources/sidecarless.yaml'), 'utf8')) as {
@@ -65,6 +67,14 @@ describe('Grafana dashboards', () => {
         assert.ok(declared.size > 0, `${where}: columns declared`);
         for (const name of referencedColumns(panel)) assert.ok(declared.has(name), `${where}: ${name} is referenced but not a declared column`);
       }
+    }
+  });
+
+  it("a dashboard the pipeline run does not fill is a dashboard here, and the test named to run it on its own run names it", () => {
+    const repository = fileURLToPath(new URL('../../../', import.meta.url));
+    for (const [file, test] of Object.entries(checkedByTheirOwnRun)) {
+      assert.ok(dashboards.some((d) => d.file === file), `${file} is in grafana/dashboards/`);
+      assert.match(readFileSync(join(repository, test), 'utf8'), new RegExp(`'${file.replaceAll('.', '\\.')}'`), `${test} runs ${file}`);
     }
   });
 

@@ -35,10 +35,21 @@ const WINDOW_REQUESTS = RATE * SECONDS;
 const MODE_REQUESTS = RATE * (SECONDS + WARM_SECONDS);
 /** Every request passes the client's outbound listener and the server's inbound one, and no other. */
 const throughProxies = {
-  proxy_access_log: { outbound_client: MODE_REQUESTS, inbound_server: MODE_REQUESTS },
   proxy_requests: { outbound_client: MODE_REQUESTS, inbound_client: 0, outbound_server: 0, inbound_server: MODE_REQUESTS },
-  proxy_dropped_logs: 0,
 };
+
+/**
+ * A proxy mode's access logs: a line per request on each listener on the way, but for lines HAProxy itself counted
+ * as dropped (2.6 drops one now and then when both its threads write at once: seen once in four runs at 300/s).
+ */
+function assertLoggedByProxies(counts: Record<string, unknown>, mode: string): Record<string, unknown> {
+  const { proxy_access_log, proxy_dropped_logs, ...rest } = counts as { proxy_access_log: Record<string, number>; proxy_dropped_logs: number };
+  assert.deepEqual(Object.keys(proxy_access_log).sort(), ['inbound_server', 'outbound_client'], `${mode}: only the listeners on the way log`);
+  const logged = proxy_access_log.outbound_client! + proxy_access_log.inbound_server!;
+  assert.equal(logged + proxy_dropped_logs, 2 * MODE_REQUESTS, `${mode}: each request in both proxies' logs, or counted as dropped`);
+  assert.ok(proxy_dropped_logs <= MODE_REQUESTS / 100, `${mode}: at most 1 % of the lines dropped: ${proxy_dropped_logs}`);
+  return rest;
+}
 
 interface Run {
   code: number | null;
@@ -188,12 +199,16 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
     assert.equal(line.rates[0]!.mesh_cores_per_1000_rps, 0);
     for (const s of line.rates.slice(1)) assert.ok(s.mesh_cores_per_1000_rps > 0, `${s.mode}: its own components cost`);
 
-    assert.deepEqual(line.counts, {
-      baseline: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, exact: true },
-      ebpf: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, http_events: 2 * MODE_REQUESTS, expected_http_events: 2 * MODE_REQUESTS, http_drops: {}, exact: true },
-      sidecar: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, ...throughProxies, exact: true },
-      'node-proxy': { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, ...throughProxies, exact: true },
-    });
+    const counts = line.counts as Record<string, Record<string, unknown>>;
+    assert.deepEqual(
+      { ...counts, sidecar: assertLoggedByProxies(counts.sidecar!, 'sidecar'), 'node-proxy': assertLoggedByProxies(counts['node-proxy']!, 'node-proxy') },
+      {
+        baseline: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, exact: true },
+        ebpf: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, http_events: 2 * MODE_REQUESTS, expected_http_events: 2 * MODE_REQUESTS, http_drops: {}, exact: true },
+        sidecar: { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, ...throughProxies, exact: true },
+        'node-proxy': { requests: MODE_REQUESTS, server_access_log: MODE_REQUESTS, ...throughProxies, exact: true },
+      },
+    );
     assert.match(run.stderr, /^mode\s+rate\s+req\/s\s+p50/m, 'the table');
     for (const against of ['sidecar', 'node-proxy']) {
       assert.match(run.stderr, new RegExp(`^ebpf/${against} at 300: added p99 \\S+, mesh cores per 1,000 req/s \\S+, mesh memory \\S+, throughput \\S+$`, 'm'));

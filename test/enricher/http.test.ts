@@ -149,7 +149,7 @@ describe('enricher: http.v1 into http_requests', () => {
 
     // Privacy: no secret in any table, nor in any message of the http topic or the dead letters.
     const stored = await everyStoredValue(clickhouse!, database);
-    assert.deepEqual([...stored.keys()], ['flow_edges_1m', 'flows', 'http_red_1m', 'http_requests', 'kafka_batches', 'policy_verdicts_1m', 'schema_migrations', 'verdicts']);
+    assert.deepEqual([...stored.keys()], ['flow_edges_1m', 'flows', 'http_red_1m', 'http_requests', 'kafka_batches', 'overhead_runs', 'policy_verdicts_1m', 'schema_migrations', 'verdicts']);
     assert.match(stored.get('http_requests')!, /\/orders\/12345\/items/, 'the search reads the stored values');
     const messages: Array<Buffer | null> = [];
     for (const topic of [topics.http.topic, topics.deadletter.topic]) {

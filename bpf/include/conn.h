@@ -117,7 +117,7 @@ static __always_inline void sl_read_addr(__u8 out[16], __u16 family, __be32 v4, 
 	if (family == AF_INET) {
 		words[0] = 0;
 		words[1] = 0;
-		words[2] = __builtin_bswap32(0xffff);
+		words[2] = __builtin_bswap32(0xffff); /* bytes 10 and 11 are ff ff (a little-endian target, as the ports) */
 		words[3] = v4;
 	} else {
 		words[0] = v6->in6_u.u6_addr32[0];

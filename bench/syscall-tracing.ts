@@ -48,7 +48,7 @@ function cpuSeconds(pod: Pod, workload: Workload): number {
 
 /** ns per run of the entry and return programs of read and write, over one dd run with statistics on. */
 function programCost(pins: PinDirectory, pod: Pod): Record<string, number> {
-  const http = loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes: 256, maxCallsInFlight: 16384 }, pins);
+  const http = loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes: 256 }, pins);
   const stats = enableRunTimeStats();
   try {
     cpuSeconds(pod, 'traced_calls');
@@ -77,7 +77,7 @@ export async function run(): Promise<Record<string, unknown>> {
       for (const workload of workloads) cpuSeconds(quiet, workload); // warm-up: page cache, CPU frequency
       for (let round = 0; round < ROUNDS; round++) {
         for (const workload of workloads) seconds[workload].off.push(cpuSeconds(quiet, workload));
-        const http = loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes: 256, maxCallsInFlight: 16384 }, pins);
+        const http = loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes: 256 }, pins);
         try {
           for (const workload of workloads) seconds[workload].on.push(cpuSeconds(quiet, workload));
         } finally {

@@ -14,13 +14,13 @@
  *   2. On entry, first whether the calling task's cgroup (or an ancestor) is traced and not the agent's
  *      (sl_cgroup_is_traced, bpf/include/conn.h: the flows program's own check, on the task's cgroup here, its
  *      answer remembered per cgroup in `cgroup_answers`); an untraced task costs that one lookup and nothing else. Then the fd is resolved to its socket through the task's
- *      fdtable (CO-RE reads; the file must be a socket inode), and the socket is looked up in the shared `conns`
+ *      fdtable (typed reads, sl_kernel_cast; the file must be a socket inode), and the socket is looked up in the shared `conns`
  *      table. Only sockets flows tracks are there, all TCP, so the record's conn_id is the one that connection's
  *      flow records carry, and a socket flows does not track (UDP, unix, a connection older than tracing) is left
  *      alone. The call's arguments (buffer, iovec array or msghdr, in user memory), its conn_id and entry time are
- *      kept in `calls` under the thread's pid_tgid (bounded: a full table is counted, call_table_full). A peek
+ *      kept in the thread's `calls` storage (its creation failing is counted, call_table_full). A peek
  *      (MSG_PEEK) is left alone before all that: the call that then reads the bytes records them.
- *   3. On return, the thread's entry in `calls` (none: not a traced call; one lookup) is taken and removed. If the
+ *   3. On return, the thread's entry in `calls` (none or cleared: not a traced call) is taken and cleared. If the
  *      call moved bytes (ret > 0), min(ret, capture_bytes) of them are copied from user memory: the buffer, or the
  *      iovecs in order (at most SL_HTTP_MAX_IOVECS; msghdr's read at return, where the kernel left them). They are
  *      copied at return because only then do received bytes exist and is the length known; a failed copy sends
@@ -35,7 +35,7 @@
  *      enters.
  * A tracepoint program is skipped when another tracing program runs on that CPU; the kernel counts it in the
  * program's recursion_misses (reported as program_skipped): a skipped entry loses that call's record, a skipped
- * return leaves its `calls` entry until the thread's next call of the nine replaces or removes it (enter()).
+ * return leaves its `calls` entry until the thread's next call of the nine replaces or clears it (enter()).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -64,7 +64,7 @@ enum call_layout {
 	CALL_FILE = 4,   /* sendfile64: the bytes come from a file in the kernel, not from user memory: none copied */
 };
 
-/* A traced call between its entry and its return. Never leaves the kernel. */
+/* A traced call between its entry and its return, in its thread's `calls` storage. Never leaves the kernel. */
 struct pending_call {
 	__u64 conn_id;
 	__u64 cgroup_id;
@@ -72,17 +72,23 @@ struct pending_call {
 	__u64 args;   /* the buffer, iovec array or msghdr */
 	__u64 iovcnt; /* CALL_IOVEC: iovecs at args */
 	__u64 sk;     /* the socket, valid until the return: the call holds its file */
-	__u8 layout;  /* enum call_layout */
+	__u8 layout;  /* enum call_layout; 0: the thread has no traced call in progress */
 	__u8 direction;
 	__u8 side;    /* enum sl_flow_side, from `conns` */
 	__u8 _pad0[5];
 };
 
-/* pid_tgid -> its traced call in progress. A thread is in one syscall at a time. */
+/*
+ * Each thread's traced call in progress (a thread is in one syscall at a time): task-local storage rather than a
+ * hash keyed by pid_tgid, because the kernel keeps it on the task itself, so the entry and the return find it
+ * without hashing or taking a bucket lock, a call reuses the thread's entry instead of allocating and freeing one,
+ * and the entry goes with its thread. Created at a thread's first traced call (a failed creation is counted,
+ * call_table_full).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct pending_call);
 } calls SEC(".maps");
 
@@ -132,56 +138,66 @@ static __always_inline int current_is_traced(void)
 	return traced;
 }
 
-/* The sock behind the calling task's fd, or NULL when the fd is not a socket. */
-static __always_inline struct sock *socket_of(__u64 fd)
+/*
+ * The sock behind `task`'s fd, or NULL when the fd is not a socket. Typed reads (sl_kernel_cast) but for the slot
+ * of the fd array, a pointer to pointers, which only a helper can read.
+ */
+static __always_inline struct sock *socket_of(struct task_struct *task, __u64 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct fdtable *fdt = task->files->fdt;
 	struct socket *socket;
-	struct file *file;
+	struct file *slot, *file;
 
-	if (fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd >= fdt->max_fds)
 		return NULL;
-	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
+	if (bpf_probe_read_kernel(&slot, sizeof(slot), &fdt->fd[fd]) || !slot)
 		return NULL;
-	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+	file = sl_kernel_cast(slot, struct file);
+	if ((file->f_inode->i_mode & S_IFMT) != S_IFSOCK)
 		return NULL;
-	socket = BPF_CORE_READ(file, private_data);
-	return socket ? BPF_CORE_READ(socket, sk) : NULL;
+	socket = sl_kernel_cast(file->private_data, struct socket);
+	return socket ? socket->sk : NULL;
 }
 
 /*
  * A traced task's call: its arguments wait in `calls` for the return when the fd is a socket flows tracks. Any other
- * call of a traced task (a file, a pipe, an untracked socket, a peek) removes the thread's entry instead: an entry
+ * call of a traced task (a file, a pipe, an untracked socket, a peek) clears the thread's entry instead: an entry
  * left by a return program the kernel skipped would otherwise give this call's return the bytes of a file under
  * that earlier connection's id.
  */
 static __always_inline void enter(__u64 fd, __u64 args, __u64 iovcnt, __u8 layout, __u8 direction, bool peek)
 {
-	struct pending_call call = { .args = args, .iovcnt = iovcnt, .layout = layout, .direction = direction };
+	struct task_struct *task;
 	struct sl_conn_state *state = NULL;
-	__u64 id;
+	struct pending_call *call;
 	struct sock *sk = NULL;
 
 	if (!current_is_traced())
 		return;
-	id = bpf_get_current_pid_tgid();
+	task = bpf_get_current_task_btf();
 	if (!peek)
-		sk = socket_of(fd);
+		sk = socket_of(task, fd);
 	if (sk)
 		state = sl_conn_lookup(sk);
-	if (!state) {
-		bpf_map_delete_elem(&calls, &id);
+	call = bpf_task_storage_get(&calls, task, 0, state ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	if (!call) {
+		if (state)
+			sl_count_drop(SL_DROP_CALL_TABLE_FULL);
 		return;
 	}
-	call.conn_id = state->conn_id;
-	call.cgroup_id = state->cgroup_id;
-	call.sk = (__u64)sk;
-	call.side = state->side;
-	call.start_ns = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&calls, &id, &call, BPF_ANY))
-		sl_count_drop(SL_DROP_CALL_TABLE_FULL);
+	if (!state) {
+		call->layout = 0;
+		return;
+	}
+	call->conn_id = state->conn_id;
+	call->cgroup_id = state->cgroup_id;
+	call->sk = (__u64)sk;
+	call->side = state->side;
+	call->args = args;
+	call->iovcnt = iovcnt;
+	call->direction = direction;
+	call->start_ns = bpf_ktime_get_ns();
+	call->layout = layout;
 }
 
 /* Copies up to `want` bytes of the iovecs at `iovs`, in order, to `data`; returns how many were copied. */
@@ -248,17 +264,17 @@ static __always_inline __u32 copy_bytes(__u8 *data, const struct pending_call *c
 
 static __always_inline void leave(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct pending_call *pending = bpf_map_lookup_elem(&calls, &id);
+	struct pending_call *pending = bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0, 0);
 	struct sl_http_chunk_record *r;
 	struct pending_call call;
 	struct chunk_buffer *buffer;
 	__u32 zero = 0, want, copied;
+	__u64 id;
 
-	if (!pending)
+	if (!pending || !pending->layout)
 		return;
-	call = *pending; /* the entry may be reused once deleted */
-	bpf_map_delete_elem(&calls, &id);
+	call = *pending;
+	pending->layout = 0;
 	if (ret <= 0)
 		return;
 	buffer = bpf_map_lookup_elem(&chunk_buffers, &zero);
@@ -276,6 +292,7 @@ static __always_inline void leave(long ret)
 	r->header.version = SL_RECORD_VERSION_HTTP_CHUNK;
 	r->header.size = sizeof(*r) + copied;
 	r->header.ts_ns = bpf_ktime_get_ns();
+	id = bpf_get_current_pid_tgid();
 	r->conn_id = call.conn_id;
 	r->cgroup_id = call.cgroup_id;
 	r->call_start_ns = call.start_ns;
@@ -287,7 +304,7 @@ static __always_inline void leave(long ret)
 	r->flags = copied < (__u64)ret ? SL_HTTP_CHUNK_TRUNCATED : 0;
 	r->side = call.side;
 	__builtin_memset(r->_pad0, 0, sizeof(r->_pad0));
-	r->family = sl_read_ends((struct sock *)call.sk, call.side, r->client_addr, r->server_addr, &r->client_port,
+	r->family = sl_read_ends((const void *)call.sk, call.side, r->client_addr, r->server_addr, &r->client_port,
 				 &r->server_port);
 	sl_output_record(&http_ring, r, sizeof(*r) + copied);
 }

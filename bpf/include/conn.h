@@ -104,40 +104,50 @@ static __always_inline int sl_cgroup_is_traced(struct cgroup *cgrp, __u64 *cgrou
 #define AF_INET 2
 #define AF_INET6 10
 
+/* A kernel address as a read-only typed pointer: its fields are then plain loads the kernel guards against faults, a
+ * few ns each, where a bpf_probe_read_kernel helper call costs tens. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define sl_kernel_cast(ptr, type) ((type *)bpf_rdonly_cast((const void *)(ptr), bpf_core_type_id_kernel(type)))
+
 /* 16-byte address of one end of the socket, IPv4 stored v4-mapped (records.h). */
-static __always_inline void sl_read_addr(__u8 out[16], __u16 family, const __u8 *v4, const __u8 *v6)
+static __always_inline void sl_read_addr(__u8 out[16], __u16 family, __be32 v4, const struct in6_addr *v6)
 {
+	__u32 *words = (__u32 *)out;
+
 	if (family == AF_INET) {
-		__builtin_memset(out, 0, 10);
-		out[10] = 0xff;
-		out[11] = 0xff;
-		bpf_probe_read_kernel(out + 12, 4, v4);
+		words[0] = 0;
+		words[1] = 0;
+		words[2] = __builtin_bswap32(0xffff); /* bytes 10 and 11 are ff ff (a little-endian target, as the ports) */
+		words[3] = v4;
 	} else {
-		bpf_probe_read_kernel(out, 16, v6);
+		words[0] = v6->in6_u.u6_addr32[0];
+		words[1] = v6->in6_u.u6_addr32[1];
+		words[2] = v6->in6_u.u6_addr32[2];
+		words[3] = v6->in6_u.u6_addr32[3];
 	}
 }
 
 /*
  * The connection's two ends as every record names them, client and server (by the socket's `side`, enum
  * sl_flow_side, rather than local and remote); returns the socket's family. Shared by the flows and http records,
- * so that both name a connection's ends the same way.
+ * so that both name a connection's ends the same way. `out` must be 4-byte aligned (records.h places addresses so).
  */
-static __always_inline __u16 sl_read_ends(struct sock *sk, __u8 side, __u8 client_addr[16], __u8 server_addr[16],
+static __always_inline __u16 sl_read_ends(const void *skaddr, __u8 side, __u8 client_addr[16], __u8 server_addr[16],
 					  __u16 *client_port, __u16 *server_port)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	struct inet_sock *inet = sl_kernel_cast(skaddr, struct inet_sock);
+	struct sock_common *common = &inet->sk.__sk_common;
+	__u16 family = common->skc_family;
 	/* inet_sport, not skc_num: the kernel zeroes skc_num when it releases the port. */
-	__u16 local_port = __builtin_bswap16(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	__u16 remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u16 local_port = __builtin_bswap16(inet->inet_sport);
+	__u16 remote_port = __builtin_bswap16(common->skc_dport);
 	__u8 *local = side == SL_SIDE_CLIENT ? client_addr : server_addr;
 	__u8 *remote = side == SL_SIDE_CLIENT ? server_addr : client_addr;
 
 	*client_port = side == SL_SIDE_CLIENT ? local_port : remote_port;
 	*server_port = side == SL_SIDE_CLIENT ? remote_port : local_port;
-	sl_read_addr(local, family, (const __u8 *)&sk->__sk_common.skc_rcv_saddr,
-		     (const __u8 *)&sk->__sk_common.skc_v6_rcv_saddr);
-	sl_read_addr(remote, family, (const __u8 *)&sk->__sk_common.skc_daddr,
-		     (const __u8 *)&sk->__sk_common.skc_v6_daddr);
+	sl_read_addr(local, family, common->skc_rcv_saddr, &common->skc_v6_rcv_saddr);
+	sl_read_addr(remote, family, common->skc_daddr, &common->skc_v6_daddr);
 	return family;
 }
 

@@ -367,8 +367,6 @@ const schema = {
      * response head longer than this in one call is lost (counted, truncated_headers). Bodies need none of it.
      */
     captureBytes: setting(int(0, 1024), 256),
-    /** Threads inside a read or write of a traced connection at once (one blocked in read() holds one). */
-    maxCallsInFlight: setting(int(1024, 4_194_304), 16_384),
     /** A connection without a call for this long has its parser state dropped (a later call starts it anew). */
     idleTimeoutMs: setting(int(1000, 86_400_000), 300_000),
     /**

@@ -24,7 +24,7 @@ function loadFlows(pods: readonly Pod[], pins: PinDirectory): InstalledSource {
 }
 
 function loadHttp(pins: PinDirectory, captureBytes: number): InstalledSource {
-  return loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes, maxCallsInFlight: 16384 }, pins);
+  return loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes }, pins);
 }
 
 export class HttpTap {

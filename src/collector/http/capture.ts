@@ -104,6 +104,8 @@ interface Connection {
   readonly connId: bigint;
   readonly cgroupId: bigint;
   readonly ends: HttpChunkEnds;
+  /** The server end as the route catalog keys its services (address:port): made once, not per exchange. */
+  readonly service: string;
   readonly parser: HttpConnectionParser;
   lastRecordNs: bigint;
   /** The process of the connection's latest call. */
@@ -211,10 +213,12 @@ export class HttpCapture {
       this.ownDrops.connection_table_full++;
       return undefined;
     }
+    const connectionEnds = ends();
     const created: Connection = {
       connId,
       cgroupId,
-      ends: ends(),
+      ends: connectionEnds,
+      service: `${connectionEnds.serverAddress}:${connectionEnds.serverPort}`,
       parser: new HttpConnectionParser(
         (exchange) => this.report(created, exchange, exchange),
         this.counters,
@@ -248,7 +252,7 @@ export class HttpCapture {
       method: request.method,
       methodOriginal: request.methodOriginal,
       path,
-      route: this.routes.admit(`${ends.serverAddress}:${ends.serverPort}`, this.templater.route(path)),
+      route: this.routes.admit(connection.service, this.templater.route(path)),
       version: request.version,
       status: response === null ? null : response.status,
       requestBytes: request.requestHeaderBytes + request.requestBodyBytes,

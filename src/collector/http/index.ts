@@ -25,7 +25,6 @@ export function httpKind<Event, Value>(
           ringBytes: config.collector.ringBytes,
           maxConnections: config.collector.maxConnections,
           captureBytes: config.http.captureBytes,
-          maxCallsInFlight: config.http.maxCallsInFlight,
         },
         pins,
       ),

@@ -20,15 +20,13 @@ export interface HttpCaptureOptions {
   maxConnections: number;
   /** Bytes copied of each call, at most HTTP_CAPTURE_MAX. */
   captureBytes: number;
-  /** Threads inside a traced socket call at once (a thread blocked in read() holds one). */
-  maxCallsInFlight: number;
 }
 
 const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
   ringbuf_full: 'the collector drains the HTTP ring too slowly for the burst, or none ran for a while (a restart): raise collector.ringBytes or lower http.captureBytes',
   conn_table_full: 'not counted by the HTTP programs (flows counts connections it could not track; their calls are not captured)',
   tracking_failed: 'not counted by the HTTP programs',
-  call_table_full: 'more threads at once inside a read or write of a traced connection than http.maxCallsInFlight: raise it; those calls have no records',
+  call_table_full: 'the kernel gave a thread no call entry (task storage: out of memory, or held by a tracing program nested on that CPU): that call has no record',
   copy_failed: 'the kernel could not read the bytes of a call from user memory (memory unmapped by another thread meanwhile): the record is sent with what was copied, marked cut',
   program_skipped:
     'the kernel skipped an HTTP tracepoint program because another tracing program ran on that CPU: that call has no record, so the exchange it belonged to may be lost (counted by the parser)',
@@ -58,7 +56,7 @@ export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory)
         // As for flows: the collector lets records gather for flushMs once woken; a quarter of the ring wakes it early.
         ring_wakeup_bytes: BigInt(options.ringBytes / 4),
       },
-      maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections, calls: options.maxCallsInFlight },
+      maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections },
     },
     maps: ['http_ring', 'drops', 'cgroup_answers'],
     links: TRACEPOINTS,

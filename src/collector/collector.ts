@@ -20,14 +20,13 @@
  */
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { Meter } from '@opentelemetry/api';
-import { partitionOf } from '../common/kafka/partitioner.js';
 import type { OutMessage } from '../common/kafka/sink.js';
 import type { Logger } from '../common/logger.js';
 import type { Sink } from '../common/pipeline.js';
 import { createDropCounter, type DropCounter } from '../common/telemetry.js';
 import type { RecordHandler } from '../ebpf/ringbuf.js';
 import { Outbox } from './outbox.js';
-import { Packer, type MessageBuilder } from './packer.js';
+import { Packer, type ItemPacking } from './packer.js';
 import type { KernelSource, RecordTransform } from './record-kind.js';
 
 /** What governs each drop the collector itself makes (kernel drops bring their own, from the kind). */
@@ -70,11 +69,8 @@ export interface CollectorDeps<Event> {
   source: Pick<KernelSource, 'reader' | 'takeKernelDrops' | 'kernelDropRemedies'>;
   /** The kind's transform (RecordKind.transform), made once with the collector's way in for its events. */
   transform(emit: (event: Event) => void): RecordTransform;
-  /** The contract's partition key (src/events/contract.ts). */
-  partitionKey(event: Event): string;
-  partitions: number;
-  /** A message being built for the contract's topic, e.g. the Avro codec's BatchBuilder. */
-  messageBuilder(): MessageBuilder<Event>;
+  /** Each event's partition of the contract's topic, and its messages (RecordKind.packing). */
+  packing: ItemPacking<Event>;
   sink: Sink<OutMessage[]>;
   /** Omitted: events depend on nothing else, and are sent as soon as they are sealed. */
   prerequisites?: EventPrerequisites<Event>;
@@ -139,8 +135,8 @@ export class Collector<Event> {
     this.transformDrops = createDropCounter(meter, logger, { name: 'collector.transform', remedies: this.transform.dropRemedies ?? {}, attributes });
     this.packer = new Packer<Event>(this.outbox, {
       eventsPerMessage: options.eventsPerMessage,
-      partitionOf: (event) => partitionOf(deps.partitionKey(event), deps.partitions),
-      messageBuilder: deps.messageBuilder,
+      partitionOf: (event) => deps.packing.partitionOf(event),
+      messageBuilder: () => deps.packing.messageBuilder(),
       onDrop: (reason, count, error) => {
         this.drop(this.queueDrops, reason, count);
         if (error !== undefined) this.deps.logger.error({ err: error, events: count, record_kind: kind }, 'events the Avro schema refuses; dropped');

@@ -125,11 +125,11 @@ export class AvroWriter {
     this.pos = end;
   }
 
-  /** Bytes already in Avro form (encodedString). */
-  raw(bytes: Uint8Array): void {
+  /** Bytes already in Avro form (encodedString), or the first `length` of them. */
+  raw(bytes: Uint8Array, length = bytes.length): void {
     const buf = this.buf;
     let pos = this.pos;
-    for (let i = 0; i < bytes.length; i++) buf[pos++] = bytes[i]!;
+    for (let i = 0; i < length; i++) buf[pos++] = bytes[i]!;
     this.pos = pos;
   }
 }

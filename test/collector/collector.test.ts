@@ -10,10 +10,10 @@ import { Tickets } from '../../src/collector/identity/tickets.js';
 import type { OutMessage } from '../../src/common/kafka/sink.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { MemorySink, type SinkResult } from '../../src/common/pipeline.js';
-import type { FlowEvent } from '../../src/events/flows.js';
+import type { FlowRecordView } from '../../src/ebpf/records/flow.js';
 import { FakeRing, memoryCollector } from '../helpers/memory-collector.js';
 
-function collector(ring: FakeRing, sink: MemorySink<OutMessage[]>, queueEvents = 1000): Collector<FlowEvent> {
+function collector(ring: FakeRing, sink: MemorySink<OutMessage[]>, queueEvents = 1000): Collector<FlowRecordView> {
   return memoryCollector(ring, sink, { queueEvents });
 }
 
@@ -112,7 +112,7 @@ describe('collector', () => {
     let metThrough = 0;
     let waiting: (() => void) | undefined;
     const prerequisites = {
-      note: (event: FlowEvent) => void noted.push(event.cgroup_id),
+      note: (record: FlowRecordView) => void noted.push(record.cgroupId),
       ticket: () => noted.length,
       met: (ticket: number) => ticket <= metThrough,
       whenMet: (ticket: number, signal: AbortSignal) =>
@@ -148,7 +148,7 @@ describe('collector', () => {
     const sink = new MemorySink<OutMessage[]>();
     // Tickets that never pass: every note takes a number, as an unknown cgroup does.
     const tickets = new Tickets();
-    const prerequisites: EventPrerequisites<FlowEvent> = {
+    const prerequisites: EventPrerequisites<FlowRecordView> = {
       note: () => void tickets.next(),
       ticket: () => tickets.current(),
       met: (ticket) => tickets.met(ticket),

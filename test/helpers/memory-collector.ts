@@ -12,9 +12,8 @@ import type { OutMessage } from '../../src/common/kafka/sink.js';
 import { createLogger } from '../../src/common/logger.js';
 import type { Sink } from '../../src/common/pipeline.js';
 import type { RecordHandler } from '../../src/ebpf/ringbuf.js';
-import { FLOW_RECORD, FlowKind, FlowSide } from '../../src/ebpf/records/flow.js';
+import { FLOW_RECORD, FlowKind, FlowSide, type FlowRecordView } from '../../src/ebpf/records/flow.js';
 import { RecordType } from '../../src/ebpf/records/header.js';
-import { FLOWS, type FlowEvent } from '../../src/events/flows.js';
 
 /** A ring of flow records handed out in order. Like the kernel's, it may be written at any time, before or after stop. */
 export class FakeRing {
@@ -62,25 +61,26 @@ const CONTEXT = { nodeName: 'n', epoch: 'e', toWallNs: (ns: bigint) => ns, conne
 export function memoryCollector(
   ring: FakeRing,
   sink: Sink<OutMessage[]>,
-  { queueEvents = 1000, prerequisites }: { queueEvents?: number; prerequisites?: EventPrerequisites<FlowEvent> } = {},
-): Collector<FlowEvent> {
-  return new Collector<FlowEvent>(
+  { queueEvents = 1000, prerequisites }: { queueEvents?: number; prerequisites?: EventPrerequisites<FlowRecordView> } = {},
+): Collector<FlowRecordView> {
+  return new Collector<FlowRecordView>(
     {
       kind: 'flows',
       source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {} },
       transform: (emit) => flowsKind.transform(CONTEXT, emit, loadConfig({ argv: [], env: {} })),
-      partitionKey: FLOWS.partitionKey,
-      partitions: 1,
-      // One byte per event in the "message", so tests can count events in what was sent.
-      messageBuilder: () => {
-        const bytes: number[] = [];
-        return {
-          get size() {
-            return bytes.length;
-          },
-          add: (event) => void bytes.push(Number(event.connection_id.split('/').pop()) % 256),
-          seal: () => Buffer.from(bytes.splice(0)),
-        };
+      packing: {
+        partitionOf: () => 0,
+        // One byte per event in the "message", so tests can count events in what was sent.
+        messageBuilder: () => {
+          const bytes: number[] = [];
+          return {
+            get size() {
+              return bytes.length;
+            },
+            add: (record) => void bytes.push(Number(record.connId) % 256),
+            seal: () => Buffer.from(bytes.splice(0)),
+          };
+        },
       },
       sink,
       ...(prerequisites && { prerequisites }),

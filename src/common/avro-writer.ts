@@ -7,7 +7,6 @@
 
 const LONG_MIN = -(2n ** 63n);
 const LONG_MAX = 2n ** 63n - 1n;
-const TWO_POW_32 = 0x1_0000_0000;
 const halves = new DataView(new ArrayBuffer(8));
 
 /**
@@ -76,6 +75,8 @@ export class AvroWriter {
 
   long(value: bigint | number): void {
     if (typeof value === 'number') {
+      // Most longs are counters below 2^30: their zig-zag fits 31 bits, which integer operations take.
+      if (value >= 0 && value < 0x40000000 && value === (value | 0)) return this.int(value);
       if (!Number.isSafeInteger(value)) throw new Error(`invalid "long": ${String(value)}`);
       // Zig-zag of a safe integer stays below 2^54, which a double holds exactly: 7 bits a byte by division.
       let zigzag = value >= 0 ? 2 * value : -2 * value - 1;
@@ -88,12 +89,6 @@ export class AvroWriter {
     }
     if (!isLong(value)) throw new Error(`invalid "long": ${String(value)}`);
     this.pos = writeBigLong(this.buf, this.pos, value);
-  }
-
-  /** An unsigned 64-bit value given as two 32-bit halves, as a long (refused from 2^63 up, as its bigint would be). */
-  unsignedLong(lo: number, hi: number): void {
-    if (hi < 0x200000) this.long(hi * TWO_POW_32 + lo);
-    else this.long((BigInt(hi) << 32n) | BigInt(lo));
   }
 
   boolean(value: boolean): void {

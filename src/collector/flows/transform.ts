@@ -130,14 +130,23 @@ export class FlowEventWriter {
   /** Writes the connection id's digits after its prefix in `id`; returns its length. */
   private writeConnectionId(connId: U64): number {
     const id = this.id;
-    let pos = this.idPrefix.length;
+    const pos = this.idPrefix.length;
     if (typeof connId === 'bigint') return pos + id.write(connId.toString(), pos, 'latin1');
-    let digits = 1;
-    for (let rest = connId; rest >= 10; rest = Math.floor(rest / 10)) digits++;
-    const end = pos + digits;
-    for (let at = end - 1, rest = connId; at >= pos; at--, rest = Math.floor(rest / 10)) id[at] = 0x30 + (rest % 10);
-    return end;
+    // A safe integer is below 10^16: its last nine digits and the rest each take integer operations.
+    const high = Math.floor(connId / 1e9);
+    const low = connId - high * 1e9;
+    return high === 0 ? writeDigits(low, 0, id, pos) : writeDigits(low, 9, id, writeDigits(high, 0, id, pos));
   }
+}
+
+/** `value` (below 2^31) in decimal, zero-padded to `width` digits, at `pos`; returns the position after it. */
+function writeDigits(value: number, width: number, target: Uint8Array, pos: number): number {
+  let digits = 1;
+  for (let rest = value; rest >= 10; rest = (rest / 10) | 0) digits++;
+  if (digits < width) digits = width;
+  const end = pos + digits;
+  for (let at = end - 1, rest = value; at >= pos; at--, rest = (rest / 10) | 0) target[at] = 0x30 + (rest % 10);
+  return end;
 }
 
 /** A ["null", "int"] union. */

@@ -4,11 +4,12 @@
  * ClickHouse IPv6 columns and OTel `*.address` take both. Written as bytes in place (writeAddress, for encoders
  * that read records straight into messages) or as a string (formatAddress); the first is the one implementation.
  */
-import { formatIPv6 } from '../../common/address.js';
+import { writeIPv6 } from '../../common/address.js';
 
 /** The longest text: an IPv6 address of eight four-digit groups. */
 export const MAX_ADDRESS_TEXT = 39;
 const scratch = Buffer.allocUnsafe(MAX_ADDRESS_TEXT);
+const groups = new Uint16Array(8);
 
 export function formatAddress(view: DataView, offset: number): string {
   return scratch.toString('latin1', 0, writeAddress(view, offset, scratch, 0));
@@ -23,11 +24,8 @@ export function writeAddress(view: DataView, offset: number, target: Uint8Array,
     }
     return pos;
   }
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push(view.getUint16(offset + 2 * i, false));
-  const text = formatIPv6(groups);
-  for (let i = 0; i < text.length; i++) target[pos++] = text.charCodeAt(i);
-  return pos;
+  for (let i = 0; i < 8; i++) groups[i] = view.getUint16(offset + 2 * i, false);
+  return writeIPv6(groups, target, pos);
 }
 
 export function isV4Mapped(view: DataView, offset: number): boolean {

@@ -1,11 +1,12 @@
 /**
  * The generic Collector's loops with in-memory parts (no kernel, no broker) and the real flows record kind: a
- * failed send is retried with exactly the same messages, events that do not fit are counted, and stop() takes from
- * the ring (which outlives the collector) only what the queue has room for.
+ * failed send is retried with exactly the same messages, events that do not fit are counted, a backlog stays in the
+ * ring while Kafka is slower than it, and stop() takes from the ring (which outlives the collector) only what the
+ * queue has room for.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Collector, type EventPrerequisites } from '../../src/collector/collector.js';
+import { Collector, QUEUE_BYTES_WHILE_SENDING, READ_SLICE, type EventPrerequisites } from '../../src/collector/collector.js';
 import { Tickets } from '../../src/collector/identity/tickets.js';
 import type { OutMessage } from '../../src/common/kafka/sink.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
@@ -62,6 +63,33 @@ describe('collector', () => {
     assert.equal(c.stats.recordsRead, 1500);
     assert.equal(c.stats.drops.queue_full, 500);
     assert.equal(c.stats.eventsProduced, 1000);
+  });
+
+  it('while Kafka takes its sends, leaves the backlog in the ring once the queue holds a few sends\' worth', async () => {
+    const eventBytes = 1024;
+    const total = 5 * READ_SLICE;
+    const ring = new FakeRing();
+    const sink = new MemorySink<OutMessage[]>();
+    const send = sink.send.bind(sink);
+    let c: Collector<FlowRecordView> | undefined;
+    let peakQueued = 0;
+    // A broker slower than the ring: each send takes a few milliseconds.
+    sink.send = async (messages) => {
+      peakQueued = Math.max(peakQueued, c!.queuedEvents);
+      await new Promise((resolve) => setTimeout(resolve, 3));
+      return send(messages);
+    };
+    ring.add(total);
+    c = memoryCollector(ring, sink, { queueEvents: 2 * total, eventBytes });
+    c.start();
+    await until(() => c.stats.eventsProduced === total, `all ${total} events produced`);
+    await c.stop();
+    // One slice read past the threshold at most, and the message being packed.
+    assert.ok(peakQueued <= READ_SLICE + QUEUE_BYTES_WHILE_SENDING / eventBytes + 2, `at most ${READ_SLICE + QUEUE_BYTES_WHILE_SENDING / eventBytes + 2} events queued, not ${peakQueued}`);
+    assert.ok(peakQueued >= QUEUE_BYTES_WHILE_SENDING / eventBytes, `the queue filled to the threshold (${peakQueued} events)`);
+    assert.equal(ring.unread, 0);
+    assert.equal(c.stats.recordsRead, total);
+    assert.deepEqual(c.stats.drops, {});
   });
 
   it('counts a batch the broker rejects as dropped and goes on with the next', async () => {

@@ -57,11 +57,14 @@ export class FakeRing {
 
 const CONTEXT = { nodeName: 'n', epoch: 'e', toWallNs: (ns: bigint) => ns, connectionEnds: new ConnectionEnds() };
 
-/** A collector of the ring's flow events: two per message, one partition, a byte per event (its conn id) in the message. */
+/**
+ * A collector of the ring's flow events: two per message, one partition, `eventBytes` bytes per event in the message
+ * (the first its conn id, modulo 256).
+ */
 export function memoryCollector(
   ring: FakeRing,
   sink: Sink<OutMessage[]>,
-  { queueEvents = 1000, prerequisites }: { queueEvents?: number; prerequisites?: EventPrerequisites<FlowRecordView> } = {},
+  { queueEvents = 1000, prerequisites, eventBytes = 1 }: { queueEvents?: number; prerequisites?: EventPrerequisites<FlowRecordView>; eventBytes?: number } = {},
 ): Collector<FlowRecordView> {
   return new Collector<FlowRecordView>(
     {
@@ -70,7 +73,7 @@ export function memoryCollector(
       transform: (emit) => flowsKind.transform(CONTEXT, emit, loadConfig({ argv: [], env: {} })),
       packing: {
         partitionOf: () => 0,
-        // One byte per event in the "message", so tests can count events in what was sent.
+        // The conn id's byte per event in the "message", so tests can count events in what was sent.
         messageBuilder: () => {
           const bytes: number[] = [];
           return {
@@ -78,7 +81,7 @@ export function memoryCollector(
               return bytes.length;
             },
             add: (record) => void bytes.push(Number(record.connId) % 256),
-            seal: () => Buffer.from(bytes.splice(0)),
+            seal: () => Buffer.concat(bytes.splice(0).map((byte) => Buffer.alloc(eventBytes, byte))),
           };
         },
       },

@@ -230,20 +230,15 @@ export class Collector<Event> {
       if (await this.waitForRing(IDLE_POLL_MS)) await this.waitForRing(this.options.flushMs);
       let sliceStarted = performance.now();
       while (this.reading) {
-        if (this.queueFullEnough()) {
-          // Seal what is packed, then leave the ring to hold the backlog until a send makes room.
-          this.tick();
-          await new Promise<void>((resolve) => (this.wakeReader = resolve));
-          sliceStarted = performance.now();
-          continue;
-        }
-        if (this.drainOnce() < READ_SLICE) break;
-        // Yield between slices so the send loop runs; a ring that stays full still seals every flushMs.
+        // Leave the backlog in the ring until a send makes room; yield between slices so the send loop runs.
+        if (this.queueFullEnough()) await new Promise<void>((resolve) => (this.wakeReader = resolve));
+        else if (this.drainOnce() < READ_SLICE) break;
+        else await yieldToLoop();
+        // A ring that stays full still seals every flushMs.
         if (performance.now() - sliceStarted >= this.options.flushMs) {
           this.tick();
           sliceStarted = performance.now();
         }
-        await yieldToLoop();
       }
       this.tick();
     }

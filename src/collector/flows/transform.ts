@@ -1,9 +1,10 @@
 /**
  * Kernel flow record -> the FlowEvent the flows topic carries, written as Avro straight from the ring record
- * (FlowEventWriter): no record or event object is made, and the bytes are those the flows schema's encoder writes
- * for toFlowEvent's event (test/flows/flow-encoding.test.ts holds them to that). Pure: no I/O; the clock offset and
- * identity of this collector come in. Orients the observer's sent/received counters into client->server /
- * server->client, converts kernel monotonic time to wall-clock ns, and names how the connection ended.
+ * (FlowEventWriter): no record or event object is made, and the bytes are those the flows schema's encoder wrote
+ * for the FlowEvent object this replaced (test/flows/flow-encoding.test.ts holds them to that). Pure: no I/O; the
+ * clock offset and identity of this collector come in. Orients the observer's sent/received counters into
+ * client->server / server->client, converts kernel monotonic time to wall-clock ns, and names how the connection
+ * ended.
  */
 import { AvroWriter, encodedString } from '../../common/avro-writer.js';
 import type { Codec } from '../../common/avro.js';

@@ -78,8 +78,13 @@ export class AvroWriter {
       // Most longs are counters below 2^30: their zig-zag fits 31 bits, which integer operations take.
       if (value >= 0 && value < 0x40000000 && value === (value | 0)) return this.int(value);
       if (!Number.isSafeInteger(value)) throw new Error(`invalid "long": ${String(value)}`);
-      // Zig-zag of a safe integer stays below 2^54, which a double holds exactly: 7 bits a byte by division.
-      let zigzag = value >= 0 ? 2 * value : -2 * value - 1;
+      // A negative one's zig-zag (-2n - 1, odd) can exceed 2^53, where a double holds only even integers.
+      if (value < 0) {
+        this.pos = writeBigLong(this.buf, this.pos, BigInt(value));
+        return;
+      }
+      // 2n of a safe integer is even and below 2^54, which a double holds exactly: 7 bits a byte by division.
+      let zigzag = 2 * value;
       const buf = this.buf;
       let pos = this.pos;
       for (; zigzag > 0x7f; zigzag = Math.floor(zigzag / 128)) buf[pos++] = (zigzag % 128) | 0x80;

@@ -149,6 +149,11 @@ class MemoryRing {
     return count;
   }
 
+  /** What it holds back is never lost (it stands for the kernel keeping the ring full without dropping). */
+  fill(): number {
+    return 0;
+  }
+
   wait(timeoutMs: number): Promise<boolean> {
     // Full ring: readable again as soon as the collector has room, which a short timer approximates.
     return new Promise((resolve) => setTimeout(() => resolve(this.handed < this.total), Math.min(timeoutMs, 1)));

@@ -9,8 +9,9 @@
  *               record to the kind's transform, which emits its events (one per record for flows; none or several
  *               for HTTP) into the Packer; an event that does not fit the bounded queue is dropped and counted
  *               (queue_full). Then ticks the transform, seals partly filled messages and polls the kernel's and
- *               the transform's drop counters. While Kafka takes what is sent, it stops draining once the queue
- *               holds a few sends' worth (QUEUE_BYTES_WHILE_SENDING) and leaves the backlog in the ring.
+ *               the transform's drop counters. While Kafka takes what is sent and the ring has room, it stops
+ *               draining once the queue holds a few sends' worth (QUEUE_BYTES_WHILE_SENDING) and leaves the
+ *               backlog in the ring.
  *   send loop   produces the oldest queued messages, once what their events depend on is on Kafka (the kind's
  *               prerequisites: the identities of their cgroups); on a retriable failure keeps them and backs off
  *               (the read loop goes on draining the ring meanwhile), on a permanent one counts their events as
@@ -99,14 +100,16 @@ const MESSAGES_PER_SEND = 256;
  */
 const BYTES_PER_SEND = 256 * 1024;
 /**
- * While Kafka takes what is sent, the read loop stops draining once the queue holds this many bytes of sealed
- * messages (a send in flight and three more ready), and lets the ring hold the rest: the ring is resident anyway,
- * and records copied out of it faster than Kafka takes them only grew the heap (RSS 98-108 MB in bursts at ~11k
- * connections/s, with collector.queueEvents' 500,000 events allowing ~75 MB of messages). The queue fills to
- * collector.queueEvents only while Kafka fails or the events' prerequisites wait: then it is what rides out the
- * outage. A ring that overflows meanwhile is counted by the kernel (ringbuf_full).
+ * While Kafka takes what is sent and the ring has room (less than RING_FILL_TO_DRAIN of it unread), the read loop
+ * stops draining once the queue holds this many bytes of sealed messages (a send in flight and three more ready),
+ * and lets the ring hold the rest: the ring is resident anyway, and records copied out of it faster than Kafka takes
+ * them only grew the heap (collector.queueEvents' 500,000 events allow ~75 MB of messages). The queue fills on to
+ * collector.queueEvents while Kafka fails or the events' prerequisites wait (then it rides out the outage), and
+ * while the ring fills (after an outage, as the queue drains): what neither holds is counted, as queue_full or by
+ * the kernel as ringbuf_full.
  */
 export const QUEUE_BYTES_WHILE_SENDING = 4 * BYTES_PER_SEND;
+export const RING_FILL_TO_DRAIN = 0.5;
 const MAX_BACKOFF_MS = 5000;
 /** With no signal from the kernel, the read loop still wakes this often (drains, reads the drop counters). */
 const IDLE_POLL_MS = 1000;
@@ -246,7 +249,7 @@ export class Collector<Event> {
 
   /** Whether reading on would only move the backlog from the ring to the heap (QUEUE_BYTES_WHILE_SENDING). */
   private queueFullEnough(): boolean {
-    return !this.senderStalled && this.outbox.bytes >= QUEUE_BYTES_WHILE_SENDING;
+    return !this.senderStalled && this.outbox.bytes >= QUEUE_BYTES_WHILE_SENDING && this.deps.source.reader.fill() < RING_FILL_TO_DRAIN;
   }
 
   /** Resolves true when the kernel signals the ring, false on timeout or when stop() is called. */

@@ -64,7 +64,7 @@ interface Retiring {
 export class InstalledSource implements KernelSource {
   readonly kernelDropRemedies: Readonly<Record<string, string>>;
   readonly epoch: string;
-  readonly reader: Pick<RingReader, 'drain' | 'wait'>;
+  readonly reader: Pick<RingReader, 'drain' | 'wait' | 'fill'>;
   private readonly drops: InstallationDrops;
   private readonly retiring: Retiring[] = [];
   /** Drops of retired installations, not yet reported. */
@@ -81,6 +81,7 @@ export class InstalledSource implements KernelSource {
     this.reader = {
       drain: (handler, maxRecords) => this.drain(current, handler, maxRecords),
       wait: (timeoutMs) => (this.retiring.length > 0 ? Promise.resolve(true) : current.wait(timeoutMs)),
+      fill: () => current.fill(),
     };
   }
 

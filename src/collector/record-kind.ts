@@ -55,7 +55,7 @@ export interface RecordTransform {
  * src/collector/installed-source.ts): a collector stops by closing the source, and the programs go on tracking.
  */
 export interface KernelSource {
-  readonly reader: Pick<RingReader, 'drain' | 'wait'>;
+  readonly reader: Pick<RingReader, 'drain' | 'wait' | 'fill'>;
   /**
    * Names the run of the kernel's conn id counter (src/ebpf/conn-epoch.ts): the same across collector restarts while
    * the counter goes on, so a connection keeps one connection id.

@@ -77,6 +77,11 @@ export class RingWalker {
     return count;
   }
 
+  /** The share of the data area that records not read yet take (committed or still being written), 0 to 1. */
+  fill(): number {
+    return Number(Atomics.load(this.producerPosition, 0) - Atomics.load(this.consumerPosition, 0)) / this.size;
+  }
+
   /** Whether every record the kernel committed or is still writing has been read. */
   empty(): boolean {
     return Atomics.load(this.consumerPosition, 0) >= Atomics.load(this.producerPosition, 0);

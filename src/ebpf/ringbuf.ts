@@ -30,6 +30,8 @@ export interface RingReader extends Detachable {
   drain(handler: RecordHandler, maxRecords?: number): number;
   /** Resolves true when the kernel signals new records (drain to empty first), false on timeout; never rejects after detach. */
   wait(timeoutMs: number): Promise<boolean>;
+  /** The share of the ring that unread records take, 0 to 1: how much room is left for a backlog. */
+  fill(): number;
 }
 
 const BPF_MAP_TYPE_RINGBUF = 27;
@@ -151,6 +153,10 @@ export class MappedRingReader extends RingReaderBase implements RingReader {
     return this.open ? this.walker.drain(handler, maxRecords) : 0;
   }
 
+  fill(): number {
+    return this.open ? this.walker.fill() : 0;
+  }
+
   /** Whether every record written so far was read, one still being written included (it is not read yet). */
   empty(): boolean {
     return !this.open || this.walker.empty();
@@ -177,6 +183,11 @@ export class CallbackRingReader extends RingReaderBase implements RingReader {
       koffi.unregister(this.callback as never);
       throw kernelError(`${map.name}: ring_buffer__new`, lastErrno(), map.name);
     }
+  }
+
+  /** libbpf does not tell this reader how much is unread: it reports a full ring, so no backlog is left in it. */
+  fill(): number {
+    return 1;
   }
 
   /** libbpf consumes everything available; `maxRecords` is not enforceable on this path. */

@@ -92,6 +92,31 @@ describe('collector', () => {
     assert.deepEqual(c.stats.drops, {});
   });
 
+  it('drains into the queue, not leaving the backlog, while the ring is more than half full', async () => {
+    const eventBytes = 1024;
+    const total = 5 * READ_SLICE;
+    const ring = new FakeRing(total);
+    const sink = new MemorySink<OutMessage[]>();
+    const send = sink.send.bind(sink);
+    let c: Collector<FlowRecordView> | undefined;
+    let peakQueued = 0;
+    sink.send = async (messages) => {
+      peakQueued = Math.max(peakQueued, c!.queuedEvents);
+      await new Promise((resolve) => setTimeout(resolve, 3));
+      return send(messages);
+    };
+    ring.add(total);
+    c = memoryCollector(ring, sink, { queueEvents: 2 * total, eventBytes });
+    c.start();
+    await until(() => c.stats.eventsProduced === total, `all ${total} events produced`);
+    await c.stop();
+    // The full ring is read down to half before anything is left in it: at least half of it was queued at once,
+    // less what the slow sends took meanwhile.
+    assert.ok(peakQueued > READ_SLICE + QUEUE_BYTES_WHILE_SENDING / eventBytes + 2, `more than the backlog bound queued (${peakQueued} events)`);
+    assert.ok(ring.fill() === 0 && c.stats.recordsRead === total);
+    assert.deepEqual(c.stats.drops, {});
+  });
+
   it('counts a batch the broker rejects as dropped and goes on with the next', async () => {
     const ring = new FakeRing();
     const sink = new MemorySink<OutMessage[]>();

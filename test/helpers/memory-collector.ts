@@ -20,6 +20,9 @@ export class FakeRing {
   private next = 0;
   readonly records: DataView[] = [];
 
+  /** `capacity`: how many records the ring holds, for its fill (by default it never fills). */
+  constructor(private readonly capacity = Number.POSITIVE_INFINITY) {}
+
   /** `count` final client records, conn ids counting up from 0 across calls, of sockets in cgroup `cgroupId`. */
   add(count: number, cgroupId = 0n): void {
     for (let i = 0; i < count; i++) {
@@ -48,6 +51,10 @@ export class FakeRing {
   async wait(ms: number): Promise<boolean> {
     await sleep(Math.min(ms, 5));
     return this.next < this.records.length;
+  }
+
+  fill(): number {
+    return this.unread / this.capacity;
   }
 
   get unread(): number {

@@ -214,7 +214,7 @@ async function runOnce(
     {
       kind: flowsKind.name,
       // The in-memory ring has no kernel drops.
-      source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {} },
+      source: { reader: ring, fill: () => ring.fill(), takeKernelDrops: () => [], kernelDropRemedies: {} },
       transform: (emit) => flowsKind.transform(CONTEXT, emit, loadConfig({ argv: [], env: {} })),
       packing: flowsKind.packing(CONTEXT, registry, PARTITIONS),
       sink,

@@ -376,7 +376,8 @@ export async function run(): Promise<Record<string, unknown>> {
   const telemetry = await startTelemetry({ host: '127.0.0.1', metricsPort: 0 });
   const prefix = `${name}.`;
   const topic = `${prefix}flows.v1`;
-  const topicsToDelete = [topic, `${prefix}metadata.v1`, `${prefix}deadletter.v1`];
+  // The role makes the http and verdicts topics too (it reads them).
+  const topicsToDelete = [topic, `${prefix}http.v1`, `${prefix}verdicts.v1`, `${prefix}metadata.v1`, `${prefix}deadletter.v1`];
   const groupId = `${name}-enricher`;
   const databases = { warmup: `${name}_warm`, rowbinary: `${name}_rb`, tsv: `${name}_tsv`, json: `${name}_json`, e2e: `${name}_e2e` };
   const legacyDatabase = `${name}_legacy`;

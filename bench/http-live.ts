@@ -4,8 +4,8 @@
  *
  *   1. Two pods: nginx in `server`, the load generator in `client` (./http-live-traffic.ts says which and why:
  *      neither is ours, nginx is a fast C server and the generator, in Go, measures each request to the µs),
- *      16 keep-alive HTTP/1.1 connections, one GET at a time on each, a 3-byte response. Both ends run at nice -20
- *      in both modes (why: ./http-live-traffic.ts).
+ *      16 keep-alive HTTP/1.1 connections, one GET at a time on each, a 3-byte response. Both ends run at a raised
+ *      priority in both modes, nice -20 unless BENCH_ENDS_PRIORITY=fifo (why: ./http-live-traffic.ts).
  *   2. Modes: baseline (nothing attached) and traced (`sidecarless collector` with flows and http on, tracing both
  *      pods' cgroups, producing to Kafka on a fresh topic prefix per window). The enricher does not run: the floors
  *      are the collector's and the request path's. BPF run-time statistics are on for the whole run, both modes
@@ -44,19 +44,11 @@ import { startCollectorProcess, uninstallCollectorPins } from '../src/lab/collec
 import { createLab, type Pod } from '../src/lab/pods.js';
 import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 import { peakRssMegabytes, round, sampleUsage, usageBetween, type MeasuredProcess, type Usage } from '../src/lab/usage.js';
-import { buildLoadGenerator, runLoad, startNginx, type LoadResult, type Percentiles } from './http-live-traffic.js';
+import { buildLoadGenerator, endsPriority, runLoad, searchSustainable, startNginx, SUSTAINED_P90_US, type LoadResult, type Percentiles } from './http-live-traffic.js';
 
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const PROBE_SECONDS = 5;
-/** The highest sustainable rate's search: fractions of the closed-loop capacity, each tried for SEARCH_SECONDS. */
-const SEARCH_FRACTIONS = [0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2];
-const SEARCH_SECONDS = 5;
-/**
- * Sustained: nine requests in ten wait for nothing. A p50 rule let through 16,000/s here, whose 10-s windows then
- * had a p90 of 2.4 ms traced and an overflowing ring.
- */
-const SUSTAINED_P90_US = 1_000;
 const PACED_RATES = [1_000, 5_000];
 const CONNECTIONS = 16;
 const WARM_SECONDS = 2;
@@ -190,28 +182,18 @@ async function tracedWindow(pair: Pair, rate: number, seconds: number, topicPref
   return { load: result.load, collector: { ...result.usage, marginal_cores_per_1000_rps: marginal, idle: result.idle, peak_rss_mb, ...exactness } };
 }
 
-/**
- * Closed-loop capacity with tracing, then the highest open-loop rate it sustains: from SEARCH_FRACTIONS of that
- * capacity down, the first whose requests do not queue (p90 from the due time ≤ SUSTAINED_P90_US).
- */
+/** Closed-loop capacity with tracing, then the highest open-loop rate it sustains (searchSustainable). */
 async function capacityWithTracing(pair: Pair, topicPrefix: string) {
   const { result, exactness, peak_rss_mb } = await traced(pair, topicPrefix, async (session) => {
     await session.load(0, WARM_SECONDS);
     const closedLoop = await session.measured(0, PROBE_SECONDS);
-    const tried: Array<{ rate: number; p90_us: number; achieved_per_s: number }> = [];
-    for (const fraction of SEARCH_FRACTIONS) {
-      const rate = Math.floor((closedLoop.load.achieved_per_s * fraction) / 500) * 500;
-      const step = await session.load(rate, SEARCH_SECONDS);
-      tried.push({ rate, p90_us: round(step.latency_us.p90, 1), achieved_per_s: round(step.achieved_per_s, 0) });
-      if (step.latency_us.p90 <= SUSTAINED_P90_US) break;
-    }
-    return { closedLoop, tried };
+    return { closedLoop, search: await searchSustainable(closedLoop.load.achieved_per_s, (rate, seconds) => session.load(rate, seconds)) };
   });
   return {
     per_s: round(result.closedLoop.load.achieved_per_s, 0),
     collector: { ...result.closedLoop.usage, peak_rss_mb, ...exactness },
-    search: result.tried,
-    highest: result.tried.at(-1)!.rate,
+    search: result.search.tried,
+    highest: result.search.highest,
   };
 }
 
@@ -301,7 +283,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const summaries = rates.map((rate) => summarize(rate, rounds.get(rate)!));
     return {
       bench: 'http-live',
-      setup: `nginx ${CONNECTIONS} keep-alive connections, open-loop, ${ROUNDS} rounds × ${LOAD_SECONDS} s per rate and mode, alternating; enricher not running`,
+      setup: `nginx ${CONNECTIONS} keep-alive connections, ends under ${endsPriority.join(' ')}, open-loop, ${ROUNDS} rounds × ${LOAD_SECONDS} s per rate and mode, alternating; enricher not running`,
       capacity_closed_loop_per_s: { baseline: round(baselineCapacity.achieved_per_s, 0), traced: capacity.per_s, traced_collector: capacity.collector },
       highest_sustainable: { per_s: capacity.highest, rule: `open-loop with tracing, p90 from the due time ≤ ${SUSTAINED_P90_US} µs`, tried: capacity.search },
       rates: summaries,

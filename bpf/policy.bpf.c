@@ -13,8 +13,9 @@
  *      a flow a hook already judged: a TCP segment other than a bare SYN reaches a socket only through a connection
  *      whose SYN was judged here (accepted) or at connect (own), or is answered with a reset; the SYN-ACK of an own
  *      connection carries ACK; a datagram to a connected UDP socket comes from the peer its connect() was judged for
- *      (the kernel delivers nothing else to it). A SYN cookie's ACK needs the SYN-ACK of a judged SYN. Other protocols
- *      (ICMP, SCTP) pass: NetworkPolicy leaves ICMP undefined, and SCTP is not enforced yet (documented).
+ *      (the kernel delivers nothing else to it). A SYN cookie's ACK needs the SYN-ACK of a judged SYN. SCTP as TCP: an
+ *      INIT chunk opens an association and is judged, the rest belongs to one (egress SCTP goes through the connect
+ *      hooks like TCP). Other protocols (ICMP) pass: NetworkPolicy leaves them undefined.
  *   3. Replies of unconnected UDP sockets. NetworkPolicy allows the answers of an allowed exchange. A datagram that
  *      passes one direction of an unconnected socket, while its pod is isolated for the other direction, notes
  *      (socket cookie, peer address, peer port) in the LRU `udp_flows`; a datagram of the other direction to or from
@@ -59,6 +60,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IPV6 0x86DD
 #define TCP_FLAG_ACK 0x10
 #define TCP_FLAG_SYN 0x02
+#define SCTP_CHUNK_INIT 1
 #define IPV6_MAX_EXTENSION_HEADERS 4
 #define NEXTHDR_HOP 0
 #define NEXTHDR_ROUTING 43
@@ -436,7 +438,7 @@ int policy_sendmsg6(struct bpf_sock_addr *ctx)
 	return judge_egress6(ctx, SL_HOOK_SENDMSG, 1);
 }
 
-/* The IP header's addresses and the offset of the transport header; 0 when it is not TCP or UDP. */
+/* The IP header's addresses and the offset of the transport header (of any protocol); 0 when it cannot be read. */
 static __always_inline __u32 parse_ip(struct __sk_buff *skb, struct decision *d)
 {
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
@@ -489,7 +491,7 @@ int policy_ingress(struct __sk_buff *skb)
 	if (!sk)
 		return 1;
 	offset = parse_ip(skb, &d);
-	if (!offset || (d.protocol != IPPROTO_TCP && d.protocol != IPPROTO_UDP))
+	if (!offset || (d.protocol != IPPROTO_TCP && d.protocol != IPPROTO_UDP && d.protocol != IPPROTO_SCTP))
 		return 1;
 	if (bpf_skb_load_bytes(skb, offset, ports, sizeof(ports)))
 		return 1;
@@ -499,6 +501,14 @@ int policy_ingress(struct __sk_buff *skb)
 		if (bpf_skb_load_bytes(skb, offset + 13, &flags, 1))
 			return 1;
 		if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+			return 1;
+	} else if (d.protocol == IPPROTO_SCTP) {
+		__u8 chunk;
+
+		/* The first chunk after the 12-byte common header: only an INIT opens an association. */
+		if (bpf_skb_load_bytes(skb, offset + 12, &chunk, 1))
+			return 1;
+		if (chunk != SCTP_CHUNK_INIT)
 			return 1;
 	} else if (sk->state == BPF_TCP_ESTABLISHED) {
 		return 1; /* a connected UDP socket: its peer was judged at connect() */

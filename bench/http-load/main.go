@@ -11,7 +11,7 @@
 //
 // Prints one JSON line: requests sent and answered, errors, seconds, achieved rate and percentiles (µs) of two
 // latencies: latency_us from the due time (open-loop) and service_us from the request's write to its response's
-// last byte (what the request path itself took, without the waits before the write).
+// last byte (what the request path itself took, without the waits before the write); its own peak RSS.
 package main
 
 import (
@@ -41,6 +41,7 @@ type result struct {
 	Connections int                `json:"connections"`
 	LatencyUs   map[string]float64 `json:"latency_us"`
 	ServiceUs   map[string]float64 `json:"service_us"`
+	MaxRssKb    int64              `json:"max_rss_kb"`
 }
 
 // The percentiles reported of a set of durations, in µs.
@@ -243,6 +244,10 @@ func main() {
 		Connections: *connections,
 		LatencyUs:   percentiles(all),
 		ServiceUs:   percentiles(allServices),
+	}
+	var usage syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &usage) == nil {
+		out.MaxRssKb = usage.Maxrss // in kB on Linux
 	}
 	if e, ok := firstError.Load().(string); ok {
 		out.FirstError = e

@@ -2,7 +2,7 @@
 # Installs everything sidecarless needs on this node, idempotently: a second run only checks stamps.
 #   1. Debian packages (clang/libbpf/bpftool for bpf/, clickhouse-server for the HTTP path, nftables for loss tests,
 #      procps for the sysctl some tests set inside their pods, nginx-light, curl and wget: the HTTP tests' foreign
-#      servers and clients and bench http-live's server)
+#      servers and clients and bench http-live's server; haproxy: bench overhead's sidecar proxies)
 #   2. npm packages (only when package-lock.json changed)
 #   3. Kafka jars from Maven Central into .stack/kafka-libs (only when the pom changed)
 #   4. kube-apiserver and etcd built from Go modules (deploy/local/kube/build.sh; cached outside the work tree by
@@ -16,7 +16,7 @@ mkdir -p "$stack"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-apt_packages=(clang-16 llvm-16 libbpf-dev bpftool iproute2 clickhouse-server nftables make procps nginx-light curl wget)
+apt_packages=(clang-16 llvm-16 libbpf-dev bpftool iproute2 clickhouse-server nftables make procps nginx-light curl wget haproxy)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -12,6 +12,7 @@ const commands: Record<string, () => Promise<Command>> = {
   enforcer: async () => (await import('./enforcer.js')).enforcerCommand,
   metadata: async () => (await import('./metadata.js')).metadataCommand,
   policy: async () => (await import('./policy.js')).policyCommand,
+  init: async () => (await import('./init.js')).initCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   lab: async () => (await import('./lab.js')).labCommand,
 };

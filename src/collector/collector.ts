@@ -69,7 +69,7 @@ export interface EventPrerequisites<Event> {
 export interface CollectorDeps<Event> {
   /** The record kind's name, as in metrics (`record_kind`) and logs. */
   kind: string;
-  source: Pick<KernelSource, 'reader' | 'takeKernelDrops' | 'kernelDropRemedies'>;
+  source: Pick<KernelSource, 'reader' | 'takeKernelDrops' | 'kernelDropRemedies' | 'fill'>;
   /** The kind's transform (RecordKind.transform), made once with the collector's way in for its events. */
   transform(emit: (event: Event) => void): RecordTransform;
   /** Each event's partition of the contract's topic, and its messages (RecordKind.packing). */
@@ -100,9 +100,9 @@ const MESSAGES_PER_SEND = 256;
  */
 const BYTES_PER_SEND = 256 * 1024;
 /**
- * While Kafka takes what is sent and the ring has room (less than RING_FILL_TO_DRAIN of it unread), the read loop
- * stops draining once the queue holds this many bytes of sealed messages (a send in flight and three more ready),
- * and lets the ring hold the rest: the ring is resident anyway, and records copied out of it faster than Kafka takes
+ * While Kafka takes what is sent and the ring has room (less than RING_FILL_TO_DRAIN of it unread:
+ * KernelSource.fill), the read loop stops draining once the queue holds this many bytes of sealed messages (a send
+ * in flight and three more ready), and lets the ring hold the rest: the ring is resident anyway, and records copied out of it faster than Kafka takes
  * them only grew the heap (collector.queueEvents' 500,000 events allow ~75 MB of messages). The queue fills on to
  * collector.queueEvents while Kafka fails or the events' prerequisites wait (then it rides out the outage), and
  * while the ring fills (after an outage, as the queue drains): what neither holds is counted, as queue_full or by
@@ -249,7 +249,7 @@ export class Collector<Event> {
 
   /** Whether reading on would only move the backlog from the ring to the heap (QUEUE_BYTES_WHILE_SENDING). */
   private queueFullEnough(): boolean {
-    return !this.senderStalled && this.outbox.bytes >= QUEUE_BYTES_WHILE_SENDING && this.deps.source.reader.fill() < RING_FILL_TO_DRAIN;
+    return !this.senderStalled && this.outbox.bytes >= QUEUE_BYTES_WHILE_SENDING && this.deps.source.fill() < RING_FILL_TO_DRAIN;
   }
 
   /** Resolves true when the kernel signals the ring, false on timeout or when stop() is called. */

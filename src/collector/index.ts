@@ -23,6 +23,7 @@ import { bindMetadataCodec } from '../events/metadata.js';
 import { topicSpecs } from '../events/topics.js';
 import { fixMallocThresholds, trimMallocHeap } from './allocator.js';
 import { Collector, type CollectorStats } from './collector.js';
+import { CpuPolicy } from './cpu-policy.js';
 import { ConnectionEnds } from './connection-ends.js';
 import { CgroupIdentities } from './identity/cgroup-identities.js';
 import { scanTracedCgroups } from './identity/cgroup-scanner.js';
@@ -85,9 +86,11 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   const queued = () => [...collectors.values()].reduce((sum, collector) => sum + collector.queuedEvents, 0);
   telemetry.addHealthCheck('kafka_queue', () => ({ ok: queued() < config.collector.queueEvents, detail: `${queued()} events queued` }));
   const kernel = Object.fromEntries(kinds.map((kind, i) => [kind.name, sources[i]!.status]));
+  const cpuPolicy = new CpuPolicy(config.collector.cpuPolicy, sources, logger.child({ role: 'collector', component: 'cpu-policy' }));
   const stopTrimming = trimMallocHeap(() => [...collectors.values()].reduce((sum, collector) => sum + collector.stats.messagesProduced, 0));
   identities.start();
   for (const collector of collectors.values()) collector.start();
+  cpuPolicy.start();
   logger.info({ kinds: kinds.map((kind) => kind.name), topics: kinds.map(topicOf), cgroups: config.collector.cgroups, kernel }, 'collector running');
   return {
     collectors,
@@ -95,13 +98,14 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
     async stop() {
       clearInterval(resync);
       stopTrimming();
+      cpuPolicy.stop();
       // The collectors' last sends wait for identities: the publisher stops after them.
       await Promise.all([...collectors.values()].map((collector) => collector.stop()));
       await identities.stop();
       for (const source of sources) source.close();
       unlock();
       const stats: Record<string, CollectorStats> = Object.fromEntries([...collectors].map(([name, collector]) => [name, collector.stats]));
-      logger.info({ stats, cgroupIdentities: identities.stats }, 'collector final counts');
+      logger.info({ stats, cgroupIdentities: identities.stats, cpuPolicy: cpuPolicy.stats }, 'collector final counts');
     },
   };
 }

@@ -15,7 +15,7 @@ import { Installation, type InstallationSpec } from '../ebpf/installation.js';
 import type { PinDirectory } from '../ebpf/pins.js';
 import { KERNEL_DROP_REASONS } from '../ebpf/records/header.js';
 import { dropCounters, ReportedTotals, skippedRuns } from '../ebpf/reported-drops.js';
-import { MappedRingReader, openRingReader, type RecordHandler, type RingReader } from '../ebpf/ringbuf.js';
+import { MappedRingReader, type RecordHandler, type RingReader } from '../ebpf/ringbuf.js';
 import type { KernelSource } from './record-kind.js';
 
 export interface InstalledSourceSpec extends InstallationSpec {
@@ -64,7 +64,8 @@ interface Retiring {
 export class InstalledSource implements KernelSource {
   readonly kernelDropRemedies: Readonly<Record<string, string>>;
   readonly epoch: string;
-  readonly reader: Pick<RingReader, 'drain' | 'wait' | 'fill'>;
+  readonly reader: Pick<RingReader, 'drain' | 'wait'>;
+  readonly fill: () => number;
   private readonly drops: InstallationDrops;
   private readonly retiring: Retiring[] = [];
   /** Drops of retired installations, not yet reported. */
@@ -77,12 +78,14 @@ export class InstalledSource implements KernelSource {
     this.kernelDropRemedies = spec.kernelDropRemedies;
     this.epoch = spec.epoch(installation);
     this.drops = new InstallationDrops(installation, spec.programs ?? []);
-    const current = openRingReader(installation, spec.ring);
+    // Mapped: its fill is what the CPU policy watches.
+    const current = new MappedRingReader(installation.map(spec.ring));
+    installation.own(current);
     this.reader = {
       drain: (handler, maxRecords) => this.drain(current, handler, maxRecords),
       wait: (timeoutMs) => (this.retiring.length > 0 ? Promise.resolve(true) : current.wait(timeoutMs)),
-      fill: () => current.fill(),
     };
+    this.fill = () => current.fill();
   }
 
   static open(pins: PinDirectory, spec: InstalledSourceSpec): InstalledSource {

@@ -55,7 +55,7 @@ export interface RecordTransform {
  * src/collector/installed-source.ts): a collector stops by closing the source, and the programs go on tracking.
  */
 export interface KernelSource {
-  readonly reader: Pick<RingReader, 'drain' | 'wait' | 'fill'>;
+  readonly reader: Pick<RingReader, 'drain' | 'wait'>;
   /**
    * Names the run of the kernel's conn id counter (src/ebpf/conn-epoch.ts): the same across collector restarts while
    * the counter goes on, so a connection keeps one connection id.
@@ -63,6 +63,8 @@ export interface KernelSource {
   readonly epoch: string;
   /** For the start-up log: the layout running now, whether it was adopted, which other layouts are being retired. */
   readonly status: { layout: string; adopted: boolean; retiring: readonly string[] };
+  /** How much of the ring holds records not read yet, 0..1: the collector's CPU policy watches it (./cpu-policy.ts). */
+  fill(): number;
   /** Kernel drops since the previous call, by reason. */
   takeKernelDrops(): Array<[reason: string, count: number]>;
   /** Per kernel drop reason, the setting or cause that governs it (logged with the drops). */

@@ -251,6 +251,13 @@ const schema = {
     /** On stop, queued events may take this long to reach Kafka; what is still queued then is counted as dropped. */
     shutdownTimeoutMs: setting(int(0, 600_000), 10_000),
     /**
+     * idle: the collector's threads run under SCHED_IDLE, so they never delay a workload's wake-up (at the normal
+     * policy a drain burst held the CPU for the rest of its slice: the tail a traced request gained), and return
+     * to the normal policy while a ring is more than half full (that takes CAP_SYS_NICE); normal: never yield
+     * (src/collector/cpu-policy.ts).
+     */
+    cpuPolicy: setting(oneOf(['idle', 'normal']), 'idle'),
+    /**
      * Where the kernel programs, their links and maps are pinned (bpffs), so that they outlive the collector and the
      * next one adopts them; unset: /sys/fs/bpf/sidecarless/<node.name, dots as underscores: bpffs refuses dots>.
      * `collector --uninstall` removes it.
@@ -269,7 +276,7 @@ const schema = {
     /** A smaller batch is handed over after at most this long. */
     flushMs: setting(int(1, 600_000), 1000),
     /**
-     * How long a batch of events (flows, HTTP exchanges) may wait for the Kubernetes metadata of its time
+     * How long a batch of events (flows, HTTP exchanges, verdicts) may wait for the Kubernetes metadata of its time
      * (src/enricher/metadata-gate.ts), counted from its arrival: until the enricher has read the metadata topic to its
      * end and every metadata source's confirmed watermark has passed the batch's events. Then the batch is joined with what is known, and an end
      * that no metadata names is written as 'late' (counted by reason). Also how long a source may publish no
@@ -277,13 +284,19 @@ const schema = {
      * rebalances. 0: never wait (every unnamed end is 'late').
      */
     metadataHoldMs: setting(int(0, 60_000), 5000),
-    /** Pod labels copied onto each end of a flow or HTTP exchange (the rest are not stored): Kubernetes label keys. */
+    /** Pod labels copied onto each end of a flow, HTTP exchange or verdict (the rest are not stored): Kubernetes label keys. */
     labels: setting(list(text(labelKey), 0), ['app', 'app.kubernetes.io/name', 'version']),
     /**
      * How far back the enricher keeps the history of which pod held an address or cgroup: as long as flows can be
      * replayed (the flows topic's retention, 7 days by default). Older history is dropped (counted).
      */
     metadataHistoryMs: setting(int(60_000, 3650 * DAY_MS), 7 * DAY_MS),
+    /**
+     * Store the verdicts topic (the enforcers' policy decisions) in the `verdicts` table and its per-minute rollup.
+     * Every member of one consumer group must agree: the group's assignment hands each member partitions of every
+     * topic any member reads.
+     */
+    verdicts: setting(bool, true),
   },
   enforcer: {
     /**

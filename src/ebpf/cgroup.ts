@@ -97,8 +97,60 @@ export function outermost(cgroups: readonly Cgroup[]): Cgroup[] {
   return distinct.filter((cgroup) => !distinct.some((other) => other !== cgroup && isWithin(cgroup, other)));
 }
 
-/** The cgroup v2 directory a process belongs to (its "0::" line in /proc/<pid>/cgroup). */
+/**
+ * The cgroup v2 directory a process belongs to. /proc/<pid>/cgroup names it ("0::<path>") relative to this
+ * process's cgroup namespace: on a host, below the cgroup v2 mount. A container with a namespace of its own
+ * (Kubernetes gives one to every unprivileged container on cgroup v2) reads "0::/" for its own cgroup, while the
+ * collector's and enforcer's pods mount the host's tree: mountinfo shows that mount's root as seen from the
+ * namespace ("/../.." when the namespace's root is two levels below it), so the directory is searched that many
+ * levels deeper, as the one whose cgroup.procs lists the process. Taken as a path below the mount, "/" would name the
+ * host's root, and the collector would not leave its own connections out.
+ */
 export function cgroupOfProcess(pid: number | 'self' = 'self'): Cgroup {
   const line = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
-  return Cgroup.at(path.join(cgroup2Root(), line?.slice(3) ?? '/'));
+  const inNamespace = line?.slice(3) ?? '/';
+  const root = cgroup2Root();
+  const levelsAbove = namespaceLevelsAbove(fs.readFileSync('/proc/self/mountinfo', 'utf8'), root);
+  if (levelsAbove === 0) return Cgroup.at(path.join(root, inNamespace));
+  const members = String(pid === 'self' ? process.pid : pid);
+  const depth = levelsAbove + segments(inNamespace).length;
+  const suffix = inNamespace === '/' ? '' : inNamespace;
+  const found = Cgroup.at(root)
+    .descendants()
+    .filter((cgroup) => segments(cgroup.path).length === depth && cgroup.path.endsWith(suffix))
+    .find((cgroup) => listsProcess(path.join(root, cgroup.path), members));
+  if (found === undefined) {
+    throw new KernelError(`no cgroup below ${root} lists process ${members} (its cgroup namespace's root is ${levelsAbove} levels below the mount)`, {
+      context: { component: 'cgroup' },
+    });
+  }
+  return Cgroup.at(path.join(root, found.path));
+}
+
+/**
+ * How many levels the cgroup v2 mount at `mountPoint` (the visible one: the last listed) reaches above this
+ * process's cgroup namespace: its mountinfo root is "/" when the namespace's root is the mount's, "/.." repeated
+ * when the namespace's root is below it.
+ */
+export function namespaceLevelsAbove(mountinfo: string, mountPoint: string): number {
+  const mount = mountinfo
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((fields) => fields[4] === mountPoint && fields[fields.indexOf('-') + 1] === 'cgroup2')
+    .at(-1);
+  const above = /^((?:\/\.\.)+)$/.exec(mount?.[3] ?? '/');
+  return above ? above[1]!.length / 3 : 0;
+}
+
+function segments(cgroupPath: string): string[] {
+  return cgroupPath.split('/').filter((segment) => segment !== '');
+}
+
+function listsProcess(directory: string, pid: string): boolean {
+  try {
+    return fs.readFileSync(path.join(directory, 'cgroup.procs'), 'utf8').split('\n').includes(pid);
+  } catch {
+    // Removed while searched: not the process's, which lives.
+    return false;
+  }
 }

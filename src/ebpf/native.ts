@@ -144,6 +144,7 @@ export const libcCalls = {
   flock: libc.func('int flock(int fd, int operation)'),
   mallopt: libc.func('int mallopt(int param, int value)'),
   mallocTrim: libc.func('int malloc_trim(size_t pad)'),
+  schedSetScheduler: libc.func('int sched_setscheduler(int pid, int policy, const int32_t *param)'),
 };
 
 /** Blocking socket calls, for timing connect() itself without an event loop in between (bench/policy-overhead). */

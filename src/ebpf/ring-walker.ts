@@ -77,7 +77,7 @@ export class RingWalker {
     return count;
   }
 
-  /** The share of the data area that records not read yet take (committed or still being written), 0 to 1. */
+  /** How much of the ring holds records not read yet, 0..1. */
   fill(): number {
     return Number(Atomics.load(this.producerPosition, 0) - Atomics.load(this.consumerPosition, 0)) / this.size;
   }

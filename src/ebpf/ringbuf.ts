@@ -30,8 +30,6 @@ export interface RingReader extends Detachable {
   drain(handler: RecordHandler, maxRecords?: number): number;
   /** Resolves true when the kernel signals new records (drain to empty first), false on timeout; never rejects after detach. */
   wait(timeoutMs: number): Promise<boolean>;
-  /** The share of the ring that unread records take, 0 to 1: how much room is left for a backlog. */
-  fill(): number;
 }
 
 const BPF_MAP_TYPE_RINGBUF = 27;
@@ -153,6 +151,7 @@ export class MappedRingReader extends RingReaderBase implements RingReader {
     return this.open ? this.walker.drain(handler, maxRecords) : 0;
   }
 
+  /** How much of the ring holds records not read yet, 0..1 (0 once detached). */
   fill(): number {
     return this.open ? this.walker.fill() : 0;
   }
@@ -183,11 +182,6 @@ export class CallbackRingReader extends RingReaderBase implements RingReader {
       koffi.unregister(this.callback as never);
       throw kernelError(`${map.name}: ring_buffer__new`, lastErrno(), map.name);
     }
-  }
-
-  /** libbpf does not tell this reader how much is unread: it reports a full ring, so no backlog is left in it. */
-  fill(): number {
-    return 1;
   }
 
   /** libbpf consumes everything available; `maxRecords` is not enforceable on this path. */

@@ -24,6 +24,7 @@ import type { ApplyResult, NodeMapState } from './apply/applier.js';
 import { ClusterViewBuilder } from './cluster-view.js';
 import { desiredState, type Capacities, type DesiredState } from './desired-state.js';
 import { PolicyLedger } from './policy-ledger.js';
+import { letterPlace } from './previous-letters.js';
 import type { FollowedMessage } from './topic-follower.js';
 
 export interface EnforcerDeps {
@@ -37,6 +38,8 @@ export interface EnforcerDeps {
   /** Cgroup id → path of every cgroup below the attached roots; throws when the tree cannot be read. */
   scanCgroups(): ReadonlyMap<bigint, string>;
   deadLetters: { send(letters: readonly DeadLetter[]): Promise<void> };
+  /** Places (letterPlace) of the policy messages this node's enforcer dead-lettered in earlier runs. */
+  letteredBefore?: ReadonlySet<string>;
   capacities: Capacities;
   logger: Logger;
   meter: Meter;
@@ -55,7 +58,7 @@ export interface EnforcerStats {
 /** What governs each loss the enforcer counts (sidecarless.enforcer.input.drops). */
 const ENFORCER_DROP_REMEDIES = {
   metadata_undecodable: 'a metadata.v1 message no sidecarless writer made (or of a newer schema): no policy depends on it; upgrade the enforcer if metadata writers are newer',
-  dead_letters_unsent: 'the enforcer stopped while Kafka refused its dead letters: the policies stayed left out, but their letters are lost; a restarted enforcer letters them again',
+  dead_letters_unsent: 'the enforcer stopped while Kafka refused its dead letters: the policies stayed left out, but their letters are lost; a restarted enforcer letters those again (it skips only what reached the topic)',
 } as const;
 
 export class Enforcer {
@@ -68,7 +71,7 @@ export class Enforcer {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
-  private readonly lettered = new Set<string>();
+  private readonly lettered: Set<string>;
   private unsent: DeadLetter[] = [];
   /** Input the enforcer lost, by reason (ENFORCER_DROP_REMEDIES). */
   private readonly drops: DropCounter;
@@ -78,6 +81,7 @@ export class Enforcer {
 
   constructor(private readonly deps: EnforcerDeps) {
     this.ledger = new PolicyLedger(deps.policiesCodec);
+    this.lettered = new Set(deps.letteredBefore);
     this.drops = createDropCounter(deps.meter, deps.logger, { name: 'enforcer.input', remedies: ENFORCER_DROP_REMEDIES });
     this.instrument(deps.meter);
   }
@@ -204,13 +208,13 @@ export class Enforcer {
     );
   }
 
-  /** Sends each letter once per process; what Kafka does not take now goes with the next apply. */
+  /** Sends each letter once (this run or an earlier one); what Kafka does not take now goes with the next apply. */
   private async sendLetters(letters: DeadLetter[]): Promise<void> {
-    const fresh = letters.filter((letter) => !this.lettered.has(`${letter.topic}/${letter.partition}/${letter.offset}`));
+    const fresh = letters.filter((letter) => !this.lettered.has(letterPlace(letter)));
     const batch = [...this.unsent, ...fresh];
     if (batch.length === 0) return;
     for (const letter of fresh) {
-      this.lettered.add(`${letter.topic}/${letter.partition}/${letter.offset}`);
+      this.lettered.add(letterPlace(letter));
       this.deps.logger.warn({ key: letter.key?.toString('utf8'), partition: letter.partition, offset: letter.offset, reason: letter.reason }, 'policy left out and dead-lettered');
     }
     try {

@@ -33,7 +33,7 @@ import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
 import { ensureTopics } from '../common/kafka/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
 import { PinDirectory } from '../ebpf/pins.js';
-import { deadLetterEnvelope } from '../events/deadletter.js';
+import { bindDeadLetterCodec, deadLetterEnvelope } from '../events/deadletter.js';
 import { bindMetadataCodec } from '../events/metadata.js';
 import { bindPoliciesCodec } from '../events/policies.js';
 import { topicSpecs } from '../events/topics.js';
@@ -43,6 +43,7 @@ import { DEFAULT_POLICY_KERNEL_OPTIONS, PolicyKernel, type PolicyKernelOptions }
 import { cgroupWalker } from './apply/node-cgroups.js';
 import { VerdictReader } from './apply/verdict-reader.js';
 import { Enforcer } from './enforcer.js';
+import { previousLetters } from './previous-letters.js';
 import { TopicFollower } from './topic-follower.js';
 import { VerdictPublisher } from './verdict-publisher.js';
 
@@ -82,7 +83,9 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
     } finally {
       await admin.disconnect();
     }
-    const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic, deadLetterEnvelope(registry, `enforcer/${config.node.name}`));
+    const writer = `enforcer/${config.node.name}`;
+    const deadLetters = new DeadLetterProducer(kafka, topics.deadletter.topic, deadLetterEnvelope(registry, writer));
+    const letteredBefore = await previousLetters(kafka, topics.deadletter.topic, writer, topics.policies.topic, bindDeadLetterCodec(registry), log);
     const enforcer = new Enforcer({
       node: config.node.name,
       policiesTopic: topics.policies.topic,
@@ -92,6 +95,7 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
       applier,
       scanCgroups,
       deadLetters,
+      letteredBefore,
       capacities: options,
       logger: log,
       meter: telemetry.meter('sidecarless.enforcer'),

@@ -25,6 +25,13 @@ export interface FollowedMessage {
 /** Bytes per partition in a fetch: above any record batch (the broker's message.max.bytes defaults to 1 MiB). */
 const PARTITION_FETCH_BYTES = 4 << 20;
 
+/**
+ * How long the broker may hold a fetch that finds nothing. It answers as soon as a byte arrives (the consumer's
+ * minBytes is 1), so a longer wait delays no change; it only spares empty fetches while nothing changes: an idle
+ * enforcer cost 0.046 cores at 50 ms, 0.007 at 1,000 ms (its cgroup's cpu.stat over 20 s, no policy, no pod).
+ */
+const FETCH_WAIT_MS = 1_000;
+
 export class TopicFollower {
   private readonly groupId: string;
   private readonly consumer;
@@ -44,7 +51,7 @@ export class TopicFollower {
     private readonly options: { groupPrefix: string; logger: Logger },
   ) {
     this.groupId = `${options.groupPrefix}-${randomBytes(6).toString('hex')}`;
-    this.consumer = kafka.consumer({ groupId: this.groupId, maxWaitTimeInMs: 50, maxBytesPerPartition: PARTITION_FETCH_BYTES });
+    this.consumer = kafka.consumer({ groupId: this.groupId, maxWaitTimeInMs: FETCH_WAIT_MS, maxBytesPerPartition: PARTITION_FETCH_BYTES });
   }
 
   async start(): Promise<void> {

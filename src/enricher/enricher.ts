@@ -1,6 +1,7 @@
 /**
- * The enricher's pipeline for one Kafka batch (one partition) of one event topic (flows, http): decode -> rows ->
- * ClickHouse, dead letters aside. One Enricher per topic, each with its table (EventTable: flow-row.ts, http-row.ts).
+ * The enricher's pipeline for one Kafka batch (one partition) of one event topic (flows, http, verdicts): decode ->
+ * rows -> ClickHouse, dead letters aside. One Enricher per topic, each with its table (EventTable: flow-row.ts,
+ * http-row.ts, verdict-row.ts).
  *
  *   1. Where the partition stands comes from the batch ledger (batch-ledger.ts): its generation, the last offset
  *      recorded, and that last batch, whose insert may have been cut short.
@@ -16,9 +17,9 @@
  *   4. The batch waits at the metadata gate (metadata-gate.ts) until the Kubernetes metadata of its time is known,
  *      or its hold expires; nothing is stored or committed meanwhile, so a crash while it is held replays it (the
  *      ledger already names it: step 2 takes it again whole, with the same token).
- *   5. Each message is decoded (Avro FlowBatch or HttpBatch, any compatible writer version), each event joined with
- *      the identities of its two ends at its table's join time (a flow's start, a request's start), and written as a
- *      row (RowBinary, as they come: row-binary.ts);
+ *   5. Each message is decoded (Avro FlowBatch, HttpBatch or VerdictBatch, any compatible writer version), each
+ *      event joined with the identities of its two ends at its table's join time (a flow's start, a request's start,
+ *      a decision's time), and written as a row (RowBinary, as they come: row-binary.ts);
  *      a message that does not decode, or holds a row the table cannot take, becomes a dead letter with the
  *      reason, and the rest go on.
  *   6. Dead letters are produced first, then the rows are inserted with the batch's token (the edge rollup's view
@@ -43,7 +44,6 @@ import type { Logger } from '../common/logger.js';
 import { createDropCounter, type DropCounter } from '../common/telemetry.js';
 import type { SinkResult } from '../common/pipeline.js';
 import { batchToken, fingerprint, replayable, type Ledger, type RecordedBatch } from './batch-ledger.js';
-import type { ConnectionEnds } from '../metadata/index/identity.js';
 import type { FlowJoin, MetadataGate } from './metadata-gate.js';
 import type { EventTable, RowBinaryRows } from './row-binary.js';
 
@@ -63,7 +63,7 @@ export interface KafkaBatch {
   messages: readonly KafkaMessage[];
 }
 
-export interface EnricherDeps<Event extends ConnectionEnds> {
+export interface EnricherDeps<Event> {
   /** One message value -> its events (the topic contract's codec). */
   decode(value: Buffer): readonly Event[];
   /**
@@ -120,7 +120,7 @@ const UNCERTAIN_REMEDIES = {
     'messages at or below the stored position could not be checked against the batch ledger (its rows expired, or the topic was recreated and grew past the position): keep clickhouse.ttlDays longer than topic retention; compare the topic with the table',
 } as const;
 
-export class Enricher<Event extends ConnectionEnds> {
+export class Enricher<Event> {
   private readonly partitions = new Map<string, PartitionState>();
   private readonly counters;
   /** Messages skipped as stored without proof that they are: possibly lost, so counted as drops with a reason. */
@@ -333,7 +333,7 @@ export class Enricher<Event extends ConnectionEnds> {
         const position = { topic: batch.topic, partition: batch.partition, offset: message.offset };
         for (const event of this.deps.decode(message.value)) {
           const atNs = table.joinTimeNs(event);
-          const identities = join.identities(event, atNs);
+          const identities = join.identities(table.ends(event), atNs);
           if (identities !== undefined) rows.add(event, identities, position);
           else if (beyondNs === undefined || atNs > beyondNs) beyondNs = atNs;
         }

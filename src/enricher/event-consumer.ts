@@ -1,6 +1,6 @@
 /**
- * The enricher's consumer of the event topics (flows, http): one consumer group subscribed to all of them, whose
- * fetches are enricher.batchBytes per partition (up to enricher.flushMs for them to fill), each fetched batch
+ * The enricher's consumer of the event topics (flows, http, verdicts): one consumer group subscribed to all of them,
+ * whose fetches are enricher.batchBytes per partition (up to enricher.flushMs for them to fill), each fetched batch
  * handed to its topic's Enricher and committed only once stored. One group, not one per topic: kafkajs's assignors
  * give every member partitions of every topic the group reads, so members subscribed to different topics in one
  * group would be handed partitions they do not read. Used by the role (index.ts) and by bench/enrich-join, which
@@ -31,8 +31,11 @@ export function createEventConsumer(kafka: Kafka, options: EventConsumerOptions,
   });
 }
 
+/** What the consumer uses of a topic's Enricher, whatever its events. */
+export type TopicEnricher = Pick<Enricher<never>, 'handle' | 'forgetPartitions'>;
+
 /** The Enricher of each topic the consumer reads. */
-export type TopicEnrichers = ReadonlyMap<string, Pick<Enricher<never>, 'handle' | 'forgetPartitions'>>;
+export type TopicEnrichers = ReadonlyMap<string, TopicEnricher>;
 
 /** Connects, subscribes to every topic of `enrichers` from the beginning and runs: every batch into its topic's enricher, committed once stored. */
 export async function consumeEvents(consumer: Consumer, enrichers: TopicEnrichers): Promise<void> {

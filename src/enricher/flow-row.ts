@@ -75,6 +75,7 @@ export const FLOWS_TABLE: EventTable<FlowEvent> = {
   columns: FLOW_COLUMNS,
   rows: (capacityBytes) => new FlowRows(capacityBytes),
   joinTimeNs: (event) => event.start_time_ns,
+  ends: (event) => event,
 };
 
 export function toFlowRow(event: FlowEvent, identities: FlowIdentities, position: KafkaPosition): FlowRow {

@@ -59,6 +59,7 @@ export const HTTP_TABLE: EventTable<HttpEvent> = {
   columns: HTTP_COLUMNS,
   rows: (capacityBytes) => new HttpRows(capacityBytes),
   joinTimeNs: (event) => event.request_start_time_ns,
+  ends: (event) => event,
 };
 
 /**

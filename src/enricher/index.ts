@@ -1,8 +1,9 @@
 /**
  * Wiring of the enricher role: the metadata feed (the metadata topic into the event-time index) and its gate, a
- * Kafka consumer group on the event topics (flows, http), the Avro codecs, ClickHouse (the flows table, whose
- * inserts feed the edge rollup; http_requests, whose inserts feed the RED rollup; the batch ledger) and the
- * dead-letter topic around one Enricher pipeline per topic. The consumer starts once the feed has read the metadata
+ * Kafka consumer group on the event topics (flows, http, and verdicts unless enricher.verdicts is off), the Avro
+ * codecs, ClickHouse (the flows table, whose inserts feed the edge rollup; http_requests, whose inserts feed the RED
+ * rollup; verdicts, whose inserts feed the policy verdicts rollup; the batch ledger) and the dead-letter topic
+ * around one Enricher pipeline per topic. The consumer starts once the feed has read the metadata
  * topic to its end, so the first batches find the index complete. Offsets are committed only after a batch is
  * stored (event-consumer.ts).
  */
@@ -19,26 +20,30 @@ import { deadLetterEnvelope } from '../events/deadletter.js';
 import { FLOWS } from '../events/flows.js';
 import { HTTP } from '../events/http.js';
 import { bindMetadataCodec } from '../events/metadata.js';
+import { bindVerdictsCodec } from '../events/verdicts.js';
 import { MetadataIndex } from '../metadata/index/metadata-index.js';
 import { BatchLedger } from './batch-ledger.js';
 import { ClickHouseSink } from './clickhouse-sink.js';
 import { Enricher, type EnricherDeps } from './enricher.js';
-import { consumeEvents, createEventConsumer } from './event-consumer.js';
+import { consumeEvents, createEventConsumer, type TopicEnricher } from './event-consumer.js';
 import { FLOWS_TABLE } from './flow-row.js';
 import { HTTP_TABLE } from './http-row.js';
 import { MetadataFeed } from './metadata-feed.js';
 import { MetadataGate } from './metadata-gate.js';
+import type { EventTable } from './row-binary.js';
+import { VERDICTS_TABLE } from './verdict-row.js';
 
 export async function startEnricher({ config, logger, telemetry }: RoleContext): Promise<RunningRole> {
   const registry = loadRegistry();
   const flows = bindCodec(registry, FLOWS);
   const http = bindCodec(registry, HTTP);
+  const verdicts = bindVerdictsCodec(registry);
   const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'enricher'), logger);
   const topics = topicSpecs(config.kafka.topicPrefix, { partitions: config.kafka.partitions });
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await ensureTopics(admin, [topics.flows, topics.http, topics.metadata, topics.deadletter]);
+    await ensureTopics(admin, [topics.flows, topics.http, ...(config.enricher.verdicts ? [topics.verdicts] : []), topics.metadata, topics.deadletter]);
   } finally {
     await admin.disconnect();
   }
@@ -86,10 +91,14 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
     meter,
     isRunning: () => running,
   };
-  const enrichers = new Map([
-    [topics.flows.topic, new Enricher({ ...shared, decode: (value) => flows.decode(value), table: FLOWS_TABLE, sink: new ClickHouseSink(clickhouse, `${database}.${FLOWS_TABLE.name}`, FLOWS_TABLE.columns) })],
-    [topics.http.topic, new Enricher({ ...shared, decode: (value) => http.decode(value), table: HTTP_TABLE, sink: new ClickHouseSink(clickhouse, `${database}.${HTTP_TABLE.name}`, HTTP_TABLE.columns) })],
+  /** The Enricher of one topic: its events decoded into its table. */
+  const enricher = <Event>(decode: (value: Buffer) => readonly Event[], table: EventTable<Event>): Enricher<Event> =>
+    new Enricher<Event>({ ...shared, decode, table, sink: new ClickHouseSink(clickhouse, `${database}.${table.name}`, table.columns) });
+  const enrichers = new Map<string, TopicEnricher>([
+    [topics.flows.topic, enricher((value) => flows.decode(value), FLOWS_TABLE)],
+    [topics.http.topic, enricher((value) => http.decode(value), HTTP_TABLE)],
   ]);
+  if (config.enricher.verdicts) enrichers.set(topics.verdicts.topic, enricher((value) => verdicts.decode(value), VERDICTS_TABLE));
 
   const consumer = createEventConsumer(kafka, config.enricher, () => running);
   let crashed: (error: unknown) => void = () => {};

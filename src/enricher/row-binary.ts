@@ -1,16 +1,17 @@
 /**
- * The rows of one insert, written as RowBinary as they are added (flow-row.ts, http-row.ts build on it), and what
- * every event table's rows share: the Kafka position each row carries, the identity columns of both ends (the
- * event-time join, src/metadata/index/), and the encodings of addresses, the observer side and the network type.
+ * The rows of one insert, written as RowBinary as they are added (flow-row.ts, http-row.ts, verdict-row.ts build on
+ * it), and what every event table's rows share: the Kafka position each row carries, the identity columns of both
+ * ends (the event-time join, src/metadata/index/), and the encodings of addresses, the observer side and the network
+ * type.
  *
  * RowBinary, column by column: fixed-width little-endian integers, DateTime64(9) as Int64 nanoseconds, IPv6 as its
- * 16 bytes, strings as a varint length and UTF-8 bytes, a Map as a varint count and its key/value pairs. No number
- * becomes text and back, which is most of what a text format costs on both sides (bench/enricher). A value the
- * table cannot hold (an address that does not parse, an unknown enum name) throws a RejectedValueError: retrying
- * the same rows cannot help.
+ * 16 bytes, strings as a varint length and UTF-8 bytes, an Array as a varint count and its elements, a Map as a
+ * varint count and its key/value pairs. No number becomes text and back, which is most of what a text format costs
+ * on both sides (bench/enricher). A value the table cannot hold (an address that does not parse, an unknown enum
+ * name) throws a RejectedValueError: retrying the same rows cannot help.
  */
 import { RejectedValueError } from '../common/errors.js';
-import type { EndpointIdentity, FlowIdentities } from '../metadata/index/identity.js';
+import type { ConnectionEnds, EndpointIdentity, FlowIdentities } from '../metadata/index/identity.js';
 
 /** Where the event came from, kept on the row so a restart can tell what is already stored. */
 export interface KafkaPosition {
@@ -37,7 +38,10 @@ export interface AddressColumns {
 /** Columns as [name, type], in RowBinary order, with the types their bytes are written as. */
 export type Columns = ReadonlyArray<readonly [name: string, type: string]>;
 
-/** One event topic's table, as the enricher stores it (flow-row.ts FLOWS_TABLE, http-row.ts HTTP_TABLE). */
+/**
+ * One event topic's table, as the enricher stores it (flow-row.ts FLOWS_TABLE, http-row.ts HTTP_TABLE, verdict-row.ts
+ * VERDICTS_TABLE).
+ */
 export interface EventTable<Event> {
   /** The table's name in the database. */
   readonly name: string;
@@ -47,6 +51,8 @@ export interface EventTable<Event> {
   rows(capacityBytes: number): RowBinaryRows<Event>;
   /** When the event's two ends are named (the event-time join's time). */
   joinTimeNs(event: Event): bigint;
+  /** What the join reads of the event: which end observed it, and both ends' addresses (a flow or HTTP event is its own). */
+  ends(event: Event): ConnectionEnds;
 }
 
 /** The identity columns of one end (`flows` migration 4, `http_requests` migration 7), for the client end, then the server end. */
@@ -63,10 +69,13 @@ export const IDENTITY_COLUMNS: Columns = [
   ['enrichment', "Enum8('hit' = 1, 'miss' = 2, 'late' = 3)"],
 ];
 
-/** Both ends' identity columns, client first. */
-export const ENDS_IDENTITY_COLUMNS: Columns = (['client', 'server'] as const).flatMap((end) =>
-  IDENTITY_COLUMNS.map(([suffix, type]) => [`${end}_${suffix}`, type] as const),
-);
+/** Both ends' identity columns, the join's client end first (`<first>_k8s_namespace_name`, ...). */
+export function endsIdentityColumns(first: string, second: string): Columns {
+  return [first, second].flatMap((end) => IDENTITY_COLUMNS.map(([suffix, type]) => [`${end}_${suffix}`, type] as const));
+}
+
+/** Both ends' identity columns of a connection's tables (flows, http_requests), client first. */
+export const ENDS_IDENTITY_COLUMNS: Columns = endsIdentityColumns('client', 'server');
 
 /** The columns every row ends with (RowBinaryRows writes them). */
 export const POSITION_COLUMNS: Columns = [
@@ -120,11 +129,16 @@ export abstract class RowBinaryRows<Event> {
 
   /** network_type, client_address, client_port, server_address, server_port: the 37 bytes from `p`. */
   protected addressColumns(p: number, ends: AddressColumns): void {
-    this.view.setInt8(p, networkType(ends.network_type));
-    writeAddress(this.buf, p + 1, ends.client_address);
-    this.view.setUint16(p + 17, ends.client_port, true);
-    writeAddress(this.buf, p + 19, ends.server_address);
-    this.view.setUint16(p + 35, ends.server_port, true);
+    this.endpointColumns(p, ends.network_type, ends.client_address, ends.client_port, ends.server_address, ends.server_port);
+  }
+
+  /** The network type (Enum8), then two (IPv6 address, UInt16 port) pairs: the 37 bytes from `p`. */
+  protected endpointColumns(p: number, type: string, firstAddress: string, firstPort: number, secondAddress: string, secondPort: number): void {
+    this.view.setInt8(p, networkType(type));
+    writeAddress(this.buf, p + 1, firstAddress);
+    this.view.setUint16(p + 17, firstPort, true);
+    writeAddress(this.buf, p + 19, secondAddress);
+    this.view.setUint16(p + 35, secondPort, true);
   }
 
   /**
@@ -156,6 +170,13 @@ export abstract class RowBinaryRows<Event> {
     this.buf.copy(grown, 0, 0, this.pos);
     this.buf = grown;
     this.view = new DataView(grown.buffer, grown.byteOffset, grown.length);
+  }
+
+  /** Array(String): the varint count, then each string. */
+  protected strings(p: number, texts: readonly string[]): number {
+    p = writeVarint(this.buf, p, texts.length);
+    for (const text of texts) p = this.string(p, text);
+    return p;
   }
 
   /** Varint length + UTF-8 bytes; ASCII strings (nearly all of them) are copied code unit by code unit. */
@@ -382,5 +403,5 @@ function hexDigit(code: number): number {
 }
 
 function badAddress(text: string): RejectedValueError {
-  return new RejectedValueError(`"${text}" is not an IPv4 or IPv6 address`, { field: 'client_address or server_address' });
+  return new RejectedValueError(`"${text}" is not an IPv4 or IPv6 address`, { field: 'an address column (client or server, source or destination)' });
 }

@@ -1,18 +1,16 @@
 /**
- * `sidecarless collector` as a separate process in a cgroup of its own, as in production, for tests and
- * benchmarks: tests can list that cgroup as traced and prove its own Kafka traffic never becomes a flow, and
+ * `sidecarless collector` as a separate process in a cgroup of its own (role-process.ts), as in production, for tests
+ * and benchmarks: tests can list that cgroup as traced and prove its own Kafka traffic never becomes a flow, and
  * benchmarks can read its CPU time from that cgroup and its memory from /proc. Its kernel programs outlive it
  * (pinned in collector.pinDirectory): `uninstallCollectorPins` removes them, as `sidecarless collector --uninstall`
  * does.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
 import type { CollectorStats } from '../collector/collector.js';
 import { COLLECTOR_NODE_FLAGS } from '../collector/node-flags.js';
-import { Cgroup } from '../ebpf/cgroup.js';
-import { spawnInCgroup } from './cgroup-spawn.js';
-import { followRoleLogs } from './role-logs.js';
+import type { Cgroup } from '../ebpf/cgroup.js';
+import { startRoleProcess } from './role-process.js';
 
 const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
 
@@ -27,39 +25,26 @@ export interface CollectorProcess {
   kill(): Promise<void>;
 }
 
-/** Starts `sidecarless collector` in a fresh cgroup; `cgroupsToTrace` may include its own (it must be ignored). */
-export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[]): Promise<CollectorProcess> {
-  const cgroup = Cgroup.create(`sidecarless-agent-${randomBytes(4).toString('hex')}`);
-  const childEnv = { ...process.env, ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(','), SIDECARLESS_LOG_LEVEL: 'info' };
-  const child: ChildProcess = spawnInCgroup(cgroup, process.execPath, [...COLLECTOR_NODE_FLAGS, bin, 'collector'], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
-  const { logs, exited, running } = followRoleLogs(child, 'collector', 'collector running');
-  // Stopping twice (a test's after() killing whatever a failed test left running) releases the cgroup once.
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    cgroup.remove();
-  };
-  const kill = async () => {
-    child.kill('SIGKILL');
-    await exited;
-    release();
-  };
-  try {
-    await running;
-  } catch (error) {
-    await kill();
-    throw error;
-  }
+/**
+ * Starts `sidecarless collector` in a fresh cgroup; `cgroupsToTrace` may include its own (it must be ignored).
+ * `launcher` runs it (a command that execs its arguments, e.g. setpriv with the capabilities a pod grants).
+ */
+export async function startCollectorProcess(env: Record<string, string>, cgroupsToTrace: (agent: Cgroup) => string[], launcher: readonly string[] = []): Promise<CollectorProcess> {
+  const role = await startRoleProcess('collector', 'collector running', (cgroup) => ({ ...env, SIDECARLESS_COLLECTOR_CGROUPS: cgroupsToTrace(cgroup).join(',') }), {
+    launcher,
+    nodeFlags: COLLECTOR_NODE_FLAGS,
+    // Generous: a collector's start loads and attaches its programs, on a machine other tests load too.
+    timeoutMs: 120_000,
+  });
+  const { logs } = role;
   return {
-    pid: child.pid!,
-    cgroup,
+    pid: role.pid,
+    cgroup: role.cgroup,
     logs,
-    kill,
+    kill: () => role.kill(),
     async stop(kind = 'flows') {
-      child.kill('SIGTERM');
-      await exited;
-      release();
+      // Its orderly stop drains to Kafka for up to collector.shutdownTimeoutMs (10 s by default), then exits.
+      await role.stop(60_000);
       const final = logs.find((entry) => entry.msg === 'collector final counts');
       if (!final) throw new Error(`collector stopped without its final counts: ${JSON.stringify(logs.slice(-3))}`);
       const stats = (final.stats as Record<string, CollectorStats>)[kind];

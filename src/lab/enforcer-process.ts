@@ -1,48 +1,17 @@
 /**
- * `sidecarless enforcer` as a separate process, as on a node, for tests that kill it and for benchmarks: started with
- * the caller's environment (at log level info: its lines say when it runs and applies), its JSON log lines kept (to wait for "enforcer running" and count "policy state
- * applied"), stopped with SIGTERM or killed with SIGKILL (a crash: nothing of it runs any more, only its pins enforce).
+ * `sidecarless enforcer` as a separate process (role-process.ts: in a cgroup of its own), as on a node, for tests
+ * that kill it and for benchmarks: running once it logged "enforcer running"; its "policy state applied" lines count
+ * its applies. Killed, only its pins enforce.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { followRoleLogs } from './role-logs.js';
+import { startRoleProcess, type RoleProcess } from './role-process.js';
 
-const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
-
-export interface EnforcerProcess {
-  child: ChildProcess;
-  /** Every JSON log line so far. */
-  logs: Array<Record<string, unknown>>;
+export interface EnforcerProcess extends RoleProcess {
   /** How many states it applied so far. */
   applies(): number;
-  /** SIGKILL; resolves once it exited. Safe twice. */
-  kill(): Promise<void>;
-  /** SIGTERM; resolves once it exited, rejects (naming its last lines) if it has not within timeoutMs (default 30 s). */
-  stop(timeoutMs?: number): Promise<void>;
 }
 
-export async function startEnforcerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<EnforcerProcess> {
-  const child = spawn(process.execPath, [bin, 'enforcer'], { env: { ...process.env, ...env, SIDECARLESS_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const { logs, exited, running } = followRoleLogs(child, 'enforcer', 'enforcer running', timeoutMs);
-  const signal = async (name: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(name);
-    await exited;
-  };
-  try {
-    await running;
-  } catch (error) {
-    await signal('SIGKILL');
-    throw error;
-  }
-  return {
-    child,
-    logs,
-    applies: () => logs.filter((entry) => entry.msg === 'policy state applied').length,
-    kill: () => signal('SIGKILL'),
-    stop: (stopMs = 30_000) =>
-      Promise.race([
-        signal('SIGTERM'),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`enforcer still running ${stopMs} ms after SIGTERM: ${JSON.stringify(logs.slice(-3))}`)), stopMs).unref()),
-      ]),
-  };
+/** `launcher` runs it (a command that execs its arguments, e.g. setpriv with the capabilities a pod grants). */
+export async function startEnforcerProcess(env: Record<string, string>, timeoutMs = 60_000, launcher: readonly string[] = []): Promise<EnforcerProcess> {
+  const role = await startRoleProcess('enforcer', 'enforcer running', env, { timeoutMs, launcher });
+  return { ...role, applies: () => role.logs.filter((entry) => entry.msg === 'policy state applied').length };
 }

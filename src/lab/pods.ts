@@ -78,18 +78,31 @@ export class Pod {
   }
 
   /**
-   * sh joins the pod's cgroup, then execs `ip netns exec`, which execs the command: one pid throughout, in the
-   * cgroup before the command runs. The cgroup comes first because `ip netns exec` remounts /sys for the
+   * One more container of the pod (a sidecar's, or a fresh one per run so that its cgroup's counters start at
+   * zero): a cgroup of its own in the pod's slice, named as the kubelet names a container's. The pod's netns is
+   * shared; removing the pod removes it.
+   */
+  addContainer(): Cgroup {
+    return Cgroup.create(join(labNames.cgroupDir(this.lab.id), containerScope({ qos: this.qos, podUid: this.uid, containerId: newContainerId() })));
+  }
+
+  /**
+   * sh joins the container's cgroup, then execs `ip netns exec`, which execs the command: one pid throughout, in
+   * the cgroup before the command runs. The cgroup comes first because `ip netns exec` remounts /sys for the
    * namespace, which hides the cgroup2 mount below /sys/fs/cgroup.
    */
-  private argv(command: string, args: readonly string[]): string[] {
-    const procs = join(this.cgroup.path, 'cgroup.procs');
+  private argv(command: string, args: readonly string[], container = this.cgroup): string[] {
+    const procs = join(container.path, 'cgroup.procs');
     return ['-c', 'echo $$ > "$1" && shift && exec ip netns exec "$@"', 'sh', procs, this.netns, command, ...args];
   }
 
-  /** Starts a command inside the pod's netns and cgroup; destroy() kills it if it still runs. */
-  spawn(command: string, args: readonly string[] = [], options: SpawnOptions = {}): ChildProcess {
-    const child = spawn('sh', this.argv(command, args), options);
+  /**
+   * Starts a command inside the pod's netns and cgroup (`container`: one of addContainer's instead); destroy()
+   * kills it if it still runs.
+   */
+  spawn(command: string, args: readonly string[] = [], options: SpawnOptions & { container?: Cgroup } = {}): ChildProcess {
+    const { container, ...spawnOptions } = options;
+    const child = spawn('sh', this.argv(command, args, container), spawnOptions);
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
     return child;

@@ -32,8 +32,13 @@ export interface Usage {
   recursion_misses: number;
 }
 
+/** CPU time (user + system) of every process that ran in the cgroup and its descendants, in µs. */
+export function cgroupCpuUsec(cgroup: Cgroup): number {
+  return Number(/^usage_usec (\d+)$/m.exec(readFileSync(`${cgroup.path}/cpu.stat`, 'utf8'))?.[1]);
+}
+
 export function sampleUsage(agent: MeasuredProcess): UsageSample {
-  const cpuUsec = Number(/^usage_usec (\d+)$/m.exec(readFileSync(`${agent.cgroup.path}/cpu.stat`, 'utf8'))?.[1]);
+  const cpuUsec = cgroupCpuUsec(agent.cgroup);
   let bpfRunNs = 0n;
   let recursionMisses = 0n;
   const programs = new Map([...programStatsOfProcess(agent.pid), ...(agent.pinDirectory ? programStatsOfPins(agent.pinDirectory) : [])]);
@@ -58,8 +63,28 @@ export function usageBetween(from: UsageSample, to: UsageSample, seconds = (to.a
 
 /** Peak resident memory of the process so far (VmHWM), in MB. */
 export function peakRssMegabytes(pid: number): number {
-  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Math.round(Number(kb) / 1024);
+  return Math.round(peakRssKb(pid) / 1024);
+}
+
+function peakRssKb(pid: number): number {
+  return Number(/^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+}
+
+/**
+ * The peak resident memory of the processes in the cgroup now, summed, in MB: where no memory controller is
+ * enabled for cgroup v2 (a hybrid hierarchy, as here) there is no memory.peak to read. Pages two processes share
+ * count twice. A process that ended meanwhile counts nothing.
+ */
+export function cgroupPeakRssMegabytes(cgroup: Cgroup): number {
+  const pids = readFileSync(`${cgroup.path}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
+  const kb = pids.reduce((sum, pid) => {
+    try {
+      return sum + peakRssKb(pid);
+    } catch {
+      return sum; // exited since the list was read
+    }
+  }, 0);
+  return round(kb / 1024, 1);
 }
 
 export function round(value: number, digits: number): number {

@@ -48,7 +48,7 @@ describe('loadConfig', () => {
         ttlDays: 7,
       },
       node: { name: hostname() },
-      collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 500, cgroupScanMs: 2000, shutdownTimeoutMs: 10_000, pinDirectory: undefined },
+      collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 500, cgroupScanMs: 2000, shutdownTimeoutMs: 10_000, cpuPolicy: 'idle', pinDirectory: undefined },
       enricher: {
         groupId: 'sidecarless-enricher',
         batchBytes: 32 << 20,
@@ -56,6 +56,7 @@ describe('loadConfig', () => {
         metadataHoldMs: 5000,
         labels: ['app', 'app.kubernetes.io/name', 'version'],
         metadataHistoryMs: 7 * 24 * 3600 * 1000,
+        verdicts: true,
       },
       enforcer: { cgroups: [], pinDirectory: undefined, applyDelayMs: 20, cgroupScanMs: 2000, allowSampleEvery: 0, verdictIntervalMs: 200, verdictQueueEvents: 100_000 },
       metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, networkPolicies: true, watermarkMs: 1000, watermarkLagMs: 2000, queueMessages: 100_000 },

@@ -14,14 +14,9 @@
  *      with its programs detached so that it cannot hide a gap of the first).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { loadRegistry } from '../../src/common/avro.js';
 import { loadConfig, type Config } from '../../src/common/config.js';
 import { createKafka } from '../../src/common/kafka/client.js';
@@ -49,10 +44,10 @@ import { cleanUpAll } from '../helpers/cleanup.js';
 import { KubeObjects } from '../helpers/kube.js';
 import { startEnforcerProcess, type EnforcerProcess } from '../../src/lab/enforcer-process.js';
 import { deleteMetadataTopic, metadataConfig, startRole, type StartedRole } from '../helpers/metadata-role.js';
+import { policyApply } from '../helpers/policy.js';
 import { requireStackService } from '../helpers/stack.js';
 import { outcomeRows } from './lab-policy.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
 const id = randomBytes(3).toString('hex');
 const x = `x-${id}`;
 const y = `y-${id}`;
@@ -84,25 +79,17 @@ const pinsOf = (name: string) => `/sys/fs/bpf/sidecarless-test-enforcer-${name}-
 const logger = createLogger({ level: 'warn' });
 const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'sidecarless-test' }, logger);
 const topics = topicSpecs(prefix);
-const dir = mkdtempSync(join(tmpdir(), 'enforcer-role-'));
+
+/** What every process of the test (the enforcers, `policy apply`) is told of Kafka. */
+const kafkaEnv = { SIDECARLESS_KAFKA_BROKERS: localKafkaBrokers.join(','), SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix, SIDECARLESS_KAFKA_PARTITIONS: '3' };
 
 function enforcerEnv(cgroup: string, pins: string): Record<string, string> {
   return {
-    SIDECARLESS_KAFKA_BROKERS: localKafkaBrokers.join(','),
-    SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix,
-    SIDECARLESS_KAFKA_PARTITIONS: '3',
+    ...kafkaEnv,
     SIDECARLESS_ENFORCER_CGROUPS: cgroup,
     SIDECARLESS_ENFORCER_PIN_DIRECTORY: pins,
     SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
   };
-}
-
-/** `sidecarless policy apply -f` of `yaml`, as a user runs it. */
-async function policyApply(yaml: string): Promise<void> {
-  const file = join(dir, `${randomBytes(4).toString('hex')}.yaml`);
-  writeFileSync(file, yaml);
-  const env = { ...process.env, SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix, SIDECARLESS_KAFKA_BROKERS: localKafkaBrokers.join(','), SIDECARLESS_KAFKA_PARTITIONS: '3' };
-  await promisify(execFile)(process.execPath, [BIN, 'policy', 'apply', '-f', file], { env, timeout: 60_000 });
 }
 
 /** The maps of the enforcer pinned at `pins`, read from this process (it writes nothing when both generations agree). */
@@ -168,14 +155,13 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
         await admin.deleteTopics({ topics: [topics.policies.topic, topics.deadletter.topic, topics.verdicts.topic] }).catch(() => {});
         await admin.disconnect();
       }],
-      ['the policy files', () => rmSync(dir, { recursive: true, force: true })],
     ]);
   });
 
   it('a policy applied while it runs changes what the pods reach', async () => {
     const open: Record<number, string> = { 80: 'y/a ..', 81: 'y/a .R', 82: 'y/a .R' };
     for (const port of PORTS) assert.deepEqual(await rows(port), [X_ROWS[port], open[port]], `port ${port} is open before any policy`);
-    await policyApply(egress(80));
+    await policyApply(egress(80), kafkaEnv);
     await enforces([80], 'y/a to reach x/a:80 only');
   });
 
@@ -244,7 +230,7 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
     try {
       await enforcer!.kill();
       const appliedBefore = reference.role.enforcer.stats.applies;
-      await policyApply(egress(81));
+      await policyApply(egress(81), kafkaEnv);
       await waitFor(async () => reference!.role.enforcer.stats.applies > appliedBefore, { timeoutMs: 30_000, what: 'the reference to apply egress(81)' });
       for (const port of PORTS) assert.deepEqual(await rows(port), expected([80, 82])(port), `while down, the pins enforce the old state on ${port}`);
       enforcer = await startEnforcerProcess(enforcerEnv(labCgroup(), pinsOf('e')));
@@ -258,6 +244,9 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
     assert.deepEqual(seen.filter((row) => !allowed.has(row)), [], 'no probe saw a connection both policies forbid');
     assert.ok(seen.length >= 2 * 3 * 3, `the probe loop ran throughout: ${seen.length / 2} probe rounds`);
     assert.deepEqual(readPinnedState(pinsOf('e')), [referenceState(), referenceState()], 'both generations equal those of the enforcer that never stopped');
+    // Both replayed the two bad messages of the dead-letter test; each was lettered once, in that test's run.
+    assert.equal(reference.role.enforcer.stats.deadLetters, 0, 'the reference letters nothing this node lettered before');
+    assert.equal((await deadLetters()).length, 2, 'the restarted enforcer letters nothing again');
   });
 
   it('verdicts.v1: each denial names the policy that isolates the subject, both pods and the 5-tuple', async () => {

@@ -38,7 +38,7 @@ before(async () => {
 
 after(async () => {
   processes.killAll();
-  await admin.deleteTopics({ topics: [topics.flows.topic, topics.http.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
+  await admin.deleteTopics({ topics: [topics.flows.topic, topics.http.topic, topics.verdicts.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
   await admin.disconnect();
   rmSync(config.clickhouse.embeddedPath, { recursive: true, force: true });
 });

@@ -167,7 +167,7 @@ before(async () => {
 });
 
 after(async () => {
-  await admin.deleteTopics({ topics: [topics.flows.topic, topics.http.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
+  await admin.deleteTopics({ topics: [topics.flows.topic, topics.http.topic, topics.verdicts.topic, topics.metadata.topic, topics.deadletter.topic] }).catch(() => {});
   await producer.disconnect();
   await admin.disconnect();
   await clickhouse?.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` });

@@ -7,8 +7,7 @@
  * quantiles within its documented 0.9%, and a replayed insert adds nothing to either table.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import kafkajs from 'kafkajs';
+import { describe, it } from 'node:test';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { startEnricher } from '../../src/enricher/index.js';
 import { ClickHouseSink } from '../../src/enricher/clickhouse-sink.js';
@@ -17,44 +16,23 @@ import { waitFor } from '../../src/lab/stack/processes.js';
 import { loadRegistry } from '../../src/common/avro.js';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
 import { migrate } from '../../src/common/clickhouse/migrations.js';
-import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
-import { ensureTopics } from '../../src/common/kafka/topics.js';
 import { readToEnd } from '../../src/common/kafka/read-to-end.js';
 import { createLogger } from '../../src/common/logger.js';
 import { startTelemetry } from '../../src/common/telemetry.js';
 import { HTTP, type HttpBatch, type HttpEvent } from '../../src/events/http.js';
-import { topicSpecs } from '../../src/events/topics.js';
-import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { everyStoredValue, queryRows } from '../helpers/clickhouse.js';
-import { dropTestData, testConfig } from '../helpers/flows.js';
+import { testConfig } from '../helpers/flows.js';
+import { topicClients } from '../helpers/topic-clients.js';
 import { httpEvent, httpEvents } from '../helpers/http.js';
 import { podIdentity, sec, serviceChange, sliceChange } from '../helpers/metadata.js';
 import { deploymentPod, nowNs, publishMetadata } from '../helpers/metadata-topic.js';
-import { requireStackService } from '../helpers/stack.js';
 
 const logger = createLogger({ level: 'warn' });
 const { config } = testConfig({ SIDECARLESS_KAFKA_PARTITIONS: '1' });
 const database = config.clickhouse.database;
-const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), logger);
-const topics = topicSpecs(config.kafka.topicPrefix, { partitions: 1 });
-const admin = kafka.admin();
-const producer = kafka.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
 const codec = loadRegistry().codec<HttpBatch>(HTTP.subject);
 let clickhouse: ClickHouseClient | undefined;
-
-before(async () => {
-  await requireStackService('Kafka', localHost, kafkaPort);
-  await admin.connect();
-  await producer.connect();
-  await ensureTopics(admin, [topics.http, topics.metadata, topics.deadletter]);
-});
-
-after(async () => {
-  await admin.deleteGroups([config.enricher.groupId]).catch(() => {});
-  await producer.disconnect();
-  await admin.disconnect();
-  await dropTestData(config, clickhouse);
-});
+const { kafka, producer, topics } = topicClients(config, logger, ['http', 'metadata', 'deadletter'], () => clickhouse);
 
 /** The secrets a request and its response carried where the collector must not look: none may be stored. */
 const SECRETS = ['Q7secretquery', 'F7secretfragment', 'U7secretuser', 'P7secretpass', 'A7secretauth', 'C7secretcookie', 'B7secretbody', 'R7secretresponse', 'S7secretsetcookie'];
@@ -171,7 +149,7 @@ describe('enricher: http.v1 into http_requests', () => {
 
     // Privacy: no secret in any table, nor in any message of the http topic or the dead letters.
     const stored = await everyStoredValue(clickhouse!, database);
-    assert.deepEqual([...stored.keys()], ['flow_edges_1m', 'flows', 'http_red_1m', 'http_requests', 'kafka_batches', 'schema_migrations']);
+    assert.deepEqual([...stored.keys()], ['flow_edges_1m', 'flows', 'http_red_1m', 'http_requests', 'kafka_batches', 'overhead_runs', 'policy_verdicts_1m', 'schema_migrations', 'verdicts']);
     assert.match(stored.get('http_requests')!, /\/orders\/12345\/items/, 'the search reads the stored values');
     const messages: Array<Buffer | null> = [];
     for (const topic of [topics.http.topic, topics.deadletter.topic]) {

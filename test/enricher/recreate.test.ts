@@ -45,7 +45,7 @@ function caseConfig(name: string): Config {
   };
   const topics = topicSpecs(config.kafka.topicPrefix, { partitions: 1 });
   cleanups.push(
-    () => admin.deleteTopics({ topics: [topics.flows.topic, topics.http.topic, topics.metadata.topic, topics.deadletter.topic] }),
+    () => admin.deleteTopics({ topics: [topics.flows.topic, topics.http.topic, topics.verdicts.topic, topics.metadata.topic, topics.deadletter.topic] }),
     () => admin.deleteGroups([config.enricher.groupId]),
     () => clickhouse.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` }),
   );

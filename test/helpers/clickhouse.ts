@@ -6,11 +6,17 @@ export async function queryRows<T = Record<string, unknown>>(clickhouse: ClickHo
   return result.json<T>();
 }
 
-/** Every value of every table of `database` as text (aggregate states as their bytes), by table name (views left out). */
+/**
+ * Every value of every table of `database` as text (aggregate states as their bytes), by table name: views that
+ * store into another table are left out, and a view with its own engine stands for its inner table (`.inner_id.<uuid>`).
+ */
 export async function everyStoredValue(clickhouse: ClickHouseClient, database: string): Promise<Map<string, string>> {
   const tables = await queryRows<{ name: string }>(
     clickhouse,
-    "SELECT name FROM system.tables WHERE database = {database:String} AND engine != 'MaterializedView' ORDER BY name",
+    `SELECT name FROM system.tables WHERE database = {database:String} AND (
+       engine != 'MaterializedView' AND NOT startsWith(name, '.inner')
+       OR engine = 'MaterializedView' AND concat('.inner_id.', toString(uuid)) IN (SELECT name FROM system.tables WHERE database = {database:String})
+     ) ORDER BY name`,
     { database },
   );
   const values = new Map<string, string>();

@@ -37,7 +37,7 @@ export function testConfig(extra: Record<string, string> = {}): { config: Config
   return { config: loadConfig({ argv: [], env }), env };
 }
 
-/** Drops the run's database and deletes its topics, the collector's metadata topic too (in after(): whatever failed, nothing is left behind). */
+/** Drops the run's database and deletes every topic of its prefix (in after(): whatever failed, nothing is left behind). */
 export async function dropTestData(config: Config, clickhouse: ClickHouseClient | undefined): Promise<void> {
   await clickhouse?.command({ query: `DROP DATABASE IF EXISTS ${config.clickhouse.database}` }).catch(() => {});
   await clickhouse?.close();
@@ -48,7 +48,7 @@ export async function dropTestData(config: Config, clickhouse: ClickHouseClient 
   const topics = topicSpecs(config.kafka.topicPrefix);
   // Only those that exist: one that does not fails the whole request, which kafkajs then retries for seconds.
   const existing = new Set(await admin.listTopics());
-  const doomed = [topics.flows.topic, topics.http.topic, topics.deadletter.topic, topics.metadata.topic].filter((topic) => existing.has(topic));
+  const doomed = Object.values(topics).map((spec) => spec.topic).filter((topic) => existing.has(topic));
   if (doomed.length > 0) await admin.deleteTopics({ topics: doomed }).catch(() => {});
   await admin.disconnect();
 }

@@ -76,7 +76,7 @@ export function memoryCollector(
   return new Collector<FlowRecordView>(
     {
       kind: 'flows',
-      source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {} },
+      source: { reader: ring, fill: () => ring.fill(), takeKernelDrops: () => [], kernelDropRemedies: {} },
       transform: (emit) => flowsKind.transform(CONTEXT, emit, loadConfig({ argv: [], env: {} })),
       packing: {
         partitionOf: () => 0,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes control plane the local stack runs (kube-apiserver and etcd) from Go modules, once: the
-# binaries are cached outside the work tree under $SIDECARLESS_CACHE (default ~/.cache/sidecarless), named by
-# version, so a second run only checks that they exist (a warm rebuild after a cache loss takes seconds).
+# Builds the Kubernetes control plane the local stack runs (kube-apiserver and etcd), and the kubectl that tests apply
+# deploy/k8s with (its kustomize included), from Go modules, once: the binaries are cached outside the work tree
+# under $SIDECARLESS_CACHE (default ~/.cache/sidecarless), named by version, so a second run only checks that they
+# exist (a warm rebuild after a cache loss takes seconds). kubectl is built rather than expected on the machine: a
+# fresh one has none, and this one is the API server's own release.
 #
 # Why wrapper modules: `go install k8s.io/kubernetes/cmd/kube-apiserver@v…` is refused because k8s.io/kubernetes's
 # go.mod has replace directives (its staging modules); a module of our own that requires it and repeats those
@@ -15,7 +17,7 @@ etcd_version=v3.6.16
 cache="${SIDECARLESS_CACHE:-$HOME/.cache/sidecarless}/kube-$kube_version-etcd-$etcd_version"
 log() { printf '[kube] %s\n' "$*" >&2; }
 
-[ -x "$cache/kube-apiserver" ] && [ -x "$cache/etcd" ] && { echo "$cache"; exit 0; }
+[ -x "$cache/kube-apiserver" ] && [ -x "$cache/etcd" ] && [ -x "$cache/kubectl" ] && { echo "$cache"; exit 0; }
 
 # Kubernetes 1.35's go.mod needs Go 1.25 or newer; with GOTOOLCHAIN=local an older Go fails deep in the build.
 go_version="$(go env GOVERSION 2>/dev/null || true)"
@@ -42,8 +44,9 @@ if [ ! -x "$cache/etcd" ]; then
     go build -trimpath -ldflags "-s -w" -o "$cache/etcd.partial" . && mv "$cache/etcd.partial" "$cache/etcd") >>"$build_log" 2>&1
 fi
 
-if [ ! -x "$cache/kube-apiserver" ]; then
-  log "building kube-apiserver $kube_version (about 6 minutes on 2 cores, once)"
+# One wrapper module builds kube-apiserver and kubectl (k8s.io/kubernetes/cmd/kubectl: the same release as the API
+# server, with its kustomize), so that a cache missing only kubectl reuses the downloaded modules.
+if [ ! -x "$cache/kube-apiserver" ] || [ ! -x "$cache/kubectl" ]; then
   mkdir -p "$work/apiserver"
   cd "$work/apiserver"
   go mod init sidecarless.local/apiserver >>"$build_log" 2>&1
@@ -57,10 +60,19 @@ if [ ! -x "$cache/kube-apiserver" ]; then
     echo "require k8s.io/kubernetes $kube_version"
     for m in "${staging[@]}"; do echo "replace k8s.io/$m => k8s.io/$m $staging_version"; done
   } >> go.mod
-  printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n' > tools.go
+  # The packages the two commands import, so that `go mod tidy` keeps their modules (kubectl's: kustomize).
+  printf 'package tools\n\nimport (\n\t_ "k8s.io/kubectl/pkg/cmd"\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n)\n' > tools.go
   go mod tidy >>"$build_log" 2>&1
-  go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$kube_version" \
-    -o "$cache/kube-apiserver.partial" k8s.io/kubernetes/cmd/kube-apiserver >>"$build_log" 2>&1
-  mv "$cache/kube-apiserver.partial" "$cache/kube-apiserver"
+  ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$kube_version"
+  if [ ! -x "$cache/kube-apiserver" ]; then
+    log "building kube-apiserver $kube_version (about 6 minutes on 2 cores, once)"
+    go build -trimpath -ldflags "$ldflags" -o "$cache/kube-apiserver.partial" k8s.io/kubernetes/cmd/kube-apiserver >>"$build_log" 2>&1
+    mv "$cache/kube-apiserver.partial" "$cache/kube-apiserver"
+  fi
+  if [ ! -x "$cache/kubectl" ]; then
+    log "building kubectl $kube_version (about 2 minutes on 2 cores, once)"
+    go build -trimpath -ldflags "$ldflags" -o "$cache/kubectl.partial" k8s.io/kubernetes/cmd/kubectl >>"$build_log" 2>&1
+    mv "$cache/kubectl.partial" "$cache/kubectl"
+  fi
 fi
 echo "$cache"

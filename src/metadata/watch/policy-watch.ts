@@ -28,7 +28,8 @@ import { AUDIT_ANNOTATION } from '../../events/networkpolicy/types.js';
 import type { PoliciesCodec, PolicyChange, PolicyEvent } from '../../events/policies.js';
 import { Informer } from './informer.js';
 
-const PATH = '/apis/networking.k8s.io/v1/networkpolicies';
+/** Every NetworkPolicy, all namespaces: what the watch lists and watches (and the metadata role's RBAC grants). */
+export const NETWORK_POLICIES_PATH = '/apis/networking.k8s.io/v1/networkpolicies';
 
 const DROP_REMEDIES = {
   rejected:
@@ -79,7 +80,7 @@ export class PolicyWatch {
     let firstListDone = false;
     this.informer = new Informer({
       name: 'NetworkPolicy',
-      path: PATH,
+      path: NETWORK_POLICIES_PATH,
       kubeConfig: options.kubeConfig,
       annotations: [AUDIT_ANNOTATION],
       ...(options.backoff && { backoff: options.backoff }),

@@ -1,0 +1,50 @@
+/**
+ * What each component of a bench/overhead mode costs, read from outside as for any process: CPU from its cgroup's
+ * cpu.stat (usage_usec: every thread and child, user and system), the BPF programs' in-kernel run time from the
+ * kernel's run-time statistics (a program runs in the context of whatever process or softirq triggered it, so its
+ * time also shows in that cgroup: it is reported apart, as what the mode's agents cost, never added to a
+ * component's), memory as the summed peak RSS of the processes in the cgroup (usage.ts: no memory controller on
+ * cgroup v2 here).
+ */
+import type { Cgroup } from '../src/ebpf/cgroup.js';
+import { cgroupCpuUsec, cgroupPeakRssMegabytes, round } from '../src/lab/usage.js';
+
+export interface Component {
+  name: string;
+  cgroup: Cgroup;
+}
+
+/** The components measured in a mode, and where its BPF programs' run time comes from (ebpf mode only). */
+export interface Meter {
+  components: readonly Component[];
+  bpfRunNs?: () => bigint;
+}
+
+export const BPF = 'bpf programs';
+
+export interface Sample {
+  atMs: number;
+  cpuUsec: Map<string, number>;
+  bpfRunNs: bigint;
+}
+
+export function sample(meter: Meter): Sample {
+  return {
+    atMs: Date.now(),
+    cpuUsec: new Map(meter.components.map((component) => [component.name, cgroupCpuUsec(component.cgroup)])),
+    bpfRunNs: meter.bpfRunNs?.() ?? 0n,
+  };
+}
+
+/** Cores of each component (and BPF, when the meter has programs) between two samples, per `seconds`. */
+export function coresBetween(meter: Meter, from: Sample, to: Sample, seconds: number): Record<string, number> {
+  const cores: Record<string, number> = {};
+  for (const [name, usec] of to.cpuUsec) cores[name] = round((usec - from.cpuUsec.get(name)!) / 1e6 / seconds, 4);
+  if (meter.bpfRunNs) cores[BPF] = round(Number(to.bpfRunNs - from.bpfRunNs) / 1e9 / seconds, 4);
+  return cores;
+}
+
+/** Peak RSS of each component's processes, MB, while they still run. */
+export function memoryMegabytes(meter: Meter): Record<string, number> {
+  return Object.fromEntries(meter.components.map((component) => [component.name, cgroupPeakRssMegabytes(component.cgroup)]));
+}

@@ -1,0 +1,94 @@
+/**
+ * The collector's CPU policy (src/collector/cpu-policy.ts) on this kernel's real threads: every thread yields
+ * (SCHED_IDLE), returns to the normal policy while a ring is more than half full, yields again once the rings
+ * stayed calm; at collector.cpuPolicy normal nothing changes; and a collector process runs with every thread idle.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { after, describe, it } from 'node:test';
+import { createLogger } from '../../src/common/logger.js';
+import { CpuPolicy } from '../../src/collector/cpu-policy.js';
+import { libcCalls } from '../../src/ebpf/native.js';
+import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
+import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
+import { waitFor } from '../../src/lab/stack/processes.js';
+import { dropTestData, testConfig } from '../helpers/flows.js';
+import { requireStackService } from '../helpers/stack.js';
+
+const SCHED_OTHER = 0;
+const SCHED_IDLE = 5;
+const logger = createLogger({ level: 'silent' });
+
+/** The scheduling policy of every thread of a process (field 41 of /proc/PID/task/TID/stat). */
+function threadPolicies(pid: number | 'self'): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((task) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+      // Fields after the command name, which may hold spaces and ends at the last ')': state is field 3.
+      return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3])];
+    } catch {
+      return []; // a thread that ended meanwhile
+    }
+  });
+}
+
+const all = (pid: number | 'self', policy: number) => async () => {
+  const policies = threadPolicies(pid);
+  return policies.length > 0 && policies.every((each) => each === policy);
+};
+
+/** This test process must not stay idle whatever happens: every thread back to the normal policy. */
+function restoreThisProcess(): void {
+  for (const task of readdirSync('/proc/self/task')) libcCalls.schedSetScheduler(Number(task), SCHED_OTHER, new Int32Array(1));
+}
+
+describe('collector CPU policy', () => {
+  after(restoreThisProcess);
+
+  it('yields every thread, leaves idle while a ring is more than half full and yields again once it is calm', async () => {
+    let fill = 0;
+    const policy = new CpuPolicy('idle', [{ fill: () => 0.05 }, { fill: () => fill }], logger);
+    try {
+      policy.start();
+      assert.deepEqual([...new Set(threadPolicies('self'))], [SCHED_IDLE]);
+      assert.deepEqual(policy.stats, { raised: 0, normal: false });
+      fill = 0.6;
+      await waitFor(all('self', SCHED_OTHER), { timeoutMs: 5_000, what: 'every thread at the normal policy', intervalMs: 20 });
+      assert.deepEqual(policy.stats, { raised: 1, normal: true });
+      fill = 0;
+      const calmFrom = performance.now();
+      await waitFor(all('self', SCHED_IDLE), { timeoutMs: 5_000, what: 'every thread idle again', intervalMs: 20 });
+      assert.ok(performance.now() - calmFrom >= 1_900, 'yields only after the rings stayed calm for 2 s');
+      assert.deepEqual(policy.stats, { raised: 1, normal: false });
+    } finally {
+      policy.stop();
+      restoreThisProcess();
+    }
+  });
+
+  it('at cpuPolicy normal changes nothing', async () => {
+    const policy = new CpuPolicy('normal', [{ fill: () => 0.9 }], logger);
+    policy.start();
+    policy.stop();
+    assert.deepEqual([...new Set(threadPolicies('self'))], [SCHED_OTHER]);
+    assert.deepEqual(policy.stats, { raised: 0, normal: true });
+  });
+
+  it('a collector process runs with every thread idle, and reports it on stop', async () => {
+    await requireStackService('Kafka', localHost, kafkaPort);
+    const { config, env } = testConfig({});
+    let collector: CollectorProcess | undefined;
+    try {
+      collector = await startCollectorProcess(env, (agent) => [agent.path]);
+      await waitFor(all(collector.pid, SCHED_IDLE), { timeoutMs: 5_000, what: 'every collector thread idle' });
+      const stats = await collector.stop();
+      assert.equal(stats.messagesProduced, 0);
+      const final = collector.logs.find((entry) => entry.msg === 'collector final counts')!;
+      assert.deepEqual(final.cpuPolicy, { raised: 0, normal: false });
+    } finally {
+      await collector?.kill();
+      uninstallCollectorPins(env);
+      await dropTestData(config, undefined);
+    }
+  });
+});

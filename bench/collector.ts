@@ -3,7 +3,7 @@
  *
  *   1. Build a pool of real `struct sl_flow_record` bytes (FLOW_RECORD offsets): varied connection ids, sides,
  *      ports, v4-mapped and v6 addresses, byte counters above 2^32, interim and final records.
- *   2. Drive the real Collector (flowsKind.transform (decodeFlowRecord -> toFlowEvent) -> Packer/Outbox -> Avro FlowBatch -> KafkaSink,
+ *   2. Drive the real Collector (flowsKind.transform (FlowRecordView) -> Packer/Outbox -> FlowEventWriter (Avro FlowBatch) -> KafkaSink,
  *      acks=all, idempotent producer) with an in-memory ring reader over those bytes. The reader stands for a ring
  *      the kernel keeps full: it hands out records only while the collector holds fewer than half its queue, so
  *      a run measures the rate the collector sustains without loss (a drop would be counted and fail the run).
@@ -22,12 +22,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Admin, Kafka } from 'kafkajs';
-import { loadRegistry, type Codec } from '../src/common/avro.js';
+import { loadRegistry, type Codec, type Registry } from '../src/common/avro.js';
 import { createKafka } from '../src/common/kafka/client.js';
 import { createLogger } from '../src/common/logger.js';
 import { startTelemetry } from '../src/common/telemetry.js';
 import { Collector } from '../src/collector/collector.js';
-import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
+import { FLOWS, type FlowBatch } from '../src/events/flows.js';
 import { loadConfig } from '../src/common/config.js';
 import { ConnectionEnds } from '../src/collector/connection-ends.js';
 import { flowsKind } from '../src/collector/flows/index.js';
@@ -35,7 +35,7 @@ import { KafkaSink, KeyedKafkaSink } from '../src/common/kafka/sink.js';
 import { CgroupIdentities } from '../src/collector/identity/cgroup-identities.js';
 import { bindMetadataCodec } from '../src/events/metadata.js';
 import type { RecordHandler } from '../src/ebpf/ringbuf.js';
-import { FLOW_RECORD, FlowFlag, FlowKind, FlowSide, TcpState } from '../src/ebpf/records/flow.js';
+import { FLOW_RECORD, FlowFlag, FlowKind, FlowSide, TcpState, type FlowRecordView } from '../src/ebpf/records/flow.js';
 import { RecordType } from '../src/ebpf/records/header.js';
 
 const BROKER = process.env.SIDECARLESS_KAFKA_BROKERS ?? '127.0.0.1:19092';
@@ -149,6 +149,11 @@ class MemoryRing {
     return count;
   }
 
+  /** What it holds back is never lost (it stands for the kernel keeping the ring full without dropping). */
+  fill(): number {
+    return 0;
+  }
+
   wait(timeoutMs: number): Promise<boolean> {
     // Full ring: readable again as soon as the collector has room, which a short timer approximates.
     return new Promise((resolve) => setTimeout(() => resolve(this.handed < this.total), Math.min(timeoutMs, 1)));
@@ -195,7 +200,7 @@ function poolIdentities(kafka: Kafka, topic: string, telemetry: Awaited<ReturnTy
 
 async function runOnce(
   kafka: Kafka,
-  codec: Codec<FlowBatch>,
+  registry: Registry,
   view: DataView,
   telemetry: Awaited<ReturnType<typeof startTelemetry>>,
   { label, topic, events, eventsPerMessage, metadataTopic }: { label: string; topic: string; events: number; eventsPerMessage: number; metadataTopic?: string },
@@ -203,19 +208,17 @@ async function runOnce(
   const logger = createLogger({ level: 'warn', destination: 2 });
   const sink = new KafkaSink(kafka, topic, 'bench-node');
   const identities = metadataTopic === undefined ? undefined : poolIdentities(kafka, metadataTopic, telemetry, label);
-  let collector: Collector<FlowEvent> | undefined;
+  let collector: Collector<FlowRecordView> | undefined;
   const ring = new MemoryRing(view, events, () => collector!.queuedEvents, QUEUE_EVENTS / 2);
   collector = new Collector(
     {
       kind: flowsKind.name,
       // The in-memory ring has no kernel drops.
-      source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {} },
+      source: { reader: ring, fill: () => ring.fill(), takeKernelDrops: () => [], kernelDropRemedies: {} },
       transform: (emit) => flowsKind.transform(CONTEXT, emit, loadConfig({ argv: [], env: {} })),
-      partitionKey: FLOWS.partitionKey,
+      packing: flowsKind.packing(CONTEXT, registry, PARTITIONS),
       sink,
-      partitions: PARTITIONS,
-      messageBuilder: () => codec.batchBuilder<FlowEvent>(),
-      ...(identities && { prerequisites: identities.prerequisites<FlowEvent>((event) => event.cgroup_id) }),
+      ...(identities && { prerequisites: identities.prerequisites<FlowRecordView>((record) => flowsKind.cgroupId(record)) }),
       logger,
       meter: telemetry.meter(`bench.collector.${label}`),
     },
@@ -313,7 +316,8 @@ function expectedSums(sums: PoolSums, events: number): { bytes: bigint; connIds:
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const codec = loadRegistry().codec<FlowBatch>(FLOWS.subject);
+  const registry = loadRegistry();
+  const codec = registry.codec<FlowBatch>(FLOWS.subject);
   const kafka = createKafka({ brokers: [BROKER], clientId: 'sidecarless-bench-collector' }, createLogger({ level: 'error', destination: 2 }));
   const admin = kafka.admin();
   await admin.connect();
@@ -341,7 +345,7 @@ export async function run(): Promise<Record<string, unknown>> {
     topics.push(...specs.map((s) => s.topic), ...metadataTopics);
     await admin.createTopics({ waitForLeaders: true, topics: topics.map((topic) => ({ topic, numPartitions: PARTITIONS, replicationFactor: 1 })) });
     const results: RunResult[] = [];
-    for (const spec of specs) results.push(await runOnce(kafka, codec, view, telemetry, spec));
+    for (const spec of specs) results.push(await runOnce(kafka, registry, view, telemetry, spec));
     // Each identities run publishes the pool's 64 cgroups once.
     const identityMessages = new Map<string, number>();
     for (const topic of metadataTopics) identityMessages.set(topic, (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0));
@@ -387,7 +391,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const drops = checked.reduce((a, r) => a + r.dropped, 0);
     return {
       bench: 'collector',
-      path: 'flow record bytes -> flowsKind.transform (decodeFlowRecord -> toFlowEvent) -> Packer/Outbox -> Avro FlowBatch -> KafkaSink (acks=all, idempotent) -> broker',
+      path: 'flow record bytes -> flowsKind.transform (FlowRecordView) -> Packer/Outbox -> FlowEventWriter (Avro FlowBatch) -> KafkaSink (acks=all, idempotent) -> broker',
       partitions: PARTITIONS,
       packed_events_per_message: EVENTS_PER_MESSAGE,
       packed_events_per_cpu_s: packed.events_per_cpu_s,

@@ -1,7 +1,7 @@
 /**
  * bench/enricher: flow rows per CPU-second from FlowBatch messages into the `flows` table.
  *
- *   1. Events: bench/collector's synthetic kernel records through decodeFlowRecord -> toFlowEvent (v4 and v6
+ *   1. Events: bench/collector's synthetic kernel records through FlowRecordView -> flowEventReader (the collector's Avro, decoded) (v4 and v6
  *      addresses, byte counters above 2^32, null RTT/pid), timed an hour ago (inside the table's TTL); packed 64 per
  *      FlowBatch message per partition the way the collector packs them. The same messages are produced to a fresh
  *      topic, so a Kafka batch and an in-memory batch of the same partition hold the same offsets.
@@ -48,8 +48,8 @@ import { createKafka } from '../src/common/kafka/client.js';
 import { createLogger } from '../src/common/logger.js';
 import { startTelemetry } from '../src/common/telemetry.js';
 import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
-import { toFlowEvent } from '../src/collector/flows/transform.js';
-import { decodeFlowRecord, FLOW_RECORD } from '../src/ebpf/records/flow.js';
+import { flowEventReader } from '../src/collector/flows/transform.js';
+import { FLOW_RECORD, FlowRecordView } from '../src/ebpf/records/flow.js';
 import type { SinkResult } from '../src/common/pipeline.js';
 import { BatchLedger, type Ledger } from '../src/enricher/batch-ledger.js';
 import { ClickHouseSink } from '../src/enricher/clickhouse-sink.js';
@@ -118,10 +118,13 @@ function buildMessages(total: number, candidatesBelow: number, encode: (events: 
   const candidates: FlowEvent[] = [];
   const every = Math.max(1, Math.floor(candidatesBelow / 2000));
   let sumBytes = 0n;
+  const codec = loadRegistry().codec<FlowBatch>(FLOWS.subject);
+  const record = new FlowRecordView();
   function* events(): Generator<FlowEvent> {
+    let toEvent: ((record: FlowRecordView) => FlowEvent) | undefined;
     for (let i = 0; i < total; i++) {
-      const context = { nodeName: 'bench-node', epoch: `c${Math.floor(i / POOL)}`, toWallNs: (ns: bigint) => ns + offsetNs };
-      const event = toFlowEvent(decodeFlowRecord(view, (i % POOL) * FLOW_RECORD.size, FLOW_RECORD.size), context);
+      if (i % POOL === 0) toEvent = flowEventReader({ nodeName: 'bench-node', epoch: `c${i / POOL}`, toWallNs: (ns: bigint) => ns + offsetNs }, codec);
+      const event = toEvent!(record.point(view, (i % POOL) * FLOW_RECORD.size, FLOW_RECORD.size));
       sumBytes += event.bytes_client_to_server + event.bytes_server_to_client;
       if (i < candidatesBelow && i % every === 0) candidates.push(event);
       yield event;

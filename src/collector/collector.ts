@@ -1,14 +1,17 @@
 /**
- * The collector's pipeline for one record kind: ring -> decode -> event -> packed messages -> Kafka. Generic: what a
- * kind brings (its kernel source, decoder and transform, contract) comes in through CollectorDeps, so HTTP records
- * and verdicts run the very same loops, drops and metrics as flows (src/collector/kinds.ts lists the kinds).
+ * The collector's pipeline for one record kind: ring -> item (an event, or the record itself) -> packed messages ->
+ * Kafka. Generic: what a kind brings (its kernel source, transform, packing, contract) comes in through
+ * CollectorDeps, so HTTP records run the very same loops, drops and metrics as flows (src/collector/kinds.ts lists
+ * the kinds).
  *
  *   read loop   sleeps in epoll until the kernel signals records, lets them gather for flushMs (less if the ring
  *               fills), then drains the ring in slices (yielding to the event loop between them), hands each
  *               record to the kind's transform, which emits its events (one per record for flows; none or several
  *               for HTTP) into the Packer; an event that does not fit the bounded queue is dropped and counted
  *               (queue_full). Then ticks the transform, seals partly filled messages and polls the kernel's and
- *               the transform's drop counters.
+ *               the transform's drop counters. While Kafka takes what is sent and the ring has room, it stops
+ *               draining once the queue holds a few sends' worth (QUEUE_BYTES_WHILE_SENDING) and leaves the
+ *               backlog in the ring.
  *   send loop   produces the oldest queued messages, once what their events depend on is on Kafka (the kind's
  *               prerequisites: the identities of their cgroups); on a retriable failure keeps them and backs off
  *               (the read loop goes on draining the ring meanwhile), on a permanent one counts their events as
@@ -20,14 +23,13 @@
  */
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { Meter } from '@opentelemetry/api';
-import { partitionOf } from '../common/kafka/partitioner.js';
 import type { OutMessage } from '../common/kafka/sink.js';
 import type { Logger } from '../common/logger.js';
 import type { Sink } from '../common/pipeline.js';
 import { createDropCounter, type DropCounter } from '../common/telemetry.js';
 import type { RecordHandler } from '../ebpf/ringbuf.js';
 import { Outbox } from './outbox.js';
-import { Packer, type MessageBuilder } from './packer.js';
+import { Packer, type ItemPacking } from './packer.js';
 import type { KernelSource, RecordTransform } from './record-kind.js';
 
 /** What governs each drop the collector itself makes (kernel drops bring their own, from the kind). */
@@ -67,14 +69,11 @@ export interface EventPrerequisites<Event> {
 export interface CollectorDeps<Event> {
   /** The record kind's name, as in metrics (`record_kind`) and logs. */
   kind: string;
-  source: Pick<KernelSource, 'reader' | 'takeKernelDrops' | 'kernelDropRemedies'>;
+  source: Pick<KernelSource, 'reader' | 'takeKernelDrops' | 'kernelDropRemedies' | 'fill'>;
   /** The kind's transform (RecordKind.transform), made once with the collector's way in for its events. */
   transform(emit: (event: Event) => void): RecordTransform;
-  /** The contract's partition key (src/events/contract.ts). */
-  partitionKey(event: Event): string;
-  partitions: number;
-  /** A message being built for the contract's topic, e.g. the Avro codec's BatchBuilder. */
-  messageBuilder(): MessageBuilder<Event>;
+  /** Each event's partition of the contract's topic, and its messages (RecordKind.packing). */
+  packing: ItemPacking<Event>;
   sink: Sink<OutMessage[]>;
   /** Omitted: events depend on nothing else, and are sent as soon as they are sealed. */
   prerequisites?: EventPrerequisites<Event>;
@@ -90,7 +89,7 @@ export interface CollectorStats {
   drops: Record<string, number>;
 }
 
-const READ_SLICE = 4096;
+export const READ_SLICE = 4096;
 const MESSAGES_PER_SEND = 256;
 /**
  * Value bytes in one send. A send becomes one record batch per partition, which the broker refuses above
@@ -100,6 +99,17 @@ const MESSAGES_PER_SEND = 256;
  * connections/s, same CPU within noise.
  */
 const BYTES_PER_SEND = 256 * 1024;
+/**
+ * While Kafka takes what is sent and the ring has room (less than RING_FILL_TO_DRAIN of it unread:
+ * KernelSource.fill), the read loop stops draining once the queue holds this many bytes of sealed messages (a send
+ * in flight and three more ready), and lets the ring hold the rest: the ring is resident anyway, and records copied out of it faster than Kafka takes
+ * them only grew the heap (collector.queueEvents' 500,000 events allow ~75 MB of messages). The queue fills on to
+ * collector.queueEvents while Kafka fails or the events' prerequisites wait (then it rides out the outage), and
+ * while the ring fills (after an outage, as the queue drains): what neither holds is counted, as queue_full or by
+ * the kernel as ringbuf_full.
+ */
+export const QUEUE_BYTES_WHILE_SENDING = 4 * BYTES_PER_SEND;
+export const RING_FILL_TO_DRAIN = 0.5;
 const MAX_BACKOFF_MS = 5000;
 /** With no signal from the kernel, the read loop still wakes this often (drains, reads the drop counters). */
 const IDLE_POLL_MS = 1000;
@@ -122,6 +132,10 @@ export class Collector<Event> {
   private interruptWait: (() => void) | undefined;
   private sendLoopDone: Promise<void> = Promise.resolve();
   private wakeSender: (() => void) | undefined;
+  /** Set while the sender cannot send (Kafka fails, or it waits for prerequisites): the queue then takes everything. */
+  private senderStalled = false;
+  /** Ends the read loop's wait for room in the queue (a send completed, or stop() was called). */
+  private wakeReader: (() => void) | undefined;
   /** Ends the send loop's wait for prerequisites at once (stop() aborts it). */
   private readonly stopWaiting = new AbortController();
   private stopping: Promise<void> | undefined;
@@ -139,8 +153,8 @@ export class Collector<Event> {
     this.transformDrops = createDropCounter(meter, logger, { name: 'collector.transform', remedies: this.transform.dropRemedies ?? {}, attributes });
     this.packer = new Packer<Event>(this.outbox, {
       eventsPerMessage: options.eventsPerMessage,
-      partitionOf: (event) => partitionOf(deps.partitionKey(event), deps.partitions),
-      messageBuilder: deps.messageBuilder,
+      partitionOf: (event) => deps.packing.partitionOf(event),
+      messageBuilder: () => deps.packing.messageBuilder(),
       onDrop: (reason, count, error) => {
         this.drop(this.queueDrops, reason, count);
         if (error !== undefined) this.deps.logger.error({ err: error, events: count, record_kind: kind }, 'events the Avro schema refuses; dropped');
@@ -218,16 +232,24 @@ export class Collector<Event> {
     while (this.reading) {
       if (await this.waitForRing(IDLE_POLL_MS)) await this.waitForRing(this.options.flushMs);
       let sliceStarted = performance.now();
-      while (this.reading && this.drainOnce() >= READ_SLICE) {
-        // Yield between slices so the send loop runs; a ring that stays full still seals every flushMs.
+      while (this.reading) {
+        // Leave the backlog in the ring until a send makes room; yield between slices so the send loop runs.
+        if (this.queueFullEnough()) await new Promise<void>((resolve) => (this.wakeReader = resolve));
+        else if (this.drainOnce() < READ_SLICE) break;
+        else await yieldToLoop();
+        // A ring that stays full still seals every flushMs.
         if (performance.now() - sliceStarted >= this.options.flushMs) {
           this.tick();
           sliceStarted = performance.now();
         }
-        await yieldToLoop();
       }
       this.tick();
     }
+  }
+
+  /** Whether reading on would only move the backlog from the ring to the heap (QUEUE_BYTES_WHILE_SENDING). */
+  private queueFullEnough(): boolean {
+    return !this.senderStalled && this.outbox.bytes >= QUEUE_BYTES_WHILE_SENDING && this.deps.source.fill() < RING_FILL_TO_DRAIN;
   }
 
   /** Resolves true when the kernel signals the ring, false on timeout or when stop() is called. */
@@ -274,6 +296,7 @@ export class Collector<Event> {
         continue;
       }
       if (prerequisites && ticket !== undefined && !prerequisites.met(ticket)) {
+        this.stall(true);
         await prerequisites.whenMet(ticket, this.stopWaiting.signal);
         continue;
       }
@@ -282,6 +305,7 @@ export class Collector<Event> {
       const events = batch.reduce((sum, message) => sum + message.events, 0);
       if (result.ok) {
         this.outbox.remove(batch.length);
+        this.stall(false);
         this.stats.eventsProduced += events;
         this.stats.messagesProduced += batch.length;
         this.counters.events.add(events, this.attributes);
@@ -293,10 +317,12 @@ export class Collector<Event> {
         batch = [];
       } else if (!result.retriable) {
         this.outbox.remove(batch.length);
+        this.wakeReader?.();
         this.drop(this.queueDrops, 'kafka_rejected', events);
         this.deps.logger.error({ error: result.error, events }, 'Kafka rejected a batch; its events are dropped');
         batch = [];
       } else {
+        this.stall(true);
         if (failingSince === undefined) {
           failingSince = Date.now();
           this.deps.logger.warn({ error: result.error, queued: this.queuedEvents }, 'Kafka unavailable; queueing events (collector.queueEvents bounds it)');
@@ -307,6 +333,12 @@ export class Collector<Event> {
     }
   }
 
+  /** The sender can send again (a send completed: room in the queue too) or cannot; either way the reader looks again. */
+  private stall(stalled: boolean): void {
+    this.senderStalled = stalled;
+    this.wakeReader?.();
+  }
+
   private drop(counter: DropCounter, reason: string, count: number): void {
     this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + count;
     counter.add(reason, count);
@@ -315,6 +347,7 @@ export class Collector<Event> {
   private async shutdown(): Promise<void> {
     this.reading = false;
     this.interruptWait?.();
+    this.wakeReader?.();
     await this.readLoopDone;
     // The ring outlives this process: a record read now that does not fit the queue would be dropped, while left in
     // the ring it waits for the next collector. So take only what the queue has room for.

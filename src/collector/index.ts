@@ -19,7 +19,6 @@ import { KernelError } from '../common/errors.js';
 import { Cgroup, cgroupOfProcess } from '../ebpf/cgroup.js';
 import { BootClock } from '../ebpf/clock.js';
 import { PinDirectory } from '../ebpf/pins.js';
-import { bindCodec } from '../events/contract.js';
 import { bindMetadataCodec } from '../events/metadata.js';
 import { topicSpecs } from '../events/topics.js';
 import { fixMallocThresholds, trimMallocHeap } from './allocator.js';
@@ -37,7 +36,7 @@ export interface RunningCollector extends RunningRole {
   collectors: ReadonlyMap<string, Collector<unknown>>;
 }
 
-export async function startCollector({ config, logger, telemetry }: RoleContext, allKinds: ReadonlyArray<RecordKind<unknown, unknown>> = RECORD_KINDS): Promise<RunningCollector> {
+export async function startCollector({ config, logger, telemetry }: RoleContext, allKinds: ReadonlyArray<RecordKind<unknown, unknown, unknown>> = RECORD_KINDS): Promise<RunningCollector> {
   fixMallocThresholds();
   const kinds = allKinds.filter((kind) => kind.enabled?.(config) ?? true);
   const registry = loadRegistry();
@@ -50,7 +49,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   const collectors = new Map<string, Collector<unknown>>();
   // Assigned in the try below, which throws if it cannot be.
   let identities!: CgroupIdentities;
-  const topicOf = (kind: RecordKind<unknown, unknown>) => `${config.kafka.topicPrefix}${kind.contract.topic}`;
+  const topicOf = (kind: RecordKind<unknown, unknown, unknown>) => `${config.kafka.topicPrefix}${kind.contract.topic}`;
   const meter = telemetry.meter('sidecarless.collector');
   try {
     for (const kind of kinds) sources.push(kind.load(config, pins));
@@ -61,17 +60,14 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
     const connectionEnds = new ConnectionEnds();
     kinds.forEach((kind, i) => {
       const context = { nodeName: config.node.name, epoch: sources[i]!.epoch, toWallNs: (ns: bigint) => clock.toWallNs(ns), connectionEnds };
-      const codec = bindCodec(registry, kind.contract);
       const collector = new Collector(
         {
           kind: kind.name,
           source: sources[i]!,
           transform: (emit) => kind.transform(context, emit, config),
-          partitionKey: (event) => kind.contract.partitionKey(event),
-          partitions: partitions.get(topicOf(kind))!,
-          messageBuilder: () => codec.builder(),
+          packing: kind.packing(context, registry, partitions.get(topicOf(kind))!),
           sink: new KafkaSink(kafka, topicOf(kind), config.node.name),
-          prerequisites: identities.prerequisites((event) => kind.cgroupId(event)),
+          prerequisites: identities.prerequisites((item) => kind.cgroupId(item)),
           logger: logger.child({ role: 'collector', record_kind: kind.name }),
           meter,
         },

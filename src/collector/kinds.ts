@@ -6,4 +6,4 @@ import { httpKind } from './http/index.js';
 import type { RecordKind } from './record-kind.js';
 
 // http after flows: it shares flows' kernel side, and flows' final records end its connections.
-export const RECORD_KINDS: ReadonlyArray<RecordKind<unknown, unknown>> = [flowsKind, httpKind(HTTP, toHttpEvent, (event) => event.cgroup_id)];
+export const RECORD_KINDS: ReadonlyArray<RecordKind<unknown, unknown, unknown>> = [flowsKind, httpKind(HTTP, toHttpEvent, (event) => event.cgroup_id)];

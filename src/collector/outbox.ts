@@ -9,11 +9,17 @@ export class Outbox {
   private readonly messages: Array<OutMessage | undefined> = [];
   private head = 0;
   private heldEvents = 0;
+  private heldBytes = 0;
 
   constructor(readonly capacityEvents: number) {}
 
   get events(): number {
     return this.heldEvents;
+  }
+
+  /** Bytes of the messages' values. */
+  get bytes(): number {
+    return this.heldBytes;
   }
 
   get length(): number {
@@ -23,6 +29,7 @@ export class Outbox {
   push(message: OutMessage): void {
     this.messages.push(message);
     this.heldEvents += message.events;
+    this.heldBytes += message.value.length;
   }
 
   /**
@@ -46,7 +53,9 @@ export class Outbox {
    */
   remove(count: number): void {
     for (let i = 0; i < count; i++) {
-      this.heldEvents -= this.messages[this.head + i]!.events;
+      const message = this.messages[this.head + i]!;
+      this.heldEvents -= message.events;
+      this.heldBytes -= message.value.length;
       this.messages[this.head + i] = undefined;
     }
     this.head += count;

@@ -17,11 +17,15 @@ export interface MessageBuilder<E> {
   seal(): Buffer;
 }
 
-export interface PackerOptions<E> {
-  eventsPerMessage: number;
-  partitionOf(event: E): number;
+/** How a kind's items become messages (RecordKind.packing). */
+export interface ItemPacking<E> {
+  partitionOf(item: E): number;
   /** A builder for one partition's messages; each partition reuses its own. */
   messageBuilder(): MessageBuilder<E>;
+}
+
+export interface PackerOptions<E> extends ItemPacking<E> {
+  eventsPerMessage: number;
   /** Called for events that did not fit, or could not be encoded. */
   onDrop(reason: 'queue_full' | 'encode_error', count: number, error?: unknown): void;
 }

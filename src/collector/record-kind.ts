@@ -4,11 +4,14 @@
  * (src/collector/flows/, src/collector/http/) exports one RecordKind; src/collector/kinds.ts lists them. Verdicts
  * are not a collector kind: the enforcer reads its own verdict ring (docs/ARCHITECTURE.md, "The enforcer role").
  */
-import type { PackedTopicContract } from '../events/contract.js';
+import type { Registry } from '../common/avro.js';
+import { partitionOf } from '../common/kafka/partitioner.js';
+import { bindCodec, type PackedTopicContract } from '../events/contract.js';
 import type { Config } from '../common/config.js';
 import type { PinDirectory } from '../ebpf/pins.js';
 import type { RingReader } from '../ebpf/ringbuf.js';
 import type { ConnectionEnds } from './connection-ends.js';
+import type { ItemPacking } from './packer.js';
 
 /** Who is collecting, passed to every transform: events name their node and carry wall-clock times. */
 export interface CollectorContext {
@@ -23,7 +26,12 @@ export interface CollectorContext {
 
 /** The id every event of one socket carries, whatever its topic: <node>/<epoch>/<kernel conn id>. */
 export function connectionId(context: Pick<CollectorContext, 'nodeName' | 'epoch'>, connId: bigint): string {
-  return `${context.nodeName}/${context.epoch}/${connId}`;
+  return `${connectionIdPrefix(context)}${connId}`;
+}
+
+/** What every connection id of this collector run starts with: <node>/<epoch>/. */
+export function connectionIdPrefix(context: Pick<CollectorContext, 'nodeName' | 'epoch'>): string {
+  return `${context.nodeName}/${context.epoch}/`;
 }
 
 /**
@@ -65,7 +73,12 @@ export interface KernelSource {
   close(): void;
 }
 
-export interface RecordKind<Event, Value = unknown> {
+/**
+ * A kind's records become `Item`s, which the collector packs into messages of the kind's topic: for most kinds
+ * (HTTP) an Item is the contract's Event, encoded by its schema (eventPacking); flows emits the ring record itself,
+ * which its packing writes as the Avro of its FlowEvent, an event object never made (src/collector/flows/).
+ */
+export interface RecordKind<Item, Event = Item, Value = unknown> {
   /** As in metrics (`record_kind`) and logs: `flows`. */
   readonly name: string;
   readonly contract: PackedTopicContract<Event, Value>;
@@ -76,11 +89,25 @@ export interface RecordKind<Event, Value = unknown> {
    * ConfigError naming what is wrong. Kinds load in the order of src/collector/kinds.ts.
    */
   load(config: Config, pins: PinDirectory): KernelSource;
-  /** The kind's transform for one run, emitting each event through `emit`. No I/O. */
-  transform(context: CollectorContext, emit: (event: Event) => void, config: Config): RecordTransform;
   /**
-   * The cgroup of the socket an event is about: its identity reaches Kafka before the event does
+   * The kind's transform for one run, emitting each item through `emit`. No I/O. An item need not outlive the call
+   * to `emit` (flows hands the ring record in place): the collector packs it before `emit` returns.
+   */
+  transform(context: CollectorContext, emit: (item: Item) => void, config: Config): RecordTransform;
+  /** How this run's items become messages of `partitions` partitions of the contract's topic. */
+  packing(context: CollectorContext, registry: Registry, partitions: number): ItemPacking<Item>;
+  /**
+   * The cgroup of the socket an item is about: its identity reaches Kafka before the item's event does
    * (src/collector/identity/), so that the enricher can name the pod.
    */
-  cgroupId(event: Event): bigint;
+  cgroupId(item: Item): bigint;
+}
+
+/** The packing of a kind whose items are its contract's events: partitioned by the contract's key, encoded by the schema. */
+export function eventPacking<Event>(contract: PackedTopicContract<Event, unknown>, registry: Registry, partitions: number): ItemPacking<Event> {
+  const codec = bindCodec(registry, contract);
+  return {
+    partitionOf: (event) => partitionOf(contract.partitionKey(event), partitions),
+    messageBuilder: () => codec.builder(),
+  };
 }

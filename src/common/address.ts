@@ -5,8 +5,17 @@
  * (src/ebpf/records/address.ts), and so does Kubernetes (Go's net.IP String) for pod, service and node addresses.
  */
 
+/** The longest RFC 5952 text: eight four-digit groups. */
+const MAX_IPV6_TEXT = 39;
+const scratch = Buffer.allocUnsafe(MAX_IPV6_TEXT);
+
 /** The RFC 5952 text of eight 16-bit groups. */
 export function formatIPv6(groups: ArrayLike<number>): string {
+  return scratch.toString('latin1', 0, writeIPv6(groups, scratch, 0));
+}
+
+/** formatIPv6's text as ASCII bytes at `pos` (at most 39); returns the position after it. */
+export function writeIPv6(groups: ArrayLike<number>, target: Uint8Array, pos: number): number {
   let bestStart = -1;
   let bestLength = 1; // RFC 5952: a single zero group is not compressed
   for (let i = 0; i < 8; ) {
@@ -22,9 +31,23 @@ export function formatIPv6(groups: ArrayLike<number>): string {
     }
     i = j;
   }
-  const hex = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => groups[from + k]!.toString(16)).join(':');
-  if (bestStart < 0) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
+  if (bestStart < 0) return writeGroups(groups, 0, 8, target, pos);
+  pos = writeGroups(groups, 0, bestStart, target, pos);
+  target[pos++] = 0x3a; // :
+  target[pos++] = 0x3a;
+  return writeGroups(groups, bestStart + bestLength, 8, target, pos);
+}
+
+const HEX = [...'0123456789abcdef'].map((digit) => digit.charCodeAt(0));
+
+/** Groups `from` to `to` in lowercase hex without leading zeros, joined by colons. */
+function writeGroups(groups: ArrayLike<number>, from: number, to: number, target: Uint8Array, pos: number): number {
+  for (let i = from; i < to; i++) {
+    if (i > from) target[pos++] = 0x3a; // :
+    const group = groups[i]!;
+    for (let shift = group >= 0x1000 ? 12 : group >= 0x100 ? 8 : group >= 0x10 ? 4 : 0; shift >= 0; shift -= 4) target[pos++] = HEX[(group >> shift) & 0xf]!;
+  }
+  return pos;
 }
 
 /** IPv4-mapped IPv6 (`::ffff:a.b.c.d`): the first 80 bits zero, the next 16 bits one. */

@@ -13,7 +13,7 @@ import type { KeyedMessage, OutMessage } from '../../src/common/kafka/sink.js';
 import { createLogger } from '../../src/common/logger.js';
 import { MemorySink, type SinkResult } from '../../src/common/pipeline.js';
 import { bindMetadataCodec, cgroupKey, type CgroupState, type MetadataChange } from '../../src/events/metadata.js';
-import type { FlowEvent } from '../../src/events/flows.js';
+import type { FlowRecordView } from '../../src/ebpf/records/flow.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { FakeRing, memoryCollector } from '../helpers/memory-collector.js';
 import { cgroupEvent, tombstone as cgroupTombstone } from '../helpers/metadata.js';
@@ -262,7 +262,7 @@ describe('cgroup identities', () => {
       return flowSend(messages);
     };
     const ring = new FakeRing();
-    const collector = memoryCollector(ring, flows, { prerequisites: h.identities.prerequisites<FlowEvent>((event) => event.cgroup_id) });
+    const collector = memoryCollector(ring, flows, { prerequisites: h.identities.prerequisites<FlowRecordView>((record) => record.cgroupId) });
     ring.add(2, 3n);
     collector.start();
     h.identities.start();

@@ -1,19 +1,20 @@
 /**
  * The generic Collector's loops with in-memory parts (no kernel, no broker) and the real flows record kind: a
- * failed send is retried with exactly the same messages, events that do not fit are counted, and stop() takes from
- * the ring (which outlives the collector) only what the queue has room for.
+ * failed send is retried with exactly the same messages, events that do not fit are counted, a backlog stays in the
+ * ring while Kafka is slower than it, and stop() takes from the ring (which outlives the collector) only what the
+ * queue has room for.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Collector, type EventPrerequisites } from '../../src/collector/collector.js';
+import { Collector, QUEUE_BYTES_WHILE_SENDING, READ_SLICE, type EventPrerequisites } from '../../src/collector/collector.js';
 import { Tickets } from '../../src/collector/identity/tickets.js';
 import type { OutMessage } from '../../src/common/kafka/sink.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { MemorySink, type SinkResult } from '../../src/common/pipeline.js';
-import type { FlowEvent } from '../../src/events/flows.js';
+import type { FlowRecordView } from '../../src/ebpf/records/flow.js';
 import { FakeRing, memoryCollector } from '../helpers/memory-collector.js';
 
-function collector(ring: FakeRing, sink: MemorySink<OutMessage[]>, queueEvents = 1000): Collector<FlowEvent> {
+function collector(ring: FakeRing, sink: MemorySink<OutMessage[]>, queueEvents = 1000): Collector<FlowRecordView> {
   return memoryCollector(ring, sink, { queueEvents });
 }
 
@@ -64,6 +65,58 @@ describe('collector', () => {
     assert.equal(c.stats.eventsProduced, 1000);
   });
 
+  it('while Kafka takes its sends, leaves the backlog in the ring once the queue holds a few sends\' worth', async () => {
+    const eventBytes = 1024;
+    const total = 5 * READ_SLICE;
+    const ring = new FakeRing();
+    const sink = new MemorySink<OutMessage[]>();
+    const send = sink.send.bind(sink);
+    let c: Collector<FlowRecordView> | undefined;
+    let peakQueued = 0;
+    // A broker slower than the ring: each send takes a few milliseconds.
+    sink.send = async (messages) => {
+      peakQueued = Math.max(peakQueued, c!.queuedEvents);
+      await new Promise((resolve) => setTimeout(resolve, 3));
+      return send(messages);
+    };
+    ring.add(total);
+    c = memoryCollector(ring, sink, { queueEvents: 2 * total, eventBytes });
+    c.start();
+    await until(() => c.stats.eventsProduced === total, `all ${total} events produced`);
+    await c.stop();
+    // One slice read past the threshold at most, and the message being packed.
+    assert.ok(peakQueued <= READ_SLICE + QUEUE_BYTES_WHILE_SENDING / eventBytes + 2, `at most ${READ_SLICE + QUEUE_BYTES_WHILE_SENDING / eventBytes + 2} events queued, not ${peakQueued}`);
+    assert.ok(peakQueued >= QUEUE_BYTES_WHILE_SENDING / eventBytes, `the queue filled to the threshold (${peakQueued} events)`);
+    assert.equal(ring.unread, 0);
+    assert.equal(c.stats.recordsRead, total);
+    assert.deepEqual(c.stats.drops, {});
+  });
+
+  it('drains into the queue, not leaving the backlog, while the ring is more than half full', async () => {
+    const eventBytes = 1024;
+    const total = 5 * READ_SLICE;
+    const ring = new FakeRing(total);
+    const sink = new MemorySink<OutMessage[]>();
+    const send = sink.send.bind(sink);
+    let c: Collector<FlowRecordView> | undefined;
+    let peakQueued = 0;
+    sink.send = async (messages) => {
+      peakQueued = Math.max(peakQueued, c!.queuedEvents);
+      await new Promise((resolve) => setTimeout(resolve, 3));
+      return send(messages);
+    };
+    ring.add(total);
+    c = memoryCollector(ring, sink, { queueEvents: 2 * total, eventBytes });
+    c.start();
+    await until(() => c.stats.eventsProduced === total, `all ${total} events produced`);
+    await c.stop();
+    // The full ring is read down to half before anything is left in it: at least half of it was queued at once,
+    // less what the slow sends took meanwhile.
+    assert.ok(peakQueued > READ_SLICE + QUEUE_BYTES_WHILE_SENDING / eventBytes + 2, `more than the backlog bound queued (${peakQueued} events)`);
+    assert.ok(ring.fill() === 0 && c.stats.recordsRead === total);
+    assert.deepEqual(c.stats.drops, {});
+  });
+
   it('counts a batch the broker rejects as dropped and goes on with the next', async () => {
     const ring = new FakeRing();
     const sink = new MemorySink<OutMessage[]>();
@@ -112,7 +165,7 @@ describe('collector', () => {
     let metThrough = 0;
     let waiting: (() => void) | undefined;
     const prerequisites = {
-      note: (event: FlowEvent) => void noted.push(event.cgroup_id),
+      note: (record: FlowRecordView) => void noted.push(record.cgroupId),
       ticket: () => noted.length,
       met: (ticket: number) => ticket <= metThrough,
       whenMet: (ticket: number, signal: AbortSignal) =>
@@ -148,7 +201,7 @@ describe('collector', () => {
     const sink = new MemorySink<OutMessage[]>();
     // Tickets that never pass: every note takes a number, as an unknown cgroup does.
     const tickets = new Tickets();
-    const prerequisites: EventPrerequisites<FlowEvent> = {
+    const prerequisites: EventPrerequisites<FlowRecordView> = {
       note: () => void tickets.next(),
       ticket: () => tickets.current(),
       met: (ticket) => tickets.met(ticket),

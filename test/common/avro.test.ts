@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { AvroWriter, encodedString } from '../../src/common/avro-writer.js';
 import { FRAME_HEADER_BYTES, loadRegistry } from '../../src/common/avro.js';
 import { ConfigError, DecodeError, describeError } from '../../src/common/errors.js';
 import { FLOWS, type FlowBatch, type FlowEvent } from '../../src/events/flows.js';
@@ -188,6 +189,45 @@ describe('Avro registry', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('AvroWriter', () => {
+  const registry = loadRegistry(SHIPPED_SCHEMAS);
+  /** avsc's bytes of one value of a primitive type, with the catalog's bigint long. */
+  const avscBytes = (type: 'int' | 'long' | 'string' | 'boolean', value: unknown) => {
+    const codec = registry.codec<FlowBatch>(FLOWS.subject);
+    const field = (codec.type as unknown as { fields: Array<{ type: { itemsType: { fields: Array<{ name: string; type: { typeName: string; toBuffer(v: unknown): Buffer } }> } } }> }).fields[0]!.type.itemsType.fields;
+    const byType = { int: 'record_seq', long: 'time_ns', string: 'client_address', boolean: 'handshake_completed' } as const;
+    return field.find((f) => f.name === byType[type])!.type.toBuffer(value);
+  };
+  const written = (write: (out: AvroWriter) => void) => {
+    const out = new AvroWriter(1);
+    out.reserve(64);
+    write(out);
+    return out.buf.subarray(0, out.pos);
+  };
+
+  it('writes the bytes avsc writes for ints, longs (numbers and bigints), strings and booleans', () => {
+    for (const value of [0, 1, -1, 63, 64, -65, 0x3fffffff, -0x40000000, 2 ** 31 - 1, -(2 ** 31)]) {
+      assert.deepEqual(written((out) => out.int(value)), avscBytes('int', value), `int ${value}`);
+    }
+    for (const value of [0, 1, -1, 2 ** 30, 2 ** 31, 2 ** 32 + 5, -(2 ** 40), Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER]) {
+      assert.deepEqual(written((out) => out.long(value)), avscBytes('long', BigInt(value)), `long ${value}`);
+    }
+    for (const value of [2n ** 63n - 1n, -(2n ** 63n), 2n ** 53n + 1n, -1n]) {
+      assert.deepEqual(written((out) => out.long(value)), avscBytes('long', value), `long ${value}n`);
+    }
+    for (const value of ['', 'tcp', 'node-\u00e4.example', 'x'.repeat(200)]) {
+      assert.deepEqual(written((out) => out.string(value)), avscBytes('string', value), `string of ${value.length}`);
+      assert.deepEqual(encodedString(value), avscBytes('string', value));
+    }
+    assert.deepEqual(written((out) => out.boolean(true)), avscBytes('boolean', true));
+  });
+
+  it('refuses what avsc refuses: an int beyond 32 bits, a long beyond 64 bits or an unsafe number', () => {
+    for (const value of [2 ** 31, -(2 ** 31) - 1, 1.5]) assert.throws(() => written((out) => out.int(value)), /invalid "int"/);
+    for (const value of [2n ** 63n, -(2n ** 63n) - 1n, 2 ** 53, 0.5]) assert.throws(() => written((out) => out.long(value)), /invalid "long"/);
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * RingWalker over plain memory laid out like a kernel ring buffer (the test plays the kernel): records that run
  * past the end of the data area arrive whole, busy records stop the walk, discarded ones are skipped, and the
- * reader's position is published as the kernel expects.
+ * reader's position is published as the kernel expects, and its fill tells how much is unread.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -88,5 +88,18 @@ describe('ring walker', () => {
     for (let i = 0; i < 5; i++) ring.write(24, i);
     assert.deepEqual(read(ring, 2), [0, 1]);
     assert.deepEqual(read(ring), [2, 3, 4]);
+  });
+
+  it('tells the share of the ring that unread records take, a record still being written included', () => {
+    const ring = new FakeKernelRing(4096);
+    assert.equal(ring.walker.fill(), 0);
+    for (let i = 0; i < 32; i++) ring.write(56, i); // 64 bytes each with the header: half the ring
+    assert.equal(ring.walker.fill(), 0.5);
+    ring.setFlags(ring.write(56, 32), 56, BUSY);
+    assert.equal(ring.walker.fill(), 33 / 64);
+    assert.equal(read(ring, 16).length, 16);
+    assert.equal(ring.walker.fill(), 17 / 64);
+    assert.equal(read(ring).length, 16);
+    assert.equal(ring.walker.fill(), 1 / 64);
   });
 });

@@ -12,14 +12,16 @@ import type { OutMessage } from '../../src/common/kafka/sink.js';
 import { createLogger } from '../../src/common/logger.js';
 import type { Sink } from '../../src/common/pipeline.js';
 import type { RecordHandler } from '../../src/ebpf/ringbuf.js';
-import { FLOW_RECORD, FlowKind, FlowSide } from '../../src/ebpf/records/flow.js';
+import { FLOW_RECORD, FlowKind, FlowSide, type FlowRecordView } from '../../src/ebpf/records/flow.js';
 import { RecordType } from '../../src/ebpf/records/header.js';
-import { FLOWS, type FlowEvent } from '../../src/events/flows.js';
 
 /** A ring of flow records handed out in order. Like the kernel's, it may be written at any time, before or after stop. */
 export class FakeRing {
   private next = 0;
   readonly records: DataView[] = [];
+
+  /** `capacity`: how many records the ring holds, for its fill (by default it never fills). */
+  constructor(private readonly capacity = Number.POSITIVE_INFINITY) {}
 
   /** `count` final client records, conn ids counting up from 0 across calls, of sockets in cgroup `cgroupId`. */
   add(count: number, cgroupId = 0n): void {
@@ -51,6 +53,10 @@ export class FakeRing {
     return this.next < this.records.length;
   }
 
+  fill(): number {
+    return this.unread / this.capacity;
+  }
+
   get unread(): number {
     return this.records.length - this.next;
   }
@@ -58,29 +64,33 @@ export class FakeRing {
 
 const CONTEXT = { nodeName: 'n', epoch: 'e', toWallNs: (ns: bigint) => ns, connectionEnds: new ConnectionEnds() };
 
-/** A collector of the ring's flow events: two per message, one partition, a byte per event (its conn id) in the message. */
+/**
+ * A collector of the ring's flow events: two per message, one partition, `eventBytes` bytes per event in the message
+ * (the first its conn id, modulo 256).
+ */
 export function memoryCollector(
   ring: FakeRing,
   sink: Sink<OutMessage[]>,
-  { queueEvents = 1000, prerequisites }: { queueEvents?: number; prerequisites?: EventPrerequisites<FlowEvent> } = {},
-): Collector<FlowEvent> {
-  return new Collector<FlowEvent>(
+  { queueEvents = 1000, prerequisites, eventBytes = 1 }: { queueEvents?: number; prerequisites?: EventPrerequisites<FlowRecordView>; eventBytes?: number } = {},
+): Collector<FlowRecordView> {
+  return new Collector<FlowRecordView>(
     {
       kind: 'flows',
-      source: { reader: ring, takeKernelDrops: () => [], kernelDropRemedies: {} },
+      source: { reader: ring, fill: () => ring.fill(), takeKernelDrops: () => [], kernelDropRemedies: {} },
       transform: (emit) => flowsKind.transform(CONTEXT, emit, loadConfig({ argv: [], env: {} })),
-      partitionKey: FLOWS.partitionKey,
-      partitions: 1,
-      // One byte per event in the "message", so tests can count events in what was sent.
-      messageBuilder: () => {
-        const bytes: number[] = [];
-        return {
-          get size() {
-            return bytes.length;
-          },
-          add: (event) => void bytes.push(Number(event.connection_id.split('/').pop()) % 256),
-          seal: () => Buffer.from(bytes.splice(0)),
-        };
+      packing: {
+        partitionOf: () => 0,
+        // The conn id's byte per event in the "message", so tests can count events in what was sent.
+        messageBuilder: () => {
+          const bytes: number[] = [];
+          return {
+            get size() {
+              return bytes.length;
+            },
+            add: (record) => void bytes.push(Number(record.connId) % 256),
+            seal: () => Buffer.concat(bytes.splice(0).map((byte) => Buffer.alloc(eventBytes, byte))),
+          };
+        },
       },
       sink,
       ...(prerequisites && { prerequisites }),

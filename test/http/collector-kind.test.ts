@@ -2,7 +2,7 @@
  * The http record kind in the real Collector, beside the flows kind, as src/collector/index.ts wires them: both
  * kinds loaded from one configuration into one pin directory, one ConnectionEnds between them, each ring read by
  * its own Collector loops (drain, transform, tick), events into memory instead of Kafka (the http contract is not
- * this test's: a stand-in packs events as they are). A Python keep-alive client makes 100 requests of a Python
+ * this test's: a stand-in packs events as they are; flow records are read as the flows topic carries them). A Python keep-alive client makes 100 requests of a Python
  * server; both sides' exchanges come out of the http Collector exactly once, in order, with nothing dropped.
  */
 import assert from 'node:assert/strict';
@@ -16,13 +16,15 @@ import { ConnectionEnds } from '../../src/collector/connection-ends.js';
 import { flowsKind } from '../../src/collector/flows/index.js';
 import type { CapturedExchange } from '../../src/collector/http/capture.js';
 import { httpKind } from '../../src/collector/http/index.js';
-import type { KernelSource, RecordKind } from '../../src/collector/record-kind.js';
+import { flowEventReader } from '../../src/collector/flows/transform.js';
+import type { CollectorContext, KernelSource, RecordKind } from '../../src/collector/record-kind.js';
+import { loadRegistry } from '../../src/common/avro.js';
 import { loadConfig } from '../../src/common/config.js';
 import { createLogger } from '../../src/common/logger.js';
 import { MemorySink } from '../../src/common/pipeline.js';
 import type { OutMessage } from '../../src/common/kafka/sink.js';
 import { PinDirectory } from '../../src/ebpf/pins.js';
-import type { FlowEvent } from '../../src/events/flows.js';
+import { FLOWS, type FlowBatch, type FlowEvent } from '../../src/events/flows.js';
 import { createLab, type Lab } from '../../src/lab/pods.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { lineFrom, python, runIn } from '../helpers/processes.js';
@@ -47,25 +49,36 @@ const sources: KernelSource[] = [];
 const collectors: Array<Collector<unknown>> = [];
 const events = { flows: [] as FlowEvent[], http: [] as CapturedExchange[] };
 
-/** A Collector of one kind, its events appended to `into` as they are packed. */
-function collectorOf<Event>(kind: RecordKind<Event, unknown>, source: KernelSource, into: Event[], config: ReturnType<typeof loadConfig>, connectionEnds: ConnectionEnds): Collector<Event> {
+/**
+ * A Collector of one kind, each item handed to `collect` (made for the run's context) as it is packed: http's items
+ * are its (stand-in) events, flows' are ring records, read as the flows topic carries them.
+ */
+function collectorOf<Item>(
+  kind: RecordKind<Item, unknown, unknown>,
+  source: KernelSource,
+  collect: (context: CollectorContext) => (item: Item) => void,
+  config: ReturnType<typeof loadConfig>,
+  connectionEnds: ConnectionEnds,
+): Collector<Item> {
   const context = { nodeName: 'n', epoch: source.epoch, toWallNs: (ns: bigint) => ns, connectionEnds };
-  return new Collector<Event>(
+  const add = collect(context);
+  return new Collector<Item>(
     {
       kind: kind.name,
       source,
       transform: (emit) => kind.transform(context, emit, config),
-      partitionKey: (event) => kind.contract.partitionKey(event),
-      partitions: 1,
-      messageBuilder: () => {
-        let size = 0;
-        return {
-          get size() {
-            return size;
-          },
-          add: (event) => void (into.push(event), size++),
-          seal: () => Buffer.alloc(size),
-        };
+      packing: {
+        partitionOf: () => 0,
+        messageBuilder: () => {
+          let size = 0;
+          return {
+            get size() {
+              return size;
+            },
+            add: (item) => void (add(item), size++),
+            seal: () => Buffer.alloc(size),
+          };
+        },
       },
       sink: new MemorySink<OutMessage[]>(),
       logger: createLogger({ level: 'silent' }),
@@ -89,8 +102,11 @@ before(async () => {
   // In the order of src/collector/kinds.ts: flows first (it writes traced_cgroups, the http programs read it).
   sources.push(flowsKind.load(config, pins), http.load(config, pins));
   collectors.push(
-    collectorOf(flowsKind, sources[0]!, events.flows, config, connectionEnds) as Collector<unknown>,
-    collectorOf(http, sources[1]!, events.http, config, connectionEnds) as Collector<unknown>,
+    collectorOf(flowsKind, sources[0]!, (context) => {
+      const read = flowEventReader(context, loadRegistry().codec<FlowBatch>(FLOWS.subject));
+      return (record) => events.flows.push(read(record));
+    }, config, connectionEnds) as Collector<unknown>,
+    collectorOf(http, sources[1]!, () => (exchange) => events.http.push(exchange), config, connectionEnds) as Collector<unknown>,
   );
   for (const collector of collectors) collector.start();
   server = lab.pod('server').spawn(python, [fixture('status-server.py'), lab.pod('server').ip, String(PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -1,11 +1,19 @@
 /**
- * Kernel flow record -> FlowEvent. Pure: no I/O; the clock offset and identity of this collector come in.
- * Orients the observer's sent/received counters into client->server / server->client, converts kernel
- * monotonic time to wall-clock ns, and names how the connection ended.
+ * Kernel flow record -> the FlowEvent the flows topic carries, written as Avro straight from the ring record
+ * (FlowEventWriter): no record or event object is made, and the bytes are those the flows schema's encoder wrote
+ * for the FlowEvent object this replaced (test/flows/flow-encoding.test.ts holds them to that). Pure: no I/O; the
+ * clock offset and identity of this collector come in. Orients the observer's sent/received counters into
+ * client->server / server->client, converts kernel monotonic time to wall-clock ns, and names how the connection
+ * ended.
  */
-import { FlowFlag, FlowKind, FlowSide, TcpState, type FlowRecord } from '../../ebpf/records/flow.js';
-import type { CloseReason, FlowEvent } from '../../events/flows.js';
-import { connectionId, type CollectorContext } from '../record-kind.js';
+import { AvroWriter, encodedString } from '../../common/avro-writer.js';
+import type { Codec } from '../../common/avro.js';
+import { partitionOfBytes } from '../../common/kafka/partitioner.js';
+import { MAX_ADDRESS_TEXT } from '../../ebpf/records/address.js';
+import { COMM_BYTES } from '../../ebpf/records/comm.js';
+import { FlowFlag, FlowKind, FlowSide, TcpState, type FlowRecord, type FlowRecordView, type U64 } from '../../ebpf/records/flow.js';
+import type { CloseReason, FlowBatch, FlowEvent } from '../../events/flows.js';
+import { connectionIdPrefix, type CollectorContext } from '../record-kind.js';
 
 /**
  * How a connection ended, from the state its socket closed from and the flags the kernel program set as it closed
@@ -36,39 +44,128 @@ export function closeReason(record: Pick<FlowRecord, 'kind' | 'lastState' | 'fla
   return 'normal';
 }
 
-export function toFlowEvent(record: FlowRecord, context: Pick<CollectorContext, 'nodeName' | 'epoch' | 'toWallNs'>): FlowEvent {
-  const client = record.side === FlowSide.client;
-  const established = (record.flags & FlowFlag.established) !== 0;
-  return {
-    connection_id: connectionId(context, record.connId),
-    k8s_node_name: context.nodeName,
-    record_kind: record.kind === FlowKind.final ? 'final' : 'interim',
-    record_seq: record.recordSeq,
-    observer_side: client ? 'client' : 'server',
-    start_time_ns: context.toWallNs(record.startMonotonicNs),
-    time_ns: context.toWallNs(record.monotonicNs),
-    network_transport: 'tcp',
-    network_type: record.serverAddress.includes(':') ? 'ipv6' : 'ipv4',
-    client_address: record.clientAddress,
-    client_port: record.clientPort,
-    server_address: record.serverAddress,
-    server_port: record.serverPort,
-    bytes_client_to_server: client ? record.bytesSent : record.bytesReceived,
-    bytes_server_to_client: client ? record.bytesReceived : record.bytesSent,
-    segments_client_to_server: BigInt(client ? record.segsSent : record.segsReceived),
-    segments_server_to_client: BigInt(client ? record.segsReceived : record.segsSent),
-    rtt_us: record.srttUs > 0 ? record.srttUs : null,
-    rtt_var_us: record.srttUs > 0 ? record.rttvarUs : null,
-    retransmits: record.retransmits,
-    syn_retransmits: record.synRetransmits,
-    connect_latency_us: client && established && record.connectUs > 0 ? record.connectUs : null,
-    handshake_completed: established,
-    close_reason: closeReason(record),
-    process_pid: record.pid > 0 ? record.pid : null,
-    thread_id: record.pid > 0 ? record.tid : null,
-    process_executable_name: record.pid > 0 ? record.comm : null,
-    cgroup_id: record.cgroupId,
-    network_namespace_inode: BigInt(record.netnsIno),
-    sampling_rate: 1,
+/** The Avro of each close reason (a string field), written once. */
+const CLOSE_REASONS: Readonly<Record<CloseReason, Uint8Array>> = Object.fromEntries(
+  (['open', 'normal', 'reset_received', 'reset_sent', 'refused', 'connect_timeout', 'aborted'] as const).map((reason) => [reason, encodedString(reason)]),
+) as Record<CloseReason, Uint8Array>;
+const TCP = encodedString('tcp');
+const IPV4 = encodedString('ipv4');
+const IPV6 = encodedString('ipv6');
+/** A u64 in decimal. */
+const MAX_DIGITS = 20;
+/** Every field but the two names of this collector, at their longest (10 bytes a varint, addresses and comm in full). */
+const MAX_FIXED_BYTES = 2 * (1 + MAX_ADDRESS_TEXT) + (1 + 2 * COMM_BYTES) + 24 * 10 + 64;
+
+const writeClientAddress = (record: FlowRecordView, target: Uint8Array, pos: number) => record.writeClientAddress(target, pos);
+const writeServerAddress = (record: FlowRecordView, target: Uint8Array, pos: number) => record.writeServerAddress(target, pos);
+const writeComm = (record: FlowRecordView, target: Uint8Array, pos: number) => record.writeComm(target, pos);
+
+/**
+ * Writes the FlowEvent of a ring record (FlowRecordView) as Avro, in the schema's field order
+ * (schemas/avro/flows.v1.avsc), and picks its partition from its connection id's bytes, as partitionOf would from
+ * the string. One per collector run: the node name and the connection ids' prefix are encoded once.
+ */
+export class FlowEventWriter {
+  private readonly idPrefix: Buffer;
+  private readonly nodeName: Uint8Array;
+  /** The connection id of the record at hand. */
+  private readonly id: Buffer;
+  private readonly maxEventBytes: number;
+
+  constructor(private readonly context: Pick<CollectorContext, 'nodeName' | 'epoch' | 'toWallNs'>) {
+    this.idPrefix = Buffer.from(connectionIdPrefix(context));
+    this.nodeName = encodedString(context.nodeName);
+    this.id = Buffer.allocUnsafe(this.idPrefix.length + MAX_DIGITS);
+    this.idPrefix.copy(this.id);
+    this.maxEventBytes = 10 + this.id.length + this.nodeName.length + MAX_FIXED_BYTES;
+  }
+
+  /** The partition of the record's events: murmur2 of its connection id, as Kafka's default partitioner. */
+  partitionOf(record: FlowRecordView, partitions: number): number {
+    return partitionOfBytes(this.id, this.writeConnectionId(record.connId), partitions);
+  }
+
+  /** The record's FlowEvent as Avro at `out`'s position; throws on a value the schema refuses (nothing is then kept). */
+  write(record: FlowRecordView, out: AvroWriter): void {
+    out.reserve(this.maxEventBytes);
+    const client = record.side === FlowSide.client;
+    const established = (record.flags & FlowFlag.established) !== 0;
+    const owned = record.pid > 0;
+    const idBytes = this.writeConnectionId(record.connId);
+    out.long(idBytes); // connection_id
+    out.raw(this.id, idBytes);
+    out.raw(this.nodeName); // k8s_node_name
+    out.index(record.kind === FlowKind.final ? 1 : 0); // record_kind: interim | final
+    out.int(record.recordSeq); // record_seq
+    out.index(client ? 0 : 1); // observer_side: client | server
+    out.long(this.context.toWallNs(record.startMonotonicNs)); // start_time_ns
+    out.long(this.context.toWallNs(record.monotonicNs)); // time_ns
+    out.raw(TCP); // network_transport
+    out.raw(record.serverIsIPv4 ? IPV4 : IPV6); // network_type
+    out.shortString(record, writeClientAddress); // client_address
+    out.int(record.clientPort); // client_port
+    out.shortString(record, writeServerAddress); // server_address
+    out.int(record.serverPort); // server_port
+    out.long(client ? record.bytesSent : record.bytesReceived); // bytes_client_to_server
+    out.long(client ? record.bytesReceived : record.bytesSent); // bytes_server_to_client
+    out.long(client ? record.segsSent : record.segsReceived); // segments_client_to_server
+    out.long(client ? record.segsReceived : record.segsSent); // segments_server_to_client
+    const srttUs = record.srttUs;
+    optionalInt(out, srttUs > 0, srttUs); // rtt_us
+    optionalInt(out, srttUs > 0, record.rttvarUs); // rtt_var_us
+    out.int(record.retransmits); // retransmits
+    out.int(record.synRetransmits); // syn_retransmits
+    const connectUs = record.connectUs;
+    optionalInt(out, client && established && connectUs > 0, connectUs); // connect_latency_us
+    out.boolean(established); // handshake_completed
+    out.raw(CLOSE_REASONS[closeReason(record)]); // close_reason
+    optionalInt(out, owned, record.pid); // process_pid
+    optionalInt(out, owned, record.tid); // thread_id
+    out.index(owned ? 1 : 0); // process_executable_name: null | string
+    if (owned) out.shortString(record, writeComm);
+    out.long(record.cgroupId); // cgroup_id
+    out.long(record.netnsIno); // network_namespace_inode
+    out.int(1); // sampling_rate
+  }
+
+  /** Writes the connection id's digits after its prefix in `id`; returns its length. */
+  private writeConnectionId(connId: U64): number {
+    const id = this.id;
+    const pos = this.idPrefix.length;
+    if (typeof connId === 'bigint') return pos + id.write(connId.toString(), pos, 'latin1');
+    // A safe integer is below 10^16: its last nine digits and the rest each take integer operations.
+    const high = Math.floor(connId / 1e9);
+    const low = connId - high * 1e9;
+    return high === 0 ? writeDigits(low, 0, id, pos) : writeDigits(low, 9, id, writeDigits(high, 0, id, pos));
+  }
+}
+
+/** `value` (below 2^31) in decimal, zero-padded to `width` digits, at `pos`; returns the position after it. */
+function writeDigits(value: number, width: number, target: Uint8Array, pos: number): number {
+  let digits = 1;
+  for (let rest = value; rest >= 10; rest = (rest / 10) | 0) digits++;
+  if (digits < width) digits = width;
+  const end = pos + digits;
+  for (let at = end - 1, rest = value; at >= pos; at--, rest = (rest / 10) | 0) target[at] = 0x30 + (rest % 10);
+  return end;
+}
+
+/** A ["null", "int"] union. */
+function optionalInt(out: AvroWriter, present: boolean, value: number): void {
+  if (!present) return out.index(0);
+  out.index(1);
+  out.int(value);
+}
+
+/**
+ * The FlowEvent of a record as the flows topic carries it (FlowEventWriter's bytes, decoded by the flows schema),
+ * for tests and benches that look at events; one writer and one message reused for every record.
+ */
+export function flowEventReader(context: Pick<CollectorContext, 'nodeName' | 'epoch' | 'toWallNs'>, codec: Codec<FlowBatch>): (record: FlowRecordView) => FlowEvent {
+  const writer = new FlowEventWriter(context);
+  const message = codec.batchBuilder<FlowRecordView>((record, out) => writer.write(record, out));
+  return (record) => {
+    message.add(record);
+    return codec.decodeFrom(message.seal(), codec).events[0]!;
   };
 }

@@ -6,7 +6,7 @@
  * connections). Runs only with http.enabled.
  */
 import type { PackedTopicContract } from '../../events/contract.js';
-import type { CollectorContext, RecordKind } from '../record-kind.js';
+import { eventPacking, type CollectorContext, type RecordKind } from '../record-kind.js';
 import { HTTP_CAPTURE_REMEDIES, HttpCapture, type CapturedExchange } from './capture.js';
 import { loadHttpCapture } from './kernel.js';
 
@@ -14,7 +14,7 @@ export function httpKind<Event, Value>(
   contract: PackedTopicContract<Event, Value>,
   toEvent: (exchange: CapturedExchange, context: CollectorContext) => Event,
   cgroupId: (event: Event) => bigint,
-): RecordKind<Event, Value> {
+): RecordKind<Event, Event, Value> {
   return {
     name: 'http',
     contract,
@@ -49,6 +49,7 @@ export function httpKind<Event, Value>(
         dropRemedies: HTTP_CAPTURE_REMEDIES,
       };
     },
+    packing: (_context, registry, partitions) => eventPacking(contract, registry, partitions),
     cgroupId,
   };
 }

@@ -34,6 +34,10 @@ export function murmur2(bytes: Uint8Array, length = bytes.length): number {
 export function partitionOf(key: string, partitions: number): number {
   // Keys are short ids; the scratch buffer avoids an allocation per event (longer keys fall back to a fresh one).
   const { read, written } = encoder.encodeInto(key, scratch);
-  const hash = read === key.length ? murmur2(scratch, written) : murmur2(encoder.encode(key));
-  return (hash & 0x7fffffff) % partitions;
+  return read === key.length ? partitionOfBytes(scratch, written, partitions) : partitionOfBytes(encoder.encode(key), undefined, partitions);
+}
+
+/** The partition of a key given as its UTF-8 bytes (the first `length`). */
+export function partitionOfBytes(key: Uint8Array, length: number | undefined, partitions: number): number {
+  return (murmur2(key, length) & 0x7fffffff) % partitions;
 }

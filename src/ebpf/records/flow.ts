@@ -1,12 +1,13 @@
 /**
  * struct sl_flow_record (bpf/include/records.h), written by bpf/flows.bpf.c: one TCP connection seen from one side.
  * FLOW_RECORD and the enum mirrors below are registered in ./layouts.ts, whose test compares them with the compiled
- * BTF; test/ebpf/records-golden.test.ts pins decodeFlowRecord to compiler-made bytes (fixtures/sl_flow_record.v1.hex).
+ * BTF; test/ebpf/records-golden.test.ts pins FlowRecordView (through decodeFlowRecord) to compiler-made bytes
+ * (fixtures/sl_flow_record.v1.hex).
  */
 import { DecodeError } from '../../common/errors.js';
-import { formatAddress } from './address.js';
+import { formatAddress, isV4Mapped, writeAddress } from './address.js';
 import { RecordType, recordMonotonicNs, recordType, recordVersion } from './header.js';
-import { decodeComm } from './comm.js';
+import { decodeComm, writeComm } from './comm.js';
 
 export const FLOW_RECORD = {
   struct: 'sl_flow_record',
@@ -96,38 +97,173 @@ export interface FlowRecord {
 }
 
 const o = FLOW_RECORD.offsets;
+const TWO_POW_32 = 0x1_0000_0000;
+const EMPTY = new DataView(new ArrayBuffer(FLOW_RECORD.size));
 
-export function decodeFlowRecord(view: DataView, offset: number, size: number): FlowRecord {
-  if (size < FLOW_RECORD.size || recordType(view, offset) !== RecordType.flow || recordVersion(view, offset) !== FLOW_RECORD.version) {
-    throw new DecodeError(`flow record: expected type ${RecordType.flow} v${FLOW_RECORD.version} of ${FLOW_RECORD.size} bytes, got type ${recordType(view, offset)} v${recordVersion(view, offset)} of ${size} bytes`, { field: 'header' });
+/** An unsigned 64-bit field: a number while it is a safe integer (no allocation), a bigint beyond. */
+export type U64 = number | bigint;
+
+/**
+ * One sl_flow_record read in place, field by field, when asked: the one reader of the layout. An encoder that writes
+ * fields as it reads them (src/collector/flows/encode.ts) allocates nothing for the fields it copies; decodeFlowRecord
+ * copies every field into a FlowRecord. A view reads one record at a time (point), and only while the record is
+ * there: a ring record, until the handler it was given to returns.
+ */
+export class FlowRecordView {
+  private view: DataView = EMPTY;
+  private at = 0;
+
+  /** Reads the record at `offset` from now on; throws a DecodeError (field `header`) on another type, version or size. */
+  point(view: DataView, offset: number, size: number): this {
+    if (size < FLOW_RECORD.size || recordType(view, offset) !== RecordType.flow || recordVersion(view, offset) !== FLOW_RECORD.version) {
+      throw new DecodeError(`flow record: expected type ${RecordType.flow} v${FLOW_RECORD.version} of ${FLOW_RECORD.size} bytes, got type ${recordType(view, offset)} v${recordVersion(view, offset)} of ${size} bytes`, { field: 'header' });
+    }
+    this.view = view;
+    this.at = offset;
+    return this;
   }
+
+  /** When the counters were read, kernel monotonic ns. */
+  get monotonicNs(): bigint {
+    return recordMonotonicNs(this.view, this.at);
+  }
+  get connId(): U64 {
+    return this.u64(o.conn_id);
+  }
+  get startMonotonicNs(): bigint {
+    return this.view.getBigUint64(this.at + o.start_ns, true);
+  }
+  get cgroupId(): bigint {
+    return this.view.getBigUint64(this.at + o.cgroup_id, true);
+  }
+  get bytesSent(): U64 {
+    return this.u64(o.bytes_sent);
+  }
+  get bytesReceived(): U64 {
+    return this.u64(o.bytes_received);
+  }
+  get segsSent(): number {
+    return this.u32(o.segs_sent);
+  }
+  get segsReceived(): number {
+    return this.u32(o.segs_received);
+  }
+  get srttUs(): number {
+    return this.u32(o.srtt_us);
+  }
+  get rttvarUs(): number {
+    return this.u32(o.rttvar_us);
+  }
+  get retransmits(): number {
+    return this.u32(o.retransmits);
+  }
+  get synRetransmits(): number {
+    return this.u32(o.syn_retransmits);
+  }
+  get connectUs(): number {
+    return this.u32(o.connect_us);
+  }
+  get netnsIno(): number {
+    return this.u32(o.netns_ino);
+  }
+  get pid(): number {
+    return this.u32(o.pid);
+  }
+  get tid(): number {
+    return this.u32(o.tid);
+  }
+  get recordSeq(): number {
+    return this.u32(o.record_seq);
+  }
+  get family(): number {
+    return this.view.getUint16(this.at + o.family, true);
+  }
+  get clientPort(): number {
+    return this.view.getUint16(this.at + o.client_port, true);
+  }
+  get serverPort(): number {
+    return this.view.getUint16(this.at + o.server_port, true);
+  }
+  get side(): number {
+    return this.view.getUint8(this.at + o.side);
+  }
+  get kind(): number {
+    return this.view.getUint8(this.at + o.kind);
+  }
+  get lastState(): number {
+    return this.view.getUint8(this.at + o.last_state);
+  }
+  get flags(): number {
+    return this.view.getUint8(this.at + o.flags);
+  }
+  get clientAddress(): string {
+    return formatAddress(this.view, this.at + o.client_addr);
+  }
+  get serverAddress(): string {
+    return formatAddress(this.view, this.at + o.server_addr);
+  }
+  get comm(): string {
+    return decodeComm(this.view, this.at + o.comm);
+  }
+
+  /** Whether the server address is IPv4 (stored v4-mapped), as its text then shows. */
+  get serverIsIPv4(): boolean {
+    return isV4Mapped(this.view, this.at + o.server_addr);
+  }
+  /** clientAddress's text written at `pos` (at most MAX_ADDRESS_TEXT bytes); returns the position after it. */
+  writeClientAddress(target: Uint8Array, pos: number): number {
+    return writeAddress(this.view, this.at + o.client_addr, target, pos);
+  }
+  writeServerAddress(target: Uint8Array, pos: number): number {
+    return writeAddress(this.view, this.at + o.server_addr, target, pos);
+  }
+  /** The UTF-8 of comm written at `pos` (at most 2 × COMM_BYTES bytes); returns the position after it. */
+  writeComm(target: Uint8Array, pos: number): number {
+    return writeComm(this.view, this.at + o.comm, target, pos);
+  }
+
+  private u32(field: number): number {
+    return this.view.getUint32(this.at + field, true);
+  }
+
+  private u64(field: number): U64 {
+    const hi = this.view.getUint32(this.at + field + 4, true);
+    return hi < 0x200000 ? hi * TWO_POW_32 + this.view.getUint32(this.at + field, true) : this.view.getBigUint64(this.at + field, true);
+  }
+}
+
+const reader = new FlowRecordView();
+
+/** Every field of the record at `offset`, copied. */
+export function decodeFlowRecord(view: DataView, offset: number, size: number): FlowRecord {
+  const r = reader.point(view, offset, size);
   return {
-    monotonicNs: recordMonotonicNs(view, offset),
-    connId: view.getBigUint64(offset + o.conn_id, true),
-    startMonotonicNs: view.getBigUint64(offset + o.start_ns, true),
-    cgroupId: view.getBigUint64(offset + o.cgroup_id, true),
-    bytesSent: view.getBigUint64(offset + o.bytes_sent, true),
-    bytesReceived: view.getBigUint64(offset + o.bytes_received, true),
-    segsSent: view.getUint32(offset + o.segs_sent, true),
-    segsReceived: view.getUint32(offset + o.segs_received, true),
-    srttUs: view.getUint32(offset + o.srtt_us, true),
-    rttvarUs: view.getUint32(offset + o.rttvar_us, true),
-    retransmits: view.getUint32(offset + o.retransmits, true),
-    synRetransmits: view.getUint32(offset + o.syn_retransmits, true),
-    connectUs: view.getUint32(offset + o.connect_us, true),
-    netnsIno: view.getUint32(offset + o.netns_ino, true),
-    pid: view.getUint32(offset + o.pid, true),
-    tid: view.getUint32(offset + o.tid, true),
-    recordSeq: view.getUint32(offset + o.record_seq, true),
-    family: view.getUint16(offset + o.family, true),
-    clientPort: view.getUint16(offset + o.client_port, true),
-    serverPort: view.getUint16(offset + o.server_port, true),
-    side: view.getUint8(offset + o.side),
-    kind: view.getUint8(offset + o.kind),
-    lastState: view.getUint8(offset + o.last_state),
-    flags: view.getUint8(offset + o.flags),
-    clientAddress: formatAddress(view, offset + o.client_addr),
-    serverAddress: formatAddress(view, offset + o.server_addr),
-    comm: decodeComm(view, offset + o.comm),
+    monotonicNs: r.monotonicNs,
+    connId: BigInt(r.connId),
+    startMonotonicNs: r.startMonotonicNs,
+    cgroupId: r.cgroupId,
+    bytesSent: BigInt(r.bytesSent),
+    bytesReceived: BigInt(r.bytesReceived),
+    segsSent: r.segsSent,
+    segsReceived: r.segsReceived,
+    srttUs: r.srttUs,
+    rttvarUs: r.rttvarUs,
+    retransmits: r.retransmits,
+    synRetransmits: r.synRetransmits,
+    connectUs: r.connectUs,
+    netnsIno: r.netnsIno,
+    pid: r.pid,
+    tid: r.tid,
+    recordSeq: r.recordSeq,
+    family: r.family,
+    clientPort: r.clientPort,
+    serverPort: r.serverPort,
+    side: r.side,
+    kind: r.kind,
+    lastState: r.lastState,
+    flags: r.flags,
+    clientAddress: r.clientAddress,
+    serverAddress: r.serverAddress,
+    comm: r.comm,
   };
 }

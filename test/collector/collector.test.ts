@@ -25,6 +25,28 @@ function until(condition: () => boolean, what: string): Promise<void> {
 
 const down: SinkResult = { ok: false, error: 'broker down', retriable: true };
 
+/**
+ * `total` records in `ring` through a collector whose broker is slower than the ring (each send takes a few
+ * milliseconds), until all are produced; the most events its queue held at a send.
+ */
+async function drainThroughSlowBroker(ring: FakeRing, total: number, eventBytes: number): Promise<{ c: Collector<FlowRecordView>; peakQueued: number }> {
+  const sink = new MemorySink<OutMessage[]>();
+  const send = sink.send.bind(sink);
+  let c: Collector<FlowRecordView> | undefined;
+  let peakQueued = 0;
+  sink.send = async (messages) => {
+    peakQueued = Math.max(peakQueued, c!.queuedEvents);
+    await new Promise((resolve) => setTimeout(resolve, 3));
+    return send(messages);
+  };
+  ring.add(total);
+  c = memoryCollector(ring, sink, { queueEvents: 2 * total, eventBytes });
+  c.start();
+  await until(() => c!.stats.eventsProduced === total, `all ${total} events produced`);
+  await c.stop();
+  return { c, peakQueued };
+}
+
 describe('collector', () => {
   it('retries a failed send with exactly the same messages, while newer ones wait', async () => {
     const ring = new FakeRing();
@@ -69,21 +91,7 @@ describe('collector', () => {
     const eventBytes = 1024;
     const total = 5 * READ_SLICE;
     const ring = new FakeRing();
-    const sink = new MemorySink<OutMessage[]>();
-    const send = sink.send.bind(sink);
-    let c: Collector<FlowRecordView> | undefined;
-    let peakQueued = 0;
-    // A broker slower than the ring: each send takes a few milliseconds.
-    sink.send = async (messages) => {
-      peakQueued = Math.max(peakQueued, c!.queuedEvents);
-      await new Promise((resolve) => setTimeout(resolve, 3));
-      return send(messages);
-    };
-    ring.add(total);
-    c = memoryCollector(ring, sink, { queueEvents: 2 * total, eventBytes });
-    c.start();
-    await until(() => c.stats.eventsProduced === total, `all ${total} events produced`);
-    await c.stop();
+    const { c, peakQueued } = await drainThroughSlowBroker(ring, total, eventBytes);
     // One slice read past the threshold at most, and the message being packed.
     assert.ok(peakQueued <= READ_SLICE + QUEUE_BYTES_WHILE_SENDING / eventBytes + 2, `at most ${READ_SLICE + QUEUE_BYTES_WHILE_SENDING / eventBytes + 2} events queued, not ${peakQueued}`);
     assert.ok(peakQueued >= QUEUE_BYTES_WHILE_SENDING / eventBytes, `the queue filled to the threshold (${peakQueued} events)`);
@@ -96,20 +104,7 @@ describe('collector', () => {
     const eventBytes = 1024;
     const total = 5 * READ_SLICE;
     const ring = new FakeRing(total);
-    const sink = new MemorySink<OutMessage[]>();
-    const send = sink.send.bind(sink);
-    let c: Collector<FlowRecordView> | undefined;
-    let peakQueued = 0;
-    sink.send = async (messages) => {
-      peakQueued = Math.max(peakQueued, c!.queuedEvents);
-      await new Promise((resolve) => setTimeout(resolve, 3));
-      return send(messages);
-    };
-    ring.add(total);
-    c = memoryCollector(ring, sink, { queueEvents: 2 * total, eventBytes });
-    c.start();
-    await until(() => c.stats.eventsProduced === total, `all ${total} events produced`);
-    await c.stop();
+    const { c, peakQueued } = await drainThroughSlowBroker(ring, total, eventBytes);
     // The full ring is read down to half before anything is left in it: at least half of it was queued at once,
     // less what the slow sends took meanwhile.
     assert.ok(peakQueued > READ_SLICE + QUEUE_BYTES_WHILE_SENDING / eventBytes + 2, `more than the backlog bound queued (${peakQueued} events)`);

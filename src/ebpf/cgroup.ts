@@ -7,6 +7,11 @@ import path from 'node:path';
 import { KernelError } from '../common/errors.js';
 import { cgroup2Root } from './preflight.js';
 
+/** How long remove() waits for exiting processes to leave a cgroup. */
+const REMOVE_WAIT_MS = 2_000;
+/** Something to block on for a few milliseconds between remove()'s attempts (it is synchronous). */
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
 export class Cgroup {
   private constructor(readonly path: string) {}
 
@@ -65,19 +70,32 @@ export class Cgroup {
     fs.writeFileSync(path.join(this.path, 'cgroup.procs'), String(pid));
   }
 
-  /** Moves any processes left back to the root, then removes the directory. Safe to call twice. */
+  /**
+   * Moves any processes left back to the root, then removes the directory. Safe to call twice. A process that was
+   * just killed leaves its cgroup only once the kernel has torn it down, a moment after it is gone from
+   * cgroup.procs; until then rmdir fails with EBUSY, so it is retried for up to REMOVE_WAIT_MS.
+   */
   remove(): void {
     if (!fs.existsSync(this.path)) return;
     const root = cgroup2Root();
-    const leftovers = fs.readFileSync(path.join(this.path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
-    for (const pid of leftovers) {
+    const deadline = Date.now() + REMOVE_WAIT_MS;
+    for (;;) {
+      const leftovers = fs.readFileSync(path.join(this.path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+      for (const pid of leftovers) {
+        try {
+          fs.writeFileSync(path.join(root, 'cgroup.procs'), pid);
+        } catch {
+          // the process exited meanwhile
+        }
+      }
       try {
-        fs.writeFileSync(path.join(root, 'cgroup.procs'), pid);
-      } catch {
-        // the process exited meanwhile
+        fs.rmdirSync(this.path);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EBUSY' || Date.now() >= deadline) throw error;
+        Atomics.wait(pause, 0, 0, 10);
       }
     }
-    fs.rmdirSync(this.path);
   }
 }
 

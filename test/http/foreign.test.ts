@@ -237,8 +237,12 @@ describe('HTTP capture of servers and clients the project did not write', () => 
     const known = new Set(closedClientPorts(PORTS.python));
     const logFrom = pythonServer!.log().length;
     const paths = [DOCUMENTS.small, DOCUMENTS.listing, '/missing/1'];
-    // -S: the responses' heads on stderr; exit code 8: a server answered an error (the 404).
-    const { stderr } = await runIn(client(), 'wget', ['-S', '-O', '/dev/null', ...headers, ...paths.map((path) => pythonUrl(path + query))], [8]);
+    // -S: the responses' heads on stderr; exit code 8: a server answered an error (the 404). --no-http-keep-alive:
+    // wget otherwise offers keep-alive and, when the server's FIN has not arrived yet as it checks, writes its next
+    // request on the connection the HTTP/1.0 server is closing, reads nothing and retries on a new one (about one
+    // run in twenty here). The capture records that request without a response, as it happened; the test needs a
+    // known number of connections.
+    const { stderr } = await runIn(client(), 'wget', ['-S', '-O', '/dev/null', '--no-http-keep-alive', ...headers, ...paths.map((path) => pythonUrl(path + query))], [8]);
     const statuses = [...stderr.matchAll(/^ {2}HTTP\/1\.[01] (\d{3}) /gm)].map((match) => Number(match[1]));
     assert.deepEqual(statuses, [200, 200, 404]);
     const lengths = [...stderr.matchAll(/^ {2}Content-Length: (\d+)/gm)].map((match) => Number(match[1]));

@@ -11,6 +11,7 @@ import { ConfigError, describeError } from '../errors.js';
 import type { Config } from '../config.js';
 import { createLogger, type Logger } from '../logger.js';
 import './request-queue.js';
+import './encoder.js';
 import './record-batch.js';
 
 export interface KafkaOptions {

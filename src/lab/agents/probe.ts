@@ -15,16 +15,28 @@ function classify(error: NodeJS.ErrnoException): ProbeAnswer {
   return { outcome: 'error', error: `${error.code ?? ''} ${error.message}`.trim() };
 }
 
+/**
+ * Calls `onTimeout` once timeoutMs passed and the I/O already received has been handled: the timer is checked
+ * before the event loop reads its sockets, so an agent the machine starved for longer than the timeout (seen in CI
+ * at load 8 on 2 CPUs) would otherwise time out probes whose answers were waiting to be read.
+ */
+function afterTimeout(onTimeout: () => void): NodeJS.Timeout {
+  return setTimeout(() => setImmediate(onTimeout), params.timeoutMs);
+}
+
 function probeTcp(target: ProbeTarget): Promise<ProbeAnswer> {
   return new Promise((resolve) => {
     let received = '';
+    let settled = false;
     const socket = net.connect({ host: target.host, port: target.port });
     const done = (answer: ProbeAnswer) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.destroy();
       resolve(answer);
     };
-    const timer = setTimeout(() => done({ outcome: 'timeout' }), params.timeoutMs);
+    const timer = afterTimeout(() => done({ outcome: 'timeout' }));
     socket.on('data', (chunk: Buffer) => {
       received += chunk.toString();
       if (received.includes('\n')) done({ outcome: 'connected', answeredBy: received.split('\n')[0]! });
@@ -37,12 +49,15 @@ function probeTcp(target: ProbeTarget): Promise<ProbeAnswer> {
 function probeUdp(target: ProbeTarget): Promise<ProbeAnswer> {
   return new Promise((resolve) => {
     const socket = dgram.createSocket('udp4');
+    let settled = false;
     const done = (answer: ProbeAnswer) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.close();
       resolve(answer);
     };
-    const timer = setTimeout(() => done({ outcome: 'timeout' }), params.timeoutMs);
+    const timer = afterTimeout(() => done({ outcome: 'timeout' }));
     socket.on('message', (message) => done({ outcome: 'connected', answeredBy: message.toString().split('\n')[0]! }));
     // A connected UDP socket hears the ICMP port unreachable as ECONNREFUSED.
     socket.on('error', (error) => done(classify(error)));

@@ -32,6 +32,11 @@ export function skippedRuns(installation: Installation, programs: readonly strin
 
 export class ReportedTotals {
   private readonly reported: BpfMap<number, bigint>;
+  /**
+   * The map's contents, read once: only the collector holding the pin directory's lock writes it, so a report
+   * (once a second when idle) costs a write only when a total moved, not a lookup per index.
+   */
+  private readonly known: bigint[];
 
   constructor(
     installation: Installation,
@@ -39,14 +44,16 @@ export class ReportedTotals {
   ) {
     const shape = { type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: totals.size };
     this.reported = installation.userMap(`${totals.name}_reported`, shape).typed(u32Codec, u64Codec);
+    this.known = Array.from({ length: totals.size }, (_, index) => this.reported.lookup(index) ?? 0n);
   }
 
   /** Per index, what was counted since the last report; marks it reported. */
   take(): bigint[] {
     return this.totals.read().map((total, index) => {
-      const reported = this.reported.lookup(index) ?? 0n;
+      const reported = this.known[index] ?? 0n;
       if (total <= reported) return 0n;
       this.reported.update(index, total);
+      this.known[index] = total;
       return total - reported;
     });
   }

@@ -18,6 +18,8 @@ export interface ExchangeBytes {
   response?: string;
   atNs: bigint;
   durationNs: bigint;
+  /** The response call's full length when the kernel's copy (`response`) was cut short: the rest is body. */
+  responseCallBytes?: number;
 }
 
 /** The socket the calls were made on: its node, kernel conn id (epoch e1), cgroup, caller and ends. */
@@ -45,14 +47,14 @@ export function capturedExchanges(socket: ObservedSocket, exchanges: readonly Ex
   );
   const { side, clientAddress, clientPort, serverAddress, serverPort } = socket;
   const ends: HttpChunkEnds = { side: FlowSide[side], clientAddress, clientPort, serverAddress, serverPort };
-  const call = (direction: 'sent' | 'received', text: string, atNs: bigint) =>
+  const call = (direction: 'sent' | 'received', text: string, atNs: bigint, length = text.length) =>
     capture.add(
-      { monotonicNs: atNs, connId: socket.connId, cgroupId: socket.cgroupId, callStartNs: atNs, length: text.length, pid: socket.pid, tid: socket.pid, direction: HttpDirection[direction], flags: 0, data: Buffer.from(text, 'latin1') },
+      { monotonicNs: atNs, connId: socket.connId, cgroupId: socket.cgroupId, callStartNs: atNs, length, pid: socket.pid, tid: socket.pid, direction: HttpDirection[direction], flags: 0, data: Buffer.from(text, 'latin1') },
       () => ends,
     );
-  for (const { request, response, atNs, durationNs } of exchanges) {
+  for (const { request, response, atNs, durationNs, responseCallBytes } of exchanges) {
     call(side === 'client' ? 'sent' : 'received', request, atNs);
-    if (response !== undefined) call(side === 'client' ? 'received' : 'sent', response, atNs + durationNs);
+    if (response !== undefined) call(side === 'client' ? 'received' : 'sent', response, atNs + durationNs, responseCallBytes);
   }
   capture.connectionClosed(socket.connId);
   capture.tick(0n);

@@ -5,8 +5,7 @@
  * are not a collector kind: the enforcer reads its own verdict ring (docs/ARCHITECTURE.md, "The enforcer role").
  */
 import type { Registry } from '../common/avro.js';
-import { partitionOf } from '../common/kafka/partitioner.js';
-import { bindCodec, type PackedTopicContract } from '../events/contract.js';
+import type { PackedTopicContract } from '../events/contract.js';
 import type { Config } from '../common/config.js';
 import type { PinDirectory } from '../ebpf/pins.js';
 import type { RingReader } from '../ebpf/ringbuf.js';
@@ -74,9 +73,10 @@ export interface KernelSource {
 }
 
 /**
- * A kind's records become `Item`s, which the collector packs into messages of the kind's topic: for most kinds
- * (HTTP) an Item is the contract's Event, encoded by its schema (eventPacking); flows emits the ring record itself,
- * which its packing writes as the Avro of its FlowEvent, an event object never made (src/collector/flows/).
+ * A kind's records become `Item`s, which the collector packs into messages of the kind's topic: an Item need not be
+ * the contract's Event. Flows emits the ring record itself, which its packing writes as the Avro of its FlowEvent;
+ * HTTP emits the exchange its parser paired, written as the Avro of its HttpEvent: event objects never made
+ * (src/collector/flows/, src/collector/http/).
  */
 export interface RecordKind<Item, Event = Item, Value = unknown> {
   /** As in metrics (`record_kind`) and logs: `flows`. */
@@ -101,13 +101,4 @@ export interface RecordKind<Item, Event = Item, Value = unknown> {
    * (src/collector/identity/), so that the enricher can name the pod.
    */
   cgroupId(item: Item): bigint;
-}
-
-/** The packing of a kind whose items are its contract's events: partitioned by the contract's key, encoded by the schema. */
-export function eventPacking<Event>(contract: PackedTopicContract<Event, unknown>, registry: Registry, partitions: number): ItemPacking<Event> {
-  const codec = bindCodec(registry, contract);
-  return {
-    partitionOf: (event) => partitionOf(contract.partitionKey(event), partitions),
-    messageBuilder: () => codec.builder(),
-  };
 }

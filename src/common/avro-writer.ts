@@ -133,3 +133,17 @@ export class AvroWriter {
     this.pos = pos;
   }
 }
+
+/** A ["null", "int"] union: the int when `present`, else null. */
+export function optionalInt(out: AvroWriter, present: boolean, value: number): void {
+  if (!present) return out.index(0);
+  out.index(1);
+  out.int(value);
+}
+
+/** A ["null", "long"] union. */
+export function optionalLong(out: AvroWriter, value: bigint | number | null): void {
+  if (value === null) return out.index(0);
+  out.index(1);
+  out.long(value);
+}

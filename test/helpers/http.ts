@@ -1,13 +1,15 @@
 /**
  * HTTP exchanges for tests, made the collector's way: chunk records as bpf/http.bpf.c writes them (decoded) through
- * HttpCapture (the parser, the path without its query string, the capped route) and toHttpEvent, so that what a
- * test stores went through the same privacy rules; and plain events with every field derived from a number.
+ * HttpCapture (the parser, the path without its query string, the capped route) and the http kind's writer (its
+ * Avro, decoded: httpEventReader), so that what a test stores went through the same privacy rules; and plain events
+ * with every field derived from a number.
  */
 import { HttpCapture, type CapturedExchange } from '../../src/collector/http/capture.js';
-import { toHttpEvent } from '../../src/collector/http/exchange-event.js';
+import { httpEventReader } from '../../src/collector/http/exchange-event.js';
+import { loadRegistry } from '../../src/common/avro.js';
 import { FlowSide } from '../../src/ebpf/records/flow.js';
 import { HttpDirection, type HttpChunkEnds } from '../../src/ebpf/records/http-chunk.js';
-import type { HttpEvent } from '../../src/events/http.js';
+import { HTTP, type HttpBatch, type HttpEvent } from '../../src/events/http.js';
 
 /**
  * One request and its response as the observed socket's calls: the request at `atNs`, the response `durationNs`
@@ -64,8 +66,8 @@ export function capturedExchanges(socket: ObservedSocket, exchanges: readonly Ex
 
 /** The http.v1 events of the exchanges on the socket, as the collector makes them. */
 export function httpEvents(socket: ObservedSocket, exchanges: readonly ExchangeBytes[]): HttpEvent[] {
-  const context = { nodeName: socket.node, epoch: 'e1', toWallNs: (ns: bigint) => ns };
-  return capturedExchanges(socket, exchanges).map((exchange) => toHttpEvent(exchange, context));
+  const toEvent = httpEventReader({ nodeName: socket.node, epoch: 'e1', toWallNs: (ns: bigint) => ns }, loadRegistry().codec<HttpBatch>(HTTP.subject));
+  return capturedExchanges(socket, exchanges).map(toEvent);
 }
 
 /** A client socket from 10.0.0.1:40000 to 10.0.0.2:8080 on test-node, conn id 1. */

@@ -5,7 +5,7 @@
 
 const SPACE = 0x20;
 /** OTel's known HTTP methods; anything else is reported as `_OTHER` with the original kept aside. */
-const KNOWN_METHODS = ['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE'] as const;
+export const KNOWN_METHODS = ['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE'] as const;
 const KNOWN_METHOD_BYTES = KNOWN_METHODS.map((method) => Buffer.from(method, 'latin1'));
 /** The longest method token accepted before the bytes are taken as not HTTP. */
 export const MAX_METHOD_LENGTH = 20;

@@ -4,7 +4,7 @@
  * once per collector run, the digits per event, no string made; and the partition Kafka's default partitioner
  * would pick from that id, so that every event of a connection, whatever its topic, takes the same partition.
  */
-import type { U64 } from '../ebpf/records/flow.js';
+import type { U64 } from '../ebpf/records/u64.js';
 import { partitionOfBytes } from '../common/kafka/partitioner.js';
 import { connectionIdPrefix, type CollectorContext } from './record-kind.js';
 

@@ -10,6 +10,7 @@ import { connectionIdPrefix, type CollectorContext } from './record-kind.js';
 
 /** A u64 in decimal. */
 const MAX_DIGITS = 20;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class ConnectionIdBytes {
   private readonly prefixLength: number;
@@ -32,7 +33,10 @@ export class ConnectionIdBytes {
   write(connId: U64): number {
     const id = this.bytes;
     const pos = this.prefixLength;
-    if (typeof connId === 'bigint') return pos + id.write(connId.toString(), pos, 'latin1');
+    if (typeof connId === 'bigint') {
+      if (connId > MAX_SAFE) return pos + id.write(connId.toString(), pos, 'latin1');
+      connId = Number(connId);
+    }
     // A safe integer is below 10^16: its last nine digits and the rest each take integer operations.
     const high = Math.floor(connId / 1e9);
     const low = connId - high * 1e9;

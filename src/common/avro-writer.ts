@@ -106,6 +106,24 @@ export class AvroWriter {
   }
 
   string(text: string): void {
+    // Most strings are short and ASCII (paths, routes): written by a loop, not Buffer's two calls into C++.
+    const chars = text.length;
+    if (chars < 64) {
+      this.reserve(1 + chars);
+      const buf = this.buf;
+      let pos = this.pos + 1;
+      let i = 0;
+      for (; i < chars; i++) {
+        const code = text.charCodeAt(i);
+        if (code >= 0x80) break;
+        buf[pos++] = code;
+      }
+      if (i === chars) {
+        buf[this.pos] = chars << 1; // the zig-zag length, one byte below 64
+        this.pos = pos;
+        return;
+      }
+    }
     const length = Buffer.byteLength(text);
     this.long(length);
     this.reserve(length);

@@ -4,6 +4,7 @@
  * (src/collector/flows/, src/collector/http/) exports one RecordKind; src/collector/kinds.ts lists them. Verdicts
  * are not a collector kind: the enforcer reads its own verdict ring (docs/ARCHITECTURE.md, "The enforcer role").
  */
+import type { AvroWriter } from '../common/avro-writer.js';
 import type { Registry } from '../common/avro.js';
 import type { PackedTopicContract } from '../events/contract.js';
 import type { Config } from '../common/config.js';
@@ -101,4 +102,19 @@ export interface RecordKind<Item, Event = Item, Value = unknown> {
    * (src/collector/identity/), so that the enricher can name the pod.
    */
   cgroupId(item: Item): bigint;
+}
+
+/** Writes a kind's items as the Avro of its events, and picks their partitions (FlowEventWriter, HttpEventWriter). */
+export interface EventWriter<Item> {
+  partitionOf(item: Item, partitions: number): number;
+  write(item: Item, out: AvroWriter): void;
+}
+
+/** The packing of a kind whose items are written as its batch schema's items by `writer`. */
+export function writerPacking<Item>(registry: Registry, subject: string, writer: EventWriter<Item>, partitions: number): ItemPacking<Item> {
+  const codec = registry.codec(subject);
+  return {
+    partitionOf: (item) => writer.partitionOf(item, partitions),
+    messageBuilder: () => codec.batchBuilder<Item>((item, out) => writer.write(item, out)),
+  };
 }

@@ -5,7 +5,7 @@
  * kernel side it shares, and whose final records end its connections). Runs only with http.enabled.
  */
 import { HTTP, type HttpBatch, type HttpEvent } from '../../events/http.js';
-import type { RecordKind } from '../record-kind.js';
+import { writerPacking, type RecordKind } from '../record-kind.js';
 import { HTTP_CAPTURE_REMEDIES, HttpCapture, type CapturedExchange } from './capture.js';
 import { HttpEventWriter } from './exchange-event.js';
 import { loadHttpCapture } from './kernel.js';
@@ -44,13 +44,6 @@ export const httpKind: RecordKind<CapturedExchange, HttpEvent, HttpBatch> = {
       dropRemedies: HTTP_CAPTURE_REMEDIES,
     };
   },
-  packing(context, registry, partitions) {
-    const codec = registry.codec<HttpBatch>(HTTP.subject);
-    const writer = new HttpEventWriter(context);
-    return {
-      partitionOf: (exchange) => writer.partitionOf(exchange, partitions),
-      messageBuilder: () => codec.batchBuilder<CapturedExchange>((exchange, out) => writer.write(exchange, out)),
-    };
-  },
+  packing: (context, registry, partitions) => writerPacking(registry, HTTP.subject, new HttpEventWriter(context), partitions),
   cgroupId: (exchange) => exchange.cgroupId,
 };

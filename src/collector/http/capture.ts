@@ -152,11 +152,17 @@ export class HttpCapture {
 
   /** One ring record; throws a DecodeError on one it cannot read. */
   record(view: DataView, offset: number, size: number): void {
-    this.add(this.chunk.point(view, offset, size), this.chunkEnds);
+    const chunk = this.chunk.point(view, offset, size);
+    this.take(chunk, this.chunkEnds, chunk.bytes, chunk.dataStart, chunk.dataEnd);
   }
 
-  /** A record, decoded or in place; `ends` is called for a connection's first record only (every record carries the same). */
+  /** A decoded record; `ends` is called for a connection's first record only (every record carries the same). */
   add(chunk: HttpChunk, ends: () => HttpChunkEnds): void {
+    this.take(chunk, ends, chunk.data, 0, chunk.data.length);
+  }
+
+  /** A record whose copied bytes are bytes[start, end) (its `data` is not read). */
+  private take(chunk: HttpChunk, ends: () => HttpChunkEnds, bytes: Buffer, start: number, end: number): void {
     const sent = chunk.direction === HttpDirection.sent;
     if (!sent && chunk.direction !== HttpDirection.received) {
       this.ownDrops.bad_direction++;
@@ -167,8 +173,7 @@ export class HttpCapture {
     const returnedNs = chunk.monotonicNs;
     connection.lastRecordNs = returnedNs;
     connection.pid = chunk.pid;
-    if (sent) connection.parser.sent(chunk.data, chunk.callStartNs, chunk.length);
-    else connection.parser.received(chunk.data, returnedNs, chunk.length);
+    connection.parser.call(sent, bytes, start, end, sent ? chunk.callStartNs : returnedNs, chunk.length);
   }
 
   /**

@@ -84,6 +84,9 @@ export class HttpChunkView implements HttpChunk {
   private view: DataView = EMPTY;
   private at = 0;
   private copied = 0;
+  /** The bytes of the memory `view` reads (a ring's: one view for all its records), made once per view. */
+  private viewBytes: Buffer = Buffer.alloc(0);
+  private bytesOf: DataView | undefined;
 
   /** Reads the record at `offset` from now on; throws a DecodeError (field `header` or `copied`) on one it cannot read. */
   point(view: DataView, offset: number, size: number): this {
@@ -138,6 +141,23 @@ export class HttpChunkView implements HttpChunk {
   /** The copied bytes, a view of the record's memory (no copy): valid only until the ring handler returns. */
   get data(): Buffer {
     return Buffer.from(this.view.buffer, this.view.byteOffset + this.at + o.data, this.copied);
+  }
+  /**
+   * The memory the record is in, of which its copied bytes are [dataStart, dataEnd): the same Buffer for every record
+   * of a ring, so that reading a record's bytes makes no Buffer (data makes one).
+   */
+  get bytes(): Buffer {
+    if (this.bytesOf !== this.view) {
+      this.viewBytes = Buffer.from(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+      this.bytesOf = this.view;
+    }
+    return this.viewBytes;
+  }
+  get dataStart(): number {
+    return this.at + o.data;
+  }
+  get dataEnd(): number {
+    return this.at + o.data + this.copied;
   }
   /** The connection's ends (every record of a connection carries the same). */
   ends(): HttpChunkEnds {

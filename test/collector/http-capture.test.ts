@@ -70,10 +70,11 @@ describe('HttpCapture', () => {
   it('reads ring records in place into the exchanges the same records make decoded, never past a record\'s bytes', () => {
     const chunked = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
     const records = [
-      // A request line and headers split across calls, a line cut where a reader past it would find its end.
+      // A request line and headers split across calls, lines cut where a reader past them would find their end
+      // (one short, one long: the parser scans a line's first bytes itself, then asks Buffer.indexOf).
       chunk(8n, 'received', 'GET /a/1?q=x HT', 10n, 11n),
-      chunk(8n, 'received', 'TP/1.1\r\nHost: h', 12n, 13n),
-      chunk(8n, 'received', '\r\n\r\n', 14n, 15n),
+      chunk(8n, 'received', `TP/1.1\r\nHost: ${'h'.repeat(100)}`, 12n, 13n),
+      chunk(8n, 'received', `\r\nX-Long: ${'y'.repeat(100)}\r\n\r\n`, 14n, 15n),
       chunk(8n, 'sent', RESPONSE, 20n, 21n),
       // A method and target with no space after them in the copy: the rest of the line comes with the next call.
       chunk(8n, 'received', 'PUT /b', 30n, 31n),
@@ -96,7 +97,7 @@ describe('HttpCapture', () => {
     assert.deepEqual(
       decoded.exchanges.map((exchange) => [exchange.method, exchange.path, exchange.status, exchange.requestBytes, exchange.responseBytes]),
       [
-        ['GET', '/a/1', 404, 'GET /a/1?q=x HTTP/1.1\r\nHost: h\r\n\r\n'.length, RESPONSE.length],
+        ['GET', '/a/1', 404, `GET /a/1?q=x HTTP/1.1\r\nHost: ${'h'.repeat(100)}\r\nX-Long: ${'y'.repeat(100)}\r\n\r\n`.length, RESPONSE.length],
         ['PUT', '/b', 200, 'PUT /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc'.length, chunked.length + 100],
         ['GET', '/users/42', 404, REQUEST.length, RESPONSE.length],
       ],

@@ -77,6 +77,8 @@ export interface CollectorDeps<Event> {
   sink: Sink<OutMessage[]>;
   /** Omitted: events depend on nothing else, and are sent as soon as they are sealed. */
   prerequisites?: EventPrerequisites<Event>;
+  /** Called before each drain, when the ring holds the most it will: the CPU policy reads the rings there (./cpu-policy.ts). */
+  beforeDrain?: () => void;
   logger: Logger;
   meter: Meter;
 }
@@ -241,6 +243,7 @@ export class Collector<Event> {
       let sliceStarted = performance.now();
       while (this.reading) {
         // Leave the backlog in the ring until a send makes room; yield between slices so the send loop runs.
+        this.deps.beforeDrain?.();
         if (this.queueFullEnough()) await new Promise<void>((resolve) => (this.wakeReader = resolve));
         else if (this.drainOnce() < READ_SLICE) break;
         else await yieldToLoop();

@@ -13,6 +13,11 @@
  * an RLIMIT_NICE allowing nice 0); without it the collector stays idle, logs what to grant, and what the rings
  * cannot take is counted as their ring_full drops, as always.
  *
+ * When: the read loops call check() before each drain (CollectorDeps.beforeDrain), when a ring is at its fullest,
+ * rather than a timer: a starved collector runs neither, so a timer saw nothing sooner, and its 4 wake-ups a second
+ * were a third of an idle collector's CPU (0.0012 of 0.0038 cores, measured with the collector alone on a node).
+ * An idle ring still wakes its loop once a second, so calm rings are seen as they stay calm.
+ *
  * Threads: the policy is per thread, so each thread of the process is set (/proc/self/task); threads created
  * later (libuv's pool, koffi's workers) inherit it from the thread that creates them.
  */
@@ -29,7 +34,6 @@ const EPERM = 1;
 const RAISE_FILL = 0.5;
 const RELAX_FILL = 0.1;
 const RELAX_AFTER_MS = 2_000;
-const CHECK_EVERY_MS = 250;
 
 /** How full a ring is, 0..1 (RingReader.fill). */
 export interface RingFill {
@@ -46,7 +50,7 @@ export interface CpuPolicyStats {
 export class CpuPolicy {
   private normal = true;
   private calmSince: number | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private watching = false;
   private raiseRefused = false;
   private raised = 0;
 
@@ -56,23 +60,20 @@ export class CpuPolicy {
     private readonly logger: Logger,
   ) {}
 
-  /** Yields to the workloads (mode idle) and starts watching the rings; a no-op at mode normal. */
+  /** Yields to the workloads (mode idle), and check() watches the rings from then on; a no-op at mode normal. */
   start(): void {
     if (this.mode !== 'idle') return;
     this.setAll(SCHED_IDLE);
-    this.timer = setInterval(() => this.check(), CHECK_EVERY_MS);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
+    this.watching = true;
   }
 
   get stats(): CpuPolicyStats {
     return { raised: this.raised, normal: this.normal };
   }
 
-  private check(): void {
+  /** Reads the rings' fill and changes the policy if it calls for it; a few memory reads when nothing changes. */
+  check(): void {
+    if (!this.watching) return;
     const fullest = Math.max(...this.rings.map((ring) => ring.fill()));
     if (!this.normal && fullest > RAISE_FILL) {
       if (this.setAll(SCHED_OTHER)) {

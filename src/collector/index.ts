@@ -47,6 +47,8 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   const clock = new BootClock();
   const resync = setInterval(() => clock.resync(), 60_000);
   const collectors = new Map<string, Collector<unknown>>();
+  // Reads the rings of `sources` as they are loaded below.
+  const cpuPolicy = new CpuPolicy(config.collector.cpuPolicy, sources, logger.child({ role: 'collector', component: 'cpu-policy' }));
   // Assigned in the try below, which throws if it cannot be.
   let identities!: CgroupIdentities;
   const topicOf = (kind: RecordKind<unknown, unknown, unknown>) => `${config.kafka.topicPrefix}${kind.contract.topic}`;
@@ -68,6 +70,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
           packing: kind.packing(context, registry, partitions.get(topicOf(kind))!),
           sink: new KafkaSink(kafka, topicOf(kind), config.node.name),
           prerequisites: identities.prerequisites((item) => kind.cgroupId(item)),
+          beforeDrain: () => cpuPolicy.check(),
           logger: logger.child({ role: 'collector', record_kind: kind.name }),
           meter,
         },
@@ -86,7 +89,6 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   const queued = () => [...collectors.values()].reduce((sum, collector) => sum + collector.queuedEvents, 0);
   telemetry.addHealthCheck('kafka_queue', () => ({ ok: queued() < config.collector.queueEvents, detail: `${queued()} events queued` }));
   const kernel = Object.fromEntries(kinds.map((kind, i) => [kind.name, sources[i]!.status]));
-  const cpuPolicy = new CpuPolicy(config.collector.cpuPolicy, sources, logger.child({ role: 'collector', component: 'cpu-policy' }));
   const stopTrimming = trimMallocHeap(() => [...collectors.values()].reduce((sum, collector) => sum + collector.stats.messagesProduced, 0));
   identities.start();
   for (const collector of collectors.values()) collector.start();
@@ -98,7 +100,6 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
     async stop() {
       clearInterval(resync);
       stopTrimming();
-      cpuPolicy.stop();
       // The collectors' last sends wait for identities: the publisher stops after them.
       await Promise.all([...collectors.values()].map((collector) => collector.stop()));
       await identities.stop();

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import { describeError, SidecarlessError } from '../common/errors.js';
+import { fetchTopicOffsets } from '../common/kafka/offsets.js';
 import type { Logger } from '../common/logger.js';
 
 export interface FollowedMessage {
@@ -59,7 +60,7 @@ export class TopicFollower {
     await admin.connect();
     try {
       for (const topic of this.topics) {
-        for (const p of await admin.fetchTopicOffsets(topic)) {
+        for (const p of await fetchTopicOffsets(admin, topic)) {
           this.positions.set(`${topic}/${p.partition}`, { end: BigInt(p.high), position: BigInt(p.low), high: BigInt(p.high) });
         }
       }

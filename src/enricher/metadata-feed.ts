@@ -28,6 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Meter } from '@opentelemetry/api';
 import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { describeError } from '../common/errors.js';
+import { fetchTopicOffsets } from '../common/kafka/offsets.js';
 import type { Logger } from '../common/logger.js';
 import { createDropCounter, type DropCounter } from '../common/telemetry.js';
 import type { MetadataChange, MetadataCodec } from '../events/metadata.js';
@@ -239,7 +240,7 @@ export class MetadataFeed implements MetadataProgress {
 
   private async endOffsets(): Promise<Map<number, bigint>> {
     const ends = new Map<number, bigint>();
-    for (const { partition, high, low } of await this.admin.fetchTopicOffsets(this.options.topic)) {
+    for (const { partition, high, low } of await fetchTopicOffsets(this.admin, this.options.topic)) {
       // An empty partition has nothing to wait for, even before the consumer is assigned it.
       if (BigInt(high) > BigInt(low)) ends.set(partition, BigInt(high));
     }

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
+import { fetchTopicOffsets } from '../common/kafka/offsets.js';
 
 export interface TopicReader {
   /** Resolves to the number of messages read once the reader reached the topic's current end, and stops it. */
@@ -38,7 +39,7 @@ export async function readTopic(kafka: Kafka, topic: string, onMessage: (value: 
     async drain(timeoutMs = 60_000) {
       const admin = kafka.admin();
       await admin.connect();
-      const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+      const ends = await fetchTopicOffsets(admin, topic).finally(() => admin.disconnect());
       const deadline = Date.now() + timeoutMs;
       const behind = () => ends.filter((end) => (next.get(end.partition) ?? 0) < Number(end.high));
       try {

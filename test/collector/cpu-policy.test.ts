@@ -48,6 +48,8 @@ describe('collector CPU policy', () => {
   it('yields every thread, leaves idle while a ring is more than half full and yields again once it is calm', async () => {
     let fill = 0;
     const policy = new CpuPolicy('idle', [{ fill: () => 0.05 }, { fill: () => fill }], logger);
+    // What the read loops do: check before each drain (an idle ring's loop wakes once a second; here more often).
+    const drains = setInterval(() => policy.check(), 50);
     try {
       policy.start();
       assert.deepEqual([...new Set(threadPolicies('self'))], [SCHED_IDLE]);
@@ -61,15 +63,23 @@ describe('collector CPU policy', () => {
       assert.ok(performance.now() - calmFrom >= 1_900, 'yields only after the rings stayed calm for 2 s');
       assert.deepEqual(policy.stats, { raised: 1, normal: false });
     } finally {
-      policy.stop();
+      clearInterval(drains);
       restoreThisProcess();
     }
   });
 
-  it('at cpuPolicy normal changes nothing', async () => {
-    const policy = new CpuPolicy('normal', [{ fill: () => 0.9 }], logger);
+  it('at cpuPolicy normal changes nothing, however full or calm the rings', async () => {
+    let fill = 0.9;
+    const policy = new CpuPolicy('normal', [{ fill: () => fill }], logger);
     policy.start();
-    policy.stop();
+    policy.check();
+    fill = 0;
+    // Longer than the calm that makes the idle mode yield.
+    const calmUntil = performance.now() + 2_200;
+    while (performance.now() < calmUntil) {
+      policy.check();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     assert.deepEqual([...new Set(threadPolicies('self'))], [SCHED_OTHER]);
     assert.deepEqual(policy.stats, { raised: 0, normal: true });
   });

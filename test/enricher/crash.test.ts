@@ -65,7 +65,7 @@ describe('enricher crash', () => {
     assert.ok(atKill < MESSAGES, `killed before the end (committed ${atKill} of ${MESSAGES})`);
 
     const second = startEnricherProcess();
-    await waitFor(async () => (await committed()) === MESSAGES, { timeoutMs: 90_000, what: 'the restarted enricher to commit everything' });
+    await waitFor(async () => (await committed()) === MESSAGES, { timeoutMs: 180_000, what: 'the restarted enricher to commit everything' });
     second.kill('SIGTERM');
     await exited(second);
 

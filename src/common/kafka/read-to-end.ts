@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import { SidecarlessError, describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { fetchTopicOffsets } from './offsets.js';
 
 export interface ReadMessage {
   partition: number;
@@ -62,7 +63,7 @@ export async function readToEnd(kafka: Kafka, topic: string, onMessage: (message
   await admin.connect();
   const groupId = `${options.groupPrefix}-${randomBytes(6).toString('hex')}`;
   try {
-    const offsets = await admin.fetchTopicOffsets(topic);
+    const offsets = await fetchTopicOffsets(admin, topic);
     const [metadata] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
     const leaders = new Map(metadata?.partitions.map((p) => [p.partitionId, String(p.leader)]));
     const reads = new Map<number, PartitionRead>(

@@ -1,0 +1,27 @@
+/**
+ * A topic's offsets (admin.fetchTopicOffsets), asked again while its partitions' leaders are not serving yet.
+ *
+ * kafkajs retries that call only for an unknown topic and gives up at once on NOT_LEADER_OR_FOLLOWER or
+ * LEADER_NOT_AVAILABLE, which a topic created a moment earlier (by this process or another one starting beside it)
+ * answers until the broker has taken up its leadership: `createTopics({ waitForLeaders })` waits for the metadata
+ * to name a leader, not for that leader to answer. Seen in CI: a role starting right after creating its topic
+ * failed its start on ListOffsets.
+ */
+import type { Admin } from 'kafkajs';
+
+type TopicOffsets = Awaited<ReturnType<Admin['fetchTopicOffsets']>>;
+
+const RETRY_MS = 100;
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+export async function fetchTopicOffsets(admin: Admin, topic: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<TopicOffsets> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await admin.fetchTopicOffsets(topic);
+    } catch (error) {
+      if ((error as { retriable?: boolean }).retriable !== true || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
+  }
+}

@@ -1,4 +1,4 @@
-/** The kafkajs produce-encoding speed-ups (src/common/kafka/record-batch.ts): same bytes, same checksums. */
+/** The kafkajs produce-encoding speed-ups (src/common/kafka/record-batch.ts, produce-request.ts): same bytes, same checksums. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -15,19 +15,23 @@ const Encoder = require('kafkajs/src/protocol/encoder.js') as new (initialSize?:
   writeString(value: string): unknown;
   buffer: Buffer;
 };
-type RecordBatchFn = (options: Record<string, unknown> & { records: unknown[] }) => Promise<{ buffer: Buffer; size(): number }>;
-type RecordFn = (message: object) => unknown;
+type RecordBatchFn = (options: { records: unknown[]; firstTimestamp: number; maxTimestamp: number }) => Promise<{ buffer: Buffer }>;
+type ProduceRequestFn = (options: object) => { apiKey: number; apiVersion: number; encode(): Promise<{ buffer: Buffer }> };
 const Long = require('kafkajs/src/utils/long.js') as { fromValue(value: number | string): unknown };
+const PRODUCE_V3 = 'kafkajs/src/protocol/requests/produce/v3/request.js';
 
-/** A module of kafkajs as kafkajs wrote it: loaded afresh past the module cache, where the speed-ups replaced it. */
-function kafkajsOwn<T>(path: string): T {
-  const resolved = require.resolve(path);
-  const patched = require.cache[resolved];
-  delete require.cache[resolved];
+/**
+ * kafkajs' produce request v3 as kafkajs wrote it: loaded afresh past the module cache (where
+ * src/common/kafka/produce-request.ts replaced it), with fresh copies of the record and record batch code it takes.
+ */
+function kafkajsOwnProduceRequest(): ProduceRequestFn {
+  const paths = [PRODUCE_V3, 'kafkajs/src/protocol/recordBatch/v0/index.js', 'kafkajs/src/protocol/recordBatch/record/v0/index.js'].map((path) => require.resolve(path));
+  const patched = paths.map((path) => require.cache[path]);
+  for (const path of paths) delete require.cache[path];
   try {
-    return require(resolved) as T;
+    return require(paths[0]!) as ProduceRequestFn;
   } finally {
-    require.cache[resolved] = patched;
+    paths.forEach((path, i) => (require.cache[path] = patched[i]));
   }
 }
 
@@ -55,33 +59,36 @@ describe('kafkajs record batch encoding', () => {
     assert.equal(batch.readInt32BE(8), batch.length - 12);
   });
 
-  it('writes uncompressed batches in place into the very bytes of kafkajs\' own Record and RecordBatch, and compressed ones by kafkajs', async () => {
-    const ownRecord = kafkajsOwn<RecordFn>('kafkajs/src/protocol/recordBatch/record/v0/index.js');
-    const ownBatch = kafkajsOwn<{ RecordBatch: RecordBatchFn }>('kafkajs/src/protocol/recordBatch/v0/index.js').RecordBatch;
-    const { RecordBatch } = require('kafkajs/src/protocol/recordBatch/v0/index.js') as { RecordBatch: RecordBatchFn };
-    const Record = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as RecordFn;
-    assert.notEqual(RecordBatch, ownBatch, 'the speed-up is in place');
+  it('writes uncompressed produce requests into the very bytes of kafkajs\' own, and compressed ones by kafkajs', async (t) => {
+    const own = kafkajsOwnProduceRequest();
+    const ours = require(PRODUCE_V3) as ProduceRequestFn;
+    assert.notEqual(ours, own, 'the speed-up is in place');
     const messages = [0, 1, 63, 64, 127, 128, 9_000, 70_000].map((size, i) => ({
-      offsetDelta: i,
-      timestampDelta: i * 1000,
       key: i === 2 ? null : Buffer.from(`node-${i}`),
-      value: i === 3 ? 'a string value é' : randomBytes(size),
+      value: i === 3 ? 'a string value \u00e9' : randomBytes(size),
       headers: i % 2 === 0 ? { 'sidecarless-events': String(64 + i) } : { a: ['1', 'two'], b: Buffer.from('b\u00e9') },
+      // Timestamps on some, out of order, one of more digits than the rest (kafkajs sorts them as strings).
+      ...(i % 3 === 0 && { timestamp: [1_700_000_000_500, 999_999_999_999, 1_700_000_000_100][i / 3]! }),
     }));
-    const options = [
-      { firstTimestamp: 1_700_000_000_000, maxTimestamp: 1_700_000_007_000, lastOffsetDelta: messages.length - 1 },
-      { firstTimestamp: 1_700_000_000_000, maxTimestamp: 1_700_000_000_000, producerId: Long.fromValue('9007199254740993'), producerEpoch: 3, firstSequence: 12_345, transactional: true, partitionLeaderEpoch: 2 },
+    const topicData = [
+      { topic: 'sidecarless.http.v1', partitions: [{ partition: 0, firstSequence: 7, messages }, { partition: 5, messages: messages.slice(6) }] },
+      { topic: 't\u00e9', partitions: [{ partition: 2, firstSequence: 0, messages: messages.slice(0, 1) }] },
     ];
-    for (const option of options) {
-      for (const batchOf of [messages, messages.slice(0, 1), messages.slice(6)]) {
-        const ours = await RecordBatch({ ...option, records: batchOf.map(Record) });
-        const theirs = await ownBatch({ ...option, records: batchOf.map(ownRecord) });
-        assert.deepEqual(ours.buffer, theirs.buffer, `${batchOf.length} records, options ${Object.keys(option).join(',')}`);
-        assert.equal(ours.size(), theirs.size());
-      }
+    const requests = [
+      { acks: -1, timeout: 30_000, topicData, producerId: Long.fromValue('9007199254740993'), producerEpoch: 3 },
+      { acks: 1, timeout: 5_000, topicData: topicData.slice(1), transactionalId: 'tx-1' },
+      { acks: 0, timeout: 1, topicData },
+    ];
+    // A message without a timestamp takes Date.now(): one clock for both.
+    t.mock.method(Date, 'now', () => 1_700_000_000_999);
+    for (const options of requests) {
+      const [a, b] = await Promise.all([ours(options).encode(), own(options).encode()]);
+      assert.deepEqual(a.buffer, b.buffer, `request of ${options.topicData.length} topics, acks ${options.acks}`);
     }
-    const gzip = { ...options[0], compression: 1 };
-    assert.deepEqual((await RecordBatch({ ...gzip, records: messages.map(Record) })).buffer, (await ownBatch({ ...gzip, records: messages.map(ownRecord) })).buffer);
+    const gzip = { ...requests[0], compression: 1 };
+    const [a, b] = await Promise.all([ours(gzip).encode(), own(gzip).encode()]);
+    assert.deepEqual(a.buffer, b.buffer, 'a compressed request is kafkajs\' own');
+    assert.deepEqual([ours(gzip).apiKey, ours(gzip).apiVersion], [own(gzip).apiKey, own(gzip).apiVersion]);
   });
 
   it('grows an encoder without losing or changing a byte', () => {

@@ -12,6 +12,7 @@ import type { Config } from '../config.js';
 import { createLogger, type Logger } from '../logger.js';
 import './request-queue.js';
 import './record-batch.js';
+import './produce-request.js';
 
 export interface KafkaOptions {
   /** host:port of one or more bootstrap brokers. */

@@ -1,7 +1,7 @@
 /**
- * How the collector's C heap gives memory back. kafkajs copies every produce request about seven times on its way
- * to the socket, each copy in a fresh buffer (grown by doubling), and V8 frees those buffers only when a GC finds
- * their owners dead.
+ * How the collector's C heap gives memory back. kafkajs copied every produce request about seven times on its way
+ * to the socket (three since src/common/kafka/produce-request.ts), each copy in a fresh buffer (grown by doubling),
+ * and V8 frees those buffers only when a GC finds their owners dead.
  *
  * glibc's malloc raises its mmap threshold to the size of every large block it frees (up to 32 MB, and its trim
  * threshold to twice that), after which such blocks come from the heap and stay there, fragmented, once freed.

@@ -1,16 +1,17 @@
 /**
- * How the collector's C heap gives memory back. kafkajs copied every produce request about seven times on its way
- * to the socket (three since src/common/kafka/produce-request.ts), each copy in a fresh buffer (grown by doubling),
- * and V8 frees those buffers only when a GC finds their owners dead.
+ * How the collector's C heap gives memory back. kafkajs copies every produced value on its way to the socket (three
+ * times since ../common/kafka/encoder.ts, seven before), each copy in a fresh buffer, and V8 frees those buffers
+ * only when a GC finds their owners dead.
  *
  * glibc's malloc raises its mmap threshold to the size of every large block it frees (up to 32 MB, and its trim
  * threshold to twice that), after which such blocks come from the heap and stay there, fragmented, once freed.
  * kafkajs' request buffers reach MBs at the highest rates, so the collector's heap grew with the rate: RSS 90 ->
  * 100 MB from 2,000 connections/s to ~11k/s. Fixing both thresholds at glibc's own defaults keeps large buffers in
  * mmap (returned on free) and the heap trimmed: 84 -> 91 MB over the same runs, CPU within noise. Free blocks
- * below the top of the heap stay resident all the same: `trimMallocHeap` returns their pages once a second (about
- * 0.5 ms of CPU a second at ~11k connections/s; steady RSS 100-109 -> 90-100 MB there, same runs alternated).
+ * below the top of the heap stay resident all the same: `TrimAfterSends` returns their pages at most once a second
+ * (about 0.5 ms of CPU a second at ~11k connections/s; steady RSS 100-109 -> 90-100 MB there, same runs alternated).
  */
+import type { Sink, SinkResult } from '../common/pipeline.js';
 import { libcCalls } from '../ebpf/native.js';
 
 const M_TRIM_THRESHOLD = -1;
@@ -25,17 +26,26 @@ export function fixMallocThresholds(): void {
 }
 
 /**
- * Returns the heap's free pages to the kernel once a second, when `busy()` (how much work was done so far) moved
- * since the last time: an idle collector frees nothing, and malloc_trim walks every arena. Until the returned
- * function is called.
+ * A sink that returns the heap's free pages to the kernel after a send, at most once every TRIM_EVERY_MS (malloc_trim
+ * walks every arena). After sends, because their buffers are what there is to return, and an idle collector, which
+ * sends nothing, then never wakes for it (a timer did, once a second).
  */
-export function trimMallocHeap(busy: () => number): () => void {
-  let trimmedAt = busy();
-  const timer = setInterval(() => {
-    if (busy() === trimmedAt) return;
-    trimmedAt = busy();
-    libcCalls.mallocTrim(0);
-  }, TRIM_EVERY_MS);
-  timer.unref();
-  return () => clearInterval(timer);
+export class TrimAfterSends<Batch> implements Sink<Batch> {
+  private trimmedAt = performance.now();
+
+  constructor(private readonly sink: Sink<Batch>) {}
+
+  async send(batch: Batch): Promise<SinkResult> {
+    const result = await this.sink.send(batch);
+    const now = performance.now();
+    if (now - this.trimmedAt >= TRIM_EVERY_MS) {
+      this.trimmedAt = now;
+      libcCalls.mallocTrim(0);
+    }
+    return result;
+  }
+
+  shutdown(): Promise<void> {
+    return this.sink.shutdown();
+  }
 }

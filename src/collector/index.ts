@@ -21,7 +21,7 @@ import { BootClock } from '../ebpf/clock.js';
 import { PinDirectory } from '../ebpf/pins.js';
 import { bindMetadataCodec } from '../events/metadata.js';
 import { topicSpecs } from '../events/topics.js';
-import { fixMallocThresholds, trimMallocHeap } from './allocator.js';
+import { fixMallocThresholds, TrimAfterSends } from './allocator.js';
 import { Collector, type CollectorStats } from './collector.js';
 import { CpuPolicy } from './cpu-policy.js';
 import { ConnectionEnds } from './connection-ends.js';
@@ -68,7 +68,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
           source: sources[i]!,
           transform: (emit) => kind.transform(context, emit, config),
           packing: kind.packing(context, registry, partitions.get(topicOf(kind))!),
-          sink: new KafkaSink(kafka, topicOf(kind), config.node.name),
+          sink: new TrimAfterSends(new KafkaSink(kafka, topicOf(kind), config.node.name)),
           prerequisites: identities.prerequisites((item) => kind.cgroupId(item)),
           beforeDrain: () => cpuPolicy.check(),
           logger: logger.child({ role: 'collector', record_kind: kind.name }),
@@ -89,7 +89,6 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
   const queued = () => [...collectors.values()].reduce((sum, collector) => sum + collector.queuedEvents, 0);
   telemetry.addHealthCheck('kafka_queue', () => ({ ok: queued() < config.collector.queueEvents, detail: `${queued()} events queued` }));
   const kernel = Object.fromEntries(kinds.map((kind, i) => [kind.name, sources[i]!.status]));
-  const stopTrimming = trimMallocHeap(() => [...collectors.values()].reduce((sum, collector) => sum + collector.stats.messagesProduced, 0));
   identities.start();
   for (const collector of collectors.values()) collector.start();
   cpuPolicy.start();
@@ -99,7 +98,6 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
     failed: Promise.race([identities.failed, ...[...collectors.values()].map((collector) => collector.failed)]),
     async stop() {
       clearInterval(resync);
-      stopTrimming();
       // The collectors' last sends wait for identities: the publisher stops after them.
       await Promise.all([...collectors.values()].map((collector) => collector.stop()));
       await identities.stop();

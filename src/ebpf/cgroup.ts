@@ -13,13 +13,21 @@ const REMOVE_WAIT_MS = 2_000;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 export class Cgroup {
-  private constructor(readonly path: string) {}
+  /**
+   * `root`: the cgroup v2 mount it is below, found once (from /proc/self/mountinfo) rather than on every walk: the
+   * collector walks its traced cgroups every collector.cgroupScanMs, and reading the mount table was half of a walk.
+   */
+  private constructor(
+    readonly path: string,
+    private readonly root: string,
+  ) {}
 
   /** Creates (or reuses) a cgroup below the cgroup v2 root, e.g. Cgroup.create('sidecarless-test-1234'). */
   static create(relativePath: string): Cgroup {
-    const full = path.join(cgroup2Root(), relativePath);
+    const root = cgroup2Root();
+    const full = path.join(root, relativePath);
     fs.mkdirSync(full, { recursive: true });
-    return new Cgroup(full);
+    return new Cgroup(full, root);
   }
 
   /**
@@ -35,7 +43,7 @@ export class Cgroup {
       });
     }
     if (!fs.existsSync(full)) throw new KernelError(`no cgroup at ${full}`, { context: { component: 'cgroup' } });
-    return new Cgroup(full);
+    return new Cgroup(full, root);
   }
 
   /** The id the kernel uses for this cgroup in BPF helpers. */
@@ -49,7 +57,7 @@ export class Cgroup {
    * error is thrown, so a walk that returns has seen every cgroup that lived throughout it.
    */
   descendants(): Array<{ id: bigint; path: string }> {
-    const root = cgroup2Root();
+    const root = this.root;
     const found: Array<{ id: bigint; path: string }> = [];
     const pending = [this.path];
     for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
@@ -77,7 +85,7 @@ export class Cgroup {
    */
   remove(): void {
     if (!fs.existsSync(this.path)) return;
-    const root = cgroup2Root();
+    const root = this.root;
     const deadline = Date.now() + REMOVE_WAIT_MS;
     for (;;) {
       const leftovers = fs.readFileSync(path.join(this.path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);

@@ -11,8 +11,8 @@ import { ConfigError, describeError } from '../errors.js';
 import type { Config } from '../config.js';
 import { createLogger, type Logger } from '../logger.js';
 import './request-queue.js';
+import './encoder.js';
 import './record-batch.js';
-import './produce-request.js';
 
 export interface KafkaOptions {
   /** host:port of one or more bootstrap brokers. */

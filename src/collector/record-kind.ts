@@ -4,9 +4,9 @@
  * (src/collector/flows/, src/collector/http/) exports one RecordKind; src/collector/kinds.ts lists them. Verdicts
  * are not a collector kind: the enforcer reads its own verdict ring (docs/ARCHITECTURE.md, "The enforcer role").
  */
+import type { AvroWriter } from '../common/avro-writer.js';
 import type { Registry } from '../common/avro.js';
-import { partitionOf } from '../common/kafka/partitioner.js';
-import { bindCodec, type PackedTopicContract } from '../events/contract.js';
+import type { PackedTopicContract } from '../events/contract.js';
 import type { Config } from '../common/config.js';
 import type { PinDirectory } from '../ebpf/pins.js';
 import type { RingReader } from '../ebpf/ringbuf.js';
@@ -74,9 +74,10 @@ export interface KernelSource {
 }
 
 /**
- * A kind's records become `Item`s, which the collector packs into messages of the kind's topic: for most kinds
- * (HTTP) an Item is the contract's Event, encoded by its schema (eventPacking); flows emits the ring record itself,
- * which its packing writes as the Avro of its FlowEvent, an event object never made (src/collector/flows/).
+ * A kind's records become `Item`s, which the collector packs into messages of the kind's topic: an Item need not be
+ * the contract's Event. Flows emits the ring record itself, which its packing writes as the Avro of its FlowEvent;
+ * HTTP emits the exchange its parser paired, written as the Avro of its HttpEvent: event objects never made
+ * (src/collector/flows/, src/collector/http/).
  */
 export interface RecordKind<Item, Event = Item, Value = unknown> {
   /** As in metrics (`record_kind`) and logs: `flows`. */
@@ -103,11 +104,17 @@ export interface RecordKind<Item, Event = Item, Value = unknown> {
   cgroupId(item: Item): bigint;
 }
 
-/** The packing of a kind whose items are its contract's events: partitioned by the contract's key, encoded by the schema. */
-export function eventPacking<Event>(contract: PackedTopicContract<Event, unknown>, registry: Registry, partitions: number): ItemPacking<Event> {
-  const codec = bindCodec(registry, contract);
+/** Writes a kind's items as the Avro of its events, and picks their partitions (FlowEventWriter, HttpEventWriter). */
+export interface EventWriter<Item> {
+  partitionOf(item: Item, partitions: number): number;
+  write(item: Item, out: AvroWriter): void;
+}
+
+/** The packing of a kind whose items are written as its batch schema's items by `writer`. */
+export function writerPacking<Item>(registry: Registry, subject: string, writer: EventWriter<Item>, partitions: number): ItemPacking<Item> {
+  const codec = registry.codec(subject);
   return {
-    partitionOf: (event) => partitionOf(contract.partitionKey(event), partitions),
-    messageBuilder: () => codec.builder(),
+    partitionOf: (item) => writer.partitionOf(item, partitions),
+    messageBuilder: () => codec.batchBuilder<Item>((item, out) => writer.write(item, out)),
   };
 }

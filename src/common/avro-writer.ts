@@ -106,6 +106,24 @@ export class AvroWriter {
   }
 
   string(text: string): void {
+    // Most strings are short and ASCII (paths, routes): written by a loop, not Buffer's two calls into C++.
+    const chars = text.length;
+    if (chars < 64) {
+      this.reserve(1 + chars);
+      const buf = this.buf;
+      let pos = this.pos + 1;
+      let i = 0;
+      for (; i < chars; i++) {
+        const code = text.charCodeAt(i);
+        if (code >= 0x80) break;
+        buf[pos++] = code;
+      }
+      if (i === chars) {
+        buf[this.pos] = chars << 1; // the zig-zag length, one byte below 64
+        this.pos = pos;
+        return;
+      }
+    }
     const length = Buffer.byteLength(text);
     this.long(length);
     this.reserve(length);
@@ -132,4 +150,18 @@ export class AvroWriter {
     for (let i = 0; i < length; i++) buf[pos++] = bytes[i]!;
     this.pos = pos;
   }
+}
+
+/** A ["null", "int"] union: the int when `present`, else null. */
+export function optionalInt(out: AvroWriter, present: boolean, value: number): void {
+  if (!present) return out.index(0);
+  out.index(1);
+  out.int(value);
+}
+
+/** A ["null", "long"] union. */
+export function optionalLong(out: AvroWriter, value: bigint | number | null): void {
+  if (value === null) return out.index(0);
+  out.index(1);
+  out.long(value);
 }

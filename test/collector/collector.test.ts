@@ -214,6 +214,23 @@ describe('collector', () => {
     assert.deepEqual(c.stats.drops, { shutdown_timeout: 2 });
   });
 
+  it('reads the kernel drop counters at most once a second however often it drains, and once more at stop', async () => {
+    const ring = new FakeRing();
+    const reads: number[] = [];
+    const c = memoryCollector(ring, new MemorySink<OutMessage[]>(), { kernelDrops: () => (reads.push(performance.now()), [['ringbuf_full', 2]]) });
+    c.start();
+    ring.add(10);
+    // A read cycle every few ms (the fake ring's wait): at 1,200 ms at least one second passed since the first read.
+    await until(() => ring.waits >= 100 && performance.now() - reads[0]! >= 1200, '100 read cycles over more than a second');
+    const stopAt = performance.now();
+    await c.stop();
+    assert.ok(reads.length >= 3 && reads.length < 10, `${reads.length} reads of the kernel's counters in ${ring.waits} read cycles`);
+    for (let i = 1; i < reads.length - 1; i++) assert.ok(reads[i]! - reads[i - 1]! >= 1000, `reads ${i - 1} and ${i} ${reads[i]! - reads[i - 1]!} ms apart`);
+    assert.ok(reads.at(-1)! >= stopAt, 'the last read is at stop');
+    assert.deepEqual(c.stats.drops, { ringbuf_full: 2 * reads.length });
+    assert.equal(c.stats.eventsProduced, 10);
+  });
+
   it('stop() called twice stops once', async () => {
     const ring = new FakeRing();
     ring.add(1);

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HttpCapture, type CapturedExchange } from '../../src/collector/http/capture.js';
-import { HttpDirection, type HttpChunkEnds, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
+import { HTTP_CHUNK_RECORD, HttpDirection, type HttpChunkEnds, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
+import { RecordType } from '../../src/ebpf/records/header.js';
 
 /** The ends every record of these connections carries (the capture reads them once per connection). */
 const ENDS: HttpChunkEnds = { side: 2, clientAddress: '10.0.0.1', clientPort: 40000, serverAddress: '10.0.0.2', serverPort: 80 };
@@ -26,7 +27,85 @@ function capture(options: { maxConnections?: number; idleNs?: bigint } = {}): { 
   return { capture: made, exchanges };
 }
 
+/**
+ * The records laid out as in a ring, back to back at 8-byte alignment, in one buffer: every byte between a record's
+ * copied bytes and the next record's header is an LF or a space, which a parser reading past its record would take
+ * for a line end or a request line's separator. Each record's ends are ENDS (IPv4: v4-mapped).
+ */
+function ringOf(records: HttpChunkRecord[]): { view: DataView; at: Array<[offset: number, size: number]> } {
+  const o = HTTP_CHUNK_RECORD.offsets;
+  const sizes = records.map((record) => HTTP_CHUNK_RECORD.size + record.data.length);
+  const bytes = Buffer.alloc(sizes.reduce((sum, size) => sum + ((size + 8) & ~7), 0), '\n \n ');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const at: Array<[number, number]> = [];
+  let offset = 0;
+  records.forEach((record, i) => {
+    const size = sizes[i]!;
+    bytes.fill(0, offset, offset + HTTP_CHUNK_RECORD.size);
+    view.setUint16(offset, RecordType.httpChunk, true);
+    view.setUint16(offset + 2, HTTP_CHUNK_RECORD.version, true);
+    view.setUint32(offset + 4, size, true);
+    view.setBigUint64(offset + 8, record.monotonicNs, true);
+    view.setBigUint64(offset + o.conn_id, record.connId, true);
+    view.setBigUint64(offset + o.cgroup_id, record.cgroupId, true);
+    view.setBigUint64(offset + o.call_start_ns, record.callStartNs, true);
+    view.setBigUint64(offset + o.length, BigInt(record.length), true);
+    view.setUint32(offset + o.pid, record.pid, true);
+    view.setUint32(offset + o.tid, record.tid, true);
+    view.setUint32(offset + o.copied, record.data.length, true);
+    view.setUint8(offset + o.direction, record.direction);
+    view.setUint16(offset + o.client_port, ENDS.clientPort, true);
+    view.setUint16(offset + o.server_port, ENDS.serverPort, true);
+    view.setUint8(offset + o.side, ENDS.side);
+    bytes.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1], offset + o.client_addr);
+    bytes.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2], offset + o.server_addr);
+    record.data.copy(bytes, offset + o.data);
+    at.push([offset, size]);
+    offset += (size + 8) & ~7;
+  });
+  return { view, at };
+}
+
 describe('HttpCapture', () => {
+  it('reads ring records in place into the exchanges the same records make decoded, never past a record\'s bytes', () => {
+    const chunked = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
+    const records = [
+      // A request line and headers split across calls, lines cut where a reader past them would find their end
+      // (one short, one long: the parser scans a line's first bytes itself, then asks Buffer.indexOf).
+      chunk(8n, 'received', 'GET /a/1?q=x HT', 10n, 11n),
+      chunk(8n, 'received', `TP/1.1\r\nHost: ${'h'.repeat(100)}`, 12n, 13n),
+      chunk(8n, 'received', `\r\nX-Long: ${'y'.repeat(100)}\r\n\r\n`, 14n, 15n),
+      chunk(8n, 'sent', RESPONSE, 20n, 21n),
+      // A method and target with no space after them in the copy: the rest of the line comes with the next call.
+      chunk(8n, 'received', 'PUT /b', 30n, 31n),
+      chunk(8n, 'received', ' HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc', 32n, 33n),
+      // A chunked body in one call the copy cut (its framing counts as body), resumed by the next response.
+      chunk(8n, 'sent', `${chunked}5\r\nhel`, 40n, 41n, chunked.length + 100),
+      chunk(8n, 'received', REQUEST, 50n, 51n),
+      chunk(8n, 'sent', RESPONSE, 60n, 61n),
+    ];
+    const decoded = capture();
+    for (const record of records) decoded.capture.add(record, ends);
+    const inPlace = capture();
+    const { view, at } = ringOf(records);
+    for (const [offset, size] of at) inPlace.capture.record(view, offset, size);
+    for (const { capture: c } of [decoded, inPlace]) {
+      c.connectionClosed(8n);
+      c.tick(0n);
+      c.tick(0n);
+    }
+    assert.deepEqual(
+      decoded.exchanges.map((exchange) => [exchange.method, exchange.path, exchange.status, exchange.requestBytes, exchange.responseBytes]),
+      [
+        ['GET', '/a/1', 404, `GET /a/1?q=x HTTP/1.1\r\nHost: ${'h'.repeat(100)}\r\nX-Long: ${'y'.repeat(100)}\r\n\r\n`.length, RESPONSE.length],
+        ['PUT', '/b', 200, 'PUT /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc'.length, chunked.length + 100],
+        ['GET', '/users/42', 404, REQUEST.length, RESPONSE.length],
+      ],
+    );
+    assert.deepEqual(inPlace.exchanges, decoded.exchanges);
+    assert.deepEqual(inPlace.capture.takeDrops(), decoded.capture.takeDrops());
+  });
+
   it('server side: a request read (its return time) and a response written (its entry time) make one exchange', () => {
     const { capture: c, exchanges } = capture();
     c.add(chunk(5n, 'received', REQUEST, 100n, 150n), ends);

@@ -1,6 +1,6 @@
 /**
- * The kafkajs produce-encoding speed-ups (src/common/kafka/record-batch.ts, src/common/kafka/encoder.ts): same
- * bytes, same checksums, whether runs are copied or referenced.
+ * The kafkajs produce-encoding speed-ups (src/common/kafka/record-batch.ts, encoder.ts, produce-request.ts): same
+ * bytes, same checksums, whether runs are copied or referenced, and whole produce requests as kafkajs writes them.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -38,6 +38,25 @@ function varint(value: number): Buffer {
 }
 const int32 = (value: number) => Buffer.from([value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff]);
 type RecordBatchFn = (options: { records: unknown[]; firstTimestamp: number; maxTimestamp: number }) => Promise<{ buffer: Buffer }>;
+
+type ProduceRequestFn = (options: object) => { apiKey: number; apiVersion: number; encode(): Promise<{ buffer: Buffer }> };
+const Long = require('kafkajs/src/utils/long.js') as { fromValue(value: number | string): unknown };
+const PRODUCE_V3 = 'kafkajs/src/protocol/requests/produce/v3/request.js';
+
+/**
+ * kafkajs' produce request v3 as kafkajs wrote it: loaded afresh past the module cache (where
+ * src/common/kafka/produce-request.ts replaced it), with fresh copies of the record and record batch code it takes.
+ */
+function kafkajsOwnProduceRequest(): ProduceRequestFn {
+  const paths = [PRODUCE_V3, 'kafkajs/src/protocol/recordBatch/v0/index.js', 'kafkajs/src/protocol/recordBatch/record/v0/index.js'].map((path) => require.resolve(path));
+  const patched = paths.map((path) => require.cache[path]);
+  for (const path of paths) delete require.cache[path];
+  try {
+    return require(paths[0]!) as ProduceRequestFn;
+  } finally {
+    paths.forEach((path, i) => (require.cache[path] = patched[i]));
+  }
+}
 
 describe('kafkajs record batch encoding', () => {
   it('computes CRC-32C: the standard check value, and kafkajs\' own result at every length and alignment', () => {
@@ -94,6 +113,38 @@ describe('kafkajs record batch encoding', () => {
     for (const value of [0, 1, -1, 63, -64, 64, 8191, -8192, 2 ** 20, 2 ** 31 - 1, -(2 ** 31)]) {
       assert.deepEqual(new Encoder().writeVarInt(value).buffer, varint(value), String(value));
     }
+  });
+
+  it('writes uncompressed produce requests into the very bytes of kafkajs\' own, and compressed ones by kafkajs', async (t) => {
+    const own = kafkajsOwnProduceRequest();
+    const ours = require(PRODUCE_V3) as ProduceRequestFn;
+    assert.notEqual(ours, own, 'the speed-up is in place');
+    const messages = [0, 1, 63, 64, 127, 128, 9_000, 70_000].map((size, i) => ({
+      key: i === 2 ? null : Buffer.from(`node-${i}`),
+      value: i === 3 ? 'a string value \u00e9' : randomBytes(size),
+      headers: i % 2 === 0 ? { 'sidecarless-events': String(64 + i) } : { a: ['1', 'two'], b: Buffer.from('b\u00e9') },
+      // Timestamps on some, out of order, one of more digits than the rest (kafkajs sorts them as strings).
+      ...(i % 3 === 0 && { timestamp: [1_700_000_000_500, 999_999_999_999, 1_700_000_000_100][i / 3]! }),
+    }));
+    const topicData = [
+      { topic: 'sidecarless.http.v1', partitions: [{ partition: 0, firstSequence: 7, messages }, { partition: 5, messages: messages.slice(6) }] },
+      { topic: 't\u00e9', partitions: [{ partition: 2, firstSequence: 0, messages: messages.slice(0, 1) }] },
+    ];
+    const requests = [
+      { acks: -1, timeout: 30_000, topicData, producerId: Long.fromValue('9007199254740993'), producerEpoch: 3 },
+      { acks: 1, timeout: 5_000, topicData: topicData.slice(1), transactionalId: 'tx-1' },
+      { acks: 0, timeout: 1, topicData },
+    ];
+    // A message without a timestamp takes Date.now(): one clock for both.
+    t.mock.method(Date, 'now', () => 1_700_000_000_999);
+    for (const options of requests) {
+      const [a, b] = await Promise.all([ours(options).encode(), own(options).encode()]);
+      assert.deepEqual(a.buffer, b.buffer, `request of ${options.topicData.length} topics, acks ${options.acks}`);
+    }
+    const gzip = { ...requests[0], compression: 1 };
+    const [a, b] = await Promise.all([ours(gzip).encode(), own(gzip).encode()]);
+    assert.deepEqual(a.buffer, b.buffer, 'a compressed request is kafkajs\' own');
+    assert.deepEqual([ours(gzip).apiKey, ours(gzip).apiVersion], [own(gzip).apiKey, own(gzip).apiVersion]);
   });
 
   it('grows an encoder without losing or changing a byte', () => {

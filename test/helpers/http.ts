@@ -1,13 +1,15 @@
 /**
  * HTTP exchanges for tests, made the collector's way: chunk records as bpf/http.bpf.c writes them (decoded) through
- * HttpCapture (the parser, the path without its query string, the capped route) and toHttpEvent, so that what a
- * test stores went through the same privacy rules; and plain events with every field derived from a number.
+ * HttpCapture (the parser, the path without its query string, the capped route) and the http kind's writer (its
+ * Avro, decoded: httpEventReader), so that what a test stores went through the same privacy rules; and plain events
+ * with every field derived from a number.
  */
 import { HttpCapture, type CapturedExchange } from '../../src/collector/http/capture.js';
-import { toHttpEvent } from '../../src/collector/http/exchange-event.js';
+import { httpEventReader } from '../../src/collector/http/exchange-event.js';
+import { loadRegistry } from '../../src/common/avro.js';
 import { FlowSide } from '../../src/ebpf/records/flow.js';
 import { HttpDirection, type HttpChunkEnds } from '../../src/ebpf/records/http-chunk.js';
-import type { HttpEvent } from '../../src/events/http.js';
+import { HTTP, type HttpBatch, type HttpEvent } from '../../src/events/http.js';
 
 /**
  * One request and its response as the observed socket's calls: the request at `atNs`, the response `durationNs`
@@ -18,6 +20,8 @@ export interface ExchangeBytes {
   response?: string;
   atNs: bigint;
   durationNs: bigint;
+  /** The response call's full length when the kernel's copy (`response`) was cut short: the rest is body. */
+  responseCallBytes?: number;
 }
 
 /** The socket the calls were made on: its node, kernel conn id (epoch e1), cgroup, caller and ends. */
@@ -45,14 +49,14 @@ export function capturedExchanges(socket: ObservedSocket, exchanges: readonly Ex
   );
   const { side, clientAddress, clientPort, serverAddress, serverPort } = socket;
   const ends: HttpChunkEnds = { side: FlowSide[side], clientAddress, clientPort, serverAddress, serverPort };
-  const call = (direction: 'sent' | 'received', text: string, atNs: bigint) =>
+  const call = (direction: 'sent' | 'received', text: string, atNs: bigint, length = text.length) =>
     capture.add(
-      { monotonicNs: atNs, connId: socket.connId, cgroupId: socket.cgroupId, callStartNs: atNs, length: text.length, pid: socket.pid, tid: socket.pid, direction: HttpDirection[direction], flags: 0, data: Buffer.from(text, 'latin1') },
+      { monotonicNs: atNs, connId: socket.connId, cgroupId: socket.cgroupId, callStartNs: atNs, length, pid: socket.pid, tid: socket.pid, direction: HttpDirection[direction], flags: 0, data: Buffer.from(text, 'latin1') },
       () => ends,
     );
-  for (const { request, response, atNs, durationNs } of exchanges) {
+  for (const { request, response, atNs, durationNs, responseCallBytes } of exchanges) {
     call(side === 'client' ? 'sent' : 'received', request, atNs);
-    if (response !== undefined) call(side === 'client' ? 'received' : 'sent', response, atNs + durationNs);
+    if (response !== undefined) call(side === 'client' ? 'received' : 'sent', response, atNs + durationNs, responseCallBytes);
   }
   capture.connectionClosed(socket.connId);
   capture.tick(0n);
@@ -62,8 +66,8 @@ export function capturedExchanges(socket: ObservedSocket, exchanges: readonly Ex
 
 /** The http.v1 events of the exchanges on the socket, as the collector makes them. */
 export function httpEvents(socket: ObservedSocket, exchanges: readonly ExchangeBytes[]): HttpEvent[] {
-  const context = { nodeName: socket.node, epoch: 'e1', toWallNs: (ns: bigint) => ns };
-  return capturedExchanges(socket, exchanges).map((exchange) => toHttpEvent(exchange, context));
+  const toEvent = httpEventReader({ nodeName: socket.node, epoch: 'e1', toWallNs: (ns: bigint) => ns }, loadRegistry().codec<HttpBatch>(HTTP.subject));
+  return capturedExchanges(socket, exchanges).map(toEvent);
 }
 
 /** A client socket from 10.0.0.1:40000 to 10.0.0.2:8080 on test-node, conn id 1. */

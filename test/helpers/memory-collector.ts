@@ -19,6 +19,8 @@ import { RecordType } from '../../src/ebpf/records/header.js';
 export class FakeRing {
   private next = 0;
   readonly records: DataView[] = [];
+  /** Waits so far: the collector's read cycles. */
+  waits = 0;
 
   /** `capacity`: how many records the ring holds, for its fill (by default it never fills). */
   constructor(private readonly capacity = Number.POSITIVE_INFINITY) {}
@@ -49,6 +51,7 @@ export class FakeRing {
   }
 
   async wait(ms: number): Promise<boolean> {
+    this.waits++;
     await sleep(Math.min(ms, 5));
     return this.next < this.records.length;
   }
@@ -71,12 +74,17 @@ const CONTEXT = { nodeName: 'n', epoch: 'e', toWallNs: (ns: bigint) => ns, conne
 export function memoryCollector(
   ring: FakeRing,
   sink: Sink<OutMessage[]>,
-  { queueEvents = 1000, prerequisites, eventBytes = 1 }: { queueEvents?: number; prerequisites?: EventPrerequisites<FlowRecordView>; eventBytes?: number } = {},
+  {
+    queueEvents = 1000,
+    prerequisites,
+    eventBytes = 1,
+    kernelDrops = () => [],
+  }: { queueEvents?: number; prerequisites?: EventPrerequisites<FlowRecordView>; eventBytes?: number; kernelDrops?: () => Array<[string, number]> } = {},
 ): Collector<FlowRecordView> {
   return new Collector<FlowRecordView>(
     {
       kind: 'flows',
-      source: { reader: ring, fill: () => ring.fill(), takeKernelDrops: () => [], kernelDropRemedies: {} },
+      source: { reader: ring, fill: () => ring.fill(), takeKernelDrops: kernelDrops, kernelDropRemedies: { ringbuf_full: 'a test' } },
       transform: (emit) => flowsKind.transform(CONTEXT, emit, loadConfig({ argv: [], env: {} })),
       packing: {
         partitionOf: () => 0,

@@ -1,9 +1,10 @@
 /**
  * The http record kind in the real Collector, beside the flows kind, as src/collector/index.ts wires them: both
  * kinds loaded from one configuration into one pin directory, one ConnectionEnds between them, each ring read by
- * its own Collector loops (drain, transform, tick), events into memory instead of Kafka (the http contract is not
- * this test's: a stand-in packs events as they are; flow records are read as the flows topic carries them). A Python keep-alive client makes 100 requests of a Python
- * server; both sides' exchanges come out of the http Collector exactly once, in order, with nothing dropped.
+ * its own Collector loops (drain, transform, tick), items into memory instead of Kafka (http's items are the
+ * exchanges its packing writes; flow records are read as the flows topic carries them). A Python keep-alive client
+ * makes 100 requests of a Python server; both sides' exchanges come out of the http Collector exactly once, in
+ * order, with nothing dropped.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -32,16 +33,6 @@ import { lineFrom, python, runIn } from '../helpers/processes.js';
 const PORT = 7511;
 const fixture = (name: string) => fileURLToPath(new URL(`../../../test/http/fixtures/${name}`, import.meta.url));
 
-/** A stand-in for the http contract: events are packed as they are. */
-const contract = {
-  topic: 'test-http',
-  subject: 'test-http',
-  messageKey: 'none',
-  partitionKey: (exchange: CapturedExchange) => String(exchange.connId),
-  pack: (events: CapturedExchange[]) => events,
-  unpack: (value: CapturedExchange[]) => value,
-};
-
 let lab: Lab;
 let pins: PinDirectory;
 let server: ChildProcess | undefined;
@@ -51,7 +42,7 @@ const events = { flows: [] as FlowEvent[], http: [] as CapturedExchange[] };
 
 /**
  * A Collector of one kind, each item handed to `collect` (made for the run's context) as it is packed: http's items
- * are its (stand-in) events, flows' are ring records, read as the flows topic carries them.
+ * are its exchanges, flows' are ring records, read as the flows topic carries them.
  */
 function collectorOf<Item>(
   kind: RecordKind<Item, unknown, unknown>,
@@ -95,7 +86,7 @@ before(async () => {
     argv: [],
     env: { SIDECARLESS_COLLECTOR_CGROUPS: [lab.pod('client'), lab.pod('server')].map((pod) => pod.cgroup.path).join(','), SIDECARLESS_HTTP_ENABLED: 'true' },
   });
-  const http = httpKind(contract, (exchange) => exchange, (exchange) => exchange.cgroupId);
+  const http = httpKind;
   assert.equal(http.enabled?.(config), true);
   pins.prepare();
   const connectionEnds = new ConnectionEnds();

@@ -19,9 +19,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { CapturedExchange } from '../../src/collector/http/capture.js';
-import { toHttpEvent } from '../../src/collector/http/exchange-event.js';
+import { httpEventReader } from '../../src/collector/http/exchange-event.js';
+import { loadRegistry } from '../../src/common/avro.js';
 import { FlowKind } from '../../src/ebpf/records/flow.js';
 import { HttpDirection } from '../../src/ebpf/records/http-chunk.js';
+import { HTTP, type HttpBatch } from '../../src/events/http.js';
 import { createLab, type Lab } from '../../src/lab/pods.js';
 import { cleanUpAll } from '../helpers/cleanup.js';
 import { DOCUMENTS, DocumentRoot, Nginx, PythonFileServer, type NginxLogLine, type PythonLogLine } from '../helpers/foreign-servers.js';
@@ -400,9 +402,9 @@ describe('HTTP capture of servers and clients the project did not write', () => 
       streams.get(key)!.push(chunk.data);
     }
     const copied = [...streams.values()].map((chunks) => Buffer.concat(chunks));
-    const context = { nodeName: 'test-node', epoch: 'e1', toWallNs: (ns: bigint) => ns };
+    const toEvent = httpEventReader({ nodeName: 'test-node', epoch: 'e1', toWallNs: (ns: bigint) => ns }, loadRegistry().codec<HttpBatch>(HTTP.subject));
     const stored = JSON.stringify(
-      tap.exchanges.flatMap((exchange) => [exchange, toHttpEvent(exchange, context)]),
+      tap.exchanges.flatMap((exchange) => [exchange, toEvent(exchange)]),
       (_, value: unknown) => (typeof value === 'bigint' ? value.toString() : value),
     );
     assert.match(stored, /\/static\/small\.txt/, 'the search reads the exchanges');

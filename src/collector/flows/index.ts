@@ -6,7 +6,7 @@
  */
 import { FlowKind, FlowRecordView } from '../../ebpf/records/flow.js';
 import { FLOWS, type FlowBatch, type FlowEvent } from '../../events/flows.js';
-import type { RecordKind } from '../record-kind.js';
+import { writerPacking, type RecordKind } from '../record-kind.js';
 import { loadFlowProbe } from './kernel.js';
 import { FlowEventWriter } from './transform.js';
 
@@ -23,13 +23,6 @@ export const flowsKind: RecordKind<FlowRecordView, FlowEvent, FlowBatch> = {
       },
     };
   },
-  packing(context, registry, partitions) {
-    const codec = registry.codec<FlowBatch>(FLOWS.subject);
-    const writer = new FlowEventWriter(context);
-    return {
-      partitionOf: (record) => writer.partitionOf(record, partitions),
-      messageBuilder: () => codec.batchBuilder<FlowRecordView>((record, out) => writer.write(record, out)),
-    };
-  },
+  packing: (context, registry, partitions) => writerPacking(registry, FLOWS.subject, new FlowEventWriter(context), partitions),
   cgroupId: (record) => record.cgroupId,
 };

@@ -6,14 +6,14 @@
  * client->server / server->client, converts kernel monotonic time to wall-clock ns, and names how the connection
  * ended.
  */
-import { AvroWriter, encodedString } from '../../common/avro-writer.js';
+import { AvroWriter, encodedString, optionalInt } from '../../common/avro-writer.js';
 import type { Codec } from '../../common/avro.js';
-import { partitionOfBytes } from '../../common/kafka/partitioner.js';
 import { MAX_ADDRESS_TEXT } from '../../ebpf/records/address.js';
 import { COMM_BYTES } from '../../ebpf/records/comm.js';
-import { FlowFlag, FlowKind, FlowSide, TcpState, type FlowRecord, type FlowRecordView, type U64 } from '../../ebpf/records/flow.js';
+import { FlowFlag, FlowKind, FlowSide, TcpState, type FlowRecord, type FlowRecordView } from '../../ebpf/records/flow.js';
 import type { CloseReason, FlowBatch, FlowEvent } from '../../events/flows.js';
-import { connectionIdPrefix, type CollectorContext } from '../record-kind.js';
+import { ConnectionIdBytes } from '../connection-id.js';
+import type { CollectorContext } from '../record-kind.js';
 
 /**
  * How a connection ended, from the state its socket closed from and the flags the kernel program set as it closed
@@ -51,8 +51,6 @@ const CLOSE_REASONS: Readonly<Record<CloseReason, Uint8Array>> = Object.fromEntr
 const TCP = encodedString('tcp');
 const IPV4 = encodedString('ipv4');
 const IPV6 = encodedString('ipv6');
-/** A u64 in decimal. */
-const MAX_DIGITS = 20;
 /** Every field but the two names of this collector, at their longest (10 bytes a varint, addresses and comm in full). */
 const MAX_FIXED_BYTES = 2 * (1 + MAX_ADDRESS_TEXT) + (1 + 2 * COMM_BYTES) + 24 * 10 + 64;
 
@@ -66,23 +64,20 @@ const writeComm = (record: FlowRecordView, target: Uint8Array, pos: number) => r
  * the string. One per collector run: the node name and the connection ids' prefix are encoded once.
  */
 export class FlowEventWriter {
-  private readonly idPrefix: Buffer;
   private readonly nodeName: Uint8Array;
   /** The connection id of the record at hand. */
-  private readonly id: Buffer;
+  private readonly id: ConnectionIdBytes;
   private readonly maxEventBytes: number;
 
   constructor(private readonly context: Pick<CollectorContext, 'nodeName' | 'epoch' | 'toWallNs'>) {
-    this.idPrefix = Buffer.from(connectionIdPrefix(context));
     this.nodeName = encodedString(context.nodeName);
-    this.id = Buffer.allocUnsafe(this.idPrefix.length + MAX_DIGITS);
-    this.idPrefix.copy(this.id);
-    this.maxEventBytes = 10 + this.id.length + this.nodeName.length + MAX_FIXED_BYTES;
+    this.id = new ConnectionIdBytes(context);
+    this.maxEventBytes = 10 + this.id.maxBytes + this.nodeName.length + MAX_FIXED_BYTES;
   }
 
   /** The partition of the record's events: murmur2 of its connection id, as Kafka's default partitioner. */
   partitionOf(record: FlowRecordView, partitions: number): number {
-    return partitionOfBytes(this.id, this.writeConnectionId(record.connId), partitions);
+    return this.id.partitionOf(record.connId, partitions);
   }
 
   /** The record's FlowEvent as Avro at `out`'s position; throws on a value the schema refuses (nothing is then kept). */
@@ -91,9 +86,9 @@ export class FlowEventWriter {
     const client = record.side === FlowSide.client;
     const established = (record.flags & FlowFlag.established) !== 0;
     const owned = record.pid > 0;
-    const idBytes = this.writeConnectionId(record.connId);
+    const idBytes = this.id.write(record.connId);
     out.long(idBytes); // connection_id
-    out.raw(this.id, idBytes);
+    out.raw(this.id.bytes, idBytes);
     out.raw(this.nodeName); // k8s_node_name
     out.index(record.kind === FlowKind.final ? 1 : 0); // record_kind: interim | final
     out.int(record.recordSeq); // record_seq
@@ -127,34 +122,6 @@ export class FlowEventWriter {
     out.long(record.netnsIno); // network_namespace_inode
     out.int(1); // sampling_rate
   }
-
-  /** Writes the connection id's digits after its prefix in `id`; returns its length. */
-  private writeConnectionId(connId: U64): number {
-    const id = this.id;
-    const pos = this.idPrefix.length;
-    if (typeof connId === 'bigint') return pos + id.write(connId.toString(), pos, 'latin1');
-    // A safe integer is below 10^16: its last nine digits and the rest each take integer operations.
-    const high = Math.floor(connId / 1e9);
-    const low = connId - high * 1e9;
-    return high === 0 ? writeDigits(low, 0, id, pos) : writeDigits(low, 9, id, writeDigits(high, 0, id, pos));
-  }
-}
-
-/** `value` (below 2^31) in decimal, zero-padded to `width` digits, at `pos`; returns the position after it. */
-function writeDigits(value: number, width: number, target: Uint8Array, pos: number): number {
-  let digits = 1;
-  for (let rest = value; rest >= 10; rest = (rest / 10) | 0) digits++;
-  if (digits < width) digits = width;
-  const end = pos + digits;
-  for (let at = end - 1, rest = value; at >= pos; at--, rest = (rest / 10) | 0) target[at] = 0x30 + (rest % 10);
-  return end;
-}
-
-/** A ["null", "int"] union. */
-function optionalInt(out: AvroWriter, present: boolean, value: number): void {
-  if (!present) return out.index(0);
-  out.index(1);
-  out.int(value);
 }
 
 /**

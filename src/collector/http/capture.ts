@@ -18,7 +18,8 @@
  * noted, which lies after a whole read cycle of the chunk ring that began after the final was read, and that cycle
  * read every chunk the kernel wrote before the final.
  */
-import { decodeHttpChunkEnds, decodeHttpChunkRecord, HttpDirection, type HttpChunkEnds, type HttpChunkRecord } from '../../ebpf/records/http-chunk.js';
+import { HttpChunkView, HttpDirection, type HttpChunk, type HttpChunkEnds } from '../../ebpf/records/http-chunk.js';
+import { canonicalU64, type U64 } from '../../ebpf/records/u64.js';
 import { createHttpParseCounters, HttpConnectionParser, type HttpExchange, type HttpParseCounters, type HttpRequestSeen, type RejectionKind } from './parser.js';
 import { RouteTemplater, urlPath } from './route.js';
 import { ROUTE_DROP_REMEDIES, RouteCatalog } from './route-catalog.js';
@@ -124,12 +125,16 @@ export class HttpCapture {
   /** Counts by parser kind; read and reset by the caller (takeDrops). */
   private readonly counters: HttpParseCounters = createHttpParseCounters();
   private readonly ownDrops = { connection_table_full: 0, bad_direction: 0, route_cap: 0, service_cap: 0 };
-  private readonly connections = new Map<bigint, Connection>();
+  /** By conn id, in the form the chunk view reads it (canonicalU64). */
+  private readonly connections = new Map<U64, Connection>();
+  /** Reads each ring record in place: no object per record (record()). */
+  private readonly chunk = new HttpChunkView();
+  private readonly chunkEnds = () => this.chunk.ends();
   private readonly templater: RouteTemplater;
   private readonly routes: RouteCatalog;
   /** Closes noted since the last tick, and those noted before it (ended at the next tick). */
-  private closing: bigint[] = [];
-  private closable: bigint[] = [];
+  private closing: U64[] = [];
+  private closable: U64[] = [];
   private lastSweepNs = 0n;
   readonly stats: HttpCaptureStats = { connections: 0, closed: 0, idleEvicted: 0 };
 
@@ -147,11 +152,17 @@ export class HttpCapture {
 
   /** One ring record; throws a DecodeError on one it cannot read. */
   record(view: DataView, offset: number, size: number): void {
-    this.add(decodeHttpChunkRecord(view, offset, size), () => decodeHttpChunkEnds(view, offset));
+    const chunk = this.chunk.point(view, offset, size);
+    this.take(chunk, this.chunkEnds, chunk.bytes, chunk.dataStart, chunk.dataEnd);
   }
 
   /** A decoded record; `ends` is called for a connection's first record only (every record carries the same). */
-  add(chunk: HttpChunkRecord, ends: () => HttpChunkEnds): void {
+  add(chunk: HttpChunk, ends: () => HttpChunkEnds): void {
+    this.take(chunk, ends, chunk.data, 0, chunk.data.length);
+  }
+
+  /** A record whose copied bytes are bytes[start, end) (its `data` is not read). */
+  private take(chunk: HttpChunk, ends: () => HttpChunkEnds, bytes: Buffer, start: number, end: number): void {
     const sent = chunk.direction === HttpDirection.sent;
     if (!sent && chunk.direction !== HttpDirection.received) {
       this.ownDrops.bad_direction++;
@@ -159,10 +170,10 @@ export class HttpCapture {
     }
     const connection = this.connectionOf(chunk, ends);
     if (connection === undefined) return;
-    connection.lastRecordNs = chunk.monotonicNs;
+    const returnedNs = chunk.monotonicNs;
+    connection.lastRecordNs = returnedNs;
     connection.pid = chunk.pid;
-    if (sent) connection.parser.sent(chunk.data, chunk.callStartNs, chunk.length);
-    else connection.parser.received(chunk.data, chunk.monotonicNs, chunk.length);
+    connection.parser.call(sent, bytes, start, end, sent ? chunk.callStartNs : returnedNs, chunk.length);
   }
 
   /**
@@ -170,12 +181,12 @@ export class HttpCapture {
    * a chunk of it was read yet: the flows ring may be read first, and its chunks are read by then.
    */
   connectionClosed(connId: bigint): void {
-    this.closing.push(connId);
+    this.closing.push(canonicalU64(connId));
   }
 
   /** Whether the connection has a parser (records came, and it has not been ended yet). */
   hasConnection(connId: bigint): boolean {
-    return this.connections.has(connId);
+    return this.connections.has(canonicalU64(connId));
   }
 
   /** Call after each read cycle of the chunk ring: ends closed connections (see above) and idle ones. */
@@ -206,8 +217,9 @@ export class HttpCapture {
     return taken;
   }
 
-  private connectionOf({ connId, cgroupId }: HttpChunkRecord, ends: () => HttpChunkEnds): Connection | undefined {
-    const connection = this.connections.get(connId);
+  private connectionOf(chunk: HttpChunk, ends: () => HttpChunkEnds): Connection | undefined {
+    const key = canonicalU64(chunk.connId);
+    const connection = this.connections.get(key);
     if (connection !== undefined) return connection;
     if (this.connections.size >= this.options.maxConnections) {
       this.ownDrops.connection_table_full++;
@@ -215,8 +227,8 @@ export class HttpCapture {
     }
     const connectionEnds = ends();
     const created: Connection = {
-      connId,
-      cgroupId,
+      connId: BigInt(key),
+      cgroupId: chunk.cgroupId,
       ends: connectionEnds,
       service: `${connectionEnds.serverAddress}:${connectionEnds.serverPort}`,
       parser: new HttpConnectionParser(
@@ -228,12 +240,12 @@ export class HttpCapture {
       pid: 0,
       exchanges: 0,
     };
-    this.connections.set(connId, created);
+    this.connections.set(key, created);
     this.stats.connections++;
     return created;
   }
 
-  private end(connId: bigint): boolean {
+  private end(connId: U64): boolean {
     const connection = this.connections.get(connId);
     if (connection === undefined) return false;
     connection.parser.end();

@@ -1,7 +1,7 @@
 /**
  * One direction of one TCP connection: a byte-driven state machine that frames HTTP/1.x messages (requests or
  * responses, decided by the first message) and reports their heads and ends to the connection pairer. Lines are
- * found with indexOf (native) and read in place; only a line split across calls is copied, into a bounded buffer.
+ * found by a scan for LF and read in place; only a line split across calls is copied, into a bounded buffer.
  */
 import { MAX_HEADER_BYTES, type RejectionKind } from './exchange.js';
 import { emptyFraming, readHeaderLine, resetFraming } from './framing-headers.js';
@@ -46,6 +46,8 @@ const CHUNKED_BODY = -1;
 const BODY_UNTIL_CLOSE = -2;
 
 const LF = 0x0a;
+/** indexOfByte scans this many bytes itself before it asks Buffer.indexOf. */
+const SCAN_BYTES = 64;
 const CR = 0x0d;
 const UNKNOWN = 0;
 const REQUESTS = 1;
@@ -86,11 +88,18 @@ export class MessageStream {
    * cut short it is larger than `bytes.length`, and the missing bytes are skipped if they fall in a counted body.
    */
   feed(bytes: Buffer, timeNs: bigint, callLength: number = bytes.length): void {
+    this.feedRange(bytes, 0, bytes.length, timeNs, callLength);
+  }
+
+  /**
+   * As feed, for the copied bytes at bytes[start, end): a ring record's, read in place (no Buffer per record). Nothing
+   * outside that range is read.
+   */
+  feedRange(bytes: Buffer, start: number, end: number, timeNs: bigint, callLength: number): void {
     if (this.state >= STOPPED) return;
-    if (this.state === CHUNKS_CUT && !this.resumeAfterCut(bytes)) return;
+    if (this.state === CHUNKS_CUT && !this.resumeAfterCut(bytes, start, end)) return;
     if (this.state === RESYNC) this.state = START;
-    const end = bytes.length;
-    let at = 0;
+    let at = start;
     while (at < end && this.state < RESYNC) {
       switch (this.state) {
         case BODY:
@@ -110,10 +119,11 @@ export class MessageStream {
           at = end;
           break;
         default:
-          at = this.line(bytes, at, timeNs);
+          at = this.line(bytes, at, end, timeNs);
       }
     }
-    if (callLength > end) this.skip(callLength - end, timeNs);
+    const copied = end - start;
+    if (callLength > copied) this.skip(callLength - copied, timeNs);
   }
 
   /**
@@ -194,15 +204,15 @@ export class MessageStream {
    * line says it goes on (writers send whole chunks per call). Anything else cannot be framed: the message is lost,
    * counted, and this call with it. Returns whether this call is to be parsed.
    */
-  private resumeAfterCut(bytes: Buffer): boolean {
-    const newline = bytes.indexOf(LF);
-    const end = newline < 0 ? -1 : lineContentEnd(bytes, 0, newline + 1);
-    const startsMessage = end >= 0 && (this.carries === REQUESTS ? parseRequestLine(bytes, 0, end) !== null : parseStatusLine(bytes, 0, end) !== null);
+  private resumeAfterCut(bytes: Buffer, start: number, stop: number): boolean {
+    const newline = indexOfByte(bytes, LF, start, stop);
+    const end = newline < 0 ? -1 : lineContentEnd(bytes, start, newline + 1);
+    const startsMessage = end >= 0 && (this.carries === REQUESTS ? parseRequestLine(bytes, start, end) !== null : parseStatusLine(bytes, start, end) !== null);
     if (startsMessage) {
       this.complete();
       return true;
     }
-    if (end > 0 && chunkSizeOf(bytes, 0, end) >= 0) {
+    if (end > start && chunkSizeOf(bytes, start, end) >= 0) {
       this.state = CHUNK_SIZE;
       return true;
     }
@@ -228,10 +238,10 @@ export class MessageStream {
     if (this.state === AWAITING_UPGRADE) this.state = START;
   }
 
-  /** Consumes up to one line (CRLF or LF ended) from `at`; returns where it stopped. */
-  private line(bytes: Buffer, at: number, timeNs: bigint): number {
-    const newline = bytes.indexOf(LF, at);
-    const stop = newline < 0 ? bytes.length : newline + 1;
+  /** Consumes up to one line (CRLF or LF ended) of bytes[at, end); returns where it stopped. */
+  private line(bytes: Buffer, at: number, end: number, timeNs: bigint): number {
+    const newline = indexOfByte(bytes, LF, at, end);
+    const stop = newline < 0 ? end : newline + 1;
     const taken = stop - at;
     if (this.blockBytes + taken > MAX_HEADER_BYTES) {
       this.fail(this.state === START || this.state === HEADERS ? 'header_too_large' : 'bad_chunk');
@@ -399,6 +409,22 @@ export class MessageStream {
     this.upgradeAfter = false;
     this.requestLine = null;
   }
+}
+
+/**
+ * Where `byte` is in bytes[from, end), or -1. Buffer.indexOf (memchr) has no end: over a whole buffer it is the
+ * fastest, but over a ring it would read on past the record, so there the first bytes are scanned here (most lines
+ * are short; a call into C++ costs about as much as scanning them) and the rest of a long line through a view that
+ * ends where the record does. bench http-parse (494-byte browser-like requests): a scan alone 1.7 -> 1.1 M
+ * messages/s.
+ */
+export function indexOfByte(bytes: Buffer, byte: number, from: number, end: number): number {
+  if (end === bytes.length) return bytes.indexOf(byte, from);
+  const scanned = Math.min(end, from + SCAN_BYTES);
+  for (let i = from; i < scanned; i++) if (bytes[i] === byte) return i;
+  if (scanned === end) return -1;
+  const found = bytes.subarray(scanned, end).indexOf(byte);
+  return found < 0 ? -1 : scanned + found;
 }
 
 /** End of a line's content: before its LF and an optional CR. */

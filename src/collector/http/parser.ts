@@ -58,6 +58,11 @@ export class HttpConnectionParser implements MessagePairer {
     this.receivedStream.feed(bytes, timeNs, callLength);
   }
 
+  /** As sent and received, for the copied bytes at bytes[start, end) (a ring record's, in place). */
+  call(sent: boolean, bytes: Buffer, start: number, end: number, timeNs: bigint, callLength: number): void {
+    (sent ? this.sentStream : this.receivedStream).feedRange(bytes, start, end, timeNs, callLength);
+  }
+
   /** The connection closed: completes a body that ends at close, counts what was left in flight. */
   end(): void {
     this.sentStream.end();

@@ -5,7 +5,7 @@
 
 const SPACE = 0x20;
 /** OTel's known HTTP methods; anything else is reported as `_OTHER` with the original kept aside. */
-const KNOWN_METHODS = ['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE'] as const;
+export const KNOWN_METHODS = ['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'TRACE'] as const;
 const KNOWN_METHOD_BYTES = KNOWN_METHODS.map((method) => Buffer.from(method, 'latin1'));
 /** The longest method token accepted before the bytes are taken as not HTTP. */
 export const MAX_METHOD_LENGTH = 20;
@@ -78,8 +78,9 @@ export function parseRequestLine(line: Buffer, start: number, end: number): Requ
   while (methodEnd < end && isMethodByte(line[methodEnd]!)) methodEnd++;
   if (methodEnd === start || methodEnd - start > MAX_METHOD_LENGTH || line[methodEnd] !== SPACE) return null;
   const targetStart = methodEnd + 1;
-  const targetEnd = line.indexOf(SPACE, targetStart);
-  if (targetEnd <= targetStart || targetEnd >= end) return null;
+  let targetEnd = targetStart;
+  while (targetEnd < end && line[targetEnd] !== SPACE) targetEnd++;
+  if (targetEnd === targetStart || targetEnd === end) return null;
   for (let i = targetStart; i < targetEnd; i++) if (line[i]! <= SPACE || line[i] === 0x7f) return null;
   if (end - (targetEnd + 1) !== 8) return null;
   const minorVersion = httpVersionAt(line, targetEnd + 1, end);

@@ -13,6 +13,7 @@ import { createLogger, type Logger } from '../logger.js';
 import './request-queue.js';
 import './encoder.js';
 import './record-batch.js';
+import './produce-request.js';
 
 export interface KafkaOptions {
   /** host:port of one or more bootstrap brokers. */

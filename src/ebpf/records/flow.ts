@@ -8,6 +8,7 @@ import { DecodeError } from '../../common/errors.js';
 import { formatAddress, isV4Mapped, writeAddress } from './address.js';
 import { RecordType, recordMonotonicNs, recordType, recordVersion } from './header.js';
 import { decodeComm, writeComm } from './comm.js';
+import { readU64, type U64 } from './u64.js';
 
 export const FLOW_RECORD = {
   struct: 'sl_flow_record',
@@ -97,11 +98,7 @@ export interface FlowRecord {
 }
 
 const o = FLOW_RECORD.offsets;
-const TWO_POW_32 = 0x1_0000_0000;
 const EMPTY = new DataView(new ArrayBuffer(FLOW_RECORD.size));
-
-/** An unsigned 64-bit field: a number while it is a safe integer (no allocation), a bigint beyond. */
-export type U64 = number | bigint;
 
 /**
  * One sl_flow_record read in place, field by field, when asked: the one reader of the layout. An encoder that writes
@@ -227,8 +224,7 @@ export class FlowRecordView {
   }
 
   private u64(field: number): U64 {
-    const hi = this.view.getUint32(this.at + field + 4, true);
-    return hi < 0x200000 ? hi * TWO_POW_32 + this.view.getUint32(this.at + field, true) : this.view.getBigUint64(this.at + field, true);
+    return readU64(this.view, this.at + field);
   }
 }
 

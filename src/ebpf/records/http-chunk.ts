@@ -7,6 +7,7 @@
 import { DecodeError } from '../../common/errors.js';
 import { formatAddress } from './address.js';
 import { RecordType, recordMonotonicNs, recordType, recordVersion } from './header.js';
+import { readU64, type U64 } from './u64.js';
 
 /** The fixed part; `data` (the copied bytes) follows it, so a record is size + copied bytes long. */
 export const HTTP_CHUNK_RECORD = {
@@ -67,30 +68,119 @@ export interface HttpChunkRecord {
 }
 
 const o = HTTP_CHUNK_RECORD.offsets;
+const EMPTY = new DataView(new ArrayBuffer(HTTP_CHUNK_RECORD.size));
 
+/** What a reader of chunk records takes: a decoded record, or a view reading one in place (conn id as a U64). */
+export type HttpChunk = Omit<HttpChunkRecord, 'connId'> & { readonly connId: U64 };
+
+/**
+ * One sl_http_chunk_record read in place, field by field, when asked: the one reader of the layout. The capture
+ * reads a record's fields once each, and most of them not at all (the cgroup and the ends: once per connection),
+ * so a record costs no object and only the bigint of the one time it feeds; decodeHttpChunkRecord copies every
+ * field. A view reads one record at a time (point), and only while the record is there: a ring record, until the
+ * handler it was given to returns.
+ */
+export class HttpChunkView implements HttpChunk {
+  private view: DataView = EMPTY;
+  private at = 0;
+  private copied = 0;
+  /** The bytes of the memory `view` reads (a ring's: one view for all its records), made once per view. */
+  private viewBytes: Buffer = Buffer.alloc(0);
+  private bytesOf: DataView | undefined;
+
+  /** Reads the record at `offset` from now on; throws a DecodeError (field `header` or `copied`) on one it cannot read. */
+  point(view: DataView, offset: number, size: number): this {
+    if (size < HTTP_CHUNK_RECORD.size || recordType(view, offset) !== RecordType.httpChunk || recordVersion(view, offset) !== HTTP_CHUNK_RECORD.version) {
+      throw new DecodeError(
+        `http chunk record: expected type ${RecordType.httpChunk} v${HTTP_CHUNK_RECORD.version} of at least ${HTTP_CHUNK_RECORD.size} bytes, got type ${recordType(view, offset)} v${recordVersion(view, offset)} of ${size} bytes`,
+        { field: 'header' },
+      );
+    }
+    const copied = view.getUint32(offset + o.copied, true);
+    const length = readU64(view, offset + o.length);
+    if (HTTP_CHUNK_RECORD.size + copied > size || copied > length) {
+      throw new DecodeError(`http chunk record: ${copied} bytes copied of a ${length}-byte call do not fit a ${size}-byte record`, { field: 'copied' });
+    }
+    this.view = view;
+    this.at = offset;
+    this.copied = copied;
+    return this;
+  }
+
+  /** When the call returned, kernel monotonic ns. */
+  get monotonicNs(): bigint {
+    return recordMonotonicNs(this.view, this.at);
+  }
+  get connId(): U64 {
+    return readU64(this.view, this.at + o.conn_id);
+  }
+  /** cgroup v2 id of the socket (its flow records carry the same). */
+  get cgroupId(): bigint {
+    return this.view.getBigUint64(this.at + o.cgroup_id, true);
+  }
+  /** When the call entered. */
+  get callStartNs(): bigint {
+    return this.view.getBigUint64(this.at + o.call_start_ns, true);
+  }
+  /** The call's return value (a number: one call moves far less than 2^53 bytes). */
+  get length(): number {
+    return Number(readU64(this.view, this.at + o.length));
+  }
+  get pid(): number {
+    return this.view.getUint32(this.at + o.pid, true);
+  }
+  get tid(): number {
+    return this.view.getUint32(this.at + o.tid, true);
+  }
+  get direction(): number {
+    return this.view.getUint8(this.at + o.direction);
+  }
+  get flags(): number {
+    return this.view.getUint8(this.at + o.flags);
+  }
+  /** The copied bytes, a view of the record's memory (no copy): valid only until the ring handler returns. */
+  get data(): Buffer {
+    return Buffer.from(this.view.buffer, this.view.byteOffset + this.at + o.data, this.copied);
+  }
+  /**
+   * The memory the record is in, of which its copied bytes are [dataStart, dataEnd): the same Buffer for every record
+   * of a ring, so that reading a record's bytes makes no Buffer (data makes one).
+   */
+  get bytes(): Buffer {
+    if (this.bytesOf !== this.view) {
+      this.viewBytes = Buffer.from(this.view.buffer, this.view.byteOffset, this.view.byteLength);
+      this.bytesOf = this.view;
+    }
+    return this.viewBytes;
+  }
+  get dataStart(): number {
+    return this.at + o.data;
+  }
+  get dataEnd(): number {
+    return this.at + o.data + this.copied;
+  }
+  /** The connection's ends (every record of a connection carries the same). */
+  ends(): HttpChunkEnds {
+    return decodeHttpChunkEnds(this.view, this.at);
+  }
+}
+
+const reader = new HttpChunkView();
+
+/** Every field of the record at `offset`, copied (the data still a view of the record's memory). */
 export function decodeHttpChunkRecord(view: DataView, offset: number, size: number): HttpChunkRecord {
-  if (size < HTTP_CHUNK_RECORD.size || recordType(view, offset) !== RecordType.httpChunk || recordVersion(view, offset) !== HTTP_CHUNK_RECORD.version) {
-    throw new DecodeError(
-      `http chunk record: expected type ${RecordType.httpChunk} v${HTTP_CHUNK_RECORD.version} of at least ${HTTP_CHUNK_RECORD.size} bytes, got type ${recordType(view, offset)} v${recordVersion(view, offset)} of ${size} bytes`,
-      { field: 'header' },
-    );
-  }
-  const copied = view.getUint32(offset + o.copied, true);
-  const length = view.getBigUint64(offset + o.length, true);
-  if (HTTP_CHUNK_RECORD.size + copied > size || BigInt(copied) > length) {
-    throw new DecodeError(`http chunk record: ${copied} bytes copied of a ${length}-byte call do not fit a ${size}-byte record`, { field: 'copied' });
-  }
+  const r = reader.point(view, offset, size);
   return {
-    monotonicNs: recordMonotonicNs(view, offset),
-    connId: view.getBigUint64(offset + o.conn_id, true),
-    cgroupId: view.getBigUint64(offset + o.cgroup_id, true),
-    callStartNs: view.getBigUint64(offset + o.call_start_ns, true),
-    length: Number(length),
-    pid: view.getUint32(offset + o.pid, true),
-    tid: view.getUint32(offset + o.tid, true),
-    direction: view.getUint8(offset + o.direction),
-    flags: view.getUint8(offset + o.flags),
-    data: Buffer.from(view.buffer, view.byteOffset + offset + o.data, copied),
+    monotonicNs: r.monotonicNs,
+    connId: BigInt(r.connId),
+    cgroupId: r.cgroupId,
+    callStartNs: r.callStartNs,
+    length: r.length,
+    pid: r.pid,
+    tid: r.tid,
+    direction: r.direction,
+    flags: r.flags,
+    data: r.data,
   };
 }
 

@@ -268,7 +268,9 @@ describe('HTTP capture of servers and clients the project did not write', () => 
     const before = new Set(nginx!.log().map((line) => line.clientPort));
     const put = await runIn(client(), 'wget', ['-S', '-O', '/dev/null', ...headers, '--method=PUT', `--body-data=${secrets.body}`, nginxUrl(`${DOCUMENTS.upload}wget.txt${query}`)]);
     assert.match(put.stderr, /^ {2}HTTP\/1\.1 201 Created$/m);
-    const [line] = nginx!.log().filter((logged) => !before.has(logged.clientPort));
+    // nginx writes its access log line after the response, so wget may be done before it.
+    let line: NginxLogLine | undefined;
+    await tap.until("nginx's log line of wget's PUT", () => (line = nginx!.log().find((logged) => !before.has(logged.clientPort))) !== undefined);
     const [exchange] = await matchesNginxLog(line!.clientPort, 1);
     assert.deepEqual({ method: exchange!.method, requestBodyBytes: exchange!.requestBodyBytes }, { method: 'PUT', requestBodyBytes: secrets.body.length });
   });

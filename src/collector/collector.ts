@@ -113,14 +113,20 @@ const BYTES_PER_SEND = 256 * 1024;
 export const QUEUE_BYTES_WHILE_SENDING = 4 * BYTES_PER_SEND;
 export const RING_FILL_TO_DRAIN = 0.5;
 const MAX_BACKOFF_MS = 5000;
-/** With no signal from the kernel, the read loop still wakes this often (drains, reads the drop counters). */
-const IDLE_POLL_MS = 1000;
+/**
+ * With no signal from the kernel, the read loop still wakes this often: to read the drop counters (a full
+ * connection table writes no record to signal) and to drain what a missed signal left. Every wake-up of an idle
+ * collector costs JS work (the koffi callback, a drain, a tick): at 1 s these wake-ups and the counter reads were
+ * ~40 % of an idle collector's CPU in a perf profile. A stop does not wait for it (the wait is interrupted).
+ */
+const IDLE_POLL_MS = 5000;
 /**
  * The kernel's drop counters are read at most this often (and at stop): a read is a syscall per counter map and per
  * traced program (its skipped runs: 18 for http), ~4 % of the collector's CPU at 1,000 requests/s when it ran
- * after every read cycle (twice a second per kind); the drop counter logs once per interval anyway.
+ * after every read cycle (twice a second per kind). So a drop reaches the metric within 5 s; the drop counter
+ * logs once per interval anyway.
  */
-const KERNEL_DROPS_EVERY_MS = IDLE_POLL_MS;
+export const KERNEL_DROPS_EVERY_MS = IDLE_POLL_MS;
 
 export class Collector<Event> {
   readonly stats: CollectorStats = { recordsRead: 0, eventsProduced: 0, messagesProduced: 0, drops: {} };

@@ -6,6 +6,7 @@
  * on in the node's pin directory after the collector stops; `uninstallCollector` (`sidecarless collector
  * --uninstall`) removes it.
  */
+import path from 'node:path';
 import type { Meter } from '@opentelemetry/api';
 import type { Kafka } from 'kafkajs';
 import { loadRegistry, type Registry } from '../common/avro.js';
@@ -17,6 +18,7 @@ import type { Config } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { KernelError } from '../common/errors.js';
 import { Cgroup, cgroupOfProcess } from '../ebpf/cgroup.js';
+import { cgroup2Root } from '../ebpf/preflight.js';
 import { BootClock } from '../ebpf/clock.js';
 import { PinDirectory } from '../ebpf/pins.js';
 import { bindMetadataCodec } from '../events/metadata.js';
@@ -27,6 +29,7 @@ import { CpuPolicy } from './cpu-policy.js';
 import { ConnectionEnds } from './connection-ends.js';
 import { CgroupIdentities } from './identity/cgroup-identities.js';
 import { scanTracedCgroups } from './identity/cgroup-scanner.js';
+import { CgroupTreeWatch } from './identity/cgroup-watch.js';
 import { previousIdentities } from './identity/previous.js';
 import { RECORD_KINDS } from './kinds.js';
 import type { KernelSource, RecordKind } from './record-kind.js';
@@ -116,10 +119,18 @@ function cgroupIdentities(config: Config, kafka: Kafka, registry: Registry, logg
   const own = cgroupOfProcess().id;
   const topic = topicSpecs(config.kafka.topicPrefix).metadata.topic;
   const codec = bindMetadataCodec(registry);
-  return new CgroupIdentities(
+  const root = cgroup2Root();
+  const watch = new CgroupTreeWatch(() => identities.changed(), logger.child({ role: 'collector', component: 'cgroup-watch' }));
+  const identities: CgroupIdentities = new CgroupIdentities(
     {
       node: config.node.name,
-      scan: () => scanTracedCgroups(traced, own),
+      scan: () => {
+        const found = scanTracedCgroups(traced, own);
+        // A watch added now may have missed a cgroup made since the walk passed: one more scan finds it.
+        if (watch.follow([...found.values()].map((below) => path.join(root, below)))) identities.changed();
+        return found;
+      },
+      close: () => watch.close(),
       previous: () => previousIdentities(kafka, topic, config.node.name, codec, logger),
       sink: new KeyedKafkaSink(kafka, topic),
       encode: (event) => codec.encode(event),
@@ -128,6 +139,7 @@ function cgroupIdentities(config: Config, kafka: Kafka, registry: Registry, logg
     },
     { scanMs: config.collector.cgroupScanMs },
   );
+  return identities;
 }
 
 /**

@@ -140,6 +140,8 @@ export const libcCalls = {
   epollCreate: libc.func('int epoll_create1(int flags)'),
   epollCtl: libc.func('int epoll_ctl(int epfd, int op, int fd, epoll_event *event)'),
   epollWait: libc.func('int epoll_wait(int epfd, _Out_ epoll_event *events, int maxevents, int timeout)'),
+  eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
+  write: libc.func('intptr_t write(int fd, const uint8_t *buf, size_t count)'),
   close: libc.func('int close(int fd)'),
   flock: libc.func('int flock(int fd, int operation)'),
   mallopt: libc.func('int mallopt(int param, int value)'),

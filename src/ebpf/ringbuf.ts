@@ -9,7 +9,8 @@
  *      caught up (and, if the program asks, a filling ring: bpf/include/common.bpf.h). Edge-triggered: a wait
  *      returns on a new signal, not because records are still unread. Level-triggered, a ring that receives a
  *      record between every drain and the next wait stays readable: measured at 500 connections/s, a reader that
- *      lets records gather then woke ~1,600 times a second.
+ *      lets records gather then woke ~1,600 times a second. An eventfd in the same epoll set ends a wait in
+ *      flight when the reader is detached, so a long idle timeout never holds up a stop.
  * No native call per record, no allocation per record: the handler decodes straight from the shared memory.
  *
  * CallbackRingReader uses libbpf's ring_buffer__consume with a JS callback per record: the fallback, and the
@@ -40,47 +41,66 @@ const SC_PAGESIZE = 30;
 const EPOLL_CTL_ADD = 1;
 const EPOLLIN = 1;
 const EPOLLET = 0x80000000;
+const EPOLL_CLOEXEC = 0o2000000;
+const EFD_CLOEXEC = 0o2000000;
+const EFD_NONBLOCK = 0o4000;
+/** epoll_event.data of each fd in a waiter's set. */
+const RING_EVENT = 0;
+const CLOSE_EVENT = 1;
+/** What an eventfd write adds: a native-endian 64-bit 1. */
+const ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
 
 const pageSize = Number(libcCalls.sysconf(SC_PAGESIZE));
 
 /** Waits on a ring's fd with epoll without blocking the event loop (the wait runs on a koffi worker thread). */
 class RingWaiter {
   private readonly epfd: number;
-  private readonly events = [{ events: 0, data: 0n }];
+  /** Written once, by close(): ends the wait in flight at once instead of at its timeout. */
+  private readonly closeFd: number;
+  /** Filled by epoll_wait; koffi gives `data` as a number (a bigint only above 2^53). */
+  private readonly events: Array<{ events: number; data: number | bigint }> = [
+    { events: 0, data: 0 },
+    { events: 0, data: 0 },
+  ];
   private pending: Promise<boolean> | undefined;
   private closed = false;
 
   constructor(mapFd: number, name: string) {
-    this.epfd = libcCalls.epollCreate(0) as number;
+    this.epfd = libcCalls.epollCreate(EPOLL_CLOEXEC) as number;
     if (this.epfd < 0) throw kernelError(`${name}: epoll_create1`, lastErrno(), name);
-    const rc = libcCalls.epollCtl(this.epfd, EPOLL_CTL_ADD, mapFd, { events: EPOLLIN | EPOLLET, data: 0n }) as number;
-    if (rc < 0) {
+    this.closeFd = libcCalls.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) as number;
+    const failed = (what: string) => {
       const errno = lastErrno();
-      libcCalls.close(this.epfd);
-      throw kernelError(`${name}: epoll_ctl`, errno, name);
-    }
+      this.release();
+      return kernelError(`${name}: ${what}`, errno, name);
+    };
+    if (this.closeFd < 0) throw failed('eventfd');
+    if ((libcCalls.epollCtl(this.epfd, EPOLL_CTL_ADD, mapFd, { events: EPOLLIN | EPOLLET, data: RING_EVENT }) as number) < 0) throw failed('epoll_ctl');
+    if ((libcCalls.epollCtl(this.epfd, EPOLL_CTL_ADD, this.closeFd, { events: EPOLLIN, data: CLOSE_EVENT }) as number) < 0) throw failed('epoll_ctl');
   }
 
   wait(timeoutMs: number): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
     this.pending ??= new Promise<boolean>((resolve) => {
-      libcCalls.epollWait.async(this.epfd, this.events, 1, timeoutMs, (error: unknown, count: number) => {
+      libcCalls.epollWait.async(this.epfd, this.events, this.events.length, timeoutMs, (error: unknown, count: number) => {
         this.pending = undefined;
         if (this.closed) this.release();
-        resolve(!error && count > 0);
+        resolve(!error && !this.closed && this.events.slice(0, count).some((event) => Number(event.data) === RING_EVENT));
       });
     });
     return this.pending;
   }
 
-  /** Closes the epoll fd now, or as soon as the wait in flight returns (closing under it would be a race). */
+  /** Closes the fds now, or, with a wait in flight, ends it and closes them as it returns (closing under it would be a race). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (!this.pending) this.release();
+    else libcCalls.write(this.closeFd, ONE, ONE.length);
   }
 
   private release(): void {
+    if (this.closeFd >= 0) libcCalls.close(this.closeFd);
     libcCalls.close(this.epfd);
   }
 }

@@ -34,10 +34,12 @@ import { requireStackService } from '../helpers/stack.js';
 const registry = loadRegistry();
 const metadataCodec = bindMetadataCodec(registry);
 const flowsCodec = bindCodec(registry, FLOWS);
-/** Ordering: only a flow's own rescan may publish its new cgroup (no periodic scan in the test's time). */
+/** Ordering: no periodic scan in the test's time (the tree watch or the flow's own rescan publishes the new cgroup). */
 const ordering = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50', SIDECARLESS_COLLECTOR_CGROUP_SCAN_MS: '600000' });
 /** Lifecycle: removals are seen within a fifth of a second. */
 const lifecycle = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50', SIDECARLESS_COLLECTOR_CGROUP_SCAN_MS: '200' });
+/** The tree watch alone: no periodic scan in the test's time, and no flows. */
+const watched = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50', SIDECARLESS_COLLECTOR_CGROUP_SCAN_MS: '600000' });
 const NODE = lifecycle.config.node.name;
 const logger = createLogger({ level: 'warn' });
 const kafka = createKafka(kafkaOptionsFromConfig(lifecycle.config.kafka, 'test'), logger);
@@ -174,10 +176,10 @@ after(() =>
   cleanUpAll([
     ...launched.map((started) => [`the collector (pid ${started.pid})`, () => started.kill()] as const),
     ['the admin client', () => admin.disconnect()],
-    ...[ordering, lifecycle].map(({ env }) => ['the collector pins', () => uninstallCollectorPins(env)] as const),
+    ...[ordering, lifecycle, watched].map(({ env }) => ['the collector pins', () => uninstallCollectorPins(env)] as const),
     ...created.sort((a, b) => b.path.length - a.path.length).map((made) => [`cgroup ${made.path}`, () => made.cgroup.remove()] as const),
     ['the test root cgroup', () => created.length > 0 && Cgroup.at(TEST_ROOT).remove()],
-    ...[ordering, lifecycle].map(({ config }) => [`the topics ${config.kafka.topicPrefix}*`, () => dropTestData(config, undefined)] as const),
+    ...[ordering, lifecycle, watched].map(({ config }) => [`the topics ${config.kafka.topicPrefix}*`, () => dropTestData(config, undefined)] as const),
   ]),
 );
 
@@ -300,5 +302,37 @@ describe('cgroup identities on the metadata topic', () => {
       collector = undefined;
       assert.equal((await metadata(prefix)).length, 9);
     });
+  });
+
+  it('a cgroup tree made at once and a removal are published by the tree watch, with no periodic scan and no flow', async () => {
+    const prefix = watched.config.kafka.topicPrefix;
+    const root = cgroup('watched');
+    collector = await startCollector(watched.env, root);
+    const [first] = await waitForMetadata(prefix, 1);
+    assert.deepEqual(first!.event?.cgroup, state(root));
+    const uid = newPodUid();
+    const id = newContainerId();
+    // Four levels made within microseconds: the deeper ones exist before any watch on their parents does.
+    const madeAt = Date.now();
+    const tree = [
+      cgroup('watched/kubepods.slice'),
+      cgroup('watched/kubepods.slice/kubepods-besteffort.slice'),
+      cgroup(`watched/${podSlice({ qos: 'besteffort', podUid: uid })}`),
+    ];
+    const container = cgroup(`watched/${containerScope({ qos: 'besteffort', podUid: uid, containerId: id })}`);
+    const added = (await waitForMetadata(prefix, 5)).slice(1);
+    const at = added[0]!.timestampMs;
+    assertWithin(at, madeAt, Date.now(), 'the scan the watch called for');
+    const expected = [state(tree[0]!), state(tree[1]!), state(tree[2]!, uid), state(container, uid, id)].map((cgroupState) => identity(cgroupState, at));
+    assert.deepEqual(added, expected.sort((a, b) => a.key.localeCompare(b.key)));
+
+    const removedAt = Date.now();
+    container.cgroup.remove();
+    const tombstone = (await waitForMetadata(prefix, 6)).at(-1)!;
+    assert.deepEqual({ ...tombstone, timestampMs: 0 }, { key: cgroupKey(NODE, container.id), event: null, timestampMs: 0 });
+    assertWithin(tombstone.timestampMs, removedAt, Date.now(), 'the tombstone');
+    await collector.stop();
+    assert.deepEqual(identityStats(collector), { states: 5, tombstones: 1, drops: {} });
+    collector = undefined;
   });
 });

@@ -11,8 +11,9 @@
  *                after a reboot the kernel hands the same ids out again: an event from one makes a scan, which
  *                publishes the new cgroup.
  *   scans        at start, every `scanMs`, and soon (at most one per RESCAN_GAP_MS) after an event carries a cgroup
- *                id not known yet: a new cgroup or a changed path is published; a cgroup gone is a tombstone whose
- *                message timestamp is the scan that found it gone. The same state is never published twice.
+ *                id not known yet or the tree changed (changed(): ./cgroup-watch.ts): a new cgroup or a changed path
+ *                is published; a cgroup gone is a tombstone whose message timestamp is the scan that found it gone.
+ *                The same state is never published twice.
  *   unknown ids  a cgroup id still not found by the scan after the event (it is already gone: a short-lived
  *                process) is published with an empty path and neither pod nor container, rather than holding its
  *                events back, and counted (drop reason cgroup_gone); the next scan tombstones it.
@@ -43,8 +44,8 @@ import { Tickets } from './tickets.js';
 
 export const IDENTITY_DROP_REMEDIES = {
   cgroup_gone:
-    'a flow carried a cgroup that was removed before a scan saw it (a short-lived process): published without a pod, so its flows have none; ' +
-    'a shorter collector.cgroupScanMs sees more of them while they live',
+    'a flow carried a cgroup that was removed before a scan saw it (one that lived less than ~0.1 s, or on a node whose inotify limit refused its watch: ' +
+    'raise fs.inotify.max_user_watches or lower collector.cgroupScanMs): published without a pod, so its flows have none',
   kafka_rejected:
     'the broker refused cgroup identity messages (a bug, or the metadata topic\'s max.message.bytes; the error is logged): each scan tries them again, ' +
     'and until one is taken the flows of those cgroups have no pod',
@@ -55,6 +56,8 @@ export interface CgroupIdentityDeps {
   node: string;
   /** The cgroups whose sockets flows can carry, id -> path below the cgroup v2 mount; throws when it cannot tell. */
   scan(): ReadonlyMap<bigint, string>;
+  /** Called once, at stop, after the last scan: releases what scanning holds (the tree watch). */
+  close?(): void;
   /** The latest state earlier runs published for each cgroup id, null for a tombstone (./previous.ts). */
   previous(): Promise<ReadonlyMap<bigint, CgroupState | null>>;
   sink: Sink<KeyedMessage[]>;
@@ -101,6 +104,8 @@ export class CgroupIdentities {
   private readonly seen = new Set<bigint>();
   /** Ids noted by events and not yet scanned for. */
   private readonly awaiting = new Set<bigint>();
+  /** The tree changed since the last scan began (changed()). */
+  private treeChanged = false;
   /** Live cgroups as published (acknowledged, or in the round being produced). */
   private readonly states = new Map<bigint, CgroupState>();
   /** Removed cgroups (tombstoned), by when: forgotten after GONE_MEMORY_MS. */
@@ -162,6 +167,12 @@ export class CgroupIdentities {
     this.wake?.();
   }
 
+  /** A cgroup was created or removed below the traced ones: the next scan comes within RESCAN_GAP_MS. */
+  changed(): void {
+    this.treeChanged = true;
+    this.wake?.();
+  }
+
   start(): void {
     this.running = true;
     this.loopDone = this.run().catch((error: unknown) => {
@@ -177,6 +188,7 @@ export class CgroupIdentities {
       this.running = false;
       this.interrupt?.();
       await this.loopDone;
+      this.deps.close?.();
       this.drops.flush();
       await this.deps.sink.shutdown();
     })();
@@ -221,6 +233,8 @@ export class CgroupIdentities {
     const covers = this.tickets.next();
     const awaiting = [...this.awaiting];
     this.awaiting.clear();
+    // Cleared before the scan: a change during it brings another round.
+    this.treeChanged = false;
     const at = this.now();
     this.lastScanAt = at;
     let found: ReadonlyMap<bigint, string>;
@@ -348,10 +362,10 @@ export class CgroupIdentities {
     }
   }
 
-  /** Until the next scan is due: scanMs after the last, or RESCAN_GAP_MS after it once an unknown id waits. */
+  /** Until the next scan is due: scanMs after the last, or RESCAN_GAP_MS after it once an unknown id waits or the tree changed. */
   private async untilNextRound(): Promise<void> {
     while (this.running) {
-      const due = this.lastScanAt + (this.awaiting.size > 0 ? RESCAN_GAP_MS : this.options.scanMs);
+      const due = this.lastScanAt + (this.awaiting.size > 0 || this.treeChanged ? RESCAN_GAP_MS : this.options.scanMs);
       const wait = due - this.now();
       if (wait <= 0) return;
       await this.pause(wait, true);

@@ -51,7 +51,13 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const PROBE_SECONDS = 5;
 const PACED_RATES = [1_000, 5_000];
 const CONNECTIONS = 16;
-const WARM_SECONDS = 2;
+/**
+ * Load before a traced window's measured part: the JIT's warm-up is not what a window measures (a DaemonSet pod runs
+ * warm for days). 20 s rather than 2: at 1,000 requests/s a collector still spent a quarter of its samples compiling
+ * (perf) 10 s into the load, and its process cores per 1,000 requests/s were 0.023-0.030 after 3 s of load against
+ * 0.017-0.018 after 20 s (scratch runs alternated, collector alone at 1,000/s for 15-20 s).
+ */
+const WARM_SECONDS = 20;
 const IDLE_SECONDS = 3;
 /** After the load: the collector's flush interval and Kafka's acknowledgement are part of what the load cost. */
 const TAIL_MS = 1_000;

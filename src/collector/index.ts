@@ -6,7 +6,6 @@
  * on in the node's pin directory after the collector stops; `uninstallCollector` (`sidecarless collector
  * --uninstall`) removes it.
  */
-import path from 'node:path';
 import type { Meter } from '@opentelemetry/api';
 import type { Kafka } from 'kafkajs';
 import { loadRegistry, type Registry } from '../common/avro.js';
@@ -18,7 +17,7 @@ import type { Config } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { KernelError } from '../common/errors.js';
 import { Cgroup, cgroupOfProcess } from '../ebpf/cgroup.js';
-import { cgroup2Root } from '../ebpf/preflight.js';
+import { CgroupTreeWatch } from '../ebpf/cgroup-watch.js';
 import { BootClock } from '../ebpf/clock.js';
 import { PinDirectory } from '../ebpf/pins.js';
 import { bindMetadataCodec } from '../events/metadata.js';
@@ -29,7 +28,6 @@ import { CpuPolicy } from './cpu-policy.js';
 import { ConnectionEnds } from './connection-ends.js';
 import { CgroupIdentities } from './identity/cgroup-identities.js';
 import { scanTracedCgroups } from './identity/cgroup-scanner.js';
-import { CgroupTreeWatch } from './identity/cgroup-watch.js';
 import { previousIdentities } from './identity/previous.js';
 import { RECORD_KINDS } from './kinds.js';
 import type { KernelSource, RecordKind } from './record-kind.js';
@@ -119,7 +117,6 @@ function cgroupIdentities(config: Config, kafka: Kafka, registry: Registry, logg
   const own = cgroupOfProcess().id;
   const topic = topicSpecs(config.kafka.topicPrefix).metadata.topic;
   const codec = bindMetadataCodec(registry);
-  const root = cgroup2Root();
   const watch = new CgroupTreeWatch(() => identities.changed(), logger.child({ role: 'collector', component: 'cgroup-watch' }));
   const identities: CgroupIdentities = new CgroupIdentities(
     {
@@ -127,7 +124,7 @@ function cgroupIdentities(config: Config, kafka: Kafka, registry: Registry, logg
       scan: () => {
         const found = scanTracedCgroups(traced, own);
         // A watch added now may have missed a cgroup made since the walk passed: one more scan finds it.
-        if (watch.follow([...found.values()].map((below) => path.join(root, below)))) identities.changed();
+        if (watch.follow(found.values())) identities.changed();
         return found;
       },
       close: () => watch.close(),

@@ -317,8 +317,12 @@ const schema = {
      * policies) costs one compile and one apply. Also the least time between two applies.
      */
     applyDelayMs: setting(int(0, 60_000), 20),
-    /** How often the cgroups below enforcer.cgroups are walked for new containers (their pods' metadata also triggers one). */
-    cgroupScanMs: setting(int(100, 3_600_000), 2000),
+    /**
+     * How often the cgroups below enforcer.cgroups are walked for new containers when nothing else calls for a walk:
+     * a cgroup made or removed does at once (an inotify watch), and so does their pods' metadata; this walk is the
+     * safety net behind them (src/ebpf/cgroup-watch.ts).
+     */
+    cgroupScanMs: setting(int(100, 3_600_000), 30_000),
     /** Allows reported as verdicts: one in this many (0: none). Denials and audit would-be denials are all reported. */
     allowSampleEvery: setting(int(0, 1_000_000), 0),
     /** How often the kernel's verdict ring is read and its decisions sent to the verdicts topic. */

@@ -8,7 +8,8 @@
  *    (TopicFollower) into the Enforcer (enforcer.ts). Once both are read to their end offsets of the start, the
  *    desired state is applied, the programs are attached to enforcer.cgroups (a no-op when the pins already are)
  *    and installations of other layouts are retired. From then on each change is applied as it comes.
- * 3. The cgroups below enforcer.cgroups are walked every enforcer.cgroupScanMs for containers that appeared or went;
+ * 3. The cgroups below enforcer.cgroups are walked when one is made or removed (an inotify watch,
+ *    src/ebpf/cgroup-watch.ts) and every enforcer.cgroupScanMs, for containers that appeared or went;
  *    the verdict ring is read every enforcer.verdictIntervalMs into `verdicts.v1` (verdict-publisher.ts).
  * 4. Stop: the follower stops, a running apply finishes, the producers disconnect, the fds are released: the pins
  *    keep enforcing the last state.
@@ -32,6 +33,7 @@ import { KeyedKafkaSink } from '../common/kafka/sink.js';
 import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
 import { ensureTopics } from '../common/kafka/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
+import { CgroupTreeWatch } from '../ebpf/cgroup-watch.js';
 import { PinDirectory } from '../ebpf/pins.js';
 import { bindDeadLetterCodec, deadLetterEnvelope } from '../events/deadletter.js';
 import { bindMetadataCodec } from '../events/metadata.js';
@@ -46,6 +48,9 @@ import { Enforcer } from './enforcer.js';
 import { previousLetters } from './previous-letters.js';
 import { TopicFollower } from './topic-follower.js';
 import { VerdictPublisher } from './verdict-publisher.js';
+
+/** A burst of cgroup events (a pod's slice and its containers, made within microseconds) makes one walk. */
+const WATCHED_RESCAN_DELAY_MS = 10;
 
 export interface RunningEnforcer extends RunningRole {
   enforcer: Enforcer;
@@ -64,7 +69,17 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
   if (config.enforcer.cgroups.length === 0) {
     throw new ConfigError('enforcer.cgroups', 'required: the cgroup(s) holding the node\'s pods (kubepods.slice with the kubelet\'s systemd driver, kubepods with cgroupfs)');
   }
-  const scanCgroups = cgroupWalker(config.enforcer.cgroups);
+  const walk = cgroupWalker(config.enforcer.cgroups);
+  // A cgroup made or removed below enforcer.cgroups calls for a walk at once (src/ebpf/cgroup-watch.ts); the
+  // periodic one (enforcer.cgroupScanMs) is the safety net. Calls from one burst of events make one walk.
+  let rescanSoon: (() => void) | undefined;
+  const watch = new CgroupTreeWatch(() => rescanSoon?.(), log.child({ component: 'cgroup-watch' }));
+  const scanCgroups = () => {
+    const found = walk();
+    // A watch added now may have missed a cgroup made since the walk passed: one more walk finds it.
+    if (watch.follow(found.values())) rescanSoon?.();
+    return found;
+  };
   const pins = enforcerPinDirectory(config);
   const unlock = pins.lock();
   if (!unlock) throw new KernelError(`${pins.path} is in use: another enforcer runs on this node; stop it first, or give this one its own enforcer.pinDirectory`, { context: { component: 'pins' } });
@@ -128,6 +143,13 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
 
     verdicts.start();
     const scans = setInterval(() => enforcer.rescan(), config.enforcer.cgroupScanMs);
+    let queued: NodeJS.Timeout | undefined;
+    rescanSoon = () => {
+      queued ??= setTimeout(() => {
+        queued = undefined;
+        enforcer.rescan();
+      }, WATCHED_RESCAN_DELAY_MS);
+    };
     telemetry.meter('sidecarless.enforcer').createObservableGauge('sidecarless.enforcer.lag', { description: 'Messages of policies.v1 and metadata.v1 not read yet', unit: '{message}' }).addCallback((result) => result.observe(follower.lag(), { 'k8s.node.name': config.node.name }));
     telemetry.addHealthCheck('policy_state', () => ({
       ok: enforcer.current !== undefined && verdicts.queued < config.enforcer.verdictQueueEvents,
@@ -143,6 +165,9 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
       failed,
       async stop() {
         clearInterval(scans);
+        rescanSoon = undefined;
+        clearTimeout(queued);
+        watch.close();
         await follower.stop();
         await enforcer.stop();
         await verdicts.stop();
@@ -153,6 +178,7 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
       },
     };
   } catch (error) {
+    watch.close();
     kernel?.close();
     unlock();
     throw error;

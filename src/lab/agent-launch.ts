@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SidecarlessError } from '../common/errors.js';
 import type { AgentMessage } from './agents/protocol.js';
+import type { Cgroup } from '../ebpf/cgroup.js';
 import type { Pod } from './pods.js';
 
 /** How long past its own deadline an agent may take to report before it is killed. */
@@ -24,12 +25,13 @@ export interface Agent<R> {
 }
 
 /**
- * Runs agents/<agent>.js inside the pod with its parameters; killed if it has not reported past its deadline. Events
- * it reports as they happen (protocol.ts `report`) go to onEvent.
+ * Runs agents/<agent>.js inside the pod (in `container`, one of Pod.addContainer's, if given) with its parameters;
+ * killed if it has not reported past its deadline. Events it reports as they happen (protocol.ts `report`) go to
+ * onEvent.
  */
-export function launch<R>(pod: Pod, agent: string, params: object, deadlineMs: number, onEvent?: (event: Record<string, unknown>) => void): Agent<R> {
+export function launch<R>(pod: Pod, agent: string, params: object, deadlineMs: number, onEvent?: (event: Record<string, unknown>) => void, container?: Cgroup): Agent<R> {
   const file = fileURLToPath(new URL(`./agents/${agent}.js`, import.meta.url));
-  const child = pod.spawn(process.execPath, [file, JSON.stringify({ ...params, deadlineMs })], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = pod.spawn(process.execPath, [file, JSON.stringify({ ...params, deadlineMs })], { stdio: ['pipe', 'pipe', 'pipe'], container });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4096)));
   let outcome: R | undefined;

@@ -58,7 +58,7 @@ describe('loadConfig', () => {
         metadataHistoryMs: 7 * 24 * 3600 * 1000,
         verdicts: true,
       },
-      enforcer: { cgroups: [], pinDirectory: undefined, applyDelayMs: 20, cgroupScanMs: 2000, allowSampleEvery: 0, verdictIntervalMs: 200, verdictQueueEvents: 100_000 },
+      enforcer: { cgroups: [], pinDirectory: undefined, applyDelayMs: 20, cgroupScanMs: 30_000, allowSampleEvery: 0, verdictIntervalMs: 200, verdictQueueEvents: 100_000 },
       metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, networkPolicies: true, watermarkMs: 1000, watermarkLagMs: 2000, queueMessages: 100_000 },
       log: { level: 'info' },
       http: { enabled: false, captureBytes: 256, idleTimeoutMs: 300_000, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 },

@@ -35,6 +35,8 @@ import { bindPoliciesCodec } from '../../src/events/policies.js';
 import { topicSpecs } from '../../src/events/topics.js';
 import { bindVerdictsCodec, type VerdictEvent } from '../../src/events/verdicts.js';
 import { describeCluster } from '../../src/lab/cluster-description.js';
+import { launch } from '../../src/lab/agent-launch.js';
+import type { ProbeParams, ProbeResult } from '../../src/lab/agents/protocol.js';
 import { labNames } from '../../src/lab/names.js';
 import { destroyAll } from '../../src/lab/pods.js';
 import { probeMatrix, startDescribedCluster, type DescribedCluster } from '../../src/lab/reachability.js';
@@ -87,6 +89,8 @@ function enforcerEnv(cgroup: string, pins: string): Record<string, string> {
   return {
     ...kafkaEnv,
     SIDECARLESS_ENFORCER_CGROUPS: cgroup,
+    // No periodic walk in the test's time: a container made while it runs is seen by the cgroup tree watch alone.
+    SIDECARLESS_ENFORCER_CGROUP_SCAN_MS: '600000',
     SIDECARLESS_ENFORCER_PIN_DIRECTORY: pins,
     SIDECARLESS_TELEMETRY_METRICS_PORT: '0',
   };
@@ -163,6 +167,20 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
     for (const port of PORTS) assert.deepEqual(await rows(port), [X_ROWS[port], open[port]], `port ${port} is open before any policy`);
     await policyApply(egress(80), kafkaEnv);
     await enforces([80], 'y/a to reach x/a:80 only');
+  });
+
+  it('a container started in y/a while it runs is y/a at once: its connect() to a port the policy does not allow is denied', async () => {
+    const ya = described.pods.get(`${y}/a`)!;
+    const xa = described.pods.get(`${x}/a`)!;
+    const container = ya.addContainer();
+    const probe = async (port: number) => {
+      const params: Omit<ProbeParams, 'deadlineMs'> = { targets: [{ host: xa.ip, port, protocol: 'TCP' }], timeoutMs: 1_000 };
+      const { answers } = await launch<ProbeResult>(ya, 'probe', params, 11_000, undefined, container).result;
+      return answers[0]!.outcome;
+    };
+    // Known to no walk (the periodic one is 10 minutes away), the container's cgroup would be no pod's, and unguarded.
+    await waitFor(async () => (await probe(81)) === 'denied', { timeoutMs: 10_000, intervalMs: 50, what: "the new container's connect() to x/a:81 denied" });
+    assert.equal(await probe(80), 'connected');
   });
 
   it('a NetworkPolicy created and deleted through the API server (the metadata role\'s watch) is enforced and lifted', async () => {

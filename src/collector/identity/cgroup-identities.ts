@@ -11,7 +11,7 @@
  *                after a reboot the kernel hands the same ids out again: an event from one makes a scan, which
  *                publishes the new cgroup.
  *   scans        at start, every `scanMs`, and soon (at most one per RESCAN_GAP_MS) after an event carries a cgroup
- *                id not known yet or the tree changed (changed(): ./cgroup-watch.ts): a new cgroup or a changed path
+ *                id not known yet or the tree changed (changed(): src/ebpf/cgroup-watch.ts): a new cgroup or a changed path
  *                is published; a cgroup gone is a tombstone whose message timestamp is the scan that found it gone.
  *                The same state is never published twice.
  *   unknown ids  a cgroup id still not found by the scan after the event (it is already gone: a short-lived

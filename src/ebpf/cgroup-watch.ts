@@ -1,23 +1,26 @@
 /**
- * Tells the cgroup identities (./cgroup-identities.ts) at once when a cgroup is created or removed below the traced
- * ones, so they scan then instead of walking the tree on a short timer: an inotify watch (fs.watch) on every
- * traced cgroup directory. cgroupfs reports a child directory made or removed (mkdir, rmdir: a pod or container
- * coming or going) as a `rename` event of the parent; its `change` events (cgroup.events and other files written
- * by the kernel) say nothing about the tree and are ignored.
+ * Says at once when a cgroup is created or removed below watched cgroup directories, so that a role walks the tree
+ * then instead of on a short timer: an inotify watch (fs.watch) on every directory. cgroupfs reports a child
+ * directory made or removed (mkdir, rmdir: a pod or container coming or going) as a `rename` event of the parent;
+ * its `change` events (cgroup.events and other files the kernel writes) say nothing about the tree and are ignored.
  *
- * A walk of 403 cgroups costs ~4.8 ms; every 2 s on a node of 100 pods that was ~0.0024 cores, most of the ~0.003
- * an idle collector may cost (issue 7). With the watch, the periodic walk (collector.cgroupScanMs) is only a
- * safety net.
+ * The collector (its cgroup identities) and the enforcer (its pods' containers) both walked their cgroups every
+ * 2 s: a walk costs ~12 µs per cgroup (403 cgroups: 4.8 ms), ~0.0024 cores on a node of 100 pods, most of the
+ * ~0.003 an idle collector may cost (issue 7); and a container started up to 2 s before the enforcer knew it.
+ * With the watch, their periodic walks are only a safety net.
  *
- * The set of watched directories follows each scan (follow()). A directory made after a scan and before its watch
- * was added would go unseen: follow() says when it added watches, and the identities then scan once more, which
+ * The set of watched directories follows each walk (follow()). A directory made after a walk and before its watch
+ * was added would go unseen: follow() says when it added watches, and the caller then walks once more, which
  * finds anything made in between.
  */
 import fs from 'node:fs';
-import type { Logger } from '../../common/logger.js';
+import path from 'node:path';
+import type { Logger } from '../common/logger.js';
+import { cgroup2Root } from './preflight.js';
 
 export class CgroupTreeWatch {
   private readonly watchers = new Map<string, fs.FSWatcher>();
+  private readonly root = cgroup2Root();
   private warned = false;
 
   /** `changed`: a cgroup was created or removed below a watched directory (called once per event). */
@@ -27,11 +30,12 @@ export class CgroupTreeWatch {
   ) {}
 
   /**
-   * Watches exactly `directories` (full paths) from now on; returns whether any watch was added. A directory that
-   * cannot be watched (gone already, or the inotify limit reached) is left to the periodic scan, said once.
+   * Watches exactly the cgroups a walk found (paths below the cgroup v2 mount, as Cgroup.descendants gives them)
+   * from now on; returns whether any watch was added. A directory that cannot be watched (gone already, or the
+   * inotify limit reached) is left to the periodic walk, said once.
    */
-  follow(directories: Iterable<string>): boolean {
-    const wanted = new Set(directories);
+  follow(cgroups: Iterable<string>): boolean {
+    const wanted = new Set([...cgroups].map((below) => path.join(this.root, below)));
     for (const [directory, watcher] of this.watchers) {
       if (wanted.has(directory)) continue;
       watcher.close();

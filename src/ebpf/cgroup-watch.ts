@@ -52,10 +52,6 @@ export class CgroupTreeWatch {
     return added;
   }
 
-  get watched(): number {
-    return this.watchers.size;
-  }
-
   close(): void {
     for (const watcher of this.watchers.values()) watcher.close();
     this.watchers.clear();

@@ -49,8 +49,12 @@ import { previousLetters } from './previous-letters.js';
 import { TopicFollower } from './topic-follower.js';
 import { VerdictPublisher } from './verdict-publisher.js';
 
-/** A burst of cgroup events (a pod's slice and its containers, made within microseconds) makes one walk. */
-const WATCHED_RESCAN_DELAY_MS = 10;
+/**
+ * Cgroup events wait this long for more before the walk they call for: a pod's slice and its containers (made
+ * within microseconds) make one walk, and while pods churn the walks stay ten a second at most (a walk of 400
+ * cgroups takes ~5 ms).
+ */
+const WATCHED_RESCAN_DELAY_MS = 100;
 
 export interface RunningEnforcer extends RunningRole {
   enforcer: Enforcer;

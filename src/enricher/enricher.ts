@@ -88,6 +88,8 @@ export interface Handled {
 }
 
 const MAX_BACKOFF_MS = 5000;
+/** Spare rows are reused for a batch that needs at least 1/SPARE_SLACK of their buffer. */
+const SPARE_SLACK = 4;
 
 /** The consumer-group session a batch was fetched in (kafkajs eachBatch's heartbeat and isStale). */
 export interface ConsumerSession {
@@ -122,6 +124,8 @@ const UNCERTAIN_REMEDIES = {
 
 export class Enricher<Event> {
   private readonly partitions = new Map<string, PartitionState>();
+  /** The rows of the last batch stored, emptied and written again by the next batch (takeRows). */
+  private spareRows: RowBinaryRows<Event> | undefined;
   private readonly counters;
   /** Messages skipped as stored without proof that they are: possibly lost, so counted as drops with a reason. */
   private readonly uncertain: DropCounter;
@@ -307,12 +311,30 @@ export class Enricher<Event> {
     }
     const { rows, letters, decoded } = joined;
     await this.sendDeadLetters(letters);
-    if (rows.length === 0) return 'stored';
+    if (rows.length === 0) return this.spare(rows, 'stored');
     const outcome = await this.withRetry(() => this.deps.sink.insert(rows, batchToken(record)), batchToken(record), session);
     if (outcome === 'stopped') return 'stopped';
     if (outcome === 'stored') this.counters.rows.add(rows.length);
     else await this.sendDeadLetters(decoded.map((message) => this.letter(batch, message, `ClickHouse refused the rows: ${outcome.rejected}`)));
-    return 'stored';
+    return this.spare(rows, 'stored');
+  }
+
+  /**
+   * Rows for a batch whose messages hold `capacity` bytes' worth: the spare ones when they fit it without holding
+   * far more memory than it needs (a small batch after a large one lets the large buffer go), else new ones.
+   */
+  private takeRows(capacity: number): RowBinaryRows<Event> {
+    const spare = this.spareRows;
+    this.spareRows = undefined; // never shared by two batches in flight
+    if (spare === undefined || spare.capacity < capacity || spare.capacity > SPARE_SLACK * capacity) return this.deps.table.rows(capacity);
+    spare.reset();
+    return spare;
+  }
+
+  /** Keeps rows that are done with (stored, refused, or written for a join that must wait) for the next batch. */
+  private spare<T>(rows: RowBinaryRows<Event>, result: T): T {
+    this.spareRows = rows;
+    return result;
   }
 
   /**
@@ -320,9 +342,8 @@ export class Enricher<Event> {
    * far the batch's events reach beyond what the join may name yet.
    */
   private joinRows(batch: KafkaBatch, messages: readonly KafkaMessage[], join: FlowJoin): JoinedRows<Event> | { beyondNs: bigint } {
-    const capacity = rowBytesEstimate(messages);
     const { table } = this.deps;
-    const rows = table.rows(capacity);
+    const rows = this.takeRows(rowBytesEstimate(messages));
     const letters: DeadLetter[] = [];
     const decoded: KafkaMessage[] = [];
     let beyondNs: bigint | undefined;
@@ -344,7 +365,7 @@ export class Enricher<Event> {
         letters.push(this.letter(batch, message, describeError(error)));
       }
     }
-    return beyondNs === undefined ? { rows, letters, decoded } : { beyondNs };
+    return beyondNs === undefined ? { rows, letters, decoded } : this.spare(rows, { beyondNs });
   }
 
   private letter(batch: KafkaBatch, message: KafkaMessage, reason: string): DeadLetter {

@@ -108,6 +108,21 @@ export abstract class RowBinaryRows<Event> {
   /** Adds the row of one event; throws RejectedValueError (leaving nothing behind) for a value the table cannot hold. */
   abstract add(event: Event, identities: FlowIdentities, position: KafkaPosition): void;
 
+  /** Bytes the rows can take before their buffer grows. */
+  get capacity(): number {
+    return this.buf.length;
+  }
+
+  /**
+   * Empties the rows, keeping their buffer (the Enricher writes each batch into the previous batch's rows once they
+   * are stored: memory already mapped and warm, where a fresh buffer of a batch's size cost a page fault per 4 KiB
+   * written, a copy at each growth, and the garbage collections V8 runs when that much external memory is allocated).
+   */
+  reset(): void {
+    this.length = 0;
+    this.pos = 0;
+  }
+
   /** The RowBinary bytes of the rows so far (a view: valid until the next add). */
   bytes(): Buffer {
     return this.buf.subarray(0, this.pos);

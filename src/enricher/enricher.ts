@@ -88,8 +88,6 @@ export interface Handled {
 }
 
 const MAX_BACKOFF_MS = 5000;
-/** Spare rows are reused for a batch that needs at least 1/SPARE_SLACK of their buffer. */
-const SPARE_SLACK = 4;
 
 /** The consumer-group session a batch was fetched in (kafkajs eachBatch's heartbeat and isStale). */
 export interface ConsumerSession {
@@ -124,8 +122,6 @@ const UNCERTAIN_REMEDIES = {
 
 export class Enricher<Event> {
   private readonly partitions = new Map<string, PartitionState>();
-  /** The rows of the last batch stored, emptied and written again by the next batch (takeRows). */
-  private spareRows: RowBinaryRows<Event> | undefined;
   private readonly counters;
   /** Messages skipped as stored without proof that they are: possibly lost, so counted as drops with a reason. */
   private readonly uncertain: DropCounter;
@@ -311,30 +307,12 @@ export class Enricher<Event> {
     }
     const { rows, letters, decoded } = joined;
     await this.sendDeadLetters(letters);
-    if (rows.length === 0) return this.spare(rows, 'stored');
+    if (rows.length === 0) return released(rows, 'stored');
     const outcome = await this.withRetry(() => this.deps.sink.insert(rows, batchToken(record)), batchToken(record), session);
     if (outcome === 'stopped') return 'stopped';
     if (outcome === 'stored') this.counters.rows.add(rows.length);
     else await this.sendDeadLetters(decoded.map((message) => this.letter(batch, message, `ClickHouse refused the rows: ${outcome.rejected}`)));
-    return this.spare(rows, 'stored');
-  }
-
-  /**
-   * Rows for a batch whose messages hold `capacity` bytes' worth: the spare ones when they fit it without holding
-   * far more memory than it needs (a small batch after a large one lets the large buffer go), else new ones.
-   */
-  private takeRows(capacity: number): RowBinaryRows<Event> {
-    const spare = this.spareRows;
-    this.spareRows = undefined; // never shared by two batches in flight
-    if (spare === undefined || spare.capacity < capacity || spare.capacity > SPARE_SLACK * capacity) return this.deps.table.rows(capacity);
-    spare.reset();
-    return spare;
-  }
-
-  /** Keeps rows that are done with (stored, refused, or written for a join that must wait) for the next batch. */
-  private spare<T>(rows: RowBinaryRows<Event>, result: T): T {
-    this.spareRows = rows;
-    return result;
+    return released(rows, 'stored');
   }
 
   /**
@@ -343,7 +321,7 @@ export class Enricher<Event> {
    */
   private joinRows(batch: KafkaBatch, messages: readonly KafkaMessage[], join: FlowJoin): JoinedRows<Event> | { beyondNs: bigint } {
     const { table } = this.deps;
-    const rows = this.takeRows(rowBytesEstimate(messages));
+    const rows = table.rows(rowBytesEstimate(messages));
     const letters: DeadLetter[] = [];
     const decoded: KafkaMessage[] = [];
     let beyondNs: bigint | undefined;
@@ -365,7 +343,7 @@ export class Enricher<Event> {
         letters.push(this.letter(batch, message, describeError(error)));
       }
     }
-    return beyondNs === undefined ? { rows, letters, decoded } : this.spare(rows, { beyondNs });
+    return beyondNs === undefined ? { rows, letters, decoded } : released(rows, { beyondNs });
   }
 
   private letter(batch: KafkaBatch, message: KafkaMessage, reason: string): DeadLetter {
@@ -408,12 +386,13 @@ interface JoinedRows<Event> {
 /**
  * Room for the rows of the messages, so that their buffer is rarely grown (each growth copies every row so far, and
  * a 32 MiB batch grew through eight of them): a row takes about 1.5 times its Avro event's bytes (fixed-width
- * numbers, addresses as 16 bytes), about 3.5 times with the names and labels of both ends (bench/enricher).
+ * numbers, addresses as 16 bytes), about 3 to 3.5 times with the names and labels of both ends (bench/enricher,
+ * bench/enrich-join), so room for 4 times: pages of the buffer that are never written are never mapped.
  */
 function rowBytesEstimate(messages: readonly KafkaMessage[]): number {
   let bytes = 0;
   for (const message of messages) bytes += message.value?.length ?? 0;
-  return 3 * bytes + 64 * 1024;
+  return 4 * bytes + 64 * 1024;
 }
 
 /**
@@ -428,6 +407,12 @@ function timestampBound(messages: readonly KafkaMessage[]): bigint {
     if (ms > newestMs) newestMs = ms;
   }
   return (newestMs + 1n) * 1_000_000n - 1n;
+}
+
+/** Gives the rows' buffer back for the next batch's rows (RowBinaryRows.release) once they are done with; returns `result`. */
+function released<T>(rows: RowBinaryRows<unknown>, result: T): T {
+  rows.release();
+  return result;
 }
 
 function nextOffset(offset: string): string {

@@ -307,12 +307,12 @@ export class Enricher<Event> {
     }
     const { rows, letters, decoded } = joined;
     await this.sendDeadLetters(letters);
-    if (rows.length === 0) return 'stored';
+    if (rows.length === 0) return released(rows, 'stored');
     const outcome = await this.withRetry(() => this.deps.sink.insert(rows, batchToken(record)), batchToken(record), session);
     if (outcome === 'stopped') return 'stopped';
     if (outcome === 'stored') this.counters.rows.add(rows.length);
     else await this.sendDeadLetters(decoded.map((message) => this.letter(batch, message, `ClickHouse refused the rows: ${outcome.rejected}`)));
-    return 'stored';
+    return released(rows, 'stored');
   }
 
   /**
@@ -320,9 +320,8 @@ export class Enricher<Event> {
    * far the batch's events reach beyond what the join may name yet.
    */
   private joinRows(batch: KafkaBatch, messages: readonly KafkaMessage[], join: FlowJoin): JoinedRows<Event> | { beyondNs: bigint } {
-    const capacity = rowBytesEstimate(messages);
     const { table } = this.deps;
-    const rows = table.rows(capacity);
+    const rows = table.rows(rowBytesEstimate(messages));
     const letters: DeadLetter[] = [];
     const decoded: KafkaMessage[] = [];
     let beyondNs: bigint | undefined;
@@ -344,7 +343,7 @@ export class Enricher<Event> {
         letters.push(this.letter(batch, message, describeError(error)));
       }
     }
-    return beyondNs === undefined ? { rows, letters, decoded } : { beyondNs };
+    return beyondNs === undefined ? { rows, letters, decoded } : released(rows, { beyondNs });
   }
 
   private letter(batch: KafkaBatch, message: KafkaMessage, reason: string): DeadLetter {
@@ -387,12 +386,13 @@ interface JoinedRows<Event> {
 /**
  * Room for the rows of the messages, so that their buffer is rarely grown (each growth copies every row so far, and
  * a 32 MiB batch grew through eight of them): a row takes about 1.5 times its Avro event's bytes (fixed-width
- * numbers, addresses as 16 bytes), about 3.5 times with the names and labels of both ends (bench/enricher).
+ * numbers, addresses as 16 bytes), about 3 to 3.5 times with the names and labels of both ends (bench/enricher,
+ * bench/enrich-join), so room for 4 times: pages of the buffer that are never written are never mapped.
  */
 function rowBytesEstimate(messages: readonly KafkaMessage[]): number {
   let bytes = 0;
   for (const message of messages) bytes += message.value?.length ?? 0;
-  return 3 * bytes + 64 * 1024;
+  return 4 * bytes + 64 * 1024;
 }
 
 /**
@@ -407,6 +407,12 @@ function timestampBound(messages: readonly KafkaMessage[]): bigint {
     if (ms > newestMs) newestMs = ms;
   }
   return (newestMs + 1n) * 1_000_000n - 1n;
+}
+
+/** Gives the rows' buffer back for the next batch's rows (RowBinaryRows.release) once they are done with; returns `result`. */
+function released<T>(rows: RowBinaryRows<unknown>, result: T): T {
+  rows.release();
+  return result;
 }
 
 function nextOffset(offset: string): string {

@@ -85,7 +85,7 @@ class RingWaiter {
       libcCalls.epollWait.async(this.epfd, this.events, this.events.length, timeoutMs, (error: unknown, count: number) => {
         this.pending = undefined;
         if (this.closed) this.release();
-        resolve(!error && !this.closed && this.events.slice(0, count).some((event) => Number(event.data) === RING_EVENT));
+        resolve(!error && !this.closed && count > 0 && this.events.slice(0, count).some((event) => Number(event.data) === RING_EVENT));
       });
     });
     return this.pending;

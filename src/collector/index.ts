@@ -117,7 +117,7 @@ function cgroupIdentities(config: Config, kafka: Kafka, registry: Registry, logg
   const own = cgroupOfProcess().id;
   const topic = topicSpecs(config.kafka.topicPrefix).metadata.topic;
   const codec = bindMetadataCodec(registry);
-  const watch = new CgroupTreeWatch(() => identities.changed(), logger.child({ role: 'collector', component: 'cgroup-watch' }));
+  const watch = new CgroupTreeWatch(() => identities.changed(), 'collector.cgroupScanMs', logger.child({ role: 'collector', component: 'cgroup-watch' }));
   const identities: CgroupIdentities = new CgroupIdentities(
     {
       node: config.node.name,

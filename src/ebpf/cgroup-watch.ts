@@ -23,9 +23,13 @@ export class CgroupTreeWatch {
   private readonly root = cgroup2Root();
   private warned = false;
 
-  /** `changed`: a cgroup was created or removed below a watched directory (called once per event). */
+  /**
+   * `changed`: a cgroup was created or removed below a watched directory (called once per event). `walkSetting`:
+   * the setting of the caller's periodic walk, named when a watch is refused.
+   */
   constructor(
     private readonly changed: () => void,
+    private readonly walkSetting: string,
     private readonly logger: Logger,
   ) {}
 
@@ -59,7 +63,7 @@ export class CgroupTreeWatch {
 
   private watch(directory: string): fs.FSWatcher | undefined {
     try {
-      // Not persistent: a watch never keeps a stopping collector alive.
+      // Not persistent: a watch never keeps a stopping process alive.
       const watcher = fs.watch(directory, { persistent: false }, (event) => {
         if (event === 'rename') this.changed();
       });
@@ -72,8 +76,8 @@ export class CgroupTreeWatch {
       if (!this.warned) {
         this.logger.warn(
           { err: error, directory, watched: this.watchers.size },
-          'cannot watch a traced cgroup for new and removed cgroups (ENOSPC: raise the sysctl fs.inotify.max_user_watches); ' +
-            'its changes are seen by the periodic scan (collector.cgroupScanMs) or by their first flow',
+          `cannot watch a cgroup for new and removed cgroups (ENOSPC: raise the sysctl fs.inotify.max_user_watches); ` +
+            `until then its changes are seen by the periodic walk (${this.walkSetting}) only`,
         );
         this.warned = true;
       }

@@ -77,7 +77,7 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
   // A cgroup made or removed below enforcer.cgroups calls for a walk at once (src/ebpf/cgroup-watch.ts); the
   // periodic one (enforcer.cgroupScanMs) is the safety net. Calls from one burst of events make one walk.
   let rescanSoon: (() => void) | undefined;
-  const watch = new CgroupTreeWatch(() => rescanSoon?.(), log.child({ component: 'cgroup-watch' }));
+  const watch = new CgroupTreeWatch(() => rescanSoon?.(), 'enforcer.cgroupScanMs', log.child({ component: 'cgroup-watch' }));
   const scanCgroups = () => {
     const found = walk();
     // A watch added now may have missed a cgroup made since the walk passed: one more walk finds it.

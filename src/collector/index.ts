@@ -123,8 +123,7 @@ function cgroupIdentities(config: Config, kafka: Kafka, registry: Registry, logg
       node: config.node.name,
       scan: () => {
         const found = scanTracedCgroups(traced, own);
-        // A watch added now may have missed a cgroup made since the walk passed: one more scan finds it.
-        if (watch.follow(found.values())) identities.changed();
+        watch.follow(found.values());
         return found;
       },
       close: () => watch.close(),

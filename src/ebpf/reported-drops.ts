@@ -34,7 +34,7 @@ export class ReportedTotals {
   private readonly reported: BpfMap<number, bigint>;
   /**
    * The map's contents, read once: only the collector holding the pin directory's lock writes it, so a report
-   * (once a second when idle) costs a write only when a total moved, not a lookup per index.
+   * (every 5 s when idle) costs a write only when a total moved, not a lookup per index.
    */
   private readonly known: bigint[];
 

@@ -123,7 +123,7 @@ export class Enforcer {
     return ended;
   }
 
-  /** A periodic cgroup scan: a container cgroup that appeared or went changes the state. */
+  /** A cgroup walk (periodic, or called for by the tree watch): a container cgroup that appeared or went changes the state. */
   rescan(): void {
     if (!this.replayDone) return;
     const ids = this.scanIds();

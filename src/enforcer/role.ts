@@ -49,13 +49,6 @@ import { previousLetters } from './previous-letters.js';
 import { TopicFollower } from './topic-follower.js';
 import { VerdictPublisher } from './verdict-publisher.js';
 
-/**
- * Cgroup events wait this long for more before the walk they call for: a pod's slice and its containers (made
- * within microseconds) make one walk, and while pods churn the walks stay ten a second at most (a walk of 400
- * cgroups takes ~5 ms).
- */
-const WATCHED_RESCAN_DELAY_MS = 100;
-
 export interface RunningEnforcer extends RunningRole {
   enforcer: Enforcer;
   kernel: PolicyKernel;
@@ -75,13 +68,12 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
   }
   const walk = cgroupWalker(config.enforcer.cgroups);
   // A cgroup made or removed below enforcer.cgroups calls for a walk at once (src/ebpf/cgroup-watch.ts); the
-  // periodic one (enforcer.cgroupScanMs) is the safety net. Calls from one burst of events make one walk.
-  let rescanSoon: (() => void) | undefined;
-  const watch = new CgroupTreeWatch(() => rescanSoon?.(), 'enforcer.cgroupScanMs', log.child({ component: 'cgroup-watch' }));
+  // periodic one (enforcer.cgroupScanMs) is the safety net. The Enforcer, made below, walks through scanCgroups.
+  let walker: Enforcer | undefined;
+  const watch = new CgroupTreeWatch(() => walker?.rescan(), 'enforcer.cgroupScanMs', log.child({ component: 'cgroup-watch' }));
   const scanCgroups = () => {
     const found = walk();
-    // A watch added now may have missed a cgroup made since the walk passed: one more walk finds it.
-    if (watch.follow(found.values())) rescanSoon?.();
+    watch.follow(found.values());
     return found;
   };
   const pins = enforcerPinDirectory(config);
@@ -120,6 +112,8 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
       meter: telemetry.meter('sidecarless.enforcer'),
       applyDelayMs: config.enforcer.applyDelayMs,
     });
+    // rescan() does nothing before the replay is done; the replay's first apply walks the cgroups anyway.
+    walker = enforcer;
     const verdicts = new VerdictPublisher({
       node: config.node.name,
       source: new VerdictReader(kernel),
@@ -147,13 +141,6 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
 
     verdicts.start();
     const scans = setInterval(() => enforcer.rescan(), config.enforcer.cgroupScanMs);
-    let queued: NodeJS.Timeout | undefined;
-    rescanSoon = () => {
-      queued ??= setTimeout(() => {
-        queued = undefined;
-        enforcer.rescan();
-      }, WATCHED_RESCAN_DELAY_MS);
-    };
     telemetry.meter('sidecarless.enforcer').createObservableGauge('sidecarless.enforcer.lag', { description: 'Messages of policies.v1 and metadata.v1 not read yet', unit: '{message}' }).addCallback((result) => result.observe(follower.lag(), { 'k8s.node.name': config.node.name }));
     telemetry.addHealthCheck('policy_state', () => ({
       ok: enforcer.current !== undefined && verdicts.queued < config.enforcer.verdictQueueEvents,
@@ -169,8 +156,6 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
       failed,
       async stop() {
         clearInterval(scans);
-        rescanSoon = undefined;
-        clearTimeout(queued);
         watch.close();
         await follower.stop();
         await enforcer.stop();

@@ -38,27 +38,22 @@ interface EncoderClass {
   sizeOfVarIntBytes(value: unknown): number;
 }
 
-/** What kafkajs' Record (recordBatch/record/v0) takes: one message of a batch. */
+/** What kafkajs' Record (recordBatch/record/v0) takes of a message. */
 interface RecordMessage {
-  offsetDelta?: number;
-  timestampDelta?: unknown;
   key?: Buffer | string | null;
   value?: Buffer | string | null;
   headers?: Record<string, string | Buffer | Array<string | Buffer>>;
 }
 
-/** What kafkajs' RecordBatch (recordBatch/v0) takes, records aside. */
-interface BatchOptions {
-  compression?: number;
-  firstOffset?: unknown;
-  firstTimestamp?: number;
-  maxTimestamp?: number;
-  partitionLeaderEpoch?: number;
-  lastOffsetDelta?: number;
-  transactional?: boolean;
-  producerId?: unknown;
-  producerEpoch?: number;
-  firstSequence?: number;
+/** The header fields of one record batch, as kafkajs' partitionsEncoder gives them to its RecordBatch (v0). */
+interface BatchHeader {
+  firstTimestamp: number;
+  maxTimestamp: number;
+  lastOffsetDelta: number;
+  transactional: boolean;
+  producerId: unknown;
+  producerEpoch: number;
+  firstSequence: number;
 }
 
 /** What kafkajs' produce request v3 (and v4-v7, which are it with another version number) takes. */
@@ -118,38 +113,36 @@ class ProduceWriter {
           .sort();
         const timestamps = messageTimestamps.length === 0 ? [dateNow] : messageTimestamps;
         const firstTimestamp = timestamps[0]!;
-        const records = messages.map((message, i) => ({ ...message, offsetDelta: i, timestampDelta: (message.timestamp || dateNow) - firstTimestamp }));
         out.writeInt32(partition);
         const sizeAt = out.offset;
         out.writeInt32(0);
-        const batch = { firstTimestamp, maxTimestamp: timestamps[timestamps.length - 1]!, producerId, producerEpoch, transactional: !!transactionalId, lastOffsetDelta: records.length - 1 };
-        this.batch(out, firstSequence === undefined ? batch : { ...batch, firstSequence }, records);
+        const header = { firstTimestamp, maxTimestamp: timestamps[timestamps.length - 1]!, producerId, producerEpoch, transactional: !!transactionalId, lastOffsetDelta: messages.length - 1, firstSequence: firstSequence ?? 0 };
+        this.batch(out, header, messages, (message) => (message.timestamp || dateNow) - firstTimestamp);
         out.buf.writeInt32BE(out.offset - sizeAt - 4, sizeAt);
       }
     }
     return out;
   }
 
-  /** kafkajs' RecordBatch of uncompressed records, written at the encoder's offset. */
-  batch(out: Encoder, options: BatchOptions, records: RecordMessage[]): void {
-    const { firstOffset = this.zero, firstTimestamp = Date.now(), maxTimestamp = Date.now(), partitionLeaderEpoch = 0, lastOffsetDelta = 0, transactional = false } = options;
-    const { producerId = this.minusOne, producerEpoch = 0, firstSequence = 0 } = options;
-    out.writeInt64(firstOffset);
+  /** kafkajs' RecordBatch of uncompressed records (first offset 0, leader epoch 0), written at the encoder's offset. */
+  private batch<Message extends RecordMessage>(out: Encoder, header: BatchHeader, messages: readonly Message[], timestampDelta: (message: Message) => number): void {
+    out.writeInt64(this.zero);
     const lengthAt = out.offset;
     out.writeInt32(0);
-    out.writeInt32(partitionLeaderEpoch).writeInt8(MAGIC_BYTE);
+    out.writeInt32(0).writeInt8(MAGIC_BYTE);
     const crcAt = out.offset;
     out.writeUInt32(0);
     const bodyStart = out.offset;
-    out.writeInt16(transactional ? TRANSACTIONAL_MASK : 0).writeInt32(lastOffsetDelta).writeInt64(firstTimestamp).writeInt64(maxTimestamp).writeInt64(producerId).writeInt16(producerEpoch).writeInt32(firstSequence);
-    out.writeInt32(records.length);
-    for (const record of records) this.record(out, record);
+    out.writeInt16(header.transactional ? TRANSACTIONAL_MASK : 0).writeInt32(header.lastOffsetDelta).writeInt64(header.firstTimestamp).writeInt64(header.maxTimestamp);
+    out.writeInt64(header.producerId).writeInt16(header.producerEpoch).writeInt32(header.firstSequence);
+    out.writeInt32(messages.length);
+    messages.forEach((message, offsetDelta) => this.record(out, message, offsetDelta, timestampDelta(message)));
     out.buf.writeUInt32BE(crc32c(out.buf.subarray(bodyStart, out.offset)), crcAt);
     out.buf.writeInt32BE(out.offset - lengthAt - 4, lengthAt);
   }
 
   /** One record as kafkajs' Record encodes it (its length first), written at the encoder's offset. */
-  private record(out: Encoder, { offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }: RecordMessage): void {
+  private record(out: Encoder, { key, value, headers = {} }: RecordMessage, offsetDelta: number, timestampDelta: number): void {
     const { Encoder } = this;
     const list = headerList(headers);
     let headersSize = Encoder.sizeOfVarInt(list.length);

@@ -24,19 +24,25 @@ function afterTimeout(onTimeout: () => void): NodeJS.Timeout {
   return setTimeout(() => setImmediate(onTimeout), params.timeoutMs);
 }
 
+/** The probe's one answer: the first given (or a timeout), after which the timer stops and `release` frees the socket. */
+function answerOnce(resolve: (answer: ProbeAnswer) => void, release: () => void): (answer: ProbeAnswer) => void {
+  let settled = false;
+  const done = (answer: ProbeAnswer) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    release();
+    resolve(answer);
+  };
+  const timer = afterTimeout(() => done({ outcome: 'timeout' }));
+  return done;
+}
+
 function probeTcp(target: ProbeTarget): Promise<ProbeAnswer> {
   return new Promise((resolve) => {
     let received = '';
-    let settled = false;
     const socket = net.connect({ host: target.host, port: target.port });
-    const done = (answer: ProbeAnswer) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(answer);
-    };
-    const timer = afterTimeout(() => done({ outcome: 'timeout' }));
+    const done = answerOnce(resolve, () => socket.destroy());
     socket.on('data', (chunk: Buffer) => {
       received += chunk.toString();
       if (received.includes('\n')) done({ outcome: 'connected', answeredBy: received.split('\n')[0]! });
@@ -49,15 +55,7 @@ function probeTcp(target: ProbeTarget): Promise<ProbeAnswer> {
 function probeUdp(target: ProbeTarget): Promise<ProbeAnswer> {
   return new Promise((resolve) => {
     const socket = dgram.createSocket('udp4');
-    let settled = false;
-    const done = (answer: ProbeAnswer) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.close();
-      resolve(answer);
-    };
-    const timer = afterTimeout(() => done({ outcome: 'timeout' }));
+    const done = answerOnce(resolve, () => socket.close());
     socket.on('message', (message) => done({ outcome: 'connected', answeredBy: message.toString().split('\n')[0]! }));
     // A connected UDP socket hears the ICMP port unreachable as ECONNREFUSED.
     socket.on('error', (error) => done(classify(error)));

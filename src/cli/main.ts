@@ -13,6 +13,7 @@ const commands: Record<string, () => Promise<Command>> = {
   metadata: async () => (await import('./metadata.js')).metadataCommand,
   policy: async () => (await import('./policy.js')).policyCommand,
   init: async () => (await import('./init.js')).initCommand,
+  query: async () => (await import('./query.js')).queryCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   lab: async () => (await import('./lab.js')).labCommand,
 };

@@ -15,6 +15,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { loadConfig } from '../common/config.js';
 import { createClickHouse } from '../common/clickhouse/client.js';
 import { describeError } from '../common/errors.js';
+import { textTable } from '../common/text-table.js';
 import { createLogger } from '../common/logger.js';
 import { startTelemetry } from '../common/telemetry.js';
 import { startCollector, uninstallCollector } from '../collector/index.js';
@@ -144,10 +145,7 @@ async function storedExchanges(clickhouse: ClickHouseClient, database: string, s
 
 /** Columns from `numericFrom` on are right-aligned. */
 function printTable(header: string[], lines: string[][], numericFrom: number): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const format = (cells: string[]) => cells.map((c, i) => (i >= numericFrom ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
-  console.log(format(header));
-  for (const line of lines) console.log(format(line));
+  for (const line of textTable(header, lines, header.map((_, i) => i >= numericFrom))) console.log(line);
 }
 
 /** Runs the demo; resolves to the process exit code (130 when interrupted). */

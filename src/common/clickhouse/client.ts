@@ -12,7 +12,7 @@
  *   insert format (pass `format: 'JSONEachRow'`), and modern types (DateTime64, IPv6, TTL, query parameters).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
 import { ConfigError, describeError } from '../errors.js';
 
@@ -70,9 +70,40 @@ async function embeddedConnection(path: string): Promise<NonNullable<ClickHouseC
   mkdirSync(path, { recursive: true });
   // Loaded only here: chdb maps a ~500 MB engine into the process, which an HTTP-only role must not pay for.
   const { createChdbConnection } = await import('chdb/connection');
-  // chdb implements the client's Connection contract against its own copy of the contract's types, which
-  // TypeScript cannot identify with the client's; the cast states that they are the same contract.
-  return createChdbConnection({ path }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>;
+  try {
+    // chdb implements the client's Connection contract against its own copy of the contract's types, which
+    // TypeScript cannot identify with the client's; the cast states that they are the same contract.
+    return createChdbConnection({ path }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>;
+  } catch (error) {
+    const holder = holderOf(path);
+    if (holder === undefined) throw error;
+    throw new ConfigError(
+      'clickhouse.embeddedPath',
+      `the embedded ClickHouse at ${path} is open in process ${holder} (a running enricher, the demo): one process at a time can open it; stop that one, or set clickhouse.url to a ClickHouse server`,
+    );
+  }
+}
+
+/**
+ * The live process other than this one that has the engine's directory open, if any. The engine locks the file
+ * `status` there and writes its pid into it while open, and removes it on close; the lock itself is not visible from
+ * here (chdb prints the engine's "Cannot lock file" on stderr and reports only that the connection failed).
+ */
+function holderOf(path: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(/^PID: (\d+)$/m.exec(readFileSync(join(path, 'status'), 'utf8'))?.[1]);
+  } catch {
+    return undefined; // no status file: nobody has it open
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
 }
 
 export async function createClickHouse(options: ClickHouseOptions = {}): Promise<ClickHouseClient> {

@@ -14,6 +14,7 @@ const commands: Record<string, () => Promise<Command>> = {
   policy: async () => (await import('./policy.js')).policyCommand,
   init: async () => (await import('./init.js')).initCommand,
   query: async () => (await import('./query.js')).queryCommand,
+  observe: async () => (await import('./observe.js')).observeCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   lab: async () => (await import('./lab.js')).labCommand,
 };

@@ -5,22 +5,12 @@
  * named as such.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
-
-const bin = fileURLToPath(new URL('../../../bin/sidecarless.js', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { startCommand, type CommandRun } from '../helpers/cli.js';
 
 describe('sidecarless query', () => {
   const directory = mkdtempSync(join(tmpdir(), 'sidecarless-query-test-'));
@@ -28,17 +18,10 @@ describe('sidecarless query', () => {
   const database = `query_test_${process.pid}`;
   const table = `${database}.edges`;
 
-  async function query(args: string[], stdin = ''): Promise<Run> {
+  function query(args: string[], stdin = ''): Promise<CommandRun> {
     const env: NodeJS.ProcessEnv = { ...process.env, SIDECARLESS_CLICKHOUSE_EMBEDDED_PATH: embeddedPath };
     delete env.SIDECARLESS_CLICKHOUSE_URL;
-    const child = spawn(process.execPath, [bin, 'query', ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (data: Buffer) => (stdout += data.toString()));
-    child.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));
-    child.stdin!.end(stdin);
-    const [code] = (await once(child, 'exit')) as [number | null];
-    return { code, stdout, stderr };
+    return startCommand('query', args, env, stdin).done;
   }
 
   before(async () => {

@@ -16,3 +16,14 @@ export function parsePortProtocol<P extends string>(text: string | undefined, pr
   if (match === null || port < 1 || port > 65535 || !protocols.includes(protocol)) return undefined;
   return { port, protocol };
 }
+
+/**
+ * Calls `onClosed` once whoever reads this process's stdout has gone (`observe | head`): the next write fails with
+ * EPIPE, which would otherwise be an unhandled error event and a stack trace instead of a quiet end.
+ */
+export function whenStdoutClosed(onClosed: () => void): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    onClosed();
+  });
+}

@@ -8,7 +8,7 @@ import { loadConfig } from '../common/config.js';
 import { describeError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
 import type { ObservedKind, ObserveFilter } from '../enricher/observe/observed-line.js';
-import type { Command } from './command.js';
+import { whenStdoutClosed, type Command } from './command.js';
 
 const usage =
   'usage: sidecarless observe [--kind flow,http,verdict] [--namespace NS] [--workload NAME] [--pod NAME] [--port N] [--format text|json] [--from-beginning] [--count N] [--config PATH]';
@@ -59,6 +59,7 @@ export const observeCommand: Command = {
     const stop = new Promise<void>((resolve) => (stopped = resolve));
     process.once('SIGINT', () => stopped());
     process.once('SIGTERM', () => stopped());
+    whenStdoutClosed(() => stopped());
     try {
       const config = loadConfig({ argv: configPath === undefined ? [] : ['--config', configPath] });
       const logger = createLogger({ name: 'sidecarless-observe', level: process.env.SIDECARLESS_LOG_LEVEL ?? 'warn' });

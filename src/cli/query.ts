@@ -7,11 +7,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createClickHouse } from '../common/clickhouse/client.js';
-import { cellText, numericType, queryParameters, readQuery } from '../common/clickhouse/read-query.js';
+import { cellText, numericType, queryParameters, readQuery, streamQuery } from '../common/clickhouse/read-query.js';
 import { loadConfig } from '../common/config.js';
 import { describeError, RejectedValueError } from '../common/errors.js';
 import { textTable } from '../common/text-table.js';
-import type { Command } from './command.js';
+import { whenStdoutClosed, type Command } from './command.js';
 
 const usage = 'usage: sidecarless query [--param NAME=VALUE]... [--format table|json] [--config PATH] (SQL | -f FILE | -)';
 
@@ -51,17 +51,20 @@ export const queryCommand: Command = {
       const config = loadConfig({ argv: configPath === undefined ? [] : ['--config', configPath] });
       const client = await createClickHouse(config.clickhouse);
       try {
-        const { columns, rows } = await readQuery(client, sql, parameters);
-        const lines =
-          format === 'json'
-            ? rows.map((row) => JSON.stringify(row))
-            : textTable(
-                columns.map((column) => column.name),
-                rows.map((row) => columns.map((column) => cellText(row[column.name]))),
-                columns.map((column) => numericType(column.type)),
-              );
-        process.stdout.write(lines.map((line) => `${line}\n`).join(''));
-        if (format === 'table') console.error(`${rows.length} row${rows.length === 1 ? '' : 's'}`);
+        // A reader that stops early (`query ... | head`) has what it wanted.
+        whenStdoutClosed(() => {});
+        if (format === 'json') {
+          await streamQuery(client, sql, parameters, (line) => process.stdout.write(`${line}\n`));
+        } else {
+          const { columns, rows } = await readQuery(client, sql, parameters);
+          const lines = textTable(
+            columns.map((column) => column.name),
+            rows.map((row) => columns.map((column) => cellText(row[column.name]))),
+            columns.map((column) => numericType(column.type)),
+          );
+          process.stdout.write(lines.map((line) => `${line}\n`).join(''));
+          console.error(`${rows.length} row${rows.length === 1 ? '' : 's'}`);
+        }
       } finally {
         await client.close();
       }

@@ -5,7 +5,7 @@
 
 /** The lines of the table; a column whose `rightAligned` entry is true is padded on the left (numbers). */
 export function textTable(header: readonly string[], rows: readonly (readonly string[])[], rightAligned: readonly boolean[]): string[] {
-  const widths = header.map((name, i) => Math.max(name.length, ...rows.map((row) => row[i]!.length)));
+  const widths = header.map((name, i) => rows.reduce((widest, row) => Math.max(widest, row[i]!.length), name.length));
   const line = (cells: readonly string[]) =>
     cells
       .map((cell, i) => (rightAligned[i] ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))

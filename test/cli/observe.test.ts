@@ -38,6 +38,8 @@ describe('sidecarless observe', () => {
     children.push(running.child);
     return running;
   }
+  let publishVerdict: (verdict: VerdictEvent) => Promise<void> = async () => {};
+  let firstVerdict: VerdictEvent | undefined;
   const sortedLines = (text: string) => text.split('\n').filter((line) => line !== '').sort();
 
   before(async () => {
@@ -110,7 +112,9 @@ describe('sidecarless observe', () => {
       peer_k8s_pod_name: 'payments-5d8f-xp2',
       generation: 1,
     };
-    await publish(topics.verdicts.topic, [{ key: 'n1', value: bindVerdictsCodec(registry).encode([denied]), timestampMs: now }]);
+    publishVerdict = (verdict) => publish(topics.verdicts.topic, [{ key: 'n1', value: bindVerdictsCodec(registry).encode([verdict]), timestampMs: String(Date.now()) }]);
+    await publishVerdict(denied);
+    firstVerdict = denied;
   });
 
   after(async () => {
@@ -166,6 +170,18 @@ describe('sidecarless observe', () => {
     const run = await done;
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, '');
+  });
+
+  it('ends quietly when its reader stops early (observe | head)', async () => {
+    const running = observe(['--from-beginning', '--kind', 'verdict']);
+    // The reader goes after the first line; the next line written finds the pipe closed.
+    running.child.stdout!.once('data', () => {
+      running.child.stdout!.destroy();
+      void publishVerdict({ ...firstVerdict!, time_ns: firstVerdict!.time_ns + sec(1) });
+    });
+    const run = await running.done;
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /^observing [^\n]*Ctrl-C stops\n$/);
   });
 
   it('names the setting when the topics are not there, and refuses bad arguments', async () => {

@@ -18,11 +18,13 @@ describe('sidecarless query', () => {
   const database = `query_test_${process.pid}`;
   const table = `${database}.edges`;
 
-  function query(args: string[], stdin = ''): Promise<CommandRun> {
+  /** The embedded engine of this test, whatever server the environment names. */
+  function queryEnv(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { ...process.env, SIDECARLESS_CLICKHOUSE_EMBEDDED_PATH: embeddedPath };
     delete env.SIDECARLESS_CLICKHOUSE_URL;
-    return startCommand('query', args, env, stdin).done;
+    return env;
   }
+  const query = (args: string[], stdin = ''): Promise<CommandRun> => startCommand('query', args, queryEnv(), stdin).done;
 
   before(async () => {
     const client = await createClickHouse({ embeddedPath });
@@ -62,6 +64,30 @@ describe('sidecarless query', () => {
     const run = await query(['--format', 'json', '--param', 'port=8080', select]);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, '{"client":"shop/frontend","server":"shop/backend","bytes":"18446744073709551615","labels":{"app":"backend"}}\n');
+    assert.equal(run.stderr, '');
+  });
+
+  it('streams any number of JSON lines, but refuses a table of more than 10,000 rows, saying what to do', async () => {
+    const many = `SELECT number AS n FROM numbers({count:UInt32})`;
+    const streamed = await query(['--format', 'json', '--param', 'count=25000', many]);
+    assert.equal(streamed.code, 0, streamed.stderr);
+    const lines = streamed.stdout.split('\n').filter((line) => line !== '');
+    assert.equal(lines.length, 25_000);
+    assert.deepEqual([lines[0], lines.at(-1)], ['{"n":"0"}', '{"n":"24999"}']);
+    const table = await query(['--param', 'count=10001', many]);
+    assert.equal(table.code, 1);
+    assert.match(table.stderr, /^query: the result has more than 10000 rows, too many for a table: add a LIMIT, or stream them as JSON lines \(--format json\)$/m);
+    assert.equal(table.stdout, '');
+    const atLimit = await query(['--param', 'count=10000', many]);
+    assert.equal(atLimit.code, 0, atLimit.stderr);
+    assert.equal(atLimit.stdout.split('\n').length, 10_002); // header, 10,000 rows, the final newline
+  });
+
+  it('ends quietly when its reader stops early (query | head)', async () => {
+    const running = startCommand('query', ['--format', 'json', 'SELECT number AS n FROM numbers(2000000)'], queryEnv());
+    running.child.stdout!.once('data', () => running.child.stdout!.destroy());
+    const run = await running.done;
+    assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stderr, '');
   });
 

@@ -7,7 +7,7 @@
  * init`), never by hand. The embedded engine keeps settings for the rest of its session; a one-shot command has none.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { RejectedValueError } from '../errors.js';
+import { describeError, RejectedValueError } from '../errors.js';
 
 export interface QueryColumn {
   name: string;
@@ -32,10 +32,37 @@ export function queryParameters(assignments: readonly string[]): Record<string, 
   return parameters;
 }
 
+/** Rows a table holds at most: it is built in memory (its widths need every row); JSON lines stream. */
+export const TABLE_ROW_LIMIT = 10_000;
+
+/** The statement's rows with their columns, for a table; more than TABLE_ROW_LIMIT rows fail, saying what to do. */
 export async function readQuery(client: ClickHouseClient, sql: string, parameters: Record<string, string>): Promise<QueryResult> {
-  const result = await client.query({ query: sql, query_params: parameters, format: 'JSON', clickhouse_settings: { readonly: '2' } });
-  const { meta, data } = await result.json<Record<string, unknown>>();
-  return { columns: (meta ?? []).map(({ name, type }) => ({ name, type })), rows: data };
+  try {
+    const result = await client.query({
+      query: sql,
+      query_params: parameters,
+      format: 'JSON',
+      clickhouse_settings: { readonly: '2', max_result_rows: String(TABLE_ROW_LIMIT), result_overflow_mode: 'throw' },
+    });
+    const { meta, data } = await result.json<Record<string, unknown>>();
+    return { columns: (meta ?? []).map(({ name, type }) => ({ name, type })), rows: data };
+  } catch (error) {
+    if (!/Limit for result exceeded/.test(describeError(error))) throw error;
+    throw new RejectedValueError(`the result has more than ${TABLE_ROW_LIMIT} rows, too many for a table: add a LIMIT, or stream them as JSON lines (--format json)`, { field: 'format' });
+  }
+}
+
+/** The statement's rows as JSON lines (64-bit integers as strings), each handed to `write` as it arrives. */
+export async function streamQuery(client: ClickHouseClient, sql: string, parameters: Record<string, string>, write: (line: string) => void): Promise<number> {
+  const result = await client.query({ query: sql, query_params: parameters, format: 'JSONEachRow', clickhouse_settings: { readonly: '2', output_format_json_escape_forward_slashes: 0 } });
+  let rows = 0;
+  for await (const batch of result.stream()) {
+    for (const row of batch) {
+      write(row.text);
+      rows++;
+    }
+  }
+  return rows;
 }
 
 /** A value as one table cell: text as it is, anything else (numbers, arrays, maps, null) as JSON. */

@@ -8,9 +8,10 @@
  *      the kernel keeps full: it hands out records only while the collector holds fewer than half its queue, so
  *      a run measures the rate the collector sustains without loss (a drop would be counted and fail the run).
  *   3. Runs alternate (so machine noise hits all alike): baseline eventsPerMessage=1 (one event per Kafka
- *      message), packed eventsPerMessage=64 (the default), and identities: packed, with the collector's cgroup
- *      identities (src/collector/identity/) noting each event's cgroup (64 distinct, as the pool has) and every
- *      send waiting until their identities are acknowledged on a metadata topic of its own, as the collector runs.
+ *      message), packed eventsPerMessage=64 (the default before it became 1,000; kept so that runs compare with
+ *      earlier ones), and identities: packed, with the collector's cgroup identities (src/collector/identity/)
+ *      noting each event's cgroup (64 distinct, as the pool has) and every send waiting until their identities
+ *      are acknowledged on a metadata topic of its own, as the collector runs.
  *      Each run: CPU-seconds of this process
  *      (process.cpuUsage: every thread, GC and libuv included) from start until stop() returned, i.e. every event
  *      acknowledged by Kafka. The broker runs on the same machine, so wall-clock rates are reported but the

@@ -102,6 +102,12 @@ const MESSAGES_PER_SEND = 256;
  */
 const BYTES_PER_SEND = 256 * 1024;
 /**
+ * A message is sealed once its events take this many bytes, even below collector.eventsPerMessage: half a send, so
+ * that a send still carries several, and far below the broker's max.message.bytes (1 MiB by default) whatever the
+ * events' size (an HTTP event with paths of http.maxPathBytes takes ~4.5 KB: 1,000 of them would be refused).
+ */
+export const MESSAGE_BYTES = BYTES_PER_SEND / 2;
+/**
  * While Kafka takes what is sent and the ring has room (less than RING_FILL_TO_DRAIN of it unread:
  * KernelSource.fill), the read loop stops draining once the queue holds this many bytes of sealed messages (a send
  * in flight and three more ready), and lets the ring hold the rest: the ring is resident anyway, and records copied out of it faster than Kafka takes
@@ -168,6 +174,7 @@ export class Collector<Event> {
     this.transformDrops = createDropCounter(meter, logger, { name: 'collector.transform', remedies: this.transform.dropRemedies ?? {}, attributes });
     this.packer = new Packer<Event>(this.outbox, {
       eventsPerMessage: options.eventsPerMessage,
+      maxMessageBytes: MESSAGE_BYTES,
       partitionOf: (event) => deps.packing.partitionOf(event),
       messageBuilder: () => deps.packing.messageBuilder(),
       onDrop: (reason, count, error) => {

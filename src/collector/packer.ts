@@ -11,6 +11,8 @@ import type { Outbox } from './outbox.js';
 export interface MessageBuilder<E> {
   /** Events added since the last seal. */
   readonly size: number;
+  /** Bytes of the events added since the last seal. */
+  readonly bytes: number;
   /** Encodes one event into the message; throws on one that cannot be encoded, which is then not added. */
   add(event: E): void;
   /** The message of the events added since the last seal, in a buffer of its own; the builder starts again. */
@@ -26,6 +28,8 @@ export interface ItemPacking<E> {
 
 export interface PackerOptions<E> extends ItemPacking<E> {
   eventsPerMessage: number;
+  /** A message is also sealed once its events take this many bytes (whichever comes first). */
+  maxMessageBytes: number;
   /** Called for events that did not fit, or could not be encoded. */
   onDrop(reason: 'queue_full' | 'encode_error', count: number, error?: unknown): void;
 }
@@ -59,7 +63,7 @@ export class Packer<E> {
       return false;
     }
     this.pendingEvents++;
-    if (message.size >= this.options.eventsPerMessage) this.seal(partition, message);
+    if (message.size >= this.options.eventsPerMessage || message.bytes >= this.options.maxMessageBytes) this.seal(partition, message);
     return true;
   }
 

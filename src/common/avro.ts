@@ -255,6 +255,11 @@ export class BatchBuilder<Item> {
     return this.count;
   }
 
+  /** Bytes of the items added since the last seal (the message's framing not counted). */
+  get bytes(): number {
+    return this.body.pos;
+  }
+
   /** Encodes one item; throws (naming what is wrong) on one that cannot be encoded, which is then not added. */
   add(item: Item): void {
     const start = this.body.pos;

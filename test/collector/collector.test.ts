@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Collector, KERNEL_DROPS_EVERY_MS, QUEUE_BYTES_WHILE_SENDING, READ_SLICE, type EventPrerequisites } from '../../src/collector/collector.js';
+import { Collector, KERNEL_DROPS_EVERY_MS, MESSAGE_BYTES, QUEUE_BYTES_WHILE_SENDING, READ_SLICE, type EventPrerequisites } from '../../src/collector/collector.js';
 import { Tickets } from '../../src/collector/identity/tickets.js';
 import type { OutMessage } from '../../src/common/kafka/sink.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
@@ -109,6 +109,27 @@ describe('collector', () => {
     // less what the slow sends took meanwhile.
     assert.ok(peakQueued > READ_SLICE + QUEUE_BYTES_WHILE_SENDING / eventBytes + 2, `more than the backlog bound queued (${peakQueued} events)`);
     assert.ok(ring.fill() === 0 && c.stats.recordsRead === total);
+    assert.deepEqual(c.stats.drops, {});
+  });
+
+  it('seals a message once its events take MESSAGE_BYTES, before it holds eventsPerMessage of them', async () => {
+    const ring = new FakeRing();
+    const sink = new MemorySink<OutMessage[]>();
+    // Two events per message at most (memoryCollector), but each event alone takes the bytes a message may hold.
+    const c = memoryCollector(ring, sink, { eventBytes: MESSAGE_BYTES });
+    ring.add(3);
+    c.start();
+    await until(() => c.stats.eventsProduced === 3, 'the three events produced');
+    await c.stop();
+    const messages = sink.accepted.flat();
+    assert.deepEqual(
+      messages.map((message) => [message.events, message.value.length]),
+      [
+        [1, MESSAGE_BYTES],
+        [1, MESSAGE_BYTES],
+        [1, MESSAGE_BYTES],
+      ],
+    );
     assert.deepEqual(c.stats.drops, {});
   });
 

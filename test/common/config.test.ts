@@ -48,7 +48,7 @@ describe('loadConfig', () => {
         ttlDays: 7,
       },
       node: { name: hostname() },
-      collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 64, flushMs: 500, cgroupScanMs: 30_000, shutdownTimeoutMs: 10_000, cpuPolicy: 'idle', pinDirectory: undefined },
+      collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 1000, flushMs: 500, cgroupScanMs: 30_000, shutdownTimeoutMs: 10_000, cpuPolicy: 'idle', pinDirectory: undefined },
       enricher: {
         groupId: 'sidecarless-enricher',
         batchBytes: 32 << 20,

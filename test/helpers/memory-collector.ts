@@ -95,6 +95,9 @@ export function memoryCollector(
             get size() {
               return bytes.length;
             },
+            get bytes() {
+              return bytes.length * eventBytes;
+            },
             add: (record) => void bytes.push(Number(record.connId) % 256),
             seal: () => Buffer.concat(bytes.splice(0).map((byte) => Buffer.alloc(eventBytes, byte))),
           };

@@ -66,6 +66,9 @@ function collectorOf<Item>(
             get size() {
               return size;
             },
+            get bytes() {
+              return size;
+            },
             add: (item) => void (add(item), size++),
             seal: () => Buffer.alloc(size),
           };

@@ -92,6 +92,8 @@ export async function observe(config: Config, logger: Logger, options: ObserveOp
     const enough = new Promise<void>((resolve) => (counted = resolve));
     let crashed: (error: unknown) => void = () => {};
     const failed = new Promise<never>((_, reject) => (crashed = reject));
+    // Handled where it is raced below; this keeps a crash before that from counting as an unhandled rejection.
+    failed.catch(() => {});
     consumer.on(consumer.events.CRASH, (event) => {
       if (!event.payload.restart) crashed(event.payload.error);
     });

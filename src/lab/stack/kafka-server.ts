@@ -78,7 +78,7 @@ function serverProperties(): string {
 
 /**
  * The id the storage directory was formatted with, or a fresh one: StorageTool --ignore-formatted still refuses a
- * directory formatted for another cluster. A fresh id is 16 random bytes in base64url, how Kafka spells a Uuid.
+ * directory formatted for another cluster.
  */
 function clusterId(): string {
   try {
@@ -87,7 +87,19 @@ function clusterId(): string {
   } catch {
     // Not formatted yet.
   }
-  return randomBytes(16).toString('base64url');
+  return freshClusterId();
+}
+
+/**
+ * 16 random bytes in base64url, how Kafka spells a Uuid, and, as Kafka's own Uuid.randomUuid does, never one that
+ * starts with '-': command-line tools take that for an option (`-t -Ab…` failed a fresh machine's first format,
+ * one time in 64).
+ */
+export function freshClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 function classpath(): string {
@@ -102,7 +114,8 @@ function classpath(): string {
 }
 
 async function formatStorage(cp: string): Promise<void> {
-  const args = ['-cp', cp, 'kafka.tools.StorageTool', 'format', '-t', clusterId(), '-c', propertiesFile, '--ignore-formatted'];
+  // One argument with `=`: an id read back from meta.properties is passed as it is, whatever its first character.
+  const args = ['-cp', cp, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', propertiesFile, '--ignore-formatted'];
   await runLogged(name, java(), args, 60_000);
 }
 

@@ -14,9 +14,10 @@ import { hostname } from 'node:os';
 import { metrics } from '@opentelemetry/api';
 import { loadRegistry } from '../../common/avro.js';
 import type { Config } from '../../common/config.js';
-import { ConfigError, describeError } from '../../common/errors.js';
+import { ConfigError } from '../../common/errors.js';
 import { createKafka, kafkaOptionsFromConfig } from '../../common/kafka/client.js';
 import type { Logger } from '../../common/logger.js';
+import { createDropCounter } from '../../common/telemetry.js';
 import { bindCodec } from '../../events/contract.js';
 import { FLOWS } from '../../events/flows.js';
 import { HTTP } from '../../events/http.js';
@@ -81,12 +82,18 @@ export async function observe(config: Config, logger: Logger, options: ObserveOp
     verdict: namer('verdict', (value) => verdicts.decode(value), VERDICTS_TABLE, index),
   };
   const meter = metrics.getMeter('sidecarless.observe'); // no provider: observing exports no metrics
+  const undecodable = createDropCounter(meter, logger, {
+    name: 'observe',
+    remedies: { decode_error: 'messages that do not decode as their topic\'s events are not shown; the enricher dead-letters them (deadletter.v1 says why)' },
+  });
   const feed = new MetadataFeed({ kafka, topic: topics.metadata.topic, groupId: 'sidecarless-observe', codec: bindMetadataCodec(registry), index, holdMs, historyMs, logger, meter });
   const feedStarted = Date.now();
   await feed.start();
+  const feedFailed = feed.failed.then((error) => Promise.reject(error));
+  feedFailed.catch(() => {}); // raced below
   const consumer = kafka.consumer({ groupId: `sidecarless-observe-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`, maxWaitTimeInMs: 200 });
   try {
-    await Promise.race([feed.caughtUp(feedStarted), feed.failed.then((error) => Promise.reject(error))]);
+    await Promise.race([feed.caughtUp(feedStarted), feedFailed]);
     let written = 0;
     let counted: () => void = () => {};
     const enough = new Promise<void>((resolve) => (counted = resolve));
@@ -102,13 +109,14 @@ export async function observe(config: Config, logger: Logger, options: ObserveOp
     await consumer.subscribe({ topics: [...kindOfTopic.keys()], fromBeginning: options.fromBeginning });
     await consumer.run({
       autoCommit: false,
-      eachMessage: async ({ topic, partition, message }) => {
+      eachMessage: async ({ topic, message }) => {
         if (message.value === null || (options.count !== undefined && written >= options.count)) return;
         let named: Observed[];
         try {
           named = namers[kindOfTopic.get(topic)!](message.value);
-        } catch (error) {
-          logger.warn({ topic, partition, offset: message.offset, error: describeError(error) }, 'a message that does not decode: skipped (the enricher dead-letters it)');
+        } catch {
+          // Counted and reported once per interval, as every drop is; the enricher dead-letters such a message.
+          undecodable.add('decode_error');
           return;
         }
         for (const observed of named) {
@@ -123,9 +131,10 @@ export async function observe(config: Config, logger: Logger, options: ObserveOp
     });
     await Promise.race([joined, failed]);
     options.ready(`${[...kindOfTopic.keys()].join(', ')} from ${options.fromBeginning ? 'the beginning' : 'now on'}, named by ${index.stats().objects} objects of ${topics.metadata.topic}`);
-    await Promise.race([stop, enough, failed, feed.failed.then((error) => Promise.reject(error))]);
+    await Promise.race([stop, enough, failed, feedFailed]);
   } finally {
     await consumer.disconnect();
     await feed.stop();
+    undecodable.flush();
   }
 }

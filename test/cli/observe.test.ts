@@ -184,6 +184,37 @@ describe('sidecarless observe', () => {
     assert.match(run.stderr, /^observing [^\n]*Ctrl-C stops\n$/);
   });
 
+  it('skips a message that does not decode, counts it (decode_error) and reports it, and shows the next', async () => {
+    // Topics of their own: the garbage must come before a good verdict in one partition (same key), and no other test may read it.
+    const prefix = `${config.kafka.topicPrefix}garbage.`;
+    const own = topicSpecs(prefix, { partitions: 1 });
+    const kafka = createKafka(kafkaOptionsFromConfig(config.kafka, 'test'), createLogger({ level: 'warn' }));
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await ensureTopics(admin, [own.metadata, own.verdicts]);
+      const sink = new KeyedKafkaSink(kafka, own.verdicts.topic);
+      try {
+        const sent = await sink.send([
+          { key: 'n1', value: Buffer.from('not an Avro verdict batch'), timestampMs: String(Date.now()) },
+          { key: 'n1', value: bindVerdictsCodec(loadRegistry()).encode([firstVerdict!]), timestampMs: String(Date.now()) },
+        ]);
+        assert.ok(sent.ok);
+      } finally {
+        await sink.shutdown();
+      }
+      const run = await observe(['--from-beginning', '--count', '1', '--kind', 'verdict'], { SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix }).done;
+      assert.equal(run.code, 0, run.stderr);
+      // No pod is known under these topics: both ends by address.
+      assert.equal(run.stdout, `${iso(live + sec(4))} verdict 10.70.0.1 -> 10.70.0.2:5432 deny egress [billing/default-deny] [client]\n`);
+      const reports = run.stderr.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { drops?: Record<string, number> });
+      assert.deepEqual(reports.map((report) => report.drops), [{ decode_error: 1 }]);
+    } finally {
+      await admin.deleteTopics({ topics: [own.metadata.topic, own.verdicts.topic] }).catch(() => {});
+      await admin.disconnect();
+    }
+  });
+
   it('names the setting when the topics are not there, and refuses bad arguments', async () => {
     const missing = await observe(['--count', '1'], { SIDECARLESS_KAFKA_TOPIC_PREFIX: `${config.kafka.topicPrefix}nothing.` }).done;
     assert.equal(missing.code, 1);

@@ -29,7 +29,8 @@
  *      peak RSS; exactness: http.v1 events produced == 2 × requests (both pods traced: client and server side),
  *      else the difference and the drops by reason.
  *   6. Per rate: the median over rounds of each percentile per mode, the added latency (traced − baseline), the
- *      median cores per 1,000 requests/s. `floors`: added p99 ≤ 50 µs, collector ≤ 0.02 cores per 1,000
+ *      noise it carries (the baseline p99's range over the rounds, each round's paired difference) and the BPF run
+ *      time per request (noiseOf), the median cores per 1,000 requests/s. `floors`: added p99 ≤ 50 µs, collector ≤ 0.02 cores per 1,000
  *      requests/s, each with its numbers and met: true/false.
  */
 import { randomBytes } from 'node:crypto';
@@ -218,7 +219,25 @@ function medianPercentiles(windows: Window[], field: 'latency_us' | 'service_us'
 
 const difference = (traced: Summary, baseline: Summary) => Object.fromEntries(QUANTILES.map((q) => [q, round(traced[q] - baseline[q], 1)])) as Summary;
 
-/** One rate's rounds summed up: medians per mode, the added latency, the collector's cost and exactness. */
+/**
+ * How far this machine lets the added p99 be told apart from nothing, and the part of the added latency that is not
+ * scheduling: the baseline's own p99 over its rounds (its range is the noise the median difference carries), each
+ * round's paired difference, and the run time of every BPF program per request (the programs run inside the ends'
+ * own syscalls and softirqs, both ends of each request: what tracing adds to a request when nothing else competes
+ * for its CPU).
+ */
+function noiseOf(rate: number, rounds: Array<{ baseline: Window; traced: Window }>) {
+  const p99 = (window: Window) => (window.load.latency_us as Percentiles).p99;
+  const baselineP99s = rounds.map((r) => p99(r.baseline));
+  return {
+    baseline_p99_us_by_round: baselineP99s.map((value) => round(value, 1)),
+    baseline_p99_range_us: round(Math.max(...baselineP99s) - Math.min(...baselineP99s), 1),
+    added_p99_us_by_round: rounds.map((r) => round(p99(r.traced) - p99(r.baseline), 1)),
+    bpf_us_per_request: round((median(rounds.map((r) => r.traced.collector!.bpf_cores)) * 1e6) / rate, 2),
+  };
+}
+
+/** One rate's rounds summed up: medians per mode, the added latency, its noise, the collector's cost and exactness. */
 function summarize(rate: number, rounds: Array<{ baseline: Window; traced: Window }>) {
   const [baseline, tracedWindows] = [rounds.map((r) => r.baseline), rounds.map((r) => r.traced)];
   const costs = tracedWindows.map((window) => window.collector!);
@@ -232,6 +251,7 @@ function summarize(rate: number, rounds: Array<{ baseline: Window; traced: Windo
     achieved_per_s: { baseline: round(median(baseline.map((w) => w.load.achieved_per_s)), 0), traced: round(median(tracedWindows.map((w) => w.load.achieved_per_s)), 0) },
     latency_us: { ...latency, added: difference(latency.traced, latency.baseline) },
     service_us: { ...service, added: difference(service.traced, service.baseline) },
+    noise: noiseOf(rate, rounds),
     collector: {
       cores_per_1000_rps: round(median(costs.map((cost) => cost.cores_per_1000_rps)), 4),
       marginal_cores_per_1000_rps: round(median(costs.map((cost) => cost.marginal_cores_per_1000_rps)), 4),
@@ -297,6 +317,8 @@ export async function run(): Promise<Record<string, unknown>> {
         added_p99_at_most_50_us: {
           added_p99_us: Object.fromEntries(summaries.map((s) => [s.rate, s.latency_us.added.p99])),
           met: summaries.every((s) => s.latency_us.added.p99 <= FLOORS.addedP99Us),
+          baseline_p99_range_us: Object.fromEntries(summaries.map((s) => [s.rate, s.noise.baseline_p99_range_us])),
+          bpf_us_per_request: Object.fromEntries(summaries.map((s) => [s.rate, s.noise.bpf_us_per_request])),
         },
         collector_at_most_0_02_cores_per_1000_rps: {
           cores_per_1000_rps: Object.fromEntries(summaries.map((s) => [s.rate, s.collector.cores_per_1000_rps])),

@@ -330,7 +330,7 @@ const PARTITIONS = 2;
 const E2E_TIMEOUT_MS = 120_000;
 const FLOOR_JOINED_VS_UNJOINED = 0.7;
 /** The runs, in an order that puts each variant early and late (the machine's state drifts during a bench). */
-const ORDER = ['joined', 'unjoined', 'empty_index', 'empty_index', 'unjoined', 'joined'] as const;
+const ORDER = ['joined', 'unjoined', 'empty_index', 'joined_no_labels', 'joined_no_view', 'joined_no_view', 'joined_no_labels', 'empty_index', 'unjoined', 'joined'] as const;
 type Variant = (typeof ORDER)[number];
 /** The migrations of the flows table and the batch ledger before the identity columns and the rollup (issue 8). */
 const UNJOINED_MIGRATIONS = ['0001_flows.sql', '0002_kafka_batches.sql', '0003_kafka_batches_from_flows.sql'];
@@ -371,14 +371,19 @@ const endColumns = (expected: Expected): string => (expected.kind === 'external'
  *                     columns (FlowRows' writer with none: UnjoinedFlowRows) into a `flows` table made by the
  *                     migrations of that time (0001-0003: no identity columns, no rollup);
  *        empty_index  the joined path with an empty index (every end a miss): the join's own cost apart from the
- *                     names it writes.
+ *                     names it writes;
+ *        joined_no_labels  joined, with an index that copies no label (enricher.labels empty, built directly from
+ *                     the same messages): what the labels cost, their Map columns mostly;
+ *        joined_no_view    joined, into `flows` without the edge rollup's view (dropped after migrating): what the
+ *                     rollup costs.
  *      Each variant first stores the topic once into a scratch database, untimed (JIT, the engine's first inserts).
  *      Timed: process CPU from the consumer's connect to its last row stored, then the merges that follow
  *      (merge_tail_cpu_s), as bench/enricher does. Order: ORDER, each variant twice, early and late.
  *   3. Verify (untimed): every table holds every event; the unjoined table has exactly the columns of FLOW_COLUMNS
  *      without the identity columns, and equals the joined tables on them (EXCEPT both ways); the joined rows' ends
- *      carry exactly the expected kinds and statuses (per combination), and a sample of flows their pod uids,
- *      workloads, Services and labels; the empty-index rows are all misses; the rollup counts every flow once.
+ *      carry exactly the expected kinds and statuses (per combination; the two partial variants' too), and a sample
+ *      of flows their pod uids, workloads, Services and labels; no label in the no-labels rows; the empty-index
+ *      rows are all misses; the rollup counts every flow once, and holds nothing without its view.
  *   Floor: joined ≥ 0.7× unjoined in rows per CPU-second with the merge tail (ratio of the variants' medians).
  */
 async function endToEndSection(): Promise<Section> {
@@ -407,6 +412,7 @@ async function endToEndSection(): Promise<Section> {
     // 1. The cluster, an hour and a half ago (whole milliseconds: tombstones keep their time as a Kafka timestamp).
     const t = timeline(BigInt(Date.now() - 5_400_000) * 1_000_000n);
     const direct = new MetadataIndex({ labels: LABELS, historyNs: BigInt(historyMs) * 1_000_000n });
+    const noLabels = new MetadataIndex({ labels: [], historyNs: BigInt(historyMs) * 1_000_000n });
     const published = new KeyedKafkaSink(kafka, topics.metadata.topic);
     let metadataMessages = 0;
     let chunk: KeyedMessage[] = [];
@@ -418,6 +424,7 @@ async function endToEndSection(): Promise<Section> {
     };
     for (const change of cluster(t)) {
       direct.apply(change);
+      noLabels.apply(change);
       const timestampMs = String(('event' in change ? change.event.change_time_ns : change.time_ns) / 1_000_000n);
       chunk.push({ key: change.key, value: 'event' in change ? metadataCodec.encode(change.event) : null, timestampMs });
       if (chunk.length === 1_000) await publish();
@@ -463,6 +470,7 @@ async function endToEndSection(): Promise<Section> {
       const db = `${name}_${label}`;
       databases.push(db);
       await migrate(chdb, { database: db, ttlDays: 7, directory: variant === 'unjoined' ? unjoinedMigrations : undefined });
+      if (variant === 'joined_no_view') await chdb.command({ query: `DROP VIEW ${db}.flow_edges_1m_view` });
       return db;
     };
     const enricher = (variant: Variant, db: string, onStored: (rows: number) => void): Enricher<FlowEvent> => {
@@ -478,7 +486,7 @@ async function endToEndSection(): Promise<Section> {
       const gate =
         variant === 'unjoined'
           ? new MetadataGate({ progress: COMPLETE_METADATA, index: UNJOINED, holdMs, logger, meter })
-          : new MetadataGate({ progress: metadataFeed, index: variant === 'joined' ? index : emptyIndex, holdMs, logger, meter });
+          : new MetadataGate({ progress: metadataFeed, index: variant === 'empty_index' ? emptyIndex : variant === 'joined_no_labels' ? noLabels : index, holdMs, logger, meter });
       const rows = variant === 'unjoined' ? { ...FLOWS_TABLE, rows: (capacity: number) => new UnjoinedFlowRows(capacity) } : FLOWS_TABLE;
       return new Enricher(enricherDeps(counted, new BatchLedger(chdb, `${db}.kafka_batches`), telemetry, variant, { gate, table: rows }));
     };
@@ -505,7 +513,7 @@ async function endToEndSection(): Promise<Section> {
     };
 
     // 2. Warm-up, untimed, into scratch databases dropped after (their merges must not run into the measured runs).
-    for (const variant of ['joined', 'unjoined', 'empty_index'] as const) {
+    for (const variant of new Set(ORDER)) {
       const db = await database(variant, `warm_${variant}`);
       await consume(variant, db);
       await chdb.command({ query: `DROP DATABASE ${db} SYNC` });
@@ -540,7 +548,11 @@ async function endToEndSection(): Promise<Section> {
         ).map((row) => [row.ends, Number(row.n)]),
       );
     const sortedExpected = Object.fromEntries(Object.entries(expectedEnds).sort(([a], [b]) => (a < b ? -1 : 1)));
-    const joinedEnds = await Promise.all(of('joined').map((run) => ends(run.database)));
+    const joinedRuns = runs.filter((run) => run.variant === 'joined' || run.variant === 'joined_no_labels' || run.variant === 'joined_no_view');
+    const joinedEnds = await Promise.all(joinedRuns.map((run) => ends(run.database)));
+    const labelledRows = await Promise.all(
+      of('joined_no_labels').map(async (run) => Number((await queryRows<{ n: string }>(chdb, `SELECT count() AS n FROM ${run.database}.flows WHERE notEmpty(client_labels) OR notEmpty(server_labels)`))[0]!.n)),
+    );
     const emptyEnds = await Promise.all(of('empty_index').map((run) => ends(run.database)));
     const sampleMismatches: string[] = [];
     for (const run of of('joined')) {
@@ -569,6 +581,7 @@ async function endToEndSection(): Promise<Section> {
       await Promise.all(
         runs
           .filter((run) => run.variant !== 'unjoined')
+          // Without its view, the rollup holds nothing: sum() of no rows is 0.
           .map(async (run) => [run.database, Number((await queryRows<{ n: string }>(chdb, `SELECT sum(connections) AS n FROM ${run.database}.flow_edges_1m`))[0]!.n)] as const),
       ),
     );
@@ -583,7 +596,8 @@ async function endToEndSection(): Promise<Section> {
       emptyEnds.every((found) => Object.keys(found).every((key) => key.split(' -> ').every((end) => end.endsWith('/miss')))) &&
       sample.size >= 100 &&
       sampleMismatches.length === 0 &&
-      Object.values(rollups).every((n) => n === E2E_EVENTS);
+      labelledRows.every((n) => n === 0) &&
+      runs.filter((run) => run.variant !== 'unjoined').every((run) => rollups[run.database] === (run.variant === 'joined_no_view' ? 0 : E2E_EVENTS));
 
     const median = (values: number[]) => {
       const sorted = [...values].sort((a, b) => a - b);
@@ -596,7 +610,7 @@ async function endToEndSection(): Promise<Section> {
       median_with_merge_tail: median(of(variant).map((run) => run.rows_per_cpu_s_with_merge_tail)),
       median: median(of(variant).map((run) => run.rows_per_cpu_s)),
     });
-    const variants = { joined: summary('joined'), unjoined: summary('unjoined'), empty_index: summary('empty_index') };
+    const variants = Object.fromEntries([...new Set(ORDER)].map((variant) => [variant, summary(variant)])) as Record<Variant, ReturnType<typeof summary>>;
     const ratio = (a: Variant, b: Variant, key: 'median' | 'median_with_merge_tail') => round(variants[a][key] / variants[b][key], 3);
     const joinedVsUnjoined = ratio('joined', 'unjoined', 'median_with_merge_tail');
     return {
@@ -615,7 +629,9 @@ async function endToEndSection(): Promise<Section> {
         joined_vs_unjoined_before_merge_tail: ratio('joined', 'unjoined', 'median'),
         joined_vs_empty_index: ratio('joined', 'empty_index', 'median_with_merge_tail'),
         empty_index_vs_unjoined: ratio('empty_index', 'unjoined', 'median_with_merge_tail'),
-        verify: { counts: Object.values(counts), expected_ends: sortedExpected, joined_ends: joinedEnds, empty_index_ends: emptyEnds, unjoined_tables: unjoinedTables, differences_on_unjoined_columns: Object.values(differences), rollup_connections: Object.values(rollups), sample_rows: sample.size, sample_mismatches: sampleMismatches.slice(0, 5) },
+        joined_vs_joined_no_labels: ratio('joined', 'joined_no_labels', 'median_with_merge_tail'),
+        joined_vs_joined_no_view: ratio('joined', 'joined_no_view', 'median_with_merge_tail'),
+        verify: { counts: Object.values(counts), expected_ends: sortedExpected, joined_ends: joinedEnds, labelled_rows_without_labels: labelledRows, empty_index_ends: emptyEnds, unjoined_tables: unjoinedTables, differences_on_unjoined_columns: Object.values(differences), rollup_connections: Object.values(rollups), sample_rows: sample.size, sample_mismatches: sampleMismatches.slice(0, 5) },
         exact,
         floor: { joined_vs_unjoined_with_merge_tail: FLOOR_JOINED_VS_UNJOINED },
       },

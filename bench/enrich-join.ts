@@ -55,6 +55,7 @@ import { COMPLETE_METADATA, MetadataGate, type FlowJoiner } from '../src/enriche
 import { FLOWS, type FlowBatch, type FlowEvent } from '../src/events/flows.js';
 import { bindMetadataCodec, type MetadataChange } from '../src/events/metadata.js';
 import { topicSpecs } from '../src/events/topics.js';
+import { cpuTimes, hostConditions } from '../src/lab/host-conditions.js';
 import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 import { unnamed, type EndpointIdentity, type FlowIdentities } from '../src/metadata/index/identity.js';
 import { MetadataIndex } from '../src/metadata/index/metadata-index.js';
@@ -653,10 +654,13 @@ async function endToEndSection(): Promise<Section> {
 }
 
 export async function run(): Promise<Record<string, unknown>> {
+  const cpuAtStart = cpuTimes();
   const sections: Record<string, Section> = { index: await indexSection(), end_to_end: await endToEndSection() };
   return {
     bench: 'enrich-join',
     ...Object.fromEntries(Object.entries(sections).map(([name, section]) => [name, section.figures])),
+    // The end-to-end section's embedded engine is in a directory under tmpdir().
+    host_conditions: hostConditions(cpuAtStart, tmpdir()),
     meets_floor: Object.values(sections).every((section) => section.meets_floor),
   };
 }

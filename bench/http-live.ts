@@ -42,6 +42,7 @@ import { enableRunTimeStats, programStatsOfPins } from '../src/ebpf/stats.js';
 import { topicSpecs } from '../src/events/topics.js';
 import type { CollectorStats } from '../src/collector/collector.js';
 import { startCollectorProcess, uninstallCollectorPins } from '../src/lab/collector-process.js';
+import { cpuTimes, hostConditions } from '../src/lab/host-conditions.js';
 import { createLab, type Pod } from '../src/lab/pods.js';
 import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 import { peakRssMegabytes, round, sampleUsage, usageBetween, type MeasuredProcess, type Usage } from '../src/lab/usage.js';
@@ -272,6 +273,7 @@ function summarize(rate: number, rounds: Array<{ baseline: Window; traced: Windo
 }
 
 export async function run(): Promise<Record<string, unknown>> {
+  const cpuAtStart = cpuTimes();
   const generator = await buildLoadGenerator();
   const stamp = `bench-${randomBytes(3).toString('hex')}.`;
   const prefixes: string[] = [];
@@ -313,6 +315,8 @@ export async function run(): Promise<Record<string, unknown>> {
       capacity_closed_loop_per_s: { baseline: round(baselineCapacity.achieved_per_s, 0), traced: capacity.per_s, traced_collector: capacity.collector },
       highest_sustainable: { per_s: capacity.highest, rule: `open-loop with tracing, p90 from the due time ≤ ${SUSTAINED_P90_US} µs`, tried: capacity.search },
       rates: summaries,
+      // The Kafka broker's log and the collector's pins are under the working directory's .stack.
+      host_conditions: hostConditions(cpuAtStart, process.cwd()),
       floors: {
         added_p99_at_most_50_us: {
           added_p99_us: Object.fromEntries(summaries.map((s) => [s.rate, s.latency_us.added.p99])),

@@ -4,6 +4,7 @@
  * and BPF programs, the sidecar mode's two proxies, the node-proxy mode's one), the ebpf/sidecar and
  * ebpf/node-proxy ratios, the floors (against the sidecar), Istio's published sidecar figures beside ours; as JSON, as rows of ClickHouse `overhead_runs` and as a table for a person.
  */
+import type { HostConditions } from '../src/lab/host-conditions.js';
 import { round } from '../src/lab/usage.js';
 import type { LoadResult, Percentiles, SustainableSearch } from './http-live-traffic.js';
 
@@ -82,6 +83,8 @@ export interface RunInfo {
   host: string;
   load_average: number[];
   load_average_end?: number[];
+  /** What the machine did besides the bench over the run (src/lab/host-conditions.ts). */
+  host_conditions?: HostConditions;
   proxy: string;
   seconds: number;
   connections: number;
@@ -253,6 +256,7 @@ function build(info: RunInfo, runs: ModeRun[], summaries: Summary[]) {
     istio_published: ISTIO_SIDECAR,
     host: info.host,
     load_average: { start: info.load_average, end: info.load_average_end ?? null },
+    host_conditions: info.host_conditions ?? null,
     rates: summaries,
     ratios: ratios(summaries),
     per_proxy: perProxy(summaries),

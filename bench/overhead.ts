@@ -43,6 +43,7 @@ import { loadConfig, type Config } from '../src/common/config.js';
 import { createLogger } from '../src/common/logger.js';
 import { enableRunTimeStats } from '../src/ebpf/stats.js';
 import { createClusterLab } from '../src/lab/cluster.js';
+import { cpuTimes, hostConditions } from '../src/lab/host-conditions.js';
 import type { Pod } from '../src/lab/pods.js';
 import { waitFor } from '../src/lab/stack/processes.js';
 import { buildLoadGenerator, runLoad, searchSustainable, startNginx, type LoadResult } from './http-live-traffic.js';
@@ -226,6 +227,7 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
 
 export async function run(args: readonly string[] = []): Promise<Record<string, unknown>> {
   const options = parseOptions(args);
+  const cpuAtStart = cpuTimes();
   const generator = await buildLoadGenerator();
   const id = randomBytes(3).toString('hex');
   const config = loadConfig({ argv: [] });
@@ -273,6 +275,8 @@ export async function run(args: readonly string[] = []): Promise<Record<string, 
     const runs: ModeRun[] = [];
     for (const mode of options.modes) runs.push(await runMode(mode, pair, options, undo, { id, clickhouse: config.clickhouse }));
     info.load_average_end = loadavg().map((value) => Math.round(value * 100) / 100);
+    // The filesystem of the embedded engine, when the enricher uses one (its inserts create and delete files).
+    info.host_conditions = hostConditions(cpuAtStart, config.clickhouse.url ? process.cwd() : config.clickhouse.embeddedPath);
     const result = report(info, runs);
     writeFileSync(options.json, `${JSON.stringify(result.json, null, 2)}\n`);
     await clickhouse.insert({ table: `${config.clickhouse.database}.overhead_runs`, values: result.rows, format: 'JSONEachRow' });

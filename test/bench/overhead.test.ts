@@ -17,6 +17,7 @@ import { ISTIO_SIDECAR } from '../../bench/overhead-report.js';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
 import { createKafka } from '../../src/common/kafka/client.js';
 import { createLogger } from '../../src/common/logger.js';
+import type { HostConditions } from '../../src/lab/host-conditions.js';
 import { labNames } from '../../src/lab/names.js';
 import { kafkaPort, localHost, localKafkaBrokers } from '../../src/lab/stack/endpoints.js';
 import { queryRows } from '../helpers/clickhouse.js';
@@ -178,6 +179,10 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
     assert.equal(result.bench, 'overhead');
     assert.match(String(result.proxy), /^HAProxy 2\.6\.\S+ stands in for Envoy: /);
     assert.deepEqual(result.istio_published, { istio_version: '1.24', vcpu_per_1000_rps: 0.2, memory_mb: 60, proxy: 'Envoy' });
+    // What the machine did besides the run: the stolen CPU share over it, and the filesystem of the enricher's engine.
+    const host = result.host_conditions as HostConditions;
+    assert.ok(host.cpu_steal_percent !== null && host.cpu_steal_percent >= 0 && host.cpu_steal_percent <= 100, JSON.stringify(host));
+    assert.ok(host.filesystem !== null && host.filesystem.type !== '', JSON.stringify(host));
 
     assert.deepEqual(line.rates.map((s) => [s.mode, s.rate, s.offered_per_s, s.requests]), [
       ['baseline', '300', RATE, WINDOW_REQUESTS],

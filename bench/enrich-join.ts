@@ -549,8 +549,8 @@ async function endToEndSection(): Promise<Section> {
         ).map((row) => [row.ends, Number(row.n)]),
       );
     const sortedExpected = Object.fromEntries(Object.entries(expectedEnds).sort(([a], [b]) => (a < b ? -1 : 1)));
-    const joinedRuns = runs.filter((run) => run.variant === 'joined' || run.variant === 'joined_no_labels' || run.variant === 'joined_no_view');
-    const joinedEnds = await Promise.all(joinedRuns.map((run) => ends(run.database)));
+    // The variants that join with the cluster's index: joined, joined_no_labels, joined_no_view.
+    const joinedEnds = await Promise.all(runs.filter((run) => run.variant.startsWith('joined')).map((run) => ends(run.database)));
     const labelledRows = await Promise.all(
       of('joined_no_labels').map(async (run) => Number((await queryRows<{ n: string }>(chdb, `SELECT count() AS n FROM ${run.database}.flows WHERE notEmpty(client_labels) OR notEmpty(server_labels)`))[0]!.n)),
     );

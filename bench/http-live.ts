@@ -30,8 +30,8 @@
  *      else the difference and the drops by reason.
  *   6. Per rate: the median over rounds of each percentile per mode, the added latency (traced − baseline), the
  *      noise it carries (the baseline p99's range over the rounds, each round's paired difference) and the BPF run
- *      time per request (noiseOf), the median cores per 1,000 requests/s. `floors`: added p99 ≤ 50 µs, collector ≤ 0.02 cores per 1,000
- *      requests/s, each with its numbers and met: true/false.
+ *      time per request (noiseOf), the median cores per 1,000 requests/s. `floors`: added p99 ≤ 50 µs, collector
+ *      ≤ 0.02 cores per 1,000 requests/s, each with its numbers and met: true/false.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -227,14 +227,14 @@ const difference = (traced: Summary, baseline: Summary) => Object.fromEntries(QU
  * own syscalls and softirqs, both ends of each request: what tracing adds to a request when nothing else competes
  * for its CPU).
  */
-function noiseOf(rate: number, rounds: Array<{ baseline: Window; traced: Window }>) {
+function noiseOf(rate: number, rounds: Array<{ baseline: Window; traced: Window }>, bpfCores: number) {
   const p99 = (window: Window) => (window.load.latency_us as Percentiles).p99;
   const baselineP99s = rounds.map((r) => p99(r.baseline));
   return {
     baseline_p99_us_by_round: baselineP99s.map((value) => round(value, 1)),
     baseline_p99_range_us: round(Math.max(...baselineP99s) - Math.min(...baselineP99s), 1),
     added_p99_us_by_round: rounds.map((r) => round(p99(r.traced) - p99(r.baseline), 1)),
-    bpf_us_per_request: round((median(rounds.map((r) => r.traced.collector!.bpf_cores)) * 1e6) / rate, 2),
+    bpf_us_per_request: round((bpfCores * 1e6) / rate, 2),
   };
 }
 
@@ -242,6 +242,7 @@ function noiseOf(rate: number, rounds: Array<{ baseline: Window; traced: Window 
 function summarize(rate: number, rounds: Array<{ baseline: Window; traced: Window }>) {
   const [baseline, tracedWindows] = [rounds.map((r) => r.baseline), rounds.map((r) => r.traced)];
   const costs = tracedWindows.map((window) => window.collector!);
+  const bpfCores = median(costs.map((cost) => cost.bpf_cores));
   const latency = { baseline: medianPercentiles(baseline, 'latency_us'), traced: medianPercentiles(tracedWindows, 'latency_us') };
   const service = { baseline: medianPercentiles(baseline, 'service_us'), traced: medianPercentiles(tracedWindows, 'service_us') };
   const drops: Record<string, number> = {};
@@ -252,14 +253,14 @@ function summarize(rate: number, rounds: Array<{ baseline: Window; traced: Windo
     achieved_per_s: { baseline: round(median(baseline.map((w) => w.load.achieved_per_s)), 0), traced: round(median(tracedWindows.map((w) => w.load.achieved_per_s)), 0) },
     latency_us: { ...latency, added: difference(latency.traced, latency.baseline) },
     service_us: { ...service, added: difference(service.traced, service.baseline) },
-    noise: noiseOf(rate, rounds),
+    noise: noiseOf(rate, rounds, bpfCores),
     collector: {
       cores_per_1000_rps: round(median(costs.map((cost) => cost.cores_per_1000_rps)), 4),
       marginal_cores_per_1000_rps: round(median(costs.map((cost) => cost.marginal_cores_per_1000_rps)), 4),
       idle_cores: round(median(costs.map((cost) => cost.idle.total_cores)), 4),
       idle_bpf_cores_http: round(median(costs.map((cost) => cost.idle.bpf_cores_by_kind.http)), 4),
       process_cores: round(median(costs.map((cost) => cost.process_cores)), 4),
-      bpf_cores: round(median(costs.map((cost) => cost.bpf_cores)), 4),
+      bpf_cores: round(bpfCores, 4),
       bpf_cores_http: round(median(costs.map((cost) => cost.bpf_cores_by_kind.http)), 4),
       bpf_cores_flows: round(median(costs.map((cost) => cost.bpf_cores_by_kind.flows)), 4),
       peak_rss_mb: Math.max(...costs.map((cost) => cost.peak_rss_mb)),

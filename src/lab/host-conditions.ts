@@ -71,8 +71,19 @@ function journalOf(filesystem: Filesystem): boolean | null {
   return readdirSync('/proc/fs/jbd2').some((name) => name.startsWith(`${device}-`));
 }
 
-function damonActions(): string[] {
-  const root = '/sys/kernel/mm/damon/admin/kdamonds';
+/** The share of the CPU time between two readings that the hypervisor took, in percent; null when none passed. */
+export function stealPercent(start: CpuTimes | undefined, end: CpuTimes | undefined): number | null {
+  if (start === undefined || end === undefined || end.total <= start.total) return null;
+  return Number((((end.steal - start.steal) / (end.total - start.total)) * 100).toFixed(2));
+}
+
+/** The selected mode of sysfs' `transparent_hugepage/enabled` text ("always [madvise] never" -> "madvise"). */
+export function transparentHugepageMode(text: string | undefined): string | null {
+  return /\[(\w+)\]/.exec(text ?? '')?.[1] ?? null;
+}
+
+/** The scheme actions of every kdamond that is on, under DAMON's sysfs admin directory (`root`). */
+export function damonActions(root = '/sys/kernel/mm/damon/admin/kdamonds'): string[] {
   const actions: string[] = [];
   for (const kdamond of listNumbered(root)) {
     if (readText(`${root}/${kdamond}/state`) !== 'on') continue;
@@ -86,13 +97,11 @@ function damonActions(): string[] {
 
 /** The machine's conditions over a run that began at `start` (cpuTimes()), for the filesystem holding `path`. */
 export function hostConditions(start: CpuTimes | undefined, path: string): HostConditions {
-  const end = cpuTimes();
-  const elapsed = start && end ? end.total - start.total : 0;
   const mount = existsSync('/proc/self/mountinfo') ? mountOf(readFileSync('/proc/self/mountinfo', 'utf8'), path) : undefined;
   return {
-    cpu_steal_percent: start && end && elapsed > 0 ? Number((((end.steal - start.steal) / elapsed) * 100).toFixed(2)) : null,
+    cpu_steal_percent: stealPercent(start, cpuTimes()),
     damon: damonActions(),
-    transparent_hugepage: /\[(\w+)\]/.exec(readText('/sys/kernel/mm/transparent_hugepage/enabled') ?? '')?.[1] ?? null,
+    transparent_hugepage: transparentHugepageMode(readText('/sys/kernel/mm/transparent_hugepage/enabled')),
     filesystem: mount ? { path: resolve(path), type: mount.type, journal: journalOf(mount) } : null,
   };
 }

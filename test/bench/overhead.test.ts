@@ -182,7 +182,7 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
     // What the machine did besides the run: the stolen CPU share over it, and the filesystem of the enricher's engine.
     const host = result.host_conditions as HostConditions;
     assert.ok(host.cpu_steal_percent !== null && host.cpu_steal_percent >= 0 && host.cpu_steal_percent <= 100, JSON.stringify(host));
-    assert.ok(host.filesystem !== null && host.filesystem.type !== '', JSON.stringify(host));
+    assert.equal(host.filesystem?.path, join(dir, 'chdb'), JSON.stringify(host));
 
     assert.deepEqual(line.rates.map((s) => [s.mode, s.rate, s.offered_per_s, s.requests]), [
       ['baseline', '300', RATE, WINDOW_REQUESTS],

@@ -260,7 +260,7 @@ export async function run(args: readonly string[] = []): Promise<Record<string, 
   process.on('SIGTERM', interrupted);
   let output: Record<string, unknown>;
   try {
-    await migrate(clickhouse, { database: config.clickhouse.database, ttlDays: config.clickhouse.ttlDays });
+    await migrate(clickhouse, { database: config.clickhouse.database, ttlDays: config.clickhouse.ttlDays, cluster: config.clickhouse.cluster });
     const lab = await createClusterLab({
       name: 'bench-overhead',
       namespaces: [{ name: namespaces.client }, { name: namespaces.server }],

@@ -4,7 +4,8 @@
 #      procps for the sysctl some tests set inside their pods, nginx-light, curl and wget: the HTTP tests' foreign
 #      servers and clients and bench http-live's server; haproxy: bench overhead's sidecar proxies)
 #   2. npm packages (only when package-lock.json changed)
-#   3. Kafka jars from Maven Central into .stack/kafka-libs (only when the pom changed)
+#   3. Kafka jars from Maven Central into .stack/kafka-libs, and ZooKeeper's (the ClickHouse cluster tests') into
+#      .stack/zookeeper-libs (each only when its pom changed)
 #   4. kube-apiserver and etcd built from Go modules (deploy/local/kube/build.sh; cached outside the work tree by
 #      version: minutes once, then a check)
 #   5. tracefs and bpffs mounts, bpf/ objects (make decides what is stale) and the TypeScript build
@@ -47,6 +48,15 @@ if ! stamp_ok "$stack/kafka-libs.stamp" "$pom_sum"; then
   rm -rf "$stack/kafka-libs"
   mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$stack/kafka-libs"
   echo "$pom_sum" > "$stack/kafka-libs.stamp"
+fi
+
+zk_pom=deploy/local/zookeeper/pom.xml
+zk_pom_sum=$(sha256sum "$zk_pom" | cut -c1-16)
+if ! stamp_ok "$stack/zookeeper-libs.stamp" "$zk_pom_sum"; then
+  log "collecting ZooKeeper jars with Maven"
+  rm -rf "$stack/zookeeper-libs"
+  mvn -B -q -f "$zk_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$stack/zookeeper-libs"
+  echo "$zk_pom_sum" > "$stack/zookeeper-libs.stamp"
 fi
 
 bash deploy/local/kube/build.sh >/dev/null

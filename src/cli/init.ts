@@ -48,10 +48,10 @@ export const initCommand: Command = {
         await admin.disconnect();
       }
       logger.info({ created, existing: specs.length - created.length }, 'kafka topics ensured');
-      const { database, ttlDays } = config.clickhouse;
+      const { database, ttlDays, cluster } = config.clickhouse;
       const clickhouse = await createClickHouse({ ...config.clickhouse, database: undefined });
       try {
-        const migrated = await migrate(clickhouse, { database, ttlDays });
+        const migrated = await migrate(clickhouse, { database, ttlDays, cluster });
         logger.info({ database, applied: migrated.applied }, 'clickhouse schema migrated');
         if (migrated.newer.length > 0) logger.warn({ database, versions: migrated.newer }, 'clickhouse schema has migrations newer than this release');
       } finally {

@@ -212,6 +212,11 @@ const schema = {
     tls: { caPath: optional(name), certPath: optional(name), keyPath: optional(name) },
     embeddedPath: setting(name, '.stack/chdb'),
     ttlDays: setting(int(1, 3650), 7),
+    /**
+     * A cluster of the servers' remote_servers: the schema is created ON CLUSTER as replicated tables with
+     * Distributed tables over them (src/common/clickhouse/cluster-ddl.ts). Unset: one server.
+     */
+    cluster: optional(text(identifier)),
   },
   node: {
     /** In Kubernetes, set SIDECARLESS_NODE_NAME from the downward API (spec.nodeName). */

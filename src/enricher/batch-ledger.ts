@@ -22,7 +22,7 @@
  * flows table that each partition assignment cost: its rows are found by their sort key.
  */
 import { createHash } from 'node:crypto';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { describeError } from '../common/errors.js';
 import type { SinkResult } from '../common/pipeline.js';
 
@@ -85,11 +85,28 @@ interface LedgerRow {
 /** Offsets as text, under other names: an alias named like its column would stand for it in WHERE as well. */
 const COLUMNS = 'generation, toString(first_offset) AS first, toString(last_offset) AS last, first_fingerprint, last_fingerprint';
 
+/**
+ * On a cluster (clickhouse.cluster) a restart may read the ledger from another replica than the one that recorded
+ * the last batch. Its record is acknowledged only once a majority of its shard's replicas hold it, and read only
+ * from a replica that holds every acknowledged record: a replica that lags would hide the batch to replay, and the
+ * enricher would store those messages again in batches of other boundaries, under other tokens. Sequential reads
+ * need each record's quorum to complete before the next (insert_quorum_parallel 0).
+ */
+const CLUSTER_RECORD: ClickHouseSettings = { insert_quorum: 'auto', insert_quorum_parallel: 0 };
+const CLUSTER_READ: ClickHouseSettings = { select_sequential_consistency: '1' };
+
 export class BatchLedger implements Ledger {
+  private readonly recordSettings: ClickHouseSettings | undefined;
+  private readonly readSettings: ClickHouseSettings | undefined;
+
   constructor(
     private readonly client: ClickHouseClient,
     readonly table: string,
-  ) {}
+    layout: 'server' | 'cluster' = 'server',
+  ) {
+    this.recordSettings = layout === 'cluster' ? CLUSTER_RECORD : undefined;
+    this.readSettings = layout === 'cluster' ? CLUSTER_READ : undefined;
+  }
 
   async latest(topic: string, partition: number): Promise<RecordedBatch | undefined> {
     return this.one(
@@ -125,7 +142,7 @@ export class BatchLedger implements Ledger {
       last_fingerprint: batch.lastFingerprint,
     };
     try {
-      await this.client.insert({ table: this.table, values: [row], format: 'JSONEachRow' });
+      await this.client.insert({ table: this.table, values: [row], format: 'JSONEachRow', clickhouse_settings: this.recordSettings });
       return { ok: true };
     } catch (error) {
       return { ok: false, error: `cannot record the batch in ${this.table}: ${describeError(error)}`, retriable: true };
@@ -133,7 +150,7 @@ export class BatchLedger implements Ledger {
   }
 
   private async one(topic: string, partition: number, query: string, params: Record<string, unknown>): Promise<RecordedBatch | undefined> {
-    const result = await this.client.query({ query, query_params: { topic, partition, ...params }, format: 'JSONEachRow' });
+    const result = await this.client.query({ query, query_params: { topic, partition, ...params }, format: 'JSONEachRow', clickhouse_settings: this.readSettings });
     const [row] = await result.json<LedgerRow>();
     if (row === undefined) return undefined;
     return {

@@ -48,7 +48,7 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
     await admin.disconnect();
   }
   const clickhouse = await createClickHouse({ ...config.clickhouse, database: undefined });
-  const migrated = await migrate(clickhouse, { database: config.clickhouse.database, ttlDays: config.clickhouse.ttlDays });
+  const migrated = await migrate(clickhouse, { database: config.clickhouse.database, ttlDays: config.clickhouse.ttlDays, cluster: config.clickhouse.cluster });
   logger.info({ database: config.clickhouse.database, applied: migrated.applied }, 'clickhouse schema migrated');
   if (migrated.newer.length > 0) {
     logger.warn({ database: config.clickhouse.database, versions: migrated.newer }, 'clickhouse schema has migrations newer than this release; upgrade this process');
@@ -84,7 +84,7 @@ export async function startEnricher({ config, logger, telemetry }: RoleContext):
   let running = true;
   const { database } = config.clickhouse;
   const shared: Omit<EnricherDeps<never>, 'decode' | 'table' | 'sink'> = {
-    ledger: new BatchLedger(clickhouse, `${database}.kafka_batches`),
+    ledger: new BatchLedger(clickhouse, `${database}.kafka_batches`, config.clickhouse.cluster === undefined ? 'server' : 'cluster'),
     gate,
     deadLetters,
     logger: roleLogger,

@@ -27,6 +27,7 @@ describe('createClickHouse options', () => {
     assert.equal(await configKeyOf({ url: 'https://ch:8443', tls: { caPath: '/nonexistent/ca.pem' } }), 'clickhouse.tls.caPath');
     assert.equal(await configKeyOf({ url: 'https://ch:8443', tls: { certPath: '/a.pem', keyPath: '/b.pem' } }), 'clickhouse.tls.caPath');
     assert.equal(await configKeyOf({ tls: { caPath: '/ca.pem' } }), 'clickhouse.tls');
+    assert.equal(await configKeyOf({ cluster: 'main' }), 'clickhouse.cluster');
   });
 });
 

@@ -46,6 +46,7 @@ describe('loadConfig', () => {
         tls: { caPath: undefined, certPath: undefined, keyPath: undefined },
         embeddedPath: '.stack/chdb',
         ttlDays: 7,
+        cluster: undefined,
       },
       node: { name: hostname() },
       collector: { cgroups: [], ringBytes: 8 << 20, maxConnections: 65_536, activeTimeoutMs: 10_000, queueEvents: 500_000, eventsPerMessage: 1000, flushMs: 500, cgroupScanMs: 30_000, shutdownTimeoutMs: 10_000, cpuPolicy: 'idle', pinDirectory: undefined },
@@ -216,6 +217,12 @@ describe('loadConfig', () => {
   it('requires a username and password with a SASL mechanism', () => {
     const error = rejection({ argv: [], env: { SIDECARLESS_KAFKA_SASL_MECHANISM: 'scram-sha-512', SIDECARLESS_KAFKA_SASL_USERNAME: 'u' } });
     assert.equal(error.message, 'config kafka.sasl.password: required when kafka.sasl.mechanism is scram-sha-512');
+  });
+
+  it('takes a ClickHouse cluster by its name, an identifier', () => {
+    assert.equal(loadConfig({ argv: [], env: { SIDECARLESS_CLICKHOUSE_CLUSTER: 'main_cluster' } }).clickhouse.cluster, 'main_cluster');
+    const error = rejection({ argv: [], env: { SIDECARLESS_CLICKHOUSE_CLUSTER: 'main; DROP' } });
+    assert.equal(error.context.configKey, 'clickhouse.cluster');
   });
 
   it('rejects credentials inside the ClickHouse URL', () => {

@@ -26,6 +26,8 @@ export interface ClickHouseOptions {
   tls?: { caPath?: string; certPath?: string; keyPath?: string };
   /** Data directory of the embedded engine; relative paths are resolved against the working directory. */
   embeddedPath?: string;
+  /** clickhouse.cluster: the tables are Distributed over a cluster's shards (cluster-ddl.ts); needs a url. */
+  cluster?: string;
 }
 
 export const defaultEmbeddedPath = '.stack/chdb';
@@ -118,6 +120,7 @@ export async function createClickHouse(options: ClickHouseOptions = {}): Promise
   const tls = options.tls && Object.values(options.tls).some((path) => path !== undefined) ? options.tls : undefined;
   if (options.url === undefined) {
     if (tls !== undefined) throw new ConfigError('clickhouse.tls', 'TLS files are set but no clickhouse url: the embedded engine has no network');
+    if (options.cluster !== undefined) throw new ConfigError('clickhouse.cluster', 'a cluster is set but no clickhouse url: the embedded engine is one node');
     const connection = await embeddedConnection(resolve(options.embeddedPath ?? defaultEmbeddedPath));
     const client = createClient({ ...common, connection });
     embeddedEngines.set(client, (connection as unknown as { chdb: EmbeddedEngine }).chdb);
@@ -129,6 +132,10 @@ export async function createClickHouse(options: ClickHouseOptions = {}): Promise
     throw new ConfigError('clickhouse.url', `"${options.url}" is not a URL (expected http(s)://host:port)`);
   }
   const config: ClickHouseClientConfigOptions = { ...common, url: options.url };
+  // On a cluster an insert into a Distributed table returns once its shard has the rows, not once the receiving
+  // node queued them for sending: offsets are committed after the insert, and the shard's replicated table applies
+  // the batch's deduplication token then (the setting's older name, which every version since 2018 accepts).
+  if (options.cluster !== undefined) config.clickhouse_settings = { ...common.clickhouse_settings, insert_distributed_sync: 1 };
   if (options.username !== undefined) config.username = options.username;
   if (options.password !== undefined) config.password = options.password;
   if (tls !== undefined) config.tls = tlsOptions(options.url, tls);

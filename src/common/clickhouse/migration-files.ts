@@ -61,15 +61,37 @@ export function readMigrationFiles(directory: string): MigrationFile[] {
 }
 
 /**
- * The file's statement with its `{{placeholder}}`s replaced. The values come from validated configuration (an
+ * The file's statement (or `text`, what cluster mode made of it) with its `{{placeholder}}`s replaced. The values come from validated configuration (an
  * identifier, an integer): nothing else ever reaches migration SQL, as no migration can take query parameters.
  */
-export function fillPlaceholders(file: MigrationFile, values: Readonly<Record<string, string>>): string {
-  return file.text.replace(/\{\{(\w+)\}\}/g, (placeholder, key: string) => {
+export function fillPlaceholders(file: MigrationFile, values: Readonly<Record<string, string>>, text = file.text): string {
+  return text.replace(/\{\{(\w+)\}\}/g, (placeholder, key: string) => {
     const value = values[key];
     if (value === undefined) throw migrationFileError(`${file.path} uses ${placeholder}; the placeholders are ${Object.keys(values).map((k) => `{{${k}}}`).join(', ')}`, file.path);
     return value;
   });
+}
+
+/**
+ * The statement without its comments (each replaced by one space) and without the final `;`: what the cluster
+ * rewrite (cluster-ddl.ts) reads, so words in a comment never look like SQL. Strings and quoted names are kept.
+ */
+export function statementText(sql: string): string {
+  let out = '';
+  for (let i = 0; i < sql.length; i++) {
+    const comment = commentEnd(sql, i);
+    if (comment !== undefined) {
+      out += ' ';
+      i = comment;
+    } else if (sql[i] === "'" || sql[i] === '"' || sql[i] === '`') {
+      const end = quotedEnd(sql, i);
+      out += sql.slice(i, end + 1);
+      i = end;
+    } else {
+      out += sql[i];
+    }
+  }
+  return out.trim().replace(/;$/, '').trim();
 }
 
 /**
@@ -104,7 +126,7 @@ function commentEnd(sql: string, start: number): number | undefined {
 }
 
 /** Index of the quote that closes the string or name opened at `start` (backslash escapes, doubled quotes). */
-function quotedEnd(sql: string, start: number): number {
+export function quotedEnd(sql: string, start: number): number {
   const quote = sql[start];
   for (let i = start + 1; i < sql.length; i++) {
     if (sql[i] === '\\') i++;

@@ -10,7 +10,10 @@
  *    has it), because two processes may apply it at the same time (see applyOne);
  * 4. never changes once applied anywhere: its checksum is recorded and compared at every start, so a change to the
  *    schema is a new file;
- * 5. names its tables `{{database}}.<table>` and may use `{{ttl_days}}`, filled in from validated configuration.
+ * 5. names its tables `{{database}}.<table>` and may use `{{ttl_days}}`, filled in from validated configuration;
+ * 6. is a statement cluster mode can rewrite (cluster-ddl.ts): with `clickhouse.cluster` set, each file runs as
+ *    replicated `_local` tables and Distributed tables under the file's names, ON CLUSTER, and the records are
+ *    replicated to every node.
  *
  * Versions recorded in the database that no file here has (a newer release migrated it) are reported, not refused:
  * migrations add to the schema, so an older release keeps working beside them, and a rollback must be able to start.
@@ -18,6 +21,7 @@
 import { fileURLToPath } from 'node:url';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { ConfigError, describeError, SidecarlessError } from '../errors.js';
+import { ClusterRewrite } from './cluster-ddl.js';
 import { fillPlaceholders, migrationFileError, readMigrationFiles, type MigrationFile } from './migration-files.js';
 
 export const shippedMigrations = fileURLToPath(new URL('../../../../schemas/clickhouse/', import.meta.url));
@@ -27,6 +31,8 @@ export interface MigrateOptions {
   ttlDays: number;
   /** Directory of NNNN_<what>.sql files; default: the shipped schemas/clickhouse/. */
   directory?: string;
+  /** The cluster (clickhouse.cluster) to create the schema on, as cluster-ddl.ts says; unset: one server. */
+  cluster?: string;
 }
 
 export interface MigrateResult {
@@ -44,24 +50,29 @@ interface Recorded {
 
 /** Brings `options.database` up to the last migration; returns what it applied. Throws naming the file at fault. */
 export async function migrate(client: ClickHouseClient, options: MigrateOptions): Promise<MigrateResult> {
-  const { database, ttlDays, directory = shippedMigrations } = options;
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new ConfigError('clickhouse.database', 'expected an identifier');
+  const { database, ttlDays, directory = shippedMigrations, cluster } = options;
+  if (!IDENTIFIER.test(database)) throw new ConfigError('clickhouse.database', 'expected an identifier');
+  if (cluster !== undefined && !IDENTIFIER.test(cluster)) throw new ConfigError('clickhouse.cluster', 'expected an identifier');
   if (!Number.isInteger(ttlDays) || ttlDays < 1) throw new ConfigError('clickhouse.ttlDays', 'expected a positive integer');
   const files = readMigrationFiles(directory);
-  // Every file filled in before ClickHouse is touched: a bad placeholder in a later file stops nothing half way.
+  const rewrite = cluster === undefined ? undefined : new ClusterRewrite(cluster);
+  // Every file filled in (and rewritten for a cluster) before ClickHouse is touched: a bad placeholder or statement
+  // in a later file stops nothing half way.
   const values = { database, ttl_days: String(ttlDays) };
-  const statements = files.map((file) => ({ file, sql: fillPlaceholders(file, values) }));
+  const statements = files.map((file) => ({
+    file,
+    sql: (rewrite?.statements(file) ?? [file.text]).map((text) => fillPlaceholders(file, values, text)),
+  }));
   const table = `${database}.schema_migrations`;
-  await bookkeeping(`create the database ${database}`, () => client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` }));
+  const createDatabase = rewrite?.createDatabase(database) ?? `CREATE DATABASE IF NOT EXISTS ${database}`;
+  await bookkeeping(`create the database ${database}`, () => client.command({ query: createDatabase }));
   // Plain MergeTree and types every supported version has (18.16: no DateTime64, LowCardinality or TTL). A version
   // that two processes recorded at once stays visible as two rows, which readRecorded accepts when they agree and
   // refuses when they do not; a ReplacingMergeTree could merge a disagreement away unseen.
-  await bookkeeping(`create ${table}`, () =>
-    client.command({
-      query: `CREATE TABLE IF NOT EXISTS ${table} (version UInt32, name String, checksum String, applied_at DateTime)
-              ENGINE = MergeTree ORDER BY version`,
-    }),
-  );
+  const columns = 'version UInt32, name String, checksum String, applied_at DateTime';
+  const createTable = rewrite?.createMigrationsTable(table, columns, 'version') ?? `CREATE TABLE IF NOT EXISTS ${table} (${columns}) ENGINE = MergeTree ORDER BY version`;
+  await bookkeeping(`create ${table}`, () => client.command({ query: createTable }));
+  await checkLayout(client, database, cluster);
   const recorded = await readRecorded(client, table);
   const pending = statements.filter(({ file }) => {
     const record = recorded.get(file.version);
@@ -81,10 +92,10 @@ export async function migrate(client: ClickHouseClient, options: MigrateOptions)
  * still pass the re-read before either writes: that leaves two equal rows, which readRecorded accepts. The
  * embedded engine holds its data directory for one process, so only servers meet this.
  */
-async function applyOne(client: ClickHouseClient, table: string, file: MigrationFile, sql: string, lastFile: number): Promise<void> {
+async function applyOne(client: ClickHouseClient, table: string, file: MigrationFile, statements: string[], lastFile: number): Promise<void> {
   let failure: unknown;
   try {
-    await client.command({ query: sql });
+    for (const sql of statements) await client.command({ query: sql });
   } catch (error) {
     failure = error;
   }
@@ -99,6 +110,28 @@ async function applyOne(client: ClickHouseClient, table: string, file: Migration
   // Seconds since the epoch: unambiguous whatever the server's time zone, and every version parses them.
   const record = { version: file.version, name: file.name, checksum: file.checksum, applied_at: Math.floor(Date.now() / 1000) };
   await bookkeeping(`record ${file.name} in ${table}`, () => client.insert({ table, values: [record], format: 'JSONEachRow' }));
+}
+
+/**
+ * Refuses a database whose records were made for the other layout: a single server's schema switched to
+ * clickhouse.cluster would find every version applied and keep its plain tables on one node, and the reverse would
+ * write into Distributed tables the configuration no longer names. Which one it is shows in the records' engine.
+ */
+async function checkLayout(client: ClickHouseClient, database: string, cluster: string | undefined): Promise<void> {
+  const rows = await bookkeeping('read the engine of schema_migrations', async () => {
+    const result = await client.query({
+      query: `SELECT engine FROM system.tables WHERE database = '${database}' AND name = 'schema_migrations'`,
+      format: 'JSONEachRow',
+    });
+    return result.json<{ engine: string }>();
+  });
+  const replicated = rows[0]?.engine.startsWith('Replicated') ?? false;
+  if (replicated === (cluster !== undefined)) return;
+  const made = replicated ? 'on a cluster' : 'on a single server';
+  throw new SidecarlessError(
+    `the ClickHouse database ${database} was migrated ${made}, and clickhouse.cluster is ${cluster === undefined ? 'unset' : `"${cluster}"`}: set clickhouse.cluster as it was when the database was created, or use a new clickhouse.database (its rows stay where they are)`,
+    { context: { component: 'clickhouse migrations', database } },
+  );
 }
 
 /** Recorded migrations by version; throws when two rows of one version name different files. */
@@ -129,6 +162,8 @@ function checkUnchanged(file: MigrationFile, record: Recorded, table: string, la
     file.path,
   );
 }
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 function versionText(version: number): string {
   return String(version).padStart(4, '0');

@@ -41,23 +41,20 @@ if [ ! -d node_modules ] || ! stamp_ok "$stack/npm.stamp" "$npm_sum"; then
   echo "$npm_sum" > "$stack/npm.stamp"
 fi
 
-pom=deploy/local/kafka/pom.xml
-pom_sum=$(sha256sum "$pom" | cut -c1-16)
-if ! stamp_ok "$stack/kafka-libs.stamp" "$pom_sum"; then
-  log "collecting Kafka jars with Maven"
-  rm -rf "$stack/kafka-libs"
-  mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$stack/kafka-libs"
-  echo "$pom_sum" > "$stack/kafka-libs.stamp"
-fi
-
-zk_pom=deploy/local/zookeeper/pom.xml
-zk_pom_sum=$(sha256sum "$zk_pom" | cut -c1-16)
-if ! stamp_ok "$stack/zookeeper-libs.stamp" "$zk_pom_sum"; then
-  log "collecting ZooKeeper jars with Maven"
-  rm -rf "$stack/zookeeper-libs"
-  mvn -B -q -f "$zk_pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$stack/zookeeper-libs"
-  echo "$zk_pom_sum" > "$stack/zookeeper-libs.stamp"
-fi
+# The jars a pom pins, into .stack/<dir>, collected again only when the pom changed.
+collect_jars() {
+  local what=$1 pom=$2 dir=$3
+  local sum
+  sum=$(sha256sum "$pom" | cut -c1-16)
+  if ! stamp_ok "$stack/$dir.stamp" "$sum"; then
+    log "collecting $what jars with Maven"
+    rm -rf "${stack:?}/$dir"
+    mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$stack/$dir"
+    echo "$sum" > "$stack/$dir.stamp"
+  fi
+}
+collect_jars Kafka deploy/local/kafka/pom.xml kafka-libs
+collect_jars ZooKeeper deploy/local/zookeeper/pom.xml zookeeper-libs
 
 bash deploy/local/kube/build.sh >/dev/null
 

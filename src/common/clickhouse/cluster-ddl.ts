@@ -24,7 +24,7 @@
  */
 import { migrationFileError, quotedEnd, statementText, type MigrationFile } from './migration-files.js';
 
-export const LOCAL_SUFFIX = '_local';
+const LOCAL_SUFFIX = '_local';
 
 const NAME = String.raw`\{\{database\}\}\.(\w+)`;
 const CREATE_TABLE = new RegExp(String.raw`^CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+${NAME}\s*(.*)$`, 'is');

@@ -4,7 +4,8 @@
  * nodes of test/helpers/clickhouse-cluster.ts (real ZooKeeper, ON CLUSTER DDL); rows inserted through the
  * Distributed table land on the shard their Kafka partition picks, are replicated within it, are rolled up by the
  * views on each shard, and read whole from any node; a replayed batch adds nothing; every node reads the
- * migrations' records; a database made for the other layout is refused.
+ * migrations' records; a database made for the other layout is refused; a start with a node down, with nothing
+ * to apply, does not wait for it.
  *
  * Not here: ALTER TABLE. Cluster mode alters the replicated `_local` table and the Distributed one ON CLUSTER; 18.16
  * refuses the second on a cluster whose shards are replicated ("isn't replicated, but shard #1 is replicated
@@ -135,5 +136,11 @@ describe('migrations and inserts on a ClickHouse cluster (clickhouse.cluster)', 
     const toSingle = await migrate(r1.client, { database, ttlDays: 7, directory: CLUSTER_FIXTURES }).catch((error: unknown) => error);
     assert.ok(toSingle instanceof SidecarlessError);
     assert.match(toSingle.message, new RegExp(`database ${database} was migrated on a cluster, and clickhouse.cluster is unset`));
+  });
+
+  it('starts with a node down when nothing is pending: no statement waits for every node', async () => {
+    await r3.kill();
+    assert.deepEqual(await migrate(r1.client, { database, ttlDays: 7, directory: CLUSTER_FIXTURES, cluster: CLUSTER_NAME }), { applied: [], newer: [] });
+    assert.deepEqual(await rows(r2.client, `SELECT count() AS events FROM ${database}.events_local`), [{ events: '4' }], 'shard 1 still serves its rows');
   });
 });

@@ -29,6 +29,8 @@ export interface ClusterNode {
   url: string;
   tcpPort: number;
   client: ClickHouseClient;
+  /** Kills this node's server (SIGKILL): the cluster with a node down. */
+  kill(): Promise<void>;
 }
 
 export interface ClickHouseClusterLab {
@@ -50,14 +52,7 @@ export async function startClickHouseCluster(): Promise<ClickHouseClusterLab> {
   const nodes: ClusterNode[] = [];
   const stop = async () => {
     await Promise.all(nodes.map((node) => node.client.close()));
-    await Promise.all(
-      processes.map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = once(child, 'exit');
-        child.kill('SIGKILL');
-        await exited;
-      }),
-    );
+    await Promise.all(processes.map(kill));
     rmSync(home, { recursive: true, force: true });
   };
   try {
@@ -85,9 +80,10 @@ export async function startClickHouseCluster(): Promise<ClickHouseClusterLab> {
 `;
       const configFile = join(nodeHome, 'config.xml');
       writeFileSync(configFile, clickHouseServerConfig({ home: nodeHome, httpPort: port.http, tcpPort: port.tcp, usersFile, extra }));
-      processes.push(spawnLogged(clickHouseServerBinary(), [`--config-file=${configFile}`], join(nodeHome, 'server.log'), nodeHome));
+      const server = spawnLogged(clickHouseServerBinary(), [`--config-file=${configFile}`], join(nodeHome, 'server.log'), nodeHome);
+      processes.push(server);
       const url = `http://${localHost}:${port.http}`;
-      nodes.push({ shard, replica, url, tcpPort: port.tcp, client: await createClickHouse({ url, cluster: CLUSTER_NAME }) });
+      nodes.push({ shard, replica, url, tcpPort: port.tcp, client: await createClickHouse({ url, cluster: CLUSTER_NAME }), kill: () => kill(server) });
     }
     for (const node of nodes) {
       await waitFor(async () => answers(node.url), { timeoutMs: readyTimeoutMs, what: `ClickHouse ${node.replica} at ${node.url} (log: ${join(home, node.replica, 'server.log')})` });
@@ -139,6 +135,13 @@ function fourLetterWord(port: number, word: string): Promise<string> {
     socket.on('close', () => resolve(answer));
     socket.on('error', () => resolve(''));
   });
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
 }
 
 function spawnLogged(command: string, args: string[], log: string, cwd: string): ChildProcess {

@@ -64,15 +64,21 @@ export async function migrate(client: ClickHouseClient, options: MigrateOptions)
     sql: (rewrite?.statements(file) ?? [file.text]).map((text) => fillPlaceholders(file, values, text)),
   }));
   const table = `${database}.schema_migrations`;
-  const createDatabase = rewrite?.createDatabase(database) ?? `CREATE DATABASE IF NOT EXISTS ${database}`;
-  await bookkeeping(`create the database ${database}`, () => client.command({ query: createDatabase }));
-  // Plain MergeTree and types every supported version has (18.16: no DateTime64, LowCardinality or TTL). A version
-  // that two processes recorded at once stays visible as two rows, which readRecorded accepts when they agree and
-  // refuses when they do not; a ReplacingMergeTree could merge a disagreement away unseen.
-  const columns = 'version UInt32, name String, checksum String, applied_at DateTime';
-  const createTable = rewrite?.createMigrationsTable(table, columns, 'version') ?? `CREATE TABLE IF NOT EXISTS ${table} (${columns}) ENGINE = MergeTree ORDER BY version`;
-  await bookkeeping(`create ${table}`, () => client.command({ query: createTable }));
-  await checkLayout(client, database, cluster);
+  // Created only when missing: on a cluster each statement waits for every node, and a role's start must not
+  // depend on every node being up when there is nothing to create (pending migrations do need them all).
+  let recordsEngine = await engineOf(client, database, 'schema_migrations');
+  if (recordsEngine === undefined) {
+    const createDatabase = rewrite?.createDatabase(database) ?? `CREATE DATABASE IF NOT EXISTS ${database}`;
+    await bookkeeping(`create the database ${database}`, () => client.command({ query: createDatabase }));
+    // Plain MergeTree and types every supported version has (18.16: no DateTime64, LowCardinality or TTL). A version
+    // that two processes recorded at once stays visible as two rows, which readRecorded accepts when they agree and
+    // refuses when they do not; a ReplacingMergeTree could merge a disagreement away unseen.
+    const columns = 'version UInt32, name String, checksum String, applied_at DateTime';
+    const createTable = rewrite?.createMigrationsTable(table, columns, 'version') ?? `CREATE TABLE IF NOT EXISTS ${table} (${columns}) ENGINE = MergeTree ORDER BY version`;
+    await bookkeeping(`create ${table}`, () => client.command({ query: createTable }));
+    recordsEngine = await engineOf(client, database, 'schema_migrations');
+  }
+  checkLayout(recordsEngine ?? '', database, cluster);
   const recorded = await readRecorded(client, table);
   const pending = statements.filter(({ file }) => {
     const record = recorded.get(file.version);
@@ -117,21 +123,23 @@ async function applyOne(client: ClickHouseClient, table: string, file: Migration
  * clickhouse.cluster would find every version applied and keep its plain tables on one node, and the reverse would
  * write into Distributed tables the configuration no longer names. Which one it is shows in the records' engine.
  */
-async function checkLayout(client: ClickHouseClient, database: string, cluster: string | undefined): Promise<void> {
-  const rows = await bookkeeping('read the engine of schema_migrations', async () => {
-    const result = await client.query({
-      query: `SELECT engine FROM system.tables WHERE database = '${database}' AND name = 'schema_migrations'`,
-      format: 'JSONEachRow',
-    });
-    return result.json<{ engine: string }>();
-  });
-  const replicated = rows[0]?.engine.startsWith('Replicated') ?? false;
+function checkLayout(recordsEngine: string, database: string, cluster: string | undefined): void {
+  const replicated = recordsEngine.startsWith('Replicated');
   if (replicated === (cluster !== undefined)) return;
   const made = replicated ? 'on a cluster' : 'on a single server';
   throw new SidecarlessError(
     `the ClickHouse database ${database} was migrated ${made}, and clickhouse.cluster is ${cluster === undefined ? 'unset' : `"${cluster}"`}: set clickhouse.cluster as it was when the database was created, or use a new clickhouse.database (its rows stay where they are)`,
     { context: { component: 'clickhouse migrations', database } },
   );
+}
+
+/** The engine of a table, undefined when there is none (or no database). Names are validated identifiers. */
+async function engineOf(client: ClickHouseClient, database: string, table: string): Promise<string | undefined> {
+  const rows = await bookkeeping(`look for ${database}.${table}`, async () => {
+    const result = await client.query({ query: `SELECT engine FROM system.tables WHERE database = '${database}' AND name = '${table}'`, format: 'JSONEachRow' });
+    return result.json<{ engine: string }>();
+  });
+  return rows[0]?.engine;
 }
 
 /** Recorded migrations by version; throws when two rows of one version name different files. */

@@ -90,10 +90,17 @@ const COLUMNS = 'generation, toString(first_offset) AS first, toString(last_offs
  * the last batch. Its record is acknowledged only once a majority of its shard's replicas hold it, and read only
  * from a replica that holds every acknowledged record: a replica that lags would hide the batch to replay, and the
  * enricher would store those messages again in batches of other boundaries, under other tokens. Sequential reads
- * need each record's quorum to complete before the next (insert_quorum_parallel 0).
+ * need each record's quorum to complete before the next (insert_quorum_parallel 0): a record that meets another
+ * one's quorum in progress fails and is retried. The quorum waits less than the client's 30 s request timeout, so
+ * ClickHouse's answer, not the client's, says why it failed. A read asks only the shard of the partition
+ * (optimize_skip_unused_shards: the sharding key is in its WHERE), so another shard down or lagging does not stop it.
+ * The price: a shard of two replicas with one down takes no records until it is back (a majority of two is two);
+ * three replicas a shard keep it writable.
  */
-const CLUSTER_RECORD: ClickHouseSettings = { insert_quorum: 'auto', insert_quorum_parallel: 0 };
-const CLUSTER_READ: ClickHouseSettings = { select_sequential_consistency: '1' };
+export const CLUSTER_LEDGER_SETTINGS: { record: ClickHouseSettings; read: ClickHouseSettings } = {
+  record: { insert_quorum: 'auto', insert_quorum_parallel: 0, insert_quorum_timeout: 20_000 },
+  read: { select_sequential_consistency: '1', optimize_skip_unused_shards: 1 },
+};
 
 export class BatchLedger implements Ledger {
   private readonly recordSettings: ClickHouseSettings | undefined;
@@ -104,8 +111,8 @@ export class BatchLedger implements Ledger {
     readonly table: string,
     layout: 'server' | 'cluster' = 'server',
   ) {
-    this.recordSettings = layout === 'cluster' ? CLUSTER_RECORD : undefined;
-    this.readSettings = layout === 'cluster' ? CLUSTER_READ : undefined;
+    this.recordSettings = layout === 'cluster' ? CLUSTER_LEDGER_SETTINGS.record : undefined;
+    this.readSettings = layout === 'cluster' ? CLUSTER_LEDGER_SETTINGS.read : undefined;
   }
 
   async latest(topic: string, partition: number): Promise<RecordedBatch | undefined> {

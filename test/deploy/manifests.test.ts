@@ -150,7 +150,6 @@ for (const overlay of OVERLAYS) {
               assert.ok(data && workload.pod.volumes?.find((v) => v.name === data.name)?.emptyDir && !data.readOnly, `${workload.name}: embedded engine on a writable volume`);
             } else {
               assert.match(config.clickhouse.url ?? '', /^https:\/\//, `${workload.name}: ClickHouse over TLS`);
-              assert.equal(config.clickhouse.cluster, 'sidecarless', `${workload.name}: the schema on the ClickHouse cluster`);
               assert.equal(config.clickhouse.password, 'sidecarless_clickhouse_password-value', `${workload.name}: ClickHouse password from the Secret`);
               assert.equal(under(config.clickhouse.tls.caPath)?.mountPath, '/etc/sidecarless-tls/clickhouse', `${workload.name}: ClickHouse CA where its Secret is mounted`);
             }

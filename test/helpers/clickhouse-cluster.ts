@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -27,7 +27,6 @@ export interface ClusterNode {
   shard: number;
   replica: string;
   url: string;
-  tcpPort: number;
   client: ClickHouseClient;
   /** Kills this node's server (SIGKILL): the cluster with a node down. */
   kill(): Promise<void>;
@@ -50,9 +49,13 @@ export async function startClickHouseCluster(): Promise<ClickHouseClusterLab> {
   const home = mkdtempSync(join(tmpdir(), 'sidecarless-ch-cluster-'));
   const processes: ChildProcess[] = [];
   const nodes: ClusterNode[] = [];
+  // A test process that ends without stop() (a crash, a cancelled run) still takes its servers with it.
+  const killOnExit = () => processes.forEach((child) => child.kill('SIGKILL'));
+  process.once('exit', killOnExit);
   const stop = async () => {
     await Promise.all(nodes.map((node) => node.client.close()));
     await Promise.all(processes.map(kill));
+    process.removeListener('exit', killOnExit);
     rmSync(home, { recursive: true, force: true });
   };
   try {
@@ -83,7 +86,7 @@ export async function startClickHouseCluster(): Promise<ClickHouseClusterLab> {
       const server = spawnLogged(clickHouseServerBinary(), [`--config-file=${configFile}`], join(nodeHome, 'server.log'), nodeHome);
       processes.push(server);
       const url = `http://${localHost}:${port.http}`;
-      nodes.push({ shard, replica, url, tcpPort: port.tcp, client: await createClickHouse({ url, cluster: CLUSTER_NAME }), kill: () => kill(server) });
+      nodes.push({ shard, replica, url, client: await createClickHouse({ url, cluster: CLUSTER_NAME }), kill: () => kill(server) });
     }
     for (const node of nodes) {
       await waitFor(async () => answers(node.url), { timeoutMs: readyTimeoutMs, what: `ClickHouse ${node.replica} at ${node.url} (log: ${join(home, node.replica, 'server.log')})` });
@@ -146,9 +149,21 @@ async function kill(child: ChildProcess): Promise<void> {
 
 function spawnLogged(command: string, args: string[], log: string, cwd: string): ChildProcess {
   const out = openSync(log, 'a');
-  const child = spawn(command, args, { cwd, stdio: ['ignore', out, out] });
-  child.on('error', () => undefined); // a command that cannot start shows as the readiness wait's failure
-  return child;
+  try {
+    const child = spawn(command, args, { cwd, stdio: ['ignore', out, out] });
+    child.on('error', () => undefined); // a command that cannot start shows as the readiness wait's failure
+    return child;
+  } finally {
+    closeSync(out); // the child has its own copy
+  }
+}
+
+/** Waits until every replica of every replicated table of `database` on `node` has fetched what its shard holds. */
+export async function syncReplicas(node: ClusterNode, database: string): Promise<void> {
+  const result = await node.client.query({ query: `SELECT table FROM system.replicas WHERE database = '${database}'`, format: 'JSONEachRow' });
+  for (const { table } of await result.json<{ table: string }>()) {
+    await node.client.command({ query: `SYSTEM SYNC REPLICA ${database}.\`${table}\`` });
+  }
 }
 
 async function answers(url: string): Promise<boolean> {

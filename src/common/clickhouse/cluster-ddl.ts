@@ -1,6 +1,6 @@
 /**
  * The migrations as a ClickHouse cluster runs them (`clickhouse.cluster`: the name of a cluster in the servers'
- * `remote_servers`). Each table of a migration becomes two:
+ * `remote_servers`, its shards with `internal_replication` true). Each table of a migration becomes two:
  * - `<table>_local` on every node, of the Replicated form of the file's engine (ReplicatedMergeTree, ...), one
  *   ZooKeeper path per shard (`/clickhouse/tables/{shard}/<database>/<table>_local`, replica `{replica}`: the
  *   `macros` every node defines), holding that shard's rows;
@@ -8,7 +8,7 @@
  *   and `sidecarless query` read, so no reader or writer names anything else.
  * Materialized views read and write the `_local` tables, so each shard rolls up its own rows as they arrive, and a
  * query of a rollup merges the shards' partial states (the rollups store aggregate states, merged at query time).
- * Every statement runs ON CLUSTER: one `sidecarless init` (or enricher start) creates the schema on every node.
+ * Every DDL statement runs ON CLUSTER: one `sidecarless init` (or enricher start) creates the schema on every node.
  *
  * Sharding: a table with a `kafka_partition` column is sharded by it, so every batch the enricher inserts (one
  * topic partition's messages) lands whole on one shard, and its replay after a crash lands on the same shard, where
@@ -19,8 +19,9 @@
  *
  * Only the statement kinds the shipped files use are rewritten, and anything else is refused naming the file, rather
  * than guessed at: CREATE TABLE … ENGINE = <family>MergeTree, CREATE MATERIALIZED VIEW (TO a table, or with an
- * engine of its own), CREATE VIEW, ALTER TABLE (applied to both tables; the Distributed one takes column changes),
- * and INSERT … SELECT (unchanged: it reads and writes through the Distributed tables).
+ * engine of its own), CREATE VIEW, ALTER TABLE (the Distributed table takes the column changes, the `_local` one
+ * every change), and INSERT … SELECT (unchanged: it reads and writes through the Distributed tables). The rules
+ * match on the statement with its quoted text blanked, so a comment string never looks like SQL.
  */
 import { migrationFileError, quotedEnd, statementText, type MigrationFile } from './migration-files.js';
 
@@ -31,19 +32,60 @@ const CREATE_TABLE = new RegExp(String.raw`^CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s
 const CREATE_VIEW = new RegExp(String.raw`^CREATE\s+VIEW\s+IF\s+NOT\s+EXISTS\s+${NAME}\s+(AS\b.*)$`, 'is');
 const CREATE_MATERIALIZED_VIEW = new RegExp(String.raw`^CREATE\s+MATERIALIZED\s+VIEW\s+IF\s+NOT\s+EXISTS\s+${NAME}\s+((TO|ENGINE)\b.*)$`, 'is');
 const ALTER_TABLE = new RegExp(String.raw`^ALTER\s+TABLE\s+${NAME}\s+(.*)$`, 'is');
-const INSERT_SELECT = /^INSERT\s+INTO\b/i;
+const INSERT_SELECT = /^INSERT\s+INTO\s+\S+(\s*\([^)]*\))?\s+SELECT\b/is;
+const ON_CLUSTER = /\bON\s+CLUSTER\b/i;
 const ENGINE = /\bENGINE\s*=\s*(\w*)MergeTree\b/i;
-const SHARDING_COLUMN = /[(,]\s*kafka_partition\s+UInt\d+/i;
+/** A column definition of kafka_partition, and whether its type is the plain unsigned integer a sharding key needs. */
+const PARTITION_COLUMN = /[(,]\s*kafka_partition\s+(\S+)/i;
+/** Alterations a Distributed table takes: it has columns, and nothing else (no parts, TTL, indexes or settings). */
+const COLUMN_ALTERATION = /^\s*(ADD|DROP|MODIFY|RENAME|COMMENT)\s+COLUMN\b/i;
 
 /** The ZooKeeper path of a shard's replicas of one table, and the replica's name, from each node's macros. */
 const SHARD_REPLICA = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'";
 /** The migrations' own records live on every node: one path for the whole cluster, one replica per node. */
 const EVERY_NODE_REPLICA = "'/clickhouse/tables/all/{database}/{table}', '{shard}-{replica}'";
 
+/**
+ * SQL with its quoted text blanked, beside the original: `mask` has the same length, its strings' and quoted names'
+ * contents replaced by spaces, so a position found in it is the position in `sql`.
+ */
+class Masked {
+  readonly mask: string;
+
+  constructor(readonly sql: string) {
+    let mask = '';
+    for (let i = 0; i < sql.length; i++) {
+      const c = sql[i]!;
+      if (c !== "'" && c !== '"' && c !== '`') {
+        mask += c;
+        continue;
+      }
+      const end = Math.min(quotedEnd(sql, i), sql.length - 1);
+      mask += c + ' '.repeat(Math.max(0, end - i - 1)) + (end > i ? sql[end] : '');
+      i = end;
+    }
+    this.mask = mask;
+  }
+
+  /** The text from `start` (a position in the mask) on. */
+  from(start: number): Masked {
+    return this.slice(start, this.sql.length);
+  }
+
+  slice(start: number, end: number): Masked {
+    const part = Object.create(Masked.prototype) as { sql: string; mask: string };
+    part.sql = this.sql.slice(start, end);
+    part.mask = this.mask.slice(start, end);
+    return part as Masked;
+  }
+}
+
 /** Rewrites the migrations of one directory, in order: a file may name tables only the files before it created. */
 export class ClusterRewrite {
-  /** Tables created so far (their `_local` and Distributed pair), by name. */
+  /** Tables created so far (each a `_local` and Distributed pair), by name. */
   private readonly tables = new Set<string>();
+  /** Of those, the materialized views with an engine of their own: an ALTER of one is not rewritten. */
+  private readonly views = new Set<string>();
   private readonly onCluster: string;
 
   constructor(private readonly cluster: string) {
@@ -61,38 +103,60 @@ export class ClusterRewrite {
 
   /** The statements (templates, placeholders unfilled) that stand for one file's, in the order they must run. */
   statements(file: MigrationFile): string[] {
-    const sql = statementText(file.text);
+    const statement = new Masked(statementText(file.text));
+    const { mask } = statement;
+    if (ON_CLUSTER.test(mask)) throw refusal(file, 'it says ON CLUSTER itself: write the single-server statement, cluster mode adds it');
     let match: RegExpExecArray | null;
-    if ((match = CREATE_TABLE.exec(sql))) return this.createTable(file, match[1]!, match[2]!);
-    if ((match = CREATE_MATERIALIZED_VIEW.exec(sql))) return this.createMaterializedView(file, match[1]!, match[2]!, match[3]!.toUpperCase());
-    if ((match = CREATE_VIEW.exec(sql))) return [`CREATE VIEW IF NOT EXISTS {{database}}.${match[1]} ${this.onCluster} ${match[2]}`];
-    if ((match = ALTER_TABLE.exec(sql))) return this.alterTable(file, match[1]!, match[2]!);
-    if (INSERT_SELECT.test(sql)) return [sql];
+    if ((match = CREATE_TABLE.exec(mask))) return this.createTable(file, this.named(file, match[1]!), rest(statement, match, 2));
+    if ((match = CREATE_MATERIALIZED_VIEW.exec(mask))) {
+      return this.createMaterializedView(file, this.named(file, match[1]!), rest(statement, match, 2), match[3]!.toUpperCase() === 'TO');
+    }
+    if ((match = CREATE_VIEW.exec(mask))) return [`CREATE VIEW IF NOT EXISTS {{database}}.${match[1]} ${this.onCluster} ${rest(statement, match, 2).sql}`];
+    if ((match = ALTER_TABLE.exec(mask))) return this.alterTable(file, match[1]!, rest(statement, match, 2));
+    if (INSERT_SELECT.test(mask)) return [statement.sql];
     throw refusal(file, 'it is none of the statements cluster mode rewrites: CREATE TABLE IF NOT EXISTS … ENGINE = <family>MergeTree, CREATE [MATERIALIZED] VIEW IF NOT EXISTS, ALTER TABLE, INSERT INTO … SELECT');
   }
 
-  private createTable(file: MigrationFile, table: string, body: string): string[] {
-    if (!body.startsWith('(')) throw refusal(file, `${table} copies another table's structure, whose engine cluster mode cannot see: list its columns`);
-    this.tables.add(table);
-    const local = `CREATE TABLE IF NOT EXISTS {{database}}.${table}${LOCAL_SUFFIX} ${this.onCluster} ${replicated(file, table, body)}`;
-    const shardingKey = SHARDING_COLUMN.test(body) ? 'kafka_partition' : 'rand()';
-    return [local, this.distributed(table, shardingKey)];
+  /** A new table's or view's name, which must not collide with the `_local` names cluster mode makes. */
+  private named(file: MigrationFile, name: string): string {
+    if (name.endsWith(LOCAL_SUFFIX)) throw refusal(file, `${name} ends in ${LOCAL_SUFFIX}, which cluster mode gives the shard tables: choose another name`);
+    return name;
   }
 
-  private createMaterializedView(file: MigrationFile, view: string, rest: string, form: string): string[] {
-    if (form === 'TO') return [`CREATE MATERIALIZED VIEW IF NOT EXISTS {{database}}.${view} ${this.onCluster} ${this.localNames(rest)}`];
+  private createTable(file: MigrationFile, table: string, body: Masked): string[] {
+    if (!body.mask.startsWith('(')) throw refusal(file, `${table} copies another table's structure, whose engine cluster mode cannot see: list its columns`);
+    const columnsEnd = closingParenthesis(body.mask, 0) + 1;
+    const partition = PARTITION_COLUMN.exec(body.mask.slice(0, columnsEnd));
+    if (partition !== null && !/^UInt(8|16|32|64)$/.test(partition[1]!.replace(/,$/, ''))) {
+      throw refusal(file, `${table}'s kafka_partition is ${partition[1]}, not a plain unsigned integer: the cluster shards by it, and a batch's replay must land on the shard of its first insert`);
+    }
+    this.tables.add(table);
+    const local = `CREATE TABLE IF NOT EXISTS {{database}}.${table}${LOCAL_SUFFIX} ${this.onCluster} ${body.sql.slice(0, columnsEnd)}${replicated(file, table, body.from(columnsEnd))}`;
+    return [local, this.distributed(table, partition === null ? 'rand()' : 'kafka_partition')];
+  }
+
+  private createMaterializedView(file: MigrationFile, view: string, body: Masked, intoTable: boolean): string[] {
+    if (intoTable) return [`CREATE MATERIALIZED VIEW IF NOT EXISTS {{database}}.${view} ${this.onCluster} ${this.localNames(body)}`];
     // A view with an engine of its own holds rows: it becomes the shard's `_local` view, read through a Distributed table.
+    const asSelect = /\bAS\s+SELECT\b/i.exec(body.mask);
+    if (asSelect === null) throw refusal(file, `${view} has an engine but no AS SELECT`);
     this.tables.add(view);
-    const local = `CREATE MATERIALIZED VIEW IF NOT EXISTS {{database}}.${view}${LOCAL_SUFFIX} ${this.onCluster} ${this.localNames(replicated(file, view, rest))}`;
+    this.views.add(view);
+    const engine = replicated(file, view, body.slice(0, asSelect.index));
+    const local = `CREATE MATERIALIZED VIEW IF NOT EXISTS {{database}}.${view}${LOCAL_SUFFIX} ${this.onCluster} ${engine}${this.localNames(body.from(asSelect.index))}`;
     return [local, this.distributed(view, 'rand()')];
   }
 
-  private alterTable(file: MigrationFile, table: string, alterations: string): string[] {
+  /** Every alteration goes to the shard table; the column ones to the Distributed table too, in the same order. */
+  private alterTable(file: MigrationFile, table: string, alterations: Masked): string[] {
     if (!this.tables.has(table)) throw refusal(file, `it alters ${table}, which no earlier migration created`);
-    return [
-      `ALTER TABLE {{database}}.${table}${LOCAL_SUFFIX} ${this.onCluster} ${alterations}`,
-      `ALTER TABLE {{database}}.${table} ${this.onCluster} ${alterations}`,
-    ];
+    if (this.views.has(table)) throw refusal(file, `it alters ${table}, a view with an engine of its own: create a new view instead`);
+    const columnChanges = topLevelParts(alterations)
+      .filter((part) => COLUMN_ALTERATION.test(part.mask))
+      .map((part) => part.sql.trim());
+    const statements = [`ALTER TABLE {{database}}.${table}${LOCAL_SUFFIX} ${this.onCluster} ${alterations.sql}`];
+    if (columnChanges.length > 0) statements.push(`ALTER TABLE {{database}}.${table} ${this.onCluster} ${columnChanges.join(', ')}`);
+    return statements;
   }
 
   private distributed(table: string, shardingKey: string): string {
@@ -101,28 +165,47 @@ export class ClusterRewrite {
   }
 
   /** A view's sources and target: the shard's own tables, never the Distributed ones (no row crosses the network). */
-  private localNames(sql: string): string {
-    return sql.replace(new RegExp(NAME, 'g'), (name, table: string) => (this.tables.has(table) ? `${name}${LOCAL_SUFFIX}` : name));
+  private localNames(text: Masked): string {
+    return replaceUnquoted(text, new RegExp(NAME, 'g'), (match) => (this.tables.has(match[1]!) ? `${match[0]}${LOCAL_SUFFIX}` : undefined));
   }
 }
 
-/** The body with its MergeTree-family engine made Replicated, and the deduplication window setting with it. */
-function replicated(file: MigrationFile, table: string, body: string): string {
-  const engine = ENGINE.exec(body);
+/** The text with each match of `pattern` outside quoted text replaced by what `replace` gives for it (undefined: kept). */
+function replaceUnquoted(text: Masked, pattern: RegExp, replace: (match: RegExpMatchArray) => string | undefined): string {
+  let out = '';
+  let last = 0;
+  for (const match of text.mask.matchAll(pattern)) {
+    const replacement = replace(match);
+    if (replacement === undefined) continue;
+    out += text.sql.slice(last, match.index) + replacement;
+    last = match.index! + match[0].length;
+  }
+  return out + text.sql.slice(last);
+}
+
+/** The statement from a trailing capture group of a match on its mask. */
+function rest(statement: Masked, match: RegExpExecArray, group: number): Masked {
+  return statement.from(match.index + match[0].length - match[group]!.length);
+}
+
+/** An engine clause (and what follows it) with its MergeTree-family engine made Replicated, and the deduplication window setting with it. */
+function replicated(file: MigrationFile, table: string, text: Masked): string {
+  const engine = ENGINE.exec(text.mask);
   if (engine === null) throw refusal(file, `${table} has no engine of the MergeTree family, which cluster mode replicates`);
   const family = engine[1]!;
   if (family.toLowerCase().startsWith('replicated')) throw refusal(file, `${table} is Replicated already: write the single-node engine, cluster mode replicates it`);
   // The engine's own arguments (SummingMergeTree((a, b))) follow the replication path and replica name.
   let end = engine.index + engine[0].length;
   let args = '';
-  const open = /^\s*\(/.exec(body.slice(end));
+  const open = /^\s*\(/.exec(text.mask.slice(end));
   if (open !== null) {
-    const close = closingParenthesis(body, end + open[0].length - 1);
-    args = body.slice(end + open[0].length, close).trim();
+    const close = closingParenthesis(text.mask, end + open[0].length - 1);
+    args = text.sql.slice(end + open[0].length, close).trim();
     end = close + 1;
   }
   const engineClause = `ENGINE = Replicated${family}MergeTree(${args === '' ? SHARD_REPLICA : `${SHARD_REPLICA}, ${args}`})`;
-  return (body.slice(0, engine.index) + engineClause + body.slice(end)).replace(/\bnon_replicated_deduplication_window\b/g, 'replicated_deduplication_window');
+  const settings = replaceUnquoted(text.from(end), /\bnon_replicated_deduplication_window\b/g, () => 'replicated_deduplication_window');
+  return text.sql.slice(0, engine.index) + engineClause + settings;
 }
 
 /** Index of the `)` that closes the `(` at `open`, past nested ones and quoted text; the text's end if none. */
@@ -135,6 +218,24 @@ function closingParenthesis(sql: string, open: number): number {
     else if (c === ')' && --depth === 0) return i;
   }
   return sql.length;
+}
+
+/** The comma-separated parts of a list, commas inside parentheses or quotes not counting. */
+function topLevelParts(text: Masked): Masked[] {
+  const parts: Masked[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.mask.length; i++) {
+    const c = text.mask[i];
+    if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === ',' && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.from(start));
+  return parts;
 }
 
 function refusal(file: MigrationFile, why: string): Error {

@@ -77,8 +77,14 @@ export async function migrate(client: ClickHouseClient, options: MigrateOptions)
     const createTable = rewrite?.createMigrationsTable(table, columns, 'version') ?? `CREATE TABLE IF NOT EXISTS ${table} (${columns}) ENGINE = MergeTree ORDER BY version`;
     await bookkeeping(`create ${table}`, () => client.command({ query: createTable }));
     recordsEngine = await engineOf(client, database, 'schema_migrations');
+    if (recordsEngine === undefined) {
+      throw new SidecarlessError(
+        `${table} is not there after it was created${cluster === undefined ? '' : `: is the server at clickhouse.url a node of the cluster "${cluster}" (clickhouse.cluster, its remote_servers)?`}`,
+        { context: { component: 'clickhouse migrations', database } },
+      );
+    }
   }
-  checkLayout(recordsEngine ?? '', database, cluster);
+  checkLayout(recordsEngine, database, cluster);
   const recorded = await readRecorded(client, table);
   const pending = statements.filter(({ file }) => {
     const record = recorded.get(file.version);

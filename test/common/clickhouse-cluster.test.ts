@@ -5,7 +5,7 @@
  * Distributed table land on the shard their Kafka partition picks, are replicated within it, are rolled up by the
  * views on each shard, and read whole from any node; a replayed batch adds nothing; every node reads the
  * migrations' records; a database made for the other layout is refused; a start with a node down, with nothing
- * to apply, does not wait for it.
+ * to apply, does not wait for it, and one with a schema to create is told which node did not answer.
  *
  * Not here: ALTER TABLE. Cluster mode alters the replicated `_local` table and the Distributed one ON CLUSTER; 18.16
  * refuses the second on a cluster whose shards are replicated ("isn't replicated, but shard #1 is replicated
@@ -153,5 +153,11 @@ describe('migrations and inserts on a ClickHouse cluster (clickhouse.cluster)', 
     await r3.kill();
     assert.deepEqual(await migrate(r1.client, { database, ttlDays: 7, directory: CLUSTER_FIXTURES, cluster: CLUSTER_NAME }), { applied: [], newer: [] });
     assert.deepEqual(await rows(r2.client, `SELECT count() AS events FROM ${database}.events_local`), [{ events: '4' }], 'shard 1 still serves its rows');
+  });
+
+  it('with a node down, a schema to create fails with the server naming the unfinished node, before the client would time out', async () => {
+    const error = await migrate(r1.client, { database: uniqueName('test_down_'), ttlDays: 7, directory: CLUSTER_FIXTURES, cluster: CLUSTER_NAME }).catch((e: unknown) => e);
+    assert.ok(error instanceof SidecarlessError, String(error));
+    assert.match(error.message, /cannot create the database test_down_\w+ for the ClickHouse migrations: .*distributed_ddl_task_timeout \(=25\) seconds\. There are 1 unfinished hosts/s);
   });
 });

@@ -4,7 +4,8 @@
  * nodes of test/helpers/clickhouse-cluster.ts (real ZooKeeper, ON CLUSTER DDL); rows inserted through the
  * Distributed table land on the shard their Kafka partition picks, are replicated within it, are rolled up by the
  * views on each shard, and read whole from any node; a replayed batch adds nothing; every node reads the
- * migrations' records; a database made for the other layout is refused; a start with a node down, with nothing
+ * migrations' records; a database made for the other layout is refused; a node that lost the schema gets it back
+ * (reapply, as a node added to the cluster would); a start with a node down, with nothing
  * to apply, does not wait for it, and one with a schema to create is told which node did not answer.
  *
  * Not here: ALTER TABLE. Cluster mode alters the replicated `_local` table and the Distributed one ON CLUSTER; 18.16
@@ -147,6 +148,21 @@ describe('migrations and inserts on a ClickHouse cluster (clickhouse.cluster)', 
     const toSingle = await migrate(r1.client, { database, ttlDays: 7, directory: CLUSTER_FIXTURES }).catch((error: unknown) => error);
     assert.ok(toSingle instanceof SidecarlessError);
     assert.match(toSingle.message, new RegExp(`database ${database} was migrated on a cluster, and clickhouse.cluster is unset`));
+  });
+
+  it('gives a node that lost the schema every table again with reapply, and its shard\'s rows through replication', async () => {
+    await r2.client.command({ query: `DROP DATABASE ${database}` }); // this node only: as a node added to the cluster
+    const migrated = await migrate(r1.client, { database, ttlDays: 7, directory: CLUSTER_FIXTURES, cluster: CLUSTER_NAME, reapply: true });
+    assert.deepEqual(migrated, { applied: [], newer: [], reapplied: FILES });
+    await syncReplicas(r2, database);
+    const tables = async (node: ClusterNode) =>
+      (await rows<{ name: string }>(node.client, `SELECT name FROM system.tables WHERE database = '${database}' AND NOT startsWith(name, '.inner') ORDER BY name`)).map((row) => row.name);
+    assert.deepEqual(await tables(r2), await tables(r1));
+    assert.deepEqual(await rows(r2.client, `SELECT kafka_partition, count() AS events FROM ${database}.events_local GROUP BY kafka_partition ORDER BY kafka_partition`), [
+      { kafka_partition: 0, events: '2' },
+      { kafka_partition: 2, events: '2' },
+    ]);
+    assert.deepEqual(await rows(r2.client, `SELECT count() AS n FROM ${database}.schema_migrations`), [{ n: String(FILES.length) }]);
   });
 
   it('starts with a node down when nothing is pending: no statement waits for every node', async () => {

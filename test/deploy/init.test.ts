@@ -72,9 +72,40 @@ describe('sidecarless init', () => {
     assert.deepEqual(run.logs.find((line) => line.msg === 'clickhouse schema migrated')?.applied, []);
   });
 
+  it('with --reapply runs every applied file\'s schema statements again, recording nothing twice and keeping the rows', async () => {
+    const clickhouse = await createClickHouse({ embeddedPath: config.clickhouse.embeddedPath });
+    const batches = `${config.clickhouse.database}.kafka_batches`;
+    try {
+      await clickhouse.insert({ table: batches, values: [{ kafka_topic: 't', kafka_partition: 1, generation: 0, first_offset: 1, last_offset: 2 }], format: 'JSONEachRow' });
+      // A flows row that migration 3, were it run again, would copy into the ledger as a second row.
+      const time = new Date().toISOString().replace('T', ' ').replace('Z', '');
+      await clickhouse.insert({
+        table: `${config.clickhouse.database}.flows`,
+        values: [{ time, start_time: time, connection_id: 'c', kafka_topic: 't', kafka_partition: 2, kafka_offset: 5 }],
+        format: 'JSONEachRow',
+      });
+    } finally {
+      await clickhouse.close();
+    }
+    const run = await init(env, ['--reapply']);
+    assert.equal(run.code, 0, run.stderr);
+    const migrated = run.logs.find((line) => line.msg === 'clickhouse schema migrated');
+    const migrations = readdirSync(shippedMigrations).filter((file) => /^\d{4}_.*\.sql$/.test(file)).sort();
+    assert.deepEqual([migrated?.applied, migrated?.reapplied], [[], migrations]);
+    const after = await createClickHouse({ embeddedPath: config.clickhouse.embeddedPath });
+    try {
+      const count = async (query: string) => (await (await after.query({ query, format: 'JSONEachRow' })).json<{ n: string }>())[0]!.n;
+      assert.equal(await count(`SELECT count() AS n FROM ${config.clickhouse.database}.schema_migrations`), String(migrations.length));
+      // Migration 3 (INSERT … SELECT, a data statement) did not run again.
+      assert.equal(await count(`SELECT count() AS n FROM ${batches}`), '1');
+    } finally {
+      await after.close();
+    }
+  });
+
   it('refuses an argument it does not take, before connecting to anything', async () => {
     const run = await init({ ...env, SIDECARLESS_KAFKA_BROKERS: '127.0.0.1:1' }, ['--topics']);
     assert.equal(run.code, 2);
-    assert.match(run.stderr, /^init: unexpected argument "--topics"\nusage: sidecarless init \[--config PATH\]\n$/);
+    assert.match(run.stderr, /^init: unexpected argument "--topics"\nusage: sidecarless init \[--config PATH\] \[--reapply\]\n$/);
   });
 });

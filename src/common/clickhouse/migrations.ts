@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { ConfigError, describeError, SidecarlessError } from '../errors.js';
 import { ClusterRewrite } from './cluster-ddl.js';
-import { fillPlaceholders, migrationFileError, readMigrationFiles, type MigrationFile } from './migration-files.js';
+import { fillPlaceholders, migrationFileError, readMigrationFiles, statementText, type MigrationFile } from './migration-files.js';
 
 export const shippedMigrations = fileURLToPath(new URL('../../../../schemas/clickhouse/', import.meta.url));
 
@@ -33,6 +33,12 @@ export interface MigrateOptions {
   directory?: string;
   /** The cluster (clickhouse.cluster) to create the schema on, as cluster-ddl.ts says; unset: one server. */
   cluster?: string;
+  /**
+   * Also run the applied files' schema statements again, not recorded again (data statements, INSERT … SELECT,
+   * not): each can run twice (rule 3), and on a cluster they run ON CLUSTER, so a node added since gets every
+   * table the others have (`sidecarless init --reapply`).
+   */
+  reapply?: boolean;
 }
 
 export interface MigrateResult {
@@ -40,6 +46,8 @@ export interface MigrateResult {
   applied: string[];
   /** Versions recorded in the database that no file here has: a newer release migrated it. */
   newer: number[];
+  /** With `reapply`: the applied files whose schema statements ran again. */
+  reapplied?: string[];
 }
 
 interface Recorded {
@@ -50,7 +58,7 @@ interface Recorded {
 
 /** Brings `options.database` up to the last migration; returns what it applied. Throws naming the file at fault. */
 export async function migrate(client: ClickHouseClient, options: MigrateOptions): Promise<MigrateResult> {
-  const { database, ttlDays, directory = shippedMigrations, cluster } = options;
+  const { database, ttlDays, directory = shippedMigrations, cluster, reapply = false } = options;
   if (!IDENTIFIER.test(database)) throw new ConfigError('clickhouse.database', 'expected an identifier');
   if (cluster !== undefined && !IDENTIFIER.test(cluster)) throw new ConfigError('clickhouse.cluster', 'expected an identifier');
   if (!Number.isInteger(ttlDays) || ttlDays < 1) throw new ConfigError('clickhouse.ttlDays', 'expected a positive integer');
@@ -70,7 +78,7 @@ export async function migrate(client: ClickHouseClient, options: MigrateOptions)
   // Created only when missing: on a cluster each statement waits for every node, and a role's start must not
   // depend on every node being up when there is nothing to create (pending migrations do need them all).
   let recordsEngine = await engineOf(client, database, 'schema_migrations');
-  if (recordsEngine === undefined) {
+  if (recordsEngine === undefined || reapply) {
     const createDatabase = rewrite?.createDatabase(database) ?? `CREATE DATABASE IF NOT EXISTS ${database}`;
     await bookkeeping(`create the database ${database}`, () => client.command({ query: createDatabase, clickhouse_settings: ddlSettings }));
     // Plain MergeTree and types every supported version has (18.16: no DateTime64, LowCardinality or TTL). A version
@@ -95,8 +103,17 @@ export async function migrate(client: ClickHouseClient, options: MigrateOptions)
     if (record !== undefined) checkUnchanged(file, record, table, files.length);
     return record === undefined;
   });
-  for (const { file, sql } of pending) await applyOne(client, table, file, sql, files.length, ddlSettings);
-  return { applied: pending.map(({ file }) => file.name), newer: [...recorded.keys()].filter((version) => version > files.length) };
+  const reapplied: string[] = [];
+  for (const { file, sql } of statements) {
+    if (pending.some((entry) => entry.file === file)) await applyOne(client, table, file, sql, files.length, ddlSettings);
+    else if (reapply) {
+      const schema = sql.filter((statement) => !INSERT.test(statementText(statement)));
+      for (const statement of schema) await bookkeeping(`apply ${file.name} again`, () => client.command({ query: statement, clickhouse_settings: ddlSettings }));
+      reapplied.push(file.name);
+    }
+  }
+  const result: MigrateResult = { applied: pending.map(({ file }) => file.name), newer: [...recorded.keys()].filter((version) => version > files.length) };
+  return reapply ? { ...result, reapplied } : result;
 }
 
 /**
@@ -189,6 +206,8 @@ function checkUnchanged(file: MigrationFile, record: Recorded, table: string, la
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A data statement: it runs once, when its file is applied. */
+const INSERT = /^INSERT\b/i;
 
 function versionText(version: number): string {
   return String(version).padStart(4, '0');

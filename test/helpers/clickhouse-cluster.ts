@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { createClickHouse } from '../../src/common/clickhouse/client.js';
-import { clickHouseServerBinary, clickHouseServerConfig, clickHouseUsersConfig, makeClickHouseDirectories } from '../../src/lab/stack/clickhouse-server.js';
+import { answersQuery, clickHouseServerBinary, clickHouseServerConfig, clickHouseUsersConfig, makeClickHouseDirectories } from '../../src/lab/stack/clickhouse-server.js';
 import { localHost } from '../../src/lab/stack/endpoints.js';
 import { stackDir, waitFor } from '../../src/lab/stack/processes.js';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -61,13 +61,9 @@ export async function startClickHouseCluster(): Promise<ClickHouseClusterLab> {
   try {
     const zookeeperPort = await startZooKeeper(home, processes);
     const ports = await Promise.all(TOPOLOGY.map(async () => ({ http: await freePort(), tcp: await freePort(), interserver: await freePort() })));
-    const shards = [1, 2].map(
-      (shard) =>
-        `<shard><internal_replication>true</internal_replication>${TOPOLOGY.map((node, i) => ({ ...node, tcp: ports[i]!.tcp }))
-          .filter((node) => node.shard === shard)
-          .map((node) => `<replica><host>${localHost}</host><port>${node.tcp}</port></replica>`)
-          .join('')}</shard>`,
-    );
+    const replicasOf = (shard: number) =>
+      TOPOLOGY.map((node, i) => (node.shard === shard ? `<replica><host>${localHost}</host><port>${ports[i]!.tcp}</port></replica>` : '')).join('');
+    const shards = [1, 2].map((shard) => `<shard><internal_replication>true</internal_replication>${replicasOf(shard)}</shard>`);
     const usersFile = join(home, 'users.xml');
     writeFileSync(usersFile, clickHouseUsersConfig());
     for (const [i, { shard, replica }] of TOPOLOGY.entries()) {
@@ -89,7 +85,7 @@ export async function startClickHouseCluster(): Promise<ClickHouseClusterLab> {
       nodes.push({ shard, replica, url, client: await createClickHouse({ url, cluster: CLUSTER_NAME }), kill: () => kill(server) });
     }
     for (const node of nodes) {
-      await waitFor(async () => answers(node.url), { timeoutMs: readyTimeoutMs, what: `ClickHouse ${node.replica} at ${node.url} (log: ${join(home, node.replica, 'server.log')})` });
+      await waitFor(() => answersQuery(node.url), { timeoutMs: readyTimeoutMs, what: `ClickHouse ${node.replica} at ${node.url} (log: ${join(home, node.replica, 'server.log')})` });
     }
     return { nodes, stop };
   } catch (error) {
@@ -163,14 +159,5 @@ export async function syncReplicas(node: ClusterNode, database: string): Promise
   const result = await node.client.query({ query: `SELECT table FROM system.replicas WHERE database = '${database}'`, format: 'JSONEachRow' });
   for (const { table } of await result.json<{ table: string }>()) {
     await node.client.command({ query: `SYSTEM SYNC REPLICA ${database}.\`${table}\`` });
-  }
-}
-
-async function answers(url: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${url}/?query=${encodeURIComponent('SELECT 1')}`, { signal: AbortSignal.timeout(2000) });
-    return response.ok;
-  } catch {
-    return false;
   }
 }

@@ -134,8 +134,12 @@ export async function createClickHouse(options: ClickHouseOptions = {}): Promise
   const config: ClickHouseClientConfigOptions = { ...common, url: options.url };
   // On a cluster an insert into a Distributed table returns once its shard has the rows, not once the receiving
   // node queued them for sending: offsets are committed after the insert, and the shard's replicated table applies
-  // the batch's deduplication token then (the setting's older name, which every version since 2018 accepts).
-  if (options.cluster !== undefined) config.clickhouse_settings = { ...common.clickhouse_settings, insert_distributed_sync: 1 };
+  // the batch's deduplication token then (the setting's older name, which every version since 2018 accepts). An ON
+  // CLUSTER statement (the migrations) waits for every node: the server gives up first, naming the nodes that did
+  // not answer, where the client's 30 s request timeout could say only "Timeout error".
+  if (options.cluster !== undefined) {
+    config.clickhouse_settings = { ...common.clickhouse_settings, insert_distributed_sync: 1, distributed_ddl_task_timeout: '25' };
+  }
   if (options.username !== undefined) config.username = options.username;
   if (options.password !== undefined) config.password = options.password;
   if (tls !== undefined) config.tls = tlsOptions(options.url, tls);

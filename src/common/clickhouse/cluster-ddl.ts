@@ -23,7 +23,7 @@
  * every change), and INSERT … SELECT (unchanged: it reads and writes through the Distributed tables). The rules
  * match on the statement with its quoted text blanked, so a comment string never looks like SQL.
  */
-import { migrationFileError, quotedEnd, statementText, type MigrationFile } from './migration-files.js';
+import { migrationFileError, quotedEnd, strippedStatement, type MigrationFile } from './migration-files.js';
 
 const LOCAL_SUFFIX = '_local';
 
@@ -45,27 +45,12 @@ const SHARD_REPLICA = "'/clickhouse/tables/{shard}/{database}/{table}', '{replic
 /** The migrations' own records live on every node: one path for the whole cluster, one replica per node. */
 const EVERY_NODE_REPLICA = "'/clickhouse/tables/all/{database}/{table}', '{shard}-{replica}'";
 
-/**
- * SQL with its quoted text blanked, beside the original: `mask` has the same length, its strings' and quoted names'
- * contents replaced by spaces, so a position found in it is the position in `sql`.
- */
+/** A statement's text beside its mask (migration-files.ts strippedStatement), sliced alike. */
 class Masked {
-  readonly mask: string;
-
-  constructor(readonly sql: string) {
-    let mask = '';
-    for (let i = 0; i < sql.length; i++) {
-      const c = sql[i]!;
-      if (c !== "'" && c !== '"' && c !== '`') {
-        mask += c;
-        continue;
-      }
-      const end = Math.min(quotedEnd(sql, i), sql.length - 1);
-      mask += c + ' '.repeat(Math.max(0, end - i - 1)) + (end > i ? sql[end] : '');
-      i = end;
-    }
-    this.mask = mask;
-  }
+  constructor(
+    readonly sql: string,
+    readonly mask: string,
+  ) {}
 
   /** The text from `start` (a position in the mask) on. */
   from(start: number): Masked {
@@ -73,10 +58,7 @@ class Masked {
   }
 
   slice(start: number, end: number): Masked {
-    const part = Object.create(Masked.prototype) as { sql: string; mask: string };
-    part.sql = this.sql.slice(start, end);
-    part.mask = this.mask.slice(start, end);
-    return part as Masked;
+    return new Masked(this.sql.slice(start, end), this.mask.slice(start, end));
   }
 }
 
@@ -103,7 +85,8 @@ export class ClusterRewrite {
 
   /** The statements (templates, placeholders unfilled) that stand for one file's, in the order they must run. */
   statements(file: MigrationFile): string[] {
-    const statement = new Masked(statementText(file.text));
+    const stripped = strippedStatement(file.text);
+    const statement = new Masked(stripped.sql, stripped.mask);
     const { mask } = statement;
     if (ON_CLUSTER.test(mask)) throw refusal(file, 'it says ON CLUSTER itself: write the single-server statement, cluster mode adds it');
     let match: RegExpExecArray | null;

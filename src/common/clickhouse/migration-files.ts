@@ -73,25 +73,34 @@ export function fillPlaceholders(file: MigrationFile, values: Readonly<Record<st
 }
 
 /**
- * The statement without its comments (each replaced by one space) and without the final `;`: what the cluster
- * rewrite (cluster-ddl.ts) reads, so words in a comment never look like SQL. Strings and quoted names are kept.
+ * The statement without its comments (each replaced by one space) and without the final `;`, and beside it its
+ * mask: the same text with the contents of its strings and quoted names blanked, of the same length, so a position
+ * found in the mask is the position in the text. What the cluster rewrite (cluster-ddl.ts) reads, so that words in
+ * a comment or a string never look like SQL.
  */
-export function statementText(sql: string): string {
-  let out = '';
-  for (let i = 0; i < sql.length; i++) {
-    const comment = commentEnd(sql, i);
+export function strippedStatement(text: string): { sql: string; mask: string } {
+  let sql = '';
+  let mask = '';
+  for (let i = 0; i < text.length; i++) {
+    const comment = commentEnd(text, i);
     if (comment !== undefined) {
-      out += ' ';
+      sql += ' ';
+      mask += ' ';
       i = comment;
-    } else if (sql[i] === "'" || sql[i] === '"' || sql[i] === '`') {
-      const end = quotedEnd(sql, i);
-      out += sql.slice(i, end + 1);
+    } else if (text[i] === "'" || text[i] === '"' || text[i] === '`') {
+      const end = Math.min(quotedEnd(text, i), text.length - 1);
+      const quoted = text.slice(i, end + 1);
+      sql += quoted;
+      mask += quoted.length < 2 ? quoted : quoted[0] + ' '.repeat(quoted.length - 2) + quoted.at(-1);
       i = end;
     } else {
-      out += sql[i];
+      sql += text[i];
+      mask += text[i];
     }
   }
-  return out.trim().replace(/;$/, '').trim();
+  const trimmed = sql.trim().replace(/;$/, '').trim();
+  const start = sql.length - sql.trimStart().length;
+  return { sql: trimmed, mask: mask.slice(start, start + trimmed.length) };
 }
 
 /**

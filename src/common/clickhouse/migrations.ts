@@ -19,10 +19,10 @@
  * migrations add to the schema, so an older release keeps working beside them, and a rollback must be able to start.
  */
 import { fileURLToPath } from 'node:url';
-import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
+import type { ClickHouseClient } from '@clickhouse/client';
 import { ConfigError, describeError, SidecarlessError } from '../errors.js';
 import { ClusterRewrite } from './cluster-ddl.js';
-import { fillPlaceholders, migrationFileError, readMigrationFiles, statementText, type MigrationFile } from './migration-files.js';
+import { fillPlaceholders, migrationFileError, readMigrationFiles, strippedStatement, type MigrationFile } from './migration-files.js';
 
 export const shippedMigrations = fileURLToPath(new URL('../../../../schemas/clickhouse/', import.meta.url));
 
@@ -64,9 +64,6 @@ export async function migrate(client: ClickHouseClient, options: MigrateOptions)
   if (!Number.isInteger(ttlDays) || ttlDays < 1) throw new ConfigError('clickhouse.ttlDays', 'expected a positive integer');
   const files = readMigrationFiles(directory);
   const rewrite = cluster === undefined ? undefined : new ClusterRewrite(cluster);
-  // An ON CLUSTER statement waits for every node; the server gives up (naming the nodes that did not answer) before
-  // the client's 30 s request timeout would, which could say only "Timeout error".
-  const ddlSettings: ClickHouseSettings | undefined = cluster === undefined ? undefined : { distributed_ddl_task_timeout: '25' };
   // Every file filled in (and rewritten for a cluster) before ClickHouse is touched: a bad placeholder or statement
   // in a later file stops nothing half way.
   const values = { database, ttl_days: String(ttlDays) };
@@ -80,14 +77,14 @@ export async function migrate(client: ClickHouseClient, options: MigrateOptions)
   let recordsEngine = await engineOf(client, database, 'schema_migrations');
   if (recordsEngine === undefined || reapply) {
     const createDatabase = rewrite?.createDatabase(database) ?? `CREATE DATABASE IF NOT EXISTS ${database}`;
-    await bookkeeping(`create the database ${database}`, () => client.command({ query: createDatabase, clickhouse_settings: ddlSettings }));
+    await bookkeeping(`create the database ${database}`, () => client.command({ query: createDatabase }));
     // Plain MergeTree and types every supported version has (18.16: no DateTime64, LowCardinality or TTL). A version
     // that two processes recorded at once stays visible as two rows (or one, when a replicated table takes the second
     // for a repeat), which readRecorded accepts when they agree and refuses when they do not; a ReplacingMergeTree
     // could merge a disagreement away unseen.
     const columns = 'version UInt32, name String, checksum String, applied_at DateTime';
     const createTable = rewrite?.createMigrationsTable(table, columns, 'version') ?? `CREATE TABLE IF NOT EXISTS ${table} (${columns}) ENGINE = MergeTree ORDER BY version`;
-    await bookkeeping(`create ${table}`, () => client.command({ query: createTable, clickhouse_settings: ddlSettings }));
+    await bookkeeping(`create ${table}`, () => client.command({ query: createTable }));
     recordsEngine = await engineOf(client, database, 'schema_migrations');
     if (recordsEngine === undefined) {
       throw new SidecarlessError(
@@ -98,21 +95,25 @@ export async function migrate(client: ClickHouseClient, options: MigrateOptions)
   }
   checkLayout(recordsEngine, database, cluster);
   const recorded = await readRecorded(client, table);
-  const pending = statements.filter(({ file }) => {
+  // Every applied file unchanged before anything runs.
+  for (const { file } of statements) {
     const record = recorded.get(file.version);
     if (record !== undefined) checkUnchanged(file, record, table, files.length);
-    return record === undefined;
-  });
+  }
+  const applied: string[] = [];
   const reapplied: string[] = [];
   for (const { file, sql } of statements) {
-    if (pending.some((entry) => entry.file === file)) await applyOne(client, table, file, sql, files.length, ddlSettings);
-    else if (reapply) {
-      const schema = sql.filter((statement) => !INSERT.test(statementText(statement)));
-      for (const statement of schema) await bookkeeping(`apply ${file.name} again`, () => client.command({ query: statement, clickhouse_settings: ddlSettings }));
+    if (!recorded.has(file.version)) {
+      await applyOne(client, table, file, sql, files.length);
+      applied.push(file.name);
+    } else if (reapply) {
+      for (const statement of sql.filter((text) => !INSERT.test(strippedStatement(text).sql))) {
+        await bookkeeping(`apply ${file.name} again`, () => client.command({ query: statement }));
+      }
       reapplied.push(file.name);
     }
   }
-  const result: MigrateResult = { applied: pending.map(({ file }) => file.name), newer: [...recorded.keys()].filter((version) => version > files.length) };
+  const result: MigrateResult = { applied, newer: [...recorded.keys()].filter((version) => version > files.length) };
   return reapply ? { ...result, reapplied } : result;
 }
 
@@ -125,17 +126,10 @@ export async function migrate(client: ClickHouseClient, options: MigrateOptions)
  * still pass the re-read before either writes: that leaves two equal rows, which readRecorded accepts. The
  * embedded engine holds its data directory for one process, so only servers meet this.
  */
-async function applyOne(
-  client: ClickHouseClient,
-  table: string,
-  file: MigrationFile,
-  statements: string[],
-  lastFile: number,
-  ddlSettings: ClickHouseSettings | undefined,
-): Promise<void> {
+async function applyOne(client: ClickHouseClient, table: string, file: MigrationFile, statements: string[], lastFile: number): Promise<void> {
   let failure: unknown;
   try {
-    for (const sql of statements) await client.command({ query: sql, clickhouse_settings: ddlSettings });
+    for (const sql of statements) await client.command({ query: sql });
   } catch (error) {
     failure = error;
   }

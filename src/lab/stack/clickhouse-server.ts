@@ -112,9 +112,10 @@ export function clickHouseServerBinary(): string {
   return found;
 }
 
-async function answersQuery(): Promise<boolean> {
+/** Whether the server at `url` answers SELECT 1 over HTTP. */
+export async function answersQuery(url: string): Promise<boolean> {
   try {
-    const response = await fetch(`${localClickHouseUrl}/?query=${encodeURIComponent('SELECT 1')}`, { signal: AbortSignal.timeout(2000) });
+    const response = await fetch(`${url}/?query=${encodeURIComponent('SELECT 1')}`, { signal: AbortSignal.timeout(2000) });
     return response.ok && (await response.text()) === '1\n';
   } catch {
     return false;
@@ -140,7 +141,7 @@ export const clickHouseServer: StackService = {
       await waitFor(
         async () => {
           if (runningPid(name, configFile) === undefined) throw new Error('the ClickHouse process exited during start-up');
-          return answersQuery();
+          return answersQuery(localClickHouseUrl);
         },
         { timeoutMs: readyTimeoutMs, what: `ClickHouse at ${localClickHouseUrl} to answer SELECT 1` },
       );

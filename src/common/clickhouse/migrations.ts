@@ -46,7 +46,7 @@ export interface MigrateResult {
   applied: string[];
   /** Versions recorded in the database that no file here has: a newer release migrated it. */
   newer: number[];
-  /** With `reapply`: the applied files whose schema statements ran again. */
+  /** With `reapply`: the applied files gone through again (their schema statements ran; a data-only file runs none). */
   reapplied?: string[];
 }
 

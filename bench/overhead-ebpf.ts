@@ -23,7 +23,7 @@ import { createKafka } from '../src/common/kafka/client.js';
 import type { Logger } from '../src/common/logger.js';
 import type { CollectorStats } from '../src/collector/collector.js';
 import { PinDirectory } from '../src/ebpf/pins.js';
-import { programStatsOfPins } from '../src/ebpf/stats.js';
+import { programStatsOfPins, type ProgramStats } from '../src/ebpf/stats.js';
 import { PolicyTopic } from '../src/enforcer/policy-topic.js';
 import { parsePolicies } from '../src/events/networkpolicy/document.js';
 import { topicSpecs } from '../src/events/topics.js';
@@ -55,10 +55,17 @@ export interface EbpfStackOptions {
 export interface EbpfStack {
   /** Collector, enforcer and enricher, each by its cgroup. */
   readonly components: Component[];
-  /** The in-kernel run time of the collector's and the enforcer's programs so far, ns. */
-  bpfRunNs(): bigint;
+  /** The in-kernel run time of the collector's and the enforcer's programs so far, ns, by program name. */
+  bpfRunNs(): Map<string, bigint>;
   /** The collector's counts of HTTP events, taken at its orderly stop. */
   stop(): Promise<CollectorStats>;
+}
+
+/** Run time by program name (a name pinned twice, as during an upgrade, sums both). */
+function runNsByProgram(programs: ProgramStats[]): Map<string, bigint> {
+  const byName = new Map<string, bigint>();
+  for (const program of programs) byName.set(program.name, (byName.get(program.name) ?? 0n) + program.runTimeNs);
+  return byName;
 }
 
 /** The policy set: both pods isolated, the bench's traffic allowed by one rule per direction. */
@@ -168,7 +175,7 @@ export async function startEbpfStack(options: EbpfStackOptions): Promise<EbpfSta
       { name: 'enforcer', cgroup: enforcer.cgroup },
       { name: 'enricher', cgroup: enricher.cgroup },
     ],
-    bpfRunNs: () => [...programStatsOfPins(pins.collector).values(), ...programStatsOfPins(pins.enforcer).values()].reduce((sum, program) => sum + program.runTimeNs, 0n),
+    bpfRunNs: () => runNsByProgram([...programStatsOfPins(pins.collector).values(), ...programStatsOfPins(pins.enforcer).values()]),
     async stop() {
       const http = await collector.stop('http');
       await Promise.all([enricher.stop(), enforcer.stop()]);

@@ -14,10 +14,10 @@ export interface Component {
   cgroup: Cgroup;
 }
 
-/** The components measured in a mode, and where its BPF programs' run time comes from (ebpf mode only). */
+/** The components measured in a mode, and where its BPF programs' run time (ns so far, by program name) comes from (ebpf mode only). */
 export interface Meter {
   components: readonly Component[];
-  bpfRunNs?: () => bigint;
+  bpfRunNs?: () => ReadonlyMap<string, bigint>;
 }
 
 export const BPF = 'bpf programs';
@@ -25,14 +25,14 @@ export const BPF = 'bpf programs';
 export interface Sample {
   atMs: number;
   cpuUsec: Map<string, number>;
-  bpfRunNs: bigint;
+  bpfRunNs: ReadonlyMap<string, bigint>;
 }
 
 export function sample(meter: Meter): Sample {
   return {
     atMs: Date.now(),
     cpuUsec: new Map(meter.components.map((component) => [component.name, cgroupCpuUsec(component.cgroup)])),
-    bpfRunNs: meter.bpfRunNs?.() ?? 0n,
+    bpfRunNs: meter.bpfRunNs?.() ?? new Map(),
   };
 }
 
@@ -40,9 +40,20 @@ export function sample(meter: Meter): Sample {
 export function coresBetween(meter: Meter, from: Sample, to: Sample, seconds: number): Record<string, number> {
   const cores: Record<string, number> = {};
   for (const [name, usec] of to.cpuUsec) cores[name] = round((usec - from.cpuUsec.get(name)!) / 1e6 / seconds, 4);
-  if (meter.bpfRunNs) cores[BPF] = round(Number(to.bpfRunNs - from.bpfRunNs) / 1e9 / seconds, 4);
+  if (meter.bpfRunNs) cores[BPF] = round(Number(totalNs(to.bpfRunNs) - totalNs(from.bpfRunNs)) / 1e9 / seconds, 4);
   return cores;
 }
+
+/**
+ * Cores of each BPF program between two samples, per `seconds`, the costliest first: where the BPF programs' part
+ * goes. A program pinned only after `from` counts from zero.
+ */
+export function programCoresBetween(from: Sample, to: Sample, seconds: number): Record<string, number> {
+  const cores = [...to.bpfRunNs].map(([name, ns]) => [name, round(Number(ns - (from.bpfRunNs.get(name) ?? 0n)) / 1e9 / seconds, 6)] as const);
+  return Object.fromEntries(cores.sort(([, a], [, b]) => b - a));
+}
+
+const totalNs = (byProgram: ReadonlyMap<string, bigint>) => [...byProgram.values()].reduce((sum, ns) => sum + ns, 0n);
 
 /** Peak RSS of each component's processes, MB, while they still run. */
 export function memoryMegabytes(meter: Meter): Record<string, number> {

@@ -28,6 +28,8 @@ export interface Window {
   load: LoadResult;
   /** Cores per component (and BPF programs) over the window. */
   cores: Record<string, number>;
+  /** Cores of each BPF program (ebpf mode), the costliest first: what `cores['bpf programs']` is made of. */
+  bpf_program_cores?: Record<string, number>;
 }
 
 export interface Counts {
@@ -105,6 +107,8 @@ interface Summary {
   mesh_cores: number;
   mesh_cores_per_1000_rps: number;
   total_cores_per_1000_rps: number;
+  /** Run time of each BPF program per request, ns, the costliest first (ebpf mode; null in the others). */
+  bpf_ns_per_request: Record<string, number> | null;
   memory_mb: Record<string, number>;
   mesh_memory_mb: number;
   exact: boolean;
@@ -132,6 +136,7 @@ function summarize(run: ModeRun, baseline: ModeRun | undefined): Summary[] {
       mesh_cores: meshCores,
       mesh_cores_per_1000_rps: per1000(meshCores),
       total_cores_per_1000_rps: per1000(sum(Object.entries(window.cores).filter(([name]) => name !== 'bpf programs').map(([, cores]) => cores))),
+      bpf_ns_per_request: window.bpf_program_cores ? Object.fromEntries(Object.entries(window.bpf_program_cores).map(([name, cores]) => [name, round((cores * 1e9) / window.load.achieved_per_s, 1)])) : null,
       memory_mb: run.memory_mb,
       mesh_memory_mb: round(sum(mesh(run.memory_mb).map(([, mb]) => mb)), 1),
       exact: run.exact,

@@ -12,6 +12,8 @@ import { bpf, libcCalls } from './native.js';
 const BPF_STATS_RUN_TIME = 0;
 
 export interface ProgramStats {
+  /** The pin's file name, which is the program's name (src/ebpf/installation.ts); '' for a program found by its fd (fdinfo names none). */
+  name: string;
   runTimeNs: bigint;
   runCount: bigint;
   /** Runs skipped because a tracing program was already running on that CPU (see PLATFORM.md). */
@@ -44,7 +46,7 @@ export function programStatsOfProcess(pid: number): Map<number, ProgramStats> {
     } catch {
       continue; // closed meanwhile
     }
-    addProgram(programs, info);
+    addProgram(programs, info, '');
   }
   return programs;
 }
@@ -61,7 +63,7 @@ export function programStatsOfPins(directory: string): Map<number, ProgramStats>
     const fd = bpf.objGet(path.join(directory, entry)) as number;
     if (fd < 0) continue; // unpinned meanwhile
     try {
-      addProgram(programs, fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+      addProgram(programs, fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'), path.basename(entry));
     } finally {
       libcCalls.close(fd);
     }
@@ -70,7 +72,7 @@ export function programStatsOfPins(directory: string): Map<number, ProgramStats>
 }
 
 /** One program's counters from its fdinfo text. */
-function addProgram(programs: Map<number, ProgramStats>, info: string): void {
-  const field = (name: string) => BigInt(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(info)?.[1] ?? 0);
-  programs.set(Number(field('prog_id')), { runTimeNs: field('run_time_ns'), runCount: field('run_cnt'), recursionMisses: field('recursion_misses') });
+function addProgram(programs: Map<number, ProgramStats>, info: string, name: string): void {
+  const field = (key: string) => BigInt(new RegExp(`^${key}:\\s+(\\d+)$`, 'm').exec(info)?.[1] ?? 0);
+  programs.set(Number(field('prog_id')), { name, runTimeNs: field('run_time_ns'), runCount: field('run_cnt'), recursionMisses: field('recursion_misses') });
 }

@@ -14,12 +14,13 @@ function load(achieved: number, p99: number): LoadResult {
   return { requests: achieved, answered: achieved, errors: 0, seconds: 1, achieved_per_s: achieved, connections: 16, latency_us: latency, service_us: latency, max_rss_kb: 10_240 };
 }
 
-function modeRun(mode: Mode, p99: number, cores: Record<string, number>, memory: Record<string, number>): ModeRun {
+function modeRun(mode: Mode, p99: number, cores: Record<string, number>, memory: Record<string, number>, programs?: Record<string, number>): ModeRun {
+  const perProgram = programs && { bpf_program_cores: programs };
   return {
     mode,
     windows: [
-      { label: '1000', offered_per_s: 1000, load: load(1000, p99), cores },
-      { label: 'max', offered_per_s: 4000, load: load(4000, p99), cores },
+      { label: '1000', offered_per_s: 1000, load: load(1000, p99), cores, ...perProgram },
+      { label: 'max', offered_per_s: 4000, load: load(4000, p99), cores, ...perProgram },
     ],
     memory_mb: memory,
     counts: { requests: 5000, server_access_log: 5000 },
@@ -44,7 +45,7 @@ describe('bench overhead: counts', () => {
 describe('bench overhead: report', () => {
   const runs = [
     modeRun('baseline', 100, { 'load generator': 0.2, server: 0.05 }, { 'load generator': 10, server: 7 }),
-    modeRun('ebpf', 110, { 'load generator': 0.2, server: 0.05, collector: 0.01, enforcer: 0.002, enricher: 0.006, 'bpf programs': 0.002 }, { 'load generator': 10, server: 7, collector: 90, enforcer: 90, enricher: 300 }),
+    modeRun('ebpf', 110, { 'load generator': 0.2, server: 0.05, collector: 0.01, enforcer: 0.002, enricher: 0.006, 'bpf programs': 0.002 }, { 'load generator': 10, server: 7, collector: 90, enforcer: 90, enricher: 300 }, { http_enter_write: 0.0015, policy_ingress: 0.0005 }),
     modeRun('sidecar', 400, { 'load generator': 0.2, server: 0.05, 'client proxy': 0.1, 'server proxy': 0.1 }, { 'load generator': 10, server: 7, 'client proxy': 15, 'server proxy': 15 }),
   ];
   const info = { run_id: 'overhead-test', started_at: new Date('2026-12-01T12:00:00Z'), host: 'h', load_average: [1, 1, 1], proxy: 'HAProxy 2.6.12', seconds: 1, connections: 16 };
@@ -59,6 +60,15 @@ describe('bench overhead: report', () => {
     assert.equal(ebpf.total_cores_per_1000_rps, 0.268, 'BPF run time is not added to the total: it is already in the cgroups');
     assert.equal(ebpf.mesh_memory_mb, 480);
     assert.equal(json.rates.find((s) => s.mode === 'sidecar' && s.rate === 'max')!.mesh_cores_per_1000_rps, 0.05);
+  });
+
+  it('says what each BPF program costs per request, in the ebpf mode only', () => {
+    const at = (mode: Mode, rate: string) => json.rates.find((s) => s.mode === mode && s.rate === rate)!.bpf_ns_per_request;
+    // 0.0015 cores = 1.5 ms of run time per second: 1,500 ns per request at 1,000/s, 375 at 4,000/s.
+    assert.deepEqual(at('ebpf', '1000'), { http_enter_write: 1500, policy_ingress: 500 });
+    assert.deepEqual(at('ebpf', 'max'), { http_enter_write: 375, policy_ingress: 125 });
+    assert.equal(at('baseline', '1000'), null);
+    assert.equal(at('sidecar', '1000'), null);
   });
 
   it('states the ratios and judges the floors against the sidecar', () => {

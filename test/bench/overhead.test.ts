@@ -133,6 +133,7 @@ interface Summary {
   cores: Record<string, number>;
   cores_per_1000_rps: Record<string, number>;
   mesh_cores_per_1000_rps: number;
+  bpf_ns_per_request: Record<string, number> | null;
   memory_mb: Record<string, number>;
   mesh_memory_mb: number;
   exact: boolean;
@@ -199,6 +200,18 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
       assert.deepEqual(Object.keys(s.memory_mb).sort(), COMPONENTS[s.mode]!.filter((c) => c !== 'bpf programs').sort(), `${s.mode}: memory per component`);
       for (const [component, mb] of Object.entries(s.memory_mb)) assert.ok(mb > 1 && mb < 2_000, `${s.mode}: ${component} peak RSS ${mb} MB`);
       assert.equal(s.exact, true, `${s.mode}: exact counts`);
+    }
+    // Where the BPF programs' part goes: every program that ran, per request, adding up to the part.
+    for (const s of line.rates) {
+      if (s.mode !== 'ebpf') {
+        assert.equal(s.bpf_ns_per_request, null, `${s.mode}: no BPF programs`);
+        continue;
+      }
+      const programs = s.bpf_ns_per_request!;
+      for (const name of ['http_enter_write', 'http_exit_write', 'http_enter_read', 'http_exit_read', 'policy_ingress']) assert.ok(programs[name]! > 0, `${name} ran: ${JSON.stringify(programs)}`);
+      const perRequestNs = (s.cores['bpf programs']! * 1e9) / s.achieved_per_s;
+      const summed = Object.values(programs).reduce((sum, ns) => sum + ns, 0);
+      assert.ok(Math.abs(summed - perRequestNs) <= 0.01 * perRequestNs + 50, `programs sum to ${summed} ns per request, the part is ${perRequestNs}`);
     }
     assert.deepEqual(line.rates[0]!.added_latency_us, { p50: 0, p90: 0, p99: 0, p999: 0 }, 'the baseline adds nothing to itself');
     assert.equal(line.rates[0]!.mesh_cores_per_1000_rps, 0);

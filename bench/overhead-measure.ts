@@ -7,7 +7,7 @@
  * cgroup v2 here).
  */
 import type { Cgroup } from '../src/ebpf/cgroup.js';
-import { cgroupCpuUsec, cgroupPeakRssMegabytes, round } from '../src/lab/usage.js';
+import { cgroupCpuUsec, cgroupPeakRssMegabytes, cgroupThreadCpuSeconds, round } from '../src/lab/usage.js';
 
 export interface Component {
   name: string;
@@ -25,6 +25,8 @@ export const BPF = 'bpf programs';
 export interface Sample {
   atMs: number;
   cpuUsec: Map<string, number>;
+  /** Per component, its threads' CPU seconds so far, by thread (cgroupThreadCpuSeconds). */
+  threadCpuSeconds: Map<string, Map<string, number>>;
   bpfRunNs: ReadonlyMap<string, bigint>;
 }
 
@@ -32,6 +34,7 @@ export function sample(meter: Meter): Sample {
   return {
     atMs: Date.now(),
     cpuUsec: new Map(meter.components.map((component) => [component.name, cgroupCpuUsec(component.cgroup)])),
+    threadCpuSeconds: new Map(meter.components.map((component) => [component.name, cgroupThreadCpuSeconds(component.cgroup)])),
     bpfRunNs: meter.bpfRunNs?.() ?? new Map(),
   };
 }
@@ -41,6 +44,22 @@ export function coresBetween(meter: Meter, from: Sample, to: Sample, seconds: nu
   const cores: Record<string, number> = {};
   for (const [name, usec] of to.cpuUsec) cores[name] = round((usec - from.cpuUsec.get(name)!) / 1e6 / seconds, 4);
   if (meter.bpfRunNs) cores[BPF] = round(Number(totalNs(to.bpfRunNs) - totalNs(from.bpfRunNs)) / 1e9 / seconds, 4);
+  return cores;
+}
+
+/**
+ * Cores of each component's threads between two samples, per `seconds`, by thread, the costliest first: where a
+ * component's cores go (its JavaScript, the embedded engine's merges and inserts). Threads that ended before the
+ * second sample are missing, so a component's threads may sum to less than its cores, never more, and a component whose processes all ended (the load generator's, one per load) is left out.
+ */
+export function threadCoresBetween(from: Sample, to: Sample, seconds: number): Record<string, Record<string, number>> {
+  const cores: Record<string, Record<string, number>> = {};
+  for (const [component, threads] of to.threadCpuSeconds) {
+    const before = from.threadCpuSeconds.get(component);
+    const used = [...threads].map(([thread, cpuSeconds]) => [thread, round(Math.max(0, cpuSeconds - (before?.get(thread) ?? 0)) / seconds, 4)] as const);
+    const busy = used.filter(([, threadCores]) => threadCores > 0).sort(([, a], [, b]) => b - a);
+    if (busy.length > 0) cores[component] = Object.fromEntries(busy);
+  }
   return cores;
 }
 

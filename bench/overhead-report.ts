@@ -28,6 +28,8 @@ export interface Window {
   load: LoadResult;
   /** Cores per component (and BPF programs) over the window. */
   cores: Record<string, number>;
+  /** Per component, the cores of its threads by thread, the costliest first (threadCoresBetween). */
+  thread_cores: Record<string, Record<string, number>>;
   /** Cores of each BPF program (ebpf mode), the costliest first: what `cores['bpf programs']` is made of. */
   bpf_program_cores?: Record<string, number>;
 }
@@ -107,6 +109,8 @@ interface Summary {
   mesh_cores: number;
   mesh_cores_per_1000_rps: number;
   total_cores_per_1000_rps: number;
+  /** Per component, its threads' cores per 1,000 requests/s by thread, the costliest first: where its cores go. */
+  thread_cores_per_1000_rps: Record<string, Record<string, number>>;
   /** Run time of each BPF program per request, ns, the costliest first (ebpf mode; null in the others). */
   bpf_ns_per_request: Record<string, number> | null;
   memory_mb: Record<string, number>;
@@ -136,6 +140,7 @@ function summarize(run: ModeRun, baseline: ModeRun | undefined): Summary[] {
       mesh_cores: meshCores,
       mesh_cores_per_1000_rps: per1000(meshCores),
       total_cores_per_1000_rps: per1000(sum(Object.entries(window.cores).filter(([name]) => name !== 'bpf programs').map(([, cores]) => cores))),
+      thread_cores_per_1000_rps: Object.fromEntries(Object.entries(window.thread_cores).map(([component, threads]) => [component, Object.fromEntries(Object.entries(threads).map(([thread, cores]) => [thread, per1000(cores)]))])),
       bpf_ns_per_request: window.bpf_program_cores ? Object.fromEntries(Object.entries(window.bpf_program_cores).map(([name, cores]) => [name, round((cores * 1e9) / window.load.achieved_per_s, 1)])) : null,
       memory_mb: run.memory_mb,
       mesh_memory_mb: round(sum(mesh(run.memory_mb).map(([, mb]) => mb)), 1),

@@ -48,7 +48,7 @@ import type { Pod } from '../src/lab/pods.js';
 import { waitFor } from '../src/lab/stack/processes.js';
 import { buildLoadGenerator, runLoad, searchSustainable, startNginx, type LoadResult } from './http-live-traffic.js';
 import { startEbpfStack, type EbpfStack } from './overhead-ebpf.js';
-import { coresBetween, memoryMegabytes, programCoresBetween, sample, type Component, type Meter } from './overhead-measure.js';
+import { coresBetween, memoryMegabytes, programCoresBetween, sample, threadCoresBetween, type Component, type Meter } from './overhead-measure.js';
 import { exactCounts, MODES, report, type Counts, type Mode, type ModeRun, type RunInfo, type Window } from './overhead-report.js';
 import { startNodeProxy, startSidecar, type MeshProxy } from './overhead-proxy.js';
 import { Undo } from './undo.js';
@@ -183,7 +183,8 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
       await sleep(TAIL_MS);
       const after = sample(meter);
       const cores = coresBetween(meter, before, after, result.seconds);
-      return { label, offered_per_s: rate, load: result, cores, ...(meter.bpfRunNs && { bpf_program_cores: programCoresBetween(before, after, result.seconds) }) };
+      const threadCores = threadCoresBetween(before, after, result.seconds);
+      return { label, offered_per_s: rate, load: result, cores, thread_cores: threadCores, ...(meter.bpfRunNs && { bpf_program_cores: programCoresBetween(before, after, result.seconds) }) };
     };
     const windows: Window[] = [];
     let search: ModeRun['search'];

@@ -4,7 +4,7 @@
  * of the BPF programs it holds or pinned (../ebpf/stats.ts; needs run-time statistics on), memory from
  * /proc/<pid>/status.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Cgroup } from '../ebpf/cgroup.js';
 import { programStatsOfPins, programStatsOfProcess } from '../ebpf/stats.js';
 
@@ -35,6 +35,38 @@ export interface Usage {
 /** CPU time (user + system) of every process that ran in the cgroup and its descendants, in µs. */
 export function cgroupCpuUsec(cgroup: Cgroup): number {
   return Number(/^usage_usec (\d+)$/m.exec(readFileSync(`${cgroup.path}/cpu.stat`, 'utf8'))?.[1]);
+}
+
+/**
+ * CPU time (seconds) of the threads of the processes in the cgroup now, by thread: each process's main thread as
+ * `main thread`, the others by their name (comm), summed over the threads of that name. Where a process's CPU goes:
+ * a Node role's JavaScript runs on its main thread, the embedded ClickHouse engine's work on threads it names
+ * (MergeMutate: merges; ThreadPool: queries and inserts). From each thread's schedstat, the nanoseconds it ran as the
+ * scheduler charged them (to its cgroup's cpu.stat too), not /proc's utime and stime, which are cut to 10 ms ticks.
+ * Threads that ended are not counted, nor processes that ended; the cgroup's cpu.stat holds them all.
+ */
+export function cgroupThreadCpuSeconds(cgroup: Cgroup): Map<string, number> {
+  const byThread = new Map<string, number>();
+  for (const pid of readFileSync(`${cgroup.path}/cgroup.procs`, 'utf8').split('\n').filter(Boolean)) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // exited since the list was read
+    }
+    for (const tid of tids) {
+      let ranNs: number;
+      let name: string;
+      try {
+        ranNs = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+        name = tid === pid ? 'main thread' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trimEnd();
+      } catch {
+        continue; // ended meanwhile
+      }
+      byThread.set(name, (byThread.get(name) ?? 0) + ranNs / 1e9);
+    }
+  }
+  return byThread;
 }
 
 export function sampleUsage(agent: MeasuredProcess): UsageSample {

@@ -16,11 +16,13 @@ function load(achieved: number, p99: number): LoadResult {
 
 function modeRun(mode: Mode, p99: number, cores: Record<string, number>, memory: Record<string, number>, programs?: Record<string, number>): ModeRun {
   const perProgram = programs && { bpf_program_cores: programs };
+  // Each component's cores as its main thread's (the split's arithmetic is what is tested, below).
+  const threads = Object.fromEntries(Object.entries(cores).filter(([name]) => name !== 'bpf programs' && name !== 'load generator').map(([name, used]) => [name, { 'main thread': used }]));
   return {
     mode,
     windows: [
-      { label: '1000', offered_per_s: 1000, load: load(1000, p99), cores, ...perProgram },
-      { label: 'max', offered_per_s: 4000, load: load(4000, p99), cores, ...perProgram },
+      { label: '1000', offered_per_s: 1000, load: load(1000, p99), cores, thread_cores: threads, ...perProgram },
+      { label: 'max', offered_per_s: 4000, load: load(4000, p99), cores, thread_cores: threads, ...perProgram },
     ],
     memory_mb: memory,
     counts: { requests: 5000, server_access_log: 5000 },
@@ -69,6 +71,12 @@ describe('bench overhead: report', () => {
     assert.deepEqual(at('ebpf', 'max'), { http_enter_write: 375, policy_ingress: 125 });
     assert.equal(at('baseline', '1000'), null);
     assert.equal(at('sidecar', '1000'), null);
+  });
+
+  it('says where each component\'s cores go, by thread, per 1,000 requests/s', () => {
+    const max = json.rates.find((s) => s.mode === 'ebpf' && s.rate === 'max')!;
+    assert.deepEqual(max.thread_cores_per_1000_rps.enricher, { 'main thread': 0.0015 }, '0.006 cores at 4,000/s');
+    assert.deepEqual(Object.keys(max.thread_cores_per_1000_rps).sort(), ['collector', 'enforcer', 'enricher', 'server']);
   });
 
   it('states the ratios and judges the floors against the sidecar', () => {

@@ -134,6 +134,7 @@ interface Summary {
   cores_per_1000_rps: Record<string, number>;
   mesh_cores_per_1000_rps: number;
   bpf_ns_per_request: Record<string, number> | null;
+  thread_cores_per_1000_rps: Record<string, Record<string, number>>;
   memory_mb: Record<string, number>;
   mesh_memory_mb: number;
   exact: boolean;
@@ -201,6 +202,23 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
       for (const [component, mb] of Object.entries(s.memory_mb)) assert.ok(mb > 1 && mb < 2_000, `${s.mode}: ${component} peak RSS ${mb} MB`);
       assert.equal(s.exact, true, `${s.mode}: exact counts`);
     }
+    // Where each component's cores go, by thread: every component's, summing to no more than its cores (threads that
+    // ended are missing), but for the time between reading the cgroup and reading its threads (up to 4 ms seen; 10 allowed).
+    for (const s of line.rates) {
+      // The load generator is a process per load, ended by then.
+      assert.deepEqual(Object.keys(s.thread_cores_per_1000_rps).sort(), COMPONENTS[s.mode]!.filter((c) => c !== 'bpf programs' && c !== 'load generator').sort(), `${s.mode}: threads per component`);
+      for (const [component, threads] of Object.entries(s.thread_cores_per_1000_rps)) {
+        const summed = Object.values(threads).reduce((sum, cores) => sum + cores, 0);
+        const reading = 0.01 / SECONDS / (s.achieved_per_s / 1000);
+        assert.ok(summed <= s.cores_per_1000_rps[component]! + reading + 0.0002, `${s.mode}: ${component}'s threads ${JSON.stringify(threads)} sum to more than its ${s.cores_per_1000_rps[component]}`);
+      }
+    }
+    // And they account for it: the enricher (the costliest role here, its engine's threads besides its JavaScript)
+    // has at least half of its cores on threads still running at the window's end.
+    const ebpf = line.rates.find((s) => s.mode === 'ebpf')!;
+    const enricherThreads = Object.values(ebpf.thread_cores_per_1000_rps.enricher!).reduce((sum, cores) => sum + cores, 0);
+    assert.ok(enricherThreads >= ebpf.cores_per_1000_rps.enricher! / 2, `the enricher's threads ${JSON.stringify(ebpf.thread_cores_per_1000_rps.enricher)} against its ${ebpf.cores_per_1000_rps.enricher}`);
+
     // Where the BPF programs' part goes: every program that ran, per request, adding up to the part.
     for (const s of line.rates) {
       if (s.mode !== 'ebpf') {

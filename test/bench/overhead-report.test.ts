@@ -81,10 +81,26 @@ describe('bench overhead: report', () => {
 
   it('states the ratios and judges the floors against the sidecar', () => {
     assert.deepEqual(json.ratios.find((r) => r.rate === '1000'), { against: 'sidecar', rate: '1000', added_p99: 0.033, mesh_cores_per_1000_rps: 0.1, mesh_memory_mb: 16, achieved_per_s: 1 });
-    assert.deepEqual(json.floors.ebpf_added_p99_at_most_a_tenth_of_sidecar, { added_p99_us: { 1000: { ebpf: 10, sidecar: 300 } }, met: true });
+    assert.deepEqual(json.floors.ebpf_added_p99_at_most_a_tenth_of_sidecar, { added_p99_us: { 1000: { ebpf: 10, sidecar: 300 } }, unjudged_rates: [], met: true });
     assert.deepEqual(json.floors.ebpf_cores_per_1000_rps_at_most_a_tenth_of_sidecar.met, true);
     assert.deepEqual(json.per_proxy[0], { mode: 'sidecar', rate: '1000', vcpu_per_1000_rps: { 'client proxy': 0.1, 'server proxy': 0.1 }, memory_mb: { 'client proxy': 15, 'server proxy': 15 } });
     assert.match(table, /^Istio 1\.24 publishes 0\.2 vCPU and 60 MB per 1,000 requests\/s per Envoy sidecar, for comparison$/m);
+  });
+
+  it('does not judge the added-p99 floor at a rate where the sidecar added nothing to the baseline\'s p99', () => {
+    const noisyBaseline = (sidecarP99: number, ebpfP99: number) =>
+      report(info, [
+        modeRun('baseline', 1000, { 'load generator': 0.2, server: 0.05 }, { 'load generator': 10, server: 7 }),
+        modeRun('ebpf', ebpfP99, { 'load generator': 0.2, server: 0.05, collector: 0.01 }, { 'load generator': 10, server: 7, collector: 90 }),
+        modeRun('sidecar', sidecarP99, { 'load generator': 0.2, server: 0.05, 'client proxy': 0.1 }, { 'load generator': 10, server: 7, 'client proxy': 15 }),
+      ]);
+    // Both below the baseline (its window had the worse tail): ebpf's -900 is "a tenth" of -500 by arithmetic only.
+    const below = noisyBaseline(500, 100);
+    assert.deepEqual(below.json.floors.ebpf_added_p99_at_most_a_tenth_of_sidecar, { added_p99_us: { 1000: { ebpf: -900, sidecar: -500 } }, unjudged_rates: ['1000'], met: null });
+    assert.match(below.table, /^floor ebpf_added_p99_at_most_a_tenth_of_sidecar: not judged: the sidecar added no p99 at 1000\/s, so there is no tenth to compare with \(no other rate failed\) /m);
+    // A rate that fails is a failure whatever the others.
+    assert.equal(noisyBaseline(1200, 1100).json.floors.ebpf_added_p99_at_most_a_tenth_of_sidecar.met, false);
+    assert.equal(noisyBaseline(2000, 1050).json.floors.ebpf_added_p99_at_most_a_tenth_of_sidecar.met, true);
   });
 
   it('makes a row per mode and rate for overhead_runs', () => {

@@ -73,6 +73,8 @@ export function exactCounts(counts: Counts): boolean {
 
 export interface ModeRun {
   mode: Mode;
+  /** The load that settled the mode's components before its first window: their cores then, start-up included. */
+  settle?: { offered_per_s: number; seconds: number; cores: Record<string, number> };
   windows: Window[];
   memory_mb: Record<string, number>;
   counts: Counts;
@@ -290,6 +292,8 @@ function build(info: RunInfo, runs: ModeRun[], summaries: Summary[]) {
     floors: floors(summaries),
     counts: Object.fromEntries(runs.map((r) => [r.mode, { ...r.counts, exact: r.exact }])),
     highest_sustainable: Object.fromEntries(runs.flatMap((r) => (r.search ? [[r.mode, r.search]] : []))),
+    /** Per mode, the load that settled its components before the first window (start-up included): not per request. */
+    settle: Object.fromEntries(runs.flatMap((r) => (r.settle ? [[r.mode, r.settle]] : []))),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
- * bench/overhead (`sidecarless bench overhead [--rates 1000,5000,10000,max] [--seconds 10] [--warm 2]
- * [--modes baseline,ebpf,sidecar,node-proxy] [--connections 16] [--json PATH]`): what a request and the node pay
- * for mesh telemetry, sidecarless against a sidecar (and a node proxy), in one run.
+ * bench/overhead (`sidecarless bench overhead [--rates 1000,5000,10000,max] [--seconds 10] [--warm 2] [--settle 10]
+ * [--modes baseline,ebpf,sidecar,node-proxy] [--connections 16] [--json PATH]`): what a request and the node pay for
+ * mesh telemetry, sidecarless against a sidecar (and a node proxy), in one run.
  *
  *   1. Two lab pods that are also API objects (client in one namespace, server in another). The server is nginx,
  *      the client the open-loop load generator (./http-live-traffic.ts says which and why: neither is ours, and
@@ -13,7 +13,11 @@
  *      capture, enforcer with a policy set that judges every connection, enricher), sidecar and node-proxy
  *      (./overhead-proxy.ts: HAProxy, standing in for Envoy, in each pod or once for the node, behind
  *      istio-init's NAT redirect).
- *   3. Per mode and rate: WARM seconds of the load (not measured: connections, caches, the JIT of the roles), then
+ *   3. Per mode, first SETTLE seconds of the load at its first rate, its cores reported apart (`settle`): starting
+ *      the components (the roles' JIT, first fetches and inserts, cgroup walks) is no request's cost, and without it
+ *      the first window carried it (measured: the enforcer 0.0096 cores per 1,000 requests/s in the first of three
+ *      1,000/s windows, 0.0037 in the next two; the collector 0.021, then 0.015).
+ *      Per mode and rate: WARM seconds of the load (not measured: connections, caches, the JIT of the roles), then
  *      the measured window: open-loop at the rate for SECONDS; `max` is the highest rate the mode sustains
  *      (searchSustainable from a closed-loop probe, then a window at that rate). Latency percentiles from the
  *      load generator; each component's cores from its cgroup from the window's start to TAIL_MS after its end,
@@ -65,6 +69,11 @@ export interface Options {
   rates: Array<number | 'max'>;
   seconds: number;
   warmSeconds: number;
+  /**
+   * Seconds of load at the first rate before a mode's first window, measured apart (ModeRun.settle): what starting
+   * the mode's components costs (the JIT, first fetches and inserts, the cgroup walks) is not counted per request.
+   */
+  settleSeconds: number;
   modes: Mode[];
   connections: number;
   json: string;
@@ -84,6 +93,7 @@ function parseFlags(args: readonly string[]) {
         rates: { type: 'string', default: '1000,5000,10000,max' },
         seconds: { type: 'string', default: '10' },
         warm: { type: 'string', default: '2' },
+        settle: { type: 'string', default: '10' },
         modes: { type: 'string', default: MODES.join(',') },
         connections: { type: 'string', default: '16' },
         json: { type: 'string', default: 'bench-overhead.json' },
@@ -105,6 +115,7 @@ export function parseOptions(args: readonly string[]): Options {
     rates: values.rates.split(',').map((rate) => (rate === 'max' ? 'max' : positive('rates', rate, true))),
     seconds: positive('seconds', values.seconds),
     warmSeconds: Number(values.warm) === 0 ? 0 : positive('warm', values.warm),
+    settleSeconds: Number(values.settle) === 0 ? 0 : positive('settle', values.settle),
     // Baseline first: the other modes' added latency is measured against it.
     modes: MODES.filter((mode) => modes.includes(mode)),
     connections: positive('connections', values.connections, true),
@@ -186,6 +197,15 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
       const threadCores = threadCoresBetween(before, after, result.seconds);
       return { label, offered_per_s: rate, load: result, cores, thread_cores: threadCores, ...(meter.bpfRunNs && { bpf_program_cores: programCoresBetween(before, after, result.seconds) }) };
     };
+    // Starting the components costs what no request does: a load at the first rate to settle them, measured apart.
+    const settleRate = options.rates.find((rate): rate is number => rate !== 'max');
+    let settle: ModeRun['settle'];
+    if (settleRate !== undefined && options.settleSeconds > 0) {
+      process.stderr.write(`overhead: ${mode} settling (${settleRate}/s)\n`);
+      const before = sample(meter);
+      const result = await load(settleRate, options.settleSeconds);
+      settle = { offered_per_s: settleRate, seconds: result.seconds, cores: coresBetween(meter, before, sample(meter), result.seconds) };
+    }
     const windows: Window[] = [];
     let search: ModeRun['search'];
     for (const rate of options.rates) {
@@ -222,7 +242,7 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
       counts.expected_http_events = 2 * requests;
       counts.http_drops = http.drops;
     }
-    return { mode, windows, memory_mb: memory, counts, exact: exactCounts(counts), ...(search ? { search } : {}) };
+    return { mode, ...(settle ? { settle } : {}), windows, memory_mb: memory, counts, exact: exactCounts(counts), ...(search ? { search } : {}) };
   } finally {
     await undo.unwind(mark);
   }

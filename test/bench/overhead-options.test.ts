@@ -11,6 +11,7 @@ describe('bench overhead: flags', () => {
       rates: [1000, 5000, 10000, 'max'],
       seconds: 10,
       warmSeconds: 2,
+      settleSeconds: 10,
       modes: ['baseline', 'ebpf', 'sidecar', 'node-proxy'],
       connections: 16,
       json: resolve('bench-overhead.json'),
@@ -18,8 +19,9 @@ describe('bench overhead: flags', () => {
   });
 
   it('take rates, seconds, warm-up, modes (run baseline first), connections and the JSON path', () => {
-    const options = parseOptions(['--rates', '300,max', '--seconds', '2.5', '--warm', '0', '--modes', 'sidecar,baseline', '--connections', '4', '--json', '/tmp/x.json']);
-    assert.deepEqual(options, { rates: [300, 'max'], seconds: 2.5, warmSeconds: 0, modes: ['baseline', 'sidecar'], connections: 4, json: '/tmp/x.json' });
+    const options = parseOptions(['--rates', '300,max', '--seconds', '2.5', '--warm', '0', '--settle', '3', '--modes', 'sidecar,baseline', '--connections', '4', '--json', '/tmp/x.json']);
+    assert.deepEqual(options, { rates: [300, 'max'], seconds: 2.5, warmSeconds: 0, settleSeconds: 3, modes: ['baseline', 'sidecar'], connections: 4, json: '/tmp/x.json' });
+    assert.equal(parseOptions(['--settle', '0']).settleSeconds, 0);
   });
 
   it('refuse a wrong one, naming it', () => {
@@ -27,6 +29,7 @@ describe('bench overhead: flags', () => {
     refused(['--rates', '1000,fast'], 'bench overhead: --rates fast: expected a positive integer');
     refused(['--rates', '0'], 'bench overhead: --rates 0: expected a positive integer');
     refused(['--seconds', '0'], 'bench overhead: --seconds 0: expected a positive number');
+    refused(['--settle', 'long'], 'bench overhead: --settle long: expected a positive number');
     refused(['--connections', '1.5'], 'bench overhead: --connections 1.5: expected a positive integer');
     refused(['--modes', 'ebpf,envoy'], 'bench overhead: --modes ebpf,envoy: expected some of baseline, ebpf, sidecar, node-proxy');
     refused(['--rate', '5'], "bench overhead: Unknown option '--rate'");

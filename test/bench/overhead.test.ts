@@ -31,9 +31,10 @@ const database = uniqueName('test_overhead').replaceAll('-', '_');
 const RATE = 300;
 const SECONDS = 2;
 const WARM_SECONDS = 1;
-/** The load generator sends exactly rate × seconds requests per window, the warm-up's before each. */
+const SETTLE_SECONDS = 1;
+/** The load generator sends exactly rate × seconds requests per window, the warm-up's before each, the settling load's before the first. */
 const WINDOW_REQUESTS = RATE * SECONDS;
-const MODE_REQUESTS = RATE * (SECONDS + WARM_SECONDS);
+const MODE_REQUESTS = RATE * (SETTLE_SECONDS + SECONDS + WARM_SECONDS);
 /** Every request passes the client's outbound listener and the server's inbound one, and no other. */
 const throughProxies = {
   proxy_requests: { outbound_client: MODE_REQUESTS, inbound_client: 0, outbound_server: 0, inbound_server: MODE_REQUESTS },
@@ -62,7 +63,7 @@ interface Run {
 /** The bench as CI runs it; `stopWhen`: SIGTERM once stderr matches it. */
 function bench(json: string, stopWhen?: RegExp, extraArgs: string[] = []): Promise<Run> {
   const env = { ...process.env, SIDECARLESS_CLICKHOUSE_EMBEDDED_PATH: join(dir, 'chdb'), SIDECARLESS_CLICKHOUSE_DATABASE: database };
-  const args = ['bench', 'overhead', '--rates', String(RATE), '--seconds', String(SECONDS), '--warm', String(WARM_SECONDS), '--json', json, ...extraArgs];
+  const args = ['bench', 'overhead', '--rates', String(RATE), '--seconds', String(SECONDS), '--warm', String(WARM_SECONDS), '--settle', String(SETTLE_SECONDS), '--json', json, ...extraArgs];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let [stdout, stderr] = ['', ''];
@@ -218,6 +219,15 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
     const ebpf = line.rates.find((s) => s.mode === 'ebpf')!;
     const enricherThreads = Object.values(ebpf.thread_cores_per_1000_rps.enricher!).reduce((sum, cores) => sum + cores, 0);
     assert.ok(enricherThreads >= ebpf.cores_per_1000_rps.enricher! / 2, `the enricher's threads ${JSON.stringify(ebpf.thread_cores_per_1000_rps.enricher)} against its ${ebpf.cores_per_1000_rps.enricher}`);
+
+    // Each mode settled at the first rate before its first window, its components' cores reported apart.
+    const settle = line.settle as Record<string, { offered_per_s: number; seconds: number; cores: Record<string, number> }>;
+    assert.deepEqual(Object.keys(settle), ['baseline', 'ebpf', 'sidecar', 'node-proxy']);
+    for (const [mode, settled] of Object.entries(settle)) {
+      assert.equal(settled.offered_per_s, RATE);
+      assert.ok(Math.abs(settled.seconds - SETTLE_SECONDS) < 0.5, `${mode}: settled for ${settled.seconds} s`);
+      assert.deepEqual(Object.keys(settled.cores).sort(), [...COMPONENTS[mode]!].sort(), `${mode}: the components measured while settling`);
+    }
 
     // Where the BPF programs' part goes: every program that ran, per request, adding up to the part.
     for (const s of line.rates) {

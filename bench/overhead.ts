@@ -1,5 +1,5 @@
 /**
- * bench/overhead (`sidecarless bench overhead [--rates 1000,5000,10000,max] [--seconds 10] [--warm 2] [--settle 10]
+ * bench/overhead (`sidecarless bench overhead [--rates 1000,5000,10000,max] [--seconds 10] [--warm 2] [--settle 20]
  * [--modes baseline,ebpf,sidecar,node-proxy] [--connections 16] [--json PATH]`): what a request and the node pay for
  * mesh telemetry, sidecarless against a sidecar (and a node proxy), in one run.
  *
@@ -16,7 +16,8 @@
  *   3. Per mode, first SETTLE seconds of the load at its first rate, its cores reported apart (`settle`): starting
  *      the components (the roles' JIT, first fetches and inserts, cgroup walks) is no request's cost, and without it
  *      the first window carried it (measured: the enforcer 0.0096 cores per 1,000 requests/s in the first of three
- *      1,000/s windows, 0.0037 in the next two; the collector 0.021, then 0.015).
+ *      1,000/s windows, 0.0037 in the next two; the collector 0.021, then 0.015). 20 s by default, as bench/http-live
+ *      warms its collector (its WARM_SECONDS says why).
  *      Per mode and rate: WARM seconds of the load (not measured: connections, caches, the JIT of the roles), then
  *      the measured window: open-loop at the rate for SECONDS; `max` is the highest rate the mode sustains
  *      (searchSustainable from a closed-loop probe, then a window at that rate). Latency percentiles from the
@@ -93,7 +94,7 @@ function parseFlags(args: readonly string[]) {
         rates: { type: 'string', default: '1000,5000,10000,max' },
         seconds: { type: 'string', default: '10' },
         warm: { type: 'string', default: '2' },
-        settle: { type: 'string', default: '10' },
+        settle: { type: 'string', default: '20' },
         modes: { type: 'string', default: MODES.join(',') },
         connections: { type: 'string', default: '16' },
         json: { type: 'string', default: 'bench-overhead.json' },

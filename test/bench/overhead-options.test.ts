@@ -11,7 +11,7 @@ describe('bench overhead: flags', () => {
       rates: [1000, 5000, 10000, 'max'],
       seconds: 10,
       warmSeconds: 2,
-      settleSeconds: 10,
+      settleSeconds: 20,
       modes: ['baseline', 'ebpf', 'sidecar', 'node-proxy'],
       connections: 16,
       json: resolve('bench-overhead.json'),

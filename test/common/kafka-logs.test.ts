@@ -26,4 +26,30 @@ describe('kafkajs logs through pino', () => {
     );
     assert.equal(lines[0]!.broker, '127.0.0.1:19092');
   });
+
+  it('logs an error the broker answered at info when Kafka marks it retriable (kafkajs retries it) or it answers a topic creation (ensureTopics decides), else at error', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+    const log = logCreator(pino({ level: 'info' }, sink))(kafkajs.logLevel.INFO);
+    const response = (request: string, error: string) =>
+      log({ namespace: 'Connection', level: kafkajs.logLevel.ERROR, label: 'ERROR', log: { message: `Response ${request}`, timestamp: 'x', logger: 'kafkajs', error, correlationId: 2 } });
+    // What the demo's first run logged at error while the new broker loaded its group coordinator.
+    response('InitProducerId(key: 22, version: 1)', "The coordinator is loading and hence can't process requests for this group");
+    response('Produce(key: 0, version: 7)', 'This server is not the leader for that topic-partition');
+    // The same request with another error: its own line, not held back as a repeat of the one before.
+    response('Produce(key: 0, version: 7)', 'The request included message batch larger than the configured segment size on the server');
+    response('Fetch(key: 1, version: 11)', 'Not authorized to access topics: [Topic authorization failed]');
+    // Two roles creating the same topics: the loser's answer (ensureTopics checks that they exist, or throws).
+    response('CreateTopics(key: 19, version: 2)', 'Topic creation errors');
+    assert.deepEqual(
+      lines.map((line) => [line.level, line.error]),
+      [
+        [30, "The coordinator is loading and hence can't process requests for this group"],
+        [30, 'This server is not the leader for that topic-partition'],
+        [50, 'The request included message batch larger than the configured segment size on the server'],
+        [50, 'Not authorized to access topics: [Topic authorization failed]'],
+        [30, 'Topic creation errors'],
+      ],
+    );
+  });
 });

@@ -4,6 +4,7 @@
  * pino. Topics: ./topics.ts; producing: ./producer.ts.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { ConnectionOptions } from 'node:tls';
 // Default import: kafkajs is CommonJS and Node cannot see ConfigResourceTypes as a named export of it.
 import kafkajs, { type Kafka, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
@@ -67,6 +68,25 @@ function saslOptions({ mechanism, username, password }: NonNullable<KafkaOptions
  */
 const EXPECTED_WARNINGS = new Set(['Limiting retries for the idempotent producer may invalidate EoS guarantees']);
 
+/**
+ * kafkajs logs each error a broker answers at error level, also those Kafka marks retriable, which it retries
+ * itself: a group coordinator still loading after the broker started (what the demo's first run met), a partition
+ * whose leader moved. Those lines go to info: an operation that still fails after kafkajs's retries reaches our code,
+ * which logs it with what to do. The messages are kafkajs's own, from its table of Kafka's error codes.
+ */
+const RETRIABLE_BROKER_ERRORS = new Set(
+  (createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { errorCodes: Array<{ message: string; retriable: boolean }> }).errorCodes
+    .filter((error) => error.retriable)
+    .map((error) => error.message),
+);
+
+/**
+ * And the broker's answer to creating topics: roles starting together race to create the same ones, and the loser's
+ * TOPIC_ALREADY_EXISTS is as good (ensureTopics checks that the topics exist); a creation that really failed is
+ * thrown by ensureTopics, naming the topics.
+ */
+const CREATE_TOPICS_RESPONSE = 'Response CreateTopics(';
+
 /** An outage makes kafkajs log every reconnect attempt: the same line is logged at most once per interval. */
 const REPEAT_INTERVAL_MS = 10_000;
 const MAX_TRACKED_LINES = 1000;
@@ -76,7 +96,8 @@ export function logCreator(logger: Logger, now: () => number = Date.now): NonNul
   return () =>
     ({ namespace, level, log }: LogEntry) => {
       const { message, timestamp: _timestamp, logger: _logger, ...fields } = log;
-      const key = `${namespace}\u0000${message}`;
+      // The error too: kafkajs names only the request in a response line's message.
+      const key = `${namespace}\u0000${message}\u0000${String(fields.error ?? '')}`;
       const seen = lastLogged.get(key);
       const at = now();
       if (seen && at - seen.at < REPEAT_INTERVAL_MS) {
@@ -87,6 +108,7 @@ export function logCreator(logger: Logger, now: () => number = Date.now): NonNul
       lastLogged.set(key, { at, suppressed: 0 });
       const bound = { kafkajs: namespace, ...fields, ...(seen?.suppressed ? { repeatedSinceLastLine: seen.suppressed } : {}) };
       if (EXPECTED_WARNINGS.has(message)) logger.debug(bound, message);
+      else if (level === kafkajs.logLevel.ERROR && (RETRIABLE_BROKER_ERRORS.has(String(fields.error)) || message.startsWith(CREATE_TOPICS_RESPONSE))) logger.info(bound, message);
       else if (level === kafkajs.logLevel.ERROR) logger.error(bound, message);
       else if (level === kafkajs.logLevel.WARN) logger.warn(bound, message);
       else if (level === kafkajs.logLevel.INFO) logger.info(bound, message);

@@ -50,7 +50,8 @@ export function coresBetween(meter: Meter, from: Sample, to: Sample, seconds: nu
 /**
  * Cores of each component's threads between two samples, per `seconds`, by thread, the costliest first: where a
  * component's cores go (its JavaScript, the embedded engine's merges and inserts). Threads that ended before the
- * second sample are missing, so a component's threads may sum to less than its cores, never more, and a component whose processes all ended (the load generator's, one per load) is left out.
+ * second sample are missing, so a component's threads may sum to less than its cores, never more, and a component
+ * whose processes all ended (the load generator's, one per load) is left out.
  */
 export function threadCoresBetween(from: Sample, to: Sample, seconds: number): Record<string, Record<string, number>> {
   const cores: Record<string, Record<string, number>> = {};

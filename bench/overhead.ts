@@ -187,25 +187,33 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
     // Named for whoever checks that the run leaves none behind (its test).
     process.stderr.write(`overhead: ${mode} cgroups: ${components.map((component) => `${component.name}=${component.cgroup.path}`).join(' ')}\n`);
 
+    /** A load at `rate` for `seconds`, and the samples around it: from its start to TAIL_MS after its end. */
+    const measured = async (rate: number, seconds: number) => {
+      const before = sample(meter);
+      const result = await load(rate, seconds);
+      await sleep(TAIL_MS);
+      return { result, before, after: sample(meter) };
+    };
     const window = async (rate: number, label: string): Promise<Window> => {
       process.stderr.write(`overhead: ${mode} ${label} (${rate}/s)\n`);
       if (options.warmSeconds > 0) await load(rate, options.warmSeconds);
-      const before = sample(meter);
-      const result = await load(rate, options.seconds);
-      await sleep(TAIL_MS);
-      const after = sample(meter);
-      const cores = coresBetween(meter, before, after, result.seconds);
-      const threadCores = threadCoresBetween(before, after, result.seconds);
-      return { label, offered_per_s: rate, load: result, cores, thread_cores: threadCores, ...(meter.bpfRunNs && { bpf_program_cores: programCoresBetween(before, after, result.seconds) }) };
+      const { result, before, after } = await measured(rate, options.seconds);
+      return {
+        label,
+        offered_per_s: rate,
+        load: result,
+        cores: coresBetween(meter, before, after, result.seconds),
+        thread_cores: threadCoresBetween(before, after, result.seconds),
+        ...(meter.bpfRunNs && { bpf_program_cores: programCoresBetween(before, after, result.seconds) }),
+      };
     };
     // Starting the components costs what no request does: a load at the first rate to settle them, measured apart.
     const settleRate = options.rates.find((rate): rate is number => rate !== 'max');
     let settle: ModeRun['settle'];
     if (settleRate !== undefined && options.settleSeconds > 0) {
       process.stderr.write(`overhead: ${mode} settling (${settleRate}/s)\n`);
-      const before = sample(meter);
-      const result = await load(settleRate, options.settleSeconds);
-      settle = { offered_per_s: settleRate, seconds: result.seconds, cores: coresBetween(meter, before, sample(meter), result.seconds) };
+      const { result, before, after } = await measured(settleRate, options.settleSeconds);
+      settle = { offered_per_s: settleRate, seconds: result.seconds, cores: coresBetween(meter, before, after, result.seconds) };
     }
     const windows: Window[] = [];
     let search: ModeRun['search'];

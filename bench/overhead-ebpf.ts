@@ -31,6 +31,7 @@ import { launch } from '../src/lab/agent-launch.js';
 import type { ProbeParams, ProbeResult } from '../src/lab/agents/protocol.js';
 import { startCollectorProcess, uninstallCollectorPins } from '../src/lab/collector-process.js';
 import { startEnforcerProcess } from '../src/lab/enforcer-process.js';
+import { kernelLossesOfPins } from '../src/lab/kernel-losses.js';
 import type { Pod } from '../src/lab/pods.js';
 import { startRoleProcess } from '../src/lab/role-process.js';
 import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
@@ -57,6 +58,8 @@ export interface EbpfStack {
   readonly components: Component[];
   /** The in-kernel run time of the collector's and the enforcer's programs so far, ns, by program name. */
   bpfRunNs(): Map<string, bigint>;
+  /** What the collector's and the enforcer's programs lost so far (kernelLossesOfPins). */
+  lostSoFar(): bigint;
   /** The collector's counts of HTTP events, taken at its orderly stop. */
   stop(): Promise<CollectorStats>;
 }
@@ -176,6 +179,7 @@ export async function startEbpfStack(options: EbpfStackOptions): Promise<EbpfSta
       { name: 'enricher', cgroup: enricher.cgroup },
     ],
     bpfRunNs: () => runNsByProgram([...programStatsOfPins(pins.collector).values(), ...programStatsOfPins(pins.enforcer).values()]),
+    lostSoFar: () => kernelLossesOfPins(pins.collector) + kernelLossesOfPins(pins.enforcer),
     async stop() {
       const http = await collector.stop('http');
       await Promise.all([enricher.stop(), enforcer.stop()]);

@@ -28,7 +28,8 @@
  *      measured load's start to TAIL_MS after its end, divided by the load's seconds; cores per 1,000 requests/s,
  *      all-in (what the floor judges) and marginal (less the idle cores);
  *      peak RSS; exactness: http.v1 events produced == 2 × requests (both pods traced: client and server side),
- *      else the difference and the drops by reason.
+ *      else the difference and the drops by reason, over the whole window (warm-up included), and apart what the
+ *      kernel programs lost during the measured load (`lost_while_measured`).
  *   6. Per rate: the median over rounds of each percentile per mode, the added latency (traced − baseline), the
  *      noise it carries (the baseline p99's range over the rounds, each round's paired difference) and the BPF run
  *      time per request (noiseOf), the median cores per 1,000 requests/s. `floors`: added p99 ≤ 50 µs, collector
@@ -89,8 +90,13 @@ interface Cost extends Usage {
   bpf_cores_by_kind: Record<Kind, number>;
 }
 
-interface TracedCost extends Cost, Exactness {
+interface MeasuredCost extends Cost {
   cores_per_1000_rps: number;
+  /** Records the kernel programs lost during the measured load (kernelLossesOfPins), not during its warm-up. */
+  lost_while_measured: number;
+}
+
+interface TracedCost extends MeasuredCost, Exactness {
   /** cores_per_1000_rps less what the collector spends idle (`idle`, measured in the same window). */
   marginal_cores_per_1000_rps: number;
   idle: Cost;
@@ -142,15 +148,20 @@ class TracedSession {
     return this.cost(async () => (await sleep(seconds * 1000), seconds));
   }
 
-  /** A load with what the collector spent on it, up to TAIL_MS after its end, per second of the load. */
-  async measured(rate: number, seconds: number): Promise<{ load: LoadResult; usage: Cost & { cores_per_1000_rps: number } }> {
+  /**
+   * A load with what the collector spent on it, up to TAIL_MS after its end, per second of the load, and what its
+   * kernel programs lost meanwhile (a window's exactness covers its warm-up too: this tells the two apart).
+   */
+  async measured(rate: number, seconds: number): Promise<{ load: LoadResult; usage: MeasuredCost }> {
     let result: LoadResult | undefined;
+    const lostBefore = this.lostSoFar();
     const usage = await this.cost(async () => {
       result = await this.load(rate, seconds);
       await sleep(TAIL_MS);
       return result.seconds;
     });
-    return { load: result!, usage: { ...usage, cores_per_1000_rps: round(usage.total_cores / (result!.achieved_per_s / 1000), 4) } };
+    const lost = Number(this.lostSoFar() - lostBefore);
+    return { load: result!, usage: { ...usage, cores_per_1000_rps: round(usage.total_cores / (result!.achieved_per_s / 1000), 4), lost_while_measured: lost } };
   }
 
   /** What the collector's kernel programs lost so far (kernelLossesOfPins): a rate that moves it is not sustained. */
@@ -272,7 +283,14 @@ function summarize(rate: number, rounds: Array<{ baseline: Window; traced: Windo
       bpf_cores_flows: round(median(costs.map((cost) => cost.bpf_cores_by_kind.flows)), 4),
       peak_rss_mb: Math.max(...costs.map((cost) => cost.peak_rss_mb)),
     },
-    exactness: { http_events: events, expected, difference: events - expected, drops, exact: costs.every((cost) => cost.exact) },
+    exactness: {
+      http_events: events,
+      expected,
+      difference: events - expected,
+      drops,
+      lost_while_measured: costs.reduce((sum, cost) => sum + cost.lost_while_measured, 0),
+      exact: costs.every((cost) => cost.exact),
+    },
     rounds: rounds.map(({ baseline: b, traced: t }) => ({
       baseline: { latency_us: b.load.latency_us, service_us: b.load.service_us, achieved_per_s: round(b.load.achieved_per_s, 0) },
       traced: { latency_us: t.load.latency_us, service_us: t.load.service_us, achieved_per_s: round(t.load.achieved_per_s, 0), collector: t.collector },
@@ -336,7 +354,11 @@ export async function run(): Promise<Record<string, unknown>> {
           cores_per_1000_rps: Object.fromEntries(summaries.map((s) => [s.rate, s.collector.cores_per_1000_rps])),
           met: summaries.every((s) => s.collector.cores_per_1000_rps <= FLOORS.coresPer1000),
         },
-        http_events_exact: { difference: Object.fromEntries(summaries.map((s) => [s.rate, s.exactness.difference])), met: summaries.every((s) => s.exactness.exact) },
+        http_events_exact: {
+          difference: Object.fromEntries(summaries.map((s) => [s.rate, s.exactness.difference])),
+          lost_while_measured: Object.fromEntries(summaries.map((s) => [s.rate, s.exactness.lost_while_measured])),
+          met: summaries.every((s) => s.exactness.exact),
+        },
       },
     };
   } finally {

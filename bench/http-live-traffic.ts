@@ -150,46 +150,61 @@ export async function runLoad(pod: Pod, binary: string, options: { target: strin
 const SEARCH_FRACTIONS = [0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2];
 const SEARCH_SECONDS = 5;
 /**
- * A pause after a step that lost records, for the mode to drain its backlog: a full 8 MB http ring is ~28,000
- * records, ~0.1 s of bench http-live's collector at ~3.4 µs each (its cost per record at 20,000 requests/s).
+ * A pause for the mode to drain a backlog (a full ring) before the next step: after the closed-loop probe, which
+ * runs at full capacity, where the ring overflows first, and after a step that lost records. A full 8 MB http ring
+ * holds ~28,000 records of a 3-byte answer's exchange, ~0.1 s of bench http-live's collector at its ~3.3 µs of
+ * process time per record at 20,500 requests/s (0.267 cores for 4 records per request); 3 s because a collector
+ * under SCHED_IDLE gets the CPU only as the ends leave it.
  */
 const RECOVERY_MS = 3_000;
 /**
  * Sustained: nine requests in ten wait for nothing, and the mode loses nothing of what it must record. A p50 rule
  * let through 16,000/s here, whose 10-s windows then had a p90 of 2.4 ms traced and an overflowing ring; the p90
- * rule alone let through 20,500/s, whose traced windows lost 1-53 % of their http events to a full ring (the
+ * rule alone let through 20,500/s, whose traced windows lost 0.9-53 % of their http events to a full ring (the
  * collector starved by the ends' priority): its cost per request was then that of the events it kept.
  */
 export const SUSTAINED_P90_US = 1_000;
 
 export interface SustainableSearch {
-  /** The last rate tried: the first that sustained, or the lowest fraction's when none did. */
+  /** The last rate tried: the first that sustained, or the lowest fraction's when none did (`sustained` false). */
   highest: number;
+  sustained: boolean;
   /** `lost`: what the mode lost during the step, when the search was given a way to count it. */
   tried: Array<{ rate: number; p90_us: number; achieved_per_s: number; lost?: number }>;
+}
+
+/** How a search counts what a mode fails to record. */
+export interface LossWatch {
+  /** A running total (kernel drops, skipped runs): a step during which it moves is not sustained. */
+  soFar(): bigint;
+  /** Waits for the mode to drain its backlog; RECOVERY_MS by default. */
+  recover?(): Promise<void>;
 }
 
 /**
  * The highest open-loop rate that `load` sustains, from SEARCH_FRACTIONS of the closed-loop `capacityPerS` down
  * (in steps of 500/s): the first whose requests do not queue (p90 from the due time ≤ SUSTAINED_P90_US) and,
- * when `lostSoFar` is given (a running total of what the mode failed to record: kernel drops, skipped runs), during
- * which that total did not move. An open-loop rate at full capacity only measures its queue.
+ * when `losses` is given, during which the mode lost nothing. An open-loop rate at full capacity only measures its
+ * queue.
  */
 export async function searchSustainable(
   capacityPerS: number,
   load: (rate: number, seconds: number) => Promise<LoadResult>,
-  lostSoFar?: () => bigint,
+  losses?: LossWatch,
 ): Promise<SustainableSearch> {
+  const recover = () => (losses?.recover ? losses.recover() : sleep(RECOVERY_MS));
   const tried: SustainableSearch['tried'] = [];
+  // The closed-loop probe just ran: its backlog is not the first step's.
+  let backlog = losses !== undefined;
   for (const fraction of SEARCH_FRACTIONS) {
     const rate = Math.max(500, Math.floor((capacityPerS * fraction) / 500) * 500);
-    const before = lostSoFar?.();
+    if (backlog) await recover();
+    const before = losses?.soFar();
     const step = await load(rate, SEARCH_SECONDS);
-    const lost = before === undefined ? undefined : Number(lostSoFar!() - before);
+    const lost = before === undefined ? undefined : Number(losses!.soFar() - before);
     tried.push({ rate, p90_us: round(step.latency_us.p90, 1), achieved_per_s: round(step.achieved_per_s, 0), ...(lost === undefined ? {} : { lost }) });
-    if (step.latency_us.p90 <= SUSTAINED_P90_US && !lost) break;
-    // The mode's backlog from a step it did not sustain (a full ring still draining) is not the next step's.
-    if (lost) await sleep(RECOVERY_MS);
+    if (step.latency_us.p90 <= SUSTAINED_P90_US && !lost) return { highest: rate, sustained: true, tried };
+    backlog = Boolean(lost);
   }
-  return { highest: tried.at(-1)!.rate, tried };
+  return { highest: tried.at(-1)!.rate, sustained: false, tried };
 }

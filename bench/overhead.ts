@@ -228,7 +228,7 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
       // The ebpf mode sustains only a rate at which its programs lose nothing (kernel drops: else its cores are those
       // of the events it kept). The proxies' lost log lines do not lower theirs (HAProxy 2.6 drops a line when its
       // two threads write at once; exactCounts counts them): the stricter rule is held against sidecarless only.
-      const found = await searchSustainable(capacity.achieved_per_s, load, ebpf && (() => ebpf!.lostSoFar()));
+      const found = await searchSustainable(capacity.achieved_per_s, load, ebpf && { soFar: () => ebpf!.lostSoFar() });
       search = { closed_loop_per_s: Math.round(capacity.achieved_per_s), ...found };
       windows.push(await window(found.highest, 'max'));
     }

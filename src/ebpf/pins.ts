@@ -150,3 +150,15 @@ function checkPinnedShape(map: BpfMapHandle, pins: PinDirectory, pinPath: string
     { context: { component: map.name } },
   );
 }
+
+/**
+ * Every pin of one kind below `directory`, at any depth (a pin directory holds others below it: one per record kind
+ * and layout), as paths: the pins in each `maps`, `links` or `programs` folder. None when the directory is absent.
+ */
+export function pinsBelow(directory: string, kind: 'maps' | 'links' | 'programs'): string[] {
+  if (!fs.existsSync(directory)) return [];
+  return fs
+    .readdirSync(directory, { recursive: true, encoding: 'utf8' })
+    .filter((entry) => path.basename(path.dirname(entry)) === kind)
+    .map((entry) => path.join(directory, entry));
+}

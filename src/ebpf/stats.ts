@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { kernelError } from './errno.js';
 import { bpf, libcCalls } from './native.js';
+import { pinsBelow } from './pins.js';
 
 const BPF_STATS_RUN_TIME = 0;
 
@@ -57,13 +58,11 @@ export function programStatsOfProcess(pid: number): Map<number, ProgramStats> {
  */
 export function programStatsOfPins(directory: string): Map<number, ProgramStats> {
   const programs = new Map<number, ProgramStats>();
-  if (!fs.existsSync(directory)) return programs;
-  for (const entry of fs.readdirSync(directory, { recursive: true, encoding: 'utf8' })) {
-    if (path.basename(path.dirname(entry)) !== 'programs') continue;
-    const fd = bpf.objGet(path.join(directory, entry)) as number;
+  for (const pin of pinsBelow(directory, 'programs')) {
+    const fd = bpf.objGet(pin) as number;
     if (fd < 0) continue; // unpinned meanwhile
     try {
-      addProgram(programs, fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'), path.basename(entry));
+      addProgram(programs, fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'), path.basename(pin));
     } finally {
       libcCalls.close(fd);
     }

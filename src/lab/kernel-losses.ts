@@ -3,19 +3,20 @@
  * keeps up with from one it only survives: every count of their per-CPU `drops` maps (a full ring above all:
  * bpf/include/common.bpf.h names the reasons) plus the runs the kernel skipped (recursion misses, each a lost call
  * or segment). Cumulative: a caller takes the difference around a load. Read from the pins rather than from the
- * agent's logs, which report kernel drops only every few seconds (src/collector/collector.ts).
+ * agent's logs, which report kernel drops only every few seconds (src/collector/collector.ts). The same counts as
+ * the collector's own dropCounters and skippedRuns (src/ebpf/reported-drops.ts), reached through the pins instead
+ * of an Installation, which only the agent that loaded the programs holds.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { PinnedMap } from '../ebpf/pinned-map.js';
+import { pinsBelow } from '../ebpf/pins.js';
 import { programStatsOfPins } from '../ebpf/stats.js';
 
 export function kernelLossesOfPins(directory: string): bigint {
-  if (!fs.existsSync(directory)) return 0n;
   let lost = 0n;
-  for (const entry of fs.readdirSync(directory, { recursive: true, encoding: 'utf8' })) {
-    if (path.basename(entry) !== 'drops' || path.basename(path.dirname(entry)) !== 'maps') continue;
-    const map = PinnedMap.open(path.join(directory, entry));
+  // `drops` by its exact name: the totals a collector already reported sit beside it as drops_reported.
+  for (const pin of pinsBelow(directory, 'maps').filter((pin) => path.basename(pin) === 'drops')) {
+    const map = PinnedMap.open(pin);
     if (!map) continue; // unpinned meanwhile
     try {
       for (const count of map.perCpuCounters().readAll()) lost += count;

@@ -4,18 +4,16 @@
  * the same names at the same time, so tests follow programs by id, never by counting names.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
+import { pinsBelow } from '../../src/ebpf/pins.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 
 /** Program id of each link pinned below `directory` (any depth), by the link's path relative to it. */
 export function pinnedPrograms(directory: string): Map<string, number> {
   const programs = new Map<string, number>();
-  if (!fs.existsSync(directory)) return programs;
-  for (const entry of fs.readdirSync(directory, { recursive: true, encoding: 'utf8' })) {
-    if (path.basename(path.dirname(path.join(directory, entry))) !== 'links') continue;
-    const link = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show', 'pinned', path.join(directory, entry)], { encoding: 'utf8' })) as { prog_id: number };
-    programs.set(entry, link.prog_id);
+  for (const pin of pinsBelow(directory, 'links')) {
+    const link = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show', 'pinned', pin], { encoding: 'utf8' })) as { prog_id: number };
+    programs.set(path.relative(directory, pin), link.prog_id);
   }
   return programs;
 }

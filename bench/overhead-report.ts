@@ -32,6 +32,8 @@ export interface Window {
   thread_cores: Record<string, Record<string, number>>;
   /** Cores of each BPF program (ebpf mode), the costliest first: what `cores['bpf programs']` is made of. */
   bpf_program_cores?: Record<string, number>;
+  /** Records the ebpf mode's kernel programs lost during the window (kernelLossesOfPins): its cores cover the rest. */
+  lost?: number;
 }
 
 export interface Counts {
@@ -115,6 +117,8 @@ interface Summary {
   thread_cores_per_1000_rps: Record<string, Record<string, number>>;
   /** Run time of each BPF program per request, ns, the costliest first (ebpf mode; null in the others). */
   bpf_ns_per_request: Record<string, number> | null;
+  /** What the kernel programs lost during the window (ebpf mode; null in the others): `exact` covers the whole mode. */
+  lost_while_measured: number | null;
   memory_mb: Record<string, number>;
   mesh_memory_mb: number;
   exact: boolean;
@@ -144,6 +148,7 @@ function summarize(run: ModeRun, baseline: ModeRun | undefined): Summary[] {
       total_cores_per_1000_rps: per1000(sum(Object.entries(window.cores).filter(([name]) => name !== 'bpf programs').map(([, cores]) => cores))),
       thread_cores_per_1000_rps: Object.fromEntries(Object.entries(window.thread_cores).map(([component, threads]) => [component, Object.fromEntries(Object.entries(threads).map(([thread, cores]) => [thread, per1000(cores)]))])),
       bpf_ns_per_request: window.bpf_program_cores ? Object.fromEntries(Object.entries(window.bpf_program_cores).map(([name, cores]) => [name, round((cores * 1e9) / window.load.achieved_per_s, 1)])) : null,
+      lost_while_measured: window.lost ?? null,
       memory_mb: run.memory_mb,
       mesh_memory_mb: round(sum(mesh(run.memory_mb).map(([, mb]) => mb)), 1),
       exact: run.exact,

@@ -28,7 +28,9 @@
  *   4. Exactness per mode (exactCounts): the requests the load generator sent equal nginx's access log lines; in
  *      the proxy modes also the access log lines and request counters of the client's outbound and the server's
  *      inbound listener (the traffic went through both); in ebpf mode the collector's http.v1 events equal two per
- *      request (both pods traced), with no drop.
+ *      request (both pods traced), with no drop. Those counts cover the whole mode (its probe and search overflow
+ *      the ring at full capacity), so each ebpf window also says what the kernel programs lost during it
+ *      (`lost_while_measured`): a window that lost records measured the cost of the rest.
  *   5. Output: a table on stderr with the ebpf/sidecar and ebpf/node-proxy ratios and Istio's published sidecar
  *      figures beside them, a JSON file (--json), one JSON line on stdout, and a row per mode and rate in
  *      ClickHouse `overhead_runs` (migration 12) of the configured ClickHouse and database (clickhouse.url, else
@@ -198,6 +200,7 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
     const window = async (rate: number, label: string): Promise<Window> => {
       process.stderr.write(`overhead: ${mode} ${label} (${rate}/s)\n`);
       if (options.warmSeconds > 0) await load(rate, options.warmSeconds);
+      const lostBefore = ebpf?.lostSoFar();
       const { result, before, after } = await measured(rate, options.seconds);
       return {
         label,
@@ -206,6 +209,7 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
         cores: coresBetween(meter, before, after, result.seconds),
         thread_cores: threadCoresBetween(before, after, result.seconds),
         ...(meter.bpfRunNs && { bpf_program_cores: programCoresBetween(before, after, result.seconds) }),
+        ...(lostBefore !== undefined && { lost: Number(ebpf!.lostSoFar() - lostBefore) }),
       };
     };
     // Starting the components costs what no request does: a load at the first rate to settle them, measured apart.

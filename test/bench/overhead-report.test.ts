@@ -21,8 +21,9 @@ function modeRun(mode: Mode, p99: number, cores: Record<string, number>, memory:
   return {
     mode,
     windows: [
-      { label: '1000', offered_per_s: 1000, load: load(1000, p99), cores, thread_cores: threads, ...perProgram },
-      { label: 'max', offered_per_s: 4000, load: load(4000, p99), cores, thread_cores: threads, ...perProgram },
+      // A mode with programs (ebpf) counts what they lost: nothing at 1,000/s, 7 records at its max.
+      { label: '1000', offered_per_s: 1000, load: load(1000, p99), cores, thread_cores: threads, ...perProgram, ...(programs && { lost: 0 }) },
+      { label: 'max', offered_per_s: 4000, load: load(4000, p99), cores, thread_cores: threads, ...perProgram, ...(programs && { lost: 7 }) },
     ],
     memory_mb: memory,
     counts: { requests: 5000, server_access_log: 5000 },
@@ -71,6 +72,11 @@ describe('bench overhead: report', () => {
     assert.deepEqual(at('ebpf', 'max'), { http_enter_write: 375, policy_ingress: 125 });
     assert.equal(at('baseline', '1000'), null);
     assert.equal(at('sidecar', '1000'), null);
+  });
+
+  it('says what the ebpf mode\'s programs lost in each window, and nothing for the modes without programs', () => {
+    const lost = (mode: Mode, rate: string) => json.rates.find((s) => s.mode === mode && s.rate === rate)!.lost_while_measured;
+    assert.deepEqual([lost('ebpf', '1000'), lost('ebpf', 'max'), lost('baseline', '1000'), lost('sidecar', 'max')], [0, 7, null, null]);
   });
 
   it('says where each component\'s cores go, by thread, per 1,000 requests/s', () => {

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Cgroup } from '../src/ebpf/cgroup.js';
+import { lostDuring } from '../src/lab/kernel-losses.js';
 import type { Pod } from '../src/lab/pods.js';
 import { acceptsConnections, waitFor } from '../src/lab/stack/processes.js';
 import { round } from '../src/lab/usage.js';
@@ -199,9 +200,7 @@ export async function searchSustainable(
   for (const fraction of SEARCH_FRACTIONS) {
     const rate = Math.max(500, Math.floor((capacityPerS * fraction) / 500) * 500);
     if (backlog) await recover();
-    const before = losses?.soFar();
-    const step = await load(rate, SEARCH_SECONDS);
-    const lost = before === undefined ? undefined : Number(losses!.soFar() - before);
+    const { result: step, lost } = await lostDuring(losses && (() => losses.soFar()), () => load(rate, SEARCH_SECONDS));
     tried.push({ rate, p90_us: round(step.latency_us.p90, 1), achieved_per_s: round(step.achieved_per_s, 0), ...(lost === undefined ? {} : { lost }) });
     if (step.latency_us.p90 <= SUSTAINED_P90_US && !lost) return { highest: rate, sustained: true, tried };
     backlog = Boolean(lost);

@@ -45,7 +45,7 @@ import { topicSpecs } from '../src/events/topics.js';
 import type { CollectorStats } from '../src/collector/collector.js';
 import { startCollectorProcess, uninstallCollectorPins } from '../src/lab/collector-process.js';
 import { cpuTimes, hostConditions } from '../src/lab/host-conditions.js';
-import { kernelLossesOfPins } from '../src/lab/kernel-losses.js';
+import { kernelLossesOfPins, lostDuring } from '../src/lab/kernel-losses.js';
 import { createLab, type Pod } from '../src/lab/pods.js';
 import { localKafkaBrokers } from '../src/lab/stack/endpoints.js';
 import { peakRssMegabytes, round, sampleUsage, usageBetween, type MeasuredProcess, type Usage } from '../src/lab/usage.js';
@@ -154,13 +154,15 @@ class TracedSession {
    */
   async measured(rate: number, seconds: number): Promise<{ load: LoadResult; usage: MeasuredCost }> {
     let result: LoadResult | undefined;
-    const lostBefore = this.lostSoFar();
-    const usage = await this.cost(async () => {
-      result = await this.load(rate, seconds);
-      await sleep(TAIL_MS);
-      return result.seconds;
-    });
-    const lost = Number(this.lostSoFar() - lostBefore);
+    const { result: usage, lost } = await lostDuring(
+      () => this.lostSoFar(),
+      () =>
+        this.cost(async () => {
+          result = await this.load(rate, seconds);
+          await sleep(TAIL_MS);
+          return result.seconds;
+        }),
+    );
     return { load: result!, usage: { ...usage, cores_per_1000_rps: round(usage.total_cores / (result!.achieved_per_s / 1000), 4), lost_while_measured: lost } };
   }
 

@@ -52,6 +52,7 @@ import { createLogger } from '../src/common/logger.js';
 import { enableRunTimeStats } from '../src/ebpf/stats.js';
 import { createClusterLab } from '../src/lab/cluster.js';
 import { cpuTimes, hostConditions } from '../src/lab/host-conditions.js';
+import { lostDuring } from '../src/lab/kernel-losses.js';
 import type { Pod } from '../src/lab/pods.js';
 import { waitFor } from '../src/lab/stack/processes.js';
 import { buildLoadGenerator, runLoad, searchSustainable, startNginx, type LoadResult } from './http-live-traffic.js';
@@ -200,8 +201,8 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
     const window = async (rate: number, label: string): Promise<Window> => {
       process.stderr.write(`overhead: ${mode} ${label} (${rate}/s)\n`);
       if (options.warmSeconds > 0) await load(rate, options.warmSeconds);
-      const lostBefore = ebpf?.lostSoFar();
-      const { result, before, after } = await measured(rate, options.seconds);
+      const { result: sampled, lost } = await lostDuring(ebpf?.lostSoFar, () => measured(rate, options.seconds));
+      const { result, before, after } = sampled;
       return {
         label,
         offered_per_s: rate,
@@ -209,7 +210,7 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
         cores: coresBetween(meter, before, after, result.seconds),
         thread_cores: threadCoresBetween(before, after, result.seconds),
         ...(meter.bpfRunNs && { bpf_program_cores: programCoresBetween(before, after, result.seconds) }),
-        ...(lostBefore !== undefined && { lost: Number(ebpf!.lostSoFar() - lostBefore) }),
+        ...(lost !== undefined && { lost }),
       };
     };
     // Starting the components costs what no request does: a load at the first rate to settle them, measured apart.
@@ -232,7 +233,7 @@ async function runMode(mode: Mode, pair: Pair, options: Options, undo: Undo, con
       // The ebpf mode sustains only a rate at which its programs lose nothing (kernel drops: else its cores are those
       // of the events it kept). The proxies' lost log lines do not lower theirs (HAProxy 2.6 drops a line when its
       // two threads write at once; exactCounts counts them): the stricter rule is held against sidecarless only.
-      const found = await searchSustainable(capacity.achieved_per_s, load, ebpf && { soFar: () => ebpf!.lostSoFar() });
+      const found = await searchSustainable(capacity.achieved_per_s, load, ebpf && { soFar: ebpf.lostSoFar });
       search = { closed_loop_per_s: Math.round(capacity.achieved_per_s), ...found };
       windows.push(await window(found.highest, 'max'));
     }

@@ -27,3 +27,15 @@ export function kernelLossesOfPins(directory: string): bigint {
   for (const program of programStatsOfPins(directory).values()) lost += program.recursionMisses;
   return lost;
 }
+
+/**
+ * `work`'s result and how far the running total `soFar` moved while it ran: what a load lost. Without a total (a mode
+ * with nothing to lose, as the proxies for the benches), the loss is undefined.
+ */
+export async function lostDuring<T>(soFar: () => bigint, work: () => Promise<T>): Promise<{ result: T; lost: number }>;
+export async function lostDuring<T>(soFar: (() => bigint) | undefined, work: () => Promise<T>): Promise<{ result: T; lost: number | undefined }>;
+export async function lostDuring<T>(soFar: (() => bigint) | undefined, work: () => Promise<T>): Promise<{ result: T; lost: number | undefined }> {
+  const before = soFar?.();
+  const result = await work();
+  return { result, lost: before === undefined ? undefined : Number(soFar!() - before) };
+}

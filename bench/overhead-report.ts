@@ -258,6 +258,7 @@ function row(info: RunInfo, s: Summary) {
     component_cores_per_1k_rps: s.cores_per_1000_rps,
     component_memory_mb: s.memory_mb,
     exact: s.exact ? 1 : 0,
+    lost_while_measured: s.lost_while_measured,
   };
 }
 

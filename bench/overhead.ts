@@ -33,7 +33,7 @@
  *      (`lost_while_measured`): a window that lost records measured the cost of the rest.
  *   5. Output: a table on stderr with the ebpf/sidecar and ebpf/node-proxy ratios and Istio's published sidecar
  *      figures beside them, a JSON file (--json), one JSON line on stdout, and a row per mode and rate in
- *      ClickHouse `overhead_runs` (migration 12) of the configured ClickHouse and database (clickhouse.url, else
+ *      ClickHouse `overhead_runs` (migrations 12 and 13) of the configured ClickHouse and database (clickhouse.url, else
  *      the embedded engine at clickhouse.embeddedPath).
  *   Floors: the ebpf mode adds at most a tenth of the sidecar mode's added p99, and costs at most a tenth of its
  *   cores per 1,000 requests/s; each with its numbers and met: true/false.

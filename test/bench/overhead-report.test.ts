@@ -117,7 +117,7 @@ describe('bench overhead: report', () => {
       p50_us: 27.5, p90_us: 55, p99_us: 110, p999_us: 220, added_p50_us: 2.5, added_p90_us: 5, added_p99_us: 10, added_p999_us: 20,
       mesh_cores: 0.02, mesh_cores_per_1k_rps: 0.02, total_cores_per_1k_rps: 0.268, mesh_memory_mb: 480,
       component_cores: runs[1]!.windows[0]!.cores, component_cores_per_1k_rps: { 'load generator': 0.2, server: 0.05, collector: 0.01, enforcer: 0.002, enricher: 0.006, 'bpf programs': 0.002 },
-      component_memory_mb: runs[1]!.memory_mb, exact: 1,
+      component_memory_mb: runs[1]!.memory_mb, exact: 1, lost_while_measured: 0,
     });
   });
 });

@@ -268,14 +268,14 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
     try {
       const rows = await queryRows<Record<string, unknown>>(
         clickhouse,
-        `SELECT mode, rate, offered_rps, requests, exact, arraySort(mapKeys(component_cores)) AS components, proxy, p99_us
+        `SELECT mode, rate, offered_rps, requests, exact, arraySort(mapKeys(component_cores)) AS components, proxy, p99_us, lost_while_measured
          FROM ${database}.overhead_runs WHERE run_id = {run:String} ORDER BY mode`,
         { run: result.run_id },
       );
       const proxy = rows[0]?.proxy;
       assert.match(String(proxy), /^HAProxy 2\.6\./);
       const byMode = [...line.rates].sort((a, b) => (a.mode < b.mode ? -1 : 1)); // ClickHouse's ORDER BY: bytewise
-      assert.deepEqual(rows, byMode.map((s) => ({ mode: s.mode, rate: '300', offered_rps: RATE, requests: String(WINDOW_REQUESTS), exact: 1, components: [...COMPONENTS[s.mode]!].sort(), proxy, p99_us: s.latency_us.p99 })));
+      assert.deepEqual(rows, byMode.map((s) => ({ mode: s.mode, rate: '300', offered_rps: RATE, requests: String(WINDOW_REQUESTS), exact: 1, components: [...COMPONENTS[s.mode]!].sort(), proxy, p99_us: s.latency_us.p99, lost_while_measured: s.mode === 'ebpf' ? '0' : null })));
     } finally {
       await clickhouse.close();
     }
@@ -303,7 +303,7 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
       const [run] = rowsOf(results, 'Run');
       assert.deepEqual(pick([run!], 'run_id', 'host', 'seconds', 'modes', 'rates'), [{ run_id: runId, host, seconds: SECONDS, modes: modes.join(', '), rates: RATE }]);
       assert.match(String(run!.proxy), /^HAProxy 2\.6\./);
-      assert.deepEqual(rowsOf(results, 'Counts and exactness'), rates.map((s) => ({ mode: s.mode, rate: RATE, offered_rps: RATE, requests: WINDOW_REQUESTS, seconds: SECONDS, exact: 1 })));
+      assert.deepEqual(rowsOf(results, 'Counts and exactness'), rates.map((s) => ({ mode: s.mode, rate: RATE, offered_rps: RATE, requests: WINDOW_REQUESTS, seconds: SECONDS, exact: 1, lost_while_measured: s.mode === 'ebpf' ? 0 : null })));
       assert.deepEqual(rowsOf(results, 'Achieved vs offered requests/s'), rates.map((s) => ({ mode_at_rate: at(s), offered_rps: RATE, achieved_rps: s.achieved_per_s })));
       const quantiles = ['p50', 'p90', 'p99', 'p999'];
       assert.deepEqual(

@@ -14,31 +14,41 @@
  * cannot take is counted as their ring_full drops, as always.
  *
  * When: the read loops call check() before each drain (CollectorDeps.beforeDrain), when a ring is at its fullest,
- * rather than a timer: a starved collector runs neither, so a timer saw nothing sooner, and its 4 wake-ups a second
- * were a third of an idle collector's CPU (0.0012 of 0.0038 cores, measured with the collector alone on a node).
- * An idle ring still wakes its loop once a second, so calm rings are seen as they stay calm.
+ * rather than a timer: a timer's 4 wake-ups a second were a third of an idle collector's CPU (0.0012 of 0.0038
+ * cores, measured with the collector alone on a node). An idle ring still wakes its loop once a second, so calm
+ * rings are seen as they stay calm. But a starved collector runs neither, so the raise also comes from a watcher
+ * thread that stays at the normal policy and is woken by the kernel's early wake-ups of a filling ring
+ * (./ring-watch-worker.ts), for the rings whose maps it can map (every kernel source's).
+ *
+ * The policy in force is one flag shared with the watcher (either side may raise; only check() yields again).
  *
  * Threads: the policy is per thread, so each thread of the process is set (/proc/self/task); threads created
  * later (libuv's pool, koffi's workers) inherit it from the thread that creates them.
  */
 import { readdirSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from '../common/logger.js';
-import { libcCalls, lastErrno } from '../ebpf/native.js';
+import { EVENTFD_ONE, lastErrno, libcCalls, linux } from '../ebpf/native.js';
+import type { RingMapRef } from '../ebpf/ringbuf.js';
+import type { RingWatchData } from './ring-watch-worker.js';
 
 export type CpuPolicyMode = 'idle' | 'normal';
 
-const SCHED_OTHER = 0;
-const SCHED_IDLE = 5;
-const EPERM = 1;
+const { SCHED_OTHER, SCHED_IDLE, EPERM, EFD_CLOEXEC } = linux;
 /** A ring more than half full: the collector did not get to drain after the kernel's quarter-full wake-up. */
 const RAISE_FILL = 0.5;
 const RELAX_FILL = 0.1;
 const RELAX_AFTER_MS = 2_000;
 
-/** How full a ring is, 0..1 (RingReader.fill). */
+/** How full a ring is, 0..1 (RingReader.fill); `ring`, the ring's map, when the watcher thread can map it too. */
 export interface RingFill {
   fill(): number;
+  readonly ring?: RingMapRef;
 }
+
+/** Indices of the flag the policy shares with its watcher thread. */
+const NORMAL = 0;
+const WATCHER_TID = 1;
 
 export interface CpuPolicyStats {
   /** Times the collector left SCHED_IDLE because a ring filled. */
@@ -48,11 +58,13 @@ export interface CpuPolicyStats {
 }
 
 export class CpuPolicy {
-  private normal = true;
+  /** [NORMAL]: 1 at the normal policy, 0 idle; [WATCHER_TID]: the watcher thread's id, 0 before it runs. */
+  private readonly shared = new Int32Array(new SharedArrayBuffer(8));
   private calmSince: number | undefined;
   private watching = false;
   private raiseRefused = false;
   private raised = 0;
+  private watcher: { worker: Worker; stopFd: number; exited: Promise<void> } | undefined;
 
   constructor(
     private readonly mode: CpuPolicyMode,
@@ -60,15 +72,42 @@ export class CpuPolicy {
     private readonly logger: Logger,
   ) {}
 
-  /** Yields to the workloads (mode idle), and check() watches the rings from then on; a no-op at mode normal. */
+  /**
+   * Yields to the workloads (mode idle), and check() watches the rings from then on; a no-op at mode normal. With
+   * rings the watcher can map, it yields once the watcher thread runs (which must stay out of the yield).
+   */
   start(): void {
+    Atomics.store(this.shared, NORMAL, 1);
     if (this.mode !== 'idle') return;
-    this.setAll(SCHED_IDLE);
     this.watching = true;
+    const rings = this.rings.flatMap((ring) => (ring.ring ? [ring.ring] : []));
+    if (rings.length === 0) this.setAll(SCHED_IDLE);
+    else this.startWatcher(rings);
+  }
+
+  /** Ends the watcher thread (a no-op without one). */
+  async stop(): Promise<void> {
+    const watcher = this.watcher;
+    if (watcher === undefined) return;
+    this.watcher = undefined;
+    // Unreferenced while it runs, referenced while it is waited for: the wait keeps the event loop alive.
+    watcher.worker.ref();
+    libcCalls.write(watcher.stopFd, EVENTFD_ONE, EVENTFD_ONE.length);
+    await watcher.exited;
+    libcCalls.close(watcher.stopFd);
   }
 
   get stats(): CpuPolicyStats {
     return { raised: this.raised, normal: this.normal };
+  }
+
+  /** The watcher thread's id once it runs (it stays at the normal policy), else undefined. */
+  get watcherThread(): number | undefined {
+    return Atomics.load(this.shared, WATCHER_TID) || undefined;
+  }
+
+  private get normal(): boolean {
+    return Atomics.load(this.shared, NORMAL) === 1;
   }
 
   /** Reads the rings' fill and changes the policy if it calls for it; a few memory reads when nothing changes. */
@@ -76,10 +115,7 @@ export class CpuPolicy {
     if (!this.watching) return;
     const fullest = Math.max(...this.rings.map((ring) => ring.fill()));
     if (!this.normal && fullest > RAISE_FILL) {
-      if (this.setAll(SCHED_OTHER)) {
-        this.raised++;
-        this.logger.info({ ring_fill: fullest }, 'collector behind the kernel: left the idle CPU policy until it catches up');
-      }
+      if (this.setAll(SCHED_OTHER)) this.noteRaised(fullest);
       this.calmSince = undefined;
       return;
     }
@@ -93,25 +129,70 @@ export class CpuPolicy {
     if (now - this.calmSince >= RELAX_AFTER_MS) this.setAll(SCHED_IDLE);
   }
 
-  /** Sets every thread's policy; false (and, once, a log naming the remedy) if the kernel refuses it. */
+  private noteRaised(fill: number): void {
+    this.raised++;
+    this.logger.info({ ring_fill: fill }, 'collector behind the kernel: left the idle CPU policy until it catches up');
+  }
+
+  private noteRefused(fill: number): void {
+    if (this.raiseRefused) return;
+    this.raiseRefused = true;
+    this.logger.warn(
+      { ring_fill: fill },
+      'collector behind the kernel but not allowed to leave the idle CPU policy: grant it CAP_SYS_NICE, or set collector.cpuPolicy to normal; until then what its rings cannot take is counted as ring_full drops',
+    );
+  }
+
+  /** Sets every thread's policy but the watcher's; false (and, once, a log naming the remedy) if the kernel refuses it. */
   private setAll(policy: number): boolean {
     const param = new Int32Array(1);
+    const watcher = Atomics.load(this.shared, WATCHER_TID);
     for (const task of readdirSync('/proc/self/task')) {
+      if (Number(task) === watcher) continue;
       if (libcCalls.schedSetScheduler(Number(task), policy, param) === 0) continue;
       const errno = lastErrno();
       // A thread that ended since the directory was read.
       if (errno !== EPERM) continue;
-      if (!this.raiseRefused) {
-        this.raiseRefused = true;
-        this.logger.warn(
-          { ring_fill: Math.max(...this.rings.map((ring) => ring.fill())) },
-          'collector behind the kernel but not allowed to leave the idle CPU policy: grant it CAP_SYS_NICE, or set collector.cpuPolicy to normal; until then what its rings cannot take is counted as ring_full drops',
-        );
-      }
+      this.noteRefused(Math.max(...this.rings.map((ring) => ring.fill())));
       return false;
     }
-    this.normal = policy === SCHED_OTHER;
+    Atomics.store(this.shared, NORMAL, policy === SCHED_OTHER ? 1 : 0);
     this.calmSince = undefined;
     return true;
+  }
+
+  /** The watcher thread (./ring-watch-worker.ts); the collector yields once it runs, or without it if it cannot. */
+  private startWatcher(rings: RingMapRef[]): void {
+    const stopFd = libcCalls.eventfd(0, EFD_CLOEXEC) as number;
+    if (stopFd < 0) {
+      this.withoutWatcher(`eventfd failed (errno ${lastErrno()})`);
+      return;
+    }
+    const data: RingWatchData = { rings, raiseFill: RAISE_FILL, shared: this.shared, stopFd };
+    const worker = new Worker(new URL('./ring-watch-worker.js', import.meta.url), { workerData: data });
+    // It must not keep the process alive: stop() ends it, and so does the process's exit.
+    worker.unref();
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    this.watcher = { worker, stopFd, exited };
+    worker.on('message', (message: { watching?: number; raised?: number; refused?: number; failed?: string }) => {
+      if (message.watching !== undefined) {
+        this.logger.info({ thread: message.watching }, 'ring watcher running: it leaves the idle CPU policy as soon as a ring is more than half full');
+        if (this.watching && this.normal) this.setAll(SCHED_IDLE);
+      } else if (message.raised !== undefined) {
+        this.calmSince = undefined;
+        this.noteRaised(message.raised);
+      } else if (message.refused !== undefined) {
+        this.noteRefused(message.refused);
+      } else if (message.failed !== undefined) {
+        this.withoutWatcher(message.failed);
+      }
+    });
+    worker.on('error', (error) => this.withoutWatcher(String(error)));
+  }
+
+  /** The watcher could not run: the collector yields anyway, and raises only when it gets to drain. */
+  private withoutWatcher(reason: string): void {
+    this.logger.warn({ reason }, 'no ring watcher thread: the idle collector leaves the idle policy only when it gets to drain, so a busy node may fill its rings first');
+    if (this.watching && this.normal) this.setAll(SCHED_IDLE);
   }
 }

@@ -99,6 +99,7 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
     failed: Promise.race([identities.failed, ...[...collectors.values()].map((collector) => collector.failed)]),
     async stop() {
       clearInterval(resync);
+      await cpuPolicy.stop();
       // The collectors' last sends wait for identities: the publisher stops after them.
       await Promise.all([...collectors.values()].map((collector) => collector.stop()));
       await identities.stop();

@@ -15,7 +15,7 @@ import { Installation, type InstallationSpec } from '../ebpf/installation.js';
 import type { PinDirectory } from '../ebpf/pins.js';
 import { KERNEL_DROP_REASONS } from '../ebpf/records/header.js';
 import { dropCounters, ReportedTotals, skippedRuns } from '../ebpf/reported-drops.js';
-import { MappedRingReader, type RecordHandler, type RingReader } from '../ebpf/ringbuf.js';
+import { MappedRingReader, type RecordHandler, type RingMapRef, type RingReader } from '../ebpf/ringbuf.js';
 import type { KernelSource } from './record-kind.js';
 
 export interface InstalledSourceSpec extends InstallationSpec {
@@ -66,6 +66,7 @@ export class InstalledSource implements KernelSource {
   readonly epoch: string;
   readonly reader: Pick<RingReader, 'drain' | 'wait'>;
   readonly fill: () => number;
+  readonly ring: RingMapRef;
   private readonly drops: InstallationDrops;
   private readonly retiring: Retiring[] = [];
   /** Drops of retired installations, not yet reported. */
@@ -86,6 +87,7 @@ export class InstalledSource implements KernelSource {
       wait: (timeoutMs) => (this.retiring.length > 0 ? Promise.resolve(true) : current.wait(timeoutMs)),
     };
     this.fill = () => current.fill();
+    this.ring = current.ring;
   }
 
   static open(pins: PinDirectory, spec: InstalledSourceSpec): InstalledSource {

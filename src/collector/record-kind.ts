@@ -9,7 +9,7 @@ import type { Registry } from '../common/avro.js';
 import type { PackedTopicContract } from '../events/contract.js';
 import type { Config } from '../common/config.js';
 import type { PinDirectory } from '../ebpf/pins.js';
-import type { RingReader } from '../ebpf/ringbuf.js';
+import type { RingMapRef, RingReader } from '../ebpf/ringbuf.js';
 import type { ConnectionEnds } from './connection-ends.js';
 import type { ItemPacking } from './packer.js';
 
@@ -65,6 +65,8 @@ export interface KernelSource {
   readonly status: { layout: string; adopted: boolean; retiring: readonly string[] };
   /** How much of the ring holds records not read yet, 0..1: the collector's CPU policy watches it (./cpu-policy.ts). */
   fill(): number;
+  /** The ring's map, which the CPU policy's watcher thread maps for itself; absent for a ring not in the kernel. */
+  readonly ring?: RingMapRef;
   /** Kernel drops since the previous call, by reason. */
   takeKernelDrops(): Array<[reason: string, count: number]>;
   /** Per kernel drop reason, the setting or cause that governs it (logged with the drops). */

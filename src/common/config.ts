@@ -265,8 +265,8 @@ const schema = {
     /**
      * idle: the collector's threads run under SCHED_IDLE, so they never delay a workload's wake-up (at the normal
      * policy a drain burst held the CPU for the rest of its slice: the tail a traced request gained), and return
-     * to the normal policy while a ring is more than half full (that takes CAP_SYS_NICE); normal: never yield
-     * (src/collector/cpu-policy.ts).
+     * to the normal policy while a ring is more than half full (that takes CAP_SYS_NICE), seen by a watcher thread
+     * the kernel wakes as a ring fills (about 10 MB of memory); normal: never yield (src/collector/cpu-policy.ts).
      */
     cpuPolicy: setting(oneOf(['idle', 'normal']), 'idle'),
     /**

@@ -147,6 +147,7 @@ export const libcCalls = {
   mallopt: libc.func('int mallopt(int param, int value)'),
   mallocTrim: libc.func('int malloc_trim(size_t pad)'),
   schedSetScheduler: libc.func('int sched_setscheduler(int pid, int policy, const int32_t *param)'),
+  gettid: libc.func('int gettid(void)'),
 };
 
 /** Blocking socket calls, for timing connect() itself without an event loop in between (bench/policy-overhead). */
@@ -159,6 +160,26 @@ export const socketCalls = {
   setsockopt: libc.func('int setsockopt(int fd, int level, int name, const uint8_t *value, uint32_t length)'),
   getsockname: libc.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *addrlen)'),
 };
+
+/** Linux constants of the calls above (the same on x86-64 and arm64). */
+export const linux = {
+  PROT_READ: 1,
+  PROT_WRITE: 2,
+  MAP_SHARED: 1,
+  SC_PAGESIZE: 30,
+  EPOLL_CTL_ADD: 1,
+  EPOLLIN: 1,
+  EPOLLET: 0x80000000,
+  EPOLL_CLOEXEC: 0o2000000,
+  EFD_CLOEXEC: 0o2000000,
+  EFD_NONBLOCK: 0o4000,
+  SCHED_OTHER: 0,
+  SCHED_IDLE: 5,
+  EPERM: 1,
+} as const;
+
+/** What a write to an eventfd adds to it: a native-endian 64-bit 1. */
+export const EVENTFD_ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
 
 /** mmap's MAP_FAILED, (void *)-1, as koffi reports the address. */
 export const MAP_FAILED = 0xffffffffffffffffn;

@@ -19,7 +19,7 @@
 import { KernelError } from '../common/errors.js';
 import { kernelError } from './errno.js';
 import type { MapAccess } from './map.js';
-import { bpf, koffi, lastErrno, libcCalls, MAP_FAILED, pointerAddress, ringSampleCallback, type Pointer } from './native.js';
+import { bpf, EVENTFD_ONE, koffi, lastErrno, libcCalls, linux, MAP_FAILED, pointerAddress, ringSampleCallback, type Pointer } from './native.js';
 import type { Detachable } from './program.js';
 import { RingWalker, type RecordHandler } from './ring-walker.js';
 
@@ -34,21 +34,10 @@ export interface RingReader extends Detachable {
 }
 
 const BPF_MAP_TYPE_RINGBUF = 27;
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
-const SC_PAGESIZE = 30;
-const EPOLL_CTL_ADD = 1;
-const EPOLLIN = 1;
-const EPOLLET = 0x80000000;
-const EPOLL_CLOEXEC = 0o2000000;
-const EFD_CLOEXEC = 0o2000000;
-const EFD_NONBLOCK = 0o4000;
+const { PROT_READ, PROT_WRITE, MAP_SHARED, SC_PAGESIZE, EPOLL_CTL_ADD, EPOLLIN, EPOLLET, EPOLL_CLOEXEC, EFD_CLOEXEC, EFD_NONBLOCK } = linux;
 /** epoll_event.data of each fd in a waiter's set. */
 const RING_EVENT = 0;
 const CLOSE_EVENT = 1;
-/** What an eventfd write adds: a native-endian 64-bit 1. */
-const ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
 
 const pageSize = Number(libcCalls.sysconf(SC_PAGESIZE));
 
@@ -96,7 +85,7 @@ class RingWaiter {
     if (this.closed) return;
     this.closed = true;
     if (!this.pending) this.release();
-    else libcCalls.write(this.closeFd, ONE, ONE.length);
+    else libcCalls.write(this.closeFd, EVENTFD_ONE, EVENTFD_ONE.length);
   }
 
   private release(): void {
@@ -140,8 +129,15 @@ function ringMap(map: MapAccess): { fd: number; size: number } {
   return { fd: map.fd, size: map.maxEntries };
 }
 
+/** A ring map by its fd and data size: what another thread needs to map the ring's positions for itself. */
+export interface RingMapRef {
+  fd: number;
+  size: number;
+}
+
 export class MappedRingReader extends RingReaderBase implements RingReader {
   readonly kind = 'mapped';
+  readonly ring: RingMapRef;
   private readonly consumerPage: Pointer;
   private readonly producerArea: Pointer;
   private readonly producerAreaLength: number;
@@ -150,6 +146,7 @@ export class MappedRingReader extends RingReaderBase implements RingReader {
   constructor(map: MapAccess) {
     const { fd, size } = ringMap(map);
     super(fd, map.name);
+    this.ring = { fd, size };
     this.consumerPage = mapOrThrow(pageSize, PROT_READ | PROT_WRITE, fd, 0, map.name);
     this.producerAreaLength = pageSize + size;
     try {
@@ -183,6 +180,41 @@ export class MappedRingReader extends RingReaderBase implements RingReader {
 
   protected release(): void {
     libcCalls.munmap(this.producerArea, this.producerAreaLength);
+    libcCalls.munmap(this.consumerPage, pageSize);
+  }
+}
+
+/**
+ * A ring's two positions, mapped read-only apart from its reader (by the CPU policy's watcher thread,
+ * src/collector/ring-watch-worker.ts): how full the ring is, without reading a record.
+ */
+export class RingPositions {
+  private readonly consumerPage: Pointer;
+  private readonly producerPage: Pointer;
+  private readonly consumer: BigUint64Array;
+  private readonly producer: BigUint64Array;
+
+  constructor(private readonly ring: RingMapRef) {
+    const name = `ring fd ${ring.fd}`;
+    this.consumerPage = mapOrThrow(pageSize, PROT_READ, ring.fd, 0, name);
+    try {
+      // The first page of the read-only area: the producer position (the records follow it).
+      this.producerPage = mapOrThrow(pageSize, PROT_READ, ring.fd, pageSize, name);
+    } catch (error) {
+      libcCalls.munmap(this.consumerPage, pageSize);
+      throw error;
+    }
+    this.consumer = new BigUint64Array(koffi.view(this.consumerPage, pageSize), 0, 1);
+    this.producer = new BigUint64Array(koffi.view(this.producerPage, pageSize), 0, 1);
+  }
+
+  /** How much of the ring holds records not read yet, 0..1 (RingWalker.fill). */
+  fill(): number {
+    return Number(Atomics.load(this.producer, 0) - Atomics.load(this.consumer, 0)) / this.ring.size;
+  }
+
+  release(): void {
+    libcCalls.munmap(this.producerPage, pageSize);
     libcCalls.munmap(this.consumerPage, pageSize);
   }
 }

@@ -1,17 +1,24 @@
 /**
  * The collector's CPU policy (src/collector/cpu-policy.ts) on this kernel's real threads: every thread yields
  * (SCHED_IDLE), returns to the normal policy while a ring is more than half full, yields again once the rings
- * stayed calm; at collector.cpuPolicy normal nothing changes; and a collector process runs with every thread idle.
+ * stayed calm; at collector.cpuPolicy normal nothing changes; a real ring filling while nothing drains it (a
+ * collector that never gets the CPU) is seen by the watcher thread, which raises every other thread; and a
+ * collector process runs with every thread idle but its watcher's.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
+import { randomBytes } from 'node:crypto';
 import { createLogger } from '../../src/common/logger.js';
 import { CpuPolicy } from '../../src/collector/cpu-policy.js';
+import { loadFlowProbe } from '../../src/collector/flows/kernel.js';
 import { libcCalls } from '../../src/ebpf/native.js';
+import { PinDirectory } from '../../src/ebpf/pins.js';
 import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
+import { createLab } from '../../src/lab/pods.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
+import { runTcpClient, startTcpServer } from '../../src/lab/traffic.js';
 import { dropTestData, testConfig } from '../helpers/flows.js';
 import { requireStackService } from '../helpers/stack.js';
 
@@ -19,9 +26,10 @@ const SCHED_OTHER = 0;
 const SCHED_IDLE = 5;
 const logger = createLogger({ level: 'silent' });
 
-/** The scheduling policy of every thread of a process (field 41 of /proc/PID/task/TID/stat). */
-function threadPolicies(pid: number | 'self'): number[] {
+/** The scheduling policy of every thread of a process (field 41 of /proc/PID/task/TID/stat), but the one left out. */
+function threadPolicies(pid: number | 'self', leftOut?: number): number[] {
   return readdirSync(`/proc/${pid}/task`).flatMap((task) => {
+    if (Number(task) === leftOut) return [];
     try {
       const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
       // Fields after the command name, which may hold spaces and ends at the last ')': state is field 3.
@@ -32,8 +40,11 @@ function threadPolicies(pid: number | 'self'): number[] {
   });
 }
 
-const all = (pid: number | 'self', policy: number) => async () => {
-  const policies = threadPolicies(pid);
+/** One thread's policy. */
+const threadPolicy = (pid: number | 'self', thread: number) => threadPolicies(pid).length > 0 && Number(readFileSync(`/proc/${pid}/task/${thread}/stat`, 'utf8').split(') ')[1]!.split(' ')[41 - 3]);
+
+const all = (pid: number | 'self', policy: number, leftOut?: number) => async () => {
+  const policies = threadPolicies(pid, leftOut);
   return policies.length > 0 && policies.every((each) => each === policy);
 };
 
@@ -84,13 +95,56 @@ describe('collector CPU policy', () => {
     assert.deepEqual(policy.stats, { raised: 0, normal: true });
   });
 
-  it('a collector process runs with every thread idle, and reports it on stop', async () => {
+  it('the watcher thread raises a collector that never gets to drain while a real ring fills', async () => {
+    const lab = createLab({ name: 'cpu-policy-watch', pods: ['a', 'b'] });
+    const pins = new PinDirectory(`/sys/fs/bpf/sidecarless-test-cpu-policy-${process.pid}-${randomBytes(3).toString('hex')}`);
+    pins.prepare();
+    let policy: CpuPolicy | undefined;
+    let probe: ReturnType<typeof loadFlowProbe> | undefined;
+    try {
+      const [a, b] = [lab.pod('a'), lab.pod('b')];
+      // A small ring: two final records per connection fill half of it within a few dozen connections.
+      probe = loadFlowProbe({ cgroups: [a.cgroup.path, b.cgroup.path], ringBytes: 16_384, maxConnections: 4096, activeTimeoutMs: 60_000 }, pins);
+      policy = new CpuPolicy('idle', [probe], logger);
+      policy.start();
+      await waitFor(async () => policy!.watcherThread !== undefined && (await all('self', SCHED_IDLE, policy!.watcherThread)()), {
+        timeoutMs: 5_000,
+        what: 'every thread idle but the watcher',
+      });
+      const watcher = policy.watcherThread!;
+      assert.equal(threadPolicy('self', watcher), SCHED_OTHER, 'the watcher stays at the normal policy');
+      assert.deepEqual(policy.stats, { raised: 0, normal: false });
+      assert.ok(probe.fill() < 0.5, `the ring starts below half full (${probe.fill()})`);
+
+      // Nothing drains the ring and nothing calls check(): only the watcher can see it fill.
+      const server = await startTcpServer(b, { port: 7531, expectBytes: 10, replyBytes: 10 });
+      const client = await runTcpClient(a, { host: b.ip, port: 7531, durationMs: 1_000, concurrency: 2, sendBytes: 10, expectBytes: 10 });
+      await server.stop();
+      assert.ok(client.connections >= 100, `${client.connections} connections`);
+      await waitFor(all('self', SCHED_OTHER), { timeoutMs: 5_000, what: 'every thread raised by the watcher', intervalMs: 20 });
+      assert.deepEqual(policy.stats, { raised: 1, normal: true });
+      assert.ok(probe.fill() > 0.5, `raised with the ring more than half full (${probe.fill()})`);
+    } finally {
+      await policy?.stop();
+      restoreThisProcess();
+      probe?.installation.detach();
+      probe?.close();
+      pins.remove();
+      lab.destroy();
+    }
+  });
+
+  it('a collector process runs with every thread idle but its ring watcher, and reports it on stop', async () => {
     await requireStackService('Kafka', localHost, kafkaPort);
     const { config, env } = testConfig({});
     let collector: CollectorProcess | undefined;
     try {
       collector = await startCollectorProcess(env, (agent) => [agent.path]);
-      await waitFor(all(collector.pid, SCHED_IDLE), { timeoutMs: 5_000, what: 'every collector thread idle' });
+      const watcherLog = () => collector!.logs.find((entry) => String(entry.msg).startsWith('ring watcher running'));
+      await waitFor(async () => watcherLog() !== undefined, { timeoutMs: 10_000, what: "the collector's ring watcher" });
+      const watcher = Number(watcherLog()!.thread);
+      await waitFor(all(collector.pid, SCHED_IDLE, watcher), { timeoutMs: 5_000, what: 'every collector thread idle but the watcher' });
+      assert.equal(threadPolicy(collector.pid, watcher), SCHED_OTHER, 'the watcher at the normal policy');
       const stats = await collector.stop();
       assert.equal(stats.messagesProduced, 0);
       const final = collector.logs.find((entry) => entry.msg === 'collector final counts')!;

@@ -25,16 +25,16 @@
  * Threads: the policy is per thread, so each thread of the process is set (/proc/self/task); threads created
  * later (libuv's pool, koffi's workers) inherit it from the thread that creates them.
  */
-import { readdirSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../common/logger.js';
 import { EVENTFD_ONE, lastErrno, libcCalls, linux } from '../ebpf/native.js';
 import type { RingMapRef } from '../ebpf/ringbuf.js';
 import type { RingWatchData } from './ring-watch-worker.js';
+import { setThreadPolicies } from './thread-policy.js';
 
 export type CpuPolicyMode = 'idle' | 'normal';
 
-const { SCHED_OTHER, SCHED_IDLE, EPERM, EFD_CLOEXEC } = linux;
+const { SCHED_OTHER, SCHED_IDLE, EFD_CLOEXEC } = linux;
 /** A ring more than half full: the collector did not get to drain after the kernel's quarter-full wake-up. */
 const RAISE_FILL = 0.5;
 const RELAX_FILL = 0.1;
@@ -58,30 +58,33 @@ export interface CpuPolicyStats {
 }
 
 export class CpuPolicy {
-  /** [NORMAL]: 1 at the normal policy, 0 idle; [WATCHER_TID]: the watcher thread's id, 0 before it runs. */
+  /** [NORMAL]: 1 at the normal policy, 0 idle; [WATCHER_TID]: the watcher thread's id while it runs, else 0. */
   private readonly shared = new Int32Array(new SharedArrayBuffer(8));
   private calmSince: number | undefined;
+  /** Set by the first yield: from then on check() raises and yields again. */
   private watching = false;
+  private started = false;
   private raiseRefused = false;
   private raised = 0;
-  private watcher: { worker: Worker; stopFd: number; exited: Promise<void> } | undefined;
+  private watcher: { worker: Worker; stopFd: number; exited: Promise<void>; stopOnExit: () => void } | undefined;
 
   constructor(
     private readonly mode: CpuPolicyMode,
     private readonly rings: readonly RingFill[],
     private readonly logger: Logger,
-  ) {}
+  ) {
+    Atomics.store(this.shared, NORMAL, 1);
+  }
 
   /**
    * Yields to the workloads (mode idle), and check() watches the rings from then on; a no-op at mode normal. With
-   * rings the watcher can map, it yields once the watcher thread runs (which must stay out of the yield).
+   * rings the watcher can map, the yield waits for the watcher thread to run (it must stay out of it).
    */
   start(): void {
-    Atomics.store(this.shared, NORMAL, 1);
-    if (this.mode !== 'idle') return;
-    this.watching = true;
+    if (this.mode !== 'idle' || this.started) return;
+    this.started = true;
     const rings = this.rings.flatMap((ring) => (ring.ring ? [ring.ring] : []));
-    if (rings.length === 0) this.setAll(SCHED_IDLE);
+    if (rings.length === 0) this.firstYield();
     else this.startWatcher(rings);
   }
 
@@ -90,9 +93,10 @@ export class CpuPolicy {
     const watcher = this.watcher;
     if (watcher === undefined) return;
     this.watcher = undefined;
+    process.off('exit', watcher.stopOnExit);
     // Unreferenced while it runs, referenced while it is waited for: the wait keeps the event loop alive.
     watcher.worker.ref();
-    libcCalls.write(watcher.stopFd, EVENTFD_ONE, EVENTFD_ONE.length);
+    watcher.stopOnExit();
     await watcher.exited;
     libcCalls.close(watcher.stopFd);
   }
@@ -101,7 +105,7 @@ export class CpuPolicy {
     return { raised: this.raised, normal: this.normal };
   }
 
-  /** The watcher thread's id once it runs (it stays at the normal policy), else undefined. */
+  /** The watcher thread's id while it runs (it stays at the normal policy), else undefined. */
   get watcherThread(): number | undefined {
     return Atomics.load(this.shared, WATCHER_TID) || undefined;
   }
@@ -143,20 +147,24 @@ export class CpuPolicy {
     );
   }
 
-  /** Sets every thread's policy but the watcher's; false (and, once, a log naming the remedy) if the kernel refuses it. */
+  /** The yield at start, once; check() watches from then on. */
+  private firstYield(): void {
+    if (this.watching) return;
+    this.watching = true;
+    this.setAll(SCHED_IDLE);
+  }
+
+  /**
+   * Sets every thread's policy but the watcher's, this thread's last; false (and, once, a log naming the remedy) if
+   * the kernel refuses it. The flag changes first when yielding: a watcher that raises meanwhile is not ignored.
+   */
   private setAll(policy: number): boolean {
-    const param = new Int32Array(1);
-    const watcher = Atomics.load(this.shared, WATCHER_TID);
-    for (const task of readdirSync('/proc/self/task')) {
-      if (Number(task) === watcher) continue;
-      if (libcCalls.schedSetScheduler(Number(task), policy, param) === 0) continue;
-      const errno = lastErrno();
-      // A thread that ended since the directory was read.
-      if (errno !== EPERM) continue;
+    if (policy === SCHED_IDLE) Atomics.store(this.shared, NORMAL, 0);
+    if (!setThreadPolicies(policy, Atomics.load(this.shared, WATCHER_TID), libcCalls.gettid() as number)) {
       this.noteRefused(Math.max(...this.rings.map((ring) => ring.fill())));
       return false;
     }
-    Atomics.store(this.shared, NORMAL, policy === SCHED_OTHER ? 1 : 0);
+    if (policy === SCHED_OTHER) Atomics.store(this.shared, NORMAL, 1);
     this.calmSince = undefined;
     return true;
   }
@@ -169,15 +177,28 @@ export class CpuPolicy {
       return;
     }
     const data: RingWatchData = { rings, raiseFill: RAISE_FILL, shared: this.shared, stopFd };
-    const worker = new Worker(new URL('./ring-watch-worker.js', import.meta.url), { workerData: data });
-    // It must not keep the process alive: stop() ends it, and so does the process's exit.
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL('./ring-watch-worker.js', import.meta.url), { workerData: data });
+    } catch (error) {
+      libcCalls.close(stopFd);
+      this.withoutWatcher(String(error));
+      return;
+    }
+    // It must not keep the process alive; an exit without stop() ends it too (a process exit waits for its
+    // threads, and this one would wait out its epoll timeout).
     worker.unref();
+    const stopOnExit = () => void libcCalls.write(stopFd, EVENTFD_ONE, EVENTFD_ONE.length);
+    process.once('exit', stopOnExit);
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    this.watcher = { worker, stopFd, exited };
+    this.watcher = { worker, stopFd, exited, stopOnExit };
+    // Messages after stop() (a watcher that started or failed as it was stopped) change nothing.
+    const current = () => this.watcher?.worker === worker;
     worker.on('message', (message: { watching?: number; raised?: number; refused?: number; failed?: string }) => {
+      if (!current()) return;
       if (message.watching !== undefined) {
-        this.logger.info({ thread: message.watching }, 'ring watcher running: it leaves the idle CPU policy as soon as a ring is more than half full');
-        if (this.watching && this.normal) this.setAll(SCHED_IDLE);
+        this.logger.info({ thread: message.watching }, 'ring watcher running: it leaves the idle CPU policy as soon as a ring is half full');
+        this.firstYield();
       } else if (message.raised !== undefined) {
         this.calmSince = undefined;
         this.noteRaised(message.raised);
@@ -187,12 +208,12 @@ export class CpuPolicy {
         this.withoutWatcher(message.failed);
       }
     });
-    worker.on('error', (error) => this.withoutWatcher(String(error)));
+    worker.on('error', (error) => current() && this.withoutWatcher(String(error)));
   }
 
-  /** The watcher could not run: the collector yields anyway, and raises only when it gets to drain. */
+  /** The watcher could not run (or stopped running): the collector yields anyway, and raises only when it gets to drain. */
   private withoutWatcher(reason: string): void {
     this.logger.warn({ reason }, 'no ring watcher thread: the idle collector leaves the idle policy only when it gets to drain, so a busy node may fill its rings first');
-    if (this.watching && this.normal) this.setAll(SCHED_IDLE);
+    this.firstYield();
   }
 }

@@ -24,7 +24,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { lastErrno, libcCalls, linux } from '../ebpf/native.js';
-import { RingPositions, type RingMapRef } from '../ebpf/ringbuf.js';
+import { RingEpoll, RingPositions, type RingMapRef } from '../ebpf/ringbuf.js';
 import { setThreadPolicies } from './thread-policy.js';
 
 export interface RingWatchData {
@@ -36,34 +36,20 @@ export interface RingWatchData {
   stopFd: number;
 }
 
-const { SCHED_OTHER, EPOLL_CTL_ADD, EPOLLIN, EPOLLET, EPOLL_CLOEXEC } = linux;
-const EINTR = 4;
-const STOP_EVENT = 0;
+const { SCHED_OTHER } = linux;
 const WAIT_MS = 1_000;
 
 const { rings, raiseFill, shared, stopFd } = workerData as RingWatchData;
 const self = libcCalls.gettid() as number;
 
 function watch(positions: RingPositions[]): void {
-  const epfd = libcCalls.epollCreate(EPOLL_CLOEXEC) as number;
-  if (epfd < 0) throw new Error(`epoll_create1 failed (errno ${lastErrno()})`);
-  const add = (fd: number, events: number, data: number) => {
-    if ((libcCalls.epollCtl(epfd, EPOLL_CTL_ADD, fd, { events, data }) as number) < 0) throw new Error(`epoll_ctl of fd ${fd} failed (errno ${lastErrno()})`);
-  };
+  const epoll = new RingEpoll(rings.map(({ fd }) => fd), 'ring watch', stopFd);
   try {
-    // Edge-triggered: woken by each of the kernel's wake-ups of a ring, not for as long as it holds records.
-    rings.forEach(({ fd }, index) => add(fd, EPOLLIN | EPOLLET, index + 1));
-    add(stopFd, EPOLLIN, STOP_EVENT);
     parentPort!.postMessage({ watching: self });
-    const events = [...rings, stopFd].map(() => ({ events: 0, data: 0 }));
     let refused = false;
     for (;;) {
-      const count = libcCalls.epollWait(epfd, events, events.length, WAIT_MS) as number;
-      if (count < 0) {
-        if (lastErrno() === EINTR) continue;
-        throw new Error(`epoll_wait failed (errno ${lastErrno()})`);
-      }
-      if (events.slice(0, count).some((event) => Number(event.data) === STOP_EVENT)) return;
+      const outcome = epoll.waitBlocking(WAIT_MS);
+      if (outcome === 'stop') return;
       const fill = Math.max(...positions.map((ring) => ring.fill()));
       if (fill < raiseFill) continue;
       if (setThreadPolicies(SCHED_OTHER, self, self)) {
@@ -74,7 +60,7 @@ function watch(positions: RingPositions[]): void {
       }
     }
   } finally {
-    libcCalls.close(epfd);
+    epoll.release();
   }
 }
 

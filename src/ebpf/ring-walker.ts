@@ -79,7 +79,7 @@ export class RingWalker {
 
   /** How much of the ring holds records not read yet, 0..1. */
   fill(): number {
-    return Number(Atomics.load(this.producerPosition, 0) - Atomics.load(this.consumerPosition, 0)) / this.size;
+    return fillOf(this.producerPosition, this.consumerPosition, this.size);
   }
 
   /** Whether every record the kernel committed or is still writing has been read. */
@@ -98,4 +98,9 @@ export class RingWalker {
     this.scratch.set(this.bytes.subarray(0, length - head), head);
     return this.scratchView;
   }
+}
+
+/** How much of a ring of `size` bytes holds records not read yet, 0..1, from its two mapped positions. */
+export function fillOf(producerPosition: BigUint64Array, consumerPosition: BigUint64Array, size: number): number {
+  return Number(Atomics.load(producerPosition, 0) - Atomics.load(consumerPosition, 0)) / size;
 }

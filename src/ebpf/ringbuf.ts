@@ -21,7 +21,7 @@ import { kernelError } from './errno.js';
 import type { MapAccess } from './map.js';
 import { bpf, EVENTFD_ONE, koffi, lastErrno, libcCalls, linux, MAP_FAILED, pointerAddress, ringSampleCallback, type Pointer } from './native.js';
 import type { Detachable } from './program.js';
-import { RingWalker, type RecordHandler } from './ring-walker.js';
+import { fillOf, RingWalker, type RecordHandler } from './ring-walker.js';
 
 export type { RecordHandler };
 
@@ -35,46 +35,84 @@ export interface RingReader extends Detachable {
 
 const BPF_MAP_TYPE_RINGBUF = 27;
 const { PROT_READ, PROT_WRITE, MAP_SHARED, SC_PAGESIZE, EPOLL_CTL_ADD, EPOLLIN, EPOLLET, EPOLL_CLOEXEC, EFD_CLOEXEC, EFD_NONBLOCK } = linux;
-/** epoll_event.data of each fd in a waiter's set. */
+/** epoll_event.data of each fd in a RingEpoll's set. */
 const RING_EVENT = 0;
-const CLOSE_EVENT = 1;
+const STOP_EVENT = 1;
+const EINTR = 4;
 
 const pageSize = Number(libcCalls.sysconf(SC_PAGESIZE));
 
-/** Waits on a ring's fd with epoll without blocking the event loop (the wait runs on a koffi worker thread). */
-class RingWaiter {
-  private readonly epfd: number;
-  /** Written once, by close(): ends the wait in flight at once instead of at its timeout. */
-  private readonly closeFd: number;
+/**
+ * An epoll set over ring fds, edge-triggered (one event per wake-up of a ring by the kernel, not one for as long as it
+ * holds records), and an eventfd whose write ends a wait at once: its own, or one another thread writes (`stopFd`,
+ * not closed here).
+ */
+export class RingEpoll {
+  readonly epfd: number;
+  readonly stopFd: number;
   /** Filled by epoll_wait; koffi gives `data` as a number (a bigint only above 2^53). */
-  private readonly events: Array<{ events: number; data: number | bigint }> = [
-    { events: 0, data: 0 },
-    { events: 0, data: 0 },
-  ];
-  private pending: Promise<boolean> | undefined;
-  private closed = false;
+  readonly events: Array<{ events: number; data: number | bigint }>;
+  private readonly ownsStopFd: boolean;
 
-  constructor(mapFd: number, name: string) {
+  constructor(ringFds: readonly number[], name: string, stopFd?: number) {
+    this.events = [...ringFds, 0].map(() => ({ events: 0, data: 0 }));
+    this.ownsStopFd = stopFd === undefined;
     this.epfd = libcCalls.epollCreate(EPOLL_CLOEXEC) as number;
     if (this.epfd < 0) throw kernelError(`${name}: epoll_create1`, lastErrno(), name);
-    this.closeFd = libcCalls.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) as number;
+    this.stopFd = stopFd ?? (libcCalls.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) as number);
     const failed = (what: string) => {
       const errno = lastErrno();
       this.release();
       return kernelError(`${name}: ${what}`, errno, name);
     };
-    if (this.closeFd < 0) throw failed('eventfd');
-    if ((libcCalls.epollCtl(this.epfd, EPOLL_CTL_ADD, mapFd, { events: EPOLLIN | EPOLLET, data: RING_EVENT }) as number) < 0) throw failed('epoll_ctl');
-    if ((libcCalls.epollCtl(this.epfd, EPOLL_CTL_ADD, this.closeFd, { events: EPOLLIN, data: CLOSE_EVENT }) as number) < 0) throw failed('epoll_ctl');
+    if (this.stopFd < 0) throw failed('eventfd');
+    for (const fd of ringFds) if ((libcCalls.epollCtl(this.epfd, EPOLL_CTL_ADD, fd, { events: EPOLLIN | EPOLLET, data: RING_EVENT }) as number) < 0) throw failed('epoll_ctl');
+    if ((libcCalls.epollCtl(this.epfd, EPOLL_CTL_ADD, this.stopFd, { events: EPOLLIN, data: STOP_EVENT }) as number) < 0) throw failed('epoll_ctl');
+  }
+
+  /** What the `count` events epoll_wait filled say: the stop fd was written, a ring woke it, or neither (a timeout). */
+  outcome(count: number): 'stop' | 'ring' | 'none' {
+    const fired = this.events.slice(0, Math.max(count, 0));
+    if (fired.some((event) => Number(event.data) === STOP_EVENT)) return 'stop';
+    return fired.length > 0 ? 'ring' : 'none';
+  }
+
+  /** Blocks this thread up to `timeoutMs` (for a thread of its own: ring-watch-worker.ts); a signal's EINTR is 'none'. */
+  waitBlocking(timeoutMs: number): 'stop' | 'ring' | 'none' {
+    const count = libcCalls.epollWait(this.epfd, this.events, this.events.length, timeoutMs) as number;
+    if (count < 0 && lastErrno() !== EINTR) throw kernelError('epoll_wait', lastErrno());
+    return this.outcome(count);
+  }
+
+  /** Ends the wait in flight (or the next one) at once. */
+  signalStop(): void {
+    libcCalls.write(this.stopFd, EVENTFD_ONE, EVENTFD_ONE.length);
+  }
+
+  release(): void {
+    if (this.ownsStopFd && this.stopFd >= 0) libcCalls.close(this.stopFd);
+    libcCalls.close(this.epfd);
+  }
+}
+
+/** Waits on a ring's fd with epoll without blocking the event loop (the wait runs on a koffi worker thread). */
+class RingWaiter {
+  private readonly epoll: RingEpoll;
+  private pending: Promise<boolean> | undefined;
+  private closed = false;
+
+  constructor(mapFd: number, name: string) {
+    this.epoll = new RingEpoll([mapFd], name);
   }
 
   wait(timeoutMs: number): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
+    const { epfd, events } = this.epoll;
     this.pending ??= new Promise<boolean>((resolve) => {
-      libcCalls.epollWait.async(this.epfd, this.events, this.events.length, timeoutMs, (error: unknown, count: number) => {
+      libcCalls.epollWait.async(epfd, events, events.length, timeoutMs, (error: unknown, count: number) => {
         this.pending = undefined;
-        if (this.closed) this.release();
-        resolve(!error && !this.closed && count > 0 && this.events.slice(0, count).some((event) => Number(event.data) === RING_EVENT));
+        if (this.closed) this.epoll.release();
+        resolve(!error && !this.closed && this.epoll.outcome(count) === 'ring');
       });
     });
     return this.pending;
@@ -84,13 +122,8 @@ class RingWaiter {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (!this.pending) this.release();
-    else libcCalls.write(this.closeFd, EVENTFD_ONE, EVENTFD_ONE.length);
-  }
-
-  private release(): void {
-    if (this.closeFd >= 0) libcCalls.close(this.closeFd);
-    libcCalls.close(this.epfd);
+    if (!this.pending) this.epoll.release();
+    else this.epoll.signalStop();
   }
 }
 
@@ -210,7 +243,7 @@ export class RingPositions {
 
   /** How much of the ring holds records not read yet, 0..1 (RingWalker.fill). */
   fill(): number {
-    return Number(Atomics.load(this.producer, 0) - Atomics.load(this.consumer, 0)) / this.ring.size;
+    return fillOf(this.producer, this.consumer, this.ring.size);
   }
 
   release(): void {

@@ -333,8 +333,16 @@ const FLOOR_JOINED_VS_UNJOINED = 0.7;
 /** The runs, in an order that puts each variant early and late (the machine's state drifts during a bench). */
 const ORDER = ['joined', 'unjoined', 'empty_index', 'joined_no_labels', 'joined_no_view', 'joined_no_view', 'joined_no_labels', 'empty_index', 'unjoined', 'joined'] as const;
 type Variant = (typeof ORDER)[number];
-/** The migrations of the flows table and the batch ledger before the identity columns and the rollup (issue 8). */
-const UNJOINED_MIGRATIONS = ['0001_flows.sql', '0002_kafka_batches.sql', '0003_kafka_batches_from_flows.sql'];
+/**
+ * The migrations of the flows table and the batch ledger before the identity columns and the rollup (issue 8), and
+ * the one column added to flows since (renumbered to follow them): shipped file -> name in the bench's directory.
+ */
+const UNJOINED_MIGRATIONS: ReadonlyArray<readonly [string, string]> = [
+  ['0001_flows.sql', '0001_flows.sql'],
+  ['0002_kafka_batches.sql', '0002_kafka_batches.sql'],
+  ['0003_kafka_batches_from_flows.sql', '0003_kafka_batches_from_flows.sql'],
+  ['0014_flows_started_before_tracing.sql', '0004_flows_started_before_tracing.sql'],
+];
 
 /** The columns of `flows` before the join: FLOW_COLUMNS without either end's identity columns. */
 const UNJOINED_COLUMNS = FLOW_COLUMNS.filter(([column]) => !IDENTITY_COLUMNS.some(([suffix]) => column === `client_${suffix}` || column === `server_${suffix}`));
@@ -392,7 +400,7 @@ async function endToEndSection(): Promise<Section> {
   const name = `slbench_join_${stamp}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'sidecarless-bench-enrich-join-'));
   const unjoinedMigrations = mkdtempSync(join(tmpdir(), 'sidecarless-bench-unjoined-migrations-'));
-  for (const file of UNJOINED_MIGRATIONS) copyFileSync(join(shippedMigrations, file), join(unjoinedMigrations, file));
+  for (const [shipped, file] of UNJOINED_MIGRATIONS) copyFileSync(join(shippedMigrations, shipped), join(unjoinedMigrations, file));
   const defaults = loadConfig({ argv: [], env: {} });
   const { batchBytes, flushMs, metadataHoldMs: holdMs, metadataHistoryMs: historyMs } = defaults.enricher;
   const registry = loadRegistry();

@@ -209,6 +209,7 @@ function jsonRow({ event, identities, position }: FlowRow): Record<string, unkno
     cgroup_id: event.cgroup_id.toString(),
     network_namespace_inode: event.network_namespace_inode.toString(),
     sampling_rate: event.sampling_rate,
+    started_before_tracing: event.started_before_tracing,
     ...identityJson('client', identities.client),
     ...identityJson('server', identities.server),
     kafka_topic: position.topic,
@@ -229,7 +230,7 @@ function tabSeparatedInsert(client: ClickHouseClient, table: string) {
         `${e.observer_side}\t${tsv(e.network_transport)}\t${e.network_type}\t${e.client_address}\t${e.client_port}\t${e.server_address}\t${e.server_port}\t` +
         `${e.bytes_client_to_server}\t${e.bytes_server_to_client}\t${e.segments_client_to_server}\t${e.segments_server_to_client}\t${e.rtt_us ?? 0}\t` +
         `${e.rtt_var_us ?? 0}\t${e.retransmits}\t${e.syn_retransmits}\t${e.connect_latency_us ?? 0}\t${e.handshake_completed ? 1 : 0}\t${tsv(e.close_reason)}\t` +
-        `${e.process_pid ?? 0}\t${e.thread_id ?? 0}\t${tsv(e.process_executable_name ?? '')}\t${e.cgroup_id}\t${e.network_namespace_inode}\t${e.sampling_rate}\t` +
+        `${e.process_pid ?? 0}\t${e.thread_id ?? 0}\t${tsv(e.process_executable_name ?? '')}\t${e.cgroup_id}\t${e.network_namespace_inode}\t${e.sampling_rate}\t${e.started_before_tracing ? 1 : 0}\t` +
         `${identityTsv(identities.client)}\t${identityTsv(identities.server)}\t` +
         `${tsv(position.topic)}\t${position.partition}\t${position.offset}\n`;
     }

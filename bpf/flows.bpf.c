@@ -13,8 +13,8 @@
  *         `conns`, with the owner; PASSIVE_ESTABLISHED_CB (handshake completed on an accepted socket, softirq)
  *         starts a server-side entry.
  *         Only sockets whose cgroup, or an ancestor of it, is in `traced_cgroups` are tracked, and never sockets of
- *         the agent's own cgroup: the decision is made here, once; later hooks, here and in other programs, only
- *         look the socket up in `conns`. The entry's conn_id comes from the `conn_ids` counter. Those three maps
+ *         the agent's own cgroup: the decision is made here, once; later hooks, here and in other programs, look
+ *         the socket up in `conns` (and adopt it, 5, if it is not there). The entry's conn_id comes from the `conn_ids` counter. Those three maps
  *         are the connection tracking of bpf/include/conn.h, shared with other programs when the loader gives them
  *         one pin directory. A tracked socket gets state callbacks (BPF_SOCK_OPS_STATE_CB_FLAG).
  *      b. SYN_SENT -> ESTABLISHED: the handshake time, and the SYN retransmits (every retransmit so far).
@@ -31,10 +31,17 @@
  *      until it carries traffic again or closes.
  *   4. The raw tracepoint tcp_send_reset flags a reset sent while the socket is still open (the kernel's own
  *      aborts: keepalive or orphan timers, memory limits, a socket kill).
+ *   5. A connection open before tracing could see it start (the collector's first start on a busy node, a cgroup
+ *      newly traced) is adopted by tcp_probe at the first segment it receives (sl_conn_adopt, conn.h: flagged
+ *      ADOPTED, its side read from the socket), and ended by the raw tracepoint inet_sock_set_state, since only
+ *      sock_ops can give a socket state callbacks and only at its start. Its records carry the kernel's counters
+ *      since the connection began, as every record does; its start is when tracing first saw it.
  * Nothing is lost silently: a full ring or a full `conns` table is counted in `drops` by reason. A raw tracepoint
  * program is skipped when it fires while it already runs on that CPU; the kernel counts each skip in the program's
- * recursion_misses, which the collector reports as drop reason program_skipped. A skip delays an owner or an
- * interim record, or loses a reset flag; it never loses a connection or its final record.
+ * recursion_misses, which the collector reports as drop reason program_skipped. A skip delays an owner, an interim
+ * record or an adoption, or loses a reset flag; it never loses a connection tracked from its start or its final
+ * record. An adopted connection's end comes from a tracepoint, so a skip there loses its final record (counted
+ * as program_skipped) and leaves its entry behind until a socket tracked from its start reuses the address.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -44,7 +51,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define E2BIG 7
 #define EPIPE 32
 #define ECONNRESET 104
 #define ECONNREFUSED 111
@@ -288,6 +294,8 @@ int flow_interim(struct bpf_raw_tracepoint_args *ctx)
 	__u64 now;
 
 	if (!state)
+		state = sl_conn_adopt(sk);
+	if (!state)
 		return 0;
 	now = bpf_ktime_get_ns();
 	if (now - state->last_record_ns < active_timeout_ns)
@@ -305,5 +313,23 @@ int flow_reset_sent(struct bpf_raw_tracepoint_args *ctx)
 
 	if (state)
 		state->flags |= SL_FLOW_FLAG_RST_SENT;
+	return 0;
+}
+
+/*
+ * The state changes of an adopted connection (sl_conn_adopt), which has no sock_ops state callbacks. The tracepoint
+ * fires in tcp_set_state() after the sock_ops callback and, for CLOSE, after the kernel unhashed the socket and
+ * released its port: what state_change() and emit() read is still there (sl_read_ends reads inet_sport, which the
+ * release leaves). It fires for every socket's every state change; a socket tracked from its start is left to
+ * flow_sock_ops, so that no connection ends twice.
+ */
+SEC("raw_tp/inet_sock_set_state")
+int flow_adopted_state(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->args[0];
+	struct sl_conn_state *state = sl_conn_lookup(sk);
+
+	if (state && (state->flags & SL_FLOW_FLAG_ADOPTED))
+		state_change(sk, ctx->args[1], ctx->args[2]);
 	return 0;
 }

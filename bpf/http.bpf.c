@@ -13,11 +13,12 @@
  *      both add about 190 ns to each read/write, but 10 ns to every other syscall here against 130 ns there.
  *   2. On entry, first whether the calling task's cgroup (or an ancestor) is traced and not the agent's
  *      (sl_cgroup_is_traced, bpf/include/conn.h: the flows program's own check, on the task's cgroup here, its
- *      answer remembered per cgroup in `cgroup_answers`); an untraced task costs that one lookup and nothing else. Then the fd is resolved to its socket through the task's
- *      fdtable (typed reads, sl_kernel_cast; the file must be a socket inode), and the socket is looked up in the shared `conns`
- *      table. Only sockets flows tracks are there, all TCP, so the record's conn_id is the one that connection's
- *      flow records carry, and a socket flows does not track (UDP, unix, a connection older than tracing) is left
- *      alone. The call's arguments (buffer, iovec array or msghdr, in user memory), its conn_id and entry time are
+ *      answer remembered per cgroup in the shared `cgroup_answers`); an untraced task costs that one lookup and
+ *      nothing else. Then the fd is resolved to its socket through the task's fdtable (typed reads, sl_kernel_cast;
+ *      the file must be a socket inode), and the socket is looked up in the shared `conns` table, so the record's
+ *      conn_id is the one that connection's flow records carry. An established TCP socket of a traced cgroup that
+ *      is not there, a connection open before tracing could see it start, is adopted (sl_conn_adopt), so that
+ *      its first call after tracing began is captured; any other socket (UDP, unix) is left alone. The call's arguments (buffer, iovec array or msghdr, in user memory), its conn_id and entry time are
  *      kept in the thread's `calls` storage (its creation failing is counted, call_table_full). A peek
  *      (MSG_PEEK) is left alone before all that: the call that then reads the bytes records them.
  *   3. On return, the thread's entry in `calls` (none or cleared: not a traced call) is taken and cleared. If the
@@ -108,34 +109,15 @@ struct {
 	__type(value, struct chunk_buffer);
 } chunk_buffers SEC(".maps");
 
-/*
- * cgroup id -> whether its tasks are traced (1) or not (0): sl_cgroup_is_traced's answer, which walks the cgroup's
- * ancestors (a map lookup and a few kernel reads each), remembered so that an untraced task pays one lookup per
- * call. Measured with bench syscall-tracing (dd in an untraced pod, entry and return programs of read and write):
- * 121 ns per program run walking every time, 47 ns remembering; 350 -> 195 ns added per syscall in all. Cgroup ids
- * are never reused; the collector empties this map whenever it rewrites `traced_cgroups`
- * (src/collector/http/kernel.ts), the only time an answer changes. LRU: forgetting an answer only costs a walk.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __u8);
-} cgroup_answers SEC(".maps");
-
+/* Whether the calling task's cgroup (or an ancestor) is traced: its id from a helper, the answer remembered. */
 static __always_inline int current_is_traced(void)
 {
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
-	__u8 *known = bpf_map_lookup_elem(&cgroup_answers, &cgroup_id);
-	struct task_struct *task;
-	__u8 traced;
+	int known = sl_cgroup_remembered(cgroup_id);
 
-	if (known)
-		return *known;
-	task = (struct task_struct *)bpf_get_current_task();
-	traced = sl_cgroup_is_traced(BPF_CORE_READ(task, cgroups, dfl_cgrp), &cgroup_id);
-	bpf_map_update_elem(&cgroup_answers, &cgroup_id, &traced, BPF_ANY);
-	return traced;
+	if (known >= 0)
+		return known;
+	return sl_cgroup_remember(bpf_get_current_task_btf()->cgroups->dfl_cgrp, &cgroup_id);
 }
 
 /*
@@ -179,6 +161,8 @@ static __always_inline void enter(__u64 fd, __u64 args, __u64 iovcnt, __u8 layou
 		sk = socket_of(task, fd);
 	if (sk)
 		state = sl_conn_lookup(sk);
+	if (sk && !state)
+		state = sl_conn_adopt(sk);
 	call = bpf_task_storage_get(&calls, task, 0, state ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 	if (!call) {
 		if (state)

@@ -81,6 +81,8 @@ enum sl_flow_flag {
 	SL_FLOW_FLAG_FIN_SENT = 0x08,     /* this side closed its direction (close() or shutdown()) */
 	SL_FLOW_FLAG_FIN_RECEIVED = 0x10, /* the peer closed its direction */
 	SL_FLOW_FLAG_ERROR = 0x20,        /* the kernel closed the socket on another error (a timeout, ICMP, a kill) */
+	SL_FLOW_FLAG_ADOPTED = 0x40,      /* open before tracing saw it start: start_ns is when tracing first saw it,
+					   * and the side was read from the socket (sl_conn_adopt, bpf/include/conn.h) */
 };
 
 /*
@@ -91,7 +93,7 @@ enum sl_flow_flag {
 struct sl_flow_record {
 	struct sl_record_header header; /* ts_ns: when these counters were read */
 	__u64 conn_id;                  /* unique per boot and node: assigned when tracking began */
-	__u64 start_ns;                 /* client: connect(); server: handshake completed */
+	__u64 start_ns;                 /* client: connect(); server: handshake completed; adopted: first seen */
 	__u64 cgroup_id;                /* cgroup v2 id of the socket (inherited from the creating process) */
 	__u64 bytes_sent;               /* payload bytes this side sent that the peer acknowledged (no SYN/FIN) */
 	__u64 bytes_received;           /* payload bytes this side received in order (no FIN) */

@@ -65,6 +65,7 @@ export const FLOW_COLUMNS: Columns = [
   ['cgroup_id', 'UInt64'],
   ['network_namespace_inode', 'UInt64'],
   ['sampling_rate', 'UInt32'],
+  ['started_before_tracing', 'Bool'],
   ...ENDS_IDENTITY_COLUMNS,
   ...POSITION_COLUMNS,
 ];
@@ -90,8 +91,8 @@ export function nanosToDateTime64(ns: bigint): string {
 }
 
 
-/** Bytes of a row besides its strings and Kafka position: 2x8 times, 3 enums, 2x16 addresses, 2 ports, 6x8 UInt64s, 9x4 UInt32s, a bool. */
-const FIXED_ROW_BYTES = 16 + 3 + 32 + 4 + 48 + 36 + 1;
+/** Bytes of a row besides its strings and Kafka position: 2x8 times, 3 enums, 2x16 addresses, 2 ports, 6x8 UInt64s, 9x4 UInt32s, 2 bools. */
+const FIXED_ROW_BYTES = 16 + 3 + 32 + 4 + 48 + 36 + 2;
 /** Strings per row (the Kafka topic and labels aside), each with a varint length of at most 5 bytes. */
 const STRINGS_PER_ROW = 5;
 
@@ -149,7 +150,8 @@ export class FlowRows extends RowBinaryRows<FlowEvent> {
     view.setBigUint64(p, event.cgroup_id, true);
     view.setBigUint64(p + 8, event.network_namespace_inode, true);
     view.setUint32(p + 16, event.sampling_rate, true);
-    this.endRow(p + 20, client, server);
+    view.setUint8(p + 20, event.started_before_tracing ? 1 : 0);
+    this.endRow(p + 21, client, server);
   }
 }
 

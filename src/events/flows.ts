@@ -1,8 +1,8 @@
 /**
  * The flows topic (`flows.v1`): one FlowEvent per TCP connection and observing side, final or interim
- * (schemas/avro/flows.v1.avsc, record dev.sidecarless.FlowEvent), packed into FlowBatch messages. Written by the
+ * (schemas/avro/flows.v2.avsc, record dev.sidecarless.FlowEvent), packed into FlowBatch messages. Written by the
  * collector, read by the enricher and by anyone's own consumers. The Avro schema is the contract; these types
- * mirror it.
+ * mirror it. Version 2 added started_before_tracing; events written with version 1 (schema id 2) read as false.
  */
 import { collectorEventContract, type PackedTopicContract } from './contract.js';
 
@@ -39,6 +39,7 @@ export interface FlowEvent {
   cgroup_id: bigint;
   network_namespace_inode: bigint;
   sampling_rate: number;
+  started_before_tracing: boolean;
 }
 
 export interface FlowBatch {
@@ -46,4 +47,4 @@ export interface FlowBatch {
 }
 
 // Every event of a connection (interim and final, both sides on one node) in one partition, in order.
-export const FLOWS: PackedTopicContract<FlowEvent, FlowBatch> = collectorEventContract('flows.v1', 'sidecarless.flows.v1');
+export const FLOWS: PackedTopicContract<FlowEvent, FlowBatch> = collectorEventContract('flows.v1', 'sidecarless.flows.v2');

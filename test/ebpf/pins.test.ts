@@ -32,7 +32,7 @@ const STATE: ConnState = {
   flags: 0x04,
   comm: 'curl',
 };
-const SHARED_MAPS = ['conn_ids', 'conns', 'traced_cgroups'];
+const SHARED_MAPS = ['cgroup_answers', 'conn_ids', 'conns', 'traced_cgroups'];
 
 /** Unique per run, directly below the bpffs root so that removing it leaves nothing behind. */
 function testPins(label: string): PinDirectory {
@@ -59,7 +59,7 @@ describe('maps shared through a pin directory', () => {
     pins.remove();
   });
 
-  it('flows and another object built on conn.h see one conns, conn_ids and traced_cgroups, in user space and kernel', () => {
+  it('flows and another object built on conn.h see one conns, conn_ids, traced_cgroups and cgroup_answers, in user space and kernel', () => {
     const flows = load('flows', { pins });
     const peer = load('selftest/conn_peer', { pins, rodata: { target_tgid: process.pid, lookup_skaddr: SKADDR } });
     assert.deepEqual(fs.readdirSync(path.join(pins.path, 'maps')).sort(), SHARED_MAPS);

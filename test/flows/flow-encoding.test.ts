@@ -3,7 +3,7 @@
  * must be the very bytes the flows schema's encoder wrote for the same records before, and its partitions the ones
  * the connection id string gave. fixtures/flow-encoding.json holds those, made with the encoder it replaced
  * (decodeFlowRecord -> toFlowEvent -> avsc) for the records of test/helpers/flow-records.ts and bench/collector's
- * pool of 50,000.
+ * pool of 50,000; since flows.v2, those messages decoded and encoded again by avsc with the v2 schema.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -111,11 +111,15 @@ describe('flow encoding', () => {
       cgroup_id: 5001n,
       network_namespace_inode: 4026531992n,
       sampling_rate: 1,
+      started_before_tracing: false,
     });
     assert.deepEqual(
       events.map((event) => event.close_reason),
-      ['normal', 'normal', 'open', 'refused', 'connect_timeout', 'reset_received', 'reset_sent', 'aborted', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal'],
+      ['normal', 'normal', 'open', 'refused', 'connect_timeout', 'reset_received', 'reset_sent', 'aborted', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal', 'normal'],
     );
+    // Only the record flagged adopted, a server side without a connect time, started before tracing.
+    assert.deepEqual(events.map((event, i) => event.started_before_tracing && i), [...Array(23).fill(false), 23]);
+    assert.deepEqual([events[23]!.observer_side, events[23]!.connect_latency_us], ['server', null]);
     assert.deepEqual([events[9]!.process_pid, events[9]!.process_executable_name], [null, null]);
     assert.equal(events[11]!.process_executable_name, 'c\u00e9t\u00e9\u00ff\u0080');
     assert.equal(events[13]!.bytes_server_to_client, 2n ** 63n - 1n);
@@ -134,7 +138,7 @@ describe('flow encoding', () => {
     const [first, second] = edgeFlowRecords();
     message.add(read(first!));
     for (const { record, field } of refusedFlowRecords()) {
-      assert.throws(() => message.add(read(record)), /^SidecarlessError: cannot encode sidecarless\.flows\.v1: invalid "(int|long)"/, field);
+      assert.throws(() => message.add(read(record)), /^SidecarlessError: cannot encode sidecarless\.flows\.v2: invalid "(int|long)"/, field);
     }
     message.add(read(second!));
     const expected = packing.messageBuilder();

@@ -101,7 +101,7 @@ export function v6(...groups: number[]): number[] {
 export function edgeFlowRecords(): DataView[] {
   const { server } = FlowSide;
   const { interim } = FlowKind;
-  const { established, rstSent, rstReceived, error, finSent, finReceived } = FlowFlag;
+  const { established, rstSent, rstReceived, error, finSent, finReceived, adopted } = FlowFlag;
   const cases: Array<Partial<FlowRecordFields>> = [
     {},
     { side: server, connectUs: 0, lastState: TcpState.LAST_ACK, flags: established | finSent | finReceived },
@@ -126,6 +126,7 @@ export function edgeFlowRecords(): DataView[] {
     { clientAddr: v6(0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff), serverAddr: v6(0, 0, 0, 0, 0, 0, 0, 0) },
     { clientAddr: v4(10, 1, 2, 3), serverAddr: v6(0x64, 0xff9b, 0, 0, 0, 0, 0x0a01, 0x0203) },
     { srttUs: 0x7fffffff, recordSeq: 0x7fffffff, retransmits: 0x7fffffff },
+    { side: server, connectUs: 0, flags: established | adopted },
   ];
   return cases.map((fields, i) => flowRecordBytes({ connId: BigInt(1000 + 7919 * i), ...fields }));
 }

@@ -90,6 +90,7 @@ export function flowEvent(n: number, overrides: Partial<FlowEvent> = {}): FlowEv
     cgroup_id: 99n,
     network_namespace_inode: 4026531840n,
     sampling_rate: 1,
+    started_before_tracing: false,
     ...overrides,
   };
 }

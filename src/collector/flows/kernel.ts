@@ -41,6 +41,7 @@ const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
 /** Raw tracepoint programs of bpf/flows.bpf.c by the event they attach to. */
 const RAW_TRACEPOINTS = {
   flow_interim: 'tcp_probe',
+  flow_adopted_state: 'inet_sock_set_state',
   flow_owner_read: 'tcp_rcv_space_adjust',
   flow_owner_write: 'tcp_sendmsg_locked',
   flow_reset_sent: 'tcp_send_reset',
@@ -98,6 +99,9 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
       const traced = installation.map('traced_cgroups').typed(u64Codec, u8Codec);
       for (const [id, mark] of marks) traced.update(id, mark);
       for (const id of [...traced.keys()]) if (!marks.has(id)) traced.delete(id);
+      // The programs remember each cgroup's answer (bpf/include/conn.h): those given before this change may be wrong.
+      const answers = installation.map('cgroup_answers').typed(u64Codec, u8Codec);
+      for (const id of [...answers.keys()]) answers.delete(id);
       // A program attached to a cgroup runs for its descendants too: attached to a traced cgroup and to one below
       // it, it would run twice per callback.
       installation.attachToCgroups('flow_sock_ops', CgroupAttachType.sockOps, outermost(cgroups));

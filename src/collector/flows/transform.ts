@@ -60,7 +60,7 @@ const writeComm = (record: FlowRecordView, target: Uint8Array, pos: number) => r
 
 /**
  * Writes the FlowEvent of a ring record (FlowRecordView) as Avro, in the schema's field order
- * (schemas/avro/flows.v1.avsc), and picks its partition from its connection id's bytes, as partitionOf would from
+ * (schemas/avro/flows.v2.avsc), and picks its partition from its connection id's bytes, as partitionOf would from
  * the string. One per collector run: the node name and the connection ids' prefix are encoded once.
  */
 export class FlowEventWriter {
@@ -121,6 +121,7 @@ export class FlowEventWriter {
     out.long(record.cgroupId); // cgroup_id
     out.long(record.netnsIno); // network_namespace_inode
     out.int(1); // sampling_rate
+    out.boolean((record.flags & FlowFlag.adopted) !== 0); // started_before_tracing
   }
 }
 

@@ -2,11 +2,10 @@
  * The kernel side of HTTP capture: bpf/http.bpf.c installed (or adopted, src/collector/installed-source.ts) with its
  * syscall tracepoints, sharing the flows programs' connection tracking (`conns`, `traced_cgroups`, `conn_ids` in the
  * node's pin directory), so that its records carry the conn ids of the flows records and trace the cgroups the flows
- * kind marked. It therefore loads after flows (src/collector/kinds.ts lists flows first) and writes nothing to those
- * maps itself.
+ * kind marked. It therefore loads after flows (src/collector/kinds.ts lists flows first). Its programs adopt
+ * connections open before tracing into `conns`, which flows' programs then end (bpf/include/conn.h).
  */
 import { ConfigError } from '../../common/errors.js';
-import { u64Codec, u8Codec } from '../../ebpf/codecs.js';
 import { connIdEpoch } from '../../ebpf/conn-epoch.js';
 import { objectPath } from '../../ebpf/object.js';
 import type { PinDirectory } from '../../ebpf/pins.js';
@@ -58,17 +57,14 @@ export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory)
       },
       maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections },
     },
-    maps: ['http_ring', 'drops', 'cgroup_answers'],
+    maps: ['http_ring', 'drops'],
     links: TRACEPOINTS,
     programs: Object.keys(TRACEPOINTS),
     ring: 'http_ring',
     kernelDropRemedies: KERNEL_DROP_REMEDIES,
     epoch: (installation) => connIdEpoch(installation.map('conn_ids')),
-    // The flows kind has just written `traced_cgroups` (it loads first): answers remembered from before may be wrong.
-    // Nothing of http is attached to cgroups.
-    configure(installation) {
-      const answers = installation.map('cgroup_answers').typed(u64Codec, u8Codec);
-      for (const id of [...answers.keys()]) answers.delete(id);
-    },
+    // Nothing of http is attached to cgroups, and the flows kind (loaded first) has marked the traced cgroups and
+    // emptied the shared answers remembered from them.
+    configure() {},
   });
 }

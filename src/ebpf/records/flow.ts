@@ -56,7 +56,7 @@ export const FlowKind = FLOW_KIND.values;
 export const FLOW_FLAG = {
   enum: 'sl_flow_flag',
   prefix: 'SL_FLOW_FLAG_',
-  values: { rstSent: 0x01, rstReceived: 0x02, established: 0x04, finSent: 0x08, finReceived: 0x10, error: 0x20 },
+  values: { rstSent: 0x01, rstReceived: 0x02, established: 0x04, finSent: 0x08, finReceived: 0x10, error: 0x20, adopted: 0x40 },
 } as const;
 export const FlowFlag = FLOW_FLAG.values;
 

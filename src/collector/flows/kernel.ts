@@ -5,7 +5,7 @@
  * tracepoint programs the kernel skipped). Everything else about flows happens in user space.
  */
 import { ConfigError, describeError } from '../../common/errors.js';
-import { u64Codec, u8Codec } from '../../ebpf/codecs.js';
+import { u32Codec, u64Codec, u8Codec } from '../../ebpf/codecs.js';
 import { Cgroup, cgroupOfProcess, outermost } from '../../ebpf/cgroup.js';
 import { connIdEpoch } from '../../ebpf/conn-epoch.js';
 import { CgroupAttachType } from '../../ebpf/installation.js';
@@ -100,8 +100,9 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
       for (const [id, mark] of marks) traced.update(id, mark);
       for (const id of [...traced.keys()]) if (!marks.has(id)) traced.delete(id);
       // The programs remember each cgroup's answer (bpf/include/conn.h): those given before this change may be wrong.
-      const answers = installation.map('cgroup_answers').typed(u64Codec, u8Codec);
-      for (const id of [...answers.keys()]) answers.delete(id);
+      const answers = installation.map('cgroup_answers');
+      const slots = answers.typed(u32Codec, u64Codec);
+      for (let slot = 0; slot < answers.maxEntries; slot++) slots.update(slot, 0n);
       // A program attached to a cgroup runs for its descendants too: attached to a traced cgroup and to one below
       // it, it would run twice per callback.
       installation.attachToCgroups('flow_sock_ops', CgroupAttachType.sockOps, outermost(cgroups));

@@ -173,7 +173,7 @@ interface RunResult {
   drops: Record<string, number>;
 }
 
-const CONTEXT = { nodeName: 'bench-node', epoch: 'bench', toWallNs: (ns: bigint) => ns + 1_764_000_000_000_000_000n, connectionEnds: new ConnectionEnds() };
+const CONTEXT = { nodeName: 'bench-node', epoch: 'bench', firstConnId: 0n, toWallNs: (ns: bigint) => ns + 1_764_000_000_000_000_000n, connectionEnds: new ConnectionEnds() };
 /** The pool's cgroup ids (buildRecords) as a node's containers, for the identities runs. */
 const POOL_CGROUPS = new Map(
   Array.from({ length: 64 }, (_, i) => [

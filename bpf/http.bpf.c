@@ -76,7 +76,8 @@ struct pending_call {
 	__u8 layout;  /* enum call_layout; 0: the thread has no traced call in progress */
 	__u8 direction;
 	__u8 side;    /* enum sl_flow_side, from `conns` */
-	__u8 _pad0[5];
+	__u8 adopted; /* the connection's entry is flagged SL_FLOW_FLAG_ADOPTED */
+	__u8 _pad0[4];
 };
 
 /*
@@ -177,6 +178,7 @@ static __always_inline void enter(__u64 fd, __u64 args, __u64 iovcnt, __u8 layou
 	call->cgroup_id = state->cgroup_id;
 	call->sk = (__u64)sk;
 	call->side = state->side;
+	call->adopted = (state->flags & SL_FLOW_FLAG_ADOPTED) != 0;
 	call->args = args;
 	call->iovcnt = iovcnt;
 	call->direction = direction;
@@ -285,7 +287,7 @@ static __always_inline void leave(long ret)
 	r->tid = (__u32)id;
 	r->copied = copied;
 	r->direction = call.direction;
-	r->flags = copied < (__u64)ret ? SL_HTTP_CHUNK_TRUNCATED : 0;
+	r->flags = (copied < (__u64)ret ? SL_HTTP_CHUNK_TRUNCATED : 0) | (call.adopted ? SL_HTTP_CHUNK_ADOPTED : 0);
 	r->side = call.side;
 	__builtin_memset(r->_pad0, 0, sizeof(r->_pad0));
 	r->family = sl_read_ends((const void *)call.sk, call.side, r->client_addr, r->server_addr, &r->client_port,

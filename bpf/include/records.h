@@ -131,6 +131,8 @@ enum sl_http_direction {
 /* Bits of sl_http_chunk_record.flags. */
 enum sl_http_chunk_flag {
 	SL_HTTP_CHUNK_TRUNCATED = 0x01, /* copied < length: the copy holds only the call's first bytes */
+	SL_HTTP_CHUNK_ADOPTED = 0x02,   /* the connection was open before tracing began (SL_FLOW_FLAG_ADOPTED): its first
+					 * captured call may be in the middle of a message */
 };
 
 /* Bounds of the bytes one sl_http_chunk_record copies (the tunable capture_bytes lies between them). */

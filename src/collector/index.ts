@@ -62,11 +62,12 @@ export async function startCollector({ config, logger, telemetry }: RoleContext,
     identities = cgroupIdentities(config, kafka, registry, logger.child({ role: 'collector', component: 'cgroup-identities' }), meter);
     const connectionEnds = new ConnectionEnds();
     kinds.forEach((kind, i) => {
-      const context = { nodeName: config.node.name, epoch: sources[i]!.epoch, toWallNs: (ns: bigint) => clock.toWallNs(ns), connectionEnds };
+      const source = sources[i]!;
+      const context = { nodeName: config.node.name, epoch: source.epoch, firstConnId: source.firstConnId, toWallNs: (ns: bigint) => clock.toWallNs(ns), connectionEnds };
       const collector = new Collector(
         {
           kind: kind.name,
-          source: sources[i]!,
+          source,
           transform: (emit) => kind.transform(context, emit, config),
           packing: kind.packing(context, registry, partitions.get(topicOf(kind))!),
           sink: new TrimAfterSends(new KafkaSink(kafka, topicOf(kind), config.node.name)),

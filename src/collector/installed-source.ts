@@ -12,6 +12,7 @@
  *           next collector. `sidecarless collector --uninstall` removes the pins, which stops them.
  */
 import { Installation, type InstallationSpec } from '../ebpf/installation.js';
+import type { ConnIdRun } from '../ebpf/conn-epoch.js';
 import type { PinDirectory } from '../ebpf/pins.js';
 import { KERNEL_DROP_REASONS } from '../ebpf/records/header.js';
 import { dropCounters, ReportedTotals, skippedRuns } from '../ebpf/reported-drops.js';
@@ -22,8 +23,8 @@ export interface InstalledSourceSpec extends InstallationSpec {
   /** The ring map the programs write (one of `maps`, as is `drops`). */
   ring: string;
   kernelDropRemedies: Readonly<Record<KernelDropReason, string>>;
-  /** The epoch of the conn ids its records carry (src/ebpf/conn-epoch.ts). */
-  epoch(installation: Installation): string;
+  /** The run of the conn ids its records carry, and where this reader joins it (src/ebpf/conn-epoch.ts). */
+  connIds(installation: Installation): ConnIdRun;
   /**
    * Makes the installation (installed or adopted) do what this collector's configuration says: which cgroups it
    * traces, where its cgroup programs are attached. Runs before other layouts are retired, so that one installation
@@ -64,6 +65,7 @@ interface Retiring {
 export class InstalledSource implements KernelSource {
   readonly kernelDropRemedies: Readonly<Record<string, string>>;
   readonly epoch: string;
+  readonly firstConnId: bigint;
   readonly reader: Pick<RingReader, 'drain' | 'wait'>;
   readonly fill: () => number;
   readonly ring: RingMapRef;
@@ -77,7 +79,9 @@ export class InstalledSource implements KernelSource {
     spec: InstalledSourceSpec,
   ) {
     this.kernelDropRemedies = spec.kernelDropRemedies;
-    this.epoch = spec.epoch(installation);
+    const connIds = spec.connIds(installation);
+    this.epoch = connIds.epoch;
+    this.firstConnId = connIds.next;
     this.drops = new InstallationDrops(installation, spec.programs ?? []);
     // Mapped: its fill is what the CPU policy watches.
     const current = new MappedRingReader(installation.map(spec.ring));

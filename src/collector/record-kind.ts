@@ -20,6 +20,8 @@ export interface CollectorContext {
   epoch: string;
   /** Kernel monotonic ns -> wall-clock ns since the epoch. */
   toWallNs(monotonicNs: bigint): bigint;
+  /** KernelSource.firstConnId of the kind's source. */
+  firstConnId: bigint;
   /** The final flow records of this run, as the flows kind reads them (src/collector/connection-ends.ts). */
   connectionEnds: ConnectionEnds;
 }
@@ -61,6 +63,11 @@ export interface KernelSource {
    * the counter goes on, so a connection keeps one connection id.
    */
   readonly epoch: string;
+  /**
+   * The conn id the kernel was to hand out next when this source was opened: connections with lower ids were open
+   * before this collector run, so their first records read now may be in the middle of a message.
+   */
+  readonly firstConnId: bigint;
   /** For the start-up log: the layout running now, whether it was adopted, which other layouts are being retired. */
   readonly status: { layout: string; adopted: boolean; retiring: readonly string[] };
   /** How much of the ring holds records not read yet, 0..1: the collector's CPU policy watches it (./cpu-policy.ts). */

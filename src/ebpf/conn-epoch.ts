@@ -7,10 +7,18 @@
  * before and after a restart, and never names two connections.
  */
 import fs from 'node:fs';
+import { u32Codec, u64Codec } from './codecs.js';
 import type { PinnedMap } from './pinned-map.js';
 
 const bootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().replaceAll('-', '').slice(0, 12);
 
-export function connIdEpoch(connIds: PinnedMap): string {
-  return `${bootId}-${connIds.id}`;
+/** Where a reader of conn ids joins the counter's run: which run, and the id it hands out next. */
+export interface ConnIdRun {
+  epoch: string;
+  /** Ids below it were handed out before: their connections were open when the reader began. */
+  next: bigint;
+}
+
+export function connIdRun(connIds: PinnedMap): ConnIdRun {
+  return { epoch: `${bootId}-${connIds.id}`, next: connIds.typed(u32Codec, u64Codec).lookup(0) ?? 0n };
 }

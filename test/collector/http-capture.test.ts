@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HttpCapture, type CapturedExchange } from '../../src/collector/http/capture.js';
-import { HTTP_CHUNK_RECORD, HttpDirection, type HttpChunkEnds, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
+import { HTTP_CHUNK_RECORD, HttpChunkFlag, HttpDirection, type HttpChunkEnds, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
 import { RecordType } from '../../src/ebpf/records/header.js';
 
 /** The ends every record of these connections carries (the capture reads them once per connection). */
@@ -19,9 +19,9 @@ function chunk(connId: bigint, direction: 'sent' | 'received', text: string, sta
   return { monotonicNs: endNs, connId, cgroupId: 3n, callStartNs: startNs, length, pid: 77, tid: 78, direction: HttpDirection[direction], flags: 0, data: Buffer.from(text, 'latin1') };
 }
 
-function capture(options: { maxConnections?: number; idleNs?: bigint } = {}): { capture: HttpCapture; exchanges: CapturedExchange[] } {
+function capture(options: { maxConnections?: number; idleNs?: bigint; firstConnId?: bigint } = {}): { capture: HttpCapture; exchanges: CapturedExchange[] } {
   const exchanges: CapturedExchange[] = [];
-  const made = new HttpCapture({ maxConnections: options.maxConnections ?? 10, idleNs: options.idleNs ?? 1000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 }, (exchange) =>
+  const made = new HttpCapture({ maxConnections: options.maxConnections ?? 10, idleNs: options.idleNs ?? 1000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000, firstConnId: options.firstConnId ?? 0n }, (exchange) =>
     exchanges.push(exchange),
   );
   return { capture: made, exchanges };
@@ -192,7 +192,7 @@ describe('HttpCapture', () => {
 
   it('numbers the exchanges of each connection, and caps the routes per server end: past the cap {other}, counted', () => {
     const exchanges: CapturedExchange[] = [];
-    const c = new HttpCapture({ maxConnections: 10, idleNs: 1000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 2, maxRouteServices: 10 }, (exchange) =>
+    const c = new HttpCapture({ maxConnections: 10, idleNs: 1000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 2, maxRouteServices: 10, firstConnId: 0n }, (exchange) =>
       exchanges.push(exchange),
     );
     const other = () => ({ ...ENDS, serverPort: 81 });
@@ -206,6 +206,23 @@ describe('HttpCapture', () => {
       [[1n, 0, '/a'], [1n, 1, '/b/{id}'], [1n, 2, '{other}'], [1n, 3, '/a'], [2n, 0, '/c']],
     );
     assert.deepEqual(c.takeDrops(), [['route_cap', 1]]);
+  });
+
+  it('joins midway a connection older than the capture (its conn id) or adopted by the kernel (its flag), no other', () => {
+    const { capture: c, exchanges } = capture({ firstConnId: 10n });
+    const BODY_TAIL = 'of a body in flight\r\n';
+    const adopted = (record: HttpChunkRecord) => ({ ...record, flags: HttpChunkFlag.adopted });
+    // Conn 9 began before the capture, conn 12 after but adopted: each skips the tail and pairs the next exchange.
+    for (const [connId, mark] of [[9n, (record: HttpChunkRecord) => record], [12n, adopted]] as const) {
+      c.add(mark(chunk(connId, 'received', BODY_TAIL, 1n, 2n)), ends);
+      c.add(mark(chunk(connId, 'received', REQUEST, 100n, 150n)), ends);
+      c.add(mark(chunk(connId, 'sent', RESPONSE, 400n, 900n)), ends);
+    }
+    // Conn 10 began with the capture: its first bytes are a message's start, so a tail there is not HTTP.
+    c.add(chunk(10n, 'received', BODY_TAIL, 1n, 2n), ends);
+    c.add(chunk(10n, 'received', REQUEST, 100n, 150n), ends);
+    assert.deepEqual(exchanges.map(({ connId, observer, status }) => [connId, observer, status]), [[9n, 'server', 404], [12n, 'server', 404]]);
+    assert.deepEqual(Object.fromEntries(c.takeDrops()), { joined_mid_message: 2, not_http: 1 });
   });
 
   it('connections past the bound and records of an unknown direction are counted, not kept', () => {

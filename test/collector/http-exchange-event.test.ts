@@ -115,7 +115,7 @@ describe('captured http exchange → http.v1 event', () => {
     );
     // The message the http kind packs (its partition's), and the event it holds as the contract reads it.
     const registry = loadRegistry();
-    const message = httpKind.packing({ nodeName: 'node-a', epoch: 'e1', toWallNs: (ns) => ns, connectionEnds: new ConnectionEnds() }, registry, 1).messageBuilder();
+    const message = httpKind.packing({ nodeName: 'node-a', epoch: 'e1', firstConnId: 0n, toWallNs: (ns) => ns, connectionEnds: new ConnectionEnds() }, registry, 1).messageBuilder();
     message.add(exchanges[0]!);
     const bytes = message.seal();
     const codec = registry.codec<HttpBatch>(HTTP.subject);

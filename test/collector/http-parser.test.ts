@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { MIDWAY_CALLS } from '../../src/collector/http/message-stream.js';
 import {
   HttpConnectionParser,
   MAX_HEADER_BYTES,
@@ -30,10 +31,11 @@ function moved(counters: HttpParseCounters): Partial<HttpParseCounters> {
   return Object.fromEntries(Object.entries(counters).filter(([, n]) => n !== 0));
 }
 
-function parse(calls: readonly Call[], close = false): Outcome {
+/** `joinedMidway`: capture began on an open connection (HttpConnectionParser's fourth argument). */
+function parse(calls: readonly Call[], close = false, joinedMidway = false): Outcome {
   const counters = createHttpParseCounters();
   const exchanges: HttpExchange[] = [];
-  const parser = new HttpConnectionParser((exchange) => exchanges.push(exchange), counters);
+  const parser = new HttpConnectionParser((exchange) => exchanges.push(exchange), counters, undefined, joinedMidway);
   for (const [side, bytes, timeNs, callLength] of calls) {
     const buffer = typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes;
     parser[side](buffer, timeNs, callLength ?? buffer.length);
@@ -331,6 +333,52 @@ describe('http parser: cut copies, garbage and loose ends', () => {
     for (const other of ['SSH-2.0-OpenSSH_9.6\r\n', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'PING\r\n', '*1\r\n$4\r\nPING\r\n']) {
       assert.deepEqual(parse([['sent', other, 1n]], true), { exchanges: [], rejections: { not_http: 1 } }, other);
     }
+  });
+
+  it('joined midway, skips calls in the middle of a message and starts at the first start line, counted once per direction', () => {
+    const bodyTail = Buffer.concat([Buffer.from('tail of a body\r\nUPPER CASE LINE\r\n', 'latin1'), Buffer.from([0, 1, 0x0a, 0xff])]);
+    const midway = parse([
+      ['sent', bodyTail, 50n],
+      ['sent', 'more body without a line end', 60n, 5000],
+      ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 9000\r\n\r\n', 70n], // the answer to the request in flight
+      ['received', 'x'.repeat(9000), 80n],
+      ['sent', GET, 100n],
+      ['received', OK, 250n],
+    ], true, true);
+    assert.deepEqual(midway.exchanges, [exchange({})]);
+    assert.deepEqual(midway.rejections, { joined_mid_message: 1, unpaired_response: 1 });
+    // The same calls seen from the connection's start are not HTTP.
+    assert.deepEqual(parse([['sent', bodyTail, 50n], ['sent', GET, 100n]], true).rejections, { not_http: 1 });
+  });
+
+  it('joined midway, claims the observer role only from a start line that parses', () => {
+    // A received body line that starts like a request line and is not one says nothing: the role comes from the
+    // status line that follows, so the observer is the client.
+    const { exchanges, rejections } = parse([
+      ['received', 'POST is how forms travel\r\n', 10n],
+      ['received', 'HTTP/1.1 204 No Content\r\n\r\n', 20n],
+      ['sent', GET, 100n],
+      ['received', OK, 250n],
+    ], true, true);
+    assert.deepEqual(exchanges.map((e) => [e.observer, e.status]), [['client', 200]]);
+    assert.deepEqual(rejections, { joined_mid_message: 1, unpaired_response: 1 });
+  });
+
+  it(`joined midway, gives a stream without a start line ${MIDWAY_CALLS} calls, then counts it not HTTP and ignores the rest`, () => {
+    const tls = Buffer.from([0x17, 0x03, 0x03, 0x00, 0x20, 0x41, 0x0a]);
+    const calls: Call[] = Array.from({ length: MIDWAY_CALLS }, (_, i) => ['sent', tls, BigInt(i)] as const);
+    assert.deepEqual(parse(calls, true, true), { exchanges: [], rejections: {} });
+    assert.deepEqual(parse([...calls, ['sent', tls, 9_999n], ['sent', GET, 10_000n], ['received', OK, 10_001n]], true, true), {
+      exchanges: [],
+      rejections: { not_http: 1 },
+    });
+  });
+
+  it('joined midway, a long line without a start is skipped with its call, not counted as a header too large', () => {
+    const line = Buffer.alloc(MAX_HEADER_BYTES + 10, 0x41); // 'AAAA...': a plausible method token, never a space
+    const { exchanges, rejections } = parse([['sent', line, 1n], ['sent', GET, 100n], ['received', OK, 250n]], true, true);
+    assert.deepEqual(exchanges, [exchange({})]);
+    assert.deepEqual(rejections, { joined_mid_message: 1 });
   });
 
   it('counts malformed start lines, headers and chunks by kind', () => {

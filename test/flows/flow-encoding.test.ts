@@ -31,7 +31,7 @@ const fixture = JSON.parse(readFileSync(fileURLToPath(new URL('../../../test/flo
 const registry = loadRegistry();
 const codec = registry.codec<FlowBatch>(FLOWS.subject);
 const offsetNs = BigInt(fixture.wall_offset_ns);
-const context = { nodeName: fixture.node, epoch: fixture.epoch, toWallNs: (ns: bigint) => ns + offsetNs, connectionEnds: new ConnectionEnds() };
+const context = { nodeName: fixture.node, epoch: fixture.epoch, firstConnId: 0n, toWallNs: (ns: bigint) => ns + offsetNs, connectionEnds: new ConnectionEnds() };
 
 /** The flows kind's packing, and its transform handing out each record as the collector gets it. */
 function flows() {

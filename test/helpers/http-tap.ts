@@ -43,7 +43,7 @@ export class HttpTap {
     private readonly pins: PinDirectory,
     private readonly captureBytes: number,
   ) {
-    this.capture = new HttpCapture({ maxConnections: MAX_CONNECTIONS, idleNs: 60_000_000_000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 }, (exchange) =>
+    this.capture = new HttpCapture({ maxConnections: MAX_CONNECTIONS, idleNs: 60_000_000_000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000, firstConnId: httpSource.firstConnId }, (exchange) =>
       this.exchanges.push(exchange),
     );
     this.timer = setInterval(() => this.poll(), 50);

@@ -44,7 +44,7 @@ export interface ObservedSocket {
 export function capturedExchanges(socket: ObservedSocket, exchanges: readonly ExchangeBytes[]): CapturedExchange[] {
   const out: CapturedExchange[] = [];
   const capture = new HttpCapture(
-    { maxConnections: 10, idleNs: 60_000_000_000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 },
+    { maxConnections: 10, idleNs: 60_000_000_000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000, firstConnId: 0n },
     (exchange) => out.push(exchange),
   );
   const { side, clientAddress, clientPort, serverAddress, serverPort } = socket;

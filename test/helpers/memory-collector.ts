@@ -65,7 +65,7 @@ export class FakeRing {
   }
 }
 
-const CONTEXT = { nodeName: 'n', epoch: 'e', toWallNs: (ns: bigint) => ns, connectionEnds: new ConnectionEnds() };
+const CONTEXT = { nodeName: 'n', epoch: 'e', firstConnId: 0n, toWallNs: (ns: bigint) => ns, connectionEnds: new ConnectionEnds() };
 
 /**
  * A collector of the ring's flow events: two per message, one partition, `eventBytes` bytes per event in the message

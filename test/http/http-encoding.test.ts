@@ -27,7 +27,7 @@ const fixture = JSON.parse(readFileSync(fileURLToPath(new URL('../../../test/htt
 const registry = loadRegistry();
 const codec = registry.codec<HttpBatch>(HTTP.subject);
 const offsetNs = BigInt(fixture.wall_offset_ns);
-const context = { nodeName: fixture.node, epoch: fixture.epoch, toWallNs: (ns: bigint) => ns + offsetNs, connectionEnds: new ConnectionEnds() };
+const context = { nodeName: fixture.node, epoch: fixture.epoch, firstConnId: 0n, toWallNs: (ns: bigint) => ns + offsetNs, connectionEnds: new ConnectionEnds() };
 const packing = () => httpKind.packing(context, registry, fixture.partitions);
 
 describe('http encoding', () => {

@@ -7,7 +7,7 @@
 import { ConfigError, describeError } from '../../common/errors.js';
 import { u32Codec, u64Codec, u8Codec } from '../../ebpf/codecs.js';
 import { Cgroup, cgroupOfProcess, outermost } from '../../ebpf/cgroup.js';
-import { connIdEpoch } from '../../ebpf/conn-epoch.js';
+import { connIdRun } from '../../ebpf/conn-epoch.js';
 import { CgroupAttachType } from '../../ebpf/installation.js';
 import { objectPath } from '../../ebpf/object.js';
 import type { PinDirectory } from '../../ebpf/pins.js';
@@ -91,7 +91,7 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
     programs: ['flow_sock_ops', ...Object.keys(RAW_TRACEPOINTS)],
     ring: 'flow_ring',
     kernelDropRemedies: KERNEL_DROP_REMEDIES,
-    epoch: (installation) => connIdEpoch(installation.map('conn_ids')),
+    connIds: (installation) => connIdRun(installation.map('conn_ids')),
     configure(installation) {
       const marks = new Map<bigint, number>(cgroups.map((cgroup) => [cgroup.id, CgroupMark.traced]));
       // Our own sockets (Kafka, ClickHouse, metrics) must never become flow records, even below a traced cgroup.

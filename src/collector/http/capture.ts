@@ -18,7 +18,7 @@
  * noted, which lies after a whole read cycle of the chunk ring that began after the final was read, and that cycle
  * read every chunk the kernel wrote before the final.
  */
-import { HttpChunkView, HttpDirection, type HttpChunk, type HttpChunkEnds } from '../../ebpf/records/http-chunk.js';
+import { HttpChunkFlag, HttpChunkView, HttpDirection, type HttpChunk, type HttpChunkEnds } from '../../ebpf/records/http-chunk.js';
 import { canonicalU64, type U64 } from '../../ebpf/records/u64.js';
 import { createHttpParseCounters, HttpConnectionParser, type HttpExchange, type HttpParseCounters, type HttpRequestSeen, type RejectionKind } from './parser.js';
 import { RouteTemplater, urlPath } from './route.js';
@@ -79,11 +79,14 @@ export const HTTP_CAPTURE_REMEDIES: Readonly<Record<CaptureDropReason, string>> 
   bad_chunk: 'malformed chunked framing: the rest of that connection is ignored',
   truncated_headers: 'a call wrote or read more header bytes than http.captureBytes copies: raise http.captureBytes',
   truncated_body: 'a call cut by http.captureBytes ran past a body into the next message: raise http.captureBytes',
-  unpaired_response: 'a response without a request seen (the connection was older than tracing, or a request call was lost)',
+  unpaired_response: 'a response without a request seen (the request was in flight when capture began on the connection, or a request call was lost)',
   unanswered_request: 'a request without a response when the connection closed or went idle',
   pipeline_overflow: 'more than 64 pipelined requests waiting on one connection: the oldest is dropped',
   incomplete_at_close: 'a connection closed or went idle in the middle of a message',
   upgrade: 'the connection switched protocols (WebSocket, CONNECT): the rest of it is not HTTP/1.x',
+  joined_mid_message:
+    'capture began in the middle of a message (a connection open before tracing began, or when the collector restarted): ' +
+    'its bytes were skipped up to the next message; nothing to do',
   connection_table_full: 'more connections with HTTP traffic at once than collector.maxConnections: raise it',
   bad_direction: 'a chunk record with an unknown direction (a kernel program of another version)',
   ...ROUTE_DROP_REMEDIES,
@@ -99,6 +102,12 @@ export interface HttpCaptureOptions {
   /** http.maxRoutesPerService and http.maxRouteServices (RouteCatalog). */
   maxRoutesPerService: number;
   maxRouteServices: number;
+  /**
+   * The kernel's next conn id when this capture began (KernelSource.firstConnId): a connection with a lower one was
+   * open before, so its first records may be in the middle of a message, as may an adopted connection's (their
+   * parsers are joined midway). 0 when nothing was open before.
+   */
+  firstConnId: bigint;
 }
 
 interface Connection {
@@ -226,8 +235,10 @@ export class HttpCapture {
       return undefined;
     }
     const connectionEnds = ends();
+    const connId = BigInt(key);
+    const joinedMidway = connId < this.options.firstConnId || (chunk.flags & HttpChunkFlag.adopted) !== 0;
     const created: Connection = {
-      connId: BigInt(key),
+      connId,
       cgroupId: chunk.cgroupId,
       ends: connectionEnds,
       service: `${connectionEnds.serverAddress}:${connectionEnds.serverPort}`,
@@ -235,6 +246,7 @@ export class HttpCapture {
         (exchange) => this.report(created, exchange, exchange),
         this.counters,
         (request) => this.report(created, request, null),
+        joinedMidway,
       ),
       lastRecordNs: 0n,
       pid: 0,

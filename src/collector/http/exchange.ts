@@ -54,6 +54,7 @@ export const REJECTION_KINDS = [
   'pipeline_overflow',
   'incomplete_at_close',
   'upgrade',
+  'joined_mid_message',
 ] as const;
 export type RejectionKind = (typeof REJECTION_KINDS)[number];
 export type HttpParseCounters = Record<RejectionKind, number>;

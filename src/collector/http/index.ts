@@ -32,6 +32,7 @@ export const httpKind: RecordKind<CapturedExchange, HttpEvent, HttpBatch> = {
         routeRules: http.routeRules,
         maxRoutesPerService: http.maxRoutesPerService,
         maxRouteServices: http.maxRouteServices,
+        firstConnId: context.firstConnId,
       },
       emit,
     );

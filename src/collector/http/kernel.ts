@@ -6,7 +6,7 @@
  * connections open before tracing into `conns`, which flows' programs then end (bpf/include/conn.h).
  */
 import { ConfigError } from '../../common/errors.js';
-import { connIdEpoch } from '../../ebpf/conn-epoch.js';
+import { connIdRun } from '../../ebpf/conn-epoch.js';
 import { objectPath } from '../../ebpf/object.js';
 import type { PinDirectory } from '../../ebpf/pins.js';
 import { checkKernel } from '../../ebpf/preflight.js';
@@ -62,7 +62,7 @@ export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory)
     programs: Object.keys(TRACEPOINTS),
     ring: 'http_ring',
     kernelDropRemedies: KERNEL_DROP_REMEDIES,
-    epoch: (installation) => connIdEpoch(installation.map('conn_ids')),
+    connIds: (installation) => connIdRun(installation.map('conn_ids')),
     // Nothing of http is attached to cgroups, and the flows kind (loaded first) has marked the traced cgroups and
     // emptied the shared answers remembered from them.
     configure() {},

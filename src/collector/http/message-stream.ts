@@ -37,10 +37,19 @@ const UNTIL_CLOSE = 7;
 const CHUNKS_CUT = 8;
 /** A message was cut: the next call starts afresh at a message boundary. */
 const RESYNC = 9;
+/** A stream joined mid-message skipped the rest of a call that began with no start line: the next call may have one. */
+const MIDWAY = 10;
 /** Not HTTP, malformed beyond recovery, or upgraded: further input is ignored in O(1). */
-const STOPPED = 10;
+const STOPPED = 11;
 /** A request asked to upgrade; until its response says no, what follows is not HTTP. */
-const AWAITING_UPGRADE = 11;
+const AWAITING_UPGRADE = 12;
+
+/**
+ * Calls a stream joined in the middle (MessageStream's joinedMidway) skips while it waits for its first start line;
+ * then it is not HTTP. A 64 MiB body read 64 KiB at a time passes in 1,024 calls; a connection that is not HTTP costs
+ * that many checks of a first line before it costs nothing.
+ */
+export const MIDWAY_CALLS = 1024;
 
 const CHUNKED_BODY = -1;
 const BODY_UNTIL_CLOSE = -2;
@@ -68,11 +77,25 @@ export class MessageStream {
   private requestLine: RequestLine | null = null;
   /** A start line of this stream parsed: later garbage is malformed HTTP rather than another protocol. */
   private spokeHttp = false;
+  /** Calls it may still skip waiting for its first start line (MIDWAY_CALLS when joined midway, else none). */
+  private midwayCalls: number;
+  private skippedMidway = false;
   private upgradeAfter = false;
   private firstNs = 0n;
   private lastNs = 0n;
 
-  constructor(private readonly pairer: MessagePairer) {}
+  /**
+   * `joinedMidway`: the stream's first bytes may be in the middle of a message, because capture began while the
+   * connection was open (a connection open before tracing began, one open when the collector restarted). Calls that
+   * do not begin with a start line are then skipped, and the first that does starts the stream (the skipped message
+   * is counted, joined_mid_message). Otherwise the first bytes are a message's start, or the stream is not HTTP.
+   */
+  constructor(
+    private readonly pairer: MessagePairer,
+    joinedMidway = false,
+  ) {
+    this.midwayCalls = joinedMidway ? MIDWAY_CALLS : 0;
+  }
 
   get carriesRequests(): boolean {
     return this.carries === REQUESTS;
@@ -98,7 +121,7 @@ export class MessageStream {
   feedRange(bytes: Buffer, start: number, end: number, timeNs: bigint, callLength: number): void {
     if (this.state >= STOPPED) return;
     if (this.state === CHUNKS_CUT && !this.resumeAfterCut(bytes, start, end)) return;
-    if (this.state === RESYNC) this.state = START;
+    if (this.state === RESYNC || this.state === MIDWAY) this.state = START;
     let at = start;
     while (at < end && this.state < RESYNC) {
       switch (this.state) {
@@ -159,6 +182,7 @@ export class MessageStream {
     switch (this.state) {
       case STOPPED:
       case AWAITING_UPGRADE:
+      case MIDWAY: // the rest of a skipped call
         return;
       case UNTIL_CLOSE:
         this.consumed(missing, timeNs);
@@ -244,7 +268,8 @@ export class MessageStream {
     const stop = newline < 0 ? end : newline + 1;
     const taken = stop - at;
     if (this.blockBytes + taken > MAX_HEADER_BYTES) {
-      this.fail(this.state === START || this.state === HEADERS ? 'header_too_large' : 'bad_chunk');
+      if (this.state === START && this.midwayCalls > 0) this.skipMidway();
+      else this.fail(this.state === START || this.state === HEADERS ? 'header_too_large' : 'bad_chunk');
       return stop;
     }
     if (this.state === START && this.messageBytes === 0 && this.carryLength === 0 && (bytes[at] === CR || bytes[at] === LF)) {
@@ -305,16 +330,29 @@ export class MessageStream {
     }
   }
 
-  /** A first line that is not HTTP/1.x on a stream nothing showed to be HTTP yet is another protocol. */
+  /**
+   * A first line that is not HTTP/1.x: on a stream nothing showed to be HTTP yet, another protocol, or, on a stream
+   * joined midway, the middle of a message.
+   */
   private failStart(): void {
-    if (!this.spokeHttp) this.fail('not_http');
-    else this.fail(this.carries === REQUESTS ? 'bad_request_line' : 'bad_status_line');
+    if (this.spokeHttp) this.fail(this.carries === REQUESTS ? 'bad_request_line' : 'bad_status_line');
+    else if (this.midwayCalls > 0) this.skipMidway();
+    else this.fail('not_http');
   }
 
+  /** Skips the rest of this call: the stream was joined in the middle of a message (see the constructor). */
+  private skipMidway(): void {
+    this.midwayCalls--;
+    this.skippedMidway = true;
+    this.resetMessage();
+    this.state = MIDWAY;
+  }
+
+  /** The role is claimed once a start line parsed: a line skipped midway says nothing of the stream. */
   private startLine(line: Buffer, start: number, end: number): void {
     const isStatus = startsLikeStatusLine(line, start, end);
-    if (this.carries === UNKNOWN) this.pairer.claim(this, !isStatus);
-    if (this.carries === REQUESTS) {
+    const carries = this.carries !== UNKNOWN ? this.carries : isStatus ? RESPONSES : REQUESTS;
+    if (carries === REQUESTS) {
       this.requestLine = isStatus ? null : parseRequestLine(line, start, end);
       if (this.requestLine === null) return this.failStart();
     } else {
@@ -322,7 +360,11 @@ export class MessageStream {
       if (status === null) return this.failStart();
       this.status = status.status;
     }
+    if (this.carries === UNKNOWN) this.pairer.claim(this, carries === REQUESTS);
+    if (this.skippedMidway) this.pairer.reject('joined_mid_message');
     this.spokeHttp = true;
+    this.skippedMidway = false;
+    this.midwayCalls = 0;
     this.state = HEADERS;
   }
 

@@ -31,8 +31,8 @@ interface PendingRequest {
 
 export class HttpConnectionParser implements MessagePairer {
   /** Bytes the observed socket wrote, and bytes it read. */
-  private readonly sentStream = new MessageStream(this);
-  private readonly receivedStream = new MessageStream(this);
+  private readonly sentStream: MessageStream;
+  private readonly receivedStream: MessageStream;
   private readonly pending: PendingRequest[] = [];
   /** The request whose head was reported and whose end was not yet. */
   private openRequest: PendingRequest | null = null;
@@ -40,13 +40,18 @@ export class HttpConnectionParser implements MessagePairer {
 
   /**
    * `emit` gets each paired exchange; `unanswered`, if given, each request the connection closed before answering
-   * (at `end()`; counted as unanswered_request either way).
+   * (at `end()`; counted as unanswered_request either way). `joinedMidway`: capture began while the connection was
+   * open, so either direction's first bytes may be in the middle of a message (MessageStream).
    */
   constructor(
     private readonly emit: (exchange: HttpExchange) => void,
     private readonly counters: HttpParseCounters,
     private readonly unanswered?: (request: HttpRequestSeen) => void,
-  ) {}
+    joinedMidway = false,
+  ) {
+    this.sentStream = new MessageStream(this, joinedMidway);
+    this.receivedStream = new MessageStream(this, joinedMidway);
+  }
 
   /** Bytes of one write-side call of the observed socket (`callLength` > bytes.length when the copy was cut). */
   sent(bytes: Buffer, timeNs: bigint, callLength: number = bytes.length): void {

@@ -39,7 +39,7 @@ export const HTTP_CHUNK_RECORD = {
 export const HTTP_DIRECTION = { enum: 'sl_http_direction', prefix: 'SL_HTTP_', values: { sent: 1, received: 2 } } as const;
 export const HttpDirection = HTTP_DIRECTION.values;
 
-export const HTTP_CHUNK_FLAG = { enum: 'sl_http_chunk_flag', prefix: 'SL_HTTP_CHUNK_', values: { truncated: 0x01 } } as const;
+export const HTTP_CHUNK_FLAG = { enum: 'sl_http_chunk_flag', prefix: 'SL_HTTP_CHUNK_', values: { truncated: 0x01, adopted: 0x02 } } as const;
 export const HttpChunkFlag = HTTP_CHUNK_FLAG.values;
 
 export const HTTP_CAPTURE = { enum: 'sl_http_capture', prefix: 'SL_HTTP_', values: { captureMax: 1024, maxIovecs: 8 } } as const;

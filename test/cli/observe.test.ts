@@ -81,7 +81,7 @@ describe('sidecarless observe', () => {
     const flows: FlowEvent[] = [
       { ...observedFlow({ side: 'client', client: '10.70.0.1', server: '10.70.0.2', serverPort: 9090, start: live }), ...counters },
       { ...observedFlow({ side: 'client', client: '10.70.0.1', server: '10.96.0.50', serverPort: 80, start: live + sec(1) }), ...counters },
-      { ...observedFlow({ side: 'server', client: '203.0.113.7', server: '10.70.0.2', serverPort: 9090, start: live + sec(2) }), ...counters },
+      { ...observedFlow({ side: 'server', client: '203.0.113.7', server: '10.70.0.2', serverPort: 9090, start: live + sec(2) }), ...counters, started_before_tracing: true },
     ];
     const flowBytes = registry.codec<FlowBatch>(FLOWS.subject);
     const now = String(Date.now());
@@ -132,7 +132,7 @@ describe('sidecarless observe', () => {
     assert.deepEqual(sortedLines(run.stdout), [
       `${iso(live + 1_000_000n)} flow    ${frontend} -> ${payments} (svc payments):9090 final 1200B/3400B rtt 250us normal [client]`,
       `${iso(live + sec(1) + 1_000_000n)} flow    ${frontend} -> svc billing/payments:80 final 1200B/3400B rtt 250us normal [client]`,
-      `${iso(live + sec(2) + 1_000_000n)} flow    203.0.113.7 -> ${payments} (svc payments):9090 final 1200B/3400B rtt 250us normal [server]`,
+      `${iso(live + sec(2) + 1_000_000n)} flow    203.0.113.7 -> ${payments} (svc payments):9090 final 1200B/3400B rtt 250us normal (open before tracing) [server]`,
       `${iso(live + sec(3))} http    ${frontend} -> ${payments} (svc payments):9090 GET /api/orders/{id} 200 1.25ms [client]`,
     ].sort());
     assert.match(run.stderr, new RegExp(`^observing ${topics.flows.topic}, ${topics.http.topic} from the beginning, named by 6 objects of ${topics.metadata.topic}; Ctrl-C stops$`, 'm'));

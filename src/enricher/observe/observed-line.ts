@@ -74,7 +74,9 @@ function endText(end: EndpointIdentity, address: string): string {
 function flowDetails(event: FlowEvent): string {
   const rtt = event.rtt_us === null ? '' : ` rtt ${event.rtt_us}us`;
   const close = event.record_kind === 'final' ? ` ${event.close_reason}` : '';
-  return `${event.record_kind} ${event.bytes_client_to_server}B/${event.bytes_server_to_client}B${rtt}${close}`;
+  // Its start and connect time were not seen; its bytes still count from the connection's beginning.
+  const adopted = event.started_before_tracing ? ' (open before tracing)' : '';
+  return `${event.record_kind} ${event.bytes_client_to_server}B/${event.bytes_server_to_client}B${rtt}${close}${adopted}`;
 }
 
 function httpDetails(event: HttpEvent): string {

@@ -27,7 +27,9 @@ export interface FlowProbeOptions {
 /** What governs each kernel drop of flows (enum sl_drop_reason, and skipped program runs). */
 const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
   ringbuf_full: 'the collector drains the ring too slowly for the burst, or none ran for a while (a restart): raise collector.ringBytes',
-  conn_table_full: 'more open traced connections than the tracking table holds: raise collector.maxConnections',
+  conn_table_full:
+    'more open traced connections than the tracking table holds: raise collector.maxConnections ' +
+    '(a connection open before tracing began is counted at each segment it receives until the table has room for it)',
   tracking_failed:
     'the kernel refused to track a connection (a tracking-table update other than full, or its state callbacks): ' +
     'another sock_ops program on the cgroup may own its callback flags; the connection has no records',

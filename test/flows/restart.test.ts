@@ -58,8 +58,8 @@ function startCollector(extraEnv: Record<string, string> = {}): Promise<Collecto
   return startCollectorProcess({ ...env, ...extraEnv }, (agent) => [a.cgroup.path, b.cgroup.path, agent.path]);
 }
 
-/** Links pinned by a collector of this test: 4 raw tracepoints, and sock_ops on pods a and b and its own cgroup. */
-const LINKS = 7;
+/** Links pinned by a collector of this test: 5 raw tracepoints, and sock_ops on pods a and b and its own cgroup. */
+const LINKS = 8;
 
 function kernelStatus(process: CollectorProcess): { layout: string; adopted: boolean; retiring: string[] } {
   const running = process.logs.find((entry) => entry.msg === 'collector running') as { kernel: { flows: ReturnType<typeof kernelStatus> } };

@@ -537,7 +537,7 @@ async function endToEndSection(): Promise<Section> {
     // 3. Verify.
     const of = (variant: Variant) => runs.filter((run) => run.variant === variant);
     const counts = Object.fromEntries(await Promise.all(runs.map(async (run) => [run.database, await count(chdb, `${run.database}.flows`)] as const)));
-    const unjoinedColumns = (await queryRows<{ name: string }>(chdb, `SELECT name FROM system.columns WHERE database = '${of('unjoined')[0]!.database}' AND table = 'flows' AND default_kind = '' ORDER BY position`)).map((row) => row.name);
+    const unjoinedColumns = (await queryRows<{ name: string }>(chdb, `SELECT name FROM system.columns WHERE database = '${of('unjoined')[0]!.database}' AND table = 'flows' AND default_kind IN ('', 'DEFAULT') ORDER BY name`)).map((row) => row.name);
     const shared = UNJOINED_COLUMNS.map(([column]) => column).join(', ');
     const differences: Record<string, number> = {};
     for (const run of runs.filter((r) => r.variant !== 'unjoined')) {
@@ -598,7 +598,7 @@ async function endToEndSection(): Promise<Section> {
     const exact =
       feedComplete &&
       Object.values(counts).every((n) => n === E2E_EVENTS) &&
-      JSON.stringify(unjoinedColumns) === JSON.stringify(UNJOINED_COLUMNS.map(([column]) => column)) &&
+      JSON.stringify(unjoinedColumns) === JSON.stringify(UNJOINED_COLUMNS.map(([column]) => column).sort()) &&
       JSON.stringify(unjoinedTables) === JSON.stringify(['flows', 'kafka_batches', 'schema_migrations']) &&
       Object.values(differences).every((n) => n === 0) &&
       joinedEnds.every((found) => JSON.stringify(found) === JSON.stringify(sortedExpected)) &&

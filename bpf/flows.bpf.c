@@ -14,9 +14,10 @@
  *         starts a server-side entry.
  *         Only sockets whose cgroup, or an ancestor of it, is in `traced_cgroups` are tracked, and never sockets of
  *         the agent's own cgroup: the decision is made here, once; later hooks, here and in other programs, look
- *         the socket up in `conns` (and adopt it, 5, if it is not there). The entry's conn_id comes from the `conn_ids` counter. Those three maps
- *         are the connection tracking of bpf/include/conn.h, shared with other programs when the loader gives them
- *         one pin directory. A tracked socket gets state callbacks (BPF_SOCK_OPS_STATE_CB_FLAG).
+ *         the socket up in `conns` (and adopt it, 5, if it is not there). The entry's conn_id comes from the
+ *         `conn_ids` counter. Those maps are the connection tracking of bpf/include/conn.h, shared with other
+ *         programs when the loader gives them one pin directory. A tracked socket gets state callbacks
+ *         (BPF_SOCK_OPS_STATE_CB_FLAG).
  *      b. SYN_SENT -> ESTABLISHED: the handshake time, and the SYN retransmits (every retransmit so far).
  *      c. -> FIN_WAIT1 or -> LAST_ACK: close() or shutdown() queued our FIN, in the owner's process context.
  *      d. -> CLOSE emits the final record (counters read from struct tcp_sock, how it ended per close_flags())

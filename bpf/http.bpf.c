@@ -18,9 +18,10 @@
  *      the file must be a socket inode), and the socket is looked up in the shared `conns` table, so the record's
  *      conn_id is the one that connection's flow records carry. An established TCP socket of a traced cgroup that
  *      is not there, a connection open before tracing could see it start, is adopted (sl_conn_adopt), so that
- *      its first call after tracing began is captured; any other socket (UDP, unix) is left alone. The call's arguments (buffer, iovec array or msghdr, in user memory), its conn_id and entry time are
- *      kept in the thread's `calls` storage (its creation failing is counted, call_table_full). A peek
- *      (MSG_PEEK) is left alone before all that: the call that then reads the bytes records them.
+ *      its first call after tracing began is captured; any other socket (UDP, unix) is left alone. The call's
+ *      arguments (buffer, iovec array or msghdr, in user memory), its conn_id and entry time are kept in the
+ *      thread's `calls` storage (its creation failing is counted, call_table_full). A peek (MSG_PEEK) is left
+ *      alone before all that: the call that then reads the bytes records them.
  *   3. On return, the thread's entry in `calls` (none or cleared: not a traced call) is taken and cleared. If the
  *      call moved bytes (ret > 0), min(ret, capture_bytes) of them are copied from user memory: the buffer, or the
  *      iovecs in order (at most SL_HTTP_MAX_IOVECS; msghdr's read at return, where the kernel left them). They are
@@ -31,9 +32,10 @@
  *   4. The record carries the call's full length (ret), what was copied and a truncated flag when that is less,
  *      the entry and return times, pid/tid, the direction, the socket's cgroup and side (from `conns`, as flows has
  *      them) and the connection's ends read from the socket at the return (sl_read_ends, as flows names them), so
- *      that an exchange says who talked without waiting for a flow record of its connection. Which time stands for a message's bytes is user
- *      space's choice (src/collector/http/capture.ts): a read's bytes exist when it returns, a write's when it
- *      enters.
+ *      that an exchange says who talked without waiting for a flow record of its connection. Which time stands for
+ *      a message's bytes is user space's choice (src/collector/http/capture.ts): a read's bytes exist when it
+ *      returns, a write's when it enters. An adopted connection's records are flagged so (its parser may start in
+ *      the middle of a message).
  * A tracepoint program is skipped when another tracing program runs on that CPU; the kernel counts it in the
  * program's recursion_misses (reported as program_skipped): a skipped entry loses that call's record, a skipped
  * return leaves its `calls` entry until the thread's next call of the nine replaces or clears it (enter()).

@@ -7,7 +7,7 @@
  * cgroup v2 here).
  */
 import type { Cgroup } from '../src/ebpf/cgroup.js';
-import { cgroupCpuUsec, cgroupPeakRssMegabytes, cgroupThreadCpuSeconds, round } from '../src/lab/usage.js';
+import { cgroupCpuUsec, cgroupPeakRssMegabytes, cgroupThreadCpuSeconds, round, type ThreadCpu } from '../src/lab/usage.js';
 
 export interface Component {
   name: string;
@@ -25,8 +25,8 @@ export const BPF = 'bpf programs';
 export interface Sample {
   atMs: number;
   cpuUsec: Map<string, number>;
-  /** Per component, its threads' CPU seconds so far, by thread (cgroupThreadCpuSeconds). */
-  threadCpuSeconds: Map<string, Map<string, number>>;
+  /** Per component, its threads' CPU so far, by thread id (cgroupThreadCpuSeconds). */
+  threadCpuSeconds: Map<string, Map<number, ThreadCpu>>;
   bpfRunNs: ReadonlyMap<string, bigint>;
 }
 
@@ -48,16 +48,21 @@ export function coresBetween(meter: Meter, from: Sample, to: Sample, seconds: nu
 }
 
 /**
- * Cores of each component's threads between two samples, per `seconds`, by thread, the costliest first: where a
- * component's cores go (its JavaScript, the embedded engine's merges and inserts). Threads that ended before the
- * second sample are missing, so a component's threads may sum to less than its cores, never more, and a component
- * whose processes all ended (the load generator's, one per load) is left out.
+ * Cores of each component's threads between two samples, per `seconds`, by thread name (each thread's CPU between
+ * the samples, under its name at the second), the costliest first: where a component's cores go (its JavaScript, the
+ * embedded engine's merges and inserts). Threads that ended before the second sample are missing, so a component's
+ * threads may sum to less than its cores, never more, and a component whose processes all ended (the load
+ * generator's, one per load) is left out.
  */
 export function threadCoresBetween(from: Sample, to: Sample, seconds: number): Record<string, Record<string, number>> {
   const cores: Record<string, Record<string, number>> = {};
   for (const [component, threads] of to.threadCpuSeconds) {
     const before = from.threadCpuSeconds.get(component);
-    const used = [...threads].map(([thread, cpuSeconds]) => [thread, round(Math.max(0, cpuSeconds - (before?.get(thread) ?? 0)) / seconds, 4)] as const);
+    const byName = new Map<string, number>();
+    for (const [tid, { name, cpuSeconds }] of threads) {
+      byName.set(name, (byName.get(name) ?? 0) + cpuSeconds - (before?.get(tid)?.cpuSeconds ?? 0));
+    }
+    const used = [...byName].map(([name, cpuSeconds]) => [name, round(cpuSeconds / seconds, 4)] as const);
     const busy = used.filter(([, threadCores]) => threadCores > 0).sort(([, a], [, b]) => b - a);
     if (busy.length > 0) cores[component] = Object.fromEntries(busy);
   }

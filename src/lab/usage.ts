@@ -37,16 +37,24 @@ export function cgroupCpuUsec(cgroup: Cgroup): number {
   return Number(/^usage_usec (\d+)$/m.exec(readFileSync(`${cgroup.path}/cpu.stat`, 'utf8'))?.[1]);
 }
 
+/** One thread's CPU so far and its name now (threads rename themselves: a pool thread takes each job's name). */
+export interface ThreadCpu {
+  name: string;
+  cpuSeconds: number;
+}
+
 /**
- * CPU time (seconds) of the threads of the processes in the cgroup now, by thread: each process's main thread as
- * `main thread`, the others by their name (comm), summed over the threads of that name. Where a process's CPU goes:
- * a Node role's JavaScript runs on its main thread, the embedded ClickHouse engine's work on threads it names
- * (MergeMutate: merges; ThreadPool: queries and inserts). From each thread's schedstat, the nanoseconds it ran as the
- * scheduler charged them (to its cgroup's cpu.stat too), not /proc's utime and stime, which are cut to 10 ms ticks.
- * Threads that ended are not counted, nor processes that ended; the cgroup's cpu.stat holds them all.
+ * CPU time (seconds) of the threads of the processes in the cgroup now, by thread id, with each thread's name: a
+ * process's main thread as `main thread`, the others by their name (comm). Where a process's CPU goes: a Node role's
+ * JavaScript runs on its main thread, the embedded ClickHouse engine's work on threads it names (MergeMutate: merges;
+ * QueryCompPipeEx: queries and inserts). Keyed by id, not name: the engine's pool threads rename themselves per job,
+ * so a name's total between two readings could hold what a thread ran under another name before the first.
+ * From each thread's schedstat, the nanoseconds it ran as the scheduler charged them (to its cgroup's cpu.stat too),
+ * not /proc's utime and stime, which are cut to 10 ms ticks. Threads that ended are not counted, nor processes that
+ * ended; the cgroup's cpu.stat holds them all.
  */
-export function cgroupThreadCpuSeconds(cgroup: Cgroup): Map<string, number> {
-  const byThread = new Map<string, number>();
+export function cgroupThreadCpuSeconds(cgroup: Cgroup): Map<number, ThreadCpu> {
+  const byThread = new Map<number, ThreadCpu>();
   for (const pid of readFileSync(`${cgroup.path}/cgroup.procs`, 'utf8').split('\n').filter(Boolean)) {
     let tids: string[];
     try {
@@ -55,15 +63,13 @@ export function cgroupThreadCpuSeconds(cgroup: Cgroup): Map<string, number> {
       continue; // exited since the list was read
     }
     for (const tid of tids) {
-      let ranNs: number;
-      let name: string;
       try {
-        ranNs = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-        name = tid === pid ? 'main thread' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trimEnd();
+        const cpuSeconds = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+        const name = tid === pid ? 'main thread' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trimEnd();
+        byThread.set(Number(tid), { name, cpuSeconds });
       } catch {
         continue; // ended meanwhile
       }
-      byThread.set(name, (byThread.get(name) ?? 0) + ranNs / 1e9);
     }
   }
   return byThread;

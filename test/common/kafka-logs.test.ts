@@ -52,4 +52,28 @@ describe('kafkajs logs through pino', () => {
       ],
     );
   });
+
+  it("logs a consumer's crash on a retriable error, and the restart kafkajs makes for it, at info; any other crash at error", () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+    const log = logCreator(pino({ level: 'info' }, sink))(kafkajs.logLevel.INFO);
+    const consumer = (message: string) =>
+      log({ namespace: 'Consumer', level: kafkajs.logLevel.ERROR, label: 'ERROR', log: { message, timestamp: 'x', logger: 'kafkajs', groupId: 'g', stack: 'at ...' } });
+    // What the demo's first run logged at error while the new broker loaded its group coordinator.
+    consumer("Crash: KafkaJSProtocolError: The coordinator is loading and hence can't process requests for this group");
+    consumer('Restarting the consumer in 300ms');
+    consumer("Crash: KafkaJSNumberOfRetriesExceeded: The coordinator is loading and hence can't process requests for this group");
+    consumer('Crash: KafkaJSProtocolError: Not authorized to access group: Group authorization failed');
+    consumer('Crash: TypeError: Cannot read properties of undefined');
+    assert.deepEqual(
+      lines.map((line) => [line.level, line.msg]),
+      [
+        [30, "Crash: KafkaJSProtocolError: The coordinator is loading and hence can't process requests for this group"],
+        [30, 'Restarting the consumer in 300ms'],
+        [50, "Crash: KafkaJSNumberOfRetriesExceeded: The coordinator is loading and hence can't process requests for this group"],
+        [50, 'Crash: KafkaJSProtocolError: Not authorized to access group: Group authorization failed'],
+        [50, 'Crash: TypeError: Cannot read properties of undefined'],
+      ],
+    );
+  });
 });

@@ -87,6 +87,22 @@ const RETRIABLE_BROKER_ERRORS = new Set(
  */
 const CREATE_TOPICS_RESPONSE = 'Response CreateTopics(';
 
+/**
+ * And a consumer's crash on a retriable error the broker answered (`Crash: KafkaJSProtocolError: <message>`: the new
+ * broker of the demo's first run, still loading the group coordinator), after which kafkajs restarts the consumer
+ * itself and says so ("Restarting the consumer in N ms", logged only then). A crash after kafkajs's retries ran out
+ * (KafkaJSNumberOfRetriesExceeded) or on any other error stays at error.
+ */
+const RETRIABLE_CONSUMER_CRASH = /^Crash: KafkaJSProtocolError: (.*)$/s;
+const CONSUMER_RESTART = 'Restarting the consumer in ';
+
+/** Whether a line kafkajs logs at error is one of the above, which it handles itself. */
+function handledByKafkajs(message: string, error: unknown): boolean {
+  if (RETRIABLE_BROKER_ERRORS.has(String(error)) || message.startsWith(CREATE_TOPICS_RESPONSE) || message.startsWith(CONSUMER_RESTART)) return true;
+  const crash = RETRIABLE_CONSUMER_CRASH.exec(message);
+  return crash !== null && RETRIABLE_BROKER_ERRORS.has(crash[1]!);
+}
+
 /** An outage makes kafkajs log every reconnect attempt: the same line is logged at most once per interval. */
 const REPEAT_INTERVAL_MS = 10_000;
 const MAX_TRACKED_LINES = 1000;
@@ -108,7 +124,7 @@ export function logCreator(logger: Logger, now: () => number = Date.now): NonNul
       lastLogged.set(key, { at, suppressed: 0 });
       const bound = { kafkajs: namespace, ...fields, ...(seen?.suppressed ? { repeatedSinceLastLine: seen.suppressed } : {}) };
       if (EXPECTED_WARNINGS.has(message)) logger.debug(bound, message);
-      else if (level === kafkajs.logLevel.ERROR && (RETRIABLE_BROKER_ERRORS.has(String(fields.error)) || message.startsWith(CREATE_TOPICS_RESPONSE))) logger.info(bound, message);
+      else if (level === kafkajs.logLevel.ERROR && handledByKafkajs(message, fields.error)) logger.info(bound, message);
       else if (level === kafkajs.logLevel.ERROR) logger.error(bound, message);
       else if (level === kafkajs.logLevel.WARN) logger.warn(bound, message);
       else if (level === kafkajs.logLevel.INFO) logger.info(bound, message);

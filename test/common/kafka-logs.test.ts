@@ -5,12 +5,17 @@ import kafkajs from 'kafkajs';
 import { pino } from 'pino';
 import { logCreator } from '../../src/common/kafka/client.js';
 
+/** kafkajs's log function as logCreator makes it, over pino at info, and the JSON lines it writes. */
+function logging(now?: () => number) {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+  return { lines, log: logCreator(pino({ level: 'info' }, sink), now)(kafkajs.logLevel.INFO) };
+}
+
 describe('kafkajs logs through pino', () => {
   it('logs a line repeated during an outage once per 10 s, with how often it was held back', () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) });
     let clock = 0;
-    const log = logCreator(pino({ level: 'info' }, sink), () => clock)(kafkajs.logLevel.INFO);
+    const { lines, log } = logging(() => clock);
     const refused = { message: 'Connection error: connect ECONNREFUSED', timestamp: 'x', logger: 'kafkajs', broker: '127.0.0.1:19092' };
     for (clock = 0; clock < 5_000; clock += 1_000) log({ namespace: 'Connection', level: kafkajs.logLevel.ERROR, label: 'ERROR', log: refused });
     log({ namespace: 'Consumer', level: kafkajs.logLevel.INFO, label: 'INFO', log: { message: 'Starting', timestamp: 'x', logger: 'kafkajs' } });
@@ -28,9 +33,7 @@ describe('kafkajs logs through pino', () => {
   });
 
   it('logs an error the broker answered at info when Kafka marks it retriable (kafkajs retries it) or it answers a topic creation (ensureTopics decides), else at error', () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) });
-    const log = logCreator(pino({ level: 'info' }, sink))(kafkajs.logLevel.INFO);
+    const { lines, log } = logging();
     const response = (request: string, error: string) =>
       log({ namespace: 'Connection', level: kafkajs.logLevel.ERROR, label: 'ERROR', log: { message: `Response ${request}`, timestamp: 'x', logger: 'kafkajs', error, correlationId: 2 } });
     // What the demo's first run logged at error while the new broker loaded its group coordinator.
@@ -54,9 +57,7 @@ describe('kafkajs logs through pino', () => {
   });
 
   it("logs a consumer's crash on a retriable error, and the restart kafkajs makes for it, at info; any other crash at error", () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) });
-    const log = logCreator(pino({ level: 'info' }, sink))(kafkajs.logLevel.INFO);
+    const { lines, log } = logging();
     const consumer = (message: string) =>
       log({ namespace: 'Consumer', level: kafkajs.logLevel.ERROR, label: 'ERROR', log: { message, timestamp: 'x', logger: 'kafkajs', groupId: 'g', stack: 'at ...' } });
     // What the demo's first run logged at error while the new broker loaded its group coordinator.

@@ -76,8 +76,6 @@ static __always_inline void take_process(struct sl_conn_state *state)
 static __always_inline int start_tracking(struct sock *sk, __u8 side)
 {
 	struct sl_conn_state state = { .side = side, .start_ns = bpf_ktime_get_ns() };
-	__u64 key = (__u64)sk;
-	long err;
 
 	if (!sl_cgroup_is_traced(BPF_CORE_READ(sk, sk_cgrp_data.cgroup), &state.cgroup_id))
 		return 0;
@@ -90,10 +88,7 @@ static __always_inline int start_tracking(struct sock *sk, __u8 side)
 		take_process(&state); /* connect() runs in the owner */
 	}
 	/* BPF_ANY: an entry left by an earlier socket at the same kernel address (a close we never saw) is replaced. */
-	err = bpf_map_update_elem(&conns, &key, &state, BPF_ANY);
-	if (err)
-		sl_count_drop(err == -E2BIG ? SL_DROP_CONN_TABLE_FULL : SL_DROP_TRACKING_FAILED);
-	return err == 0;
+	return sl_conn_insert(sk, &state, BPF_ANY) == 0;
 }
 
 static __always_inline int fin_acknowledged(struct tcp_sock *tp, struct sl_conn_state *state)

@@ -64,6 +64,21 @@ static __always_inline struct sl_conn_state *sl_conn_lookup(const void *skaddr)
 	return bpf_map_lookup_elem(&conns, &key);
 }
 
+/*
+ * Puts `state` in `conns` for the socket at `skaddr` (`flags`: BPF_ANY or BPF_NOEXIST); returns the update's error.
+ * A failure is counted, conn_table_full when the table is full, tracking_failed otherwise, but for BPF_NOEXIST's
+ * -EEXIST, which says the socket is tracked already.
+ */
+static __always_inline long sl_conn_insert(const void *skaddr, struct sl_conn_state *state, __u64 flags)
+{
+	__u64 key = (__u64)skaddr;
+	long err = bpf_map_update_elem(&conns, &key, state, flags);
+
+	if (err && err != -EEXIST)
+		sl_count_drop(err == -E2BIG ? SL_DROP_CONN_TABLE_FULL : SL_DROP_TRACKING_FAILED);
+	return err;
+}
+
 static __always_inline __u64 sl_conn_new_id(void)
 {
 	__u32 zero = 0;
@@ -245,7 +260,6 @@ static __always_inline struct sl_conn_state *sl_conn_adopt(const void *skaddr)
 	struct sock *sk = sl_kernel_cast(skaddr, struct sock);
 	struct sl_conn_state state = { .flags = SL_FLOW_FLAG_ESTABLISHED | SL_FLOW_FLAG_ADOPTED };
 	__u8 tcp_state = sk->__sk_common.skc_state;
-	__u64 key = (__u64)skaddr;
 	long err;
 
 	if (sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
@@ -259,12 +273,8 @@ static __always_inline struct sl_conn_state *sl_conn_adopt(const void *skaddr)
 	state.start_ns = bpf_ktime_get_ns();
 	state.established_ns = state.start_ns;
 	state.last_record_ns = state.start_ns;
-	err = bpf_map_update_elem(&conns, &key, &state, BPF_NOEXIST);
-	if (err && err != -EEXIST) {
-		sl_count_drop(err == -E2BIG ? SL_DROP_CONN_TABLE_FULL : SL_DROP_TRACKING_FAILED);
-		return NULL;
-	}
-	return sl_conn_lookup(skaddr);
+	err = sl_conn_insert(skaddr, &state, BPF_NOEXIST);
+	return err && err != -EEXIST ? NULL : sl_conn_lookup(skaddr);
 }
 
 #endif

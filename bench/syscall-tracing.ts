@@ -1,17 +1,19 @@
 /**
- * bench/syscall-tracing: what HTTP capture's syscall tracepoints (bpf/http.bpf.c) cost a process that is NOT traced,
- * which is every other process of the node: each of its reads and writes runs the entry program up to its cgroup
- * check, its return program up to one map lookup, and every syscall takes the kernel's syscall-tracing path.
+ * bench/syscall-tracing: what HTTP capture's programs (bpf/http.bpf.c) cost a process that is NOT traced, which is
+ * every other process of the node. They run on sockets' sends and receives (raw tracepoints sock_send_length,
+ * sock_recv_length and tcp_sendmsg_locked): an untraced process's TCP call pays a `conns` lookup and the socket's
+ * remembered cgroup answer; its calls on files, pipes and other syscalls should pay nothing (before 2026-12-03 the
+ * programs were syscall tracepoints: every read and write paid them, every syscall the kernel's tracing path).
  *
  *   1. A lab with two pods: `traced` (its cgroup is what flows and http trace) and `quiet` (untraced, below the same
- *      lab cgroup as a real pod's sibling, so its check walks as many ancestors as a pod's would).
+ *      lab cgroup as a real pod's sibling, so its cgroup check walks as many ancestors as a pod's would).
  *   2. Rounds alternate without and with the http programs attached (installed, then detached and removed), so
- *      machine noise hits both alike. Each round times the CPU (user + system) of two workloads in the quiet pod:
- *      `dd bs=1` from /dev/zero to /dev/null (one read() and one write() per byte, calls the programs trace), and a
- *      Python loop of getppid() (a call they do not trace, which pays the kernel's syscall-tracing path only).
- *   3. One more run with the programs attached and the kernel's run-time statistics on (they cost a clock read per
- *      run, so they stay off in the timed rounds): the programs' own ns per run, entry and return, which tells the
- *      programs' share of the added cost from the syscall-tracing path's.
+ *      machine noise hits both alike. Each round times the CPU (user + system) of three workloads in the quiet pod:
+ *      TCP ping-pong over loopback (one byte each way, four socket calls a round trip: what the programs run on),
+ *      `dd bs=1` from /dev/zero to /dev/null (one read() and one write() per byte: file calls), and a Python loop of
+ *      getppid() (any other syscall). The flows programs are attached throughout: they are not what is measured.
+ *   3. One more ping-pong run with the programs attached and the kernel's run-time statistics on (they cost a clock
+ *      read per run, so they stay off in the timed rounds): the programs' own ns per run.
  *   4. Prints one JSON line: CPU seconds per run each way, the ratio, the added ns per syscall, the programs' ns.
  */
 import { execFileSync } from 'node:child_process';
@@ -29,12 +31,19 @@ const MAX_CONNECTIONS = 65536;
 /** The interpreter itself, not a shim script that would add its own start-up to every run. */
 const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
 
-/**
- * The workloads, each a command and the syscalls it makes: dd makes the calls the programs trace (read and write);
- * the Python loop makes one the programs do not trace (getppid), which still takes the syscall-tracing path.
- */
+/** Round trips of the TCP ping-pong: four socket calls each. */
+const ROUND_TRIPS = BYTES / 8;
+const PING_PONG = [
+  'import socket',
+  "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()",
+  'c = socket.create_connection(s.getsockname()); a, _ = s.accept()',
+  `for _ in range(${ROUND_TRIPS}): c.send(b'x'); a.recv(1); a.send(b'y'); c.recv(1)`,
+].join('\n');
+
+/** The workloads, each a command and the syscalls it makes. */
 const WORKLOADS = {
-  traced_calls: { command: `dd if=/dev/zero of=/dev/null bs=1 count=${BYTES} 2>/dev/null`, syscalls: 2 * BYTES },
+  socket_calls: { command: `${PYTHON} -c "${PING_PONG}"`, syscalls: 4 * ROUND_TRIPS },
+  file_calls: { command: `dd if=/dev/zero of=/dev/null bs=1 count=${BYTES} 2>/dev/null`, syscalls: 2 * BYTES },
   other_calls: { command: `${PYTHON} -c 'import os; any(os.getppid() < 0 for _ in range(${BYTES}))'`, syscalls: BYTES },
 } as const;
 type Workload = keyof typeof WORKLOADS;
@@ -46,12 +55,12 @@ function cpuSeconds(pod: Pod, workload: Workload): number {
   return user! + system!;
 }
 
-/** ns per run of the entry and return programs of read and write, over one dd run with statistics on. */
+/** ns per run of the programs, over one ping-pong run with statistics on. */
 function programCost(pins: PinDirectory, pod: Pod): Record<string, number> {
   const http = loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes: 256 }, pins);
   const stats = enableRunTimeStats();
   try {
-    cpuSeconds(pod, 'traced_calls');
+    cpuSeconds(pod, 'socket_calls');
     const directory = http.installation.directory.path;
     const programs = [...programStatsOfPins(directory).values()].filter((program) => program.runCount > 1000n);
     const runs = programs.reduce((sum, program) => sum + program.runCount, 0n);

@@ -124,8 +124,8 @@ _Static_assert(sizeof(struct sl_flow_record) == 160, "sl_flow_record layout");
 
 /* Which way the bytes of an sl_http_chunk_record went, seen from the observed socket. */
 enum sl_http_direction {
-	SL_HTTP_SENT = 1,     /* write, writev, sendto, sendmsg */
-	SL_HTTP_RECEIVED = 2, /* read, readv, recvfrom, recvmsg */
+	SL_HTTP_SENT = 1,     /* a sendmsg of the socket: write, writev, sendto, sendmsg, sendfile, ... */
+	SL_HTTP_RECEIVED = 2, /* a recvmsg of the socket: read, readv, recvfrom, recvmsg, ... */
 };
 
 /* Bits of sl_http_chunk_record.flags. */
@@ -142,15 +142,16 @@ enum sl_http_capture {
 };
 
 /*
- * One successful read or write of a traced TCP connection (ret > 0), with its first bytes. Variable size:
+ * One successful send or receive of a traced TCP connection (ret > 0), with its first bytes. Variable size:
  * header.size = sizeof(struct sl_http_chunk_record) + copied, the copied bytes following the fixed part, so a short
- * call costs the ring only what it carried. Times are CLOCK_MONOTONIC ns: header.ts_ns is when the call returned.
+ * call costs the ring only what it carried. Times are CLOCK_MONOTONIC ns: header.ts_ns is when the call's send or
+ * receive returned.
  */
 struct sl_http_chunk_record {
 	struct sl_record_header header; /* ts_ns: the call returned */
 	__u64 conn_id;                  /* the socket's entry in `conns`: the conn_id of its flow records */
 	__u64 cgroup_id;                /* cgroup v2 id of the socket, as its flow records carry it */
-	__u64 call_start_ns;            /* the call entered */
+	__u64 call_start_ns;            /* a send: when it began (the return when that was not seen); a receive: = ts_ns */
 	__u64 length;                   /* the call's return value: bytes it wrote or read */
 	__u32 pid;                      /* tgid of the caller */
 	__u32 tid;

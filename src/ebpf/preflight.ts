@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { KernelError } from '../common/errors.js';
 
-export type Requirement = 'btf' | 'bpf' | 'perfmon' | 'net_admin' | 'cgroup2' | 'bpffs' | 'tracefs';
+export type Requirement = 'btf' | 'bpf' | 'perfmon' | 'net_admin' | 'cgroup2' | 'bpffs';
 
 /** Capability bits (linux/capability.h). CAP_SYS_ADMIN implies BPF and PERFMON on the kernels we support. */
 const CAP_NET_ADMIN = 12;
@@ -55,7 +55,6 @@ const checks: Record<Requirement, (facts: KernelFacts) => string | undefined> = 
   net_admin: (f) => (hasCapability(f, CAP_NET_ADMIN) ? undefined : 'capability CAP_NET_ADMIN (needed for cgroup and tc programs)'),
   cgroup2: (f) => (f.mounts.has('cgroup2') ? undefined : 'cgroup v2 (no cgroup2 filesystem is mounted)'),
   bpffs: (f) => (f.mounts.has('bpf') ? undefined : 'bpffs (mount it: mount -t bpf bpf /sys/fs/bpf)'),
-  tracefs: (f) => (f.mounts.has('tracefs') ? undefined : 'tracefs (tracepoints need it: mount -t tracefs tracefs /sys/kernel/tracing)'),
 };
 
 /** Throws one KernelError listing every unmet requirement. */

@@ -48,7 +48,7 @@ describe('bench overhead: counts', () => {
 describe('bench overhead: report', () => {
   const runs = [
     modeRun('baseline', 100, { 'load generator': 0.2, server: 0.05 }, { 'load generator': 10, server: 7 }),
-    modeRun('ebpf', 110, { 'load generator': 0.2, server: 0.05, collector: 0.01, enforcer: 0.002, enricher: 0.006, 'bpf programs': 0.002 }, { 'load generator': 10, server: 7, collector: 90, enforcer: 90, enricher: 300 }, { http_enter_write: 0.0015, policy_ingress: 0.0005 }),
+    modeRun('ebpf', 110, { 'load generator': 0.2, server: 0.05, collector: 0.01, enforcer: 0.002, enricher: 0.006, 'bpf programs': 0.002 }, { 'load generator': 10, server: 7, collector: 90, enforcer: 90, enricher: 300 }, { http_sent: 0.0015, policy_ingress: 0.0005 }),
     modeRun('sidecar', 400, { 'load generator': 0.2, server: 0.05, 'client proxy': 0.1, 'server proxy': 0.1 }, { 'load generator': 10, server: 7, 'client proxy': 15, 'server proxy': 15 }),
   ];
   const info = { run_id: 'overhead-test', started_at: new Date('2026-12-01T12:00:00Z'), host: 'h', load_average: [1, 1, 1], proxy: 'HAProxy 2.6.12', seconds: 1, connections: 16 };
@@ -68,8 +68,8 @@ describe('bench overhead: report', () => {
   it('says what each BPF program costs per request, in the ebpf mode only', () => {
     const at = (mode: Mode, rate: string) => json.rates.find((s) => s.mode === mode && s.rate === rate)!.bpf_ns_per_request;
     // 0.0015 cores = 1.5 ms of run time per second: 1,500 ns per request at 1,000/s, 375 at 4,000/s.
-    assert.deepEqual(at('ebpf', '1000'), { http_enter_write: 1500, policy_ingress: 500 });
-    assert.deepEqual(at('ebpf', 'max'), { http_enter_write: 375, policy_ingress: 125 });
+    assert.deepEqual(at('ebpf', '1000'), { http_sent: 1500, policy_ingress: 500 });
+    assert.deepEqual(at('ebpf', 'max'), { http_sent: 375, policy_ingress: 125 });
     assert.equal(at('baseline', '1000'), null);
     assert.equal(at('sidecar', '1000'), null);
   });

@@ -239,7 +239,7 @@ describe('sidecarless bench overhead (lab pods, the real kernel, Kafka, the API 
         continue;
       }
       const programs = s.bpf_ns_per_request!;
-      for (const name of ['http_enter_write', 'http_exit_write', 'http_enter_read', 'http_exit_read', 'policy_ingress']) assert.ok(programs[name]! > 0, `${name} ran: ${JSON.stringify(programs)}`);
+      for (const name of ['http_send_start', 'http_sent', 'http_received', 'policy_ingress']) assert.ok(programs[name]! > 0, `${name} ran: ${JSON.stringify(programs)}`);
       const perRequestNs = (s.cores['bpf programs']! * 1e9) / s.achieved_per_s;
       const summed = Object.values(programs).reduce((sum, ns) => sum + ns, 0);
       assert.ok(Math.abs(summed - perRequestNs) <= 0.01 * perRequestNs + 50, `programs sum to ${summed} ns per request, the part is ${perRequestNs}`);

@@ -1,7 +1,7 @@
 /**
  * The collector and the enforcer run on this kernel with exactly the capabilities their DaemonSets grant (read from
  * the built production overlay), as uid 0 with nothing else in the bounding set, as in their pods: the collector
- * loads and attaches flows and HTTP capture (raw tracepoints, syscall tracepoints, sock_ops on a cgroup) and pins
+ * loads and attaches flows and HTTP capture (raw tracepoints and sock_ops on a cgroup) and pins
  * them, and its CPU policy may leave SCHED_IDLE (not without CAP_SYS_NICE); the enforcer loads its cgroup programs
  * and maps; both stop in order. Against the stack's Kafka, with this run's topics, pins and cgroups, all removed
  * afterwards.

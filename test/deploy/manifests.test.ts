@@ -32,7 +32,7 @@ const CAPABILITIES: Readonly<Record<string, readonly string[]>> = {
 
 /** The host directories each workload mounts (at the same path: the code uses the kernel's usual paths). */
 const HOST_PATHS: Readonly<Record<string, readonly string[]>> = {
-  'sidecarless-collector': ['/sys/fs/bpf', '/sys/kernel/btf', '/sys/fs/cgroup', '/sys/kernel/tracing'],
+  'sidecarless-collector': ['/sys/fs/bpf', '/sys/kernel/btf', '/sys/fs/cgroup'],
   'sidecarless-enforcer': ['/sys/fs/bpf', '/sys/kernel/btf', '/sys/fs/cgroup'],
   'sidecarless-metadata': [],
   'sidecarless-enricher': [],

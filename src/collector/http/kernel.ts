@@ -1,6 +1,6 @@
 /**
  * The kernel side of HTTP capture: bpf/http.bpf.c installed (or adopted, src/collector/installed-source.ts) with its
- * syscall tracepoints, sharing the flows programs' connection tracking (`conns`, `traced_cgroups`, `conn_ids` in the
+ * raw tracepoints on sockets' sends and receives, sharing the flows programs' connection tracking (`conns`, `traced_cgroups`, `conn_ids` in the
  * node's pin directory), so that its records carry the conn ids of the flows records and trace the cgroups the flows
  * kind marked. It therefore loads after flows (src/collector/kinds.ts lists flows first). Its programs adopt
  * connections open before tracing into `conns`, which flows' programs then end (bpf/include/conn.h).
@@ -25,27 +25,21 @@ const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
   ringbuf_full: 'the collector drains the HTTP ring too slowly for the burst, or none ran for a while (a restart): raise collector.ringBytes or lower http.captureBytes',
   conn_table_full: 'not counted by the HTTP programs (flows counts connections it could not track; their calls are not captured)',
   tracking_failed: 'not counted by the HTTP programs',
-  call_table_full: 'the kernel gave a thread no call entry (task storage: out of memory, or held by a tracing program nested on that CPU): that call has no record',
+  call_table_full: 'not counted by the HTTP programs (a send whose start could not be noted is timed at its end)',
   copy_failed: 'the kernel could not read the bytes of a call from user memory (memory unmapped by another thread meanwhile): the record is sent with what was copied, marked cut',
   program_skipped:
-    'the kernel skipped an HTTP tracepoint program because another tracing program ran on that CPU: that call has no record, so the exchange it belonged to may be lost (counted by the parser)',
+    'the kernel skipped an HTTP tracepoint program because it fired while it already ran on that CPU: that call has no record, so the exchange it belonged to may be lost (counted by the parser)',
 };
 
-/** Where each program of bpf/http.bpf.c attaches: the entry and the return of nine calls. */
-const CALLS = ['write', 'writev', 'sendto', 'sendmsg', 'sendfile64', 'read', 'readv', 'recvfrom', 'recvmsg'] as const;
-const TRACEPOINTS = Object.fromEntries(
-  CALLS.flatMap((call) => [
-    [`http_enter_${call}`, { tracepoint: `syscalls/sys_enter_${call}` as const }],
-    [`http_exit_${call}`, { tracepoint: `syscalls/sys_exit_${call}` as const }],
-  ]),
-);
+/** Where each program of bpf/http.bpf.c attaches: raw tracepoints (bpf/http.bpf.c says why these). */
+const RAW_TRACEPOINTS = { http_send_start: 'tcp_sendmsg_locked', http_sent: 'sock_send_length', http_received: 'sock_recv_length' } as const;
 
 export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory): InstalledSource {
   if (!Number.isInteger(options.captureBytes) || options.captureBytes < 0 || options.captureBytes > HTTP_CAPTURE_MAX) {
     throw new ConfigError('http.captureBytes', `must be an integer from 0 to ${HTTP_CAPTURE_MAX}, got ${options.captureBytes}`);
   }
-  // Classic tracepoints are opened by their tracefs id; CAP_PERFMON attaches them.
-  checkKernel(['btf', 'bpf', 'perfmon', 'tracefs', 'cgroup2']);
+  // Raw tracepoints need CAP_PERFMON and no tracefs.
+  checkKernel(['btf', 'bpf', 'perfmon', 'cgroup2']);
   return InstalledSource.open(pins, {
     kind: 'http',
     objectFile: objectPath('http'),
@@ -58,8 +52,8 @@ export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory)
       maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections },
     },
     maps: ['http_ring', 'drops'],
-    links: TRACEPOINTS,
-    programs: Object.keys(TRACEPOINTS),
+    links: Object.fromEntries(Object.entries(RAW_TRACEPOINTS).map(([program, event]) => [program, { rawTracepoint: event }])),
+    programs: Object.keys(RAW_TRACEPOINTS),
     ring: 'http_ring',
     kernelDropRemedies: KERNEL_DROP_REMEDIES,
     connIds: (installation) => connIdRun(installation.map('conn_ids')),

@@ -1,5 +1,5 @@
 /**
- * struct sl_http_chunk_record (bpf/include/records.h), written by bpf/http.bpf.c: one read or write of a traced TCP
+ * struct sl_http_chunk_record (bpf/include/records.h), written by bpf/http.bpf.c: one send or receive of a traced TCP
  * connection with its first bytes. HTTP_CHUNK_RECORD and the enum mirrors below are registered in ./layouts.ts,
  * whose test compares them with the compiled BTF; test/ebpf/records-golden.test.ts pins decodeHttpChunkRecord to
  * compiler-made bytes (fixtures/sl_http_chunk_record.v1.hex).
@@ -52,7 +52,7 @@ export interface HttpChunkRecord {
   connId: bigint;
   /** cgroup v2 id of the socket (its flow records carry the same). */
   cgroupId: bigint;
-  /** When the call entered. */
+  /** A send: when it began (its return when that was not seen); a receive: its return, as monotonicNs. */
   callStartNs: bigint;
   /** The call's return value: the bytes it wrote or read (a number: one call moves far less than 2^53 bytes). */
   length: number;

@@ -20,8 +20,8 @@
  *      BENCH_LOAD_SECONDS (default 10) in each mode; the modes' order alternates between rounds so that machine
  *      noise hits both alike. A traced window starts a fresh collector and sends WARM_SECONDS of the same load
  *      before the measured part (the JIT's warm-up is not what a window measures: a DaemonSet pod runs warm), then
- *      leaves it idle for IDLE_SECONDS: what it costs with no request (timers, and its http programs' checks on
- *      every other process's syscalls), so that the cost per request can be told from the fixed cost.
+ *      leaves it idle for IDLE_SECONDS: what it costs with no request (timers, and its programs' checks on every
+ *      other process's socket calls), so that the cost per request can be told from the fixed cost.
  *   5. Per window: the load generator's latency percentiles (µs) from each request's due time (no coordinated
  *      omission) and from its write (service time). Traced windows also: the collector's process cores (its
  *      cgroup's user + system) and BPF cores (run time of its pinned programs, http and flows apart) from the
@@ -141,8 +141,8 @@ class TracedSession {
   }
 
   /**
-   * The collector with no request: its timers, and its http programs' entry checks on every other process's
-   * syscalls (a tracepoint runs machine-wide), which a busy machine pays whatever the pods do.
+   * The collector with no request: its timers, and its programs' checks on every other process's socket calls (a
+   * tracepoint runs machine-wide), which a busy machine pays whatever the pods do.
    */
   idle(seconds: number): Promise<Cost> {
     return this.cost(async () => (await sleep(seconds * 1000), seconds));

@@ -373,9 +373,9 @@ const schema = {
   },
   http: {
     /**
-     * Capture HTTP/1.x exchanges from the kernel (bpf/http.bpf.c: tracepoints on eight socket syscalls) onto the
-     * http topic. Off by default: once on, every syscall of the node takes the kernel's syscall-tracing path, which
-     * bench syscall-tracing measures for an untraced process.
+     * Capture HTTP/1.x exchanges from the kernel (bpf/http.bpf.c: raw tracepoints on sockets' sends and receives)
+     * onto the http topic. Off by default: once on, every TCP send and receive of the node runs its programs up to a
+     * lookup (bench syscall-tracing measures that for an untraced process; file and other calls pay nothing).
      */
     enabled: setting(bool, false),
     /**

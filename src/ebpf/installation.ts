@@ -34,6 +34,11 @@ import { kernelError } from './errno.js';
 /** Where a link attaches its program: a classic tracepoint (`category/event`) or a raw tracepoint (`event`). */
 export type Hook = { tracepoint: `${string}/${string}` } | { rawTracepoint: string };
 
+/** Links of programs to raw tracepoints, from program → event. */
+export function rawTracepointLinks(events: Readonly<Record<string, string>>): Record<string, Hook> {
+  return Object.fromEntries(Object.entries(events).map(([program, event]) => [program, { rawTracepoint: event }]));
+}
+
 /** enum bpf_attach_type of the cgroup programs an installation attaches (uapi/linux/bpf.h). */
 export const CgroupAttachType = { inetIngress: 0, sockOps: 3, inet4Connect: 10, inet6Connect: 11, udp4Sendmsg: 14, udp6Sendmsg: 15 } as const;
 

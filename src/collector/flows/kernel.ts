@@ -8,7 +8,7 @@ import { ConfigError, describeError } from '../../common/errors.js';
 import { u32Codec, u64Codec, u8Codec } from '../../ebpf/codecs.js';
 import { Cgroup, cgroupOfProcess, outermost } from '../../ebpf/cgroup.js';
 import { connIdRun } from '../../ebpf/conn-epoch.js';
-import { CgroupAttachType } from '../../ebpf/installation.js';
+import { CgroupAttachType, rawTracepointLinks } from '../../ebpf/installation.js';
 import { objectPath } from '../../ebpf/object.js';
 import type { PinDirectory } from '../../ebpf/pins.js';
 import { checkKernel } from '../../ebpf/preflight.js';
@@ -89,7 +89,7 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
       maxEntries: { flow_ring: options.ringBytes, conns: options.maxConnections },
     },
     maps: ['flow_ring', 'drops'],
-    links: Object.fromEntries(Object.entries(RAW_TRACEPOINTS).map(([program, event]) => [program, { rawTracepoint: event }])),
+    links: rawTracepointLinks(RAW_TRACEPOINTS),
     programs: ['flow_sock_ops', ...Object.keys(RAW_TRACEPOINTS)],
     ring: 'flow_ring',
     kernelDropRemedies: KERNEL_DROP_REMEDIES,

@@ -1,12 +1,13 @@
 /**
  * The kernel side of HTTP capture: bpf/http.bpf.c installed (or adopted, src/collector/installed-source.ts) with its
- * raw tracepoints on sockets' sends and receives, sharing the flows programs' connection tracking (`conns`, `traced_cgroups`, `conn_ids` in the
- * node's pin directory), so that its records carry the conn ids of the flows records and trace the cgroups the flows
- * kind marked. It therefore loads after flows (src/collector/kinds.ts lists flows first). Its programs adopt
+ * raw tracepoints on sockets' sends and receives, sharing the flows programs' connection tracking (`conns`,
+ * `traced_cgroups`, `conn_ids` in the node's pin directory), so that its records carry the conn ids of the flows
+ * records and trace the cgroups the flows kind marked. It therefore loads after flows (src/collector/kinds.ts lists flows first). Its programs adopt
  * connections open before tracing into `conns`, which flows' programs then end (bpf/include/conn.h).
  */
 import { ConfigError } from '../../common/errors.js';
 import { connIdRun } from '../../ebpf/conn-epoch.js';
+import { rawTracepointLinks } from '../../ebpf/installation.js';
 import { objectPath } from '../../ebpf/object.js';
 import type { PinDirectory } from '../../ebpf/pins.js';
 import { checkKernel } from '../../ebpf/preflight.js';
@@ -52,7 +53,7 @@ export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory)
       maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections },
     },
     maps: ['http_ring', 'drops'],
-    links: Object.fromEntries(Object.entries(RAW_TRACEPOINTS).map(([program, event]) => [program, { rawTracepoint: event }])),
+    links: rawTracepointLinks(RAW_TRACEPOINTS),
     programs: Object.keys(RAW_TRACEPOINTS),
     ring: 'http_ring',
     kernelDropRemedies: KERNEL_DROP_REMEDIES,

@@ -37,7 +37,7 @@ enum sl_drop_reason {
 	SL_DROP_RINGBUF_FULL = 0,    /* bpf_ringbuf_reserve failed: user space drains too slowly */
 	SL_DROP_CONN_TABLE_FULL = 1, /* a new connection found the tracking table full: it is not recorded */
 	SL_DROP_TRACKING_FAILED = 2, /* the kernel refused to track a connection otherwise (map update, callback flags) */
-	SL_DROP_CALL_TABLE_FULL = 3, /* http: a traced socket call could not be remembered from entry to return */
+	SL_DROP_CALL_TABLE_FULL = 3, /* no longer counted (http's syscall programs did); kept: later reasons keep index */
 	SL_DROP_COPY_FAILED = 4,     /* http: the call's bytes could not be read from user memory (sent short, marked cut) */
 	SL_DROP_REASON_COUNT = 5,
 };

@@ -33,7 +33,7 @@ const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
   tracking_failed:
     'the kernel refused to track a connection (a tracking-table update other than full, or its state callbacks): ' +
     'another sock_ops program on the cgroup may own its callback flags; the connection has no records',
-  call_table_full: 'not counted by the flows programs (HTTP capture counts it)',
+  call_table_full: 'not counted by the flows programs',
   copy_failed: 'not counted by the flows programs (HTTP capture counts it)',
   program_skipped:
     'the kernel skipped a flows tracepoint program that fired while it was already running on that CPU (softirq nesting under load): ' +

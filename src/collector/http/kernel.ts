@@ -26,7 +26,7 @@ const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
   ringbuf_full: 'the collector drains the HTTP ring too slowly for the burst, or none ran for a while (a restart): raise collector.ringBytes or lower http.captureBytes',
   conn_table_full: 'not counted by the HTTP programs (flows counts connections it could not track; their calls are not captured)',
   tracking_failed: 'not counted by the HTTP programs',
-  call_table_full: 'not counted by the HTTP programs (a send whose start could not be noted is timed at its end)',
+  call_table_full: 'counted only by HTTP programs older than 2026-12-03 (a call they could not follow from its entry to its return has no record); the current ones time a send whose start they could not note at its end',
   copy_failed: 'the kernel could not read the bytes of a call from user memory (memory unmapped by another thread meanwhile): the record is sent with what was copied, marked cut',
   program_skipped:
     'the kernel skipped an HTTP tracepoint program because it fired while it already ran on that CPU: that call has no record, so the exchange it belonged to may be lost (counted by the parser)',

@@ -86,9 +86,35 @@ export function spawnDetached(spec: SpawnSpec): void {
     child.on('error', () => undefined);
     if (child.pid === undefined) throw new Error(`${spec.name}: could not start ${spec.command}`);
     child.unref();
+    awaitExec(child.pid, spec.marker);
     writeFileSync(pidFile(spec.name), `${child.pid}\n`);
   } finally {
     closeSync(out);
+  }
+}
+
+/** How long spawnDetached waits at most for its child's exec to show (microseconds, unless the machine is loaded). */
+const EXEC_WAIT_MS = 5_000;
+
+/**
+ * spawn() can return before the child's exec has replaced its command line: /proc/<pid>/cmdline then reads empty
+ * (15 of 200 spawns of /bin/sleep read so right after spawn() returned, on this 2-CPU machine), and a pid whose
+ * command line lacks the marker counts as not ours. A start that checked it then took a starting kube-apiserver
+ * for one that had exited, removed its pid file and left it running, out of `stack down`'s reach. So this waits
+ * for the marker, or the child's end (which the callers then see), before the pid is recorded.
+ */
+function awaitExec(pid: number, marker: string): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + EXEC_WAIT_MS;
+  while (Date.now() < deadline) {
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return; // exited
+    }
+    if (cmdline.includes(marker)) return;
+    Atomics.wait(pause, 0, 0, 1);
   }
 }
 

@@ -286,11 +286,9 @@ SEC("raw_tp/tcp_probe")
 int flow_interim(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct sock *sk = (struct sock *)ctx->args[0];
-	struct sl_conn_state *state = sl_conn_lookup(sk);
+	struct sl_conn_state *state = sl_conn_tracked(sk);
 	__u64 now;
 
-	if (!state)
-		state = sl_conn_adopt(sk);
 	if (!state)
 		return 0;
 	now = bpf_ktime_get_ns();

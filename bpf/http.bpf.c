@@ -152,14 +152,6 @@ static __always_inline void current_call(struct call_args *call)
 	}
 }
 
-/* The socket's entry in `conns`, adopting an established connection of a traced cgroup that is not there. */
-static __always_inline struct sl_conn_state *tracked(const void *sk)
-{
-	struct sl_conn_state *state = sl_conn_lookup(sk);
-
-	return state ? state : sl_conn_adopt(sk);
-}
-
 /* Copies up to `want` bytes of the iovecs at `iovs`, in order, to `data`; returns how many were copied. */
 static __always_inline __u32 copy_iovecs(__u8 *data, const struct iovec *iovs, __u64 count, __u32 want)
 {
@@ -304,7 +296,7 @@ int http_sent(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (ret <= 0)
 		return 0;
-	state = tracked(sk);
+	state = sl_conn_tracked(sk);
 	if (state)
 		record(sk, state, ret, SL_HTTP_SENT, start_ns);
 	return 0;
@@ -321,7 +313,7 @@ int http_received(struct bpf_raw_tracepoint_args *ctx)
 
 	if (ret <= 0 || (flags & SL_MSG_PEEK))
 		return 0;
-	state = tracked(sk);
+	state = sl_conn_tracked(sk);
 	if (state)
 		record(sk, state, ret, SL_HTTP_RECEIVED, 0);
 	return 0;

@@ -277,4 +277,12 @@ static __always_inline struct sl_conn_state *sl_conn_adopt(const void *skaddr)
 	return err && err != -EEXIST ? NULL : sl_conn_lookup(skaddr);
 }
 
+/* The socket's entry in `conns`, adopting it (sl_conn_adopt) when it is an untracked connection of a traced cgroup. */
+static __always_inline struct sl_conn_state *sl_conn_tracked(const void *skaddr)
+{
+	struct sl_conn_state *state = sl_conn_lookup(skaddr);
+
+	return state ? state : sl_conn_adopt(skaddr);
+}
+
 #endif

@@ -123,9 +123,10 @@ static __always_inline int sl_cgroup_is_traced(struct cgroup *cgrp, __u64 *cgrou
 /*
  * Whether a cgroup's sockets and tasks are traced: sl_cgroup_is_traced's answer, which walks the cgroup's ancestors
  * (a map lookup and a few kernel reads each), remembered so that an untraced cgroup costs one lookup. It is asked on
- * hot paths: http's syscall tracepoints for every read and write of the machine, flows' tcp_probe for every segment
- * an untracked socket receives. Measured with bench syscall-tracing (dd in an untraced pod, entry and return
- * programs of read and write): 121 ns per program run walking every time, 47 ns remembering in a hash map.
+ * hot paths: http's send and receive programs and flows' tcp_probe, for every send, receive and segment of an
+ * untracked socket. Measured with bench syscall-tracing when http's programs were syscall tracepoints (dd in an
+ * untraced pod, entry and return programs of read and write): 121 ns per program run walking every time, 47 ns
+ * remembering in a hash map.
  *
  * A direct-mapped cache rather than a hash map: the slot is the cgroup id's low bits, and an array lookup is a few
  * instructions the verifier inlines, where a hash lookup computes a hash and walks a bucket. Measured in one run of
@@ -241,9 +242,10 @@ static __always_inline __u16 sl_read_ends(const void *skaddr, __u8 side, __u8 cl
 /*
  * A connection that was open before tracing could see it start: the collector's first start on a node with
  * long-lived connections (pools, keep-alive, streams), a cgroup traced by a new configuration, a connection whose
- * tracking failed at its start. flows' tcp_probe (a segment received) and http's syscall entry (a read or write)
- * call this for a socket `conns` does not hold, and it tracks the socket from then on if it is an established TCP
- * socket of a traced cgroup; an untraced socket costs one remembered answer (`cgroup_answers`). Returns the entry,
+ * tracking failed at its start. flows' tcp_probe (a segment received) and http's send and receive programs call
+ * this (through sl_conn_tracked) for a socket `conns` does not hold, and it tracks the socket from then on if it
+ * is an established TCP socket of a traced cgroup; an untraced socket costs one remembered answer
+ * (`cgroup_answers`). Returns the entry,
  * or NULL when the socket is not to be tracked, or cannot be: a full table is counted (conn_table_full) at each
  * attempt, that is at each segment or call of the socket until an entry frees.
  *   - Flags ESTABLISHED and ADOPTED (records.h). start_ns and last_record_ns are now: the start was not seen.

@@ -11,6 +11,7 @@ import type { Kafka } from 'kafkajs';
 import { loadRegistry, type Registry } from '../common/avro.js';
 import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
 import { KafkaSink, KeyedKafkaSink } from '../common/kafka/sink.js';
+import { whileRetriable } from '../common/kafka/retriable.js';
 import { ensureTopics } from '../common/kafka/topics.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
 import type { Config } from '../common/config.js';
@@ -172,13 +173,17 @@ function lockPins(pins: PinDirectory, whenHeld: string): () => void {
   return unlock;
 }
 
+/** How long the topics' metadata is asked for while the cluster answers with retriable errors. */
+const TOPIC_METADATA_TIMEOUT_MS = 30_000;
+
 /** Creates the topics if needed and returns each one's partition count (events are partitioned by the collector). */
 async function partitionCounts(kafka: ReturnType<typeof createKafka>, logger: Logger, specs: Parameters<typeof ensureTopics>[1]): Promise<Map<string, number>> {
   const admin = kafka.admin();
   await admin.connect();
   try {
     await ensureTopics(admin, specs, logger.child({ role: 'collector' }));
-    const metadata = await admin.fetchTopicMetadata({ topics: specs.map((spec) => spec.topic) });
+    // Retriable errors here too: the topics may have been created a moment ago, their leaders not serving yet.
+    const metadata = await whileRetriable(() => admin.fetchTopicMetadata({ topics: specs.map((spec) => spec.topic) }), TOPIC_METADATA_TIMEOUT_MS);
     return new Map(metadata.topics.map((topic) => [topic.name, topic.partitions.length]));
   } finally {
     await admin.disconnect();

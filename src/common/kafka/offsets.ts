@@ -8,20 +8,12 @@
  * failed its start on ListOffsets.
  */
 import type { Admin } from 'kafkajs';
+import { whileRetriable } from './retriable.js';
 
 type TopicOffsets = Awaited<ReturnType<Admin['fetchTopicOffsets']>>;
 
-const RETRY_MS = 100;
 const DEFAULT_TIMEOUT_MS = 10_000;
 
 export async function fetchTopicOffsets(admin: Admin, topic: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<TopicOffsets> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await admin.fetchTopicOffsets(topic);
-    } catch (error) {
-      if ((error as { retriable?: boolean }).retriable !== true || Date.now() >= deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
-    }
-  }
+  return whileRetriable(() => admin.fetchTopicOffsets(topic), timeoutMs);
 }

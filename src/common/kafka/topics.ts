@@ -7,6 +7,7 @@
 import kafkajs, { type Admin } from 'kafkajs';
 import { SidecarlessError, describeError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
+import { whileRetriable } from './retriable.js';
 
 /** A topic as ensureTopics creates it. */
 export interface TopicSpec {
@@ -81,15 +82,37 @@ async function checkExisting(admin: Admin, specs: readonly TopicSpec[], logger: 
 
 let fallbackLogger: Logger | undefined;
 
+/** How long ensureTopics keeps asking a cluster that answers with retriable errors (a broker still starting). */
+const READY_TIMEOUT_MS = 60_000;
+
 /**
  * Creates the topics that do not exist yet, with their configs, and checks the configs of those that do
  * (checkExisting; warnings go to `logger`, by default one of this module's). Partition counts and other configs
  * of existing topics are left alone: an operator may have tuned them. Returns the names of the topics it created.
+ * A retriable error (a broker that has just started and does not host the topics' partitions yet) is logged once
+ * and the whole check asked again, for up to a minute (retriable.ts).
  */
 export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], logger?: Logger): Promise<string[]> {
+  const log = logger ?? (fallbackLogger ??= createLogger({ name: 'topics' }));
+  let warned = false;
+  return whileRetriable(
+    () => ensureTopicsOnce(admin, specs, log),
+    READY_TIMEOUT_MS,
+    (error) => {
+      if (warned) return;
+      warned = true;
+      log.warn(
+        { topics: specs.map((spec) => spec.topic), error: describeError(error) },
+        `Kafka is not ready for topics ${specs.map((spec) => spec.topic).join(', ')} (${describeError(error)}); asking again for up to ${READY_TIMEOUT_MS / 1000} s`,
+      );
+    },
+  );
+}
+
+async function ensureTopicsOnce(admin: Admin, specs: readonly TopicSpec[], logger: Logger): Promise<string[]> {
   const existing = new Set(await admin.listTopics());
   const missing = specs.filter((spec) => !existing.has(spec.topic));
-  await checkExisting(admin, specs.filter((spec) => existing.has(spec.topic)), logger ?? (fallbackLogger ??= createLogger({ name: 'topics' })));
+  await checkExisting(admin, specs.filter((spec) => existing.has(spec.topic)), logger);
   if (missing.length === 0) return [];
   const fallbackReplication = missing.some((spec) => spec.replicationFactor === undefined) ? await defaultReplicationFactor(admin) : 1;
   let created: boolean;

@@ -38,6 +38,8 @@
  *      (from `conns`, as flows has them) and the connection's ends read from the socket (sl_read_ends, as flows
  *      names them), so that an exchange says who talked without waiting for a flow record of its connection. An
  *      adopted connection's records are flagged so (its parser may start in the middle of a message).
+ *   5. Once per call across layouts: while a layout change has two installations attached, a call is recorded by
+ *      the first program that runs for it (http_last_calls), and a retired installation records nothing (`retired`).
  * A raw tracepoint program is skipped when it fires while it already runs on that CPU; the kernel counts it in the
  * program's recursion_misses (reported as program_skipped): a skipped send or receive loses that call's record.
  */
@@ -83,6 +85,47 @@ struct {
 	__type(key, int);
 	__type(value, struct send_start);
 } send_starts SEC(".maps");
+
+/*
+ * Index 0: 1 once the collector retires this installation (another layout replaced it). Its programs record nothing
+ * after that, and their ring is final once no run that read 0 is left (src/collector/installed-source.ts).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} retired SEC(".maps");
+
+static __always_inline bool is_retired(void)
+{
+	__u32 zero = 0, *flag = bpf_map_lookup_elem(&retired, &zero);
+
+	return flag && *flag;
+}
+
+/*
+ * The last call each thread recorded: the socket, the direction and where the call left the socket's byte stream
+ * (tcp_sock write_seq after a send, copied_seq after a receive). Shared by every layout of this object, pinned by
+ * name with the maps of bpf/include/conn.h: while two layouts are attached (the instant of a layout change,
+ * src/collector/installed-source.ts) the programs of one call run one after the other on the calling thread, and
+ * the second finds the call recorded by the first and records nothing, so each call is recorded once. A position
+ * names one call of a thread: each of its calls moves the stream by ret > 0 bytes before it reads the position.
+ */
+struct last_call {
+	__u64 sk;
+	__u32 stream_end;
+	__u8 direction;
+	__u8 _pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct last_call);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} http_last_calls SEC(".maps");
 
 /*
  * Where a record is built: the fixed part, then room for twice the largest copy, so that a copy at any offset up to
@@ -257,6 +300,28 @@ static __always_inline void record(const void *sk, const struct sl_conn_state *s
 	sl_output_record(&http_ring, r, sizeof(*r) + copied);
 }
 
+/*
+ * Whether another layout's program already recorded this call (http_last_calls); notes it as this thread's last
+ * recorded call otherwise. Without the thread's storage (its creation failed) the call is recorded.
+ */
+static __always_inline bool recorded_already(const void *sk, __u8 direction)
+{
+	const struct tcp_sock *tp = sk;
+	struct last_call *last;
+	__u32 end;
+
+	end = direction == SL_HTTP_SENT ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
+	last = bpf_task_storage_get(&http_last_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!last)
+		return false;
+	if (last->sk == (__u64)sk && last->stream_end == end && last->direction == direction)
+		return true;
+	last->sk = (__u64)sk;
+	last->stream_end = end;
+	last->direction = direction;
+	return false;
+}
+
 /* recv(2)'s flag: the bytes are returned but stay queued, for a later call to read again (socket.h). */
 #define SL_MSG_PEEK 0x2
 
@@ -296,8 +361,10 @@ int http_sent(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (ret <= 0)
 		return 0;
+	if (is_retired())
+		return 0;
 	state = sl_conn_tracked(sk);
-	if (state)
+	if (state && !recorded_already(sk, SL_HTTP_SENT))
 		record(sk, state, ret, SL_HTTP_SENT, start_ns);
 	return 0;
 }
@@ -311,10 +378,10 @@ int http_received(struct bpf_raw_tracepoint_args *ctx)
 	int flags = (int)ctx->args[2];
 	struct sl_conn_state *state;
 
-	if (ret <= 0 || (flags & SL_MSG_PEEK))
+	if (ret <= 0 || (flags & SL_MSG_PEEK) || is_retired())
 		return 0;
 	state = sl_conn_tracked(sk);
-	if (state)
+	if (state && !recorded_already(sk, SL_HTTP_RECEIVED))
 		record(sk, state, ret, SL_HTTP_RECEIVED, 0);
 	return 0;
 }

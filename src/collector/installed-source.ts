@@ -2,8 +2,9 @@
  * A record kind's kernel side kept in bpffs (src/ebpf/installation.ts), so that it outlives the collector:
  *
  *   open    adopts the installation of this collector's layout, or installs it; then retires the kind's other
- *           installations: their links are unpinned (their programs stop), what their rings still hold is read
- *           before this one's ring, their last drops are reported, then their pins are removed.
+ *           installations: their programs stop recording (stopRecording, where the object can), their links are
+ *           unpinned (their programs stop), what their rings still hold is read before this one's ring, their last
+ *           drops are reported, then their pins are removed.
  *   read    the ring from where the previous reader stopped (the consumer position lives in the ring): records
  *           written while no collector ran come first, up to the ring's size; the kernel counted what did not fit
  *           (ringbuf_full), and that is reported once, by whichever collector reads it first (ReportedTotals); so are
@@ -11,6 +12,8 @@
  *   close   releases this process's fds only: the programs keep tracking, the ring keeps what they write for the
  *           next collector. `sidecarless collector --uninstall` removes the pins, which stops them.
  */
+import { u32Codec } from '../ebpf/codecs.js';
+import { waitForProgramRuns } from '../ebpf/grace-period.js';
 import { Installation, type InstallationSpec } from '../ebpf/installation.js';
 import type { ConnIdRun } from '../ebpf/conn-epoch.js';
 import type { PinDirectory } from '../ebpf/pins.js';
@@ -126,6 +129,7 @@ export class InstalledSource implements KernelSource {
   }
 
   private retire(other: Installation, spec: InstalledSourceSpec): void {
+    stopRecording(other);
     other.detach();
     if (!other.findMap(spec.ring) || !other.findMap('drops')) {
       other.remove(); // an install that did not finish: nothing to read
@@ -153,4 +157,18 @@ export class InstalledSource implements KernelSource {
     }
     return current.drain(handler, maxRecords);
   }
+}
+
+/**
+ * Stops an installation's programs from recording before its links go, for objects that can (bpf/http.bpf.c: its
+ * `retired` flag): unpinning a link detaches the program later, from a kernel worker, so the ring could take records
+ * after it has been read to its end and removed. Once the flag is set and every run that read it unset has ended,
+ * the ring holds all it ever will. The programs of this collector's layout, attached beside them, record each call
+ * the old ones no longer do (and, before, skipped those the old ones recorded: http_last_calls).
+ */
+function stopRecording(installation: Installation): void {
+  const flag = installation.findMap('retired');
+  if (flag === undefined) return; // an object without the flag, or a layout from before it
+  flag.typed(u32Codec, u32Codec).update(0, 1);
+  waitForProgramRuns();
 }

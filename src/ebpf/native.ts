@@ -148,6 +148,8 @@ export const libcCalls = {
   mallocTrim: libc.func('int malloc_trim(size_t pad)'),
   schedSetScheduler: libc.func('int sched_setscheduler(int pid, int policy, const int32_t *param)'),
   gettid: libc.func('int gettid(void)'),
+  /** Variadic: each argument after the number is passed as a type name, then its value ('int', 1). */
+  syscall: libc.func('long syscall(long number, ...)'),
 };
 
 /** Blocking socket calls, for timing connect() itself without an event loop in between (bench/policy-overhead). */

@@ -52,7 +52,8 @@ export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory)
       },
       maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections },
     },
-    maps: ['http_ring', 'drops'],
+    // retired: set when another layout replaces this one (installed-source.ts stopRecording).
+    maps: ['http_ring', 'drops', 'retired'],
     links: rawTracepointLinks(RAW_TRACEPOINTS),
     programs: Object.keys(RAW_TRACEPOINTS),
     ring: 'http_ring',

@@ -49,6 +49,7 @@
 #include <bpf/bpf_core_read.h>
 #include "common.bpf.h"
 #include "conn.h"
+#include "retire.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -231,7 +232,7 @@ int flow_sock_ops(struct bpf_sock_ops *skops)
 	struct tcp_sock *tp;
 	__u8 side;
 
-	if (!socket)
+	if (!socket || sl_retired())
 		return 1;
 	/* A typed pointer (PTR_TO_BTF_ID) the verifier lets us read struct tcp_sock through. */
 	tp = bpf_skc_to_tcp_sock(socket);
@@ -262,8 +263,11 @@ int flow_sock_ops(struct bpf_sock_ops *skops)
 
 static __always_inline void take_owner(const void *skaddr)
 {
-	struct sl_conn_state *state = sl_conn_lookup(skaddr);
+	struct sl_conn_state *state;
 
+	if (sl_retired())
+		return;
+	state = sl_conn_lookup(skaddr);
 	if (state && !state->pid)
 		take_process(state);
 }
@@ -286,9 +290,12 @@ SEC("raw_tp/tcp_probe")
 int flow_interim(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct sock *sk = (struct sock *)ctx->args[0];
-	struct sl_conn_state *state = sl_conn_tracked(sk);
+	struct sl_conn_state *state;
 	__u64 now;
 
+	if (sl_retired())
+		return 0;
+	state = sl_conn_tracked(sk);
 	if (!state)
 		return 0;
 	now = bpf_ktime_get_ns();
@@ -303,8 +310,11 @@ SEC("raw_tp/tcp_send_reset")
 int flow_reset_sent(struct bpf_raw_tracepoint_args *ctx)
 {
 	/* The socket is NULL for an RST answering a segment no socket owns: no entry has that key. */
-	struct sl_conn_state *state = sl_conn_lookup((const void *)ctx->args[0]);
+	struct sl_conn_state *state;
 
+	if (sl_retired())
+		return 0;
+	state = sl_conn_lookup((const void *)ctx->args[0]);
 	if (state)
 		state->flags |= SL_FLOW_FLAG_RST_SENT;
 	return 0;
@@ -321,8 +331,11 @@ SEC("raw_tp/inet_sock_set_state")
 int flow_adopted_state(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct sock *sk = (struct sock *)ctx->args[0];
-	struct sl_conn_state *state = sl_conn_lookup(sk);
+	struct sl_conn_state *state;
 
+	if (sl_retired())
+		return 0;
+	state = sl_conn_lookup(sk);
 	if (state && (state->flags & SL_FLOW_FLAG_ADOPTED))
 		state_change(sk, ctx->args[1], ctx->args[2]);
 	return 0;

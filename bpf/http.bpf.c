@@ -48,6 +48,7 @@
 #include <bpf/bpf_core_read.h>
 #include "common.bpf.h"
 #include "conn.h"
+#include "retire.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -85,24 +86,6 @@ struct {
 	__type(key, int);
 	__type(value, struct send_start);
 } send_starts SEC(".maps");
-
-/*
- * Index 0: 1 once the collector retires this installation (another layout replaced it). Its programs record nothing
- * after that, and their ring is final once no run that read 0 is left (src/collector/installed-source.ts).
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} retired SEC(".maps");
-
-static __always_inline bool is_retired(void)
-{
-	__u32 zero = 0, *flag = bpf_map_lookup_elem(&retired, &zero);
-
-	return flag && *flag;
-}
 
 /*
  * The last call each thread recorded: the socket, the direction and where the call left the socket's byte stream
@@ -359,9 +342,7 @@ int http_sent(struct bpf_raw_tracepoint_args *ctx)
 		start_ns = start->start_ns;
 		start->sk = 0;
 	}
-	if (ret <= 0)
-		return 0;
-	if (is_retired())
+	if (ret <= 0 || sl_retired())
 		return 0;
 	state = sl_conn_tracked(sk);
 	if (state && !recorded_already(sk, SL_HTTP_SENT))
@@ -378,7 +359,7 @@ int http_received(struct bpf_raw_tracepoint_args *ctx)
 	int flags = (int)ctx->args[2];
 	struct sl_conn_state *state;
 
-	if (ret <= 0 || (flags & SL_MSG_PEEK) || is_retired())
+	if (ret <= 0 || (flags & SL_MSG_PEEK) || sl_retired())
 		return 0;
 	state = sl_conn_tracked(sk);
 	if (state && !recorded_already(sk, SL_HTTP_RECEIVED))

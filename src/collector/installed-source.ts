@@ -102,6 +102,7 @@ export class InstalledSource implements KernelSource {
     let source: InstalledSource | undefined;
     try {
       source = new InstalledSource(installation, spec);
+      keepRecording(installation);
       spec.configure(installation);
       for (const other of installation.others()) source.retire(other, spec);
       return source;
@@ -160,15 +161,22 @@ export class InstalledSource implements KernelSource {
 }
 
 /**
- * Stops an installation's programs from recording before its links go, for objects that can (bpf/http.bpf.c: its
- * `retired` flag): unpinning a link detaches the program later, from a kernel worker, so the ring could take records
- * after it has been read to its end and removed. Once the flag is set and every run that read it unset has ended,
- * the ring holds all it ever will. The programs of this collector's layout, attached beside them, record each call
- * the old ones no longer do (and, before, skipped those the old ones recorded: http_last_calls).
+ * Stops an installation's programs before its links go (bpf/include/retire.h, its `retired` flag): unpinning a link
+ * detaches the program later, from a kernel worker, so the ring could take records after it has been read to its end
+ * and removed. Once the flag is set and every run that read it unset has ended, the ring holds all it ever will; the
+ * programs of this collector's layout, attached beside them, handle every event the old ones no longer do.
  */
 function stopRecording(installation: Installation): void {
   const flag = installation.findMap('retired');
-  if (flag === undefined) return; // an object without the flag, or a layout from before it
+  if (flag === undefined) return; // a layout from before the flag
   flag.typed(u32Codec, u32Codec).update(0, 1);
   waitForProgramRuns();
+}
+
+/**
+ * Clears this collector's own installation's flag: a collector of another layout may have retired it and stopped
+ * before removing it (a rollback to this version then finds it, flag set, and its links reinstalled).
+ */
+function keepRecording(installation: Installation): void {
+  installation.findMap('retired')?.typed(u32Codec, u32Codec).update(0, 0);
 }

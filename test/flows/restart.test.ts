@@ -3,6 +3,8 @@
  * and keep tracking while no collector runs, the next collector adopts them and reads what they wrote meanwhile, so
  * the connection keeps one connection_id and its final row holds the exact totals. The same after a crash
  * (SIGKILL), an orderly stop (SIGTERM), and a new layout (another setting, so new programs replace the old ones);
+ * a collector that finds its own installation retired (a rollback after a newer one stopped while retiring it)
+ * makes it record again;
  * a ring that overflows while none runs is read up to its size, and the excess reported as exact drops; and
  * `collector --uninstall` leaves no program behind. Programs are followed by id through bpftool, since other
  * processes load programs of the same names on this machine.
@@ -20,6 +22,9 @@ import type { CollectorStats } from '../../src/collector/collector.js';
 import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
 import { kernelLossesOfPins } from '../../src/lab/kernel-losses.js';
 import { createLab, type Lab } from '../../src/lab/pods.js';
+import { u32Codec } from '../../src/ebpf/codecs.js';
+import { PinnedMap } from '../../src/ebpf/pinned-map.js';
+import { PinDirectory } from '../../src/ebpf/pins.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
 import { waitFor } from '../../src/lab/stack/processes.js';
 import { holdConnection, runTcpClient, startTcpServer } from '../../src/lab/traffic.js';
@@ -35,7 +40,7 @@ const { config, env } = testConfig({ SIDECARLESS_COLLECTOR_FLUSH_MS: '50', SIDEC
 const small = testConfig({ SIDECARLESS_COLLECTOR_RING_BYTES: '4096', SIDECARLESS_COLLECTOR_FLUSH_MS: '50' });
 const smallEnv = { ...small.env, SIDECARLESS_KAFKA_TOPIC_PREFIX: env.SIDECARLESS_KAFKA_TOPIC_PREFIX! };
 const table = `${config.clickhouse.database}.flows`;
-const PORTS = { crash: 7201, orderly: 7202, layout: 7203, overflow: 7204 };
+const PORTS = { crash: 7201, orderly: 7202, layout: 7203, overflow: 7204, rollback: 7205 };
 /** The connection of the issue: 15,800 bytes up in ten chunks a second apart, 247,800 bytes back, then closed. */
 const SECONDS = 10;
 /**
@@ -215,6 +220,26 @@ describe('a connection open across a collector restart', () => {
     const now = pinnedPrograms(env.SIDECARLESS_COLLECTOR_PIN_DIRECTORY!);
     assert.equal(now.size, LINKS, `only the new programs are pinned: ${[...now.keys()]}`);
     assert.ok([...now.values()].every((id) => ![...before.values()].includes(id)));
+  });
+
+  it('its own installation found retired (a newer collector stopped while retiring it, then a rollback) records again', async () => {
+    const layout = kernelStatus(collector!).layout;
+    assertClean(await collector!.stop());
+    const flag = PinnedMap.open(new PinDirectory(env.SIDECARLESS_COLLECTOR_PIN_DIRECTORY!).child('flows').child(layout).mapPath('retired'));
+    assert.ok(flag, 'the installation has its retired flag pinned');
+    flag.typed(u32Codec, u32Codec).update(0, 1);
+    flag.close();
+    collector = await startCollector({ SIDECARLESS_COLLECTOR_ACTIVE_TIMEOUT_MS: String(ACTIVE_TIMEOUT_MS + 1) });
+    assert.deepEqual([kernelStatus(collector).layout, kernelStatus(collector).adopted], [layout, true]);
+    const [a, b] = [lab.pod('a'), lab.pod('b')];
+    const server = await startTcpServer(b, { port: PORTS.rollback, expectBytes: 10, replyBytes: 20 });
+    assert.equal((await runTcpClient(a, { host: b.ip, port: PORTS.rollback, connections: 1, concurrency: 1, sendBytes: 10, expectBytes: 20 })).completed, 1);
+    await server.stop();
+    await waitForRows(PORTS.rollback, 'the final rows', (rows) => bothSides(rows, (row) => row.kind === 'final'));
+    assert.deepEqual(
+      (await rowsOf(PORTS.rollback)).map(({ side, kind, c2s, s2c }) => ({ side, kind, c2s, s2c })),
+      ['client', 'server'].map((side) => ({ side, kind: 'final', c2s: '10', s2c: '20' })),
+    );
   });
 
   it('a ring that overflows while no collector runs is read up to its size, and the excess reported as drops', async () => {

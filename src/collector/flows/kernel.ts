@@ -88,7 +88,8 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
       },
       maxEntries: { flow_ring: options.ringBytes, conns: options.maxConnections },
     },
-    maps: ['flow_ring', 'drops'],
+    // retired: set when another layout replaces this one (installed-source.ts stopRecording).
+    maps: ['flow_ring', 'drops', 'retired'],
     links: rawTracepointLinks(RAW_TRACEPOINTS),
     programs: ['flow_sock_ops', ...Object.keys(RAW_TRACEPOINTS)],
     ring: 'flow_ring',

@@ -12,7 +12,6 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { after, before, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadRegistry } from '../../src/common/avro.js';
 import { createKafka, kafkaOptionsFromConfig } from '../../src/common/kafka/client.js';
 import { readToEnd } from '../../src/common/kafka/read-to-end.js';
@@ -55,7 +54,8 @@ httpd.serve_forever()
 
 /**
  * GET /status/200 on one keep-alive connection, one request about every millisecond, until a line arrives on stdin;
- * prints {"local_port": ...} once connected and {"requests": n} at the end (every response read, each a 200).
+ * prints {"local_port": ...} once connected, {"progress": n, "at_ms": <when>} after every 100 requests, and
+ * {"requests": n} at the end (every response read, each a 200).
  */
 const CLIENT = `
 import http.client, json, select, socket, sys, time
@@ -70,6 +70,8 @@ while not select.select([sys.stdin], [], [], 0)[0]:
     r.read()
     assert r.status == 200, r.status
     n += 1
+    if n % 100 == 0:
+        print(json.dumps({'progress': n, 'at_ms': time.time() * 1000}), flush=True)
     time.sleep(0.001)
 c.close()
 print(json.dumps({'requests': n}), flush=True)
@@ -128,19 +130,30 @@ it('a layout change under keep-alive traffic: each request is one exchange on ea
   const first = await lines.next();
   assert.ok(!first.done, 'the client printed its local port');
   const localPort = (JSON.parse(first.value) as { local_port: number }).local_port;
+  /** Resolves once the client reports 100 more requests made after `sinceMs` (its reports queue up meanwhile). */
+  const hundredMoreSince = async (sinceMs: number) => {
+    for (;;) {
+      const line = await lines.next();
+      assert.ok(!line.done, 'the client reports its progress');
+      const progress = JSON.parse(line.value) as { progress?: number; at_ms?: number };
+      assert.ok(progress.progress !== undefined, `a progress report: ${line.value}`);
+      if (progress.at_ms! > sinceMs) return;
+    }
+  };
 
-  await sleep(300);
+  await hundredMoreSince(Date.now());
   const old = httpStatus(collector!).layout;
   const before = await collector!.stop('http');
   collector = await startCollector({ SIDECARLESS_HTTP_CAPTURE_BYTES: String(config.http.captureBytes - 1) });
   const status = httpStatus(collector);
   assert.notEqual(status.layout, old, 'another layout');
-  assert.deepEqual(status.retiring, [old], "the old programs are retired once the new ones run and the old ring is read");
-  await sleep(300);
+  assert.deepEqual(status.retiring, [old], 'the old programs are retired once the new ones run and the old ring is read');
+  await hundredMoreSince(Date.now());
 
   const exited = once(client, 'exit');
   client.stdin!.end('stop\n');
-  const last = await lines.next();
+  let last = await lines.next();
+  while (!last.done && 'progress' in JSON.parse(last.value)) last = await lines.next();
   assert.deepEqual(await exited, [0, null]);
   const requests = (JSON.parse(last.value as string) as { requests: number }).requests;
   assert.ok(requests > 100, `${requests} requests across the change`);

@@ -14,7 +14,7 @@
  *      open before tracing could see it start, is adopted (sl_conn_adopt, bpf/include/conn.h), so that its first
  *      call after tracing began is captured; any other socket (UDP, unix, an untraced cgroup's) costs that lookup
  *      and a few reads of the socket. A peek (MSG_PEEK: wget peeks at each response's head) is left alone: the
- *      call that then reads the bytes records them.
+ *      call that then reads the bytes records them; so are reads of the urgent byte and of the error queue.
  *      Measured against the syscall tracepoints this replaces (an entry and a return program per call, each
  *      resolving the fd through the task's fdtable): see bench http-live and bench syscall-tracing in the README.
  *   2. Where the bytes are: the calling thread's registers as the syscall entered (bpf_task_pt_regs: x86-64's
@@ -39,7 +39,8 @@
  *      names them), so that an exchange says who talked without waiting for a flow record of its connection. An
  *      adopted connection's records are flagged so (its parser may start in the middle of a message).
  *   5. Once per call across layouts: while a layout change has two installations attached, a call is recorded by
- *      the first program that runs for it (http_last_calls), and a retired installation records nothing (`retired`).
+ *      the first program that runs for it (http_last_calls, which says where that fails), and a retired
+ *      installation records nothing (bpf/include/retire.h).
  * A raw tracepoint program is skipped when it fires while it already runs on that CPU; the kernel counts it in the
  * program's recursion_misses (reported as program_skipped): a skipped send or receive loses that call's record.
  */
@@ -88,15 +89,24 @@ struct {
 } send_starts SEC(".maps");
 
 /*
- * The last call each thread recorded: the socket, the direction and where the call left the socket's byte stream
- * (tcp_sock write_seq after a send, copied_seq after a receive). Shared by every layout of this object, pinned by
- * name with the maps of bpf/include/conn.h: while two layouts are attached (the instant of a layout change,
- * src/collector/installed-source.ts) the programs of one call run one after the other on the calling thread, and
- * the second finds the call recorded by the first and records nothing, so each call is recorded once. A position
- * names one call of a thread: each of its calls moves the stream by ret > 0 bytes before it reads the position.
+ * The last call each thread recorded: the socket, the direction, where the call left the socket's byte stream
+ * (tcp_sock write_seq after a send, copied_seq after a receive) and the installation whose program recorded it.
+ * Shared by every layout of this object, pinned by name with the maps of bpf/include/conn.h (so, like `conns`, its
+ * layout changes only together with a new name, and the one upgrade that brings the new name repeats calls again).
+ * While two layouts are attached (the instant of a layout change, src/collector/installed-source.ts) the programs
+ * of one call run one after the other on the calling thread, the older layout's first, and the second finds the
+ * call recorded by the other installation and records nothing; it then forgets the mark, so that a mark makes one
+ * call skipped at most. Each call of a thread moves the stream (ret > 0 bytes before the position is read), so a
+ * position names one call of a thread, with these exceptions:
+ *   - another thread's call on the socket between the two programs' reads moves the position: that call is
+ *     recorded twice;
+ *   - where calls do not move the stream (a sockmap redirect, kTLS holding a record open), a call just after the
+ *     older programs were detached can match the mark of the thread's last call they recorded, and is skipped.
+ * One installation alone never skips a call: its own marks do not count.
  */
 struct last_call {
 	__u64 sk;
+	__u64 installation; /* retire.h's word of the installation that recorded the call, the retired bit cleared */
 	__u32 stream_end;
 	__u8 direction;
 	__u8 _pad[3];
@@ -284,12 +294,13 @@ static __always_inline void record(const void *sk, const struct sl_conn_state *s
 }
 
 /*
- * Whether another layout's program already recorded this call (http_last_calls); notes it as this thread's last
- * recorded call otherwise. Without the thread's storage (its creation failed) the call is recorded.
+ * Whether another installation's program already recorded this call (http_last_calls); notes it as this thread's
+ * last recorded call otherwise. Without the thread's storage (its creation failed) the call is recorded.
  */
 static __always_inline bool recorded_already(const void *sk, __u8 direction)
 {
 	const struct tcp_sock *tp = sk;
+	__u64 self = sl_installation_word() & ~1ULL;
 	struct last_call *last;
 	__u32 end;
 
@@ -297,16 +308,25 @@ static __always_inline bool recorded_already(const void *sk, __u8 direction)
 	last = bpf_task_storage_get(&http_last_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!last)
 		return false;
-	if (last->sk == (__u64)sk && last->stream_end == end && last->direction == direction)
+	if (last->sk == (__u64)sk && last->stream_end == end && last->direction == direction && last->installation != self) {
+		last->sk = 0; /* one skipped call per mark */
 		return true;
+	}
 	last->sk = (__u64)sk;
+	last->installation = self;
 	last->stream_end = end;
 	last->direction = direction;
 	return false;
 }
 
-/* recv(2)'s flag: the bytes are returned but stay queued, for a later call to read again (socket.h). */
+/*
+ * recv(2)'s flags whose bytes are not the stream's next ones (socket.h): MSG_PEEK returns bytes that stay queued,
+ * for a later call to read again; MSG_OOB the urgent byte, which is not in the stream; MSG_ERRQUEUE the socket's
+ * error queue (timestamps, zerocopy completions).
+ */
 #define SL_MSG_PEEK 0x2
+#define SL_MSG_OOB 0x1
+#define SL_MSG_ERRQUEUE 0x2000
 
 /* tcp_sendmsg_locked(sk, msg, skb, size_goal): TCP's send began (or built its next segment) on the socket. */
 SEC("raw_tp/tcp_sendmsg_locked")
@@ -359,7 +379,7 @@ int http_received(struct bpf_raw_tracepoint_args *ctx)
 	int flags = (int)ctx->args[2];
 	struct sl_conn_state *state;
 
-	if (ret <= 0 || (flags & SL_MSG_PEEK) || sl_retired())
+	if (ret <= 0 || (flags & (SL_MSG_PEEK | SL_MSG_OOB | SL_MSG_ERRQUEUE)) || sl_retired())
 		return 0;
 	state = sl_conn_tracked(sk);
 	if (state && !recorded_already(sk, SL_HTTP_RECEIVED))

@@ -12,7 +12,7 @@
  *   close   releases this process's fds only: the programs keep tracking, the ring keeps what they write for the
  *           next collector. `sidecarless collector --uninstall` removes the pins, which stops them.
  */
-import { u32Codec } from '../ebpf/codecs.js';
+import { u32Codec, u64Codec } from '../ebpf/codecs.js';
 import { waitForProgramRuns } from '../ebpf/grace-period.js';
 import { Installation, type InstallationSpec } from '../ebpf/installation.js';
 import type { ConnIdRun } from '../ebpf/conn-epoch.js';
@@ -161,22 +161,26 @@ export class InstalledSource implements KernelSource {
 }
 
 /**
- * Stops an installation's programs before its links go (bpf/include/retire.h, its `retired` flag): unpinning a link
- * detaches the program later, from a kernel worker, so the ring could take records after it has been read to its end
- * and removed. Once the flag is set and every run that read it unset has ended, the ring holds all it ever will; the
- * programs of this collector's layout, attached beside them, handle every event the old ones no longer do.
+ * Stops an installation's programs before its links go (bpf/include/retire.h: bit 0 of its `retired` word):
+ * unpinning a link detaches the program later, from a kernel worker, so the ring could take records after it has
+ * been read to its end and removed. Once the bit is set and every run that read it unset has ended, the ring holds
+ * all it ever will; the programs of this collector's layout, attached beside them, handle every event the old ones
+ * no longer do.
  */
 function stopRecording(installation: Installation): void {
-  const flag = installation.findMap('retired');
-  if (flag === undefined) return; // a layout from before the flag
-  flag.typed(u32Codec, u32Codec).update(0, 1);
+  const word = installation.findMap('retired')?.typed(u32Codec, u64Codec);
+  if (word === undefined) return; // a layout from before the flag
+  word.update(0, (word.lookup(0) ?? 0n) | 1n);
   waitForProgramRuns();
 }
 
 /**
- * Clears this collector's own installation's flag: a collector of another layout may have retired it and stopped
- * before removing it (a rollback to this version then finds it, flag set, and its links reinstalled).
+ * Writes this collector's own installation's word: its id (the kernel's id of the map, in bits 1-63), and the
+ * retired bit cleared. That bit is set on an installation still complete only when a collector of another layout
+ * stopped between setting it and unpinning the links (a crash, a failed unpin); a rollback to this layout then
+ * adopts it, and its programs must record again.
  */
 function keepRecording(installation: Installation): void {
-  installation.findMap('retired')?.typed(u32Codec, u32Codec).update(0, 0);
+  const map = installation.findMap('retired');
+  map?.typed(u32Codec, u64Codec).update(0, BigInt(map.id) << 1n);
 }

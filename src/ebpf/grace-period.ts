@@ -1,6 +1,7 @@
 /**
  * Waiting until no run of a BPF program that started before now is still going: the kernel runs tracing programs
- * inside an RCU read-side section (__bpf_trace_run), so one RCU grace period is enough. membarrier(2)'s
+ * (__bpf_trace_run) and cgroup programs such as sock_ops (bpf_prog_run_array_cg) inside an RCU read-side section, so
+ * one RCU grace period is enough. membarrier(2)'s
  * MEMBARRIER_CMD_GLOBAL waits for exactly that (synchronize_rcu(): milliseconds, blocking this thread); kernels with
  * nohz_full CPUs refuse that command, and a pause far longer than a grace period stands in.
  */

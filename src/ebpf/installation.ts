@@ -18,7 +18,8 @@
  * keep old code running; the shared maps (open connections, conn ids) carry over a replacement all the same.
  *
  * A pinned link holds its program and the program its maps, so nothing here needs the loading process to live on.
- * Unpinning the links (detach, remove) stops the programs, as soon as no process holds those links either.
+ * Unpinning the links (detach, remove) stops the programs once no process holds those links either: the kernel
+ * detaches them from a worker, a moment later (src/collector/installed-source.ts stops them first, where it can).
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -173,7 +174,7 @@ export class Installation {
     this.resources.push(resource);
   }
 
-  /** Unpins the links: the programs stop. The maps stay pinned, to be read, until remove(). */
+  /** Unpins the links: the programs stop, a moment later (see above). The maps stay pinned, to be read, until remove(). */
   detach(): void {
     fs.rmSync(this.directory.linkPath(''), { recursive: true, force: true });
   }

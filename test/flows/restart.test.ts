@@ -22,7 +22,7 @@ import type { CollectorStats } from '../../src/collector/collector.js';
 import { startCollectorProcess, uninstallCollectorPins, type CollectorProcess } from '../../src/lab/collector-process.js';
 import { kernelLossesOfPins } from '../../src/lab/kernel-losses.js';
 import { createLab, type Lab } from '../../src/lab/pods.js';
-import { u32Codec } from '../../src/ebpf/codecs.js';
+import { u32Codec, u64Codec } from '../../src/ebpf/codecs.js';
 import { PinnedMap } from '../../src/ebpf/pinned-map.js';
 import { PinDirectory } from '../../src/ebpf/pins.js';
 import { kafkaPort, localHost } from '../../src/lab/stack/endpoints.js';
@@ -225,10 +225,15 @@ describe('a connection open across a collector restart', () => {
   it('its own installation found retired (a newer collector stopped while retiring it, then a rollback) records again', async () => {
     const layout = kernelStatus(collector!).layout;
     assertClean(await collector!.stop());
+    // As a collector of another layout leaves it when it stops between retiring it and unpinning its links.
     const flag = PinnedMap.open(new PinDirectory(env.SIDECARLESS_COLLECTOR_PIN_DIRECTORY!).child('flows').child(layout).mapPath('retired'));
-    assert.ok(flag, 'the installation has its retired flag pinned');
-    flag.typed(u32Codec, u32Codec).update(0, 1);
-    flag.close();
+    assert.ok(flag, 'the installation has its retired word pinned');
+    try {
+      const word = flag.typed(u32Codec, u64Codec);
+      word.update(0, (word.lookup(0) ?? 0n) | 1n);
+    } finally {
+      flag.close();
+    }
     collector = await startCollector({ SIDECARLESS_COLLECTOR_ACTIVE_TIMEOUT_MS: String(ACTIVE_TIMEOUT_MS + 1) });
     assert.deepEqual([kernelStatus(collector).layout, kernelStatus(collector).adopted], [layout, true]);
     const [a, b] = [lab.pod('a'), lab.pod('b')];

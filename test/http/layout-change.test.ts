@@ -2,10 +2,10 @@
  * A layout change of the http kind (an upgrade, or another http.captureBytes) under keep-alive traffic: the next
  * collector installs its programs beside the running ones and retires those once its own are attached, so for that
  * instant both layouts' programs see every call (src/collector/installed-source.ts). Each call must still reach its
- * connection's parser once (bpf/http.bpf.c http_last_calls): a Python client makes a request every millisecond or
- * so to Python's http.server on one connection, from before the first collector stops until after the second has
- * retired the first one's programs, and each side's exchanges on the http topic are exactly the client's requests,
- * in order, every one a complete 200.
+ * connection's parser once (bpf/http.bpf.c http_last_calls, bpf/include/retire.h): a Python client makes a request
+ * every millisecond or so to Python's http.server on one connection, paused only while the first collector stops,
+ * then on while none runs and while the second one installs its layout and retires the first's, and each side's
+ * exchanges on the http topic are exactly the client's requests, in order, every one a complete 200.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -53,9 +53,10 @@ httpd.serve_forever()
 `;
 
 /**
- * GET /status/200 on one keep-alive connection, one request about every millisecond, until a line arrives on stdin;
- * prints {"local_port": ...} once connected, {"progress": n, "at_ms": <when>} after every 100 requests, and
- * {"requests": n} at the end (every response read, each a 200).
+ * GET /status/200 on one keep-alive connection, one request about every millisecond; prints {"local_port": ...} once
+ * connected and {"progress": n, "at_ms": <when>} after every 100 requests. Commands on stdin, one line each, taken
+ * between two requests: `pause` (prints {"paused": n}, then waits for the next command), `resume`, and `stop`
+ * (prints {"requests": n}, every response read and each a 200, and exits).
  */
 const CLIENT = `
 import http.client, json, select, socket, sys, time
@@ -64,7 +65,14 @@ c.connect()
 c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 print(json.dumps({'local_port': c.sock.getsockname()[1]}), flush=True)
 n = 0
-while not select.select([sys.stdin], [], [], 0)[0]:
+while True:
+    if select.select([sys.stdin], [], [], 0)[0]:
+        command = sys.stdin.readline().strip()
+        if command == 'pause':
+            print(json.dumps({'paused': n}), flush=True)
+            command = sys.stdin.readline().strip()
+        if command == 'stop':
+            break
     c.request('GET', '/status/200')
     r = c.getresponse()
     r.read()
@@ -130,6 +138,15 @@ it('a layout change under keep-alive traffic: each request is one exchange on ea
   const first = await lines.next();
   assert.ok(!first.done, 'the client printed its local port');
   const localPort = (JSON.parse(first.value) as { local_port: number }).local_port;
+  /** The client's next report that is not about its progress. */
+  const nextReport = async (): Promise<Record<string, number>> => {
+    for (;;) {
+      const line = await lines.next();
+      assert.ok(!line.done, 'the client reports');
+      const report = JSON.parse(line.value) as Record<string, number>;
+      if (!('progress' in report)) return report;
+    }
+  };
   /** Resolves once the client reports 100 more requests made after `sinceMs` (its reports queue up meanwhile). */
   const hundredMoreSince = async (sinceMs: number) => {
     for (;;) {
@@ -142,8 +159,14 @@ it('a layout change under keep-alive traffic: each request is one exchange on ea
   };
 
   await hundredMoreSince(Date.now());
+  // The first collector stops between two exchanges: one stopping in the middle of an exchange leaves its parser's
+  // half to the next, which cannot pair it (a restart's known loss, not this test's subject).
+  client.stdin!.write('pause\n');
+  assert.ok('paused' in (await nextReport()));
   const old = httpStatus(collector!).layout;
   const before = await collector!.stop('http');
+  // Requests go on while no collector runs (the old ring keeps them) and while both layouts are attached.
+  client.stdin!.write('resume\n');
   collector = await startCollector({ SIDECARLESS_HTTP_CAPTURE_BYTES: String(config.http.captureBytes - 1) });
   const status = httpStatus(collector);
   assert.notEqual(status.layout, old, 'another layout');
@@ -152,11 +175,9 @@ it('a layout change under keep-alive traffic: each request is one exchange on ea
 
   const exited = once(client, 'exit');
   client.stdin!.end('stop\n');
-  let last = await lines.next();
-  while (!last.done && 'progress' in JSON.parse(last.value)) last = await lines.next();
+  const { requests } = await nextReport();
   assert.deepEqual(await exited, [0, null]);
-  const requests = (JSON.parse(last.value as string) as { requests: number }).requests;
-  assert.ok(requests > 100, `${requests} requests across the change`);
+  assert.ok(requests! > 200, `${requests} requests across the change`);
   const after = await collector.stop('http');
 
   const events = (await httpEvents()).filter((event) => event.server_port === PORT && event.client_port === localPort);

@@ -103,7 +103,7 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], lo
       warned = true;
       log.warn(
         { topics: specs.map((spec) => spec.topic), error: describeError(error) },
-        `Kafka is not ready for topics ${specs.map((spec) => spec.topic).join(', ')} (${describeError(error)}); asking again for up to ${READY_TIMEOUT_MS / 1000} s`,
+        `Kafka answered a retriable error about topics ${specs.map((spec) => spec.topic).join(', ')} (${describeError(error)}): a broker still starting, or one that cannot be reached (check kafka.brokers); asking again for up to ${READY_TIMEOUT_MS / 1000} s`,
       );
     },
   );

@@ -73,6 +73,12 @@ enum call_layout {
 struct send_start {
 	__u64 sk; /* the socket; 0 when none is in progress (taken by sock_send_length) */
 	__u64 start_ns;
+	/*
+	 * The connection's `conns` entry as the send began. The send can end without one: a reset the send itself
+	 * drew (its bytes reached a peer that had closed) is handled before the call returns, on loopback and veth
+	 * in the sender's own context, and the connection is then closed and forgotten (flows' final record).
+	 */
+	struct sl_conn_state state;
 };
 
 /*
@@ -333,15 +339,17 @@ SEC("raw_tp/tcp_sendmsg_locked")
 int http_send_start(struct bpf_raw_tracepoint_args *ctx)
 {
 	const void *sk = (const void *)ctx->args[0];
+	struct sl_conn_state *state = sl_conn_lookup(sk);
 	struct send_start *start;
 
-	if (!sl_conn_lookup(sk))
+	if (!state)
 		return 0;
 	start = bpf_task_storage_get(&send_starts, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	/* Only the send's first segment: the message's bytes began to leave then. */
 	if (start && start->sk != (__u64)sk) {
 		start->sk = (__u64)sk;
 		start->start_ns = bpf_ktime_get_ns();
+		__builtin_memcpy(&start->state, state, sizeof(start->state));
 	}
 	return 0;
 }
@@ -352,7 +360,7 @@ int http_sent(struct bpf_raw_tracepoint_args *ctx)
 {
 	const void *sk = (const void *)ctx->args[0];
 	int ret = (int)ctx->args[1];
-	struct sl_conn_state *state;
+	const struct sl_conn_state *state, *began = NULL;
 	struct send_start *start;
 	__u64 start_ns = 0;
 
@@ -360,11 +368,14 @@ int http_sent(struct bpf_raw_tracepoint_args *ctx)
 	start = bpf_task_storage_get(&send_starts, bpf_get_current_task_btf(), 0, 0);
 	if (start && start->sk == (__u64)sk) {
 		start_ns = start->start_ns;
+		began = &start->state;
 		start->sk = 0;
 	}
 	if (ret <= 0 || sl_retired())
 		return 0;
 	state = sl_conn_tracked(sk);
+	if (!state)
+		state = began; /* closed by a reset during the send (send_start) */
 	if (state && !recorded_already(sk, SL_HTTP_SENT))
 		record(sk, state, ret, SL_HTTP_SENT, start_ns);
 	return 0;

@@ -14,7 +14,7 @@ import { createLab, type Lab, type Pod } from '../../src/lab/pods.js';
 import { HttpTap } from '../helpers/http-tap.js';
 import { lineFrom, python, runIn } from '../helpers/processes.js';
 
-const PORTS = { python: 7501, node: 7502, untraced: 7503 };
+const PORTS = { python: 7501, node: 7502, untraced: 7503, reset: 7504 };
 const fixture = (name: string) => fileURLToPath(new URL(`../../../test/http/fixtures/${name}`, import.meta.url));
 
 interface ClientResult {
@@ -22,6 +22,36 @@ interface ClientResult {
   local_port: number;
   [key: string]: unknown;
 }
+
+/** One connection: reads a request, sends a 200's head, waits for the client's FIN, sends the 3000-byte body. */
+const RESET_SERVER = `
+import socket, sys
+listener = socket.create_server((sys.argv[1], int(sys.argv[2])))
+print('ready', flush=True)
+conn, _ = listener.accept()
+conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+request = b''
+while b'\\r\\n\\r\\n' not in request:
+    request += conn.recv(4096)
+conn.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 3000\\r\\n\\r\\n')
+while conn.recv(4096):
+    pass
+conn.send(b'x' * 3000)
+conn.close()
+`;
+
+/** GET /reset, reads the response's head, and closes; prints {"local_port": ...}. */
+const HEAD_ONLY_CLIENT = `
+import json, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.sendall(b'GET /reset HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n')
+head = b''
+while b'\\r\\n\\r\\n' not in head:
+    head += s.recv(4096)
+port = s.getsockname()[1]
+s.close()
+print(json.dumps({'local_port': port}))
+`;
 
 let lab: Lab;
 let tap: HttpTap;
@@ -163,6 +193,23 @@ describe('http capture on the real kernel', () => {
       assert.ok(text.endsWith('\r\n\r\nstatus 200\n'), `head and body in one call: ${JSON.stringify(text)}`);
       assert.equal(chunk.length, chunk.data.length);
     }
+  });
+
+  it("a send that draws a reset (the peer closed before the body came) is recorded: the server side sent the whole response", async () => {
+    // The server answers one request with its head, waits for the client's FIN, then sends the body: the closed
+    // client answers it with a reset, which the server's kernel handles before that send returns (flows then ends
+    // the connection and forgets it). The client reads the head and closes.
+    const server = lab.pod('server').spawn(python, ['-c', RESET_SERVER, lab.pod('server').ip, String(PORTS.reset)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    servers.reset = server;
+    await lineFrom(server, 'the reset server');
+    const { stdout } = await runIn(lab.pod('client'), python, ['-c', HEAD_ONLY_CLIENT, lab.pod('server').ip, String(PORTS.reset)]);
+    const localPort = (JSON.parse(stdout) as { local_port: number }).local_port;
+    const { server: serverSide } = await tap.connection(PORTS.reset, localPort);
+    await tap.until("the server side's exchange", () => tap.exchangesOf(serverSide).length > 0);
+    assert.deepEqual(
+      tap.exchangesOf(serverSide).map(({ method, path, status, responseBodyBytes }) => ({ method, path, status, responseBodyBytes })),
+      [{ method: 'GET', path: '/reset', status: 200, responseBodyBytes: 3000 }],
+    );
   });
 
   it('untraced cgroups produce no records', async () => {

@@ -301,12 +301,12 @@ static __always_inline void record(const void *sk, const struct sl_conn_state *s
 
 /*
  * Whether another installation's program already recorded this call (http_last_calls); notes it as this thread's
- * last recorded call otherwise. Without the thread's storage (its creation failed) the call is recorded.
+ * last recorded call otherwise (`installation`: this one's word, retire.h). Without the thread's storage (its creation failed) the call is recorded.
  */
-static __always_inline bool recorded_already(const void *sk, __u8 direction)
+static __always_inline bool recorded_already(const void *sk, __u8 direction, __u64 installation)
 {
 	const struct tcp_sock *tp = sk;
-	__u64 self = sl_installation_word() & ~1ULL;
+	__u64 self = installation & ~SL_RETIRED;
 	struct last_call *last;
 	__u32 end;
 
@@ -361,6 +361,7 @@ int http_sent(struct bpf_raw_tracepoint_args *ctx)
 	const void *sk = (const void *)ctx->args[0];
 	int ret = (int)ctx->args[1];
 	const struct sl_conn_state *state, *began = NULL;
+	__u64 installation = sl_installation_word();
 	struct send_start *start;
 	__u64 start_ns = 0;
 
@@ -371,12 +372,12 @@ int http_sent(struct bpf_raw_tracepoint_args *ctx)
 		began = &start->state;
 		start->sk = 0;
 	}
-	if (ret <= 0 || sl_retired())
+	if (ret <= 0 || (installation & SL_RETIRED))
 		return 0;
 	state = sl_conn_tracked(sk);
 	if (!state)
 		state = began; /* closed by a reset during the send (send_start) */
-	if (state && !recorded_already(sk, SL_HTTP_SENT))
+	if (state && !recorded_already(sk, SL_HTTP_SENT, installation))
 		record(sk, state, ret, SL_HTTP_SENT, start_ns);
 	return 0;
 }
@@ -388,12 +389,13 @@ int http_received(struct bpf_raw_tracepoint_args *ctx)
 	const void *sk = (const void *)ctx->args[0];
 	int ret = (int)ctx->args[1];
 	int flags = (int)ctx->args[2];
+	__u64 installation = sl_installation_word();
 	struct sl_conn_state *state;
 
-	if (ret <= 0 || (flags & (SL_MSG_PEEK | SL_MSG_OOB | SL_MSG_ERRQUEUE)) || sl_retired())
+	if (ret <= 0 || (flags & (SL_MSG_PEEK | SL_MSG_OOB | SL_MSG_ERRQUEUE)) || (installation & SL_RETIRED))
 		return 0;
 	state = sl_conn_tracked(sk);
-	if (state && !recorded_already(sk, SL_HTTP_RECEIVED))
+	if (state && !recorded_already(sk, SL_HTTP_RECEIVED, installation))
 		record(sk, state, ret, SL_HTTP_RECEIVED, 0);
 	return 0;
 }

@@ -31,9 +31,12 @@ static __always_inline __u64 sl_installation_word(void)
 	return word ? *word : 0;
 }
 
+/* Bit 0 of the word. */
+#define SL_RETIRED 1ULL
+
 static __always_inline bool sl_retired(void)
 {
-	return sl_installation_word() & 1;
+	return sl_installation_word() & SL_RETIRED;
 }
 
 #endif /* SL_RETIRE_H */

@@ -22,6 +22,9 @@ import { dropCounters, ReportedTotals, skippedRuns } from '../ebpf/reported-drop
 import { MappedRingReader, type RecordHandler, type RingMapRef, type RingReader } from '../ebpf/ringbuf.js';
 import type { KernelSource } from './record-kind.js';
 
+/** The map of bpf/include/retire.h, in every kind's object. */
+const RETIRED_WORD = 'retired';
+
 export interface InstalledSourceSpec extends InstallationSpec {
   /** The ring map the programs write (one of `maps`, as is `drops`). */
   ring: string;
@@ -98,7 +101,8 @@ export class InstalledSource implements KernelSource {
   }
 
   static open(pins: PinDirectory, spec: InstalledSourceSpec): InstalledSource {
-    const installation = Installation.open(pins, spec);
+    // Every kind's object has the retired word (bpf/include/retire.h); it is pinned with the maps user space reads.
+    const installation = Installation.open(pins, { ...spec, maps: [...spec.maps, RETIRED_WORD] });
     let source: InstalledSource | undefined;
     try {
       source = new InstalledSource(installation, spec);
@@ -168,7 +172,7 @@ export class InstalledSource implements KernelSource {
  * no longer do.
  */
 function stopRecording(installation: Installation): void {
-  const word = installation.findMap('retired')?.typed(u32Codec, u64Codec);
+  const word = installation.findMap(RETIRED_WORD)?.typed(u32Codec, u64Codec);
   if (word === undefined) return; // a layout from before the flag
   word.update(0, (word.lookup(0) ?? 0n) | 1n);
   waitForProgramRuns();
@@ -181,6 +185,6 @@ function stopRecording(installation: Installation): void {
  * adopts it, and its programs must record again.
  */
 function keepRecording(installation: Installation): void {
-  const map = installation.findMap('retired');
+  const map = installation.findMap(RETIRED_WORD);
   map?.typed(u32Codec, u64Codec).update(0, BigInt(map.id) << 1n);
 }

@@ -88,8 +88,7 @@ export function loadFlowProbe(options: FlowProbeOptions, pins: PinDirectory): In
       },
       maxEntries: { flow_ring: options.ringBytes, conns: options.maxConnections },
     },
-    // retired: set when another layout replaces this one (installed-source.ts stopRecording).
-    maps: ['flow_ring', 'drops', 'retired'],
+    maps: ['flow_ring', 'drops'],
     links: rawTracepointLinks(RAW_TRACEPOINTS),
     programs: ['flow_sock_ops', ...Object.keys(RAW_TRACEPOINTS)],
     ring: 'flow_ring',

@@ -52,8 +52,7 @@ export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory)
       },
       maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections },
     },
-    // retired: set when another layout replaces this one (installed-source.ts stopRecording).
-    maps: ['http_ring', 'drops', 'retired'],
+    maps: ['http_ring', 'drops'],
     links: rawTracepointLinks(RAW_TRACEPOINTS),
     programs: Object.keys(RAW_TRACEPOINTS),
     ring: 'http_ring',

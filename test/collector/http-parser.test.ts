@@ -264,6 +264,44 @@ describe('http parser: cut copies, garbage and loose ends', () => {
     assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/next', 200]]);
   });
 
+  describe('after a message whose head the copy cut (counted once), skips the rest of it up to the next start line', () => {
+    // nginx's head for a 5 MiB file is 260 bytes: more than a 256-byte copy, so its end and the framing are missed.
+    const head = `HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5242880\r\n${'X-Pad: y\r\n'.repeat(30)}\r\n`;
+    const next = 'HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnot';
+
+    it('as the server that wrote it: body calls without bytes (sendfile) are not counted again', () => {
+      const { exchanges, rejections } = parse([
+        ['received', GET, 1n],
+        ['sent', head.slice(0, 256), 2n, head.length],
+        ...[3n, 4n, 5n].map((t): Call => ['sent', '', t, 65536]),
+        ['received', 'GET /b HTTP/1.1\r\n\r\n', 6n],
+        ['sent', next, 7n],
+      ]);
+      assert.deepEqual(rejections, { truncated_headers: 1 });
+      assert.deepEqual(exchanges.map((e) => [e.observer, e.target, e.status, e.responseBodyBytes]), [['server', '/b', 404, 3]]);
+    });
+
+    it('as the client that read it: body calls, even ones that begin like a start line, are not parsed as one', () => {
+      const { exchanges, rejections } = parse([
+        ['sent', GET, 1n],
+        ['received', `${head}ABCDEFGHIJKLMNOPQRSTUVWXYZ`.slice(0, 256), 2n, 8192],
+        ['received', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ'.repeat(10), 3n, 8192],
+        ['received', 'HELLO world\r\n', 4n, 8192],
+        ['received', 'GET /in/the/body HTTP/1.1\r\n', 5n, 8192],
+        ['received', 'HTTP/1.1 maybe\r\n', 6n],
+        ['sent', 'GET /b HTTP/1.1\r\n\r\n', 7n],
+        ['received', next, 8n],
+        ['sent', 'GET /c HTTP/1.1\r\n\r\n', 9n],
+        ['received', next, 10n],
+      ]);
+      assert.deepEqual(rejections, { truncated_headers: 1 });
+      assert.deepEqual(exchanges.map((e) => [e.observer, e.target, e.status, e.requestLastNs, e.responseFirstNs]), [
+        ['client', '/b', 404, 7n, 8n],
+        ['client', '/c', 404, 9n, 10n],
+      ]);
+    });
+  });
+
   it('drops a message whose cut copy ran past its body, counted, and pairs the next one', () => {
     const { exchanges, rejections } = parse([
       ['sent', `${GET}`, 1n],

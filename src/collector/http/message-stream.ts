@@ -35,7 +35,10 @@ const TRAILERS = 6;
 const UNTIL_CLOSE = 7;
 /** A cut copy missed bytes of a chunked body past its current chunk: the next call says how it went on. */
 const CHUNKS_CUT = 8;
-/** A message was cut: the next call starts afresh at a message boundary. */
+/**
+ * A message was cut (counted once, when it was): the rest of it is skipped, call by call, until a call begins with a
+ * start line of this stream's direction (the bytes of a body cannot be framed without the head that was missed).
+ */
 const RESYNC = 9;
 /** A stream joined mid-message skipped the rest of a call that began with no start line: the next call may have one. */
 const MIDWAY = 10;
@@ -80,6 +83,8 @@ export class MessageStream {
   /** Calls it may still skip waiting for its first start line (MIDWAY_CALLS when joined midway, else none). */
   private midwayCalls: number;
   private skippedMidway = false;
+  /** In a call that may begin the message after a lost one: a first line that does not parse skips the call too. */
+  private resyncing = false;
   private upgradeAfter = false;
   private firstNs = 0n;
   private lastNs = 0n;
@@ -121,6 +126,11 @@ export class MessageStream {
   feedRange(bytes: Buffer, start: number, end: number, timeNs: bigint, callLength: number): void {
     if (this.state >= STOPPED) return;
     if (this.state === CHUNKS_CUT && !this.resumeAfterCut(bytes, start, end)) return;
+    if (this.state === RESYNC) {
+      // Still in the lost message: a call of body bytes, or of none (sendfile), goes with it, uncounted again.
+      if (end === start || !plausibleStartPrefix(bytes, start, end)) return;
+      this.resyncing = true;
+    }
     if (this.state === RESYNC || this.state === MIDWAY) this.state = START;
     let at = start;
     while (at < end && this.state < RESYNC) {
@@ -183,6 +193,7 @@ export class MessageStream {
       case STOPPED:
       case AWAITING_UPGRADE:
       case MIDWAY: // the rest of a skipped call
+      case RESYNC:
         return;
       case UNTIL_CLOSE:
         this.consumed(missing, timeNs);
@@ -207,7 +218,13 @@ export class MessageStream {
         this.cutInChunks(missing, timeNs);
         return;
       default:
-        this.lose(this.state === START || this.state === HEADERS || this.state === RESYNC ? 'truncated_headers' : 'truncated_body');
+        if (this.resyncing) {
+          // A call after a lost message that only looked like the next one's start: more of the lost message.
+          this.resetMessage();
+          this.state = RESYNC;
+          return;
+        }
+        this.lose(this.state === START || this.state === HEADERS ? 'truncated_headers' : 'truncated_body');
     }
   }
 
@@ -335,6 +352,11 @@ export class MessageStream {
    * joined midway, the middle of a message.
    */
   private failStart(): void {
+    if (this.resyncing) {
+      this.resetMessage();
+      this.state = RESYNC;
+      return;
+    }
     if (this.spokeHttp) this.fail(this.carries === REQUESTS ? 'bad_request_line' : 'bad_status_line');
     else if (this.midwayCalls > 0) this.skipMidway();
     else this.fail('not_http');
@@ -363,6 +385,7 @@ export class MessageStream {
     if (this.carries === UNKNOWN) this.pairer.claim(this, carries === REQUESTS);
     if (this.skippedMidway) this.pairer.reject('joined_mid_message');
     this.spokeHttp = true;
+    this.resyncing = false;
     this.skippedMidway = false;
     this.midwayCalls = 0;
     this.state = HEADERS;

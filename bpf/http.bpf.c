@@ -21,7 +21,8 @@
  *      orig_ax names the syscall, di/si/dx hold its arguments, and the kernel leaves them untouched until the
  *      return). For read/write/recvfrom/sendto the buffer, for readv/writev the iovec array, for recvmsg/sendmsg
  *      the msghdr pointing to it; min(ret, capture_bytes) of them are copied from user memory, the iovecs in order
- *      (at most SL_HTTP_MAX_IOVECS). A call whose bytes are not in user memory (sendfile, splice) or that these
+ *      (at most SL_HTTP_MAX_IOVECS), or min(ret, head_bytes) when those first bytes begin a start line and the
+ *      call is longer (copied again: the head of a message longer than the bytes a body call needs). A call whose bytes are not in user memory (sendfile, splice) or that these
  *      registers do not describe (sendmmsg, io_uring, a 32-bit process) gets a record with its length and no
  *      bytes, cut short, so that the parser counts them as the bytes they are. A failed copy sends what was
  *      copied, counted (copy_failed). The record is built in a per-CPU buffer and copied onto the ring at its exact
@@ -55,6 +56,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Bytes each record copies at most, from 0 to SL_HTTP_CAPTURE_MAX (http.captureBytes, checked by the loader). */
 const volatile __u32 capture_bytes = 256;
+/*
+ * Bytes copied of a call whose first capture_bytes begin with an HTTP/1.x start line (http.headBytes, up to
+ * SL_HTTP_CAPTURE_MAX): a head (cookies, long URLs, nginx's head for a large file) that capture_bytes would cut, so
+ * that its framing is read, while the calls of bodies cost only capture_bytes.
+ */
+const volatile __u32 head_bytes = 4096;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -256,6 +263,32 @@ static __always_inline __u32 copy_bytes(__u8 *data, const struct call_args *call
 	}
 }
 
+/* Longest method token taken as one (the parser's MAX_METHOD_LENGTH). */
+#define MAX_METHOD_LENGTH 20
+
+/*
+ * Whether `data` (copied bytes) begins like an HTTP/1.x request or status line: `HTTP/1.` or a method token (upper
+ * case, '-', '_') and a space. Body bytes that look so only cost a longer copy; the parser decides.
+ */
+static __always_inline bool begins_start_line(const __u8 *data, __u32 copied)
+{
+	if (copied >= 7 && data[0] == 'H' && data[1] == 'T' && data[2] == 'T' && data[3] == 'P' && data[4] == '/' &&
+	    data[5] == '1' && data[6] == '.')
+		return true;
+	for (int i = 0; i <= MAX_METHOD_LENGTH; i++) {
+		__u8 byte;
+
+		if (i >= copied)
+			return false;
+		byte = data[i];
+		if (byte == ' ')
+			return i > 0;
+		if (!((byte >= 'A' && byte <= 'Z') || byte == '-' || byte == '_'))
+			return false;
+	}
+	return false;
+}
+
 /* One record for a call of `ret` bytes on the tracked socket `sk`, its bytes timed at `at_ns`. */
 static __always_inline void record(const void *sk, const struct sl_conn_state *state, long ret, __u8 direction,
 				   __u64 at_ns)
@@ -275,6 +308,13 @@ static __always_inline void record(const void *sk, const struct sl_conn_state *s
 	if ((__u64)ret < want)
 		want = ret;
 	copied = copy_bytes(r->data, &call, want);
+	/* A head the first copy cut: copied again, longer (only calls longer than capture_bytes that begin a message). */
+	if (copied == want && (__u64)ret > want && head_bytes > want && begins_start_line(r->data, copied)) {
+		want = head_bytes < SL_HTTP_CAPTURE_MAX ? head_bytes : SL_HTTP_CAPTURE_MAX;
+		if ((__u64)ret < want)
+			want = ret;
+		copied = copy_bytes(r->data, &call, want);
+	}
 	barrier_var(copied); /* the check below is never true, but the verifier needs it for the output's size */
 	if (copied > SL_HTTP_CAPTURE_MAX)
 		return;

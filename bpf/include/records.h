@@ -135,9 +135,9 @@ enum sl_http_chunk_flag {
 					 * captured call may be in the middle of a message */
 };
 
-/* Bounds of the bytes one sl_http_chunk_record copies (the tunable capture_bytes lies between them). */
+/* Bounds of the bytes one sl_http_chunk_record copies (the tunables capture_bytes and head_bytes lie below them). */
 enum sl_http_capture {
-	SL_HTTP_CAPTURE_MAX = 1024, /* most bytes a record copies: the size of the copy buffer */
+	SL_HTTP_CAPTURE_MAX = 8192, /* most bytes a record copies: the size of the copy buffer (nginx's header buffer) */
 	SL_HTTP_MAX_IOVECS = 8,     /* iovecs of a writev/readv/sendmsg/recvmsg the copy reads at most, in order */
 };
 
@@ -155,7 +155,8 @@ struct sl_http_chunk_record {
 	__u64 length;                   /* the call's return value: bytes it wrote or read */
 	__u32 pid;                      /* tgid of the caller */
 	__u32 tid;
-	__u32 copied;                   /* bytes that follow: min(length, capture_bytes), less if a copy failed */
+	__u32 copied;                   /* bytes that follow: min(length, capture_bytes, or head_bytes for a call that
+					 * begins with a start line), less if a copy failed */
 	__u8 direction;                 /* enum sl_http_direction */
 	__u8 flags;                     /* bits of enum sl_http_chunk_flag */
 	__u16 family;                   /* AF_INET or AF_INET6 of the socket */

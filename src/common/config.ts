@@ -379,10 +379,17 @@ const schema = {
      */
     enabled: setting(bool, false),
     /**
-     * Bytes copied of each read and write of a traced connection (at most 1024, the kernel's buffer): a request or
-     * response head longer than this in one call is lost (counted, truncated_headers). Bodies need none of it.
+     * Bytes copied of each read and write of a traced connection (at most 8192, the kernel's buffer): enough for the
+     * framing a body call carries (chunk sizes, the start of a next message); calls that begin a message get
+     * http.headBytes.
      */
-    captureBytes: setting(int(0, 1024), 256),
+    captureBytes: setting(int(0, 8192), 256),
+    /**
+     * Bytes copied of a call whose first http.captureBytes begin with a request or status line and that is longer
+     * (at most 8192): a head longer than this in one call is lost (counted, truncated_headers). Browsers' requests
+     * with cookies and nginx's head for a large file pass 256 bytes; few heads pass 4 KiB.
+     */
+    headBytes: setting(int(0, 8192), 4096),
     /** A connection without a call for this long has its parser state dropped (a later call starts it anew). */
     idleTimeoutMs: setting(int(1000, 86_400_000), 300_000),
     /**

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { loadFlowProbe } from '../../src/collector/flows/kernel.js';
 import { HttpCapture, type CapturedExchange } from '../../src/collector/http/capture.js';
-import { loadHttpCapture } from '../../src/collector/http/kernel.js';
+import { loadHttpCapture, type HttpCaptureOptions } from '../../src/collector/http/kernel.js';
 import type { InstalledSource } from '../../src/collector/installed-source.js';
+import { loadConfig } from '../../src/common/config.js';
 import { PinDirectory } from '../../src/ebpf/pins.js';
 import { decodeFlowRecord, FlowKind, FlowSide, type FlowRecord } from '../../src/ebpf/records/flow.js';
 import { decodeHttpChunkEnds, decodeHttpChunkRecord, type HttpChunkEnds, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
@@ -23,8 +24,12 @@ function loadFlows(pods: readonly Pod[], pins: PinDirectory): InstalledSource {
   return loadFlowProbe({ cgroups: pods.map((pod) => pod.cgroup.path), ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, activeTimeoutMs: 60_000 }, pins);
 }
 
-function loadHttp(pins: PinDirectory, captureBytes: number): InstalledSource {
-  return loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes }, pins);
+/** The copy sizes a collector with the default settings makes (http.captureBytes, http.headBytes). */
+export type CopySizes = Pick<HttpCaptureOptions, 'captureBytes' | 'headBytes'>;
+export const DEFAULT_COPY_SIZES: CopySizes = loadConfig({ env: {}, argv: [] }).http;
+
+function loadHttp(pins: PinDirectory, copies: CopySizes): InstalledSource {
+  return loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes: copies.captureBytes, headBytes: copies.headBytes }, pins);
 }
 
 export class HttpTap {
@@ -41,7 +46,7 @@ export class HttpTap {
     private flowSource: InstalledSource,
     private httpSource: InstalledSource,
     private readonly pins: PinDirectory,
-    private readonly captureBytes: number,
+    private readonly copies: CopySizes,
   ) {
     this.capture = new HttpCapture({ maxConnections: MAX_CONNECTIONS, idleNs: 60_000_000_000n, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000, firstConnId: httpSource.firstConnId }, (exchange) =>
       this.exchanges.push(exchange),
@@ -49,14 +54,14 @@ export class HttpTap {
     this.timer = setInterval(() => this.poll(), 50);
   }
 
-  static start(pods: readonly Pod[], options: { captureBytes?: number } = {}): HttpTap {
+  static start(pods: readonly Pod[], options: Partial<CopySizes> = {}): HttpTap {
     const pins = new PinDirectory(`/sys/fs/bpf/sidecarless-test-http-${process.pid}-${randomBytes(3).toString('hex')}`);
     pins.prepare();
-    const captureBytes = options.captureBytes ?? 256;
+    const copies = { ...DEFAULT_COPY_SIZES, ...options };
     let flows: InstalledSource | undefined;
     try {
       flows = loadFlows(pods, pins);
-      return new HttpTap(flows, loadHttp(pins, captureBytes), pins, captureBytes);
+      return new HttpTap(flows, loadHttp(pins, copies), pins, copies);
     } catch (error) {
       flows?.close();
       pins.remove();
@@ -73,7 +78,7 @@ export class HttpTap {
     this.httpSource.close();
     this.flowSource.close();
     this.flowSource = loadFlows(pods, this.pins);
-    this.httpSource = loadHttp(this.pins, this.captureBytes);
+    this.httpSource = loadHttp(this.pins, this.copies);
     return this.flowSource.status.adopted && this.httpSource.status.adopted;
   }
 

@@ -27,7 +27,7 @@ import { HTTP, type HttpBatch } from '../../src/events/http.js';
 import { createLab, type Lab } from '../../src/lab/pods.js';
 import { cleanUpAll } from '../helpers/cleanup.js';
 import { DOCUMENTS, DocumentRoot, Nginx, PythonFileServer, type NginxLogLine, type PythonLogLine } from '../helpers/foreign-servers.js';
-import { HttpTap } from '../helpers/http-tap.js';
+import { DEFAULT_COPY_SIZES, HttpTap } from '../helpers/http-tap.js';
 import { python, runIn } from '../helpers/processes.js';
 
 const PORTS = { nginx: 7611, python: 7612 };
@@ -132,9 +132,10 @@ const oneChunkFraming = (bodyBytes: number) => bodyBytes.toString(16).length + 2
 
 before(async () => {
   lab = createLab({ name: 'http-foreign', pods: ['client', 'server'] });
-  // The largest copy: every secret a request carries reaches the parser (the test checks it did), and the pipelined
+  // The copies a collector makes by default, as a new user has them: a call that begins a message is copied up to
+  // http.headBytes, so every secret a request carries reaches the parser (the test checks it did), and pipelined
   // requests, and their responses, fit in one (past it they are lost, counted: docs/ARCHITECTURE.md, "Seen in part").
-  tap = HttpTap.start([client(), server()], { captureBytes: 1024 });
+  tap = HttpTap.start([client(), server()]);
   root = new DocumentRoot();
   buildDir = mkdtempSync(join(tmpdir(), 'sidecarless-go-client-'));
   goClient = join(buildDir, 'go-client');
@@ -183,10 +184,10 @@ describe('HTTP capture of servers and clients the project did not write', () => 
       counted.map(({ status, requestBytes, headerBytes, bodyBytes }) => ({ status, requestBytes, headerBytes, bodyBytes })),
     );
     assert.equal(exchanges.filter((exchange) => exchange.path === DOCUMENTS.small)[0]!.responseBodyBytes, root.size(DOCUMENTS.small));
-    // The listing, one chunk written and read in one call each, is longer than the copy: the parser counted the
-    // chunk framing it did not see from the next call (or the close).
+    // The listing, one chunk written and read in one call each, is longer than a body call's copy: the parser
+    // counted the chunk framing it did not see from the next call (or the close).
     const listings = exchanges.filter((exchange) => exchange.path === DOCUMENTS.listing);
-    assert.ok(listings.length === 33 && listings.every((exchange) => exchange.responseBytes! > 1024), 'the listings are longer than the copy');
+    assert.ok(listings.length === 33 && listings.every((exchange) => exchange.responseBodyBytes! > DEFAULT_COPY_SIZES.captureBytes), 'the listings are longer than the copy');
   });
 
   it('curl: HEAD (-I), 304 by If-Modified-Since (-z) and by If-None-Match, a 5 MiB body and a PUT body, on one connection', async () => {
@@ -273,6 +274,24 @@ describe('HTTP capture of servers and clients the project did not write', () => 
     await tap.until("nginx's log line of wget's PUT", () => (line = nginx!.log().find((logged) => !before.has(logged.clientPort))) !== undefined);
     const [exchange] = await matchesNginxLog(line!.clientPort, 1);
     assert.deepEqual({ method: exchange!.method, requestBodyBytes: exchange!.requestBodyBytes }, { method: 'PUT', requestBodyBytes: secrets.body.length });
+  });
+
+  it("wget: a small file, then the 5 MiB file on the same keep-alive connection to nginx, whose head for it is longer than http.captureBytes", async () => {
+    const before = new Set(nginx!.log().map((line) => line.clientPort));
+    const { stderr } = await runIn(client(), 'wget', ['-S', '-O', '/dev/null', nginxUrl(DOCUMENTS.small), nginxUrl(DOCUMENTS.big)]);
+    assert.deepEqual([...stderr.matchAll(/^ {2}HTTP\/1\.1 (\d{3}) /gm)].map((match) => Number(match[1])), [200, 200]);
+    let line: NginxLogLine | undefined;
+    await tap.until("nginx's log lines of wget's two requests", () => (line = nginx!.log().find((logged) => !before.has(logged.clientPort) && logged.connectionRequest === 2)) !== undefined);
+    const exchanges = await matchesNginxLog(line!.clientPort, 2);
+    assert.deepEqual(
+      exchanges.map(({ path, status, responseBodyBytes }) => ({ path, status, responseBodyBytes })),
+      [
+        { path: DOCUMENTS.small, status: 200, responseBodyBytes: root.size(DOCUMENTS.small) },
+        { path: DOCUMENTS.big, status: 200, responseBodyBytes: root.size(DOCUMENTS.big) },
+      ],
+    );
+    const bigHeadBytes = exchanges[1]!.responseBytes! - exchanges[1]!.responseBodyBytes!;
+    assert.ok(bigHeadBytes > DEFAULT_COPY_SIZES.captureBytes, `nginx's head for the big file (${bigHeadBytes} bytes) is longer than a body call's copy`);
   });
 
   it('Python http.client: GET, PUT, HEAD, chunked and 5 MiB on one keep-alive connection to nginx', async () => {

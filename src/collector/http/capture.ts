@@ -77,7 +77,7 @@ export const HTTP_CAPTURE_REMEDIES: Readonly<Record<CaptureDropReason, string>> 
   bad_header: 'a malformed or unframeable header block: the rest of that connection is ignored',
   header_too_large: 'a header block over 16 KiB: the rest of that connection is ignored',
   bad_chunk: 'malformed chunked framing: the rest of that connection is ignored',
-  truncated_headers: 'a call wrote or read more header bytes than http.captureBytes copies: raise http.captureBytes',
+  truncated_headers: 'a call wrote or read more header bytes than the kernel copied (http.headBytes for a call that begins a message, else http.captureBytes): raise that setting',
   truncated_body: 'a call cut by http.captureBytes ran past a body into the next message: raise http.captureBytes',
   unpaired_response: 'a response without a request seen (the request was in flight when capture began on the connection, or a request call was lost)',
   unanswered_request: 'a request without a response when the connection closed or went idle',

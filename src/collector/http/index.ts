@@ -20,6 +20,7 @@ export const httpKind: RecordKind<CapturedExchange, HttpEvent, HttpBatch> = {
         ringBytes: config.collector.ringBytes,
         maxConnections: config.collector.maxConnections,
         captureBytes: config.http.captureBytes,
+        headBytes: config.http.headBytes,
       },
       pins,
     ),

@@ -20,6 +20,8 @@ export interface HttpCaptureOptions {
   maxConnections: number;
   /** Bytes copied of each call, at most HTTP_CAPTURE_MAX. */
   captureBytes: number;
+  /** Bytes copied of a call that begins a message, at most HTTP_CAPTURE_MAX (bpf/http.bpf.c: head_bytes). */
+  headBytes: number;
 }
 
 const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
@@ -36,8 +38,8 @@ const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
 const RAW_TRACEPOINTS = { http_send_start: 'tcp_sendmsg_locked', http_sent: 'sock_send_length', http_received: 'sock_recv_length' } as const;
 
 export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory): InstalledSource {
-  if (!Number.isInteger(options.captureBytes) || options.captureBytes < 0 || options.captureBytes > HTTP_CAPTURE_MAX) {
-    throw new ConfigError('http.captureBytes', `must be an integer from 0 to ${HTTP_CAPTURE_MAX}, got ${options.captureBytes}`);
+  for (const [name, value] of [['http.captureBytes', options.captureBytes], ['http.headBytes', options.headBytes]] as const) {
+    if (!Number.isInteger(value) || value < 0 || value > HTTP_CAPTURE_MAX) throw new ConfigError(name, `must be an integer from 0 to ${HTTP_CAPTURE_MAX}, got ${value}`);
   }
   // Raw tracepoints need CAP_PERFMON and no tracefs.
   checkKernel(['btf', 'bpf', 'perfmon', 'cgroup2']);
@@ -47,6 +49,7 @@ export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory)
     load: {
       rodata: {
         capture_bytes: options.captureBytes,
+        head_bytes: options.headBytes,
         // As for flows: the collector lets records gather for flushMs once woken; a quarter of the ring wakes it early.
         ring_wakeup_bytes: BigInt(options.ringBytes / 4),
       },

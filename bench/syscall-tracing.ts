@@ -57,7 +57,7 @@ function cpuSeconds(pod: Pod, workload: Workload): number {
 
 /** ns per run of the programs, over one ping-pong run with statistics on. */
 function programCost(pins: PinDirectory, pod: Pod): Record<string, number> {
-  const http = loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes: 256, headBytes: 4096 }, pins);
+  const http = loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes: 256, headBytes: 8192 }, pins);
   const stats = enableRunTimeStats();
   try {
     cpuSeconds(pod, 'socket_calls');
@@ -86,7 +86,7 @@ export async function run(): Promise<Record<string, unknown>> {
       for (const workload of workloads) cpuSeconds(quiet, workload); // warm-up: page cache, CPU frequency
       for (let round = 0; round < ROUNDS; round++) {
         for (const workload of workloads) seconds[workload].off.push(cpuSeconds(quiet, workload));
-        const http = loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes: 256, headBytes: 4096 }, pins);
+        const http = loadHttpCapture({ ringBytes: RING_BYTES, maxConnections: MAX_CONNECTIONS, captureBytes: 256, headBytes: 8192 }, pins);
         try {
           for (const workload of workloads) seconds[workload].on.push(cpuSeconds(quiet, workload));
         } finally {

@@ -61,12 +61,32 @@ const volatile __u32 capture_bytes = 256;
  * SL_HTTP_CAPTURE_MAX): a head (cookies, long URLs, nginx's head for a large file) that capture_bytes would cut, so
  * that its framing is read, while the calls of bodies cost only capture_bytes.
  */
-const volatile __u32 head_bytes = 4096;
+const volatile __u32 head_bytes = 8192;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 * 1024 * 1024);
 } http_ring SEC(".maps");
+
+/* A connection and one direction of it (enum sl_http_direction). */
+struct head_key {
+	__u64 conn_id;
+	__u64 direction;
+};
+
+/*
+ * The directions whose last call began a message and did not end with its head's blank line, so that the head may
+ * go on in the next call (nginx reads a request into a 1 KiB buffer first, then the rest of a longer head): that
+ * call is copied up to head_bytes too, once. An entry is added by such a call and taken by the next long call of
+ * its direction that does not begin a message; the least recently used go first when the map is full (sized as
+ * `conns` by the loader), and a stale one costs one longer copy.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct head_key);
+	__type(value, __u8);
+} open_heads SEC(".maps");
 
 /* How the call's bytes are laid out in user memory. */
 enum call_layout {
@@ -289,6 +309,29 @@ static __always_inline bool begins_start_line(const __u8 *data, __u32 copied)
 	return false;
 }
 
+/* Whether the copy ends with the blank line that ends a head (CRLF CRLF): nothing of the message follows it here. */
+static __always_inline bool ends_head(const __u8 *data, __u32 copied)
+{
+	__u32 at = copied - 4;
+
+	if (copied < 4 || copied > SL_HTTP_CAPTURE_MAX)
+		return false;
+	barrier_var(at);
+	at &= SL_HTTP_CAPTURE_MAX - 1; /* no change (copied <= the bound), for the verifier */
+	return data[at] == '\r' && data[at + 1] == '\n' && data[at + 2] == '\r' && data[at + 3] == '\n';
+}
+
+/* Whether a head the previous call of this direction began may go on in this call (open_heads); forgets it. */
+static __always_inline bool continues_head(const struct head_key *key)
+{
+	__u8 *open = bpf_map_lookup_elem(&open_heads, key);
+
+	if (!open)
+		return false;
+	bpf_map_delete_elem(&open_heads, key);
+	return true;
+}
+
 /* One record for a call of `ret` bytes on the tracked socket `sk`, its bytes timed at `at_ns`. */
 static __always_inline void record(const void *sk, const struct sl_conn_state *state, long ret, __u8 direction,
 				   __u64 at_ns)
@@ -296,7 +339,10 @@ static __always_inline void record(const void *sk, const struct sl_conn_state *s
 	struct sl_http_chunk_record *r;
 	struct chunk_buffer *buffer;
 	struct call_args call;
+	struct head_key key = { .conn_id = state->conn_id, .direction = direction };
 	__u32 zero = 0, want, copied;
+	__u8 one = 1;
+	bool starts;
 	__u64 id;
 
 	buffer = bpf_map_lookup_elem(&chunk_buffers, &zero);
@@ -308,13 +354,19 @@ static __always_inline void record(const void *sk, const struct sl_conn_state *s
 	if ((__u64)ret < want)
 		want = ret;
 	copied = copy_bytes(r->data, &call, want);
-	/* A head the first copy cut: copied again, longer (only calls longer than capture_bytes that begin a message). */
-	if (copied == want && (__u64)ret > want && head_bytes > want && begins_start_line(r->data, copied)) {
+	starts = begins_start_line(r->data, copied);
+	/*
+	 * A head the first copy cut (a call longer than capture_bytes that begins a message, or goes on with a head the
+	 * previous call began): copied again, longer.
+	 */
+	if (copied == want && (__u64)ret > want && head_bytes > want && (starts || continues_head(&key))) {
 		want = head_bytes < SL_HTTP_CAPTURE_MAX ? head_bytes : SL_HTTP_CAPTURE_MAX;
 		if ((__u64)ret < want)
 			want = ret;
 		copied = copy_bytes(r->data, &call, want);
 	}
+	if (starts && copied == (__u64)ret && !ends_head(r->data, copied))
+		bpf_map_update_elem(&open_heads, &key, &one, BPF_ANY);
 	barrier_var(copied); /* the check below is never true, but the verifier needs it for the output's size */
 	if (copied > SL_HTTP_CAPTURE_MAX)
 		return;

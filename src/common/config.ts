@@ -386,10 +386,10 @@ const schema = {
     captureBytes: setting(int(0, 8192), 256),
     /**
      * Bytes copied of a call whose first http.captureBytes begin with a request or status line and that is longer
-     * (at most 8192): a head longer than this in one call is lost (counted, truncated_headers). Browsers' requests
-     * with cookies and nginx's head for a large file pass 256 bytes; few heads pass 4 KiB.
+     * (at most 8192, nginx's default limit of a header line): a head longer than this in one call is lost (counted,
+     * truncated_headers). Browsers' requests with cookies and nginx's head for a large file pass 256 bytes.
      */
-    headBytes: setting(int(0, 8192), 4096),
+    headBytes: setting(int(0, 8192), 8192),
     /** A connection without a call for this long has its parser state dropped (a later call starts it anew). */
     idleTimeoutMs: setting(int(1000, 86_400_000), 300_000),
     /**

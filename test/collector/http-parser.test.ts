@@ -345,11 +345,45 @@ describe('http parser: cut copies, garbage and loose ends', () => {
       assert.deepEqual(exchanges.map((e) => [e.responseBodyBytes, e.responseLastNs]), [[5 + 602 + 13, 3n]]);
     });
 
-    it('is lost, counted, with a next call that neither starts a message nor a chunk', () => {
-      const { exchanges, rejections } = parse([['sent', GET, 1n], cutResponse, ['received', 'x'.repeat(40), 3n], ['sent', 'GET /b HTTP/1.1\r\n\r\n', 4n], ['received', next, 5n]]);
-      assert.deepEqual(rejections, { truncated_body: 1 });
-      assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/b', 404]]);
+    it('goes on unframed when the next call neither starts a message nor a chunk: every byte up to the next start line is body', () => {
+      const { exchanges, rejections } = parse([
+        ['sent', GET, 1n],
+        cutResponse,
+        ['received', 'x'.repeat(40), 3n],
+        ['received', '5\r\nhello\r\n', 4n], // not read as framing once it was lost
+        ['sent', 'GET /b HTTP/1.1\r\n\r\n', 5n],
+        ['received', next, 6n],
+      ]);
+      assert.deepEqual(rejections, {});
+      assert.deepEqual(exchanges.map((e) => [e.target, e.status, e.responseBodyBytes, e.responseLastNs]), [
+        ['/users/42?token=s3cret', 200, 612 + 40 + 10, 4n],
+        ['/b', 404, 3, 6n],
+      ]);
     });
+  });
+
+  it("frames a chunked request body a server reads in fixed-size calls, cut by the copy, up to the next request (nginx's 8 KiB reads)", () => {
+    const head = 'PUT /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n';
+    // Chunks of 65,524 bytes, as curl sends a file: the size lines fall inside the reads, past their 256-byte copies.
+    const chunk = `fff4\r\n${'z'.repeat(0xfff4)}\r\n`;
+    const body = `${chunk}${chunk}0\r\n\r\n`;
+    const reads: Call[] = [['received', head, 1n]];
+    for (let at = 0, t = 2n; at < body.length; at += 8192, t++) reads.push(['received', body.slice(at, at + 256), t, Math.min(8192, body.length - at)]);
+    const last = reads[reads.length - 1]![2];
+    const { exchanges, rejections } = parse([
+      ...reads,
+      ['sent', 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n', last + 1n],
+      ['received', 'GET /next HTTP/1.1\r\n\r\n', last + 2n],
+      ['sent', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', last + 3n],
+    ]);
+    assert.deepEqual(rejections, {});
+    assert.deepEqual(
+      exchanges.map((e) => [e.observer, e.target, e.status, e.requestBodyBytes, e.requestLastNs, e.latencyNs]),
+      [
+        ['server', '/upload', 201, body.length, last, 1n],
+        ['server', '/next', 200, 0, last + 2n, 1n],
+      ],
+    );
   });
 
   it('bounds requests waiting for responses, counting each one dropped', () => {

@@ -62,7 +62,7 @@ describe('loadConfig', () => {
       enforcer: { cgroups: [], pinDirectory: undefined, applyDelayMs: 20, cgroupScanMs: 30_000, allowSampleEvery: 0, verdictIntervalMs: 200, verdictQueueEvents: 100_000 },
       metadata: { kubeconfig: undefined, cluster: 'default', file: undefined, networkPolicies: true, watermarkMs: 1000, watermarkLagMs: 2000, queueMessages: 100_000 },
       log: { level: 'info' },
-      http: { enabled: false, captureBytes: 256, headBytes: 4096, idleTimeoutMs: 300_000, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 },
+      http: { enabled: false, captureBytes: 256, headBytes: 8192, idleTimeoutMs: 300_000, maxPathBytes: 2048, routeRules: [], maxRoutesPerService: 200, maxRouteServices: 1000 },
       telemetry: { metricsPort: 9464, host: '127.0.0.1' },
     });
   });

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { FlowKind } from '../../src/ebpf/records/flow.js';
 import { HttpChunkFlag, HttpDirection, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
 import { createLab, type Lab, type Pod } from '../../src/lab/pods.js';
-import { HttpTap } from '../helpers/http-tap.js';
+import { DEFAULT_COPY_SIZES, HttpTap } from '../helpers/http-tap.js';
 import { lineFrom, python, runIn } from '../helpers/processes.js';
 
 const PORTS = { python: 7501, node: 7502, untraced: 7503, reset: 7504 };
@@ -163,14 +163,21 @@ describe('http capture on the real kernel', () => {
     }
   });
 
-  it('a large write is copied up to captureBytes, marked cut, and still counted at its full length', async () => {
+  it('large writes are copied up to headBytes when they begin a message, else captureBytes, marked cut, and counted at their full length', async () => {
     const result = await runClient(lab.pod('client'), 'large', lab.pod('server'), PORTS.python);
     const request = Buffer.from(result.request as string, 'hex');
     const { client, server } = await tap.connection(PORTS.python, result.local_port);
-    const [first] = tap.chunksOn(client, HttpDirection.sent);
+    const [first, second] = tap.chunksOn(client, HttpDirection.sent);
+    const { headBytes, captureBytes } = DEFAULT_COPY_SIZES;
+    const firstSend = result.first_send as number;
+    assert.ok(firstSend > headBytes, `the first send (${firstSend} bytes) is longer than the head's copy`);
+    const asCopied = (chunk: typeof first) => ({ length: chunk!.length, copied: chunk!.data.length, truncated: (chunk!.flags & HttpChunkFlag.truncated) !== 0, data: chunk!.data.toString('latin1') });
     assert.deepEqual(
-      { length: first!.length, copied: first!.data.length, truncated: (first!.flags & HttpChunkFlag.truncated) !== 0, data: first!.data.toString('latin1') },
-      { length: result.first_send, copied: 256, truncated: true, data: request.subarray(0, 256).toString('latin1') },
+      [asCopied(first), asCopied(second)],
+      [
+        { length: firstSend, copied: headBytes, truncated: true, data: request.subarray(0, headBytes).toString('latin1') },
+        { length: request.length - firstSend, copied: captureBytes, truncated: true, data: request.subarray(firstSend, firstSend + captureBytes).toString('latin1') },
+      ],
     );
     for (const connId of [client, server]) {
       assert.deepEqual(

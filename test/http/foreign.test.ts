@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -274,6 +274,45 @@ describe('HTTP capture of servers and clients the project did not write', () => 
     await tap.until("nginx's log line of wget's PUT", () => (line = nginx!.log().find((logged) => !before.has(logged.clientPort))) !== undefined);
     const [exchange] = await matchesNginxLog(line!.clientPort, 1);
     assert.deepEqual({ method: exchange!.method, requestBodyBytes: exchange!.requestBodyBytes }, { method: 'PUT', requestBodyBytes: secrets.body.length });
+  });
+
+  it('curl: heads nginx reads in two calls (1 KiB first), one of 6,000 bytes, and a chunked 600 KB upload, on one connection to nginx', async () => {
+    const upload = join(buildDir, 'upload.bin');
+    writeFileSync(upload, Buffer.alloc(600_000, 0x61));
+    const group = (...options: string[]) => ['-s', '-o', '/dev/null', '-w', CURL_WRITE_OUT, ...options];
+    const { stdout } = await runIn(client(), 'curl', [
+      ...group('-b', `sid=${'c'.repeat(1500)}`, nginxUrl(`${DOCUMENTS.small}?q=${'x'.repeat(600)}`)),
+      '--next',
+      ...group('-H', `Cookie: sid=${'d'.repeat(6000)}`, nginxUrl(DOCUMENTS.small)), // -b drops a cookie past 4 KiB
+      '--next',
+      ...group('-X', 'PUT', '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${upload}`, nginxUrl(`${DOCUMENTS.upload}chunked.bin`)),
+      '--next',
+      ...group(nginxUrl(DOCUMENTS.small)),
+    ]);
+    const counted = curlLines(stdout);
+    assert.deepEqual(
+      counted.map(({ status, connects }) => [status, connects]),
+      [
+        [200, 1],
+        [200, 0],
+        [201, 0],
+        [200, 0],
+      ],
+    );
+    assert.ok(counted.slice(0, 2).every((line) => line.requestBytes > 1024), "the first two heads pass nginx's first read");
+    // Both sides equal nginx's log (matchesNginxLog): request sizes with the chunked framing as nginx counted it.
+    const exchanges = await matchesNginxLog(counted[0]!.localPort, 4);
+    assert.deepEqual(
+      exchanges.map(({ method, status }) => ({ method, status })),
+      ['GET', 'GET', 'PUT', 'GET'].map((method, n) => ({ method, status: counted[n]!.status })),
+    );
+    const gets = [0, 1, 3];
+    assert.deepEqual(
+      gets.map((n) => exchanges[n]!.requestBytes),
+      gets.map((n) => counted[n]!.requestBytes),
+      "curl's request sizes",
+    );
+    assert.ok(exchanges[2]!.requestBodyBytes > 600_000, 'the chunked body with its framing');
   });
 
   it("wget: a small file, then the 5 MiB file on the same keep-alive connection to nginx, whose head for it is longer than http.captureBytes", async () => {

@@ -13,6 +13,8 @@ export interface MessagePairer {
   claim(stream: MessageStream, carriesRequests: boolean): void;
   requestHead(line: RequestLine, headerBytes: number, firstNs: bigint): void;
   requestEnd(bodyBytes: number, lastNs: bigint): void;
+  /** The request body goes on unframed (MessageStream's CHUNKS_CUT): its bytes and time so far, the end to come. */
+  requestProgress(bodyBytes: number, lastNs: bigint): void;
   /** Method of the request the next final response answers, or null when none is waiting. */
   answeredMethod(): string | null;
   responseEnd(status: number, headerBytes: number, bodyBytes: number, firstNs: bigint, lastNs: bigint): void;
@@ -33,7 +35,10 @@ const CHUNK_DATA = 4;
 const CHUNK_DATA_END = 5;
 const TRAILERS = 6;
 const UNTIL_CLOSE = 7;
-/** A cut copy missed bytes of a chunked body past its current chunk: the next call says how it went on. */
+/**
+ * A cut copy missed bytes of a chunked body past its current chunk: the next call says how it went on, or, once
+ * the framing is lost (chunksUnframed), the body runs to the next call that begins a start line, or to the close.
+ */
 const CHUNKS_CUT = 8;
 /**
  * A message was cut (counted once, when it was): the rest of it is skipped, call by call, until a call begins with a
@@ -83,6 +88,8 @@ export class MessageStream {
   /** Calls it may still skip waiting for its first start line (MIDWAY_CALLS when joined midway, else none). */
   private midwayCalls: number;
   private skippedMidway = false;
+  /** In CHUNKS_CUT: the call after the cut did not begin a chunk, so no later call is read as chunk framing. */
+  private chunksUnframed = false;
   /** In a call that may begin the message after a lost one: a first line that does not parse skips the call too. */
   private resyncing = false;
   private upgradeAfter = false;
@@ -125,7 +132,7 @@ export class MessageStream {
    */
   feedRange(bytes: Buffer, start: number, end: number, timeNs: bigint, callLength: number): void {
     if (this.state >= STOPPED) return;
-    if (this.state === CHUNKS_CUT && !this.resumeAfterCut(bytes, start, end)) return;
+    if (this.state === CHUNKS_CUT && !this.resumeAfterCut(bytes, start, end, timeNs, callLength)) return;
     if (this.state === RESYNC) {
       // Still in the lost message: a call of body bytes, or of none (sendfile), goes with it, uncounted again.
       if (end === start || !plausibleStartPrefix(bytes, start, end)) return;
@@ -233,19 +240,29 @@ export class MessageStream {
    * autoindex, Node's res.end): the missing bytes count as body, and the next call tells whether they ended it.
    */
   private cutInChunks(missing: number, timeNs: bigint): void {
-    this.consumed(missing, timeNs);
+    this.unframedBody(missing, timeNs);
     this.carryLength = 0;
     this.blockBytes = 0;
     this.state = CHUNKS_CUT;
   }
 
+  /** Bytes of a chunked body whose framing was not seen: body, and a request's progress for its latency. */
+  private unframedBody(count: number, timeNs: bigint): void {
+    this.consumed(count, timeNs);
+    if (this.carries === REQUESTS) this.pairer.requestProgress(this.messageBytes - this.headerBytes, timeNs);
+  }
+
   /**
-   * The call after a cut inside a chunked body. One that starts with a start line of this direction says the body
-   * ended in the missed bytes: the message is complete, at the cut call's time. One that starts with a chunk-size
-   * line says it goes on (writers send whole chunks per call). Anything else cannot be framed: the message is lost,
-   * counted, and this call with it. Returns whether this call is to be parsed.
+   * A call after a cut inside a chunked body. One that starts with a start line of this direction says the body
+   * ended before it: the message is complete, at the time of the call before. The first call after the cut that
+   * starts with a chunk-size line says it goes on (writers send whole chunks per call). Any other call is more of
+   * the body, whose framing is then lost: a reader's calls end wherever its buffer does (nginx reads a request
+   * body 8 KiB at a time), so its chunk-size lines lie inside calls, past the copy. Its bytes are counted up to the
+   * next start line or the close: the body's size is exact when the next message begins a call (requests and
+   * responses in turn); a message that begins inside such a call is not seen. Returns whether this call is to be
+   * parsed.
    */
-  private resumeAfterCut(bytes: Buffer, start: number, stop: number): boolean {
+  private resumeAfterCut(bytes: Buffer, start: number, stop: number, timeNs: bigint, callLength: number): boolean {
     const newline = indexOfByte(bytes, LF, start, stop);
     const end = newline < 0 ? -1 : lineContentEnd(bytes, start, newline + 1);
     const startsMessage = end >= 0 && (this.carries === REQUESTS ? parseRequestLine(bytes, start, end) !== null : parseStatusLine(bytes, start, end) !== null);
@@ -253,11 +270,12 @@ export class MessageStream {
       this.complete();
       return true;
     }
-    if (end > start && chunkSizeOf(bytes, start, end) >= 0) {
+    if (!this.chunksUnframed && end > start && chunkSizeOf(bytes, start, end) >= 0) {
       this.state = CHUNK_SIZE;
       return true;
     }
-    this.lose('truncated_body');
+    this.chunksUnframed = true;
+    this.unframedBody(callLength, timeNs);
     return false;
   }
 
@@ -473,6 +491,7 @@ export class MessageStream {
     this.remaining = 0;
     this.upgradeAfter = false;
     this.requestLine = null;
+    this.chunksUnframed = false;
   }
 }
 

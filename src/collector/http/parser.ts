@@ -114,6 +114,13 @@ export class HttpConnectionParser implements MessagePairer {
     this.openRequest = null;
   }
 
+  requestProgress(bodyBytes: number, lastNs: bigint): void {
+    const request = this.openRequest;
+    if (request === null) return;
+    request.bodyBytes = bodyBytes;
+    request.lastNs = lastNs;
+  }
+
   answeredMethod(): string | null {
     return this.pending[0]?.method ?? null;
   }

@@ -34,7 +34,8 @@
  *   f. otherwise: the isolation's audit flag passes it as audit (audit-allow when an audit entry matched, else
  *      audit-deny); no flag denies.
  * Every denial and audit-deny is reported on `verdict_ring`; allows and audit-allows one in `allow_sample_every`.
- * A full ring is counted in `drops` (SL_DROP_RINGBUF_FULL), never silent.
+ * A full ring is counted in `drops` (SL_DROP_RINGBUF_FULL), never silent. Only the installation `verdict_reporter`
+ * names reports: of two layouts attached at an upgrade, both enforce and one reports.
  *
  * Atomic changes: every key holds a generation (0 or 1), so each map holds two complete policies. The apply step
  * writes the whole new state into the inactive generation, then points `active_generation` (an ARRAY_OF_MAPS of one
@@ -53,6 +54,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "common.bpf.h"
+#include "retire.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -137,6 +139,29 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1024 * 1024);
 } verdict_ring SEC(".maps");
+
+/*
+ * The installation that reports verdicts: its id (bits 1-63 of its `retired` word, bpf/include/retire.h; 0 before an
+ * enforcer wrote one). Shared by every layout, pinned by name: while an upgrade has two layouts attached, both
+ * enforce, and one update of this word moves the reporting from the old one to the new one, so a decision is
+ * reported by one of them (the one exception: a decision whose two programs run on either side of that update is
+ * reported by both). The enforcer then reads the old ring to its end (src/enforcer/apply/kernel.ts).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} verdict_reporter SEC(".maps");
+
+static __always_inline bool reports_verdicts(void)
+{
+	__u32 zero = 0;
+	__u64 *reporter = bpf_map_lookup_elem(&verdict_reporter, &zero);
+
+	return reporter && *reporter == sl_installation_word() >> 1;
+}
 
 /* One decision in the making. Ports in host byte order; `port` is the destination port, the one rules name. */
 struct decision {
@@ -290,6 +315,8 @@ static __always_inline void report(const struct decision *d)
 		if (!allow_sample_every || bpf_get_prandom_u32() % allow_sample_every)
 			return;
 	}
+	if (!reports_verdicts())
+		return;
 	record = sl_reserve_record(&verdict_ring, struct sl_verdict_record, SL_RECORD_VERDICT, SL_RECORD_VERSION_VERDICT);
 	if (!record)
 		return;

@@ -116,7 +116,7 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
     walker = enforcer;
     const verdicts = new VerdictPublisher({
       node: config.node.name,
-      source: new VerdictReader(kernel),
+      source: new VerdictReader(kernel.installation),
       state: () => enforcer.current,
       codec: bindVerdictsCodec(registry),
       sink: new KeyedKafkaSink(kafka, topics.verdicts.topic),
@@ -136,8 +136,16 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
     }
     await enforcer.replayed();
     kernel.attach(config.enforcer.cgroups);
+    // An upgrade that changed the layout: the old one's ring holds what it decided while no enforcer ran.
+    let adopted = 0;
+    for (const old of kernel.takeOverVerdicts()) {
+      const reader = new VerdictReader(old);
+      adopted += verdicts.adoptRing(reader);
+      reader.close();
+      old.close();
+    }
     const retired = kernel.retireOtherLayouts();
-    log.info({ ms: Date.now() - started, retired, stats: enforcer.stats }, 'topics replayed, state applied, programs attached');
+    log.info({ ms: Date.now() - started, retired, adoptedVerdicts: adopted, stats: enforcer.stats }, 'topics replayed, state applied, programs attached');
 
     verdicts.start();
     const scans = setInterval(() => enforcer.rescan(), config.enforcer.cgroupScanMs);

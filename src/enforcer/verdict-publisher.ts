@@ -25,9 +25,15 @@ export const VERDICT_DROP_REMEDIES = {
 /** About 200 bytes each: 1,000 stay well under the broker's 1 MiB message limit. */
 const EVENTS_PER_MESSAGE = 1000;
 
+/** A verdict ring, read as decisions (apply/verdict-reader.ts). */
+export interface VerdictSource {
+  drain(max: number, undecodable: () => void): Decision[];
+  resync(): void;
+}
+
 export interface VerdictPublisherDeps {
   node: string;
-  source: { drain(max: number, undecodable: () => void): Decision[]; resync(): void };
+  source: VerdictSource;
   state: () => DesiredState | undefined;
   codec: VerdictsCodec;
   sink: Sink<KeyedMessage[]>;
@@ -54,6 +60,20 @@ export class VerdictPublisher {
 
   get queued(): number {
     return this.queue.length;
+  }
+
+  /**
+   * Every record in the ring of a layout being retired (PolicyKernel.takeOverVerdicts), read to its end while that
+   * installation is still pinned: queued ahead of the next round's, named, like every record, with the state applied
+   * when they are read. What the queue cannot take is counted (queue_full).
+   */
+  adoptRing(source: VerdictSource): number {
+    const decisions = source.drain(Number.MAX_SAFE_INTEGER, () => this.drops.add('undecodable'));
+    const room = Math.max(this.deps.maxQueued - this.queue.length, 0);
+    const state = this.deps.state();
+    for (const decision of decisions.slice(0, room)) this.queue.push(this.namer.name(decision, state));
+    if (decisions.length > room) this.drops.add('queue_full', decisions.length - room);
+    return decisions.length;
   }
 
   start(): void {

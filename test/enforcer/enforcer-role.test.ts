@@ -11,10 +11,13 @@
  *   3. the enforcer is SIGKILLed, a policy is applied while it is down, it is started again: its pins enforce the old
  *      state until the replay has applied the new one, a probe loop throughout never sees a connection that both
  *      forbid, and its maps then equal those of an enforcer that never stopped (a second one, in this process,
- *      with its programs detached so that it cannot hide a gap of the first).
+ *      with its programs detached so that it cannot hide a gap of the first);
+ *   4. stopped, its pins deny y/a's probes; an enforcer of another layout starts: each of those denials, which only
+ *      the old layout's ring held, is published once, and the new layout reports the next ones.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadRegistry } from '../../src/common/avro.js';
@@ -313,5 +316,39 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
     assert.equal(enforcer!.child.exitCode, 0, JSON.stringify(enforcer!.logs.slice(-3)));
     assert.ok(enforcer!.logs.some((entry) => entry.msg === 'enforcer final counts'));
     for (const port of PORTS) assert.deepEqual(await rows(port), expected([81])(port));
+  });
+
+  it('upgrade to another layout: what the old one decided while no enforcer ran is published once, then the new one reports', async () => {
+    const since = BigInt(Date.now()) * 1_000_000n;
+    // Stopped (above): the pins enforce and report into the old layout's ring. y/a's two probes on 80 are denied.
+    assert.deepEqual(await rows(80), expected([81])(80));
+    const layouts = () => readdirSync(join(pinsOf('e'), 'policy'));
+    const [oldLayout] = layouts();
+    // Another setting, another layout (src/ebpf/installation.ts); 1 in a million allows sampled, none here.
+    enforcer = await startEnforcerProcess({ ...enforcerEnv(labCgroup(), pinsOf('e')), SIDECARLESS_ENFORCER_ALLOW_SAMPLE_EVERY: '1000000' });
+    assert.equal(layouts().length, 1, 'the old layout was retired');
+    assert.notEqual(layouts()[0], oldLayout);
+    assert.deepEqual(await rows(80), expected([81])(80), 'the new layout enforces the same state');
+    assert.deepEqual(await rows(82), expected([81])(82));
+    const codec = bindVerdictsCodec(loadRegistry());
+    let denials: VerdictEvent[] = [];
+    // Published in order: once the denials on 82 (the last probe) are there, every one before them is.
+    await waitFor(
+      async () => {
+        const events: VerdictEvent[] = [];
+        await readToEnd(kafka, topics.verdicts.topic, (message) => void events.push(...codec.decode(message.value!)), { groupPrefix: `test-upgrade-${id}`, logger, timeoutMs: 30_000 });
+        denials = events.filter((event) => event.time_ns >= since && event.verdict === 'deny');
+        return denials.filter((event) => event.destination_port === 82).length >= 2;
+      },
+      { timeoutMs: 30_000, intervalMs: 300, what: 'the denials of the last probe on verdicts.v1' },
+    );
+    const [xa, ya] = [described.pods.get(`${x}/a`)!, described.pods.get(`${y}/a`)!];
+    const destinations = denials.map((event) => `${event.destination_address}:${event.destination_port}`).sort();
+    assert.deepEqual(
+      destinations,
+      [`${xa.ip}:80`, `${xa.ip}:80`, `${xa.ip}:82`, `${ya.ip}:80`, `${ya.ip}:80`, `${ya.ip}:82`].sort(),
+      "each probe's denial once: two on 80 decided by the old layout while down, two by the new one, and the two on 82",
+    );
+    assert.ok(denials.every((event) => event.policies.join() === `${y}/egress` && event.subject_k8s_pod_name === 'a'), 'named with the applied state');
   });
 });

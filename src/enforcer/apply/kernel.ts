@@ -20,6 +20,7 @@
 import { KernelError } from '../../common/errors.js';
 import { u32Codec, u64Codec } from '../../ebpf/codecs.js';
 import { Cgroup, outermost } from '../../ebpf/cgroup.js';
+import { waitForProgramRuns } from '../../ebpf/grace-period.js';
 import { CgroupAttachType, Installation } from '../../ebpf/installation.js';
 import type { BpfMap } from '../../ebpf/map.js';
 import { objectPath } from '../../ebpf/object.js';
@@ -70,7 +71,7 @@ const PROGRAMS = {
   policy_ingress: CgroupAttachType.inetIngress,
 } as const;
 
-const MAPS = ['cgroup_identity', 'endpoints', 'prefixes', 'isolation', 'policy', 'active_generation', 'generation_0', 'generation_1', 'udp_flows', 'verdict_ring', 'drops'];
+const MAPS = ['cgroup_identity', 'endpoints', 'prefixes', 'isolation', 'policy', 'active_generation', 'generation_0', 'generation_1', 'udp_flows', 'verdict_ring', 'drops', 'retired'];
 
 /** The enforcer's maps, typed. Values: identities (u64) and enum sl_policy_flag bits (u32). */
 export interface PolicyMaps {
@@ -116,7 +117,9 @@ export class PolicyKernel {
       programs: Object.keys(PROGRAMS),
     });
     try {
-      return new PolicyKernel(installation, openMaps(installation));
+      const kernel = new PolicyKernel(installation, openMaps(installation));
+      kernel.ownWord.update(0, kernel.id << 1n);
+      return kernel;
     } catch (error) {
       installation.close();
       throw error;
@@ -130,13 +133,36 @@ export class PolicyKernel {
   attach(cgroupPaths: readonly string[]): void {
     const targets = outermost(cgroupPaths.map((cgroupPath) => Cgroup.at(cgroupPath)));
     for (const [program, attachType] of Object.entries(PROGRAMS)) this.installation.attachToCgroups(program, attachType, targets);
+    // Attached, it reports what it decides; an installation of another layout attached beside it stops reporting.
+    this.installation.map('verdict_reporter').typed(u32Codec, u64Codec).update(0, this.id);
+  }
+
+  /** This installation's id: the kernel's id of its `retired` map (bpf/include/retire.h), unique on the node. */
+  get id(): bigint {
+    return BigInt(this.installation.map('retired').id);
+  }
+
+  private get ownWord(): BpfMap<number, bigint> {
+    return this.installation.map('retired').typed(u32Codec, u64Codec);
+  }
+
+  /**
+   * The installations of other layouts, once their rings hold all they ever will: attach made this one the one that
+   * reports verdicts (`verdict_reporter`, bpf/policy.bpf.c), and this waits until no program run that read the
+   * word before is still going. Their rings are to be read to their end before retireOtherLayouts removes them.
+   */
+  takeOverVerdicts(): Installation[] {
+    const others = this.installation.others();
+    if (others.length > 0) waitForProgramRuns();
+    return others;
   }
 
   /**
    * Removes the installations of other layouts (an earlier version, another setting): their programs stop, their
-   * maps go. Call it once this installation's maps hold the whole state and it is attached: until then the old one
-   * keeps enforcing, and while both are attached a connection passes only if both let it (the kernel runs every
-   * program of a cgroup hook), which with equal states is the same verdict. Returns how many were removed.
+   * maps go. Call it once this installation's maps hold the whole state, it is attached and reports verdicts, and
+   * the others' rings were read: until then the old one keeps enforcing, and while both are attached a connection
+   * passes only if both let it (the kernel runs every program of a cgroup hook), which with equal states is the same
+   * verdict. Returns how many were removed.
    */
   retireOtherLayouts(): number {
     const others = this.installation.others();

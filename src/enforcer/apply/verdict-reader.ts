@@ -4,11 +4,11 @@
  * counted by the caller (`undecodable`), never thrown: one bad record must not stop the others.
  */
 import { BootClock } from '../../ebpf/clock.js';
+import type { Installation } from '../../ebpf/installation.js';
 import { PolicyDirection } from '../../ebpf/records/policy-keys.js';
 import { decodeVerdictRecord, PolicyHook, Verdict } from '../../ebpf/records/verdict.js';
 import { openRingReader, type RingReader } from '../../ebpf/ringbuf.js';
 import type { Decision } from '../verdict-naming.js';
-import type { PolicyKernel } from './kernel.js';
 
 const VERDICT_NAMES = new Map<number, Decision['verdict']>([
   [Verdict.allow, 'allow'],
@@ -26,8 +26,9 @@ export class VerdictReader {
   private readonly ring: RingReader;
   private readonly clock = new BootClock();
 
-  constructor(kernel: PolicyKernel) {
-    this.ring = openRingReader(kernel.installation, 'verdict_ring');
+  /** The ring of `installation`: the running one's, or that of a layout being retired (PolicyKernel.takeOverVerdicts). */
+  constructor(installation: Installation) {
+    this.ring = openRingReader(installation, 'verdict_ring');
   }
 
   /** Up to `max` records waiting in the ring; `undecodable` counts those that are not verdict records. */
@@ -59,6 +60,11 @@ export class VerdictReader {
       }
     }, max);
     return decisions;
+  }
+
+  /** Unmaps the ring (its installation's pins keep it). */
+  close(): void {
+    this.ring.detach();
   }
 
   /** Keeps the wall-clock offset exact as the clocks drift. */

@@ -78,12 +78,12 @@ struct head_key {
  * The directions whose last call began a message and did not end with its head's blank line, so that the head may
  * go on in the next call (nginx reads a request into a 1 KiB buffer first, then the rest of a longer head): that
  * call is copied up to head_bytes too, once. An entry is added by such a call and taken by the next long call of
- * its direction that does not begin a message; the least recently used go first when the map is full (sized as
- * `conns` by the loader), and a stale one costs one longer copy.
+ * its direction that does not begin a message. Few heads are open at once: the least recently used go first when
+ * the map is full, and a stale one costs one longer copy.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 16384);
 	__type(key, struct head_key);
 	__type(value, __u8);
 } open_heads SEC(".maps");

@@ -53,7 +53,7 @@ export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory)
         // As for flows: the collector lets records gather for flushMs once woken; a quarter of the ring wakes it early.
         ring_wakeup_bytes: BigInt(options.ringBytes / 4),
       },
-      maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections, open_heads: options.maxConnections },
+      maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections },
     },
     maps: ['http_ring', 'drops'],
     links: rawTracepointLinks(RAW_TRACEPOINTS),

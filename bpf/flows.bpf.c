@@ -201,7 +201,6 @@ static __always_inline void state_change(struct sock *sk, int old_state, int new
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	struct sl_conn_state *state = sl_conn_lookup(sk);
-	__u64 key = (__u64)sk;
 
 	if (!state)
 		return;
@@ -221,7 +220,7 @@ static __always_inline void state_change(struct sock *sk, int old_state, int new
 	if (new_state == TCP_CLOSE) {
 		state->flags |= close_flags(tp, state, old_state);
 		emit(sk, state, SL_FLOW_FINAL, old_state);
-		bpf_map_delete_elem(&conns, &key);
+		sl_conn_forget(sk, state);
 	}
 }
 

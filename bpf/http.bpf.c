@@ -100,12 +100,6 @@ enum call_layout {
 struct send_start {
 	__u64 sk; /* the socket; 0 when none is in progress (taken by sock_send_length) */
 	__u64 start_ns;
-	/*
-	 * The connection's `conns` entry as the send began. The send can end without one: a reset the send itself
-	 * drew (its bytes reached a peer that had closed) is handled before the call returns, on loopback and veth
-	 * in the sender's own context, and the connection is then closed and forgotten (flows' final record).
-	 */
-	struct sl_conn_state state;
 };
 
 /*
@@ -431,17 +425,15 @@ SEC("raw_tp/tcp_sendmsg_locked")
 int http_send_start(struct bpf_raw_tracepoint_args *ctx)
 {
 	const void *sk = (const void *)ctx->args[0];
-	struct sl_conn_state *state = sl_conn_lookup(sk);
 	struct send_start *start;
 
-	if (!state)
+	if (!sl_conn_lookup(sk))
 		return 0;
 	start = bpf_task_storage_get(&send_starts, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	/* Only the send's first segment: the message's bytes began to leave then. */
 	if (start && start->sk != (__u64)sk) {
 		start->sk = (__u64)sk;
 		start->start_ns = bpf_ktime_get_ns();
-		__builtin_memcpy(&start->state, state, sizeof(start->state));
 	}
 	return 0;
 }
@@ -452,7 +444,7 @@ int http_sent(struct bpf_raw_tracepoint_args *ctx)
 {
 	const void *sk = (const void *)ctx->args[0];
 	int ret = (int)ctx->args[1];
-	const struct sl_conn_state *state, *began = NULL;
+	const struct sl_conn_state *state;
 	__u64 installation = sl_installation_word();
 	struct send_start *start;
 	__u64 start_ns = 0;
@@ -461,14 +453,13 @@ int http_sent(struct bpf_raw_tracepoint_args *ctx)
 	start = bpf_task_storage_get(&send_starts, bpf_get_current_task_btf(), 0, 0);
 	if (start && start->sk == (__u64)sk) {
 		start_ns = start->start_ns;
-		began = &start->state;
 		start->sk = 0;
 	}
 	if (ret <= 0 || (installation & SL_RETIRED))
 		return 0;
 	state = sl_conn_tracked(sk);
 	if (!state)
-		state = began; /* closed by a reset during the send (send_start) */
+		state = sl_conn_closed(sk); /* closed by a reset the send drew (bpf/include/conn.h) */
 	if (state && !recorded_already(sk, SL_HTTP_SENT, installation))
 		record(sk, state, ret, SL_HTTP_SENT, start_ns);
 	return 0;
@@ -482,11 +473,13 @@ int http_received(struct bpf_raw_tracepoint_args *ctx)
 	int ret = (int)ctx->args[1];
 	int flags = (int)ctx->args[2];
 	__u64 installation = sl_installation_word();
-	struct sl_conn_state *state;
+	const struct sl_conn_state *state;
 
 	if (ret <= 0 || (flags & (SL_MSG_PEEK | SL_MSG_OOB | SL_MSG_ERRQUEUE)) || (installation & SL_RETIRED))
 		return 0;
 	state = sl_conn_tracked(sk);
+	if (!state)
+		state = sl_conn_closed(sk); /* bytes that came before the reset that closed it (bpf/include/conn.h) */
 	if (state && !recorded_already(sk, SL_HTTP_RECEIVED, installation))
 		record(sk, state, ret, SL_HTTP_RECEIVED, 0);
 	return 0;

@@ -279,6 +279,44 @@ static __always_inline struct sl_conn_state *sl_conn_adopt(const void *skaddr)
 	return err && err != -EEXIST ? NULL : sl_conn_lookup(skaddr);
 }
 
+/*
+ * Entries `conns` let go of at their connection's close (sl_conn_forget), kept a while longer by socket address: a
+ * call can return after its connection closed, with bytes that came before the reset that closed it (a receive of
+ * bytes queued before a reset, or a send that drew one: the kernel handles the reset as the call releases the
+ * socket, before it returns), and its record still carries the connection's id (bpf/http.bpf.c). The least recently
+ * closed go first when it is full: such a call comes within microseconds of the close.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct sl_conn_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} closed_conns SEC(".maps");
+
+/* The connection ended (flows reported its final record): its entry moves from `conns` to `closed_conns`. */
+static __always_inline void sl_conn_forget(const void *skaddr, const struct sl_conn_state *state)
+{
+	__u64 key = (__u64)skaddr;
+
+	bpf_map_update_elem(&closed_conns, &key, state, BPF_ANY);
+	bpf_map_delete_elem(&conns, &key);
+}
+
+/*
+ * The entry of the closed connection of the socket at `skaddr`, for a call that returned after the close; NULL for a
+ * socket that is not closed (its address may be an earlier socket's, whose entry this must not give).
+ */
+static __always_inline const struct sl_conn_state *sl_conn_closed(const void *skaddr)
+{
+	struct sock *sk = sl_kernel_cast(skaddr, struct sock);
+	__u64 key = (__u64)skaddr;
+
+	if (sk->__sk_common.skc_state != TCP_CLOSE)
+		return NULL;
+	return bpf_map_lookup_elem(&closed_conns, &key);
+}
+
 /* The socket's entry in `conns`, adopting it (sl_conn_adopt) when it is an untracked connection of a traced cgroup. */
 static __always_inline struct sl_conn_state *sl_conn_tracked(const void *skaddr)
 {

@@ -32,7 +32,7 @@ const STATE: ConnState = {
   flags: 0x04,
   comm: 'curl',
 };
-const SHARED_MAPS = ['cgroup_answers', 'conn_ids', 'conns', 'traced_cgroups'];
+const SHARED_MAPS = ['cgroup_answers', 'closed_conns', 'conn_ids', 'conns', 'traced_cgroups'];
 
 /** Unique per run, directly below the bpffs root so that removing it leaves nothing behind. */
 function testPins(label: string): PinDirectory {

@@ -14,7 +14,7 @@ import { createLab, type Lab, type Pod } from '../../src/lab/pods.js';
 import { DEFAULT_COPY_SIZES, HttpTap } from '../helpers/http-tap.js';
 import { lineFrom, python, runIn } from '../helpers/processes.js';
 
-const PORTS = { python: 7501, node: 7502, untraced: 7503, reset: 7504 };
+const PORTS = { python: 7501, node: 7502, untraced: 7503, reset: 7504, resetAfterResponse: 7505 };
 const fixture = (name: string) => fileURLToPath(new URL(`../../../test/http/fixtures/${name}`, import.meta.url));
 
 interface ClientResult {
@@ -51,6 +51,45 @@ while b'\\r\\n\\r\\n' not in head:
 port = s.getsockname()[1]
 s.close()
 print(json.dumps({'local_port': port}))
+`;
+
+/**
+ * One connection: reads a request, waits until more bytes follow it, answers, and closes with those bytes unread, so
+ * that its kernel sends a reset right after the response.
+ */
+const UNREAD_SERVER = `
+import socket, sys
+listener = socket.create_server((sys.argv[1], int(sys.argv[2])))
+print('ready', flush=True)
+conn, _ = listener.accept()
+request = b''
+while b'\\r\\n\\r\\n' not in request:
+    request += conn.recv(len(b'GET /unread HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n') - len(request))
+while not conn.recv(1, socket.MSG_PEEK):
+    pass
+conn.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 5\\r\\n\\r\\nhello')
+conn.close()
+`;
+
+/**
+ * GET /unread, then the first byte of a next request, which the server never reads; reads the response only once the server's reset has closed the
+ * connection (its next read fails), and prints {"local_port": ..., "response": ...}.
+ */
+const LATE_READER_CLIENT = `
+import json, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.sendall(b'GET /unread HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n')
+s.sendall(b'G')  # the start of a next request, never finished
+port = s.getsockname()[1]
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    time.sleep(0.01)
+    try:
+        s.getpeername()
+    except OSError:
+        break
+response = s.recv(4096)
+print(json.dumps({'local_port': port, 'response': response.decode()}))
 `;
 
 let lab: Lab;
@@ -216,6 +255,21 @@ describe('http capture on the real kernel', () => {
     assert.deepEqual(
       tap.exchangesOf(serverSide).map(({ method, path, status, responseBodyBytes }) => ({ method, path, status, responseBodyBytes })),
       [{ method: 'GET', path: '/reset', status: 200, responseBodyBytes: 3000 }],
+    );
+  });
+
+  it('a receive of bytes that came before a reset, made after the reset closed the connection, is recorded', async () => {
+    const server = lab.pod('server').spawn(python, ['-c', UNREAD_SERVER, lab.pod('server').ip, String(PORTS.resetAfterResponse)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    servers.unread = server;
+    await lineFrom(server, 'the unread server');
+    const { stdout } = await runIn(lab.pod('client'), python, ['-c', LATE_READER_CLIENT, lab.pod('server').ip, String(PORTS.resetAfterResponse)]);
+    const result = JSON.parse(stdout) as { local_port: number; response: string };
+    assert.equal(result.response, 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello', 'the client read the response after the reset');
+    const { client } = await tap.connection(PORTS.resetAfterResponse, result.local_port);
+    await tap.until("the client side's exchange", () => tap.exchangesOf(client).length > 0);
+    assert.deepEqual(
+      tap.exchangesOf(client).map(({ method, path, status, responseBodyBytes }) => ({ method, path, status, responseBodyBytes })),
+      [{ method: 'GET', path: '/unread', status: 200, responseBodyBytes: 5 }],
     );
   });
 

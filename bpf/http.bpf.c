@@ -68,26 +68,6 @@ struct {
 	__uint(max_entries, 4 * 1024 * 1024);
 } http_ring SEC(".maps");
 
-/* A connection and one direction of it (enum sl_http_direction). */
-struct head_key {
-	__u64 conn_id;
-	__u64 direction;
-};
-
-/*
- * The directions whose last call began a message and did not end with its head's blank line, so that the head may
- * go on in the next call (nginx reads a request into a 1 KiB buffer first, then the rest of a longer head): that
- * call is copied up to head_bytes too, once. An entry is added by such a call and taken by the next long call of
- * its direction that does not begin a message. Few heads are open at once: the least recently used go first when
- * the map is full, and a stale one costs one longer copy.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct head_key);
-	__type(value, __u8);
-} open_heads SEC(".maps");
-
 /* How the call's bytes are laid out in user memory. */
 enum call_layout {
 	CALL_UNSEEN = 0, /* not in user memory (sendfile, splice), or a call the registers do not describe: none copied */
@@ -315,28 +295,16 @@ static __always_inline bool ends_head(const __u8 *data, __u32 copied)
 	return data[at] == '\r' && data[at + 1] == '\n' && data[at + 2] == '\r' && data[at + 3] == '\n';
 }
 
-/* Whether a head the previous call of this direction began may go on in this call (open_heads); forgets it. */
-static __always_inline bool continues_head(const struct head_key *key)
-{
-	__u8 *open = bpf_map_lookup_elem(&open_heads, key);
-
-	if (!open)
-		return false;
-	bpf_map_delete_elem(&open_heads, key);
-	return true;
-}
-
 /* One record for a call of `ret` bytes on the tracked socket `sk`, its bytes timed at `at_ns`. */
-static __always_inline void record(const void *sk, const struct sl_conn_state *state, long ret, __u8 direction,
+static __always_inline void record(const void *sk, struct sl_conn_state *state, long ret, __u8 direction,
 				   __u64 at_ns)
 {
 	struct sl_http_chunk_record *r;
 	struct chunk_buffer *buffer;
 	struct call_args call;
-	struct head_key key = { .conn_id = state->conn_id, .direction = direction };
-	__u32 zero = 0, want, copied;
-	__u8 one = 1;
-	bool starts;
+	__u8 *open_head = &state->http_open_head[direction == SL_HTTP_SENT ? 0 : 1];
+	__u32 zero = 0, want, copied, first;
+	bool starts, open;
 	__u64 id;
 
 	buffer = bpf_map_lookup_elem(&chunk_buffers, &zero);
@@ -350,17 +318,27 @@ static __always_inline void record(const void *sk, const struct sl_conn_state *s
 	copied = copy_bytes(r->data, &call, want);
 	starts = begins_start_line(r->data, copied);
 	/*
-	 * A head the first copy cut (a call longer than capture_bytes that begins a message, or goes on with a head the
-	 * previous call began): copied again, longer.
+	 * A head the first copy cut (a call longer than capture_bytes that begins a message, or that follows one that
+	 * began a head without ending it: nginx reads a request into 1 KiB first, then the rest of a longer head): copied
+	 * again, longer. A failed copy leaves nothing of what it copied: then the first copy is made again.
 	 */
-	if (copied == want && (__u64)ret > want && head_bytes > want && (starts || continues_head(&key))) {
+	if (copied == want && (__u64)ret > want && head_bytes > want && (starts || *open_head)) {
+		first = copied;
 		want = head_bytes < SL_HTTP_CAPTURE_MAX ? head_bytes : SL_HTTP_CAPTURE_MAX;
 		if ((__u64)ret < want)
 			want = ret;
 		copied = copy_bytes(r->data, &call, want);
+		if (copied < first)
+			copied = copy_bytes(r->data, &call, first);
 	}
-	if (starts && copied == (__u64)ret && !ends_head(r->data, copied))
-		bpf_map_update_elem(&open_heads, &key, &one, BPF_ANY);
+	/*
+	 * Whether the next call of this direction may go on with a head this one began: its copy is whole and does not
+	 * end with the head's blank line. A call of a head and the start of its body also says so (one longer copy of
+	 * the next call); whatever the next call is, it decides again.
+	 */
+	open = starts && copied == (__u64)ret && !ends_head(r->data, copied);
+	if (*open_head != open)
+		*open_head = open;
 	barrier_var(copied); /* the check below is never true, but the verifier needs it for the output's size */
 	if (copied > SL_HTTP_CAPTURE_MAX)
 		return;
@@ -444,7 +422,7 @@ int http_sent(struct bpf_raw_tracepoint_args *ctx)
 {
 	const void *sk = (const void *)ctx->args[0];
 	int ret = (int)ctx->args[1];
-	const struct sl_conn_state *state;
+	struct sl_conn_state *state;
 	__u64 installation = sl_installation_word();
 	struct send_start *start;
 	__u64 start_ns = 0;
@@ -473,7 +451,7 @@ int http_received(struct bpf_raw_tracepoint_args *ctx)
 	int ret = (int)ctx->args[1];
 	int flags = (int)ctx->args[2];
 	__u64 installation = sl_installation_word();
-	const struct sl_conn_state *state;
+	struct sl_conn_state *state;
 
 	if (ret <= 0 || (flags & (SL_MSG_PEEK | SL_MSG_OOB | SL_MSG_ERRQUEUE)) || (installation & SL_RETIRED))
 		return 0;

@@ -307,7 +307,7 @@ static __always_inline void sl_conn_forget(const void *skaddr, const struct sl_c
  * The entry of the closed connection of the socket at `skaddr`, for a call that returned after the close; NULL for a
  * socket that is not closed (its address may be an earlier socket's, whose entry this must not give).
  */
-static __always_inline const struct sl_conn_state *sl_conn_closed(const void *skaddr)
+static __always_inline struct sl_conn_state *sl_conn_closed(const void *skaddr)
 {
 	struct sock *sk = sl_kernel_cast(skaddr, struct sock);
 	__u64 key = (__u64)skaddr;

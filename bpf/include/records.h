@@ -188,7 +188,13 @@ struct sl_conn_state {
 	__u32 records;        /* records emitted so far: the record_seq of the next one */
 	__u8 side;            /* enum sl_flow_side */
 	__u8 flags;           /* SL_FLOW_FLAG_* gathered so far */
-	__u8 _pad0[6];
+	/*
+	 * By enum sl_http_direction - 1: the direction's last call began an HTTP head and did not end with its blank
+	 * line, so the next call may go on with it (bpf/http.bpf.c). A byte each: the two directions' calls may run at
+	 * once on two CPUs. Programs older than it left the bytes 0.
+	 */
+	__u8 http_open_head[2];
+	__u8 _pad0[4];
 	char comm[16];
 };
 _Static_assert(sizeof(struct sl_conn_state) == 80, "sl_conn_state layout");

@@ -22,7 +22,8 @@ export const CONN_STATE = {
     records: 52,
     side: 56,
     flags: 57,
-    _pad0: 58,
+    http_open_head: 58,
+    _pad0: 60,
     comm: 64,
   },
 } as const;

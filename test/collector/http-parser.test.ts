@@ -302,7 +302,7 @@ describe('http parser: cut copies, garbage and loose ends', () => {
     });
   });
 
-  it('drops a message whose cut copy ran past its body, counted, and pairs the next one', () => {
+  it('completes a message whose cut copy ran past its body, and drops the next one, which began in the missed bytes, counted', () => {
     const { exchanges, rejections } = parse([
       ['sent', `${GET}`, 1n],
       ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345', 2n, 60],
@@ -310,7 +310,39 @@ describe('http parser: cut copies, garbage and loose ends', () => {
       ['received', 'HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n', 4n],
     ]);
     assert.deepEqual(rejections, { truncated_body: 1 });
-    assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/after', 202]]);
+    assert.deepEqual(exchanges.map((e) => [e.target, e.status, e.responseBodyBytes]), [
+      ['/users/42?token=s3cret', 200, 10],
+      ['/after', 202, 0],
+    ]);
+  });
+
+  it('pipelined, a response lost in the bytes a copy missed takes its request with it: later ones pair as they should', () => {
+    const { exchanges, rejections } = parse([
+      ['sent', 'GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n', 1n],
+      // /a's 10-byte body, then /b's response (a 5,000-byte body), read in one call of which 45 bytes were copied.
+      ['received', 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n1234567', 2n, 38 + 10 + 5043],
+      ['received', 'x'.repeat(64), 3n, 1000],
+      ['sent', 'GET /c HTTP/1.1\r\n\r\n', 4n],
+      ['received', 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', 5n],
+    ]);
+    assert.deepEqual(rejections, { truncated_body: 1 });
+    assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [
+      ['/a', 200],
+      ['/c', 404],
+    ]);
+  });
+
+  it('after a loss, a body call that only begins like a start line is not joined to the next call', () => {
+    const head = `HTTP/1.1 200 OK\r\nContent-Length: 9000\r\n${'X-Pad: y\r\n'.repeat(30)}\r\n`;
+    const { exchanges, rejections } = parse([
+      ['sent', GET, 1n],
+      ['received', head.slice(0, 256), 2n, 8192],
+      ['received', 'ABC DEF', 3n], // the body's last bytes, whole, with no line end
+      ['sent', 'GET /b HTTP/1.1\r\n\r\n', 4n],
+      ['received', 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', 5n],
+    ]);
+    assert.deepEqual(rejections, { truncated_headers: 1 });
+    assert.deepEqual(exchanges.map((e) => [e.target, e.status]), [['/b', 404]]);
   });
 
   describe('a chunked body whose copy was cut past its current chunk (one write of the whole body, as nginx and Node send one)', () => {

@@ -134,8 +134,10 @@ export class MessageStream {
     if (this.state >= STOPPED) return;
     if (this.state === CHUNKS_CUT && !this.resumeAfterCut(bytes, start, end, timeNs, callLength)) return;
     if (this.state === RESYNC) {
-      // Still in the lost message: a call of body bytes, or of none (sendfile), goes with it, uncounted again.
-      if (end === start || !plausibleStartPrefix(bytes, start, end)) return;
+      // Still in the lost message: a call of body bytes, or of none (sendfile), goes with it, uncounted again. The
+      // next message must show its whole start line in one call: a body call that only begins like one is skipped
+      // rather than joined to the next call's line (a start line split across calls after a loss is not seen).
+      if (end === start || !plausibleStartPrefix(bytes, start, end) || indexOfByte(bytes, LF, start, end) < 0) return;
       this.resyncing = true;
     }
     if (this.state === RESYNC || this.state === MIDWAY) this.state = START;
@@ -216,8 +218,13 @@ export class MessageStream {
           }
           return;
         }
-        if (this.state === BODY) this.lose('truncated_body'); // The missing bytes began the next message.
-        else this.cutInChunks(missing, timeNs);
+        if (this.state === CHUNK_DATA) return this.cutInChunks(missing, timeNs);
+        // The missing bytes end this body and begin the next message: this one is complete, the next one is lost
+        // (so a response stream also lets go of the request it answered, and later ones pair as they should).
+        this.consumed(this.remaining, timeNs);
+        this.remaining = 0;
+        this.complete();
+        this.lose('truncated_body');
         return;
       case CHUNK_SIZE:
       case CHUNK_DATA_END:
@@ -231,7 +238,7 @@ export class MessageStream {
           this.state = RESYNC;
           return;
         }
-        this.lose(this.state === START || this.state === HEADERS ? 'truncated_headers' : 'truncated_body');
+        this.lose('truncated_headers'); // START or HEADERS: the copy ended in a head
     }
   }
 
@@ -279,7 +286,7 @@ export class MessageStream {
     return false;
   }
 
-  /** Drops the message in flight, counted, and waits for the next call to start a new one. */
+  /** Drops the message in flight, counted, and skips calls up to one that begins with a start line (RESYNC). */
   private lose(kind: RejectionKind): void {
     this.pairer.reject(kind);
     this.pairer.lost(this);

@@ -32,6 +32,7 @@ import { DeadLetterProducer } from '../common/kafka/dead-letter.js';
 import { KeyedKafkaSink } from '../common/kafka/sink.js';
 import { createKafka, kafkaOptionsFromConfig } from '../common/kafka/client.js';
 import { ensureTopics } from '../common/kafka/topics.js';
+import type { Logger } from '../common/logger.js';
 import type { RoleContext, RunningRole } from '../common/role.js';
 import { CgroupTreeWatch } from '../ebpf/cgroup-watch.js';
 import { PinDirectory } from '../ebpf/pins.js';
@@ -136,14 +137,7 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
     }
     await enforcer.replayed();
     kernel.attach(config.enforcer.cgroups);
-    // An upgrade that changed the layout: the old one's ring holds what it decided while no enforcer ran.
-    let adopted = 0;
-    for (const old of kernel.takeOverVerdicts()) {
-      const reader = new VerdictReader(old);
-      adopted += verdicts.adoptRing(reader);
-      reader.close();
-      old.close();
-    }
+    const adopted = publishRetiredVerdicts(kernel, verdicts, log);
     const retired = kernel.retireOtherLayouts();
     log.info({ ms: Date.now() - started, retired, adoptedVerdicts: adopted, stats: enforcer.stats }, 'topics replayed, state applied, programs attached');
 
@@ -180,4 +174,31 @@ export async function startEnforcer({ config, logger, telemetry }: RoleContext):
     unlock();
     throw error;
   }
+}
+
+/**
+ * An upgrade that changed the policy layout: the old layout's ring holds what it decided while no enforcer ran. Each
+ * is read to its end into the publisher (once this installation reports, PolicyKernel.takeOverVerdicts); returns
+ * how many verdicts that was.
+ */
+function publishRetiredVerdicts(kernel: PolicyKernel, verdicts: VerdictPublisher, log: Logger): number {
+  let adopted = 0;
+  for (const old of kernel.takeOverVerdicts()) {
+    try {
+      // An installation cut off while it was made may lack its ring: there is nothing to read then.
+      if (old.findMap('verdict_ring') === undefined) {
+        log.warn({ layout: old.layout }, 'a policy layout being retired has no verdict ring: nothing of it to publish');
+        continue;
+      }
+      const reader = new VerdictReader(old);
+      try {
+        adopted += verdicts.adoptRing(reader);
+      } finally {
+        reader.close();
+      }
+    } finally {
+      old.close();
+    }
+  }
+  return adopted;
 }

@@ -3,8 +3,9 @@
  * time), each decision named with the state the enforcer applied (verdict-naming.ts), and the events sent in
  * messages of at most EVENTS_PER_MESSAGE, keyed by the node. Sends wait for Kafka: while it is down the events
  * wait in a bounded queue, and what does not fit is dropped and counted (`queue_full`), as are records that do not
- * decode (`undecodable`). The kernel counts records it could not put in a full ring itself (the policy object's
- * `drops`, reason ringbuf_full). A loop that never throws; stop() drains and sends once more, then disconnects.
+ * decode (`undecodable`). The kernel counts records it could not put in a full ring (the policy object's `drops`);
+ * each round adds what it counted since to the same counter (`ringbuf_full`), also what it counted while no enforcer
+ * ran. A loop that never throws; stop() drains and sends once more, then disconnects.
  */
 import type { Meter } from '@opentelemetry/api';
 import type { Logger } from '../common/logger.js';
@@ -20,6 +21,8 @@ export const VERDICT_DROP_REMEDIES = {
   kafka_rejected: 'the broker refused a verdicts message for good (its error is logged: a bug, or the topic\'s max.message.bytes)',
   undecodable: 'a verdict ring record is not a verdict record of this version (a bug: the kernel object and this build differ); report it',
   shutdown: 'the enforcer stopped while Kafka had not taken the queued verdicts (it was unreachable): check Kafka before restarting',
+  ringbuf_full:
+    "the kernel's verdict ring (1 MiB, about 10,000 verdicts) filled before the enforcer read it (a burst of denials, or no enforcer ran for a while): lower enforcer.verdictIntervalMs, or sample fewer allows (enforcer.allowSampleEvery)",
 } as const;
 
 /** About 200 bytes each: 1,000 stay well under the broker's 1 MiB message limit. */
@@ -28,6 +31,8 @@ const EVENTS_PER_MESSAGE = 1000;
 /** A verdict ring, read as decisions (apply/verdict-reader.ts). */
 export interface VerdictSource {
   drain(max: number, undecodable: () => void): Decision[];
+  /** Verdicts the kernel could not put in the full ring since the last call. */
+  takeRingFull(): number;
   resync(): void;
 }
 
@@ -69,6 +74,7 @@ export class VerdictPublisher {
    */
   adoptRing(source: VerdictSource): number {
     const decisions = source.drain(Number.MAX_SAFE_INTEGER, () => this.drops.add('undecodable'));
+    this.countRingFull(source);
     const room = Math.max(this.deps.maxQueued - this.queue.length, 0);
     const state = this.deps.state();
     for (const decision of decisions.slice(0, room)) this.queue.push(this.namer.name(decision, state));
@@ -92,8 +98,14 @@ export class VerdictPublisher {
     this.drops.flush();
   }
 
+  private countRingFull(source: VerdictSource): void {
+    const lost = source.takeRingFull();
+    if (lost > 0) this.drops.add('ringbuf_full', lost);
+  }
+
   private async round(): Promise<void> {
     if (++this.rounds % 600 === 0) this.deps.source.resync();
+    this.countRingFull(this.deps.source);
     const room = this.deps.maxQueued - this.queue.length;
     const decisions = this.deps.source.drain(Math.max(room, 0), () => this.drops.add('undecodable'));
     if (room <= 0) {

@@ -351,4 +351,28 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
     );
     assert.ok(denials.every((event) => event.policies.join() === `${y}/egress` && event.subject_k8s_pod_name === 'a'), 'named with the applied state');
   });
+
+  it('verdicts the kernel could not put in its full ring while no enforcer ran are counted: published + counted = denied', async () => {
+    await enforcer!.stop();
+    const since = BigInt(Date.now()) * 1_000_000n;
+    const xa = described.pods.get(`${x}/a`)!;
+    // More denials than the 1 MiB ring holds (about 10,000 records): unconnected UDP sends, each refused (EPERM).
+    const attempts = 12_000;
+    const script = `import socket, sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ndenied = 0\nfor _ in range(${attempts}):\n    try:\n        s.sendto(b'x', (sys.argv[1], 9))\n    except PermissionError:\n        denied += 1\nprint(denied)`;
+    assert.equal(Number(described.pods.get(`${y}/a`)!.exec('python3', ['-c', script, xa.ip]).trim()), attempts, 'every send was denied');
+    enforcer = await startEnforcerProcess({ ...enforcerEnv(labCgroup(), pinsOf('e')), SIDECARLESS_ENFORCER_ALLOW_SAMPLE_EVERY: '1000000' });
+    const codec = bindVerdictsCodec(loadRegistry());
+    const counted = () => enforcer!.logs.filter((entry) => entry.component === 'enforcer.verdicts').reduce((sum, entry) => sum + Number((entry.drops as Record<string, number> | undefined)?.ringbuf_full ?? 0), 0);
+    let published = 0;
+    await waitFor(
+      async () => {
+        published = 0;
+        await readToEnd(kafka, topics.verdicts.topic, (message) => void (published += codec.decode(message.value!).filter((event) => event.time_ns >= since && event.destination_port === 9).length), { groupPrefix: `test-ringfull-${id}`, logger, timeoutMs: 30_000 });
+        return published + counted() >= attempts;
+      },
+      { timeoutMs: 60_000, intervalMs: 500, what: 'every denied send published or counted' },
+    );
+    assert.ok(counted() > 0 && published > 0, `the ring overflowed: ${published} published, ${counted()} counted`);
+    assert.equal(published + counted(), attempts);
+  });
 });

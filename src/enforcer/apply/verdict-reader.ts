@@ -7,7 +7,9 @@ import { BootClock } from '../../ebpf/clock.js';
 import type { Installation } from '../../ebpf/installation.js';
 import { PolicyDirection } from '../../ebpf/records/policy-keys.js';
 import { decodeVerdictRecord, PolicyHook, Verdict } from '../../ebpf/records/verdict.js';
+import { KERNEL_DROP_REASONS } from '../../ebpf/records/header.js';
 import { openRingReader, type RingReader } from '../../ebpf/ringbuf.js';
+import { dropCounters, ReportedTotals } from '../../ebpf/reported-drops.js';
 import type { Decision } from '../verdict-naming.js';
 
 const VERDICT_NAMES = new Map<number, Decision['verdict']>([
@@ -22,13 +24,23 @@ const HOOK_NAMES = new Map<number, Decision['hook']>([
   [PolicyHook.ingress, 'ingress'],
 ]);
 
+const RINGBUF_FULL = KERNEL_DROP_REASONS.indexOf('ringbuf_full');
+
 export class VerdictReader {
   private readonly ring: RingReader;
   private readonly clock = new BootClock();
+  /** The programs' `drops` counters, as far as an enforcer reported them (kept in the installation's pins). */
+  private readonly drops: ReportedTotals;
 
   /** The ring of `installation`: the running one's, or that of a layout being retired (PolicyKernel.takeOverVerdicts). */
   constructor(installation: Installation) {
     this.ring = openRingReader(installation, 'verdict_ring');
+    this.drops = new ReportedTotals(installation, dropCounters(installation));
+  }
+
+  /** Verdicts the programs could not put in the full ring since the last call (also while no enforcer ran). */
+  takeRingFull(): number {
+    return Number(this.drops.take()[RINGBUF_FULL] ?? 0n);
   }
 
   /** Up to `max` records waiting in the ring; `undecodable` counts those that are not verdict records. */

@@ -22,7 +22,9 @@
  *      return). For read/write/recvfrom/sendto the buffer, for readv/writev the iovec array, for recvmsg/sendmsg
  *      the msghdr pointing to it; min(ret, capture_bytes) of them are copied from user memory, the iovecs in order
  *      (at most SL_HTTP_MAX_IOVECS), or min(ret, head_bytes) when those first bytes begin a start line and the
- *      call is longer (copied again: the head of a message longer than the bytes a body call needs). A call whose bytes are not in user memory (sendfile, splice) or that these
+ *      call is longer, or when the previous call of that direction began a head without ending it (copied again:
+ *      the head of a message is longer than the bytes a body call needs). A call whose bytes are not in user
+ *      memory (sendfile, splice) or that these
  *      registers do not describe (sendmmsg, io_uring, a 32-bit process) gets a record with its length and no
  *      bytes, cut short, so that the parser counts them as the bytes they are. A failed copy sends what was
  *      copied, counted (copy_failed). The record is built in a per-CPU buffer and copied onto the ring at its exact

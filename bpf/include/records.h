@@ -156,7 +156,7 @@ struct sl_http_chunk_record {
 	__u32 pid;                      /* tgid of the caller */
 	__u32 tid;
 	__u32 copied;                   /* bytes that follow: min(length, capture_bytes, or head_bytes for a call that
-					 * begins with a start line), less if a copy failed */
+					 * begins or goes on with a head), less if a copy failed */
 	__u8 direction;                 /* enum sl_http_direction */
 	__u8 flags;                     /* bits of enum sl_http_chunk_flag */
 	__u16 family;                   /* AF_INET or AF_INET6 of the socket */

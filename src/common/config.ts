@@ -385,8 +385,9 @@ const schema = {
      */
     captureBytes: setting(int(0, 8192), 256),
     /**
-     * Bytes copied of a call whose first http.captureBytes begin with a request or status line and that is longer
-     * (at most 8192, nginx's default limit of a header line): a head longer than this in one call is lost (counted,
+     * Bytes copied of a call whose first http.captureBytes (at least 8 tell it) begin with a request or status line
+     * and that is longer, or that goes on with a head the previous call began (at most 8192, nginx's default limit
+     * of a header line): a head longer than this in one call is lost (counted,
      * truncated_headers). Browsers' requests with cookies and nginx's head for a large file pass 256 bytes.
      */
     headBytes: setting(int(0, 8192), 8192),

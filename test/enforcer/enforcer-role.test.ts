@@ -99,7 +99,7 @@ function enforcerEnv(cgroup: string, pins: string): Record<string, string> {
   };
 }
 
-/** The maps of the enforcer pinned at `pins`, read from this process (it writes nothing when both generations agree). */
+/** The maps of the enforcer pinned at `pins`, read from this process (it writes none of the state when both generations agree). */
 function readPinnedState(pins: string): NodeMapState[] {
   const kernel = PolicyKernel.open(new PinDirectory(pins), DEFAULT_POLICY_KERNEL_OPTIONS);
   try {

@@ -25,7 +25,7 @@ export interface HttpCaptureOptions {
 }
 
 const KERNEL_DROP_REMEDIES: Record<KernelDropReason, string> = {
-  ringbuf_full: 'the collector drains the HTTP ring too slowly for the burst, or none ran for a while (a restart): raise collector.ringBytes or lower http.captureBytes',
+  ringbuf_full: 'the collector drains the HTTP ring too slowly for the burst, or none ran for a while (a restart): raise collector.ringBytes, or lower http.captureBytes or http.headBytes',
   conn_table_full: 'not counted by the HTTP programs (flows counts connections it could not track; their calls are not captured)',
   tracking_failed: 'not counted by the HTTP programs',
   call_table_full: 'counted only by HTTP programs older than 2026-12-03 (a call they could not follow from its entry to its return has no record); the current ones time a send whose start they could not note at its end',

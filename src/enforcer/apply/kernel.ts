@@ -6,11 +6,13 @@
  *   <pins>/policy/<layout>/programs/policy_{connect4,connect6,sendmsg4,sendmsg6,ingress}
  *   <pins>/policy/<layout>/links/<program>@<cgroup id>
  *   <pins>/policy/<layout>/maps/{cgroup_identity,endpoints,prefixes,isolation,policy,active_generation,
- *                                generation_0,generation_1,udp_flows,verdict_ring,drops}
+ *                                generation_0,generation_1,udp_flows,verdict_ring,drops,drops_reported,retired}
+ *   <pins>/maps/verdict_reporter   which layout reports verdicts (shared by every layout)
  *
  * <layout> is a digest of the object and its options (src/ebpf/installation.ts): a layout change of any map is a new
  * object, hence new maps beside the old ones, never an old map read with a new meaning. A new layout starts with
- * empty maps; the caller applies the whole state to it before attaching it (attach), then retires the old ones
+ * empty maps; the caller applies the whole state to it before attaching it (attach, which also makes it the one
+ * that reports verdicts), reads the old ones' rings to their end (takeOverVerdicts), then retires them
  * (retireOtherLayouts).
  *
  * Capabilities: CAP_BPF (maps, BTF, the ring) and CAP_NET_ADMIN (cgroup_skb and cgroup sock_addr programs are

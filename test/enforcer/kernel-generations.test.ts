@@ -7,7 +7,8 @@
  *     may fail on 80 and none may succeed on 81, and the kernel's own verdicts must show both generations judging;
  *   - restarts: the process drops every handle; the pinned programs keep enforcing the last state; a policy compiled
  *     meanwhile is applied by a reopened enforcer, which finds the maps' contents equal to what it applied before;
- *   - upgrades: another layout is installed beside the running one, takes the state and is attached, then the old
+ *   - upgrades: another layout is installed beside the running one, takes the state and is attached (from then on it
+ *     alone reports verdicts, though both judge), then the old
  *     one is retired.
  */
 import assert from 'node:assert/strict';
@@ -177,7 +178,7 @@ spec: {podSelector: {}, policyTypes: [Egress]}
     assert.deepEqual([applier.readBack(0), applier.readBack(1)], [next, next], 'both generations equal those of an enforcer that never stopped');
   });
 
-  it('upgrade: another layout is installed beside the running one, takes the state, then the old one is retired', async () => {
+  it('upgrade: another layout is installed beside the running one, takes the state, reports alone once attached, then the old one is retired', async () => {
     const running = kernel.installation.directory.path;
     const state = applier.current;
     kernel.close();
@@ -188,6 +189,27 @@ spec: {podSelector: {}, policyTypes: [Egress]}
     assert.equal(applier.current.state.policy.size, 0, 'a new layout starts empty');
     applier.apply(state);
     kernel.attach([labCgroupOf(described)]);
+    // Both attached: both judge every connect(), and only the new one reports (verdict_reporter).
+    const [old] = kernel.takeOverVerdicts();
+    const rings = [openRingReader(old!, 'verdict_ring'), openRingReader(kernel.installation, 'verdict_ring')];
+    const denialsIn = (ring: (typeof rings)[number]) => {
+      const denials: VerdictRecord[] = [];
+      ring.drain((data, offset, size) => {
+        const record = decodeVerdictRecord(data, offset, size);
+        if (record.verdict === Verdict.deny && record.dstPort === 80) denials.push(record);
+      });
+      return denials;
+    };
+    rings.forEach(denialsIn); // what came before
+    assert.deepEqual(await rows(80), ['x/a .R', 'y/a DD'], 'both enforce the state');
+    const [oldDenials, newDenials] = rings.map(denialsIn);
+    assert.deepEqual(
+      [oldDenials!.length, newDenials!.map((record) => record.dstAddress).sort()],
+      [0, [described.pods.get(`${x}/a`)!.ip, described.pods.get(`${y}/a`)!.ip].sort()],
+      "each of y/a's two denied connect()s reported once, by the new layout",
+    );
+    rings.forEach((ring) => ring.detach());
+    old!.close();
     assert.equal(kernel.retireOtherLayouts(), 1);
     assert.equal(fs.existsSync(running), false, 'the old installation is unpinned');
     assert.deepEqual(await rows(80), ['x/a .R', 'y/a DD'], 'the new installation enforces the state');

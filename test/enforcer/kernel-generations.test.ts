@@ -8,8 +8,7 @@
  *   - restarts: the process drops every handle; the pinned programs keep enforcing the last state; a policy compiled
  *     meanwhile is applied by a reopened enforcer, which finds the maps' contents equal to what it applied before;
  *   - upgrades: another layout is installed beside the running one, takes the state and is attached (from then on it
- *     alone reports verdicts, though both judge), then the old
- *     one is retired.
+ *     alone reports verdicts, though both judge), then the old one is retired.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

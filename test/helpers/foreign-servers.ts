@@ -23,7 +23,7 @@ const NGINX = '/usr/sbin/nginx';
 export const DOCUMENTS = { small: '/static/small.txt', big: '/static/big.bin', listing: '/listing/', upload: '/upload/' } as const;
 const SMALL = 'a small static file\n';
 const BIG_BYTES = 5 * 1024 * 1024;
-const LISTED_FILES = 20;
+const LISTED_FILES = 120;
 /** Every document's mtime: a fixed second, so that If-Modified-Since and ETags are known in advance. */
 const MTIME_S = 1_767_225_600; // 2026-01-01T00:00:00Z
 
@@ -36,7 +36,7 @@ export class DocumentRoot {
     for (let i = 0; i < BIG_BYTES; i++) big[i] = 0x41 + (i % 26);
     this.write(DOCUMENTS.small, SMALL);
     this.write(DOCUMENTS.big, big);
-    // Enough names for a listing (one chunk) longer than a body call's copy (http.captureBytes by default).
+    // Enough names for a listing (one chunk) longer than the largest copy (http.headBytes at most 8192).
     for (let n = 0; n < LISTED_FILES; n++) this.write(`${DOCUMENTS.listing}file-${n}.txt`, `file ${n}\n`);
     mkdirSync(this.file(DOCUMENTS.upload));
   }

@@ -219,13 +219,7 @@ export class MessageStream {
           return;
         }
         if (this.state === CHUNK_DATA) return this.cutInChunks(missing, timeNs);
-        // The missing bytes end this body and begin the next message: this one is complete, the next one is lost
-        // (so a response stream also lets go of the request it answered, and later ones pair as they should).
-        this.consumed(this.remaining, timeNs);
-        this.remaining = 0;
-        this.complete();
-        this.lose('truncated_body');
-        return;
+        return this.bodyOverrun(timeNs);
       case CHUNK_SIZE:
       case CHUNK_DATA_END:
       case TRAILERS:
@@ -240,6 +234,19 @@ export class MessageStream {
         }
         this.lose('truncated_headers'); // START or HEADERS: the copy ended in a head
     }
+  }
+
+  /**
+   * The missing bytes of a call ended this body and began the next message: this one is complete, the next one is
+   * lost (so a response stream also lets go of the request it answered, and later ones pair as they should), unless
+   * this message switched protocols (stopped, or waiting for the answer), after which no HTTP message follows.
+   */
+  private bodyOverrun(timeNs: bigint): void {
+    const upgrading = this.upgradeAfter;
+    this.consumed(this.remaining, timeNs);
+    this.remaining = 0;
+    this.complete();
+    if (!upgrading) this.lose('truncated_body');
   }
 
   /**

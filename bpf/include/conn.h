@@ -280,41 +280,68 @@ static __always_inline struct sl_conn_state *sl_conn_adopt(const void *skaddr)
 }
 
 /*
+ * The ends of a socket's connection in one word: its port, the peer's port and the last 32 bits of the peer's
+ * address. What tells a closed connection's socket from a later socket at the same kernel address.
+ */
+static __always_inline __u64 sl_conn_ends_word(const void *skaddr)
+{
+	struct inet_sock *inet = sl_kernel_cast(skaddr, struct inet_sock);
+	struct sock_common *common = &inet->sk.__sk_common;
+	__u32 peer = common->skc_family == AF_INET ? common->skc_daddr : common->skc_v6_daddr.in6_u.u6_addr32[3];
+
+	return (__u64)inet->inet_sport << 48 | (__u64)common->skc_dport << 32 | peer;
+}
+
+/* A connection's `conns` entry after its close, with the ends it had (sl_conn_ends_word). Never leaves the kernel. */
+struct sl_closed_conn {
+	struct sl_conn_state state;
+	__u64 ends;
+};
+
+/*
  * Entries `conns` let go of at their connection's close (sl_conn_forget), kept a while longer by socket address: a
  * call can return after its connection closed, with bytes that came before the reset that closed it (a receive of
  * bytes queued before a reset, or a send that drew one: the kernel handles the reset as the call releases the
  * socket, before it returns), and its record still carries the connection's id (bpf/http.bpf.c). The least recently
- * closed go first when it is full: such a call comes within microseconds of the close.
+ * closed go first when it is full: such a call comes within microseconds of the close. An entry stays until then,
+ * and the kernel soon gives its address to another socket: sl_conn_closed checks that the socket is still that
+ * connection's.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, struct sl_conn_state);
+	__type(value, struct sl_closed_conn);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } closed_conns SEC(".maps");
 
 /* The connection ended (flows reported its final record): its entry moves from `conns` to `closed_conns`. */
 static __always_inline void sl_conn_forget(const void *skaddr, const struct sl_conn_state *state)
 {
+	struct sl_closed_conn closed = { .state = *state, .ends = sl_conn_ends_word(skaddr) };
 	__u64 key = (__u64)skaddr;
 
-	bpf_map_update_elem(&closed_conns, &key, state, BPF_ANY);
+	bpf_map_update_elem(&closed_conns, &key, &closed, BPF_ANY);
 	bpf_map_delete_elem(&conns, &key);
 }
 
 /*
- * The entry of the closed connection of the socket at `skaddr`, for a call that returned after the close; NULL for a
- * socket that is not closed (its address may be an earlier socket's, whose entry this must not give).
+ * The entry of the closed connection of the socket at `skaddr`, for a call that returned after the close; NULL for
+ * any other socket: one that is not a closed TCP stream, or one at an address a closed connection's socket had (a
+ * later socket, whatever it is, must not be given that connection's id).
  */
 static __always_inline struct sl_conn_state *sl_conn_closed(const void *skaddr)
 {
 	struct sock *sk = sl_kernel_cast(skaddr, struct sock);
+	struct sl_closed_conn *closed;
 	__u64 key = (__u64)skaddr;
 
-	if (sk->__sk_common.skc_state != TCP_CLOSE)
+	if (sk->__sk_common.skc_state != TCP_CLOSE || sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
 		return NULL;
-	return bpf_map_lookup_elem(&closed_conns, &key);
+	closed = bpf_map_lookup_elem(&closed_conns, &key);
+	if (!closed || closed->ends != sl_conn_ends_word(skaddr))
+		return NULL;
+	return &closed->state;
 }
 
 /* The socket's entry in `conns`, adopting it (sl_conn_adopt) when it is an untracked connection of a traced cgroup. */

@@ -185,9 +185,9 @@ function publishRetiredVerdicts(kernel: PolicyKernel, verdicts: VerdictPublisher
   let adopted = 0;
   for (const old of kernel.takeOverVerdicts()) {
     try {
-      // An installation cut off while it was made may lack its ring: there is nothing to read then.
-      if (old.findMap('verdict_ring') === undefined) {
-        log.warn({ layout: old.layout }, 'a policy layout being retired has no verdict ring: nothing of it to publish');
+      // An installation cut off while it was made may lack its ring or counters: there is nothing to read then.
+      if (old.findMap('verdict_ring') === undefined || old.findMap('drops') === undefined) {
+        log.warn({ layout: old.layout }, 'a policy layout being retired lacks its verdict ring or drop counters: nothing of it to publish');
         continue;
       }
       const reader = new VerdictReader(old);

@@ -84,6 +84,14 @@ const pinsOf = (name: string) => `/sys/fs/bpf/sidecarless-test-enforcer-${name}-
 const logger = createLogger({ level: 'warn' });
 const kafka = createKafka({ brokers: localKafkaBrokers, clientId: 'sidecarless-test' }, logger);
 const topics = topicSpecs(prefix);
+const verdictsCodec = bindVerdictsCodec(loadRegistry());
+
+/** Every event on verdicts.v1 so far, read by a consumer group of its own. */
+async function readVerdicts(groupPrefix: string): Promise<VerdictEvent[]> {
+  const events: VerdictEvent[] = [];
+  await readToEnd(kafka, topics.verdicts.topic, (message) => void events.push(...verdictsCodec.decode(message.value!)), { groupPrefix, logger, timeoutMs: 30_000 });
+  return events;
+}
 
 /** What every process of the test (the enforcers, `policy apply`) is told of Kafka. */
 const kafkaEnv = { SIDECARLESS_KAFKA_BROKERS: localKafkaBrokers.join(','), SIDECARLESS_KAFKA_TOPIC_PREFIX: prefix, SIDECARLESS_KAFKA_PARTITIONS: '3' };
@@ -274,13 +282,10 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
     const [xa, ya] = [described.pods.get(`${x}/a`)!, described.pods.get(`${y}/a`)!];
     const since = BigInt(Date.now()) * 1_000_000n;
     assert.deepEqual(await rows(80), expected([81])(80));
-    const codec = bindVerdictsCodec(loadRegistry());
     let denials: VerdictEvent[] = [];
     await waitFor(
       async () => {
-        const events: VerdictEvent[] = [];
-        await readToEnd(kafka, topics.verdicts.topic, (message) => void events.push(...codec.decode(message.value!)), { groupPrefix: `test-verdicts-${id}`, logger, timeoutMs: 30_000 });
-        denials = events.filter((event) => event.time_ns >= since && event.destination_port === 80);
+        denials = (await readVerdicts(`test-verdicts-${id}`)).filter((event) => event.time_ns >= since && event.destination_port === 80);
         return denials.length >= 2;
       },
       { timeoutMs: 30_000, intervalMs: 300, what: 'the denials of y/a on port 80 on verdicts.v1' },
@@ -330,14 +335,11 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
     assert.notEqual(layouts()[0], oldLayout);
     assert.deepEqual(await rows(80), expected([81])(80), 'the new layout enforces the same state');
     assert.deepEqual(await rows(82), expected([81])(82));
-    const codec = bindVerdictsCodec(loadRegistry());
     let denials: VerdictEvent[] = [];
     // Published in order: once the denials on 82 (the last probe) are there, every one before them is.
     await waitFor(
       async () => {
-        const events: VerdictEvent[] = [];
-        await readToEnd(kafka, topics.verdicts.topic, (message) => void events.push(...codec.decode(message.value!)), { groupPrefix: `test-upgrade-${id}`, logger, timeoutMs: 30_000 });
-        denials = events.filter((event) => event.time_ns >= since && event.verdict === 'deny');
+        denials = (await readVerdicts(`test-upgrade-${id}`)).filter((event) => event.time_ns >= since && event.verdict === 'deny');
         return denials.filter((event) => event.destination_port === 82).length >= 2;
       },
       { timeoutMs: 30_000, intervalMs: 300, what: 'the denials of the last probe on verdicts.v1' },
@@ -361,13 +363,11 @@ describe('sidecarless enforcer (a process on the real kernel, real Kafka, lab po
     const script = `import socket, sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ndenied = 0\nfor _ in range(${attempts}):\n    try:\n        s.sendto(b'x', (sys.argv[1], 9))\n    except PermissionError:\n        denied += 1\nprint(denied)`;
     assert.equal(Number(described.pods.get(`${y}/a`)!.exec('python3', ['-c', script, xa.ip]).trim()), attempts, 'every send was denied');
     enforcer = await startEnforcerProcess({ ...enforcerEnv(labCgroup(), pinsOf('e')), SIDECARLESS_ENFORCER_ALLOW_SAMPLE_EVERY: '1000000' });
-    const codec = bindVerdictsCodec(loadRegistry());
     const counted = () => enforcer!.logs.filter((entry) => entry.component === 'enforcer.verdicts').reduce((sum, entry) => sum + Number((entry.drops as Record<string, number> | undefined)?.ringbuf_full ?? 0), 0);
     let published = 0;
     await waitFor(
       async () => {
-        published = 0;
-        await readToEnd(kafka, topics.verdicts.topic, (message) => void (published += codec.decode(message.value!).filter((event) => event.time_ns >= since && event.destination_port === 9).length), { groupPrefix: `test-ringfull-${id}`, logger, timeoutMs: 30_000 });
+        published = (await readVerdicts(`test-ringfull-${id}`)).filter((event) => event.time_ns >= since && event.destination_port === 9).length;
         return published + counted() >= attempts;
       },
       { timeoutMs: 60_000, intervalMs: 500, what: 'every denied send published or counted' },

@@ -392,6 +392,28 @@ describe('http parser: cut copies, garbage and loose ends', () => {
         ['/b', 404, 3, 6n],
       ]);
     });
+    it('goes on unframed when the next call begins with body bytes that read as a chunk size, but whose chunk the call cannot hold', () => {
+      // Go's net/http writes a chunked body through a 4 KiB buffer, so its calls end wherever the buffer does: here
+      // a call begins with the last 12 bytes of a chunk's data ("cccccccccccc", twelve hex digits) and its CRLF.
+      const chunks = [2048, 964, 904].map((size) => `${size.toString(16)}\r\n${'c'.repeat(size)}\r\n`).join('');
+      const body = `${chunks}0\r\n\r\n`;
+      const firstCall = `${head}${body.slice(0, 5 + 2048 + 2 + 5 + 952)}`;
+      const secondCall = body.slice(firstCall.length - head.length, body.length - 5); // 925 bytes, as Go's
+      const { exchanges, rejections } = parse([
+        ['sent', GET, 1n],
+        ['received', firstCall.slice(0, 256), 2n, firstCall.length],
+        ['received', secondCall.slice(0, 256), 3n, secondCall.length],
+        ['received', '0\r\n\r\n', 4n],
+        ['sent', 'GET /b HTTP/1.1\r\n\r\n', 5n],
+        ['received', next, 6n],
+      ]);
+      assert.equal(secondCall.slice(0, 14), 'cccccccccccc\r\n');
+      assert.deepEqual(rejections, {});
+      assert.deepEqual(exchanges.map((e) => [e.target, e.status, e.responseBodyBytes, e.responseLastNs]), [
+        ['/users/42?token=s3cret', 200, body.length, 4n],
+        ['/b', 404, 3, 6n],
+      ]);
+    });
   });
 
   it("frames a chunked request body a server reads in fixed-size calls, cut by the copy, up to the next request (nginx's 8 KiB reads)", () => {

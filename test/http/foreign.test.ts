@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,12 +25,13 @@ import { FlowKind } from '../../src/ebpf/records/flow.js';
 import { HttpDirection } from '../../src/ebpf/records/http-chunk.js';
 import { HTTP, type HttpBatch } from '../../src/events/http.js';
 import { createLab, type Lab } from '../../src/lab/pods.js';
+import { acceptsConnections, waitFor } from '../../src/lab/stack/processes.js';
 import { cleanUpAll } from '../helpers/cleanup.js';
 import { DOCUMENTS, DocumentRoot, Nginx, PythonFileServer, type NginxLogLine, type PythonLogLine } from '../helpers/foreign-servers.js';
 import { DEFAULT_COPY_SIZES, HttpTap } from '../helpers/http-tap.js';
 import { python, runIn } from '../helpers/processes.js';
 
-const PORTS = { nginx: 7611, python: 7612 };
+const PORTS = { nginx: 7611, python: 7612, go: 7613 };
 const GO = '/usr/local/go/bin/go';
 const fixture = (name: string) => fileURLToPath(new URL(`../../../test/http/fixtures/${name}`, import.meta.url));
 const RUN = randomBytes(4).toString('hex');
@@ -48,11 +49,37 @@ let nginx: Nginx | undefined;
 let pythonServer: PythonFileServer | undefined;
 let buildDir: string;
 let goClient: string;
+let goServer: ChildProcess | undefined;
+/** What the Go server printed so far: a line per request it answered. */
+let goServerOutput = '';
 
 const client = () => lab.pod('client');
 const server = () => lab.pod('server');
 const nginxUrl = (path: string) => `http://${server().ip}:${PORTS.nginx}${path}`;
 const pythonUrl = (path: string) => `http://${server().ip}:${PORTS.python}${path}`;
+const goUrl = (path: string) => `http://${server().ip}:${PORTS.go}${path}`;
+
+/** Builds a Go fixture into buildDir; returns the binary. */
+function buildGo(name: string): string {
+  const binary = join(buildDir, name);
+  // Standard library only: no module download (GOPROXY=off), and Go's build cache makes a rebuild quick.
+  execFileSync(GO, ['build', '-o', binary, fixture(`${name}.go`)], { env: { ...process.env, GOTOOLCHAIN: 'local', GOPROXY: 'off', GOFLAGS: '' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  return binary;
+}
+
+/** The Go server's lines of the connection from `clientPort` that say `what` (request or idle), split at spaces. */
+const goServerLines = (clientPort: number, what: 'request' | 'idle') =>
+  goServerOutput
+    .trim()
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter(([port, said]) => Number(port) === clientPort && said === what)
+    .map((fields) => fields.slice(2));
+/** The requests the Go server answered on the connection from `clientPort`, in order. */
+const goServerRequests = (clientPort: number) => goServerLines(clientPort, 'request').map(([method, path, status]) => ({ method, path, status: Number(status) }));
+/** The bytes of each response it wrote on that connection, framing included: between the times it went idle. */
+const goServerResponseBytes = (clientPort: number) =>
+  goServerLines(clientPort, 'idle').map(([written], n, idle) => Number(written) - (n === 0 ? 0 : Number(idle[n - 1]![0])));
 
 /** An exchange as the servers' logs can tell it. */
 const asLogged = ({ method, path, status, requestBytes, responseBytes, responseBodyBytes }: CapturedExchange | NginxLogLine) => ({
@@ -137,10 +164,11 @@ before(async () => {
   // requests, and their responses, fit in one (past it they are lost, counted: docs/ARCHITECTURE.md, "Seen in part").
   tap = HttpTap.start([client(), server()]);
   root = new DocumentRoot();
-  buildDir = mkdtempSync(join(tmpdir(), 'sidecarless-go-client-'));
-  goClient = join(buildDir, 'go-client');
-  // Standard library only: no module download (GOPROXY=off), and Go's build cache makes a rebuild quick.
-  execFileSync(GO, ['build', '-o', goClient, fixture('go-client.go')], { env: { ...process.env, GOTOOLCHAIN: 'local', GOPROXY: 'off', GOFLAGS: '' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  buildDir = mkdtempSync(join(tmpdir(), 'sidecarless-go-'));
+  goClient = buildGo('go-client');
+  goServer = server().spawn(buildGo('go-server'), [`${server().ip}:${PORTS.go}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  goServer.stdout!.on('data', (data: Buffer) => (goServerOutput += data.toString()));
+  await waitFor(() => acceptsConnections(server().ip, PORTS.go), { timeoutMs: 10_000, what: 'the Go server' });
   nginx = await Nginx.start(server(), PORTS.nginx, root);
   pythonServer = await PythonFileServer.start(server(), PORTS.python, root);
 });
@@ -149,6 +177,7 @@ after(async () => {
   await cleanUpAll([
     ['nginx', () => nginx?.stop()],
     ['python3 -m http.server', () => pythonServer?.stop()],
+    ['the Go server', () => goServer?.kill()],
     ['the tap', () => tap?.stop()],
     ['the lab', () => lab?.destroy()],
     ['the document root', () => root?.remove()],
@@ -435,6 +464,32 @@ describe('HTTP capture of servers and clients the project did not write', () => 
         { method: 'GET', path: '/missing/3', status: 404, responseBodyBytes: results[7]!.bodyBytes },
       ],
     );
+  });
+
+  it("Go net/http as the server: chunked responses whose calls end where its 4 KiB write buffer does, then more, on one connection (curl)", async () => {
+    // A call of such a body can begin with the last bytes of a chunk's data: "cccccccccccc" and its CRLF, which also
+    // reads as a chunk-size line. Taken for one before, it made every later response of the connection chunk data.
+    const paths = ['/chunked/5', '/status/201', '/chunked/3', '/status/404', '/status/200'];
+    const transfers = curlLines((await runIn(client(), 'curl', ['-s', '-w', CURL_WRITE_OUT, ...paths.flatMap((path) => ['-o', '/dev/null', goUrl(path)])])).stdout);
+    assert.deepEqual(transfers.map(({ status, connects }) => [status, connects]), [[200, 1], [201, 0], [200, 0], [404, 0], [200, 0]]);
+    const clientPort = transfers[0]!.localPort;
+    await waitFor(async () => goServerResponseBytes(clientPort).length === paths.length, { timeoutMs: 10_000, what: 'the Go server writing every response' });
+    assert.deepEqual(goServerRequests(clientPort), paths.map((path, n) => ({ method: 'GET', path, status: transfers[n]!.status })));
+    const wire = goServerResponseBytes(clientPort);
+    const connection = await tap.connection(PORTS.go, clientPort);
+    for (const observer of ['client', 'server'] as const) {
+      const exchanges = tap.exchangesOf(connection[observer]);
+      assert.deepEqual(
+        exchanges.map(({ method, path, status, responseBytes }) => ({ method, path, status, responseBytes })),
+        paths.map((path, n) => ({ method: 'GET', path, status: transfers[n]!.status, responseBytes: wire[n] })),
+        `${observer} side`,
+      );
+      // curl's bodies, decoded: the Content-Length ones exactly; the chunked ones with their framing on top.
+      for (const [n, exchange] of exchanges.entries()) {
+        const framed = paths[n]!.startsWith('/chunked/');
+        assert.equal(framed ? exchange.responseBodyBytes! > transfers[n]!.bodyBytes : exchange.responseBodyBytes === transfers[n]!.bodyBytes, true, `${observer} body of ${paths[n]}`);
+      }
+    }
   });
 
   it('a request written in 1-byte writes to nginx is one exchange per side', async () => {

@@ -284,7 +284,7 @@ export class MessageStream {
       this.complete();
       return true;
     }
-    if (!this.chunksUnframed && end > start && chunkSizeOf(bytes, start, end) >= 0) {
+    if (!this.chunksUnframed && end > start && holdsChunk(bytes, start, newline + 1, stop, callLength, chunkSizeOf(bytes, start, end))) {
       this.state = CHUNK_SIZE;
       return true;
     }
@@ -530,6 +530,22 @@ function lineContentEnd(line: Uint8Array, start: number, stop: number): number {
   let end = stop - 1;
   if (end > start && line[end - 1] === CR) end--;
   return end;
+}
+
+/**
+ * Whether a call that begins with a chunk-size line, of `size` (-1: none), holds that chunk, as a writer that sends
+ * whole chunks per call makes it: the size line, the data and its CRLF fit in the call's length, and the CRLF is
+ * there where the copy shows it (after the last chunk, trailers may come instead). Body bytes that read as a size
+ * line (hex digits: a digest, a number, a line of 'c's) fail this almost always, where taking them for framing
+ * would swallow every later message of the stream as chunk data. Calls that end wherever a writer's buffer does
+ * (Go's net/http) fail it too: their bytes then count as body up to the next start line.
+ */
+function holdsChunk(bytes: Uint8Array, start: number, dataStart: number, stop: number, callLength: number, size: number): boolean {
+  if (size < 0) return false;
+  const crlf = dataStart + size;
+  if (crlf - start + 2 > callLength) return false;
+  if (size === 0 || crlf >= stop) return true;
+  return bytes[crlf] === CR && (crlf + 1 >= stop || bytes[crlf + 1] === LF);
 }
 
 /** The size a chunk-size line gives (at most 12 hex digits, then its end or extensions after `;`), or -1 when it is not one. */

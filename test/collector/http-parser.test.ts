@@ -392,6 +392,16 @@ describe('http parser: cut copies, garbage and loose ends', () => {
         ['/b', 404, 3, 6n],
       ]);
     });
+    it('goes on unframed when the next call begins with a "0" line of body text, not the blank line that would end the body', () => {
+      const text = '0\r\nmore text\r\n';
+      const { exchanges, rejections } = parse([['sent', GET, 1n], cutResponse, ['received', text, 3n], ['sent', 'GET /b HTTP/1.1\r\n\r\n', 5n], ['received', next, 6n]]);
+      assert.deepEqual(rejections, {});
+      assert.deepEqual(exchanges.map((e) => [e.target, e.status, e.responseBodyBytes, e.responseLastNs]), [
+        ['/users/42?token=s3cret', 200, 612 + text.length, 3n],
+        ['/b', 404, 3, 6n],
+      ]);
+    });
+
     it('goes on unframed when the next call begins with body bytes that read as a chunk size, but whose chunk the call cannot hold', () => {
       // Go's net/http writes a chunked body through a 4 KiB buffer, so its calls end wherever the buffer does: here
       // a call begins with the last 12 bytes of a chunk's data ("cccccccccccc", twelve hex digits) and its CRLF.

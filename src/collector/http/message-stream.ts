@@ -534,17 +534,18 @@ function lineContentEnd(line: Uint8Array, start: number, stop: number): number {
 
 /**
  * Whether a call that begins with a chunk-size line, of `size` (-1: none), holds that chunk, as a writer that sends
- * whole chunks per call makes it: the size line, the data and its CRLF fit in the call's length, and the CRLF is
- * there where the copy shows it (after the last chunk, trailers may come instead). Body bytes that read as a size
- * line (hex digits: a digest, a number, a line of 'c's) fail this almost always, where taking them for framing
- * would swallow every later message of the stream as chunk data. Calls that end wherever a writer's buffer does
- * (Go's net/http) fail it too: their bytes then count as body up to the next start line.
+ * whole chunks per call makes it: the size line, the data and the CRLF after it (after the last chunk, the blank line
+ * that ends the body) fit in the call's length, and the CRLF is there where the copy shows it. Body bytes that read
+ * as a size line (hex digits: a digest, a number, a line of 'c's) fail this almost always, where taking them for
+ * framing would swallow every later message of the stream as chunk data, or stop it at the next line that is not
+ * framing. Calls that end wherever a writer's buffer does (Go's net/http) fail it too, and so does a last chunk with
+ * trailers: their bytes then count as body up to the next start line, which keeps the sizes exact.
  */
 function holdsChunk(bytes: Uint8Array, start: number, dataStart: number, stop: number, callLength: number, size: number): boolean {
   if (size < 0) return false;
   const crlf = dataStart + size;
   if (crlf - start + 2 > callLength) return false;
-  if (size === 0 || crlf >= stop) return true;
+  if (crlf >= stop) return true;
   return bytes[crlf] === CR && (crlf + 1 >= stop || bytes[crlf + 1] === LF);
 }
 

@@ -131,16 +131,18 @@ struct {
 
 /*
  * Where a record is built: the fixed part, then room for twice the largest copy, so that a copy at any offset up to
- * SL_HTTP_CAPTURE_MAX of any length up to it stays inside (what the verifier can prove of an iovec loop). Per CPU:
- * a tracepoint program runs to its end on its CPU without another of ours starting there.
+ * SL_HTTP_CAPTURE_MAX of any length up to it stays inside (what the verifier can prove of an iovec loop). One per
+ * CPU, taken by the CPU's number: a tracepoint program runs to its end on its CPU without another of ours starting
+ * there. An array indexed by CPU rather than a per-CPU array, whose values the kernel limits to 32 KiB (this one is
+ * larger); the loader sizes it to the possible CPUs (src/collector/http/kernel.ts).
  */
 struct chunk_buffer {
 	__u8 bytes[sizeof(struct sl_http_chunk_record) + 2 * SL_HTTP_CAPTURE_MAX];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* the possible CPUs, set by the loader */
 	__type(key, __u32);
 	__type(value, struct chunk_buffer);
 } chunk_buffers SEC(".maps");
@@ -305,11 +307,11 @@ static __always_inline void record(const void *sk, struct sl_conn_state *state, 
 	struct chunk_buffer *buffer;
 	struct call_args call;
 	__u8 *open_head = &state->http_open_head[direction == SL_HTTP_SENT ? 0 : 1];
-	__u32 zero = 0, want, copied, first;
+	__u32 cpu = bpf_get_smp_processor_id(), want, copied, first;
 	bool starts, open;
 	__u64 id;
 
-	buffer = bpf_map_lookup_elem(&chunk_buffers, &zero);
+	buffer = bpf_map_lookup_elem(&chunk_buffers, &cpu);
 	if (!buffer)
 		return;
 	r = (struct sl_http_chunk_record *)buffer->bytes;

@@ -137,8 +137,8 @@ enum sl_http_chunk_flag {
 
 /* Bounds of the bytes one sl_http_chunk_record copies (the tunables capture_bytes and head_bytes lie below them). */
 enum sl_http_capture {
-	SL_HTTP_CAPTURE_MAX = 8192, /* most bytes a record copies: the size of the copy buffer (nginx's header buffer) */
-	SL_HTTP_MAX_IOVECS = 8,     /* iovecs of a writev/readv/sendmsg/recvmsg the copy reads at most, in order */
+	SL_HTTP_CAPTURE_MAX = 16384, /* most bytes a record copies: the parser's largest head (MAX_HEADER_BYTES) */
+	SL_HTTP_MAX_IOVECS = 8,      /* iovecs of a writev/readv/sendmsg/recvmsg the copy reads at most, in order */
 };
 
 /*

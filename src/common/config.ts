@@ -379,18 +379,19 @@ const schema = {
      */
     enabled: setting(bool, false),
     /**
-     * Bytes copied of each read and write of a traced connection (at most 8192, the kernel's buffer): enough for the
-     * framing a body call carries (chunk sizes, the start of a next message); calls that begin a message get
+     * Bytes copied of each read and write of a traced connection (at most 16384, the kernel's buffer): enough for
+     * the framing a body call carries (chunk sizes, the start of a next message); calls that begin a message get
      * http.headBytes.
      */
-    captureBytes: setting(int(0, 8192), 256),
+    captureBytes: setting(int(0, 16384), 256),
     /**
      * Bytes copied of a call whose first http.captureBytes (at least 8 tell it) begin with a request or status line
-     * and that is longer, or that goes on with a head the previous call began (at most 8192, nginx's default limit
-     * of a header line): a head longer than this in one call is lost (counted,
-     * truncated_headers). Browsers' requests with cookies and nginx's head for a large file pass 256 bytes.
+     * and that is longer, or that goes on with a head the previous call began (8192 by default, nginx's default
+     * limit of a header line; at most 16384, the parser's largest head): a head longer than this in one call is
+     * lost (counted, truncated_headers). Browsers' requests with cookies and nginx's head for a large file pass 256
+     * bytes; single sign-on cookies can pass 8192. Each such call's record takes up to this much of the HTTP ring.
      */
-    headBytes: setting(int(0, 8192), 8192),
+    headBytes: setting(int(0, 16384), 8192),
     /** A connection without a call for this long has its parser state dropped (a later call starts it anew). */
     idleTimeoutMs: setting(int(1000, 86_400_000), 300_000),
     /**

@@ -9,12 +9,12 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { FlowKind } from '../../src/ebpf/records/flow.js';
-import { HttpChunkFlag, HttpDirection, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
+import { HTTP_CAPTURE_MAX, HttpChunkFlag, HttpDirection, type HttpChunkRecord } from '../../src/ebpf/records/http-chunk.js';
 import { createLab, type Lab, type Pod } from '../../src/lab/pods.js';
 import { DEFAULT_COPY_SIZES, HttpTap } from '../helpers/http-tap.js';
 import { lineFrom, python, runIn } from '../helpers/processes.js';
 
-const PORTS = { python: 7501, node: 7502, untraced: 7503, reset: 7504, resetAfterResponse: 7505 };
+const PORTS = { python: 7501, node: 7502, untraced: 7503, reset: 7504, resetAfterResponse: 7505, longHead: 7506 };
 const fixture = (name: string) => fileURLToPath(new URL(`../../../test/http/fixtures/${name}`, import.meta.url));
 
 interface ClientResult {
@@ -90,6 +90,22 @@ while time.monotonic() < deadline:
         break
 response = s.recv(4096)
 print(json.dumps({'local_port': port, 'response': response.decode()}))
+`;
+
+/**
+ * GET /status/200 with a 12 KB head (a single sign-on cookie) in one send, then reads the response; prints
+ * {"local_port": ..., "request_bytes": ...}.
+ */
+const LONG_HEAD_CLIENT = `
+import json, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+request = b'GET /status/200 HTTP/1.1\\r\\nHost: t\\r\\nCookie: sso=' + b'x' * 12000 + b'\\r\\n\\r\\n'
+s.sendall(request)
+response = b''
+while not response.endswith(b'status 200\\n'):
+    response += s.recv(4096)
+print(json.dumps({'local_port': s.getsockname()[1], 'request_bytes': len(request)}))
+s.close()
 `;
 
 let lab: Lab;
@@ -300,5 +316,43 @@ describe('http capture on the real kernel', () => {
   it('nothing was dropped in the kernel', () => {
     const kernelReasons = ['ringbuf_full', 'call_table_full', 'copy_failed', 'program_skipped', 'conn_table_full', 'tracking_failed'];
     assert.deepEqual(Object.fromEntries(Object.entries(tap.drops).filter(([reason]) => kernelReasons.includes(reason))), {});
+  });
+});
+
+describe('http capture with http.headBytes at its largest', () => {
+  let longLab: Lab | undefined;
+  let longTap: HttpTap | undefined;
+  let server: ChildProcess | undefined;
+
+  before(async () => {
+    longLab = createLab({ name: 'http-long-head', pods: ['client', 'server'] });
+    longTap = HttpTap.start([longLab.pod('client'), longLab.pod('server')], { headBytes: HTTP_CAPTURE_MAX });
+    server = await startServer(longLab.pod('server'), python, 'status-server.py', PORTS.longHead);
+  });
+
+  after(() => {
+    server?.kill();
+    longTap?.stop();
+    longLab?.destroy();
+  });
+
+  it('a request head of 12 KB in one send (past the default 8,192) is copied whole: one exchange per side', async () => {
+    const result = JSON.parse((await runIn(longLab!.pod('client'), python, ['-c', LONG_HEAD_CLIENT, longLab!.pod('server').ip, String(PORTS.longHead)])).stdout) as {
+      local_port: number;
+      request_bytes: number;
+    };
+    assert.ok(result.request_bytes > DEFAULT_COPY_SIZES.headBytes && result.request_bytes <= HTTP_CAPTURE_MAX);
+    const { client, server: serverSide } = await longTap!.connection(PORTS.longHead, result.local_port);
+    assert.deepEqual(
+      longTap!.chunksOn(client, HttpDirection.sent).map((chunk) => ({ length: chunk.length, copied: chunk.data.length, truncated: (chunk.flags & HttpChunkFlag.truncated) !== 0 })),
+      [{ length: result.request_bytes, copied: result.request_bytes, truncated: false }],
+    );
+    for (const connId of [client, serverSide]) {
+      assert.deepEqual(
+        longTap!.exchangesOf(connId).map(({ method, path, status, requestBytes }) => ({ method, path, status, requestBytes })),
+        [{ method: 'GET', path: '/status/200', status: 200, requestBytes: result.request_bytes }],
+      );
+    }
+    assert.deepEqual(longTap!.drops, {});
   });
 });

@@ -79,7 +79,7 @@ export const HTTP_CAPTURE_REMEDIES: Readonly<Record<CaptureDropReason, string>> 
   bad_chunk: 'malformed chunked framing: the rest of that connection is ignored',
   truncated_headers:
     'a call wrote or read more header bytes than the kernel copied (http.headBytes for a call that begins a message, else http.captureBytes): raise that setting ' +
-    '(http.headBytes goes up to 8,192, its default: a longer head in one call is lost)',
+    '(http.headBytes: 8,192 by default, at most 16,384; a longer head in one call is lost)',
   truncated_body: 'a call cut by the copy (http.captureBytes for a body call) ran past a body into the next message, which is lost: raise http.captureBytes',
   unpaired_response: 'a response without a request seen (the request was in flight when capture began on the connection, or a request call was lost)',
   unanswered_request: 'a request without a response when the connection closed or went idle',

@@ -8,6 +8,7 @@
 import { ConfigError } from '../../common/errors.js';
 import { connIdRun } from '../../ebpf/conn-epoch.js';
 import { rawTracepointLinks } from '../../ebpf/installation.js';
+import { possibleCpus } from '../../ebpf/map.js';
 import { objectPath } from '../../ebpf/object.js';
 import type { PinDirectory } from '../../ebpf/pins.js';
 import { checkKernel } from '../../ebpf/preflight.js';
@@ -53,7 +54,8 @@ export function loadHttpCapture(options: HttpCaptureOptions, pins: PinDirectory)
         // As for flows: the collector lets records gather for flushMs once woken; a quarter of the ring wakes it early.
         ring_wakeup_bytes: BigInt(options.ringBytes / 4),
       },
-      maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections },
+      // chunk_buffers: a record's buffer per CPU (bpf/http.bpf.c), indexed by the CPU's number.
+      maxEntries: { http_ring: options.ringBytes, conns: options.maxConnections, chunk_buffers: possibleCpus },
     },
     maps: ['http_ring', 'drops'],
     links: rawTracepointLinks(RAW_TRACEPOINTS),

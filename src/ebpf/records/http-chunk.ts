@@ -42,7 +42,7 @@ export const HttpDirection = HTTP_DIRECTION.values;
 export const HTTP_CHUNK_FLAG = { enum: 'sl_http_chunk_flag', prefix: 'SL_HTTP_CHUNK_', values: { truncated: 0x01, adopted: 0x02 } } as const;
 export const HttpChunkFlag = HTTP_CHUNK_FLAG.values;
 
-export const HTTP_CAPTURE = { enum: 'sl_http_capture', prefix: 'SL_HTTP_', values: { captureMax: 8192, maxIovecs: 8 } } as const;
+export const HTTP_CAPTURE = { enum: 'sl_http_capture', prefix: 'SL_HTTP_', values: { captureMax: 16384, maxIovecs: 8 } } as const;
 /** Most bytes the kernel program can copy of one call (the bound of http.captureBytes and http.headBytes). */
 export const HTTP_CAPTURE_MAX = HTTP_CAPTURE.values.captureMax;
 

@@ -299,6 +299,12 @@ static __always_inline bool ends_head(const __u8 *data, __u32 copied)
 	return data[at] == '\r' && data[at + 1] == '\n' && data[at + 2] == '\r' && data[at + 3] == '\n';
 }
 
+/*
+ * http_open_head counts the bytes copied of a head that goes on in later calls in units of this many (rounded up):
+ * SL_HTTP_CAPTURE_MAX, the largest head the parser takes, is 128 of them, which a byte holds.
+ */
+#define HEAD_UNIT 128
+
 /* One record for a call of `ret` bytes on the tracked socket `sk`, its bytes timed at `at_ns`. */
 static __always_inline void record(const void *sk, struct sl_conn_state *state, long ret, __u8 direction,
 				   __u64 at_ns)
@@ -307,8 +313,8 @@ static __always_inline void record(const void *sk, struct sl_conn_state *state, 
 	struct chunk_buffer *buffer;
 	struct call_args call;
 	__u8 *open_head = &state->http_open_head[direction == SL_HTTP_SENT ? 0 : 1];
-	__u32 cpu = bpf_get_smp_processor_id(), want, copied, first;
-	bool starts, open;
+	__u32 cpu = bpf_get_smp_processor_id(), want, copied, first, head;
+	bool starts;
 	__u64 id;
 
 	buffer = bpf_map_lookup_elem(&chunk_buffers, &cpu);
@@ -322,9 +328,10 @@ static __always_inline void record(const void *sk, struct sl_conn_state *state, 
 	copied = copy_bytes(r->data, &call, want);
 	starts = begins_start_line(r->data, copied);
 	/*
-	 * A head the first copy cut (a call longer than capture_bytes that begins a message, or that follows one that
-	 * began a head without ending it: nginx reads a request into 1 KiB first, then the rest of a longer head): copied
-	 * again, longer. A failed copy leaves nothing of what it copied: then the first copy is made again.
+	 * A head the first copy cut (a call longer than capture_bytes that begins a message, or that goes on with a head
+	 * calls before began without ending it: nginx reads a request into 1 KiB first, then 8 KiB at a time; Go's
+	 * net/http writes a response through a 4 KiB buffer): copied again, longer. A failed copy leaves nothing of what
+	 * it copied: then the first copy is made again.
 	 */
 	if (copied == want && (__u64)ret > want && head_bytes > want && (starts || *open_head)) {
 		first = copied;
@@ -336,13 +343,17 @@ static __always_inline void record(const void *sk, struct sl_conn_state *state, 
 			copied = copy_bytes(r->data, &call, first);
 	}
 	/*
-	 * Whether the next call of this direction may go on with a head this one began: its copy is whole and does not
-	 * end with the head's blank line. A call of a head and the start of its body also says so (one longer copy of
-	 * the next call); whatever the next call is, it decides again.
+	 * Whether the next call of this direction may go on with the head this one began or went on with: its copy is
+	 * whole and does not end with the head's blank line, and the head's bytes so far are fewer than the parser takes.
+	 * A call of a head and the start of its body also says so (longer copies of the next calls, up to that bound);
+	 * every call decides again.
 	 */
-	open = starts && copied == (__u64)ret && !ends_head(r->data, copied);
-	if (*open_head != open)
-		*open_head = open;
+	head = starts ? copied : *open_head ? *open_head * HEAD_UNIT + copied : 0;
+	if (!head || copied != (__u64)ret || ends_head(r->data, copied) || head >= SL_HTTP_CAPTURE_MAX)
+		head = 0;
+	head = (head + HEAD_UNIT - 1) / HEAD_UNIT;
+	if (*open_head != head)
+		*open_head = head;
 	barrier_var(copied); /* the check below is never true, but the verifier needs it for the output's size */
 	if (copied > SL_HTTP_CAPTURE_MAX)
 		return;

@@ -108,6 +108,19 @@ print(json.dumps({'local_port': s.getsockname()[1], 'request_bytes': len(request
 s.close()
 `;
 
+/** Answers one connection: reads a request head 4 KiB per call, answers 200 with "status 200\\n", closes. */
+const SMALL_READS_SERVER = `
+import socket, sys
+listener = socket.create_server((sys.argv[1], int(sys.argv[2])))
+print('ready', flush=True)
+conn, _ = listener.accept()
+request = b''
+while b'\\r\\n\\r\\n' not in request:
+    request += conn.recv(4096)
+conn.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 11\\r\\n\\r\\nstatus 200\\n')
+conn.close()
+`;
+
 let lab: Lab;
 let tap: HttpTap;
 const servers: Record<string, ChildProcess> = {};
@@ -327,7 +340,8 @@ describe('http capture with http.headBytes at its largest', () => {
   before(async () => {
     longLab = createLab({ name: 'http-long-head', pods: ['client', 'server'] });
     longTap = HttpTap.start([longLab.pod('client'), longLab.pod('server')], { headBytes: HTTP_CAPTURE_MAX });
-    server = await startServer(longLab.pod('server'), python, 'status-server.py', PORTS.longHead);
+    server = longLab.pod('server').spawn(python, ['-c', SMALL_READS_SERVER, longLab.pod('server').ip, String(PORTS.longHead)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await lineFrom(server, 'the small reads server');
   });
 
   after(() => {
@@ -336,7 +350,7 @@ describe('http capture with http.headBytes at its largest', () => {
     longLab?.destroy();
   });
 
-  it('a request head of 12 KB in one send (past the default 8,192) is copied whole: one exchange per side', async () => {
+  it('a request head of 12 KB in one send (past the default 8,192), read 4 KiB per call, is copied whole on both sides: one exchange per side', async () => {
     const result = JSON.parse((await runIn(longLab!.pod('client'), python, ['-c', LONG_HEAD_CLIENT, longLab!.pod('server').ip, String(PORTS.longHead)])).stdout) as {
       local_port: number;
       request_bytes: number;
@@ -346,6 +360,11 @@ describe('http capture with http.headBytes at its largest', () => {
     assert.deepEqual(
       longTap!.chunksOn(client, HttpDirection.sent).map((chunk) => ({ length: chunk.length, copied: chunk.data.length, truncated: (chunk.flags & HttpChunkFlag.truncated) !== 0 })),
       [{ length: result.request_bytes, copied: result.request_bytes, truncated: false }],
+    );
+    // Three reads go on with the head, the last two after a call that did not end it.
+    assert.deepEqual(
+      longTap!.chunksOn(serverSide, HttpDirection.received).map((chunk) => ({ length: chunk.length, copied: chunk.data.length })),
+      [4096, 4096, result.request_bytes - 8192].map((length) => ({ length, copied: length })),
     );
     for (const connId of [client, serverSide]) {
       assert.deepEqual(

@@ -54,22 +54,31 @@ print(json.dumps({'local_port': port}))
 `;
 
 /**
- * One connection: reads a request, waits until more bytes follow it, answers, and closes with those bytes unread, so
- * that its kernel sends a reset right after the response.
+ * A Python server of one connection: reads a request head `recvBytes` (a Python expression) per call, runs `then`,
+ * answers `response` (a Python bytes literal) and closes; prints "ready" once listening. Args: address port.
  */
-const UNREAD_SERVER = `
+const oneConnectionServer = (recvBytes: string, then: string, response: string) => `
 import socket, sys
 listener = socket.create_server((sys.argv[1], int(sys.argv[2])))
 print('ready', flush=True)
 conn, _ = listener.accept()
 request = b''
 while b'\\r\\n\\r\\n' not in request:
-    request += conn.recv(len(b'GET /unread HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n') - len(request))
-while not conn.recv(1, socket.MSG_PEEK):
-    pass
-conn.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 5\\r\\n\\r\\nhello')
+    request += conn.recv(${recvBytes})
+${then}
+conn.sendall(${response})
 conn.close()
 `;
+
+/**
+ * Reads a request, waits until more bytes follow it, answers, and closes with those bytes unread, so that its kernel
+ * sends a reset right after the response.
+ */
+const UNREAD_SERVER = oneConnectionServer(
+  "len(b'GET /unread HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n') - len(request)",
+  'while not conn.recv(1, socket.MSG_PEEK):\n    pass',
+  "b'HTTP/1.1 200 OK\\r\\nContent-Length: 5\\r\\n\\r\\nhello'",
+);
 
 /**
  * GET /unread, then the first byte of a next request, which the server never reads; reads the response only once the server's reset has closed the
@@ -108,18 +117,8 @@ print(json.dumps({'local_port': s.getsockname()[1], 'request_bytes': len(request
 s.close()
 `;
 
-/** Answers one connection: reads a request head 4 KiB per call, answers 200 with "status 200\\n", closes. */
-const SMALL_READS_SERVER = `
-import socket, sys
-listener = socket.create_server((sys.argv[1], int(sys.argv[2])))
-print('ready', flush=True)
-conn, _ = listener.accept()
-request = b''
-while b'\\r\\n\\r\\n' not in request:
-    request += conn.recv(4096)
-conn.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 11\\r\\n\\r\\nstatus 200\\n')
-conn.close()
-`;
+/** Reads a request head 4 KiB per call, answers 200 with "status 200\n". */
+const SMALL_READS_SERVER = oneConnectionServer('4096', '', "b'HTTP/1.1 200 OK\\r\\nContent-Length: 11\\r\\n\\r\\nstatus 200\\n'");
 
 let lab: Lab;
 let tap: HttpTap;

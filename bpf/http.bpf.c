@@ -343,13 +343,15 @@ static __always_inline void record(const void *sk, struct sl_conn_state *state, 
 			copied = copy_bytes(r->data, &call, first);
 	}
 	/*
-	 * Whether the next call of this direction may go on with the head this one began or went on with: its copy is
-	 * whole and does not end with the head's blank line, and the head's bytes so far are fewer than the parser takes.
-	 * A call of a head and the start of its body also says so (longer copies of the next calls, up to that bound);
-	 * every call decides again.
+	 * Whether the next call of this direction is copied as one that goes on with a message this call began or went
+	 * on with: this call's copy is whole, the message's bytes so far are fewer than the parser takes for a head, and
+	 * either this call began the message (the next may hold the rest of its head, or its body and the messages after
+	 * it: a client reads pipelined responses together, and the first one's body, sent by sendfile, may come apart
+	 * from its head), or the head goes on (the copy does not end with its blank line). A call of a head and the start
+	 * of its body also says so (longer copies of the next calls, up to that bound); every call decides again.
 	 */
 	head = starts ? copied : *open_head ? *open_head * HEAD_UNIT + copied : 0;
-	if (!head || copied != (__u64)ret || ends_head(r->data, copied) || head >= SL_HTTP_CAPTURE_MAX)
+	if (!head || copied != (__u64)ret || (!starts && ends_head(r->data, copied)) || head >= SL_HTTP_CAPTURE_MAX)
 		head = 0;
 	head = (head + HEAD_UNIT - 1) / HEAD_UNIT;
 	if (*open_head != head)

@@ -189,9 +189,9 @@ struct sl_conn_state {
 	__u8 side;            /* enum sl_flow_side */
 	__u8 flags;           /* SL_FLOW_FLAG_* gathered so far */
 	/*
-	 * By enum sl_http_direction - 1: 0, or the direction's last calls began an HTTP head and did not end it with its
-	 * blank line, so the next call may go on with it; then the bytes copied of that head so far, in units of 128
-	 * rounded up (bpf/http.bpf.c). A byte each: the two directions' calls may run at once on two CPUs. Programs older
+	 * By enum sl_http_direction - 1: 0, or the direction's last call began an HTTP message, or its last calls went on
+	 * with a head, so the next call may go on with it (bpf/http.bpf.c); then the bytes copied of it so far, in units
+	 * of 128 rounded up. A byte each: the two directions' calls may run at once on two CPUs. Programs older
 	 * than it left the bytes 0; those of before 16 KiB heads wrote 1 for an open head.
 	 */
 	__u8 http_open_head[2];

@@ -14,7 +14,7 @@ import { createLab, type Lab, type Pod } from '../../src/lab/pods.js';
 import { DEFAULT_COPY_SIZES, HttpTap } from '../helpers/http-tap.js';
 import { lineFrom, python, runIn } from '../helpers/processes.js';
 
-const PORTS = { python: 7501, node: 7502, untraced: 7503, reset: 7504, resetAfterResponse: 7505, longHead: 7506 };
+const PORTS = { python: 7501, node: 7502, untraced: 7503, reset: 7504, resetAfterResponse: 7505, longHead: 7506, splitPipeline: 7507 };
 const fixture = (name: string) => fileURLToPath(new URL(`../../../test/http/fixtures/${name}`, import.meta.url));
 
 interface ClientResult {
@@ -119,6 +119,37 @@ s.close()
 
 /** Reads a request head 4 KiB per call, answers 200 with "status 200\n". */
 const SMALL_READS_SERVER = oneConnectionServer('4096', '', "b'HTTP/1.1 200 OK\\r\\nContent-Length: 11\\r\\n\\r\\nstatus 200\\n'");
+
+/** The three responses SPLIT_PIPELINE_SERVER writes: the first one's body is longer than http.captureBytes. */
+const SPLIT_PIPELINE_BODY = 'b'.repeat(300);
+
+/**
+ * Answers one connection's three pipelined GETs (/a, /b, /c): the first response's head alone, then, 100 ms later, its
+ * body and the other two responses in one send, as a server sends a head and then a file; closes. Prints "ready".
+ */
+const SPLIT_PIPELINE_SERVER = `
+import socket, sys, time
+listener = socket.create_server((sys.argv[1], int(sys.argv[2])))
+print('ready', flush=True)
+conn, _ = listener.accept()
+request = b''
+while request.count(b'\\r\\n\\r\\n') < 3:
+    request += conn.recv(4096)
+conn.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: ${SPLIT_PIPELINE_BODY.length}\\r\\n\\r\\n')
+time.sleep(0.1)
+conn.sendall(b'${SPLIT_PIPELINE_BODY}' + b'HTTP/1.1 201 Created\\r\\nContent-Length: 1\\r\\n\\r\\nb' + b'HTTP/1.1 202 Accepted\\r\\nContent-Length: 1\\r\\n\\r\\nc')
+conn.close()
+`;
+
+/** Sends GET /a, /b and /c in one send, reads until the server closes; prints {"local_port": ...}. */
+const SPLIT_PIPELINE_CLIENT = `
+import json, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.sendall(b''.join(b'GET /%s HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n' % name for name in (b'a', b'b', b'c')))
+while s.recv(65536):
+    pass
+print(json.dumps({'local_port': s.getsockname()[1]}))
+`;
 
 let lab: Lab;
 let tap: HttpTap;
@@ -299,6 +330,32 @@ describe('http capture on the real kernel', () => {
       tap.exchangesOf(client).map(({ method, path, status, responseBodyBytes }) => ({ method, path, status, responseBodyBytes })),
       [{ method: 'GET', path: '/unread', status: 200, responseBodyBytes: 5 }],
     );
+  });
+
+  it("pipelined responses a client reads together after the first one's head came alone: every exchange on both sides", async () => {
+    const server = lab.pod('server').spawn(python, ['-c', SPLIT_PIPELINE_SERVER, lab.pod('server').ip, String(PORTS.splitPipeline)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    servers.splitPipeline = server;
+    await lineFrom(server, 'the split pipeline server');
+    const { stdout } = await runIn(lab.pod('client'), python, ['-c', SPLIT_PIPELINE_CLIENT, lab.pod('server').ip, String(PORTS.splitPipeline)]);
+    const { client, server: serverSide } = await tap.connection(PORTS.splitPipeline, (JSON.parse(stdout) as { local_port: number }).local_port);
+    // The head alone, then the body and two responses in one call longer than http.captureBytes, copied whole.
+    const head = `HTTP/1.1 200 OK\r\nContent-Length: ${SPLIT_PIPELINE_BODY.length}\r\n\r\n`;
+    const rest = `${SPLIT_PIPELINE_BODY}HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nbHTTP/1.1 202 Accepted\r\nContent-Length: 1\r\n\r\nc`;
+    assert.ok(rest.length > DEFAULT_COPY_SIZES.captureBytes);
+    assert.deepEqual(
+      tap.chunksOn(client, HttpDirection.received).map((chunk) => ({ length: chunk.length, copied: chunk.data.length })),
+      [head, rest].map((text) => ({ length: text.length, copied: text.length })),
+    );
+    for (const connId of [client, serverSide]) {
+      assert.deepEqual(
+        tap.exchangesOf(connId).map(({ path, status, responseBodyBytes }) => ({ path, status, responseBodyBytes })),
+        [
+          { path: '/a', status: 200, responseBodyBytes: SPLIT_PIPELINE_BODY.length },
+          { path: '/b', status: 201, responseBodyBytes: 1 },
+          { path: '/c', status: 202, responseBodyBytes: 1 },
+        ],
+      );
+    }
   });
 
   it('untraced cgroups produce no records', async () => {

@@ -350,10 +350,15 @@ static __always_inline void record(const void *sk, struct sl_conn_state *state, 
 	 * from its head), or the head goes on (the copy does not end with its blank line). A call of a head and the start
 	 * of its body also says so (longer copies of the next calls, up to that bound); every call decides again.
 	 */
-	head = starts ? copied : *open_head ? *open_head * HEAD_UNIT + copied : 0;
-	if (!head || copied != (__u64)ret || (!starts && ends_head(r->data, copied)) || head >= SL_HTTP_CAPTURE_MAX)
+	if (starts)
+		head = copied;
+	else if (*open_head && !ends_head(r->data, copied))
+		head = *open_head * HEAD_UNIT + copied;
+	else
 		head = 0;
-	head = (head + HEAD_UNIT - 1) / HEAD_UNIT;
+	if (copied != (__u64)ret || head >= SL_HTTP_CAPTURE_MAX)
+		head = 0;
+	head = (head + HEAD_UNIT - 1) / HEAD_UNIT; /* the units http_open_head keeps */
 	if (*open_head != head)
 		*open_head = head;
 	barrier_var(copied); /* the check below is never true, but the verifier needs it for the output's size */

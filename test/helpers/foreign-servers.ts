@@ -36,7 +36,7 @@ export class DocumentRoot {
     for (let i = 0; i < BIG_BYTES; i++) big[i] = 0x41 + (i % 26);
     this.write(DOCUMENTS.small, SMALL);
     this.write(DOCUMENTS.big, big);
-    // Enough names for a listing (one chunk) longer than the largest copy (http.headBytes at most 8192).
+    // Enough names for a listing (one chunk) longer than a collector's copy by default (http.headBytes, 8192).
     for (let n = 0; n < LISTED_FILES; n++) this.write(`${DOCUMENTS.listing}file-${n}.txt`, `file ${n}\n`);
     mkdirSync(this.file(DOCUMENTS.upload));
   }
